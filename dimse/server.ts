@@ -1,0 +1,85 @@
+import type { AddressInfo, Server as NetServer } from 'node:net';
+import dimse from 'dcmjs-dimse';
+import type { Ingestor } from '../src/ingest/ingest.js';
+import type { Logger } from '../src/logger.js';
+import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from '../src/dicom/implementation.js';
+import { createScpClass, type ScpSettings } from './scp.js';
+
+export interface DimseServerOptions extends ScpSettings {
+  port: number;
+  maxPdu: number;
+  maxAssociations: number;
+}
+
+/**
+ * The node's DICOM listener (C-ECHO and C-STORE SCP). One instance per process; every
+ * association gets its own Scp, and the server keeps count so it can refuse past the limit.
+ */
+export class DimseServer {
+  private server: InstanceType<typeof dimse.Server> | undefined;
+  private active = 0;
+
+  constructor(
+    private readonly opts: DimseServerOptions,
+    private readonly ingestor: Ingestor,
+    private readonly log: Logger,
+  ) {}
+
+  /** Start listening; resolves with the bound port (useful with port 0 in tests). */
+  async start(): Promise<number> {
+    dimse.Implementation.setImplementationClassUid(IMPLEMENTATION_CLASS_UID);
+    dimse.Implementation.setImplementationVersion(IMPLEMENTATION_VERSION_NAME);
+    dimse.Implementation.setMaxPduLength(this.opts.maxPdu);
+    // dcmjs-dimse logs every PDU at info level; the node logs what matters itself.
+    dimse.log.setLevel('silent');
+
+    const ScpClass = createScpClass({
+      settings: this.opts,
+      ingestor: this.ingestor,
+      log: this.log,
+      admit: () => {
+        if (this.active >= this.opts.maxAssociations) return false;
+        this.active++;
+        return true;
+      },
+      release: () => {
+        this.active--;
+      },
+      onAssociationEnd: (s) => {
+        this.log.info(
+          { calling: s.callingAeTitle, peer: s.peer, stored: s.stored, failed: s.failed, bytes: s.bytes, ms: s.durationMs },
+          'association ended',
+        );
+      },
+    });
+    const server = new dimse.Server(ScpClass);
+    this.server = server;
+    server.on('networkError', (e: Error) => this.log.debug({ err: e.message }, 'DICOM network error'));
+    await new Promise<void>((resolve, reject) => {
+      server.once('listening', () => resolve());
+      server.once('networkError', (e: Error) => reject(e));
+      server.listen(this.opts.port, { associationTimeout: 30_000, pduTimeout: 60_000 });
+    });
+    const port = (this.netServer()?.address() as AddressInfo | null)?.port ?? this.opts.port;
+    this.log.info({ port, ae: this.opts.aeTitle }, 'DICOM listener started');
+    return port;
+  }
+
+  get activeAssociations(): number {
+    return this.active;
+  }
+
+  async stop(): Promise<void> {
+    const net = this.netServer();
+    const closed = net?.listening ? new Promise<void>((resolve) => net.once('close', () => resolve())) : undefined;
+    // Closes the listener and destroys open associations' sockets.
+    this.server?.close();
+    await closed;
+    this.server = undefined;
+  }
+
+  private netServer(): NetServer | undefined {
+    // dcmjs-dimse keeps the net.Server on a field it does not declare.
+    return (this.server as unknown as { server?: NetServer } | undefined)?.server;
+  }
+}

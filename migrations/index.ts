@@ -1,0 +1,23 @@
+import type { Knex } from 'knex';
+import * as m001 from './001_core_index.js';
+
+interface Migration {
+  up(knex: Knex): Promise<void>;
+  down(knex: Knex): Promise<void>;
+}
+
+/**
+ * Migrations are listed here rather than discovered on disk, so the compiled node never depends
+ * on how knex scans a directory of ESM files. Append new ones; never rename a shipped one.
+ */
+const migrations: ReadonlyArray<[string, Migration]> = [['001_core_index', m001]];
+
+export const migrationSource: Knex.MigrationSource<string> = {
+  getMigrations: async () => migrations.map(([name]) => name),
+  getMigrationName: (name) => name,
+  getMigration: async (name) => {
+    const found = migrations.find(([n]) => n === name);
+    if (!found) throw new Error(`unknown migration ${name}`);
+    return found[1];
+  },
+};

@@ -1,0 +1,114 @@
+import fsp from 'node:fs/promises';
+import type { Config } from './config.js';
+import { createDb, migrateLatest, type Db } from './db/connection.js';
+import { createStorage } from '../storage/index.js';
+import type { BlobStorage } from '../storage/types.js';
+import { ParsePool } from './dicom/parse-pool.js';
+import { Ingestor } from './ingest/ingest.js';
+import { DimseServer } from '../dimse/server.js';
+import type { Logger } from './logger.js';
+import { errorMessage } from './errors.js';
+
+/**
+ * The node's parts, wired once. `openCore` is what every command needs (index, storage, the one
+ * ingest path); `startNode` adds the network listeners.
+ */
+export interface Core {
+  config: Config;
+  log: Logger;
+  db: Db;
+  storage: BlobStorage;
+  parser: ParsePool;
+  ingestor: Ingestor;
+  close(): Promise<void>;
+}
+
+export interface RunningNode extends Core {
+  dimse: DimseServer;
+  dicomPort: number;
+  stop(): Promise<void>;
+}
+
+export async function openCore(config: Config, log: Logger): Promise<Core> {
+  const db = createDb(config.database);
+  try {
+    const applied = await migrateLatest(db);
+    if (applied.length) log.info({ migrations: applied }, 'database migrated');
+  } catch (err) {
+    await db.destroy();
+    throw new Error(`database ${config.database.client} not usable: ${errorMessage(err)}`, { cause: err });
+  }
+  const storage = createStorage(config.storage);
+  try {
+    await storage.check();
+  } catch (err) {
+    await db.destroy();
+    throw new Error(`storage ${config.storage.type} not usable: ${errorMessage(err)}`, { cause: err });
+  }
+  // Leftovers of a crash are never instances anyone was told were stored: an instance is
+  // acknowledged only after its blob was renamed into place and indexed.
+  await fsp.rm(config.tempDir, { recursive: true, force: true });
+  await fsp.mkdir(config.tempDir, { recursive: true });
+  if ('cleanTempFiles' in storage && typeof storage.cleanTempFiles === 'function') {
+    await (storage.cleanTempFiles as () => Promise<void>)();
+  }
+  const parser = new ParsePool({ workers: config.parse.workers, timeoutMs: config.parse.timeoutMs });
+  const ingestor = new Ingestor(
+    db,
+    storage,
+    parser,
+    {
+      tempDir: config.tempDir,
+      duplicatePolicy: config.duplicatePolicy,
+      maxInstanceBytes: config.maxInstanceBytes,
+      acceptUnknownSopClasses: config.dicom.acceptUnknownSopClasses,
+    },
+    log,
+  );
+  return {
+    config,
+    log,
+    db,
+    storage,
+    parser,
+    ingestor,
+    async close() {
+      await parser.close();
+      await storage.close?.();
+      await db.destroy();
+    },
+  };
+}
+
+export async function startNode(config: Config, log: Logger): Promise<RunningNode> {
+  const core = await openCore(config, log);
+  const dimse = new DimseServer(
+    {
+      port: config.dicom.port,
+      aeTitle: config.dicom.aeTitle,
+      checkCalledAe: config.dicom.checkCalledAe,
+      acceptUnknownSopClasses: config.dicom.acceptUnknownSopClasses,
+      maxInstanceBytes: config.maxInstanceBytes,
+      maxPdu: config.dicom.maxPdu,
+      maxAssociations: config.dicom.maxAssociations,
+    },
+    core.ingestor,
+    log,
+  );
+  let dicomPort: number;
+  try {
+    dicomPort = await dimse.start();
+  } catch (err) {
+    await core.close();
+    throw new Error(`cannot listen on DICOM port ${config.dicom.port}: ${errorMessage(err)}`, { cause: err });
+  }
+  return {
+    ...core,
+    dimse,
+    dicomPort,
+    async stop() {
+      await dimse.stop();
+      await core.close();
+    },
+  };
+}

@@ -1,0 +1,338 @@
+import type { Knex } from 'knex';
+import type { Db } from '../db/connection.js';
+
+/** Everything the index keeps about one stored instance. */
+export interface InstanceRecord {
+  patient: {
+    patientId: string;
+    issuerOfPatientId: string;
+    patientName?: string;
+    patientBirthDate?: string;
+    patientSex?: string;
+  };
+  study: {
+    studyInstanceUid: string;
+    studyDate?: string;
+    studyTime?: string;
+    accessionNumber?: string;
+    referringPhysicianName?: string;
+    studyDescription?: string;
+    studyId?: string;
+  };
+  series: {
+    seriesInstanceUid: string;
+    modality?: string;
+    seriesNumber?: number;
+    seriesDescription?: string;
+    bodyPartExamined?: string;
+    performedProcedureStepStartDate?: string;
+    performedProcedureStepStartTime?: string;
+  };
+  instance: {
+    sopInstanceUid: string;
+    sopClassUid: string;
+    instanceNumber?: number;
+    rows?: number;
+    columns?: number;
+    numberOfFrames?: number;
+    transferSyntaxUid: string;
+    sizeBytes: number;
+    storageKey: string;
+    source: string;
+    sourceAeTitle?: string;
+  };
+}
+
+export interface StoredInstanceRow {
+  id: number;
+  sop_instance_uid: string;
+  sop_class_uid: string;
+  series_instance_uid: string;
+  study_instance_uid: string;
+  transfer_syntax_uid: string;
+  size_bytes: number;
+  storage_key: string;
+  instance_number: number | null;
+}
+
+export interface IndexResult {
+  instancePk: number;
+  seriesPk: number;
+  studyPk: number;
+  /** The row this instance replaced, when it was already indexed. */
+  replaced?: { storageKey: string; seriesPk: number };
+}
+
+/**
+ * Values longer than their VR allows do occur in the wild; the index keeps a clipped copy (the
+ * blob keeps the original) rather than refusing the instance or failing on PostgreSQL's varchar.
+ */
+/** Integer columns are 32-bit on PostgreSQL; an out-of-range IS value is not indexed. */
+function int32(v: number | undefined): number | null {
+  return v !== undefined && Number.isInteger(v) && v >= -2147483648 && v <= 2147483647 ? v : null;
+}
+
+function clip(v: string | undefined, max: number): string | null {
+  if (v === undefined || v === '') return null;
+  return v.length > max ? v.slice(0, max) : v;
+}
+
+/** Upper-cased PN for case-insensitive matching (PS3.4 C.2.2.2.1 allows it for PN). */
+export function normalizePersonName(name: string | undefined): string | null {
+  return name ? name.toUpperCase() : null;
+}
+
+async function upsertReturningId(
+  trx: Knex.Transaction,
+  table: string,
+  row: Record<string, unknown>,
+  conflict: string[],
+  merge: string[],
+): Promise<number> {
+  const [res] = (await trx(table).insert(row).onConflict(conflict).merge(merge).returning('id')) as Array<{ id: number }>;
+  return Number(res!.id);
+}
+
+/**
+ * Index one instance in a single transaction: patient, study, series and instance rows, then the
+ * denormalised counts QIDO-RS/C-FIND return. Counts are recomputed rather than incremented so
+ * an overwrite, a re-send or a moved instance can never make them drift.
+ */
+export async function indexInstance(db: Db, rec: InstanceRecord, now = new Date()): Promise<IndexResult> {
+  const ts = now.toISOString();
+  return db.transaction(async (trx) => {
+    const patientPk = await upsertReturningId(
+      trx,
+      'patients',
+      {
+        patient_id: rec.patient.patientId.slice(0, 64),
+        issuer_of_patient_id: rec.patient.issuerOfPatientId.slice(0, 64),
+        patient_name: clip(rec.patient.patientName, 324),
+        patient_name_norm: clip(normalizePersonName(rec.patient.patientName) ?? undefined, 324),
+        patient_birth_date: clip(rec.patient.patientBirthDate, 8),
+        patient_sex: clip(rec.patient.patientSex, 16),
+        created_at: ts,
+        updated_at: ts,
+      },
+      ['patient_id', 'issuer_of_patient_id'],
+      ['patient_name', 'patient_name_norm', 'patient_birth_date', 'patient_sex', 'updated_at'],
+    );
+
+    const studyPk = await upsertReturningId(
+      trx,
+      'studies',
+      {
+        study_instance_uid: rec.study.studyInstanceUid,
+        patient_pk: patientPk,
+        study_date: clip(rec.study.studyDate, 8),
+        study_time: clip(rec.study.studyTime, 16),
+        accession_number: clip(rec.study.accessionNumber, 16),
+        referring_physician_name: clip(rec.study.referringPhysicianName, 324),
+        study_description: clip(rec.study.studyDescription, 64),
+        study_id: clip(rec.study.studyId, 16),
+        created_at: ts,
+        last_received_at: ts,
+      },
+      ['study_instance_uid'],
+      [
+        'patient_pk',
+        'study_date',
+        'study_time',
+        'accession_number',
+        'referring_physician_name',
+        'study_description',
+        'study_id',
+        'last_received_at',
+      ],
+    );
+
+    const seriesPk = await upsertReturningId(
+      trx,
+      'series',
+      {
+        series_instance_uid: rec.series.seriesInstanceUid,
+        study_pk: studyPk,
+        modality: clip(rec.series.modality, 16),
+        series_number: int32(rec.series.seriesNumber),
+        series_description: clip(rec.series.seriesDescription, 64),
+        body_part_examined: clip(rec.series.bodyPartExamined, 16),
+        performed_procedure_step_start_date: clip(rec.series.performedProcedureStepStartDate, 8),
+        performed_procedure_step_start_time: clip(rec.series.performedProcedureStepStartTime, 16),
+        created_at: ts,
+        last_received_at: ts,
+      },
+      ['series_instance_uid'],
+      [
+        'study_pk',
+        'modality',
+        'series_number',
+        'series_description',
+        'body_part_examined',
+        'performed_procedure_step_start_date',
+        'performed_procedure_step_start_time',
+        'last_received_at',
+      ],
+    );
+
+    const previous = (await trx('instances')
+      .select('storage_key', 'series_pk')
+      .where('sop_instance_uid', rec.instance.sopInstanceUid)
+      .first()) as { storage_key: string; series_pk: number } | undefined;
+
+    const instancePk = await upsertReturningId(
+      trx,
+      'instances',
+      {
+        sop_instance_uid: rec.instance.sopInstanceUid,
+        series_pk: seriesPk,
+        sop_class_uid: rec.instance.sopClassUid,
+        instance_number: int32(rec.instance.instanceNumber),
+        rows: int32(rec.instance.rows),
+        columns: int32(rec.instance.columns),
+        number_of_frames: int32(rec.instance.numberOfFrames),
+        transfer_syntax_uid: rec.instance.transferSyntaxUid,
+        size_bytes: rec.instance.sizeBytes,
+        storage_key: rec.instance.storageKey,
+        source: rec.instance.source,
+        source_ae_title: clip(rec.instance.sourceAeTitle, 16),
+        stored_at: ts,
+      },
+      ['sop_instance_uid'],
+      [
+        'series_pk',
+        'sop_class_uid',
+        'instance_number',
+        'rows',
+        'columns',
+        'number_of_frames',
+        'transfer_syntax_uid',
+        'size_bytes',
+        'storage_key',
+        'source',
+        'source_ae_title',
+        'stored_at',
+      ],
+    );
+
+    await refreshSeriesCounts(trx, seriesPk);
+    await refreshStudyCounts(trx, studyPk);
+    if (previous && Number(previous.series_pk) !== seriesPk) {
+      // The instance moved to another series (its Series UID changed on re-send): fix the old
+      // series and study, and drop them when nothing is left in them.
+      await removeIfEmpty(trx, Number(previous.series_pk));
+    }
+
+    return {
+      instancePk,
+      seriesPk,
+      studyPk,
+      replaced: previous ? { storageKey: previous.storage_key, seriesPk: Number(previous.series_pk) } : undefined,
+    };
+  });
+}
+
+async function refreshSeriesCounts(trx: Knex.Transaction, seriesPk: number): Promise<void> {
+  await trx('series')
+    .where('id', seriesPk)
+    .update({ num_instances: trx('instances').count('*').where('series_pk', seriesPk) });
+}
+
+async function refreshStudyCounts(trx: Knex.Transaction, studyPk: number): Promise<void> {
+  const modalities = (await trx('series')
+    .distinct('modality')
+    .where('study_pk', studyPk)
+    .whereNotNull('modality')
+    .orderBy('modality')) as Array<{ modality: string }>;
+  await trx('studies')
+    .where('id', studyPk)
+    .update({
+      num_series: trx('series').count('*').where('study_pk', studyPk),
+      num_instances: trx('instances')
+        .count('*')
+        .whereIn('series_pk', trx('series').select('id').where('study_pk', studyPk)),
+      modalities_in_study: modalities.map((m) => m.modality).join('\\') || null,
+    });
+}
+
+async function removeIfEmpty(trx: Knex.Transaction, seriesPk: number): Promise<void> {
+  const series = (await trx('series').select('study_pk').where('id', seriesPk).first()) as
+    | { study_pk: number }
+    | undefined;
+  if (!series) return;
+  await refreshSeriesCounts(trx, seriesPk);
+  await trx('series').where({ id: seriesPk, num_instances: 0 }).delete();
+  const studyPk = Number(series.study_pk);
+  await refreshStudyCounts(trx, studyPk);
+  await trx('studies').where({ id: studyPk, num_series: 0 }).delete();
+}
+
+const instanceColumns = [
+  'i.id',
+  'i.sop_instance_uid',
+  'i.sop_class_uid',
+  'se.series_instance_uid',
+  'st.study_instance_uid',
+  'i.transfer_syntax_uid',
+  'i.size_bytes',
+  'i.storage_key',
+  'i.instance_number',
+];
+
+function instanceQuery(db: Db) {
+  return db('instances as i')
+    .join('series as se', 'se.id', 'i.series_pk')
+    .join('studies as st', 'st.id', 'se.study_pk')
+    .select(instanceColumns);
+}
+
+function toRow(r: StoredInstanceRow): StoredInstanceRow {
+  return { ...r, id: Number(r.id), size_bytes: Number(r.size_bytes) };
+}
+
+export async function findInstance(db: Db, sopInstanceUid: string): Promise<StoredInstanceRow | undefined> {
+  const row = (await instanceQuery(db).where('i.sop_instance_uid', sopInstanceUid).first()) as
+    | StoredInstanceRow
+    | undefined;
+  return row && toRow(row);
+}
+
+export async function listStudyInstances(db: Db, studyInstanceUid: string): Promise<StoredInstanceRow[]> {
+  const rows = (await instanceQuery(db)
+    .where('st.study_instance_uid', studyInstanceUid)
+    .orderBy([{ column: 'se.series_number' }, { column: 'i.instance_number' }, { column: 'i.id' }])) as StoredInstanceRow[];
+  return rows.map(toRow);
+}
+
+export interface StudySummary {
+  study_instance_uid: string;
+  patient_id: string;
+  patient_name: string | null;
+  study_date: string | null;
+  accession_number: string | null;
+  modalities_in_study: string | null;
+  num_series: number;
+  num_instances: number;
+}
+
+export async function getStudySummary(db: Db, studyInstanceUid: string): Promise<StudySummary | undefined> {
+  const row = (await db('studies as st')
+    .join('patients as p', 'p.id', 'st.patient_pk')
+    .select(
+      'st.study_instance_uid',
+      'p.patient_id',
+      'p.patient_name',
+      'st.study_date',
+      'st.accession_number',
+      'st.modalities_in_study',
+      'st.num_series',
+      'st.num_instances',
+    )
+    .where('st.study_instance_uid', studyInstanceUid)
+    .first()) as StudySummary | undefined;
+  return row && { ...row, num_series: Number(row.num_series), num_instances: Number(row.num_instances) };
+}
+
+export async function countInstances(db: Db): Promise<number> {
+  const [row] = (await db('instances').count({ n: '*' })) as Array<{ n: number | string }>;
+  return Number(row!.n);
+}

@@ -1,0 +1,204 @@
+import path from 'node:path';
+import { z } from 'zod';
+import { ConfigError } from './errors.js';
+import type { StorageOptions } from '../storage/index.js';
+
+/**
+ * Configuration comes from environment variables only (twelve-factor), validated once at
+ * start-up. A wrong value stops the node with one line naming the variable.
+ */
+
+const aeTitle = z
+  .string()
+  .trim()
+  .min(1)
+  .max(16)
+  .regex(/^[\x20-\x5b\x5d-\x7e]+$/, 'AE titles are 1-16 printable ASCII characters without backslash');
+
+// 0 asks the OS for a free port (tests, side-by-side nodes).
+const port = z.coerce.number().int().min(0).max(65535);
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'])
+  .transform((v) => ['true', '1', 'yes', 'on'].includes(v));
+
+const envSchema = z.object({
+  MODE: z.enum(['offline', 'online']).default('offline'),
+  DATA_DIR: z.string().min(1).default('./data'),
+  SQLITE_DATABASE_URL: z.string().min(1).optional(),
+  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
+  POSTGRES_HOST: z.string().min(1).optional(),
+  POSTGRES_PORT: port.default(5432),
+  POSTGRES_DB: z.string().min(1).default('radiant'),
+  POSTGRES_USER: z.string().min(1).default('radiant'),
+  POSTGRES_PASSWORD: z.string().default(''),
+  DB_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
+  STORAGE_TYPE: z.enum(['local', 's3', 'azure']).optional(),
+  LOCAL_STORAGE_PATH: z.string().min(1).optional(),
+  S3_BUCKET: z.string().min(3).max(63).optional(),
+  S3_REGION: z.string().min(1).default('us-east-1'),
+  S3_ACCESS_KEY: z.string().optional(),
+  S3_SECRET_KEY: z.string().optional(),
+  S3_ENDPOINT: z.url().optional(),
+  AZURE_STORAGE_CONNECTION_STRING: z.string().min(1).optional(),
+  AZURE_CONTAINER: z.string().min(3).max(63).optional(),
+  TEMP_PATH: z.string().min(1).optional(),
+  DICOM_AE_TITLE: aeTitle.default('RADIANT'),
+  DICOM_PORT: port.default(11112),
+  DICOM_CHECK_CALLED_AE: bool.default(true),
+  DICOM_MAX_PDU: z.coerce.number().int().min(4096).max(4_194_304).default(131072),
+  DICOM_MAX_ASSOCIATIONS: z.coerce.number().int().min(1).max(1000).default(32),
+  DICOM_ACCEPT_UNKNOWN_SOP_CLASSES: bool.default(false),
+  HTTP_PORT: port.default(8042),
+  DUPLICATE_POLICY: z.enum(['overwrite', 'ignore', 'reject']).default('overwrite'),
+  MAX_INSTANCE_BYTES: z.coerce.number().int().min(1024).default(4 * 1024 ** 3),
+  PARSE_WORKERS: z.coerce.number().int().min(1).max(64).optional(),
+  PARSE_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+export type DatabaseOptions =
+  | { client: 'sqlite'; filename: string }
+  | { client: 'pg'; connection: string | PgConnection; poolMax: number };
+
+export interface PgConnection {
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  password: string;
+}
+
+export interface Config {
+  mode: 'offline' | 'online';
+  dataDir: string;
+  tempDir: string;
+  database: DatabaseOptions;
+  storage: StorageOptions;
+  dicom: {
+    aeTitle: string;
+    port: number;
+    checkCalledAe: boolean;
+    maxPdu: number;
+    maxAssociations: number;
+    acceptUnknownSopClasses: boolean;
+  };
+  httpPort: number;
+  duplicatePolicy: 'overwrite' | 'ignore' | 'reject';
+  maxInstanceBytes: number;
+  parse: { workers: number; timeoutMs: number };
+  logLevel: Env['LOG_LEVEL'];
+}
+
+/** `sqlite:///abs/path`, `sqlite://rel/path`, `file:path` or a plain path. */
+function sqliteFilename(url: string, base: string): string {
+  const stripped = url.replace(/^sqlite:(\/\/)?/, '').replace(/^file:(\/\/)?/, '');
+  if (stripped === ':memory:') return stripped;
+  return path.resolve(base, stripped);
+}
+
+function required<T>(value: T | undefined, name: string, why: string): T {
+  if (value === undefined || value === '') throw new ConfigError(`${name} is required ${why}`);
+  return value;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Config {
+  // Empty strings are treated as unset: shells and compose files often export VAR= for "default".
+  const cleaned = Object.fromEntries(
+    Object.entries(env).filter(([k, v]) => k in envSchema.shape && v !== undefined && v !== ''),
+  );
+  const parsed = envSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const name = String(issue.path[0] ?? 'environment');
+    const raw = cleaned[name];
+    throw new ConfigError(`${name}=${JSON.stringify(raw)} is invalid: ${issue.message}`);
+  }
+  const e = parsed.data;
+  const dataDir = path.resolve(cwd, e.DATA_DIR);
+
+  let database: DatabaseOptions;
+  if (e.DATABASE_URL) {
+    database = { client: 'pg', connection: e.DATABASE_URL, poolMax: e.DB_POOL_MAX };
+  } else if (e.POSTGRES_HOST) {
+    database = {
+      client: 'pg',
+      connection: {
+        host: e.POSTGRES_HOST,
+        port: e.POSTGRES_PORT,
+        database: e.POSTGRES_DB,
+        user: e.POSTGRES_USER,
+        password: e.POSTGRES_PASSWORD,
+      },
+      poolMax: e.DB_POOL_MAX,
+    };
+  } else if (e.MODE === 'online') {
+    throw new ConfigError('DATABASE_URL (or POSTGRES_HOST) is required when MODE=online');
+  } else {
+    database = {
+      client: 'sqlite',
+      filename: sqliteFilename(e.SQLITE_DATABASE_URL ?? path.join(dataDir, 'radiant.sqlite'), cwd),
+    };
+  }
+
+  const storageType = e.STORAGE_TYPE ?? (e.MODE === 'online' ? 's3' : 'local');
+  const localRoot = path.resolve(cwd, e.LOCAL_STORAGE_PATH ?? path.join(dataDir, 'storage'));
+  let storage: StorageOptions;
+  switch (storageType) {
+    case 'local':
+      storage = { type: 'local', root: localRoot };
+      break;
+    case 's3':
+      storage = {
+        type: 's3',
+        bucket: required(e.S3_BUCKET, 'S3_BUCKET', 'when STORAGE_TYPE=s3'),
+        region: e.S3_REGION,
+        accessKeyId: e.S3_ACCESS_KEY,
+        secretAccessKey: e.S3_SECRET_KEY,
+        endpoint: e.S3_ENDPOINT,
+      };
+      break;
+    case 'azure':
+      storage = {
+        type: 'azure',
+        connectionString: required(
+          e.AZURE_STORAGE_CONNECTION_STRING,
+          'AZURE_STORAGE_CONNECTION_STRING',
+          'when STORAGE_TYPE=azure',
+        ),
+        container: required(e.AZURE_CONTAINER, 'AZURE_CONTAINER', 'when STORAGE_TYPE=azure'),
+      };
+      break;
+  }
+
+  // Incoming files land here first; next to local storage so that storing is a rename, not a copy.
+  const tempDir = path.resolve(
+    cwd,
+    e.TEMP_PATH ?? (storage.type === 'local' ? path.join(storage.root, '.tmp', 'incoming') : path.join(dataDir, 'incoming')),
+  );
+
+  return {
+    mode: e.MODE,
+    dataDir,
+    tempDir,
+    database,
+    storage,
+    dicom: {
+      aeTitle: e.DICOM_AE_TITLE,
+      port: e.DICOM_PORT,
+      checkCalledAe: e.DICOM_CHECK_CALLED_AE,
+      maxPdu: e.DICOM_MAX_PDU,
+      maxAssociations: e.DICOM_MAX_ASSOCIATIONS,
+      acceptUnknownSopClasses: e.DICOM_ACCEPT_UNKNOWN_SOP_CLASSES,
+    },
+    httpPort: e.HTTP_PORT,
+    duplicatePolicy: e.DUPLICATE_POLICY,
+    maxInstanceBytes: e.MAX_INSTANCE_BYTES,
+    parse: { workers: e.PARSE_WORKERS ?? 2, timeoutMs: e.PARSE_TIMEOUT_MS },
+    logLevel: e.LOG_LEVEL,
+  };
+}
+
+/** The variables the node reads, for the README table and `radiant config`. */
+export const configVariables = Object.keys(envSchema.shape);

@@ -1,0 +1,66 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import knexFactory, { type Knex } from 'knex';
+import type { DatabaseOptions } from '../config.js';
+import { migrationSource } from '../../migrations/index.js';
+
+export type Db = Knex;
+
+interface SqliteConnection {
+  run(sql: string, cb: (err: Error | null) => void): void;
+}
+
+function exec(conn: SqliteConnection, sql: string): Promise<void> {
+  return new Promise((resolve, reject) => conn.run(sql, (err) => (err ? reject(err) : resolve())));
+}
+
+export function createDb(opts: DatabaseOptions): Db {
+  if (opts.client === 'sqlite') {
+    if (opts.filename !== ':memory:') fs.mkdirSync(path.dirname(opts.filename), { recursive: true });
+    return knexFactory({
+      client: 'sqlite3',
+      connection: { filename: opts.filename },
+      useNullAsDefault: true,
+      // One connection: SQLite has one writer anyway, and a single connection turns concurrent
+      // writers into a queue instead of SQLITE_BUSY errors.
+      pool: {
+        min: 1,
+        max: 1,
+        afterCreate: (conn: SqliteConnection, done: (err: Error | null, conn: SqliteConnection) => void) => {
+          // WAL lets readers run beside the writer; synchronous=FULL makes a commit durable
+          // before it returns, which is what "acknowledged only after indexed" needs.
+          exec(conn, 'PRAGMA journal_mode = WAL')
+            .then(() => exec(conn, 'PRAGMA synchronous = FULL'))
+            .then(() => exec(conn, 'PRAGMA foreign_keys = ON'))
+            .then(() => exec(conn, 'PRAGMA busy_timeout = 10000'))
+            .then(() => done(null, conn), (err: Error) => done(err, conn));
+        },
+      },
+    });
+  }
+  return knexFactory({
+    client: 'pg',
+    connection: opts.connection,
+    pool: { min: 0, max: opts.poolMax },
+  });
+}
+
+export async function migrateLatest(db: Db): Promise<string[]> {
+  const [, applied] = (await db.migrate.latest({ migrationSource })) as [number, string[]];
+  return applied;
+}
+
+export async function migrationStatus(db: Db): Promise<{ completed: string[]; pending: string[] }> {
+  const [completed, pending] = (await db.migrate.list({ migrationSource })) as [
+    Array<{ name: string } | string>,
+    Array<{ file: string } | string>,
+  ];
+  return {
+    completed: completed.map((c) => (typeof c === 'string' ? c : c.name)),
+    pending: pending.map((p) => (typeof p === 'string' ? p : p.file)),
+  };
+}
+
+export function isPostgres(db: Db): boolean {
+  return db.client.config.client === 'pg';
+}

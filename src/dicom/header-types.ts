@@ -1,0 +1,40 @@
+/**
+ * What the node reads from an instance's header: the Part 10 meta and the attributes the index
+ * matches on. Produced by the parser worker (a structured-clone-safe plain object).
+ */
+export interface DicomHeader {
+  transferSyntaxUid: string;
+  mediaStorageSopClassUid?: string;
+  mediaStorageSopInstanceUid?: string;
+  sopClassUid?: string;
+  sopInstanceUid?: string;
+  studyInstanceUid?: string;
+  seriesInstanceUid?: string;
+  specificCharacterSet?: string;
+  patientName?: string;
+  patientId?: string;
+  issuerOfPatientId?: string;
+  patientBirthDate?: string;
+  patientSex?: string;
+  studyDate?: string;
+  studyTime?: string;
+  accessionNumber?: string;
+  referringPhysicianName?: string;
+  studyDescription?: string;
+  studyId?: string;
+  modality?: string;
+  seriesNumber?: number;
+  seriesDescription?: string;
+  bodyPartExamined?: string;
+  performedProcedureStepStartDate?: string;
+  performedProcedureStepStartTime?: string;
+  instanceNumber?: number;
+  rows?: number;
+  columns?: number;
+  numberOfFrames?: number;
+  hasPixelData: boolean;
+  /** Problems that did not stop parsing (e.g. an unsupported character set). */
+  warnings: string[];
+}
+
+export type ParseOutcome = { ok: true; header: DicomHeader } | { ok: false; error: string; kind: 'unparseable' | 'invalid-input' };

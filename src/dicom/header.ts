@@ -1,0 +1,169 @@
+import fs from 'node:fs/promises';
+import dcmjs from 'dcmjs';
+import type { DicomHeader, ParseOutcome } from './header-types.js';
+
+/**
+ * Reads the Part 10 meta and the index attributes of a file without reading its pixel data:
+ * parsing stops at (7FE0,0010). Only as much of the file as the header needs is read — a prefix
+ * that grows until the header parses — so a 1 GB multi-frame costs a few hundred KB here.
+ *
+ * Runs inside a worker thread (see parse-pool.ts), because a hostile file can make any parser
+ * recurse deeply or allocate a lot; the worker's resource limits contain that.
+ */
+
+const PIXEL_DATA = '7FE00010';
+const FIRST_READ = 1 << 20;
+
+interface JsonElement {
+  vr: string;
+  Value?: unknown[];
+}
+type JsonDict = Record<string, JsonElement | undefined>;
+
+interface DicomDictLike {
+  meta: JsonDict;
+  dict: JsonDict;
+}
+
+interface ReadOptions {
+  untilTag: string;
+  includeUntilTagValue: boolean;
+  ignoreErrors: boolean;
+  noCopy: boolean;
+}
+
+const readFile = (buf: ArrayBuffer, opts: ReadOptions): DicomDictLike =>
+  (dcmjs.data.DicomMessage.readFile as (b: ArrayBuffer, o: ReadOptions) => DicomDictLike)(buf, opts);
+
+// dcmjs reports recoverable oddities through its own loggers; the node reports them itself.
+dcmjs.log.setLevel('silent');
+dcmjs.log.getLogger('validation.dcmjs').setLevel('silent');
+
+function str(d: JsonDict, tag: string): string | undefined {
+  const v = d[tag]?.Value?.[0];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === 'object') return personName(v as Record<string, unknown>);
+  const s = String(v).trim();
+  return s === '' ? undefined : s;
+}
+
+/** DICOM JSON PN object back to its string form: Alphabetic=Ideographic=Phonetic. */
+function personName(pn: Record<string, unknown>): string | undefined {
+  const groups = [pn.Alphabetic, pn.Ideographic, pn.Phonetic].map((g) => (typeof g === 'string' ? g : ''));
+  while (groups.length > 1 && groups[groups.length - 1] === '') groups.pop();
+  const s = groups.join('=').trim();
+  return s === '' ? undefined : s;
+}
+
+function int(d: JsonDict, tag: string): number | undefined {
+  const v = d[tag]?.Value?.[0];
+  if (v === undefined || v === null || v === '') return undefined;
+  const n = typeof v === 'number' ? v : Number.parseInt(String(v).trim(), 10);
+  return Number.isFinite(n) && Number.isSafeInteger(n) ? n : undefined;
+}
+
+function multi(d: JsonDict, tag: string): string | undefined {
+  const vals = d[tag]?.Value;
+  if (!vals || vals.length === 0) return undefined;
+  return vals.map((v) => String(v ?? '').trim()).join('\\');
+}
+
+export function headerFromDict(parsed: DicomDictLike, warnings: string[]): DicomHeader {
+  const m = parsed.meta;
+  const d = parsed.dict;
+  return {
+    transferSyntaxUid: str(m, '00020010') ?? '',
+    mediaStorageSopClassUid: str(m, '00020002'),
+    mediaStorageSopInstanceUid: str(m, '00020003'),
+    sopClassUid: str(d, '00080016'),
+    sopInstanceUid: str(d, '00080018'),
+    studyInstanceUid: str(d, '0020000D'),
+    seriesInstanceUid: str(d, '0020000E'),
+    specificCharacterSet: multi(d, '00080005'),
+    patientName: str(d, '00100010'),
+    patientId: str(d, '00100020'),
+    issuerOfPatientId: str(d, '00100021'),
+    patientBirthDate: str(d, '00100030'),
+    patientSex: str(d, '00100040'),
+    studyDate: str(d, '00080020'),
+    studyTime: str(d, '00080030'),
+    accessionNumber: str(d, '00080050'),
+    referringPhysicianName: str(d, '00080090'),
+    studyDescription: str(d, '00081030'),
+    studyId: str(d, '00200010'),
+    modality: str(d, '00080060'),
+    seriesNumber: int(d, '00200011'),
+    seriesDescription: str(d, '0008103E'),
+    bodyPartExamined: str(d, '00180015'),
+    performedProcedureStepStartDate: str(d, '00400244'),
+    performedProcedureStepStartTime: str(d, '00400245'),
+    instanceNumber: int(d, '00200013'),
+    rows: int(d, '00280010'),
+    columns: int(d, '00280011'),
+    numberOfFrames: int(d, '00280008'),
+    hasPixelData: PIXEL_DATA in d,
+    warnings,
+  };
+}
+
+function isCharsetProblem(msg: string): boolean {
+  return /character set/i.test(msg);
+}
+
+function parseBuffer(buf: ArrayBuffer, warnings: string[]): DicomDictLike {
+  const opts: ReadOptions = { untilTag: PIXEL_DATA, includeUntilTagValue: false, ignoreErrors: false, noCopy: true };
+  try {
+    return readFile(buf, opts);
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    if (!isCharsetProblem(msg)) throw err;
+    // A character set dcmjs cannot decode must not cost the image: index it with the default
+    // repertoire and say so.
+    warnings.push(`text decoded as default character set: ${msg}`);
+    return readFile(buf, { ...opts, ignoreErrors: true });
+  }
+}
+
+export async function parseHeaderFile(path: string, maxHeaderBytes: number): Promise<ParseOutcome> {
+  let fh: fs.FileHandle | undefined;
+  try {
+    fh = await fs.open(path, 'r');
+    const { size } = await fh.stat();
+    if (size < 132) return { ok: false, kind: 'unparseable', error: `not a DICOM Part 10 file: only ${size} bytes` };
+    const magic = Buffer.alloc(4);
+    await fh.read(magic, 0, 4, 128);
+    if (magic.toString('latin1') !== 'DICM') {
+      return { ok: false, kind: 'unparseable', error: "not a DICOM Part 10 file: no 'DICM' prefix at byte 128" };
+    }
+    let want = Math.min(size, FIRST_READ);
+    for (;;) {
+      const buf = Buffer.allocUnsafe(want);
+      const { bytesRead } = await fh.read(buf, 0, want, 0);
+      const ab = buf.buffer.slice(buf.byteOffset, buf.byteOffset + bytesRead);
+      const warnings: string[] = [];
+      try {
+        const parsed = parseBuffer(ab as ArrayBuffer, warnings);
+        // dcmjs does not always throw on a buffer cut short: a prefix is trusted only when the
+        // parse reached Pixel Data; otherwise read more (or the whole file, which is then final).
+        if (bytesRead < size && !(PIXEL_DATA in parsed.dict)) throw new Error('header continues past the bytes read');
+        return { ok: true, header: headerFromDict(parsed, warnings) };
+      } catch (err) {
+        const msg = err instanceof Error ? err.message : String(err);
+        // A prefix can end mid-element; only the whole file failing means the file is bad.
+        if (bytesRead < size && want < maxHeaderBytes) {
+          want = Math.min(size, want * 4, maxHeaderBytes);
+          continue;
+        }
+        if (bytesRead < size) {
+          return { ok: false, kind: 'unparseable', error: `header larger than ${maxHeaderBytes} bytes or unparseable: ${msg}` };
+        }
+        return { ok: false, kind: 'unparseable', error: `cannot parse DICOM: ${msg}` };
+      }
+    }
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    return { ok: false, kind: 'unparseable', error: `cannot parse DICOM: ${msg}` };
+  } finally {
+    await fh?.close();
+  }
+}

@@ -1,0 +1,39 @@
+import dimse from 'dcmjs-dimse';
+
+/** Transfer syntaxes and SOP classes the node recognises (PS3.6 Annex A). */
+
+export const TS = {
+  ImplicitVRLittleEndian: '1.2.840.10008.1.2',
+  ExplicitVRLittleEndian: '1.2.840.10008.1.2.1',
+  DeflatedExplicitVRLittleEndian: '1.2.840.10008.1.2.1.99',
+  ExplicitVRBigEndian: '1.2.840.10008.1.2.2',
+} as const;
+
+export const VERIFICATION_SOP_CLASS = '1.2.840.10008.1.1';
+
+/**
+ * Transfer syntaxes a dataset can be stored in. Every standard one lives under 1.2.840.10008.1.2;
+ * the only exceptions are the web-only MIME-based ones (.6.x), which never appear on the wire.
+ */
+export function isStorableTransferSyntax(uid: string): boolean {
+  return /^1\.2\.840\.10008\.1\.2(\.[0-9]+)*$/.test(uid) && !uid.startsWith('1.2.840.10008.1.2.6.');
+}
+
+const knownStorage = new Set<string>(Object.values(dimse.constants.StorageClass as Record<string, string>));
+
+/** Storage SOP classes outside the 1.2.840.10008.5.1.4.1.1 branch (PS3.4 B.5). */
+const otherStorageRoots = [
+  '1.2.840.10008.5.1.4.34.', // RT treatment records and delivery instructions
+  '1.2.840.10008.5.1.4.38.', // Hanging Protocol
+  '1.2.840.10008.5.1.4.39.', // Color Palette
+  '1.2.840.10008.5.1.4.43.', // Generic Implant Template
+  '1.2.840.10008.5.1.4.44.', // Implant Assembly Template
+  '1.2.840.10008.5.1.4.45.', // Implant Template Group
+];
+
+/** True for every standard storage SOP class, including ones added after dcmjs-dimse's list. */
+export function isStandardStorageSopClass(uid: string): boolean {
+  if (knownStorage.has(uid)) return true;
+  if (uid.startsWith('1.2.840.10008.5.1.4.1.1.')) return true;
+  return otherStorageRoots.some((root) => uid.startsWith(root));
+}

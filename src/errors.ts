@@ -1,0 +1,77 @@
+/**
+ * Typed errors for the node. Every error that can reach a caller carries the DICOM status
+ * (PS3.4 / PS3.7 Annex C) and the HTTP status it maps to, so C-STORE, STOW-RS and the REST
+ * API answer the same failure the same way.
+ */
+
+/** C-STORE / general DIMSE status codes used by the node (PS3.4 B.2.3, PS3.7 C). */
+export const DimseStatus = {
+  Success: 0x0000,
+  /** Warning: Coercion of data elements. */
+  WarningCoercion: 0xb000,
+  /** Failure: duplicate SOP Instance (PS3.7 C.5.4). */
+  DuplicateSopInstance: 0x0111,
+  /** Refused: SOP Class not supported (PS3.7 C.5.13). */
+  SopClassNotSupported: 0x0122,
+  /** Refused: Out of Resources (PS3.4 B.2.3). */
+  OutOfResources: 0xa700,
+  /** Error: Data Set does not match SOP Class (PS3.4 B.2.3). */
+  DataSetDoesNotMatchSopClass: 0xa900,
+  /** Error: Cannot understand (PS3.4 B.2.3). */
+  CannotUnderstand: 0xc000,
+} as const;
+
+export type ErrorKind =
+  | 'invalid-input'
+  | 'unparseable'
+  | 'mismatch'
+  | 'unsupported'
+  | 'duplicate'
+  | 'too-large'
+  | 'out-of-resources'
+  | 'not-found'
+  | 'config';
+
+const mapping: Record<ErrorKind, { dimse: number; http: number }> = {
+  'invalid-input': { dimse: DimseStatus.DataSetDoesNotMatchSopClass, http: 400 },
+  unparseable: { dimse: DimseStatus.CannotUnderstand, http: 400 },
+  mismatch: { dimse: DimseStatus.DataSetDoesNotMatchSopClass, http: 409 },
+  unsupported: { dimse: DimseStatus.SopClassNotSupported, http: 415 },
+  duplicate: { dimse: DimseStatus.DuplicateSopInstance, http: 409 },
+  'too-large': { dimse: DimseStatus.OutOfResources, http: 413 },
+  'out-of-resources': { dimse: DimseStatus.OutOfResources, http: 503 },
+  'not-found': { dimse: 0xc000, http: 404 },
+  config: { dimse: DimseStatus.OutOfResources, http: 500 },
+};
+
+export class RadiantError extends Error {
+  readonly kind: ErrorKind;
+  readonly dimseStatus: number;
+  readonly httpStatus: number;
+
+  constructor(kind: ErrorKind, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'RadiantError';
+    this.kind = kind;
+    this.dimseStatus = mapping[kind].dimse;
+    this.httpStatus = mapping[kind].http;
+  }
+}
+
+export class ConfigError extends RadiantError {
+  constructor(message: string) {
+    super('config', message);
+    this.name = 'ConfigError';
+  }
+}
+
+export class StorageError extends RadiantError {
+  constructor(kind: 'not-found' | 'out-of-resources' | 'invalid-input', message: string, options?: { cause?: unknown }) {
+    super(kind, message, options);
+    this.name = 'StorageError';
+  }
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,283 @@
+import { EventEmitter } from 'node:events';
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Db } from '../db/connection.js';
+import type { BlobStorage } from '../../storage/types.js';
+import { instanceKey, isValidUid } from '../../storage/keys.js';
+import { findInstance, indexInstance, type InstanceRecord } from '../catalog/catalog.js';
+import type { DicomHeader } from '../dicom/header-types.js';
+import type { ParsePool } from '../dicom/parse-pool.js';
+import { isStandardStorageSopClass, isStorableTransferSyntax } from '../dicom/uids.js';
+import { RadiantError, errorMessage } from '../errors.js';
+import type { Logger } from '../logger.js';
+
+/**
+ * The one ingest path. C-STORE, STOW-RS, REST upload and `radiant import` all end here:
+ * a file on local disk → header parsed (in a worker, without pixel data) → validated → blob
+ * stored durably → indexed in one transaction → `instance-stored` emitted. The caller may
+ * acknowledge the instance only when the returned promise resolves.
+ */
+
+export type IngestSourceKind = 'dimse' | 'import' | 'stow' | 'upload' | 'ai';
+
+export interface IngestContext {
+  source: IngestSourceKind;
+  callingAeTitle?: string;
+  /** What the transport said it was sending (C-STORE's Affected SOP Class/Instance UID). */
+  expected?: { sopClassUid?: string; sopInstanceUid?: string; studyInstanceUid?: string };
+}
+
+export interface IngestResult {
+  outcome: 'stored' | 'replaced' | 'ignored';
+  sopInstanceUid: string;
+  sopClassUid: string;
+  studyInstanceUid: string;
+  seriesInstanceUid: string;
+  transferSyntaxUid: string;
+  sizeBytes: number;
+  storageKey: string;
+  warnings: string[];
+}
+
+export interface InstanceStoredEvent extends IngestResult {
+  source: IngestSourceKind;
+  callingAeTitle?: string;
+  modality?: string;
+  at: Date;
+}
+
+export interface IngestOptions {
+  tempDir: string;
+  duplicatePolicy: 'overwrite' | 'ignore' | 'reject';
+  maxInstanceBytes: number;
+  acceptUnknownSopClasses: boolean;
+}
+
+export interface IngestorEvents {
+  'instance-stored': [InstanceStoredEvent];
+}
+
+interface ValidatedHeader extends DicomHeader {
+  sopClassUid: string;
+  sopInstanceUid: string;
+  studyInstanceUid: string;
+  seriesInstanceUid: string;
+}
+
+const tagNames: Record<'sopClassUid' | 'sopInstanceUid' | 'studyInstanceUid' | 'seriesInstanceUid', string> = {
+  sopClassUid: '(0008,0016) SOP Class UID',
+  sopInstanceUid: '(0008,0018) SOP Instance UID',
+  studyInstanceUid: '(0020,000D) Study Instance UID',
+  seriesInstanceUid: '(0020,000E) Series Instance UID',
+};
+
+export class Ingestor extends EventEmitter<IngestorEvents> {
+  constructor(
+    private readonly db: Db,
+    private readonly storage: BlobStorage,
+    private readonly parser: ParsePool,
+    private readonly opts: IngestOptions,
+    private readonly log: Logger,
+  ) {
+    super();
+    fs.mkdirSync(opts.tempDir, { recursive: true });
+  }
+
+  /** A fresh path in the temp area, for transports that write the incoming file themselves. */
+  tempPath(): string {
+    return path.join(this.opts.tempDir, `${randomUUID()}.part`);
+  }
+
+  /** Remove a temp file a transport wrote but could not hand over (best effort). */
+  async discardTemp(filePath: string): Promise<void> {
+    await fsp.rm(filePath, { force: true }).catch(() => undefined);
+  }
+
+  /** Stream a body to a temp file (bounded by MAX_INSTANCE_BYTES), then ingest it. */
+  async ingestStream(body: Readable, ctx: IngestContext): Promise<IngestResult> {
+    const tmp = this.tempPath();
+    let seen = 0;
+    const limit = this.opts.maxInstanceBytes;
+    const guard = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        seen += chunk.length;
+        if (seen > limit) cb(new RadiantError('too-large', `instance larger than ${limit} bytes`));
+        else cb(null, chunk);
+      },
+    });
+    try {
+      await pipeline(body, guard, fs.createWriteStream(tmp, { flags: 'wx' }));
+    } catch (err) {
+      await fsp.rm(tmp, { force: true });
+      if (err instanceof RadiantError) throw err;
+      throw new RadiantError('out-of-resources', `cannot receive instance: ${errorMessage(err)}`, { cause: err });
+    }
+    return this.ingestFile(tmp, true, ctx);
+  }
+
+  /**
+   * Ingest a Part 10 file already on local disk. `owned` files (temp files the node wrote) are
+   * moved into storage or deleted; others (an import source) are copied and left alone.
+   */
+  async ingestFile(filePath: string, owned: boolean, ctx: IngestContext): Promise<IngestResult> {
+    try {
+      return await this.ingestOwnedOrNot(filePath, owned, ctx);
+    } finally {
+      if (owned) await fsp.rm(filePath, { force: true }).catch(() => undefined);
+    }
+  }
+
+  private async ingestOwnedOrNot(filePath: string, owned: boolean, ctx: IngestContext): Promise<IngestResult> {
+    const stat = await fsp.stat(filePath);
+    if (stat.size > this.opts.maxInstanceBytes) {
+      throw new RadiantError('too-large', `instance larger than ${this.opts.maxInstanceBytes} bytes`);
+    }
+    const parsed = await this.parser.parse(filePath);
+    if (!parsed.ok) throw new RadiantError(parsed.kind, parsed.error);
+    const header = this.validate(parsed.header, ctx);
+
+    const storageKey = instanceKey(header.studyInstanceUid, header.seriesInstanceUid, header.sopInstanceUid);
+    const existing = await this.withDb(() => findInstance(this.db, header.sopInstanceUid));
+    const base = {
+      sopInstanceUid: header.sopInstanceUid,
+      sopClassUid: header.sopClassUid,
+      studyInstanceUid: header.studyInstanceUid,
+      seriesInstanceUid: header.seriesInstanceUid,
+      transferSyntaxUid: header.transferSyntaxUid,
+      sizeBytes: stat.size,
+      storageKey,
+      warnings: header.warnings,
+    };
+    if (existing && this.opts.duplicatePolicy === 'reject') {
+      throw new RadiantError('duplicate', `SOP Instance ${header.sopInstanceUid} is already stored`);
+    }
+    if (existing && this.opts.duplicatePolicy === 'ignore') {
+      this.log.debug({ sop: header.sopInstanceUid }, 'duplicate ignored');
+      return { ...base, outcome: 'ignored', storageKey: existing.storage_key, sizeBytes: existing.size_bytes };
+    }
+
+    let sizeBytes: number;
+    try {
+      sizeBytes = await this.storage.putFile(storageKey, filePath, { move: owned, contentType: 'application/dicom' });
+    } catch (err) {
+      if (err instanceof RadiantError) throw err;
+      throw new RadiantError('out-of-resources', `cannot store instance: ${errorMessage(err)}`, { cause: err });
+    }
+
+    const record = this.toRecord(header, storageKey, sizeBytes, ctx);
+    let replacedKey: string | undefined;
+    try {
+      const res = await this.withDb(() => indexInstance(this.db, record));
+      replacedKey = res.replaced?.storageKey;
+    } catch (err) {
+      // Never leave a blob nobody can find: a new instance that failed to index is removed.
+      if (!existing) await this.storage.delete(storageKey).catch(() => undefined);
+      throw err;
+    }
+    if (replacedKey && replacedKey !== storageKey) {
+      await this.storage.delete(replacedKey).catch((err: unknown) =>
+        this.log.warn({ key: replacedKey, err: errorMessage(err) }, 'could not delete replaced blob'),
+      );
+    }
+
+    const result: IngestResult = { ...base, sizeBytes, outcome: existing ? 'replaced' : 'stored' };
+    this.emit('instance-stored', {
+      ...result,
+      source: ctx.source,
+      callingAeTitle: ctx.callingAeTitle,
+      modality: header.modality,
+      at: new Date(),
+    });
+    return result;
+  }
+
+  private validate(h: DicomHeader, ctx: IngestContext): ValidatedHeader {
+    if (!h.transferSyntaxUid) throw new RadiantError('invalid-input', 'file meta has no (0002,0010) Transfer Syntax UID');
+    if (!isStorableTransferSyntax(h.transferSyntaxUid)) {
+      throw new RadiantError('unsupported', `transfer syntax ${h.transferSyntaxUid} is not supported`);
+    }
+    for (const key of Object.keys(tagNames) as Array<keyof typeof tagNames>) {
+      const v = h[key];
+      if (!v) throw new RadiantError('invalid-input', `missing ${tagNames[key]}`);
+      if (!isValidUid(v)) throw new RadiantError('invalid-input', `invalid ${tagNames[key]}`);
+    }
+    const v = h as ValidatedHeader;
+    if (h.mediaStorageSopInstanceUid && h.mediaStorageSopInstanceUid !== v.sopInstanceUid) {
+      throw new RadiantError('mismatch', 'meta (0002,0003) differs from (0008,0018) SOP Instance UID');
+    }
+    if (h.mediaStorageSopClassUid && h.mediaStorageSopClassUid !== v.sopClassUid) {
+      throw new RadiantError('mismatch', 'meta (0002,0002) differs from (0008,0016) SOP Class UID');
+    }
+    const exp = ctx.expected;
+    if (exp?.sopInstanceUid && exp.sopInstanceUid !== v.sopInstanceUid) {
+      throw new RadiantError('mismatch', 'Affected SOP Instance UID differs from the data set');
+    }
+    if (exp?.sopClassUid && exp.sopClassUid !== v.sopClassUid) {
+      throw new RadiantError('mismatch', 'Affected SOP Class UID differs from the data set');
+    }
+    if (exp?.studyInstanceUid && exp.studyInstanceUid !== v.studyInstanceUid) {
+      throw new RadiantError('mismatch', 'instance belongs to another study');
+    }
+    if (!this.opts.acceptUnknownSopClasses && !isStandardStorageSopClass(v.sopClassUid)) {
+      throw new RadiantError('unsupported', `SOP class ${v.sopClassUid} is not a storage SOP class`);
+    }
+    return v;
+  }
+
+  private toRecord(h: ValidatedHeader, storageKey: string, sizeBytes: number, ctx: IngestContext): InstanceRecord {
+    return {
+      patient: {
+        patientId: h.patientId ?? '',
+        issuerOfPatientId: h.issuerOfPatientId ?? '',
+        patientName: h.patientName,
+        patientBirthDate: h.patientBirthDate,
+        patientSex: h.patientSex,
+      },
+      study: {
+        studyInstanceUid: h.studyInstanceUid,
+        studyDate: h.studyDate,
+        studyTime: h.studyTime,
+        accessionNumber: h.accessionNumber,
+        referringPhysicianName: h.referringPhysicianName,
+        studyDescription: h.studyDescription,
+        studyId: h.studyId,
+      },
+      series: {
+        seriesInstanceUid: h.seriesInstanceUid,
+        modality: h.modality,
+        seriesNumber: h.seriesNumber,
+        seriesDescription: h.seriesDescription,
+        bodyPartExamined: h.bodyPartExamined,
+        performedProcedureStepStartDate: h.performedProcedureStepStartDate,
+        performedProcedureStepStartTime: h.performedProcedureStepStartTime,
+      },
+      instance: {
+        sopInstanceUid: h.sopInstanceUid,
+        sopClassUid: h.sopClassUid,
+        instanceNumber: h.instanceNumber,
+        rows: h.rows,
+        columns: h.columns,
+        numberOfFrames: h.numberOfFrames,
+        transferSyntaxUid: h.transferSyntaxUid,
+        sizeBytes,
+        storageKey,
+        source: ctx.source,
+        sourceAeTitle: ctx.callingAeTitle,
+      },
+    };
+  }
+
+  private async withDb<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof RadiantError) throw err;
+      this.log.error({ err: errorMessage(err) }, 'index write failed');
+      throw new RadiantError('out-of-resources', 'index unavailable', { cause: err });
+    }
+  }
+}

@@ -1,0 +1,91 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import pg from 'pg';
+import { freePort, tempDir } from './node.js';
+
+/**
+ * A real, throw-away PostgreSQL server for the tests: initdb into a temp directory, listen on
+ * 127.0.0.1 on a free port. PostgreSQL refuses to run as root, so under root (CI) it runs as the
+ * `postgres` user the Debian package creates.
+ */
+export interface TestPostgres {
+  url(database?: string): string;
+  createDatabase(name: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+function binDir(): string {
+  const root = '/usr/lib/postgresql';
+  const versions = fs.existsSync(root) ? fs.readdirSync(root).sort((a, b) => Number(b) - Number(a)) : [];
+  for (const v of versions) {
+    const dir = path.join(root, v, 'bin');
+    if (fs.existsSync(path.join(dir, 'postgres'))) return dir;
+  }
+  throw new Error('PostgreSQL server binaries not found under /usr/lib/postgresql (.ci/run installs postgresql)');
+}
+
+export async function startPostgres(): Promise<TestPostgres> {
+  const bin = binDir();
+  const dir = await tempDir('pg');
+  const data = path.join(dir, 'data');
+  const asRoot = process.getuid?.() === 0;
+  const wrap = (cmd: string, args: string[]): [string, string[]] =>
+    asRoot ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args];
+  if (asRoot) {
+    const uid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim());
+    const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim());
+    await fsp.chown(dir, uid, gid);
+  }
+  const [initCmd, initArgs] = wrap(path.join(bin, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'radiant', '-E', 'UTF8', '--no-sync']);
+  execFileSync(initCmd, initArgs, { stdio: 'pipe' });
+  const port = await freePort();
+  const [cmd, args] = wrap(path.join(bin, 'postgres'), [
+    '-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1',
+    // Durability of the index is proven on SQLite by the crash test; here speed matters.
+    '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off',
+  ]);
+  const child: ChildProcess = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
+  const url = (db = 'postgres') => `postgres://radiant@127.0.0.1:${port}/${db}`;
+
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const client = new pg.Client({ connectionString: url() });
+    try {
+      await client.connect();
+      await client.end();
+      break;
+    } catch {
+      await client.end().catch(() => undefined);
+      if (child.exitCode !== null || Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new Error(`PostgreSQL did not start: ${log.slice(-2000)}`);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  return {
+    url,
+    async createDatabase(name: string) {
+      const client = new pg.Client({ connectionString: url() });
+      await client.connect();
+      try {
+        await client.query(`CREATE DATABASE "${name.replace(/"/g, '')}"`);
+      } finally {
+        await client.end();
+      }
+      return url(name);
+    },
+    async stop() {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGINT');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await fsp.rm(dir, { recursive: true, force: true });
+    },
+  };
+}
