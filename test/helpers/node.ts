@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
-import { startNode, type RunningNode } from '../../src/app.js';
+import { openCore, startNode, type Core, type RunningNode } from '../../src/app.js';
 
 export interface TestNode extends RunningNode {
   dir: string;
@@ -58,4 +58,23 @@ export function listFiles(dir: string): string[] {
   };
   walk(dir);
   return out;
+}
+
+export interface TestCore extends Core {
+  dir: string;
+  cleanup(): Promise<void>;
+}
+
+/** The node without its listeners: index, storage and the one ingest path. */
+export async function startTestCore(env: Record<string, string> = {}): Promise<TestCore> {
+  const dir = await tempDir('core');
+  const config = loadConfig({ DATA_DIR: dir, ...env }, dir);
+  const core = await openCore(config, createLogger(process.env.RADIANT_TEST_LOG ?? 'silent', { stderr: true }));
+  return Object.assign(core, {
+    dir,
+    async cleanup() {
+      await core.close();
+      await fsp.rm(dir, { recursive: true, force: true });
+    },
+  });
 }
