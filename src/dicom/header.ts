@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import dcmjs from 'dcmjs';
 import type { DicomHeader, ParseOutcome } from './header-types.js';
+import { checkStructure, metaTransferSyntax, StructureError } from './structure.js';
 
 /**
  * Reads the Part 10 meta and the index attributes of a file without reading its pixel data:
@@ -135,6 +136,11 @@ export async function parseHeaderFile(path: string, maxHeaderBytes: number): Pro
     if (magic.toString('latin1') !== 'DICM') {
       return { ok: false, kind: 'unparseable', error: "not a DICOM Part 10 file: no 'DICM' prefix at byte 128" };
     }
+    const head = Buffer.alloc(Math.min(size, 4096));
+    await fh.read(head, 0, head.length, 0);
+    if (!metaTransferSyntax(head)) {
+      return { ok: false, kind: 'unparseable', error: 'file meta has no (0002,0010) Transfer Syntax UID' };
+    }
     let want = Math.min(size, FIRST_READ);
     for (;;) {
       const buf = Buffer.allocUnsafe(want);
@@ -146,7 +152,14 @@ export async function parseHeaderFile(path: string, maxHeaderBytes: number): Pro
         // dcmjs does not always throw on a buffer cut short: a prefix is trusted only when the
         // parse reached Pixel Data; otherwise read more (or the whole file, which is then final).
         if (bytesRead < size && !(PIXEL_DATA in parsed.dict)) throw new Error('header continues past the bytes read');
-        return { ok: true, header: headerFromDict(parsed, warnings) };
+        const header = headerFromDict(parsed, warnings);
+        try {
+          await checkStructure(fh, size, buf.subarray(0, bytesRead), header.transferSyntaxUid);
+        } catch (err) {
+          if (!(err instanceof StructureError)) throw err;
+          return { ok: false, kind: 'unparseable', error: `corrupt DICOM: ${err.message}` };
+        }
+        return { ok: true, header };
       } catch (err) {
         const msg = err instanceof Error ? err.message : String(err);
         // A prefix can end mid-element; only the whole file failing means the file is bad.

@@ -82,9 +82,16 @@ export async function startPostgres(): Promise<TestPostgres> {
     },
     async stop() {
       const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGINT');
+      // runuser does not pass signals on; signal the postmaster itself (fast shutdown).
+      const pidFile = path.join(data, 'postmaster.pid');
+      const pid = fs.existsSync(pidFile) ? Number(fs.readFileSync(pidFile, 'utf8').split('\n')[0]) : undefined;
+      if (pid) process.kill(pid, 'SIGINT');
+      else child.kill('SIGINT');
       await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-      if (child.exitCode === null) child.kill('SIGKILL');
+      if (child.exitCode === null) {
+        if (pid) process.kill(pid, 'SIGKILL');
+        child.kill('SIGKILL');
+      }
       await fsp.rm(dir, { recursive: true, force: true });
     },
   };

@@ -1,0 +1,166 @@
+import type { FileHandle } from 'node:fs/promises';
+
+/**
+ * A structural check of a Part 10 file: walk every element header from the start of the data set
+ * to the end of the file, skipping values by their lengths, and make sure the encoding closes
+ * exactly at end of file. This is what catches a truncated file (pixel data cut short, a length
+ * that runs past EOF, a sequence never closed) that a header parser happily reads, and it costs
+ * a few small reads: values are skipped, never read.
+ */
+
+const UNDEFINED = 0xffffffff;
+const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
+const MAX_DEPTH = 64;
+
+class Reader {
+  private winStart = 0;
+  private win: Buffer;
+
+  constructor(private readonly fh: FileHandle, readonly size: number, prefix: Buffer) {
+    this.win = prefix;
+  }
+
+  async bytes(pos: number, n: number): Promise<Buffer> {
+    if (pos + n > this.size) throw new StructureError(`unexpected end of file at byte ${pos} (truncated)`);
+    if (pos >= this.winStart && pos + n <= this.winStart + this.win.length) {
+      return this.win.subarray(pos - this.winStart, pos - this.winStart + n);
+    }
+    const len = Math.min(Math.max(n, 64 * 1024), this.size - pos);
+    const buf = Buffer.allocUnsafe(len);
+    const { bytesRead } = await this.fh.read(buf, 0, len, pos);
+    if (bytesRead < n) throw new StructureError(`unexpected end of file at byte ${pos} (truncated)`);
+    this.win = buf.subarray(0, bytesRead);
+    this.winStart = pos;
+    return this.win.subarray(0, n);
+  }
+}
+
+export class StructureError extends Error {}
+
+interface Container {
+  /** 'seq': until (FFFE,E0DD); 'item': until (FFFE,E00D). */
+  kind: 'seq' | 'item';
+  /** Inside an undefined-length UN sequence, items are implicit VR little endian (PS3.5 6.2.2). */
+  implicit: boolean;
+  littleEndian: boolean;
+}
+
+function hex(n: number): string {
+  return n.toString(16).padStart(4, '0').toUpperCase();
+}
+
+/** Offset of the first data set byte: after the meta group. */
+export async function datasetOffset(r: Reader): Promise<number> {
+  let pos = 132;
+  for (;;) {
+    if (pos + 8 > r.size) return pos;
+    const h = await r.bytes(pos, 8);
+    if (h.readUInt16LE(0) !== 0x0002) return pos;
+    const vr = h.toString('latin1', 4, 6);
+    if (LONG_VRS.has(vr)) {
+      const len = (await r.bytes(pos + 8, 4)).readUInt32LE(0);
+      pos += 12 + len;
+    } else {
+      pos += 8 + h.readUInt16LE(6);
+    }
+  }
+}
+
+export async function checkStructure(
+  fh: FileHandle,
+  size: number,
+  prefix: Buffer,
+  transferSyntaxUid: string,
+): Promise<void> {
+  // A deflated data set can only be checked by inflating it; the header parse already did.
+  if (transferSyntaxUid === '1.2.840.10008.1.2.1.99') return;
+  const r = new Reader(fh, size, prefix);
+  const baseImplicit = transferSyntaxUid === '1.2.840.10008.1.2';
+  const baseLittle = transferSyntaxUid !== '1.2.840.10008.1.2.2';
+  const stack: Container[] = [];
+  let pos = await datasetOffset(r);
+
+  while (pos < size) {
+    const ctx = stack[stack.length - 1];
+    const implicit = ctx ? ctx.implicit : baseImplicit;
+    const little = ctx ? ctx.littleEndian : baseLittle;
+    const h = await r.bytes(pos, 8);
+    const group = little ? h.readUInt16LE(0) : h.readUInt16BE(0);
+    const elem = little ? h.readUInt16LE(2) : h.readUInt16BE(2);
+
+    if (group === 0xfffe) {
+      const len = little ? h.readUInt32LE(4) : h.readUInt32BE(4);
+      pos += 8;
+      if (elem === 0xe000) {
+        if (!ctx || ctx.kind !== 'seq') throw new StructureError(`item outside a sequence at byte ${pos - 8}`);
+        if (len === UNDEFINED) {
+          if (stack.length >= MAX_DEPTH) throw new StructureError(`sequences nested deeper than ${MAX_DEPTH} levels`);
+          stack.push({ kind: 'item', implicit, littleEndian: little });
+        } else {
+          if (pos + len > size) throw new StructureError(`item at byte ${pos - 8} runs past end of file (truncated)`);
+          pos += len;
+        }
+      } else if (elem === 0xe00d) {
+        if (ctx?.kind !== 'item') throw new StructureError(`stray item delimiter at byte ${pos - 8}`);
+        stack.pop();
+      } else if (elem === 0xe0dd) {
+        if (ctx?.kind !== 'seq') throw new StructureError(`stray sequence delimiter at byte ${pos - 8}`);
+        stack.pop();
+      } else {
+        throw new StructureError(`invalid tag (FFFE,${hex(elem)}) at byte ${pos - 8}`);
+      }
+      continue;
+    }
+
+    let vr = '';
+    let len: number;
+    let headerLen: number;
+    if (implicit) {
+      len = little ? h.readUInt32LE(4) : h.readUInt32BE(4);
+      headerLen = 8;
+    } else {
+      vr = h.toString('latin1', 4, 6);
+      if (!/^[A-Z]{2}$/.test(vr)) throw new StructureError(`invalid VR at (${hex(group)},${hex(elem)}), byte ${pos}`);
+      if (LONG_VRS.has(vr)) {
+        const l = await r.bytes(pos + 8, 4);
+        len = little ? l.readUInt32LE(0) : l.readUInt32BE(0);
+        headerLen = 12;
+      } else {
+        len = little ? h.readUInt16LE(6) : h.readUInt16BE(6);
+        headerLen = 8;
+      }
+    }
+    pos += headerLen;
+    if (len === UNDEFINED) {
+      if (stack.length >= MAX_DEPTH) throw new StructureError(`sequences nested deeper than ${MAX_DEPTH} levels`);
+      // Undefined-length SQ, encapsulated Pixel Data (fragments are items), or UN holding a
+      // sequence encoded in implicit VR little endian.
+      const asImplicitUn = vr === 'UN';
+      stack.push({ kind: 'seq', implicit: asImplicitUn ? true : implicit, littleEndian: asImplicitUn ? true : little });
+      continue;
+    }
+    if (pos + len > size) {
+      throw new StructureError(
+        `(${hex(group)},${hex(elem)}) declares ${len} bytes at byte ${pos}, past the end of the ${size}-byte file (truncated)`,
+      );
+    }
+    pos += len;
+  }
+  if (stack.length > 0) throw new StructureError('file ends inside an undefined-length sequence (truncated)');
+}
+
+/** The meta's (0002,0010) Transfer Syntax UID read straight from the bytes, or undefined. */
+export function metaTransferSyntax(prefix: Buffer): string | undefined {
+  let pos = 132;
+  while (pos + 8 <= prefix.length && prefix.readUInt16LE(pos) === 0x0002) {
+    const elem = prefix.readUInt16LE(pos + 2);
+    const vr = prefix.toString('latin1', pos + 4, pos + 6);
+    const long = LONG_VRS.has(vr);
+    if (long && pos + 12 > prefix.length) return undefined;
+    const len = long ? prefix.readUInt32LE(pos + 8) : prefix.readUInt16LE(pos + 6);
+    const start = pos + (long ? 12 : 8);
+    if (elem === 0x0010) return prefix.toString('latin1', start, Math.min(start + len, prefix.length)).replace(/[\0 ]+$/, '');
+    pos = start + len;
+  }
+  return undefined;
+}

@@ -1,0 +1,38 @@
+import { AzureBlobStorage } from './azure.js';
+import { LocalStorage } from './local.js';
+import { S3Storage } from './s3.js';
+import type { BlobStorage } from './types.js';
+
+export type StorageOptions =
+  | { type: 'local'; root: string }
+  | {
+      type: 's3';
+      bucket: string;
+      region: string;
+      accessKeyId?: string;
+      secretAccessKey?: string;
+      endpoint?: string;
+      createBucket?: boolean;
+    }
+  | { type: 'azure'; connectionString: string; container: string; createContainer?: boolean };
+
+export function createStorage(opts: StorageOptions): BlobStorage {
+  switch (opts.type) {
+    case 'local':
+      return new LocalStorage({ root: opts.root });
+    case 's3':
+      return new S3Storage(opts);
+    case 'azure':
+      return new AzureBlobStorage(opts);
+    default: {
+      const unknown: never = opts;
+      throw new Error(`unknown storage type ${JSON.stringify(unknown)}`);
+    }
+  }
+}
+
+export type { BlobStorage, ByteRange, StoredObjectInfo } from './types.js';
+export { assertSafeKey, assertSafePrefix, instanceKey, isValidUid } from './keys.js';
+export { LocalStorage, type LocalStorageOptions } from './local.js';
+export { S3Storage, type S3StorageOptions } from './s3.js';
+export { AzureBlobStorage, type AzureBlobStorageOptions } from './azure.js';
