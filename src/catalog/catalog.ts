@@ -99,8 +99,13 @@ async function upsertReturningId(
  * an overwrite, a re-send or a moved instance can never make them drift.
  */
 export async function indexInstance(db: Db, rec: InstanceRecord, now = new Date()): Promise<IndexResult> {
+  return db.transaction((trx) => indexInstanceIn(trx, rec, now));
+}
+
+/** The same, inside a transaction the caller owns (several instances per commit). */
+export async function indexInstanceIn(trx: Knex.Transaction, rec: InstanceRecord, now = new Date()): Promise<IndexResult> {
   const ts = now.toISOString();
-  return db.transaction(async (trx) => {
+  {
     const patientPk = await upsertReturningId(
       trx,
       'patients',
@@ -228,7 +233,7 @@ export async function indexInstance(db: Db, rec: InstanceRecord, now = new Date(
       studyPk,
       replaced: previous ? { storageKey: previous.storage_key, seriesPk: Number(previous.series_pk) } : undefined,
     };
-  });
+  }
 }
 
 async function refreshSeriesCounts(trx: Knex.Transaction, seriesPk: number): Promise<void> {

@@ -13,7 +13,8 @@ import { checkStructure, metaTransferSyntax, StructureError } from './structure.
  */
 
 const PIXEL_DATA = '7FE00010';
-const FIRST_READ = 1 << 20;
+// Headers before Pixel Data are a few KB; a bigger first read only costs time on every instance.
+const FIRST_READ = 64 * 1024;
 
 interface JsonElement {
   vr: string;
@@ -131,20 +132,18 @@ export async function parseHeaderFile(path: string, maxHeaderBytes: number): Pro
     fh = await fs.open(path, 'r');
     const { size } = await fh.stat();
     if (size < 132) return { ok: false, kind: 'unparseable', error: `not a DICOM Part 10 file: only ${size} bytes` };
-    const magic = Buffer.alloc(4);
-    await fh.read(magic, 0, 4, 128);
-    if (magic.toString('latin1') !== 'DICM') {
+    let want = Math.min(size, FIRST_READ);
+    const first = Buffer.allocUnsafe(want);
+    await fh.read(first, 0, want, 0);
+    if (first.toString('latin1', 128, 132) !== 'DICM') {
       return { ok: false, kind: 'unparseable', error: "not a DICOM Part 10 file: no 'DICM' prefix at byte 128" };
     }
-    const head = Buffer.alloc(Math.min(size, 4096));
-    await fh.read(head, 0, head.length, 0);
-    if (!metaTransferSyntax(head)) {
+    if (!metaTransferSyntax(first)) {
       return { ok: false, kind: 'unparseable', error: 'file meta has no (0002,0010) Transfer Syntax UID' };
     }
-    let want = Math.min(size, FIRST_READ);
     for (;;) {
-      const buf = Buffer.allocUnsafe(want);
-      const { bytesRead } = await fh.read(buf, 0, want, 0);
+      const buf = want === first.length ? first : Buffer.allocUnsafe(want);
+      const bytesRead = buf === first ? want : (await fh.read(buf, 0, want, 0)).bytesRead;
       const ab = buf.buffer.slice(buf.byteOffset, buf.byteOffset + bytesRead);
       const warnings: string[] = [];
       try {

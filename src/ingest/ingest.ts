@@ -8,7 +8,8 @@ import { pipeline } from 'node:stream/promises';
 import type { Db } from '../db/connection.js';
 import type { BlobStorage } from '../../storage/types.js';
 import { instanceKey, isValidUid } from '../../storage/keys.js';
-import { findInstance, indexInstance, type InstanceRecord } from '../catalog/catalog.js';
+import { findInstance, type InstanceRecord } from '../catalog/catalog.js';
+import { IndexWriter } from '../catalog/index-writer.js';
 import type { DicomHeader } from '../dicom/header-types.js';
 import type { ParsePool } from '../dicom/parse-pool.js';
 import { isStandardStorageSopClass, isStorableTransferSyntax } from '../dicom/uids.js';
@@ -76,6 +77,8 @@ const tagNames: Record<'sopClassUid' | 'sopInstanceUid' | 'studyInstanceUid' | '
 };
 
 export class Ingestor extends EventEmitter<IngestorEvents> {
+  private readonly index: IndexWriter;
+
   constructor(
     private readonly db: Db,
     private readonly storage: BlobStorage,
@@ -85,6 +88,7 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
   ) {
     super();
     fs.mkdirSync(opts.tempDir, { recursive: true });
+    this.index = new IndexWriter(db);
   }
 
   /** A fresh path in the temp area, for transports that write the incoming file themselves. */
@@ -141,7 +145,12 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
     const header = this.validate(parsed.header, ctx);
 
     const storageKey = instanceKey(header.studyInstanceUid, header.seriesInstanceUid, header.sopInstanceUid);
-    const existing = await this.withDb(() => findInstance(this.db, header.sopInstanceUid));
+    // With the default overwrite policy the index transaction itself finds what is replaced;
+    // the extra look-up is only needed to refuse or skip a duplicate before storing anything.
+    const existing =
+      this.opts.duplicatePolicy === 'overwrite'
+        ? undefined
+        : await this.withDb(() => findInstance(this.db, header.sopInstanceUid));
     const base = {
       sopInstanceUid: header.sopInstanceUid,
       sopClassUid: header.sopClassUid,
@@ -170,12 +179,16 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
 
     const record = this.toRecord(header, storageKey, sizeBytes, ctx);
     let replacedKey: string | undefined;
+    let replaced = false;
     try {
-      const res = await this.withDb(() => indexInstance(this.db, record));
+      const res = await this.withDb(() => this.index.write(record));
       replacedKey = res.replaced?.storageKey;
+      replaced = res.replaced !== undefined;
     } catch (err) {
-      // Never leave a blob nobody can find: a new instance that failed to index is removed.
-      if (!existing) await this.storage.delete(storageKey).catch(() => undefined);
+      // Never leave a blob nobody can find: a new instance that failed to index is removed
+      // (unless the key already held an indexed instance, which must keep its blob).
+      const indexed = await findInstance(this.db, header.sopInstanceUid).catch(() => undefined);
+      if (!indexed) await this.storage.delete(storageKey).catch(() => undefined);
       throw err;
     }
     if (replacedKey && replacedKey !== storageKey) {
@@ -184,7 +197,7 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
       );
     }
 
-    const result: IngestResult = { ...base, sizeBytes, outcome: existing ? 'replaced' : 'stored' };
+    const result: IngestResult = { ...base, sizeBytes, outcome: replaced ? 'replaced' : 'stored' };
     this.emit('instance-stored', {
       ...result,
       source: ctx.source,

@@ -1,0 +1,181 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import net from 'node:net';
+
+/**
+ * `npm run bench`: C-STORE throughput with DCMTK storescu (1 and 4 concurrent associations) and
+ * `radiant import` throughput, each on a fresh node, median of RUNS runs. Prints figures only;
+ * nothing here asserts a speed.
+ */
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const corpus = path.resolve(process.env.RADIANT_CORPUS ?? path.join(process.cwd(), '..', 'shared', 'dicom'));
+const ctDir = path.join(corpus, 'ct-series-chest-99');
+const cli = path.resolve('dist/src/cli.js');
+/** Orthanc 1.10 on this 2-core machine, 4 associations (the issue's reference figure). */
+const ORTHANC_4_ASSOC = 57;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const c = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    c.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    c.on('close', (code) => resolve({ code, out }));
+  });
+}
+
+async function startNode(dataDir: string, port: number): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [cli, 'serve'], {
+    env: { ...process.env, DATA_DIR: dataDir, DICOM_PORT: String(port), LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  for (let i = 0; i < 200; i++) {
+    const r = await run('echoscu', ['-aec', 'RADIANT', '127.0.0.1', String(port)]);
+    if (r.code === 0) return child;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  child.kill('SIGKILL');
+  throw new Error('node did not start');
+}
+
+async function stopNode(child: ChildProcess): Promise<void> {
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+/**
+ * Copies of the CT with other Study/Series/SOP UIDs (same length, so the encoding is unchanged),
+ * so that concurrent associations store distinct instances rather than overwrite each other.
+ */
+async function makeCopies(files: string[], copies: number, dir: string): Promise<string[][]> {
+  const out: string[][] = [files];
+  const uidOf = (buf: Buffer, tag: Buffer): string => {
+    const at = buf.indexOf(tag, 132 + 200);
+    const len = buf.readUInt16LE(at + 6);
+    return buf.toString('latin1', at + 8, at + 8 + len).replace(/\0+$/, '');
+  };
+  const studyTag = Buffer.from([0x20, 0x00, 0x0d, 0x00, 0x55, 0x49]);
+  const seriesTag = Buffer.from([0x20, 0x00, 0x0e, 0x00, 0x55, 0x49]);
+  const sopTag = Buffer.from([0x08, 0x00, 0x18, 0x00, 0x55, 0x49]);
+  for (let k = 1; k < copies; k++) {
+    const copyDir = path.join(dir, `copy${k}`);
+    await fsp.mkdir(copyDir, { recursive: true });
+    const list: string[] = [];
+    for (const f of files) {
+      const buf = await fsp.readFile(f);
+      for (const tag of [studyTag, seriesTag, sopTag]) {
+        const uid = uidOf(buf, tag);
+        // Change the last digit: same length, and never a leading zero in a multi-digit component.
+        const last = uid.at(-1)!;
+        const lastComponent = uid.slice(uid.lastIndexOf('.') + 1);
+        const replacement = lastComponent.length === 1 ? String((Number(last) + k) % 10) : String((Number(last) + k) % 10);
+        const next = Buffer.from(uid.slice(0, -1) + replacement, 'latin1');
+        const from = Buffer.from(uid, 'latin1');
+        for (let at = buf.indexOf(from); at >= 0; at = buf.indexOf(from, at + from.length)) next.copy(buf, at);
+      }
+      const p = path.join(copyDir, path.basename(f));
+      await fsp.writeFile(p, buf);
+      list.push(p);
+    }
+    out.push(list);
+  }
+  return out;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+interface Figure {
+  instances: number;
+  bytes: number;
+  seconds: number[];
+}
+
+function report(label: string, f: Figure, extra = ''): void {
+  const s = median(f.seconds);
+  const ips = f.instances / s;
+  console.log(
+    `${label.padEnd(30)} ${String(f.instances).padStart(4)} instances  ${s.toFixed(2).padStart(6)} s  ` +
+      `${ips.toFixed(1).padStart(7)} inst/s  ${(f.bytes / 1e6 / s).toFixed(1).padStart(6)} MB/s` +
+      `   runs: ${f.seconds.map((x) => x.toFixed(2)).join(' ')}${extra}`,
+  );
+}
+
+async function storeRun(sets: string[][]): Promise<number> {
+  const dataDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'radiant-bench-'));
+  const port = await freePort();
+  const node = await startNode(dataDir, port);
+  try {
+    const t0 = process.hrtime.bigint();
+    const results = await Promise.all(
+      sets.map((files, i) => run('storescu', ['-aet', `BENCH${i}`, '-aec', 'RADIANT', '127.0.0.1', String(port), ...files])),
+    );
+    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    for (const r of results) if (r.code !== 0) throw new Error(`storescu failed: ${r.out.slice(-500)}`);
+    return secs;
+  } finally {
+    await stopNode(node);
+    await fsp.rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+async function importRun(dir: string): Promise<number> {
+  const dataDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'radiant-bench-'));
+  try {
+    // Migrate first so the timing is the import alone.
+    await run(process.execPath, [cli, 'migrate'], { ...process.env, DATA_DIR: dataDir });
+    const t0 = process.hrtime.bigint();
+    const r = await run(process.execPath, [cli, 'import', dir], { ...process.env, DATA_DIR: dataDir });
+    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (r.code !== 0) throw new Error(`import failed: ${r.out.slice(-500)}`);
+    return secs;
+  } finally {
+    await fsp.rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  if (!fs.existsSync(ctDir)) throw new Error(`corpus CT not found at ${ctDir}: set RADIANT_CORPUS`);
+  const files = (await fsp.readdir(ctDir)).filter((f) => f.endsWith('.dcm')).sort().map((f) => path.join(ctDir, f));
+  const bytes = (await Promise.all(files.map((f) => fsp.stat(f)))).reduce((a, s) => a + s.size, 0);
+  const work = await fsp.mkdtemp(path.join(os.tmpdir(), 'radiant-bench-copies-'));
+  try {
+    const sets = await makeCopies(files, 4, work);
+    console.log(`RadiantAI bench: chest CT ${files.length} × 512², ${(bytes / 1e6).toFixed(1)} MB; ${os.cpus().length} cores; median of ${RUNS}`);
+    const one: Figure = { instances: files.length, bytes, seconds: [] };
+    const four: Figure = { instances: files.length * 4, bytes: bytes * 4, seconds: [] };
+    const imp: Figure = { instances: files.length, bytes, seconds: [] };
+    for (let i = 0; i < RUNS; i++) {
+      one.seconds.push(await storeRun([files]));
+      four.seconds.push(await storeRun(sets));
+      imp.seconds.push(await importRun(ctDir));
+    }
+    report('C-STORE, 1 association', one);
+    const ratio = four.instances / median(four.seconds) / ORTHANC_4_ASSOC;
+    report('C-STORE, 4 associations', four, `   (${ratio.toFixed(2)}× Orthanc 1.10's ${ORTHANC_4_ASSOC} inst/s)`);
+    report('radiant import (process)', imp);
+  } finally {
+    await fsp.rm(work, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(`bench: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

@@ -1,0 +1,57 @@
+import type { Db } from '../db/connection.js';
+import { isPostgres } from '../db/connection.js';
+import { indexInstance, indexInstanceIn, type IndexResult, type InstanceRecord } from './catalog.js';
+
+interface Pending {
+  rec: InstanceRecord;
+  resolve: (r: IndexResult) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * Writes index rows. On SQLite there is one writer and every commit is an fsync, so instances
+ * that arrive together (several associations at once) are committed together: the first waits
+ * for nothing, the ones queued behind it share the next transaction. Each caller still gets its
+ * answer only after the commit that holds its rows. PostgreSQL takes concurrent transactions
+ * itself, so there each instance commits on its own.
+ */
+export class IndexWriter {
+  private readonly queue: Pending[] = [];
+  private flushing = false;
+  private readonly batched: boolean;
+
+  constructor(private readonly db: Db, private readonly maxBatch = 32) {
+    this.batched = !isPostgres(db);
+  }
+
+  write(rec: InstanceRecord): Promise<IndexResult> {
+    if (!this.batched) return indexInstance(this.db, rec);
+    return new Promise((resolve, reject) => {
+      this.queue.push({ rec, resolve, reject });
+      if (!this.flushing) void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.flushing = true;
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0, this.maxBatch);
+        try {
+          const now = new Date();
+          const results = await this.db.transaction(async (trx) => {
+            const out: IndexResult[] = [];
+            for (const p of batch) out.push(await indexInstanceIn(trx, p.rec, now));
+            return out;
+          });
+          batch.forEach((p, i) => p.resolve(results[i]!));
+        } catch {
+          // One bad row must not fail its neighbours: retry each in a transaction of its own.
+          for (const p of batch) await indexInstance(this.db, p.rec).then(p.resolve, p.reject);
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+}
