@@ -173,8 +173,11 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
     try {
       sizeBytes = await this.storage.putFile(storageKey, filePath, { move: owned, contentType: 'application/dicom' });
     } catch (err) {
-      if (err instanceof RadiantError) throw err;
-      throw new RadiantError('out-of-resources', `cannot store instance: ${errorMessage(err)}`, { cause: err });
+      // Keys come from validated UIDs, so whatever the store says, it is the store's problem:
+      // out of resources, and the peer may retry later. The details go to the log, not the peer.
+      this.log.error({ key: storageKey, err: errorMessage(err) }, 'blob store write failed');
+      const code = (err as { cause?: { code?: string }; code?: string }).cause?.code ?? (err as { code?: string }).code;
+      throw new RadiantError('out-of-resources', `storage unavailable${code ? ` (${code})` : ''}`, { cause: err });
     }
 
     const record = this.toRecord(header, storageKey, sizeBytes, ctx);
@@ -219,18 +222,20 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
       if (!isValidUid(v)) throw new RadiantError('invalid-input', `invalid ${tagNames[key]}`);
     }
     const v = h as ValidatedHeader;
-    if (h.mediaStorageSopInstanceUid && h.mediaStorageSopInstanceUid !== v.sopInstanceUid) {
-      throw new RadiantError('mismatch', 'meta (0002,0003) differs from (0008,0018) SOP Instance UID');
-    }
-    if (h.mediaStorageSopClassUid && h.mediaStorageSopClassUid !== v.sopClassUid) {
-      throw new RadiantError('mismatch', 'meta (0002,0002) differs from (0008,0016) SOP Class UID');
-    }
+    // The transport's own claims first: over DIMSE the node wrote the file meta from them, so a
+    // meta mismatch would blame the peer for bytes it never sent.
     const exp = ctx.expected;
     if (exp?.sopInstanceUid && exp.sopInstanceUid !== v.sopInstanceUid) {
       throw new RadiantError('mismatch', 'Affected SOP Instance UID differs from the data set');
     }
     if (exp?.sopClassUid && exp.sopClassUid !== v.sopClassUid) {
       throw new RadiantError('mismatch', 'Affected SOP Class UID differs from the data set');
+    }
+    if (h.mediaStorageSopInstanceUid && h.mediaStorageSopInstanceUid !== v.sopInstanceUid) {
+      throw new RadiantError('mismatch', 'meta (0002,0003) differs from (0008,0018) SOP Instance UID');
+    }
+    if (h.mediaStorageSopClassUid && h.mediaStorageSopClassUid !== v.sopClassUid) {
+      throw new RadiantError('mismatch', 'meta (0002,0002) differs from (0008,0016) SOP Class UID');
     }
     if (exp?.studyInstanceUid && exp.studyInstanceUid !== v.studyInstanceUid) {
       throw new RadiantError('mismatch', 'instance belongs to another study');

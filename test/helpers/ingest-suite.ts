@@ -146,7 +146,7 @@ export function describeIngestSuite(name: string, envFactory: () => Promise<Reco
           );
           expect(second).to.equal(policy === 'reject' ? 0x0111 : 'ignored');
         } finally {
-          await c.close();
+          await c.cleanup();
         }
       }
     });
