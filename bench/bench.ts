@@ -79,11 +79,9 @@ async function makeCopies(files: string[], copies: number, dir: string): Promise
       const buf = await fsp.readFile(f);
       for (const tag of [studyTag, seriesTag, sopTag]) {
         const uid = uidOf(buf, tag);
-        // Change the last digit: same length, and never a leading zero in a multi-digit component.
-        const last = uid.at(-1)!;
-        const lastComponent = uid.slice(uid.lastIndexOf('.') + 1);
-        const replacement = lastComponent.length === 1 ? String((Number(last) + k) % 10) : String((Number(last) + k) % 10);
-        const next = Buffer.from(uid.slice(0, -1) + replacement, 'latin1');
+        // Change the last digit: same length, and a last digit never makes a leading zero
+        // (a one-digit component may be "0").
+        const next = Buffer.from(uid.slice(0, -1) + String((Number(uid.at(-1)) + k) % 10), 'latin1');
         const from = Buffer.from(uid, 'latin1');
         for (let at = buf.indexOf(from); at >= 0; at = buf.indexOf(from, at + from.length)) next.copy(buf, at);
       }

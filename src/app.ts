@@ -1,7 +1,7 @@
 import fsp from 'node:fs/promises';
 import type { Config } from './config.js';
 import { createDb, migrateLatest, type Db } from './db/connection.js';
-import { createStorage } from '../storage/index.js';
+import { createStorage, LocalStorage } from '../storage/index.js';
 import type { BlobStorage } from '../storage/types.js';
 import { ParsePool } from './dicom/parse-pool.js';
 import { Ingestor } from './ingest/ingest.js';
@@ -49,9 +49,7 @@ export async function openCore(config: Config, log: Logger): Promise<Core> {
   // acknowledged only after its blob was renamed into place and indexed.
   await fsp.rm(config.tempDir, { recursive: true, force: true });
   await fsp.mkdir(config.tempDir, { recursive: true });
-  if ('cleanTempFiles' in storage && typeof storage.cleanTempFiles === 'function') {
-    await (storage.cleanTempFiles as () => Promise<void>)();
-  }
+  if (storage instanceof LocalStorage) await storage.cleanTempFiles();
   const parser = new ParsePool({ workers: config.parse.workers, timeoutMs: config.parse.timeoutMs });
   const ingestor = new Ingestor(
     db,

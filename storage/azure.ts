@@ -4,7 +4,7 @@ import { StorageError } from '../src/errors.js';
 import { assertSafeKey, assertSafePrefix } from './keys.js';
 import { assertValidRange } from './range.js';
 import { uploadLocalFile } from './remote-put-file.js';
-import { fitServedRange, meter } from './streams.js';
+import { fitServedRange, uploadMetered } from './streams.js';
 import type { BlobStorage, ByteRange, StoredObjectInfo } from './types.js';
 
 export interface AzureBlobStorageOptions {
@@ -57,24 +57,19 @@ export class AzureBlobStorage implements BlobStorage {
   }
 
   async put(key: string, body: Readable, opts: { contentType?: string; size?: number } = {}): Promise<number> {
-    const metered = meter(body, opts.size);
-    const source = Readable.from(metered.chunks, { objectMode: false });
-    try {
-      assertSafeKey(key);
-      // Blocks are staged, then committed in one call: the blob (or its previous version) is
-      // never visible half-written, and a failed stream commits nothing.
-      await this.container.getBlockBlobClient(key).uploadStream(source, BLOCK_SIZE, CONCURRENCY, {
-        blobHTTPHeaders: opts.contentType ? { blobContentType: opts.contentType } : undefined,
-      });
-      return metered.bytes();
-    } catch (err) {
-      const failure = metered.failure();
-      if (failure) throw failure.error;
-      throw azureFailure(err, `put ${key}`);
-    } finally {
-      if (!source.destroyed) source.destroy();
-      if (!body.destroyed && !body.readableEnded) body.destroy();
-    }
+    return uploadMetered(
+      body,
+      opts.size,
+      async (source) => {
+        assertSafeKey(key);
+        // Blocks are staged, then committed in one call: the blob (or its previous version) is
+        // never visible half-written, and a failed stream commits nothing.
+        await this.container.getBlockBlobClient(key).uploadStream(source, BLOCK_SIZE, CONCURRENCY, {
+          blobHTTPHeaders: opts.contentType ? { blobContentType: opts.contentType } : undefined,
+        });
+      },
+      (err) => azureFailure(err, `put ${key}`),
+    );
   }
 
   async putFile(key: string, path: string, opts: { move?: boolean; contentType?: string } = {}): Promise<number> {

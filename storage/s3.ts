@@ -15,7 +15,7 @@ import { StorageError } from '../src/errors.js';
 import { assertSafeKey, assertSafePrefix } from './keys.js';
 import { assertValidRange } from './range.js';
 import { uploadLocalFile } from './remote-put-file.js';
-import { fitServedRange, meter } from './streams.js';
+import { fitServedRange, uploadMetered } from './streams.js';
 import type { BlobStorage, ByteRange, StoredObjectInfo } from './types.js';
 
 export interface S3StorageOptions {
@@ -97,30 +97,25 @@ export class S3Storage implements BlobStorage {
   }
 
   async put(key: string, body: Readable, opts: { contentType?: string; size?: number } = {}): Promise<number> {
-    const metered = meter(body, opts.size);
-    const source = Readable.from(metered.chunks, { objectMode: false });
-    try {
-      assertSafeKey(key);
-      // Upload sends one PutObject for small bodies and a multipart upload otherwise; either way
-      // S3 shows the object only once it is complete, and a failed stream aborts it.
-      const upload = new Upload({
-        client: this.client,
-        params: { Bucket: this.bucket, Key: key, Body: source, ContentType: opts.contentType },
-        partSize: PART_SIZE,
-        queueSize: QUEUE_SIZE,
-        leavePartsOnError: false,
-      });
-      await upload.done();
-      return metered.bytes();
-    } catch (err) {
-      const failure = metered.failure();
-      // The SDK may report the abort of the multipart upload rather than why it was aborted.
-      if (failure) throw failure.error;
-      throw s3Failure(err, `put ${key}`);
-    } finally {
-      if (!source.destroyed) source.destroy();
-      if (!body.destroyed && !body.readableEnded) body.destroy();
-    }
+    return uploadMetered(
+      body,
+      opts.size,
+      async (source) => {
+        assertSafeKey(key);
+        // Upload sends one PutObject for small bodies and a multipart upload otherwise; either
+        // way S3 shows the object only once it is complete, and a failed stream aborts it.
+        await new Upload({
+          client: this.client,
+          params: { Bucket: this.bucket, Key: key, Body: source, ContentType: opts.contentType },
+          partSize: PART_SIZE,
+          queueSize: QUEUE_SIZE,
+          leavePartsOnError: false,
+        }).done();
+      },
+      // The SDK may report the abort of the multipart upload rather than why it was aborted;
+      // uploadMetered prefers the body's own failure.
+      (err) => s3Failure(err, `put ${key}`),
+    );
   }
 
   async putFile(key: string, path: string, opts: { move?: boolean; contentType?: string } = {}): Promise<number> {

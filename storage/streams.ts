@@ -128,3 +128,29 @@ export function fitServedRange(
   }
   return sliceStream(body, range.start - servedStart, wantEnd - range.start + 1);
 }
+
+/**
+ * The shape every remote `put` shares: meter the body, hand the SDK a plain byte stream, and on
+ * failure prefer the body's own error (or its wrong length) to whatever the SDK made of the
+ * aborted upload. Both streams are closed whatever happens.
+ */
+export async function uploadMetered(
+  body: Readable,
+  expectedSize: number | undefined,
+  upload: (source: Readable) => Promise<void>,
+  sdkFailure: (err: unknown) => Error,
+): Promise<number> {
+  const metered = meter(body, expectedSize);
+  const source = Readable.from(metered.chunks, { objectMode: false });
+  try {
+    await upload(source);
+    return metered.bytes();
+  } catch (err) {
+    const failure = metered.failure();
+    if (failure) throw failure.error;
+    throw sdkFailure(err);
+  } finally {
+    if (!source.destroyed) source.destroy();
+    if (!body.destroyed && !body.readableEnded) body.destroy();
+  }
+}

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
@@ -9,6 +8,7 @@ import { countInstances, findInstance, getStudySummary } from '../src/catalog/ca
 import { createDb } from '../src/db/connection.js';
 import { corpusRoot } from './helpers/corpus.js';
 import { tempDir } from './helpers/node.js';
+import { runTool, type ToolResult } from './helpers/dcmtk.js';
 
 /**
  * The real `radiant` command as a child process: exit codes, what it prints, and what it leaves
@@ -18,33 +18,10 @@ import { tempDir } from './helpers/node.js';
 // Compiled to dist/test/cli.test.js; the CLI is dist/src/cli.js.
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli.js');
 
-interface CliResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
+type CliResult = ToolResult;
 
 function radiant(args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
+  return runTool(process.execPath, [CLI, ...args], timeoutMs, { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env });
 }
 
 const lines = (s: string): string[] => s.split('\n').filter((l) => l.trim() !== '');

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 
 export interface ToolResult {
   code: number | null;
+  signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
   /** stdout + stderr, for assertions on what a peer printed. */
@@ -9,9 +10,9 @@ export interface ToolResult {
 }
 
 /** Run a DCMTK (or any) tool as a real peer; never throws on a non-zero exit. */
-export function runTool(cmd: string, args: string[], timeoutMs = 120_000): Promise<ToolResult> {
+export function runTool(cmd: string, args: string[], timeoutMs = 120_000, env?: NodeJS.ProcessEnv): Promise<ToolResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -21,9 +22,9 @@ export function runTool(cmd: string, args: string[], timeoutMs = 120_000): Promi
       clearTimeout(timer);
       reject(new Error(`${cmd} could not be started (is DCMTK installed? .ci/run installs it): ${err.message}`));
     });
-    child.on('close', (code) => {
+    child.on('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, stdout, stderr, output: stdout + stderr });
+      resolve({ code, signal, stdout, stderr, output: stdout + stderr });
     });
   });
 }
