@@ -21,6 +21,8 @@ type DatasetT = InstanceType<typeof Dataset>;
 
 export interface ScpSettings {
   aeTitle: string;
+  /** Largest PDU the node receives (announced in A-ASSOCIATE-AC). */
+  maxPdu: number;
   checkCalledAe: boolean;
   acceptUnknownSopClasses: boolean;
   maxInstanceBytes: number;
@@ -105,6 +107,20 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
       }
       log.debug({ calling, peer: this.peer }, 'association accepted');
       this.sendAssociationAccept();
+    }
+
+    /**
+     * dcmjs-dimse announces min(peer's limit, ours) as the largest PDU it accepts, so a peer
+     * announcing 16 KB (DCMTK's default) is made to send 16 KB PDUs. The limit each side
+     * announces is its own receive limit (PS3.8 D.1): announce ours, then keep the peer's for
+     * what the node sends.
+     */
+    override sendAssociationAccept(): void {
+      const association = this.association!;
+      const peerMax = association.getMaxPduLength();
+      association.setMaxPduLength(settings.maxPdu);
+      super.sendAssociationAccept();
+      association.setMaxPduLength(peerMax === 0 ? settings.maxPdu : peerMax);
     }
 
     override associationReleaseRequested(): void {
