@@ -22,6 +22,14 @@ export async function up(knex: Knex): Promise<void> {
     t.index(['patient_name_norm']);
   });
 
+  if (knex.client.config.client === 'pg') {
+    // PACS search by name and ID prefix ("DOE*"): under a non-C collation PostgreSQL can use a
+    // btree for LIKE 'x%' only with the pattern operator class. SQLite serves the same prefix
+    // queries from the plain index with GLOB on the upper-cased column.
+    await knex.raw('CREATE INDEX patients_name_prefix ON patients (patient_name_norm varchar_pattern_ops)');
+    await knex.raw('CREATE INDEX patients_id_prefix ON patients (patient_id varchar_pattern_ops)');
+  }
+
   await knex.schema.createTable('studies', (t) => {
     t.increments('id').primary();
     t.string('study_instance_uid', 64).notNullable().unique();
