@@ -42,7 +42,7 @@ const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 
 async function startNode(dataDir: string, port: number): Promise<ChildProcess> {
   const child = spawn(process.execPath, [...nodeArgs, cli, 'serve'], {
-    env: { ...process.env, DATA_DIR: dataDir, DICOM_PORT: String(port), LOG_LEVEL: 'warn' },
+    env: { ...process.env, DATA_DIR: dataDir, DICOM_PORT: String(port), HTTP_PORT: '0', LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   for (let i = 0; i < 200; i++) {

@@ -36,6 +36,8 @@ export interface AssociationSummary {
   failed: number;
   bytes: number;
   durationMs: number;
+  /** Study Instance UIDs stored on this association (at most 20). */
+  studies: string[];
 }
 
 export interface ScpDeps {
@@ -71,6 +73,7 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
     private stored = 0;
     private failed = 0;
     private bytes = 0;
+    private readonly studies = new Set<string>();
 
     constructor(socket: Socket, opts?: ConstructorParameters<typeof Scp>[1]) {
       super(socket, opts);
@@ -190,6 +193,7 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
         });
         this.stored++;
         this.bytes += result.sizeBytes;
+        if (this.studies.size < 20) this.studies.add(result.studyInstanceUid);
         return { status: DimseStatus.Success };
       } catch (err) {
         this.failed++;
@@ -213,6 +217,7 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
         failed: this.failed,
         bytes: this.bytes,
         durationMs: Date.now() - this.startedAt,
+        studies: [...this.studies],
       });
     }
   };

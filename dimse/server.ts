@@ -2,6 +2,7 @@ import type { AddressInfo, Server as NetServer } from 'node:net';
 import dimse from 'dcmjs-dimse';
 import type { Ingestor } from '../src/ingest/ingest.js';
 import type { Logger } from '../src/logger.js';
+import type { AuditLog } from '../src/audit/audit.js';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from '../src/dicom/implementation.js';
 import { createScpClass, type ScpSettings } from './scp.js';
 
@@ -23,6 +24,7 @@ export class DimseServer {
     private readonly opts: DimseServerOptions,
     private readonly ingestor: Ingestor,
     private readonly log: Logger,
+    private readonly audit?: AuditLog,
   ) {}
 
   /** Start listening; resolves with the bound port (useful with port 0 in tests). */
@@ -50,6 +52,17 @@ export class DimseServer {
           { calling: s.callingAeTitle, peer: s.peer, stored: s.stored, failed: s.failed, bytes: s.bytes, ms: s.durationMs },
           'association ended',
         );
+        // One audit row per association, with counts, not one per instance.
+        void this.audit?.record({
+          actorType: 'ae',
+          actor: s.callingAeTitle,
+          peer: s.peer,
+          action: 'dimse.association',
+          resourceType: 'study',
+          studyInstanceUid: s.studies.length === 1 ? s.studies[0] : undefined,
+          outcome: s.failed > 0 && s.stored === 0 ? 'failure' : 'success',
+          details: { calledAeTitle: s.calledAeTitle, stored: s.stored, failed: s.failed, bytes: s.bytes, ms: s.durationMs, studies: s.studies },
+        });
       },
     });
     const server = new dimse.Server(ScpClass);

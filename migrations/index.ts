@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import * as m001 from './001_core_index.js';
+import * as m002 from './002_users_audit.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -10,7 +11,10 @@ interface Migration {
  * Migrations are listed here rather than discovered on disk, so the compiled node never depends
  * on how knex scans a directory of ESM files. Append new ones; never rename a shipped one.
  */
-const migrations: ReadonlyArray<[string, Migration]> = [['001_core_index', m001]];
+const migrations: ReadonlyArray<[string, Migration]> = [
+  ['001_core_index', m001],
+  ['002_users_audit', m002],
+];
 
 export const migrationSource: Knex.MigrationSource<string> = {
   getMigrations: async () => migrations.map(([name]) => name),

@@ -8,6 +8,9 @@ import { Ingestor } from './ingest/ingest.js';
 import { DimseServer } from '../dimse/server.js';
 import type { Logger } from './logger.js';
 import { errorMessage } from './errors.js';
+import { AuditLog } from './audit/audit.js';
+import { resolveSecretKey } from './auth/secret.js';
+import { createHttpApp, type HttpApp } from './http/server.js';
 
 /**
  * The node's parts, wired once. `openCore` is what every command needs (index, storage, the one
@@ -17,6 +20,7 @@ export interface Core {
   config: Config;
   log: Logger;
   db: Db;
+  audit: AuditLog;
   storage: BlobStorage;
   parser: ParsePool;
   ingestor: Ingestor;
@@ -26,6 +30,8 @@ export interface Core {
 export interface RunningNode extends Core {
   dimse: DimseServer;
   dicomPort: number;
+  http: HttpApp;
+  httpPort: number;
   stop(): Promise<void>;
 }
 
@@ -67,6 +73,7 @@ export async function openCore(config: Config, log: Logger): Promise<Core> {
     config,
     log,
     db,
+    audit: new AuditLog(db, log),
     storage,
     parser,
     ingestor,
@@ -80,6 +87,9 @@ export async function openCore(config: Config, log: Logger): Promise<Core> {
 
 export async function startNode(config: Config, log: Logger): Promise<RunningNode> {
   const core = await openCore(config, log);
+  if (config.auth.disabled) {
+    log.warn('AUTH_DISABLED=true: every HTTP request is treated as an admin. Only for a closed lab network.');
+  }
   const dimse = new DimseServer(
     {
       port: config.dicom.port,
@@ -92,19 +102,33 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     },
     core.ingestor,
     log,
+    core.audit,
   );
+  const http = createHttpApp({ ...core, secretKey: resolveSecretKey(config) });
   let dicomPort: number;
+  let httpPort: number;
   try {
     dicomPort = await dimse.start();
   } catch (err) {
     await core.close();
     throw new Error(`cannot listen on DICOM port ${config.dicom.port}: ${errorMessage(err)}`, { cause: err });
   }
+  try {
+    httpPort = await http.listen(config.httpPort);
+  } catch (err) {
+    await dimse.stop();
+    await core.close();
+    throw new Error(`cannot listen on HTTP port ${config.httpPort}: ${errorMessage(err)}`, { cause: err });
+  }
+  log.info({ port: httpPort }, 'HTTP listener started');
   return {
     ...core,
     dimse,
     dicomPort,
+    http,
+    httpPort,
     async stop() {
+      await http.close();
       await dimse.stop();
       await core.close();
     },

@@ -5,12 +5,18 @@ import { createLogger, type Logger } from './logger.js';
 import { openCore, startNode } from './app.js';
 import { createDb, migrateLatest, migrationStatus } from './db/connection.js';
 import { importPaths } from './ingest/import-files.js';
+import { isRole, ROLES } from './auth/permissions.js';
+import { createUser, UserExistsError } from './auth/users.js';
+import { AuditLog } from './audit/audit.js';
 
 const usage = `usage: radiant <command>
 
   serve                 start the node (DICOM listener on DICOM_PORT)
   migrate [--status]    apply database migrations (or list them)
   import <path>...      ingest DICOM files or directories through the node's ingest path
+  user create <username> <role>
+                        create a user (roles: admin, radiologist, technician, viewer, service);
+                        the password is read from RADIANT_USER_PASSWORD or the first line of stdin
   help                  this text
 
 Configuration is read from environment variables; see README.md.`;
@@ -79,6 +85,57 @@ async function runImport(config: Config, log: Logger, paths: string[]): Promise<
   }
 }
 
+async function readPassword(): Promise<string> {
+  const fromEnv = process.env.RADIANT_USER_PASSWORD;
+  if (fromEnv) return fromEnv;
+  let text = '';
+  for await (const chunk of process.stdin) {
+    text += String(chunk);
+    if (text.includes('\n')) break;
+  }
+  return text.split('\n')[0]!.replace(/\r$/, '');
+}
+
+async function userCommand(config: Config, args: string[]): Promise<number> {
+  const [sub, username, role] = args;
+  if (sub !== 'create' || !username || !role) {
+    console.error('usage: radiant user create <username> <role>');
+    return 2;
+  }
+  if (!isRole(role)) {
+    console.error(`radiant user: unknown role '${role}' (one of ${ROLES.join(', ')})`);
+    return 2;
+  }
+  const password = await readPassword();
+  if (password.length < 10) {
+    console.error('radiant user: the password must have at least 10 characters');
+    return 2;
+  }
+  const db = createDb(config.database);
+  try {
+    await migrateLatest(db);
+    const user = await createUser(db, { username, password, role });
+    await new AuditLog(db, createLogger('warn', { stderr: true })).record({
+      actorType: 'system',
+      actor: 'cli',
+      action: 'user.create',
+      resourceType: 'user',
+      resourceId: String(user.id),
+      outcome: 'success',
+    });
+    console.log(`created user ${user.username} (${user.role})`);
+    return 0;
+  } catch (err) {
+    if (err instanceof UserExistsError) {
+      console.error(`radiant user: ${err.message}`);
+      return 1;
+    }
+    throw err;
+  } finally {
+    await db.destroy();
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;
   if (!command || command === 'help' || command === '--help' || command === '-h') {
@@ -106,6 +163,8 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'import':
       return runImport(config, log, args);
+    case 'user':
+      return userCommand(config, args);
     default:
       console.error(`radiant: unknown command '${command}'\n\n${usage}`);
       return 2;

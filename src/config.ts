@@ -50,6 +50,15 @@ const envSchema = z.object({
   DICOM_MAX_ASSOCIATIONS: z.coerce.number().int().min(1).max(1000).default(32),
   DICOM_ACCEPT_UNKNOWN_SOP_CLASSES: bool.default(false),
   HTTP_PORT: port.default(8042),
+  /** Comma-separated origins allowed to call the node from a browser, or '*'. */
+  CORS_ORIGINS: z.string().default(''),
+  MAX_UPLOAD_BYTES: z.coerce.number().int().min(1024).default(2 * 1024 ** 3),
+  SECRET_KEY: z.string().min(1).optional(),
+  TOKEN_EXPIRY_SECONDS: z.coerce.number().int().min(60).max(30 * 24 * 3600).default(8 * 3600),
+  AUTH_DISABLED: bool.default(false),
+  /** Failed logins allowed per user and per address in LOGIN_WINDOW_SECONDS. */
+  LOGIN_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(5),
+  LOGIN_WINDOW_SECONDS: z.coerce.number().int().min(1).default(300),
   DUPLICATE_POLICY: z.enum(['overwrite', 'ignore', 'reject']).default('overwrite'),
   MAX_INSTANCE_BYTES: z.coerce.number().int().min(1024).default(4 * 1024 ** 3),
   PARSE_WORKERS: z.coerce.number().int().min(1).max(64).optional(),
@@ -58,6 +67,9 @@ const envSchema = z.object({
 });
 
 export type Env = z.infer<typeof envSchema>;
+
+/** Marks "no key configured": replaced by a per-install key file in offline mode (src/auth). */
+export const DEFAULT_SECRET = 'radiant-default-secret-change-me';
 
 export type DatabaseOptions =
   | { client: 'sqlite'; filename: string }
@@ -86,6 +98,18 @@ export interface Config {
     acceptUnknownSopClasses: boolean;
   };
   httpPort: number;
+  http: {
+    corsOrigins: string[];
+    maxUploadBytes: number;
+  };
+  auth: {
+    secretKey: string;
+    secretKeyIsDefault: boolean;
+    tokenExpirySeconds: number;
+    disabled: boolean;
+    loginMaxAttempts: number;
+    loginWindowSeconds: number;
+  };
   duplicatePolicy: 'overwrite' | 'ignore' | 'reject';
   maxInstanceBytes: number;
   parse: { workers: number; timeoutMs: number };
@@ -179,6 +203,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     e.TEMP_PATH ?? (storage.type === 'local' ? path.join(storage.root, '.tmp', 'incoming') : path.join(dataDir, 'incoming')),
   );
 
+  // Offline nodes work out of the box with a per-install key kept under DATA_DIR; an online
+  // node shares tokens across nodes, so it must be given a real key.
+  let secretKey = e.SECRET_KEY;
+  let secretKeyIsDefault = false;
+  if (e.MODE === 'online' && (!secretKey || secretKey.length < 32 || secretKey === DEFAULT_SECRET)) {
+    throw new ConfigError('SECRET_KEY must be set to at least 32 characters when MODE=online');
+  }
+  if (!secretKey) {
+    secretKey = DEFAULT_SECRET;
+    secretKeyIsDefault = true;
+  }
+
   return {
     mode: e.MODE,
     dataDir,
@@ -194,6 +230,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       acceptUnknownSopClasses: e.DICOM_ACCEPT_UNKNOWN_SOP_CLASSES,
     },
     httpPort: e.HTTP_PORT,
+    http: {
+      corsOrigins: e.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean),
+      maxUploadBytes: e.MAX_UPLOAD_BYTES,
+    },
+    auth: {
+      secretKey,
+      secretKeyIsDefault,
+      tokenExpirySeconds: e.TOKEN_EXPIRY_SECONDS,
+      disabled: e.AUTH_DISABLED,
+      loginMaxAttempts: e.LOGIN_MAX_ATTEMPTS,
+      loginWindowSeconds: e.LOGIN_WINDOW_SECONDS,
+    },
     duplicatePolicy: e.DUPLICATE_POLICY,
     maxInstanceBytes: e.MAX_INSTANCE_BYTES,
     parse: { workers: e.PARSE_WORKERS ?? 2, timeoutMs: e.PARSE_TIMEOUT_MS },

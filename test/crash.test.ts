@@ -19,7 +19,7 @@ const cli = path.resolve('dist/src/cli.js');
 
 function startNodeProcess(dataDir: string, port: number): Promise<ChildProcess> {
   const child = spawn(process.execPath, [cli, 'serve'], {
-    env: { ...process.env, DATA_DIR: dataDir, DICOM_PORT: String(port), LOG_LEVEL: 'info' },
+    env: { ...process.env, DATA_DIR: dataDir, DICOM_PORT: String(port), HTTP_PORT: '0', LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   return new Promise((resolve, reject) => {

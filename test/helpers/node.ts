@@ -22,7 +22,7 @@ export async function tempDir(prefix: string): Promise<string> {
  */
 export async function startTestNode(env: Record<string, string> = {}): Promise<TestNode> {
   const dir = await tempDir('node');
-  const config = loadConfig({ DATA_DIR: dir, DICOM_PORT: '0', ...env }, dir);
+  const config = loadConfig({ DATA_DIR: dir, DICOM_PORT: '0', HTTP_PORT: '0', ...env }, dir);
   const log = createLogger(process.env.RADIANT_TEST_LOG ?? 'silent', { stderr: true });
   const node = await startNode(config, log);
   return Object.assign(node, {

@@ -1,0 +1,108 @@
+import Router from '@koa/router';
+import { z } from 'zod';
+import type { Db } from '../../db/connection.js';
+import type { AuditLog } from '../../audit/audit.js';
+import { can, ROLES } from '../../auth/permissions.js';
+import { DUMMY_HASH, verifyPassword } from '../../auth/passwords.js';
+import type { FailureLimiter } from '../../auth/rate-limit.js';
+import { issueToken, type TokenVerifier } from '../../auth/tokens.js';
+import { countUsers, createUser, findUserWithHash, touchLogin, UserExistsError } from '../../auth/users.js';
+import { readForm, readJson } from '../body.js';
+import { HttpError } from '../errors.js';
+import type { Security } from '../security.js';
+import type { AppContext, AppRouter, AppState } from '../state.js';
+
+const registerBody = z.object({
+  username: z.string().trim().min(3).max(64).regex(/^[A-Za-z0-9._@-]+$/, 'letters, digits and . _ @ - only'),
+  password: z.string().min(10).max(256),
+  role: z.enum(ROLES),
+  full_name: z.string().max(128).optional(),
+});
+
+const tokenBody = z.object({
+  grant_type: z.literal('password').optional(),
+  username: z.string().min(1).max(64),
+  password: z.string().min(1).max(256),
+});
+
+export interface AuthRouteDeps {
+  db: Db;
+  audit: AuditLog;
+  security: Security;
+  verifier: TokenVerifier;
+  limiter: FailureLimiter;
+  secretKey: string;
+  tokenExpirySeconds: number;
+  authDisabled: boolean;
+}
+
+export function authRoutes(deps: AuthRouteDeps): AppRouter {
+  const r = new Router<AppState>({ prefix: '/api/auth' });
+
+  r.post('/register', async (ctx) => {
+    const body = await readJson(ctx, registerBody);
+    // The first user of an empty node bootstraps as admin; after that only admins register.
+    const bootstrap = (await countUsers(deps.db)) === 0;
+    if (bootstrap) {
+      if (body.role !== 'admin') throw new HttpError(403, 'forbidden', 'the first user must be an admin');
+    } else {
+      const outcome = deps.authDisabled ? undefined : await deps.verifier.verify(ctx.req);
+      if (outcome && !outcome.ok) throw new HttpError(401, 'unauthorized', `authentication required: ${outcome.reason}`);
+      const role = outcome?.ok ? outcome.principal.role : 'admin';
+      if (!can(role, 'users:manage')) throw new HttpError(403, 'forbidden', `role ${role} may not users:manage`);
+      ctx.state.principal = outcome?.ok ? outcome.principal : undefined;
+    }
+    try {
+      const user = await createUser(deps.db, { username: body.username, password: body.password, role: body.role, fullName: body.full_name });
+      await deps.audit.record({
+        actorType: ctx.state.principal ? 'user' : 'anonymous',
+        actor: ctx.state.principal?.username ?? user.username,
+        peer: ctx.ip,
+        action: bootstrap ? 'user.bootstrap' : 'user.create',
+        resourceType: 'user',
+        resourceId: String(user.id),
+        outcome: 'success',
+        status: 201,
+      });
+      ctx.status = 201;
+      ctx.body = { id: user.id, username: user.username, role: user.role, full_name: user.fullName };
+    } catch (err) {
+      if (err instanceof UserExistsError) throw new HttpError(409, 'conflict', err.message);
+      throw err;
+    }
+  });
+
+  r.post('/token', async (ctx: AppContext) => {
+    const body = await readForm(ctx, tokenBody);
+    const keys = [`user:${body.username.toLowerCase()}`, `ip:${ctx.ip}`];
+    const wait = Math.max(...keys.map((k) => deps.limiter.retryAfter(k)));
+    if (wait > 0) {
+      await deps.audit.record({ actorType: 'anonymous', actor: body.username, peer: ctx.ip, action: 'auth.login', outcome: 'failure', status: 429, details: { reason: 'rate limited' } });
+      throw new HttpError(429, 'too_many_attempts', 'too many failed logins; try again later', undefined, { 'Retry-After': String(wait) });
+    }
+    const user = await findUserWithHash(deps.db, body.username);
+    // Hash even for unknown users so the response time does not say which usernames exist.
+    const ok = (await verifyPassword(body.password, user?.passwordHash ?? DUMMY_HASH)) && !!user?.active;
+    if (!ok || !user) {
+      keys.forEach((k) => deps.limiter.fail(k));
+      await deps.audit.record({ actorType: 'anonymous', actor: body.username, peer: ctx.ip, action: 'auth.login', outcome: 'failure', status: 401 });
+      throw new HttpError(401, 'invalid_grant', 'invalid username or password');
+    }
+    keys.forEach((k) => deps.limiter.reset(k));
+    await touchLogin(deps.db, user.id);
+    await deps.audit.record({ actorType: 'user', actor: user.username, peer: ctx.ip, action: 'auth.login', outcome: 'success', status: 200 });
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = {
+      access_token: issueToken(deps.secretKey, { userId: user.id, username: user.username, role: user.role }, deps.tokenExpirySeconds),
+      token_type: 'bearer',
+      expires_in: deps.tokenExpirySeconds,
+    };
+  });
+
+  r.get('/me', deps.security.authenticated(), (ctx) => {
+    const p = ctx.state.principal!;
+    ctx.body = { id: p.userId, username: p.username, role: p.role };
+  });
+
+  return r;
+}

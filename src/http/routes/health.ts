@@ -1,0 +1,33 @@
+import Router from '@koa/router';
+import type { Db } from '../../db/connection.js';
+import type { BlobStorage } from '../../../storage/types.js';
+import type { Metrics } from '../metrics.js';
+import type { AppRouter, AppState } from '../state.js';
+import { errorMessage } from '../../errors.js';
+
+/** Liveness, readiness (index and storage reachable) and Prometheus metrics; no patient data. */
+export function healthRoutes(deps: { db: Db; storage: BlobStorage; metrics: Metrics }): AppRouter {
+  const r = new Router<AppState>();
+  r.get('/healthz', (ctx) => {
+    ctx.body = { status: 'ok' };
+  });
+  r.get('/readyz', async (ctx) => {
+    const checks: Record<string, string> = {};
+    await deps.db.raw('select 1').then(
+      () => (checks.database = 'ok'),
+      (err: unknown) => (checks.database = errorMessage(err)),
+    );
+    await deps.storage.check().then(
+      () => (checks.storage = 'ok'),
+      (err: unknown) => (checks.storage = errorMessage(err)),
+    );
+    const ready = Object.values(checks).every((v) => v === 'ok');
+    ctx.status = ready ? 200 : 503;
+    ctx.body = { status: ready ? 'ready' : 'not ready', checks };
+  });
+  r.get('/metrics', async (ctx) => {
+    ctx.type = deps.metrics.registry.contentType;
+    ctx.body = await deps.metrics.registry.metrics();
+  });
+  return r;
+}

@@ -1,0 +1,146 @@
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Koa from 'koa';
+import cors from '@koa/cors';
+import type { AuditLog } from '../audit/audit.js';
+import { FailureLimiter } from '../auth/rate-limit.js';
+import { TokenVerifier } from '../auth/tokens.js';
+import { findUserById } from '../auth/users.js';
+import type { Config } from '../config.js';
+import type { Db } from '../db/connection.js';
+import type { Ingestor } from '../ingest/ingest.js';
+import type { Logger } from '../logger.js';
+import type { BlobStorage } from '../../storage/types.js';
+import { errorMiddleware } from './errors.js';
+import { Metrics } from './metrics.js';
+import { createSecurity, type Security } from './security.js';
+import { routeOf, type AppRouter, type AppState } from './state.js';
+import { healthRoutes } from './routes/health.js';
+import { authRoutes } from './routes/auth.js';
+import { auditRoutes } from './routes/audit.js';
+import { apiRoutes } from './routes/api.js';
+import { dicomwebRoutes } from '../../dicomweb/routes.js';
+
+/** Everything a route may need; routes take the parts they use. */
+export interface HttpDeps {
+  config: Config;
+  log: Logger;
+  db: Db;
+  storage: BlobStorage;
+  ingestor: Ingestor;
+  audit: AuditLog;
+  secretKey: string;
+}
+
+/** What each route module receives: the shared deps plus the security guard and metrics. */
+export interface RouteDeps extends HttpDeps {
+  security: Security;
+  metrics: Metrics;
+}
+
+export interface HttpApp {
+  app: Koa<AppState>;
+  metrics: Metrics;
+  listen(port: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+export function createHttpApp(deps: HttpDeps): HttpApp {
+  const { config, log } = deps;
+  const metrics = new Metrics();
+  const verifier = new TokenVerifier(deps.secretKey, async (claims) => {
+    const user = await findUserById(deps.db, Number(claims.sub));
+    return user?.active ? { userId: user.id, username: user.username, role: user.role } : undefined;
+  });
+  const security = createSecurity({ verifier, audit: deps.audit, disabled: config.auth.disabled });
+  const limiter = new FailureLimiter(config.auth.loginMaxAttempts, config.auth.loginWindowSeconds * 1000);
+  const routeDeps: RouteDeps = { ...deps, security, metrics };
+
+  const app = new Koa<AppState>({ proxy: false });
+  app.silent = true;
+
+  app.use(async (ctx, next) => {
+    const incoming = ctx.get('x-request-id');
+    ctx.state.requestId = /^[\w.-]{1,64}$/.test(incoming) ? incoming : randomUUID();
+    ctx.set('X-Request-Id', ctx.state.requestId);
+    const started = process.hrtime.bigint();
+    try {
+      await next();
+    } finally {
+      // Route templates and user names only: the path itself can hold UIDs.
+      log.info(
+        {
+          requestId: ctx.state.requestId,
+          method: ctx.method,
+          route: routeOf(ctx),
+          status: ctx.status,
+          user: ctx.state.principal?.username,
+          ms: Number(process.hrtime.bigint() - started) / 1e6,
+        },
+        'http',
+      );
+    }
+  });
+  app.use(metrics.middleware());
+  app.use(
+    cors({
+      origin: (ctx) => {
+        const origin = ctx.get('Origin');
+        if (config.http.corsOrigins.includes('*')) return '*';
+        return config.http.corsOrigins.includes(origin) ? origin : '';
+      },
+      allowHeaders: ['Authorization', 'Content-Type', 'Accept', 'X-Request-Id'],
+      exposeHeaders: ['Warning', 'Content-Location', 'X-Request-Id', 'Retry-After'],
+      maxAge: 600,
+    }),
+  );
+  app.use(errorMiddleware(log));
+
+  const routers: AppRouter[] = [
+    healthRoutes({ db: deps.db, storage: deps.storage, metrics }),
+    authRoutes({
+      db: deps.db,
+      audit: deps.audit,
+      security,
+      verifier,
+      limiter,
+      secretKey: deps.secretKey,
+      tokenExpirySeconds: config.auth.tokenExpirySeconds,
+      authDisabled: config.auth.disabled,
+    }),
+    auditRoutes({ audit: deps.audit, security }),
+    apiRoutes(routeDeps),
+    dicomwebRoutes(routeDeps),
+  ];
+  for (const r of routers) app.use(r.routes()).use(r.allowedMethods());
+
+  deps.ingestor.on('instance-stored', (e) => {
+    metrics.instancesStored.inc({ source: e.source });
+    metrics.bytesStored.inc({ source: e.source }, e.sizeBytes);
+  });
+
+  let server: http.Server | undefined;
+  return {
+    app,
+    metrics,
+    async listen(port: number) {
+      server = http.createServer(app.callback());
+      // Large STOW-RS bodies take longer than Node's default request timeout.
+      server.requestTimeout = 0;
+      server.headersTimeout = 60_000;
+      await new Promise<void>((resolve, reject) => {
+        server!.once('error', reject);
+        server!.listen(port, () => resolve());
+      });
+      return (server.address() as AddressInfo).port;
+    },
+    async close() {
+      if (!server) return;
+      const s = server;
+      server = undefined;
+      s.closeAllConnections();
+      await new Promise<void>((resolve) => s.close(() => resolve()));
+    },
+  };
+}
