@@ -8,11 +8,12 @@ export class FailureLimiter {
 
   constructor(private readonly max: number, private readonly windowMs: number) {}
 
-  /** Seconds until the key may try again, or 0. */
-  retryAfter(key: string, now = Date.now()): number {
+  /** Seconds until the key may try again, or 0; `factor` scales the allowance for this key. */
+  retryAfter(key: string, factor = 1, now = Date.now()): number {
     const recent = this.recent(key, now);
-    if (recent.length < this.max) return 0;
-    return Math.ceil((recent[0]! + this.windowMs - now) / 1000);
+    const allowed = this.max * factor;
+    if (recent.length < allowed) return 0;
+    return Math.ceil((recent[recent.length - allowed]! + this.windowMs - now) / 1000);
   }
 
   fail(key: string, now = Date.now()): void {
