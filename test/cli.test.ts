@@ -80,15 +80,15 @@ describe('radiant CLI (child process)', function () {
   });
 
   describe('radiant migrate', () => {
-    it('lists 001_core_index as pending, applies it, then lists it as applied', async () => {
+    it('lists the migrations as pending, applies them, then lists them as applied', async () => {
       const env = { DATA_DIR: await freshDir() };
       const before = await radiant(['migrate', '--status'], env);
       expect(before.code, show(before)).to.equal(0);
-      expect(lines(before.stdout)).to.deep.equal(['pending  001_core_index']);
+      expect(lines(before.stdout)).to.deep.equal(['pending  001_core_index', 'pending  002_users_audit']);
 
       const applied = await radiant(['migrate'], env);
       expect(applied.code, show(applied)).to.equal(0);
-      expect(lines(applied.stdout)).to.deep.equal(['applied: 001_core_index']);
+      expect(lines(applied.stdout)).to.deep.equal(['applied: 001_core_index, 002_users_audit']);
 
       const again = await radiant(['migrate'], env);
       expect(again.code, show(again)).to.equal(0);
@@ -96,7 +96,7 @@ describe('radiant CLI (child process)', function () {
 
       const status = await radiant(['migrate', '--status'], env);
       expect(status.code, show(status)).to.equal(0);
-      expect(lines(status.stdout)).to.deep.equal(['applied  001_core_index']);
+      expect(lines(status.stdout)).to.deep.equal(['applied  001_core_index', 'applied  002_users_audit']);
       for (const r of [before, applied, again, status]) expectNoCrash(r);
     });
   });
@@ -191,3 +191,29 @@ function reasonOf(perFile: string[], name: string): string {
   expect(line, `${name} should be refused`).to.be.a('string');
   return line!.slice(line!.indexOf(`/${name}: `) + name.length + 3);
 }
+
+describe('radiant user create', function () {
+  this.timeout(60_000);
+
+  it('creates a user from a password on stdin-free env, refuses a duplicate and a bad role', async () => {
+    const env = { DATA_DIR: await tempDir('cli-user'), RADIANT_USER_PASSWORD: 'a-long-enough-password' };
+    const ok = await radiant(['user', 'create', 'alice', 'radiologist'], env);
+    expect(ok.code, show(ok)).to.equal(0);
+    expect(ok.stdout).to.match(/created user alice \(radiologist\)/);
+    const dup = await radiant(['user', 'create', 'alice', 'radiologist'], env);
+    expect(dup.code).to.equal(1);
+    expect(dup.stderr).to.match(/exists/);
+    const bad = await radiant(['user', 'create', 'bob', 'superuser'], env);
+    expect(bad.code).to.equal(2);
+    expect(bad.stderr).to.match(/unknown role/);
+    const db = createDb({ client: 'sqlite', filename: path.join(env.DATA_DIR, 'radiant.sqlite') });
+    try {
+      const row = (await db('users').where({ username: 'alice' }).first()) as { role: string; password_hash: string };
+      expect(row.role).to.equal('radiologist');
+      expect(row.password_hash).to.match(/^scrypt\$/);
+      expect(row.password_hash).to.not.include('a-long-enough-password');
+    } finally {
+      await db.destroy();
+    }
+  });
+});
