@@ -4,11 +4,13 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
+import http from 'node:http';
+import { Readable } from 'node:stream';
 
 /**
- * `npm run bench`: C-STORE throughput with DCMTK storescu (1 and 4 concurrent associations) and
- * `radiant import` throughput, each on a fresh node, median of RUNS runs. Prints figures only;
- * nothing here asserts a speed.
+ * `npm run bench`: C-STORE throughput with DCMTK storescu (1 and 4 concurrent associations),
+ * `radiant import` throughput and STOW-RS throughput (1 and 4 concurrent requests), each on a
+ * fresh node, median of RUNS runs. Prints figures only; nothing here asserts a speed.
  */
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -156,6 +158,91 @@ async function importRun(dir: string): Promise<number> {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// STOW-RS: the same CT in one multipart/related request, and 4 distinct copies in 4 concurrent
+// requests, against a fresh `radiant serve` with a bench user; the client streams the files.
+
+const STOW_BOUNDARY = 'radiant-bench-boundary';
+const BENCH_PASSWORD = 'bench-password-not-secret';
+
+async function startHttpNode(dataDir: string): Promise<{ child: ChildProcess; base: string }> {
+  const env = { ...process.env, DATA_DIR: dataDir, LOG_LEVEL: 'warn' };
+  const created = await run(process.execPath, [cli, 'user', 'create', 'bench', 'admin'], { ...env, RADIANT_USER_PASSWORD: BENCH_PASSWORD });
+  if (created.code !== 0) throw new Error(`user create failed: ${created.out.slice(-500)}`);
+  const httpPort = await freePort();
+  const dicomPort = await freePort();
+  const child = spawn(process.execPath, [...nodeArgs, cli, 'serve'], {
+    env: { ...env, HTTP_PORT: String(httpPort), DICOM_PORT: String(dicomPort) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const base = `http://127.0.0.1:${httpPort}`;
+  for (let i = 0; i < 200; i++) {
+    const ok = await fetch(`${base}/healthz`).then((r) => r.ok, () => false);
+    if (ok) return { child, base };
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  child.kill('SIGKILL');
+  throw new Error('node did not start (HTTP)');
+}
+
+function stowPost(base: string, token: string, files: string[], sizes: number[]): Promise<{ status: number; body: string }> {
+  const head = (i: number) => Buffer.from(`${i ? '\r\n' : ''}--${STOW_BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n`, 'latin1');
+  const tail = Buffer.from(`\r\n--${STOW_BOUNDARY}--\r\n`, 'latin1');
+  const length = files.reduce((a, _, i) => a + head(i).length + sizes[i]!, 0) + tail.length;
+  async function* body() {
+    for (const [i, f] of files.entries()) {
+      yield head(i);
+      yield* fs.createReadStream(f);
+    }
+    yield tail;
+  }
+  return new Promise((resolve, reject) => {
+    const req = http.request(`${base}/dicom-web/studies`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${token}`,
+        'content-type': `multipart/related; type="application/dicom"; boundary=${STOW_BOUNDARY}`,
+        'content-length': String(length),
+        accept: 'application/dicom+json',
+      },
+    });
+    req.on('error', reject);
+    req.on('response', (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+    });
+    Readable.from(body()).pipe(req);
+  });
+}
+
+async function stowRun(sets: string[][]): Promise<number> {
+  const dataDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'radiant-bench-'));
+  const { child, base } = await startHttpNode(dataDir);
+  try {
+    const login = await fetch(`${base}/api/auth/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ username: 'bench', password: BENCH_PASSWORD }),
+    });
+    if (login.status !== 200) throw new Error(`login failed: ${login.status} ${await login.text()}`);
+    const { access_token: token } = (await login.json()) as { access_token: string };
+    const sizes = await Promise.all(sets.map((files) => Promise.all(files.map(async (f) => (await fsp.stat(f)).size))));
+    const t0 = process.hrtime.bigint();
+    const results = await Promise.all(sets.map((files, i) => stowPost(base, token, files, sizes[i]!)));
+    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    for (const [i, r] of results.entries()) {
+      if (r.status !== 200) throw new Error(`STOW-RS answered ${r.status}: ${r.body.slice(0, 500)}`);
+      const refs = (JSON.parse(r.body) as Record<string, { Value?: unknown[] }>)['00081199']?.Value?.length ?? 0;
+      if (refs !== sets[i]!.length) throw new Error(`STOW-RS stored ${refs} of ${sets[i]!.length}`);
+    }
+    return secs;
+  } finally {
+    await stopNode(child);
+    await fsp.rm(dataDir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   if (!fs.existsSync(ctDir)) throw new Error(`corpus CT not found at ${ctDir}: set RADIANT_CORPUS`);
   const files = (await fsp.readdir(ctDir)).filter((f) => f.endsWith('.dcm')).sort().map((f) => path.join(ctDir, f));
@@ -177,6 +264,15 @@ async function main(): Promise<void> {
     report('C-STORE, 4 associations', four, `   (${ratio.toFixed(2)}× Orthanc 1.10's ${ORTHANC_4_ASSOC} inst/s)`);
     report('radiant import (whole process)', imp);
     if (importInner.length) report('radiant import (ingest only)', { ...imp, seconds: importInner });
+
+    const stowOne: Figure = { instances: files.length, bytes, seconds: [] };
+    const stowFour: Figure = { instances: files.length * 4, bytes: bytes * 4, seconds: [] };
+    for (let i = 0; i < RUNS; i++) {
+      stowOne.seconds.push(await stowRun([files]));
+      stowFour.seconds.push(await stowRun(sets));
+    }
+    report('STOW-RS, 1 request', stowOne);
+    report('STOW-RS, 4 concurrent requests', stowFour);
   } finally {
     await fsp.rm(work, { recursive: true, force: true });
   }

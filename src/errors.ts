@@ -44,15 +44,20 @@ const mapping: Record<ErrorKind, { dimse: number; http: number }> = {
   config: { dimse: DimseStatus.OutOfResources, http: 500 },
 };
 
+/** Finer than the kind, where a protocol answers the cases differently (STOW-RS FailureReason). */
+export type ErrorReason = 'study-mismatch' | 'transfer-syntax' | 'sop-class';
+
 export class RadiantError extends Error {
   readonly kind: ErrorKind;
+  readonly reason?: ErrorReason;
   readonly dimseStatus: number;
   readonly httpStatus: number;
 
-  constructor(kind: ErrorKind, message: string, options?: { cause?: unknown }) {
+  constructor(kind: ErrorKind, message: string, options?: { cause?: unknown; reason?: ErrorReason }) {
     super(message, options);
     this.name = 'RadiantError';
     this.kind = kind;
+    this.reason = options?.reason;
     this.dimseStatus = mapping[kind].dimse;
     this.httpStatus = mapping[kind].http;
   }

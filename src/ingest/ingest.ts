@@ -214,7 +214,9 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
   private validate(h: DicomHeader, ctx: IngestContext): ValidatedHeader {
     if (!h.transferSyntaxUid) throw new RadiantError('invalid-input', 'file meta has no (0002,0010) Transfer Syntax UID');
     if (!isStorableTransferSyntax(h.transferSyntaxUid)) {
-      throw new RadiantError('unsupported', `transfer syntax ${h.transferSyntaxUid} is not supported`);
+      throw new RadiantError('unsupported', `transfer syntax ${h.transferSyntaxUid} is not supported`, {
+        reason: 'transfer-syntax',
+      });
     }
     for (const key of Object.keys(tagNames) as Array<keyof typeof tagNames>) {
       const v = h[key];
@@ -238,10 +240,12 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
       throw new RadiantError('mismatch', 'meta (0002,0002) differs from (0008,0016) SOP Class UID');
     }
     if (exp?.studyInstanceUid && exp.studyInstanceUid !== v.studyInstanceUid) {
-      throw new RadiantError('mismatch', 'instance belongs to another study');
+      throw new RadiantError('mismatch', 'instance belongs to another study', { reason: 'study-mismatch' });
     }
     if (!this.opts.acceptUnknownSopClasses && !isStandardStorageSopClass(v.sopClassUid)) {
-      throw new RadiantError('unsupported', `SOP class ${v.sopClassUid} is not a storage SOP class`);
+      throw new RadiantError('unsupported', `SOP class ${v.sopClassUid} is not a storage SOP class`, {
+        reason: 'sop-class',
+      });
     }
     return v;
   }
