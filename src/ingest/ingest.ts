@@ -113,9 +113,13 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
         else cb(null, chunk);
       },
     });
+    const out = fs.createWriteStream(tmp, { flags: 'wx' });
     try {
-      await pipeline(body, guard, fs.createWriteStream(tmp, { flags: 'wx' }));
+      await pipeline(body, guard, out);
     } catch (err) {
+      // The pipeline can fail before the file is even opened; remove it only once it is closed,
+      // or the late open would leave an empty temp file behind.
+      if (!out.closed) await new Promise((resolve) => out.once('close', resolve));
       await fsp.rm(tmp, { force: true });
       if (err instanceof RadiantError) throw err;
       throw new RadiantError('out-of-resources', `cannot receive instance: ${errorMessage(err)}`, { cause: err });

@@ -1,8 +1,22 @@
 import Router from '@koa/router';
 import type { RouteDeps } from '../server.js';
 import type { AppRouter, AppState } from '../state.js';
+import { registerDocsRoutes } from './docs.js';
+import { registerPatientRoutes } from './patients.js';
+import { registerStudyRoutes } from './studies.js';
+import { registerUploadRoutes } from './upload.js';
 
-/** The application API: /api/patients, /api/studies (filled in by the REST API work). */
-export function apiRoutes(_deps: RouteDeps): AppRouter {
-  return new Router<AppState>({ prefix: '/api' });
+/**
+ * The application API: /api/patients, /api/studies (with /api/studies/upload), and the API's
+ * description at /openapi.json and /docs. One prefix-less router with full paths, so server.ts
+ * mounts everything with its single apiRoutes() call.
+ */
+export function apiRoutes(deps: RouteDeps): AppRouter {
+  const r = new Router<AppState>();
+  registerPatientRoutes(r, deps);
+  // /api/studies/upload before /api/studies/:id, so the literal path is matched first.
+  registerUploadRoutes(r, deps);
+  registerStudyRoutes(r, deps);
+  registerDocsRoutes(r);
+  return r;
 }

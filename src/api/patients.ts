@@ -1,0 +1,315 @@
+import type { Knex } from 'knex';
+import { normalizePersonName } from '../catalog/catalog.js';
+import { isPostgres, type Db } from '../db/connection.js';
+import { fromDicomDate, toDicomDate, type CreatePatientBody, type UpdatePatientBody } from './schemas.js';
+import { countOf, isoTimestamp, isUniqueViolation, orderByAscNullsLast, orderByDescNullsLast, orWhereMatches } from './sql.js';
+
+/**
+ * Patients of the application API. They are the rows DICOM ingest writes (one table, matched on
+ * Patient ID + Issuer): what the API creates, C-FIND and QIDO-RS find, and what arrives over
+ * DICOM for the same Patient ID lands on the API's patient. API patients have an empty issuer.
+ */
+
+interface PatientRow {
+  id: number;
+  patient_id: string;
+  issuer_of_patient_id: string;
+  patient_name: string | null;
+  patient_name_norm: string | null;
+  patient_birth_date: string | null;
+  patient_sex: string | null;
+  first_name: string | null;
+  last_name: string | null;
+  contact_phone: string | null;
+  medical_record_number: string | null;
+  created_at: unknown;
+  updated_at: unknown;
+  study_count?: number | string;
+}
+
+export interface Patient {
+  id: number;
+  patient_id: string;
+  issuer_of_patient_id: string;
+  first_name: string | null;
+  last_name: string | null;
+  /** The DICOM PN, "Family^Given". */
+  patient_name: string | null;
+  date_of_birth: string | null;
+  gender: string | null;
+  contact_phone: string | null;
+  medical_record_number: string | null;
+  study_count: number;
+  created_at: string | null;
+  updated_at: string | null;
+}
+
+export interface PatientHistoryItem {
+  id: number;
+  study_instance_uid: string;
+  study_date: string | null;
+  study_time: string | null;
+  modalities_in_study: string[];
+  study_description: string | null;
+  accession_number: string | null;
+  num_series: number;
+  num_instances: number;
+  created_at: string | null;
+  analysis_status: null;
+  report_status: null;
+}
+
+/** "Family^Given^Middle^Prefix^Suffix=ideographic=phonetic": family and given of the first group. */
+export function splitPersonName(pn: string | null): { last: string | null; first: string | null } {
+  if (!pn) return { last: null, first: null };
+  const [last, first] = (pn.split('=')[0] ?? '').split('^');
+  return { last: last?.trim() || null, first: first?.trim() || null };
+}
+
+export function composePersonName(last: string, first: string): string {
+  return `${last}^${first}`;
+}
+
+function toPatient(r: PatientRow): Patient {
+  // The name columns are copies the API writes with patient_name; when DICOM ingest has since
+  // rewritten patient_name, the PN is what everybody else sees, so it wins.
+  const consistent =
+    r.first_name !== null && r.last_name !== null && r.patient_name === composePersonName(r.last_name, r.first_name);
+  const fromPn = splitPersonName(r.patient_name);
+  return {
+    id: Number(r.id),
+    patient_id: r.patient_id,
+    issuer_of_patient_id: r.issuer_of_patient_id,
+    first_name: consistent ? r.first_name : fromPn.first,
+    last_name: consistent ? r.last_name : fromPn.last,
+    patient_name: r.patient_name,
+    date_of_birth: fromDicomDate(r.patient_birth_date),
+    gender: r.patient_sex,
+    contact_phone: r.contact_phone,
+    medical_record_number: r.medical_record_number,
+    study_count: Number(r.study_count ?? 0),
+    created_at: isoTimestamp(r.created_at),
+    updated_at: isoTimestamp(r.updated_at),
+  };
+}
+
+function selectPatients(db: Db | Knex.Transaction) {
+  return db('patients as p').select(
+    'p.*',
+    db('studies as s').count('*').where('s.patient_pk', db.ref('p.id')).as('study_count'),
+  );
+}
+
+export async function getPatient(db: Db | Knex.Transaction, pk: number): Promise<Patient | undefined> {
+  const row = (await selectPatients(db).where('p.id', pk).first()) as PatientRow | undefined;
+  return row && toPatient(row);
+}
+
+export async function listPatients(
+  db: Db,
+  q: { search?: string; limit: number; offset: number },
+): Promise<{ total: number; items: Patient[] }> {
+  const search = q.search?.trim();
+  const filter = (b: Knex.QueryBuilder) => {
+    if (!search) return;
+    const upper = normalizePersonName(search)!;
+    b.where((w) => {
+      orWhereMatches(db, w, 'p.patient_name_norm', upper, 'prefix'); // family name
+      orWhereMatches(db, w, 'p.patient_name_norm', `^${upper}`, 'contains'); // given name
+      orWhereMatches(db, w, 'p.patient_id', search, 'prefix');
+    });
+  };
+  const counted = db('patients as p');
+  filter(counted);
+  const total = await countOf(counted);
+  const page = selectPatients(db);
+  filter(page);
+  orderByAscNullsLast(page, 'p.patient_name_norm');
+  const rows = (await page.orderBy('p.id').limit(q.limit).offset(q.offset)) as PatientRow[];
+  return { total, items: rows.map(toPatient) };
+}
+
+export class PatientExistsError extends Error {
+  constructor(patientId: string) {
+    super(`a patient with Patient ID ${JSON.stringify(patientId)} already exists`);
+  }
+}
+
+export async function createPatient(db: Db, body: CreatePatientBody, now = new Date()): Promise<Patient> {
+  const ts = now.toISOString();
+  const name = composePersonName(body.last_name, body.first_name);
+  try {
+    return await db.transaction(async (trx) => {
+      const existing = await trx('patients').select('id').where({ patient_id: body.patient_id, issuer_of_patient_id: '' }).first();
+      if (existing) throw new PatientExistsError(body.patient_id);
+      const [res] = (await trx('patients')
+        .insert({
+          patient_id: body.patient_id,
+          issuer_of_patient_id: '',
+          patient_name: name,
+          patient_name_norm: normalizePersonName(name),
+          patient_birth_date: body.date_of_birth ? toDicomDate(body.date_of_birth) : null,
+          patient_sex: body.gender ?? null,
+          first_name: body.first_name,
+          last_name: body.last_name,
+          contact_phone: body.contact_phone ?? null,
+          medical_record_number: body.medical_record_number ?? null,
+          created_at: ts,
+          updated_at: ts,
+        })
+        .returning('id')) as Array<{ id: number }>;
+      return (await getPatient(trx, Number(res!.id)))!;
+    });
+  } catch (err) {
+    // Two creates racing: the unique (patient_id, issuer) index decides.
+    if (isUniqueViolation(err)) throw new PatientExistsError(body.patient_id);
+    throw err;
+  }
+}
+
+export class PatientHasStudiesError extends Error {
+  constructor(readonly studies: number, what: string) {
+    super(`the patient has ${studies} ${studies === 1 ? 'study' : 'studies'}; ${what}`);
+  }
+}
+
+function lockPatient(trx: Knex.Transaction, pk: number) {
+  const q = trx('patients').where('id', pk).first();
+  // PostgreSQL: ingest upserts the same row first thing, so this serialises against it.
+  if (isPostgres(trx as unknown as Db)) q.forUpdate();
+  return q as Promise<PatientRow | undefined>;
+}
+
+async function studyCount(trx: Knex.Transaction, pk: number): Promise<number> {
+  return countOf(trx('studies').where('patient_pk', pk));
+}
+
+export async function updatePatient(
+  db: Db,
+  pk: number,
+  body: UpdatePatientBody,
+  now = new Date(),
+): Promise<Patient | undefined> {
+  try {
+    return await db.transaction(async (trx) => {
+      const row = await lockPatient(trx, pk);
+      if (!row) return undefined;
+      const changes: Record<string, unknown> = {};
+      if (body.patient_id !== undefined && body.patient_id !== row.patient_id) {
+        // Stored DICOM carries the old ID and the node never rewrites DICOM.
+        const n = await studyCount(trx, pk);
+        if (n > 0) throw new PatientHasStudiesError(n, 'its Patient ID cannot change');
+        const clash = await trx('patients')
+          .select('id')
+          .where({ patient_id: body.patient_id, issuer_of_patient_id: row.issuer_of_patient_id })
+          .first();
+        if (clash) throw new PatientExistsError(body.patient_id);
+        changes.patient_id = body.patient_id;
+      }
+      if (body.first_name !== undefined || body.last_name !== undefined) {
+        const current = toPatient(row);
+        const first = body.first_name ?? current.first_name ?? '';
+        const last = body.last_name ?? current.last_name ?? '';
+        const name = composePersonName(last, first);
+        Object.assign(changes, {
+          first_name: first || null,
+          last_name: last || null,
+          patient_name: name,
+          patient_name_norm: normalizePersonName(name),
+        });
+      }
+      if (body.date_of_birth !== undefined) {
+        changes.patient_birth_date = body.date_of_birth === null ? null : toDicomDate(body.date_of_birth);
+      }
+      if (body.gender !== undefined) changes.patient_sex = body.gender;
+      if (body.contact_phone !== undefined) changes.contact_phone = body.contact_phone;
+      if (body.medical_record_number !== undefined) changes.medical_record_number = body.medical_record_number;
+      if (Object.keys(changes).length > 0) {
+        changes.updated_at = now.toISOString();
+        await trx('patients').where('id', pk).update(changes);
+      }
+      return getPatient(trx, pk);
+    });
+  } catch (err) {
+    if (isUniqueViolation(err)) throw new PatientExistsError(body.patient_id ?? '');
+    throw err;
+  }
+}
+
+export interface DeletedPatient {
+  patient: Patient;
+  studies: number;
+  series: number;
+  instances: number;
+  /** Blob keys of the deleted instances, for the caller to remove after the commit. */
+  storageKeys: string[];
+}
+
+/**
+ * Delete a patient; with `cascade`, its studies, series and instances rows too. Rows go first,
+ * in one transaction, so no index row ever points at a deleted blob; the caller then deletes
+ * the blobs (a failure there leaves an orphan blob, never a dangling row).
+ */
+export async function deletePatient(db: Db, pk: number, cascade: boolean): Promise<DeletedPatient | undefined> {
+  return db.transaction(async (trx) => {
+    const row = await lockPatient(trx, pk);
+    if (!row) return undefined;
+    const patient = (await getPatient(trx, pk))!;
+    const studyPks = trx('studies').select('id').where('patient_pk', pk);
+    const seriesPks = trx('series').select('id').whereIn('study_pk', studyPks);
+    const studies = await studyCount(trx, pk);
+    if (studies > 0 && !cascade) throw new PatientHasStudiesError(studies, 'delete them first or use ?cascade=true');
+    let series = 0;
+    let instances = 0;
+    let storageKeys: string[] = [];
+    if (studies > 0) {
+      storageKeys = ((await trx('instances').select('storage_key').whereIn('series_pk', seriesPks)) as Array<{ storage_key: string }>).map(
+        (r) => r.storage_key,
+      );
+      instances = await trx('instances').whereIn('series_pk', seriesPks).delete();
+      series = await trx('series').whereIn('study_pk', studyPks).delete();
+      await trx('studies').where('patient_pk', pk).delete();
+    }
+    await trx('patients').where('id', pk).delete();
+    return { patient, studies, series, instances, storageKeys };
+  });
+}
+
+/** Every study of the patient, newest first (study date, then arrival). */
+export async function patientHistory(db: Db, pk: number): Promise<PatientHistoryItem[]> {
+  const q = db('studies as st')
+    .select(
+      'st.id',
+      'st.study_instance_uid',
+      'st.study_date',
+      'st.study_time',
+      'st.modalities_in_study',
+      'st.study_description',
+      'st.accession_number',
+      'st.num_series',
+      'st.num_instances',
+      'st.created_at',
+    )
+    .where('st.patient_pk', pk);
+  orderByDescNullsLast(q, 'st.study_date');
+  orderByDescNullsLast(q, 'st.study_time');
+  const rows = (await q.orderBy('st.created_at', 'desc').orderBy('st.id', 'desc')) as Array<Record<string, unknown>>;
+  return rows.map((r) => ({
+    id: Number(r.id),
+    study_instance_uid: String(r.study_instance_uid),
+    study_date: fromDicomDate(r.study_date as string | null),
+    study_time: (r.study_time as string | null) ?? null,
+    modalities_in_study: splitModalities(r.modalities_in_study as string | null),
+    study_description: (r.study_description as string | null) ?? null,
+    accession_number: (r.accession_number as string | null) ?? null,
+    num_series: Number(r.num_series),
+    num_instances: Number(r.num_instances),
+    created_at: isoTimestamp(r.created_at),
+    analysis_status: null,
+    report_status: null,
+  }));
+}
+
+export function splitModalities(v: string | null): string[] {
+  return v ? v.split('\\').filter(Boolean) : [];
+}

@@ -1,0 +1,132 @@
+import { z } from 'zod';
+import { isValidUid } from '../../storage/keys.js';
+import { HttpError } from '../http/errors.js';
+
+/**
+ * Request schemas of the application API. They validate the requests and, through
+ * z.toJSONSchema, are the request schemas of the OpenAPI document: one definition for both.
+ */
+
+/** LO (PS3.5 6.2): no backslash (the value separator), no control characters. */
+const LO_CHARS = /^[^\\\u0000-\u001f\u007f]+$/;
+/** One PN component: also no '^' (component separator) and no '=' (component group separator). */
+const PN_COMPONENT_CHARS = /^[^\\^=\u0000-\u001f\u007f]+$/;
+
+const patientId = z
+  .string()
+  .trim()
+  .min(1)
+  .max(64)
+  .regex(LO_CHARS, 'no backslash or control characters')
+  .describe('DICOM Patient ID (0010,0020); with an empty Issuer of Patient ID it identifies the patient');
+const namePart = (what: string) =>
+  z
+    .string()
+    .trim()
+    .min(1)
+    .max(64)
+    .regex(PN_COMPONENT_CHARS, "no '^', '=', backslash or control characters")
+    .describe(what);
+const dateOfBirth = z.iso
+  .date()
+  .refine((d) => d <= new Date().toISOString().slice(0, 10), 'date of birth is in the future')
+  .describe('YYYY-MM-DD; stored as DICOM DA YYYYMMDD');
+const gender = z.enum(['M', 'F', 'O']).describe('DICOM Patient Sex (0010,0040): M, F or O');
+const phone = z
+  .string()
+  .trim()
+  .min(3)
+  .max(32)
+  .regex(/^\+?[0-9][0-9 ().\/-]*$/, 'digits, spaces and + ( ) . / - only');
+const mrn = z.string().trim().min(1).max(64).regex(LO_CHARS, 'no backslash or control characters');
+
+export const createPatientBody = z.strictObject({
+  patient_id: patientId,
+  first_name: namePart('Given name'),
+  last_name: namePart('Family name'),
+  date_of_birth: dateOfBirth.optional(),
+  gender: gender.optional(),
+  contact_phone: phone.optional(),
+  medical_record_number: mrn.optional(),
+});
+export type CreatePatientBody = z.infer<typeof createPatientBody>;
+
+/** PATCH and PUT: every field optional; null clears an optional field. */
+export const updatePatientBody = z.strictObject({
+  patient_id: patientId.optional(),
+  first_name: namePart('Given name').optional(),
+  last_name: namePart('Family name').optional(),
+  date_of_birth: dateOfBirth.nullable().optional(),
+  gender: gender.nullable().optional(),
+  contact_phone: phone.nullable().optional(),
+  medical_record_number: mrn.nullable().optional(),
+});
+export type UpdatePatientBody = z.infer<typeof updatePatientBody>;
+
+/** Free text in a query: no control characters (PostgreSQL refuses NUL in text outright). */
+const NO_CONTROL = /^[^\u0000-\u001f\u007f]*$/;
+
+const limit = z.coerce.number().int().min(1).max(200).default(50);
+const offset = z.coerce.number().int().min(0).max(1_000_000_000).default(0);
+
+export const listPatientsQuery = z.object({
+  q: z
+    .string()
+    .trim()
+    .max(64)
+    .regex(NO_CONTROL, 'no control characters')
+    .optional()
+    .describe('Prefix of the family or given name (case-insensitive) or of the Patient ID'),
+  limit,
+  offset,
+});
+
+export const listStudiesQuery = z.object({
+  patient_id: z.string().trim().min(1).max(64).regex(NO_CONTROL, 'no control characters').optional().describe('Exact DICOM Patient ID'),
+  modality: z
+    .string()
+    .trim()
+    .toUpperCase()
+    .regex(/^[A-Z0-9_]{1,16}$/, 'a DICOM modality code such as CT')
+    .optional(),
+  date_from: z.iso.date().optional().describe('Study date on or after (YYYY-MM-DD)'),
+  date_to: z.iso.date().optional().describe('Study date on or before (YYYY-MM-DD)'),
+  accession: z.string().trim().min(1).max(16).regex(NO_CONTROL, 'no control characters').optional().describe('Exact Accession Number'),
+  limit,
+  offset,
+});
+
+export const deletePatientQuery = z.object({
+  cascade: z.enum(['true', 'false', '1', '0']).optional(),
+});
+
+/** The upload form's patient_id field (the same rules as a patient's). */
+export const uploadPatientId = patientId;
+
+const MAX_PK = 2_147_483_647;
+
+/** A numeric index id in a path: a positive 32-bit integer, digits only. */
+export function parsePk(raw: string | undefined, what: string): number {
+  if (raw === undefined || !/^[1-9][0-9]{0,9}$/.test(raw) || Number(raw) > MAX_PK) {
+    throw new HttpError(400, 'invalid_id', `${what} id must be a positive integer`);
+  }
+  return Number(raw);
+}
+
+/** A study reference in a path: its index id (digits only) or its Study Instance UID. */
+export function parseStudyRef(raw: string | undefined): { pk: number } | { uid: string } {
+  if (raw !== undefined && /^[0-9]+$/.test(raw)) return { pk: parsePk(raw, 'study') };
+  if (isValidUid(raw)) return { uid: raw };
+  throw new HttpError(400, 'invalid_id', 'study id must be a positive integer or a Study Instance UID');
+}
+
+/** YYYY-MM-DD (API) to DA YYYYMMDD (index). */
+export function toDicomDate(iso: string): string {
+  return iso.replace(/-/g, '');
+}
+
+/** DA YYYYMMDD (index) to YYYY-MM-DD, or null for an empty or non-conforming value. */
+export function fromDicomDate(da: string | null | undefined): string | null {
+  if (!da || !/^\d{8}$/.test(da)) return null;
+  return `${da.slice(0, 4)}-${da.slice(4, 6)}-${da.slice(6, 8)}`;
+}

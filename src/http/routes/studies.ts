@@ -1,0 +1,26 @@
+import type { RouterInstance } from '@koa/router';
+import { listStudiesQuery, parseStudyRef } from '../../api/schemas.js';
+import { getStudy, listStudies } from '../../api/studies.js';
+import { HttpError } from '../errors.js';
+import type { RouteDeps } from '../server.js';
+import type { AppContext, AppState } from '../state.js';
+
+/** /api/studies: list with filters and paging, one study with its series. */
+export function registerStudyRoutes(r: RouterInstance<AppState>, deps: RouteDeps): void {
+  const { security, db } = deps;
+
+  r.get('/api/studies', security.guard('images:read', 'study.list', 'study'), async (ctx: AppContext) => {
+    const q = listStudiesQuery.parse(ctx.query);
+    const { total, items } = await listStudies(db, q);
+    ctx.state.audit = { patientId: q.patient_id, details: { returned: items.length, total } };
+    ctx.body = { total, limit: q.limit, offset: q.offset, items };
+  });
+
+  r.get('/api/studies/:id', security.guard('images:read', 'study.read', 'study'), async (ctx: AppContext) => {
+    const ref = parseStudyRef(ctx.params.id);
+    const study = await getStudy(db, ref);
+    if (!study) throw new HttpError(404, 'not_found', 'study not found');
+    ctx.state.audit = { resourceId: String(study.id), studyInstanceUid: study.study_instance_uid, patientId: study.patient.patient_id };
+    ctx.body = study;
+  });
+}
