@@ -4,6 +4,7 @@ import { makeCrImage, makeCtSeries, makeMrSeries } from '../fixtures/generate.js
 import { apiClient, auditRows, ingestFiles, uploadForm, type ApiClient } from './helpers/api.js';
 import { baseUrl, bearer, tokenFor } from './helpers/http.js';
 import { listFiles, startTestNode, type TestNode } from './helpers/node.js';
+import { startPostgres, type TestPostgres } from './helpers/postgres.js';
 
 /**
  * /api/studies on a real node (SQLite): upload through multipart/form-data into the one ingest
@@ -13,14 +14,16 @@ import { listFiles, startTestNode, type TestNode } from './helpers/node.js';
 const MAX_UPLOAD = 1024 * 1024;
 const MAX_INSTANCE = 16 * 1024;
 
-describe('REST API: studies and upload (SQLite)', function () {
+/** Studies and upload against the embedded index and a real PostgreSQL. */
+function describeStudies(name: string, envFactory: () => Promise<Record<string, string>>): void {
+  describe(`REST API: studies and upload (${name})`, function () {
   this.timeout(60_000);
   let node: TestNode;
   let admin: ApiClient;
   let techToken: string;
 
   before(async () => {
-    node = await startTestNode({ MAX_UPLOAD_BYTES: String(MAX_UPLOAD), MAX_INSTANCE_BYTES: String(MAX_INSTANCE) });
+    node = await startTestNode({ ...(await envFactory()), MAX_UPLOAD_BYTES: String(MAX_UPLOAD), MAX_INSTANCE_BYTES: String(MAX_INSTANCE) });
     admin = apiClient(node, await tokenFor(node, 'admin'));
     techToken = await tokenFor(node, 'technician');
   });
@@ -273,6 +276,18 @@ describe('REST API: studies and upload (SQLite)', function () {
     expect(reads[0]).to.include({ patient_id: 'LIST-1' });
     expect((await auditRows(node, 'study.list')).some((r) => r.patient_id === 'LIST-1')).to.equal(true);
   });
+});
+}
+
+describeStudies('SQLite', async () => ({}));
+
+let studiesPg: TestPostgres | undefined;
+describeStudies('PostgreSQL', async () => {
+  studiesPg = await startPostgres();
+  return { DATABASE_URL: await studiesPg.createDatabase('radiant_api_studies') };
+});
+after(async () => {
+  await studiesPg?.stop();
 });
 
 describe('REST API: OpenAPI document and Swagger UI', function () {

@@ -8,13 +8,14 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import dicomweb from 'dicomweb-client';
 import XHR2 from 'xhr2';
-import { findInstance, getStudySummary } from '../src/catalog/catalog.js';
+import { countInstances, findInstance, getStudySummary } from '../src/catalog/catalog.js';
 import { makeCtSeries } from '../fixtures/generate.js';
 import { MultipartError, MultipartRelatedReader, parseMediaType } from '../dicomweb/multipart.js';
 import { corpusDir } from './helpers/corpus.js';
 import { runTool } from './helpers/dcmtk.js';
 import { baseUrl, bearer, tokenFor } from './helpers/http.js';
 import { listFiles, startTestNode, tempDir, type TestNode } from './helpers/node.js';
+import { startPostgres, type TestPostgres } from './helpers/postgres.js';
 import {
   BOUNDARY,
   items,
@@ -126,7 +127,9 @@ describe('multipart/related reader', () => {
   });
 });
 
-describe('STOW-RS', function () {
+/** The STOW-RS contract against the embedded index and a real PostgreSQL. */
+function describeStow(name: string, envFactory: () => Promise<Record<string, string>>): void {
+  describe(`STOW-RS (${name})`, function () {
   this.timeout(120_000);
   let node: TestNode;
   let url: string;
@@ -134,7 +137,7 @@ describe('STOW-RS', function () {
   const ct = corpusDir('ct-series-chest-99');
 
   before(async () => {
-    node = await startTestNode();
+    node = await startTestNode(await envFactory());
     url = baseUrl(node);
     token = await tokenFor(node, 'technician');
   });
@@ -407,7 +410,7 @@ describe('STOW-RS', function () {
     let small: TestNode;
     let smallToken: string;
     before(async () => {
-      small = await startTestNode({ MAX_UPLOAD_BYTES: String(2 * 1024 * 1024) });
+      small = await startTestNode({ ...(await envFactory()), MAX_UPLOAD_BYTES: String(2 * 1024 * 1024) });
       smallToken = await tokenFor(small, 'technician');
     });
     after(async () => {
@@ -420,7 +423,7 @@ describe('STOW-RS', function () {
       const res = await rawPost(`${baseUrl(small)}/dicom-web/studies`, { 'content-type': stowContentType(), ...bearer(smallToken) }, body);
       expect(res.status).to.equal(413);
       expect(res.json<{ error: { code: string } }>().error.code).to.equal('payload_too_large');
-      expect(await small.db('instances').count({ n: '*' }).first()).to.deep.equal({ n: 0 });
+      expect(await countInstances(small.db)).to.equal(0);
     });
 
     it('answers 413 when a chunked body goes over the limit midway, keeping the instances before it', async () => {
@@ -438,4 +441,19 @@ describe('STOW-RS', function () {
       expect(listFiles(small.config.tempDir)).to.deep.equal([]);
     });
   });
+});
+}
+
+describeStow('SQLite', async () => ({}));
+
+let stowPg: TestPostgres | undefined;
+let stowPgUrl: string | undefined;
+describeStow('PostgreSQL', async () => {
+  stowPg ??= await startPostgres();
+  // One database per node: the main node and the small-limit node must not share an index.
+  stowPgUrl = await stowPg.createDatabase(`radiant_stow_${Math.random().toString(36).slice(2, 8)}`);
+  return { DATABASE_URL: stowPgUrl };
+});
+after(async () => {
+  await stowPg?.stop();
 });
