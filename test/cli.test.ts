@@ -201,10 +201,10 @@ describe('radiant user create', function () {
     expect(ok.code, show(ok)).to.equal(0);
     expect(ok.stdout).to.match(/created user alice \(radiologist\)/);
     const dup = await radiant(['user', 'create', 'alice', 'radiologist'], env);
-    expect(dup.code).to.equal(1);
+    expect(dup.code, show(dup)).to.equal(1);
     expect(dup.stderr).to.match(/exists/);
     const bad = await radiant(['user', 'create', 'bob', 'superuser'], env);
-    expect(bad.code).to.equal(2);
+    expect(bad.code, show(bad)).to.equal(2);
     expect(bad.stderr).to.match(/unknown role/);
     const db = createDb({ client: 'sqlite', filename: path.join(env.DATA_DIR, 'radiant.sqlite') });
     try {
