@@ -1,6 +1,7 @@
 import Router from '@koa/router';
 import type { RouteDeps } from '../src/http/server.js';
 import type { AppRouter, AppState } from '../src/http/state.js';
+import { qidoHandler } from './qido.js';
 import { stowHandler } from './stow.js';
 
 /** DICOMweb (PS3.18) under /dicom-web. */
@@ -12,6 +13,16 @@ export function dicomwebRoutes(deps: RouteDeps): AppRouter {
   const canStore = deps.security.guard('images:write', 'dicomweb.stow', 'study');
   r.post('/studies', canStore, stow);
   r.post('/studies/:study', canStore, stow);
+
+  // QIDO-RS, Search Transaction (PS3.18 §10.6), over the shared query engine (src/query/).
+  const qidoOpts = { strict: deps.config.dicomweb.qidoStrict };
+  const canSearch = (resource: string) => deps.security.guard('images:read', 'dicomweb.qido', resource);
+  r.get('/studies', canSearch('study'), qidoHandler(deps, 'study', qidoOpts));
+  r.get('/studies/:study/series', canSearch('series'), qidoHandler(deps, 'series', qidoOpts));
+  r.get('/series', canSearch('series'), qidoHandler(deps, 'series', qidoOpts));
+  r.get('/studies/:study/series/:series/instances', canSearch('instance'), qidoHandler(deps, 'instance', qidoOpts));
+  r.get('/studies/:study/instances', canSearch('instance'), qidoHandler(deps, 'instance', qidoOpts));
+  r.get('/instances', canSearch('instance'), qidoHandler(deps, 'instance', qidoOpts));
 
   return r;
 }

@@ -1,0 +1,138 @@
+/**
+ * The attributes the query engine can match on and return: one table shared by QIDO-RS and
+ * (later) C-FIND. Each names its DICOM keyword, tag, VR, the level of the index it lives at and
+ * the column that holds it (qualified with the alias the engine gives that table: p patients,
+ * st studies, se series, i instances).
+ */
+
+export type Level = 'patient' | 'study' | 'series' | 'instance';
+
+export const LEVEL_RANK: Record<Level, number> = { patient: 0, study: 1, series: 2, instance: 3 };
+
+/** How a query value for the attribute is parsed and matched (PS3.4 C.2.2.2). */
+export type MatchKind =
+  /** Single value, wildcard (case-sensitive), `\` list of values. */
+  | 'string'
+  /** As string, but case-insensitive on an upper-cased column; fuzzy matching when asked. */
+  | 'pn'
+  /** Single value or list of UIDs; no wildcards. */
+  | 'uid'
+  /** DA: single value or range. */
+  | 'date'
+  /** TM: single value or range. */
+  | 'time'
+  /** IS/US: single integer or `\` list. */
+  | 'int'
+  /** A `\`-joined multi-valued column matched as "contains one of" (ModalitiesInStudy). */
+  | 'multi'
+  /** Not in the index (constant or computed when answering): returned, never matched on. */
+  | 'none';
+
+export interface AttributeDef {
+  keyword: string;
+  /** Eight upper-case hex digits, as DICOM JSON names it. */
+  tag: string;
+  vr: string;
+  level: Level;
+  kind: MatchKind;
+  /** Qualified column (alias.column); absent for constants and computed attributes. */
+  column?: string;
+  /** For PN: the upper-cased column to match on, or `upper` to match on upper(column). */
+  normColumn?: string;
+  /** A constant value (SpecificCharacterSet, InstanceAvailability). */
+  constant?: string;
+}
+
+const defs: AttributeDef[] = [
+  // Any level: constants and values computed when answering.
+  { keyword: 'SpecificCharacterSet', tag: '00080005', vr: 'CS', level: 'patient', kind: 'none', constant: 'ISO_IR 192' },
+  { keyword: 'InstanceAvailability', tag: '00080056', vr: 'CS', level: 'patient', kind: 'none', constant: 'ONLINE' },
+  // Filled in by the caller (QIDO-RS knows its base URL; C-FIND has no such thing).
+  { keyword: 'RetrieveURL', tag: '00081190', vr: 'UR', level: 'patient', kind: 'none' },
+
+  // Patient (patients p)
+  { keyword: 'PatientName', tag: '00100010', vr: 'PN', level: 'patient', kind: 'pn', column: 'p.patient_name', normColumn: 'p.patient_name_norm' },
+  { keyword: 'PatientID', tag: '00100020', vr: 'LO', level: 'patient', kind: 'string', column: 'p.patient_id' },
+  { keyword: 'IssuerOfPatientID', tag: '00100021', vr: 'LO', level: 'patient', kind: 'string', column: 'p.issuer_of_patient_id' },
+  { keyword: 'PatientBirthDate', tag: '00100030', vr: 'DA', level: 'patient', kind: 'date', column: 'p.patient_birth_date' },
+  { keyword: 'PatientSex', tag: '00100040', vr: 'CS', level: 'patient', kind: 'string', column: 'p.patient_sex' },
+
+  // Study (studies st)
+  { keyword: 'StudyInstanceUID', tag: '0020000D', vr: 'UI', level: 'study', kind: 'uid', column: 'st.study_instance_uid' },
+  { keyword: 'StudyDate', tag: '00080020', vr: 'DA', level: 'study', kind: 'date', column: 'st.study_date' },
+  { keyword: 'StudyTime', tag: '00080030', vr: 'TM', level: 'study', kind: 'time', column: 'st.study_time' },
+  { keyword: 'AccessionNumber', tag: '00080050', vr: 'SH', level: 'study', kind: 'string', column: 'st.accession_number' },
+  { keyword: 'ModalitiesInStudy', tag: '00080061', vr: 'CS', level: 'study', kind: 'multi', column: 'st.modalities_in_study' },
+  { keyword: 'ReferringPhysicianName', tag: '00080090', vr: 'PN', level: 'study', kind: 'pn', column: 'st.referring_physician_name', normColumn: 'upper' },
+  { keyword: 'StudyDescription', tag: '00081030', vr: 'LO', level: 'study', kind: 'string', column: 'st.study_description' },
+  { keyword: 'StudyID', tag: '00200010', vr: 'SH', level: 'study', kind: 'string', column: 'st.study_id' },
+  { keyword: 'NumberOfStudyRelatedSeries', tag: '00201206', vr: 'IS', level: 'study', kind: 'int', column: 'st.num_series' },
+  { keyword: 'NumberOfStudyRelatedInstances', tag: '00201208', vr: 'IS', level: 'study', kind: 'int', column: 'st.num_instances' },
+
+  // Series (series se)
+  { keyword: 'SeriesInstanceUID', tag: '0020000E', vr: 'UI', level: 'series', kind: 'uid', column: 'se.series_instance_uid' },
+  { keyword: 'Modality', tag: '00080060', vr: 'CS', level: 'series', kind: 'string', column: 'se.modality' },
+  { keyword: 'SeriesDescription', tag: '0008103E', vr: 'LO', level: 'series', kind: 'string', column: 'se.series_description' },
+  { keyword: 'BodyPartExamined', tag: '00180015', vr: 'CS', level: 'series', kind: 'string', column: 'se.body_part_examined' },
+  { keyword: 'SeriesNumber', tag: '00200011', vr: 'IS', level: 'series', kind: 'int', column: 'se.series_number' },
+  { keyword: 'NumberOfSeriesRelatedInstances', tag: '00201209', vr: 'IS', level: 'series', kind: 'int', column: 'se.num_instances' },
+  { keyword: 'PerformedProcedureStepStartDate', tag: '00400244', vr: 'DA', level: 'series', kind: 'date', column: 'se.performed_procedure_step_start_date' },
+  { keyword: 'PerformedProcedureStepStartTime', tag: '00400245', vr: 'TM', level: 'series', kind: 'time', column: 'se.performed_procedure_step_start_time' },
+
+  // Instance (instances i)
+  { keyword: 'SOPClassUID', tag: '00080016', vr: 'UI', level: 'instance', kind: 'uid', column: 'i.sop_class_uid' },
+  { keyword: 'SOPInstanceUID', tag: '00080018', vr: 'UI', level: 'instance', kind: 'uid', column: 'i.sop_instance_uid' },
+  { keyword: 'AvailableTransferSyntaxUID', tag: '00083002', vr: 'UI', level: 'instance', kind: 'uid', column: 'i.transfer_syntax_uid' },
+  { keyword: 'InstanceNumber', tag: '00200013', vr: 'IS', level: 'instance', kind: 'int', column: 'i.instance_number' },
+  { keyword: 'NumberOfFrames', tag: '00280008', vr: 'IS', level: 'instance', kind: 'int', column: 'i.number_of_frames' },
+  { keyword: 'Rows', tag: '00280010', vr: 'US', level: 'instance', kind: 'int', column: 'i.rows' },
+  { keyword: 'Columns', tag: '00280011', vr: 'US', level: 'instance', kind: 'int', column: 'i.columns' },
+];
+
+export const ATTRIBUTES: readonly AttributeDef[] = defs;
+
+const byKeyword = new Map(defs.map((d) => [d.keyword.toLowerCase(), d]));
+const byTag = new Map(defs.map((d) => [d.tag, d]));
+
+/** A keyword (any case) or a tag (`00100020`, `0010,0020`, `(0010,0020)`), or undefined. */
+export function findAttribute(key: string): AttributeDef | undefined {
+  const t = normaliseTag(key);
+  if (t) return byTag.get(t);
+  return byKeyword.get(key.toLowerCase());
+}
+
+/** `00100020` / `0010,0020` / `(0010,0020)` → `00100020`, else undefined. */
+export function normaliseTag(key: string): string | undefined {
+  const m = /^\(?([0-9a-fA-F]{4}),?([0-9a-fA-F]{4})\)?$/.exec(key.trim());
+  return m ? `${m[1]}${m[2]}`.toUpperCase() : undefined;
+}
+
+/** Looks like a DICOM keyword (for strict mode: unknown keyword vs not an attribute at all). */
+export function looksLikeAttributeKey(key: string): boolean {
+  return normaliseTag(key) !== undefined || /^[A-Z][A-Za-z0-9]*$/.test(key);
+}
+
+/** Attributes stored at `level` or above it (a query at series level matches study attributes). */
+export function availableAt(def: AttributeDef, level: Level): boolean {
+  return LEVEL_RANK[def.level] <= LEVEL_RANK[level];
+}
+
+const k = (...keywords: string[]) => keywords;
+
+/** Required return attributes, PS3.18 Table 10.6.3-3 (study), -4 (series), -5 (instance). */
+export const REQUIRED_RETURN: Record<Exclude<Level, 'patient'>, string[]> = {
+  study: k(
+    'SpecificCharacterSet', 'StudyDate', 'StudyTime', 'AccessionNumber', 'InstanceAvailability', 'ModalitiesInStudy',
+    'ReferringPhysicianName', 'RetrieveURL', 'PatientName', 'PatientID', 'PatientBirthDate', 'PatientSex',
+    'StudyInstanceUID', 'StudyID', 'NumberOfStudyRelatedSeries', 'NumberOfStudyRelatedInstances', 'StudyDescription',
+  ),
+  series: k(
+    'SpecificCharacterSet', 'Modality', 'SeriesDescription', 'SeriesNumber', 'SeriesInstanceUID',
+    'NumberOfSeriesRelatedInstances', 'PerformedProcedureStepStartDate', 'PerformedProcedureStepStartTime',
+    'RetrieveURL', 'StudyInstanceUID', 'InstanceAvailability',
+  ),
+  instance: k(
+    'SpecificCharacterSet', 'SOPClassUID', 'SOPInstanceUID', 'InstanceAvailability', 'RetrieveURL', 'InstanceNumber',
+    'Rows', 'Columns', 'NumberOfFrames', 'StudyInstanceUID', 'SeriesInstanceUID', 'AvailableTransferSyntaxUID',
+  ),
+};

@@ -1,0 +1,180 @@
+import type { Knex } from 'knex';
+import {
+  ATTRIBUTES,
+  REQUIRED_RETURN,
+  availableAt,
+  findAttribute,
+  type AttributeDef,
+  type Level,
+} from './attributes.js';
+import { compileMatch, QueryError, type Dialect, type Fragment } from './match.js';
+
+/**
+ * The one query engine over the index, for QIDO-RS and (later) C-FIND: filters in as a map of
+ * keyword (or tag) → DICOM query value, rows out as plain attribute maps (keyword → value), so
+ * neither the HTTP nor the DIMSE side leaks into it. Each query is one SELECT built with knex,
+ * every value a bound parameter.
+ */
+
+export type QueryLevel = Exclude<Level, 'patient'>;
+
+export type AttributeValue = string | number | null;
+export type AttributeMap = Record<string, AttributeValue>;
+
+export interface QueryRequest {
+  level: QueryLevel;
+  /** Keyword or tag → query value (`\` separates list values; '' is universal matching). */
+  filters: Record<string, string>;
+  /** Extra attributes to return: keywords or tags, or 'all'. */
+  includeFields?: string[];
+  /** Fuzzy person-name matching (prefix match of each name component). */
+  fuzzy?: boolean;
+  limit: number;
+  offset?: number;
+  /** The resource the query runs under (QIDO-RS /studies/{study}/series, C-FIND's key UIDs). */
+  scope?: { studyInstanceUid?: string; seriesInstanceUid?: string };
+  /** Unknown or inapplicable keys are errors (QueryError) instead of being ignored. */
+  strict?: boolean;
+}
+
+export interface QueryResult {
+  /** One map per match; holds every keyword of `attributes` (null when the index has no value). */
+  rows: AttributeMap[];
+  /** More rows matched than `limit` (from `offset`). */
+  truncated: boolean;
+  /** What each row returns, in tag order. RetrieveURL is left null for the caller to fill. */
+  attributes: AttributeDef[];
+}
+
+export { QueryError };
+
+export function dialectOf(db: Knex): Dialect {
+  const client = String((db.client as { config: { client: unknown } }).config.client);
+  return client === 'pg' || client === 'postgres' || client === 'postgresql' ? 'pg' : 'sqlite';
+}
+
+function byKey(key: string, strict: boolean, what: string): AttributeDef | undefined {
+  const def = findAttribute(key);
+  if (!def && strict) throw new QueryError(`unknown ${what} ${JSON.stringify(key.slice(0, 64))}`);
+  return def;
+}
+
+/** The attributes a query at `level` returns (required ones, matched ones, included ones). */
+export function returnedAttributes(req: QueryRequest): AttributeDef[] {
+  const strict = req.strict ?? false;
+  const keywords = new Set<string>(REQUIRED_RETURN[req.level]);
+  // Without the parent in the target, the parent levels' attributes come along (PS3.18 Table
+  // 10.6.3-2): /series returns study attributes, /instances study and series attributes.
+  if (req.level !== 'study' && !req.scope?.studyInstanceUid) REQUIRED_RETURN.study.forEach((kw) => keywords.add(kw));
+  if (req.level === 'instance' && !req.scope?.seriesInstanceUid) REQUIRED_RETURN.series.forEach((kw) => keywords.add(kw));
+  for (const key of Object.keys(req.filters)) {
+    const def = byKey(key, strict, 'query key');
+    if (def && availableAt(def, req.level)) keywords.add(def.keyword);
+  }
+  for (const f of req.includeFields ?? []) {
+    if (f.toLowerCase() === 'all') {
+      ATTRIBUTES.filter((d) => availableAt(d, req.level)).forEach((d) => keywords.add(d.keyword));
+      continue;
+    }
+    const def = byKey(f, strict, 'includefield');
+    if (!def) continue;
+    if (!availableAt(def, req.level)) {
+      if (strict) throw new QueryError(`${def.keyword} is not an attribute of the ${req.level} level`);
+      continue;
+    }
+    keywords.add(def.keyword);
+  }
+  return ATTRIBUTES.filter((d) => keywords.has(d.keyword)).sort((a, b) => (a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0));
+}
+
+/** The WHERE fragments of the filters (exported for tests and C-FIND's diagnostics). */
+export function compileFilters(req: QueryRequest, dialect: Dialect): Fragment[] {
+  const strict = req.strict ?? false;
+  const out: Fragment[] = [];
+  for (const [key, value] of Object.entries(req.filters)) {
+    const def = byKey(key, strict, 'query key');
+    if (!def) continue;
+    if (!availableAt(def, req.level)) {
+      if (strict) throw new QueryError(`${def.keyword} is not an attribute of the ${req.level} level`);
+      continue;
+    }
+    const f = compileMatch(def, value, { dialect, fuzzy: req.fuzzy ?? false });
+    if (f) out.push(f);
+  }
+  return out;
+}
+
+function baseQuery(db: Knex, level: QueryLevel): Knex.QueryBuilder {
+  switch (level) {
+    case 'study':
+      return db('studies as st').join('patients as p', 'p.id', 'st.patient_pk');
+    case 'series':
+      return db('series as se').join('studies as st', 'st.id', 'se.study_pk').join('patients as p', 'p.id', 'st.patient_pk');
+    case 'instance':
+      return db('instances as i')
+        .join('series as se', 'se.id', 'i.series_pk')
+        .join('studies as st', 'st.id', 'se.study_pk')
+        .join('patients as p', 'p.id', 'st.patient_pk');
+  }
+}
+
+type Order = { column: string; order: 'asc' | 'desc'; nulls?: 'first' | 'last' };
+
+/** A stable order (ends on a primary key): newest studies first, series and instances by number. */
+function ordering(req: QueryRequest): Order[] {
+  const study: Order[] = [
+    { column: 'st.study_date', order: 'desc', nulls: 'last' },
+    { column: 'st.study_time', order: 'desc', nulls: 'last' },
+    { column: 'st.id', order: 'desc' },
+  ];
+  const series: Order[] = [
+    { column: 'se.series_number', order: 'asc', nulls: 'last' },
+    { column: 'se.id', order: 'asc' },
+  ];
+  const instance: Order[] = [
+    { column: 'i.instance_number', order: 'asc', nulls: 'last' },
+    { column: 'i.id', order: 'asc' },
+  ];
+  if (req.level === 'study') return study;
+  const head = req.scope?.studyInstanceUid ? [] : study;
+  if (req.level === 'series') return [...head, ...series];
+  return [...head, ...(req.scope?.seriesInstanceUid ? [] : series), ...instance];
+}
+
+/** Runs the query: at most `limit` rows from `offset`, `truncated` when more matched. */
+export async function runQuery(db: Knex, req: QueryRequest): Promise<QueryResult> {
+  if (!Number.isInteger(req.limit) || req.limit < 0) throw new QueryError('limit must be a non-negative integer');
+  const offset = req.offset ?? 0;
+  if (!Number.isInteger(offset) || offset < 0) throw new QueryError('offset must be a non-negative integer');
+  const attributes = returnedAttributes(req);
+  const where = compileFilters(req, dialectOf(db));
+
+  const q = baseQuery(db, req.level);
+  const columns = attributes.filter((d) => d.column).map((d) => `${d.column} as ${d.keyword}`);
+  q.select(columns);
+  for (const f of where) q.whereRaw(f.sql, f.bindings as Knex.RawBinding[]);
+  if (req.scope?.studyInstanceUid) q.where('st.study_instance_uid', req.scope.studyInstanceUid);
+  if (req.scope?.seriesInstanceUid) q.where('se.series_instance_uid', req.scope.seriesInstanceUid);
+  // NULLS LAST spelled out: knex's sqlite3 compiler drops the column itself for `nulls`.
+  for (const o of ordering(req)) {
+    if (o.nulls) q.orderByRaw(`(?? IS NULL) ${o.nulls === 'last' ? 'ASC' : 'DESC'}`, [o.column]);
+    q.orderBy(o.column, o.order);
+  }
+  q.limit(req.limit + 1).offset(offset);
+
+  const raw = (await q) as Array<Record<string, unknown>>;
+  const truncated = raw.length > req.limit;
+  const rows = raw.slice(0, req.limit).map((r) => {
+    const row: AttributeMap = {};
+    for (const d of attributes) {
+      if (d.constant !== undefined) row[d.keyword] = d.constant;
+      else if (!d.column) row[d.keyword] = null;
+      else {
+        const v = r[d.keyword];
+        row[d.keyword] = v === null || v === undefined || v === '' ? null : d.kind === 'int' ? Number(v) : String(v);
+      }
+    }
+    return row;
+  });
+  return { rows, truncated, attributes };
+}
