@@ -3,7 +3,7 @@ import { makeCrImage, makeCtSeries } from '../fixtures/generate.js';
 import { apiClient, auditRows, ingestFiles, type ApiClient } from './helpers/api.js';
 import { tokenFor } from './helpers/http.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
-import { startPostgres, type TestPostgres } from './helpers/postgres.js';
+import { onBothDatabases } from './helpers/postgres.js';
 
 /**
  * /api/patients on a real node: CRUD, search and paging, history of ingested studies, delete
@@ -272,16 +272,7 @@ function describePatients(name: string, envFactory: () => Promise<Record<string,
   });
 }
 
-describePatients('SQLite', async () => ({}));
-
-let pg: TestPostgres | undefined;
-describePatients('PostgreSQL', async () => {
-  pg = await startPostgres();
-  return { DATABASE_URL: await pg.createDatabase('radiant_api') };
-});
-after(async () => {
-  await pg?.stop();
-});
+onBothDatabases(describePatients, 'radiant_api');
 
 describe('REST API: patients, roles and audit (SQLite)', function () {
   this.timeout(60_000);

@@ -4,7 +4,7 @@ import { makeCrImage, makeCtSeries, makeMrSeries } from '../fixtures/generate.js
 import { apiClient, auditRows, ingestFiles, uploadForm, type ApiClient } from './helpers/api.js';
 import { baseUrl, bearer, tokenFor } from './helpers/http.js';
 import { listFiles, startTestNode, type TestNode } from './helpers/node.js';
-import { startPostgres, type TestPostgres } from './helpers/postgres.js';
+import { onBothDatabases } from './helpers/postgres.js';
 
 /**
  * /api/studies on a real node (SQLite): upload through multipart/form-data into the one ingest
@@ -279,16 +279,7 @@ function describeStudies(name: string, envFactory: () => Promise<Record<string, 
 });
 }
 
-describeStudies('SQLite', async () => ({}));
-
-let studiesPg: TestPostgres | undefined;
-describeStudies('PostgreSQL', async () => {
-  studiesPg = await startPostgres();
-  return { DATABASE_URL: await studiesPg.createDatabase('radiant_api_studies') };
-});
-after(async () => {
-  await studiesPg?.stop();
-});
+onBothDatabases(describeStudies, 'radiant_api_studies');
 
 describe('REST API: OpenAPI document and Swagger UI', function () {
   this.timeout(60_000);

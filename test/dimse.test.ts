@@ -8,7 +8,7 @@ import { parseHeaderFile } from '../src/dicom/header.js';
 import { corpusRoot } from './helpers/corpus.js';
 import { echoscu, storescu, type ToolResult } from './helpers/dcmtk.js';
 import { startTestNode, tempDir, type TestNode } from './helpers/node.js';
-import { startPostgres, type TestPostgres } from './helpers/postgres.js';
+import { freshPostgresUrl } from './helpers/postgres.js';
 import { readAll } from './helpers/streams.js';
 
 /**
@@ -271,15 +271,12 @@ describe('DIMSE listener with synthetic series', function () {
   });
 
   describe('on PostgreSQL + local storage', () => {
-    let pg: TestPostgres | undefined;
     let node: TestNode | undefined;
     before(async () => {
-      pg = await startPostgres();
-      node = await startTestNode({ DATABASE_URL: await pg.createDatabase('radiant_dimse') });
+      node = await startTestNode({ DATABASE_URL: await freshPostgresUrl('radiant_dimse') });
     });
     after(async () => {
       await node?.cleanup();
-      await pg?.stop();
     });
 
     it('stores a 20-slice CT sent by storescu with the right counts', async () => {

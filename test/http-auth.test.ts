@@ -9,7 +9,7 @@ import { makeCtSeries, writeSeries } from '../fixtures/generate.js';
 import { storescu } from './helpers/dcmtk.js';
 import { baseUrl, bearer, tokenFor } from './helpers/http.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
-import { startPostgres, type TestPostgres } from './helpers/postgres.js';
+import { onBothDatabases } from './helpers/postgres.js';
 
 /**
  * The HTTP face's security on a real server: login, tokens, roles, rate limiting, the audit
@@ -189,16 +189,7 @@ function describeAuth(name: string, envFactory: () => Promise<Record<string, str
   });
 }
 
-describeAuth('SQLite', async () => ({}));
-
-let pg: TestPostgres | undefined;
-describeAuth('PostgreSQL', async () => {
-  pg = await startPostgres();
-  return { DATABASE_URL: await pg.createDatabase('radiant_http') };
-});
-after(async () => {
-  await pg?.stop();
-});
+onBothDatabases(describeAuth, 'radiant_http');
 
 describe('security configuration', function () {
   this.timeout(30_000);

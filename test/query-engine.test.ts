@@ -5,7 +5,7 @@ import { createDb, migrateLatest, type Db } from '../src/db/connection.js';
 import { QueryError, runQuery, type QueryRequest } from '../src/query/engine.js';
 import { toDicomJson } from '../src/query/dicom-json.js';
 import { tempDir } from './helpers/node.js';
-import { startPostgres, type TestPostgres } from './helpers/postgres.js';
+import { freshPostgresUrl } from './helpers/postgres.js';
 import { generateStudies, populateIndex, type GenSeries, type GenStudy } from './helpers/query-index.js';
 
 /**
@@ -260,16 +260,7 @@ suite('SQLite', async () => {
   };
 });
 
-let pgServer: TestPostgres | undefined;
 suite('PostgreSQL', async () => {
-  pgServer = await startPostgres();
-  const url = await pgServer.createDatabase('query_engine');
-  const db = createDb({ client: 'pg', connection: url, poolMax: 4 });
-  return {
-    db,
-    close: async () => {
-      await db.destroy();
-      await pgServer?.stop();
-    },
-  };
+  const db = createDb({ client: 'pg', connection: await freshPostgresUrl('query_engine'), poolMax: 4 });
+  return { db, close: () => db.destroy() };
 });

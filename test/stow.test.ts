@@ -15,7 +15,7 @@ import { corpusDir } from './helpers/corpus.js';
 import { runTool } from './helpers/dcmtk.js';
 import { baseUrl, bearer, tokenFor } from './helpers/http.js';
 import { listFiles, startTestNode, tempDir, type TestNode } from './helpers/node.js';
-import { startPostgres, type TestPostgres } from './helpers/postgres.js';
+import { onBothDatabases } from './helpers/postgres.js';
 import {
   BOUNDARY,
   items,
@@ -444,16 +444,6 @@ function describeStow(name: string, envFactory: () => Promise<Record<string, str
 });
 }
 
-describeStow('SQLite', async () => ({}));
-
-let stowPg: TestPostgres | undefined;
-let stowPgUrl: string | undefined;
-describeStow('PostgreSQL', async () => {
-  stowPg ??= await startPostgres();
-  // One database per node: the main node and the small-limit node must not share an index.
-  stowPgUrl = await stowPg.createDatabase(`radiant_stow_${Math.random().toString(36).slice(2, 8)}`);
-  return { DATABASE_URL: stowPgUrl };
-});
-after(async () => {
-  await stowPg?.stop();
-});
+// Each call of the env factory gets its own database: the main and the small-limit node must
+// not share an index.
+onBothDatabases(describeStow, 'radiant_stow');

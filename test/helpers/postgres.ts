@@ -96,3 +96,30 @@ export async function startPostgres(): Promise<TestPostgres> {
     },
   };
 }
+
+/**
+ * One PostgreSQL server for the whole test run (initdb costs seconds), a fresh database for
+ * every caller. Stopped by a root-level hook after the last test.
+ */
+let shared: Promise<TestPostgres> | undefined;
+let databases = 0;
+
+export async function freshPostgresUrl(prefix = 'radiant'): Promise<string> {
+  shared ??= startPostgres();
+  return (await shared).createDatabase(`${prefix}_${process.pid}_${++databases}`);
+}
+
+if (typeof after === 'function') {
+  after(async () => {
+    if (shared) await (await shared).stop();
+  });
+}
+
+/** Define a suite twice: on the embedded SQLite index and on a real PostgreSQL. */
+export function onBothDatabases(
+  define: (name: string, env: () => Promise<Record<string, string>>) => void,
+  prefix?: string,
+): void {
+  define('SQLite', async () => ({}));
+  define('PostgreSQL', async () => ({ DATABASE_URL: await freshPostgresUrl(prefix) }));
+}
