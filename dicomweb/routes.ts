@@ -1,8 +1,11 @@
 import Router from '@koa/router';
 import type { RouteDeps } from '../src/http/server.js';
 import type { AppRouter, AppState } from '../src/http/state.js';
+import { deleteHandler } from './delete.js';
+import { metadataHandler } from './metadata.js';
 import { qidoHandler } from './qido.js';
 import { stowHandler } from './stow.js';
+import { retrieveHandler } from './wado.js';
 
 /** DICOMweb (PS3.18) under /dicom-web. */
 export function dicomwebRoutes(deps: RouteDeps): AppRouter {
@@ -23,6 +26,25 @@ export function dicomwebRoutes(deps: RouteDeps): AppRouter {
   r.get('/studies/:study/series/:series/instances', canSearch('instance'), qidoHandler(deps, 'instance', qidoOpts));
   r.get('/studies/:study/instances', canSearch('instance'), qidoHandler(deps, 'instance', qidoOpts));
   r.get('/instances', canSearch('instance'), qidoHandler(deps, 'instance', qidoOpts));
+
+  // WADO-RS, Retrieve Transaction (PS3.18 §10.4): instances and metadata.
+  const retrieve = retrieveHandler(deps);
+  const canRetrieve = (resource: string) => deps.security.guard('images:read', 'dicomweb.retrieve', resource);
+  r.get('/studies/:study', canRetrieve('study'), retrieve);
+  r.get('/studies/:study/series/:series', canRetrieve('series'), retrieve);
+  r.get('/studies/:study/series/:series/instances/:instance', canRetrieve('instance'), retrieve);
+  const metadata = metadataHandler(deps);
+  const canReadMetadata = (resource: string) => deps.security.guard('images:read', 'dicomweb.metadata', resource);
+  r.get('/studies/:study/metadata', canReadMetadata('study'), metadata);
+  r.get('/studies/:study/series/:series/metadata', canReadMetadata('series'), metadata);
+  r.get('/studies/:study/series/:series/instances/:instance/metadata', canReadMetadata('instance'), metadata);
+
+  // Delete (not in PS3.18; as dcm4chee-arc / Orthanc): admin only.
+  const del = deleteHandler(deps);
+  const canDelete = (resource: string) => deps.security.guard('patients:delete', 'dicomweb.delete', resource);
+  r.delete('/studies/:study', canDelete('study'), del);
+  r.delete('/studies/:study/series/:series', canDelete('series'), del);
+  r.delete('/studies/:study/series/:series/instances/:instance', canDelete('instance'), del);
 
   return r;
 }

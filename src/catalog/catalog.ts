@@ -236,13 +236,15 @@ export async function indexInstanceIn(trx: Knex.Transaction, rec: InstanceRecord
   }
 }
 
-async function refreshSeriesCounts(trx: Knex.Transaction, seriesPk: number): Promise<void> {
+/** Recount a series' instances (also used when instances are deleted). */
+export async function refreshSeriesCounts(trx: Knex.Transaction, seriesPk: number): Promise<void> {
   await trx('series')
     .where('id', seriesPk)
     .update({ num_instances: trx('instances').count('*').where('series_pk', seriesPk) });
 }
 
-async function refreshStudyCounts(trx: Knex.Transaction, studyPk: number): Promise<void> {
+/** Recount a study's series and instances and its ModalitiesInStudy. */
+export async function refreshStudyCounts(trx: Knex.Transaction, studyPk: number): Promise<void> {
   const modalities = (await trx('series')
     .distinct('modality')
     .where('study_pk', studyPk)

@@ -1,0 +1,110 @@
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
+
+/**
+ * A multipart/related response written part by part (RFC 2046 §5.1, RFC 2387): each part's body
+ * is a stream opened only when the part before it has been written out, and piped with
+ * backpressure, so a 1 GB study costs a couple of stream buffers, never the study.
+ */
+
+export interface OutPart {
+  /** Part headers, e.g. Content-Type and Content-Location (values must be header-safe). */
+  headers: Record<string, string>;
+  /** Opens the part's body; called when the part is due. */
+  open(): Promise<Readable>;
+}
+
+export function newBoundary(): string {
+  return `radiant-${randomBytes(16).toString('hex')}`;
+}
+
+async function write(out: Writable, chunk: string): Promise<void> {
+  if (out.destroyed) throw new Error('response stream closed');
+  if (out.write(Buffer.from(chunk, 'latin1'))) return;
+  const ac = new AbortController();
+  try {
+    await Promise.race([once(out, 'drain', { signal: ac.signal }), once(out, 'close', { signal: ac.signal }).then(() => {
+      throw new Error('response stream closed');
+    })]);
+  } finally {
+    ac.abort();
+  }
+}
+
+/**
+ * body → out without ending out, with backpressure (pipe); every listener is removed afterwards,
+ * so a 1000-part response adds none to `out` (stream/promises pipeline with end:false leaks one
+ * per call on the destination).
+ */
+function pipePart(body: Readable, out: Writable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const cleanup = () => {
+      out.off('close', onClose);
+      body.off('error', onError);
+      body.off('end', onEnd);
+    };
+    const onClose = () => {
+      cleanup();
+      body.unpipe(out);
+      body.destroy();
+      reject(new Error('response stream closed'));
+    };
+    const onError = (err: Error) => {
+      cleanup();
+      body.unpipe(out);
+      reject(err);
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve();
+    };
+    out.once('close', onClose);
+    body.once('error', onError);
+    body.once('end', onEnd);
+    body.pipe(out, { end: false });
+  });
+}
+
+function headerBlock(headers: Record<string, string>): string {
+  return Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
+}
+
+export interface MultipartStream {
+  stream: PassThrough;
+  /** Settles when the last byte was handed on, or with the error that cut the response short. */
+  done: Promise<void>;
+}
+
+/**
+ * Streams the parts; `first` may be an already opened body for parts[0] (so a storage failure on
+ * the first blob can still be answered with an error status). A failure after the first byte
+ * destroys the stream: the client sees a response without its closing delimiter, never a
+ * response that looks complete.
+ */
+export function multipartStream(boundary: string, parts: OutPart[], first?: Readable): MultipartStream {
+  const stream = new PassThrough();
+  const done = (async () => {
+    let pending = first;
+    try {
+      for (let i = 0; i < parts.length; i++) {
+        const part = parts[i]!;
+        await write(stream, `${i === 0 ? '' : '\r\n'}--${boundary}\r\n${headerBlock(part.headers)}\r\n`);
+        const body = pending ?? (await part.open());
+        pending = undefined;
+        await pipePart(body, stream);
+      }
+      await write(stream, `${parts.length ? '\r\n' : ''}--${boundary}--\r\n`);
+      stream.end();
+    } catch (err) {
+      pending?.destroy();
+      stream.destroy(err instanceof Error ? err : new Error(String(err)));
+      throw err;
+    }
+  })();
+  // The caller decides what to log; an unobserved rejection must not crash the process.
+  done.catch(() => undefined);
+  return { stream, done };
+}
