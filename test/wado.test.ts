@@ -11,6 +11,7 @@ import { corpusDir } from './helpers/corpus.js';
 import { runTool } from './helpers/dcmtk.js';
 import { baseUrl, bearer, tokenFor } from './helpers/http.js';
 import { startTestNode, tempDir, type TestNode } from './helpers/node.js';
+import { onBothDatabases } from './helpers/postgres.js';
 import { readMultipartResponse, streamToBuffer } from './helpers/wado.js';
 
 /**
@@ -51,7 +52,9 @@ describe('WADO-RS Accept negotiation', () => {
   });
 });
 
-describe('WADO-RS (SQLite)', function () {
+/** Retrieve, metadata and delete against the embedded index and a real PostgreSQL. */
+function describeWado(name: string, envFactory: () => Promise<Record<string, string>>): void {
+  describe(`WADO-RS (${name})`, function () {
   this.timeout(120_000);
   let node: TestNode;
   let url: string;
@@ -61,7 +64,7 @@ describe('WADO-RS (SQLite)', function () {
   const ct = corpusDir('ct-series-chest-99');
 
   before(async () => {
-    node = await startTestNode();
+    node = await startTestNode(await envFactory());
     url = baseUrl(node);
     token = await tokenFor(node, 'viewer');
     for (const e of ct) await node.ingestor.ingestFile(e.absPath, false, { source: 'import' });
@@ -219,7 +222,7 @@ describe('WADO-RS (SQLite)', function () {
     const b = (await second.json()) as Json[];
     expect(b).to.deep.equal(a);
     const again = (await node.db('series_metadata').where({ series_instance_uid: series }).first()) as { built_at: string };
-    expect(again.built_at).to.equal(row.built_at); // not rebuilt
+    expect(String(again.built_at)).to.equal(String(row.built_at)); // not rebuilt (PostgreSQL returns Dates)
     const audit = (await node.db('audit_logs').where({ action: 'dicomweb.metadata' }).orderBy('id', 'desc').first()) as { details: string };
     expect(JSON.parse(audit.details)).to.include({ level: 'series', instances: 99, cachedSeries: 1 });
     if (process.env.WADO_TEST_VERBOSE) console.log(`      series metadata: built ${built.toFixed(0)} ms, cached ${cached.toFixed(0)} ms`);
@@ -309,3 +312,6 @@ describe('WADO-RS (SQLite)', function () {
     expect((await get(`/studies/${study}/metadata`)).status).to.equal(404);
   });
 });
+}
+
+onBothDatabases(describeWado, 'radiant_wado');
