@@ -6,6 +6,8 @@ import { metadataHandler } from './metadata.js';
 import { qidoHandler } from './qido.js';
 import { stowHandler } from './stow.js';
 import { retrieveHandler } from './wado.js';
+import { registerBulkdataRoutes } from './bulkdata.js';
+import { registerFrameRoutes } from './frames.js';
 
 /** DICOMweb (PS3.18) under /dicom-web. */
 export function dicomwebRoutes(deps: RouteDeps): AppRouter {
@@ -46,5 +48,8 @@ export function dicomwebRoutes(deps: RouteDeps): AppRouter {
   r.delete('/studies/:study/series/:series', canDelete('series'), del);
   r.delete('/studies/:study/series/:series/instances/:instance', canDelete('instance'), del);
 
+  // WADO-RS frames and bulk data (PS3.18 §10.4.1.1.4-5), streamed by byte ranges.
+  registerFrameRoutes(r, deps);
+  registerBulkdataRoutes(r, deps);
   return r;
 }
