@@ -9,7 +9,8 @@ import { Readable } from 'node:stream';
 
 /**
  * `npm run bench`: C-STORE throughput with DCMTK storescu (1 and 4 concurrent associations),
- * `radiant import` throughput and STOW-RS throughput (1 and 4 concurrent requests), each on a
+ * `radiant import` throughput, STOW-RS throughput (1 and 4 concurrent requests), and the read side
+ * (WADO-RS study, metadata, frames, QIDO-RS latency), each on a
  * fresh node, median of RUNS runs. Prints figures only; nothing here asserts a speed.
  */
 
@@ -243,6 +244,102 @@ async function stowRun(sets: string[][]): Promise<number> {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// The read side on the CT stored by STOW-RS: WADO-RS whole-study retrieve, series metadata (first
+// build and cached), QIDO-RS latency on this small index, and frames/s (sequential and 8 at once).
+
+interface ReadFigures {
+  studyMBps: number;
+  metadataFirstMs: number;
+  metadataCachedMs: number;
+  qidoP50Ms: number;
+  qidoP99Ms: number;
+  framesSeq: number;
+  frames8: number;
+}
+
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+}
+
+async function timed(fn: () => Promise<void>): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+async function readRun(files: string[]): Promise<ReadFigures> {
+  const dataDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'radiant-bench-'));
+  const { child, base } = await startHttpNode(dataDir);
+  try {
+    const login = await fetch(`${base}/api/auth/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ username: 'bench', password: BENCH_PASSWORD }),
+    });
+    const { access_token: token } = (await login.json()) as { access_token: string };
+    const auth = { authorization: `Bearer ${token}` };
+    const sizes = await Promise.all(files.map(async (f) => (await fsp.stat(f)).size));
+    const stored = await stowPost(base, token, files, sizes);
+    if (stored.status !== 200) throw new Error(`STOW-RS answered ${stored.status}`);
+    const refs = (JSON.parse(stored.body) as Record<string, { Value?: Array<Record<string, { Value?: string[] }>> }>)['00081199']!.Value!;
+    const instanceUrls = refs.map((r) => r['00081190']!.Value![0]!);
+    const studyUrl = instanceUrls[0]!.replace(/\/series\/.*$/, '');
+    const seriesUrl = instanceUrls[0]!.replace(/\/instances\/.*$/, '');
+
+    let bytes = 0;
+    const studyMs = await timed(async () => {
+      const res = await fetch(studyUrl, { headers: { ...auth, accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' } });
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) bytes += chunk.length;
+    });
+    const metadata = async () => {
+      const res = await fetch(`${seriesUrl}/metadata`, { headers: { ...auth, accept: 'application/dicom+json' } });
+      await res.arrayBuffer();
+    };
+    const metadataFirstMs = await timed(metadata);
+    const cached: number[] = [];
+    for (let i = 0; i < 5; i++) cached.push(await timed(metadata));
+
+    const qido: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      qido.push(
+        await timed(async () => {
+          const res = await fetch(`${base}/dicom-web/studies?limit=101&fuzzymatching=false&StudyDate=19700101-20991231`, { headers: auth });
+          await res.arrayBuffer();
+        }),
+      );
+    }
+
+    const frame = async (url: string) => {
+      const res = await fetch(`${url}/frames/1`, { headers: { ...auth, accept: 'multipart/related; type=application/octet-stream; transfer-syntax=*' } });
+      await res.arrayBuffer();
+      if (res.status !== 200) throw new Error(`frames answered ${res.status}`);
+    };
+    const seqMs = await timed(async () => {
+      for (const u of instanceUrls) await frame(u);
+    });
+    const parMs = await timed(async () => {
+      const queue = [...instanceUrls];
+      await Promise.all(Array.from({ length: 8 }, async () => {
+        for (let u = queue.shift(); u; u = queue.shift()) await frame(u);
+      }));
+    });
+    return {
+      studyMBps: bytes / 1e6 / (studyMs / 1000),
+      metadataFirstMs,
+      metadataCachedMs: median(cached),
+      qidoP50Ms: percentile(qido, 50),
+      qidoP99Ms: percentile(qido, 99),
+      framesSeq: instanceUrls.length / (seqMs / 1000),
+      frames8: instanceUrls.length / (parMs / 1000),
+    };
+  } finally {
+    await stopNode(child);
+    await fsp.rm(dataDir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   if (!fs.existsSync(ctDir)) throw new Error(`corpus CT not found at ${ctDir}: set RADIANT_CORPUS`);
   const files = (await fsp.readdir(ctDir)).filter((f) => f.endsWith('.dcm')).sort().map((f) => path.join(ctDir, f));
@@ -273,6 +370,14 @@ async function main(): Promise<void> {
     }
     report('STOW-RS, 1 request', stowOne);
     report('STOW-RS, 4 concurrent requests', stowFour);
+
+    const reads: ReadFigures[] = [];
+    for (let i = 0; i < RUNS; i++) reads.push(await readRun(files));
+    const m = (k: keyof ReadFigures) => median(reads.map((r) => r[k]));
+    console.log(`WADO-RS study retrieve           ${m('studyMBps').toFixed(1)} MB/s (99 instances, as stored)`);
+    console.log(`WADO-RS series metadata          ${m('metadataFirstMs').toFixed(0)} ms first build, ${m('metadataCachedMs').toFixed(1)} ms cached (99 instances)`);
+    console.log(`QIDO-RS /studies (1-study index)  p50 ${m('qidoP50Ms').toFixed(1)} ms, p99 ${m('qidoP99Ms').toFixed(1)} ms (200 requests)`);
+    console.log(`WADO-RS frames (512² CT)         ${m('framesSeq').toFixed(0)} frames/s sequential, ${m('frames8').toFixed(0)} frames/s 8 at once`);
   } finally {
     await fsp.rm(work, { recursive: true, force: true });
   }
