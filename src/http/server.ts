@@ -21,6 +21,7 @@ import { authRoutes } from './routes/auth.js';
 import { auditRoutes } from './routes/audit.js';
 import { apiRoutes } from './routes/api.js';
 import { dicomwebRoutes } from '../../dicomweb/routes.js';
+import { viewerRoutes } from './routes/viewer.js';
 import { wadoUriRoutes } from '../../dicomweb/wado-uri.js';
 
 /** Everything a route may need; routes take the parts they use. */
@@ -113,6 +114,7 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
     auditRoutes({ audit: deps.audit, security }),
     apiRoutes(routeDeps),
     dicomwebRoutes(routeDeps),
+    viewerRoutes(routeDeps),
     wadoUriRoutes(routeDeps),
   ];
   for (const r of routers) app.use(r.routes()).use(r.allowedMethods());
