@@ -186,6 +186,16 @@ async function startHttpNode(dataDir: string): Promise<{ child: ChildProcess; ba
   throw new Error('node did not start (HTTP)');
 }
 
+async function benchToken(base: string): Promise<string> {
+  const login = await fetch(`${base}/api/auth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ username: 'bench', password: BENCH_PASSWORD }),
+  });
+  if (login.status !== 200) throw new Error(`login failed: ${login.status} ${await login.text()}`);
+  return ((await login.json()) as { access_token: string }).access_token;
+}
+
 function stowPost(base: string, token: string, files: string[], sizes: number[]): Promise<{ status: number; body: string }> {
   const head = (i: number) => Buffer.from(`${i ? '\r\n' : ''}--${STOW_BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n`, 'latin1');
   const tail = Buffer.from(`\r\n--${STOW_BOUNDARY}--\r\n`, 'latin1');
@@ -221,13 +231,7 @@ async function stowRun(sets: string[][]): Promise<number> {
   const dataDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'radiant-bench-'));
   const { child, base } = await startHttpNode(dataDir);
   try {
-    const login = await fetch(`${base}/api/auth/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ username: 'bench', password: BENCH_PASSWORD }),
-    });
-    if (login.status !== 200) throw new Error(`login failed: ${login.status} ${await login.text()}`);
-    const { access_token: token } = (await login.json()) as { access_token: string };
+    const token = await benchToken(base);
     const sizes = await Promise.all(sets.map((files) => Promise.all(files.map(async (f) => (await fsp.stat(f)).size))));
     const t0 = process.hrtime.bigint();
     const results = await Promise.all(sets.map((files, i) => stowPost(base, token, files, sizes[i]!)));
@@ -273,12 +277,7 @@ async function readRun(files: string[]): Promise<ReadFigures> {
   const dataDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'radiant-bench-'));
   const { child, base } = await startHttpNode(dataDir);
   try {
-    const login = await fetch(`${base}/api/auth/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ username: 'bench', password: BENCH_PASSWORD }),
-    });
-    const { access_token: token } = (await login.json()) as { access_token: string };
+    const token = await benchToken(base);
     const auth = { authorization: `Bearer ${token}` };
     const sizes = await Promise.all(files.map(async (f) => (await fsp.stat(f)).size));
     const stored = await stowPost(base, token, files, sizes);

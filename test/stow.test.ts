@@ -4,8 +4,6 @@ import fsp from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import dicomweb from 'dicomweb-client';
 import XHR2 from 'xhr2';
 import { countInstances, findInstance, getStudySummary } from '../src/catalog/catalog.js';
@@ -15,6 +13,7 @@ import { corpusDir } from './helpers/corpus.js';
 import { runTool } from './helpers/dcmtk.js';
 import { baseUrl, bearer, tokenFor } from './helpers/http.js';
 import { listFiles, startTestNode, tempDir, type TestNode } from './helpers/node.js';
+import { peakLiveGrowth } from './helpers/memory.js';
 import { onBothDatabases } from './helpers/postgres.js';
 import {
   BOUNDARY,
@@ -357,9 +356,6 @@ function describeStow(name: string, envFactory: () => Promise<Record<string, str
   });
 
   it('streams: ~60 MB in one request without the heap growing with it', async function () {
-    // A forced GC before each sample makes the figure live memory, not garbage-in-waiting.
-    v8.setFlagsFromString('--expose-gc');
-    const gc = vm.runInNewContext('gc') as () => void;
     const dir = await tempDir('stow-big');
     try {
       const files = [...ct.map((e) => e.absPath), ...ct.slice(0, 20).map((e) => e.absPath)];
@@ -367,35 +363,21 @@ function describeStow(name: string, envFactory: () => Promise<Record<string, str
       const size = await writeMultipartFile(bodyFile, files);
       expect(size).to.be.greaterThan(58e6);
 
-      gc();
-      const live = () => {
-        const m = process.memoryUsage();
-        return m.heapUsed + m.arrayBuffers;
-      };
-      const baseline = live();
-      let peak = baseline;
-      const timer = setInterval(() => {
-        gc();
-        peak = Math.max(peak, live());
-      }, 100);
-      let res;
-      try {
+      const { result: res, growthMb } = await peakLiveGrowth(() =>
         // curl sends it: the client's buffers are not in this process.
-        res = await runTool('curl', [
+        runTool('curl', [
           '-sS', '-o', path.join(dir, 'out.json'), '-w', '%{http_code}',
           '-H', `Authorization: Bearer ${token}`,
           '-H', `Content-Type: ${stowContentType()}`,
           '-T', bodyFile, '-X', 'POST',
           `${url}/dicom-web/studies`,
-        ]);
-      } finally {
-        clearInterval(timer);
-      }
+        ]),
+      );
       expect(res.code, res.output).to.equal(0);
       expect(res.stdout).to.equal('200');
       const body = JSON.parse(await fsp.readFile(path.join(dir, 'out.json'), 'utf8')) as StoreResponse;
       expect(items(body, '00081199')).to.have.length(files.length);
-      const growth = (peak - baseline) / 1e6;
+      const growth = growthMb;
       if (process.env.STOW_TEST_VERBOSE) console.log(`      live heap + buffers: +${growth.toFixed(1)} MB for ${(size / 1e6).toFixed(1)} MB`);
       // Observed: 0-11 MB (first-use warm-up included when this test runs alone); holding the
       // request, or half of it, shows as 30-60 MB or more (checked by retaining 30 MB mid-request:

@@ -1,8 +1,6 @@
 import { expect } from 'chai';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import dicomweb from 'dicomweb-client';
 import XHR2 from 'xhr2';
 import { findInstance, getStudySummary } from '../src/catalog/catalog.js';
@@ -11,6 +9,7 @@ import { corpusDir } from './helpers/corpus.js';
 import { runTool } from './helpers/dcmtk.js';
 import { baseUrl, bearer, tokenFor } from './helpers/http.js';
 import { startTestNode, tempDir, type TestNode } from './helpers/node.js';
+import { peakLiveGrowth } from './helpers/memory.js';
 import { onBothDatabases } from './helpers/postgres.js';
 import { readMultipartResponse, streamToBuffer } from './helpers/wado.js';
 
@@ -234,40 +233,24 @@ function describeWado(name: string, envFactory: () => Promise<Record<string, str
   });
 
   it('streams the whole-study retrieve without the heap growing with the study', async function () {
-    v8.setFlagsFromString('--expose-gc');
-    const gc = vm.runInNewContext('gc') as () => void;
     const dir = await tempDir('wado-big');
     try {
       const summary = await getStudySummary(node.db, study);
       expect(summary?.num_instances).to.equal(99);
-      gc();
-      const live = () => {
-        const m = process.memoryUsage();
-        return m.heapUsed + m.arrayBuffers;
-      };
-      const baseline = live();
-      let peak = baseline;
-      const timer = setInterval(() => {
-        gc();
-        peak = Math.max(peak, live());
-      }, 100);
-      let res;
-      try {
+      const { result: res, growthMb } = await peakLiveGrowth(() =>
         // curl reads it, limited to 20 MB/s so the transfer lasts a few samples; the client's
         // buffers are not in this process.
-        res = await runTool('curl', [
+        runTool('curl', [
           '-sS', '-o', path.join(dir, 'out.bin'), '-w', '%{http_code} %{size_download}', '--limit-rate', '20M',
           '-H', `Authorization: Bearer ${token}`, '-H', `Accept: ${DICOM_ACCEPT}; transfer-syntax=*`,
           `${url}/dicom-web/studies/${study}`,
-        ]);
-      } finally {
-        clearInterval(timer);
-      }
+        ]),
+      );
       expect(res.code, res.output).to.equal(0);
       const [status, size] = res.stdout.split(' ');
       expect(status).to.equal('200');
       expect(Number(size)).to.be.greaterThan(50e6);
-      const growth = (peak - baseline) / 1e6;
+      const growth = growthMb;
       if (process.env.WADO_TEST_VERBOSE) console.log(`      live heap + buffers: +${growth.toFixed(1)} MB for ${(Number(size) / 1e6).toFixed(1)} MB`);
       expect(growth, `live heap + buffers grew ${growth.toFixed(1)} MB`).to.be.lessThan(20);
     } finally {
