@@ -61,6 +61,8 @@ const envSchema = z.object({
   LOGIN_WINDOW_SECONDS: z.coerce.number().int().min(1).default(300),
   /** QIDO-RS: answer 400 to query keys the node does not know (off: OHIF sends extra ones). */
   QIDO_STRICT: bool.default(false),
+  /** Build a series' WADO-RS metadata this long after its last instance arrived (0: on request only). */
+  METADATA_PREBUILD_MS: z.coerce.number().int().min(0).default(2000),
   DUPLICATE_POLICY: z.enum(['overwrite', 'ignore', 'reject']).default('overwrite'),
   MAX_INSTANCE_BYTES: z.coerce.number().int().min(1024).default(4 * 1024 ** 3),
   PARSE_WORKERS: z.coerce.number().int().min(1).max(64).optional(),
@@ -112,7 +114,7 @@ export interface Config {
     loginMaxAttempts: number;
     loginWindowSeconds: number;
   };
-  dicomweb: { qidoStrict: boolean };
+  dicomweb: { qidoStrict: boolean; metadataPrebuildMs: number };
   duplicatePolicy: 'overwrite' | 'ignore' | 'reject';
   maxInstanceBytes: number;
   parse: { workers: number; timeoutMs: number };
@@ -245,7 +247,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       loginMaxAttempts: e.LOGIN_MAX_ATTEMPTS,
       loginWindowSeconds: e.LOGIN_WINDOW_SECONDS,
     },
-    dicomweb: { qidoStrict: e.QIDO_STRICT },
+    dicomweb: { qidoStrict: e.QIDO_STRICT, metadataPrebuildMs: e.METADATA_PREBUILD_MS },
     duplicatePolicy: e.DUPLICATE_POLICY,
     maxInstanceBytes: e.MAX_INSTANCE_BYTES,
     parse: { workers: e.PARSE_WORKERS ?? 2, timeoutMs: e.PARSE_TIMEOUT_MS },
