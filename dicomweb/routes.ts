@@ -57,5 +57,6 @@ export function dicomwebRoutes(deps: RouteDeps): AppRouter {
   if (deps.config.dicomweb.metadataPrebuildMs > 0) {
     new MetadataPrebuilder(deps, deps.config.dicomweb.metadataPrebuildMs).attach(deps.ingestor);
   }
+  registerRenderedRoutes(r, deps);
   return r;
 }
