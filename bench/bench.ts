@@ -10,7 +10,7 @@ import { Readable } from 'node:stream';
 /**
  * `npm run bench`: C-STORE throughput with DCMTK storescu (1 and 4 concurrent associations),
  * `radiant import` throughput, STOW-RS throughput (1 and 4 concurrent requests), and the read side
- * (WADO-RS study, metadata, frames, QIDO-RS latency), each on a
+ * (WADO-RS study, metadata, frames, rendered, QIDO-RS latency), each on a
  * fresh node, median of RUNS runs. Prints figures only; nothing here asserts a speed.
  */
 
@@ -260,6 +260,7 @@ interface ReadFigures {
   qidoP99Ms: number;
   framesSeq: number;
   frames8: number;
+  renderedPerSec: number;
 }
 
 function percentile(xs: number[], p: number): number {
@@ -324,7 +325,16 @@ async function readRun(files: string[]): Promise<ReadFigures> {
         for (let u = queue.shift(); u; u = queue.shift()) await frame(u);
       }));
     });
+    const rendered = instanceUrls.slice(0, 30);
+    const renderMs = await timed(async () => {
+      for (const u of rendered) {
+        const res = await fetch(`${u}/rendered`, { headers: { ...auth, accept: 'image/jpeg' } });
+        await res.arrayBuffer();
+        if (res.status !== 200) throw new Error(`rendered answered ${res.status}`);
+      }
+    });
     return {
+      renderedPerSec: rendered.length / (renderMs / 1000),
       studyMBps: bytes / 1e6 / (studyMs / 1000),
       metadataFirstMs,
       metadataCachedMs: median(cached),
@@ -377,6 +387,7 @@ async function main(): Promise<void> {
     console.log(`WADO-RS series metadata          ${m('metadataFirstMs').toFixed(0)} ms first build, ${m('metadataCachedMs').toFixed(1)} ms cached (99 instances)`);
     console.log(`QIDO-RS /studies (1-study index)  p50 ${m('qidoP50Ms').toFixed(1)} ms, p99 ${m('qidoP99Ms').toFixed(1)} ms (200 requests)`);
     console.log(`WADO-RS frames (512² CT)         ${m('framesSeq').toFixed(0)} frames/s sequential, ${m('frames8').toFixed(0)} frames/s 8 at once`);
+    console.log(`WADO-RS rendered (512² CT, JPEG)  ${m('renderedPerSec').toFixed(1)} images/s sequential`);
   } finally {
     await fsp.rm(work, { recursive: true, force: true });
   }
