@@ -1,4 +1,5 @@
 import type { Db } from '../src/db/connection.js';
+import { listInstances, type StoredInstanceRow } from '../src/catalog/catalog.js';
 import { HttpError } from '../src/http/errors.js';
 import type { AppContext } from '../src/http/state.js';
 import { isValidUid } from '../storage/keys.js';
@@ -18,18 +19,8 @@ export interface ResourcePath {
   instance?: string;
 }
 
-export interface ResolvedInstance {
-  id: number;
-  sop_instance_uid: string;
-  sop_class_uid: string;
-  series_pk: number;
-  series_instance_uid: string;
-  study_instance_uid: string;
-  transfer_syntax_uid: string;
-  size_bytes: number;
-  storage_key: string;
-  instance_number: number | null;
-}
+/** An instance row of the index (the catalog's shape). */
+export type ResolvedInstance = StoredInstanceRow;
 
 export function resourcePath(ctx: AppContext): ResourcePath {
   const { study, series, instance } = ctx.params as Record<string, string | undefined>;
@@ -53,32 +44,7 @@ export function resourceUrl(base: string, study: string, series?: string, instan
 
 /** The instances of the resource, series by SeriesNumber then InstanceNumber; 404 when none. */
 export async function resolveInstances(db: Db, p: ResourcePath): Promise<ResolvedInstance[]> {
-  const q = db('instances as i')
-    .join('series as se', 'se.id', 'i.series_pk')
-    .join('studies as st', 'st.id', 'se.study_pk')
-    .select(
-      'i.id',
-      'i.sop_instance_uid',
-      'i.sop_class_uid',
-      'i.series_pk',
-      'se.series_instance_uid',
-      'st.study_instance_uid',
-      'i.transfer_syntax_uid',
-      'i.size_bytes',
-      'i.storage_key',
-      'i.instance_number',
-    )
-    .where('st.study_instance_uid', p.study);
-  if (p.series !== undefined) q.where('se.series_instance_uid', p.series);
-  if (p.instance !== undefined) q.where('i.sop_instance_uid', p.instance);
-  const rows = (await q.orderBy([
-    { column: 'se.series_number' },
-    { column: 'se.id' },
-    { column: 'i.instance_number' },
-    { column: 'i.id' },
-  ])) as ResolvedInstance[];
-  if (rows.length === 0) {
-    throw new HttpError(404, 'not_found', `${p.level} not found`);
-  }
-  return rows.map((r) => ({ ...r, id: Number(r.id), series_pk: Number(r.series_pk), size_bytes: Number(r.size_bytes) }));
+  const rows = await listInstances(db, p);
+  if (rows.length === 0) throw new HttpError(404, 'not_found', `${p.level} not found`);
+  return rows;
 }

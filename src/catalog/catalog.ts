@@ -45,6 +45,7 @@ export interface InstanceRecord {
 
 export interface StoredInstanceRow {
   id: number;
+  series_pk: number;
   sop_instance_uid: string;
   sop_class_uid: string;
   series_instance_uid: string;
@@ -275,6 +276,7 @@ async function removeIfEmpty(trx: Knex.Transaction, seriesPk: number): Promise<v
 
 const instanceColumns = [
   'i.id',
+  'i.series_pk',
   'i.sop_instance_uid',
   'i.sop_class_uid',
   'se.series_instance_uid',
@@ -293,7 +295,7 @@ function instanceQuery(db: Db) {
 }
 
 function toRow(r: StoredInstanceRow): StoredInstanceRow {
-  return { ...r, id: Number(r.id), size_bytes: Number(r.size_bytes) };
+  return { ...r, id: Number(r.id), series_pk: Number(r.series_pk), size_bytes: Number(r.size_bytes) };
 }
 
 export async function findInstance(db: Db, sopInstanceUid: string): Promise<StoredInstanceRow | undefined> {
@@ -303,11 +305,25 @@ export async function findInstance(db: Db, sopInstanceUid: string): Promise<Stor
   return row && toRow(row);
 }
 
-export async function listStudyInstances(db: Db, studyInstanceUid: string): Promise<StoredInstanceRow[]> {
-  const rows = (await instanceQuery(db)
-    .where('st.study_instance_uid', studyInstanceUid)
-    .orderBy([{ column: 'se.series_number' }, { column: 'i.instance_number' }, { column: 'i.id' }])) as StoredInstanceRow[];
+/** The instances of a study, or of one series or one instance in it, in display order. */
+export async function listInstances(
+  db: Db,
+  scope: { study: string; series?: string; instance?: string },
+): Promise<StoredInstanceRow[]> {
+  const q = instanceQuery(db).where('st.study_instance_uid', scope.study);
+  if (scope.series !== undefined) q.where('se.series_instance_uid', scope.series);
+  if (scope.instance !== undefined) q.where('i.sop_instance_uid', scope.instance);
+  const rows = (await q.orderBy([
+    { column: 'se.series_number' },
+    { column: 'se.id' },
+    { column: 'i.instance_number' },
+    { column: 'i.id' },
+  ])) as StoredInstanceRow[];
   return rows.map(toRow);
+}
+
+export function listStudyInstances(db: Db, studyInstanceUid: string): Promise<StoredInstanceRow[]> {
+  return listInstances(db, { study: studyInstanceUid });
 }
 
 export interface StudySummary {
