@@ -1,12 +1,12 @@
 import type { RouteDeps } from '../src/http/server.js';
 import { HttpError } from '../src/http/errors.js';
 import type { AppContext, AppRouter } from '../src/http/state.js';
-import { findInstance, type StoredInstanceRow } from '../src/catalog/catalog.js';
+import type { StoredInstanceRow } from '../src/catalog/catalog.js';
 import { errorMessage } from '../src/errors.js';
-import { isValidUid } from '../storage/keys.js';
 import type { ByteRange } from '../storage/types.js';
 import { parseAccept } from './accept.js';
 import { multipartStream, newBoundary, type OutPart } from './multipart-writer.js';
+import { resolveInstances, resourcePath } from './resources.js';
 import {
   EXPLICIT_LE,
   IMPLICIT_LE,
@@ -33,20 +33,10 @@ const ALIASES: Record<string, string> = { 'image/x-dicom-rle': 'image/dicom-rle'
 
 /** The instance a path names: 400 on a malformed UID, 404 when absent or not below study/series. */
 export async function resolveInstanceFromPath(deps: RouteDeps, ctx: AppContext): Promise<StoredInstanceRow> {
-  const { study, series, instance } = ctx.params as Record<string, string | undefined>;
-  for (const [name, v] of [
-    ['Study Instance UID', study],
-    ['Series Instance UID', series],
-    ['SOP Instance UID', instance],
-  ] as const) {
-    if (!isValidUid(v)) throw new HttpError(400, 'invalid_uid', `the ${name} in the path is not a valid UID`);
-  }
-  ctx.state.audit = { studyInstanceUid: study, resourceId: instance };
-  const row = await findInstance(deps.db, instance!);
-  if (!row || row.study_instance_uid !== study || row.series_instance_uid !== series) {
-    throw new HttpError(404, 'not_found', 'instance not found');
-  }
-  return row;
+  const p = resourcePath(ctx);
+  ctx.state.audit = { studyInstanceUid: p.study, resourceId: p.instance };
+  const [row] = await resolveInstances(deps.db, p);
+  return row!;
 }
 
 /** "1,3,5" → [1,3,5]; 400 on anything else (0, negatives, junk, empty entries). */

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { HttpError } from '../src/http/errors.js';
 import type { BlobStorage, ByteRange } from '../storage/types.js';
+import { datasetOffset, LONG_VRS } from '../src/dicom/structure.js';
 
 /**
  * Finds things inside a stored Part 10 instance without loading it: the top-level elements of
@@ -12,7 +13,6 @@ import type { BlobStorage, ByteRange } from '../storage/types.js';
 
 const WINDOW = 64 * 1024;
 const UNDEFINED = 0xffffffff;
-const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
 const MAX_DEPTH = 64;
 
 export const PIXEL_DATA = 0x7fe00010;
@@ -100,15 +100,7 @@ export interface ElementRef {
 /** Offset of the first data set byte (after the File Meta group). */
 async function datasetStart(r: RangeReader): Promise<number> {
   if (r.size < 132 || (await r.bytes(128, 4)).toString('latin1') !== 'DICM') throw new CorruptError('not a Part 10 file');
-  let pos = 132;
-  for (;;) {
-    if (pos + 8 > r.size) return pos;
-    const h = await r.bytes(pos, 8);
-    if (h.readUInt16LE(0) !== 0x0002) return pos;
-    const vr = h.toString('latin1', 4, 6);
-    if (LONG_VRS.has(vr)) pos += 12 + (await r.bytes(pos + 8, 4)).readUInt32LE(0);
-    else pos += 8 + h.readUInt16LE(6);
-  }
+  return datasetOffset(r);
 }
 
 /**

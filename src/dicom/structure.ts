@@ -9,7 +9,14 @@ import type { FileHandle } from 'node:fs/promises';
  */
 
 const UNDEFINED = 0xffffffff;
-const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
+/** VRs with a 2-byte reserved field and a 4-byte length in explicit VR (PS3.5 7.1.2). */
+export const LONG_VRS: ReadonlySet<string> = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
+
+/** Random access to an object's bytes: a local file or a stored blob read by byte ranges. */
+export interface ByteSource {
+  readonly size: number;
+  bytes(pos: number, n: number): Promise<Buffer>;
+}
 const MAX_DEPTH = 64;
 
 class Reader {
@@ -50,7 +57,7 @@ function hex(n: number): string {
 }
 
 /** Offset of the first data set byte: after the meta group. */
-export async function datasetOffset(r: Reader): Promise<number> {
+export async function datasetOffset(r: ByteSource): Promise<number> {
   let pos = 132;
   for (;;) {
     if (pos + 8 > r.size) return pos;
