@@ -47,11 +47,16 @@ export type RetrieveChoice = { ok: true; transferSyntax: '*' | string } | { ok: 
  * WADO-RS instance-resource negotiation (PS3.18 §8.7.3.5, Table 8.7.3-5): the first acceptable
  * range picks the answer. `*\/*`, `multipart/*`, `multipart/related` with `type` absent or
  * application/dicom (quoted or not) and `transfer-syntax` absent or `*` answer as stored. An
- * explicit transfer syntax is served only when every instance is stored in it: transcoding is
- * not implemented yet. Bulk data / frames media types (application/octet-stream, image/*, video/*)
- * are not representations of an instance resource.
+ * explicit transfer syntax is served when every stored syntax either is it or can be transcoded
+ * to it (`whyNot` says why one cannot; src/dicom/transcode-syntaxes.ts). Bulk data / frames
+ * media types (application/octet-stream, image/*, video/*) are not representations of an
+ * instance resource.
  */
-export function negotiateRetrieve(header: string | undefined, stored: ReadonlySet<string>): RetrieveChoice {
+export function negotiateRetrieve(
+  header: string | undefined,
+  stored: ReadonlySet<string>,
+  whyNot: (from: string, to: string) => string | undefined,
+): RetrieveChoice {
   const reasons: string[] = [];
   for (const r of parseAccept(header)) {
     if (r.type === '*/*' || r.type === 'multipart/*') return { ok: true, transferSyntax: '*' };
@@ -61,13 +66,14 @@ export function negotiateRetrieve(header: string | undefined, stored: ReadonlySe
     }
     const type = r.params.type?.toLowerCase();
     if (type !== undefined && type !== 'application/dicom') {
-      reasons.push(`multipart/related; type=${type} is not supported for this resource (only application/dicom; frames and bulk data are not implemented yet)`);
+      reasons.push(`multipart/related; type=${type} is not a representation of a study/series/instance (use type="application/dicom"; frames and bulk data have their own resources)`);
       continue;
     }
     const ts = r.params['transfer-syntax'];
     if (ts === undefined || ts === '*') return { ok: true, transferSyntax: '*' };
-    if (stored.size > 0 && [...stored].every((s) => s === ts)) return { ok: true, transferSyntax: ts };
-    reasons.push(`transfer syntax ${ts} cannot be produced: stored as ${[...stored].join(', ')} and transcoding is not implemented yet (ask for transfer-syntax=*)`);
+    const blockers = [...stored].flatMap((s) => whyNot(s, ts) ?? []);
+    if (blockers.length === 0) return { ok: true, transferSyntax: ts };
+    reasons.push(`transfer syntax ${ts} cannot be produced: ${blockers[0]} (ask for transfer-syntax=* to get the instances as stored)`);
   }
   return { ok: false, reasons };
 }

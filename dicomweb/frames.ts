@@ -7,11 +7,16 @@ import type { ByteRange } from '../storage/types.js';
 import { parseAccept } from './accept.js';
 import { multipartStream, newBoundary, type OutPart } from './multipart-writer.js';
 import { resolveInstances, resourcePath } from './resources.js';
+import { TranscodeError } from '../src/dicom/transcoder.js';
+import { whyNotTranscodable } from '../src/dicom/transcode-syntaxes.js';
+import { MemoryBlobs } from '../storage/memory.js';
+import { readAll } from './read-all.js';
 import {
   EXPLICIT_LE,
   IMPLICIT_LE,
   compressedMediaType,
   isNative,
+  unsupportedStorage,
   pixelDataLayout,
   rangesLength,
   rangesStream,
@@ -61,63 +66,108 @@ export interface FrameChoice {
   mediaType: string;
   /** The transfer-syntax parameter each part carries. */
   transferSyntax: string;
+  /** The syntax the instance must first be transcoded into; absent: the stored bytes serve. */
+  decodeTo?: string;
 }
 
+/** The transfer syntax a compressed media type means when none is named (PS3.18 Table 8.7.3-2). */
+const DEFAULT_SYNTAX: Record<string, string> = {
+  [OCTET]: EXPLICIT_LE,
+  'image/jpeg': '1.2.840.10008.1.2.4.50',
+  'image/jls': '1.2.840.10008.1.2.4.80',
+  'image/jp2': '1.2.840.10008.1.2.4.90',
+  'image/jpx': '1.2.840.10008.1.2.4.92',
+  'image/jphc': '1.2.840.10008.1.2.4.201',
+  'image/dicom-rle': '1.2.840.10008.1.2.5',
+};
+
 /**
- * Accept negotiation for pixel data (frames, and Pixel Data via bulkdata), PS3.18 §8.7.3.5:
- * nothing is ever transcoded, so the answer is always the stored bytes, and the question is only
- * whether the client accepts them under some media type.
+ * Accept negotiation for pixel data (frames, and Pixel Data via bulkdata), PS3.18 §8.7.3.5.
  *
- * Native data (implicit/explicit VR little endian): application/octet-stream with
+ * As stored, native data (implicit/explicit VR little endian) is application/octet-stream with
  * transfer-syntax absent, `*`, 1.2.840.10008.1.2.1 or 1.2.840.10008.1.2 (the pixel bytes are the
- * same in both). Encapsulated data: its compressed media type (image/jpeg for .50/.51/.57/.70,
- * image/jls .80/.81, image/jp2 .90/.91, image/jpx .92/.93, image/jphc .201-.203,
- * image/dicom-rle .5; the aliases image/x-jls, image/x-dicom-rle and image/jhc too) with transfer-syntax absent, `*` or the stored one; or
- * application/octet-stream with transfer-syntax `*` or the stored one (what OHIF asks for: the
- * bitstream, named by its transfer syntax). `type` quoted or unquoted (the parser unquotes);
- * `*\/*`, `multipart/*` and multipart/related without a type answer as stored.
+ * same in both); encapsulated data is its compressed media type (image/jpeg for
+ * .50/.51/.57/.70, image/jls .80/.81, image/jp2 .90/.91, image/jpx .92/.93, image/jphc
+ * .201-.203, image/dicom-rle .5; the aliases image/x-jls, image/x-dicom-rle and image/jhc too)
+ * with transfer-syntax absent, `*` or the stored one, or application/octet-stream with
+ * transfer-syntax `*` or the stored one (what OHIF asks for: the bitstream, named by its
+ * transfer syntax). `type` quoted or unquoted (the parser unquotes); `*\/*`, `multipart/*` and
+ * multipart/related without a type answer as stored.
+ *
+ * With `whyNot` (the transcoder's capability check), anything else the instance can be
+ * transcoded into is offered too: uncompressed frames of compressed (or big endian, or
+ * deflated) data — application/octet-stream without a transfer syntax — and lossless
+ * compressions named by media type or transfer syntax. `decodeTo` then says into what.
  * `singlePartOk`: a bare media range (not multipart) may be answered with a single-part body.
  */
-export function negotiatePixelData(header: string | undefined, storedTs: string, singlePartOk: boolean): FrameChoice | { reasons: string[] } {
-  const native = isNative(storedTs);
+export function negotiatePixelData(
+  header: string | undefined,
+  storedTs: string,
+  singlePartOk: boolean,
+  whyNot?: (from: string, to: string) => string | undefined,
+): FrameChoice | { reasons: string[] } {
+  const native = isNative(storedTs) && unsupportedStorage(storedTs) === undefined;
   const compressed = compressedMediaType(storedTs);
-  const asStored = { mediaType: native ? OCTET : (compressed ?? OCTET), transferSyntax: storedTs };
   const reasons: string[] = [];
-  const tsOk = (ts: string | undefined, type: string): string | undefined => {
-    if (ts === undefined || ts === '*') return storedTs;
-    if (ts === storedTs) return storedTs;
-    if (native && type === OCTET && (ts === EXPLICIT_LE || ts === IMPLICIT_LE)) return ts;
-    reasons.push(`${type} with transfer-syntax=${ts} would need transcoding from ${storedTs}, which is not available yet (ask for transfer-syntax=*)`);
-    return undefined;
+  type Answer = Omit<FrameChoice, 'multipart'>;
+
+  /** `type` in `target`: as stored, relabelled, or transcoded; undefined (with a reason) if not. */
+  const produce = (type: string, target: string): Answer | undefined => {
+    if (target === storedTs) return { mediaType: type, transferSyntax: storedTs };
+    if (native && type === OCTET && (target === EXPLICIT_LE || target === IMPLICIT_LE)) return { mediaType: OCTET, transferSyntax: target };
+    if (!whyNot) {
+      reasons.push(`${type} with transfer-syntax=${target} would need transcoding from ${storedTs}, which is not available here (ask for transfer-syntax=*)`);
+      return undefined;
+    }
+    // Frames of implicit VR little endian are the same bytes as explicit: decode to explicit.
+    const decodeTo = target === IMPLICIT_LE ? EXPLICIT_LE : target;
+    const why = whyNot(storedTs, decodeTo);
+    if (why) {
+      reasons.push(`${type} with transfer-syntax=${target} cannot be produced: ${why}`);
+      return undefined;
+    }
+    return { mediaType: type, transferSyntax: target, decodeTo };
   };
-  const match = (asked: string, ts: string | undefined): Omit<FrameChoice, 'multipart'> | undefined => {
+  const asStored = (): Answer =>
+    native ? { mediaType: OCTET, transferSyntax: storedTs } : compressed ? { mediaType: compressed, transferSyntax: storedTs } : (produce(OCTET, EXPLICIT_LE) ?? { mediaType: OCTET, transferSyntax: storedTs });
+
+  const match = (asked: string, ts: string | undefined): Answer | undefined => {
     const type = ALIASES[asked] ?? asked;
-    if (type === '*/*' || type === '*') return asStored;
+    if (type === '*/*' || type === '*') return asStored();
+    if (type === 'image/*') {
+      if (compressed && (ts === undefined || ts === '*' || ts === storedTs)) return asStored();
+      reasons.push(`image/* cannot be produced from pixel data stored as ${storedTs}`);
+      return undefined;
+    }
     if (type === OCTET) {
-      if (!native && ts === undefined) {
-        reasons.push(`${OCTET} without transfer-syntax means uncompressed (explicit VR little endian), but the pixel data is stored as ${storedTs} and transcoding is not available yet (ask for transfer-syntax=*)`);
+      if (ts === '*') return compressed ? { mediaType: OCTET, transferSyntax: storedTs } : { ...asStored(), mediaType: OCTET };
+      const target = ts ?? (native ? storedTs : EXPLICIT_LE);
+      if (target !== EXPLICIT_LE && target !== IMPLICIT_LE && target !== storedTs && compressedMediaType(target) === undefined) {
+        reasons.push(`${OCTET} with transfer-syntax=${target} is not a pixel data encoding this node produces`);
         return undefined;
       }
-      const t = tsOk(ts, type);
-      return t ? { mediaType: OCTET, transferSyntax: t } : undefined;
+      return produce(OCTET, target);
     }
-    if (type === 'image/*' && compressed) return tsOk(ts, type) ? asStored : undefined;
-    if (compressed && type === compressed) {
-      const t = tsOk(ts, type);
-      return t ? { mediaType: compressed, transferSyntax: t } : undefined;
+    const standard = DEFAULT_SYNTAX[type];
+    if (!standard) {
+      reasons.push(`${type} cannot be produced from pixel data stored as ${storedTs}`);
+      return undefined;
     }
-    reasons.push(`${type} cannot be produced from pixel data stored as ${storedTs}: transcoding is not available yet`);
-    return undefined;
+    if (ts === undefined || ts === '*') return produce(type, compressed === type ? storedTs : standard);
+    if (compressedMediaType(ts) !== type) {
+      reasons.push(`transfer-syntax=${ts} is not a ${type} syntax`);
+      return undefined;
+    }
+    return produce(type, ts);
   };
   for (const r of parseAccept(header)) {
     const ts = r.params['transfer-syntax'];
-    if (r.type === '*/*' || r.type === 'multipart/*') return { multipart: true, ...asStored };
+    if (r.type === '*/*' || r.type === 'multipart/*') return { multipart: true, ...asStored() };
     if (r.type === 'multipart/related') {
       const type = r.params.type?.toLowerCase();
       if (type === undefined) {
-        const t = ts === undefined || ts === '*' || ts === storedTs ? asStored : undefined;
-        if (t) return { multipart: true, ...t };
-        reasons.push(`transfer-syntax=${ts} would need transcoding from ${storedTs}, which is not available yet`);
+        if (ts === undefined || ts === '*' || ts === storedTs) return { multipart: true, ...asStored() };
+        reasons.push(`multipart/related without a type cannot carry transfer-syntax=${ts}; name the media type`);
         continue;
       }
       const m = match(type, ts);
@@ -185,10 +235,10 @@ export function framesHandler(deps: RouteDeps) {
   return async (ctx: AppContext): Promise<void> => {
     const row = await resolveInstanceFromPath(deps, ctx);
     const numbers = parseFrameList(ctx.params.frames);
-    const choice = negotiatePixelData(ctx.get('accept') || undefined, row.transfer_syntax_uid, numbers.length === 1);
+    const choice = negotiatePixelData(ctx.get('accept') || undefined, row.transfer_syntax_uid, numbers.length === 1, whyNotTranscodable);
     if ('reasons' in choice) throw notAcceptable(choice.reasons);
-    let layout: PixelDataLayout;
-    layout = await pixelDataLayout(deps.storage, row.storage_key, row.transfer_syntax_uid);
+    const source = choice.decodeTo ? await transcodedSource(deps, row, choice.decodeTo) : { deps, key: row.storage_key, ts: row.transfer_syntax_uid };
+    const layout: PixelDataLayout = await pixelDataLayout(source.deps.storage, source.key, source.ts);
     const missing = numbers.filter((n) => n > layout.frames.length);
     if (missing.length) {
       throw new HttpError(404, 'frame_not_found', `frame ${missing[0]} does not exist: the instance has ${layout.frames.length} frame(s)`, {
@@ -203,13 +253,32 @@ export function framesHandler(deps: RouteDeps) {
       details: { frames: numbers.length, mediaType: choice.mediaType, transferSyntax: choice.transferSyntax, mapping: layout.mapping },
     };
     sendRanges(
-      deps,
+      source.deps,
       ctx,
-      row.storage_key,
+      source.key,
       choice,
       numbers.map((n) => ({ ranges: layout.frames[n - 1]!, location: `${base}/${n}` })),
     );
   };
+}
+
+/**
+ * The instance transcoded into `to` (through the transcoder's cache, so the frames of one
+ * instance asked one request at a time decode once), behind the storage interface so the same
+ * layout and range code serves it. 406 when it cannot be decoded after all.
+ */
+async function transcodedSource(deps: RouteDeps, row: StoredInstanceRow, to: string): Promise<{ deps: RouteDeps; key: string; ts: string }> {
+  let bytes: Buffer;
+  try {
+    bytes = await deps.transcoder.cached({ sopInstanceUid: row.sop_instance_uid, sizeBytes: row.size_bytes }, row.transfer_syntax_uid, to, async () =>
+      readAll(await deps.storage.get(row.storage_key)),
+    );
+  } catch (err) {
+    if (err instanceof TranscodeError) throw notAcceptable([`${err.message} (ask for transfer-syntax=* to get the stored bitstream)`]);
+    throw err;
+  }
+  const key = 'transcoded';
+  return { deps: { ...deps, storage: new MemoryBlobs({ [key]: bytes }) }, key, ts: to };
 }
 
 /** Registers GET .../instances/{i}/frames/{list} on the /dicom-web router. */

@@ -9,8 +9,12 @@ import { PassThrough, type Readable, type Writable } from 'node:stream';
  */
 
 export interface OutPart {
-  /** Part headers, e.g. Content-Type and Content-Location (values must be header-safe). */
-  headers: Record<string, string>;
+  /**
+   * Part headers, e.g. Content-Type and Content-Location (values must be header-safe). A
+   * function is read after `open`, for headers that depend on what opening found (the transfer
+   * syntax a transcoded part ended up in).
+   */
+  headers: Record<string, string> | (() => Record<string, string>);
   /** Opens the part's body; called when the part is due. */
   open(): Promise<Readable>;
 }
@@ -91,8 +95,10 @@ export function multipartStream(boundary: string, parts: OutPart[], first?: Read
     try {
       for (let i = 0; i < parts.length; i++) {
         const part = parts[i]!;
-        await write(stream, `${i === 0 ? '' : '\r\n'}--${boundary}\r\n${headerBlock(part.headers)}\r\n`);
         const body = pending ?? (await part.open());
+        pending = body;
+        const headers = typeof part.headers === 'function' ? part.headers() : part.headers;
+        await write(stream, `${i === 0 ? '' : '\r\n'}--${boundary}\r\n${headerBlock(headers)}\r\n`);
         pending = undefined;
         await pipePart(body, stream);
       }

@@ -1,64 +1,130 @@
+import { Readable } from 'node:stream';
 import type { RouteDeps } from '../src/http/server.js';
 import { HttpError } from '../src/http/errors.js';
 import type { AppContext } from '../src/http/state.js';
+import type { StoredInstanceRow } from '../src/catalog/catalog.js';
 import { errorMessage } from '../src/errors.js';
+import { TranscodeError } from '../src/dicom/transcoder.js';
+import { whyNotTranscodable } from '../src/dicom/transcode-syntaxes.js';
 import { negotiateRetrieve } from './accept.js';
 import { multipartStream, newBoundary, type OutPart } from './multipart-writer.js';
+import { readAll } from './read-all.js';
 import { resolveInstances, resourcePath, resourceUrl } from './resources.js';
 
 /**
  * WADO-RS Retrieve (PS3.18 §10.4) of a study, series or instance as
- * `multipart/related; type="application/dicom"`: one part per instance, each the stored Part 10
- * file byte for byte, its Content-Type naming the transfer syntax it is in
- * (`application/dicom; transfer-syntax=…`) and its Content-Location the instance URL.
+ * `multipart/related; type="application/dicom"`: one part per instance, its Content-Type naming
+ * the transfer syntax it is in (`application/dicom; transfer-syntax=…`) and its Content-Location
+ * the instance URL.
  *
- * Parts are streamed from storage one after the other with backpressure (multipart-writer.ts):
+ * As stored (no transfer syntax asked, or `*`), each part is the stored Part 10 file byte for
+ * byte, streamed from storage one after the other with backpressure (multipart-writer.ts):
  * nothing is buffered per study. The first blob is opened before the status line goes out, so a
  * missing first blob is an error status; a failure later cuts the response short (no closing
  * delimiter), which clients detect as a broken transfer.
  *
- * Negotiation (accept.ts): as stored unless the client names a transfer syntax; an explicit one
- * is served only when every instance is stored in it, otherwise 406 (no transcoding yet).
+ * An explicit transfer syntax (accept.ts) transcodes the instances stored otherwise in worker
+ * threads (src/dicom/transcoder.ts), a few ahead of the one being written, so the workers stay
+ * busy while the client reads. A single instance that cannot be transcoded is a 406. In a
+ * series or study, an instance whose pixel data turns out undecodable (a codec failure the
+ * syntax check could not foresee) is sent as stored, its part labelled with its real transfer
+ * syntax, rather than failing the whole retrieve.
  */
 export function retrieveHandler(deps: RouteDeps) {
-  const { db, storage, log } = deps;
+  const { db, storage, log, transcoder } = deps;
   return async (ctx: AppContext): Promise<void> => {
     const p = resourcePath(ctx);
     ctx.state.audit = { studyInstanceUid: p.study, details: { level: p.level } };
     const instances = await resolveInstances(db, p);
 
     const stored = new Set(instances.map((i) => i.transfer_syntax_uid));
-    const choice = negotiateRetrieve(ctx.get('accept') || undefined, stored);
+    const choice = negotiateRetrieve(ctx.get('accept') || undefined, stored, whyNotTranscodable);
     if (!choice.ok) {
       throw new HttpError(406, 'not_acceptable', choice.reasons[0] ?? 'no acceptable media type', { reasons: choice.reasons });
     }
-
+    const target = choice.transferSyntax;
     const base = `${ctx.protocol}://${ctx.host}/dicom-web`;
-    const parts: OutPart[] = instances.map((i) => ({
-      headers: {
-        'Content-Type': `application/dicom; transfer-syntax=${i.transfer_syntax_uid}`,
-        'Content-Location': resourceUrl(base, i.study_instance_uid, i.series_instance_uid, i.sop_instance_uid),
-      },
-      open: () => storage.get(i.storage_key),
-    }));
-    const first = await storage.get(instances[0]!.storage_key);
+    const requestId = ctx.state.requestId;
+    const location = (i: StoredInstanceRow) => resourceUrl(base, i.study_instance_uid, i.series_instance_uid, i.sop_instance_uid);
+    let fellBack = 0;
+
+    const load = (i: StoredInstanceRow) => async () => readAll(await storage.get(i.storage_key));
+    /** The bytes in `target`, or as stored (and which syntax that is) when decoding failed. */
+    const converted = new Map<number, Promise<{ bytes: Buffer; ts: string }>>();
+    const convert = (idx: number) => {
+      let p = converted.get(idx);
+      if (!p) {
+        const i = instances[idx]!;
+        p = transcoder
+          .cached({ sopInstanceUid: i.sop_instance_uid, sizeBytes: i.size_bytes }, i.transfer_syntax_uid, target, load(i))
+          .then(
+            (bytes) => ({ bytes, ts: target }),
+            async (err: unknown) => {
+              if (!(err instanceof TranscodeError) || instances.length === 1) throw err;
+              fellBack++;
+              log.warn({ err: errorMessage(err), requestId, sopInstanceUid: i.sop_instance_uid }, 'WADO-RS: sent as stored, transcoding failed');
+              return { bytes: await load(i)(), ts: i.transfer_syntax_uid };
+            },
+          );
+        // Read ahead may be abandoned (client gone): its failure must not be unhandled.
+        p.catch(() => undefined);
+        converted.set(idx, p);
+      }
+      return p;
+    };
+    const needsTranscode = (i: StoredInstanceRow) => target !== '*' && i.transfer_syntax_uid !== target;
+    const lookahead = Math.max(1, transcoder.workers);
+
+    const parts: OutPart[] = instances.map((i, idx) => {
+      if (!needsTranscode(i)) {
+        return {
+          headers: { 'Content-Type': `application/dicom; transfer-syntax=${i.transfer_syntax_uid}`, 'Content-Location': location(i) },
+          open: () => storage.get(i.storage_key),
+        };
+      }
+      let ts = target;
+      return {
+        headers: () => ({ 'Content-Type': `application/dicom; transfer-syntax=${ts}`, 'Content-Location': location(i) }),
+        open: async () => {
+          for (let k = idx + 1; k < Math.min(instances.length, idx + lookahead); k++) if (needsTranscode(instances[k]!)) void convert(k);
+          const out = await convert(idx);
+          converted.delete(idx);
+          ts = out.ts;
+          return Readable.from([out.bytes]);
+        },
+      };
+    });
+
+    let first: Readable;
+    try {
+      first = await parts[0]!.open();
+    } catch (err) {
+      if (err instanceof TranscodeError) {
+        throw new HttpError(406, 'not_acceptable', `${err.message} (ask for transfer-syntax=* to get the instance as stored)`);
+      }
+      throw err;
+    }
     const boundary = newBoundary();
     const { stream, done } = multipartStream(boundary, parts, first);
     const bytes = instances.reduce((n, i) => n + i.size_bytes, 0);
     ctx.state.audit = {
       studyInstanceUid: p.study,
-      details: { level: p.level, instances: instances.length, bytes, transferSyntax: choice.transferSyntax },
+      details: { level: p.level, instances: instances.length, bytes, transferSyntax: target },
     };
-    const requestId = ctx.state.requestId;
     const res = ctx.res;
-    done.catch((err: unknown) => {
-      // The client went away (not worth a log line), or a blob failed midway: the status is out,
-      // so the only honest signal left is to cut the connection.
-      if (!res.destroyed && !res.writableFinished) {
-        log.error({ err: errorMessage(err), requestId }, 'WADO-RS retrieve failed midway');
-        res.destroy();
-      }
-    });
+    done.then(
+      () => {
+        if (fellBack) log.info({ requestId, fellBack }, 'WADO-RS: instances sent as stored');
+      },
+      (err: unknown) => {
+        // The client went away (not worth a log line), or a blob failed midway: the status is
+        // out, so the only honest signal left is to cut the connection.
+        if (!res.destroyed && !res.writableFinished) {
+          log.error({ err: errorMessage(err), requestId }, 'WADO-RS retrieve failed midway');
+          res.destroy();
+        }
+      },
+    );
     ctx.status = 200;
     ctx.body = stream;
     // Set after the body (which would default it) and verbatim (ctx.type would run a MIME lookup).

@@ -4,6 +4,7 @@ import { createDb, migrateLatest, type Db } from './db/connection.js';
 import { createStorage, LocalStorage } from '../storage/index.js';
 import type { BlobStorage } from '../storage/types.js';
 import { ParsePool } from './dicom/parse-pool.js';
+import { Transcoder } from './dicom/transcoder.js';
 import { Ingestor } from './ingest/ingest.js';
 import { DimseServer } from '../dimse/server.js';
 import type { Logger } from './logger.js';
@@ -24,6 +25,7 @@ export interface Core {
   storage: BlobStorage;
   parser: ParsePool;
   ingestor: Ingestor;
+  transcoder: Transcoder;
   close(): Promise<void>;
 }
 
@@ -69,6 +71,8 @@ export async function openCore(config: Config, log: Logger): Promise<Core> {
     },
     log,
   );
+  const transcoder = new Transcoder(config.transcode);
+  ingestor.on('instance-stored', (e) => transcoder.invalidate(e.sopInstanceUid));
   return {
     config,
     log,
@@ -77,7 +81,9 @@ export async function openCore(config: Config, log: Logger): Promise<Core> {
     storage,
     parser,
     ingestor,
+    transcoder,
     async close() {
+      await transcoder.close();
       await parser.close();
       await storage.close?.();
       await db.destroy();

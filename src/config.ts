@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
@@ -67,6 +68,9 @@ const envSchema = z.object({
   MAX_INSTANCE_BYTES: z.coerce.number().int().min(1024).default(4 * 1024 ** 3),
   PARSE_WORKERS: z.coerce.number().int().min(1).max(64).optional(),
   PARSE_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  TRANSCODE_WORKERS: z.coerce.number().int().min(1).max(64).optional(),
+  TRANSCODE_TIMEOUT_MS: z.coerce.number().int().min(100).default(120_000),
+  TRANSCODE_CACHE_MB: z.coerce.number().int().min(0).max(65_536).default(256),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -118,6 +122,7 @@ export interface Config {
   duplicatePolicy: 'overwrite' | 'ignore' | 'reject';
   maxInstanceBytes: number;
   parse: { workers: number; timeoutMs: number };
+  transcode: { workers: number; timeoutMs: number; cacheBytes: number };
   logLevel: Env['LOG_LEVEL'];
 }
 
@@ -251,6 +256,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     duplicatePolicy: e.DUPLICATE_POLICY,
     maxInstanceBytes: e.MAX_INSTANCE_BYTES,
     parse: { workers: e.PARSE_WORKERS ?? 2, timeoutMs: e.PARSE_TIMEOUT_MS },
+    transcode: {
+      workers: e.TRANSCODE_WORKERS ?? Math.max(1, Math.min(4, os.availableParallelism())),
+      timeoutMs: e.TRANSCODE_TIMEOUT_MS,
+      cacheBytes: e.TRANSCODE_CACHE_MB * 1024 * 1024,
+    },
     logLevel: e.LOG_LEVEL,
   };
 }

@@ -20,7 +20,7 @@ export interface StoredObjectInfo {
  * the object is durable.
  */
 export interface BlobStorage {
-  readonly kind: 'local' | 's3' | 'azure';
+  readonly kind: 'local' | 's3' | 'azure' | 'memory';
   /** Store a stream under key, replacing any object there. Resolves with the stored size. */
   put(key: string, body: Readable, opts?: { contentType?: string; size?: number }): Promise<number>;
   /**

@@ -1,10 +1,12 @@
 import { expect } from 'chai';
 import fsp from 'node:fs/promises';
+import os from 'node:os';
 import dcmjs from 'dcmjs';
 import dicomweb from 'dicomweb-client';
 import XHR2 from 'xhr2';
 import { findInstance } from '../src/catalog/catalog.js';
 import { corpusRoot } from './helpers/corpus.js';
+import { runTool } from './helpers/dcmtk.js';
 import { bearer, tokenFor } from './helpers/http.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
 import { ensurePixelRoutes, readParts } from './helpers/pixel-routes.js';
@@ -118,10 +120,28 @@ describe('WADO-RS frames, bulkdata and WADO-URI', function () {
         expect(p.body.equals(buf(frames[k])), `${accept} frame ${k + 1}`).to.equal(true);
       });
     }
-    // Uncompressed octet-stream (no transfer-syntax) would need decoding.
-    const res = await get(`${inst.rle.url}/frames/1`, 'multipart/related; type="application/octet-stream"');
-    expect(res.status).to.equal(406);
-    expect(((await res.json()) as { error: { message: string } }).error.message).to.match(/transcoding/);
+    // Uncompressed octet-stream (no transfer-syntax): decoded, and equal to what DCMTK's
+    // dcmdrle makes of the same file.
+    const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'radiant-rle-'));
+    try {
+      const ref = path.join(tmp, 'ref.dcm');
+      const dec = await runTool('dcmdrle', [path.join(corpusRoot, FILES.rle), ref]);
+      expect(dec.code, dec.stderr).to.equal(0);
+      const refPixels = buf(pixelValue(await fsp.readFile(ref))[0]);
+      const frameBytes = refPixels.length / 2;
+      const res = await get(`${inst.rle.url}/frames/2,1`, 'multipart/related; type="application/octet-stream"');
+      expect(res.status).to.equal(200);
+      const parts = await readParts(res);
+      expect(parts.map((p) => p.headers['content-type'])).to.deep.equal(Array(2).fill('application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1'));
+      expect(parts[0]!.body.equals(refPixels.subarray(frameBytes))).to.equal(true);
+      expect(parts[1]!.body.equals(refPixels.subarray(0, frameBytes))).to.equal(true);
+    } finally {
+      await fsp.rm(tmp, { recursive: true, force: true });
+    }
+    // A lossy syntax is never produced from the lossless original.
+    const lossy = await get(`${inst.rle.url}/frames/1`, 'multipart/related; type="image/jpeg"; transfer-syntax=1.2.840.10008.1.2.4.50');
+    expect(lossy.status).to.equal(406);
+    expect(((await lossy.json()) as { error: { message: string } }).error.message).to.match(/lossless/);
   });
 
   it('JPEG baseline frame as image/jpeg: FFD8 … FFD9, TS in the part header', async () => {
@@ -134,8 +154,14 @@ describe('WADO-RS frames, bulkdata and WADO-URI', function () {
     expect(p!.body.subarray(0, p!.body.length).toString('hex')).to.match(/ffd9(00)?$/);
     const dcm = pixelValue(inst.jpeg.file);
     expect(p!.body.equals(buf(dcm[0]))).to.equal(true);
-    // image/jp2 cannot be produced from JPEG.
-    expect((await get(`${inst.jpeg.url}/frames/1`, 'multipart/related; type="image/jp2"')).status).to.equal(406);
+    // image/jp2 (lossless JPEG 2000 by default) is transcoded from the decoded JPEG.
+    const jp2 = await get(`${inst.jpeg.url}/frames/1`, 'multipart/related; type="image/jp2"');
+    expect(jp2.status).to.equal(200);
+    const [j] = await readParts(jp2);
+    expect(j!.headers['content-type']).to.equal('image/jp2; transfer-syntax=1.2.840.10008.1.2.4.90');
+    expect(j!.body.subarray(0, 4).toString('hex')).to.equal('ff4fff51');
+    // A syntax that is not of the media type asked is refused.
+    expect((await get(`${inst.jpeg.url}/frames/1`, 'multipart/related; type="image/jp2"; transfer-syntax=1.2.840.10008.1.2.4.80')).status).to.equal(406);
   });
 
   it('implicit VR little endian: frames labelled with the stored TS; explicit LE asked → labelled so', async () => {
@@ -148,7 +174,7 @@ describe('WADO-RS frames, bulkdata and WADO-URI', function () {
     expect(p!.headers['content-type']).to.equal('application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1');
   });
 
-  it('errors: frame out of range 404, 0 / abc / empty entries 400, big endian 501, wrong series 404, no token 401', async () => {
+  it('errors: frame out of range 404, 0 / abc / empty entries 400, wrong series 404, no token 401; big endian decoded', async () => {
     const acc = 'multipart/related; type=application/octet-stream; transfer-syntax=*';
     expect((await get(`${inst.emri.url}/frames/11`, acc)).status).to.equal(404);
     expect((await get(`${inst.ct.url}/frames/1,2`, acc)).status).to.equal(404);
@@ -156,7 +182,13 @@ describe('WADO-RS frames, bulkdata and WADO-URI', function () {
     // Same SOP Instance UID as MR_small_implicit (whose tests ran already): replaces it.
     const be = await node.ingestor.ingestFile(path.join(corpusRoot, 'transfer-syntaxes/pydicom/MR_small_bigendian.dcm'), false, { source: 'import' });
     const beUrl = `${url}/dicom-web/studies/${be.studyInstanceUid}/series/${be.seriesInstanceUid}/instances/${be.sopInstanceUid}`;
-    expect((await get(`${beUrl}/frames/1`, acc)).status).to.equal(501);
+    // Big endian frames are byte-swapped by transcoding: the same pixels as the little endian copy.
+    const beFrame = await get(`${beUrl}/frames/1`, acc);
+    expect(beFrame.status).to.equal(200);
+    const [bp] = await readParts(beFrame);
+    expect(bp!.headers['content-type']).to.equal('application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1');
+    const little = buf(pixelValue(await fsp.readFile(path.join(corpusRoot, 'transfer-syntaxes/pydicom/MR_small.dcm')))[0]);
+    expect(bp!.body.equals(little)).to.equal(true);
     const wrong = `${url}/dicom-web/studies/${inst.ct.study}/series/${inst.emri.series}/instances/${inst.ct.sop}/frames/1`;
     expect((await get(wrong, acc)).status).to.equal(404);
     const anon = await fetch(`${inst.ct.url}/frames/1`, { headers: { accept: acc } });

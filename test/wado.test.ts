@@ -5,6 +5,7 @@ import dicomweb from 'dicomweb-client';
 import XHR2 from 'xhr2';
 import { findInstance, getStudySummary } from '../src/catalog/catalog.js';
 import { parseAccept, negotiateRetrieve } from '../dicomweb/accept.js';
+import { whyNotTranscodable } from '../src/dicom/transcode-syntaxes.js';
 import { corpusDir } from './helpers/corpus.js';
 import { runTool } from './helpers/dcmtk.js';
 import { baseUrl, bearer, tokenFor } from './helpers/http.js';
@@ -41,13 +42,22 @@ describe('WADO-RS Accept negotiation', () => {
       `multipart/related; type=application/dicom; transfer-syntax=${EXPLICIT_LE}`,
       'image/jpeg, multipart/related; type="application/dicom"; q=0.5',
     ]) {
-      expect(negotiateRetrieve(h, stored), String(h)).to.deep.include({ ok: true });
+      expect(negotiateRetrieve(h, stored, whyNotTranscodable), String(h)).to.deep.include({ ok: true });
     }
   });
-  it('refuses a transfer syntax it would have to transcode to, and bulk data types', () => {
-    expect(negotiateRetrieve('multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.50', stored).ok).to.equal(false);
-    expect(negotiateRetrieve('multipart/related; type=application/octet-stream; transfer-syntax=*', stored).ok).to.equal(false);
-    expect(negotiateRetrieve('application/dicom+json', stored).ok).to.equal(false);
+  it('transcodes to uncompressed and lossless syntaxes, never to a lossy one; refuses bulk data types', () => {
+    const ask = (ts: string, from = stored) => negotiateRetrieve(`multipart/related; type="application/dicom"; transfer-syntax=${ts}`, from, whyNotTranscodable);
+    expect(ask('1.2.840.10008.1.2')).to.deep.equal({ ok: true, transferSyntax: '1.2.840.10008.1.2' });
+    expect(ask('1.2.840.10008.1.2.4.80')).to.deep.equal({ ok: true, transferSyntax: '1.2.840.10008.1.2.4.80' });
+    expect(ask(EXPLICIT_LE, new Set([EXPLICIT_LE, '1.2.840.10008.1.2.4.90', '1.2.840.10008.1.2.5']))).to.deep.include({ ok: true });
+    const lossy = ask('1.2.840.10008.1.2.4.50');
+    expect(lossy.ok).to.equal(false);
+    expect(!lossy.ok && lossy.reasons[0]).to.match(/lossless/);
+    const undecodable = ask(EXPLICIT_LE, new Set([EXPLICIT_LE, '1.2.840.10008.1.2.4.51']));
+    expect(!undecodable.ok && undecodable.reasons[0]).to.match(/1\.2\.840\.10008\.1\.2\.4\.51 cannot be decoded/);
+    expect(ask('1.2.840.10008.1.2.4.51', new Set(['1.2.840.10008.1.2.4.51']))).to.deep.include({ ok: true });
+    expect(negotiateRetrieve('multipart/related; type=application/octet-stream; transfer-syntax=*', stored, whyNotTranscodable).ok).to.equal(false);
+    expect(negotiateRetrieve('application/dicom+json', stored, whyNotTranscodable).ok).to.equal(false);
   });
 });
 
@@ -134,7 +144,7 @@ function describeWado(name: string, envFactory: () => Promise<Record<string, str
     const sop = await sopOf(0);
     const r406 = await get(`/studies/${study}`, { accept: `${DICOM_ACCEPT}; transfer-syntax=1.2.840.10008.1.2.4.50` });
     expect(r406.status).to.equal(406);
-    expect(((await r406.json()) as { error: { message: string } }).error.message).to.match(/transcoding is not implemented/);
+    expect(((await r406.json()) as { error: { message: string } }).error.message).to.match(/lossless/);
     expect((await get(`/studies/${study}/series/${series}/instances/${sop}`, { accept: 'multipart/related; type=application/octet-stream; transfer-syntax=*' })).status).to.equal(406);
     expect((await get('/studies/1.2.3.4.5')).status).to.equal(404);
     expect((await get(`/studies/${study}/series/1.2.3.4.5`)).status).to.equal(404);

@@ -1,25 +1,15 @@
 import { parentPort } from 'node:worker_threads';
 import { parseHeaderFile } from './header.js';
 import type { ParseOutcome } from './header-types.js';
+import { serveWorker } from '../workers/worker-pool.js';
 
 export interface ParseRequest {
-  id: number;
   path: string;
   maxHeaderBytes: number;
 }
 
-export interface ParseReply {
-  id: number;
-  outcome: ParseOutcome;
-}
-
-parentPort!.on('message', (req: ParseRequest) => {
-  parseHeaderFile(req.path, req.maxHeaderBytes).then(
-    (outcome) => parentPort!.postMessage({ id: req.id, outcome } satisfies ParseReply),
-    (err: unknown) =>
-      parentPort!.postMessage({
-        id: req.id,
-        outcome: { ok: false, kind: 'unparseable', error: `cannot parse DICOM: ${String(err)}` },
-      } satisfies ParseReply),
-  );
-});
+serveWorker<ParseRequest, ParseOutcome>(
+  parentPort!,
+  async (req) => ({ result: await parseHeaderFile(req.path, req.maxHeaderBytes) }),
+  (err) => ({ ok: false, kind: 'unparseable', error: `cannot parse DICOM: ${String(err)}` }),
+);

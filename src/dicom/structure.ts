@@ -156,18 +156,26 @@ export async function checkStructure(
   if (stack.length > 0) throw new StructureError('file ends inside an undefined-length sequence (truncated)');
 }
 
-/** The meta's (0002,0010) Transfer Syntax UID read straight from the bytes, or undefined. */
-export function metaTransferSyntax(prefix: Buffer): string | undefined {
+/** The meta group's string values by element number (e.g. 0x0010 Transfer Syntax UID), padding trimmed. */
+export function metaValues(prefix: Buffer): Map<number, string> {
+  const out = new Map<number, string>();
   let pos = 132;
   while (pos + 8 <= prefix.length && prefix.readUInt16LE(pos) === 0x0002) {
     const elem = prefix.readUInt16LE(pos + 2);
     const vr = prefix.toString('latin1', pos + 4, pos + 6);
     const long = LONG_VRS.has(vr);
-    if (long && pos + 12 > prefix.length) return undefined;
+    if (long && pos + 12 > prefix.length) break;
     const len = long ? prefix.readUInt32LE(pos + 8) : prefix.readUInt16LE(pos + 6);
     const start = pos + (long ? 12 : 8);
-    if (elem === 0x0010) return prefix.toString('latin1', start, Math.min(start + len, prefix.length)).replace(/[\0 ]+$/, '');
+    if (vr === 'UI' || vr === 'AE' || vr === 'SH' || elem === 0x0010) {
+      out.set(elem, prefix.toString('latin1', start, Math.min(start + len, prefix.length)).replace(/[\0 ]+$/, ''));
+    }
     pos = start + len;
   }
-  return undefined;
+  return out;
+}
+
+/** The meta's (0002,0010) Transfer Syntax UID read straight from the bytes, or undefined. */
+export function metaTransferSyntax(prefix: Buffer): string | undefined {
+  return metaValues(prefix).get(0x0010);
 }

@@ -9,6 +9,7 @@ import { TokenVerifier } from '../auth/tokens.js';
 import { findUserById } from '../auth/users.js';
 import type { Config } from '../config.js';
 import type { Db } from '../db/connection.js';
+import type { Transcoder } from '../dicom/transcoder.js';
 import type { Ingestor } from '../ingest/ingest.js';
 import type { Logger } from '../logger.js';
 import type { BlobStorage } from '../../storage/types.js';
@@ -32,6 +33,7 @@ export interface HttpDeps {
   storage: BlobStorage;
   ingestor: Ingestor;
   audit: AuditLog;
+  transcoder: Transcoder;
   secretKey: string;
 }
 

@@ -40,6 +40,7 @@ export async function ensurePixelRoutes(node: TestNode): Promise<{ url: string; 
     storage: node.storage,
     ingestor: node.ingestor,
     audit: node.audit,
+    transcoder: node.transcoder,
     secretKey: resolveSecretKey(node.config),
     security,
     metrics: node.http.metrics,
