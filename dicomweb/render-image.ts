@@ -39,6 +39,8 @@ export interface RenderOptions {
   /** 1-based. */
   frame: number;
   window?: RenderWindow;
+  /** Part of the frame, normalised to 0.0-1.0 (WADO-URI `region`), taken before scaling. */
+  region?: { x0: number; y0: number; x1: number; y1: number };
   box?: RenderBox;
   output: RenderedMediaType;
   /** JPEG quality 1-100 (ignored for PNG and GIF). */
@@ -154,6 +156,14 @@ export class RenderSource {
 
 async function encode(rendered: { width: number; height: number; pixels: ArrayBuffer }, opts: RenderOptions): Promise<RenderedImage> {
   let pipeline = sharp(Buffer.from(rendered.pixels), { raw: { width: rendered.width, height: rendered.height, channels: 4 } });
+  if (opts.region) {
+    const { x0, y0, x1, y1 } = opts.region;
+    const left = Math.min(rendered.width - 1, Math.floor(x0 * rendered.width));
+    const top = Math.min(rendered.height - 1, Math.floor(y0 * rendered.height));
+    const width = Math.max(1, Math.min(rendered.width - left, Math.round((x1 - x0) * rendered.width)));
+    const height = Math.max(1, Math.min(rendered.height - top, Math.round((y1 - y0) * rendered.height)));
+    pipeline = pipeline.extract({ left, top, width, height });
+  }
   const box = opts.box;
   if (box && (box.width !== undefined || box.height !== undefined)) {
     pipeline = pipeline.resize({ width: box.width, height: box.height, fit: 'inside', withoutEnlargement: !box.enlarge });
