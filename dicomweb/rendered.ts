@@ -1,73 +1,82 @@
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import type { Readable } from 'node:stream';
-import dcmjsImaging from 'dcmjs-imaging';
-import sharp from 'sharp';
+import { Readable } from 'node:stream';
 import type { RouteDeps } from '../src/http/server.js';
 import { HttpError } from '../src/http/errors.js';
 import type { AppContext, AppRouter } from '../src/http/state.js';
+import type { StoredInstanceRow } from '../src/catalog/catalog.js';
 import { errorMessage } from '../src/errors.js';
 import { parseAccept } from './accept.js';
+import { PDF, isEncapsulatedPdf, openEncapsulatedDocument } from './encapsulated-document.js';
 import { resolveInstanceFromPath } from './frames.js';
+import { newBoundary } from './multipart-writer.js';
+import { RenderError, RenderSource, type RenderBox, type RenderedImage, type RenderedMediaType, type RenderWindow } from './render-image.js';
+import { resolveInstances, resourcePath, resourceUrl } from './resources.js';
 
 /**
  * WADO-RS Retrieve Rendered and Thumbnail (PS3.18 §10.4.1.1.3, §8.3.5.1):
- *   GET /dicom-web/studies/{s}/series/{se}/instances/{i}/rendered
- *   GET /dicom-web/studies/{s}/series/{se}/instances/{i}/frames/{n}/rendered
- *   GET /dicom-web/studies/{s}/series/{se}/instances/{i}/thumbnail
- * The instance is read whole from storage and decoded with dcmjs-imaging (native codecs in
- * WebAssembly for the compressed syntaxes), which applies the Modality LUT (Rescale
- * Slope/Intercept), the VOI (the `window` parameter, else the instance's first Window
- * Center/Width, else the pixel range), MONOCHROME1 inversion and colour conversion, giving RGBA.
- * sharp then scales (`viewport=vw,vh`, fit inside, aspect kept; thumbnail: 128×128 unless a
- * viewport is given) and encodes image/jpeg (default; `quality` 1-100) or image/png per Accept.
+ *   GET /dicom-web/studies/{s}[/series/{se}[/instances/{i}[/frames/{n}]]]/rendered
+ *   GET /dicom-web/studies/{s}[/series/{se}[/instances/{i}]]/thumbnail
+ * Rendering itself is render-image.ts (shared with WADO-URI). Here: negotiation, parameters,
+ * which instances/frames a resource means, and the HTTP shape of the answer.
+ * - Instance / frame: one image (a multi-frame instance renders its first frame). An Encapsulated
+ *   PDF instance is rendered as its document: application/pdf.
+ * - Study / series: multipart/related; type="image/…", one part per frame of every image instance
+ *   (series by SeriesNumber, instances by InstanceNumber); instances without pixel data (SR, PDF,
+ *   …) or that cannot be decoded are left out. Parts are rendered one after another while the
+ *   response streams, so memory holds one instance at a time.
+ * - Thumbnail of a study / series: one representative image, the middle instance of the first
+ *   series (in order) that has a renderable one.
  * Query parameters: window=center,width[,linear|sigmoid], viewport=vw,vh, quality=n.
- * Errors: 400 bad parameter, 404 instance/frame, 406 unacceptable media type, 501 undecodable.
+ * Errors: 400 bad parameter, 404 resource/frame, 406 unacceptable media type, 501 not renderable.
  */
-
-const { DicomImage, WindowLevel, NativePixelDecoder } = dcmjsImaging;
-type DicomImageT = InstanceType<typeof DicomImage>;
 
 const THUMBNAIL_SIZE = 128;
 const MAX_VIEWPORT = 8192;
 const DEFAULT_QUALITY = 90;
-type Output = 'image/jpeg' | 'image/png';
+const IMAGE_TYPES: RenderedMediaType[] = ['image/jpeg', 'image/png', 'image/gif'];
 
-let codecs: Promise<boolean> | undefined;
-/** Registers the WebAssembly decoders once; false (native syntaxes only) when that fails. */
-function initCodecs(deps: RouteDeps): Promise<boolean> {
-  codecs ??= (async () => {
-    try {
-      const main = createRequire(import.meta.url).resolve('dcmjs-imaging');
-      await NativePixelDecoder.initializeAsync({
-        webAssemblyModulePathOrUrl: path.join(path.dirname(main), 'dcmjs-native-codecs.wasm'),
-        logNativeDecodersMessages: false,
-      });
-      return true;
-    } catch (err) {
-      deps.log.warn({ err: errorMessage(err) }, 'dcmjs-imaging native decoders unavailable: only uncompressed pixel data can be rendered');
-      return false;
-    }
-  })();
-  return codecs;
+/** An Accept media range → the rendered image type it allows, if any. */
+function imageTypeFor(type: string): RenderedMediaType | undefined {
+  const t = type.toLowerCase();
+  if (t === '*/*' || t === '*' || t === 'image/*' || t === 'image/jpeg' || t === 'image/jpg') return 'image/jpeg';
+  if (t === 'image/png' || t === 'image/gif') return t;
+  return undefined;
 }
 
-/** Accept → image/jpeg or image/png (jpeg for absent, any or image/*); 406 otherwise. */
-export function negotiateRendered(header: string | undefined): Output {
-  const ranges = parseAccept(header);
-  if (ranges.length === 0) return 'image/jpeg';
-  for (const r of ranges) {
-    const t = r.type.toLowerCase();
-    if (t === '*/*' || t === '*' || t === 'image/*' || t === 'image/jpeg' || t === 'image/jpg') return 'image/jpeg';
-    if (t === 'image/png') return 'image/png';
+/** Accept → image/jpeg, image/png or image/gif (jpeg for absent, any or image/*); 406 otherwise. */
+export function negotiateRendered(header: string | undefined): RenderedMediaType {
+  for (const r of parseAccept(header)) {
+    const t = imageTypeFor(r.type);
+    if (t) return t;
   }
-  throw new HttpError(406, 'not_acceptable', 'rendered resources are available as image/jpeg or image/png', {
-    available: ['image/jpeg', 'image/png'],
+  throw new HttpError(406, 'not_acceptable', 'rendered images are available as image/jpeg, image/png or image/gif', {
+    available: IMAGE_TYPES,
   });
 }
 
+/** Accept for a study/series: multipart/related; type=image/… or a bare image type (each part). */
+export function negotiateRenderedMultipart(header: string | undefined): RenderedMediaType {
+  for (const r of parseAccept(header)) {
+    const t = r.type.toLowerCase();
+    if (t === 'multipart/related' || t === 'multipart/*') {
+      const part = r.params.type === undefined ? 'image/jpeg' : imageTypeFor(r.params.type);
+      if (part) return part;
+      continue;
+    }
+    const part = imageTypeFor(t);
+    if (part) return part;
+  }
+  throw new HttpError(406, 'not_acceptable', 'a rendered study/series is multipart/related; type="image/jpeg" (or image/png, image/gif)', {
+    available: IMAGE_TYPES.map((m) => `multipart/related; type="${m}"`),
+  });
+}
+
+/** Accept for an Encapsulated PDF: application/pdf (absent, any, application/*); 406 otherwise. */
+function acceptsPdf(header: string | undefined): boolean {
+  return parseAccept(header).some((r) => ['*/*', '*', 'application/*', PDF].includes(r.type.toLowerCase()));
+}
+
 export interface RenderParams {
-  window?: { center: number; width: number; fn: 'LINEAR' | 'SIGMOID' };
+  window?: RenderWindow;
   viewport?: { width: number; height: number };
   quality: number;
 }
@@ -111,98 +120,234 @@ export function parseRenderParams(query: Record<string, string | string[] | unde
   return out;
 }
 
-async function readAll(stream: Readable): Promise<Buffer> {
+/** The scaling box: the viewport (either way), else 128×128 never enlarged for thumbnails. */
+function boxFor(params: RenderParams, thumbnail: boolean): RenderBox | undefined {
+  if (params.viewport) return { ...params.viewport, enlarge: true };
+  return thumbnail ? { width: THUMBNAIL_SIZE, height: THUMBNAIL_SIZE, enlarge: false } : undefined;
+}
+
+export async function readAll(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of stream) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c as Uint8Array));
   return Buffer.concat(chunks);
 }
 
-function renderedHandler(deps: RouteDeps, kind: 'instance' | 'frame' | 'thumbnail') {
+/** Reads the stored instance and parses it for rendering (RenderError when it cannot be). */
+export async function openForRendering(deps: RouteDeps, row: StoredInstanceRow): Promise<RenderSource> {
+  return RenderSource.open(await readAll(await deps.storage.get(row.storage_key)), deps.log);
+}
+
+/** RenderError → the WADO-RS status: 404 for a frame past the end, 501 for the rest. */
+export function renderHttpError(err: unknown, row: StoredInstanceRow): unknown {
+  if (!(err instanceof RenderError)) return err;
+  if (err.kind === 'frame_out_of_range') {
+    return new HttpError(404, 'frame_not_found', err.message, { numberOfFrames: err.numberOfFrames });
+  }
+  return new HttpError(501, 'not_renderable', err.message, err.kind === 'undecodable' ? { transferSyntax: row.transfer_syntax_uid } : undefined);
+}
+
+function auditDetails(params: RenderParams, box: RenderBox | undefined, extra: Record<string, unknown>): Record<string, unknown> {
+  return {
+    ...extra,
+    ...(params.window ? { window: `${params.window.center},${params.window.width},${params.window.fn.toLowerCase()}` } : {}),
+    ...(box ? { viewport: `${box.width},${box.height}` } : {}),
+  };
+}
+
+function sendImage(ctx: AppContext, img: RenderedImage): void {
+  ctx.status = 200;
+  ctx.set('Content-Type', img.mediaType);
+  ctx.body = img.body;
+}
+
+async function sendPdf(deps: RouteDeps, ctx: AppContext, row: StoredInstanceRow, resource: string): Promise<void> {
+  const doc = await openEncapsulatedDocument(deps.storage, row);
+  ctx.state.audit = {
+    studyInstanceUid: row.study_instance_uid,
+    resourceId: row.sop_instance_uid,
+    details: { resource, mediaType: PDF, bytes: doc.length },
+  };
+  ctx.status = 200;
+  ctx.set('Content-Type', PDF);
+  ctx.length = doc.length;
+  ctx.body = doc.body;
+}
+
+function instanceHandler(deps: RouteDeps, kind: 'instance' | 'frame' | 'thumbnail') {
   return async (ctx: AppContext): Promise<void> => {
     const row = await resolveInstanceFromPath(deps, ctx);
-    const output = negotiateRendered(ctx.get('accept') || undefined);
+    const accept = ctx.get('accept') || undefined;
+    if (kind === 'instance' && isEncapsulatedPdf(row) && acceptsPdf(accept)) {
+      await sendPdf(deps, ctx, row, kind);
+      return;
+    }
+    const output = negotiateRendered(accept);
     const params = parseRenderParams(ctx.query as Record<string, string | string[] | undefined>);
     let frame = 1;
     if (kind === 'frame') {
-      const f = (ctx.params as Record<string, string | undefined>).frame ?? '';
+      const f = ctx.params.frame ?? '';
       if (!/^\d{1,9}$/.test(f) || Number(f) < 1) throw new HttpError(400, 'invalid_frame_list', 'frame number must be an integer starting at 1');
       frame = Number(f);
     }
-    const haveCodecs = await initCodecs(deps);
-
-    const file = await readAll(await deps.storage.get(row.storage_key));
-    const ab = file.buffer.slice(file.byteOffset, file.byteOffset + file.length) as ArrayBuffer;
-    let image: DicomImageT;
+    const box = boxFor(params, kind === 'thumbnail');
+    let img: RenderedImage;
     try {
-      image = new DicomImage(ab);
+      const source = await openForRendering(deps, row);
+      img = await source.render({ frame, output, quality: params.quality, window: params.window, box });
     } catch (err) {
-      throw new HttpError(501, 'not_renderable', `the instance could not be parsed for rendering: ${errorMessage(err)}`);
+      throw renderHttpError(err, row);
     }
-    if (!(image.getWidth() > 0) || !(image.getHeight() > 0)) {
-      throw new HttpError(501, 'not_renderable', 'the instance has no image pixel data to render');
-    }
-    const frames = Math.max(1, image.getNumberOfFrames() || 1);
-    if (frame > frames) {
-      throw new HttpError(404, 'frame_not_found', `frame ${frame} does not exist: the instance has ${frames} frame(s)`, { numberOfFrames: frames });
-    }
-    if (params.window) image.setElement('VOILUTFunction', params.window.fn);
-
-    let rendered: { width: number; height: number; pixels: ArrayBuffer };
-    try {
-      rendered = image.render({
-        frame: frame - 1,
-        renderOverlays: false,
-        calculateHistograms: false,
-        ...(params.window ? { windowLevel: new WindowLevel(params.window.width, params.window.center) } : {}),
-      });
-    } catch (err) {
-      const ts = row.transfer_syntax_uid;
-      throw new HttpError(
-        501,
-        'not_renderable',
-        `pixel data stored as ${ts} cannot be rendered${haveCodecs ? '' : ' (compressed-syntax decoders unavailable)'}: ${errorMessage(err)}`,
-        { transferSyntax: ts },
-      );
-    }
-
-    let pipeline = sharp(Buffer.from(rendered.pixels), { raw: { width: rendered.width, height: rendered.height, channels: 4 } });
-    const box = params.viewport ?? (kind === 'thumbnail' ? { width: THUMBNAIL_SIZE, height: THUMBNAIL_SIZE } : undefined);
-    if (box) {
-      pipeline = pipeline.resize(box.width, box.height, {
-        fit: 'inside',
-        // A thumbnail never grows the image; a viewport scales to fit either way.
-        withoutEnlargement: kind === 'thumbnail' && !params.viewport,
-      });
-    }
-    // Rendered output is opaque: drop alpha (JPEG has none; PNG stays smaller).
-    pipeline = pipeline.removeAlpha();
-    const body =
-      output === 'image/png'
-        ? await pipeline.png({ compressionLevel: 6 }).toBuffer()
-        : await pipeline.jpeg({ quality: params.quality }).toBuffer();
-
     ctx.state.audit = {
       studyInstanceUid: row.study_instance_uid,
       resourceId: row.sop_instance_uid,
-      details: {
-        resource: kind,
-        frame,
-        mediaType: output,
-        ...(params.window ? { window: `${params.window.center},${params.window.width},${params.window.fn.toLowerCase()}` } : {}),
-        ...(box ? { viewport: `${box.width},${box.height}` } : {}),
-      },
+      details: auditDetails(params, box, { resource: kind, frame, mediaType: output }),
     };
+    sendImage(ctx, img);
+  };
+}
+
+/** The middle instance of each series, in series order: the thumbnail candidates. */
+function representativeCandidates(rows: StoredInstanceRow[]): StoredInstanceRow[] {
+  const bySeries = new Map<string, StoredInstanceRow[]>();
+  for (const r of rows) {
+    const list = bySeries.get(r.series_instance_uid) ?? [];
+    list.push(r);
+    bySeries.set(r.series_instance_uid, list);
+  }
+  return [...bySeries.values()].map((list) => list[Math.floor((list.length - 1) / 2)]!);
+}
+
+function groupThumbnailHandler(deps: RouteDeps) {
+  return async (ctx: AppContext): Promise<void> => {
+    const p = resourcePath(ctx);
+    ctx.state.audit = { studyInstanceUid: p.study, resourceId: p.series ?? p.study };
+    const rows = await resolveInstances(deps.db, p);
+    const output = negotiateRendered(ctx.get('accept') || undefined);
+    const params = parseRenderParams(ctx.query as Record<string, string | string[] | undefined>);
+    const box = boxFor(params, true);
+    for (const row of representativeCandidates(rows.filter((r) => !isEncapsulatedPdf(r)))) {
+      let img: RenderedImage;
+      try {
+        img = await (await openForRendering(deps, row)).render({ frame: 1, output, quality: params.quality, window: params.window, box });
+      } catch (err) {
+        if (err instanceof RenderError) continue; // not an image series: try the next one
+        throw err;
+      }
+      ctx.state.audit = {
+        studyInstanceUid: p.study,
+        resourceId: p.series ?? p.study,
+        details: auditDetails(params, box, { resource: 'thumbnail', level: p.level, instance: row.sop_instance_uid, mediaType: output }),
+      };
+      sendImage(ctx, img);
+      return;
+    }
+    throw new HttpError(501, 'not_renderable', `the ${p.level} has no instance that can be rendered`);
+  };
+}
+
+interface RenderedPart {
+  img: RenderedImage;
+  location: string;
+}
+
+/**
+ * The parts of a rendered study/series, rendered lazily in order. Instances that are not
+ * renderable are skipped (counted, logged without UIDs); other failures end the generator with
+ * the error, which cuts the response short (no closing delimiter).
+ */
+async function* renderedParts(
+  deps: RouteDeps,
+  rows: StoredInstanceRow[],
+  render: (s: RenderSource, frame: number) => Promise<RenderedImage>,
+  base: string,
+  skipped: { count: number },
+): AsyncGenerator<RenderedPart> {
+  for (const row of rows) {
+    if (isEncapsulatedPdf(row)) {
+      skipped.count++;
+      continue;
+    }
+    let source: RenderSource;
+    try {
+      source = await openForRendering(deps, row);
+    } catch (err) {
+      if (!(err instanceof RenderError)) throw err;
+      skipped.count++;
+      continue;
+    }
+    const location = resourceUrl(base, row.study_instance_uid, row.series_instance_uid, row.sop_instance_uid);
+    for (let f = 1; f <= source.numberOfFrames; f++) {
+      let img: RenderedImage;
+      try {
+        img = await render(source, f);
+      } catch (err) {
+        if (!(err instanceof RenderError)) throw err;
+        deps.log.warn({ kind: err.kind, transferSyntax: row.transfer_syntax_uid }, 'rendered study/series: an instance could not be rendered and was left out');
+        skipped.count++;
+        break;
+      }
+      yield { img, location: source.numberOfFrames > 1 ? `${location}/frames/${f}/rendered` : `${location}/rendered` };
+    }
+  }
+}
+
+function partBytes(boundary: string, first: boolean, part: RenderedPart): Buffer {
+  const head =
+    `${first ? '' : '\r\n'}--${boundary}\r\n` +
+    `Content-Type: ${part.img.mediaType}\r\nContent-Length: ${part.img.body.length}\r\nContent-Location: ${part.location}\r\n\r\n`;
+  return Buffer.concat([Buffer.from(head, 'latin1'), part.img.body]);
+}
+
+function groupRenderedHandler(deps: RouteDeps) {
+  return async (ctx: AppContext): Promise<void> => {
+    const p = resourcePath(ctx);
+    ctx.state.audit = { studyInstanceUid: p.study, resourceId: p.series ?? p.study };
+    const rows = await resolveInstances(deps.db, p);
+    const output = negotiateRenderedMultipart(ctx.get('accept') || undefined);
+    const params = parseRenderParams(ctx.query as Record<string, string | string[] | undefined>);
+    const box = boxFor(params, false);
+    const render = (s: RenderSource, frame: number) => s.render({ frame, output, quality: params.quality, window: params.window, box });
+    const skipped = { count: 0 };
+    const parts = renderedParts(deps, rows, render, `${ctx.protocol}://${ctx.host}/dicom-web`, skipped);
+    // The first part is rendered before the status is sent, so "nothing renderable" is an error status.
+    const first = await parts.next();
+    if (first.done) throw new HttpError(501, 'not_renderable', `the ${p.level} has no instance that can be rendered`);
+    ctx.state.audit = {
+      studyInstanceUid: p.study,
+      resourceId: p.series ?? p.study,
+      details: auditDetails(params, box, { resource: 'rendered', level: p.level, instances: rows.length, mediaType: output }),
+    };
+    const boundary = newBoundary();
+    const requestId = ctx.state.requestId;
+    const log = deps.log;
+    async function* body(): AsyncGenerator<Buffer> {
+      try {
+        yield partBytes(boundary, true, first.value as RenderedPart);
+        for await (const part of parts) yield partBytes(boundary, false, part);
+        if (skipped.count) log.info({ requestId, skipped: skipped.count }, 'rendered study/series: instances without renderable pixel data left out');
+        yield Buffer.from(`\r\n--${boundary}--\r\n`, 'latin1');
+      } catch (err) {
+        log.error({ err: errorMessage(err), requestId }, 'WADO-RS rendered study/series failed midway');
+        throw err;
+      }
+    }
     ctx.status = 200;
-    ctx.set('Content-Type', output);
-    ctx.body = body;
+    ctx.set('Content-Type', `multipart/related; type="${output}"; boundary=${boundary}`);
+    ctx.body = Readable.from(body());
   };
 }
 
 /** Registers the rendered and thumbnail resources on the /dicom-web router. */
 export function registerRenderedRoutes(r: AppRouter, deps: RouteDeps): void {
-  const canRead = deps.security.guard('images:read', 'dicomweb.rendered', 'instance');
+  const canRead = (resource: string) => deps.security.guard('images:read', 'dicomweb.rendered', resource);
   const base = '/studies/:study/series/:series/instances/:instance';
-  r.get(`${base}/rendered`, canRead, renderedHandler(deps, 'instance'));
-  r.get(`${base}/frames/:frame/rendered`, canRead, renderedHandler(deps, 'frame'));
-  r.get(`${base}/thumbnail`, canRead, renderedHandler(deps, 'thumbnail'));
+  r.get(`${base}/rendered`, canRead('instance'), instanceHandler(deps, 'instance'));
+  r.get(`${base}/frames/:frame/rendered`, canRead('instance'), instanceHandler(deps, 'frame'));
+  r.get(`${base}/thumbnail`, canRead('instance'), instanceHandler(deps, 'thumbnail'));
+  const group = groupRenderedHandler(deps);
+  const thumb = groupThumbnailHandler(deps);
+  r.get('/studies/:study/rendered', canRead('study'), group);
+  r.get('/studies/:study/series/:series/rendered', canRead('series'), group);
+  r.get('/studies/:study/thumbnail', canRead('study'), thumb);
+  r.get('/studies/:study/series/:series/thumbnail', canRead('series'), thumb);
 }

@@ -10,10 +10,13 @@ import { retrieveHandler } from './wado.js';
 import { registerBulkdataRoutes } from './bulkdata.js';
 import { registerFrameRoutes } from './frames.js';
 import { registerRenderedRoutes } from './rendered.js';
+import { corpHeader } from './corp.js';
 
 /** DICOMweb (PS3.18) under /dicom-web. */
 export function dicomwebRoutes(deps: RouteDeps): AppRouter {
   const r = new Router<AppState>({ prefix: '/dicom-web' });
+  // Before every route, so errors carry it too (see corp.ts).
+  r.use(corpHeader);
 
   // STOW-RS, Studies Store Transaction (PS3.18 §10.5).
   const stow = stowHandler(deps);

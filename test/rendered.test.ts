@@ -1,22 +1,40 @@
 import { expect } from 'chai';
+import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { Readable } from 'node:stream';
+import dcmjs from 'dcmjs';
 import sharp from 'sharp';
+import { makeCrImage, makeCtSeries, type GeneratedFile } from '../fixtures/generate.js';
 import { findInstance } from '../src/catalog/catalog.js';
 import { corpusRoot } from './helpers/corpus.js';
 import { auditRows } from './helpers/api.js';
 import { baseUrl, bearer, tokenFor } from './helpers/http.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
+import { readMultipartResponse } from './helpers/wado.js';
 
 /**
  * WADO-RS rendered and thumbnail resources (PS3.18 §10.4.1.1.3) on a real node: corpus files
  * ingested, rendered images decoded back with sharp (size, not flat), windowing, viewport,
- * thumbnail, compressed MONOCHROME1, and the errors (401, 404, 406, 400).
+ * thumbnail, compressed MONOCHROME1, MONOCHROME1 inversion, study/series rendered and thumbnail,
+ * Encapsulated PDF, Cross-Origin-Resource-Policy, and the errors (401, 404, 406, 400).
  */
+
+dcmjs.log.setLevel('silent');
 
 const FILES = {
   ct: 'transfer-syntaxes/wg04-CT1-MR1/CT1_UNC',
   mono1: 'xray/Monochrome1-Jpeg.dcm',
+  emri: 'multiframe/emri_small.dcm',
+  pdf: 'non-image/sample-pdf.dcm',
 } as const;
+
+function instanceUrl(base: string, f: GeneratedFile): string {
+  return `${base}/dicom-web/studies/${f.studyInstanceUid}/series/${f.seriesInstanceUid}/instances/${f.sopInstanceUid}`;
+}
+
+async function ingest(node: TestNode, files: GeneratedFile[]): Promise<void> {
+  for (const f of files) await node.ingestor.ingestStream(Readable.from([f.bytes]), { source: 'upload' });
+}
 
 async function decode(res: Response): Promise<{ width: number; height: number; distinct: number; data: Buffer }> {
   const bytes = Buffer.from(await res.arrayBuffer());
@@ -43,6 +61,8 @@ describe('WADO-RS rendered and thumbnail', function () {
   });
 
   const get = (u: string, accept?: string) => fetch(u, { headers: { ...bearer(token), ...(accept ? { accept } : {}) } });
+  const seriesOf = (u: string) => u.replace(/\/instances\/[^/]+$/, '');
+  const studyOf = (u: string) => u.replace(/\/series\/.*$/, '');
 
   it('CT (16-bit signed, uncompressed) renders as JPEG by default, 512×512, not flat', async () => {
     const res = await get(`${urls.ct}/rendered`);
@@ -106,5 +126,154 @@ describe('WADO-RS rendered and thumbnail', function () {
     expect((await get(`${urls.ct}/rendered?viewport=0,10`)).status).to.equal(400);
     const rows = await auditRows(node, 'dicomweb.rendered');
     expect(rows.length).to.be.greaterThan(0);
+  });
+
+  it('MONOCHROME1 is inverted: the same stored pixels as MONOCHROME2 render as the inverse', async () => {
+    const [mono2] = makeCrImage({ rows: 48, columns: 64 });
+    const [other] = makeCrImage({ rows: 48, columns: 64 });
+    // Same pixels, same length of value: only the Photometric Interpretation differs.
+    const at = other!.bytes.indexOf('MONOCHROME2');
+    expect(at).to.be.greaterThan(0);
+    const mono1 = { ...other!, bytes: Buffer.from(other!.bytes) };
+    mono1.bytes.write('MONOCHROME1', at, 'latin1');
+    await ingest(node, [mono2!, mono1]);
+    const a = await decode(await get(`${instanceUrl(baseUrl(node), mono2!)}/rendered`, 'image/png'));
+    const b = await decode(await get(`${instanceUrl(baseUrl(node), mono1)}/rendered`, 'image/png'));
+    expect([a.width, a.height, b.width, b.height]).to.deep.equal([64, 48, 64, 48]);
+    expect(a.distinct).to.be.greaterThan(3);
+    // Contrast enough that an uninverted MONOCHROME1 (b = a) would miss the tolerance by far.
+    expect(Math.max(...a.data) - Math.min(...a.data)).to.be.greaterThan(60);
+    expect(a.data.equals(b.data)).to.equal(false);
+    let worst = 0;
+    for (let i = 0; i < a.data.length; i++) worst = Math.max(worst, Math.abs(a.data[i]! + b.data[i]! - 255));
+    expect(worst).to.be.at.most(2);
+  });
+
+  describe('study and series', () => {
+    let ct: GeneratedFile[];
+    let cr: GeneratedFile;
+    before(async () => {
+      // 20 mm apart: only the middle slice cuts the lesion (z = 0), so the slices differ.
+      ct = makeCtSeries({ slices: 3, size: 64, fieldOfViewMm: 200, sliceThickness: 20 });
+      [cr] = makeCrImage({ rows: 32, columns: 48, studyInstanceUid: ct[0]!.studyInstanceUid });
+      await ingest(node, [...ct, cr!]);
+    });
+    const study = () => `${baseUrl(node)}/dicom-web/studies/${ct[0]!.studyInstanceUid}`;
+
+    it('series rendered: multipart/related of image/png, one part per instance, in order', async () => {
+      const res = await get(`${study()}/series/${ct[0]!.seriesInstanceUid}/rendered`, 'multipart/related; type="image/png"');
+      expect(res.status).to.equal(200);
+      expect(res.headers.get('cross-origin-resource-policy')).to.equal('cross-origin');
+      const { rootType, parts } = await readMultipartResponse(res);
+      expect(rootType).to.equal('image/png');
+      expect(parts).to.have.length(3);
+      for (const [i, p] of parts.entries()) {
+        expect(p.headers['content-type']).to.equal('image/png');
+        expect(p.headers['content-location']).to.equal(`${instanceUrl(baseUrl(node), ct[i]!)}/rendered`);
+        const single = Buffer.from(await (await get(`${instanceUrl(baseUrl(node), ct[i]!)}/rendered`, 'image/png')).arrayBuffer());
+        expect(p.body.equals(single), `part ${i}`).to.equal(true);
+      }
+    });
+
+    it('study rendered: every image of every series (JPEG by default), viewport applied to each', async () => {
+      const res = await get(`${study()}/rendered?viewport=16,16`);
+      expect(res.status).to.equal(200);
+      const { rootType, parts } = await readMultipartResponse(res);
+      expect(rootType).to.equal('image/jpeg');
+      expect(parts.map((p) => p.headers['content-location'])).to.deep.equal([...ct, cr!].map((f) => `${instanceUrl(baseUrl(node), f)}/rendered`));
+      const sizes = await Promise.all(parts.map(async (p) => sharp(p.body).metadata()));
+      expect(sizes.map((m) => [m.format, m.width, m.height])).to.deep.equal([
+        ['jpeg', 16, 16],
+        ['jpeg', 16, 16],
+        ['jpeg', 16, 16],
+        ['jpeg', 16, 11],
+      ]);
+    });
+
+    it('a multi-frame instance gives one part per frame', async () => {
+      const res = await get(`${seriesOf(urls.emri)}/rendered`, 'image/png');
+      expect(res.status).to.equal(200);
+      const { parts } = await readMultipartResponse(res);
+      expect(parts).to.have.length(10);
+      expect(parts[4]!.headers['content-location']).to.equal(`${urls.emri}/frames/5/rendered`);
+      const frame5 = Buffer.from(await (await get(`${urls.emri}/frames/5/rendered`, 'image/png')).arrayBuffer());
+      expect(parts[4]!.body.equals(frame5)).to.equal(true);
+      expect(parts[0]!.body.equals(parts[4]!.body)).to.equal(false);
+    });
+
+    it('series / study thumbnail: the middle instance of the first series', async () => {
+      const middle = Buffer.from(await (await get(`${instanceUrl(baseUrl(node), ct[1]!)}/thumbnail`)).arrayBuffer());
+      const first = Buffer.from(await (await get(`${instanceUrl(baseUrl(node), ct[0]!)}/thumbnail`)).arrayBuffer());
+      expect(middle.equals(first)).to.equal(false);
+      for (const u of [`${study()}/series/${ct[0]!.seriesInstanceUid}/thumbnail`, `${study()}/thumbnail`]) {
+        const res = await get(u);
+        expect(res.status, u).to.equal(200);
+        expect(res.headers.get('content-type')).to.equal('image/jpeg');
+        expect(Buffer.from(await res.arrayBuffer()).equals(middle), u).to.equal(true);
+      }
+      const crThumb = await get(`${study()}/series/${cr!.seriesInstanceUid}/thumbnail`, 'image/png');
+      const img = await decode(crThumb);
+      expect([img.width, img.height]).to.deep.equal([48, 32]); // never enlarged
+    });
+
+    it('study/series errors: 404 unknown, 406 unacceptable, 501 nothing renderable, 400 bad window', async () => {
+      expect((await get(`${baseUrl(node)}/dicom-web/studies/1.2.3.4.5.6.7.8/rendered`)).status).to.equal(404);
+      expect((await get(`${study()}/series/1.2.3.4.5.6.7.8/thumbnail`)).status).to.equal(404);
+      expect((await get(`${study()}/rendered`, 'multipart/related; type="application/dicom"')).status).to.equal(406);
+      expect((await get(`${study()}/rendered?window=1`)).status).to.equal(400);
+      const pdfSeries = await get(`${seriesOf(urls.pdf)}/rendered`);
+      expect(pdfSeries.status).to.equal(501);
+      expect(pdfSeries.headers.get('cross-origin-resource-policy')).to.equal('cross-origin');
+      expect((await get(`${studyOf(urls.pdf)}/thumbnail`)).status).to.equal(501);
+      const rows = await auditRows(node, 'dicomweb.rendered');
+      expect(rows.map((r) => (r as unknown as { resource_type: string }).resource_type)).to.include.members(['study', 'series', 'instance']);
+    });
+  });
+
+  it('Encapsulated PDF: rendered is the document (application/pdf); its metadata BulkDataURI gives the same bytes', async () => {
+    const file = await fsp.readFile(path.join(corpusRoot, FILES.pdf));
+    const ab = file.buffer.slice(file.byteOffset, file.byteOffset + file.length) as ArrayBuffer;
+    const dict = (dcmjs.data.DicomMessage.readFile(ab) as unknown as { dict: Record<string, { Value: ArrayBuffer[] }> }).dict;
+    const pdf = Buffer.from(dict['00420011']!.Value[0]!);
+    expect(pdf.subarray(0, 5).toString('latin1')).to.equal('%PDF-');
+
+    for (const accept of ['application/pdf', undefined]) {
+      const res = await get(`${urls.pdf}/rendered`, accept);
+      expect(res.status, accept).to.equal(200);
+      expect(res.headers.get('content-type')).to.equal('application/pdf');
+      expect(res.headers.get('cross-origin-resource-policy')).to.equal('cross-origin');
+      expect(Buffer.from(await res.arrayBuffer()).equals(pdf)).to.equal(true);
+    }
+    expect((await get(`${urls.pdf}/rendered`, 'image/jpeg')).status).to.equal(501);
+
+    const meta = await get(`${urls.pdf}/metadata`, 'application/dicom+json');
+    expect(meta.status).to.equal(200);
+    const [ds] = (await meta.json()) as Array<Record<string, { vr: string; BulkDataURI?: string }>>;
+    const doc = ds!['00420011']!;
+    expect(doc.vr).to.equal('OB');
+    expect(doc.BulkDataURI).to.equal(`${urls.pdf}/bulkdata/00420011`);
+    const single = await get(doc.BulkDataURI!, 'application/octet-stream');
+    expect(single.status).to.equal(200);
+    expect(Buffer.from(await single.arrayBuffer()).equals(pdf)).to.equal(true);
+    const multi = await readMultipartResponse(await get(doc.BulkDataURI!));
+    expect(multi.parts).to.have.length(1);
+    expect(multi.parts[0]!.body.equals(pdf)).to.equal(true);
+  });
+
+  it('Cross-Origin-Resource-Policy: cross-origin on /dicom-web answers, errors included', async () => {
+    for (const [u, status] of [
+      [`${urls.ct}/rendered`, 200],
+      [`${urls.ct}/metadata`, 200],
+      [`${urls.ct}/frames/9/rendered`, 404],
+      [`${baseUrl(node)}/dicom-web/studies?limit=1`, 200],
+    ] as const) {
+      const res = await get(u);
+      expect(res.status, u).to.equal(status);
+      expect(res.headers.get('cross-origin-resource-policy'), u).to.equal('cross-origin');
+      await res.arrayBuffer();
+    }
+    const anon = await fetch(`${urls.ct}/rendered`);
+    expect(anon.status).to.equal(401);
+    expect(anon.headers.get('cross-origin-resource-policy')).to.equal('cross-origin');
   });
 });
