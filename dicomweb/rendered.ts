@@ -5,6 +5,7 @@ import type { AppContext, AppRouter } from '../src/http/state.js';
 import type { StoredInstanceRow } from '../src/catalog/catalog.js';
 import { errorMessage } from '../src/errors.js';
 import { parseAccept } from './accept.js';
+import { readAll } from './read-all.js';
 import { PDF, isEncapsulatedPdf, openEncapsulatedDocument } from './encapsulated-document.js';
 import { resolveInstanceFromPath } from './frames.js';
 import { newBoundary } from './multipart-writer.js';
@@ -124,12 +125,6 @@ export function parseRenderParams(query: Record<string, string | string[] | unde
 function boxFor(params: RenderParams, thumbnail: boolean): RenderBox | undefined {
   if (params.viewport) return { ...params.viewport, enlarge: true };
   return thumbnail ? { width: THUMBNAIL_SIZE, height: THUMBNAIL_SIZE, enlarge: false } : undefined;
-}
-
-export async function readAll(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c as Uint8Array));
-  return Buffer.concat(chunks);
 }
 
 /** Reads the stored instance and parses it for rendering (RenderError when it cannot be). */

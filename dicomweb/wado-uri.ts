@@ -9,7 +9,8 @@ import { corpHeader } from './corp.js';
 import { PDF, isEncapsulatedPdf, openEncapsulatedDocument } from './encapsulated-document.js';
 import { PIXEL_DATA, RangeReader, findElement, unsupportedStorage } from './pixel-data.js';
 import { RenderError, RenderSource, type RenderedImage, type RenderedMediaType, type RenderOptions } from './render-image.js';
-import { readAll } from './rendered.js';
+import { readAll } from './read-all.js';
+import { TranscodeError } from '../src/dicom/transcoder.js';
 
 /**
  * WADO-URI (PS3.18 §9): GET /wado?requestType=WADO&studyUID=…&seriesUID=…&objectUID=…
@@ -21,7 +22,8 @@ import { readAll } from './rendered.js';
  * pixel data, application/dicom for anything else. So an absent contentType with
  * `Accept: application/dicom` still gets the file.
  * - application/dicom: the stored Part 10 file byte for byte, streamed from storage. A
- *   transferSyntax other than the stored one is 406 (transcoding is not wired in yet).
+ *   transferSyntax other than the stored one is transcoded (uncompressed and lossless syntaxes;
+ *   406 when the stored pixel data cannot be decoded or the syntax asked is lossy).
  * - image/jpeg, image/png, image/gif: one frame rendered by render-image.ts (shared with WADO-RS
  *   rendered): frameNumber (1-based; 400 when malformed or past the last frame, PS3.18 §9.5.2),
  *   windowCenter+windowWidth (both or neither), rows/columns (maxima; one alone keeps the aspect),
@@ -241,11 +243,26 @@ async function sendWhole(deps: RouteDeps, ctx: AppContext, row: StoredInstanceRo
     return;
   }
   if (ts !== undefined && ts !== row.transfer_syntax_uid) {
-    throw new HttpError(
-      406,
-      'not_acceptable',
-      `the instance is stored as ${row.transfer_syntax_uid}; transcoding to ${ts} is not available yet (leave transferSyntax out)`,
-    );
+    // Transcoded in a worker (src/dicom/transcoder.ts): uncompressed and lossless syntaxes only.
+    let bytes: Buffer;
+    try {
+      bytes = await deps.transcoder.cached({ sopInstanceUid: row.sop_instance_uid, sizeBytes: row.size_bytes }, row.transfer_syntax_uid, ts, async () =>
+        readAll(await deps.storage.get(row.storage_key)),
+      );
+    } catch (err) {
+      if (err instanceof TranscodeError) throw new HttpError(406, 'not_acceptable', `${err.message} (leave transferSyntax out to get the instance as stored)`);
+      throw err;
+    }
+    ctx.state.audit = {
+      studyInstanceUid: row.study_instance_uid,
+      resourceId: row.sop_instance_uid,
+      details: { contentType: DICOM, transferSyntax: ts, transcodedFrom: row.transfer_syntax_uid, bytes: bytes.length },
+    };
+    ctx.status = 200;
+    ctx.body = bytes;
+    ctx.set('Content-Type', DICOM);
+    ctx.set('Content-Disposition', `attachment; filename="${row.sop_instance_uid}.dcm"`);
+    return;
   }
   const body = await deps.storage.get(row.storage_key);
   ctx.state.audit = {

@@ -266,6 +266,12 @@ describe('WADO-RS frames, bulkdata and WADO-URI', function () {
     expect(res.status).to.equal(200);
     await res.arrayBuffer();
     expect((await get(q({ ...ok, contentType: 'application/dicom', transferSyntax: '1.2.840.10008.1.2.4.50' }))).status).to.equal(406);
+    // A lossless syntax is transcoded to: JPEG-LS, decoding back to the same pixels.
+    res = await get(q({ ...ok, contentType: 'application/dicom', transferSyntax: '1.2.840.10008.1.2.4.80' }));
+    expect(res.status).to.equal(200);
+    const jls = Buffer.from(await res.arrayBuffer());
+    const back = await node.transcoder.transcode(jls, '1.2.840.10008.1.2.4.80', '1.2.840.10008.1.2.1');
+    expect(buf(pixelValue(back)[0]).equals(buf(pixelValue(inst.ct.file)[0]))).to.equal(true);
     // Rendered contentTypes are served now (test/wado-uri.test.ts); a type nothing produces is 406.
     expect((await get(q({ ...ok, contentType: 'text/html' }))).status).to.equal(406);
     expect((await get(q({ ...ok, requestType: 'WADX' }))).status).to.equal(400);
