@@ -7,6 +7,7 @@ import { baseUrl, tokenFor } from './helpers/http.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
 import { launchChromium, type RecordedRequest } from './helpers/browser.js';
 import { ohifDistDir } from '../src/http/routes/viewer.js';
+import { createUser } from '../src/auth/users.js';
 
 /**
  * The OHIF viewer served by the node at /viewer, driven by a real (headless) Chromium against
@@ -43,8 +44,7 @@ describe('OHIF viewer (/viewer)', function () {
   const artifacts = path.resolve('test-artifacts');
 
   before(async () => {
-    // The study list has no way to get a token yet (OHIF takes `?token=` only on mode routes):
-    // auth off here; the auth-on path is the second suite below.
+    // Auth off here (AUTH_DISABLED, a closed lab network); the sign-in path is the suite below.
     expect(ohifDistDir(), 'the OHIF viewer (@ohif/app dist/) is not installed').to.be.a('string');
     node = await startTestNode({ AUTH_DISABLED: 'true' });
     const files = corpusDir('ct-series-chest-99');
@@ -164,20 +164,30 @@ describe('OHIF viewer (/viewer)', function () {
 });
 
 /**
- * With auth on: OHIF's mode route takes `?token=` (updateAuthServiceAndCleanUrl) and sends it as
- * `Authorization: Bearer` on its DICOMweb requests; the static viewer and app-config need none.
+ * With auth on. OHIF's mode route takes `?token=` (updateAuthServiceAndCleanUrl); everything
+ * else — the study list included — gets its bearer token from the node's login page
+ * (/viewer/login), which app-config.js adds to the viewer's DICOMweb requests.
  */
-describe('OHIF viewer with auth on (?token=)', function () {
-  this.timeout(180_000);
+describe('OHIF viewer with auth on (login page, ?token=)', function () {
+  this.timeout(240_000);
   let node: TestNode;
   let browser: Browser | undefined;
   let study = '';
+  let mrStudy = '';
+  let usStudy = '';
+  const password = 'correct horse battery';
 
   before(async () => {
     node = await startTestNode();
     for (const f of corpusDir('ct-series-chest-99')) {
       study = (await node.ingestor.ingestFile(f.absPath, false, { source: 'import' })).studyInstanceUid;
     }
+    for (const f of corpusDir('mr-series-brain-sag-192')) {
+      mrStudy = (await node.ingestor.ingestFile(f.absPath, false, { source: 'import' })).studyInstanceUid;
+    }
+    const us = corpusDir('multiframe').find((e) => e.path.endsWith('/Issue16.dcm'))!;
+    usStudy = (await node.ingestor.ingestFile(us.absPath, false, { source: 'import' })).studyInstanceUid;
+    await createUser(node.db, { username: 'reader', password, role: 'radiologist' });
     browser = await launchChromium();
   });
 
@@ -186,30 +196,92 @@ describe('OHIF viewer with auth on (?token=)', function () {
     await node?.cleanup();
   });
 
-  it('opens the study with a bearer token from the URL; without one DICOMweb is 401', async () => {
-    const base = baseUrl(node);
-    expect((await fetch(`${base}/dicom-web/studies`)).status).to.equal(401);
-    expect((await fetch(`${base}/viewer/`)).status).to.equal(200);
-    const token = await tokenFor(node, 'viewer');
-    const page: Page = await browser!.newPage({ viewport: { width: 1280, height: 800 } });
+  async function record(page: Page, base: string) {
     const requests: RecordedRequest[] = [];
     page.on('requestfinished', async (req) => {
       const res = await req.response();
       requests.push({ method: req.method(), url: req.url(), status: res?.status() });
     });
     page.on('requestfailed', (req) => requests.push({ method: req.method(), url: req.url(), failure: req.failure()?.errorText }));
+    const dw = () => requests.filter((r) => r.url.includes('/dicom-web/'));
+    const report = () => JSON.stringify(dw().map((r) => `${r.status ?? r.failure} ${r.url.replace(base, '')}`).slice(-25), null, 1);
+    return { requests, dw, report };
+  }
+
+  async function waitLit(page: Page, min = 1000): Promise<number> {
+    const deadline = Date.now() + 60_000;
+    let lit = 0;
+    while (Date.now() < deadline && (lit = await page.evaluate<number>(LIT_PIXELS)) <= min) await page.waitForTimeout(1000);
+    return lit;
+  }
+
+  it('sends the viewer to the login page; signing in shows the study list, then the CT, the MR and a multi-frame US', async () => {
+    const base = baseUrl(node);
+    expect((await fetch(`${base}/dicom-web/studies`)).status).to.equal(401);
+    const cfg = await (await fetch(`${base}/viewer/app-config.js`)).text();
+    expect(cfg).to.include('/viewer/login');
+    const page: Page = await browser!.newPage({ viewport: { width: 1280, height: 800 } });
+    const { dw, report } = await record(page, base);
     try {
+      await page.goto(`${base}/viewer/`, { waitUntil: 'domcontentloaded' });
+      await page.waitForURL(/\/viewer\/login\?next=/, { timeout: 20_000 });
+      await page.fill('#username', 'reader');
+      await page.fill('#password', 'wrong password');
+      await page.click('button[type=submit]');
+      await page.getByText('invalid username or password').waitFor({ timeout: 10_000 });
+      await page.fill('#password', password);
+      await page.click('button[type=submit]');
+      await page.waitForURL((u) => !u.pathname.startsWith('/viewer/login'), { timeout: 20_000 });
+
+      // The study list: all three studies, from QIDO-RS with the token.
+      const qidoRes = (await (
+        await fetch(`${base}/dicom-web/studies?StudyInstanceUID=${study}&includefield=00081030`, { headers: { authorization: `Bearer ${await tokenFor(node, 'viewer')}` } })
+      ).json()) as Array<Record<string, { Value?: unknown[] }>>;
+      const description = String(qidoRes[0]?.['00081030']?.Value?.[0] ?? '');
+      await page.getByText(description, { exact: true }).first().waitFor({ timeout: 45_000 }).catch((err: unknown) => {
+        throw new Error(`study list did not render: ${String(err)}\n${report()}`);
+      });
+      await page.screenshot({ path: path.resolve('test-artifacts', 'viewer-auth-list.png') });
+      const qido = dw().filter((r) => /\/dicom-web\/studies(\?|$)/.test(r.url));
+      expect(qido, report()).to.not.be.empty;
+      expect(qido.every((r) => r.status === 200), report()).to.equal(true);
+
+      for (const [name, uid] of [['ct', study], ['mr', mrStudy], ['us-multiframe', usStudy]] as const) {
+        const before = dw().length;
+        await page.goto(`${base}/viewer/viewer?StudyInstanceUIDs=${uid}`, { waitUntil: 'domcontentloaded' });
+        const lit = await waitLit(page);
+        await page.screenshot({ path: path.resolve('test-artifacts', `viewer-auth-${name}.png`) });
+        // Requests of the study before it that navigating away aborted are not this study's.
+        const mine = dw().slice(before).filter((r) => r.url.includes(uid));
+        console.log(`      ${name}: ${mine.length} DICOMweb requests, ${mine.filter((r) => r.url.includes('/frames/')).length} frames, ${lit} lit pixels`);
+        expect(mine.filter((r) => r.url.includes('/metadata')), `${name} ${report()}`).to.not.be.empty;
+        expect(mine.filter((r) => r.url.includes('/frames/')), `${name} ${report()}`).to.not.be.empty;
+        expect(mine.filter((r) => r.failure || (r.status ?? 0) >= 400), `${name} ${report()}`).to.deep.equal([]);
+        expect(lit, `${name} ${report()}`).to.be.greaterThan(1000);
+      }
+      // Every DICOMweb request was authenticated and audited under the user who signed in.
+      const audited = await node.db('audit_logs').where({ actor: 'reader' }).whereLike('action', 'dicomweb.%').count({ n: '*' });
+      expect(Number(audited[0]!.n)).to.be.greaterThan(3);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('an expired or missing token goes back to the login page; ?token= still opens a study', async () => {
+    const base = baseUrl(node);
+    const page: Page = await browser!.newPage({ viewport: { width: 1280, height: 800 } });
+    const { dw, report } = await record(page, base);
+    try {
+      const expired = `${Buffer.from('{"alg":"HS256"}').toString('base64url')}.${Buffer.from(JSON.stringify({ exp: 1 })).toString('base64url')}.x`;
+      await page.goto(`${base}/viewer/?token=${expired}`, { waitUntil: 'domcontentloaded' });
+      await page.waitForURL(/\/viewer\/login\?next=/, { timeout: 20_000 });
+      const token = await tokenFor(node, 'viewer');
       await page.goto(`${base}/viewer/viewer?StudyInstanceUIDs=${study}&token=${token}`, { waitUntil: 'domcontentloaded' });
-      const deadline = Date.now() + 60_000;
-      let lit = 0;
-      while (Date.now() < deadline && (lit = await page.evaluate<number>(LIT_PIXELS)) <= 1000) await page.waitForTimeout(1000);
+      const lit = await waitLit(page);
       await page.screenshot({ path: path.resolve('test-artifacts', 'viewer-auth.png') });
-      const dw = requests.filter((r) => r.url.includes('/dicom-web/'));
-      const report = JSON.stringify(dw.map((r) => `${r.status ?? r.failure} ${r.url.replace(base, '')}`).slice(0, 20), null, 1);
-      expect(dw.filter((r) => r.url.includes('/metadata')), report).to.not.be.empty;
-      expect(dw.filter((r) => r.url.includes('/frames/')), report).to.not.be.empty;
-      expect(dw.filter((r) => r.failure || (r.status ?? 0) >= 400), report).to.deep.equal([]);
-      expect(lit, report).to.be.greaterThan(1000);
+      expect(dw().filter((r) => r.url.includes('/frames/')), report()).to.not.be.empty;
+      expect(dw().filter((r) => r.failure || (r.status ?? 0) >= 400), report()).to.deep.equal([]);
+      expect(lit, report()).to.be.greaterThan(1000);
     } finally {
       await page.close();
     }
