@@ -11,9 +11,18 @@ export type ContextDecision =
 
 export interface NegotiationPolicy {
   acceptUnknownSopClasses: boolean;
+  /** Non-storage abstract syntaxes served (query/retrieve, storage commitment): ScpServices. */
+  serviceSyntaxes?: ReadonlySet<string>;
 }
 
+/** Commands and identifiers are small: any of the uncompressed syntaxes, the caller's order. */
+const COMMAND_SYNTAXES = new Set(['1.2.840.10008.1.2.1', '1.2.840.10008.1.2', '1.2.840.10008.1.2.2']);
+
 export function decideContext(abstractSyntax: string, proposed: string[], policy: NegotiationPolicy): ContextDecision {
+  if (policy.serviceSyntaxes?.has(abstractSyntax)) {
+    const ts = proposed.find((t) => COMMAND_SYNTAXES.has(t));
+    return ts ? { accept: true, transferSyntaxUid: ts } : { accept: false, reason: 'transfer-syntaxes-not-supported' };
+  }
   const isServed =
     abstractSyntax === VERIFICATION_SOP_CLASS ||
     isStandardStorageSopClass(abstractSyntax) ||

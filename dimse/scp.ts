@@ -6,9 +6,23 @@ import { RadiantError, errorMessage, DimseStatus } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import { decideContext } from './negotiation.js';
 import { StoreSink } from './store-sink.js';
+import type {
+  AssociationContext,
+  CCancelRequest,
+  CFindRequest,
+  CFindResponse,
+  CGetRequest,
+  CGetResponse,
+  CMoveRequest,
+  CMoveResponse,
+  NActionRequest,
+  NActionResponse,
+  ScpServices,
+} from './services.js';
 
 const { Scp, Dataset } = dimse;
-const { CEchoResponse, CStoreResponse } = dimse.responses;
+const { CEchoResponse, CStoreResponse, CFindResponse: CFindResponseC, CMoveResponse: CMoveResponseC, CGetResponse: CGetResponseC, NActionResponse: NActionResponseC } =
+  dimse.responses;
 const { PresentationContextResult, RejectResult, RejectSource, RejectReason } = dimse.constants;
 
 type Association = InstanceType<typeof dimse.association.Association>;
@@ -44,6 +58,7 @@ export interface ScpDeps {
   settings: ScpSettings;
   ingestor: Ingestor;
   log: Logger;
+  services: ScpServices;
   /** Admission control shared by all associations; false means "too many, reject". */
   admit(): boolean;
   release(): void;
@@ -56,12 +71,19 @@ function errorComment(message: string): string {
   return ascii.length > 64 ? `${ascii.slice(0, 61)}...` : ascii;
 }
 
+/** A service the node does not provide on this association: refused, never silently empty. */
+function refusal<R extends { setStatus(s: number): void }>(response: R): R {
+  response.setStatus(DimseStatus.SopClassNotSupported);
+  return response;
+}
+
 /**
  * dcmjs-dimse creates one Scp per TCP connection from a class, so the node's dependencies are
  * closed over here rather than passed through its options bag.
  */
 export function createScpClass(deps: ScpDeps): typeof Scp {
-  const { settings, ingestor, log } = deps;
+  const { settings, ingestor, log, services } = deps;
+  const policy = { acceptUnknownSopClasses: settings.acceptUnknownSopClasses, serviceSyntaxes: services.abstractSyntaxes };
 
   return class RadiantScp extends Scp {
     private association: Association | undefined;
@@ -74,6 +96,11 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
     private failed = 0;
     private bytes = 0;
     private readonly studies = new Set<string>();
+    private context: AssociationContext | undefined;
+    private markClosed: () => void = () => undefined;
+    private readonly closed = new Promise<void>((resolve) => {
+      this.markClosed = resolve;
+    });
 
     constructor(socket: Socket, opts?: ConstructorParameters<typeof Scp>[1]) {
       super(socket, opts);
@@ -93,6 +120,25 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
         this.sendAssociationReject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CalledAeNotRecognized);
         return;
       }
+      if (services.admitCaller) {
+        const address = this.conn.remoteAddress ?? '';
+        void services.admitCaller(calling, address).then(
+          (ok) => {
+            if (ok) return this.admitAndAccept(association, calling);
+            log.warn({ calling, peer: this.peer }, 'association rejected: calling AE title not allowed');
+            this.sendAssociationReject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CallingAeNotRecognized);
+          },
+          (err: unknown) => {
+            log.error({ err: errorMessage(err), calling, peer: this.peer }, 'association rejected: allowlist lookup failed');
+            this.sendAssociationReject(RejectResult.Transient, RejectSource.ServiceUser, RejectReason.NoReasonGiven);
+          },
+        );
+        return;
+      }
+      this.admitAndAccept(association, calling);
+    }
+
+    private admitAndAccept(association: Association, calling: string): void {
       if (!deps.admit()) {
         log.warn({ calling, peer: this.peer }, 'association rejected: too many associations');
         // PS3.8 9.3.4: local limit exceeded is a transient rejection by the presentation layer.
@@ -102,13 +148,22 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
       this.admitted = true;
       for (const { id } of association.getPresentationContexts()) {
         const context = association.getPresentationContext(id);
-        const decision = decideContext(context.getAbstractSyntaxUid(), context.getTransferSyntaxUids(), settings);
+        const decision = decideContext(context.getAbstractSyntaxUid(), context.getTransferSyntaxUids(), policy);
         if (decision.accept) context.setResult(PresentationContextResult.Accept, decision.transferSyntaxUid);
         else if (decision.reason === 'abstract-syntax-not-supported')
           context.setResult(PresentationContextResult.RejectAbstractSyntaxNotSupported);
         else context.setResult(PresentationContextResult.RejectTransferSyntaxesNotSupported);
       }
       log.debug({ calling, peer: this.peer }, 'association accepted');
+      this.context = {
+        callingAeTitle: calling,
+        calledAeTitle: association.getCalledAeTitle().trim(),
+        peer: this.peer,
+        peerAddress: this.conn.remoteAddress ?? '',
+        association,
+        scp: this,
+        closed: this.closed,
+      };
       this.sendAssociationAccept();
     }
 
@@ -140,6 +195,31 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
       const response = CEchoResponse.fromRequest(request);
       response.setStatus(DimseStatus.Success);
       callback(response);
+    }
+
+    override cFindRequest(request: CFindRequest, callback: (responses: CFindResponse[]) => void): void {
+      if (!services.find || !this.context) return callback([refusal(CFindResponseC.fromRequest(request))]);
+      services.find(this.context, request, (r) => callback(Array.isArray(r) ? r : [r]));
+    }
+
+    override cMoveRequest(request: CMoveRequest, callback: (responses: CMoveResponse[]) => void): void {
+      if (!services.move || !this.context) return callback([refusal(CMoveResponseC.fromRequest(request))]);
+      services.move(this.context, request, (r) => callback(Array.isArray(r) ? r : [r]));
+    }
+
+    override cGetRequest(request: CGetRequest, callback: (responses: CGetResponse[]) => void): void {
+      if (!services.get || !this.context) return callback([refusal(CGetResponseC.fromRequest(request))]);
+      services.get(this.context, request, (r) => callback(Array.isArray(r) ? r : [r]));
+    }
+
+    override nActionRequest(request: NActionRequest, callback: (response: NActionResponse) => void): void {
+      if (!services.nAction || !this.context) return callback(refusal(NActionResponseC.fromRequest(request)));
+      services.nAction(this.context, request, (r) => (Array.isArray(r) ? r : [r]).forEach((x) => callback(x)));
+    }
+
+    override cCancelRequest(request: CCancelRequest): void {
+      const id = request.getCommandDataset().getElement('MessageIDBeingRespondedTo');
+      if (this.context && typeof id === 'number') services.cancel?.(this.context, id);
     }
 
     override createStoreWritableStream(context: PresentationContext, request: CStoreRequest): Writable {
@@ -206,6 +286,7 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
     }
 
     private finished(): void {
+      this.markClosed();
       if (!this.admitted) return;
       this.admitted = false;
       deps.release();

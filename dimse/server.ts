@@ -5,6 +5,7 @@ import type { Logger } from '../src/logger.js';
 import type { AuditLog } from '../src/audit/audit.js';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from '../src/dicom/implementation.js';
 import { createScpClass, type ScpSettings } from './scp.js';
+import { NO_SERVICES, type ScpServices } from './services.js';
 
 export interface DimseServerOptions extends ScpSettings {
   port: number;
@@ -13,7 +14,7 @@ export interface DimseServerOptions extends ScpSettings {
 }
 
 /**
- * The node's DICOM listener (C-ECHO and C-STORE SCP). One instance per process; every
+ * The node's DICOM listener (C-ECHO and C-STORE SCP, plus the ScpServices it is given). One instance per process; every
  * association gets its own Scp, and the server keeps count so it can refuse past the limit.
  */
 export class DimseServer {
@@ -25,6 +26,7 @@ export class DimseServer {
     private readonly ingestor: Ingestor,
     private readonly log: Logger,
     private readonly audit?: AuditLog,
+    private readonly services: ScpServices = NO_SERVICES,
   ) {}
 
   /** Start listening; resolves with the bound port (useful with port 0 in tests). */
@@ -39,6 +41,7 @@ export class DimseServer {
       settings: this.opts,
       ingestor: this.ingestor,
       log: this.log,
+      services: this.services,
       admit: () => {
         if (this.active >= this.opts.maxAssociations) return false;
         this.active++;

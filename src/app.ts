@@ -7,6 +7,7 @@ import { ParsePool } from './dicom/parse-pool.js';
 import { Transcoder } from './dicom/transcoder.js';
 import { Ingestor } from './ingest/ingest.js';
 import { DimseServer } from '../dimse/server.js';
+import { nodeServices } from '../dimse/node-services.js';
 import type { Logger } from './logger.js';
 import { errorMessage } from './errors.js';
 import { AuditLog } from './audit/audit.js';
@@ -109,6 +110,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     core.ingestor,
     log,
     core.audit,
+    nodeServices(core),
   );
   const http = createHttpApp({ ...core, secretKey: resolveSecretKey(config) });
   let dicomPort: number;

@@ -15,6 +15,7 @@ export const PERMISSIONS = [
   'reports:sign', // review, edit and sign AI drafts
   'users:manage', // create users, change roles
   'audit:read', // read the audit trail
+  'nodes:manage', // configure remote DICOM nodes and forwarding rules
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 

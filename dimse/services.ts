@@ -1,0 +1,56 @@
+import type dimse from 'dcmjs-dimse';
+
+/**
+ * DIMSE services beyond C-ECHO/C-STORE (query/retrieve, storage commitment), each in its own
+ * module and handed to the SCP here, so scp.ts stays the association and storage plumbing.
+ * A service answers through `respond`, which may be called several times: each call sends its
+ * responses at once (a C-FIND streams its pending responses as rows are read; a C-MOVE reports
+ * progress), and the final (non-pending) response must come last.
+ */
+
+export type CFindRequest = InstanceType<typeof dimse.requests.CFindRequest>;
+export type CMoveRequest = InstanceType<typeof dimse.requests.CMoveRequest>;
+export type CGetRequest = InstanceType<typeof dimse.requests.CGetRequest>;
+export type CCancelRequest = InstanceType<typeof dimse.requests.CCancelRequest>;
+export type NActionRequest = InstanceType<typeof dimse.requests.NActionRequest>;
+export type CFindResponse = InstanceType<typeof dimse.responses.CFindResponse>;
+export type CMoveResponse = InstanceType<typeof dimse.responses.CMoveResponse>;
+export type CGetResponse = InstanceType<typeof dimse.responses.CGetResponse>;
+export type NActionResponse = InstanceType<typeof dimse.responses.NActionResponse>;
+export type ScpInstance = InstanceType<typeof dimse.Scp>;
+export type AssociationT = InstanceType<typeof dimse.association.Association>;
+
+/** What a service knows of the association a request came on. */
+export interface AssociationContext {
+  callingAeTitle: string;
+  calledAeTitle: string;
+  peer: string;
+  /** The peer's address, without the port (where a storage commitment report may be sent). */
+  peerAddress: string;
+  /** The association (accepted presentation contexts, roles), for C-GET's sub-operations. */
+  association: AssociationT;
+  /** The SCP itself: C-GET sends its C-STORE requests with `scp.sendRequests`. */
+  scp: ScpInstance;
+  /** Resolves when the association is over (released, aborted or dropped). */
+  closed: Promise<void>;
+}
+
+export type Respond<R> = (responses: R | R[]) => void;
+
+export interface ScpServices {
+  /** Abstract syntaxes these services accept (Q/R information models, storage commitment). */
+  abstractSyntaxes: ReadonlySet<string>;
+  find?(ctx: AssociationContext, request: CFindRequest, respond: Respond<CFindResponse>): void;
+  move?(ctx: AssociationContext, request: CMoveRequest, respond: Respond<CMoveResponse>): void;
+  get?(ctx: AssociationContext, request: CGetRequest, respond: Respond<CGetResponse>): void;
+  /** A C-CANCEL for the request with this Message ID on this association. */
+  cancel?(ctx: AssociationContext, messageIdBeingRespondedTo: number): void;
+  nAction?(ctx: AssociationContext, request: NActionRequest, respond: Respond<NActionResponse>): void;
+  /**
+   * Whether a calling AE may associate at all (the allowlist); undefined: everyone may.
+   * Asynchronous because the remote-node table lives in the database.
+   */
+  admitCaller?(callingAeTitle: string, peerAddress: string): Promise<boolean>;
+}
+
+export const NO_SERVICES: ScpServices = { abstractSyntaxes: new Set() };
