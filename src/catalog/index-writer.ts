@@ -15,17 +15,38 @@ interface Pending {
  * answer only after the commit that holds its rows. PostgreSQL takes concurrent transactions
  * itself, so there each instance commits on its own.
  */
+/**
+ * Work that must commit with the instance's index rows or not at all (a forwarding queue entry:
+ * an acknowledged instance must never miss its forward because of a crash in between).
+ */
+export type IndexHook = (trx: Knex.Transaction, rec: InstanceRecord, res: IndexResult) => Promise<void>;
+
 export class IndexWriter {
   private readonly queue: Pending[] = [];
   private flushing = false;
   private readonly batched: boolean;
+  private readonly hooks: IndexHook[] = [];
 
   constructor(private readonly db: Db, private readonly maxBatch = 32) {
     this.batched = !isPostgres(db);
   }
 
+  addHook(hook: IndexHook): void {
+    this.hooks.push(hook);
+  }
+
+  private async indexIn(trx: Knex.Transaction, rec: InstanceRecord, now: Date): Promise<IndexResult> {
+    const res = await indexInstanceIn(trx, rec, now);
+    for (const hook of this.hooks) await hook(trx, rec, res);
+    return res;
+  }
+
+  private indexAlone(rec: InstanceRecord): Promise<IndexResult> {
+    return this.db.transaction((trx) => this.indexIn(trx, rec, new Date()));
+  }
+
   write(rec: InstanceRecord): Promise<IndexResult> {
-    if (!this.batched) return indexInstance(this.db, rec);
+    if (!this.batched) return this.indexAlone(rec);
     return new Promise((resolve, reject) => {
       this.queue.push({ rec, resolve, reject });
       if (!this.flushing) void this.flush();
@@ -41,13 +62,13 @@ export class IndexWriter {
           const now = new Date();
           const results = await this.db.transaction(async (trx) => {
             const out: IndexResult[] = [];
-            for (const p of batch) out.push(await indexInstanceIn(trx, p.rec, now));
+            for (const p of batch) out.push(await this.indexIn(trx, p.rec, now));
             return out;
           });
           batch.forEach((p, i) => p.resolve(results[i]!));
         } catch {
           // One bad row must not fail its neighbours: retry each in a transaction of its own.
-          for (const p of batch) await indexInstance(this.db, p.rec).then(p.resolve, p.reject);
+          for (const p of batch) await this.indexAlone(p.rec).then(p.resolve, p.reject);
         }
       }
     } finally {
