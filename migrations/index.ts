@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import * as m001 from './001_core_index.js';
 import * as m002 from './002_users_audit.js';
 import * as m003 from './003_series_metadata.js';
+import * as m004 from './004_sequence_items.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -16,6 +17,7 @@ const migrations: ReadonlyArray<[string, Migration]> = [
   ['001_core_index', m001],
   ['002_users_audit', m002],
   ['003_series_metadata', m003],
+  ['004_sequence_items', m004],
 ];
 
 export const migrationSource: Knex.MigrationSource<string> = {
