@@ -3,6 +3,7 @@ import * as m001 from './001_core_index.js';
 import * as m002 from './002_users_audit.js';
 import * as m003 from './003_series_metadata.js';
 import * as m004 from './004_sequence_items.js';
+import * as m005 from './005_study_list_order.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -18,6 +19,7 @@ const migrations: ReadonlyArray<[string, Migration]> = [
   ['002_users_audit', m002],
   ['003_series_metadata', m003],
   ['004_sequence_items', m004],
+  ['005_study_list_order', m005],
 ];
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -84,11 +84,11 @@ describe('radiant CLI (child process)', function () {
       const env = { DATA_DIR: await freshDir() };
       const before = await radiant(['migrate', '--status'], env);
       expect(before.code, show(before)).to.equal(0);
-      expect(lines(before.stdout)).to.deep.equal(['pending  001_core_index', 'pending  002_users_audit', 'pending  003_series_metadata', 'pending  004_sequence_items']);
+      expect(lines(before.stdout)).to.deep.equal(['pending  001_core_index', 'pending  002_users_audit', 'pending  003_series_metadata', 'pending  004_sequence_items', 'pending  005_study_list_order']);
 
       const applied = await radiant(['migrate'], env);
       expect(applied.code, show(applied)).to.equal(0);
-      expect(lines(applied.stdout)).to.deep.equal(['applied: 001_core_index, 002_users_audit, 003_series_metadata, 004_sequence_items']);
+      expect(lines(applied.stdout)).to.deep.equal(['applied: 001_core_index, 002_users_audit, 003_series_metadata, 004_sequence_items, 005_study_list_order']);
 
       const again = await radiant(['migrate'], env);
       expect(again.code, show(again)).to.equal(0);
@@ -96,7 +96,7 @@ describe('radiant CLI (child process)', function () {
 
       const status = await radiant(['migrate', '--status'], env);
       expect(status.code, show(status)).to.equal(0);
-      expect(lines(status.stdout)).to.deep.equal(['applied  001_core_index', 'applied  002_users_audit', 'applied  003_series_metadata', 'applied  004_sequence_items']);
+      expect(lines(status.stdout)).to.deep.equal(['applied  001_core_index', 'applied  002_users_audit', 'applied  003_series_metadata', 'applied  004_sequence_items', 'applied  005_study_list_order']);
       for (const r of [before, applied, again, status]) expectNoCrash(r);
     });
   });

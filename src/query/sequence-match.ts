@@ -15,14 +15,14 @@ export interface ItemCondition {
   value: string;
 }
 
-/** Owner of the items: the series row (series-level sequences) or the study row. */
+/** Same owner as the head row: the same series (series-level sequences) or study. */
 function ownerOf(seq: AttributeDef, alias: string, outer: { series: string; study: string }): Fragment {
   return seq.level === 'series'
     ? { sql: '?? = ??', bindings: [`${alias}.series_pk`, outer.series] }
     : { sql: '?? = ?? AND ?? IS NULL', bindings: [`${alias}.study_pk`, outer.study, `${alias}.series_pk`] };
 }
 
-/** The EXISTS condition for the item keys of one sequence, or undefined when all are universal. */
+/** The condition for the item keys of one sequence, or undefined when all are universal. */
 export function compileSequenceMatch(seq: AttributeDef, conds: ItemCondition[], opts: MatchOptions, prefix: string): Fragment | undefined {
   const parts: Array<{ alias: string; tag: string; match: Fragment }> = [];
   for (const c of conds) {
@@ -46,10 +46,17 @@ export function compileSequenceMatch(seq: AttributeDef, conds: ItemCondition[], 
       bindings: [...r.bindings, `${p.alias}.item_index`, `${head}.item_index`],
     };
   });
-  const outer = row(first!, ownerOf(seq, head, { series: 'se.id', study: 'st.id' }));
+  // `owner IN (uncorrelated subquery)` rather than a correlated EXISTS: the item table is
+  // searched once through its value index and the owners are then looked up by primary key,
+  // instead of one probe per series or study row of the outer query.
+  const own = seq.level === 'series' ? { column: 'se.id', pk: `${head}.series_pk`, extra: '' } : { column: 'st.id', pk: `${head}.study_pk`, extra: ` AND ?? IS NULL` };
+  const headRow = {
+    sql: `?? = ? AND ?? = ? AND ${first!.match.sql}${own.extra}`,
+    bindings: [`${head}.sequence_tag`, seq.tag, `${head}.item_tag`, first!.tag, ...first!.match.bindings, ...(own.extra ? [`${head}.series_pk`] : [])],
+  };
   return {
-    sql: `EXISTS (SELECT 1 FROM sequence_items AS ${head} WHERE ${[outer.sql, ...inner.map((f) => f.sql)].join(' AND ')})`,
-    bindings: [...outer.bindings, ...inner.flatMap((f) => f.bindings)],
+    sql: `?? IN (SELECT ?? FROM sequence_items AS ${head} WHERE ${[headRow.sql, ...inner.map((f) => f.sql)].join(' AND ')})`,
+    bindings: [own.column, own.pk, ...headRow.bindings, ...inner.flatMap((f) => f.bindings)],
   };
 }
 
