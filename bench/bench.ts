@@ -6,12 +6,18 @@ import path from 'node:path';
 import net from 'node:net';
 import http from 'node:http';
 import { Readable } from 'node:stream';
+import { buildPostgresIndex, buildSqliteIndex, scaleQueries } from './qido-scale.js';
 
 /**
  * `npm run bench`: C-STORE throughput with DCMTK storescu (1 and 4 concurrent associations),
  * `radiant import` throughput, STOW-RS throughput (1 and 4 concurrent requests), and the read side
  * (WADO-RS study, metadata, frames, rendered, QIDO-RS latency), each on a
  * fresh node, median of RUNS runs. Prints figures only; nothing here asserts a speed.
+ *
+ * Then QIDO-RS at scale (qido-scale.ts): an index of BENCH_QIDO_STUDIES studies (default 10 000,
+ * 100 instances each: 1 000 000 instances; 0 skips it) generated straight into SQLite, and into
+ * PostgreSQL too when BENCH_QIDO_PG_URL names an empty database; p50/p99 of OHIF's queries over
+ * HTTP. `node dist/bench/bench.js qido` runs only that section.
  */
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -166,8 +172,8 @@ async function importRun(dir: string): Promise<number> {
 const STOW_BOUNDARY = 'radiant-bench-boundary';
 const BENCH_PASSWORD = 'bench-password-not-secret';
 
-async function startHttpNode(dataDir: string): Promise<{ child: ChildProcess; base: string }> {
-  const env = { ...process.env, DATA_DIR: dataDir, LOG_LEVEL: 'warn' };
+async function startHttpNode(dataDir: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; base: string }> {
+  const env = { ...process.env, ...extraEnv, DATA_DIR: dataDir, LOG_LEVEL: 'warn' };
   const created = await run(process.execPath, [cli, 'user', 'create', 'bench', 'admin'], { ...env, RADIANT_USER_PASSWORD: BENCH_PASSWORD });
   if (created.code !== 0) throw new Error(`user create failed: ${created.out.slice(-500)}`);
   const httpPort = await freePort();
@@ -349,7 +355,50 @@ async function readRun(files: string[]): Promise<ReadFigures> {
   }
 }
 
+const QIDO_STUDIES = Number(process.env.BENCH_QIDO_STUDIES ?? 10000);
+const QIDO_REQUESTS = Number(process.env.BENCH_QIDO_REQUESTS ?? 100);
+
+/** p50/p99 of each scale query against a node on `dataDir` (and `env`, for PostgreSQL). */
+async function qidoScaleRun(label: string, dataDir: string, build: () => Promise<Awaited<ReturnType<typeof buildSqliteIndex>>>, env: NodeJS.ProcessEnv = {}): Promise<void> {
+  const g = await build();
+  console.log(
+    `QIDO-RS at scale (${label}): index of ${g.patients} patients, ${g.studies} studies, ${g.series} series, ${g.instances} instances generated in ${(g.ms / 1000).toFixed(1)} s`,
+  );
+  const node = await startHttpNode(dataDir, env);
+  try {
+    const auth = { authorization: `Bearer ${await benchToken(node.base)}`, accept: 'application/dicom+json' };
+    for (const q of scaleQueries(g)) {
+      const url = `${node.base}/dicom-web${q.path}`;
+      let count = 0;
+      const get = async () => {
+        const res = await fetch(url, { headers: auth });
+        if (res.status !== 200) throw new Error(`${q.label}: QIDO-RS answered ${res.status}`);
+        count = ((await res.json()) as unknown[]).length;
+      };
+      for (let i = 0; i < 5; i++) await get();
+      const ms: number[] = [];
+      for (let i = 0; i < QIDO_REQUESTS; i++) ms.push(await timed(get));
+      console.log(`  ${q.label.padEnd(42)} p50 ${percentile(ms, 50).toFixed(1).padStart(6)} ms, p99 ${percentile(ms, 99).toFixed(1).padStart(6)} ms  (${count} results)`);
+    }
+  } finally {
+    await stopNode(node.child);
+  }
+}
+
+async function qidoScale(): Promise<void> {
+  if (!(QIDO_STUDIES > 0)) return;
+  const dataDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'radiant-bench-qido-'));
+  try {
+    await qidoScaleRun('SQLite', dataDir, () => buildSqliteIndex(dataDir, QIDO_STUDIES));
+    const pg = process.env.BENCH_QIDO_PG_URL;
+    if (pg) await qidoScaleRun('PostgreSQL', dataDir, () => buildPostgresIndex(pg, QIDO_STUDIES), { DATABASE_URL: pg });
+  } finally {
+    await fsp.rm(dataDir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
+  if (process.argv[2] === 'qido') return qidoScale();
   if (!fs.existsSync(ctDir)) throw new Error(`corpus CT not found at ${ctDir}: set RADIANT_CORPUS`);
   const files = (await fsp.readdir(ctDir)).filter((f) => f.endsWith('.dcm')).sort().map((f) => path.join(ctDir, f));
   const bytes = (await Promise.all(files.map((f) => fsp.stat(f)))).reduce((a, s) => a + s.size, 0);
@@ -391,6 +440,7 @@ async function main(): Promise<void> {
   } finally {
     await fsp.rm(work, { recursive: true, force: true });
   }
+  await qidoScale();
 }
 
 main().catch((err: unknown) => {

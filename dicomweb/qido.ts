@@ -1,7 +1,7 @@
 import type { RouteDeps } from '../src/http/server.js';
 import { HttpError } from '../src/http/errors.js';
 import type { AppContext } from '../src/http/state.js';
-import { findAttribute } from '../src/query/attributes.js';
+import { keyName, resolveKey } from '../src/query/attributes.js';
 import { toDicomJson } from '../src/query/dicom-json.js';
 import { QueryError, runQuery, type AttributeMap, type QueryLevel } from '../src/query/engine.js';
 import { isValidUid } from '../storage/keys.js';
@@ -18,6 +18,8 @@ import { isValidUid } from '../storage/keys.js';
  *   default; negative or non-numeric `limit`/`offset` is 400. When more results match than were
  *   returned, the answer carries `Warning: 299 {host}: "The number of results exceeded …"`.
  * - Unknown query keys are ignored (OHIF sends extra ones) unless the handler runs strict.
+ * - Sequence keys `{sequence}.{item}` (PS3.18 §8.3.4) match on the items the index keeps
+ *   (src/dicom/indexed-sequences.ts); other sequences are unknown keys like any other.
  * - Answers `application/dicom+json` (or `application/json` when only that is accepted); any
  *   other Accept is 406. A malformed UID in the path, a malformed date/time/number value is 400.
  */
@@ -80,12 +82,13 @@ export function parseQidoQuery(querystring: string, strict = false): ParsedQido 
     }
     if (key === '') continue;
     // One attribute named two ways (keyword and tag) or repeated: its values form a list.
-    const name = findAttribute(key)?.keyword ?? key;
+    const path = resolveKey(key);
+    const name = path ? keyName(path) : key;
     filters[name] = name in filters ? `${filters[name]}\\${value}` : value;
   }
   if (strict) {
     for (const k of Object.keys(filters)) {
-      if (!findAttribute(k)) throw new HttpError(400, 'invalid_query', `unknown query key ${JSON.stringify(k.slice(0, 64))}`);
+      if (!resolveKey(k)) throw new HttpError(400, 'invalid_query', `unknown or unindexed query key ${JSON.stringify(k.slice(0, 64))}`);
     }
   }
   return { filters, includeFields, fuzzy, limit, offset };

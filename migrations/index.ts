@@ -2,7 +2,9 @@ import type { Knex } from 'knex';
 import * as m001 from './001_core_index.js';
 import * as m002 from './002_users_audit.js';
 import * as m003 from './003_series_metadata.js';
-import * as m005 from './005_remote_nodes.js';
+import * as m004 from './004_sequence_items.js';
+import * as m005 from './005_study_list_order.js';
+import * as m006 from './006_remote_nodes.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -17,8 +19,13 @@ const migrations: ReadonlyArray<[string, Migration]> = [
   ['001_core_index', m001],
   ['002_users_audit', m002],
   ['003_series_metadata', m003],
-  ['005_remote_nodes', m005],
+  ['004_sequence_items', m004],
+  ['005_study_list_order', m005],
+  ['006_remote_nodes', m006],
 ];
+
+/** Every migration's name, in the order they apply. */
+export const migrationNames: readonly string[] = migrations.map(([name]) => name);
 
 export const migrationSource: Knex.MigrationSource<string> = {
   getMigrations: async () => migrations.map(([name]) => name),

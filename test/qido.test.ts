@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { makeCtSeries } from '../fixtures/generate.js';
 import { baseUrl, bearer, tokenFor } from './helpers/http.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
 import { generateStudies, populateIndex, type GenStudy } from './helpers/query-index.js';
+import { multipartBody, stowContentType } from './helpers/stow.js';
 
 /** QIDO-RS over a real node: the six endpoints, DICOM JSON, OHIF's queries, errors, audit. */
 
@@ -178,6 +180,75 @@ describe('QIDO-RS', function () {
     assert.ok(!JSON.stringify(rows).includes('secret'));
     assert.ok(!JSON.stringify(rows).includes(s0.patientId));
   });
+
+  it('sequence keys: {sequence}.{item} by tags and keywords; the sequence comes back', async () => {
+    const rp = 'RP007';
+    const expected = studies.flatMap((st) => st.series.filter((se) => se.requestAttributes.some((a) => a.RequestedProcedureID === rp)).map((se) => se.seriesInstanceUid)).sort();
+    assert.ok(expected.length > 0);
+    for (const key of ['00400275.00401001', 'RequestAttributesSequence.RequestedProcedureID']) {
+      const rows = await json(`/series?${key}=${rp}&limit=10000`);
+      assert.deepEqual(uidsOf(rows, '0020000E').sort(), expected, key);
+      for (const r of rows) {
+        const items = (r['00400275']?.Value ?? []) as Dataset[];
+        assert.equal(r['00400275']?.vr, 'SQ');
+        assert.ok(items.some((i) => i['00401001']?.Value?.[0] === rp), JSON.stringify(r['00400275']));
+      }
+    }
+    // Tag and keyword spellings of one key form one list.
+    const both = await json(`/series?00400275.00401001=RP007&RequestAttributesSequence.RequestedProcedureID=RP008&limit=10000`);
+    assert.ok(both.length > expected.length);
+
+    const code = await json('/studies?ProcedureCodeSequence.CodeValue=CT*&includefield=00081032&limit=1000');
+    const want = studies.filter((st) => st.procedureCodes.some((c) => c.CodeValue.startsWith('CT'))).map((st) => st.studyInstanceUid).sort();
+    assert.deepEqual(uidsOf(code, '0020000D').sort(), want);
+    const first = studies.find((st) => st.studyInstanceUid === uidsOf(code, '0020000D')[0])!;
+    assert.deepEqual(
+      code[0]!['00081032'],
+      { vr: 'SQ', Value: first.procedureCodes.map((c) => ({ '00080100': { vr: 'SH', Value: [c.CodeValue] }, '00080102': { vr: 'SH', Value: [c.CodingSchemeDesignator] }, ...(c.CodeMeaning ? { '00080104': { vr: 'LO', Value: [c.CodeMeaning] } } : {}) })) },
+    );
+    // An unindexed sequence key is ignored, like any unknown key.
+    assert.equal((await json('/studies?ReferencedStudySequence.ReferencedSOPInstanceUID=1.2.3&limit=1000')).length, 150);
+    // A value on the sequence itself is malformed.
+    assert.equal((await get('/studies?ProcedureCodeSequence=CTCHEST')).status, 400);
+  });
+
+  it('sequence items come from ingest (STOW-RS) and go with a DICOMweb DELETE', async () => {
+    const admin = bearer(await tokenFor(node, 'admin'));
+    const files = makeCtSeries({
+      slices: 2,
+      patient: { id: 'SEQ-INGEST', name: 'Sequence^Ingest' },
+      requestAttributes: [{ RequestedProcedureID: 'RPINGEST', ScheduledProcedureStepID: 'SPSINGEST', AccessionNumber: 'ACCINGEST' }, { RequestedProcedureID: 'RPINGEST2' }],
+      procedureCodes: [{ CodeValue: 'CTABD', CodingSchemeDesignator: '99TEST', CodeMeaning: 'CT Abdomen' }],
+    });
+    const stow = await fetch(`${url}/dicom-web/studies`, {
+      method: 'POST',
+      headers: { ...admin, 'content-type': stowContentType(), accept: 'application/dicom+json' },
+      body: multipartBody(files.map((f) => f.bytes)),
+    });
+    assert.equal(stow.status, 200, await stow.clone().text());
+    const study = files[0]!.studyInstanceUid;
+    const series = files[0]!.seriesInstanceUid;
+
+    const rows = await json('/series?RequestAttributesSequence.ScheduledProcedureStepID=SPSINGEST');
+    assert.deepEqual(uidsOf(rows, '0020000E'), [series]);
+    assert.deepEqual(rows[0]!['00400275'], {
+      vr: 'SQ',
+      Value: [
+        { '00080050': { vr: 'SH', Value: ['ACCINGEST'] }, '00400009': { vr: 'SH', Value: ['SPSINGEST'] }, '00401001': { vr: 'SH', Value: ['RPINGEST'] } },
+        { '00401001': { vr: 'SH', Value: ['RPINGEST2'] } },
+      ],
+    });
+    assert.deepEqual(uidsOf(await json('/studies?00081032.00080100=CTABD'), '0020000D'), [study]);
+    // Same item required: RPINGEST2's item has no SPS.
+    assert.deepEqual(await json('/series?00400275.00401001=RPINGEST2&00400275.00400009=SPSINGEST'), []);
+
+    const del = await fetch(`${url}/dicom-web/studies/${study}/series/${series}`, { method: 'DELETE', headers: admin });
+    assert.equal(del.status, 204);
+    assert.deepEqual(await json('/series?RequestAttributesSequence.RequestedProcedureID=RPINGEST'), []);
+    assert.deepEqual(await json('/studies?00081032.00080100=CTABD'), []);
+    const left = (await node.db('sequence_items').whereIn('value', ['RPINGEST', 'RPINGEST2', 'SPSINGEST', 'CTABD']).count({ n: '*' })) as Array<{ n: number | string }>;
+    assert.equal(Number(left[0]!.n), 0);
+  });
 });
 
 describe('QIDO-RS strict mode (QIDO_STRICT=true)', function () {
@@ -199,5 +270,17 @@ describe('QIDO-RS strict mode (QIDO_STRICT=true)', function () {
     const known = await fetch(`${baseUrl(node)}/dicom-web/studies?PatientID=X&limit=5`, { headers: bearer(token) });
     assert.equal(known.status, 200);
     assert.deepEqual(await known.json(), []);
+  });
+
+  it('answers 400 to a key on an unindexed sequence, and 200 to an indexed one', async () => {
+    const get = (q: string) => fetch(`${baseUrl(node)}/dicom-web/${q}`, { headers: bearer(token) });
+    for (const q of ['studies?ReferencedStudySequence.ReferencedSOPInstanceUID=1.2', 'studies?00081110.00081155=1.2', 'studies?RequestAttributesSequence.RequestedProcedureDescription=X', 'studies?RequestAttributesSequence.RequestedProcedureID=RP1']) {
+      assert.equal((await get(q)).status, 400, q);
+    }
+    for (const q of ['series?00400275.00401001=RP1', 'series?RequestAttributesSequence.ScheduledProcedureStepID=S*', 'studies?ProcedureCodeSequence.CodeValue=X&includefield=ProcedureCodeSequence']) {
+      const res = await get(q);
+      assert.equal(res.status, 200, q);
+      assert.deepEqual(await res.json(), []);
+    }
   });
 });

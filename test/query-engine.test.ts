@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { indexInstance, type InstanceRecord } from '../src/catalog/catalog.js';
 import { createDb, migrateLatest, type Db } from '../src/db/connection.js';
 import { QueryError, runQuery, type QueryRequest } from '../src/query/engine.js';
 import { toDicomJson } from '../src/query/dicom-json.js';
 import { tempDir } from './helpers/node.js';
 import { freshPostgresUrl } from './helpers/postgres.js';
-import { generateStudies, populateIndex, type GenSeries, type GenStudy } from './helpers/query-index.js';
+import { generateStudies, instanceRecords, populateIndex, type GenSeries, type GenStudy } from './helpers/query-index.js';
 
 /**
  * The query engine against a generated index of 1 000 studies, on SQLite and on PostgreSQL, with
@@ -94,7 +95,42 @@ const studyCases: StudyCase[] = [
     expect: (s) => s.series.length === 3,
     min: 100,
   },
+  // Sequence matching (PS3.4 C.2.2.2.6) on the study-level Procedure Code Sequence.
+  ...procedureCases(),
 ];
+
+function procedureCases(): StudyCase[] {
+  const has = (s: GenStudy, f: (c: GenStudy['procedureCodes'][number]) => boolean) => s.procedureCodes.some(f);
+  return [
+    { name: 'sequence: CodeValue by keywords', filters: { 'ProcedureCodeSequence.CodeValue': 'CTCHEST' }, expect: (s) => has(s, (c) => c.CodeValue === 'CTCHEST'), min: 100 },
+    { name: 'sequence: CodeValue by tags', filters: { '00081032.00080100': 'MRHEAD' }, expect: (s) => has(s, (c) => c.CodeValue === 'MRHEAD'), min: 100 },
+    { name: 'sequence: item value is case-sensitive', filters: { 'ProcedureCodeSequence.CodeValue': 'ctchest' }, expect: (s) => has(s, (c) => c.CodeValue === 'ctchest'), min: 100 },
+    { name: 'sequence: wildcard on an item', filters: { 'ProcedureCodeSequence.CodeValue': 'CT*' }, expect: (s) => has(s, (c) => c.CodeValue.startsWith('CT')), min: 100 },
+    { name: 'sequence: list on an item', filters: { 'ProcedureCodeSequence.CodeValue': 'MRHEAD\\24627-2' }, expect: (s) => has(s, (c) => c.CodeValue === 'MRHEAD' || c.CodeValue === '24627-2'), min: 100 },
+    {
+      name: 'sequence: two item keys match within one item',
+      filters: { 'ProcedureCodeSequence.CodeValue': '24627-2', 'ProcedureCodeSequence.CodingSchemeDesignator': '99LOCAL' },
+      // 24627-2 is always LN: only a study with another item of 99LOCAL could match across items.
+      expect: (s) => has(s, (c) => c.CodeValue === '24627-2' && c.CodingSchemeDesignator === '99LOCAL'),
+    },
+    {
+      name: 'sequence: two item keys, same item, matching',
+      filters: { 'ProcedureCodeSequence.CodeValue': 'ctchest', '00081032.00080102': '99LOCAL' },
+      expect: (s) => has(s, (c) => c.CodeValue === 'ctchest' && c.CodingSchemeDesignator === '99LOCAL'),
+      min: 100,
+    },
+    { name: 'sequence: universal item value', filters: { 'ProcedureCodeSequence.CodeValue': '' }, expect: () => true, min: 1000 },
+    { name: 'sequence: the sequence key alone is universal', filters: { ProcedureCodeSequence: '' }, expect: () => true, min: 1000 },
+    {
+      name: 'sequence: with other keys',
+      filters: { 'ProcedureCodeSequence.CodeMeaning': '*Chest*', ModalitiesInStudy: 'CT' },
+      expect: (s) => has(s, (c) => /Chest/.test(c.CodeMeaning ?? '')) && s.modalities.includes('CT'),
+      min: 50,
+    },
+    { name: 'sequence: unindexed sequence ignored', filters: { 'ReferencedStudySequence.ReferencedSOPInstanceUID': '1.2.3', '00081110.00081155': '1.2' }, expect: () => true, min: 1000 },
+    { name: 'sequence: series-level sequence ignored at study level', filters: { 'RequestAttributesSequence.RequestedProcedureID': 'RP001' }, expect: () => true, min: 1000 },
+  ];
+}
 
 interface SeriesCase {
   name: string;
@@ -116,7 +152,61 @@ const seriesCases: SeriesCase[] = [
   },
   { name: 'scoped to a study', req: { filters: {}, scope: { studyInstanceUid: pick(7).studyInstanceUid } }, expect: (st) => st === pick(7), min: 1 },
   { name: 'scoped to an unknown study', req: { filters: {}, scope: { studyInstanceUid: '1.2.3.4' } }, expect: () => false },
+  ...requestCases(),
 ];
+
+/** Sequence matching on the series-level Request Attributes Sequence. */
+function requestCases(): SeriesCase[] {
+  type Item = GenSeries['requestAttributes'][number];
+  const has = (se: GenSeries, f: (a: Item) => boolean) => se.requestAttributes.some(f);
+  const rp = (v: string) => ({ 'RequestAttributesSequence.RequestedProcedureID': v });
+  return [
+    { name: 'sequence: RequestedProcedureID', req: { filters: rp('RP007') }, expect: (_st, se) => has(se, (a) => a.RequestedProcedureID === 'RP007'), min: 20 },
+    { name: 'sequence: by tags', req: { filters: { '00400275.00401001': 'RP012' } }, expect: (_st, se) => has(se, (a) => a.RequestedProcedureID === 'RP012'), min: 20 },
+    { name: 'sequence: keyword in any case', req: { filters: { 'requestattributessequence.requestedprocedureid': 'RP013' } }, expect: (_st, se) => has(se, (a) => a.RequestedProcedureID === 'RP013'), min: 20 },
+    { name: 'sequence: wildcard *', req: { filters: rp('RP00*') }, expect: (_st, se) => has(se, (a) => (a.RequestedProcedureID ?? '').startsWith('RP00')), min: 100 },
+    { name: 'sequence: wildcard ?', req: { filters: rp('RP0?5') }, expect: (_st, se) => has(se, (a) => wild('RP0?5').test(a.RequestedProcedureID ?? '')), min: 50 },
+    { name: 'sequence: list', req: { filters: rp('RP001\\RP039') }, expect: (_st, se) => has(se, (a) => a.RequestedProcedureID === 'RP001' || a.RequestedProcedureID === 'RP039'), min: 20 },
+    { name: 'sequence: no match', req: { filters: rp('RP999') }, expect: () => false },
+    { name: 'sequence: universal value, also series without items', req: { filters: rp('*') }, expect: () => true, min: 1500 },
+    {
+      name: 'sequence: ScheduledProcedureStepID',
+      req: { filters: { 'RequestAttributesSequence.ScheduledProcedureStepID': 'SPS1?.*' } },
+      expect: (_st, se) => has(se, (a) => wild('SPS1?.*').test(a.ScheduledProcedureStepID ?? '')),
+      min: 10,
+    },
+    {
+      name: 'sequence: item AccessionNumber, not the study one',
+      req: { filters: { '00400275.00080050': 'ACC00002*' } },
+      expect: (_st, se) => has(se, (a) => (a.AccessionNumber ?? '').startsWith('ACC00002')),
+      min: 10,
+    },
+    {
+      // Study 5 has items {RP005, SPS5.1} and {RP006, SPS5.1B}: the keys hit different items.
+      name: 'sequence: keys of different items do not combine',
+      req: { filters: { ...rp('RP005'), 'RequestAttributesSequence.ScheduledProcedureStepID': 'SPS5.1B' } },
+      expect: (_st, se) => has(se, (a) => a.RequestedProcedureID === 'RP005' && a.ScheduledProcedureStepID === 'SPS5.1B'),
+    },
+    {
+      name: 'sequence: keys of one item combine',
+      req: { filters: { ...rp('RP006'), 'RequestAttributesSequence.ScheduledProcedureStepID': 'SPS5.*B' } },
+      expect: (_st, se) => has(se, (a) => a.RequestedProcedureID === 'RP006' && wild('SPS5.*B').test(a.ScheduledProcedureStepID ?? '')),
+      min: 1,
+    },
+    {
+      name: 'sequence: with Modality and a study sequence',
+      req: { filters: { ...rp('RP01*'), Modality: 'CT', 'ProcedureCodeSequence.CodeValue': 'CTCHEST' } },
+      expect: (st, se) => has(se, (a) => (a.RequestedProcedureID ?? '').startsWith('RP01')) && se.modality === 'CT' && st.procedureCodes.some((c) => c.CodeValue === 'CTCHEST'),
+      min: 5,
+    },
+    {
+      name: 'sequence: unindexed item of an indexed sequence ignored',
+      req: { filters: { 'RequestAttributesSequence.RequestedProcedureDescription': 'X' } },
+      expect: () => true,
+      min: 1500,
+    },
+  ];
+}
 
 function suite(label: string, open: () => Promise<{ db: Db; close: () => Promise<void> }>): void {
   describe(`query engine on ${label}`, function () {
@@ -236,6 +326,96 @@ function suite(label: string, open: () => Promise<{ db: Db; close: () => Promise
       await assert.rejects(study({}, { includeFields: ['Nonsense'], strict: true }), QueryError);
       await assert.rejects(study({ Nonsense: 'x' }, { strict: true }), QueryError);
       await assert.rejects(study({ SOPClassUID: '1.2' }, { strict: true }), QueryError);
+    });
+
+    it('sequences: returned with their stored items when matched or included', async () => {
+      const st = STUDIES.find((s) => s.series.some((se) => se.requestAttributes.length === 2) && s.procedureCodes.length === 2)!;
+      assert.ok(st, 'generator has a study with two request items and two procedure codes');
+      const se = st.series.find((x) => x.requestAttributes.length === 2)!;
+      const strip = (items: Array<Record<string, string | undefined>>) => items.map((i) => Object.fromEntries(Object.entries(i).filter(([, v]) => v !== undefined)));
+
+      const matched = await runQuery(db, { level: 'series', filters: { SeriesInstanceUID: se.seriesInstanceUid, '00400275.00401001': se.requestAttributes[1]!.RequestedProcedureID! }, limit: ALL });
+      assert.equal(matched.rows.length, 1);
+      assert.deepEqual(matched.rows[0]!.RequestAttributesSequence, strip(se.requestAttributes));
+      const json = toDicomJson(matched.rows[0]!, matched.attributes);
+      assert.deepEqual(json['00400275'], {
+        vr: 'SQ',
+        Value: [
+          { '00080050': { vr: 'SH', Value: [st.accessionNumber] }, '00400009': { vr: 'SH', Value: [se.requestAttributes[0]!.ScheduledProcedureStepID] }, '00401001': { vr: 'SH', Value: [se.requestAttributes[0]!.RequestedProcedureID] } },
+          { '00400009': { vr: 'SH', Value: [se.requestAttributes[1]!.ScheduledProcedureStepID] }, '00401001': { vr: 'SH', Value: [se.requestAttributes[1]!.RequestedProcedureID] } },
+        ],
+      });
+
+      const included = await runQuery(db, { level: 'study', filters: { StudyInstanceUID: st.studyInstanceUid }, includeFields: ['00081032'], limit: ALL });
+      assert.deepEqual(included.rows[0]!.ProcedureCodeSequence, strip(st.procedureCodes));
+      assert.ok(!included.attributes.some((a) => a.keyword === 'RequestAttributesSequence'));
+      // Many rows at once (one items query per 500 owners), each with its own items.
+      const many = await runQuery(db, { level: 'series', filters: {}, includeFields: ['RequestAttributesSequence.RequestedProcedureID', 'ProcedureCodeSequence'], limit: ALL });
+      const bySeries = new Map(STUDIES.flatMap((s) => s.series.map((x) => [x.seriesInstanceUid, { s, x }] as const)));
+      assert.ok(many.rows.length > 1500);
+      for (const row of many.rows) {
+        const g = bySeries.get(String(row.SeriesInstanceUID))!;
+        assert.deepEqual(row.RequestAttributesSequence, strip(g.x.requestAttributes));
+        assert.deepEqual(row.ProcedureCodeSequence, strip(g.s.procedureCodes));
+      }
+      const none = STUDIES.find((s) => s.procedureCodes.length === 0)!;
+      const empty = await runQuery(db, { level: 'study', filters: { StudyInstanceUID: none.studyInstanceUid }, includeFields: ['ProcedureCodeSequence'], limit: ALL });
+      assert.deepEqual(empty.rows[0]!.ProcedureCodeSequence, []);
+      assert.deepEqual(toDicomJson(empty.rows[0]!, empty.attributes)['00081032'], { vr: 'SQ' });
+      // Instance level carries the series' sequence too.
+      const inst = await runQuery(db, { level: 'instance', filters: { 'RequestAttributesSequence.RequestedProcedureID': se.requestAttributes[0]!.RequestedProcedureID! }, limit: ALL, scope: { studyInstanceUid: st.studyInstanceUid } });
+      assert.deepEqual(inst.rows.map((r) => r.SOPInstanceUID).sort(), st.series.filter((x) => x.requestAttributes.some((a) => a.RequestedProcedureID === se.requestAttributes[0]!.RequestedProcedureID)).flatMap((x) => x.instances.map((i) => i.sopInstanceUid)).sort());
+      assert.ok(inst.rows.every((r) => Array.isArray(r.RequestAttributesSequence)));
+    });
+
+    it('sequences: strict mode refuses unindexed and misplaced sequence keys; values on a sequence are errors', async () => {
+      await assert.rejects(study({ 'ReferencedStudySequence.ReferencedSOPInstanceUID': '1.2' }, { strict: true }), QueryError);
+      await assert.rejects(study({ '00081110.00081155': '1.2' }, { strict: true }), QueryError);
+      await assert.rejects(study({ 'ProcedureCodeSequence.CodeValue.X': 'A' }, { strict: true }), QueryError);
+      await assert.rejects(study({ 'RequestAttributesSequence.RequestedProcedureID': 'RP001' }, { strict: true }), QueryError);
+      await assert.rejects(study({}, { includeFields: ['ReferencedStudySequence'], strict: true }), QueryError);
+      await assert.rejects(study({ ProcedureCodeSequence: 'CTCHEST' }), QueryError);
+      const ok = await study({ 'ProcedureCodeSequence.CodeValue': 'MRHEAD' }, { strict: true });
+      assert.ok(ok.rows.length > 0);
+    });
+
+    it('sequences: a re-sent instance replaces the items; they go with their series', async () => {
+      const [base] = [...instanceRecords([generateStudies(1, 99)[0]!])];
+      const uid = '1.2.826.0.1.3680043.10.999.777777';
+      const rec = (rp: string, seriesUid: string, code?: string): InstanceRecord => ({
+        ...base!,
+        patient: { ...base!.patient, patientId: 'ZZSEQUENCE' },
+        study: { ...base!.study, studyInstanceUid: uid },
+        series: { ...base!.series, seriesInstanceUid: seriesUid },
+        instance: { ...base!.instance, sopInstanceUid: `${uid}.1.1` },
+        sequences: { '00400275': [{ '00401001': rp }], ...(code ? { '00081032': [{ '00080100': code }] } : {}) },
+      });
+      const rps = async (v: string) =>
+        (await runQuery(db, { level: 'series', filters: { 'RequestAttributesSequence.RequestedProcedureID': v }, limit: ALL })).rows.map((r) => r.SeriesInstanceUID);
+      await indexInstance(db, rec('ZZOLD', `${uid}.1`, 'ZZCODE'));
+      assert.deepEqual(await rps('ZZOLD'), [`${uid}.1`]);
+      await indexInstance(db, rec('ZZNEW', `${uid}.1`));
+      assert.deepEqual(await rps('ZZOLD'), []);
+      assert.deepEqual(await rps('ZZNEW'), [`${uid}.1`]);
+      // The study-level sequence was replaced too (the new instance carries none).
+      assert.deepEqual((await study({ 'ProcedureCodeSequence.CodeValue': 'ZZCODE' })).rows, []);
+      // Record without `sequences`: the stored items stay.
+      await indexInstance(db, { ...rec('ZZNEW', `${uid}.1`), sequences: undefined });
+      assert.deepEqual(await rps('ZZNEW'), [`${uid}.1`]);
+      const oldSeries = (await db('series').select('id').where('series_instance_uid', `${uid}.1`).first()) as { id: number };
+      // Moved to another series: the old series is removed, and its items with it (cascade).
+      await indexInstance(db, rec('ZZMOVED', `${uid}.2`));
+      assert.equal(Number(((await db('sequence_items').where('series_pk', oldSeries.id).count({ n: '*' })) as Array<{ n: number | string }>)[0]!.n), 0);
+      assert.deepEqual(await rps('ZZNEW'), []);
+      assert.deepEqual(await rps('ZZMOVED'), [`${uid}.2`]);
+      // Clean up so that the generated index is what the other tests expect.
+      const studyRow = (await db('studies').select('id').where('study_instance_uid', uid).first()) as { id: number };
+      await db.transaction(async (trx) => {
+        await trx('instances').whereIn('series_pk', trx('series').select('id').where('study_pk', studyRow.id)).delete();
+        await trx('series').where('study_pk', studyRow.id).delete();
+        await trx('studies').where('id', studyRow.id).delete();
+      });
+      assert.equal(Number(((await db('sequence_items').where('study_pk', studyRow.id).count({ n: '*' })) as Array<{ n: number | string }>)[0]!.n), 0);
     });
 
     it('malformed dates and numbers are QueryErrors', async () => {

@@ -1,5 +1,7 @@
 import type { Knex } from 'knex';
 import type { Db } from '../db/connection.js';
+import type { SequenceItems } from '../dicom/indexed-sequences.js';
+import { writeSequenceItems } from './sequence-index.js';
 
 /** Everything the index keeps about one stored instance. */
 export interface InstanceRecord {
@@ -28,6 +30,11 @@ export interface InstanceRecord {
     performedProcedureStepStartDate?: string;
     performedProcedureStepStartTime?: string;
   };
+  /**
+   * Items of the indexed sequences (study- and series-level ones together). Absent: the
+   * instance says nothing about them and the stored items stay; present: they replace them.
+   */
+  sequences?: SequenceItems;
   instance: {
     sopInstanceUid: string;
     sopClassUid: string;
@@ -179,6 +186,8 @@ export async function indexInstanceIn(trx: Knex.Transaction, rec: InstanceRecord
         'last_received_at',
       ],
     );
+
+    if (rec.sequences) await writeSequenceItems(trx, rec.sequences, { studyPk, seriesPk });
 
     const previous = (await trx('instances')
       .select('storage_key', 'series_pk')

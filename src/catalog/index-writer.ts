@@ -1,6 +1,7 @@
 import type { Db } from '../db/connection.js';
 import { isPostgres } from '../db/connection.js';
-import { indexInstance, indexInstanceIn, type IndexResult, type InstanceRecord } from './catalog.js';
+import type { Knex } from 'knex';
+import { indexInstanceIn, type IndexResult, type InstanceRecord } from './catalog.js';
 
 interface Pending {
   rec: InstanceRecord;

@@ -1,3 +1,5 @@
+import type { SequenceItems } from './indexed-sequences.js';
+
 /**
  * What the node reads from an instance's header: the Part 10 meta and the attributes the index
  * matches on. Produced by the parser worker (a structured-clone-safe plain object).
@@ -32,6 +34,8 @@ export interface DicomHeader {
   rows?: number;
   columns?: number;
   numberOfFrames?: number;
+  /** Items of the sequences the index keeps (indexed-sequences.ts). */
+  sequences?: SequenceItems;
   hasPixelData: boolean;
   /** Problems that did not stop parsing (e.g. an unsupported character set). */
   warnings: string[];

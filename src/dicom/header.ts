@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import dcmjs from 'dcmjs';
 import type { DicomHeader, ParseOutcome } from './header-types.js';
+import { INDEXED_SEQUENCES, ITEMS_MAX, type SequenceItems } from './indexed-sequences.js';
 import { checkStructure, metaTransferSyntax, StructureError } from './structure.js';
 
 /**
@@ -70,6 +71,27 @@ function multi(d: JsonDict, tag: string): string | undefined {
   return vals.map((v) => String(v ?? '').trim()).join('\\');
 }
 
+/** The items of the indexed sequences (indexed-sequences.ts): only their listed attributes. */
+function sequenceItems(d: JsonDict): SequenceItems {
+  const out: SequenceItems = {};
+  for (const seq of INDEXED_SEQUENCES) {
+    const items = d[seq.tag]?.Value;
+    if (!Array.isArray(items)) continue;
+    const kept: Array<Record<string, string>> = [];
+    for (const item of items.slice(0, ITEMS_MAX)) {
+      if (!item || typeof item !== 'object') continue;
+      const values: Record<string, string> = {};
+      for (const a of seq.items) {
+        const v = str(item as JsonDict, a.tag);
+        if (v !== undefined) values[a.tag] = v;
+      }
+      kept.push(values);
+    }
+    if (kept.length) out[seq.tag] = kept;
+  }
+  return out;
+}
+
 export function headerFromDict(parsed: DicomDictLike, warnings: string[]): DicomHeader {
   const m = parsed.meta;
   const d = parsed.dict;
@@ -103,6 +125,7 @@ export function headerFromDict(parsed: DicomDictLike, warnings: string[]): Dicom
     rows: int(d, '00280010'),
     columns: int(d, '00280011'),
     numberOfFrames: int(d, '00280008'),
+    sequences: sequenceItems(d),
     hasPixelData: PIXEL_DATA in d,
     warnings,
   };

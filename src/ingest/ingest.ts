@@ -281,6 +281,7 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
         performedProcedureStepStartDate: h.performedProcedureStepStartDate,
         performedProcedureStepStartTime: h.performedProcedureStepStartTime,
       },
+      sequences: h.sequences,
       instance: {
         sopInstanceUid: h.sopInstanceUid,
         sopClassUid: h.sopClassUid,

@@ -1,3 +1,5 @@
+import { INDEXED_SEQUENCES } from '../dicom/indexed-sequences.js';
+
 /**
  * The attributes the query engine can match on and return: one table shared by QIDO-RS and
  * (later) C-FIND. Each names its DICOM keyword, tag, VR, the level of the index it lives at and
@@ -26,7 +28,9 @@ export type MatchKind =
   /** A `\`-joined multi-valued column matched as "contains one of" (ModalitiesInStudy). */
   | 'multi'
   /** Not in the index (constant or computed when answering): returned, never matched on. */
-  | 'none';
+  | 'none'
+  /** An indexed sequence (table sequence_items): matched through its item attributes. */
+  | 'sequence';
 
 export interface AttributeDef {
   keyword: string;
@@ -41,6 +45,8 @@ export interface AttributeDef {
   normColumn?: string;
   /** A constant value (SpecificCharacterSet, InstanceAvailability). */
   constant?: string;
+  /** For a sequence: the item attributes the index keeps (each kind 'string' or 'uid', no column). */
+  items?: readonly AttributeDef[];
 }
 
 const defs: AttributeDef[] = [
@@ -89,6 +95,18 @@ const defs: AttributeDef[] = [
   { keyword: 'Columns', tag: '00280011', vr: 'US', level: 'instance', kind: 'int', column: 'i.columns' },
 ];
 
+// Indexed sequences (src/dicom/indexed-sequences.ts); their items live in sequence_items.
+for (const seq of INDEXED_SEQUENCES) {
+  defs.push({
+    keyword: seq.keyword,
+    tag: seq.tag,
+    vr: 'SQ',
+    level: seq.level,
+    kind: 'sequence',
+    items: seq.items.map((a) => ({ keyword: a.keyword, tag: a.tag, vr: a.vr, level: seq.level, kind: a.vr === 'UI' ? 'uid' : 'string' })),
+  });
+}
+
 export const ATTRIBUTES: readonly AttributeDef[] = defs;
 
 const byKeyword = new Map(defs.map((d) => [d.keyword.toLowerCase(), d]));
@@ -99,6 +117,38 @@ export function findAttribute(key: string): AttributeDef | undefined {
   const t = normaliseTag(key);
   if (t) return byTag.get(t);
   return byKeyword.get(key.toLowerCase());
+}
+
+/**
+ * A query key: one attribute, or a sequence and one of its item attributes (PS3.18 §8.3.4:
+ * `{attributeID}.{attributeID}`, e.g. `00400275.00401001` or
+ * `RequestAttributesSequence.RequestedProcedureID`).
+ */
+export interface KeyPath {
+  def: AttributeDef;
+  /** The item attribute, when the key names one inside the sequence `def`. */
+  item?: AttributeDef;
+}
+
+/**
+ * The attribute a key names, or undefined: unknown keys, items of sequences the index does not
+ * keep, and deeper paths are all "not supported" (ignored, or 400 when strict).
+ */
+export function resolveKey(key: string): KeyPath | undefined {
+  const parts = key.split('.');
+  if (parts.length > 2) return undefined;
+  const def = findAttribute(parts[0]!);
+  if (!def || parts.length === 1) return def && { def };
+  if (def.kind !== 'sequence') return undefined;
+  const t = normaliseTag(parts[1]!);
+  const lower = parts[1]!.toLowerCase();
+  const item = def.items?.find((a) => (t ? a.tag === t : a.keyword.toLowerCase() === lower));
+  return item && { def, item };
+}
+
+/** The canonical spelling of a key (keywords), so a tag and a keyword for it form one list. */
+export function keyName(path: KeyPath): string {
+  return path.item ? `${path.def.keyword}.${path.item.keyword}` : path.def.keyword;
 }
 
 /** `00100020` / `0010,0020` / `(0010,0020)` → `00100020`, else undefined. */

@@ -5,7 +5,8 @@ import type { AttributeMap, AttributeValue } from './engine.js';
  * The DICOM JSON model (PS3.18 Annex F.2) of an attribute map from the query engine:
  * `{"0020000D": {"vr": "UI", "Value": ["1.2.3"]}}`, PN as `[{"Alphabetic": …}]` (with
  * Ideographic/Phonetic from the `=` groups), IS/DS/US as numbers, multi-valued strings split on
- * `\`, and an attribute without a value as `{"vr": "XX"}` (no Value).
+ * `\`, an attribute without a value as `{"vr": "XX"}` (no Value), a sequence as
+ * `{"vr": "SQ", "Value": [item, …]}` with each item a data set of the same form.
  */
 
 export interface DicomJsonAttribute {
@@ -29,7 +30,7 @@ function personName(v: string): Record<string, string> {
 }
 
 export function toDicomJsonValue(vr: string, value: AttributeValue): unknown[] | undefined {
-  if (value === null || value === '') return undefined;
+  if (value === null || value === '' || Array.isArray(value)) return undefined;
   if (NUMERIC.has(vr)) {
     const values = typeof value === 'number' ? [value] : value.split('\\').map((s) => Number(s.trim()));
     const nums = values.filter((n) => Number.isFinite(n));
@@ -45,7 +46,17 @@ export function toDicomJsonValue(vr: string, value: AttributeValue): unknown[] |
 export function toDicomJson(row: AttributeMap, attributes: readonly AttributeDef[]): DicomJsonDataset {
   const out: DicomJsonDataset = {};
   for (const d of attributes) {
-    const Value = toDicomJsonValue(d.vr, row[d.keyword] ?? null);
+    const v = row[d.keyword] ?? null;
+    if (d.kind === 'sequence') {
+      // Items carry the item attributes the index has a value for; an empty sequence has no Value.
+      const items = Array.isArray(v) ? v : [];
+      const itemDefs = d.items ?? [];
+      out[d.tag] = items.length
+        ? { vr: 'SQ', Value: items.map((item) => toDicomJson(item, itemDefs.filter((a) => item[a.keyword] != null))) }
+        : { vr: 'SQ' };
+      continue;
+    }
+    const Value = toDicomJsonValue(d.vr, v);
     out[d.tag] = Value ? { vr: d.vr, Value } : { vr: d.vr };
   }
   return out;

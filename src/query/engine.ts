@@ -3,11 +3,13 @@ import {
   ATTRIBUTES,
   REQUIRED_RETURN,
   availableAt,
-  findAttribute,
+  resolveKey,
   type AttributeDef,
+  type KeyPath,
   type Level,
 } from './attributes.js';
 import { compileMatch, QueryError, type Dialect, type Fragment } from './match.js';
+import { compileSequenceMatch, loadSequenceItems, ownerKey, type ItemCondition } from './sequence-match.js';
 
 /**
  * The one query engine over the index, for QIDO-RS and (later) C-FIND: filters in as a map of
@@ -18,8 +20,11 @@ import { compileMatch, QueryError, type Dialect, type Fragment } from './match.j
 
 export type QueryLevel = Exclude<Level, 'patient'>;
 
-export type AttributeValue = string | number | null;
-export type AttributeMap = Record<string, AttributeValue>;
+/** A value; a sequence is its items, each an attribute map of the item attributes. */
+export type AttributeValue = string | number | null | AttributeMap[];
+export interface AttributeMap {
+  [keyword: string]: AttributeValue;
+}
 
 export interface QueryRequest {
   level: QueryLevel;
@@ -53,10 +58,10 @@ export function dialectOf(db: Knex): Dialect {
   return client === 'pg' || client === 'postgres' || client === 'postgresql' ? 'pg' : 'sqlite';
 }
 
-function byKey(key: string, strict: boolean, what: string): AttributeDef | undefined {
-  const def = findAttribute(key);
-  if (!def && strict) throw new QueryError(`unknown ${what} ${JSON.stringify(key.slice(0, 64))}`);
-  return def;
+function byKey(key: string, strict: boolean, what: string): KeyPath | undefined {
+  const path = resolveKey(key);
+  if (!path && strict) throw new QueryError(`unknown or unindexed ${what} ${JSON.stringify(key.slice(0, 64))}`);
+  return path;
 }
 
 /** The attributes a query at `level` returns (required ones, matched ones, included ones). */
@@ -68,7 +73,7 @@ export function returnedAttributes(req: QueryRequest): AttributeDef[] {
   if (req.level !== 'study' && !req.scope?.studyInstanceUid) REQUIRED_RETURN.study.forEach((kw) => keywords.add(kw));
   if (req.level === 'instance' && !req.scope?.seriesInstanceUid) REQUIRED_RETURN.series.forEach((kw) => keywords.add(kw));
   for (const key of Object.keys(req.filters)) {
-    const def = byKey(key, strict, 'query key');
+    const def = byKey(key, strict, 'query key')?.def;
     if (def && availableAt(def, req.level)) keywords.add(def.keyword);
   }
   for (const f of req.includeFields ?? []) {
@@ -76,7 +81,8 @@ export function returnedAttributes(req: QueryRequest): AttributeDef[] {
       ATTRIBUTES.filter((d) => availableAt(d, req.level)).forEach((d) => keywords.add(d.keyword));
       continue;
     }
-    const def = byKey(f, strict, 'includefield');
+    // A sequence item (`Sequence.Item`) returns the sequence with the items the index keeps.
+    const def = byKey(f, strict, 'includefield')?.def;
     if (!def) continue;
     if (!availableAt(def, req.level)) {
       if (strict) throw new QueryError(`${def.keyword} is not an attribute of the ${req.level} level`);
@@ -90,15 +96,35 @@ export function returnedAttributes(req: QueryRequest): AttributeDef[] {
 /** The WHERE fragments of the filters (exported for tests and C-FIND's diagnostics). */
 export function compileFilters(req: QueryRequest, dialect: Dialect): Fragment[] {
   const strict = req.strict ?? false;
+  const opts = { dialect, fuzzy: req.fuzzy ?? false };
   const out: Fragment[] = [];
+  // Item keys grouped by sequence: one item must match all keys of its sequence (C.2.2.2.6).
+  const sequences = new Map<AttributeDef, ItemCondition[]>();
   for (const [key, value] of Object.entries(req.filters)) {
-    const def = byKey(key, strict, 'query key');
-    if (!def) continue;
+    const path = byKey(key, strict, 'query key');
+    if (!path) continue;
+    const { def, item } = path;
     if (!availableAt(def, req.level)) {
       if (strict) throw new QueryError(`${def.keyword} is not an attribute of the ${req.level} level`);
       continue;
     }
-    const f = compileMatch(def, value, { dialect, fuzzy: req.fuzzy ?? false });
+    if (def.kind === 'sequence') {
+      if (!item) {
+        // The sequence itself takes only universal matching (return it); values go on its items.
+        if (value.trim() !== '') throw new QueryError(`${def.keyword} is a sequence: match on its items (${def.keyword}.{attribute}=value)`);
+        continue;
+      }
+      const conds = sequences.get(def) ?? [];
+      conds.push({ item, value });
+      sequences.set(def, conds);
+      continue;
+    }
+    const f = compileMatch(def, value, opts);
+    if (f) out.push(f);
+  }
+  let n = 0;
+  for (const [def, conds] of sequences) {
+    const f = compileSequenceMatch(def, conds, opts, `sq${n++}_`);
     if (f) out.push(f);
   }
   return out;
@@ -151,6 +177,12 @@ export async function runQuery(db: Knex, req: QueryRequest): Promise<QueryResult
 
   const q = baseQuery(db, req.level);
   const columns = attributes.filter((d) => d.column).map((d) => `${d.column} as ${d.keyword}`);
+  // Sequences are read afterwards from sequence_items, for the returned rows' study and series.
+  const sequences = attributes.filter((d) => d.kind === 'sequence');
+  if (sequences.length) {
+    columns.push('st.id as __study_pk');
+    if (req.level !== 'study') columns.push('se.id as __series_pk');
+  }
   q.select(columns);
   for (const f of where) q.whereRaw(f.sql, f.bindings as Knex.RawBinding[]);
   if (req.scope?.studyInstanceUid) q.where('st.study_instance_uid', req.scope.studyInstanceUid);
@@ -164,10 +196,20 @@ export async function runQuery(db: Knex, req: QueryRequest): Promise<QueryResult
 
   const raw = (await q) as Array<Record<string, unknown>>;
   const truncated = raw.length > req.limit;
-  const rows = raw.slice(0, req.limit).map((r) => {
+  const page = raw.slice(0, req.limit);
+  const items = sequences.length
+    ? await loadSequenceItems(
+        db,
+        sequences,
+        [...new Set(page.map((r) => Number(r.__study_pk)))],
+        req.level === 'study' ? [] : [...new Set(page.map((r) => Number(r.__series_pk)))],
+      )
+    : undefined;
+  const rows = page.map((r) => {
     const row: AttributeMap = {};
     for (const d of attributes) {
-      if (d.constant !== undefined) row[d.keyword] = d.constant;
+      if (d.kind === 'sequence') row[d.keyword] = items?.get(ownerKey(d, r.__study_pk, r.__series_pk)) ?? [];
+      else if (d.constant !== undefined) row[d.keyword] = d.constant;
       else if (!d.column) row[d.keyword] = null;
       else {
         const v = r[d.keyword];

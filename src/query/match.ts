@@ -229,5 +229,8 @@ export function compileMatch(def: AttributeDef, rawValue: string, opts: MatchOpt
     case 'string':
       if (values.some(isUniversal)) return undefined;
       return or(values.map((v) => stringMatch(t, v, opts.dialect)));
+    case 'sequence':
+      // Matched through its items (sequence-match.ts), never as a column.
+      return undefined;
   }
 }

@@ -1,5 +1,6 @@
 import { indexInstanceIn, type InstanceRecord } from '../../src/catalog/catalog.js';
 import type { Db } from '../../src/db/connection.js';
+import { INDEXED_SEQUENCES, type SequenceItems } from '../../src/dicom/indexed-sequences.js';
 
 /**
  * A deterministic synthetic index for query tests: studies with `^`-component names (some
@@ -13,6 +14,8 @@ export interface GenSeries {
   seriesNumber: number;
   seriesDescription: string;
   instances: Array<{ sopInstanceUid: string; sopClassUid: string; instanceNumber: number; rows: number; columns: number }>;
+  /** Request Attributes Sequence items (empty: the series has none). */
+  requestAttributes: Array<{ RequestedProcedureID?: string; ScheduledProcedureStepID?: string; AccessionNumber?: string }>;
 }
 
 export interface GenStudy {
@@ -29,6 +32,8 @@ export interface GenStudy {
   series: GenSeries[];
   /** Sorted distinct modalities, as the index keeps them. */
   modalities: string[];
+  /** Procedure Code Sequence items (empty: the study has none). */
+  procedureCodes: Array<{ CodeValue: string; CodingSchemeDesignator: string; CodeMeaning?: string }>;
 }
 
 const FAMILY = ['SMITH', 'Doe', 'MÜLLER', 'Núñez', "O'BRIEN", 'O_BRIEN', 'OXBRIEN', 'PER%CENT', 'PERXCENT', 'van der Berg', 'Zhang', 'JOHNSON', 'Ångström', 'LEE'];
@@ -51,6 +56,32 @@ function rng(seed: number): () => number {
 }
 
 const pad = (n: number, w: number) => String(n).padStart(w, '0');
+
+const PROCEDURES = [
+  { CodeValue: 'CTCHEST', CodingSchemeDesignator: '99LOCAL', CodeMeaning: 'CT Chest' },
+  { CodeValue: '24627-2', CodingSchemeDesignator: 'LN', CodeMeaning: 'Chest CT' },
+  { CodeValue: 'MRHEAD', CodingSchemeDesignator: '99LOCAL' },
+  { CodeValue: 'ctchest', CodingSchemeDesignator: '99LOCAL', CodeMeaning: 'lower-case code' },
+];
+
+/**
+ * Sequence items, derived from the study and series numbers rather than drawn from the random
+ * stream, so adding them left every other generated value as it was. Most series have one
+ * request; every fifth study's series have two (the second a different RP), every seventh none.
+ */
+function requestItems(i: number, j: number, accession: string): GenSeries['requestAttributes'] {
+  if (i % 7 === 6) return [];
+  const first = { RequestedProcedureID: `RP${pad(i % 40, 3)}`, ScheduledProcedureStepID: `SPS${i}.${j + 1}`, AccessionNumber: accession };
+  if (i % 5 !== 0) return [first];
+  return [first, { RequestedProcedureID: `RP${pad((i + 1) % 40, 3)}`, ScheduledProcedureStepID: `SPS${i}.${j + 1}B` }];
+}
+
+function procedureItems(i: number): GenStudy['procedureCodes'] {
+  if (i % 6 === 5) return [];
+  const items = [PROCEDURES[i % PROCEDURES.length]!];
+  if (i % 11 === 0) items.push(PROCEDURES[(i + 1) % PROCEDURES.length]!);
+  return items;
+}
 
 export function generateStudies(count: number, seed = 42): GenStudy[] {
   const r = rng(seed);
@@ -86,6 +117,7 @@ export function generateStudies(count: number, seed = 42): GenStudy[] {
           rows: modality === 'SR' ? 0 : 512,
           columns: modality === 'SR' ? 0 : 512,
         })),
+        requestAttributes: requestItems(i, j, `ACC${pad(i, 6)}`),
       });
     }
     out.push({
@@ -98,9 +130,23 @@ export function generateStudies(count: number, seed = 42): GenStudy[] {
       referringPhysicianName: pick(['HOUSE^GREGORY', 'Wilson^James', 'CUDDY^LISA']),
       series,
       modalities: [...new Set(series.map((s) => s.modality))].sort(),
+      procedureCodes: procedureItems(i),
     });
   }
   return out;
+}
+
+/** Generated items (keyword → value) as the header parser gives them (tag → value). */
+function byTag(keyword: string, items: Array<Record<string, string | undefined>>): SequenceItems[string] {
+  const seq = INDEXED_SEQUENCES.find((s) => s.keyword === keyword)!;
+  return items.map((item) => {
+    const out: Record<string, string> = {};
+    for (const a of seq.items) {
+      const v = item[a.keyword];
+      if (v !== undefined) out[a.tag] = v;
+    }
+    return out;
+  });
 }
 
 export function* instanceRecords(studies: GenStudy[]): Generator<InstanceRecord> {
@@ -125,6 +171,10 @@ export function* instanceRecords(studies: GenStudy[]): Generator<InstanceRecord>
             studyId: st.accessionNumber.slice(3),
           },
           series: { seriesInstanceUid: se.seriesInstanceUid, modality: se.modality, seriesNumber: se.seriesNumber, seriesDescription: se.seriesDescription },
+          sequences: {
+            '00400275': byTag('RequestAttributesSequence', se.requestAttributes),
+            '00081032': byTag('ProcedureCodeSequence', st.procedureCodes),
+          },
           instance: {
             sopInstanceUid: inst.sopInstanceUid,
             sopClassUid: inst.sopClassUid,

@@ -4,7 +4,6 @@ import type { Knex } from 'knex';
  * Remote DICOM nodes (PACS, workstations, modalities) the node talks to: C-MOVE destinations,
  * forwarding targets, and, when the calling-AE allowlist is on, the peers allowed to call in.
  * A STOW-RS destination (a DICOMweb PACS) is a row with `stow_url` set.
- * (004 is left for the query engine's sequence index.)
  */
 export async function up(knex: Knex): Promise<void> {
   await knex.schema.createTable('remote_nodes', (t) => {
