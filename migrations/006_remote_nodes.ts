@@ -17,6 +17,8 @@ export async function up(knex: Knex): Promise<void> {
     t.boolean('allow_query_retrieve').notNullable().defaultTo(true);
     /** DICOMweb base URL for STOW-RS forwarding instead of C-STORE. */
     t.string('stow_url', 1024).nullable();
+    /** Authorization header value for the STOW-RS destination ("Bearer …" / "Basic …"). */
+    t.text('stow_authorization').nullable();
     t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
     t.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
   });

@@ -5,6 +5,7 @@ import * as m003 from './003_series_metadata.js';
 import * as m004 from './004_sequence_items.js';
 import * as m005 from './005_study_list_order.js';
 import * as m006 from './006_remote_nodes.js';
+import * as m007 from './007_forwarding.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -22,6 +23,7 @@ const migrations: ReadonlyArray<[string, Migration]> = [
   ['004_sequence_items', m004],
   ['005_study_list_order', m005],
   ['006_remote_nodes', m006],
+  ['007_forwarding', m007],
 ];
 
 /** Every migration's name, in the order they apply. */

@@ -5,6 +5,8 @@ import { createStorage, LocalStorage } from '../storage/index.js';
 import type { BlobStorage } from '../storage/types.js';
 import { ParsePool } from './dicom/parse-pool.js';
 import { Transcoder } from './dicom/transcoder.js';
+import { Forwarder } from './forwarding/forwarder.js';
+import { RuleCache } from './forwarding/rules.js';
 import { Ingestor } from './ingest/ingest.js';
 import { DimseServer } from '../dimse/server.js';
 import { nodeServices } from '../dimse/node-services.js';
@@ -27,6 +29,8 @@ export interface Core {
   parser: ParsePool;
   ingestor: Ingestor;
   transcoder: Transcoder;
+  forwardingRules: RuleCache;
+  forwarder: Forwarder;
   close(): Promise<void>;
 }
 
@@ -74,16 +78,35 @@ export async function openCore(config: Config, log: Logger): Promise<Core> {
   );
   const transcoder = new Transcoder(config.transcode);
   ingestor.on('instance-stored', (e) => transcoder.invalidate(e.sopInstanceUid));
+  const audit = new AuditLog(db, log);
+  const forwardingRules = new RuleCache(db);
+  await forwardingRules.start((err) => log.warn({ err: errorMessage(err) }, 'forwarding rules reload failed'));
+  const fw = config.forwarding;
+  const forwarder = new Forwarder(
+    { db, storage, log, audit, rules: forwardingRules },
+    {
+      batchSize: fw.batchSize,
+      pollMs: fw.pollMs,
+      staleMs: 10 * 60_000,
+      settleMs: fw.settleMs,
+      retry: { maxAttempts: fw.maxAttempts, baseDelayMs: fw.retryBaseMs, maxDelayMs: 3_600_000 },
+    },
+  );
+  ingestor.addIndexHook(forwarder.hook);
   return {
     config,
     log,
     db,
-    audit: new AuditLog(db, log),
+    audit,
     storage,
     parser,
     ingestor,
     transcoder,
+    forwardingRules,
+    forwarder,
     async close() {
+      forwardingRules.stop();
+      await forwarder.stop();
       await transcoder.close();
       await parser.close();
       await storage.close?.();
@@ -129,6 +152,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     throw new Error(`cannot listen on HTTP port ${config.httpPort}: ${errorMessage(err)}`, { cause: err });
   }
   log.info({ port: httpPort }, 'HTTP listener started');
+  if (config.forwarding.enabled) core.forwarder.start();
   return {
     ...core,
     dimse,

@@ -71,6 +71,12 @@ const envSchema = z.object({
   TRANSCODE_WORKERS: z.coerce.number().int().min(1).max(64).optional(),
   TRANSCODE_TIMEOUT_MS: z.coerce.number().int().min(100).default(120_000),
   TRANSCODE_CACHE_MB: z.coerce.number().int().min(0).max(65_536).default(256),
+  FORWARDING: z.enum(['on', 'off']).default('on'),
+  FORWARD_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(200),
+  FORWARD_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(1000).default(8),
+  FORWARD_RETRY_BASE_MS: z.coerce.number().int().min(10).default(30_000),
+  FORWARD_SETTLE_MS: z.coerce.number().int().min(0).default(2_000),
+  FORWARD_POLL_MS: z.coerce.number().int().min(50).default(5_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -123,6 +129,7 @@ export interface Config {
   maxInstanceBytes: number;
   parse: { workers: number; timeoutMs: number };
   transcode: { workers: number; timeoutMs: number; cacheBytes: number };
+  forwarding: { enabled: boolean; batchSize: number; maxAttempts: number; retryBaseMs: number; settleMs: number; pollMs: number };
   logLevel: Env['LOG_LEVEL'];
 }
 
@@ -260,6 +267,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       workers: e.TRANSCODE_WORKERS ?? Math.max(1, Math.min(4, os.availableParallelism())),
       timeoutMs: e.TRANSCODE_TIMEOUT_MS,
       cacheBytes: e.TRANSCODE_CACHE_MB * 1024 * 1024,
+    },
+    forwarding: {
+      enabled: e.FORWARDING === 'on',
+      batchSize: e.FORWARD_BATCH_SIZE,
+      maxAttempts: e.FORWARD_MAX_ATTEMPTS,
+      retryBaseMs: e.FORWARD_RETRY_BASE_MS,
+      settleMs: e.FORWARD_SETTLE_MS,
+      pollMs: e.FORWARD_POLL_MS,
     },
     logLevel: e.LOG_LEVEL,
   };

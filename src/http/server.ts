@@ -10,6 +10,8 @@ import { findUserById } from '../auth/users.js';
 import type { Config } from '../config.js';
 import type { Db } from '../db/connection.js';
 import type { Transcoder } from '../dicom/transcoder.js';
+import type { Forwarder } from '../forwarding/forwarder.js';
+import type { RuleCache } from '../forwarding/rules.js';
 import type { Ingestor } from '../ingest/ingest.js';
 import type { Logger } from '../logger.js';
 import type { BlobStorage } from '../../storage/types.js';
@@ -34,6 +36,8 @@ export interface HttpDeps {
   ingestor: Ingestor;
   audit: AuditLog;
   transcoder: Transcoder;
+  forwardingRules: RuleCache;
+  forwarder: Forwarder;
   secretKey: string;
 }
 

@@ -9,7 +9,7 @@ import type { Db } from '../db/connection.js';
 import type { BlobStorage } from '../../storage/types.js';
 import { instanceKey, isValidUid } from '../../storage/keys.js';
 import { findInstance, type InstanceRecord } from '../catalog/catalog.js';
-import { IndexWriter } from '../catalog/index-writer.js';
+import { IndexWriter, type IndexHook } from '../catalog/index-writer.js';
 import type { DicomHeader } from '../dicom/header-types.js';
 import type { ParsePool } from '../dicom/parse-pool.js';
 import { isStandardStorageSopClass, isStorableTransferSyntax } from '../dicom/uids.js';
@@ -92,6 +92,11 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
   }
 
   /** A fresh path in the temp area, for transports that write the incoming file themselves. */
+  /** Work that commits in the same transaction as each instance's index rows. */
+  addIndexHook(hook: IndexHook): void {
+    this.index.addHook(hook);
+  }
+
   tempPath(): string {
     return path.join(this.opts.tempDir, `${randomUUID()}.part`);
   }

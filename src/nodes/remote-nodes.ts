@@ -10,6 +10,8 @@ export interface RemoteNode {
   description: string | null;
   allowQueryRetrieve: boolean;
   stowUrl: string | null;
+  /** Sent as the Authorization header to the STOW-RS destination; never shown by the API. */
+  stowAuthorization: string | null;
 }
 
 export type RemoteNodeInput = Omit<RemoteNode, 'id'>;
@@ -23,6 +25,7 @@ interface Row {
   description: string | null;
   allow_query_retrieve: boolean | number;
   stow_url: string | null;
+  stow_authorization: string | null;
 }
 
 function fromRow(r: Row): RemoteNode {
@@ -35,6 +38,7 @@ function fromRow(r: Row): RemoteNode {
     description: r.description,
     allowQueryRetrieve: Boolean(r.allow_query_retrieve),
     stowUrl: r.stow_url,
+    stowAuthorization: r.stow_authorization ?? null,
   };
 }
 
@@ -47,6 +51,7 @@ function toRow(n: Partial<RemoteNodeInput>): Partial<Row> {
   if (n.description !== undefined) out.description = n.description;
   if (n.allowQueryRetrieve !== undefined) out.allow_query_retrieve = n.allowQueryRetrieve;
   if (n.stowUrl !== undefined) out.stow_url = n.stowUrl;
+  if (n.stowAuthorization !== undefined) out.stow_authorization = n.stowAuthorization;
   return out;
 }
 

@@ -21,7 +21,8 @@ export async function tempDir(prefix: string): Promise<string> {
  * with its data in a fresh temp directory. Extra env selects PostgreSQL, S3, policies.
  */
 export async function startTestNode(env: Record<string, string> = {}): Promise<TestNode> {
-  const dir = await tempDir('node');
+  // DATA_DIR given: a restart of a node stopped with stop() (not cleanup()), on its own data.
+  const dir = env.DATA_DIR ?? (await tempDir('node'));
   const config = loadConfig({ DATA_DIR: dir, DICOM_PORT: '0', HTTP_PORT: '0', ...env }, dir);
   const log = createLogger(process.env.RADIANT_TEST_LOG ?? 'silent', { stderr: true });
   const node = await startNode(config, log);

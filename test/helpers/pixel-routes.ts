@@ -41,6 +41,8 @@ export async function ensurePixelRoutes(node: TestNode): Promise<{ url: string; 
     ingestor: node.ingestor,
     audit: node.audit,
     transcoder: node.transcoder,
+    forwardingRules: node.forwardingRules,
+    forwarder: node.forwarder,
     secretKey: resolveSecretKey(node.config),
     security,
     metrics: node.http.metrics,

@@ -2,6 +2,7 @@ import Router from '@koa/router';
 import type { RouteDeps } from '../server.js';
 import type { AppRouter, AppState } from '../state.js';
 import { registerDocsRoutes } from './docs.js';
+import { registerForwardingRoutes } from './forwarding.js';
 import { registerPatientRoutes } from './patients.js';
 import { registerStudyRoutes } from './studies.js';
 import { registerUploadRoutes } from './upload.js';
@@ -17,6 +18,7 @@ export function apiRoutes(deps: RouteDeps): AppRouter {
   // /api/studies/upload before /api/studies/:id, so the literal path is matched first.
   registerUploadRoutes(r, deps);
   registerStudyRoutes(r, deps);
+  registerForwardingRoutes(r, deps);
   registerDocsRoutes(r);
   return r;
 }
