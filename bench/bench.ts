@@ -260,6 +260,8 @@ async function stowRun(sets: string[][]): Promise<number> {
 
 interface ReadFigures {
   studyMBps: number;
+  transcodedPerSec: number;
+  transcodedRatio: number;
   metadataFirstMs: number;
   metadataCachedMs: number;
   qidoP50Ms: number;
@@ -298,6 +300,13 @@ async function readRun(files: string[]): Promise<ReadFigures> {
     const studyMs = await timed(async () => {
       const res = await fetch(studyUrl, { headers: { ...auth, accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' } });
       for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) bytes += chunk.length;
+    });
+    // Transcoded on the way out: the CT (explicit VR LE) as lossless JPEG-LS, then back from it.
+    let jlsBytes = 0;
+    const jlsMs = await timed(async () => {
+      const res = await fetch(studyUrl, { headers: { ...auth, accept: 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.80' } });
+      if (res.status !== 200) throw new Error(`transcoded retrieve answered ${res.status}`);
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) jlsBytes += chunk.length;
     });
     const metadata = async () => {
       const res = await fetch(`${seriesUrl}/metadata`, { headers: { ...auth, accept: 'application/dicom+json' } });
@@ -342,6 +351,8 @@ async function readRun(files: string[]): Promise<ReadFigures> {
     return {
       renderedPerSec: rendered.length / (renderMs / 1000),
       studyMBps: bytes / 1e6 / (studyMs / 1000),
+      transcodedPerSec: instanceUrls.length / (jlsMs / 1000),
+      transcodedRatio: bytes / Math.max(1, jlsBytes),
       metadataFirstMs,
       metadataCachedMs: median(cached),
       qidoP50Ms: percentile(qido, 50),
@@ -433,6 +444,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < RUNS; i++) reads.push(await readRun(files));
     const m = (k: keyof ReadFigures) => median(reads.map((r) => r[k]));
     console.log(`WADO-RS study retrieve           ${m('studyMBps').toFixed(1)} MB/s (99 instances, as stored)`);
+    console.log(`WADO-RS study, transcoded        ${m('transcodedPerSec').toFixed(1)} instances/s to JPEG-LS lossless (${m('transcodedRatio').toFixed(2)}:1 smaller)`);
     console.log(`WADO-RS series metadata          ${m('metadataFirstMs').toFixed(0)} ms first build, ${m('metadataCachedMs').toFixed(1)} ms cached (99 instances)`);
     console.log(`QIDO-RS /studies (1-study index)  p50 ${m('qidoP50Ms').toFixed(1)} ms, p99 ${m('qidoP99Ms').toFixed(1)} ms (200 requests)`);
     console.log(`WADO-RS frames (512² CT)         ${m('framesSeq').toFixed(0)} frames/s sequential, ${m('frames8').toFixed(0)} frames/s 8 at once`);
