@@ -3,7 +3,7 @@ import vm from 'node:vm';
 
 /**
  * Peak growth of this process's live memory (heap + array buffers) while `work` runs, sampled
- * every 100 ms after a forced GC, so the figure is live data rather than garbage in waiting.
+ * every 250 ms after a forced GC (a full GC of a large test process is not free), so the figure is live data rather than garbage in waiting.
  * Used to show that a large transfer streams instead of being buffered.
  */
 export async function peakLiveGrowth<T>(work: () => Promise<T>): Promise<{ result: T; growthMb: number }> {
@@ -19,7 +19,7 @@ export async function peakLiveGrowth<T>(work: () => Promise<T>): Promise<{ resul
   const timer = setInterval(() => {
     gc();
     peak = Math.max(peak, live());
-  }, 100);
+  }, 250);
   try {
     const result = await work();
     return { result, growthMb: (peak - baseline) / 1e6 };
