@@ -143,7 +143,10 @@ export function parseIdentifier(model: QrModel, elements: Record<string, unknown
       );
     }
     requested.push(def);
-    if (def.kind !== 'none') filters[def.keyword] = queryValue(value);
+    // dcmjs reads a zero-length US element as 0: for Rows/Columns that is universal matching
+    // (no image has 0 rows), never a match on 0.
+    const v = def.vr === 'US' && (value === 0 || (Array.isArray(value) && value.length === 1 && value[0] === 0)) ? '' : value;
+    if (def.kind !== 'none') filters[def.keyword] = queryValue(v);
   }
   for (const kw of uniqueKeysAbove(model, level)) {
     const v = (filters[kw] ?? '').trim();

@@ -187,6 +187,9 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
     }
 
     override associationReleaseRequested(): void {
+      // Nothing more may be sent once the peer asked to release (a storage commitment report
+      // then goes on a new association): services see the association as over from here.
+      this.markClosed();
       this.sendAssociationReleaseResponse();
     }
 
