@@ -72,5 +72,7 @@ export function clientFind(
     client.on('associationRejected', () => reject(new Error('association rejected')));
     client.on('closed', () => resolve(out));
     client.send('127.0.0.1', port, 'TESTSCU', calledAe);
+    // As DCMTK does (TCP_NODELAY): without it Nagle holds the client's small PDUs back.
+    (client as unknown as { network?: { socket?: { setNoDelay(v: boolean): void } } }).network?.socket?.setNoDelay(true);
   });
 }
