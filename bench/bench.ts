@@ -7,11 +7,14 @@ import net from 'node:net';
 import http from 'node:http';
 import { Readable } from 'node:stream';
 import { buildPostgresIndex, buildSqliteIndex, scaleQueries } from './qido-scale.js';
+import dimse from 'dcmjs-dimse';
+import { STUDY_ROOT_FIND } from '../dimse/find.js';
+import { clientFind } from '../test/helpers/dimse-client.js';
 
 /**
  * `npm run bench`: C-STORE throughput with DCMTK storescu (1 and 4 concurrent associations),
  * `radiant import` throughput, STOW-RS throughput (1 and 4 concurrent requests), and the read side
- * (WADO-RS study, metadata, frames, rendered, QIDO-RS latency), each on a
+ * (WADO-RS study, metadata, frames, rendered, QIDO-RS and C-FIND latency), each on a
  * fresh node, median of RUNS runs. Prints figures only; nothing here asserts a speed.
  *
  * Then QIDO-RS at scale (qido-scale.ts): an index of BENCH_QIDO_STUDIES studies (default 10 000,
@@ -172,7 +175,7 @@ async function importRun(dir: string): Promise<number> {
 const STOW_BOUNDARY = 'radiant-bench-boundary';
 const BENCH_PASSWORD = 'bench-password-not-secret';
 
-async function startHttpNode(dataDir: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; base: string }> {
+async function startHttpNode(dataDir: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; base: string; dicomPort: number }> {
   const env = { ...process.env, ...extraEnv, DATA_DIR: dataDir, LOG_LEVEL: 'warn' };
   const created = await run(process.execPath, [cli, 'user', 'create', 'bench', 'admin'], { ...env, RADIANT_USER_PASSWORD: BENCH_PASSWORD });
   if (created.code !== 0) throw new Error(`user create failed: ${created.out.slice(-500)}`);
@@ -185,7 +188,7 @@ async function startHttpNode(dataDir: string, extraEnv: NodeJS.ProcessEnv = {}):
   const base = `http://127.0.0.1:${httpPort}`;
   for (let i = 0; i < 200; i++) {
     const ok = await fetch(`${base}/healthz`).then((r) => r.ok, () => false);
-    if (ok) return { child, base };
+    if (ok) return { child, base, dicomPort };
     await new Promise((res) => setTimeout(res, 100));
   }
   child.kill('SIGKILL');
@@ -269,6 +272,10 @@ interface ReadFigures {
   framesSeq: number;
   frames8: number;
   renderedPerSec: number;
+  cfindNameP50Ms: number;
+  cfindNameP99Ms: number;
+  cfindUidP50Ms: number;
+  cfindUidP99Ms: number;
 }
 
 function percentile(xs: number[], p: number): number {
@@ -284,7 +291,7 @@ async function timed(fn: () => Promise<void>): Promise<number> {
 
 async function readRun(files: string[]): Promise<ReadFigures> {
   const dataDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'radiant-bench-'));
-  const { child, base } = await startHttpNode(dataDir);
+  const { child, base, dicomPort } = await startHttpNode(dataDir);
   try {
     const token = await benchToken(base);
     const auth = { authorization: `Bearer ${token}` };
@@ -326,6 +333,24 @@ async function readRun(files: string[]): Promise<ReadFigures> {
       );
     }
 
+    // C-FIND, as findscu does it: one association per query (associate, C-FIND, release), study
+    // level, Study Root, by PatientName wildcard and by StudyInstanceUID, on the same index.
+    const studyUid = studyUrl.replace(/^.*\/studies\//, '');
+    const studyRow = (await (await fetch(`${base}/dicom-web/studies?StudyInstanceUID=${studyUid}`, { headers: auth })).json()) as Array<
+      Record<string, { Value?: Array<{ Alphabetic?: string }> }>
+    >;
+    const initial = (studyRow[0]?.['00100010']?.Value?.[0]?.Alphabetic ?? 'A').slice(0, 1);
+    const cfind = async (keys: Record<string, string>) => {
+      const answers = await clientFind(dicomPort, STUDY_ROOT_FIND, { QueryRetrieveLevel: 'STUDY', StudyInstanceUID: '', PatientName: '', StudyDate: '', ...keys });
+      if (answers.length !== 2 || answers[1]!.status !== 0) throw new Error(`C-FIND answered ${answers.map((a) => a.status.toString(16)).join(',')}`);
+    };
+    const byName: number[] = [];
+    const byUid: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      byName.push(await timed(() => cfind({ PatientName: `${initial}*` })));
+      byUid.push(await timed(() => cfind({ StudyInstanceUID: studyUid })));
+    }
+
     const frame = async (url: string) => {
       const res = await fetch(`${url}/frames/1`, { headers: { ...auth, accept: 'multipart/related; type=application/octet-stream; transfer-syntax=*' } });
       await res.arrayBuffer();
@@ -359,6 +384,10 @@ async function readRun(files: string[]): Promise<ReadFigures> {
       qidoP99Ms: percentile(qido, 99),
       framesSeq: instanceUrls.length / (seqMs / 1000),
       frames8: instanceUrls.length / (parMs / 1000),
+      cfindNameP50Ms: percentile(byName, 50),
+      cfindNameP99Ms: percentile(byName, 99),
+      cfindUidP50Ms: percentile(byUid, 50),
+      cfindUidP99Ms: percentile(byUid, 99),
     };
   } finally {
     await stopNode(child);
@@ -410,6 +439,7 @@ async function qidoScale(): Promise<void> {
 
 async function main(): Promise<void> {
   if (process.argv[2] === 'qido') return qidoScale();
+  dimse.log.setLevel('silent');
   if (!fs.existsSync(ctDir)) throw new Error(`corpus CT not found at ${ctDir}: set RADIANT_CORPUS`);
   const files = (await fsp.readdir(ctDir)).filter((f) => f.endsWith('.dcm')).sort().map((f) => path.join(ctDir, f));
   const bytes = (await Promise.all(files.map((f) => fsp.stat(f)))).reduce((a, s) => a + s.size, 0);
@@ -449,6 +479,8 @@ async function main(): Promise<void> {
     console.log(`QIDO-RS /studies (1-study index)  p50 ${m('qidoP50Ms').toFixed(1)} ms, p99 ${m('qidoP99Ms').toFixed(1)} ms (200 requests)`);
     console.log(`WADO-RS frames (512² CT)         ${m('framesSeq').toFixed(0)} frames/s sequential, ${m('frames8').toFixed(0)} frames/s 8 at once`);
     console.log(`WADO-RS rendered (512² CT, JPEG)  ${m('renderedPerSec').toFixed(1)} images/s sequential`);
+    console.log(`C-FIND STUDY, PatientName=X*      p50 ${m('cfindNameP50Ms').toFixed(1)} ms, p99 ${m('cfindNameP99Ms').toFixed(1)} ms (200 associations, dcmjs-dimse Client)`);
+    console.log(`C-FIND STUDY, StudyInstanceUID    p50 ${m('cfindUidP50Ms').toFixed(1)} ms, p99 ${m('cfindUidP99Ms').toFixed(1)} ms (200 associations, dcmjs-dimse Client)`);
   } finally {
     await fsp.rm(work, { recursive: true, force: true });
   }

@@ -71,6 +71,11 @@ function errorComment(message: string): string {
   return ascii.length > 64 ? `${ascii.slice(0, 61)}...` : ascii;
 }
 
+/** Pending (0xFF00, 0xFF01): more responses follow (PS3.7 C.4). */
+function isPending(status: number): boolean {
+  return status === 0xff00 || status === 0xff01;
+}
+
 /** A service the node does not provide on this association: refused, never silently empty. */
 function refusal<R extends { setStatus(s: number): void }>(response: R): R {
   response.setStatus(DimseStatus.SopClassNotSupported);
@@ -182,6 +187,9 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
     }
 
     override associationReleaseRequested(): void {
+      // Nothing more may be sent once the peer asked to release (a storage commitment report
+      // then goes on a new association): services see the association as over from here.
+      this.markClosed();
       this.sendAssociationReleaseResponse();
     }
 
@@ -199,17 +207,40 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
 
     override cFindRequest(request: CFindRequest, callback: (responses: CFindResponse[]) => void): void {
       if (!services.find || !this.context) return callback([refusal(CFindResponseC.fromRequest(request))]);
-      services.find(this.context, request, (r) => callback(Array.isArray(r) ? r : [r]));
+      services.find(this.context, request, this.streamed(request, callback));
     }
 
     override cMoveRequest(request: CMoveRequest, callback: (responses: CMoveResponse[]) => void): void {
       if (!services.move || !this.context) return callback([refusal(CMoveResponseC.fromRequest(request))]);
-      services.move(this.context, request, (r) => callback(Array.isArray(r) ? r : [r]));
+      services.move(this.context, request, this.streamed(request, callback));
     }
 
     override cGetRequest(request: CGetRequest, callback: (responses: CGetResponse[]) => void): void {
       if (!services.get || !this.context) return callback([refusal(CGetResponseC.fromRequest(request))]);
-      services.get(this.context, request, (r) => callback(Array.isArray(r) ? r : [r]));
+      services.get(this.context, request, this.streamed(request, callback));
+    }
+
+    /**
+     * dcmjs-dimse's callback for a C-FIND/C-MOVE/C-GET may be called once only (it is the
+     * async emitter's completion callback), so pending responses go out with sendResponse as
+     * they come, and the callback carries the final one.
+     */
+    private streamed<R extends { getStatus(): number }>(
+      request: CFindRequest | CMoveRequest | CGetRequest,
+      callback: (responses: R[]) => void,
+    ): (responses: R | R[]) => void {
+      let done = false;
+      return (r) => {
+        if (done) return;
+        const list = Array.isArray(r) ? r : [r];
+        const last = list.findIndex((x) => !isPending(x.getStatus()));
+        if (last < 0) {
+          for (const x of list) this.sendResponse(request, x as unknown as Parameters<InstanceType<typeof Scp>['sendResponse']>[1]);
+          return;
+        }
+        done = true;
+        callback(list.slice(0, last + 1));
+      };
     }
 
     override nActionRequest(request: NActionRequest, callback: (response: NActionResponse) => void): void {

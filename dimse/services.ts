@@ -31,7 +31,7 @@ export interface AssociationContext {
   association: AssociationT;
   /** The SCP itself: C-GET sends its C-STORE requests with `scp.sendRequests`. */
   scp: ScpInstance;
-  /** Resolves when the association is over (released, aborted or dropped). */
+  /** Resolves when the association is over (release requested, aborted or dropped). */
   closed: Promise<void>;
 }
 

@@ -14,7 +14,7 @@ export interface RemoteNode {
   stowAuthorization: string | null;
 }
 
-export type RemoteNodeInput = Omit<RemoteNode, 'id'>;
+export type RemoteNodeInput = Omit<RemoteNode, 'id' | 'stowAuthorization'> & { stowAuthorization?: string | null };
 
 interface Row {
   id: number;

@@ -1,0 +1,300 @@
+import dimse from 'dcmjs-dimse';
+import type { Knex } from 'knex';
+import type { AuditLog } from '../src/audit/audit.js';
+import { errorMessage } from '../src/errors.js';
+import type { Logger } from '../src/logger.js';
+import { findAttribute, LEVEL_RANK, type AttributeDef, type Level } from '../src/query/attributes.js';
+import { toDicomJsonValue } from '../src/query/dicom-json.js';
+import { QueryError, runQuery, type AttributeMap } from '../src/query/engine.js';
+import { runPatientQuery } from '../src/query/patient-level.js';
+import type { AssociationContext, AssociationT, CFindRequest, CFindResponse, Respond } from './services.js';
+
+/**
+ * C-FIND SCP for the Patient Root and Study Root Query/Retrieve Information Models (PS3.4 C.4.1),
+ * hierarchical queries only, through the query engine QIDO-RS uses (src/query): the same
+ * matching (single value, wildcards, DA/TM ranges, UID lists, universal matching,
+ * case-insensitive PN) over the same index.
+ *
+ * - Each match is one pending response (0xFF00; 0xFF01 when the identifier held keys the node
+ *   does not support, which are left out of the answers), sent as soon as its batch of rows is
+ *   read; then Success. A C-CANCEL stops the stream with Cancel (0xFE00).
+ * - The answers hold the requested keys only, plus QueryRetrieveLevel, SpecificCharacterSet
+ *   (ISO_IR 192, the index is UTF-8) and RetrieveAETitle (the node's AE title).
+ * - The unique keys of the levels above the Query/Retrieve Level must be single values (PS3.4
+ *   C.4.1.2.1); a missing or wildcard one, a level outside the model (PATIENT under Study Root),
+ *   and a key below the level (a relational query, which needs extended negotiation that is not
+ *   offered) are Failure 0xA900 "Identifier does not match SOP Class" with an ErrorComment. A
+ *   value the VR cannot hold (a malformed date) and an index failure are 0xC000 "Unable to
+ *   process".
+ */
+
+export const PATIENT_ROOT_FIND = '1.2.840.10008.5.1.4.1.2.1.1';
+export const STUDY_ROOT_FIND = '1.2.840.10008.5.1.4.1.2.2.1';
+export const FIND_SOP_CLASSES: ReadonlySet<string> = new Set([PATIENT_ROOT_FIND, STUDY_ROOT_FIND]);
+
+/** C-FIND response statuses (PS3.4 C.4.1.1.4, PS3.7 C.4.1.1.4). */
+export const FindStatus = {
+  Success: 0x0000,
+  Pending: 0xff00,
+  /** Matches are continuing; one or more optional keys were not supported. */
+  PendingOptionalKeysNotSupported: 0xff01,
+  Cancel: 0xfe00,
+  OutOfResources: 0xa700,
+  IdentifierDoesNotMatchSopClass: 0xa900,
+  UnableToProcess: 0xc000,
+  SopClassNotSupported: 0x0122,
+} as const;
+
+const { Dataset } = dimse;
+const { CFindResponse: CFindResponseC } = dimse.responses;
+
+export type QrLevel = 'PATIENT' | 'STUDY' | 'SERIES' | 'IMAGE';
+export type QrModel = 'patient-root' | 'study-root';
+
+const ENGINE_LEVEL: Record<QrLevel, Level> = { PATIENT: 'patient', STUDY: 'study', SERIES: 'series', IMAGE: 'instance' };
+
+/** Keys answered by the SCP itself rather than from the index. */
+const SCP_KEYS = new Set(['QueryRetrieveLevel', 'SpecificCharacterSet', 'RetrieveAETitle']);
+/** In the attribute table for QIDO-RS only. */
+const NOT_DIMSE = new Set(['RetrieveURL']);
+
+export class FindFailure extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'FindFailure';
+  }
+}
+
+export interface ParsedFind {
+  model: QrModel;
+  level: QrLevel;
+  /** Keyword → DICOM query value ('' is universal matching), for the engine. */
+  filters: Record<string, string>;
+  /** The requested keys the node answers, in the identifier's order. */
+  requested: AttributeDef[];
+  /** Keys of the identifier the node does not support (keywords, or tags for unknown ones). */
+  unsupported: string[];
+}
+
+export function modelOf(sopClassUid: string): QrModel | undefined {
+  if (sopClassUid === PATIENT_ROOT_FIND) return 'patient-root';
+  if (sopClassUid === STUDY_ROOT_FIND) return 'study-root';
+  return undefined;
+}
+
+/** A naturalized dcmjs value as a DICOM query string (`\` between values, PN groups with `=`). */
+export function queryValue(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  if (Array.isArray(v)) return v.map(queryValue).join('\\');
+  if (typeof v === 'object') {
+    const pn = v as { Alphabetic?: string; Ideographic?: string; Phonetic?: string };
+    const groups = [pn.Alphabetic ?? '', pn.Ideographic ?? '', pn.Phonetic ?? ''];
+    while (groups.length > 1 && groups[groups.length - 1] === '') groups.pop();
+    return groups.join('=');
+  }
+  return String(v);
+}
+
+function tagOf(def: AttributeDef): string {
+  return `(${def.tag.slice(0, 4)},${def.tag.slice(4)})`;
+}
+
+/** Unique keys of the levels above `level` in the model (PS3.4 C.4.1.2.1). */
+function uniqueKeysAbove(model: QrModel, level: QrLevel): string[] {
+  const out: string[] = [];
+  if (model === 'patient-root' && level !== 'PATIENT') out.push('PatientID');
+  if (level === 'SERIES' || level === 'IMAGE') out.push('StudyInstanceUID');
+  if (level === 'IMAGE') out.push('SeriesInstanceUID');
+  return out;
+}
+
+/** The identifier of a C-FIND request, checked against the model; throws FindFailure. */
+export function parseIdentifier(model: QrModel, elements: Record<string, unknown>): ParsedFind {
+  const rawLevel = queryValue(elements.QueryRetrieveLevel).trim().toUpperCase();
+  if (!rawLevel) {
+    throw new FindFailure(FindStatus.IdentifierDoesNotMatchSopClass, 'QueryRetrieveLevel (0008,0052) is missing');
+  }
+  if (!['PATIENT', 'STUDY', 'SERIES', 'IMAGE'].includes(rawLevel)) {
+    throw new FindFailure(FindStatus.IdentifierDoesNotMatchSopClass, `unknown QueryRetrieveLevel ${rawLevel.slice(0, 16)}`);
+  }
+  const level = rawLevel as QrLevel;
+  if (model === 'study-root' && level === 'PATIENT') {
+    throw new FindFailure(FindStatus.IdentifierDoesNotMatchSopClass, 'PATIENT level is not in the Study Root model');
+  }
+  const rank = LEVEL_RANK[ENGINE_LEVEL[level]];
+  const filters: Record<string, string> = {};
+  const requested: AttributeDef[] = [];
+  const unsupported: string[] = [];
+  for (const [key, value] of Object.entries(elements)) {
+    if (key.startsWith('_') || SCP_KEYS.has(key)) continue;
+    const def = findAttribute(key);
+    if (!def || NOT_DIMSE.has(def.keyword) || Array.isArray(value) && value.some((x) => x && typeof x === 'object' && !('Alphabetic' in x || 'Ideographic' in x || 'Phonetic' in x))) {
+      // Sequences and attributes the index does not hold: optional keys not supported.
+      unsupported.push(key);
+      continue;
+    }
+    if (LEVEL_RANK[def.level] > rank) {
+      throw new FindFailure(
+        FindStatus.IdentifierDoesNotMatchSopClass,
+        `${def.keyword} is below the ${level} level (no relational queries)`,
+      );
+    }
+    requested.push(def);
+    // dcmjs reads a zero-length US element as 0: for Rows/Columns that is universal matching
+    // (no image has 0 rows), never a match on 0.
+    const v = def.vr === 'US' && (value === 0 || (Array.isArray(value) && value.length === 1 && value[0] === 0)) ? '' : value;
+    if (def.kind !== 'none') filters[def.keyword] = queryValue(v);
+  }
+  for (const kw of uniqueKeysAbove(model, level)) {
+    const v = (filters[kw] ?? '').trim();
+    const def = findAttribute(kw)!;
+    if (!v || /[*?\\]/.test(v)) {
+      throw new FindFailure(
+        FindStatus.IdentifierDoesNotMatchSopClass,
+        `${level} level needs one ${kw} ${tagOf(def)}`,
+      );
+    }
+  }
+  return { model, level, filters, requested, unsupported };
+}
+
+/** Rows of a parsed query, in batches that grow (the first answers go out quickly). */
+export async function* findRows(db: Knex, q: ParsedFind): AsyncGenerator<AttributeMap[]> {
+  const sizes = [16, 128, 512];
+  let offset = 0;
+  for (let i = 0; ; i++) {
+    const limit = sizes[i] ?? 1000;
+    const result =
+      q.level === 'PATIENT'
+        ? await runPatientQuery(db, { filters: q.filters, limit, offset })
+        : await runQuery(db, { level: ENGINE_LEVEL[q.level] as Exclude<Level, 'patient'>, filters: q.filters, limit, offset });
+    if (result.rows.length) yield result.rows;
+    if (!result.truncated) return;
+    offset += limit;
+  }
+}
+
+/** The identifier of one pending response: the requested keys, valued from the row. */
+export function answerElements(q: ParsedFind, row: AttributeMap, aeTitle: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    SpecificCharacterSet: 'ISO_IR 192',
+    QueryRetrieveLevel: q.level,
+    RetrieveAETitle: aeTitle,
+  };
+  for (const def of q.requested) {
+    const v = toDicomJsonValue(def.vr, row[def.keyword] ?? null);
+    out[def.keyword] = v ?? '';
+  }
+  return out;
+}
+
+/** ErrorComment is LO: 64 characters at most. */
+function comment(message: string): string {
+  const ascii = message.replace(/[^\x20-\x7e]/g, '?');
+  return ascii.length > 64 ? `${ascii.slice(0, 61)}...` : ascii;
+}
+
+export interface FindServiceDeps {
+  db: Knex;
+  aeTitle: string;
+  log: Logger;
+  audit?: AuditLog;
+}
+
+export interface FindService {
+  find(ctx: AssociationContext, request: CFindRequest, respond: Respond<CFindResponse>): void;
+  cancel(ctx: AssociationContext, messageId: number): void;
+}
+
+export function findService(deps: FindServiceDeps): FindService {
+  const { db, aeTitle, log, audit } = deps;
+  /** C-FINDs in progress, per association, by Message ID: set to true by a C-CANCEL. */
+  const running = new WeakMap<AssociationT, Map<number, { cancelled: boolean }>>();
+
+  const final = (request: CFindRequest, status: number, message?: string): CFindResponse => {
+    const r = CFindResponseC.fromRequest(request);
+    r.setStatus(status);
+    if (message) r.setErrorComment(comment(message));
+    return r;
+  };
+
+  async function run(ctx: AssociationContext, request: CFindRequest, respond: Respond<CFindResponse>): Promise<void> {
+    const started = Date.now();
+    const messageId = request.getMessageId();
+    const model = modelOf(request.getAffectedSopClassUid());
+    let level: string | undefined;
+    let matches = 0;
+    let status: number = FindStatus.Success;
+    const state = { cancelled: false };
+    let closed = false;
+    void ctx.closed.then(() => (closed = true));
+    let byId = running.get(ctx.association);
+    if (!byId) running.set(ctx.association, (byId = new Map()));
+    byId.set(messageId, state);
+    try {
+      if (!model) throw new FindFailure(FindStatus.SopClassNotSupported, 'not a Patient/Study Root FIND SOP Class');
+      const dataset = request.getDataset();
+      if (!dataset) throw new FindFailure(FindStatus.IdentifierDoesNotMatchSopClass, 'the request has no identifier');
+      const q = parseIdentifier(model, dataset.getElements());
+      level = q.level;
+      const pending = q.unsupported.length ? FindStatus.PendingOptionalKeysNotSupported : FindStatus.Pending;
+      const ts = dataset.getTransferSyntaxUid();
+      for await (const rows of findRows(db, q)) {
+        if (state.cancelled || closed) break;
+        respond(
+          rows.map((row) => {
+            const r = CFindResponseC.fromRequest(request);
+            r.setStatus(pending);
+            r.setDataset(new Dataset(answerElements(q, row, aeTitle), ts));
+            return r;
+          }),
+        );
+        matches += rows.length;
+      }
+      if (closed) return;
+      status = state.cancelled ? FindStatus.Cancel : FindStatus.Success;
+      respond(final(request, status));
+    } catch (err) {
+      status = err instanceof FindFailure ? err.status : FindStatus.UnableToProcess;
+      const message = err instanceof FindFailure || err instanceof QueryError ? err.message : 'query failed';
+      if (!(err instanceof FindFailure || err instanceof QueryError)) {
+        log.error({ err: errorMessage(err), calling: ctx.callingAeTitle }, 'C-FIND failed');
+      } else {
+        log.info({ calling: ctx.callingAeTitle, status: `0x${status.toString(16)}`, reason: message }, 'C-FIND refused');
+      }
+      if (!closed) respond(final(request, status, message));
+    } finally {
+      byId.delete(messageId);
+      // One row per C-FIND: who, which model and level, how many matched; never the key values.
+      void audit?.record({
+        actorType: 'ae',
+        actor: ctx.callingAeTitle,
+        peer: ctx.peer,
+        action: 'dimse.find',
+        resourceType: level?.toLowerCase(),
+        outcome: status === FindStatus.Success || status === FindStatus.Cancel ? 'success' : 'failure',
+        status,
+        details: {
+          model: model ?? request.getAffectedSopClassUid(),
+          level,
+          matches,
+          cancelled: status === FindStatus.Cancel,
+          ms: Date.now() - started,
+        },
+      });
+    }
+  }
+
+  return {
+    find(ctx, request, respond) {
+      void run(ctx, request, respond);
+    },
+    cancel(ctx, messageId) {
+      const state = running.get(ctx.association)?.get(messageId);
+      if (state) state.cancelled = true;
+    },
+  };
+}

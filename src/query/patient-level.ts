@@ -1,0 +1,57 @@
+import type { Knex } from 'knex';
+import { ATTRIBUTES, findAttribute, type AttributeDef } from './attributes.js';
+import { compileMatch } from './match.js';
+import { dialectOf, type AttributeMap } from './engine.js';
+
+/**
+ * Patient-level queries (C-FIND PATIENT level of the Patient Root model; QIDO-RS has no patient
+ * resource, so runQuery does not serve this level). Same attribute table and the same matching
+ * (compileMatch) as runQuery, over the patients table alone, one patient per row.
+ */
+
+export interface PatientQueryRequest {
+  /** Keyword or tag → query value; only patient-level attributes are used. */
+  filters: Record<string, string>;
+  limit: number;
+  offset?: number;
+}
+
+export interface PatientQueryResult {
+  rows: AttributeMap[];
+  truncated: boolean;
+  attributes: AttributeDef[];
+}
+
+/** The patient-level attributes (the ones with a column or a constant). */
+export const PATIENT_ATTRIBUTES: readonly AttributeDef[] = ATTRIBUTES.filter(
+  (d) => d.level === 'patient' && (d.column !== undefined || d.constant !== undefined),
+);
+
+export async function runPatientQuery(db: Knex, req: PatientQueryRequest): Promise<PatientQueryResult> {
+  const dialect = dialectOf(db);
+  const q = db('patients as p');
+  const keywords = new Set<string>();
+  for (const [key, value] of Object.entries(req.filters)) {
+    const def = findAttribute(key);
+    if (!def || def.level !== 'patient') continue;
+    keywords.add(def.keyword);
+    const f = compileMatch(def, value, { dialect, fuzzy: false });
+    if (f) q.whereRaw(f.sql, f.bindings as Knex.RawBinding[]);
+  }
+  const attributes = PATIENT_ATTRIBUTES.filter((d) => keywords.has(d.keyword));
+  const columns = attributes.filter((d) => d.column).map((d) => `${d.column} as ${d.keyword}`);
+  q.select(['p.id as _pk', ...columns]).orderBy('p.id', 'asc').limit(req.limit + 1).offset(req.offset ?? 0);
+  const raw = (await q) as Array<Record<string, unknown>>;
+  const rows = raw.slice(0, req.limit).map((r) => {
+    const row: AttributeMap = {};
+    for (const d of attributes) {
+      if (d.constant !== undefined) row[d.keyword] = d.constant;
+      else {
+        const v = r[d.keyword];
+        row[d.keyword] = v === null || v === undefined || v === '' ? null : String(v);
+      }
+    }
+    return row;
+  });
+  return { rows, truncated: raw.length > req.limit, attributes };
+}
