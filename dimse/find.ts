@@ -163,7 +163,8 @@ export function parseIdentifier(model: QrModel, elements: Record<string, unknown
 
 /** Rows of a parsed query, in batches that grow (the first answers go out quickly). */
 export async function* findRows(db: Knex, q: ParsedFind): AsyncGenerator<AttributeMap[]> {
-  const sizes = [16, 128, 512];
+  // Small pages first: the first answers go out at once, and a C-CANCEL is seen between pages.
+  const sizes = [16, 32, 64, 128, 256, 512];
   let offset = 0;
   for (let i = 0; ; i++) {
     const limit = sizes[i] ?? 1000;
@@ -253,6 +254,8 @@ export function findService(deps: FindServiceDeps): FindService {
           }),
         );
         matches += rows.length;
+        // Let the socket's reads run (a C-CANCEL may be waiting) before the next page.
+        await new Promise((r) => setTimeout(r, 0));
       }
       if (closed) return;
       status = state.cancelled ? FindStatus.Cancel : FindStatus.Success;
