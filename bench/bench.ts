@@ -420,6 +420,31 @@ async function qidoScaleRun(label: string, dataDir: string, build: () => Promise
       for (let i = 0; i < QIDO_REQUESTS; i++) ms.push(await timed(get));
       console.log(`  ${q.label.padEnd(42)} p50 ${percentile(ms, 50).toFixed(1).padStart(6)} ms, p99 ${percentile(ms, 99).toFixed(1).padStart(6)} ms  (${count} results)`);
     }
+    // C-FIND on the same index, one association per query as findscu does it.
+    for (const [label, keys] of [
+      ['C-FIND STUDY, PatientName=SMI*', { PatientName: 'SMI*' }],
+      ['C-FIND STUDY, PatientID', { PatientID: g.sample.patientId }],
+      ['C-FIND STUDY, StudyDate range (1 month)', { StudyDate: '20200101-20200131' }],
+      ['C-FIND STUDY, StudyInstanceUID', { StudyInstanceUID: g.sample.studyInstanceUid }],
+    ] as const) {
+      let count = 0;
+      const find = async () => {
+        const answers = await clientFind(node.dicomPort, STUDY_ROOT_FIND, {
+          QueryRetrieveLevel: 'STUDY',
+          StudyInstanceUID: '',
+          PatientName: '',
+          PatientID: '',
+          StudyDate: '',
+          ...keys,
+        });
+        if (answers.at(-1)?.status !== 0) throw new Error(`${label}: C-FIND ended with ${answers.at(-1)?.status.toString(16)}`);
+        count = answers.length - 1;
+      };
+      for (let i = 0; i < 3; i++) await find();
+      const ms: number[] = [];
+      for (let i = 0; i < QIDO_REQUESTS; i++) ms.push(await timed(find));
+      console.log(`  ${label.padEnd(42)} p50 ${percentile(ms, 50).toFixed(1).padStart(6)} ms, p99 ${percentile(ms, 99).toFixed(1).padStart(6)} ms  (${count} results)`);
+    }
   } finally {
     await stopNode(node.child);
   }
@@ -438,8 +463,8 @@ async function qidoScale(): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  if (process.argv[2] === 'qido') return qidoScale();
   dimse.log.setLevel('silent');
+  if (process.argv[2] === 'qido') return qidoScale();
   if (!fs.existsSync(ctDir)) throw new Error(`corpus CT not found at ${ctDir}: set RADIANT_CORPUS`);
   const files = (await fsp.readdir(ctDir)).filter((f) => f.endsWith('.dcm')).sort().map((f) => path.join(ctDir, f));
   const bytes = (await Promise.all(files.map((f) => fsp.stat(f)))).reduce((a, s) => a + s.size, 0);
