@@ -199,17 +199,40 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
 
     override cFindRequest(request: CFindRequest, callback: (responses: CFindResponse[]) => void): void {
       if (!services.find || !this.context) return callback([refusal(CFindResponseC.fromRequest(request))]);
-      services.find(this.context, request, (r) => callback(Array.isArray(r) ? r : [r]));
+      services.find(this.context, request, this.respondVia(request, callback));
     }
 
     override cMoveRequest(request: CMoveRequest, callback: (responses: CMoveResponse[]) => void): void {
       if (!services.move || !this.context) return callback([refusal(CMoveResponseC.fromRequest(request))]);
-      services.move(this.context, request, (r) => callback(Array.isArray(r) ? r : [r]));
+      services.move(this.context, request, this.respondVia(request, callback));
     }
 
     override cGetRequest(request: CGetRequest, callback: (responses: CGetResponse[]) => void): void {
       if (!services.get || !this.context) return callback([refusal(CGetResponseC.fromRequest(request))]);
-      services.get(this.context, request, (r) => callback(Array.isArray(r) ? r : [r]));
+      services.get(this.context, request, this.respondVia(request, callback));
+    }
+
+    /**
+     * dcmjs-dimse's request callback is an async-eventemitter continuation: it may be called
+     * once only (a second call throws "Callback was already called"). Pending responses are
+     * therefore sent with sendResponse as they come, and the final one through the callback.
+     */
+    private respondVia<R extends CFindResponse | CMoveResponse | CGetResponse>(
+      request: CFindRequest | CMoveRequest | CGetRequest,
+      callback: (responses: R[]) => void,
+    ): (r: R | R[]) => void {
+      let finished = false;
+      return (r) => {
+        for (const response of Array.isArray(r) ? r : [r]) {
+          if (finished) return;
+          const status = response.getStatus();
+          if (status === 0xff00 || status === 0xff01) this.sendResponse(request, response);
+          else {
+            finished = true;
+            callback([response]);
+          }
+        }
+      };
     }
 
     override nActionRequest(request: NActionRequest, callback: (response: NActionResponse) => void): void {

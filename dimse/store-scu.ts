@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import type { Socket } from 'node:net';
 import dimse from 'dcmjs-dimse';
 import type { BlobStorage } from '../storage/types.js';
 import type { Transcoder } from '../src/dicom/transcoder.js';
@@ -361,7 +362,11 @@ export function openAssociation(
       failOpen(err instanceof Error ? err : new Error(String(err)));
       return;
     }
-    const network = (client as unknown as { network: NetworkLike & NodeJS.EventEmitter & { sendAssociationReleaseRequest(): void } }).network;
+    const network = (
+      client as unknown as { network: NetworkLike & NodeJS.EventEmitter & { sendAssociationReleaseRequest(): void; socket: Socket } }
+    ).network;
+    // One C-STORE at a time, each waiting for its response: Nagle would hold back the last PDU.
+    network.socket.setNoDelay(true);
     // The client releases as soon as its request queue is empty; here the queue is fed one
     // instance at a time, so the release is ours to send.
     network.removeAllListeners('done');
