@@ -165,7 +165,7 @@ function describeRetrieve(dbName: string, env: () => Promise<Record<string, stri
         expect(responses[0]!.getStatus()).to.equal(0xa801);
       }
       const r = await movescu(node.dicomPort, 'NOSUCHAE', ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${study}`]);
-      expect(r.output).to.match(/Move Destination unknown|0xa801/i);
+      expect(r.output).to.match(/MoveDestinationUnknown/);
     });
 
     it('a destination that is down: every sub-operation failed (0xA702), and the node still answers C-ECHO', async () => {
