@@ -29,7 +29,7 @@ const J2K_FILE = path.join(corpusRoot, 'transfer-syntaxes/pydicom/MR_small_jp2kl
 function moveWithClient(
   port: number,
   request: CMoveRequestT,
-  opts: { cancelOnFirstPending?: boolean } = {},
+  opts: { cancelOnFirstPending?: boolean; securityOptions?: Record<string, unknown> } = {},
 ): Promise<MoveResponseT[]> {
   return new Promise((resolve, reject) => {
     const client = new Client();
@@ -46,7 +46,7 @@ function moveWithClient(
     client.on('networkError', (e: Error) => reject(e));
     client.on('closed', () => resolve(responses));
     client.addRequest(request);
-    client.send('127.0.0.1', port, 'MOVESCU', 'RADIANT', { connectTimeout: 5000 });
+    client.send('127.0.0.1', port, 'MOVESCU', 'RADIANT', { connectTimeout: 5000, securityOptions: opts.securityOptions });
   });
 }
 
@@ -286,5 +286,63 @@ describe('Calling-AE allowlist', function () {
     expect((await echo('GOODSCU')).code).to.equal(0);
     expect((await echo('OTHER')).code).to.equal(0);
     expect((await echo('TABLESCU')).code).to.equal(0);
+  });
+});
+
+describe('DIMSE over TLS (listener and SCU)', function () {
+  this.timeout(120_000);
+  let a: TestNode;
+  let b: TestNode;
+  let certDir: string;
+  let study: string;
+  let cert: string;
+  let key: string;
+
+  before(async function () {
+    certDir = await tempDir('tls');
+    cert = path.join(certDir, 'cert.pem');
+    key = path.join(certDir, 'key.pem');
+    const made = await runTool('openssl', [
+      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost',
+      '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-keyout', key, '-out', cert,
+    ]);
+    if (made.code !== 0) throw new Error(`openssl: ${made.output}`);
+    const tls = { DICOM_TLS_CERT: cert, DICOM_TLS_KEY: key, DICOM_TLS_CA: cert };
+    a = await startTestNode(tls);
+    b = await startTestNode({ ...tls, DICOM_AE_TITLE: 'NODEB' });
+    for (const e of corpusDir('ct-series-chest-99').slice(0, 3)) {
+      study = (await a.ingestor.ingestFile(e.absPath, false, { source: 'import' })).studyInstanceUid;
+    }
+    await createRemoteNode(a.db, { aeTitle: 'NODEB', host: '127.0.0.1', port: b.dicomPort, tls: true, description: null, allowQueryRetrieve: true, stowUrl: null });
+  });
+  after(async () => {
+    await a?.cleanup();
+    await b?.cleanup();
+    if (certDir) await fsp.rm(certDir, { recursive: true, force: true });
+  });
+
+  const tlsArgs = () => ['+tls', key, cert, '+cf', cert];
+
+  it('the listener speaks TLS only, with client certificates', async () => {
+    const plain = await runTool('echoscu', ['-aet', 'TESTSCU', '-aec', 'RADIANT', '127.0.0.1', String(a.dicomPort)], 15_000);
+    expect(plain.code).to.not.equal(0);
+    const secure = await runTool('echoscu', [...tlsArgs(), '-aet', 'TESTSCU', '-aec', 'RADIANT', '127.0.0.1', String(a.dicomPort)]);
+    expect(secure.code, secure.output).to.equal(0);
+  });
+
+  it('C-MOVE over TLS to a node marked tls, and /api/nodes echo over TLS', async () => {
+    // DCMTK's movescu has no TLS options: the dcmjs-dimse client sends the C-MOVE over TLS.
+    const pem = (f: string) => fs.readFileSync(f);
+    const responses = await moveWithClient(a.dicomPort, CMoveRequest.createStudyMoveRequest('NODEB', study), {
+      securityOptions: { cert: pem(cert), key: pem(key), ca: pem(cert), rejectUnauthorized: true },
+    });
+    expect(responses.at(-1)!.getStatus()).to.equal(0x0000);
+    expect(responses.at(-1)!.getCompleted()).to.equal(3);
+    expect(await b.db('instances').count({ n: '*' }).then((x) => Number((x[0] as { n: number | string }).n))).to.equal(3);
+    const admin = bearer(await tokenFor(a, 'admin'));
+    const nodes = (await (await fetch(`${baseUrl(a)}/api/nodes`, { headers: admin })).json()) as { items: Array<{ id: number; tls: boolean }> };
+    expect(nodes.items[0]!.tls).to.equal(true);
+    const echo = (await (await fetch(`${baseUrl(a)}/api/nodes/${nodes.items[0]!.id}/echo`, { method: 'POST', headers: admin })).json()) as { ok: boolean };
+    expect(echo.ok).to.equal(true);
   });
 });
