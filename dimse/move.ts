@@ -45,14 +45,17 @@ export function moveService(core: Pick<Core, 'db' | 'log' | 'audit'>, scu: ScuDe
         throw err;
       }
       const started = Date.now();
+      // A caller that went away gets no more sub-operations.
+      let callerGone = false;
+      void ctx.closed.then(() => (callerGone = true));
       const report = await storeToNode(scu, node, items, {
         progress: (r) => {
           if (r.remaining > 0) respond(countsResponse(make, RetrieveStatus.Pending, r));
         },
-        cancelled: () => cancels.isCancelled(ctx, messageId),
+        cancelled: () => callerGone || cancels.isCancelled(ctx, messageId),
       });
       cancels.forget(ctx, messageId);
-      respond(finalResponse(ctx, request, make, report));
+      if (!callerGone) respond(finalResponse(ctx, request, make, report));
       core.log.info(
         { calling: ctx.callingAeTitle, destination: destinationAe, completed: report.completed, warning: report.warning, failed: report.failed, cancelled: report.cancelled, ms: Date.now() - started },
         'C-MOVE done',

@@ -253,6 +253,8 @@ function describeRetrieve(dbName: string, env: () => Promise<Record<string, stri
       const viewer = bearer(await tokenFor(node, 'viewer'));
       expect((await fetch(url, { headers: viewer })).status).to.equal(403);
       expect((await fetch(`${url}/${downId}/echo`, { method: 'POST', headers: viewer })).status).to.equal(403);
+      const doc = (await (await fetch(`${baseUrl(node)}/openapi.json`)).json()) as { paths: Record<string, Record<string, { 'x-permission'?: string }>> };
+      expect(doc.paths['/api/nodes/{id}/echo']!.post!['x-permission']).to.equal('nodes:manage');
       const audit = (await node.db('audit_logs').where('action', 'like', 'node.%').select('action', 'outcome')) as Array<{ action: string }>;
       expect(audit.map((a) => a.action)).to.include.members(['node.create', 'node.update', 'node.echo', 'node.delete', 'node.list']);
     });
