@@ -376,7 +376,11 @@ export function openAssociation(
       resolve({
         channel: networkChannel(network, association, closed),
         release: async () => {
-          const timer = setTimeout(() => markClosed(), 10_000);
+          // A peer that never answers the release is cut off.
+          const timer = setTimeout(() => {
+            network.socket.destroy();
+            markClosed();
+          }, 10_000);
           try {
             network.sendAssociationReleaseRequest();
             await closed.catch(() => undefined);

@@ -3,7 +3,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import dimse from 'dcmjs-dimse';
-import { splitPart10 } from '../dimse/store-scu.js';
+import { chooseSyntax, outcomeOf, splitPart10 } from '../dimse/store-scu.js';
 import { createRemoteNode } from '../src/nodes/remote-nodes.js';
 import { corpusDir, corpusRoot } from './helpers/corpus.js';
 import { runTool, startReferenceStorescp, type ReferenceScp } from './helpers/dcmtk.js';
@@ -24,6 +24,8 @@ type MoveResponseT = InstanceType<typeof dimse.responses.CMoveResponse>;
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 const J2K_LOSSLESS = '1.2.840.10008.1.2.4.90';
 const J2K_FILE = path.join(corpusRoot, 'transfer-syntaxes/pydicom/MR_small_jp2klossless.dcm');
+/** JPEG Extended (12-bit, .51): stored as received, but the node cannot decode it. */
+const JPEG_EXT_FILE = path.join(corpusRoot, 'transfer-syntaxes/pydicom/JPGExtended.dcm');
 
 /** C-MOVE with the dcmjs-dimse client; optionally C-CANCEL on the first pending response. */
 function moveWithClient(
@@ -88,6 +90,7 @@ function describeRetrieve(dbName: string, env: () => Promise<Record<string, stri
     let study: string;
     let j2kStudy: string;
     let j2kSop: string;
+    let extSop: string;
     const ct = corpusDir('ct-series-chest-99');
 
     before(async () => {
@@ -96,6 +99,7 @@ function describeRetrieve(dbName: string, env: () => Promise<Record<string, stri
       const j = await node.ingestor.ingestFile(J2K_FILE, false, { source: 'import' });
       j2kStudy = j.studyInstanceUid;
       j2kSop = j.sopInstanceUid;
+      extSop = (await node.ingestor.ingestFile(JPEG_EXT_FILE, false, { source: 'import' })).sopInstanceUid;
       destDir = await tempDir('refscp');
       dest = await startReferenceStorescp(await freePort(), destDir);
       // Accepts uncompressed syntaxes only, preferring Explicit VR Little Endian.
@@ -168,6 +172,14 @@ function describeRetrieve(dbName: string, env: () => Promise<Record<string, stri
       expect(r.output).to.match(/MoveDestinationUnknown/);
     });
 
+    it('an identifier without the unique key of its level is refused with 0xA900', async () => {
+      const req = CMoveRequest.createStudyMoveRequest('REFSCP', study);
+      req.getDataset()!.setElement('QueryRetrieveLevel', 'SERIES');
+      const responses = await moveWithClient(node.dicomPort, req);
+      expect(responses).to.have.length(1);
+      expect(responses[0]!.getStatus()).to.equal(0xa900);
+    });
+
     it('a destination that is down: every sub-operation failed (0xA702), and the node still answers C-ECHO', async () => {
       const responses = await moveWithClient(node.dicomPort, CMoveRequest.createStudyMoveRequest('DOWNSCP', study));
       const final = responses.at(-1)!;
@@ -197,6 +209,21 @@ function describeRetrieve(dbName: string, env: () => Promise<Record<string, stri
       expect(files).to.have.length(1);
       const received = fs.readFileSync(path.join(leOnly.dir, files[0]!));
       expect(splitPart10(received).transferSyntaxUid).to.equal(EXPLICIT_LE);
+    });
+
+    it('an instance that cannot be transcoded for the destination fails alone: 0xB000 with the failed UID', async () => {
+      const req = CMoveRequest.createStudyMoveRequest('LEONLY', j2kStudy);
+      const ds = req.getDataset()!;
+      ds.setElement('QueryRetrieveLevel', 'IMAGE');
+      ds.setElement('StudyInstanceUID', '');
+      ds.setElement('SOPInstanceUID', [j2kSop, extSop] as unknown as string);
+      const responses = await moveWithClient(node.dicomPort, req);
+      const final = responses.at(-1)!;
+      expect(final.getStatus()).to.equal(0xb000);
+      expect(final.getCompleted()).to.equal(1);
+      expect(final.getFailures()).to.equal(1);
+      const failed = final.getDataset()?.getElement('FailedSOPInstanceUIDList') as unknown;
+      expect(Array.isArray(failed) ? failed : [failed]).to.deep.equal([extSop]);
     });
 
     it('getscu retrieves the study onto the caller on the same association (C-GET)', async () => {
@@ -346,5 +373,34 @@ describe('DIMSE over TLS (listener and SCU)', function () {
     expect(nodes.items[0]!.tls).to.equal(true);
     const echo = (await (await fetch(`${baseUrl(a)}/api/nodes/${nodes.items[0]!.id}/echo`, { method: 'POST', headers: admin })).json()) as { ok: boolean };
     expect(echo.ok).to.equal(true);
+  });
+});
+
+describe('C-STORE SCU: syntax choice and outcomes', () => {
+  it('sends as stored when accepted, else transcodes to Explicit VR LE first, never to a lossy or undecodable target', () => {
+    expect(chooseSyntax(J2K_LOSSLESS, [J2K_LOSSLESS, EXPLICIT_LE])).to.equal(J2K_LOSSLESS);
+    expect(chooseSyntax(J2K_LOSSLESS, ['1.2.840.10008.1.2', EXPLICIT_LE])).to.equal(EXPLICIT_LE);
+    expect(chooseSyntax(J2K_LOSSLESS, ['1.2.840.10008.1.2'])).to.equal('1.2.840.10008.1.2');
+    expect(chooseSyntax(EXPLICIT_LE, ['1.2.840.10008.1.2.4.50'])).to.equal(undefined);
+    expect(chooseSyntax('1.2.840.10008.1.2.4.100', [EXPLICIT_LE])).to.equal(undefined);
+    expect(chooseSyntax(EXPLICIT_LE, [])).to.equal(undefined);
+  });
+
+  it('classifies C-STORE statuses', () => {
+    expect(outcomeOf(0x0000)).to.equal('completed');
+    expect(outcomeOf(0xb000)).to.equal('warning');
+    expect(outcomeOf(0xb007)).to.equal('warning');
+    expect(outcomeOf(0xa700)).to.equal('failed');
+    expect(outcomeOf(0x0122)).to.equal('failed');
+    expect(outcomeOf(0xc000)).to.equal('failed');
+  });
+
+  it('finds the data set after the Part 10 meta', () => {
+    const buf = fs.readFileSync(J2K_FILE);
+    const { offset, transferSyntaxUid } = splitPart10(buf);
+    expect(transferSyntaxUid).to.equal(J2K_LOSSLESS);
+    expect(buf.readUInt16LE(offset)).to.not.equal(0x0002);
+    expect(offset).to.equal(132 + 12 + buf.readUInt32LE(140));
+    expect(() => splitPart10(Buffer.alloc(200))).to.throw(/Part 10/);
   });
 });
