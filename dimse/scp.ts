@@ -226,8 +226,12 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
         for (const response of Array.isArray(r) ? r : [r]) {
           if (finished) return;
           const status = response.getStatus();
-          if (status === 0xff00 || status === 0xff01) this.sendResponse(request, response);
-          else {
+          if (status === 0xff00 || status === 0xff01) {
+            this.sendResponse(request, response);
+            // dcmjs-dimse aborts an association that received no PDU for pduTimeout, even while
+            // the node itself is busy answering it (a long C-MOVE): progress counts as activity.
+            (this as unknown as { lastPduTime?: number }).lastPduTime = Date.now();
+          } else {
             finished = true;
             callback([response]);
           }
