@@ -14,7 +14,8 @@ import { clientFind } from '../test/helpers/dimse-client.js';
 /**
  * `npm run bench`: C-STORE throughput with DCMTK storescu (1 and 4 concurrent associations),
  * `radiant import` throughput, STOW-RS throughput (1 and 4 concurrent requests), and the read side
- * (WADO-RS study, metadata, frames, rendered, QIDO-RS and C-FIND latency), each on a
+ * (WADO-RS study, transcoded study, metadata, frames, rendered, QIDO-RS and C-FIND latency), C-MOVE
+ * to a DCMTK storescp and C-GET with DCMTK getscu, each on a
  * fresh node, median of RUNS runs. Prints figures only; nothing here asserts a speed.
  *
  * Then QIDO-RS at scale (qido-scale.ts): an index of BENCH_QIDO_STUDIES studies (default 10 000,
@@ -462,6 +463,70 @@ async function qidoScale(): Promise<void> {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// C-MOVE: the CT stored on a fresh `radiant serve`, then moved (study level, DCMTK movescu) to a
+// DCMTK storescp writing to disk, and retrieved with DCMTK getscu (C-GET on the same association).
+
+async function startMoveNode(dataDir: string): Promise<{ child: ChildProcess; base: string; dicomPort: number }> {
+  const env = { ...process.env, DATA_DIR: dataDir, LOG_LEVEL: 'warn' };
+  const created = await run(process.execPath, [cli, 'user', 'create', 'bench', 'admin'], { ...env, RADIANT_USER_PASSWORD: BENCH_PASSWORD });
+  if (created.code !== 0) throw new Error(`user create failed: ${created.out.slice(-500)}`);
+  const httpPort = await freePort();
+  const dicomPort = await freePort();
+  const child = spawn(process.execPath, [...nodeArgs, cli, 'serve'], {
+    env: { ...env, HTTP_PORT: String(httpPort), DICOM_PORT: String(dicomPort) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const base = `http://127.0.0.1:${httpPort}`;
+  for (let i = 0; i < 200; i++) {
+    const ok = await fetch(`${base}/healthz`).then((r) => r.ok, () => false);
+    if (ok) return { child, base, dicomPort };
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  child.kill('SIGKILL');
+  throw new Error('node did not start (HTTP)');
+}
+
+async function moveRun(files: string[]): Promise<{ move: number; get: number }> {
+  const dataDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'radiant-bench-'));
+  const destDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'radiant-bench-dest-'));
+  const getDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'radiant-bench-get-'));
+  const { child, base, dicomPort } = await startMoveNode(dataDir);
+  const destPort = await freePort();
+  const dest = spawn('storescp', ['-od', destDir, '-aet', 'BENCHDEST', String(destPort)], { stdio: 'ignore' });
+  try {
+    const stored = await run('storescu', ['-aec', 'RADIANT', '127.0.0.1', String(dicomPort), ...files]);
+    if (stored.code !== 0) throw new Error(`storescu failed: ${stored.out.slice(-500)}`);
+    const token = await benchToken(base);
+    const reg = await fetch(`${base}/api/nodes`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ ae_title: 'BENCHDEST', host: '127.0.0.1', port: destPort }),
+    });
+    if (reg.status !== 201) throw new Error(`node registration failed: ${reg.status} ${await reg.text()}`);
+    const studies = (await (await fetch(`${base}/api/studies`, { headers: { authorization: `Bearer ${token}` } })).json()) as {
+      items: Array<{ study_instance_uid: string }>;
+    };
+    const study = studies.items[0]!.study_instance_uid;
+    const keys = ['-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${study}`];
+    let t0 = process.hrtime.bigint();
+    const moved = await run('movescu', ['-S', '-aet', 'BENCHMOVE', '-aec', 'RADIANT', '-aem', 'BENCHDEST', ...keys, '127.0.0.1', String(dicomPort)]);
+    const move = Number(process.hrtime.bigint() - t0) / 1e9;
+    const received = (await fsp.readdir(destDir)).length;
+    if (moved.code !== 0 || received !== files.length) throw new Error(`movescu: ${received} of ${files.length} arrived: ${moved.out.slice(-500)}`);
+    t0 = process.hrtime.bigint();
+    const got = await run('getscu', ['-S', '-aet', 'BENCHGET', '-aec', 'RADIANT', '-od', getDir, ...keys, '127.0.0.1', String(dicomPort)]);
+    const get = Number(process.hrtime.bigint() - t0) / 1e9;
+    const gotten = (await fsp.readdir(getDir)).length;
+    if (got.code !== 0 || gotten !== files.length) throw new Error(`getscu: ${gotten} of ${files.length} arrived: ${got.out.slice(-500)}`);
+    return { move, get };
+  } finally {
+    dest.kill('SIGTERM');
+    await stopNode(child);
+    for (const d of [dataDir, destDir, getDir]) await fsp.rm(d, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   dimse.log.setLevel('silent');
   if (process.argv[2] === 'qido') return qidoScale();
@@ -506,6 +571,16 @@ async function main(): Promise<void> {
     console.log(`WADO-RS rendered (512² CT, JPEG)  ${m('renderedPerSec').toFixed(1)} images/s sequential`);
     console.log(`C-FIND STUDY, PatientName=X*      p50 ${m('cfindNameP50Ms').toFixed(1)} ms, p99 ${m('cfindNameP99Ms').toFixed(1)} ms (200 associations, dcmjs-dimse Client)`);
     console.log(`C-FIND STUDY, StudyInstanceUID    p50 ${m('cfindUidP50Ms').toFixed(1)} ms, p99 ${m('cfindUidP99Ms').toFixed(1)} ms (200 associations, dcmjs-dimse Client)`);
+
+    const moveFig: Figure = { instances: files.length, bytes, seconds: [] };
+    const getFig: Figure = { instances: files.length, bytes, seconds: [] };
+    for (let i = 0; i < RUNS; i++) {
+      const r = await moveRun(files);
+      moveFig.seconds.push(r.move);
+      getFig.seconds.push(r.get);
+    }
+    report('C-MOVE to DCMTK storescp', moveFig);
+    report('C-GET, DCMTK getscu', getFig);
   } finally {
     await fsp.rm(work, { recursive: true, force: true });
   }

@@ -207,39 +207,43 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
 
     override cFindRequest(request: CFindRequest, callback: (responses: CFindResponse[]) => void): void {
       if (!services.find || !this.context) return callback([refusal(CFindResponseC.fromRequest(request))]);
-      services.find(this.context, request, this.streamed(request, callback));
+      services.find(this.context, request, this.respondVia(request, callback));
     }
 
     override cMoveRequest(request: CMoveRequest, callback: (responses: CMoveResponse[]) => void): void {
       if (!services.move || !this.context) return callback([refusal(CMoveResponseC.fromRequest(request))]);
-      services.move(this.context, request, this.streamed(request, callback));
+      services.move(this.context, request, this.respondVia(request, callback));
     }
 
     override cGetRequest(request: CGetRequest, callback: (responses: CGetResponse[]) => void): void {
       if (!services.get || !this.context) return callback([refusal(CGetResponseC.fromRequest(request))]);
-      services.get(this.context, request, this.streamed(request, callback));
+      services.get(this.context, request, this.respondVia(request, callback));
     }
 
     /**
-     * dcmjs-dimse's callback for a C-FIND/C-MOVE/C-GET may be called once only (it is the
-     * async emitter's completion callback), so pending responses go out with sendResponse as
-     * they come, and the callback carries the final one.
+     * dcmjs-dimse's request callback is an async-eventemitter continuation: it may be called
+     * once only (a second call throws "Callback was already called"). Pending responses are
+     * therefore sent with sendResponse as they come, and the final one through the callback.
      */
-    private streamed<R extends { getStatus(): number }>(
+    private respondVia<R extends CFindResponse | CMoveResponse | CGetResponse>(
       request: CFindRequest | CMoveRequest | CGetRequest,
       callback: (responses: R[]) => void,
-    ): (responses: R | R[]) => void {
-      let done = false;
+    ): (r: R | R[]) => void {
+      let finished = false;
       return (r) => {
-        if (done) return;
-        const list = Array.isArray(r) ? r : [r];
-        const last = list.findIndex((x) => !isPending(x.getStatus()));
-        if (last < 0) {
-          for (const x of list) this.sendResponse(request, x as unknown as Parameters<InstanceType<typeof Scp>['sendResponse']>[1]);
-          return;
+        for (const response of Array.isArray(r) ? r : [r]) {
+          if (finished) return;
+          const status = response.getStatus();
+          if (isPending(status)) {
+            this.sendResponse(request, response);
+            // dcmjs-dimse aborts an association that received no PDU for pduTimeout, even while
+            // the node itself is busy answering it (a long C-MOVE): progress counts as activity.
+            (this as unknown as { lastPduTime?: number }).lastPduTime = Date.now();
+          } else {
+            finished = true;
+            callback([response]);
+          }
         }
-        done = true;
-        callback(list.slice(0, last + 1));
       };
     }
 

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import type { AddressInfo, Server as NetServer } from 'node:net';
 import dimse from 'dcmjs-dimse';
 import type { Ingestor } from '../src/ingest/ingest.js';
@@ -11,6 +12,8 @@ export interface DimseServerOptions extends ScpSettings {
   port: number;
   maxPdu: number;
   maxAssociations: number;
+  /** PEM files: the listener speaks TLS when cert and key are given (DICOM_TLS_*). */
+  tls?: { cert?: string; key?: string; ca?: string };
 }
 
 /**
@@ -74,10 +77,20 @@ export class DimseServer {
     await new Promise<void>((resolve, reject) => {
       server.once('listening', () => resolve());
       server.once('networkError', (e: Error) => reject(e));
-      server.listen(this.opts.port, { associationTimeout: 30_000, pduTimeout: 60_000 });
+      const tls = this.opts.tls;
+      const securityOptions =
+        tls?.cert && tls.key
+          ? {
+              cert: fs.readFileSync(tls.cert),
+              key: fs.readFileSync(tls.key),
+              // With a CA, callers must present a certificate it signed (mutual TLS).
+              ...(tls.ca ? { ca: fs.readFileSync(tls.ca), requestCert: true, rejectUnauthorized: true } : {}),
+            }
+          : undefined;
+      server.listen(this.opts.port, { associationTimeout: 30_000, pduTimeout: 60_000, ...(securityOptions ? { securityOptions } : {}) });
     });
     const port = (this.netServer()?.address() as AddressInfo | null)?.port ?? this.opts.port;
-    this.log.info({ port, ae: this.opts.aeTitle }, 'DICOM listener started');
+    this.log.info({ port, ae: this.opts.aeTitle, tls: Boolean(this.opts.tls?.cert && this.opts.tls.key) }, 'DICOM listener started');
     return port;
   }
 

@@ -129,6 +129,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
       maxInstanceBytes: config.maxInstanceBytes,
       maxPdu: config.dicom.maxPdu,
       maxAssociations: config.dicom.maxAssociations,
+      tls: config.dicom.tls,
     },
     core.ingestor,
     log,

@@ -50,6 +50,14 @@ const envSchema = z.object({
   DICOM_MAX_PDU: z.coerce.number().int().min(4096).max(4_194_304).default(16384),
   DICOM_MAX_ASSOCIATIONS: z.coerce.number().int().min(1).max(1000).default(32),
   DICOM_ACCEPT_UNKNOWN_SOP_CLASSES: bool.default(false),
+  /** Calling-AE allowlist: only DICOM_ALLOWED_AES and remote_nodes rows with allow_query_retrieve may associate. */
+  DICOM_ALLOWLIST: bool.optional(),
+  /** Comma-separated calling AE titles always allowed (setting it turns the allowlist on). */
+  DICOM_ALLOWED_AES: z.string().default(''),
+  /** PEM files: DIMSE over TLS (listener when CERT and KEY are set; SCU to nodes marked tls). */
+  DICOM_TLS_CERT: z.string().min(1).optional(),
+  DICOM_TLS_KEY: z.string().min(1).optional(),
+  DICOM_TLS_CA: z.string().min(1).optional(),
   HTTP_PORT: port.default(8042),
   /** Comma-separated origins allowed to call the node from a browser, or '*'. */
   CORS_ORIGINS: z.string().default(''),
@@ -110,6 +118,10 @@ export interface Config {
     maxPdu: number;
     maxAssociations: number;
     acceptUnknownSopClasses: boolean;
+    /** Calling-AE allowlist on (DICOM_ALLOWLIST, or DICOM_ALLOWED_AES set). */
+    allowlist: boolean;
+    allowedAes: string[];
+    tls: { cert?: string; key?: string; ca?: string };
   };
   httpPort: number;
   http: {
@@ -232,6 +244,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     secretKeyIsDefault = true;
   }
 
+  const allowedAes = e.DICOM_ALLOWED_AES.split(',').map((a) => a.trim()).filter(Boolean);
+  if (Boolean(e.DICOM_TLS_CERT) !== Boolean(e.DICOM_TLS_KEY)) {
+    throw new ConfigError('DICOM_TLS_CERT and DICOM_TLS_KEY are set together');
+  }
+
   return {
     mode: e.MODE,
     dataDir,
@@ -245,6 +262,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       maxPdu: e.DICOM_MAX_PDU,
       maxAssociations: e.DICOM_MAX_ASSOCIATIONS,
       acceptUnknownSopClasses: e.DICOM_ACCEPT_UNKNOWN_SOP_CLASSES,
+      allowedAes,
+      allowlist: e.DICOM_ALLOWLIST ?? allowedAes.length > 0,
+      tls: { cert: e.DICOM_TLS_CERT, key: e.DICOM_TLS_KEY, ca: e.DICOM_TLS_CA },
     },
     httpPort: e.HTTP_PORT,
     http: {

@@ -228,7 +228,33 @@ function buildDocument(): Json {
       },
     },
     AuditList: page('AuditEntry'),
+    RemoteNodeInput: {
+      type: 'object',
+      required: ['ae_title', 'host', 'port'],
+      properties: {
+        ae_title: { type: 'string', minLength: 1, maxLength: 16, description: 'AE VR: printable ASCII without backslash' },
+        host: { type: 'string', maxLength: 255 },
+        port: { type: 'integer', minimum: 1, maximum: 65535 },
+        tls: { type: 'boolean', default: false },
+        description: nullableString,
+        allow_query_retrieve: { type: 'boolean', default: true, description: 'May call the node (allowlist) and be a C-MOVE destination' },
+        stow_url: { type: ['string', 'null'], format: 'uri' },
+      },
+    },
+    RemoteNode: { allOf: [{ type: 'object', properties: { id: { type: 'integer' } } }, ref('RemoteNodeInput')] },
+    RemoteNodeList: { type: 'object', properties: { items: { type: 'array', items: ref('RemoteNode') } } },
+    EchoResult: {
+      type: 'object',
+      properties: {
+        ok: { type: 'boolean' },
+        status: { type: 'integer', description: 'C-ECHO response status (0: success)' },
+        ms: { type: 'number' },
+        error: { type: 'string', description: 'Network or association error, when there was no response' },
+      },
+    },
   };
+  const nodeIdParam = { name: 'id', in: 'path', required: true, schema: { type: 'integer', minimum: 1 } };
+  const nodeErrors = { 400: E[400], 401: E[401], 403: E[403], 404: E[404] };
 
   const patientResponses = { 400: E[400], 401: E[401], 403: E[403], 404: E[404] };
 
@@ -433,6 +459,38 @@ function buildDocument(): Json {
         responses: { 200: ok('A page of audit rows', ref('AuditList')), 400: E[400], 401: E[401], 403: E[403] },
       }),
     },
+    '/api/nodes': {
+      get: secured('nodes:manage', {
+        tags: ['nodes'],
+        summary: 'List remote DICOM nodes',
+        responses: { 200: ok('The nodes', ref('RemoteNodeList')), 401: E[401], 403: E[403] },
+      }),
+      post: secured('nodes:manage', {
+        tags: ['nodes'],
+        summary: 'Register a remote DICOM node (C-MOVE destination, allowlisted caller)',
+        requestBody: { required: true, content: json(ref('RemoteNodeInput')) },
+        responses: { 201: ok('Created', ref('RemoteNode')), 409: E[409], ...nodeErrors },
+      }),
+    },
+    '/api/nodes/{id}': {
+      get: secured('nodes:manage', { tags: ['nodes'], summary: 'Read a node', parameters: [nodeIdParam], responses: { 200: ok('The node', ref('RemoteNode')), ...nodeErrors } }),
+      put: secured('nodes:manage', {
+        tags: ['nodes'],
+        summary: 'Update a node (fields given only)',
+        parameters: [nodeIdParam],
+        requestBody: { required: true, content: json(ref('RemoteNodeInput')) },
+        responses: { 200: ok('The node', ref('RemoteNode')), 409: E[409], ...nodeErrors },
+      }),
+      delete: secured('nodes:manage', { tags: ['nodes'], summary: 'Delete a node', parameters: [nodeIdParam], responses: { 204: { description: 'Deleted' }, ...nodeErrors } }),
+    },
+    '/api/nodes/{id}/echo': {
+      post: secured('nodes:manage', {
+        tags: ['nodes'],
+        summary: 'C-ECHO the node',
+        parameters: [nodeIdParam],
+        responses: { 200: ok('The outcome (ok false with error when the node cannot be reached)', ref('EchoResult')), ...nodeErrors },
+      }),
+    },
     '/healthz': {
       get: { tags: ['health'], summary: 'Liveness', security: [], responses: { 200: ok('Alive', { type: 'object' }) } },
     },
@@ -467,6 +525,7 @@ function buildDocument(): Json {
       { name: 'patients' },
       { name: 'studies' },
       { name: 'audit' },
+      { name: 'nodes', description: 'Remote DICOM nodes' },
       { name: 'health' },
     ],
     security: [{ bearerAuth: [] }],

@@ -25,6 +25,7 @@ import { auditRoutes } from './routes/audit.js';
 import { apiRoutes } from './routes/api.js';
 import { dicomwebRoutes } from '../../dicomweb/routes.js';
 import { viewerRoutes } from './routes/viewer.js';
+import { nodesRoutes } from './routes/nodes.js';
 import { wadoUriRoutes } from '../../dicomweb/wado-uri.js';
 
 /** Everything a route may need; routes take the parts they use. */
@@ -119,6 +120,7 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
     }),
     auditRoutes({ audit: deps.audit, security }),
     apiRoutes(routeDeps),
+    nodesRoutes(routeDeps),
     dicomwebRoutes(routeDeps),
     viewerRoutes(routeDeps),
     wadoUriRoutes(routeDeps),

@@ -1,0 +1,165 @@
+import dimse from 'dcmjs-dimse';
+import type { Db } from '../src/db/connection.js';
+import type { AssociationContext, CGetRequest, CGetResponse, CMoveRequest, CMoveResponse } from './services.js';
+import type { StoreItem, StoreReport } from './store-scu.js';
+
+/**
+ * What C-MOVE and C-GET share (PS3.4 C.4.2, C.4.3): the Patient Root / Study Root retrieve
+ * models, resolving an identifier to stored instances, the response statuses, counting, and
+ * C-CANCEL bookkeeping.
+ */
+
+export const QR = {
+  PatientRootMove: '1.2.840.10008.5.1.4.1.2.1.2',
+  StudyRootMove: '1.2.840.10008.5.1.4.1.2.2.2',
+  PatientRootGet: '1.2.840.10008.5.1.4.1.2.1.3',
+  StudyRootGet: '1.2.840.10008.5.1.4.1.2.2.3',
+} as const;
+
+/** PS3.4 C.4.2.1.5 (C-MOVE) and C.4.3.1.4 (C-GET) statuses. */
+export const RetrieveStatus = {
+  Success: 0x0000,
+  Pending: 0xff00,
+  /** Cancel: sub-operations terminated due to Cancel indication. */
+  Cancel: 0xfe00,
+  /** Warning: sub-operations complete, one or more failures (or warnings). */
+  Warning: 0xb000,
+  /** Refused: Out of Resources, unable to perform sub-operations. */
+  UnableToPerformSubOperations: 0xa702,
+  /** Refused: Move Destination unknown (C-MOVE only). */
+  MoveDestinationUnknown: 0xa801,
+  /** Error: Identifier does not match SOP Class. */
+  IdentifierDoesNotMatch: 0xa900,
+  /** Failed: Unable to process. */
+  UnableToProcess: 0xc000,
+} as const;
+
+type Level = 'PATIENT' | 'STUDY' | 'SERIES' | 'IMAGE';
+
+export class IdentifierError extends Error {}
+
+function values(v: unknown): string[] {
+  if (v === undefined || v === null) return [];
+  const list = Array.isArray(v) ? v : String(v).split('\\');
+  return list.map((x) => String(x).trim()).filter(Boolean);
+}
+
+/** The instances an identifier names (hierarchical retrieve, PS3.4 C.4.2.2.1). */
+export async function resolveIdentifier(db: Db, sopClass: string, elements: Record<string, unknown>): Promise<StoreItem[]> {
+  const level = String(elements.QueryRetrieveLevel ?? '').trim().toUpperCase() as Level;
+  const patientRoot = sopClass === QR.PatientRootMove || sopClass === QR.PatientRootGet;
+  const levels: Level[] = patientRoot ? ['PATIENT', 'STUDY', 'SERIES', 'IMAGE'] : ['STUDY', 'SERIES', 'IMAGE'];
+  if (!levels.includes(level)) throw new IdentifierError(`Query/Retrieve Level "${level}" not valid for this model`);
+  const patientIds = values(elements.PatientID);
+  const studies = values(elements.StudyInstanceUID);
+  const series = values(elements.SeriesInstanceUID);
+  const sops = values(elements.SOPInstanceUID);
+  const q = db('instances as i')
+    .join('series as se', 'se.id', 'i.series_pk')
+    .join('studies as st', 'st.id', 'se.study_pk')
+    .select('i.sop_class_uid', 'i.sop_instance_uid', 'i.transfer_syntax_uid', 'i.storage_key', 'i.size_bytes');
+  const need = (list: string[], name: string) => {
+    if (!list.length) throw new IdentifierError(`${name} is required at level ${level}`);
+  };
+  if (level === 'PATIENT') {
+    need(patientIds, 'PatientID');
+    q.join('patients as p', 'p.id', 'st.patient_pk').whereIn('p.patient_id', patientIds);
+  } else if (level === 'STUDY') {
+    need(studies, 'StudyInstanceUID');
+    q.whereIn('st.study_instance_uid', studies);
+  } else if (level === 'SERIES') {
+    need(series, 'SeriesInstanceUID');
+    q.whereIn('se.series_instance_uid', series);
+    if (studies.length) q.whereIn('st.study_instance_uid', studies);
+  } else {
+    need(sops, 'SOPInstanceUID');
+    q.whereIn('i.sop_instance_uid', sops);
+    if (series.length) q.whereIn('se.series_instance_uid', series);
+    if (studies.length) q.whereIn('st.study_instance_uid', studies);
+  }
+  const rows = (await q.orderBy([
+    { column: 'st.id' },
+    { column: 'se.series_number' },
+    { column: 'se.id' },
+    { column: 'i.instance_number' },
+    { column: 'i.id' },
+  ])) as StoreItem[];
+  return rows.map((r) => ({ ...r, size_bytes: Number(r.size_bytes) }));
+}
+
+/** C-CANCEL requests by association and Message ID. */
+export class CancelRegistry {
+  private readonly cancelled = new WeakMap<object, Set<number>>();
+
+  cancel(ctx: AssociationContext, messageId: number): void {
+    const set = this.cancelled.get(ctx.association) ?? new Set<number>();
+    set.add(messageId);
+    this.cancelled.set(ctx.association, set);
+  }
+
+  isCancelled(ctx: AssociationContext, messageId: number): boolean {
+    return this.cancelled.get(ctx.association)?.has(messageId) ?? false;
+  }
+
+  forget(ctx: AssociationContext, messageId: number): void {
+    this.cancelled.get(ctx.association)?.delete(messageId);
+  }
+}
+
+type RetrieveResponse = CMoveResponse | CGetResponse;
+type RetrieveRequest = CMoveRequest | CGetRequest;
+
+/** A response with the counts of a report (Remaining only in pending and cancel responses). */
+export function countsResponse<R extends RetrieveResponse>(
+  make: () => R,
+  status: number,
+  report: Pick<StoreReport, 'completed' | 'warning' | 'failed' | 'remaining'>,
+): R {
+  const r = make();
+  r.setStatus(status);
+  if (status === RetrieveStatus.Pending || status === RetrieveStatus.Cancel) r.setRemaining(report.remaining);
+  r.setCompleted(report.completed);
+  r.setFailures(report.failed);
+  r.setWarnings(report.warning);
+  return r;
+}
+
+/** The final response after the sub-operations (PS3.4 C.4.2.3.1, C.4.3.3.1). */
+export function finalResponse<R extends RetrieveResponse>(
+  ctx: AssociationContext,
+  request: RetrieveRequest,
+  make: () => R,
+  report: StoreReport,
+): R {
+  let status: number;
+  if (report.cancelled) status = RetrieveStatus.Cancel;
+  else if (report.failed === 0 && report.warning === 0) status = RetrieveStatus.Success;
+  else if (report.completed === 0 && report.warning === 0) status = RetrieveStatus.UnableToPerformSubOperations;
+  else status = RetrieveStatus.Warning;
+  const r = countsResponse(make, status, report);
+  const failed = report.results.filter((x) => x.outcome === 'failed').map((x) => x.sopInstanceUid);
+  if (failed.length && status !== RetrieveStatus.Success) {
+    const ts = ctx.association.getAcceptedPresentationContextFromRequest(request)?.getAcceptedTransferSyntaxUid();
+    r.setDataset(new dimse.Dataset({ FailedSOPInstanceUIDList: failed }, ts ?? '1.2.840.10008.1.2'));
+    const first = report.results.find((x) => x.outcome === 'failed');
+    if (first?.comment) r.setErrorComment(errorComment(first.comment));
+  }
+  return r;
+}
+
+export function errorResponse<R extends RetrieveResponse>(make: () => R, status: number, comment: string): R {
+  const r = make();
+  r.setStatus(status);
+  r.setErrorComment(errorComment(comment));
+  return r;
+}
+
+/** ErrorComment is LO: 64 characters at most. */
+export function errorComment(message: string): string {
+  const ascii = message.replace(/[^\x20-\x7e]/g, '?');
+  return ascii.length > 64 ? `${ascii.slice(0, 61)}...` : ascii;
+}
+
+export function identifierOf(request: RetrieveRequest): Record<string, unknown> {
+  return (request.getDataset()?.getElements() ?? {}) as Record<string, unknown>;
+}
