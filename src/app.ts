@@ -7,6 +7,8 @@ import { ParsePool } from './dicom/parse-pool.js';
 import { Transcoder } from './dicom/transcoder.js';
 import { Forwarder } from './forwarding/forwarder.js';
 import { RuleCache } from './forwarding/rules.js';
+import { cStoreSender } from './forwarding/cstore-sender.js';
+import { scuDeps } from '../dimse/store-scu.js';
 import { Ingestor } from './ingest/ingest.js';
 import { DimseServer } from '../dimse/server.js';
 import { nodeServices } from '../dimse/node-services.js';
@@ -83,7 +85,7 @@ export async function openCore(config: Config, log: Logger): Promise<Core> {
   await forwardingRules.start((err) => log.warn({ err: errorMessage(err) }, 'forwarding rules reload failed'));
   const fw = config.forwarding;
   const forwarder = new Forwarder(
-    { db, storage, log, audit, rules: forwardingRules },
+    { db, storage, log, audit, rules: forwardingRules, dimse: cStoreSender(scuDeps({ storage, transcoder, log, config })) },
     {
       batchSize: fw.batchSize,
       pollMs: fw.pollMs,

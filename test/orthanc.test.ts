@@ -66,8 +66,8 @@ describe('interoperability with Orthanc (a real PACS)', function () {
     expect(studies).to.have.length(1);
     const instances = await orthanc.rest<unknown[]>('GET', `/studies/${studies[0]}/instances`);
     expect(instances).to.have.length(99);
-    const tags = await orthanc.rest<Record<string, string>>('GET', `/studies/${studies[0]}/main-dicom-tags`);
-    expect(tags.StudyInstanceUID).to.equal(ctStudy);
+    const study = await orthanc.rest<{ MainDicomTags: Record<string, string> }>('GET', `/studies/${studies[0]}`);
+    expect(study.MainDicomTags.StudyInstanceUID).to.equal(ctStudy);
     console.log(`      Orthanc C-MOVE of 99 CT instances from the node: ${Date.now() - started} ms`);
   });
 
@@ -82,10 +82,10 @@ describe('interoperability with Orthanc (a real PACS)', function () {
     const deadline = Date.now() + 60_000;
     let count = 0;
     while (Date.now() < deadline) {
-      const found = await orthanc.rest<string[]>('POST', '/tools/lookup', mrStudy).catch(() => []);
-      if (Array.isArray(found) && found.length) {
-        const id = (found[0] as unknown as { ID: string }).ID;
-        count = (await orthanc.rest<unknown[]>('GET', `/studies/${id}/instances`)).length;
+      const studies = await orthanc.rest<Array<{ ID: string; MainDicomTags: Record<string, string> }>>('GET', '/studies?expand');
+      const found = studies.find((st) => st.MainDicomTags.StudyInstanceUID === mrStudy);
+      if (found) {
+        count = (await orthanc.rest<unknown[]>('GET', `/studies/${found.ID}/instances`)).length;
         if (count === mr.length) break;
       }
       await new Promise((r) => setTimeout(r, 300));

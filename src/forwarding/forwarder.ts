@@ -28,7 +28,7 @@ export interface ForwarderDeps {
   log: Logger;
   audit: AuditLog;
   rules: RuleCache;
-  /** C-STORE SCU; absent until the DIMSE SCU is wired in, when only STOW-RS nodes can be served. */
+  /** C-STORE SCU (src/forwarding/cstore-sender.ts); without it only STOW-RS nodes are served. */
   dimse?: InstanceSender;
 }
 

@@ -37,6 +37,13 @@ const nodeBody = z.object({
   description: z.string().max(255).nullable().default(null),
   allow_query_retrieve: z.boolean().default(true),
   stow_url: z.url({ protocol: /^https?$/ }).max(1024).nullable().default(null),
+  /** Sent as the Authorization header to the STOW-RS URL ("Bearer …", "Basic …"); never read back. */
+  stow_authorization: z
+    .string()
+    .max(8192)
+    .regex(/^[\x20-\x7e]+$/, 'a header value: printable ASCII')
+    .nullable()
+    .default(null),
 });
 const updateBody = nodeBody.partial();
 
@@ -49,6 +56,7 @@ function toInput(b: Partial<z.infer<typeof nodeBody>>): Partial<RemoteNodeInput>
   if (b.description !== undefined) out.description = b.description;
   if (b.allow_query_retrieve !== undefined) out.allowQueryRetrieve = b.allow_query_retrieve;
   if (b.stow_url !== undefined) out.stowUrl = b.stow_url;
+  if (b.stow_authorization !== undefined) out.stowAuthorization = b.stow_authorization;
   return out;
 }
 
@@ -62,6 +70,8 @@ function toJson(n: RemoteNode) {
     description: n.description,
     allow_query_retrieve: n.allowQueryRetrieve,
     stow_url: n.stowUrl,
+    // Whether credentials are set, never the credentials.
+    stow_authorization_set: n.stowAuthorization !== null,
   };
 }
 
