@@ -10,6 +10,7 @@ import { buildPostgresIndex, buildSqliteIndex, scaleQueries } from './qido-scale
 import dimse from 'dcmjs-dimse';
 import { STUDY_ROOT_FIND } from '../dimse/find.js';
 import { clientFind } from '../test/helpers/dimse-client.js';
+import { ORTHANC_BIN, startOrthanc } from '../test/helpers/orthanc.js';
 
 /**
  * `npm run bench`: C-STORE throughput with DCMTK storescu (1 and 4 concurrent associations),
@@ -527,6 +528,47 @@ async function moveRun(files: string[]): Promise<{ move: number; get: number }> 
   }
 }
 
+/**
+ * The same C-FIND and C-MOVE against Orthanc 1.10 (Debian package), when it is installed: the CT
+ * stored into Orthanc, C-FIND latency by PatientName and StudyInstanceUID (dcmjs-dimse Client,
+ * one association per query), and C-MOVE of the study to a DCMTK storescp.
+ */
+async function orthancRun(files: string[]): Promise<{ findNameMs: number[]; findUidMs: number[]; move: number } | undefined> {
+  if (!fs.existsSync(ORTHANC_BIN)) return undefined;
+  const destDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'radiant-bench-odest-'));
+  const destPort = await freePort();
+  const orthanc = await startOrthanc({ benchdest: { aeTitle: 'BENCHDEST', port: destPort } });
+  const dest = spawn('storescp', ['-od', destDir, '-aet', 'BENCHDEST', String(destPort)], { stdio: 'ignore' });
+  try {
+    const stored = await run('storescu', ['-aec', orthanc.aeTitle, '127.0.0.1', String(orthanc.dicomPort), ...files]);
+    if (stored.code !== 0) throw new Error(`storescu to Orthanc failed: ${stored.out.slice(-500)}`);
+    const [studyId] = await orthanc.rest<string[]>('GET', '/studies');
+    const tags = (await orthanc.rest<{ MainDicomTags: Record<string, string>; PatientMainDicomTags: Record<string, string> }>('GET', `/studies/${studyId}`));
+    const study = tags.MainDicomTags.StudyInstanceUID!;
+    const initial = (tags.PatientMainDicomTags.PatientName ?? 'A').slice(0, 1);
+    const find = async (keys: Record<string, string>) => {
+      const answers = await clientFind(orthanc.dicomPort, STUDY_ROOT_FIND, { QueryRetrieveLevel: 'STUDY', StudyInstanceUID: '', PatientName: '', StudyDate: '', ...keys }, orthanc.aeTitle);
+      if (answers.at(-1)?.status !== 0) throw new Error('Orthanc C-FIND failed');
+    };
+    const findNameMs: number[] = [];
+    const findUidMs: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      findNameMs.push(await timed(() => find({ PatientName: `${initial}*` })));
+      findUidMs.push(await timed(() => find({ StudyInstanceUID: study })));
+    }
+    const t0 = process.hrtime.bigint();
+    const moved = await run('movescu', ['-S', '-aet', 'BENCHMOVE', '-aec', orthanc.aeTitle, '-aem', 'BENCHDEST', '-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${study}`, '127.0.0.1', String(orthanc.dicomPort)]);
+    const move = Number(process.hrtime.bigint() - t0) / 1e9;
+    const received = (await fsp.readdir(destDir)).length;
+    if (moved.code !== 0 || received !== files.length) throw new Error(`movescu from Orthanc: ${received} of ${files.length} arrived`);
+    return { findNameMs, findUidMs, move };
+  } finally {
+    dest.kill('SIGTERM');
+    await orthanc.stop();
+    await fsp.rm(destDir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   dimse.log.setLevel('silent');
   if (process.argv[2] === 'qido') return qidoScale();
@@ -581,6 +623,12 @@ async function main(): Promise<void> {
     }
     report('C-MOVE to DCMTK storescp', moveFig);
     report('C-GET, DCMTK getscu', getFig);
+
+    const o = await orthancRun(files);
+    if (o) {
+      console.log(`Orthanc 1.10, same machine: C-FIND STUDY PatientName=X* p50 ${percentile(o.findNameMs, 50).toFixed(1)} ms, p99 ${percentile(o.findNameMs, 99).toFixed(1)} ms; StudyInstanceUID p50 ${percentile(o.findUidMs, 50).toFixed(1)} ms, p99 ${percentile(o.findUidMs, 99).toFixed(1)} ms`);
+      report('Orthanc 1.10 C-MOVE to storescp', { instances: files.length, bytes, seconds: [o.move] });
+    } else console.log('Orthanc not installed: no comparison figures');
   } finally {
     await fsp.rm(work, { recursive: true, force: true });
   }
