@@ -224,12 +224,14 @@ export async function ensureLlamaServer(opts: LlamaBuildOptions = {}): Promise<L
     const src = path.join(dir, 'src');
     const build = path.join(dir, 'build');
     const out = opts.onOutput;
-    if (!fs.existsSync(path.join(src, 'CMakeLists.txt'))) {
+    const clonedMarker = path.join(dir, '.source-ready');
+    if (!fs.existsSync(clonedMarker)) {
       fs.rmSync(src, { recursive: true, force: true });
       fs.mkdirSync(dir, { recursive: true });
       log(`cloning llama.cpp ${commit.slice(0, 12)} from ${bundle}`);
       await run('git', ['clone', '--quiet', bundle, src], { onOutput: out });
       await run('git', ['-c', 'advice.detachedHead=false', 'checkout', '--quiet', commit], { cwd: src, onOutput: out });
+      fs.writeFileSync(clonedMarker, `${commit}\n`);
     }
     const flags = [
       '-DCMAKE_BUILD_TYPE=Release',
