@@ -124,8 +124,14 @@ describe('llama-server supervisor (real llama.cpp, tiny Gemma 3 model)', functio
     expect(reply.choices[0]?.finish_reason, content).to.equal('stop');
     const parsed = Finding.parse(JSON.parse(content));
     expect(parsed.score).to.be.within(0, 100);
-    // the images were encoded: 2 x 4 image tokens beyond the text prompt
-    expect(reply.usage?.prompt_tokens).to.be.greaterThan(8);
+    // the images went through the projector: each 32 px image is 8 x 8 patches, pooled 4 x 4 into
+    // 4 embeddings, wrapped in <start_of_image> ... <end_of_image> (spelled out by the tiny vocabulary)
+    const textOnly = request(1);
+    textOnly.messages[0]!.content = textOnly.messages[0]!.content.slice(0, 1);
+    const noImages = await s.chatCompletion(textOnly);
+    const imageTokens = (reply.usage?.prompt_tokens ?? 0) - (noImages.usage?.prompt_tokens ?? 0);
+    expect(imageTokens).to.be.at.least(2 * 4);
+    console.log(`    prompt: ${reply.usage?.prompt_tokens} tokens with the two images, ${noImages.usage?.prompt_tokens} without`);
     expect(logLines.some((l) => l.includes('"level":20'))).to.equal(true, 'server log lines reach the logger at debug');
 
     // throughput of the tiny model (unconstrained text), for the README

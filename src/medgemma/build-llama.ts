@@ -12,8 +12,10 @@
  * A lock file (<key>.lock, created with O_EXCL, holding the owner's pid) keeps two processes from
  * building the same variant at once; a lock whose pid is dead is taken over.
  *
- * Flavour: CUDA when LLAMA_CUDA=on, or when `nvcc` is found and LLAMA_CUDA is not "off";
- * LLAMA_CUDA_ARCH picks the architectures (default 90, H100/H200).
+ * Flavour: CUDA when LLAMA_CUDA=on, or when `nvcc` (with cuBLAS next to it) is found and
+ * LLAMA_CUDA is not "off"; LLAMA_CUDA_ARCH picks the architectures (default 90, H100/H200).
+ * LLAMA_CMAKE_ARGS adds cmake flags (e.g. where a separately installed cuBLAS lives); they are
+ * recorded in BUILD.json but are not part of the cache key.
  *
  *   npm run build:llama            builds (or reuses) and prints the binary's path
  *   ensureLlamaServer()            the same, from code ("built on demand")
@@ -115,6 +117,29 @@ export function hasNvcc(): boolean {
   return r.status === 0;
 }
 
+/** Extra cmake flags from LLAMA_CMAKE_ARGS (whitespace-separated; not part of the cache key). */
+function extraCmakeArgs(): string[] {
+  return (process.env.LLAMA_CMAKE_ARGS ?? '').split(/\s+/).filter(Boolean);
+}
+
+/**
+ * Whether the CUDA toolkit next to nvcc has cuBLAS headers, which ggml-cuda needs (a toolkit
+ * made of the nvcc wheels alone has none). LLAMA_CMAKE_ARGS naming cublas counts as "has".
+ */
+export function hasCublas(): boolean {
+  if (/cublas/i.test(process.env.LLAMA_CMAKE_ARGS ?? '')) return true;
+  const roots = [process.env.CUDA_PATH, process.env.CUDA_HOME, '/usr/local/cuda', '/usr'].filter((x): x is string => !!x);
+  const which = spawnSync('sh', ['-c', 'readlink -f "$(command -v nvcc)"'], { encoding: 'utf8' });
+  if (which.status === 0 && which.stdout.trim()) roots.unshift(path.dirname(path.dirname(which.stdout.trim())));
+  for (const root of roots) {
+    const candidates = [path.join(root, 'include', 'cublas_v2.h')];
+    const targets = path.join(root, 'targets');
+    if (fs.existsSync(targets)) for (const t of fs.readdirSync(targets)) candidates.push(path.join(targets, t, 'include', 'cublas_v2.h'));
+    if (candidates.some((c) => fs.existsSync(c))) return true;
+  }
+  return false;
+}
+
 export function defaultCacheDir(): string {
   if (process.env.LLAMA_CACHE_DIR) return path.resolve(process.env.LLAMA_CACHE_DIR);
   const xdg = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
@@ -127,7 +152,7 @@ function resolveOptions(opts: LlamaBuildOptions) {
   if (opts.cuda !== undefined) cuda = opts.cuda;
   else if (env === 'on' || env === '1' || env === 'true') cuda = true;
   else if (env === 'off' || env === '0' || env === 'false') cuda = false;
-  else cuda = hasNvcc();
+  else cuda = hasNvcc() && hasCublas();
   const cudaArch = opts.cudaArch ?? process.env.LLAMA_CUDA_ARCH ?? '90';
   const jobs = opts.jobs ?? (Number(process.env.LLAMA_BUILD_JOBS) || os.availableParallelism());
   const variant = cuda ? `cuda-sm${cudaArch.replace(/[^0-9a-z]+/gi, '_')}` : 'cpu';
@@ -241,7 +266,11 @@ export async function ensureLlamaServer(opts: LlamaBuildOptions = {}): Promise<L
       '-DBUILD_SHARED_LIBS=OFF',
       `-DGGML_CUDA=${cuda ? 'ON' : 'OFF'}`,
       ...(cuda ? [`-DCMAKE_CUDA_ARCHITECTURES=${cudaArch}`] : []),
+      ...extraCmakeArgs(),
     ];
+    if (cuda && !hasCublas()) {
+      log('warning: nvcc found but no cuBLAS headers next to it; cmake will likely fail (install cuBLAS or point LLAMA_CMAKE_ARGS at it)');
+    }
     log(`configuring ${variant} build in ${build} (${flags.join(' ')})`);
     await run('cmake', ['-S', src, '-B', build, ...flags], { onOutput: out });
     log(`compiling llama-server with ${jobs} job(s)${opts.nice === false ? '' : ' at nice 10'}; this takes minutes`);
