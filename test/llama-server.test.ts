@@ -14,7 +14,7 @@ import pino from 'pino';
 import sharp from 'sharp';
 import { z } from 'zod';
 import { writeTinyModels, type TinyModelPaths } from '../fixtures/tiny-model.js';
-import { ensureLlamaServer, hasNvcc } from '../src/medgemma/build-llama.js';
+import { ensureLlamaServer, hasNvcc, llamaBuildLocation } from '../src/medgemma/build-llama.js';
 import { LlamaServer, ModelFileError } from '../src/medgemma/llama-server.js';
 
 /** CUDA only where a GPU is visible (or LLAMA_CUDA says so); nvcc alone is not enough to run it. */
@@ -109,6 +109,32 @@ describe('llama-server supervisor (real llama.cpp, tiny Gemma 3 model)', functio
       response_format: { type: 'json_schema', json_schema: { name: 'finding', strict: true, schema: z.toJSONSchema(Finding) } },
     };
   }
+
+  it('writes the tiny models deterministically', function () {
+    const again = writeTinyModels(path.join(dir, 'again'), { seed: 7 });
+    expect(fs.readFileSync(again.model).equals(fs.readFileSync(tiny.model))).to.equal(true);
+    expect(fs.readFileSync(again.mmproj).equals(fs.readFileSync(tiny.mmproj))).to.equal(true);
+    const other = writeTinyModels(path.join(dir, 'other'), { seed: 8 });
+    expect(fs.readFileSync(other.model).equals(fs.readFileSync(tiny.model))).to.equal(false);
+  });
+
+  it('waits for another process holding the build lock, then reuses its build', async function () {
+    const cacheDir = path.join(dir, 'cache');
+    const loc = llamaBuildLocation({ cacheDir, cuda: false });
+    fs.mkdirSync(cacheDir, { recursive: true });
+    fs.writeFileSync(loc.lockPath, `${process.pid}\n`); // "another builder", alive
+    const logs: string[] = [];
+    const pending = ensureLlamaServer({ cacheDir, cuda: false, log: (l) => logs.push(l) });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(logs.join('\n')).to.match(/waiting for .*\.lock/);
+    fs.mkdirSync(loc.dir, { recursive: true });
+    fs.writeFileSync(path.join(loc.dir, 'BUILD.json'), JSON.stringify({ serverPath, buildSeconds: 1, commit: loc.commit, variant: 'cpu' }));
+    fs.unlinkSync(loc.lockPath);
+    const b = await pending;
+    expect(b.cached).to.equal(true);
+    expect(b.serverPath).to.equal(serverPath);
+    expect(fs.existsSync(loc.lockPath)).to.equal(false);
+  });
 
   it('answers a chat completion with two images as schema-valid JSON', async function () {
     const s = newServer();

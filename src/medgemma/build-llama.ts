@@ -224,15 +224,22 @@ function readRecord(dir: string): BuildRecord | undefined {
   }
 }
 
+/** Where a build with these options lives (and its lock file), without building anything. */
+export function llamaBuildLocation(opts: LlamaBuildOptions = {}): { commit: string; variant: string; dir: string; lockPath: string } {
+  const { variant } = resolveOptions(opts);
+  const commit = bundleCommit(llamaBundlePath());
+  const root = opts.cacheDir ?? defaultCacheDir();
+  const key = `${commit}-${variant}`;
+  return { commit, variant, dir: path.join(root, key), lockPath: path.join(root, `${key}.lock`) };
+}
+
 /** Returns the path of a built llama-server, building it first if the cache has none. */
 export async function ensureLlamaServer(opts: LlamaBuildOptions = {}): Promise<LlamaBuild> {
   const log = opts.log ?? ((s: string) => process.stderr.write(`[build:llama] ${s}\n`));
   const { cuda, cudaArch, jobs, variant } = resolveOptions(opts);
   const bundle = llamaBundlePath();
-  const commit = bundleCommit(bundle);
-  const root = opts.cacheDir ?? defaultCacheDir();
-  const key = `${commit}-${variant}`;
-  const dir = path.join(root, key);
+  const { commit, dir, lockPath } = llamaBuildLocation(opts);
+  const root = path.dirname(dir);
 
   const existing = readRecord(dir);
   if (existing) {
@@ -240,7 +247,7 @@ export async function ensureLlamaServer(opts: LlamaBuildOptions = {}): Promise<L
   }
 
   fs.mkdirSync(root, { recursive: true });
-  const release = await acquireLock(path.join(root, `${key}.lock`), opts.lockTimeoutMs ?? 2 * 3600_000, log);
+  const release = await acquireLock(lockPath, opts.lockTimeoutMs ?? 2 * 3600_000, log);
   try {
     const again = readRecord(dir); // built by the process we waited for
     if (again) return { serverPath: again.serverPath, commit, variant, dir, cached: true, buildSeconds: again.buildSeconds };

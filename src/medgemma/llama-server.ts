@@ -233,6 +233,7 @@ export class LlamaServer extends EventEmitter {
 
   private async spawnAndWait(): Promise<void> {
     const port = await freePort(this.host);
+    if (this.stopping) throw new LlamaServerError('llama-server stopped while starting');
     this.port_ = port;
     this.logTail = [];
     const log = this.opts.logger;
