@@ -1,7 +1,10 @@
 import dimse from 'dcmjs-dimse';
 import type { Db } from '../src/db/connection.js';
-import type { AssociationContext, CGetRequest, CGetResponse, CMoveRequest, CMoveResponse } from './services.js';
-import type { StoreItem, StoreReport } from './store-scu.js';
+import type { AuditLog } from '../src/audit/audit.js';
+import { errorMessage } from '../src/errors.js';
+import type { Logger } from '../src/logger.js';
+import type { AssociationContext, CGetRequest, CGetResponse, CMoveRequest, CMoveResponse, Respond } from './services.js';
+import type { RunHooks, StoreItem, StoreReport } from './store-scu.js';
 
 /**
  * What C-MOVE and C-GET share (PS3.4 C.4.2, C.4.3): the Patient Root / Study Root retrieve
@@ -162,4 +165,64 @@ export function errorComment(message: string): string {
 
 export function identifierOf(request: RetrieveRequest): Record<string, unknown> {
   return (request.getDataset()?.getElements() ?? {}) as Record<string, unknown>;
+}
+
+export interface RetrieveRun<R extends RetrieveResponse> {
+  kind: 'move' | 'get';
+  core: { db: Db; log: Logger; audit: AuditLog };
+  ctx: AssociationContext;
+  request: RetrieveRequest;
+  make: () => R;
+  respond: Respond<R>;
+  cancels: CancelRegistry;
+  /** The sub-operations: the resolved instances sent on (C-MOVE: to the destination; C-GET: back). */
+  send(items: StoreItem[], hooks: RunHooks): Promise<StoreReport>;
+  /** Logged and audited with the counts (the Move Destination). */
+  details?: Record<string, unknown>;
+}
+
+/**
+ * The flow C-MOVE and C-GET share: resolve the identifier, run the sub-operations with a
+ * pending response after each and C-CANCEL (or the caller leaving) checked before each, send the
+ * final response, log and audit the counts. Failures of the flow itself answer 0xC000.
+ */
+export function runRetrieve<R extends RetrieveResponse>(run: RetrieveRun<R>): void {
+  const { kind, core, ctx, request, make, respond, cancels } = run;
+  const messageId = request.getMessageId();
+  const label = kind === 'move' ? 'C-MOVE' : 'C-GET';
+  void (async () => {
+    let items: StoreItem[];
+    try {
+      items = await resolveIdentifier(core.db, request.getAffectedSopClassUid(), identifierOf(request));
+    } catch (err) {
+      if (err instanceof IdentifierError) return respond(errorResponse(make, RetrieveStatus.IdentifierDoesNotMatch, err.message));
+      throw err;
+    }
+    const started = Date.now();
+    // A caller that went away gets no more sub-operations.
+    let callerGone = false;
+    void ctx.closed.then(() => (callerGone = true));
+    const report = await run.send(items, {
+      progress: (r) => {
+        if (r.remaining > 0) respond(countsResponse(make, RetrieveStatus.Pending, r));
+      },
+      cancelled: () => callerGone || cancels.isCancelled(ctx, messageId),
+    });
+    cancels.forget(ctx, messageId);
+    if (!callerGone) respond(finalResponse(ctx, request, make, report));
+    const counts = { matched: items.length, completed: report.completed, warning: report.warning, failed: report.failed, cancelled: report.cancelled };
+    core.log.info({ calling: ctx.callingAeTitle, ...run.details, ...counts, ms: Date.now() - started }, `${label} done`);
+    void core.audit.record({
+      actorType: 'ae',
+      actor: ctx.callingAeTitle,
+      peer: ctx.peer,
+      action: `dimse.${kind}`,
+      resourceType: 'study',
+      outcome: report.failed > 0 && report.completed === 0 ? 'failure' : 'success',
+      details: { ...run.details, ...counts },
+    });
+  })().catch((err: unknown) => {
+    core.log.error({ err: errorMessage(err), calling: ctx.callingAeTitle }, `${label} failed`);
+    respond(errorResponse(make, RetrieveStatus.UnableToProcess, errorMessage(err)));
+  });
 }
