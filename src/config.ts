@@ -3,18 +3,14 @@ import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
 import type { StorageOptions } from '../storage/index.js';
+import { aeTitleSchema } from './dicom/ae-title.js';
 
 /**
  * Configuration comes from environment variables only (twelve-factor), validated once at
  * start-up. A wrong value stops the node with one line naming the variable.
  */
 
-const aeTitle = z
-  .string()
-  .trim()
-  .min(1)
-  .max(16)
-  .regex(/^[\x20-\x5b\x5d-\x7e]+$/, 'AE titles are 1-16 printable ASCII characters without backslash');
+const aeTitle = aeTitleSchema;
 
 // 0 asks the OS for a free port (tests, side-by-side nodes).
 const port = z.coerce.number().int().min(0).max(65535);

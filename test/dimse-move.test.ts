@@ -6,7 +6,7 @@ import dimse from 'dcmjs-dimse';
 import { chooseSyntax, outcomeOf, splitPart10 } from '../dimse/store-scu.js';
 import { createRemoteNode } from '../src/nodes/remote-nodes.js';
 import { corpusDir, corpusRoot } from './helpers/corpus.js';
-import { runTool, startReferenceStorescp, type ReferenceScp } from './helpers/dcmtk.js';
+import { runTool, startReferenceStorescp, startStorescp, type ReferenceScp } from './helpers/dcmtk.js';
 import { baseUrl, bearer, tokenFor } from './helpers/http.js';
 import { freePort, startTestNode, tempDir, type TestNode } from './helpers/node.js';
 import { onBothDatabases } from './helpers/postgres.js';
@@ -57,24 +57,12 @@ function movescu(port: number, dest: string, keys: string[], model = '-S') {
 }
 
 async function storescpOn(args: string[], ae: string): Promise<{ port: number; dir: string; stop(): Promise<void> }> {
-  const { spawn } = await import('node:child_process');
-  const port = await freePort();
   const dir = await tempDir('dest');
-  const child = spawn('storescp', [...args, '-od', dir, '-aet', ae, String(port)], { stdio: 'ignore' });
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const r = await runTool('echoscu', ['-aec', ae, '127.0.0.1', String(port)], 5_000);
-    if (r.code === 0) break;
-    if (Date.now() > deadline) throw new Error('storescp did not start');
-    await new Promise((res) => setTimeout(res, 100));
-  }
+  const scp = await startStorescp(await freePort(), dir, { aeTitle: ae, args });
   return {
-    port,
-    dir,
+    ...scp,
     async stop() {
-      const exited = new Promise((res) => child.once('exit', res));
-      child.kill('SIGTERM');
-      await exited;
+      await scp.stop();
       await fsp.rm(dir, { recursive: true, force: true });
     },
   };

@@ -62,16 +62,14 @@ export interface ReferenceScp {
   stop(): Promise<void>;
 }
 
-/**
- * DCMTK's storescp in bit-preserving mode: a reference receiver that writes each data set
- * exactly as it came off the wire, so "what was sent" can be compared byte for byte.
- */
-export async function startReferenceStorescp(port: number, dir: string): Promise<ReferenceScp> {
+/** DCMTK's storescp on a port, writing what it receives into `dir`; ready when it answers C-ECHO. */
+export async function startStorescp(port: number, dir: string, opts: { aeTitle?: string; args?: string[] } = {}): Promise<ReferenceScp> {
   const { spawn } = await import('node:child_process');
-  const child = spawn('storescp', ['-B', '-od', dir, '-aet', 'REFSCP', String(port)], { stdio: 'ignore' });
+  const ae = opts.aeTitle ?? 'REFSCP';
+  const child = spawn('storescp', [...(opts.args ?? []), '-od', dir, '-aet', ae, String(port)], { stdio: 'ignore' });
   const deadline = Date.now() + 10_000;
   for (;;) {
-    const r = await runTool('echoscu', ['-aec', 'REFSCP', '127.0.0.1', String(port)], 5_000);
+    const r = await runTool('echoscu', ['-aec', ae, '127.0.0.1', String(port)], 5_000);
     if (r.code === 0) break;
     if (Date.now() > deadline || child.exitCode !== null) {
       child.kill('SIGKILL');
@@ -88,4 +86,12 @@ export async function startReferenceStorescp(port: number, dir: string): Promise
       await exited;
     },
   };
+}
+
+/**
+ * DCMTK's storescp in bit-preserving mode: a reference receiver that writes each data set
+ * exactly as it came off the wire, so "what was sent" can be compared byte for byte.
+ */
+export function startReferenceStorescp(port: number, dir: string): Promise<ReferenceScp> {
+  return startStorescp(port, dir, { args: ['-B'] });
 }

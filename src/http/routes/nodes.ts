@@ -15,14 +15,9 @@ import { readJson } from '../body.js';
 import { HttpError } from '../errors.js';
 import type { RouteDeps } from '../server.js';
 import type { AppContext, AppRouter, AppState } from '../state.js';
+import { aeTitleSchema } from '../../dicom/ae-title.js';
 
-/** AE VR (PS3.5 6.2): 1-16 characters of the default repertoire, no backslash or control characters; padding is not significant. */
-const aeTitle = z
-  .string()
-  .trim()
-  .min(1)
-  .max(16)
-  .regex(/^[\x20-\x5b\x5d-\x7e]+$/, 'AE titles are 1-16 printable ASCII characters without backslash');
+const aeTitle = aeTitleSchema;
 
 const nodeBody = z.object({
   ae_title: aeTitle,
