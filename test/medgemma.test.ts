@@ -490,3 +490,28 @@ describe('MedGemma engine (real llama.cpp, tiny Gemma 3 models)', function () {
     });
   });
 });
+
+describe('createEngine (configuration -> started engine)', function () {
+  it('starts the llama-server backend from MEDGEMMA_* variables and the off backend is undefined', async function () {
+    this.timeout(600_000);
+    const { createEngine } = await import('../src/medgemma/create-engine.js');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'radiant-create-engine-'));
+    try {
+      writeTinyModels(dir, { seed: 3 });
+      expect(await createEngine(loadConfig({ DATA_DIR: dir }).medgemma)).to.equal(undefined);
+      const cfg = loadConfig({ DATA_DIR: dir, MEDGEMMA_MODEL_PATH: dir, MEDGEMMA_DEVICE: 'cpu', MEDGEMMA_THREADS: '1', MEDGEMMA_CONTEXT: '2048' }).medgemma;
+      expect(cfg.backend).to.equal('llama-server');
+      const engine = (await createEngine(cfg))!;
+      try {
+        expect(engine.backend).to.equal('llama-server');
+        expect(engine.multimodal).to.equal(true);
+        const r = await engine.analyze({ images: [await png(32, 32, 5)], prompt: 'Describe.', schema: findingsSchema, maxTokens: 400 });
+        expect(r.model.mmproj?.name).to.equal('tiny-gemma3-mmproj.gguf');
+      } finally {
+        await engine.close();
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -6,6 +6,7 @@ import { NodeLlamaCppEngine } from './backends/node-llama-cpp.js';
 import { RemoteEngine } from './backends/remote.js';
 import type { Engine } from './engine.js';
 import { resolveModelPaths } from './model-identity.js';
+import { ensureLlamaServer } from './build-llama.js';
 
 export async function createEngine(c: MedgemmaConfig, logger?: Logger): Promise<Engine | undefined> {
   switch (c.backend) {
@@ -22,8 +23,11 @@ export async function createEngine(c: MedgemmaConfig, logger?: Logger): Promise<
       });
     case 'llama-server': {
       const files = resolveModelPaths(c.modelPath!, c.mmprojPath);
+      // MEDGEMMA_DEVICE picks the llama-server build flavour (auto: CUDA when nvcc is found)
+      const serverPath = (await ensureLlamaServer(c.device === 'auto' ? {} : { cuda: c.device === 'cuda' })).serverPath;
       return new LlamaServerEngine({
         ...files,
+        serverPath,
         threads: c.threads,
         ctxSize: c.contextSize,
         gpuLayers: c.device === 'cpu' ? 0 : c.gpuLayers,
