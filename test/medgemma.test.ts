@@ -388,11 +388,11 @@ describe('MedGemma engine (real llama.cpp, tiny Gemma 3 models)', function () {
         const remote = new RemoteEngine({ endpoint: fake.url, maxConcurrency: 2 });
         const ac = new AbortController();
         const calls = [0, 1, 2, 3].map(() => remote.analyze(request()));
-        const queued = remote.analyze(request({ signal: ac.signal }));
+        const queued = rejects(remote.analyze(request({ signal: ac.signal })));
         ac.abort();
         await Promise.all(calls);
         expect(maxInFlight).to.equal(2);
-        expect((await rejects(queued)).kind).to.equal('cancelled');
+        expect((await queued).kind).to.equal('cancelled');
       } finally {
         await fake.close();
       }
