@@ -11,6 +11,7 @@ import dimse from 'dcmjs-dimse';
 import { STUDY_ROOT_FIND } from '../dimse/find.js';
 import { clientFind } from '../test/helpers/dimse-client.js';
 import { ORTHANC_BIN, startOrthanc } from '../test/helpers/orthanc.js';
+import { engineBench } from './engine-bench.js';
 
 /**
  * `npm run bench`: C-STORE throughput with DCMTK storescu (1 and 4 concurrent associations),
@@ -22,7 +23,8 @@ import { ORTHANC_BIN, startOrthanc } from '../test/helpers/orthanc.js';
  * Then QIDO-RS at scale (qido-scale.ts): an index of BENCH_QIDO_STUDIES studies (default 10 000,
  * 100 instances each: 1 000 000 instances; 0 skips it) generated straight into SQLite, and into
  * PostgreSQL too when BENCH_QIDO_PG_URL names an empty database; p50/p99 of OHIF's queries over
- * HTTP. `node dist/bench/bench.js qido` runs only that section.
+ * HTTP. `node dist/bench/bench.js qido` runs only that section; `node dist/bench/bench.js engine`
+ * runs only the MedGemma engine section (bench/engine-bench.ts), also run at the end.
  */
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -572,6 +574,7 @@ async function orthancRun(files: string[]): Promise<{ findNameMs: number[]; find
 async function main(): Promise<void> {
   dimse.log.setLevel('silent');
   if (process.argv[2] === 'qido') return qidoScale();
+  if (process.argv[2] === 'engine') return engineBench();
   if (!fs.existsSync(ctDir)) throw new Error(`corpus CT not found at ${ctDir}: set RADIANT_CORPUS`);
   const files = (await fsp.readdir(ctDir)).filter((f) => f.endsWith('.dcm')).sort().map((f) => path.join(ctDir, f));
   const bytes = (await Promise.all(files.map((f) => fsp.stat(f)))).reduce((a, s) => a + s.size, 0);
@@ -633,6 +636,7 @@ async function main(): Promise<void> {
     await fsp.rm(work, { recursive: true, force: true });
   }
   await qidoScale();
+  await engineBench();
 }
 
 main().catch((err: unknown) => {

@@ -8,6 +8,11 @@ import { importPaths } from './ingest/import-files.js';
 import { isRole, ROLES } from './auth/permissions.js';
 import { createUser, UserExistsError } from './auth/users.js';
 import { AuditLog } from './audit/audit.js';
+import { checkPair, formatSummary, ggufSummary, ModelInfoError } from './medgemma/model-info.js';
+import { ModelPullError, pullModel, validatePullUri } from './medgemma/model-pull.js';
+import { resolveModelPaths } from './medgemma/model-identity.js';
+import { EngineError } from './medgemma/engine.js';
+import path from 'node:path';
 
 const usage = `usage: radiant <command>
 
@@ -17,6 +22,13 @@ const usage = `usage: radiant <command>
   user create <username> <role>
                         create a user (roles: admin, radiologist, technician, viewer, service);
                         the password is read from RADIANT_USER_PASSWORD or the first line of stdin
+  model info [path] [--mmproj <file>]
+                        describe a GGUF model or projector (architecture, parameters,
+                        quantization, context, image size, SHA-256) and check that a model and
+                        its mmproj fit; path defaults to MEDGEMMA_MODEL_PATH (a file or a folder)
+  model pull <hf:user/repo/file.gguf> [--dir <folder>] [--timeout <s>]
+                        download a GGUF file (default folder: DATA_DIR/models; HF_TOKEN for gated
+                        repositories; --timeout bounds the look-up, default 30 s)
   help                  this text
 
 Configuration is read from environment variables; see README.md.`;
@@ -136,6 +148,63 @@ async function userCommand(config: Config, args: string[]): Promise<number> {
   }
 }
 
+async function modelCommand(config: Config, args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  const opt = (name: string) => {
+    const i = rest.indexOf(name);
+    if (i < 0) return undefined;
+    const v = rest[i + 1];
+    rest.splice(i, 2);
+    return v;
+  };
+  if (sub === 'info') {
+    const mmprojArg = opt('--mmproj');
+    const target = rest[0] ?? config.medgemma.modelPath;
+    if (!target) {
+      console.error('usage: radiant model info <file.gguf|folder> [--mmproj <file>] (or set MEDGEMMA_MODEL_PATH)');
+      return 2;
+    }
+    try {
+      const files = resolveModelPaths(target, mmprojArg ?? (rest[0] ? undefined : config.medgemma.mmprojPath));
+      const model = await ggufSummary(files.model);
+      console.log(formatSummary(model));
+      if (files.mmproj) {
+        const mmproj = await ggufSummary(files.mmproj);
+        console.log(`\n${formatSummary(mmproj)}`);
+        checkPair(model, mmproj);
+        console.log(`\npair: ok (projection ${mmproj.projectionDim} = embedding ${model.embeddingLength})`);
+      }
+      return 0;
+    } catch (err) {
+      if (err instanceof ModelInfoError || err instanceof EngineError) {
+        console.error(`radiant model info: ${err.message}`);
+        return 1;
+      }
+      throw err;
+    }
+  }
+  if (sub === 'pull') {
+    const dir = opt('--dir') ?? path.join(config.dataDir, 'models');
+    const timeoutS = Number(opt('--timeout') ?? 30);
+    try {
+      const uri = validatePullUri(rest[0]);
+      const file = await pullModel(uri, dir, (line) => process.stderr.write(`\r${line}   `), timeoutS * 1000);
+      process.stderr.write('\n');
+      console.log(file);
+      return 0;
+    } catch (err) {
+      if (err instanceof ModelPullError) {
+        console.error(`radiant model pull: ${err.message}`);
+        // the downloader may still be retrying in the background: do not wait for it
+        process.exit(err.usage ? 2 : 1);
+      }
+      throw err;
+    }
+  }
+  console.error('usage: radiant model info [path] [--mmproj <file>] | radiant model pull <hf:user/repo/file.gguf> [--dir <folder>]');
+  return 2;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;
   if (!command || command === 'help' || command === '--help' || command === '-h') {
@@ -165,6 +234,8 @@ async function main(argv: string[]): Promise<number> {
       return runImport(config, log, args);
     case 'user':
       return userCommand(config, args);
+    case 'model':
+      return modelCommand(config, args);
     default:
       console.error(`radiant: unknown command '${command}'\n\n${usage}`);
       return 2;

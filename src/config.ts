@@ -81,6 +81,20 @@ const envSchema = z.object({
   FORWARD_RETRY_BASE_MS: z.coerce.number().int().min(10).default(30_000),
   FORWARD_SETTLE_MS: z.coerce.number().int().min(0).default(2_000),
   FORWARD_POLL_MS: z.coerce.number().int().min(50).default(5_000),
+  /** MedGemma engine (src/medgemma): auto = remote when online with an endpoint, llama-server with a model path, else off. */
+  MEDGEMMA_BACKEND: z.enum(['auto', 'llama-server', 'remote', 'node-llama-cpp', 'off']).default('auto'),
+  MEDGEMMA_MODEL_PATH: z.string().min(1).optional(),
+  MEDGEMMA_MMPROJ_PATH: z.string().min(1).optional(),
+  MEDGEMMA_DEVICE: z.enum(['auto', 'cuda', 'cpu']).default('auto'),
+  MEDGEMMA_CONTEXT: z.coerce.number().int().min(512).max(1_048_576).default(32768),
+  MEDGEMMA_GPU_LAYERS: z.union([z.enum(['auto', 'all']), z.coerce.number().int().min(0).max(1000)]).default('auto'),
+  MEDGEMMA_THREADS: z.coerce.number().int().min(1).max(512).optional(),
+  MEDGEMMA_API_ENDPOINT: z.url().optional(),
+  MEDGEMMA_API_KEY: z.string().min(1).optional(),
+  MEDGEMMA_API_MODEL: z.string().min(1).default('medgemma'),
+  MEDGEMMA_MAX_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
+  MEDGEMMA_TIMEOUT_MS: z.coerce.number().int().min(100).default(120_000),
+  MEDGEMMA_MAX_RETRIES: z.coerce.number().int().min(0).max(10).default(3),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -138,7 +152,51 @@ export interface Config {
   parse: { workers: number; timeoutMs: number };
   transcode: { workers: number; timeoutMs: number; cacheBytes: number };
   forwarding: { enabled: boolean; batchSize: number; maxAttempts: number; retryBaseMs: number; settleMs: number; pollMs: number };
+  medgemma: MedgemmaConfig;
   logLevel: Env['LOG_LEVEL'];
+}
+
+export interface MedgemmaConfig {
+  /** The backend in use after resolving `auto`. */
+  backend: 'llama-server' | 'remote' | 'node-llama-cpp' | 'off';
+  modelPath?: string;
+  mmprojPath?: string;
+  device: 'auto' | 'cuda' | 'cpu';
+  contextSize: number;
+  gpuLayers: number | 'auto' | 'all';
+  threads?: number;
+  apiEndpoint?: string;
+  apiKey?: string;
+  apiModel: string;
+  maxConcurrency: number;
+  timeoutMs: number;
+  maxRetries: number;
+}
+
+function medgemmaConfig(e: Env, cwd: string): MedgemmaConfig {
+  let backend: MedgemmaConfig['backend'];
+  if (e.MEDGEMMA_BACKEND === 'auto') {
+    if (e.MODE === 'online' && e.MEDGEMMA_API_ENDPOINT) backend = 'remote';
+    else if (e.MEDGEMMA_MODEL_PATH) backend = 'llama-server';
+    else backend = 'off';
+  } else backend = e.MEDGEMMA_BACKEND;
+  if (backend === 'remote') required(e.MEDGEMMA_API_ENDPOINT, 'MEDGEMMA_API_ENDPOINT', 'when MEDGEMMA_BACKEND=remote');
+  if (backend === 'llama-server' || backend === 'node-llama-cpp') required(e.MEDGEMMA_MODEL_PATH, 'MEDGEMMA_MODEL_PATH', `when MEDGEMMA_BACKEND=${backend}`);
+  return {
+    backend,
+    modelPath: e.MEDGEMMA_MODEL_PATH ? path.resolve(cwd, e.MEDGEMMA_MODEL_PATH) : undefined,
+    mmprojPath: e.MEDGEMMA_MMPROJ_PATH ? path.resolve(cwd, e.MEDGEMMA_MMPROJ_PATH) : undefined,
+    device: e.MEDGEMMA_DEVICE,
+    contextSize: e.MEDGEMMA_CONTEXT,
+    gpuLayers: e.MEDGEMMA_GPU_LAYERS,
+    threads: e.MEDGEMMA_THREADS,
+    apiEndpoint: e.MEDGEMMA_API_ENDPOINT,
+    apiKey: e.MEDGEMMA_API_KEY,
+    apiModel: e.MEDGEMMA_API_MODEL,
+    maxConcurrency: e.MEDGEMMA_MAX_CONCURRENCY,
+    timeoutMs: e.MEDGEMMA_TIMEOUT_MS,
+    maxRetries: e.MEDGEMMA_MAX_RETRIES,
+  };
 }
 
 /** `sqlite:///abs/path`, `sqlite://rel/path`, `file:path` or a plain path. */
@@ -292,6 +350,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       settleMs: e.FORWARD_SETTLE_MS,
       pollMs: e.FORWARD_POLL_MS,
     },
+    medgemma: medgemmaConfig(e, cwd),
     logLevel: e.LOG_LEVEL,
   };
 }

@@ -1,0 +1,63 @@
+/** Backend `remote`: any OpenAI-compatible chat endpoint (MEDGEMMA_API_ENDPOINT, MEDGEMMA_API_KEY). */
+import { controlledCall, Semaphore } from '../call-control.js';
+import type { AnalyzeRequest, AnalyzeResult, Engine } from '../engine.js';
+import { finishResult } from '../finish.js';
+import { postChatCompletion, type PostChatOptions } from '../http-chat.js';
+import { chatRequestBody, replyText, replyTimings } from '../openai-chat.js';
+
+export interface RemoteEngineOptions {
+  /** Base URL (…/v1 or the server root) or the full …/chat/completions URL. */
+  endpoint: string;
+  apiKey?: string;
+  /** The model name sent in the request; default "medgemma". */
+  model?: string;
+  timeoutMs?: number;
+  maxConcurrency?: number;
+  retries?: number;
+  baseDelayMs?: number;
+  onRetry?: PostChatOptions['onRetry'];
+}
+
+export function chatCompletionsUrl(endpoint: string): string {
+  const e = endpoint.replace(/\/+$/, '');
+  if (/\/chat\/completions$/.test(e)) return e;
+  if (/\/v1$/.test(e)) return `${e}/chat/completions`;
+  return `${e}/v1/chat/completions`;
+}
+
+export class RemoteEngine implements Engine {
+  readonly backend = 'remote' as const;
+  readonly multimodal = true;
+  private readonly url: string;
+  private readonly semaphore: Semaphore;
+  constructor(private readonly o: RemoteEngineOptions) {
+    this.url = chatCompletionsUrl(o.endpoint);
+    this.semaphore = new Semaphore(o.maxConcurrency ?? 1);
+  }
+
+  analyze<T = unknown>(req: AnalyzeRequest): Promise<AnalyzeResult<T>> {
+    const started = performance.now();
+    return controlledCall({ timeoutMs: this.o.timeoutMs ?? 120_000, semaphore: this.semaphore }, req.signal, async (signal) => {
+      const sent = performance.now();
+      const reply = await postChatCompletion({
+        url: this.url,
+        apiKey: this.o.apiKey,
+        body: chatRequestBody(req, this.o.model ?? 'medgemma'),
+        signal,
+        retries: this.o.retries,
+        baseDelayMs: this.o.baseDelayMs,
+        onRetry: this.o.onRetry,
+      });
+      const now = performance.now();
+      return finishResult<T>(
+        replyText(reply),
+        req.schema,
+        'remote',
+        { name: reply.model ?? this.o.model ?? 'medgemma', sha256: null, quantization: null },
+        replyTimings(reply, now - sent, now - started),
+      );
+    });
+  }
+
+  async close(): Promise<void> {}
+}

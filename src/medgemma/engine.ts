@@ -1,0 +1,87 @@
+/**
+ * The MedGemma inference engine: one interface over three backends (llama-server, a remote
+ * OpenAI-compatible endpoint, node-llama-cpp in process). A call takes PNG images, a prompt and
+ * a JSON schema, and returns the parsed JSON with the raw text, the model's identity and timings.
+ * Failures are EngineError with a kind the caller can act on.
+ */
+
+export type EngineErrorKind = 'unavailable' | 'timeout' | 'cancelled' | 'bad_output' | 'auth' | 'rate_limited' | 'upstream';
+
+export class EngineError extends Error {
+  constructor(
+    readonly kind: EngineErrorKind,
+    message: string,
+    readonly details: { status?: number; attempts?: number; rawText?: string; cause?: unknown } = {},
+  ) {
+    super(message);
+    this.name = 'EngineError';
+  }
+  /** Worth trying again later (the same request may succeed). */
+  get retryable(): boolean {
+    return this.kind === 'rate_limited' || this.kind === 'upstream' || this.kind === 'unavailable' || this.kind === 'timeout';
+  }
+}
+
+/** A JSON schema (object form); only the subset used for output validation is typed. */
+export type JsonSchema = {
+  type?: string | string[];
+  properties?: Record<string, JsonSchema>;
+  required?: string[];
+  items?: JsonSchema;
+  enum?: unknown[];
+  [key: string]: unknown;
+};
+
+export interface AnalyzeRequest {
+  /** PNG-encoded images, in order. */
+  images: Buffer[];
+  prompt: string;
+  /** The shape the answer must have. */
+  schema: JsonSchema;
+  maxTokens?: number;
+  signal?: AbortSignal;
+  /** Sampling temperature; default 0 (deterministic). */
+  temperature?: number;
+  seed?: number;
+}
+
+export interface ModelIdentity {
+  /** File name of the model (or the remote model's name). */
+  name: string;
+  /** SHA-256 of the model file; null for a remote model. */
+  sha256: string | null;
+  /** GGUF file type, e.g. "MOSTLY_Q4_K_M"; null when unknown. */
+  quantization: string | null;
+  mmproj?: { name: string; sha256: string } | undefined;
+}
+
+export interface EngineTimings {
+  promptMs: number;
+  predictedMs: number;
+  tokens: number;
+  tokensPerSecond: number;
+  imageEncodeMs?: number;
+  /** Wall-clock time of the whole call, queueing included. */
+  totalMs: number;
+}
+
+export interface AnalyzeResult<T = unknown> {
+  json: T;
+  /** The model's text after the safety post-check (what json was parsed from). */
+  rawText: string;
+  model: ModelIdentity;
+  timings: EngineTimings;
+  backend: EngineBackendName;
+  /** Safety flags raised on the text (definitive phrasing rewritten, degenerate output...). */
+  safetyFlags: string[];
+}
+
+export type EngineBackendName = 'llama-server' | 'remote' | 'node-llama-cpp';
+
+export interface Engine {
+  readonly backend: EngineBackendName;
+  /** Whether the backend takes images. */
+  readonly multimodal: boolean;
+  analyze<T = unknown>(req: AnalyzeRequest): Promise<AnalyzeResult<T>>;
+  close(): Promise<void>;
+}

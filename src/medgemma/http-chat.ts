@@ -1,0 +1,86 @@
+/**
+ * POST /v1/chat/completions to an OpenAI-compatible server, with retries and typed errors:
+ * 401/403 -> auth, 429 -> rate_limited, 5xx -> upstream, other 4xx -> upstream (not retried),
+ * network failure -> upstream; 429, 5xx and network failures are retried with exponential
+ * back-off (Retry-After honoured, capped), 400/401 are not. A non-JSON reply -> bad_output.
+ */
+import { EngineError } from './engine.js';
+import type { ChatReply } from './openai-chat.js';
+
+export interface PostChatOptions {
+  url: string;
+  apiKey?: string;
+  body: unknown;
+  signal: AbortSignal;
+  /** Extra attempts after the first; default 3. */
+  retries?: number;
+  /** First back-off delay; doubles each attempt; default 500 ms. */
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+  /** Called before each retry (tests, logging). */
+  onRetry?: (info: { attempt: number; delayMs: number; error: EngineError }) => void;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const t = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+function statusError(status: number, text: string, url: string): EngineError {
+  const snippet = text.slice(0, 300).replace(/\s+/g, ' ');
+  if (status === 401 || status === 403) return new EngineError('auth', `MedGemma endpoint ${url} refused the API key (${status}): check MEDGEMMA_API_KEY`, { status });
+  if (status === 429) return new EngineError('rate_limited', `MedGemma endpoint ${url} is rate limiting (429): ${snippet}`, { status });
+  if (status >= 500) return new EngineError('upstream', `MedGemma endpoint ${url} failed (${status}): ${snippet}`, { status });
+  return new EngineError('upstream', `MedGemma endpoint ${url} rejected the request (${status}): ${snippet}`, { status });
+}
+
+const retryable = (e: EngineError) => e.kind === 'rate_limited' || (e.kind === 'upstream' && (e.details.status === undefined || e.details.status >= 500));
+
+export async function postChatCompletion(o: PostChatOptions): Promise<ChatReply> {
+  const retries = o.retries ?? 3;
+  const base = o.baseDelayMs ?? 500;
+  for (let attempt = 1; ; attempt++) {
+    let err: EngineError;
+    let retryAfterMs: number | undefined;
+    try {
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      if (o.apiKey) headers.authorization = `Bearer ${o.apiKey}`;
+      const res = await fetch(o.url, { method: 'POST', headers, body: JSON.stringify(o.body), signal: o.signal });
+      const text = await res.text();
+      if (res.ok) {
+        try {
+          return JSON.parse(text) as ChatReply;
+        } catch {
+          throw new EngineError('bad_output', `MedGemma endpoint ${o.url} answered ${res.status} with a body that is not JSON: ${text.slice(0, 200)}`, { status: res.status, rawText: text });
+        }
+      }
+      err = statusError(res.status, text, o.url);
+      const ra = Number(res.headers.get('retry-after'));
+      if (Number.isFinite(ra) && ra >= 0) retryAfterMs = ra * 1000;
+    } catch (e) {
+      if (e instanceof EngineError) throw e;
+      if (o.signal.aborted) throw e; // mapped to timeout/cancelled by the caller
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      const why = cause?.code ?? cause?.message ?? (e as Error).message;
+      err = new EngineError('upstream', `MedGemma endpoint ${o.url} unreachable or connection lost (${why})`, { cause: e });
+    }
+    if (!retryable(err) || attempt > retries) {
+      err.details.attempts = attempt;
+      if (attempt > 1) err.message += ` (after ${attempt} attempts)`;
+      throw err;
+    }
+    const delayMs = Math.min(o.maxDelayMs ?? 30_000, retryAfterMs ?? base * 2 ** (attempt - 1));
+    o.onRetry?.({ attempt, delayMs, error: err });
+    await sleep(delayMs, o.signal);
+  }
+}
