@@ -93,6 +93,16 @@ export interface ScuDeps {
   timeoutMs?: number;
 }
 
+/** Client.send options for a node: one timeout for connect, association and PDUs; TLS if the node says so. */
+function sendOptions(deps: Pick<ScuDeps, 'tls'>, node: Pick<RemoteNode, 'tls'>, timeout: number): Parameters<ClientT['send']>[4] {
+  return {
+    connectTimeout: timeout,
+    associationTimeout: timeout,
+    pduTimeout: timeout,
+    ...(node.tls ? { securityOptions: securityOptions(deps.tls) } : {}),
+  };
+}
+
 export function securityOptions(tls: TlsFiles | undefined): Record<string, unknown> {
   const read = (p: string | undefined) => (p ? fs.readFileSync(p) : undefined);
   return { cert: read(tls?.cert), key: read(tls?.key), ca: read(tls?.ca), rejectUnauthorized: true };
@@ -352,12 +362,7 @@ export function openAssociation(
       association = a;
     });
     try {
-      client.send(node.host, node.port, deps.aeTitle, node.aeTitle, {
-        connectTimeout: timeout,
-        associationTimeout: timeout,
-        pduTimeout: timeout,
-        ...(node.tls ? { securityOptions: securityOptions(deps.tls) } : {}),
-      });
+      client.send(node.host, node.port, deps.aeTitle, node.aeTitle, sendOptions(deps, node, timeout));
     } catch (err) {
       failOpen(err instanceof Error ? err : new Error(String(err)));
       return;
@@ -462,12 +467,7 @@ export function echoNode(deps: Pick<ScuDeps, 'aeTitle' | 'tls' | 'timeoutMs'>, n
     );
     const timeout = deps.timeoutMs ?? 15_000;
     try {
-      client.send(node.host, node.port, deps.aeTitle, node.aeTitle, {
-        connectTimeout: timeout,
-        associationTimeout: timeout,
-        pduTimeout: timeout,
-        ...(node.tls ? { securityOptions: securityOptions(deps.tls) } : {}),
-      });
+      client.send(node.host, node.port, deps.aeTitle, node.aeTitle, sendOptions(deps, node, timeout));
     } catch (err) {
       finish({ ok: false, error: errorMessage(err) });
     }
