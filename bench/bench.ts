@@ -470,31 +470,11 @@ async function qidoScale(): Promise<void> {
 // C-MOVE: the CT stored on a fresh `radiant serve`, then moved (study level, DCMTK movescu) to a
 // DCMTK storescp writing to disk, and retrieved with DCMTK getscu (C-GET on the same association).
 
-async function startMoveNode(dataDir: string): Promise<{ child: ChildProcess; base: string; dicomPort: number }> {
-  const env = { ...process.env, DATA_DIR: dataDir, LOG_LEVEL: 'warn' };
-  const created = await run(process.execPath, [cli, 'user', 'create', 'bench', 'admin'], { ...env, RADIANT_USER_PASSWORD: BENCH_PASSWORD });
-  if (created.code !== 0) throw new Error(`user create failed: ${created.out.slice(-500)}`);
-  const httpPort = await freePort();
-  const dicomPort = await freePort();
-  const child = spawn(process.execPath, [...nodeArgs, cli, 'serve'], {
-    env: { ...env, HTTP_PORT: String(httpPort), DICOM_PORT: String(dicomPort) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const base = `http://127.0.0.1:${httpPort}`;
-  for (let i = 0; i < 200; i++) {
-    const ok = await fetch(`${base}/healthz`).then((r) => r.ok, () => false);
-    if (ok) return { child, base, dicomPort };
-    await new Promise((res) => setTimeout(res, 100));
-  }
-  child.kill('SIGKILL');
-  throw new Error('node did not start (HTTP)');
-}
-
 async function moveRun(files: string[]): Promise<{ move: number; get: number }> {
   const dataDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'radiant-bench-'));
   const destDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'radiant-bench-dest-'));
   const getDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'radiant-bench-get-'));
-  const { child, base, dicomPort } = await startMoveNode(dataDir);
+  const { child, base, dicomPort } = await startHttpNode(dataDir);
   const destPort = await freePort();
   const dest = spawn('storescp', ['-od', destDir, '-aet', 'BENCHDEST', String(destPort)], { stdio: 'ignore' });
   try {
