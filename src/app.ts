@@ -9,6 +9,7 @@ import { Forwarder } from './forwarding/forwarder.js';
 import { RuleCache } from './forwarding/rules.js';
 import { cStoreSender } from './forwarding/cstore-sender.js';
 import { scuDeps } from '../dimse/store-scu.js';
+import { EngineHost } from './medgemma/engine-host.js';
 import { Ingestor } from './ingest/ingest.js';
 import { DimseServer } from '../dimse/server.js';
 import { nodeServices } from '../dimse/node-services.js';
@@ -38,6 +39,8 @@ export interface Core {
 
 export interface RunningNode extends Core {
   dimse: DimseServer;
+  /** The MedGemma engine, started in the background after the listeners. */
+  engine: EngineHost;
   dicomPort: number;
   http: HttpApp;
   httpPort: number;
@@ -138,7 +141,8 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     core.audit,
     nodeServices(core),
   );
-  const http = createHttpApp({ ...core, secretKey: resolveSecretKey(config) });
+  const engine = new EngineHost(config.medgemma, log);
+  const http = createHttpApp({ ...core, engine, secretKey: resolveSecretKey(config) });
   let dicomPort: number;
   let httpPort: number;
   try {
@@ -156,8 +160,10 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
   }
   log.info({ port: httpPort }, 'HTTP listener started');
   if (config.forwarding.enabled) core.forwarder.start();
+  engine.start();
   return {
     ...core,
+    engine,
     dimse,
     dicomPort,
     http,
@@ -165,6 +171,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     async stop() {
       await http.close();
       await dimse.stop();
+      await engine.close();
       await core.close();
     },
   };

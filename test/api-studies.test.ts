@@ -301,7 +301,7 @@ describe('REST API: OpenAPI document and Swagger UI', function () {
     expect(res.headers.get('content-type')).to.match(/^application\/json/);
     const doc = (await res.json()) as any;
     expect(doc.openapi).to.match(/^3\.1\./);
-    for (const p of ['/api/patients', '/api/patients/{id}', '/api/patients/{id}/history', '/api/studies', '/api/studies/{id}', '/api/studies/upload', '/api/auth/token', '/api/audit', '/healthz']) {
+    for (const p of ['/api/patients', '/api/patients/{id}', '/api/patients/{id}/history', '/api/studies', '/api/studies/{id}', '/api/studies/upload', '/api/auth/token', '/api/audit', '/api/nodes', '/api/forwarding', '/api/forwarding/rules', '/api/engine', '/healthz']) {
       expect(doc.paths, p).to.have.property(p);
     }
     expect(doc.paths['/api/patients'].post['x-permission']).to.equal('patients:write');

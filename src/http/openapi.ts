@@ -491,6 +491,44 @@ function buildDocument(): Json {
         responses: { 200: ok('The outcome (ok false with error when the node cannot be reached)', ref('EchoResult')), ...nodeErrors },
       }),
     },
+    '/api/forwarding/rules': {
+      get: secured('nodes:manage', { tags: ['forwarding'], summary: 'List forwarding rules', responses: { 200: ok('The rules', { type: 'object' }), 401: E[401], 403: E[403] } }),
+      post: secured('nodes:manage', {
+        tags: ['forwarding'],
+        summary: 'Create a rule: {name, enabled, node_id, match: {modalities, callingAeTitles, sopClassUids, sources, aiResults}}',
+        requestBody: { required: true, content: json({ type: 'object' }) },
+        responses: { 201: ok('Created', { type: 'object' }), 400: E[400], 401: E[401], 403: E[403], 422: { description: 'Unknown node' } },
+      }),
+    },
+    '/api/forwarding/rules/{id}': {
+      get: secured('nodes:manage', { tags: ['forwarding'], summary: 'Read a rule', parameters: [nodeIdParam], responses: { 200: ok('The rule', { type: 'object' }), ...nodeErrors } }),
+      put: secured('nodes:manage', { tags: ['forwarding'], summary: 'Replace a rule', parameters: [nodeIdParam], requestBody: { required: true, content: json({ type: 'object' }) }, responses: { 200: ok('The rule', { type: 'object' }), ...nodeErrors } }),
+      delete: secured('nodes:manage', { tags: ['forwarding'], summary: 'Delete a rule', parameters: [nodeIdParam], responses: { 204: { description: 'Deleted' }, ...nodeErrors } }),
+    },
+    '/api/forwarding': {
+      get: secured('nodes:manage', {
+        tags: ['forwarding'],
+        summary: 'The forwarding queue: queued, sending, sent, failed (with the reason), and counts per status',
+        parameters: [
+          { name: 'status', in: 'query', schema: { type: 'string', enum: ['queued', 'sending', 'sent', 'failed'] } },
+          { name: 'node_id', in: 'query', schema: { type: 'integer' } },
+          { name: 'study', in: 'query', schema: { type: 'string' } },
+          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 500, default: 100 } },
+          { name: 'offset', in: 'query', schema: { type: 'integer', minimum: 0, default: 0 } },
+        ],
+        responses: { 200: ok('A page of queue rows', { type: 'object' }), 400: E[400], 401: E[401], 403: E[403] },
+      }),
+    },
+    '/api/forwarding/{id}/retry': {
+      post: secured('nodes:manage', { tags: ['forwarding'], summary: 'Queue a failed send again', parameters: [nodeIdParam], responses: { 200: ok('Requeued', { type: 'object' }), 409: E[409], ...nodeErrors } }),
+    },
+    '/api/engine': {
+      get: secured('analysis:run', {
+        tags: ['engine'],
+        summary: 'MedGemma engine status: off, starting, ready or failed (with the reason), backend and model identity',
+        responses: { 200: ok('The status', { type: 'object' }), 401: E[401], 403: E[403] },
+      }),
+    },
     '/healthz': {
       get: { tags: ['health'], summary: 'Liveness', security: [], responses: { 200: ok('Alive', { type: 'object' }) } },
     },

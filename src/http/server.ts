@@ -11,6 +11,7 @@ import type { Config } from '../config.js';
 import type { Db } from '../db/connection.js';
 import type { Transcoder } from '../dicom/transcoder.js';
 import type { Forwarder } from '../forwarding/forwarder.js';
+import type { EngineHost } from '../medgemma/engine-host.js';
 import type { RuleCache } from '../forwarding/rules.js';
 import type { Ingestor } from '../ingest/ingest.js';
 import type { Logger } from '../logger.js';
@@ -39,6 +40,7 @@ export interface HttpDeps {
   transcoder: Transcoder;
   forwardingRules: RuleCache;
   forwarder: Forwarder;
+  engine: EngineHost;
   secretKey: string;
 }
 

@@ -43,6 +43,7 @@ export async function ensurePixelRoutes(node: TestNode): Promise<{ url: string; 
     transcoder: node.transcoder,
     forwardingRules: node.forwardingRules,
     forwarder: node.forwarder,
+    engine: node.engine,
     secretKey: resolveSecretKey(node.config),
     security,
     metrics: node.http.metrics,

@@ -3,6 +3,7 @@ import type { RouteDeps } from '../server.js';
 import type { AppRouter, AppState } from '../state.js';
 import { registerDocsRoutes } from './docs.js';
 import { registerForwardingRoutes } from './forwarding.js';
+import { registerEngineRoutes } from './engine.js';
 import { registerPatientRoutes } from './patients.js';
 import { registerStudyRoutes } from './studies.js';
 import { registerUploadRoutes } from './upload.js';
@@ -19,6 +20,7 @@ export function apiRoutes(deps: RouteDeps): AppRouter {
   registerUploadRoutes(r, deps);
   registerStudyRoutes(r, deps);
   registerForwardingRoutes(r, deps);
+  registerEngineRoutes(r, deps);
   registerDocsRoutes(r);
   return r;
 }
