@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { seededUniform } from '../fixtures/random.js';
 
 /**
  * A large synthetic index for the QIDO-RS bench, written straight into the index tables (no DICOM
@@ -39,13 +40,7 @@ const CLASS: Record<string, string> = {
 };
 const ROOT = '1.2.826.0.1.3680043.10.4242';
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
+const rng = seededUniform;
 
 const pad = (n: number, w: number) => String(n).padStart(w, '0');
 

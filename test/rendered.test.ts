@@ -5,9 +5,9 @@ import { Readable } from 'node:stream';
 import dcmjs from 'dcmjs';
 import sharp from 'sharp';
 import { makeCrImage, makeCtSeries, type GeneratedFile } from '../fixtures/generate.js';
-import { findInstance } from '../src/catalog/catalog.js';
+import type { StoredInstanceRow } from '../src/catalog/catalog.js';
 import { corpusRoot } from './helpers/corpus.js';
-import { auditRows } from './helpers/api.js';
+import { auditRows, ingestCorpusFiles } from './helpers/api.js';
 import { baseUrl, bearer, tokenFor } from './helpers/http.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
 import { readMultipartResponse } from './helpers/wado.js';
@@ -50,9 +50,7 @@ describe('WADO-RS rendered and thumbnail', function () {
   before(async () => {
     node = await startTestNode();
     token = await tokenFor(node, 'radiologist');
-    for (const [name, rel] of Object.entries(FILES) as Array<[keyof typeof FILES, string]>) {
-      const r = await node.ingestor.ingestFile(path.join(corpusRoot, rel), false, { source: 'import' });
-      const row = (await findInstance(node.db, r.sopInstanceUid))!;
+    for (const [name, row] of Object.entries(await ingestCorpusFiles(node, FILES)) as Array<[keyof typeof FILES, StoredInstanceRow]>) {
       urls[name] = `${baseUrl(node)}/dicom-web/studies/${row.study_instance_uid}/series/${row.series_instance_uid}/instances/${row.sop_instance_uid}`;
     }
   });

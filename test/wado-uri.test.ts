@@ -5,8 +5,8 @@ import { Readable } from 'node:stream';
 import dcmjs from 'dcmjs';
 import sharp from 'sharp';
 import { makeCrImage } from '../fixtures/generate.js';
-import { findInstance } from '../src/catalog/catalog.js';
-import { auditRows } from './helpers/api.js';
+import type { StoredInstanceRow } from '../src/catalog/catalog.js';
+import { auditRows, ingestCorpusFiles } from './helpers/api.js';
 import { corpusRoot } from './helpers/corpus.js';
 import { baseUrl, bearer, tokenFor } from './helpers/http.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
@@ -53,9 +53,7 @@ describe('WADO-URI rendered, PDF and defaults', function () {
   before(async () => {
     node = await startTestNode();
     token = await tokenFor(node, 'radiologist');
-    for (const [name, rel] of Object.entries(FILES) as Array<[keyof typeof FILES, string]>) {
-      const r = await node.ingestor.ingestFile(path.join(corpusRoot, rel), false, { source: 'import' });
-      const row = (await findInstance(node.db, r.sopInstanceUid))!;
+    for (const [name, row] of Object.entries(await ingestCorpusFiles(node, FILES)) as Array<[keyof typeof FILES, StoredInstanceRow]>) {
       obj[name] = { studyUID: row.study_instance_uid, seriesUID: row.series_instance_uid, objectUID: row.sop_instance_uid };
     }
     // 64 rows × 128 columns: not square, so aspect-keeping scaling shows.

@@ -42,6 +42,8 @@ export class Transcoder {
       maxOldGenerationSizeMb: 1024,
       failure: (reason) => ({ ok: false, error: reason, recycle: false }),
       recycleAfter: (r) => !r.ok && r.recycle,
+      // Most processes (CLI commands, nodes nobody asks for another syntax) never transcode.
+      lazy: true,
     });
   }
 

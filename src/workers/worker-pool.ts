@@ -18,6 +18,8 @@ export interface WorkerPoolOptions<Res> {
   failure(reason: string): Res;
   /** A worker whose answer says so is replaced after answering (e.g. a WebAssembly trap). */
   recycleAfter?(res: Res): boolean;
+  /** Start the workers on the first task rather than at once (a pool most processes never use). */
+  lazy?: boolean;
 }
 
 /** What a worker receives and must echo back: `{ id, ...request }` → `{ id, result }`. */
@@ -45,8 +47,15 @@ export class WorkerPool<Req, Res> {
   private nextId = 1;
   private closed = false;
 
+  private started = false;
+
   constructor(private readonly opts: WorkerPoolOptions<Res>) {
-    for (let i = 0; i < opts.workers; i++) this.slots.push(this.spawn());
+    if (!opts.lazy) this.startWorkers();
+  }
+
+  private startWorkers(): void {
+    this.started = true;
+    for (let i = 0; i < this.opts.workers; i++) this.slots.push(this.spawn());
   }
 
   get size(): number {
@@ -56,6 +65,7 @@ export class WorkerPool<Req, Res> {
   /** Runs one task; never rejects (failures come back as `opts.failure(reason)`). */
   run(req: Req, transfer: Transferable[] = []): Promise<Res> {
     if (this.closed) return Promise.resolve(this.opts.failure('worker pool is shut down'));
+    if (!this.started) this.startWorkers();
     return new Promise((resolve) => {
       this.queue.push({ id: this.nextId++, req, transfer, resolve });
       this.pump();

@@ -1,4 +1,7 @@
+import path from 'node:path';
 import { Readable } from 'node:stream';
+import { findInstance, type StoredInstanceRow } from '../../src/catalog/catalog.js';
+import { corpusRoot } from './corpus.js';
 import type { GeneratedFile } from '../../fixtures/generate.js';
 import type { IngestResult } from '../../src/ingest/ingest.js';
 import { baseUrl, bearer } from './http.js';
@@ -79,4 +82,14 @@ interface AuditRow {
 
 export async function auditRows(node: TestNode, action: string): Promise<AuditRow[]> {
   return (await node.db('audit_logs').where({ action }).orderBy('id')) as AuditRow[];
+}
+
+/** Imports corpus files (paths relative to RADIANT_CORPUS) and returns each one's index row by name. */
+export async function ingestCorpusFiles<K extends string>(node: TestNode, files: Record<K, string>): Promise<Record<K, StoredInstanceRow>> {
+  const out = {} as Record<K, StoredInstanceRow>;
+  for (const [name, rel] of Object.entries(files) as Array<[K, string]>) {
+    const r = await node.ingestor.ingestFile(path.join(corpusRoot, rel), false, { source: 'import' });
+    out[name] = (await findInstance(node.db, r.sopInstanceUid))!;
+  }
+  return out;
 }

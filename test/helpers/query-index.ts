@@ -1,6 +1,7 @@
 import { indexInstanceIn, type InstanceRecord } from '../../src/catalog/catalog.js';
 import type { Db } from '../../src/db/connection.js';
 import { INDEXED_SEQUENCES, type SequenceItems } from '../../src/dicom/indexed-sequences.js';
+import { seededUniform } from '../../fixtures/random.js';
 
 /**
  * A deterministic synthetic index for query tests: studies with `^`-component names (some
@@ -46,14 +47,7 @@ const CLASS: Record<string, string> = {
   SR: '1.2.840.10008.5.1.4.1.1.88.22',
 };
 
-/** A small LCG so the data set is the same on every run and machine. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
+const rng = seededUniform;
 
 const pad = (n: number, w: number) => String(n).padStart(w, '0');
 
