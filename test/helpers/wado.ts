@@ -20,8 +20,5 @@ export async function readMultipartResponse(res: Response): Promise<{ type: stri
   return { type: mt.type, rootType: mt.params.type, parts };
 }
 
-export async function streamToBuffer(s: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of s) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
+/** A stored blob read whole (the node's own reader). */
+export { readAll as streamToBuffer } from '../../dicomweb/read-all.js';
