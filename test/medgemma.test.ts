@@ -453,6 +453,17 @@ describe('MedGemma engine (real llama.cpp, tiny Gemma 3 models)', function () {
       expect(r.stdout).to.match(/pair: ok/);
     });
 
+    it('the generator writes a projector with MedGemma geometry (896 px, 14 px patches) on request', async function () {
+      const big = path.join(dir, 'geometry-896');
+      const gen = await execFileP(process.execPath, [path.join(path.dirname(CLI), '..', 'fixtures', 'tiny-model.js'), big, '--image-size', '896', '--patch-size', '14'], { timeout: 60_000 });
+      expect(gen.stdout).to.include('tiny-gemma3-mmproj.gguf');
+      const r = await run(['model', 'info', big]);
+      expect(r.code, r.stderr).to.equal(0);
+      expect(r.stdout).to.match(/image size:\s+896 px/);
+      expect(r.stdout).to.match(/pair: ok/);
+      expect(() => writeTinyModels(path.join(dir, 'bad-geometry'), { vision: { imageSize: 100, patchSize: 14 } })).to.throw(/multiple of patch size/);
+    });
+
     it('refuses a non-GGUF file, a text model as mmproj, and a projector of the wrong size', async function () {
       const junk = path.join(dir, 'notes.txt');
       fs.writeFileSync(junk, 'not a model at all, just text');
