@@ -417,6 +417,25 @@ describe('volumes: series selection and volume assembly', function () {
       for (const s of r.skipped) expect(s.reason).to.match(/^not an image: /);
     });
 
+    it('skips derived cross-sectional series but keeps a processed (DERIVED\\PRIMARY) radiograph', () => {
+      const cr = sliceHeadersFromJson(jsonOf(fs.readFileSync(path.join(corpusRoot, 'xray/Monochrome1-Jpeg.dcm'))));
+      expect(cr[0]!.imageType.slice(0, 2)).to.deep.equal(['DERIVED', 'PRIMARY']);
+      const asCandidate = (slices: SliceHeader[]): SeriesCandidate => ({
+        studyInstanceUid: '1.2.3',
+        seriesInstanceUid: slices[0]!.seriesInstanceUid,
+        modality: slices[0]!.modality,
+        instanceCount: slices.length,
+        sopClassUids: [slices[0]!.sopClassUid],
+        slices,
+      });
+      expect(selectSeries([asCandidate(cr)]).selected?.seriesInstanceUid).to.equal(cr[0]!.seriesInstanceUid);
+      const mpr = headersOf(makeCtSeries({ slices: 10, size: 16 })).map((h) => ({ ...h, imageType: ['DERIVED', 'SECONDARY', 'MPR'] }));
+      const r = selectSeries([asCandidate(mpr)]);
+      expect(r.selected).to.equal(undefined);
+      expect(r.skipped[0]!.reason).to.match(/derived or secondary/);
+      expect(selectSeries([asCandidate(mpr)], { skipDerived: false }).selected?.seriesInstanceUid).to.equal(mpr[0]!.seriesInstanceUid);
+    });
+
     it('picks a radiograph as a projection', async () => {
       const cr = makeCrImage({ size: 32 });
       await ingestBytes(core, cr.map((f) => f.bytes));

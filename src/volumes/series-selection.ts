@@ -8,7 +8,10 @@ export interface SelectionRules {
   modalities: string[];
   /** Cross-sectional series (CT, MR, PT, NM) with fewer images are skipped as scouts/test shots. */
   minSlices: number;
-  /** Skip series whose images are mostly DERIVED or SECONDARY (MPRs, MIPs, maps, screen captures). */
+  /**
+   * Skip series whose images are mostly DERIVED or SECONDARY (MPRs, MIPs, maps, screen captures);
+   * for projection modalities only SECONDARY.
+   */
   skipDerived: boolean;
   /** A Series Description or Convolution Kernel matching one of these is preferred. */
   preferDescriptions: RegExp[];
@@ -53,7 +56,8 @@ const MAX_COUNTED_SLICES = 99_999;
 const AXIAL_MIN = 0.9;
 
 const isLocalizer = (s: SliceHeader) => s.imageType.some((t) => t.toUpperCase() === 'LOCALIZER');
-const isDerived = (s: SliceHeader) => s.imageType[0]?.toUpperCase() === 'DERIVED' || s.imageType[1]?.toUpperCase() === 'SECONDARY';
+const isSecondary = (s: SliceHeader) => s.imageType[1]?.toUpperCase() === 'SECONDARY';
+const isDerived = (s: SliceHeader) => s.imageType[0]?.toUpperCase() === 'DERIVED' || isSecondary(s);
 const most = (slices: readonly SliceHeader[], pred: (s: SliceHeader) => boolean) => slices.filter(pred).length * 2 > slices.length;
 
 function modalityOf(c: SeriesCandidate): string | undefined {
@@ -68,7 +72,10 @@ function skipReason(c: SeriesCandidate, modality: string | undefined, rules: Sel
   if (!rules.modalities.map((m) => m.toUpperCase()).includes(modality)) return `modality ${modality} is not in the allow list (${rules.modalities.join(', ')})`;
   if (most(c.slices, isLocalizer)) return 'localizer: Image Type contains LOCALIZER';
   if (c.seriesDescription && rules.localizerDescription.test(c.seriesDescription)) return `localizer: Series Description "${c.seriesDescription}"`;
-  if (rules.skipDerived && most(c.slices, isDerived)) return `derived or secondary images (Image Type ${c.slices[0]!.imageType.join('\\')})`;
+  // Processed radiographs (DX/CR "for presentation") are routinely DERIVED\PRIMARY and are the
+  // images a radiologist reads; only SECONDARY (screen captures, reformats) disqualifies them.
+  const derived = PROJECTION_MODALITIES.has(modality) ? isSecondary : isDerived;
+  if (rules.skipDerived && most(c.slices, derived)) return `derived or secondary images (Image Type ${c.slices[0]!.imageType.join('\\')})`;
   if (VOLUME_MODALITIES.has(modality) && c.slices.length < rules.minSlices) {
     return `only ${c.slices.length} image(s), fewer than ${rules.minSlices}: a scout or test shot rather than a volume`;
   }
