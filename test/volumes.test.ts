@@ -235,7 +235,9 @@ describe('volumes: series selection and volume assembly', function () {
     const headers = headersOf(ct);
 
     it('orders a shuffled series like the ordered one, at the generator\'s spacing', () => {
-      const v = assembleVolume(shuffled(headers, 7));
+      // Instance Numbers scrambled too: the order must come from the geometry alone.
+      const renumbered = shuffled(headers, 7).map((h, i) => ({ ...h, instanceNumber: i + 1 }));
+      const v = assembleVolume(renumbered);
       expect(v.slices.map((s) => s.sopInstanceUid)).to.deep.equal(ct.map((f) => f.sopInstanceUid));
       expect(v.spacing.slice).to.be.closeTo(2.5, 1e-9);
       expect(v.problems).to.deep.equal([]);
