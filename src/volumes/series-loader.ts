@@ -1,0 +1,103 @@
+import { listInstances, type StoredInstanceRow } from '../catalog/catalog.js';
+import type { Db } from '../db/connection.js';
+import { seriesMetadataJson, type JsonDataset } from '../../dicomweb/metadata.js';
+import type { BlobStorage } from '../../storage/types.js';
+import { sliceHeadersFromJson, type SliceHeader } from './slice-header.js';
+
+/** One series of a study as the selection and assembly steps see it. */
+export interface SeriesCandidate {
+  studyInstanceUid: string;
+  seriesInstanceUid: string;
+  modality?: string;
+  seriesDescription?: string;
+  bodyPartExamined?: string;
+  seriesNumber?: number;
+  /** Instances in the index (image or not). */
+  instanceCount: number;
+  /** The distinct SOP classes of its instances, for telling images from documents. */
+  sopClassUids: string[];
+  /** One per frame of every image instance; empty for a series of documents. */
+  slices: SliceHeader[];
+}
+
+/** The cached series metadata was not a DICOM JSON array (a corrupt cache row). */
+export class SeriesMetadataError extends Error {
+  constructor(readonly seriesInstanceUid: string, message: string) {
+    super(message);
+    this.name = 'SeriesMetadataError';
+  }
+}
+
+interface SeriesIndexRow {
+  id: number;
+  series_instance_uid: string;
+  num_instances: number;
+  last_received_at: unknown;
+  modality: string | null;
+  series_number: number | null;
+  series_description: string | null;
+  body_part_examined: string | null;
+}
+
+function parseDatasets(seriesUid: string, json: string): JsonDataset[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json);
+  } catch (err) {
+    throw new SeriesMetadataError(seriesUid, `series metadata of ${seriesUid} is not JSON: ${(err as Error).message}`);
+  }
+  if (!Array.isArray(parsed)) throw new SeriesMetadataError(seriesUid, `series metadata of ${seriesUid} is not an array`);
+  return parsed.filter((d): d is JsonDataset => !!d && typeof d === 'object' && !Array.isArray(d));
+}
+
+/**
+ * Every series of a study with its slice headers, in series-number order. Headers come from the
+ * per-series DICOM JSON cache that WADO-RS metadata uses, so a study that was viewed (or whose
+ * metadata was prebuilt) is read without opening a blob, and a study read here is cached for the
+ * viewer. An empty array when the study is not in the index.
+ */
+export async function loadStudySeries(db: Db, storage: BlobStorage, studyInstanceUid: string): Promise<SeriesCandidate[]> {
+  const rows = (await db('series as se')
+    .join('studies as st', 'st.id', 'se.study_pk')
+    .where('st.study_instance_uid', studyInstanceUid)
+    .select(
+      'se.id',
+      'se.series_instance_uid',
+      'se.num_instances',
+      'se.last_received_at',
+      'se.modality',
+      'se.series_number',
+      'se.series_description',
+      'se.body_part_examined',
+    )
+    .orderBy([{ column: 'se.series_number' }, { column: 'se.id' }])) as SeriesIndexRow[];
+  if (rows.length === 0) return [];
+
+  const instances = await listInstances(db, { study: studyInstanceUid });
+  const bySeries = new Map<number, StoredInstanceRow[]>();
+  for (const i of instances) {
+    const list = bySeries.get(i.series_pk);
+    if (list) list.push(i);
+    else bySeries.set(i.series_pk, [i]);
+  }
+
+  const out: SeriesCandidate[] = [];
+  for (const row of rows) {
+    const list = bySeries.get(Number(row.id));
+    if (!list || list.length === 0) continue; // emptied by a delete meanwhile
+    const { json } = await seriesMetadataJson(db, storage, { ...row, id: Number(row.id) }, list);
+    const datasets = parseDatasets(row.series_instance_uid, json);
+    out.push({
+      studyInstanceUid,
+      seriesInstanceUid: row.series_instance_uid,
+      modality: row.modality ?? undefined,
+      seriesDescription: row.series_description ?? undefined,
+      bodyPartExamined: row.body_part_examined ?? undefined,
+      seriesNumber: row.series_number === null ? undefined : Number(row.series_number),
+      instanceCount: list.length,
+      sopClassUids: [...new Set(list.map((i) => i.sop_class_uid))],
+      slices: datasets.flatMap(sliceHeadersFromJson),
+    });
+  }
+  return out;
+}
