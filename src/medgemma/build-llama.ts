@@ -12,23 +12,31 @@
  * A lock file (<key>.lock, created with O_EXCL, holding the owner's pid) keeps two processes from
  * building the same variant at once; a lock whose pid is dead is taken over.
  *
- * Flavour: CUDA when LLAMA_CUDA=on, or when `nvcc` (with cuBLAS next to it) is found and
- * LLAMA_CUDA is not "off"; LLAMA_CUDA_ARCH picks the architectures (default 90, H100/H200).
- * LLAMA_CMAKE_ARGS adds cmake flags (e.g. where a separately installed cuBLAS lives); they are
- * recorded in BUILD.json but are not part of the cache key.
+ * Flavour: CUDA when asked for (LLAMA_CUDA=on, --cuda, `cuda: true`), or automatically when
+ * `nvcc` is found AND a GPU is visible (`nvidia-smi -L`): a machine with nvcc but no GPU (CI)
+ * builds the CPU variant unless asked. LLAMA_CUDA=off forces CPU. LLAMA_CUDA_ARCH picks the
+ * architectures (default 90, H100/H200). cuBLAS comes from cublas.ts (LLAMA_CUBLAS_DIR, the
+ * toolkit, or a copy installed into the cache from the nvidia-cublas wheel). LLAMA_CMAKE_ARGS adds
+ * cmake flags; they are recorded in BUILD.json but are not part of the cache key.
+ * llamaCmakeFlags() is the one list of flags; the CUDA compile check (cuda-compile-check.ts)
+ * configures with it too.
  *
  *   npm run build:llama            builds (or reuses) and prints the binary's path
  *   ensureLlamaServer()            the same, from code ("built on demand")
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { acquireLock, BuildLockTimeoutError } from './build-lock.js';
+import { CublasError, ensureCublas, locateCublas, type CublasLocation } from './cublas.js';
+import { findNvcc, hasDriverLibrary, hasVisibleGpu, type Nvcc } from './cuda-toolkit.js';
+import { describeFailure, runCommand } from './run-command.js';
 
 export interface LlamaBuildOptions {
-  /** Force the flavour; default from LLAMA_CUDA / nvcc detection. */
+  /** Force the flavour; default from LLAMA_CUDA, else CUDA only with nvcc and a visible GPU. */
   cuda?: boolean;
   /** CUDA architectures (cmake CMAKE_CUDA_ARCHITECTURES); default LLAMA_CUDA_ARCH or "90". */
   cudaArch?: string;
@@ -38,7 +46,7 @@ export interface LlamaBuildOptions {
   cacheDir?: string;
   /** Where progress goes (one line per step); default stderr. */
   log?: (line: string) => void;
-  /** Build output (cmake/compiler) is forwarded here; default: discarded except on failure. */
+  /** Build output (cmake/compiler/pip) is forwarded here; default: discarded except on failure. */
   onOutput?: (chunk: string) => void;
   /** Run the compiler at a lower priority (nice 10); default true. */
   nice?: boolean;
@@ -64,6 +72,17 @@ export class LlamaBuildError extends Error {
   }
 }
 
+/** A CUDA build was asked for on a machine without nvcc. */
+export class NvccNotFoundError extends LlamaBuildError {
+  constructor(how: string) {
+    super(
+      `CUDA build requested (${how}) but nvcc was not found (CUDACXX or PATH): install the CUDA toolkit's nvcc, ` +
+        'or build the CPU variant (LLAMA_CUDA=off / --cpu)',
+    );
+    this.name = 'NvccNotFoundError';
+  }
+}
+
 /** The git bundle of llama.cpp inside the installed node-llama-cpp package. */
 export function llamaBundlePath(): string {
   const require = createRequire(import.meta.url);
@@ -85,36 +104,22 @@ export function llamaBundlePath(): string {
   return bundle;
 }
 
-function run(cmd: string, args: string[], opts: { cwd?: string; onOutput?: (s: string) => void } = {}): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    let tail = '';
-    const take = (b: Buffer) => {
-      const s = b.toString('utf8');
-      tail = (tail + s).slice(-20000);
-      opts.onOutput?.(s);
-    };
-    child.stdout.on('data', take);
-    child.stderr.on('data', take);
-    child.on('error', (err) => reject(new LlamaBuildError(`${cmd}: ${err.message}`)));
-    child.on('close', (code, signal) => {
-      if (code === 0) resolve();
-      else reject(new LlamaBuildError(`${cmd} ${args.join(' ')} failed (${signal ?? `exit ${code}`})`, tail));
-    });
-  });
+async function run(cmd: string, args: string[], opts: { cwd?: string; onOutput?: (s: string) => void } = {}): Promise<void> {
+  const r = await runCommand(cmd, args, opts);
+  if (r.code !== 0) throw new LlamaBuildError(`${cmd} ${args.join(' ')} failed (${describeFailure(r)})`, r.tail);
 }
 
-function bundleCommit(bundle: string): string {
+/** The llama.cpp commit of the bundle node-llama-cpp ships. */
+export function llamaBundleCommit(bundle: string = llamaBundlePath()): string {
   const r = spawnSync('git', ['bundle', 'list-heads', bundle], { encoding: 'utf8' });
-  if (r.status !== 0) throw new LlamaBuildError(`git bundle list-heads ${bundle} failed: ${r.stderr}`);
+  if (r.status !== 0) throw new LlamaBuildError(`git bundle list-heads ${bundle} failed: ${r.error?.message ?? r.stderr}`);
   const m = /^([0-9a-f]{40})\s/m.exec(r.stdout);
   if (!m) throw new LlamaBuildError(`no head in ${bundle}`);
   return m[1]!;
 }
 
 export function hasNvcc(): boolean {
-  const r = spawnSync('nvcc', ['--version'], { encoding: 'utf8' });
-  return r.status === 0;
+  return findNvcc() !== undefined;
 }
 
 /** Extra cmake flags from LLAMA_CMAKE_ARGS (whitespace-separated; not part of the cache key). */
@@ -122,22 +127,24 @@ function extraCmakeArgs(): string[] {
   return (process.env.LLAMA_CMAKE_ARGS ?? '').split(/\s+/).filter(Boolean);
 }
 
+/** LLAMA_CMAKE_ARGS already tell cmake where cuBLAS is: the user manages it. */
+function cublasFromCmakeArgs(): boolean {
+  return extraCmakeArgs().some((a) => /^-DCUDA_cublas(Lt)?_LIBRARY=/i.test(a));
+}
+
 /**
- * Whether the CUDA toolkit next to nvcc has cuBLAS headers, which ggml-cuda needs (a toolkit
- * made of the nvcc wheels alone has none). LLAMA_CMAKE_ARGS naming cublas counts as "has".
+ * Whether a CUDA build would find cuBLAS without downloading it (LLAMA_CUBLAS_DIR, the toolkit
+ * next to nvcc, the cache copy, or LLAMA_CMAKE_ARGS naming it). ensureLlamaServer() no longer
+ * needs this: it installs cuBLAS into the cache when missing.
  */
 export function hasCublas(): boolean {
-  if (/cublas/i.test(process.env.LLAMA_CMAKE_ARGS ?? '')) return true;
-  const roots = [process.env.CUDA_PATH, process.env.CUDA_HOME, '/usr/local/cuda', '/usr'].filter((x): x is string => !!x);
-  const which = spawnSync('sh', ['-c', 'readlink -f "$(command -v nvcc)"'], { encoding: 'utf8' });
-  if (which.status === 0 && which.stdout.trim()) roots.unshift(path.dirname(path.dirname(which.stdout.trim())));
-  for (const root of roots) {
-    const candidates = [path.join(root, 'include', 'cublas_v2.h')];
-    const targets = path.join(root, 'targets');
-    if (fs.existsSync(targets)) for (const t of fs.readdirSync(targets)) candidates.push(path.join(targets, t, 'include', 'cublas_v2.h'));
-    if (candidates.some((c) => fs.existsSync(c))) return true;
+  if (cublasFromCmakeArgs()) return true;
+  try {
+    return locateCublas({ cacheDir: defaultCacheDir() }) !== undefined;
+  } catch (err) {
+    if (err instanceof CublasError) return false;
+    throw err;
   }
-  return false;
 }
 
 export function defaultCacheDir(): string {
@@ -146,63 +153,107 @@ export function defaultCacheDir(): string {
   return path.join(xdg, 'radiant', 'llama');
 }
 
-function resolveOptions(opts: LlamaBuildOptions) {
+export interface ResolvedBuild {
+  cuda: boolean;
+  /** Why: "cuda: true", "LLAMA_CUDA=on", "nvcc and a visible GPU", "no nvcc", "nvcc but no visible GPU", … */
+  reason: string;
+  cudaArch: string;
+  jobs: number;
+  variant: string;
+}
+
+/** The flavour, architecture and variant name these options give on this machine. */
+export function resolveLlamaBuild(opts: LlamaBuildOptions = {}): ResolvedBuild {
   const env = (process.env.LLAMA_CUDA ?? '').toLowerCase();
   let cuda: boolean;
-  if (opts.cuda !== undefined) cuda = opts.cuda;
-  else if (env === 'on' || env === '1' || env === 'true') cuda = true;
-  else if (env === 'off' || env === '0' || env === 'false') cuda = false;
-  else cuda = hasNvcc() && hasCublas();
+  let reason: string;
+  if (opts.cuda !== undefined) [cuda, reason] = [opts.cuda, `cuda: ${opts.cuda}`];
+  else if (env === 'on' || env === '1' || env === 'true') [cuda, reason] = [true, `LLAMA_CUDA=${env}`];
+  else if (env === 'off' || env === '0' || env === 'false') [cuda, reason] = [false, `LLAMA_CUDA=${env}`];
+  else if (!hasNvcc()) [cuda, reason] = [false, 'no nvcc'];
+  // nvcc alone (CI, this development machine) would build a binary that cannot use a GPU there.
+  else if (!hasVisibleGpu()) [cuda, reason] = [false, 'nvcc but no visible GPU (nvidia-smi -L)'];
+  else [cuda, reason] = [true, 'nvcc and a visible GPU'];
   const cudaArch = opts.cudaArch ?? process.env.LLAMA_CUDA_ARCH ?? '90';
   const jobs = opts.jobs ?? (Number(process.env.LLAMA_BUILD_JOBS) || os.availableParallelism());
   const variant = cuda ? `cuda-sm${cudaArch.replace(/[^0-9a-z]+/gi, '_')}` : 'cpu';
-  return { cuda, cudaArch, jobs, variant };
+  return { cuda, reason, cudaArch, jobs, variant };
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+export interface LlamaCmakeConfig {
+  flags: string[];
+  /** The nvcc and cuBLAS a CUDA build uses; undefined for CPU. */
+  nvcc?: Nvcc;
+  cublas?: CublasLocation;
 }
 
-async function acquireLock(lockPath: string, timeoutMs: number, log: (s: string) => void): Promise<() => void> {
-  const deadline = Date.now() + timeoutMs;
-  let announced = false;
-  for (;;) {
+/**
+ * The one list of cmake flags for a llama-server build (ensureLlamaServer and the CUDA compile
+ * check both configure with it). Pure: the machine facts come in as arguments.
+ */
+export function llamaCmakeFlags(input: { cuda: boolean; cudaArch: string; cublas?: CublasLocation; driverLibrary?: boolean; extra?: string[] }): string[] {
+  return [
+    '-DCMAKE_BUILD_TYPE=Release',
+    '-DLLAMA_CURL=OFF',
+    '-DLLAMA_BUILD_TESTS=OFF',
+    '-DLLAMA_BUILD_EXAMPLES=OFF',
+    '-DBUILD_SHARED_LIBS=OFF',
+    `-DGGML_CUDA=${input.cuda ? 'ON' : 'OFF'}`,
+    ...(input.cuda ? [`-DCMAKE_CUDA_ARCHITECTURES=${input.cudaArch}`] : []),
+    ...(input.cuda ? (input.cublas?.cmakeFlags ?? []) : []),
+    // Without libcuda (driver or toolkit stub) ggml's VMM pool cannot link; the legacy pool can.
+    ...(input.cuda && input.driverLibrary === false ? ['-DGGML_CUDA_NO_VMM=ON'] : []),
+    ...(input.extra ?? []),
+  ];
+}
+
+/**
+ * Resolves what a build with these options needs and returns its cmake flags: for CUDA, finds
+ * nvcc (NvccNotFoundError without one) and cuBLAS (installing the cache copy when missing).
+ */
+export async function prepareLlamaCmake(
+  resolved: ResolvedBuild,
+  opts: { cacheDir: string; log: (line: string) => void; onOutput?: (s: string) => void; lockTimeoutMs?: number },
+): Promise<LlamaCmakeConfig> {
+  const extra = extraCmakeArgs();
+  if (!resolved.cuda) return { flags: llamaCmakeFlags({ cuda: false, cudaArch: resolved.cudaArch, extra }) };
+  const nvcc = findNvcc();
+  if (!nvcc) throw new NvccNotFoundError(resolved.reason);
+  let cublas: CublasLocation | undefined;
+  if (!cublasFromCmakeArgs()) {
     try {
-      const fd = fs.openSync(lockPath, 'wx');
-      fs.writeSync(fd, `${process.pid}\n`);
-      fs.closeSync(fd);
-      return () => {
-        try {
-          fs.unlinkSync(lockPath);
-        } catch {
-          /* already gone */
-        }
-      };
+      cublas = await ensureCublas({ cacheDir: opts.cacheDir, nvcc, log: opts.log, onOutput: opts.onOutput, lockTimeoutMs: opts.lockTimeoutMs });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      if (err instanceof CublasError) throw new LlamaBuildError(`cuBLAS for the CUDA build: ${err.message}`, err.output);
+      throw err;
     }
-    const owner = Number.parseInt(fs.readFileSync(lockPath, 'utf8').trim(), 10);
-    if (!Number.isInteger(owner) || !pidAlive(owner)) {
-      // Stale lock (the builder died). Remove it only if it is still the same file.
-      log(`removing stale build lock ${lockPath} (pid ${Number.isNaN(owner) ? '?' : owner} is gone)`);
-      try {
-        fs.unlinkSync(lockPath);
-      } catch {
-        /* someone else took it over */
-      }
-      continue;
-    }
-    if (!announced) {
-      log(`another process (pid ${owner}) is building llama-server; waiting for ${lockPath}`);
-      announced = true;
-    }
-    if (Date.now() > deadline) throw new LlamaBuildError(`timed out waiting for build lock ${lockPath} (pid ${owner})`);
-    await new Promise((r) => setTimeout(r, 2000));
+  }
+  const flags = llamaCmakeFlags({ cuda: true, cudaArch: resolved.cudaArch, cublas, driverLibrary: hasDriverLibrary(nvcc.toolkitRoot), extra });
+  return { flags, nvcc, cublas };
+}
+
+/** Clones the bundle's commit into `src` unless `marker` says it is already there. */
+export async function prepareLlamaSource(
+  src: string,
+  marker: string,
+  opts: { commit: string; bundle: string; log: (line: string) => void; onOutput?: (s: string) => void },
+): Promise<void> {
+  if (fs.existsSync(marker)) return;
+  fs.rmSync(src, { recursive: true, force: true });
+  fs.mkdirSync(path.dirname(src), { recursive: true });
+  opts.log(`cloning llama.cpp ${opts.commit.slice(0, 12)} from ${opts.bundle}`);
+  await run('git', ['clone', '--quiet', opts.bundle, src], { onOutput: opts.onOutput });
+  await run('git', ['-c', 'advice.detachedHead=false', 'checkout', '--quiet', opts.commit], { cwd: src, onOutput: opts.onOutput });
+  fs.writeFileSync(marker, `${opts.commit}\n`);
+}
+
+/** acquireLock with the build's error type. */
+export async function lockBuild(lockPath: string, timeoutMs: number, log: (s: string) => void, doing: string): Promise<() => void> {
+  try {
+    return await acquireLock(lockPath, timeoutMs, log, doing);
+  } catch (err) {
+    if (err instanceof BuildLockTimeoutError) throw new LlamaBuildError(err.message);
+    throw err;
   }
 }
 
@@ -213,6 +264,8 @@ interface BuildRecord {
   buildSeconds: number;
   builtAt: string;
   cmakeFlags: string[];
+  nvccVersion?: string;
+  cublas?: { source: string; version?: string; includeDir: string; libDir: string };
 }
 
 function readRecord(dir: string): BuildRecord | undefined {
@@ -226,8 +279,8 @@ function readRecord(dir: string): BuildRecord | undefined {
 
 /** Where a build with these options lives (and its lock file), without building anything. */
 export function llamaBuildLocation(opts: LlamaBuildOptions = {}): { commit: string; variant: string; dir: string; lockPath: string } {
-  const { variant } = resolveOptions(opts);
-  const commit = bundleCommit(llamaBundlePath());
+  const { variant } = resolveLlamaBuild(opts);
+  const commit = llamaBundleCommit();
   const root = opts.cacheDir ?? defaultCacheDir();
   const key = `${commit}-${variant}`;
   return { commit, variant, dir: path.join(root, key), lockPath: path.join(root, `${key}.lock`) };
@@ -236,18 +289,21 @@ export function llamaBuildLocation(opts: LlamaBuildOptions = {}): { commit: stri
 /** Returns the path of a built llama-server, building it first if the cache has none. */
 export async function ensureLlamaServer(opts: LlamaBuildOptions = {}): Promise<LlamaBuild> {
   const log = opts.log ?? ((s: string) => process.stderr.write(`[build:llama] ${s}\n`));
-  const { cuda, cudaArch, jobs, variant } = resolveOptions(opts);
+  const resolved = resolveLlamaBuild(opts);
+  const { cuda, jobs, variant } = resolved;
   const bundle = llamaBundlePath();
-  const { commit, dir, lockPath } = llamaBuildLocation(opts);
+  const { commit, dir, lockPath } = llamaBuildLocation({ ...opts, cuda });
   const root = path.dirname(dir);
 
   const existing = readRecord(dir);
   if (existing) {
     return { serverPath: existing.serverPath, commit, variant, dir, cached: true, buildSeconds: existing.buildSeconds };
   }
+  // A CUDA request without nvcc fails here, not minutes later after the clone.
+  if (cuda && !hasNvcc()) throw new NvccNotFoundError(resolved.reason);
 
   fs.mkdirSync(root, { recursive: true });
-  const release = await acquireLock(lockPath, opts.lockTimeoutMs ?? 2 * 3600_000, log);
+  const release = await lockBuild(lockPath, opts.lockTimeoutMs ?? 2 * 3600_000, log, 'building llama-server');
   try {
     const again = readRecord(dir); // built by the process we waited for
     if (again) return { serverPath: again.serverPath, commit, variant, dir, cached: true, buildSeconds: again.buildSeconds };
@@ -256,28 +312,8 @@ export async function ensureLlamaServer(opts: LlamaBuildOptions = {}): Promise<L
     const src = path.join(dir, 'src');
     const build = path.join(dir, 'build');
     const out = opts.onOutput;
-    const clonedMarker = path.join(dir, '.source-ready');
-    if (!fs.existsSync(clonedMarker)) {
-      fs.rmSync(src, { recursive: true, force: true });
-      fs.mkdirSync(dir, { recursive: true });
-      log(`cloning llama.cpp ${commit.slice(0, 12)} from ${bundle}`);
-      await run('git', ['clone', '--quiet', bundle, src], { onOutput: out });
-      await run('git', ['-c', 'advice.detachedHead=false', 'checkout', '--quiet', commit], { cwd: src, onOutput: out });
-      fs.writeFileSync(clonedMarker, `${commit}\n`);
-    }
-    const flags = [
-      '-DCMAKE_BUILD_TYPE=Release',
-      '-DLLAMA_CURL=OFF',
-      '-DLLAMA_BUILD_TESTS=OFF',
-      '-DLLAMA_BUILD_EXAMPLES=OFF',
-      '-DBUILD_SHARED_LIBS=OFF',
-      `-DGGML_CUDA=${cuda ? 'ON' : 'OFF'}`,
-      ...(cuda ? [`-DCMAKE_CUDA_ARCHITECTURES=${cudaArch}`] : []),
-      ...extraCmakeArgs(),
-    ];
-    if (cuda && !hasCublas()) {
-      log('warning: nvcc found but no cuBLAS headers next to it; cmake will likely fail (install cuBLAS or point LLAMA_CMAKE_ARGS at it)');
-    }
+    await prepareLlamaSource(src, path.join(dir, '.source-ready'), { commit, bundle, log, onOutput: out });
+    const { flags, nvcc, cublas } = await prepareLlamaCmake(resolved, { cacheDir: root, log, onOutput: out, lockTimeoutMs: opts.lockTimeoutMs });
     log(`configuring ${variant} build in ${build} (${flags.join(' ')})`);
     await run('cmake', ['-S', src, '-B', build, ...flags], { onOutput: out });
     log(`compiling llama-server with ${jobs} job(s)${opts.nice === false ? '' : ' at nice 10'}; this takes minutes`);
@@ -288,7 +324,16 @@ export async function ensureLlamaServer(opts: LlamaBuildOptions = {}): Promise<L
     const serverPath = path.join(build, 'bin', 'llama-server');
     if (!fs.existsSync(serverPath)) throw new LlamaBuildError(`build finished but ${serverPath} is missing`);
     const buildSeconds = Math.round((Date.now() - started) / 100) / 10;
-    const record: BuildRecord = { commit, variant, serverPath, buildSeconds, builtAt: new Date().toISOString(), cmakeFlags: flags };
+    const record: BuildRecord = {
+      commit,
+      variant,
+      serverPath,
+      buildSeconds,
+      builtAt: new Date().toISOString(),
+      cmakeFlags: flags,
+      ...(nvcc ? { nvccVersion: nvcc.version } : {}),
+      ...(cublas ? { cublas: { source: cublas.source, version: cublas.version, includeDir: cublas.includeDir, libDir: cublas.libDir } } : {}),
+    };
     fs.writeFileSync(path.join(dir, 'BUILD.json'), `${JSON.stringify(record, null, 2)}\n`);
     return { serverPath, commit, variant, dir, cached: false, buildSeconds };
   } finally {
