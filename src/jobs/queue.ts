@@ -1,3 +1,4 @@
+import type { Knex } from 'knex';
 import { isPostgres, type Db } from '../db/connection.js';
 import { fromRow, toJson, type DbJobRow } from './rows.js';
 import { backoffDelay, DEFAULT_BACKOFF, type Backoff, type EnqueueInput, type HeartbeatOutcome, type JobProgress, type JobRow, type JobStatus } from './types.js';
@@ -31,7 +32,8 @@ export interface ListQuery {
   limit?: number;
 }
 
-export type FailOutcome = 'retrying' | 'failed' | 'not-owner';
+/** superseded: it would have been retried, but a newer job with its dedupe key is pending. */
+export type FailOutcome = 'retrying' | 'failed' | 'superseded' | 'not-owner';
 
 export const STALE_ERROR = 'worker lost (stale heartbeat)';
 
@@ -153,34 +155,50 @@ export class JobQueue {
 
   /**
    * A failed attempt: back to pending after the back-off when retryable and attempts remain,
-   * else failed for good; the reason is kept in `error` either way.
+   * else failed for good; the reason is kept in `error` either way. A job that would go back
+   * to pending while a newer job with its dedupe key is pending is superseded by that one.
    */
   async fail(id: number, workerId: string, error: string, opts: { retryable: boolean; backoff?: Backoff }, now = new Date()): Promise<FailOutcome> {
     const owned = { id, status: 'running', locked_by: workerId };
-    const row = (await this.db('jobs').where(owned).first('attempts', 'max_attempts')) as Pick<DbJobRow, 'attempts' | 'max_attempts'> | undefined;
+    const row = (await this.db('jobs').where(owned).first('attempts', 'max_attempts', 'dedupe_key')) as
+      | Pick<DbJobRow, 'attempts' | 'max_attempts' | 'dedupe_key'>
+      | undefined;
     if (!row) return 'not-owner';
     const attempts = Number(row.attempts);
-    const retry = opts.retryable && attempts < Number(row.max_attempts);
     const ts = now.toISOString();
     const reason = error.slice(0, MAX_ERROR_CHARS);
+    const retry = opts.retryable && attempts < Number(row.max_attempts);
+    const newer = retry ? await this.pendingWithKey(row.dedupe_key) : undefined;
+    let outcome: FailOutcome;
+    let patch: Record<string, string | null>;
+    if (newer !== undefined) {
+      outcome = 'superseded';
+      patch = { status: 'cancelled', error: `${reason}; superseded by job ${newer}`.slice(0, MAX_ERROR_CHARS), finished_at: ts, updated_at: ts };
+    } else if (retry) {
+      outcome = 'retrying';
+      patch = {
+        status: 'pending',
+        error: reason,
+        next_run_at: new Date(now.getTime() + backoffDelay(opts.backoff ?? this.backoff, attempts)).toISOString(),
+        locked_by: null,
+        locked_at: null,
+        heartbeat_at: null,
+        updated_at: ts,
+      };
+    } else {
+      outcome = 'failed';
+      patch = { status: 'failed', error: reason, finished_at: ts, updated_at: ts };
+    }
     // attempts in the WHERE: the row read above is still the one being updated.
-    const n = await this.db('jobs')
-      .where({ ...owned, attempts })
-      .update(
-        retry
-          ? {
-              status: 'pending',
-              error: reason,
-              next_run_at: new Date(now.getTime() + backoffDelay(opts.backoff ?? this.backoff, attempts)).toISOString(),
-              locked_by: null,
-              locked_at: null,
-              heartbeat_at: null,
-              updated_at: ts,
-            }
-          : { status: 'failed', error: reason, finished_at: ts, updated_at: ts },
-      );
-    if (n === 0) return 'not-owner';
-    return retry ? 'retrying' : 'failed';
+    const n = await this.db('jobs').where({ ...owned, attempts }).update(patch);
+    return n === 0 ? 'not-owner' : outcome;
+  }
+
+  /** The pending job holding this dedupe key, if any (there is at most one). */
+  private async pendingWithKey(key: string | null): Promise<number | undefined> {
+    if (key === null) return undefined;
+    const row = (await this.db('jobs').where({ dedupe_key: key, status: 'pending' }).first('id')) as { id: number | string } | undefined;
+    return row ? Number(row.id) : undefined;
   }
 
   /**
@@ -189,18 +207,26 @@ export class JobQueue {
    */
   async release(id: number, workerId: string, reason: string): Promise<boolean> {
     const ts = new Date().toISOString();
+    const owned = { id, status: 'running', locked_by: workerId };
+    const row = (await this.db('jobs').where(owned).first('dedupe_key')) as Pick<DbJobRow, 'dedupe_key'> | undefined;
+    if (!row) return false;
+    const newer = await this.pendingWithKey(row.dedupe_key);
     const n = await this.db('jobs')
-      .where({ id, status: 'running', locked_by: workerId })
-      .update({
-        status: 'pending',
-        attempts: this.db.raw('attempts - 1'),
-        error: reason.slice(0, MAX_ERROR_CHARS),
-        next_run_at: ts,
-        locked_by: null,
-        locked_at: null,
-        heartbeat_at: null,
-        updated_at: ts,
-      });
+      .where(owned)
+      .update(
+        newer !== undefined
+          ? { status: 'cancelled', error: `${reason}; superseded by job ${newer}`.slice(0, MAX_ERROR_CHARS), finished_at: ts, updated_at: ts }
+          : {
+              status: 'pending',
+              attempts: this.db.raw('attempts - 1'),
+              error: reason.slice(0, MAX_ERROR_CHARS),
+              next_run_at: ts,
+              locked_by: null,
+              locked_at: null,
+              heartbeat_at: null,
+              updated_at: ts,
+            },
+      );
     return n > 0;
   }
 
@@ -235,16 +261,57 @@ export class JobQueue {
    * Running jobs whose heartbeat is older than staleMs (their worker died or hangs) go back to
    * pending, or to failed when their attempts are used up, with STALE_ERROR as the reason.
    * Clearing locked_by makes a worker that was only slow see 'lost' at its next heartbeat.
+   * One pending job per dedupe key: a stale job whose key already has a pending job is
+   * superseded by it, and of several stale jobs of one key the newest goes back. Each job is
+   * its own conditional UPDATE (no read-then-write transaction: no SQLITE_BUSY), so a race with
+   * an enqueue of the same key costs that one job a supersede, never the whole reclaim.
    */
-  async reclaimStale(staleMs: number, now = new Date()): Promise<{ requeued: number; failed: number }> {
+  async reclaimStale(staleMs: number, now = new Date()): Promise<{ requeued: number; failed: number; superseded: number }> {
     const ts = now.toISOString();
-    const stale = () => this.db('jobs').where('status', 'running').andWhere('heartbeat_at', '<', new Date(now.getTime() - staleMs).toISOString());
-    const failed = await stale()
+    const cutoff = new Date(now.getTime() - staleMs).toISOString();
+    const stale = (q: Knex.QueryBuilder) => q.where('status', 'running').andWhere('heartbeat_at', '<', cutoff);
+    const newerPending = (q: Knex.QueryBuilder) => q.select(1).from('jobs as newer').whereRaw('newer.dedupe_key = jobs.dedupe_key').andWhere('newer.status', 'pending');
+    const failed = await stale(this.db('jobs'))
       .andWhereRaw('attempts >= max_attempts')
       .update({ status: 'failed', error: STALE_ERROR, locked_by: null, finished_at: ts, updated_at: ts });
-    const requeued = await stale()
-      .andWhereRaw('attempts < max_attempts')
-      .update({ status: 'pending', error: STALE_ERROR, next_run_at: ts, locked_by: null, locked_at: null, heartbeat_at: null, updated_at: ts });
-    return { requeued, failed };
+    const candidates = (await stale(this.db('jobs')).andWhereRaw('attempts < max_attempts').orderBy('id', 'desc').select('id')) as Array<{ id: number | string }>;
+    let requeued = 0;
+    let superseded = 0;
+    for (const { id } of candidates) {
+      const one = () => stale(this.db('jobs').where({ id })).andWhereRaw('attempts < max_attempts');
+      let n = 0;
+      try {
+        n = await one()
+          .whereNotExists(newerPending)
+          .update({ status: 'pending', error: STALE_ERROR, next_run_at: ts, locked_by: null, locked_at: null, heartbeat_at: null, updated_at: ts });
+      } catch (err) {
+        if (!isUniqueViolation(err)) throw err;
+      }
+      if (n > 0) {
+        requeued += n;
+        continue;
+      }
+      const newer = (await this.db('jobs as newer')
+        .join('jobs', 'jobs.dedupe_key', 'newer.dedupe_key')
+        .where({ 'jobs.id': id, 'newer.status': 'pending' })
+        .first('newer.id as id')) as { id: number | string } | undefined;
+      if (newer === undefined) continue; // no longer stale, or finished meanwhile
+      superseded += await one().update({
+        status: 'cancelled',
+        error: `${STALE_ERROR}; superseded by job ${Number(newer.id)}`,
+        locked_by: null,
+        finished_at: ts,
+        updated_at: ts,
+      });
+    }
+    return { requeued, failed, superseded };
   }
+}
+
+/** A unique index said no (PostgreSQL 23505, SQLite SQLITE_CONSTRAINT … UNIQUE). */
+function isUniqueViolation(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const code = (err as { code?: unknown }).code;
+  const message = err instanceof Error ? err.message : '';
+  return code === '23505' || (code === 'SQLITE_CONSTRAINT' && message.includes('UNIQUE'));
 }

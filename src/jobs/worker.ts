@@ -192,7 +192,7 @@ export class JobWorker {
         if (Date.now() - this.lastReclaim >= this.reclaimEveryMs) {
           this.lastReclaim = Date.now();
           const r = await this.queue.reclaimStale(this.staleMs);
-          if (r.requeued || r.failed) this.log.warn({ worker: this.workerId, ...r }, 'reclaimed jobs of lost workers');
+          if (r.requeued || r.failed || r.superseded) this.log.warn({ worker: this.workerId, ...r }, 'reclaimed jobs of lost workers');
         }
         while (this.state === 'running' && this.active.size < this.concurrency) {
           const job = await this.queue.claim(this.workerId, this.kinds);
