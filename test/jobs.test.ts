@@ -12,7 +12,7 @@ import { JobWorker, typedHandler, type JobHandlers, type JobWorkerOptions } from
 import { JobAbortedError, JobError } from '../src/jobs/errors.js';
 import { backoffDelay, type JobRow, type JobStatus } from '../src/jobs/types.js';
 import { tempDir } from './helpers/node.js';
-import { freshPostgresUrl, onBothDatabases } from './helpers/postgres.js';
+import { onBothDatabases } from './helpers/postgres.js';
 
 /**
  * The job queue and its worker on a real SQLite file and a real PostgreSQL; on PostgreSQL also
@@ -408,97 +408,105 @@ async function startChild(id: string, env: Record<string, string>): Promise<Chil
   return child;
 }
 
-describe('job workers in separate processes (PostgreSQL)', function () {
-  this.timeout(60_000);
-  let db: Db;
-  let q: JobQueue;
-  let env: Record<string, string>;
-  let dir: string;
-  const children: Child[] = [];
+/**
+ * Specified for PostgreSQL (nodes sharing one database); run on SQLite too, where it stands for
+ * `radiant serve` and `radiant worker` sharing one file.
+ */
+function describeProcesses(name: string, dbEnv: () => Promise<Record<string, string>>): void {
+  describe(`job workers in separate processes (${name})`, function () {
+    this.timeout(60_000);
+    let db: Db;
+    let q: JobQueue;
+    let env: Record<string, string>;
+    let dir: string;
+    const children: Child[] = [];
 
-  before(async () => {
-    dir = await tempDir('jobs-procs');
-    env = { DATABASE_URL: await freshPostgresUrl('jobs_procs'), DATA_DIR: dir, JOB_POLL_MS: '20', JOB_HEARTBEAT_MS: '100', JOB_STALE_MS: '800' };
-    db = createDb(loadConfig(env, dir).database);
-    await migrateLatest(db);
-    await db.schema.createTable('job_runs', (t) => {
-      t.increments('id');
-      t.bigInteger('job_id').notNullable();
-      t.string('worker_id', 64).notNullable();
-      t.integer('attempt').notNullable();
+    before(async () => {
+      dir = await tempDir('jobs-procs');
+      env = { ...(await dbEnv()), DATA_DIR: dir, JOB_POLL_MS: '20', JOB_HEARTBEAT_MS: '100', JOB_STALE_MS: '800' };
+      db = createDb(loadConfig(env, dir).database);
+      await migrateLatest(db);
+      await db.schema.createTable('job_runs', (t) => {
+        t.increments('id');
+        t.bigInteger('job_id').notNullable();
+        t.string('worker_id', 64).notNullable();
+        t.integer('attempt').notNullable();
+      });
+      q = new JobQueue(db);
     });
-    q = new JobQueue(db);
-  });
-  afterEach(() => {
-    for (const c of children.splice(0)) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
-  });
-  after(async () => {
-    await db?.destroy();
-    await fsp.rm(dir, { recursive: true, force: true });
-  });
-
-  const runsOf = async (kind: string) =>
-    (await db('job_runs').join('jobs', 'jobs.id', 'job_runs.job_id').where('jobs.kind', kind).select('job_runs.job_id', 'job_runs.worker_id', 'job_runs.attempt')) as Array<{
-      job_id: number | string;
-      worker_id: string;
-      attempt: number;
-    }>;
-
-  it('two worker processes drain 200 jobs, each job run exactly once', async () => {
-    const a = await startChild('A', { ...env, JOB_CONCURRENCY: '2' });
-    const b = await startChild('B', { ...env, JOB_CONCURRENCY: '2' });
-    children.push(a, b);
-    const jobs: JobRow[] = [];
-    for (let i = 0; i < 200; i++) jobs.push(await q.enqueue({ kind: 'record', payload: { ms: 5 } }));
-    await waitFor(
-      'all 200 jobs to succeed',
-      async () => ((await db('jobs').where({ kind: 'record', status: 'succeeded' }).count({ n: '*' })) as Array<{ n: number | string }>)[0]!.n == 200,
-      45_000,
-    );
-    const runs = await runsOf('record');
-    expect(runs, 'one run recorded per job').to.have.length(200);
-    const perJob = new Map<number, number>();
-    for (const r of runs) perJob.set(Number(r.job_id), (perJob.get(Number(r.job_id)) ?? 0) + 1);
-    expect([...perJob.keys()].sort((x, y) => x - y)).to.deep.equal(jobs.map((j) => j.id));
-    expect([...perJob.values()].every((n) => n === 1)).to.equal(true);
-    const byWorker = { A: runs.filter((r) => r.worker_id === 'A').length, B: runs.filter((r) => r.worker_id === 'B').length };
-    expect(byWorker.A + byWorker.B).to.equal(200);
-    expect(byWorker.A, JSON.stringify(byWorker)).to.be.greaterThan(0);
-    expect(byWorker.B, JSON.stringify(byWorker)).to.be.greaterThan(0);
-    // the queue agrees with the runs table about who ran what
-    for (const j of await q.list({ kind: 'record', limit: 1000 })) {
-      expect(j.attempts).to.equal(1);
-      expect((j.result as { worker: string }).worker).to.equal(j.lockedBy);
-    }
-    a.proc.kill('SIGTERM');
-    b.proc.kill('SIGTERM');
-    expect(await a.exited, a.output()).to.equal(0);
-    expect(await b.exited, b.output()).to.equal(0);
-  });
-
-  it('a worker killed mid-job: another process reclaims the job and finishes it', async () => {
-    const a = await startChild('A2', env);
-    children.push(a);
-    const job = await q.enqueue({ kind: 'hold', payload: { holdOnAttempt: 1 } });
-    await waitFor('A2 to hold the job', async () => {
-      const j = await q.get(job.id);
-      return j?.lockedBy === 'A2' && j.progress?.stage === 'holding';
+    afterEach(() => {
+      for (const c of children.splice(0)) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
     });
-    a.proc.kill('SIGKILL');
-    await a.exited;
-    const b = await startChild('B2', env);
-    children.push(b);
-    const done = await waitFor('the job to succeed', async () => {
-      const j = await q.get(job.id);
-      return j?.status === 'succeeded' ? j : undefined;
+    after(async () => {
+      await db?.destroy();
+      await fsp.rm(dir, { recursive: true, force: true });
     });
-    expect(done).to.include({ attempts: 2, lockedBy: 'B2' });
-    const runs = await runsOf('hold');
-    expect(runs.map((r) => ({ job: Number(r.job_id), worker: r.worker_id, attempt: r.attempt }))).to.deep.equal([{ job: job.id, worker: 'B2', attempt: 2 }]);
-    b.proc.kill('SIGTERM');
-    expect(await b.exited, b.output()).to.equal(0);
+
+    const runsOf = async (kind: string) =>
+      (await db('job_runs').join('jobs', 'jobs.id', 'job_runs.job_id').where('jobs.kind', kind).select('job_runs.job_id', 'job_runs.worker_id', 'job_runs.attempt')) as Array<{
+        job_id: number | string;
+        worker_id: string;
+        attempt: number;
+      }>;
+
+    it('two worker processes drain 200 jobs, each job run exactly once', async () => {
+      const a = await startChild('A', { ...env, JOB_CONCURRENCY: '2' });
+      const b = await startChild('B', { ...env, JOB_CONCURRENCY: '2' });
+      children.push(a, b);
+      const jobs: JobRow[] = [];
+      for (let i = 0; i < 200; i++) jobs.push(await q.enqueue({ kind: 'record', payload: { ms: 5 } }));
+      await waitFor(
+        'all 200 jobs to succeed',
+        async () => Number(((await db('jobs').where({ kind: 'record', status: 'succeeded' }).count({ n: '*' })) as Array<{ n: number | string }>)[0]!.n) === 200,
+        45_000,
+      );
+      const runs = await runsOf('record');
+      expect(runs, 'one run recorded per job').to.have.length(200);
+      const perJob = new Map<number, number>();
+      for (const r of runs) perJob.set(Number(r.job_id), (perJob.get(Number(r.job_id)) ?? 0) + 1);
+      expect([...perJob.keys()].sort((x, y) => x - y)).to.deep.equal(jobs.map((j) => j.id));
+      expect([...perJob.values()].every((n) => n === 1)).to.equal(true);
+      const byWorker = { A: runs.filter((r) => r.worker_id === 'A').length, B: runs.filter((r) => r.worker_id === 'B').length };
+      expect(byWorker.A + byWorker.B).to.equal(200);
+      expect(byWorker.A, JSON.stringify(byWorker)).to.be.greaterThan(0);
+      expect(byWorker.B, JSON.stringify(byWorker)).to.be.greaterThan(0);
+      // the queue agrees with the runs table about who ran what
+      for (const j of await q.list({ kind: 'record', limit: 1000 })) {
+        expect(j.attempts).to.equal(1);
+        expect((j.result as { worker: string }).worker).to.equal(j.lockedBy);
+      }
+      a.proc.kill('SIGTERM');
+      b.proc.kill('SIGTERM');
+      expect(await a.exited, a.output()).to.equal(0);
+      expect(await b.exited, b.output()).to.equal(0);
+    });
+
+    it('a worker killed mid-job: another process reclaims the job and finishes it', async () => {
+      const a = await startChild('A2', env);
+      children.push(a);
+      const job = await q.enqueue({ kind: 'hold', payload: { holdOnAttempt: 1 } });
+      await waitFor('A2 to hold the job', async () => {
+        const j = await q.get(job.id);
+        return j?.lockedBy === 'A2' && j.progress?.stage === 'holding';
+      });
+      a.proc.kill('SIGKILL');
+      await a.exited;
+      const b = await startChild('B2', env);
+      children.push(b);
+      const done = await waitFor('the job to succeed', async () => {
+        const j = await q.get(job.id);
+        return j?.status === 'succeeded' ? j : undefined;
+      });
+      expect(done).to.include({ attempts: 2, lockedBy: 'B2' });
+      const runs = await runsOf('hold');
+      expect(runs.map((r) => ({ job: Number(r.job_id), worker: r.worker_id, attempt: r.attempt }))).to.deep.equal([{ job: job.id, worker: 'B2', attempt: 2 }]);
+      b.proc.kill('SIGTERM');
+      expect(await b.exited, b.output()).to.equal(0);
+    });
   });
-});
+}
+
+onBothDatabases(describeProcesses, 'jobs_procs');
 
 describe('radiant worker (child process, SQLite)', function () {
   this.timeout(60_000);

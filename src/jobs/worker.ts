@@ -98,6 +98,8 @@ export class JobWorker {
   private readonly reclaimEveryMs: number;
   private readonly log: Logger;
   private readonly active = new Map<number, Active>();
+  /** When each running job's heartbeat last got through. */
+  private readonly lastBeat = new Map<number, number>();
   private state: State = 'idle';
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
@@ -221,8 +223,6 @@ export class JobWorker {
     clearInterval(a.heartbeat);
     if (!a.controller.signal.aborted) a.controller.abort(new JobAbortedError(reason, id));
   }
-
-  private lastBeat = new Map<number, number>();
 
   private async beat(id: number, a: Active, progress?: JobProgress): Promise<void> {
     if (a.controller.signal.aborted) return;
