@@ -7,6 +7,7 @@ import * as m005 from './005_study_list_order.js';
 import * as m006 from './006_remote_nodes.js';
 import * as m007 from './007_forwarding.js';
 import * as m008 from './008_volumes.js';
+import * as m009 from './009_jobs.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -26,6 +27,7 @@ const migrations: ReadonlyArray<[string, Migration]> = [
   ['006_remote_nodes', m006],
   ['007_forwarding', m007],
   ['008_volumes', m008],
+  ['009_jobs', m009],
 ];
 
 /** Every migration's name, in the order they apply. */

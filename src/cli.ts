@@ -3,6 +3,7 @@ import { loadConfig, type Config } from './config.js';
 import { ConfigError, errorMessage } from './errors.js';
 import { createLogger, type Logger } from './logger.js';
 import { openCore, startNode } from './app.js';
+import { runWorkerProcess } from './jobs/worker-process.js';
 import { createDb, migrateLatest, migrationStatus } from './db/connection.js';
 import { importPaths } from './ingest/import-files.js';
 import { isRole, ROLES } from './auth/permissions.js';
@@ -17,6 +18,7 @@ import path from 'node:path';
 const usage = `usage: radiant <command>
 
   serve                 start the node (DICOM listener on DICOM_PORT)
+  worker                run background jobs (the JOB_* settings) on the node's database, no listeners
   migrate [--status]    apply database migrations (or list them)
   import <path>...      ingest DICOM files or directories through the node's ingest path
   user create <username> <role>
@@ -221,12 +223,15 @@ async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
-  // Commands other than serve print their results on stdout, so their logs go to stderr.
-  const log = command === 'serve' ? createLogger(config.logLevel) : createLogger('warn', { stderr: true });
+  // Commands other than serve and worker print their results on stdout, so their logs go to stderr.
+  const log = command === 'serve' || command === 'worker' ? createLogger(config.logLevel) : createLogger('warn', { stderr: true });
   switch (command) {
     case 'serve':
       await serve(config, log);
       return -1;
+    case 'worker':
+      await runWorkerProcess(config, log);
+      return 0;
     case 'migrate':
       await migrate(config, args);
       return 0;

@@ -81,6 +81,12 @@ const envSchema = z.object({
   FORWARD_RETRY_BASE_MS: z.coerce.number().int().min(10).default(30_000),
   FORWARD_SETTLE_MS: z.coerce.number().int().min(0).default(2_000),
   FORWARD_POLL_MS: z.coerce.number().int().min(50).default(5_000),
+  /** Job queue (src/jobs), for `radiant worker` and a worker inside `radiant serve`. */
+  JOB_POLL_MS: z.coerce.number().int().min(10).default(1_000),
+  JOB_HEARTBEAT_MS: z.coerce.number().int().min(10).default(5_000),
+  JOB_STALE_MS: z.coerce.number().int().min(100).default(60_000),
+  JOB_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
+  JOB_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(3),
   /** MedGemma engine (src/medgemma): auto = remote when online with an endpoint, llama-server with a model path, else off. */
   MEDGEMMA_BACKEND: z.enum(['auto', 'llama-server', 'remote', 'node-llama-cpp', 'off']).default('auto'),
   MEDGEMMA_MODEL_PATH: z.string().min(1).optional(),
@@ -152,6 +158,7 @@ export interface Config {
   parse: { workers: number; timeoutMs: number };
   transcode: { workers: number; timeoutMs: number; cacheBytes: number };
   forwarding: { enabled: boolean; batchSize: number; maxAttempts: number; retryBaseMs: number; settleMs: number; pollMs: number };
+  jobs: { pollMs: number; heartbeatMs: number; staleMs: number; concurrency: number; maxAttempts: number };
   medgemma: MedgemmaConfig;
   logLevel: Env['LOG_LEVEL'];
 }
@@ -303,6 +310,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     throw new ConfigError('DICOM_TLS_CERT and DICOM_TLS_KEY are set together');
   }
 
+  // A job is taken as lost after JOB_STALE_MS without a heartbeat: one late heartbeat must not do it.
+  if (e.JOB_STALE_MS < 2 * e.JOB_HEARTBEAT_MS) {
+    throw new ConfigError(`JOB_STALE_MS (${e.JOB_STALE_MS}) must be at least twice JOB_HEARTBEAT_MS (${e.JOB_HEARTBEAT_MS})`);
+  }
+
   return {
     mode: e.MODE,
     dataDir,
@@ -349,6 +361,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       retryBaseMs: e.FORWARD_RETRY_BASE_MS,
       settleMs: e.FORWARD_SETTLE_MS,
       pollMs: e.FORWARD_POLL_MS,
+    },
+    jobs: {
+      pollMs: e.JOB_POLL_MS,
+      heartbeatMs: e.JOB_HEARTBEAT_MS,
+      staleMs: e.JOB_STALE_MS,
+      concurrency: e.JOB_CONCURRENCY,
+      maxAttempts: e.JOB_MAX_ATTEMPTS,
     },
     medgemma: medgemmaConfig(e, cwd),
     logLevel: e.LOG_LEVEL,

@@ -1,0 +1,31 @@
+/**
+ * What a handler throws to say how its job failed. Anything else a handler throws is treated as
+ * retryable (see JobWorker): unknown errors are mostly transient (a database, a network, an
+ * engine restarting), and max_attempts bounds what a deterministic bug costs.
+ */
+export class JobError extends Error {
+  readonly retryable: boolean;
+
+  constructor(message: string, options: { retryable: boolean; cause?: unknown }) {
+    super(message, { cause: options.cause });
+    this.name = 'JobError';
+    this.retryable = options.retryable;
+  }
+}
+
+export type AbortReason = 'cancelled' | 'lost' | 'shutdown';
+
+/**
+ * The reason on a handler's AbortSignal, and what ctx.progress throws once the job was aborted:
+ * cancelled by a user, lost (another worker reclaimed it, or heartbeats could not be written),
+ * or the worker is shutting down. None of these is recorded as a failure of the job.
+ */
+export class JobAbortedError extends Error {
+  readonly reason: AbortReason;
+
+  constructor(reason: AbortReason, jobId: number) {
+    super(`job ${jobId} ${reason === 'shutdown' ? 'interrupted: worker stopping' : reason}`);
+    this.name = 'JobAbortedError';
+    this.reason = reason;
+  }
+}

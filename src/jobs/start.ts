@@ -1,0 +1,20 @@
+import type { Config } from '../config.js';
+import type { Db } from '../db/connection.js';
+import type { Core } from '../app.js';
+import type { Logger } from '../logger.js';
+import { jobHandlers } from './handlers.js';
+import { JobQueue } from './queue.js';
+import { JobWorker, type JobHandlers } from './worker.js';
+
+/** The queue as this node's configuration sets it up (default max attempts). */
+export function jobQueue(core: { db: Db; config: Config }): JobQueue {
+  return new JobQueue(core.db, { defaultMaxAttempts: core.config.jobs.maxAttempts });
+}
+
+/** A started worker with the JOB_* settings; stop() it before closing the core. */
+export function startJobWorker(core: Core, log: Logger, handlers: JobHandlers = jobHandlers(core)): JobWorker {
+  const { pollMs, heartbeatMs, staleMs, concurrency } = core.config.jobs;
+  const worker = new JobWorker(jobQueue(core), handlers, { pollMs, heartbeatMs, staleMs, concurrency, log });
+  worker.start();
+  return worker;
+}
