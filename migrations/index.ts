@@ -8,6 +8,7 @@ import * as m006 from './006_remote_nodes.js';
 import * as m007 from './007_forwarding.js';
 import * as m008 from './008_volumes.js';
 import * as m009 from './009_jobs.js';
+import * as m010 from './010_analyses.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -28,6 +29,7 @@ const migrations: ReadonlyArray<[string, Migration]> = [
   ['007_forwarding', m007],
   ['008_volumes', m008],
   ['009_jobs', m009],
+  ['010_analyses', m010],
 ];
 
 /** Every migration's name, in the order they apply. */

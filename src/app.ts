@@ -10,6 +10,11 @@ import { RuleCache } from './forwarding/rules.js';
 import { cStoreSender } from './forwarding/cstore-sender.js';
 import { scuDeps } from '../dimse/store-scu.js';
 import { EngineHost } from './medgemma/engine-host.js';
+import { AutoAnalyzer } from './analysis/auto-analyze.js';
+import type { AnalysisRequester } from './analysis/requests.js';
+import { jobHandlers } from './jobs/handlers.js';
+import { jobQueue, startJobWorker } from './jobs/start.js';
+import type { JobWorker } from './jobs/worker.js';
 import { Ingestor } from './ingest/ingest.js';
 import { DimseServer } from '../dimse/server.js';
 import { nodeServices } from '../dimse/node-services.js';
@@ -41,6 +46,10 @@ export interface RunningNode extends Core {
   dimse: DimseServer;
   /** The MedGemma engine, started in the background after the listeners. */
   engine: EngineHost;
+  /** This process's job worker (JOB_WORKER_IN_SERVE), if any. */
+  jobs: JobWorker | undefined;
+  analysis: AnalysisRequester;
+  autoAnalyzer: AutoAnalyzer;
   dicomPort: number;
   http: HttpApp;
   httpPort: number;
@@ -142,7 +151,11 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     nodeServices(core),
   );
   const engine = new EngineHost(config.medgemma, log);
-  const http = createHttpApp({ ...core, engine, secretKey: resolveSecretKey(config) });
+  const queue = jobQueue(core);
+  let jobs: JobWorker | undefined;
+  const analysis: AnalysisRequester = { db: core.db, queue, wake: () => jobs?.wake() };
+  const autoAnalyzer = new AutoAnalyzer(analysis, config.analysis, log);
+  const http = createHttpApp({ ...core, engine, analysis, secretKey: resolveSecretKey(config) });
   let dicomPort: number;
   let httpPort: number;
   try {
@@ -161,9 +174,14 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
   log.info({ port: httpPort }, 'HTTP listener started');
   if (config.forwarding.enabled) core.forwarder.start();
   engine.start();
+  if (config.jobs.inServe) jobs = startJobWorker(core, log, jobHandlers(core, engine));
+  autoAnalyzer.start();
   return {
     ...core,
     engine,
+    jobs,
+    analysis,
+    autoAnalyzer,
     dimse,
     dicomPort,
     http,
@@ -171,6 +189,8 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     async stop() {
       await http.close();
       await dimse.stop();
+      await autoAnalyzer.stop();
+      await jobs?.stop();
       await engine.close();
       await core.close();
     },

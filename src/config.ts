@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { ConfigError } from './errors.js';
 import type { StorageOptions } from '../storage/index.js';
 import { aeTitleSchema } from './dicom/ae-title.js';
+import { parseAutoRules } from './analysis/auto-rules.js';
 
 /**
  * Configuration comes from environment variables only (twelve-factor), validated once at
@@ -87,6 +88,8 @@ const envSchema = z.object({
   JOB_STALE_MS: z.coerce.number().int().min(100).default(60_000),
   JOB_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
   JOB_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(3),
+  /** off: `radiant serve` runs no jobs; dedicated `radiant worker` processes take them. */
+  JOB_WORKER_IN_SERVE: z.enum(['on', 'off']).default('on'),
   /** MedGemma engine (src/medgemma): auto = remote when online with an endpoint, llama-server with a model path, else off. */
   MEDGEMMA_BACKEND: z.enum(['auto', 'llama-server', 'remote', 'node-llama-cpp', 'off']).default('auto'),
   MEDGEMMA_MODEL_PATH: z.string().min(1).optional(),
@@ -101,6 +104,16 @@ const envSchema = z.object({
   MEDGEMMA_MAX_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
   MEDGEMMA_TIMEOUT_MS: z.coerce.number().int().min(100).default(120_000),
   MEDGEMMA_MAX_RETRIES: z.coerce.number().int().min(0).max(10).default(3),
+  /** Analysis pipeline (src/analysis). */
+  AUTO_ANALYZE: z.enum(['off', 'all', 'rules']).default('off'),
+  AUTO_ANALYZE_RULES: z.string().min(1).optional(),
+  STUDY_STABLE_SECONDS: z.coerce.number().min(0).max(86_400).default(15),
+  ANALYSIS_SCAN_MS: z.coerce.number().int().min(100).max(3_600_000).default(5000),
+  MEDGEMMA_MAX_SLICES: z.coerce.number().int().min(1).max(1000).default(85),
+  ANALYSIS_IMAGE_SIZE: z.coerce.number().int().min(64).max(4096).default(896),
+  ANALYSIS_MAX_FINDINGS: z.coerce.number().int().min(1).max(100).default(12),
+  ANALYSIS_MAX_TEXT: z.coerce.number().int().min(16).max(4000).default(400),
+  ANALYSIS_MAX_TOKENS: z.coerce.number().int().min(64).max(65_536).default(4096),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -158,9 +171,23 @@ export interface Config {
   parse: { workers: number; timeoutMs: number };
   transcode: { workers: number; timeoutMs: number; cacheBytes: number };
   forwarding: { enabled: boolean; batchSize: number; maxAttempts: number; retryBaseMs: number; settleMs: number; pollMs: number };
-  jobs: { pollMs: number; heartbeatMs: number; staleMs: number; concurrency: number; maxAttempts: number };
+  jobs: { pollMs: number; heartbeatMs: number; staleMs: number; concurrency: number; maxAttempts: number; inServe: boolean };
   medgemma: MedgemmaConfig;
+  analysis: AnalysisConfig;
   logLevel: Env['LOG_LEVEL'];
+}
+
+export interface AnalysisConfig {
+  autoAnalyze: 'off' | 'all' | 'rules';
+  /** AUTO_ANALYZE_RULES as given (JSON); parsed and checked by src/analysis/auto-rules.ts. */
+  autoRules?: string;
+  stableSeconds: number;
+  scanMs: number;
+  maxSlices: number;
+  imageSize: number;
+  maxFindings: number;
+  maxText: number;
+  maxTokens: number;
 }
 
 export interface MedgemmaConfig {
@@ -204,6 +231,17 @@ function medgemmaConfig(e: Env, cwd: string): MedgemmaConfig {
     timeoutMs: e.MEDGEMMA_TIMEOUT_MS,
     maxRetries: e.MEDGEMMA_MAX_RETRIES,
   };
+}
+
+function checkedAutoAnalyze(e: Env): Env['AUTO_ANALYZE'] {
+  if (e.AUTO_ANALYZE === 'rules') {
+    try {
+      parseAutoRules(e.AUTO_ANALYZE_RULES);
+    } catch (err) {
+      throw new ConfigError((err as Error).message);
+    }
+  }
+  return e.AUTO_ANALYZE;
 }
 
 /** `sqlite:///abs/path`, `sqlite://rel/path`, `file:path` or a plain path. */
@@ -368,8 +406,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       staleMs: e.JOB_STALE_MS,
       concurrency: e.JOB_CONCURRENCY,
       maxAttempts: e.JOB_MAX_ATTEMPTS,
+      inServe: e.JOB_WORKER_IN_SERVE === 'on',
     },
     medgemma: medgemmaConfig(e, cwd),
+    analysis: {
+      autoAnalyze: checkedAutoAnalyze(e),
+      autoRules: e.AUTO_ANALYZE_RULES,
+      stableSeconds: e.STUDY_STABLE_SECONDS,
+      scanMs: e.ANALYSIS_SCAN_MS,
+      maxSlices: e.MEDGEMMA_MAX_SLICES,
+      imageSize: e.ANALYSIS_IMAGE_SIZE,
+      maxFindings: e.ANALYSIS_MAX_FINDINGS,
+      maxText: e.ANALYSIS_MAX_TEXT,
+      maxTokens: e.ANALYSIS_MAX_TOKENS,
+    },
     logLevel: e.LOG_LEVEL,
   };
 }

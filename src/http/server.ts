@@ -12,6 +12,7 @@ import type { Db } from '../db/connection.js';
 import type { Transcoder } from '../dicom/transcoder.js';
 import type { Forwarder } from '../forwarding/forwarder.js';
 import type { EngineHost } from '../medgemma/engine-host.js';
+import type { AnalysisRequester } from '../analysis/requests.js';
 import type { RuleCache } from '../forwarding/rules.js';
 import type { Ingestor } from '../ingest/ingest.js';
 import type { Logger } from '../logger.js';
@@ -41,6 +42,8 @@ export interface HttpDeps {
   forwardingRules: RuleCache;
   forwarder: Forwarder;
   engine: EngineHost;
+  /** Records analyses and queues their jobs (src/analysis/requests.ts). */
+  analysis: AnalysisRequester;
   secretKey: string;
 }
 

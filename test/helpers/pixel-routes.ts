@@ -44,6 +44,7 @@ export async function ensurePixelRoutes(node: TestNode): Promise<{ url: string; 
     forwardingRules: node.forwardingRules,
     forwarder: node.forwarder,
     engine: node.engine,
+    analysis: node.analysis,
     secretKey: resolveSecretKey(node.config),
     security,
     metrics: node.http.metrics,

@@ -4,6 +4,7 @@ import type { AppRouter, AppState } from '../state.js';
 import { registerDocsRoutes } from './docs.js';
 import { registerForwardingRoutes } from './forwarding.js';
 import { registerEngineRoutes } from './engine.js';
+import { registerAnalysisRoutes } from './analysis.js';
 import { registerPatientRoutes } from './patients.js';
 import { registerStudyRoutes } from './studies.js';
 import { registerUploadRoutes } from './upload.js';
@@ -21,6 +22,7 @@ export function apiRoutes(deps: RouteDeps): AppRouter {
   registerStudyRoutes(r, deps);
   registerForwardingRoutes(r, deps);
   registerEngineRoutes(r, deps);
+  registerAnalysisRoutes(r, deps);
   registerDocsRoutes(r);
   return r;
 }

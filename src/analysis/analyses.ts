@@ -1,0 +1,351 @@
+import type { Knex } from 'knex';
+import type { Db } from '../db/connection.js';
+import type { AnalysisType } from '../medgemma/prompts/index.js';
+import type { ModelAnswer } from './findings-schema.js';
+
+/** The medgemma_analyses rows and their findings/measurements: the pipeline's one store. */
+
+export type AnalysisStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+export type AnalysisTrigger = 'manual' | 'auto';
+
+export interface AnalysisImageRef {
+  index: number;
+  sopInstanceUid: string;
+  frameNumber: number;
+  seriesInstanceUid: string;
+}
+
+export interface AnalysisTimings {
+  queueWaitMs?: number;
+  selectMs?: number;
+  prepareMs?: number;
+  inferenceMs?: number;
+  promptMs?: number;
+  predictedMs?: number;
+  tokens?: number;
+  tokensPerSecond?: number;
+  totalMs?: number;
+}
+
+export interface Finding {
+  index: number;
+  description: string;
+  anatomicalLocation: string | null;
+  laterality: string | null;
+  category: string | null;
+  severity: string | null;
+  confidence: number;
+  imageIndices: number[];
+  recommendation: string | null;
+}
+
+export interface Measurement {
+  index: number;
+  finding: string | null;
+  quantity: string;
+  value: number;
+  unit: string;
+}
+
+export interface Analysis {
+  id: number;
+  studyInstanceUid: string;
+  status: AnalysisStatus;
+  analysisType: AnalysisType;
+  trigger: AnalysisTrigger;
+  requestedBy: string | null;
+  clinicalIndication: string | null;
+  focus: string | null;
+  jobId: number | null;
+  progress: { stage: string | null; percent: number | null };
+  sourceReceivedAt: string | null;
+  seriesInstanceUid: string | null;
+  volumeId: number | null;
+  priorStudyInstanceUid: string | null;
+  model: { name: string; sha256: string | null; quantization: string | null; mmprojSha256: string | null; backend: string | null } | null;
+  prompt: { templateId: string; templateVersion: string; hash: string } | null;
+  images: AnalysisImageRef[];
+  impression: string | null;
+  comparison: string | null;
+  technicalLimitations: string | null;
+  safetyFlags: string[];
+  timings: AnalysisTimings;
+  selection: unknown;
+  error: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  /** Always true: every AI result is a draft until a radiologist signs a report built on it. */
+  aiDraft: true;
+  findings?: Finding[];
+  measurements?: Measurement[];
+}
+
+interface AnalysisRow {
+  id: number;
+  study_instance_uid: string;
+  status: AnalysisStatus;
+  analysis_type: AnalysisType;
+  trigger: AnalysisTrigger;
+  requested_by: string | null;
+  clinical_indication: string | null;
+  focus: string | null;
+  job_id: number | null;
+  progress_stage: string | null;
+  progress_percent: number | null;
+  source_received_at: string | null;
+  series_instance_uid: string | null;
+  volume_id: number | null;
+  prior_study_instance_uid: string | null;
+  model_name: string | null;
+  model_sha256: string | null;
+  model_quantization: string | null;
+  mmproj_sha256: string | null;
+  backend: string | null;
+  prompt_template_id: string | null;
+  prompt_template_version: string | null;
+  prompt_hash: string | null;
+  images: string | null;
+  impression: string | null;
+  comparison: string | null;
+  technical_limitations: string | null;
+  raw_text: string | null;
+  safety_flags: string | null;
+  timings: string | null;
+  selection: string | null;
+  error: string | null;
+  created_at: string | Date;
+  started_at: string | Date | null;
+  finished_at: string | Date | null;
+}
+
+const iso = (v: string | Date | null): string | null => (v === null ? null : v instanceof Date ? v.toISOString() : new Date(v).toISOString());
+const parse = <T>(v: string | null, fallback: T): T => {
+  if (!v) return fallback;
+  try {
+    return JSON.parse(v) as T;
+  } catch {
+    return fallback;
+  }
+};
+
+function fromRow(r: AnalysisRow): Analysis {
+  return {
+    id: Number(r.id),
+    studyInstanceUid: r.study_instance_uid,
+    status: r.status,
+    analysisType: r.analysis_type,
+    trigger: r.trigger,
+    requestedBy: r.requested_by,
+    clinicalIndication: r.clinical_indication,
+    focus: r.focus,
+    jobId: r.job_id === null ? null : Number(r.job_id),
+    progress: { stage: r.progress_stage, percent: r.progress_percent === null ? null : Number(r.progress_percent) },
+    sourceReceivedAt: r.source_received_at,
+    seriesInstanceUid: r.series_instance_uid,
+    volumeId: r.volume_id === null ? null : Number(r.volume_id),
+    priorStudyInstanceUid: r.prior_study_instance_uid,
+    model: r.model_name
+      ? { name: r.model_name, sha256: r.model_sha256, quantization: r.model_quantization, mmprojSha256: r.mmproj_sha256, backend: r.backend }
+      : null,
+    prompt: r.prompt_template_id && r.prompt_hash ? { templateId: r.prompt_template_id, templateVersion: r.prompt_template_version ?? '', hash: r.prompt_hash } : null,
+    images: parse<AnalysisImageRef[]>(r.images, []),
+    impression: r.impression,
+    comparison: r.comparison,
+    technicalLimitations: r.technical_limitations,
+    safetyFlags: parse<string[]>(r.safety_flags, []),
+    timings: parse<AnalysisTimings>(r.timings, {}),
+    selection: parse<unknown>(r.selection, null),
+    error: r.error,
+    createdAt: iso(r.created_at) ?? '',
+    startedAt: iso(r.started_at),
+    finishedAt: iso(r.finished_at),
+    aiDraft: true,
+  };
+}
+
+export interface NewAnalysis {
+  studyInstanceUid: string;
+  analysisType: AnalysisType;
+  trigger: AnalysisTrigger;
+  requestedBy?: string;
+  clinicalIndication?: string;
+  focus?: string;
+  sourceReceivedAt?: string;
+}
+
+export async function createAnalysis(db: Db | Knex.Transaction, a: NewAnalysis, now = new Date()): Promise<number> {
+  const [row] = await db('medgemma_analyses')
+    .insert({
+      study_instance_uid: a.studyInstanceUid,
+      status: 'queued',
+      analysis_type: a.analysisType,
+      trigger: a.trigger,
+      requested_by: a.requestedBy ?? null,
+      clinical_indication: a.clinicalIndication ?? null,
+      focus: a.focus ?? null,
+      source_received_at: a.sourceReceivedAt ?? null,
+      created_at: now.toISOString(),
+    })
+    .returning('id');
+  return Number(typeof row === 'object' ? (row as { id: number }).id : row);
+}
+
+export async function setAnalysisJob(db: Db | Knex.Transaction, id: number, jobId: number): Promise<void> {
+  await db('medgemma_analyses').where({ id }).update({ job_id: jobId });
+}
+
+export async function getAnalysis(db: Db, id: number, withItems = true): Promise<Analysis | undefined> {
+  const row = (await db('medgemma_analyses').where({ id }).first()) as AnalysisRow | undefined;
+  if (!row) return undefined;
+  const a = fromRow(row);
+  if (withItems) {
+    a.findings = ((await db('findings').where({ analysis_id: id }).orderBy('idx')) as FindingRow[]).map(findingFromRow);
+    a.measurements = ((await db('measurements').where({ analysis_id: id }).orderBy('idx')) as MeasurementRow[]).map((m) => ({
+      index: Number(m.idx),
+      finding: m.finding,
+      quantity: m.quantity,
+      value: Number(m.value),
+      unit: m.unit,
+    }));
+  }
+  return a;
+}
+
+export async function listStudyAnalyses(db: Db, studyInstanceUid: string): Promise<Analysis[]> {
+  const rows = (await db('medgemma_analyses').where({ study_instance_uid: studyInstanceUid }).orderBy('id', 'desc')) as AnalysisRow[];
+  return rows.map(fromRow);
+}
+
+/** The latest analysis of a study of a given trigger, any status. */
+export async function latestAnalysis(db: Db, studyInstanceUid: string, trigger?: AnalysisTrigger): Promise<Analysis | undefined> {
+  const q = db('medgemma_analyses').where({ study_instance_uid: studyInstanceUid });
+  if (trigger) q.andWhere({ trigger });
+  const row = (await q.orderBy('id', 'desc').first()) as AnalysisRow | undefined;
+  return row && fromRow(row);
+}
+
+interface FindingRow {
+  idx: number;
+  description: string;
+  anatomical_location: string | null;
+  laterality: string | null;
+  category: string | null;
+  severity: string | null;
+  confidence: number;
+  image_indices: string;
+  recommendation: string | null;
+}
+interface MeasurementRow {
+  idx: number;
+  finding: string | null;
+  quantity: string;
+  value: number;
+  unit: string;
+}
+
+function findingFromRow(f: FindingRow): Finding {
+  return {
+    index: Number(f.idx),
+    description: f.description,
+    anatomicalLocation: f.anatomical_location,
+    laterality: f.laterality,
+    category: f.category,
+    severity: f.severity,
+    confidence: Number(f.confidence),
+    imageIndices: parse<number[]>(f.image_indices, []),
+    recommendation: f.recommendation,
+  };
+}
+
+export async function updateAnalysis(db: Db, id: number, fields: Partial<Record<keyof AnalysisRow, unknown>>): Promise<void> {
+  await db('medgemma_analyses').where({ id }).update(fields);
+}
+
+/** Only a queued or running analysis moves; a finished one keeps its outcome. */
+export async function markAnalysis(db: Db, id: number, status: AnalysisStatus, fields: Partial<Record<keyof AnalysisRow, unknown>> = {}): Promise<boolean> {
+  const n = await db('medgemma_analyses')
+    .where({ id })
+    .whereIn('status', ['queued', 'running'])
+    .update({ status, ...fields });
+  return n > 0;
+}
+
+export interface AnalysisOutcome {
+  seriesInstanceUid: string;
+  volumeId: number | null;
+  priorStudyInstanceUid: string | null;
+  model: { name: string; sha256: string | null; quantization: string | null; mmprojSha256: string | null };
+  backend: string;
+  prompt: { templateId: string; templateVersion: string; hash: string };
+  images: AnalysisImageRef[];
+  answer: ModelAnswer;
+  rawText: string;
+  safetyFlags: string[];
+  timings: AnalysisTimings;
+  selection: unknown;
+}
+
+/**
+ * Stores the answer and marks the analysis succeeded, in one transaction: a retried job that
+ * had already stored replaces its items instead of doubling them.
+ */
+export async function storeOutcome(db: Db, id: number, o: AnalysisOutcome, now = new Date()): Promise<boolean> {
+  return db.transaction(async (trx) => {
+    const n = await trx('medgemma_analyses')
+      .where({ id })
+      .whereIn('status', ['queued', 'running'])
+      .update({
+        status: 'succeeded',
+        progress_stage: 'done',
+        progress_percent: 100,
+        series_instance_uid: o.seriesInstanceUid,
+        volume_id: o.volumeId,
+        prior_study_instance_uid: o.priorStudyInstanceUid,
+        model_name: o.model.name.slice(0, 256),
+        model_sha256: o.model.sha256,
+        model_quantization: o.model.quantization,
+        mmproj_sha256: o.model.mmprojSha256,
+        backend: o.backend,
+        prompt_template_id: o.prompt.templateId,
+        prompt_template_version: o.prompt.templateVersion,
+        prompt_hash: o.prompt.hash,
+        images: JSON.stringify(o.images),
+        impression: o.answer.impression,
+        comparison: o.answer.comparison_with_prior,
+        technical_limitations: o.answer.technical_limitations,
+        raw_text: o.rawText,
+        safety_flags: JSON.stringify(o.safetyFlags),
+        timings: JSON.stringify(o.timings),
+        selection: JSON.stringify(o.selection),
+        error: null,
+        finished_at: now.toISOString(),
+      });
+    if (n === 0) return false;
+    await trx('findings').where({ analysis_id: id }).delete();
+    await trx('measurements').where({ analysis_id: id }).delete();
+    const findings = o.answer.findings.map((f, idx) => ({
+      analysis_id: id,
+      idx,
+      description: f.description,
+      anatomical_location: f.anatomical_location.slice(0, 256) || null,
+      laterality: f.laterality,
+      category: f.category,
+      severity: f.severity,
+      confidence: f.confidence,
+      image_indices: JSON.stringify(f.image_indices),
+      recommendation: f.recommendation || null,
+    }));
+    if (findings.length) await trx('findings').insert(findings);
+    const measurements = o.answer.measurements.map((m, idx) => ({
+      analysis_id: id,
+      idx,
+      finding: m.finding || null,
+      quantity: m.quantity.slice(0, 128),
+      value: m.value,
+      unit: m.unit.slice(0, 32),
+    }));
+    if (measurements.length) await trx('measurements').insert(measurements);
+    return true;
+  });
+}

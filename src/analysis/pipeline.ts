@@ -1,0 +1,224 @@
+import type { AuditLog } from '../audit/audit.js';
+import type { AnalysisConfig } from '../config.js';
+import type { Db } from '../db/connection.js';
+import { errorMessage } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { JobAbortedError, JobError } from '../jobs/errors.js';
+import type { JobRow } from '../jobs/types.js';
+import type { JobContext } from '../jobs/worker.js';
+import { EngineError, type Engine } from '../medgemma/engine.js';
+import type { EngineStatus } from '../medgemma/engine-host.js';
+import { buildPrompt, PromptError } from '../medgemma/prompts/index.js';
+import type { BlobStorage } from '../../storage/types.js';
+import { assembleVolume, loadStudySeries, saveVolume, selectSeries, type AssembledVolume } from '../volumes/index.js';
+import { getAnalysis, markAnalysis, storeOutcome, updateAnalysis, type Analysis, type AnalysisImageRef } from './analyses.js';
+import { findingsJsonSchema, readModelAnswer } from './findings-schema.js';
+import { prepareImages } from './prepare-images.js';
+import { promptContext } from './prompt-context.js';
+import { readInstanceBytes } from './instance-bytes.js';
+
+export const ANALYSIS_JOB = 'analysis.run';
+
+export interface AnalysisJobPayload {
+  analysisId: number;
+}
+
+export interface AnalysisJobResult {
+  analysisId: number;
+  status: 'succeeded' | 'skipped';
+  findings?: number;
+}
+
+export interface PipelineDeps {
+  db: Db;
+  storage: BlobStorage;
+  audit: AuditLog;
+  log: Logger;
+  config: AnalysisConfig;
+  /** The engine when ready, else its status (why not). */
+  engine(): Engine | undefined;
+  engineStatus(): EngineStatus;
+}
+
+/** A failure that retrying cannot fix (no analyzable series, a refused answer...). */
+class Final extends JobError {
+  constructor(message: string, cause?: unknown) {
+    super(message, { retryable: false, cause });
+  }
+}
+
+export function parseAnalysisPayload(p: unknown): AnalysisJobPayload {
+  const id = (p as { analysisId?: unknown } | null)?.analysisId;
+  if (typeof id !== 'number' || !Number.isInteger(id) || id <= 0) throw new Error('analysisId must be a positive integer');
+  return { analysisId: id };
+}
+
+function kindOf(vol: AssembledVolume): 'ct' | 'mr' | 'projection' | 'other' {
+  if (vol.kind === 'projection') return 'projection';
+  if (vol.modality === 'CT') return 'ct';
+  if (vol.modality === 'MR') return 'mr';
+  return 'other';
+}
+
+/**
+ * One analysis, start to end: select and assemble the series, prepare images, ask the model,
+ * store findings with provenance. Safe to run twice (a reclaimed job): a finished analysis is
+ * left alone, and storing replaces items rather than adding to them.
+ */
+export async function runAnalysisJob(deps: PipelineDeps, job: JobRow<AnalysisJobPayload>, ctx: JobContext): Promise<AnalysisJobResult> {
+  const { db, log } = deps;
+  const id = job.payload.analysisId;
+  const analysis = await getAnalysis(db, id, false);
+  if (!analysis) throw new Final(`analysis ${id} does not exist`);
+  if (analysis.status !== 'queued' && analysis.status !== 'running') return { analysisId: id, status: 'skipped' };
+
+  const started = Date.now();
+  const timings: Record<string, number> = { queueWaitMs: Math.max(0, started - Date.parse(analysis.createdAt)) };
+  const progress = async (stage: string, percent: number) => {
+    await updateAnalysis(db, id, { progress_stage: stage, progress_percent: percent });
+    await ctx.progress(stage, percent);
+  };
+  await markAnalysis(db, id, 'running', { started_at: new Date().toISOString(), error: null, job_id: job.id });
+
+  try {
+    const engine = deps.engine();
+    if (!engine) {
+      const st = deps.engineStatus();
+      const why = `MedGemma engine is ${st.state}${st.error ? `: ${st.error}` : ''}`;
+      // Starting: worth waiting for; off or failed needs a person.
+      throw st.state === 'starting' ? new JobError(why, { retryable: true }) : new Final(why);
+    }
+
+    await progress('select', 5);
+    const t0 = Date.now();
+    const series = await loadStudySeries(db, deps.storage, analysis.studyInstanceUid);
+    if (!series.length) throw new Final(`study ${analysis.studyInstanceUid} has no stored series`);
+    const selection = selectSeries(series);
+    const selectionSummary = {
+      selected: selection.selected?.seriesInstanceUid ?? null,
+      ranked: selection.ranked.map((r) => ({ series: r.candidate.seriesInstanceUid, score: r.score, why: r.why })),
+      skipped: selection.skipped,
+    };
+    if (!selection.selected) {
+      await updateAnalysis(db, id, { selection: JSON.stringify(selectionSummary) });
+      const reasons = selection.skipped.map((s) => s.reason).join('; ');
+      throw new Final(`no analyzable series in the study${reasons ? ` (${reasons})` : ''}`);
+    }
+    const vol = assembleVolume(selection.selected);
+    const volumeId = await saveVolume(db, analysis.studyInstanceUid, vol);
+    timings.selectMs = Date.now() - t0;
+    if (!multimodalOk(engine)) throw new Final(`the ${engine.backend} backend takes no images`);
+
+    await progress('prepare', 20);
+    const t1 = Date.now();
+    const prepared = await prepareImages({
+      kind: kindOf(vol),
+      slices: vol.slices.map((s) => ({ sopInstanceUid: s.sopInstanceUid, frameNumber: s.frameNumber })),
+      maxImages: deps.config.maxSlices,
+      size: deps.config.imageSize,
+      readInstance: (uid) => readInstanceBytes(db, deps.storage, uid),
+      signal: ctx.signal,
+    });
+    timings.prepareMs = Date.now() - t1;
+    const images: AnalysisImageRef[] = prepared.images.map((im, index) => ({
+      index,
+      sopInstanceUid: im.sopInstanceUid,
+      frameNumber: im.frameNumber,
+      seriesInstanceUid: vol.seriesInstanceUid,
+    }));
+
+    const pc = await promptContext(db, deps.storage, analysis, vol, selection.selected, images.length);
+    const prompt = buildPrompt(analysis.analysisType, pc.context);
+
+    await progress('inference', 50);
+    const t2 = Date.now();
+    const schema = findingsJsonSchema({ maxFindings: deps.config.maxFindings, maxText: deps.config.maxText, imageCount: images.length });
+    const result = await engine.analyze({ images: prepared.images.map((i) => i.png), prompt: prompt.text, schema, maxTokens: deps.config.maxTokens, signal: ctx.signal });
+    timings.inferenceMs = Date.now() - t2;
+    let answer;
+    try {
+      answer = readModelAnswer(result.json, images.length);
+    } catch (err) {
+      throw new Final(`model answer does not match the findings schema: ${errorMessage(err)}`, err);
+    }
+    await progress('store', 90);
+    Object.assign(timings, {
+      promptMs: result.timings.promptMs,
+      predictedMs: result.timings.predictedMs,
+      tokens: result.timings.tokens,
+      tokensPerSecond: result.timings.tokensPerSecond,
+      totalMs: Date.now() - started + timings.queueWaitMs!,
+    });
+    const stored = await storeOutcome(db, id, {
+      seriesInstanceUid: vol.seriesInstanceUid,
+      volumeId,
+      priorStudyInstanceUid: pc.priorStudyInstanceUid,
+      model: { name: result.model.name, sha256: result.model.sha256, quantization: result.model.quantization, mmprojSha256: result.model.mmproj?.sha256 ?? null },
+      backend: result.backend,
+      prompt: { templateId: prompt.templateId, templateVersion: prompt.templateVersion, hash: prompt.hash },
+      images,
+      answer,
+      rawText: result.rawText,
+      safetyFlags: result.safetyFlags,
+      timings,
+      selection: { ...selectionSummary, problems: vol.problems, skippedImages: prepared.skipped },
+    });
+    await deps.audit.record({
+      actorType: analysis.trigger === 'manual' && analysis.requestedBy ? 'user' : 'system',
+      actor: analysis.trigger === 'manual' ? (analysis.requestedBy ?? undefined) : 'auto-analyze',
+      action: 'ai.analysis',
+      resourceType: 'analysis',
+      resourceId: String(id),
+      studyInstanceUid: analysis.studyInstanceUid,
+      outcome: 'success',
+      model: `${result.model.name}${result.model.sha256 ? `@sha256:${result.model.sha256}` : ''}`,
+      promptHash: prompt.hash,
+      details: { trigger: analysis.trigger, type: analysis.analysisType, images: images.length, findings: answer.findings.length, backend: result.backend, stored },
+    });
+    log.info({ analysis: id, findings: answer.findings.length, ms: Date.now() - started }, 'analysis stored');
+    return { analysisId: id, status: stored ? 'succeeded' : 'skipped', findings: answer.findings.length };
+  } catch (err) {
+    await recordFailure(deps, analysis, job, err, ctx.signal);
+    throw translate(err, ctx.signal);
+  }
+}
+
+function multimodalOk(engine: Engine): boolean {
+  return engine.multimodal;
+}
+
+/** Engine errors become job errors with the engine's own idea of retrying. */
+function translate(err: unknown, signal: AbortSignal): unknown {
+  if (signal.aborted && signal.reason instanceof JobAbortedError) return signal.reason;
+  if (err instanceof JobError || err instanceof JobAbortedError) return err;
+  if (err instanceof EngineError) return new JobError(`MedGemma ${err.kind}: ${err.message}`, { retryable: err.retryable, cause: err });
+  if (err instanceof PromptError) return new Final(err.message, err);
+  return err;
+}
+
+async function recordFailure(deps: PipelineDeps, analysis: Analysis, job: JobRow<AnalysisJobPayload>, err: unknown, signal: AbortSignal): Promise<void> {
+  const t = translate(err, signal);
+  if (t instanceof JobAbortedError) {
+    // Cancelled by a person: the route marked it. Lost or shut down: it runs again elsewhere.
+    if (t.reason !== 'cancelled') await markAnalysis(deps.db, analysis.id, 'queued', { progress_stage: 'requeued', error: `interrupted (${t.reason})` });
+    return;
+  }
+  const retryable = t instanceof JobError ? t.retryable : true;
+  const message = errorMessage(t);
+  const willRetry = retryable && job.attempts < job.maxAttempts;
+  if (willRetry) {
+    await markAnalysis(deps.db, analysis.id, 'queued', { error: `attempt ${job.attempts} of ${job.maxAttempts} failed: ${message}; will retry`, progress_stage: 'retrying' });
+  } else {
+    await markAnalysis(deps.db, analysis.id, 'failed', { error: message, finished_at: new Date().toISOString() });
+  }
+  await deps.audit.record({
+    actorType: analysis.trigger === 'manual' && analysis.requestedBy ? 'user' : 'system',
+    actor: analysis.trigger === 'manual' ? (analysis.requestedBy ?? undefined) : 'auto-analyze',
+    action: 'ai.analysis',
+    resourceType: 'analysis',
+    resourceId: String(analysis.id),
+    studyInstanceUid: analysis.studyInstanceUid,
+    outcome: 'failure',
+    details: { trigger: analysis.trigger, type: analysis.analysisType, error: message.slice(0, 500), attempt: job.attempts, willRetry },
+  });
+}

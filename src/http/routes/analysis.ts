@@ -1,0 +1,122 @@
+import type { RouterInstance } from '@koa/router';
+import { z } from 'zod';
+import { parsePk, parseStudyRef } from '../../api/schemas.js';
+import { getAnalysis, listStudyAnalyses, type Analysis } from '../../analysis/analyses.js';
+import { cancelAnalysis, requestAnalysis } from '../../analysis/requests.js';
+import { readJson } from '../body.js';
+import { HttpError } from '../errors.js';
+import type { RouteDeps } from '../server.js';
+import type { AppContext, AppState } from '../state.js';
+
+const requestBody = z
+  .object({
+    study_id: z.union([z.number().int().positive(), z.string().min(1).max(64)]),
+    clinical_indication: z.string().trim().max(1000).optional(),
+    analysis_type: z.enum(['primary', 'comparison', 'focused']).default('primary'),
+    focus: z.string().trim().min(1).max(1000).optional(),
+  })
+  .strict()
+  .refine((b) => b.analysis_type !== 'focused' || !!b.focus, { message: 'focus is required when analysis_type is focused', path: ['focus'] });
+
+/** The API's view: snake_case, findings and measurements inline, always flagged as an AI draft. */
+export function analysisView(a: Analysis): Record<string, unknown> {
+  return {
+    id: a.id,
+    study_instance_uid: a.studyInstanceUid,
+    status: a.status,
+    analysis_type: a.analysisType,
+    trigger: a.trigger,
+    requested_by: a.requestedBy,
+    clinical_indication: a.clinicalIndication,
+    focus: a.focus,
+    progress: a.progress,
+    ai_draft: true,
+    review_status: 'awaiting radiologist review',
+    series_instance_uid: a.seriesInstanceUid,
+    prior_study_instance_uid: a.priorStudyInstanceUid,
+    model: a.model && { name: a.model.name, sha256: a.model.sha256, quantization: a.model.quantization, mmproj_sha256: a.model.mmprojSha256, backend: a.model.backend },
+    prompt: a.prompt && { template_id: a.prompt.templateId, template_version: a.prompt.templateVersion, hash: a.prompt.hash },
+    images: a.images.map((i) => ({ index: i.index, sop_instance_uid: i.sopInstanceUid, frame_number: i.frameNumber, series_instance_uid: i.seriesInstanceUid })),
+    findings: a.findings?.map((f) => ({
+      index: f.index,
+      description: f.description,
+      anatomical_location: f.anatomicalLocation,
+      laterality: f.laterality,
+      category: f.category,
+      severity: f.severity,
+      confidence: f.confidence,
+      image_indices: f.imageIndices,
+      recommendation: f.recommendation,
+    })),
+    measurements: a.measurements?.map((m) => ({ index: m.index, finding: m.finding, quantity: m.quantity, value: m.value, unit: m.unit })),
+    impression: a.impression,
+    comparison_with_prior: a.comparison,
+    technical_limitations: a.technicalLimitations,
+    safety_flags: a.safetyFlags,
+    timings: a.timings,
+    error: a.error,
+    created_at: a.createdAt,
+    started_at: a.startedAt,
+    finished_at: a.finishedAt,
+  };
+}
+
+/**
+ * /api/analysis: ask for an AI analysis of a study, follow it, cancel it. Radiologists, admins
+ * and service clients (`analysis:run`); each request is audited with the study it concerns.
+ */
+export function registerAnalysisRoutes(r: RouterInstance<AppState>, deps: RouteDeps): void {
+  const { db, security } = deps;
+
+  const studyUidOf = async (ref: { pk: number } | { uid: string }): Promise<{ uid: string; patientId: string } | undefined> => {
+    const q = db('studies as st').join('patients as p', 'p.id', 'st.patient_pk').select('st.study_instance_uid', 'p.patient_id');
+    if ('pk' in ref) q.where('st.id', ref.pk);
+    else q.where('st.study_instance_uid', ref.uid);
+    const row = (await q.first()) as { study_instance_uid: string; patient_id: string } | undefined;
+    return row && { uid: row.study_instance_uid, patientId: row.patient_id };
+  };
+
+  r.post('/api/analysis', security.guard('analysis:run', 'analysis.request', 'analysis'), async (ctx: AppContext) => {
+    const body = await readJson(ctx, requestBody);
+    const study = await studyUidOf(parseStudyRef(String(body.study_id)));
+    if (!study) throw new HttpError(404, 'not_found', 'study not found');
+    const a = await requestAnalysis(deps.analysis, {
+      studyInstanceUid: study.uid,
+      analysisType: body.analysis_type,
+      trigger: 'manual',
+      requestedBy: ctx.state.principal?.username,
+      clinicalIndication: body.clinical_indication || undefined,
+      focus: body.focus,
+    });
+    ctx.state.audit = { resourceId: String(a.id), studyInstanceUid: study.uid, patientId: study.patientId, details: { type: body.analysis_type } };
+    ctx.status = 202;
+    ctx.set('Location', `/api/analysis/${a.id}`);
+    ctx.body = analysisView(a);
+  });
+
+  r.get('/api/analysis/:id', security.guard('images:read', 'analysis.read', 'analysis'), async (ctx: AppContext) => {
+    const a = await getAnalysis(db, parsePk(ctx.params.id, 'analysis'));
+    if (!a) throw new HttpError(404, 'not_found', 'analysis not found');
+    ctx.state.audit = { resourceId: String(a.id), studyInstanceUid: a.studyInstanceUid };
+    ctx.body = analysisView(a);
+  });
+
+  r.get('/api/studies/:id/analyses', security.guard('images:read', 'analysis.list', 'analysis'), async (ctx: AppContext) => {
+    const study = await studyUidOf(parseStudyRef(ctx.params.id));
+    if (!study) throw new HttpError(404, 'not_found', 'study not found');
+    const items = await listStudyAnalyses(db, study.uid);
+    ctx.state.audit = { studyInstanceUid: study.uid, patientId: study.patientId, details: { returned: items.length } };
+    ctx.body = { items: items.map(analysisView) };
+  });
+
+  r.post('/api/analysis/:id/cancel', security.guard('analysis:run', 'analysis.cancel', 'analysis'), async (ctx: AppContext) => {
+    const id = parsePk(ctx.params.id, 'analysis');
+    const a = await getAnalysis(db, id, false);
+    if (!a) throw new HttpError(404, 'not_found', 'analysis not found');
+    const changed = await cancelAnalysis(deps.analysis, id, ctx.state.principal?.username);
+    ctx.state.audit = { resourceId: String(id), studyInstanceUid: a.studyInstanceUid, details: { cancelled: changed } };
+    if (!changed) throw new HttpError(409, 'already_finished', `analysis ${id} is already ${a.status}`);
+    const now = await getAnalysis(db, id);
+    ctx.body = now ? analysisView(now) : {};
+  });
+}
