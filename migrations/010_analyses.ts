@@ -36,6 +36,8 @@ export async function up(knex: Knex): Promise<void> {
     t.string('prompt_template_id', 64).nullable();
     t.string('prompt_template_version', 16).nullable();
     t.string('prompt_hash', 64).nullable();
+    // The exact text sent (no names or dates by construction): what the hash is of.
+    t.text('prompt_text').nullable();
     /** [{index, sopInstanceUid, frameNumber, seriesInstanceUid}] in the order sent to the model. */
     t.text('images').nullable();
     t.text('impression').nullable();

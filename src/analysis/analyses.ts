@@ -63,7 +63,7 @@ export interface Analysis {
   volumeId: number | null;
   priorStudyInstanceUid: string | null;
   model: { name: string; sha256: string | null; quantization: string | null; mmprojSha256: string | null; backend: string | null } | null;
-  prompt: { templateId: string; templateVersion: string; hash: string } | null;
+  prompt: { templateId: string; templateVersion: string; hash: string; text: string | null } | null;
   images: AnalysisImageRef[];
   impression: string | null;
   comparison: string | null;
@@ -105,6 +105,7 @@ interface AnalysisRow {
   prompt_template_id: string | null;
   prompt_template_version: string | null;
   prompt_hash: string | null;
+  prompt_text: string | null;
   images: string | null;
   impression: string | null;
   comparison: string | null;
@@ -148,7 +149,7 @@ function fromRow(r: AnalysisRow): Analysis {
     model: r.model_name
       ? { name: r.model_name, sha256: r.model_sha256, quantization: r.model_quantization, mmprojSha256: r.mmproj_sha256, backend: r.backend }
       : null,
-    prompt: r.prompt_template_id && r.prompt_hash ? { templateId: r.prompt_template_id, templateVersion: r.prompt_template_version ?? '', hash: r.prompt_hash } : null,
+    prompt: r.prompt_template_id && r.prompt_hash ? { templateId: r.prompt_template_id, templateVersion: r.prompt_template_version ?? '', hash: r.prompt_hash, text: r.prompt_text } : null,
     images: parse<AnalysisImageRef[]>(r.images, []),
     impression: r.impression,
     comparison: r.comparison,
@@ -277,7 +278,7 @@ export interface AnalysisOutcome {
   priorStudyInstanceUid: string | null;
   model: { name: string; sha256: string | null; quantization: string | null; mmprojSha256: string | null };
   backend: string;
-  prompt: { templateId: string; templateVersion: string; hash: string };
+  prompt: { templateId: string; templateVersion: string; hash: string; text: string };
   images: AnalysisImageRef[];
   answer: ModelAnswer;
   rawText: string;
@@ -310,6 +311,7 @@ export async function storeOutcome(db: Db, id: number, o: AnalysisOutcome, now =
         prompt_template_id: o.prompt.templateId,
         prompt_template_version: o.prompt.templateVersion,
         prompt_hash: o.prompt.hash,
+        prompt_text: o.prompt.text,
         images: JSON.stringify(o.images),
         impression: o.answer.impression,
         comparison: o.answer.comparison_with_prior,

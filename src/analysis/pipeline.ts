@@ -71,6 +71,11 @@ export async function runAnalysisJob(deps: PipelineDeps, job: JobRow<AnalysisJob
   const analysis = await getAnalysis(db, id, false);
   if (!analysis) throw new Final(`analysis ${id} does not exist`);
   if (analysis.status !== 'queued' && analysis.status !== 'running') return { analysisId: id, status: 'skipped' };
+  if (analysis.trigger === 'auto' && analysis.sourceReceivedAt && (await studyChanged(db, analysis.studyInstanceUid, analysis.sourceReceivedAt))) {
+    // More instances arrived since the study looked stable: the scanner queues a fresh run.
+    await markAnalysis(db, id, 'cancelled', { error: 'superseded: new instances arrived after the study was stable', finished_at: new Date().toISOString() });
+    return { analysisId: id, status: 'skipped' };
+  }
 
   const started = Date.now();
   const timings: Record<string, number> = { queueWaitMs: Math.max(0, started - Date.parse(analysis.createdAt)) };
@@ -155,7 +160,7 @@ export async function runAnalysisJob(deps: PipelineDeps, job: JobRow<AnalysisJob
       priorStudyInstanceUid: pc.priorStudyInstanceUid,
       model: { name: result.model.name, sha256: result.model.sha256, quantization: result.model.quantization, mmprojSha256: result.model.mmproj?.sha256 ?? null },
       backend: result.backend,
-      prompt: { templateId: prompt.templateId, templateVersion: prompt.templateVersion, hash: prompt.hash },
+      prompt: { templateId: prompt.templateId, templateVersion: prompt.templateVersion, hash: prompt.hash, text: prompt.text },
       images,
       answer,
       rawText: result.rawText,
@@ -181,6 +186,11 @@ export async function runAnalysisJob(deps: PipelineDeps, job: JobRow<AnalysisJob
     await recordFailure(deps, analysis, job, err, ctx.signal);
     throw translate(err, ctx.signal);
   }
+}
+
+async function studyChanged(db: Db, studyInstanceUid: string, sourceReceivedAt: string): Promise<boolean> {
+  const row = (await db('studies').where({ study_instance_uid: studyInstanceUid }).first('last_received_at')) as { last_received_at: string | Date } | undefined;
+  return !!row && new Date(row.last_received_at).toISOString() !== sourceReceivedAt;
 }
 
 function multimodalOk(engine: Engine): boolean {
