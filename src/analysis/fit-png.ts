@@ -1,4 +1,5 @@
 import sharp from 'sharp';
+import { placement } from './pixels-fit.js';
 
 /**
  * An 8-bit image fitted into size × size: scaled so its physical aspect (pixel aspect from Pixel
@@ -28,21 +29,11 @@ export interface FittedPng {
 
 export const PNG_OPTIONS = { compressionLevel: 0, adaptiveFiltering: false } as const;
 
-/** The scaled content's size inside the box (each side at least 1 pixel). */
-export function fittedSize(width: number, height: number, pixelAspect: number, size: number): { width: number; height: number } {
-  const physW = width * (pixelAspect > 0 && Number.isFinite(pixelAspect) ? pixelAspect : 1);
-  const physH = height;
-  const scale = size / Math.max(physW, physH);
-  return {
-    width: Math.max(1, Math.min(size, Math.round(physW * scale))),
-    height: Math.max(1, Math.min(size, Math.round(physH * scale))),
-  };
-}
+export { fittedSize } from './pixels-fit.js';
 
 export async function fitPng(img: RawImage, size: number): Promise<FittedPng> {
-  const inner = fittedSize(img.width, img.height, img.pixelAspect, size);
-  const left = Math.floor((size - inner.width) / 2);
-  const top = Math.floor((size - inner.height) / 2);
+  const inner = placement(img.width, img.height, img.pixelAspect, size);
+  const { left, top } = inner;
   const input = Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength);
   let p = sharp(input, { raw: { width: img.width, height: img.height, channels: img.channels } });
   if (inner.width !== img.width || inner.height !== img.height) p = p.resize({ width: inner.width, height: inner.height, fit: 'fill', kernel: 'linear' });
@@ -50,6 +41,15 @@ export async function fitPng(img: RawImage, size: number): Promise<FittedPng> {
     p = p.extend({ left, top, right: size - inner.width - left, bottom: size - inner.height - top, background: { r: 0, g: 0, b: 0 } });
   }
   // Grey data stays one channel through the resize (a third of the work) and becomes RGB on output.
+  if (img.channels === 1) p = p.toColourspace('srgb');
+  const { data, info } = await p.png(PNG_OPTIONS).toBuffer({ resolveWithObject: true });
+  return { png: data, width: info.width, height: info.height };
+}
+
+/** An image already fitted onto its size × size canvas (by the decode workers): PNG only. */
+export async function encodePng(img: { data: Uint8Array; width: number; height: number; channels: 1 | 3 }): Promise<FittedPng> {
+  const input = Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength);
+  let p = sharp(input, { raw: { width: img.width, height: img.height, channels: img.channels } });
   if (img.channels === 1) p = p.toColourspace('srgb');
   const { data, info } = await p.png(PNG_OPTIONS).toBuffer({ resolveWithObject: true });
   return { png: data, width: info.width, height: info.height };

@@ -1,13 +1,16 @@
 import { parentPort } from 'node:worker_threads';
 import { serveWorker } from '../workers/worker-pool.js';
 import { decodeFrame, type DecodedFrame } from './pixels.js';
+import { padInto, placement, resizeBilinear } from './pixels-fit.js';
 import { decodeElements } from './pixels-source.js';
-import { ctThreeWindow, greyLinear, greyVoiLut, greyWindow, invert, minMax } from './windowing.js';
+import { ctThreeWindow, ctThreeWindowLut, greyLinear, greyToRgb, greyVoiLut, greyWindow, invert, minMax } from './windowing.js';
 
 /**
  * Decode worker for image preparation: one instance's requested frames, decoded and, where the
- * mapping depends on the slice alone (CT windows, radiograph VOI), mapped to 8 bits here so the
- * main thread only fits and encodes. MR needs per-volume statistics: its modality values go back.
+ * mapping depends on the slice alone (CT windows, radiograph VOI), enlarged into the square box
+ * and mapped to 8 bits here, so the main thread only encodes PNG. MR needs per-volume statistics:
+ * its modality values go back. Frames larger than the box go back mapped at their own size for
+ * sharp to reduce.
  */
 
 /** 'ct': three HU windows → RGB; 'voi': the instance's own VOI (or min–max) → grey; 'values': Float32 modality values. */
@@ -18,6 +21,8 @@ export interface PixelsRequest {
   /** 1-based. */
   frames: number[];
   mapping: WorkerMapping;
+  /** Side of the square output: frames that enlarge into it come back fitted ('rgb8', size × size). */
+  size: number;
 }
 
 export type FrameResult =
@@ -33,6 +38,8 @@ export type FrameResult =
       mapping: string;
       pixelAspect: number;
       monochrome1: boolean;
+      /** Already placed on the black size × size canvas: only PNG encoding is left. */
+      fitted: boolean;
     }
   | { ok: false; frameNumber: number; error: string };
 
@@ -42,11 +49,17 @@ function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-function mapFrame(f: DecodedFrame, mapping: WorkerMapping): { format: 'rgb8' | 'grey8' | 'f32'; data: Uint8Array | Float32Array; mapping: string } {
-  if (f.samplesPerPixel === 3) return { format: 'rgb8', data: f.rgb!, mapping: 'rgb' };
-  const values = f.values!;
-  if (mapping === 'values') return { format: 'f32', data: values, mapping: 'values' };
-  if (mapping === 'ct') return { format: 'rgb8', data: ctThreeWindow(values), mapping: 'ct-3window' };
+interface Mapped {
+  format: 'rgb8' | 'grey8' | 'f32';
+  data: Uint8Array | Float32Array;
+  mapping: string;
+  width: number;
+  height: number;
+  fitted: boolean;
+}
+
+/** The instance's own VOI (window, else VOI LUT, else min–max) → grey; MONOCHROME1 inverted. */
+function voiGrey(f: DecodedFrame, values: Float32Array): { grey: Uint8Array; how: string } {
   let grey: Uint8Array;
   let how: string;
   if (f.window) {
@@ -56,7 +69,8 @@ function mapFrame(f: DecodedFrame, mapping: WorkerMapping): { format: 'rgb8' | '
     grey = greyVoiLut(values, f.voiLut);
     how = 'voi-lut';
   } else {
-    grey = greyLinear(values, minMax(values));
+    // Over the original pixels, not the resampled ones (which can only be within their range).
+    grey = greyLinear(values, minMax(f.values!));
     how = 'minmax';
   }
   // MONOCHROME1: the minimum is white; inverted so that air (least attenuation) is black.
@@ -64,7 +78,24 @@ function mapFrame(f: DecodedFrame, mapping: WorkerMapping): { format: 'rgb8' | '
     invert(grey);
     how += '-inverted';
   }
-  return { format: 'grey8', data: grey, mapping: how };
+  return { grey, how };
+}
+
+function mapFrame(f: DecodedFrame, mapping: WorkerMapping, size: number): Mapped {
+  const native = { width: f.width, height: f.height, fitted: false };
+  if (f.samplesPerPixel === 3) return { format: 'rgb8', data: f.rgb!, mapping: 'rgb', ...native };
+  const values = f.values!;
+  if (mapping === 'values') return { format: 'f32', data: values, mapping: 'values', ...native };
+  const p = placement(f.width, f.height, f.pixelAspect, size);
+  if (p.width >= f.width && p.height >= f.height) {
+    const big = resizeBilinear(values, f.width, f.height, p.width, p.height);
+    if (mapping === 'ct') return { format: 'rgb8', data: padInto(ctThreeWindowLut(big), p, 3, size), mapping: 'ct-3window', width: size, height: size, fitted: true };
+    const { grey, how } = voiGrey(f, big);
+    return { format: 'rgb8', data: padInto(greyToRgb(grey), p, 3, size), mapping: how, width: size, height: size, fitted: true };
+  }
+  if (mapping === 'ct') return { format: 'rgb8', data: ctThreeWindow(values), mapping: 'ct-3window', ...native };
+  const { grey, how } = voiGrey(f, values);
+  return { format: 'grey8', data: grey, mapping: how, ...native };
 }
 
 function ownBuffer(a: Uint8Array | Float32Array): ArrayBuffer {
@@ -85,12 +116,12 @@ serveWorker<PixelsRequest, PixelsReply>(
         const t1 = performance.now();
         const f = decodeFrame(elements, frameNumber - 1);
         const t2 = performance.now();
-        const m = mapFrame(f, req.mapping);
+        const m = mapFrame(f, req.mapping, req.size);
         mapMs += performance.now() - t2;
         decodeMs += t2 - t1;
         const pixels = ownBuffer(m.data);
         if (!transfer.includes(pixels)) transfer.push(pixels);
-        frames.push({ ok: true, frameNumber, width: f.width, height: f.height, format: m.format, pixels, mapping: m.mapping, pixelAspect: f.pixelAspect, monochrome1: f.photometric === 'MONOCHROME1' });
+        frames.push({ ok: true, frameNumber, width: m.width, height: m.height, format: m.format, pixels, mapping: m.mapping, pixelAspect: f.pixelAspect, monochrome1: f.photometric === 'MONOCHROME1', fitted: m.fitted });
       } catch (err) {
         frames.push({ ok: false, frameNumber, error: errorText(err) });
       }

@@ -1,6 +1,6 @@
 import os from 'node:os';
 import { WorkerPool } from '../workers/worker-pool.js';
-import { fitPng } from './fit-png.js';
+import { encodePng, fitPng } from './fit-png.js';
 import type { FrameResult, PixelsReply, PixelsRequest, WorkerMapping } from './pixels-worker.js';
 import { greyLinear, invert, robustBounds } from './windowing.js';
 
@@ -181,7 +181,7 @@ export async function prepareImages(req: PrepareRequest): Promise<PreparedImages
       return;
     }
     const copy = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) as ArrayBuffer;
-    const reply = await workers.run({ bytes: copy, frames, mapping }, [copy]);
+    const reply = await workers.run({ bytes: copy, frames, mapping, size }, [copy]);
     if (!reply.ok) {
       for (const f of frames) results.set(keyOf(uid, f), { ok: false, frameNumber: f, error: reply.error });
       return;
@@ -214,7 +214,7 @@ export async function prepareImages(req: PrepareRequest): Promise<PreparedImages
     req.signal?.throwIfAborted();
     const raw = raws[i]!;
     try {
-      const fitted = await fitPng(raw, size);
+      const fitted = raw.fitted ? await encodePng(raw) : await fitPng(raw, size);
       return { ok: true, ...fitted, mapping: raw.mapping };
     } catch (err) {
       return { ok: false, error: `the image could not be encoded: ${errorText(err)}` };
@@ -239,10 +239,11 @@ interface MappedRaw {
   channels: 1 | 3;
   pixelAspect: number;
   mapping: string;
+  fitted: boolean;
 }
 
 function toRaw(f: Extract<FrameResult, { ok: true }>, mapping: string): MappedRaw {
-  return { data: new Uint8Array(f.pixels), width: f.width, height: f.height, channels: f.format === 'rgb8' ? 3 : 1, pixelAspect: f.pixelAspect, mapping };
+  return { data: new Uint8Array(f.pixels), width: f.width, height: f.height, channels: f.format === 'rgb8' ? 3 : 1, pixelAspect: f.pixelAspect, mapping, fitted: f.fitted };
 }
 
 /** One robust window for the whole MR volume, so slices keep their relative brightness. */
@@ -254,6 +255,6 @@ function mapMrVolume(decoded: Decoded[]): MappedRaw[] {
     if (d.frame.format !== 'f32') return toRaw(d.frame, d.frame.mapping);
     const grey = greyLinear(valueFrames[k++]!, bounds);
     if (d.frame.monochrome1) invert(grey);
-    return { data: grey, width: d.frame.width, height: d.frame.height, channels: 1, pixelAspect: d.frame.pixelAspect, mapping: d.frame.monochrome1 ? 'mr-robust-minmax-inverted' : 'mr-robust-minmax' };
+    return { data: grey, width: d.frame.width, height: d.frame.height, channels: 1, pixelAspect: d.frame.pixelAspect, mapping: d.frame.monochrome1 ? 'mr-robust-minmax-inverted' : 'mr-robust-minmax', fitted: false };
   });
 }

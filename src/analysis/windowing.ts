@@ -45,6 +45,48 @@ export function ctThreeWindow(values: Float32Array, out: Uint8Array = new Uint8A
   return out;
 }
 
+/** Quarter-HU steps over −4096…+4096 HU; values beyond saturate every window anyway. */
+const LUT_STEPS_PER_HU = 4;
+const LUT_MIN_HU = -4096;
+const LUT_SIZE = 8192 * LUT_STEPS_PER_HU + 1;
+let ctLut: Uint8Array | undefined;
+
+function ctWindowLut(): Uint8Array {
+  if (ctLut) return ctLut;
+  const lut = new Uint8Array(LUT_SIZE * 3);
+  for (let k = 0; k < LUT_SIZE; k++) {
+    const hu = LUT_MIN_HU + k / LUT_STEPS_PER_HU;
+    for (let c = 0; c < 3; c++) lut[k * 3 + c] = linear8(hu, CT_WINDOWS[c]!);
+  }
+  ctLut = lut;
+  return lut;
+}
+
+/**
+ * As ctThreeWindow through a lookup table (HU rounded to a quarter: at most 0.4 of a level in the
+ * 80 HU window): a third of the time, for the enlarged (896²) slices the workers map.
+ */
+export function ctThreeWindowLut(values: Float32Array, out: Uint8Array = new Uint8Array(values.length * 3)): Uint8Array {
+  const lut = ctWindowLut();
+  const last = LUT_SIZE - 1;
+  const offset = -LUT_MIN_HU * LUT_STEPS_PER_HU + 0.5;
+  for (let i = 0, j = 0; i < values.length; i++, j += 3) {
+    const x = values[i]! * LUT_STEPS_PER_HU + offset;
+    const l = (x <= 0 ? 0 : x >= last ? last : x | 0) * 3;
+    out[j] = lut[l]!;
+    out[j + 1] = lut[l + 1]!;
+    out[j + 2] = lut[l + 2]!;
+  }
+  return out;
+}
+
+/** Grey → interleaved RGB (R = G = B). */
+export function greyToRgb(grey: Uint8Array): Uint8Array {
+  const out = new Uint8Array(grey.length * 3);
+  for (let i = 0, j = 0; i < grey.length; i++, j += 3) out[j] = out[j + 1] = out[j + 2] = grey[i]!;
+  return out;
+}
+
 /** One channel through one linear window. */
 export function greyLinear(values: Float32Array, b: Bounds, out: Uint8Array = new Uint8Array(values.length)): Uint8Array {
   // A flat image (low = high) maps to black rather than dividing by zero.
