@@ -80,12 +80,17 @@ function meanAbsDiff(a: Raw, b: Raw, channel?: number): number {
   return sum / n;
 }
 
-function printTimings(label: string, r: PreparedImages, slices: number): void {
+/** Wall timings, plus the process's CPU time (all threads): on a shared machine the CPU time says more. */
+async function timed(label: string, slices: number, run: () => Promise<PreparedImages>): Promise<PreparedImages> {
+  const cpu0 = process.cpuUsage();
+  const r = await run();
+  const cpu = process.cpuUsage(cpu0);
   const t = r.timings;
   console.log(
     `      ${label}: ${slices} slices → ${r.images.length} images: decode ${t.decodeMs.toFixed(0)} ms (map ${t.mapMs.toFixed(0)} ms CPU), encode ${t.encodeMs.toFixed(0)} ms, total ${t.totalMs.toFixed(0)} ms` +
-      ` (${((t.totalMs / slices) * 100).toFixed(0)} ms per 100 slices), PNG ${(r.images.reduce((n, i) => n + i.png.length, 0) / 1e6).toFixed(0)} MB`,
+      ` (${((t.totalMs / slices) * 100).toFixed(0)} ms per 100 slices); process CPU ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms; PNG ${(r.images.reduce((n, i) => n + i.png.length, 0) / 1e6).toFixed(0)} MB`,
   );
+  return r;
 }
 
 const corpus = (p: string): string => path.join(corpusRoot, p);
@@ -234,10 +239,8 @@ describe('image preparation for MedGemma', function () {
       const dir = corpus('ct-series-chest-99');
       const files = fs.readdirSync(dir).filter((f) => f.endsWith('.dcm')).sort().map((f) => path.join(dir, f));
       expect(files).to.have.length(99);
-      const r = await prepareFiles('ct', files);
-      printTimings('corpus CT (first run, workers starting)', r, files.length);
-      const again = await prepareFiles('ct', files);
-      printTimings('corpus CT (warm)', again, files.length);
+      const r = await timed('corpus CT (first run, workers starting)', files.length, () => prepareFiles('ct', files));
+      for (let i = 0; i < 2; i++) await timed('corpus CT (warm)', files.length, () => prepareFiles('ct', files));
       expect(r.skipped).to.deep.equal([]);
       expect(r.images).to.have.length(85);
       expect(r.images[0]!.sopInstanceUid).to.equal(files[0]);
@@ -261,8 +264,7 @@ describe('image preparation for MedGemma', function () {
         files.set(f.sopInstanceUid, f.bytes);
         slices.push({ sopInstanceUid: f.sopInstanceUid, frameNumber: 1 });
       }
-      const r = await prepareImages({ kind: 'ct', slices, maxImages: 85, readInstance: readerOf(files) });
-      printTimings('generated CT', r, 500);
+      const r = await timed('generated CT', 500, () => prepareImages({ kind: 'ct', slices, maxImages: 85, readInstance: readerOf(files) }));
       expect(r.images).to.have.length(85);
       expect(r.images[84]!.sopInstanceUid).to.equal(slices[499]!.sopInstanceUid);
       expect(r.timings.totalMs).to.be.greaterThan(0);

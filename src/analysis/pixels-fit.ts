@@ -1,3 +1,5 @@
+import type { PackedLut } from './windowing.js';
+
 /**
  * Geometry of the square model input, and the bilinear enlargement done in the decode workers.
  *
@@ -49,11 +51,9 @@ function axis(src: number, dst: number): { i0: Int32Array; i1: Int32Array; w: Fl
   return { i0, i1, w };
 }
 
-/** Bilinear resampling of one channel of float values (separable: rows, then columns). */
-export function resizeBilinear(src: Float32Array, sw: number, sh: number, dw: number, dh: number): Float32Array {
-  if (sw === dw && sh === dh) return src;
+/** The horizontal pass: every source row resampled to dw samples. */
+function resizeRows(src: Float32Array, sw: number, sh: number, dw: number): Float32Array {
   const X = axis(sw, dw);
-  const Y = axis(sh, dh);
   const tmp = new Float32Array(sh * dw);
   for (let y = 0; y < sh; y++) {
     const row = y * sw;
@@ -63,6 +63,14 @@ export function resizeBilinear(src: Float32Array, sw: number, sh: number, dw: nu
       tmp[trow + x] = a + (src[row + X.i1[x]!]! - a) * X.w[x]!;
     }
   }
+  return tmp;
+}
+
+/** Bilinear resampling of one channel of float values (separable: rows, then columns). */
+export function resizeBilinear(src: Float32Array, sw: number, sh: number, dw: number, dh: number): Float32Array {
+  if (sw === dw && sh === dh) return src;
+  const Y = axis(sh, dh);
+  const tmp = resizeRows(src, sw, sh, dw);
   const out = new Float32Array(dw * dh);
   for (let y = 0; y < dh; y++) {
     const ra = Y.i0[y]! * dw;
@@ -72,6 +80,58 @@ export function resizeBilinear(src: Float32Array, sw: number, sh: number, dw: nu
     for (let i = 0; i < dw; i++) {
       const a = tmp[ra + i]!;
       out[o + i] = a + (tmp[rb + i]! - a) * f;
+    }
+  }
+  return out;
+}
+
+/**
+ * Bilinear resampling fused with a value → RGB lookup (the CT windows): the vertical pass maps
+ * each sample as it is computed instead of storing a float image, and four pixels are written as
+ * three 32-bit words (little-endian host). Measured: half the time of resize, then map.
+ */
+export function resizeThroughLut(src: Float32Array, sw: number, sh: number, dw: number, dh: number, lut: PackedLut): Uint8Array {
+  const Y = axis(sh, dh);
+  const tmp = sw === dw ? src : resizeRows(src, sw, sh, dw);
+  const out = new Uint8Array(dw * dh * 3);
+  const { table, scale, offset } = lut;
+  const last = table.length - 1;
+  const index = (v: number): number => {
+    const x = v * scale + offset;
+    return x <= 0 ? 0 : x >= last ? last : x | 0;
+  };
+  if (dw % 4 === 0) {
+    const words = new Uint32Array(out.buffer);
+    for (let y = 0; y < dh; y++) {
+      const ra = Y.i0[y]! * dw;
+      const rb = Y.i1[y]! * dw;
+      const f = Y.w[y]!;
+      for (let i = 0, w = (y * dw * 3) / 4; i < dw; i += 4, w += 3) {
+        let a = tmp[ra + i]!;
+        const p0 = table[index(a + (tmp[rb + i]! - a) * f)]!;
+        a = tmp[ra + i + 1]!;
+        const p1 = table[index(a + (tmp[rb + i + 1]! - a) * f)]!;
+        a = tmp[ra + i + 2]!;
+        const p2 = table[index(a + (tmp[rb + i + 2]! - a) * f)]!;
+        a = tmp[ra + i + 3]!;
+        const p3 = table[index(a + (tmp[rb + i + 3]! - a) * f)]!;
+        words[w] = p0 | (p1 << 24);
+        words[w + 1] = (p1 >>> 8) | (p2 << 16);
+        words[w + 2] = (p2 >>> 16) | (p3 << 8);
+      }
+    }
+    return out;
+  }
+  for (let y = 0; y < dh; y++) {
+    const ra = Y.i0[y]! * dw;
+    const rb = Y.i1[y]! * dw;
+    const f = Y.w[y]!;
+    for (let i = 0, j = y * dw * 3; i < dw; i++, j += 3) {
+      const a = tmp[ra + i]!;
+      const p = table[index(a + (tmp[rb + i]! - a) * f)]!;
+      out[j] = p & 0xff;
+      out[j + 1] = (p >>> 8) & 0xff;
+      out[j + 2] = p >>> 16;
     }
   }
   return out;

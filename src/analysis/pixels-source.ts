@@ -6,10 +6,12 @@ import { fileMetaPrefix } from '../dicom/part10.js';
 import { datasetOffset, metaTransferSyntax, metaValues } from '../dicom/structure.js';
 import { TS } from '../dicom/uids.js';
 import { PixelDecodeError } from './pixels.js';
+import { nativeElements } from './pixels-native.js';
 
 /**
  * Part 10 bytes of any stored transfer syntax → the data set's elements with uncompressed,
- * little-endian Pixel Data. dcmjs-codecs (WebAssembly, the same codecs as the transcoder) does the
+ * little-endian Pixel Data. Classic native little-endian images take the fast walk
+ * (pixels-native.ts); for everything else dcmjs-codecs (WebAssembly, the same codecs as the transcoder) does the
  * decompression and byte swapping; Deflated Explicit VR Little Endian is inflated here first, as
  * the transcoder does. Meant for worker threads: decoding is CPU-bound.
  */
@@ -48,9 +50,11 @@ export interface DecodedElements {
 }
 
 export async function decodeElements(bytes: Buffer): Promise<DecodedElements> {
-  await initCodecs();
   // The meta group stops metaValues at its end: the whole file can be passed.
   const stored = metaTransferSyntax(bytes) ?? TS.ImplicitVRLittleEndian;
+  const fast = nativeElements(bytes, stored);
+  if (fast) return { elements: fast, transferSyntaxUid: stored };
+  await initCodecs();
   const input = stored === TS.DeflatedExplicitVRLittleEndian ? await inflatePart10(bytes) : bytes;
   const ab = input.buffer.slice(input.byteOffset, input.byteOffset + input.length) as ArrayBuffer;
   let t: InstanceType<typeof Transcoder>;

@@ -1,9 +1,9 @@
 import { parentPort } from 'node:worker_threads';
 import { serveWorker } from '../workers/worker-pool.js';
 import { decodeFrame, type DecodedFrame } from './pixels.js';
-import { padInto, placement, resizeBilinear } from './pixels-fit.js';
+import { padInto, placement, resizeBilinear, resizeThroughLut } from './pixels-fit.js';
 import { decodeElements } from './pixels-source.js';
-import { ctThreeWindow, ctThreeWindowLut, greyLinear, greyToRgb, greyVoiLut, greyWindow, invert, minMax } from './windowing.js';
+import { ctThreeWindow, ctWindowLut, greyLinear, greyToRgb, greyVoiLut, greyWindow, invert, minMax } from './windowing.js';
 
 /**
  * Decode worker for image preparation: one instance's requested frames, decoded and, where the
@@ -88,9 +88,11 @@ function mapFrame(f: DecodedFrame, mapping: WorkerMapping, size: number): Mapped
   if (mapping === 'values') return { format: 'f32', data: values, mapping: 'values', ...native };
   const p = placement(f.width, f.height, f.pixelAspect, size);
   if (p.width >= f.width && p.height >= f.height) {
-    const big = resizeBilinear(values, f.width, f.height, p.width, p.height);
-    if (mapping === 'ct') return { format: 'rgb8', data: padInto(ctThreeWindowLut(big), p, 3, size), mapping: 'ct-3window', width: size, height: size, fitted: true };
-    const { grey, how } = voiGrey(f, big);
+    if (mapping === 'ct') {
+      const rgb = resizeThroughLut(values, f.width, f.height, p.width, p.height, ctWindowLut());
+      return { format: 'rgb8', data: padInto(rgb, p, 3, size), mapping: 'ct-3window', width: size, height: size, fitted: true };
+    }
+    const { grey, how } = voiGrey(f, resizeBilinear(values, f.width, f.height, p.width, p.height));
     return { format: 'rgb8', data: padInto(greyToRgb(grey), p, 3, size), mapping: how, width: size, height: size, fitted: true };
   }
   if (mapping === 'ct') return { format: 'rgb8', data: ctThreeWindow(values), mapping: 'ct-3window', ...native };
