@@ -1,0 +1,147 @@
+import type { PackedLut } from './windowing.js';
+
+/**
+ * Geometry of the square model input, and the bilinear enlargement done in the decode workers.
+ *
+ * Enlarging (the usual case: a 512² CT or 256² MR into 896²) is done here on the modality values
+ * of one channel, before mapping, instead of by libvips on three mapped channels afterwards:
+ * measured on the chest CT, a third of the CPU time per slice, and it runs in the workers in
+ * parallel. Reductions (large radiographs) still go through sharp, whose reducer low-passes
+ * properly; plain bilinear sampling would alias.
+ */
+
+export interface Placement {
+  /** The scaled content's size inside the box. */
+  width: number;
+  height: number;
+  /** Offsets that centre it. */
+  left: number;
+  top: number;
+}
+
+/** The content's size in a size × size box, physical aspect kept (pixelAspect = pixel width / height). */
+export function fittedSize(width: number, height: number, pixelAspect: number, size: number): { width: number; height: number } {
+  const physW = width * (pixelAspect > 0 && Number.isFinite(pixelAspect) ? pixelAspect : 1);
+  const physH = height;
+  const scale = size / Math.max(physW, physH);
+  return {
+    width: Math.max(1, Math.min(size, Math.round(physW * scale))),
+    height: Math.max(1, Math.min(size, Math.round(physH * scale))),
+  };
+}
+
+export function placement(width: number, height: number, pixelAspect: number, size: number): Placement {
+  const inner = fittedSize(width, height, pixelAspect, size);
+  return { ...inner, left: Math.floor((size - inner.width) / 2), top: Math.floor((size - inner.height) / 2) };
+}
+
+/** Source index and weight of each destination sample, pixel centres aligned (as PIL and libvips). */
+function axis(src: number, dst: number): { i0: Int32Array; i1: Int32Array; w: Float32Array } {
+  const i0 = new Int32Array(dst);
+  const i1 = new Int32Array(dst);
+  const w = new Float32Array(dst);
+  const s = src / dst;
+  for (let d = 0; d < dst; d++) {
+    const x = Math.min(src - 1, Math.max(0, (d + 0.5) * s - 0.5));
+    const k = Math.floor(x);
+    i0[d] = k;
+    i1[d] = Math.min(src - 1, k + 1);
+    w[d] = x - k;
+  }
+  return { i0, i1, w };
+}
+
+/** The horizontal pass: every source row resampled to dw samples. */
+function resizeRows(src: Float32Array, sw: number, sh: number, dw: number): Float32Array {
+  const X = axis(sw, dw);
+  const tmp = new Float32Array(sh * dw);
+  for (let y = 0; y < sh; y++) {
+    const row = y * sw;
+    const trow = y * dw;
+    for (let x = 0; x < dw; x++) {
+      const a = src[row + X.i0[x]!]!;
+      tmp[trow + x] = a + (src[row + X.i1[x]!]! - a) * X.w[x]!;
+    }
+  }
+  return tmp;
+}
+
+/** Bilinear resampling of one channel of float values (separable: rows, then columns). */
+export function resizeBilinear(src: Float32Array, sw: number, sh: number, dw: number, dh: number): Float32Array {
+  if (sw === dw && sh === dh) return src;
+  const Y = axis(sh, dh);
+  const tmp = resizeRows(src, sw, sh, dw);
+  const out = new Float32Array(dw * dh);
+  for (let y = 0; y < dh; y++) {
+    const ra = Y.i0[y]! * dw;
+    const rb = Y.i1[y]! * dw;
+    const f = Y.w[y]!;
+    const o = y * dw;
+    for (let i = 0; i < dw; i++) {
+      const a = tmp[ra + i]!;
+      out[o + i] = a + (tmp[rb + i]! - a) * f;
+    }
+  }
+  return out;
+}
+
+/**
+ * Bilinear resampling fused with a value → RGB lookup (the CT windows): the vertical pass maps
+ * each sample as it is computed instead of storing a float image, and four pixels are written as
+ * three 32-bit words (little-endian host). Measured: half the time of resize, then map.
+ */
+export function resizeThroughLut(src: Float32Array, sw: number, sh: number, dw: number, dh: number, lut: PackedLut): Uint8Array {
+  const Y = axis(sh, dh);
+  const tmp = sw === dw ? src : resizeRows(src, sw, sh, dw);
+  const out = new Uint8Array(dw * dh * 3);
+  const { table, scale, offset } = lut;
+  const last = table.length - 1;
+  const index = (v: number): number => {
+    const x = v * scale + offset;
+    return x <= 0 ? 0 : x >= last ? last : x | 0;
+  };
+  if (dw % 4 === 0) {
+    const words = new Uint32Array(out.buffer);
+    for (let y = 0; y < dh; y++) {
+      const ra = Y.i0[y]! * dw;
+      const rb = Y.i1[y]! * dw;
+      const f = Y.w[y]!;
+      for (let i = 0, w = (y * dw * 3) / 4; i < dw; i += 4, w += 3) {
+        let a = tmp[ra + i]!;
+        const p0 = table[index(a + (tmp[rb + i]! - a) * f)]!;
+        a = tmp[ra + i + 1]!;
+        const p1 = table[index(a + (tmp[rb + i + 1]! - a) * f)]!;
+        a = tmp[ra + i + 2]!;
+        const p2 = table[index(a + (tmp[rb + i + 2]! - a) * f)]!;
+        a = tmp[ra + i + 3]!;
+        const p3 = table[index(a + (tmp[rb + i + 3]! - a) * f)]!;
+        words[w] = p0 | (p1 << 24);
+        words[w + 1] = (p1 >>> 8) | (p2 << 16);
+        words[w + 2] = (p2 >>> 16) | (p3 << 8);
+      }
+    }
+    return out;
+  }
+  for (let y = 0; y < dh; y++) {
+    const ra = Y.i0[y]! * dw;
+    const rb = Y.i1[y]! * dw;
+    const f = Y.w[y]!;
+    for (let i = 0, j = y * dw * 3; i < dw; i++, j += 3) {
+      const a = tmp[ra + i]!;
+      const p = table[index(a + (tmp[rb + i]! - a) * f)]!;
+      out[j] = p & 0xff;
+      out[j + 1] = (p >>> 8) & 0xff;
+      out[j + 2] = p >>> 16;
+    }
+  }
+  return out;
+}
+
+/** Copies an interleaved image into a black size × size canvas at its placement. */
+export function padInto(inner: Uint8Array, p: Placement, channels: number, size: number): Uint8Array {
+  if (p.width === size && p.height === size) return inner;
+  const out = new Uint8Array(size * size * channels);
+  const rowBytes = p.width * channels;
+  for (let y = 0; y < p.height; y++) out.set(inner.subarray(y * rowBytes, (y + 1) * rowBytes), ((p.top + y) * size + p.left) * channels);
+  return out;
+}

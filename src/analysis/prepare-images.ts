@@ -1,0 +1,260 @@
+import os from 'node:os';
+import { WorkerPool } from '../workers/worker-pool.js';
+import { encodePng, fitPng } from './fit-png.js';
+import type { FrameResult, PixelsReply, PixelsRequest, WorkerMapping } from './pixels-worker.js';
+import { greyLinear, invert, robustBounds } from './windowing.js';
+
+/**
+ * Ordered slices of one series → the PNG images MedGemma 1.5 expects (its CT/MR preparation):
+ * evenly sampled down to maxImages, decoded in worker threads (any stored transfer syntax),
+ * mapped to 8 bits (CT: three HU windows as R/G/B; MR: per-volume 0.5–99.5 percentile grey;
+ * radiographs: their own VOI, MONOCHROME1 inverted), fitted into size × size and PNG-encoded.
+ * A slice that cannot be decoded is skipped with its reason; only a batch with nothing left fails.
+ */
+
+export type PrepareKind = 'ct' | 'mr' | 'projection' | 'other';
+
+export interface PrepareSlice {
+  sopInstanceUid: string;
+  /** 1-based. */
+  frameNumber: number;
+}
+
+export interface PrepareRequest {
+  kind: PrepareKind;
+  /** Already ordered (along z for volumes). */
+  slices: PrepareSlice[];
+  /** Sampled evenly along the order down to this many, first and last kept (MEDGEMMA_MAX_SLICES). */
+  maxImages: number;
+  /** Side of the square output (default 896, MedGemma's SigLIP input). */
+  size?: number;
+  /** Part 10 bytes as stored (any transfer syntax). */
+  readInstance(sopInstanceUid: string): Promise<Buffer>;
+  signal?: AbortSignal;
+}
+
+export interface PreparedImage {
+  /** Position among the prepared images (0-based, in slice order). */
+  index: number;
+  sopInstanceUid: string;
+  frameNumber: number;
+  png: Buffer;
+  width: number;
+  height: number;
+  /** e.g. 'ct-3window', 'mr-robust-minmax', 'voi-window-inverted', 'minmax', 'rgb'. */
+  mapping: string;
+}
+
+export interface SkippedSlice {
+  sopInstanceUid: string;
+  frameNumber: number;
+  reason: string;
+}
+
+export interface PrepareTimings {
+  /** Wall time until every sampled slice is read, decoded and (CT, radiographs) mapped, in the workers. */
+  decodeMs: number;
+  /** Mapping CPU time: summed over the workers, plus the main thread's per-volume MR mapping. */
+  mapMs: number;
+  /** Wall time of fitting and PNG encoding. */
+  encodeMs: number;
+  totalMs: number;
+}
+
+export interface PreparedImages {
+  images: PreparedImage[];
+  timings: PrepareTimings;
+  skipped: SkippedSlice[];
+}
+
+/** no_slices: nothing to prepare; all_failed: every sampled slice was skipped; invalid_request. */
+export type ImagePrepErrorCode = 'no_slices' | 'all_failed' | 'invalid_request';
+
+export class ImagePrepError extends Error {
+  override readonly name = 'ImagePrepError';
+  constructor(
+    readonly code: ImagePrepErrorCode,
+    message: string,
+    readonly skipped: SkippedSlice[] = [],
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * At most `max` items evenly spread along the order, the first and the last always included
+ * (item i of the result is at round(i · (n-1)/(max-1))).
+ */
+export function sampleEvenly<T>(items: T[], max: number): T[] {
+  const n = items.length;
+  if (!Number.isFinite(max) || max < 1) return [];
+  const m = Math.floor(max);
+  if (n <= m) return items.slice();
+  if (m === 1) return [items[0]!];
+  const out: T[] = [];
+  for (let i = 0; i < m; i++) out.push(items[Math.round((i * (n - 1)) / (m - 1))]!);
+  return out;
+}
+
+let pool: WorkerPool<PixelsRequest, PixelsReply> | undefined;
+
+function workerPool(): WorkerPool<PixelsRequest, PixelsReply> {
+  pool ??= new WorkerPool<PixelsRequest, PixelsReply>({
+    url: new URL('./pixels-worker.js', import.meta.url),
+    // One per core: decoding is CPU-bound, and sharp's own threads share the same cores later.
+    workers: Math.max(1, Math.min(4, os.availableParallelism())),
+    timeoutMs: 120_000,
+    maxOldGenerationSizeMb: 1024,
+    failure: (reason) => ({ ok: false, error: reason, recycle: false }),
+    recycleAfter: (r) => !r.ok && r.recycle,
+    lazy: true,
+  });
+  return pool;
+}
+
+/** Stops the decode workers (node shutdown, tests); the next prepareImages starts new ones. */
+export async function closeImagePrep(): Promise<void> {
+  const p = pool;
+  pool = undefined;
+  await p?.close();
+}
+
+function workerMapping(kind: PrepareKind): WorkerMapping {
+  return kind === 'ct' ? 'ct' : kind === 'mr' ? 'values' : 'voi';
+}
+
+/** Runs fn over items with at most `limit` in flight, results in input order. */
+async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const run = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, run));
+  return out;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+interface Decoded {
+  slice: PrepareSlice;
+  frame: Extract<FrameResult, { ok: true }>;
+}
+
+export async function prepareImages(req: PrepareRequest): Promise<PreparedImages> {
+  const t0 = performance.now();
+  const size = req.size ?? 896;
+  if (!Number.isInteger(size) || size < 1 || size > 8192) throw new ImagePrepError('invalid_request', `size must be an integer in 1..8192, got ${size}`);
+  if (req.slices.length === 0) throw new ImagePrepError('no_slices', 'no slices to prepare');
+  const sampled = sampleEvenly(req.slices, req.maxImages);
+  if (sampled.length === 0) throw new ImagePrepError('invalid_request', `maxImages must be at least 1, got ${req.maxImages}`);
+  req.signal?.throwIfAborted();
+
+  // An instance is read and decoded once, however many of its frames were sampled (Enhanced CT/MR).
+  const byInstance = new Map<string, number[]>();
+  for (const s of sampled) {
+    const frames = byInstance.get(s.sopInstanceUid) ?? [];
+    if (!frames.includes(s.frameNumber)) frames.push(s.frameNumber);
+    byInstance.set(s.sopInstanceUid, frames);
+  }
+  const skipped: SkippedSlice[] = [];
+  const results = new Map<string, FrameResult>();
+  const keyOf = (uid: string, frame: number): string => `${uid}|${frame}`;
+  const workers = workerPool();
+  const mapping = workerMapping(req.kind);
+  let mapMs = 0;
+
+  // Twice the workers in flight: the next instance is read while one decodes, without holding
+  // the whole series' bytes in memory at once.
+  await mapLimited([...byInstance], workers.size * 2, async ([uid, frames]) => {
+    req.signal?.throwIfAborted();
+    let bytes: Buffer;
+    try {
+      bytes = await req.readInstance(uid);
+    } catch (err) {
+      for (const f of frames) results.set(keyOf(uid, f), { ok: false, frameNumber: f, error: `the instance could not be read: ${errorText(err)}` });
+      return;
+    }
+    const copy = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) as ArrayBuffer;
+    const reply = await workers.run({ bytes: copy, frames, mapping, size }, [copy]);
+    if (!reply.ok) {
+      for (const f of frames) results.set(keyOf(uid, f), { ok: false, frameNumber: f, error: reply.error });
+      return;
+    }
+    mapMs += reply.mapMs;
+    for (const r of reply.frames) results.set(keyOf(uid, r.frameNumber), r);
+  });
+  req.signal?.throwIfAborted();
+  const t1 = performance.now();
+
+  const decoded: Decoded[] = [];
+  for (const slice of sampled) {
+    const r = results.get(keyOf(slice.sopInstanceUid, slice.frameNumber));
+    if (r?.ok) decoded.push({ slice, frame: r });
+    else skipped.push({ ...slice, reason: r ? r.error : 'not decoded' });
+  }
+  if (decoded.length === 0) {
+    throw new ImagePrepError('all_failed', `none of the ${sampled.length} sampled slices could be prepared: ${skipped[0]?.reason ?? 'unknown'}`, skipped);
+  }
+
+  const tMap = performance.now();
+  const raws = req.kind === 'mr' ? mapMrVolume(decoded) : decoded.map((d) => toRaw(d.frame, d.frame.mapping));
+  mapMs += performance.now() - tMap;
+
+  const t2 = performance.now();
+  // sharp runs on libuv's thread pool: a few images at a time keep the cores busy without
+  // holding every decoded slice and PNG in flight together.
+  type Encoded = { ok: true; png: Buffer; width: number; height: number; mapping: string } | { ok: false; error: string };
+  const encoded = await mapLimited(decoded, Math.max(2, workers.size), async (d, i): Promise<Encoded> => {
+    req.signal?.throwIfAborted();
+    const raw = raws[i]!;
+    try {
+      const fitted = raw.fitted ? await encodePng(raw) : await fitPng(raw, size);
+      return { ok: true, ...fitted, mapping: raw.mapping };
+    } catch (err) {
+      return { ok: false, error: `the image could not be encoded: ${errorText(err)}` };
+    }
+  });
+  const t3 = performance.now();
+
+  const images: PreparedImage[] = [];
+  encoded.forEach((e, i) => {
+    const { slice } = decoded[i]!;
+    if (!e.ok) skipped.push({ ...slice, reason: e.error });
+    else images.push({ index: images.length, sopInstanceUid: slice.sopInstanceUid, frameNumber: slice.frameNumber, png: e.png, width: e.width, height: e.height, mapping: e.mapping });
+  });
+  if (images.length === 0) throw new ImagePrepError('all_failed', `none of the ${sampled.length} sampled slices could be encoded`, skipped);
+  return { images, skipped, timings: { decodeMs: t1 - t0, mapMs, encodeMs: t3 - t2, totalMs: performance.now() - t0 } };
+}
+
+interface MappedRaw {
+  data: Uint8Array;
+  width: number;
+  height: number;
+  channels: 1 | 3;
+  pixelAspect: number;
+  mapping: string;
+  fitted: boolean;
+}
+
+function toRaw(f: Extract<FrameResult, { ok: true }>, mapping: string): MappedRaw {
+  return { data: new Uint8Array(f.pixels), width: f.width, height: f.height, channels: f.format === 'rgb8' ? 3 : 1, pixelAspect: f.pixelAspect, mapping, fitted: f.fitted };
+}
+
+/** One robust window for the whole MR volume, so slices keep their relative brightness. */
+function mapMrVolume(decoded: Decoded[]): MappedRaw[] {
+  const valueFrames = decoded.filter((d) => d.frame.format === 'f32').map((d) => new Float32Array(d.frame.pixels));
+  const bounds = robustBounds(valueFrames);
+  let k = 0;
+  return decoded.map((d) => {
+    if (d.frame.format !== 'f32') return toRaw(d.frame, d.frame.mapping);
+    const grey = greyLinear(valueFrames[k++]!, bounds);
+    if (d.frame.monochrome1) invert(grey);
+    return { data: grey, width: d.frame.width, height: d.frame.height, channels: 1, pixelAspect: d.frame.pixelAspect, mapping: d.frame.monochrome1 ? 'mr-robust-minmax-inverted' : 'mr-robust-minmax', fitted: false };
+  });
+}

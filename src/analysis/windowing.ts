@@ -1,0 +1,178 @@
+/**
+ * Value mappings from modality values (HU for CT, signal for MR, stored-after-rescale for
+ * radiographs) to 8-bit display values. Pure functions over typed arrays: they run inside the
+ * decode workers for per-slice mappings and on the main thread for the per-volume MR mapping.
+ */
+
+/** A linear window as low/high bounds: values ≤ low → 0, ≥ high → 255. */
+export interface Bounds {
+  low: number;
+  high: number;
+}
+
+/**
+ * MedGemma 1.5's CT preparation: three windows, one per channel (wide, soft tissue, brain),
+ * each linear and clipped to 0..255.
+ */
+export const CT_WINDOWS: readonly [Bounds, Bounds, Bounds] = [
+  { low: -1024, high: 1024 },
+  { low: -135, high: 215 },
+  { low: 0, high: 80 },
+];
+
+/** (v - low) / (high - low) · 255, clipped and rounded (the scalar form of the array mappings). */
+export function linear8(v: number, b: Bounds): number {
+  const t = ((v - b.low) / (b.high - b.low)) * 255;
+  return t <= 0 ? 0 : t >= 255 ? 255 : Math.round(t);
+}
+
+/** Interleaved RGB, one window per channel. */
+export function ctThreeWindow(values: Float32Array, out: Uint8Array = new Uint8Array(values.length * 3)): Uint8Array {
+  const [r, g, b] = CT_WINDOWS;
+  const sr = 255 / (r.high - r.low);
+  const sg = 255 / (g.high - g.low);
+  const sb = 255 / (b.high - b.low);
+  // Hand-inlined (this loop runs over every pixel of every slice): clip, then round half up.
+  for (let i = 0, j = 0; i < values.length; i++, j += 3) {
+    const v = values[i]!;
+    let x = (v - r.low) * sr;
+    out[j] = x <= 0 ? 0 : x >= 255 ? 255 : (x + 0.5) | 0;
+    x = (v - g.low) * sg;
+    out[j + 1] = x <= 0 ? 0 : x >= 255 ? 255 : (x + 0.5) | 0;
+    x = (v - b.low) * sb;
+    out[j + 2] = x <= 0 ? 0 : x >= 255 ? 255 : (x + 0.5) | 0;
+  }
+  return out;
+}
+
+/**
+ * A value → packed RGB lookup: entry k holds R | G << 8 | B << 16 for the value
+ * (k - offset + 0.5) / scale, so that index = value · scale + offset (truncated, clipped).
+ */
+export interface PackedLut {
+  table: Uint32Array;
+  scale: number;
+  offset: number;
+}
+
+let ctLut: PackedLut | undefined;
+
+/**
+ * The three CT windows as a lookup over −4096…+4096 HU in quarter-HU steps (at most 0.4 of a level
+ * off in the 80 HU window); values beyond saturate every window anyway.
+ */
+export function ctWindowLut(): PackedLut {
+  if (ctLut) return ctLut;
+  const steps = 4;
+  const minHu = -4096;
+  const table = new Uint32Array(8192 * steps + 1);
+  const [r, g, b] = CT_WINDOWS;
+  for (let k = 0; k < table.length; k++) {
+    const hu = minHu + k / steps;
+    table[k] = linear8(hu, r) | (linear8(hu, g) << 8) | (linear8(hu, b) << 16);
+  }
+  ctLut = { table, scale: steps, offset: -minHu * steps + 0.5 };
+  return ctLut;
+}
+
+/** Grey → interleaved RGB (R = G = B). */
+export function greyToRgb(grey: Uint8Array): Uint8Array {
+  const out = new Uint8Array(grey.length * 3);
+  for (let i = 0, j = 0; i < grey.length; i++, j += 3) out[j] = out[j + 1] = out[j + 2] = grey[i]!;
+  return out;
+}
+
+/** One channel through one linear window. */
+export function greyLinear(values: Float32Array, b: Bounds, out: Uint8Array = new Uint8Array(values.length)): Uint8Array {
+  // A flat image (low = high) maps to black rather than dividing by zero.
+  if (!(b.high > b.low)) return out.fill(0);
+  const s = 255 / (b.high - b.low);
+  for (let i = 0; i < values.length; i++) {
+    const x = (values[i]! - b.low) * s;
+    out[i] = x <= 0 ? 0 : x >= 255 ? 255 : (x + 0.5) | 0;
+  }
+  return out;
+}
+
+export type VoiFunction = 'LINEAR' | 'LINEAR_EXACT' | 'SIGMOID';
+
+/**
+ * A Window Center/Width pair through VOI LUT Function (PS3.3 C.11.2.1.2 / C.11.2.1.3.2) to 0..255.
+ * LINEAR keeps the standard's half-pixel offsets ((c - 0.5), (w - 1)); width < 1 is invalid for
+ * LINEAR (the standard requires ≥ 1), so callers fall back to min–max then.
+ */
+export function greyWindow(values: Float32Array, center: number, width: number, fn: VoiFunction, out: Uint8Array = new Uint8Array(values.length)): Uint8Array {
+  if (fn === 'SIGMOID') {
+    for (let i = 0; i < values.length; i++) {
+      const y = 255 / (1 + Math.exp((-4 * (values[i]! - center)) / width));
+      out[i] = Math.round(y);
+    }
+    return out;
+  }
+  const bounds: Bounds = fn === 'LINEAR_EXACT' ? { low: center - width / 2, high: center + width / 2 } : { low: center - 0.5 - (width - 1) / 2, high: center - 0.5 + (width - 1) / 2 };
+  return greyLinear(values, bounds, out);
+}
+
+/** A VOI LUT (PS3.3 C.11.2.1.1): first mapped input value, entries, bits per entry. */
+export interface VoiLut {
+  firstMapped: number;
+  bits: number;
+  data: Uint16Array;
+}
+
+export function greyVoiLut(values: Float32Array, lut: VoiLut, out: Uint8Array = new Uint8Array(values.length)): Uint8Array {
+  const n = lut.data.length;
+  // Entries are scaled by the LUT's own range, not by the declared bit depth: several
+  // manufacturers declare 16 bits and fill 12.
+  let max = 0;
+  for (let i = 0; i < n; i++) if (lut.data[i]! > max) max = lut.data[i]!;
+  const scale = max > 0 ? 255 / max : 0;
+  for (let i = 0; i < values.length; i++) {
+    let k = Math.round(values[i]!) - lut.firstMapped;
+    k = k < 0 ? 0 : k >= n ? n - 1 : k;
+    out[i] = Math.round(lut.data[k]! * scale);
+  }
+  return out;
+}
+
+export function minMax(values: Float32Array): Bounds {
+  let low = Infinity;
+  let high = -Infinity;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (v < low) low = v;
+    if (v > high) high = v;
+  }
+  return values.length ? { low, high } : { low: 0, high: 0 };
+}
+
+export function invert(grey: Uint8Array): Uint8Array {
+  for (let i = 0; i < grey.length; i++) grey[i] = 255 - grey[i]!;
+  return grey;
+}
+
+/**
+ * Robust bounds over several slices: the lowP/highP quantiles of a strided sample (at most
+ * `perSlice` values from each), enough for percentiles without sorting every voxel.
+ */
+export function robustBounds(slices: readonly Float32Array[], lowP = 0.005, highP = 0.995, perSlice = 16384): Bounds {
+  const parts: Float32Array[] = [];
+  let total = 0;
+  for (const s of slices) {
+    const stride = Math.max(1, Math.floor(s.length / perSlice));
+    const part = new Float32Array(Math.ceil(s.length / stride));
+    for (let i = 0, j = 0; i < s.length; i += stride, j++) part[j] = s[i]!;
+    parts.push(part);
+    total += part.length;
+  }
+  if (total === 0) return { low: 0, high: 0 };
+  const all = new Float32Array(total);
+  let at = 0;
+  for (const p of parts) {
+    all.set(p, at);
+    at += p.length;
+  }
+  all.sort();
+  const pick = (p: number): number => all[Math.min(total - 1, Math.max(0, Math.round(p * (total - 1))))]!;
+  return { low: pick(lowP), high: pick(highP) };
+}
