@@ -88,8 +88,9 @@ async function timed(label: string, slices: number, run: () => Promise<PreparedI
   const cpu = process.cpuUsage(cpu0);
   const t = r.timings;
   console.log(
-    `      ${label}: ${slices} slices → ${r.images.length} images: decode ${t.decodeMs.toFixed(0)} ms (map ${t.mapMs.toFixed(0)} ms CPU), encode ${t.encodeMs.toFixed(0)} ms, total ${t.totalMs.toFixed(0)} ms` +
-      ` (${((t.totalMs / slices) * 100).toFixed(0)} ms per 100 slices); process CPU ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms; PNG ${(r.images.reduce((n, i) => n + i.png.length, 0) / 1e6).toFixed(0)} MB`,
+    `      ${label}: ${slices} slices → ${r.images.length} images in ${t.totalMs.toFixed(0)} ms (${((t.totalMs / slices) * 100).toFixed(0)} ms per 100 slices);` +
+      ` stages summed over slices: decode ${t.decodeMs.toFixed(0)} ms, map+enlarge ${t.mapMs.toFixed(0)} ms, encode ${t.encodeMs.toFixed(0)} ms;` +
+      ` process CPU ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms; PNG ${(r.images.reduce((n, i) => n + i.png.length, 0) / 1e6).toFixed(0)} MB`,
   );
   return r;
 }

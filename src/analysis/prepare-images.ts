@@ -173,32 +173,6 @@ export async function prepareImages(req: PrepareRequest): Promise<PreparedImages
   const mapping = workerMapping(req.kind);
   const timings = { decodeMs: 0, mapMs: 0, encodeMs: 0, totalMs: 0 };
 
-  // sharp runs on libuv's thread pool: a few images at a time keep the cores busy without
-  // holding every slice's intermediate images at once.
-  const encodeSlot = limiter(4);
-  const encodings = new Map<string, Promise<Encoded>>();
-  const encode = (key: string, raw: MappedRaw): void => {
-    encodings.set(
-      key,
-      encodeSlot(async (): Promise<Encoded> => {
-        req.signal?.throwIfAborted();
-        const t = performance.now();
-        try {
-          const fitted = raw.fitted ? await encodePng(raw) : await fitPng(raw, size);
-          return { ok: true, ...fitted, mapping: raw.mapping };
-        } catch (err) {
-          return { ok: false, error: `the image could not be encoded: ${errorText(err)}` };
-        } finally {
-          timings.encodeMs += performance.now() - t;
-        }
-      }),
-    );
-  };
-  // Encoding starts once every slice is decoded, not slice by slice as they come: sharp's work
-  // occupies libuv's thread pool, where the instances' file reads queue too, and measured on the
-  // corpus CT read from disk, overlapping made the whole call slower (1.05–1.26 s against
-  // 0.85–1.0 s). MR needs the whole volume before mapping anyway.
-
   // Twice the workers in flight: the next instance is read while one decodes, without holding
   // the whole series' bytes in memory at once.
   await mapLimited([...byInstance], workers.size * 2, async ([uid, frames]) => {
@@ -231,12 +205,28 @@ export async function prepareImages(req: PrepareRequest): Promise<PreparedImages
   if (decoded.length === 0) {
     throw new ImagePrepError('all_failed', `none of the ${sampled.length} sampled slices could be prepared: ${skipped[0]?.reason ?? 'unknown'}`, skipped);
   }
-  const t = performance.now();
+  const tMap = performance.now();
   const raws = req.kind === 'mr' ? mapMrVolume(decoded) : decoded.map((d) => toRaw(d.frame, d.frame.mapping));
-  timings.mapMs += performance.now() - t;
-  decoded.forEach((d, i) => encode(keyOf(d.slice.sopInstanceUid, d.slice.frameNumber), raws[i]!));
+  timings.mapMs += performance.now() - tMap;
 
-  const encoded = await Promise.all(decoded.map((d) => encodings.get(keyOf(d.slice.sopInstanceUid, d.slice.frameNumber))!));
+  // Encoding starts once every slice is decoded, not slice by slice as they come: sharp's work
+  // occupies libuv's thread pool, where the instances' file reads queue too, and measured on the
+  // corpus CT read from disk, overlapping made the whole call slower (1.05–1.26 s against
+  // 0.85–1.0 s). Four images at a time keep the cores busy without holding every slice's
+  // intermediate images at once.
+  const encoded = await mapLimited(decoded, 4, async (d, i): Promise<Encoded> => {
+    req.signal?.throwIfAborted();
+    const raw = raws[i]!;
+    const t = performance.now();
+    try {
+      const fitted = raw.fitted ? await encodePng(raw) : await fitPng(raw, size);
+      return { ok: true, ...fitted, mapping: raw.mapping };
+    } catch (err) {
+      return { ok: false, error: `the image could not be encoded: ${errorText(err)}` };
+    } finally {
+      timings.encodeMs += performance.now() - t;
+    }
+  });
   const images: PreparedImage[] = [];
   encoded.forEach((e, i) => {
     const { slice } = decoded[i]!;
@@ -249,22 +239,6 @@ export async function prepareImages(req: PrepareRequest): Promise<PreparedImages
 }
 
 type Encoded = { ok: true; png: Buffer; width: number; height: number; mapping: string } | { ok: false; error: string };
-
-/** Runs at most n of the given tasks at a time. */
-function limiter(n: number): <T>(task: () => Promise<T>) => Promise<T> {
-  let active = 0;
-  const waiting: Array<() => void> = [];
-  return async <T>(task: () => Promise<T>): Promise<T> => {
-    if (active >= n) await new Promise<void>((resolve) => waiting.push(resolve));
-    active++;
-    try {
-      return await task();
-    } finally {
-      active--;
-      waiting.shift()?.();
-    }
-  };
-}
 
 interface MappedRaw {
   data: Uint8Array;
