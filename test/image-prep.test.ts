@@ -7,7 +7,8 @@ import { encodePart10 } from '../fixtures/encode.js';
 import { CT_PHANTOM, CR_PHANTOM, ctSlices, makeCrImage, makeCtSeries, makeMrSeries, type GeneratedFile } from '../fixtures/generate.js';
 import { fittedSize } from '../src/analysis/fit-png.js';
 import { closeImagePrep, ImagePrepError, prepareImages, sampleEvenly, type PreparedImage, type PreparedImages, type PrepareKind, type PrepareSlice } from '../src/analysis/prepare-images.js';
-import { CT_WINDOWS, linear8, type Bounds } from '../src/analysis/windowing.js';
+import { decodeFrame } from '../src/analysis/pixels.js';
+import { CT_WINDOWS, greyVoiLut, greyWindow, linear8, type Bounds } from '../src/analysis/windowing.js';
 import { corpusRoot } from './helpers/corpus.js';
 
 /**
@@ -87,8 +88,9 @@ async function timed(label: string, slices: number, run: () => Promise<PreparedI
   const cpu = process.cpuUsage(cpu0);
   const t = r.timings;
   console.log(
-    `      ${label}: ${slices} slices → ${r.images.length} images: decode ${t.decodeMs.toFixed(0)} ms (map ${t.mapMs.toFixed(0)} ms CPU), encode ${t.encodeMs.toFixed(0)} ms, total ${t.totalMs.toFixed(0)} ms` +
-      ` (${((t.totalMs / slices) * 100).toFixed(0)} ms per 100 slices); process CPU ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms; PNG ${(r.images.reduce((n, i) => n + i.png.length, 0) / 1e6).toFixed(0)} MB`,
+    `      ${label}: ${slices} slices → ${r.images.length} images in ${t.totalMs.toFixed(0)} ms (${((t.totalMs / slices) * 100).toFixed(0)} ms per 100 slices);` +
+      ` stages summed over slices: decode ${t.decodeMs.toFixed(0)} ms, map+enlarge ${t.mapMs.toFixed(0)} ms, encode ${t.encodeMs.toFixed(0)} ms;` +
+      ` process CPU ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms; PNG ${(r.images.reduce((n, i) => n + i.png.length, 0) / 1e6).toFixed(0)} MB`,
   );
   return r;
 }
@@ -131,6 +133,23 @@ describe('image preparation for MedGemma', function () {
       expect(at(0)).to.deep.equal([128, Math.round((135 / 350) * 255), 0]);
       expect(at(40)[2]).to.equal(128);
       expect(at(3000)).to.deep.equal([255, 255, 255]);
+    });
+
+    it('applies Window Center/Width as PS3.3 C.11.2.1.2 defines LINEAR, and a VOI LUT', () => {
+      // c = 40, w = 400: ≤ c − 0.5 − (w−1)/2 = −160 → 0; > c − 0.5 + (w−1)/2 = 239 → 255.
+      expect(Array.from(greyWindow(Float32Array.from([-1000, -160, 39.5, 239, 3000]), 40, 400, 'LINEAR'))).to.deep.equal([0, 0, 128, 255, 255]);
+      const lut = { firstMapped: 100, bits: 12, data: Uint16Array.from([0, 1000, 4000]) };
+      expect(Array.from(greyVoiLut(Float32Array.from([0, 100, 101, 102, 5000]), lut))).to.deep.equal([0, 0, Math.round((1000 / 4000) * 255), 255, 255]);
+    });
+
+    it('masks to Bits Stored and sign-extends signed pixel data', () => {
+      // 12 bits stored in 16, signed: 0x0FFF is −1, 0x0800 is −2048; bits above 11 are ignored.
+      const words = Uint16Array.from([0x0fff, 0x0800, 0xf7ff, 0x0001]);
+      const f = decodeFrame(
+        { Rows: 2, Columns: 2, SamplesPerPixel: 1, PhotometricInterpretation: 'MONOCHROME2', BitsAllocated: 16, BitsStored: 12, PixelRepresentation: 1, RescaleSlope: '2', RescaleIntercept: '10', PixelData: [words.buffer] },
+        0,
+      );
+      expect(Array.from(f.values!)).to.deep.equal([-1 * 2 + 10, -2048 * 2 + 10, 2047 * 2 + 10, 1 * 2 + 10]);
     });
 
     it('fits by physical aspect: non-square pixels and non-square matrices', () => {
@@ -415,6 +434,19 @@ describe('image preparation for MedGemma', function () {
       expect(e.code).to.equal('all_failed');
       expect(e.skipped.map((s) => s.sopInstanceUid)).to.deep.equal(['a', 'b']);
       expect(e.skipped[0]!.reason).to.match(/blob gone/);
+    });
+
+    it('stops when the signal is aborted', async () => {
+      const files = makeCtSeries({ slices: 2, size: 64, seed: 16 });
+      const { slices, read } = generated(files);
+      const ac = new AbortController();
+      ac.abort();
+      const err = await prepareImages({ kind: 'ct', slices, maxImages: 85, readInstance: read, signal: ac.signal }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).to.be.instanceOf(Error);
+      expect((err as Error).name).to.equal('AbortError');
     });
 
     it('refuses an empty request with a typed error', async () => {

@@ -51,10 +51,16 @@ function axis(src: number, dst: number): { i0: Int32Array; i1: Int32Array; w: Fl
   return { i0, i1, w };
 }
 
-/** The horizontal pass: every source row resampled to dw samples. */
+let rowsScratch = new Float32Array(0);
+
+/**
+ * The horizontal pass: every source row resampled to dw samples, into a buffer reused from call
+ * to call (a fresh multi-megabyte array per slice cost page faults and GC in the workers).
+ */
 function resizeRows(src: Float32Array, sw: number, sh: number, dw: number): Float32Array {
   const X = axis(sw, dw);
-  const tmp = new Float32Array(sh * dw);
+  if (rowsScratch.length < sh * dw) rowsScratch = new Float32Array(sh * dw);
+  const tmp = rowsScratch;
   for (let y = 0; y < sh; y++) {
     const row = y * sw;
     const trow = y * dw;
@@ -72,6 +78,7 @@ export function resizeBilinear(src: Float32Array, sw: number, sh: number, dw: nu
   const Y = axis(sh, dh);
   const tmp = resizeRows(src, sw, sh, dw);
   const out = new Float32Array(dw * dh);
+  // tmp is shared scratch: nothing of it may escape this function.
   for (let y = 0; y < dh; y++) {
     const ra = Y.i0[y]! * dw;
     const rb = Y.i1[y]! * dw;
@@ -96,10 +103,8 @@ export function resizeThroughLut(src: Float32Array, sw: number, sh: number, dw: 
   const out = new Uint8Array(dw * dh * 3);
   const { table, scale, offset } = lut;
   const last = table.length - 1;
-  const index = (v: number): number => {
-    const x = v * scale + offset;
-    return x <= 0 ? 0 : x >= last ? last : x | 0;
-  };
+  // The index computation is written out at each use: this loop is the hottest of the
+  // preparation, and the closure version measured 1.7× slower in the workers.
   if (dw % 4 === 0) {
     const words = new Uint32Array(out.buffer);
     for (let y = 0; y < dh; y++) {
@@ -108,13 +113,17 @@ export function resizeThroughLut(src: Float32Array, sw: number, sh: number, dw: 
       const f = Y.w[y]!;
       for (let i = 0, w = (y * dw * 3) / 4; i < dw; i += 4, w += 3) {
         let a = tmp[ra + i]!;
-        const p0 = table[index(a + (tmp[rb + i]! - a) * f)]!;
+        let x = (a + (tmp[rb + i]! - a) * f) * scale + offset;
+        const p0 = table[x <= 0 ? 0 : x >= last ? last : x | 0]!;
         a = tmp[ra + i + 1]!;
-        const p1 = table[index(a + (tmp[rb + i + 1]! - a) * f)]!;
+        x = (a + (tmp[rb + i + 1]! - a) * f) * scale + offset;
+        const p1 = table[x <= 0 ? 0 : x >= last ? last : x | 0]!;
         a = tmp[ra + i + 2]!;
-        const p2 = table[index(a + (tmp[rb + i + 2]! - a) * f)]!;
+        x = (a + (tmp[rb + i + 2]! - a) * f) * scale + offset;
+        const p2 = table[x <= 0 ? 0 : x >= last ? last : x | 0]!;
         a = tmp[ra + i + 3]!;
-        const p3 = table[index(a + (tmp[rb + i + 3]! - a) * f)]!;
+        x = (a + (tmp[rb + i + 3]! - a) * f) * scale + offset;
+        const p3 = table[x <= 0 ? 0 : x >= last ? last : x | 0]!;
         words[w] = p0 | (p1 << 24);
         words[w + 1] = (p1 >>> 8) | (p2 << 16);
         words[w + 2] = (p2 >>> 16) | (p3 << 8);
@@ -128,7 +137,8 @@ export function resizeThroughLut(src: Float32Array, sw: number, sh: number, dw: 
     const f = Y.w[y]!;
     for (let i = 0, j = y * dw * 3; i < dw; i++, j += 3) {
       const a = tmp[ra + i]!;
-      const p = table[index(a + (tmp[rb + i]! - a) * f)]!;
+      const x = (a + (tmp[rb + i]! - a) * f) * scale + offset;
+      const p = table[x <= 0 ? 0 : x >= last ? last : x | 0]!;
       out[j] = p & 0xff;
       out[j + 1] = (p >>> 8) & 0xff;
       out[j + 2] = p >>> 16;

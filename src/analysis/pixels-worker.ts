@@ -100,6 +100,16 @@ function mapFrame(f: DecodedFrame, mapping: WorkerMapping, size: number): Mapped
   return { format: 'grey8', data: grey, mapping: how, ...native };
 }
 
+let valuesScratch = new Float32Array(0);
+
+/** A reusable buffer for values that never leave the worker (mapped here, not sent back). */
+function scratchFor(el: Record<string, unknown>, mapping: WorkerMapping): Float32Array | undefined {
+  if (mapping === 'values') return undefined;
+  const n = (Number(el.Rows) || 0) * (Number(el.Columns) || 0);
+  if (valuesScratch.length < n) valuesScratch = new Float32Array(n);
+  return valuesScratch;
+}
+
 function ownBuffer(a: Uint8Array | Float32Array): ArrayBuffer {
   return a.byteOffset === 0 && a.byteLength === a.buffer.byteLength ? (a.buffer as ArrayBuffer) : (a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength) as ArrayBuffer);
 }
@@ -116,7 +126,7 @@ serveWorker<PixelsRequest, PixelsReply>(
     for (const frameNumber of req.frames) {
       try {
         const t1 = performance.now();
-        const f = decodeFrame(elements, frameNumber - 1);
+        const f = decodeFrame(elements, frameNumber - 1, scratchFor(elements, req.mapping));
         const t2 = performance.now();
         const m = mapFrame(f, req.mapping, req.size);
         mapMs += performance.now() - t2;

@@ -119,8 +119,11 @@ function pixelAspect(el: Elements, frameIndex: number): number {
   return 1;
 }
 
-/** One frame (0-based) of an uncompressed data set. */
-export function decodeFrame(el: Elements, frameIndex: number): DecodedFrame {
+/**
+ * One frame (0-based) of an uncompressed data set. `into`, when given and large enough, receives
+ * the modality values (a caller's reusable buffer); otherwise a new array is allocated.
+ */
+export function decodeFrame(el: Elements, frameIndex: number, into?: Float32Array): DecodedFrame {
   const width = first(el.Columns) ?? 0;
   const height = first(el.Rows) ?? 0;
   if (!(width > 0 && height > 0)) throw new PixelDecodeError('the instance has no image (Rows/Columns missing)');
@@ -169,7 +172,7 @@ export function decodeFrame(el: Elements, frameIndex: number): DecodedFrame {
   const stored = storedArray(bytes, start, n, bpp);
   const slope = first(frameAttr(el, frameIndex, 'PixelValueTransformationSequence', 'RescaleSlope')) ?? 1;
   const intercept = first(frameAttr(el, frameIndex, 'PixelValueTransformationSequence', 'RescaleIntercept')) ?? 0;
-  const values = new Float32Array(n);
+  const values = into && into.length >= n ? into.subarray(0, n) : new Float32Array(n);
   // Stored bits are the low BitsStored bits (HighBit = BitsStored - 1 in every current IOD); the
   // rest may hold overlays or garbage, so mask, then sign-extend for signed data.
   const shift = 32 - bitsStored;
