@@ -19,6 +19,7 @@ import { requestAnalysis, type AnalysisRequester } from './requests.js';
 /** Studies older than this are never picked up by a scan (a node switched on later does not analyse its whole archive). */
 const LOOKBACK_MS = 24 * 3600_000;
 const BATCH = 50;
+const NON_IMAGE_MODALITIES = new Set(['SR', 'DOC', 'KO', 'PR', 'SEG', 'RTSTRUCT', 'RTPLAN', 'RTDOSE', 'RTRECORD']);
 
 export const iso = (v: string | Date): string => (v instanceof Date ? v : new Date(v)).toISOString();
 
@@ -99,7 +100,7 @@ export class AutoAnalyzer {
       }
       // SR/PDF-only studies (our own results included) are never analysed automatically.
       const mods = (s.modalities_in_study ?? '').split('\\').filter(Boolean);
-      if (mods.length && mods.every((m) => ['SR', 'DOC', 'KO', 'PR', 'SEG', 'OT'].includes(m) && m !== 'OT')) continue;
+      if (mods.length && mods.every((m) => NON_IMAGE_MODALITIES.has(m))) continue;
       const a = await requestAnalysis(this.requester, { studyInstanceUid: s.study_instance_uid, analysisType: type, trigger: 'auto', sourceReceivedAt: received });
       queued.push(a.id);
       this.log.info({ analysis: a.id, study: s.study_instance_uid, type }, 'study stable: analysis queued');

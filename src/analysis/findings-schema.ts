@@ -34,11 +34,13 @@ export function findingsJsonSchema(l: FindingsLimits): JsonSchema {
             laterality: { enum: [...LATERALITIES] },
             category: { enum: [...CATEGORIES] },
             severity: { enum: [...SEVERITIES] },
-            confidence: { type: 'number', minimum: 0, maximum: 1 },
+            // A bounded integer: llama.cpp's grammar enforces integer ranges but not number
+            // ranges (a number may come back as 1e999); stored as 0–1.
+            confidence_percent: { type: 'integer', minimum: 0, maximum: 100 },
             image_indices: { type: 'array', maxItems: 8, items: { type: 'integer', minimum: 0, maximum: Math.max(0, l.imageCount - 1) } },
             recommendation: text(),
           },
-          required: ['description', 'anatomical_location', 'laterality', 'category', 'severity', 'confidence', 'image_indices', 'recommendation'],
+          required: ['description', 'anatomical_location', 'laterality', 'category', 'severity', 'confidence_percent', 'image_indices', 'recommendation'],
           additionalProperties: false,
         },
       },
@@ -72,8 +74,7 @@ const finding = z.object({
   laterality: z.enum(LATERALITIES),
   category: z.enum(CATEGORIES),
   severity: z.enum(SEVERITIES),
-  // Grammars cannot always bound numbers: out-of-range confidence is clamped, not refused.
-  confidence: z.number().transform((c) => (Number.isFinite(c) ? Math.min(1, Math.max(0, c)) : 0)),
+  confidence_percent: z.number().int(),
   image_indices: z.array(z.number().int()),
   recommendation: z.string(),
 });
@@ -81,11 +82,12 @@ const finding = z.object({
 const measurement = z.object({
   finding: z.string(),
   quantity: z.string(),
-  value: z.number().refine(Number.isFinite, 'not a finite number'),
+  // JSON.parse gives Infinity for 1e999: such a measurement is dropped, not the whole answer.
+  value: z.number().or(z.literal(Infinity)).or(z.literal(-Infinity)),
   unit: z.string(),
 });
 
-export const modelAnswer = z.object({
+const rawAnswer = z.object({
   findings: z.array(finding),
   measurements: z.array(measurement),
   impression: z.string(),
@@ -93,13 +95,50 @@ export const modelAnswer = z.object({
   technical_limitations: z.string(),
 });
 
-export type ModelAnswer = z.infer<typeof modelAnswer>;
-export type ModelFinding = z.infer<typeof finding>;
-export type ModelMeasurement = z.infer<typeof measurement>;
+export interface ModelFinding {
+  description: string;
+  anatomical_location: string;
+  laterality: (typeof LATERALITIES)[number];
+  category: (typeof CATEGORIES)[number];
+  severity: (typeof SEVERITIES)[number];
+  /** 0–1. */
+  confidence: number;
+  image_indices: number[];
+  recommendation: string;
+}
 
-/** Parses the model's JSON; image indices outside the list sent are dropped (never trusted). */
+export interface ModelMeasurement {
+  finding: string;
+  quantity: string;
+  value: number;
+  unit: string;
+}
+
+export interface ModelAnswer {
+  findings: ModelFinding[];
+  measurements: ModelMeasurement[];
+  impression: string;
+  comparison_with_prior: string;
+  technical_limitations: string;
+  /** What reading the answer changed (dropped measurements, clamped confidences...). */
+  flags: string[];
+}
+
+/**
+ * Parses the model's JSON into the stored shape: confidence 0–1, image indices only within the
+ * list sent (never trusted), measurements with a non-finite value dropped.
+ */
 export function readModelAnswer(json: unknown, imageCount: number): ModelAnswer {
-  const a = modelAnswer.parse(json);
-  for (const f of a.findings) f.image_indices = [...new Set(f.image_indices.filter((i) => i >= 0 && i < imageCount))];
-  return a;
+  const a = rawAnswer.parse(json);
+  const flags: string[] = [];
+  const findings = a.findings.map((f) => {
+    const { confidence_percent, ...rest } = f;
+    if (confidence_percent < 0 || confidence_percent > 100) flags.push('confidence_clamped');
+    const indices = [...new Set(f.image_indices.filter((i) => i >= 0 && i < imageCount))];
+    if (indices.length !== f.image_indices.length) flags.push('image_indices_dropped');
+    return { ...rest, confidence: Math.min(100, Math.max(0, confidence_percent)) / 100, image_indices: indices };
+  });
+  const measurements = a.measurements.filter((m) => Number.isFinite(m.value));
+  if (measurements.length !== a.measurements.length) flags.push('non_finite_measurement_dropped');
+  return { ...a, findings, measurements, flags: [...new Set(flags)] };
 }

@@ -164,7 +164,7 @@ export async function runAnalysisJob(deps: PipelineDeps, job: JobRow<AnalysisJob
       images,
       answer,
       rawText: result.rawText,
-      safetyFlags: result.safetyFlags,
+      safetyFlags: [...result.safetyFlags, ...answer.flags],
       timings,
       selection: { ...selectionSummary, problems: vol.problems, skippedImages: prepared.skipped },
     });

@@ -58,6 +58,8 @@ export interface LlamaServerOptions {
   /** Parallel decoding slots (-np); default 1. */
   parallel?: number;
   extraArgs?: string[];
+  /** --media-path: a private folder whose files requests may name as file:// images. */
+  mediaDir?: string;
   logger?: Logger;
   /** How long to wait for /health after a (re)start; default 120 s. */
   startupTimeoutMs?: number;
@@ -218,6 +220,7 @@ export class LlamaServer extends EventEmitter {
     if (o.threads !== undefined) a.push('-t', String(o.threads), '-tb', String(o.threads));
     if (o.ctxSize !== undefined) a.push('-c', String(o.ctxSize));
     if (o.gpuLayers !== undefined) a.push('-ngl', String(o.gpuLayers));
+    if (o.mediaDir) a.push('--media-path', o.mediaDir);
     a.push(...(o.extraArgs ?? []));
     return a;
   }

@@ -6,9 +6,15 @@
 import type { AnalyzeRequest, EngineTimings } from './engine.js';
 import { SYSTEM_PROMPT } from './safety.js';
 
-export function chatRequestBody(req: AnalyzeRequest, model?: string): Record<string, unknown> {
+/**
+ * imageUrls, when given, replace the data URLs (one per image): the local llama-server reads the
+ * PNGs from its media folder, which keeps an 85-image CT request far below its 100 MB body limit.
+ */
+export function chatRequestBody(req: AnalyzeRequest, model?: string, imageUrls?: readonly string[]): Record<string, unknown> {
   const content: unknown[] = [{ type: 'text', text: req.prompt }];
-  for (const png of req.images) content.push({ type: 'image_url', image_url: { url: `data:image/png;base64,${png.toString('base64')}` } });
+  req.images.forEach((png, i) => {
+    content.push({ type: 'image_url', image_url: { url: imageUrls?.[i] ?? `data:image/png;base64,${png.toString('base64')}` } });
+  });
   const body: Record<string, unknown> = {
     messages: [
       { role: 'system', content: SYSTEM_PROMPT },

@@ -78,6 +78,8 @@ interface AuditRow {
   study_instance_uid: string | null;
   resource_id: string | null;
   details: string | null;
+  model: string | null;
+  prompt_hash: string | null;
 }
 
 export async function auditRows(node: TestNode, action: string): Promise<AuditRow[]> {

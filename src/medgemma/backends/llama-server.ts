@@ -1,4 +1,9 @@
 /** Backend `llama-server`: a supervised local llama.cpp server (multimodal through the mmproj). */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import { controlledCall, Semaphore } from '../call-control.js';
 import { EngineError, type AnalyzeRequest, type AnalyzeResult, type Engine, type ModelIdentity } from '../engine.js';
@@ -26,11 +31,20 @@ export class LlamaServerEngine implements Engine {
   readonly server: LlamaServer;
   private readonly semaphore: Semaphore;
   private identity: ModelIdentity | undefined;
+  /**
+   * Images go to llama-server as files in this private folder (--media-path), not as base64 in
+   * the body: 85 CT slices at 896² are ~100 MB of PNG, over llama-server's request limit, and
+   * base64 + JSON cost ~20 ms per image. One sub-folder per call, removed when it ends.
+   */
+  private readonly mediaDir: string;
 
   constructor(private readonly o: LlamaServerEngineOptions) {
     const parallel = o.maxConcurrency ?? 1;
     this.semaphore = new Semaphore(parallel);
+    this.mediaDir = fs.mkdtempSync(path.join(os.tmpdir(), 'radiant-media-'));
+    fs.chmodSync(this.mediaDir, 0o700);
     this.server = new LlamaServer({
+      mediaDir: this.mediaDir,
       model: o.model,
       mmproj: o.mmproj,
       serverPath: o.serverPath,
@@ -55,6 +69,7 @@ export class LlamaServerEngine implements Engine {
       this.identity = identity;
     } catch (err) {
       await this.server.stop().catch(() => undefined);
+      await fsp.rm(this.mediaDir, { recursive: true, force: true });
       if (err instanceof EngineError) throw err;
       throw new EngineError('unavailable', `llama-server backend cannot start: ${(err as Error).message}`, { cause: err });
     }
@@ -75,20 +90,36 @@ export class LlamaServerEngine implements Engine {
         if (err instanceof LlamaServerError) throw new EngineError('unavailable', `llama-server is not available: ${err.message}`, { cause: err });
         throw err;
       }
-      const sent = performance.now();
-      const reply = await postChatCompletion({
-        url: `${this.server.baseUrl}/v1/chat/completions`,
-        apiKey: this.server.apiKey,
-        body: chatRequestBody(req),
-        signal,
-        retries: 0,
-      });
-      const now = performance.now();
-      return finishResult<T>(replyText(reply), req.schema, 'llama-server', this.identity!, replyTimings(reply, now - sent, now - started));
+      const call = req.images.length ? randomBytes(12).toString('hex') : undefined;
+      try {
+        let urls: string[] | undefined;
+        if (call) {
+          await fsp.mkdir(path.join(this.mediaDir, call), { mode: 0o700 });
+          urls = await Promise.all(
+            req.images.map(async (png, i) => {
+              await fsp.writeFile(path.join(this.mediaDir, call, `${i}.png`), png, { mode: 0o600 });
+              return `file://${call}/${i}.png`;
+            }),
+          );
+        }
+        const sent = performance.now();
+        const reply = await postChatCompletion({
+          url: `${this.server.baseUrl}/v1/chat/completions`,
+          apiKey: this.server.apiKey,
+          body: chatRequestBody(req, undefined, urls),
+          signal,
+          retries: 0,
+        });
+        const now = performance.now();
+        return finishResult<T>(replyText(reply), req.schema, 'llama-server', this.identity!, replyTimings(reply, now - sent, now - started));
+      } finally {
+        if (call) await fsp.rm(path.join(this.mediaDir, call), { recursive: true, force: true });
+      }
     });
   }
 
   async close(): Promise<void> {
     await this.server.stop();
+    await fsp.rm(this.mediaDir, { recursive: true, force: true });
   }
 }
