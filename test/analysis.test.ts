@@ -12,6 +12,7 @@ import { loadConfig } from '../src/config.js';
 import { apiClient, auditRows, ingestFiles, ingestCorpusFiles, type ApiClient } from './helpers/api.js';
 import { corpusDir } from './helpers/corpus.js';
 import { storescu } from './helpers/dcmtk.js';
+import { multipartBody, stowContentType } from './helpers/stow.js';
 import { baseUrl, bearer, tokenFor } from './helpers/http.js';
 import { startTestNode, tempDir, type TestNode } from './helpers/node.js';
 
@@ -113,6 +114,71 @@ describe('Analysis pipeline (pure parts)', function () {
     expect(() => loadConfig({ AUTO_ANALYZE: 'rules' })).to.throw(/AUTO_ANALYZE_RULES/);
     expect(() => loadConfig({ AUTO_ANALYZE: 'rules', AUTO_ANALYZE_RULES: '[{"studyDescription":"("}]' })).to.throw(/regular expression/);
     expect(() => loadConfig({ AUTO_ANALYZE: 'rules', AUTO_ANALYZE_RULES: '[{"modality":"CT"}]' })).to.throw(/AUTO_ANALYZE_RULES/);
+  });
+});
+
+describe('Study-stable detection (no engine, jobs left queued)', function () {
+  let node: TestNode;
+  before(async () => {
+    node = await startTestNode({ AUTO_ANALYZE: 'all', STUDY_STABLE_SECONDS: '10', ANALYSIS_SCAN_MS: '3600000', JOB_WORKER_IN_SERVE: 'off' });
+  });
+  after(async () => node && (await node.cleanup()));
+
+  const jobOf = async (analysisId: number) => {
+    const { job_id } = (await node.db('medgemma_analyses').where({ id: analysisId }).first('job_id')) as { job_id: number };
+    return (await node.db('jobs').where({ id: job_id }).first()) as { status: string; error: string | null; dedupe_key: string | null };
+  };
+
+  it('a study becomes a candidate once stable; later arrivals (STOW-RS too) re-open it and supersede the queued job', async function () {
+    const files = makeCtSeries({ seed: 'stable', slices: 6, size: 32 });
+    await ingestFiles(node, files.slice(0, 4));
+    const t0 = Date.now();
+    expect(await node.autoAnalyzer.scan(new Date(t0))).to.deep.equal([]); // not stable yet
+    const [first] = await node.autoAnalyzer.scan(new Date(t0 + 11_000));
+    expect(first).to.be.a('number');
+    expect(await node.autoAnalyzer.scan(new Date(t0 + 12_000))).to.deep.equal([]); // same arrival: not again
+    expect((await jobOf(first!)).status).to.equal('pending');
+    expect((await jobOf(first!)).dedupe_key).to.equal(`analysis:auto:${files[0]!.studyInstanceUid}`);
+
+    // Two more slices arrive over STOW-RS.
+    const token = await tokenFor(node, 'technician');
+    const res = await fetch(`${baseUrl(node)}/dicom-web/studies`, {
+      method: 'POST',
+      headers: { ...bearer(token), 'Content-Type': stowContentType(), Accept: 'application/dicom+json' },
+      body: multipartBody(files.slice(4).map((f) => f.bytes)),
+    });
+    expect(res.status).to.equal(200);
+    const t1 = Date.now();
+    expect(await node.autoAnalyzer.scan(new Date(t1 + 1_000))).to.deep.equal([]); // re-opened, not stable yet
+    const [second] = await node.autoAnalyzer.scan(new Date(t1 + 11_000));
+    expect(second).to.be.a('number').and.not.equal(first);
+    expect((await jobOf(first!)).status).to.equal('cancelled');
+    expect((await jobOf(first!)).error).to.match(/superseded/);
+    expect((await node.db('medgemma_analyses').where({ id: first }).first()).status).to.equal('cancelled');
+    expect((await jobOf(second!)).status).to.equal('pending');
+    expect(await node.db('jobs').where({ status: 'pending' }).count({ n: '*' }).first()).to.satisfy((r: { n: number | string }) => Number(r.n) === 1);
+  });
+
+  it('AUTO_ANALYZE=rules analyses only matching studies; SR-only studies never', async function () {
+    const other = await startTestNode({
+      AUTO_ANALYZE: 'rules',
+      AUTO_ANALYZE_RULES: JSON.stringify([{ modalities: ['MR'] }, { modalities: ['CT'], studyDescription: 'thorax', analysisType: 'comparison' }]),
+      STUDY_STABLE_SECONDS: '0',
+      ANALYSIS_SCAN_MS: '3600000',
+      JOB_WORKER_IN_SERVE: 'off',
+    });
+    try {
+      await ingestFiles(other, makeCtSeries({ seed: 'r1', slices: 3, size: 32, studyDescription: 'CT ABDOMEN' }));
+      const thorax = makeCtSeries({ seed: 'r2', slices: 3, size: 32, studyDescription: 'CT Thorax low dose' });
+      await ingestFiles(other, thorax);
+      await ingestCorpusFiles(other, { sr: 'non-image/sr.dcm' });
+      const queued = await other.autoAnalyzer.scan(new Date(Date.now() + 1000));
+      expect(queued).to.have.length(1);
+      const a = (await other.db('medgemma_analyses').where({ id: queued[0] }).first()) as { study_instance_uid: string; analysis_type: string; trigger: string };
+      expect(a).to.include({ study_instance_uid: thorax[0]!.studyInstanceUid, analysis_type: 'comparison', trigger: 'auto' });
+    } finally {
+      await other.cleanup();
+    }
   });
 });
 
