@@ -12,6 +12,7 @@ import { STUDY_ROOT_FIND } from '../dimse/find.js';
 import { clientFind } from '../test/helpers/dimse-client.js';
 import { ORTHANC_BIN, startOrthanc } from '../test/helpers/orthanc.js';
 import { engineBench } from './engine-bench.js';
+import { pipelineBench } from './pipeline-bench.js';
 
 /**
  * `npm run bench`: C-STORE throughput with DCMTK storescu (1 and 4 concurrent associations),
@@ -24,7 +25,8 @@ import { engineBench } from './engine-bench.js';
  * 100 instances each: 1 000 000 instances; 0 skips it) generated straight into SQLite, and into
  * PostgreSQL too when BENCH_QIDO_PG_URL names an empty database; p50/p99 of OHIF's queries over
  * HTTP. `node dist/bench/bench.js qido` runs only that section; `node dist/bench/bench.js engine`
- * runs only the MedGemma engine section (bench/engine-bench.ts), also run at the end.
+ * runs only the MedGemma engine section (bench/engine-bench.ts), `pipeline` the analysis pipeline
+ * (bench/pipeline-bench.ts); both also run at the end.
  */
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -555,6 +557,7 @@ async function main(): Promise<void> {
   dimse.log.setLevel('silent');
   if (process.argv[2] === 'qido') return qidoScale();
   if (process.argv[2] === 'engine') return engineBench();
+  if (process.argv[2] === 'pipeline') return pipelineBench(corpus);
   if (!fs.existsSync(ctDir)) throw new Error(`corpus CT not found at ${ctDir}: set RADIANT_CORPUS`);
   const files = (await fsp.readdir(ctDir)).filter((f) => f.endsWith('.dcm')).sort().map((f) => path.join(ctDir, f));
   const bytes = (await Promise.all(files.map((f) => fsp.stat(f)))).reduce((a, s) => a + s.size, 0);
@@ -617,6 +620,7 @@ async function main(): Promise<void> {
   }
   await qidoScale();
   await engineBench();
+  await pipelineBench(corpus);
 }
 
 main().catch((err: unknown) => {

@@ -1,5 +1,5 @@
 import type { Db } from '../db/connection.js';
-import { findInstance } from '../catalog/catalog.js';
+import { findInstance, listInstances, type StoredInstanceRow } from '../catalog/catalog.js';
 import { readAll } from '../../dicomweb/read-all.js';
 import type { BlobStorage } from '../../storage/types.js';
 
@@ -15,4 +15,17 @@ export async function readInstanceBytes(db: Db, storage: BlobStorage, sopInstanc
   const row = await findInstance(db, sopInstanceUid);
   if (!row) throw new InstanceMissingError(sopInstanceUid);
   return readAll(await storage.get(row.storage_key));
+}
+
+/**
+ * A reader for the instances of one series: their storage keys come from one index query
+ * instead of one per instance (85 lookups were a third of image preparation's time).
+ */
+export async function seriesInstanceReader(db: Db, storage: BlobStorage, study: string, series: string): Promise<(sopInstanceUid: string) => Promise<Buffer>> {
+  const rows = new Map<string, StoredInstanceRow>((await listInstances(db, { study, series })).map((r) => [r.sop_instance_uid, r]));
+  return async (uid) => {
+    const row = rows.get(uid) ?? (await findInstance(db, uid));
+    if (!row) throw new InstanceMissingError(uid);
+    return readAll(await storage.get(row.storage_key));
+  };
 }

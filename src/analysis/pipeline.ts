@@ -15,7 +15,7 @@ import { getAnalysis, markAnalysis, storeOutcome, updateAnalysis, type Analysis,
 import { findingsJsonSchema, readModelAnswer } from './findings-schema.js';
 import { prepareImages } from './prepare-images.js';
 import { promptContext } from './prompt-context.js';
-import { readInstanceBytes } from './instance-bytes.js';
+import { seriesInstanceReader } from './instance-bytes.js';
 
 export const ANALYSIS_JOB = 'analysis.run';
 
@@ -121,7 +121,7 @@ export async function runAnalysisJob(deps: PipelineDeps, job: JobRow<AnalysisJob
       slices: vol.slices.map((s) => ({ sopInstanceUid: s.sopInstanceUid, frameNumber: s.frameNumber })),
       maxImages: deps.config.maxSlices,
       size: deps.config.imageSize,
-      readInstance: (uid) => readInstanceBytes(db, deps.storage, uid),
+      readInstance: await seriesInstanceReader(db, deps.storage, analysis.studyInstanceUid, vol.seriesInstanceUid),
       signal: ctx.signal,
     });
     timings.prepareMs = Date.now() - t1;
