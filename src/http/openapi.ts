@@ -529,6 +529,33 @@ function buildDocument(): Json {
         responses: { 200: ok('The status', { type: 'object' }), 401: E[401], 403: E[403] },
       }),
     },
+    '/api/analysis': {
+      post: secured('analysis:run', {
+        tags: ['analysis'],
+        summary: 'Ask for an AI analysis (an AI draft for review): {study_id, clinical_indication?, analysis_type: primary|comparison|focused, focus?}',
+        requestBody: { required: true, content: json({ type: 'object', required: ['study_id'] }) },
+        responses: { 202: ok('Queued; Location names it', { type: 'object' }), 400: E[400], 401: E[401], 403: E[403], 404: E[404] },
+      }),
+    },
+    '/api/analysis/{id}': {
+      get: secured('images:read', {
+        tags: ['analysis'],
+        summary: 'An analysis: status and progress, findings, measurements, impression, model and prompt provenance, images, timings',
+        parameters: [nodeIdParam],
+        responses: { 200: ok('The analysis', { type: 'object' }), 401: E[401], 403: E[403], 404: E[404] },
+      }),
+    },
+    '/api/analysis/{id}/cancel': {
+      post: secured('analysis:run', { tags: ['analysis'], summary: 'Cancel a queued or running analysis', parameters: [nodeIdParam], responses: { 200: ok('Cancelled', { type: 'object' }), 409: E[409], 401: E[401], 403: E[403], 404: E[404] } }),
+    },
+    '/api/studies/{id}/analyses': {
+      get: secured('images:read', {
+        tags: ['analysis'],
+        summary: "A study's analyses, newest first",
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' }, description: 'Study id or Study Instance UID' }],
+        responses: { 200: ok('The analyses', { type: 'object' }), 401: E[401], 403: E[403], 404: E[404] },
+      }),
+    },
     '/healthz': {
       get: { tags: ['health'], summary: 'Liveness', security: [], responses: { 200: ok('Alive', { type: 'object' }) } },
     },
@@ -564,6 +591,7 @@ function buildDocument(): Json {
       { name: 'studies' },
       { name: 'audit' },
       { name: 'nodes', description: 'Remote DICOM nodes' },
+      { name: 'analysis', description: 'AI analyses (MedGemma drafts awaiting radiologist review)' },
       { name: 'health' },
     ],
     security: [{ bearerAuth: [] }],
