@@ -56,7 +56,15 @@ export interface RunningNode extends Core {
   stop(): Promise<void>;
 }
 
-export async function openCore(config: Config, log: Logger): Promise<Core> {
+export interface OpenCoreOptions {
+  /**
+   * Remove local storage's half-written temp files (default true). A helper process beside a
+   * running `radiant serve` (`radiant worker`) must not: those files are serve's uploads in flight.
+   */
+  cleanStorageTemp?: boolean;
+}
+
+export async function openCore(config: Config, log: Logger, opts: OpenCoreOptions = {}): Promise<Core> {
   const db = createDb(config.database);
   try {
     const applied = await migrateLatest(db);
@@ -76,7 +84,7 @@ export async function openCore(config: Config, log: Logger): Promise<Core> {
   // acknowledged only after its blob was renamed into place and indexed.
   await fsp.rm(config.tempDir, { recursive: true, force: true });
   await fsp.mkdir(config.tempDir, { recursive: true });
-  if (storage instanceof LocalStorage) await storage.cleanTempFiles();
+  if (storage instanceof LocalStorage && opts.cleanStorageTemp !== false) await storage.cleanTempFiles();
   const parser = new ParsePool({ workers: config.parse.workers, timeoutMs: config.parse.timeoutMs });
   const ingestor = new Ingestor(
     db,

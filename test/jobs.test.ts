@@ -518,6 +518,9 @@ describe('radiant worker (child process, SQLite)', function () {
       const spool = path.join(dir, 'storage', '.tmp', 'incoming');
       await fsp.mkdir(spool, { recursive: true });
       await fsp.writeFile(path.join(spool, 'in-flight.part'), 'x');
+      // And a blob serve is writing into local storage.
+      const blobTemp = path.join(dir, 'storage', '.tmp', 'put-in-flight.part');
+      await fsp.writeFile(blobTemp, 'y');
       const proc = spawn(process.execPath, [CLI, 'worker'], {
         env: { PATH: process.env.PATH ?? '/usr/bin:/bin', DATA_DIR: dir, JOB_POLL_MS: '50', LOG_LEVEL: 'info' },
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -531,6 +534,7 @@ describe('radiant worker (child process, SQLite)', function () {
       const workerSpool = path.join(dir, 'storage', '.tmp', `worker-${proc.pid}`);
       expect(fs.existsSync(workerSpool), 'its own spool directory').to.equal(true);
       expect(fs.existsSync(path.join(spool, 'in-flight.part')), 'serve spool untouched').to.equal(true);
+      expect(fs.existsSync(blobTemp), "serve's blob upload untouched").to.equal(true);
 
       const db = createDb({ client: 'sqlite', filename: path.join(dir, 'radiant.sqlite') });
       try {

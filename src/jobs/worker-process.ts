@@ -14,7 +14,7 @@ import { startJobWorker } from './start.js';
  */
 export async function runWorkerProcess(config: Config, log: Logger): Promise<void> {
   const tempDir = path.join(path.dirname(config.tempDir), `worker-${process.pid}`);
-  const core = await openCore({ ...config, tempDir }, log);
+  const core = await openCore({ ...config, tempDir }, log, { cleanStorageTemp: false });
   // A worker runs its own engine (its own llama-server, or the remote endpoint's client).
   const engine = new EngineHost(config.medgemma, log);
   engine.start();
