@@ -53,7 +53,8 @@ describe('job queue: back-off and configuration', () => {
   });
   it('reads the JOB_* settings and refuses a stale threshold under two heartbeats', () => {
     const c = loadConfig({ JOB_POLL_MS: '250', JOB_HEARTBEAT_MS: '1000', JOB_STALE_MS: '2000', JOB_CONCURRENCY: '4', JOB_MAX_ATTEMPTS: '7' }, '/tmp');
-    expect(c.jobs).to.deep.equal({ pollMs: 250, heartbeatMs: 1000, staleMs: 2000, concurrency: 4, maxAttempts: 7 });
+    expect(c.jobs).to.deep.equal({ pollMs: 250, heartbeatMs: 1000, staleMs: 2000, concurrency: 4, maxAttempts: 7, inServe: true });
+    expect(loadConfig({ JOB_WORKER_IN_SERVE: 'off' }, '/tmp').jobs.inServe).to.equal(false);
     expect(() => loadConfig({ JOB_HEARTBEAT_MS: '1000', JOB_STALE_MS: '1500' }, '/tmp')).to.throw(ConfigError, /JOB_STALE_MS/);
     expect(() => loadConfig({ JOB_CONCURRENCY: '0' }, '/tmp')).to.throw(ConfigError, /JOB_CONCURRENCY/);
   });
