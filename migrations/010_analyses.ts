@@ -69,6 +69,8 @@ export async function up(knex: Knex): Promise<void> {
     /** Indices into the analysis' image list. */
     t.text('image_indices').notNullable();
     t.text('recommendation').nullable();
+    /** {imageIndex, box: [x0, y0, x1, y1]} in the prepared image's pixels (see the analysis' images), or null. */
+    t.text('region').nullable();
     t.index(['analysis_id'], 'findings_analysis');
   });
 

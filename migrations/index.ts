@@ -9,6 +9,7 @@ import * as m007 from './007_forwarding.js';
 import * as m008 from './008_volumes.js';
 import * as m009 from './009_jobs.js';
 import * as m010 from './010_analyses.js';
+import * as m011 from './011_reports.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -30,6 +31,7 @@ const migrations: ReadonlyArray<[string, Migration]> = [
   ['008_volumes', m008],
   ['009_jobs', m009],
   ['010_analyses', m010],
+  ['011_reports', m011],
 ];
 
 /** Every migration's name, in the order they apply. */

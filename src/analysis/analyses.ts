@@ -13,6 +13,8 @@ export interface AnalysisImageRef {
   sopInstanceUid: string;
   frameNumber: number;
   seriesInstanceUid: string;
+  /** Where the source image sits in the prepared square (for mapping regions back): scale and offset. */
+  placement?: { left: number; top: number; width: number; height: number; rows: number; columns: number };
 }
 
 export interface AnalysisTimings {
@@ -37,6 +39,7 @@ export interface Finding {
   confidence: number;
   imageIndices: number[];
   recommendation: string | null;
+  region: { imageIndex: number; box: [number, number, number, number] } | null;
 }
 
 export interface Measurement {
@@ -236,6 +239,7 @@ interface FindingRow {
   confidence: number;
   image_indices: string;
   recommendation: string | null;
+  region: string | null;
 }
 interface MeasurementRow {
   idx: number;
@@ -256,6 +260,7 @@ function findingFromRow(f: FindingRow): Finding {
     confidence: Number(f.confidence),
     imageIndices: parse<number[]>(f.image_indices, []),
     recommendation: f.recommendation,
+    region: parse<Finding['region']>(f.region, null),
   };
 }
 
@@ -337,6 +342,7 @@ export async function storeOutcome(db: Db, id: number, o: AnalysisOutcome, now =
       confidence: f.confidence,
       image_indices: JSON.stringify(f.image_indices),
       recommendation: f.recommendation || null,
+      region: f.region ? JSON.stringify(f.region) : null,
     }));
     if (findings.length) await trx('findings').insert(findings);
     const measurements = o.answer.measurements.map((m, idx) => ({

@@ -16,6 +16,8 @@ export interface FindingsLimits {
   maxText: number;
   /** Images the model may cite (indices run 0..imageCount-1). */
   imageCount: number;
+  /** Side of the square images sent, in pixels (regions are given in those coordinates). */
+  imageSize: number;
 }
 
 export function findingsJsonSchema(l: FindingsLimits): JsonSchema {
@@ -39,8 +41,26 @@ export function findingsJsonSchema(l: FindingsLimits): JsonSchema {
             confidence_percent: { type: 'integer', minimum: 0, maximum: 100 },
             image_indices: { type: 'array', maxItems: 8, items: { type: 'integer', minimum: 0, maximum: Math.max(0, l.imageCount - 1) } },
             recommendation: text(),
+            // Where on one of the images, when the model can say: a box in that image's pixels.
+            region: {
+              anyOf: [
+                { type: 'null' },
+                {
+                  type: 'object',
+                  properties: {
+                    image_index: { type: 'integer', minimum: 0, maximum: Math.max(0, l.imageCount - 1) },
+                    x_min: { type: 'integer', minimum: 0, maximum: l.imageSize - 1 },
+                    y_min: { type: 'integer', minimum: 0, maximum: l.imageSize - 1 },
+                    x_max: { type: 'integer', minimum: 0, maximum: l.imageSize - 1 },
+                    y_max: { type: 'integer', minimum: 0, maximum: l.imageSize - 1 },
+                  },
+                  required: ['image_index', 'x_min', 'y_min', 'x_max', 'y_max'],
+                  additionalProperties: false,
+                },
+              ],
+            },
           },
-          required: ['description', 'anatomical_location', 'laterality', 'category', 'severity', 'confidence_percent', 'image_indices', 'recommendation'],
+          required: ['description', 'anatomical_location', 'laterality', 'category', 'severity', 'confidence_percent', 'image_indices', 'recommendation', 'region'],
           additionalProperties: false,
         },
       },
@@ -77,6 +97,10 @@ const finding = z.object({
   confidence_percent: z.number().int(),
   image_indices: z.array(z.number().int()),
   recommendation: z.string(),
+  region: z
+    .object({ image_index: z.number().int(), x_min: z.number().int(), y_min: z.number().int(), x_max: z.number().int(), y_max: z.number().int() })
+    .nullable()
+    .optional(),
 });
 
 const measurement = z.object({
@@ -105,6 +129,8 @@ export interface ModelFinding {
   confidence: number;
   image_indices: number[];
   recommendation: string;
+  /** A box on image `imageIndex`, in the prepared (square) image's pixels; null when none or invalid. */
+  region: { imageIndex: number; box: [number, number, number, number] } | null;
 }
 
 export interface ModelMeasurement {
@@ -128,15 +154,22 @@ export interface ModelAnswer {
  * Parses the model's JSON into the stored shape: confidence 0–1, image indices only within the
  * list sent (never trusted), measurements with a non-finite value dropped.
  */
-export function readModelAnswer(json: unknown, imageCount: number): ModelAnswer {
+export function readModelAnswer(json: unknown, imageCount: number, imageSize = Number.POSITIVE_INFINITY): ModelAnswer {
   const a = rawAnswer.parse(json);
   const flags: string[] = [];
   const findings = a.findings.map((f) => {
-    const { confidence_percent, ...rest } = f;
+    const { confidence_percent, region: r, ...rest } = f;
     if (confidence_percent < 0 || confidence_percent > 100) flags.push('confidence_clamped');
     const indices = [...new Set(f.image_indices.filter((i) => i >= 0 && i < imageCount))];
     if (indices.length !== f.image_indices.length) flags.push('image_indices_dropped');
-    return { ...rest, confidence: Math.min(100, Math.max(0, confidence_percent)) / 100, image_indices: indices };
+    let region: ModelFinding['region'] = null;
+    if (r) {
+      const inside = (v: number) => v >= 0 && v < imageSize;
+      const ok = r.image_index >= 0 && r.image_index < imageCount && [r.x_min, r.y_min, r.x_max, r.y_max].every(inside) && r.x_max > r.x_min && r.y_max > r.y_min;
+      if (ok) region = { imageIndex: r.image_index, box: [r.x_min, r.y_min, r.x_max, r.y_max] };
+      else flags.push('region_dropped');
+    }
+    return { ...rest, confidence: Math.min(100, Math.max(0, confidence_percent)) / 100, image_indices: indices, region };
   });
   const measurements = a.measurements.filter((m) => Number.isFinite(m.value));
   if (measurements.length !== a.measurements.length) flags.push('non_finite_measurement_dropped');

@@ -10,7 +10,8 @@ import { EngineError, type Engine } from '../medgemma/engine.js';
 import type { EngineStatus } from '../medgemma/engine-host.js';
 import { buildPrompt, PromptError } from '../medgemma/prompts/index.js';
 import type { BlobStorage } from '../../storage/types.js';
-import { assembleVolume, loadStudySeries, saveVolume, selectSeries, type AssembledVolume } from '../volumes/index.js';
+import { assembleVolume, loadStudySeries, saveVolume, selectSeries, type AssembledVolume, type SliceHeader } from '../volumes/index.js';
+import { placement } from './pixels-fit.js';
 import { getAnalysis, markAnalysis, storeOutcome, updateAnalysis, type Analysis, type AnalysisImageRef } from './analyses.js';
 import { findingsJsonSchema, readModelAnswer } from './findings-schema.js';
 import { prepareImages } from './prepare-images.js';
@@ -125,24 +126,29 @@ export async function runAnalysisJob(deps: PipelineDeps, job: JobRow<AnalysisJob
       signal: ctx.signal,
     });
     timings.prepareMs = Date.now() - t1;
-    const images: AnalysisImageRef[] = prepared.images.map((im, index) => ({
-      index,
-      sopInstanceUid: im.sopInstanceUid,
-      frameNumber: im.frameNumber,
-      seriesInstanceUid: vol.seriesInstanceUid,
-    }));
+    const headers = new Map(vol.slices.map((s) => [`${s.sopInstanceUid}|${s.frameNumber}`, s]));
+    const images: AnalysisImageRef[] = prepared.images.map((im, index) => {
+      const h = headers.get(`${im.sopInstanceUid}|${im.frameNumber}`);
+      return {
+        index,
+        sopInstanceUid: im.sopInstanceUid,
+        frameNumber: im.frameNumber,
+        seriesInstanceUid: vol.seriesInstanceUid,
+        ...(h ? { placement: { ...placement(h.columns, h.rows, pixelAspectOf(h), deps.config.imageSize), rows: h.rows, columns: h.columns } } : {}),
+      };
+    });
 
     const pc = await promptContext(db, deps.storage, analysis, vol, selection.selected, images.length);
     const prompt = buildPrompt(analysis.analysisType, pc.context);
 
     await progress('inference', 50);
     const t2 = Date.now();
-    const schema = findingsJsonSchema({ maxFindings: deps.config.maxFindings, maxText: deps.config.maxText, imageCount: images.length });
+    const schema = findingsJsonSchema({ maxFindings: deps.config.maxFindings, maxText: deps.config.maxText, imageCount: images.length, imageSize: deps.config.imageSize });
     const result = await engine.analyze({ images: prepared.images.map((i) => i.png), prompt: prompt.text, schema, maxTokens: deps.config.maxTokens, signal: ctx.signal });
     timings.inferenceMs = Date.now() - t2;
     let answer;
     try {
-      answer = readModelAnswer(result.json, images.length);
+      answer = readModelAnswer(result.json, images.length, deps.config.imageSize);
     } catch (err) {
       throw new Final(`model answer does not match the findings schema: ${errorMessage(err)}`, err);
     }
@@ -186,6 +192,12 @@ export async function runAnalysisJob(deps: PipelineDeps, job: JobRow<AnalysisJob
     await recordFailure(deps, analysis, job, err, ctx.signal);
     throw translate(err, ctx.signal);
   }
+}
+
+/** Pixel width / height, as image preparation computes it (PixelSpacing is [row, column] spacing). */
+function pixelAspectOf(h: SliceHeader): number {
+  const s = h.pixelSpacing ?? h.imagerPixelSpacing;
+  return s && s[0] > 0 && s[1] > 0 ? s[1] / s[0] : 1;
 }
 
 async function studyChanged(db: Db, studyInstanceUid: string, sourceReceivedAt: string): Promise<boolean> {

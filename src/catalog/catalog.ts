@@ -155,7 +155,9 @@ export async function indexInstanceIn(trx: Knex.Transaction, rec: InstanceRecord
         'referring_physician_name',
         'study_description',
         'study_id',
-        'last_received_at',
+        // The node's own AI results are not arrivals: they must not re-open the study for
+        // the analysis pipeline's study-stable clock.
+        ...(rec.instance.source === 'ai' ? [] : ['last_received_at']),
       ],
     );
 

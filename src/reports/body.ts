@@ -1,0 +1,198 @@
+import { z } from 'zod';
+import { newUid } from '../dicom/new-uid.js';
+import type { Analysis } from '../analysis/analyses.js';
+import { CATEGORIES, LATERALITIES, SEVERITIES } from '../analysis/findings-schema.js';
+
+/**
+ * The part of a report a radiologist edits, kept as JSON on the report and in every version.
+ * Findings keep their tracking UID across edits (the SR's TrackingUniqueIdentifier), and the
+ * model's confidence only while the finding's text is still the model's.
+ */
+
+export interface BodyFinding {
+  number: number;
+  trackingUid: string;
+  description: string;
+  anatomicalLocation: string | null;
+  laterality: (typeof LATERALITIES)[number] | null;
+  category: (typeof CATEGORIES)[number] | null;
+  severity: (typeof SEVERITIES)[number] | null;
+  confidence: number | null;
+  /** Indices into the analysis' image list. */
+  imageIndices: number[];
+  /** In the prepared image's pixels of image `imageIndex`, as the model gave it. */
+  region: { imageIndex: number; box: [number, number, number, number] } | null;
+  recommendation: string | null;
+  /** Who wrote the finding's current text. */
+  author: 'ai' | 'radiologist';
+}
+
+export interface BodyMeasurement {
+  findingNumber: number | null;
+  quantity: string;
+  value: number;
+  unit: string;
+}
+
+export interface ReportBody {
+  clinicalIndication: string | null;
+  technique: string;
+  findings: BodyFinding[];
+  measurements: BodyMeasurement[];
+  impression: string;
+  comparison: string | null;
+  limitations: string | null;
+}
+
+export function bodyFromAnalysis(a: Analysis, technique: string): ReportBody {
+  const findings = (a.findings ?? []).map(
+    (f, i): BodyFinding => ({
+      number: i + 1,
+      trackingUid: newUid(),
+      description: f.description,
+      anatomicalLocation: f.anatomicalLocation,
+      laterality: (LATERALITIES as readonly string[]).includes(f.laterality ?? '') ? (f.laterality as BodyFinding['laterality']) : null,
+      category: (CATEGORIES as readonly string[]).includes(f.category ?? '') ? (f.category as BodyFinding['category']) : null,
+      severity: (SEVERITIES as readonly string[]).includes(f.severity ?? '') ? (f.severity as BodyFinding['severity']) : null,
+      confidence: f.confidence,
+      imageIndices: f.imageIndices,
+      region: f.region,
+      recommendation: f.recommendation,
+      author: 'ai',
+    }),
+  );
+  // Measurements name their finding in words; link them when the words match a finding's.
+  const measurements = (a.measurements ?? []).map((m) => {
+    const match = findings.find((f) => m.finding && f.description.toLowerCase().includes(m.finding.toLowerCase()));
+    return { findingNumber: match?.number ?? null, quantity: m.quantity, value: m.value, unit: m.unit };
+  });
+  return {
+    clinicalIndication: a.clinicalIndication,
+    technique,
+    findings,
+    measurements,
+    impression: a.impression ?? '',
+    comparison: a.comparison || null,
+    limitations: a.technicalLimitations || null,
+  };
+}
+
+const text = (max: number) => z.string().max(max);
+
+const findingEdit = z
+  .object({
+    /** An existing finding's number; absent for a new finding. */
+    number: z.number().int().positive().optional(),
+    description: text(4000).min(1),
+    anatomical_location: text(256).nullable().optional(),
+    laterality: z.enum(LATERALITIES).nullable().optional(),
+    category: z.enum(CATEGORIES).nullable().optional(),
+    severity: z.enum(SEVERITIES).nullable().optional(),
+    recommendation: text(4000).nullable().optional(),
+  })
+  .strict();
+
+export const bodyPatch = z
+  .object({
+    impression: text(20_000).optional(),
+    comparison: text(20_000).nullable().optional(),
+    limitations: text(20_000).nullable().optional(),
+    clinical_indication: text(4000).nullable().optional(),
+    /** The whole list after the edit: findings left out are removed. */
+    findings: z.array(findingEdit).max(200).optional(),
+    measurements: z
+      .array(z.object({ finding_number: z.number().int().positive().nullable().optional(), quantity: text(128).min(1), value: z.number().finite(), unit: text(32).min(1) }).strict())
+      .max(500)
+      .optional(),
+  })
+  .strict()
+  .refine((p) => Object.keys(p).length > 0, 'nothing to change');
+
+export type BodyPatch = z.infer<typeof bodyPatch>;
+
+export interface Change {
+  field: string;
+  from: unknown;
+  to: unknown;
+}
+
+/** The body after a patch, and what changed (for the version record and the audit trail). */
+export function applyPatch(body: ReportBody, p: BodyPatch): { body: ReportBody; changes: Change[] } {
+  const next: ReportBody = structuredClone(body);
+  const changes: Change[] = [];
+  const set = <K extends 'impression' | 'comparison' | 'limitations' | 'clinicalIndication'>(field: K, value: ReportBody[K] | undefined) => {
+    if (value === undefined || value === next[field]) return;
+    changes.push({ field, from: next[field], to: value });
+    next[field] = value;
+  };
+  set('impression', p.impression);
+  set('comparison', p.comparison);
+  set('limitations', p.limitations);
+  set('clinicalIndication', p.clinical_indication);
+  if (p.findings) {
+    const byNumber = new Map(body.findings.map((f) => [f.number, f]));
+    const kept = new Set<number>();
+    const out: BodyFinding[] = [];
+    for (const e of p.findings) {
+      const old = e.number !== undefined ? byNumber.get(e.number) : undefined;
+      if (e.number !== undefined && !old) throw new BodyPatchError(`finding ${e.number} does not exist`);
+      if (old) kept.add(old.number);
+      const f: BodyFinding = old
+        ? {
+            ...old,
+            description: e.description,
+            anatomicalLocation: e.anatomical_location === undefined ? old.anatomicalLocation : e.anatomical_location,
+            laterality: e.laterality === undefined ? old.laterality : e.laterality,
+            category: e.category === undefined ? old.category : e.category,
+            severity: e.severity === undefined ? old.severity : e.severity,
+            recommendation: e.recommendation === undefined ? old.recommendation : e.recommendation,
+          }
+        : {
+            number: 0,
+            trackingUid: newUid(),
+            description: e.description,
+            anatomicalLocation: e.anatomical_location ?? null,
+            laterality: e.laterality ?? null,
+            category: e.category ?? null,
+            severity: e.severity ?? null,
+            confidence: null,
+            imageIndices: [],
+            region: null,
+            recommendation: e.recommendation ?? null,
+            author: 'radiologist',
+          };
+      if (old && JSON.stringify({ ...old, number: 0 }) !== JSON.stringify({ ...f, number: 0 })) {
+        // The radiologist's words now: the model's confidence no longer describes them.
+        if (old.description !== f.description) Object.assign(f, { author: 'radiologist', confidence: null });
+        changes.push({ field: `finding ${old.number}`, from: old.description, to: f.description });
+      }
+      if (!old) changes.push({ field: 'finding (new)', from: null, to: f.description });
+      out.push(f);
+    }
+    for (const f of body.findings) if (!kept.has(f.number)) changes.push({ field: `finding ${f.number}`, from: f.description, to: null });
+    // Renumber in the given order; tracking UIDs stay with their findings.
+    const renumber = new Map<number, number>();
+    out.forEach((f, i) => {
+      if (f.number) renumber.set(f.number, i + 1);
+      f.number = i + 1;
+    });
+    next.findings = out;
+    next.measurements = next.measurements
+      .map((m) => ({ ...m, findingNumber: m.findingNumber === null ? null : (renumber.get(m.findingNumber) ?? null) }));
+  }
+  if (p.measurements) {
+    const ms = p.measurements.map((m) => ({ findingNumber: m.finding_number ?? null, quantity: m.quantity, value: m.value, unit: m.unit }));
+    for (const m of ms) if (m.findingNumber !== null && !next.findings.some((f) => f.number === m.findingNumber)) throw new BodyPatchError(`measurement names finding ${m.findingNumber}, which does not exist`);
+    if (JSON.stringify(ms) !== JSON.stringify(next.measurements)) changes.push({ field: 'measurements', from: next.measurements.length, to: ms.length });
+    next.measurements = ms;
+  }
+  return { body: next, changes };
+}
+
+export class BodyPatchError extends Error {
+  readonly status = 422;
+  constructor(message: string) {
+    super(message);
+    this.name = 'BodyPatchError';
+  }
+}

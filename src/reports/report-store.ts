@@ -1,0 +1,204 @@
+import type { Knex } from 'knex';
+import type { Db } from '../db/connection.js';
+import type { ReportState } from './content.js';
+import type { Change, ReportBody } from './body.js';
+
+export interface Report {
+  id: number;
+  studyInstanceUid: string;
+  analysisId: number;
+  state: ReportState;
+  version: number;
+  includeAiDisclaimer: boolean;
+  body: ReportBody;
+  createdBy: string | null;
+  signedBy: string | null;
+  signerName: string | null;
+  signedAt: string | null;
+  srSopInstanceUid: string | null;
+  pdfSopInstanceUid: string | null;
+  srSeriesInstanceUid: string | null;
+  pdfSeriesInstanceUid: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface ReportVersion {
+  version: number;
+  state: ReportState;
+  action: 'create' | 'edit' | 'sign' | 'amend';
+  changedBy: string | null;
+  changedAt: string;
+  changes: Change[];
+  body: ReportBody;
+  reason: string | null;
+  srSopInstanceUid: string | null;
+  pdfSopInstanceUid: string | null;
+}
+
+interface ReportRow {
+  id: number;
+  study_instance_uid: string;
+  analysis_id: number;
+  state: ReportState;
+  version: number;
+  include_ai_disclaimer: boolean | number;
+  content: string;
+  created_by: string | null;
+  signed_by: string | null;
+  signer_name: string | null;
+  signed_at: string | Date | null;
+  sr_sop_instance_uid: string | null;
+  pdf_sop_instance_uid: string | null;
+  sr_series_instance_uid: string | null;
+  pdf_series_instance_uid: string | null;
+  created_at: string | Date;
+  updated_at: string | Date;
+}
+
+const iso = (v: string | Date | null): string | null => (v === null ? null : new Date(v).toISOString());
+
+function fromRow(r: ReportRow): Report {
+  return {
+    id: Number(r.id),
+    studyInstanceUid: r.study_instance_uid,
+    analysisId: Number(r.analysis_id),
+    state: r.state,
+    version: Number(r.version),
+    includeAiDisclaimer: Boolean(r.include_ai_disclaimer),
+    body: JSON.parse(r.content) as ReportBody,
+    createdBy: r.created_by,
+    signedBy: r.signed_by,
+    signerName: r.signer_name,
+    signedAt: iso(r.signed_at),
+    srSopInstanceUid: r.sr_sop_instance_uid,
+    pdfSopInstanceUid: r.pdf_sop_instance_uid,
+    srSeriesInstanceUid: r.sr_series_instance_uid,
+    pdfSeriesInstanceUid: r.pdf_series_instance_uid,
+    createdAt: iso(r.created_at) ?? '',
+    updatedAt: iso(r.updated_at) ?? '',
+  };
+}
+
+export async function getReport(db: Db | Knex.Transaction, id: number): Promise<Report | undefined> {
+  const r = (await db('reports').where({ id }).first()) as ReportRow | undefined;
+  return r && fromRow(r);
+}
+
+export async function listStudyReports(db: Db, studyInstanceUid: string): Promise<Report[]> {
+  return ((await db('reports').where({ study_instance_uid: studyInstanceUid }).orderBy('id', 'desc')) as ReportRow[]).map(fromRow);
+}
+
+export async function listVersions(db: Db, reportId: number): Promise<ReportVersion[]> {
+  const rows = (await db('report_versions').where({ report_id: reportId }).orderBy('version')) as Array<{
+    version: number;
+    state: ReportState;
+    action: ReportVersion['action'];
+    changed_by: string | null;
+    changed_at: string | Date;
+    changes: string;
+    content: string;
+    reason: string | null;
+    sr_sop_instance_uid: string | null;
+    pdf_sop_instance_uid: string | null;
+  }>;
+  return rows.map((r) => ({
+    version: Number(r.version),
+    state: r.state,
+    action: r.action,
+    changedBy: r.changed_by,
+    changedAt: iso(r.changed_at) ?? '',
+    changes: JSON.parse(r.changes) as Change[],
+    body: JSON.parse(r.content) as ReportBody,
+    reason: r.reason,
+    srSopInstanceUid: r.sr_sop_instance_uid,
+    pdfSopInstanceUid: r.pdf_sop_instance_uid,
+  }));
+}
+
+export interface NewReport {
+  studyInstanceUid: string;
+  analysisId: number;
+  includeAiDisclaimer: boolean;
+  body: ReportBody;
+  createdBy: string | null;
+  srSeriesInstanceUid: string;
+  pdfSeriesInstanceUid: string;
+}
+
+export async function insertReport(trx: Knex.Transaction, r: NewReport, now: Date): Promise<number> {
+  const [row] = await trx('reports')
+    .insert({
+      study_instance_uid: r.studyInstanceUid,
+      analysis_id: r.analysisId,
+      state: 'draft',
+      version: 1,
+      include_ai_disclaimer: r.includeAiDisclaimer,
+      content: JSON.stringify(r.body),
+      created_by: r.createdBy,
+      sr_series_instance_uid: r.srSeriesInstanceUid,
+      pdf_series_instance_uid: r.pdfSeriesInstanceUid,
+      created_at: now.toISOString(),
+      updated_at: now.toISOString(),
+    })
+    .returning('id');
+  return Number(typeof row === 'object' ? (row as { id: number }).id : row);
+}
+
+export interface VersionWrite {
+  reportId: number;
+  /** The version the change was made on: a concurrent change in between makes this fail. */
+  expectedVersion: number;
+  state: ReportState;
+  action: ReportVersion['action'];
+  by: string | null;
+  changes: Change[];
+  body: ReportBody;
+  reason?: string | null;
+  signer?: { username: string; name: string; at: string } | null;
+}
+
+export class ReportConflictError extends Error {
+  readonly status = 409;
+  constructor(message: string) {
+    super(message);
+    this.name = 'ReportConflictError';
+  }
+}
+
+/** Writes a new version (optimistic: only on top of expectedVersion), returns its number. */
+export async function writeVersion(trx: Knex.Transaction, w: VersionWrite, now: Date): Promise<number> {
+  const version = w.expectedVersion + (w.action === 'create' ? 0 : 1);
+  if (w.action !== 'create') {
+    const n = await trx('reports')
+      .where({ id: w.reportId, version: w.expectedVersion })
+      .update({
+        state: w.state,
+        version,
+        content: JSON.stringify(w.body),
+        updated_at: now.toISOString(),
+        ...(w.signer ? { signed_by: w.signer.username, signer_name: w.signer.name, signed_at: w.signer.at } : {}),
+      });
+    if (n === 0) throw new ReportConflictError(`report ${w.reportId} changed since version ${w.expectedVersion}: reload and try again`);
+  }
+  await trx('report_versions').insert({
+    report_id: w.reportId,
+    version,
+    state: w.state,
+    action: w.action,
+    changed_by: w.by,
+    changed_at: now.toISOString(),
+    changes: JSON.stringify(w.changes),
+    content: JSON.stringify(w.body),
+    reason: w.reason ?? null,
+  });
+  return version;
+}
+
+/** Records the DICOM objects published for a version (and makes them the report's current ones). */
+export async function setPublished(db: Db, reportId: number, version: number, sr: string, pdf: string): Promise<void> {
+  await db.transaction(async (trx) => {
+    await trx('report_versions').where({ report_id: reportId, version }).update({ sr_sop_instance_uid: sr, pdf_sop_instance_uid: pdf });
+    await trx('reports').where({ id: reportId, version }).update({ sr_sop_instance_uid: sr, pdf_sop_instance_uid: pdf });
+  });
+}
