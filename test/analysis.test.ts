@@ -5,7 +5,7 @@ import { writeTinyModels } from '../fixtures/tiny-model.js';
 import { makeCtSeries } from '../fixtures/generate.js';
 import { ensureLlamaServer } from '../src/medgemma/build-llama.js';
 import type { EngineStatus } from '../src/medgemma/engine-host.js';
-import { CATEGORIES, LATERALITIES, SEVERITIES } from '../src/analysis/findings-schema.js';
+import { CATEGORIES, LATERALITIES, SEVERITIES, findingsJsonSchema, readModelAnswer } from '../src/analysis/findings-schema.js';
 import { parseAutoRules, ruleMatches } from '../src/analysis/auto-rules.js';
 import { buildPrompt, describeAge } from '../src/medgemma/prompts/index.js';
 import { loadConfig } from '../src/config.js';
@@ -102,6 +102,43 @@ describe('Analysis pipeline (pure parts)', function () {
     expect(describeAge('064Y', undefined, undefined)).to.equal('64-year-old');
     expect(describeAge(undefined, '19600510', '20240509')).to.equal('63-year-old');
     expect(describeAge(undefined, undefined, '20240509')).to.equal('age unknown');
+  });
+
+  it('reads the model answer: percent confidence to 0–1, regions checked, image indices and non-finite values dropped', function () {
+    const finding = (over: Record<string, unknown>) => ({
+      description: 'opacity',
+      anatomical_location: 'right lower lobe',
+      laterality: 'right',
+      category: 'abnormal',
+      severity: 'mild',
+      confidence_percent: 70,
+      image_indices: [0, 3, 3, 99],
+      recommendation: '',
+      region: { image_index: 3, x_min: 10, y_min: 20, x_max: 110, y_max: 220 },
+      ...over,
+    });
+    const a = readModelAnswer(
+      {
+        findings: [finding({}), finding({ confidence_percent: 250, region: { image_index: 3, x_min: 50, y_min: 20, x_max: 40, y_max: 30 } }), finding({ region: null })],
+        measurements: [{ finding: 'opacity', quantity: 'diameter', value: 12.5, unit: 'mm' }, { finding: 'x', quantity: 'y', value: Infinity, unit: 'mm' }],
+        impression: 'i',
+        comparison_with_prior: '',
+        technical_limitations: '',
+      },
+      10,
+      896,
+    );
+    expect(a.findings[0]).to.include({ confidence: 0.7 });
+    expect(a.findings[0]!.image_indices).to.deep.equal([0, 3]);
+    expect(a.findings[0]!.region).to.deep.equal({ imageIndex: 3, box: [10, 20, 110, 220] });
+    expect(a.findings[1]!.confidence).to.equal(1);
+    expect(a.findings[1]!.region).to.equal(null);
+    expect(a.findings[2]!.region).to.equal(null);
+    expect(a.measurements).to.deep.equal([{ finding: 'opacity', quantity: 'diameter', value: 12.5, unit: 'mm' }]);
+    expect(a.flags).to.include.members(['image_indices_dropped', 'confidence_clamped', 'region_dropped', 'non_finite_measurement_dropped']);
+    expect(() => readModelAnswer({ findings: [finding({ laterality: 'upper' })], measurements: [], impression: '', comparison_with_prior: '', technical_limitations: '' }, 10, 896)).to.throw();
+    const schema = findingsJsonSchema({ maxFindings: 3, maxText: 50, imageCount: 10, imageSize: 896 });
+    expect(JSON.stringify(schema)).to.include('"maximum":895').and.include('"maxItems":3');
   });
 
   it('AUTO_ANALYZE rules are checked at start-up and match on modality, body part, AE and description', function () {
