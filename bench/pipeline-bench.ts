@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { makeCtSeries } from '../fixtures/generate.js';
-import { writeTinyModels } from '../fixtures/tiny-model.js';
+import { tinyEngineEnv, writeTinyModels } from '../fixtures/tiny-model.js';
 import { openCore, startNode, type Core } from '../src/app.js';
 import { getAnalysis } from '../src/analysis/analyses.js';
 import { closeImagePrep, prepareImages } from '../src/analysis/prepare-images.js';
@@ -110,13 +110,7 @@ async function jobBench(ctDir: string): Promise<void> {
       DATA_DIR: dir,
       DICOM_PORT: '0',
       HTTP_PORT: '0',
-      MEDGEMMA_MODEL_PATH: models,
-      MEDGEMMA_DEVICE: 'cpu',
-      MEDGEMMA_THREADS: '1',
-      MEDGEMMA_CONTEXT: '4096',
-      ANALYSIS_MAX_FINDINGS: '2',
-      ANALYSIS_MAX_TEXT: '24',
-      ANALYSIS_MAX_TOKENS: '3000',
+      ...tinyEngineEnv(models),
       JOB_POLL_MS: '100',
     },
     dir,

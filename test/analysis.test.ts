@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
 import fsp from 'node:fs/promises';
-import { writeTinyModels } from '../fixtures/tiny-model.js';
+import { tinyEngineEnv, writeTinyModels } from '../fixtures/tiny-model.js';
 import { makeCtSeries } from '../fixtures/generate.js';
 import { ensureLlamaServer } from '../src/medgemma/build-llama.js';
 import type { EngineStatus } from '../src/medgemma/engine-host.js';
@@ -41,13 +41,6 @@ interface AnalysisView {
   impression: string | null;
   timings: Record<string, number>;
 }
-
-const SMALL_ANSWERS = {
-  // The random model fills every string to its maxLength: keep answers short so they fit.
-  ANALYSIS_MAX_FINDINGS: '2',
-  ANALYSIS_MAX_TEXT: '24',
-  ANALYSIS_MAX_TOKENS: '3000',
-};
 
 async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms = 180_000, everyMs = 100): Promise<T> {
   const deadline = Date.now() + ms;
@@ -232,7 +225,7 @@ describe('Analysis pipeline (real llama-server, tiny Gemma 3)', function () {
     if (modelDir) await fsp.rm(modelDir, { recursive: true, force: true });
   });
 
-  const modelEnv = () => ({ MEDGEMMA_MODEL_PATH: modelDir, MEDGEMMA_DEVICE: 'cpu', MEDGEMMA_THREADS: '1', MEDGEMMA_CONTEXT: '4096', ...SMALL_ANSWERS });
+  const modelEnv = () => tinyEngineEnv(modelDir);
 
   describe('automatic: the corpus CT through storescu', function () {
     let node: TestNode;

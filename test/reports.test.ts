@@ -1,0 +1,278 @@
+import { expect } from 'chai';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import dcmjs from 'dcmjs';
+import { tinyEngineEnv, writeTinyModels } from '../fixtures/tiny-model.js';
+import { ensureLlamaServer } from '../src/medgemma/build-llama.js';
+import { createRemoteNode } from '../src/nodes/remote-nodes.js';
+import { createUser } from '../src/auth/users.js';
+import { apiClient, auditRows, type ApiClient } from './helpers/api.js';
+import { corpusDir } from './helpers/corpus.js';
+import { runTool, startStorescp, storescu } from './helpers/dcmtk.js';
+import { baseUrl, bearer, tokenFor } from './helpers/http.js';
+import { freePort, listFiles, startTestNode, tempDir, type TestNode } from './helpers/node.js';
+
+/**
+ * Publishing AI results, end to end on real parts: the corpus CT by storescu, an analysis by the
+ * real llama-server (tiny model), a draft report published as Comprehensive 3D SR + Encapsulated
+ * PDF through the node's own ingest path (QIDO-RS, WADO-RS), checked by DCMTK dsrdump, dicom3tools
+ * dciodvfy and poppler; a radiologist edits and signs; the verified SR and final PDF replace the
+ * draft (which stays, named as predecessor) and are forwarded to a DCMTK storescp.
+ */
+
+interface ReportView {
+  id: number;
+  state: string;
+  version: number;
+  ai_draft: boolean;
+  findings: Array<{ number: number; tracking_uid: string; description: string; author: string; confidence: number | null }>;
+  impression: string;
+  signed_by: string | null;
+  dicom: { sr: { sop_instance_uid: string; series_instance_uid: string } | null; pdf: { sop_instance_uid: string; series_instance_uid: string } | null };
+  versions?: Array<{ version: number; state: string; action: string; changed_by: string; changes: Array<{ field: string }>; sr_sop_instance_uid: string | null }>;
+}
+
+type Naturalized = Record<string, unknown> & {
+  VerificationFlag?: string;
+  CompletionFlag?: string;
+  StudyInstanceUID?: string;
+  SOPClassUID?: string;
+  PredecessorDocumentsSequence?: Array<{ ReferencedSeriesSequence?: Array<{ ReferencedSOPSequence?: Array<{ ReferencedSOPInstanceUID?: string }> }> }>;
+  VerifyingObserverSequence?: Array<{ VerifyingObserverName?: unknown }>;
+};
+
+function naturalize(bytes: Buffer): Naturalized {
+  const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) as ArrayBuffer;
+  const dict = dcmjs.data.DicomMessage.readFile(ab).dict;
+  return dcmjs.data.DicomMetaDictionary.naturalizeDataset(dict) as Naturalized;
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, ms = 180_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
+
+describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding, exports', function () {
+  this.timeout(900_000);
+  let node: TestNode;
+  let modelDir: string;
+  let scp: { port: number; dir: string; stop(): Promise<void> };
+  let radiologist: ApiClient;
+  let studyUid = '';
+  let analysisId = 0;
+  let report: ReportView;
+  let draftSr = '';
+  let draftPdf = '';
+  const work: string[] = [];
+
+  before(async function () {
+    await ensureLlamaServer({ cuda: false });
+    modelDir = await tempDir('reports-model');
+    writeTinyModels(modelDir, { seed: 9 });
+    node = await startTestNode({
+      ...tinyEngineEnv(modelDir),
+      JOB_POLL_MS: '200',
+      FORWARD_SETTLE_MS: '100',
+      FORWARD_POLL_MS: '200',
+    });
+    const dest = await tempDir('reports-dest');
+    const port = await freePort();
+    scp = { ...(await startStorescp(port, dest, { aeTitle: 'REPORT_PACS' })), port, dir: dest };
+    // Forward the node's AI results (and only those) to the PACS.
+    const pacs = await createRemoteNode(node.db, { aeTitle: 'REPORT_PACS', host: '127.0.0.1', port, tls: false, description: 'reports PACS', allowQueryRetrieve: false, stowUrl: null, stowAuthorization: null });
+    const admin = apiClient(node, await tokenFor(node, 'admin'));
+    expect((await admin.post('/api/forwarding/rules', { name: 'AI results to the PACS', node_id: pacs.id, match: { aiResults: true } })).status).to.equal(201);
+
+    await createUser(node.db, { username: 'dr.mueller', password: 'correct horse battery', role: 'radiologist', fullName: 'Müller^Zoë' });
+    const login = await fetch(`${baseUrl(node)}/api/auth/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ username: 'dr.mueller', password: 'correct horse battery' }) });
+    expect(login.status).to.equal(200);
+    radiologist = apiClient(node, ((await login.json()) as { access_token: string }).access_token);
+
+    const sent = await storescu(node.dicomPort, corpusDir('ct-series-chest-99').map((e) => e.absPath));
+    expect(sent.code, sent.stderr).to.equal(0);
+    studyUid = ((await node.db('studies').first('study_instance_uid')) as { study_instance_uid: string }).study_instance_uid;
+    await waitFor('engine', async () => node.engine.status.state !== 'starting');
+    expect(node.engine.status.state, node.engine.status.error).to.equal('ready');
+    const a = await radiologist.post<{ id: number }>('/api/analysis', { study_id: studyUid, clinical_indication: 'cough' });
+    expect(a.status).to.equal(202);
+    analysisId = a.body.id;
+    const done = await waitFor('analysis', async () => {
+      const r = await radiologist.get<{ status: string; error: string | null }>(`/api/analysis/${analysisId}`);
+      return ['succeeded', 'failed', 'cancelled'].includes(r.body.status) ? r.body : undefined;
+    });
+    expect(done.status, done.error ?? '').to.equal('succeeded');
+  });
+
+  after(async () => {
+    await scp?.stop();
+    await node?.cleanup();
+    for (const d of [modelDir, scp?.dir, ...work]) if (d) await fsp.rm(d, { recursive: true, force: true });
+  });
+
+  const retrieve = async (series: string, sop: string): Promise<Buffer> => {
+    const res = await fetch(`${baseUrl(node)}/dicom-web/studies/${studyUid}/series/${series}/instances/${sop}`, { headers: { ...bearer(await tokenFor(node, 'viewer')), Accept: 'multipart/related; type="application/dicom"' } });
+    expect(res.status).to.equal(200);
+    const body = Buffer.from(await res.arrayBuffer());
+    const boundary = /boundary="?([^";]+)"?/.exec(res.headers.get('content-type') ?? '')![1]!;
+    const start = body.indexOf('\r\n\r\n') + 4;
+    const end = body.indexOf(Buffer.from(`\r\n--${boundary}`), start);
+    return body.subarray(start, end);
+  };
+
+  const validate = async (bytes: Buffer, name: string): Promise<{ dsrdump: string; dciodvfy: string }> => {
+    const dir = await tempDir('reports-check');
+    work.push(dir);
+    const file = path.join(dir, name);
+    await fsp.writeFile(file, bytes);
+    const dump = await runTool('dsrdump', ['-Ec', file]);
+    const vfy = await runTool('dciodvfy', [file]);
+    return { dsrdump: dump.stdout + dump.stderr, dciodvfy: vfy.stdout + vfy.stderr };
+  };
+
+  it('a technician cannot create or sign; a radiologist creates the draft: SR + PDF in the study', async function () {
+    const tech = apiClient(node, await tokenFor(node, 'technician'));
+    expect((await tech.post('/api/reports', { study_id: studyUid, analysis_id: analysisId })).status).to.equal(403);
+    expect((await radiologist.post('/api/reports', { study_id: studyUid, analysis_id: 999999 })).status).to.equal(404);
+    const r = await radiologist.post<ReportView>('/api/reports', { study_id: studyUid, analysis_id: analysisId, include_ai_disclaimer: true });
+    expect(r.status, JSON.stringify(r.body)).to.equal(201);
+    report = r.body;
+    expect(report).to.include({ state: 'draft', version: 1, ai_draft: true });
+    draftSr = report.dicom.sr!.sop_instance_uid;
+    draftPdf = report.dicom.pdf!.sop_instance_uid;
+
+    // QIDO-RS shows the two new series; WADO-RS returns them.
+    const series = await (await fetch(`${baseUrl(node)}/dicom-web/studies/${studyUid}/series`, { headers: bearer(await tokenFor(node, 'viewer')) })).json() as Array<Record<string, { Value?: unknown[] }>>;
+    const modalities = series.map((s) => s['00080060']?.Value?.[0]);
+    expect(modalities).to.include.members(['CT', 'SR', 'DOC']);
+    const sr = await retrieve(report.dicom.sr!.series_instance_uid, draftSr);
+    const ds = naturalize(sr);
+    expect(ds).to.include({ SOPClassUID: '1.2.840.10008.5.1.4.1.1.88.34', StudyInstanceUID: studyUid, VerificationFlag: 'UNVERIFIED', CompletionFlag: 'PARTIAL' });
+    const checked = await validate(sr, 'draft-sr.dcm');
+    expect(checked.dsrdump).to.match(/Imaging Measurement Report/);
+    expect(checked.dciodvfy, checked.dciodvfy).not.to.match(/^Error/m);
+
+    const pdfObj = await retrieve(report.dicom.pdf!.series_instance_uid, draftPdf);
+    expect(naturalize(pdfObj).SOPClassUID).to.equal('1.2.840.10008.5.1.4.1.1.104.1');
+    const pdfCheck = await validate(pdfObj, 'draft-pdf.dcm');
+    expect(pdfCheck.dciodvfy, pdfCheck.dciodvfy).not.to.match(/^Error/m);
+  });
+
+  it('exports: PDF, JSON (documented schema) and the Part 10 SR, with their media types', async function () {
+    const token = await tokenFor(node, 'viewer');
+    const pdf = await fetch(`${baseUrl(node)}/api/export/report/${report.id}/pdf`, { headers: bearer(token) });
+    expect(pdf.status).to.equal(200);
+    expect(pdf.headers.get('content-type')).to.equal('application/pdf');
+    const pdfBytes = Buffer.from(await pdf.arrayBuffer());
+    expect(pdfBytes.subarray(0, 5).toString('latin1')).to.equal('%PDF-');
+    const dir = await tempDir('reports-pdf');
+    work.push(dir);
+    await fsp.writeFile(path.join(dir, 'r.pdf'), pdfBytes);
+    expect((await runTool('pdftoppm', ['-png', '-r', '40', path.join(dir, 'r.pdf'), path.join(dir, 'page')])).code).to.equal(0);
+    expect(listFiles(dir).filter((f) => f.endsWith('.png')).length).to.be.greaterThan(0);
+    const text = (await runTool('pdftotext', [path.join(dir, 'r.pdf'), '-'])).stdout;
+    expect(text).to.match(/AI DRAFT/);
+    expect(text).to.include(report.impression.trim().slice(0, 10));
+
+    const json = await fetch(`${baseUrl(node)}/api/export/report/${report.id}/json`, { headers: bearer(token) });
+    expect(json.status).to.equal(200);
+    expect(json.headers.get('content-type')).to.match(/^application\/json/);
+    const j = (await json.json()) as { schema: string; report: ReportView; content: { findings: unknown[]; algorithm: { sha256: string } } };
+    expect(j.schema).to.match(/report\/v1$/);
+    expect(j.report.id).to.equal(report.id);
+    expect(j.content.findings).to.have.length(report.findings.length);
+    expect(j.content.algorithm.sha256).to.match(/^[0-9a-f]{64}$/);
+
+    const sr = await fetch(`${baseUrl(node)}/api/export/report/${report.id}/dicom-sr`, { headers: bearer(token) });
+    expect(sr.status).to.equal(200);
+    expect(sr.headers.get('content-type')).to.equal('application/dicom');
+    const srBytes = Buffer.from(await sr.arrayBuffer());
+    expect(srBytes.subarray(128, 132).toString('latin1')).to.equal('DICM');
+    expect(naturalize(srBytes).SOPInstanceUID).to.equal(draftSr);
+  });
+
+  it('a radiologist edits (preliminary, versioned), an admin cannot sign, the radiologist signs: verified SR, final PDF, draft kept as predecessor', async function () {
+    const edit = await radiologist.patch<ReportView>(`/api/reports/${report.id}`, {
+      impression: 'Findings suggestive of a small right lower lobe opacity; clinical correlation advised.',
+      findings: [
+        ...report.findings.map((f) => ({ number: f.number, description: f.number === 1 ? 'Small right lower lobe opacity' : f.description })),
+        { description: 'No pleural effusion', category: 'normal', laterality: 'bilateral' },
+      ],
+    });
+    expect(edit.status, JSON.stringify(edit.body)).to.equal(200);
+    expect(edit.body).to.include({ state: 'preliminary', version: 2 });
+    expect(edit.body.findings.at(-1)).to.include({ description: 'No pleural effusion', author: 'radiologist', confidence: null });
+    if (report.findings.length) {
+      expect(edit.body.findings[0]!.tracking_uid).to.equal(report.findings[0]!.tracking_uid);
+      expect(edit.body.findings[0]!.author).to.equal('radiologist');
+    }
+    const admin = apiClient(node, await tokenFor(node, 'admin'));
+    expect((await admin.post(`/api/reports/${report.id}/sign`, {})).status).to.equal(403);
+    expect((await apiClient(node, await tokenFor(node, 'technician')).post(`/api/reports/${report.id}/sign`, {})).status).to.equal(403);
+    expect((await radiologist.post(`/api/reports/${report.id}/sign?version=1`, {})).status).to.equal(409);
+
+    const signed = await radiologist.post<ReportView>(`/api/reports/${report.id}/sign`, {});
+    expect(signed.status, JSON.stringify(signed.body)).to.equal(200);
+    expect(signed.body).to.include({ state: 'final', version: 3, signed_by: 'dr.mueller', ai_draft: false });
+    const finalSr = signed.body.dicom.sr!.sop_instance_uid;
+    expect(finalSr).to.not.equal(draftSr);
+    const ds = naturalize(await retrieve(signed.body.dicom.sr!.series_instance_uid, finalSr));
+    expect(ds).to.include({ VerificationFlag: 'VERIFIED', CompletionFlag: 'COMPLETE' });
+    expect(JSON.stringify(ds.VerifyingObserverSequence)).to.include('Müller');
+    const preds = (ds.PredecessorDocumentsSequence ?? []).flatMap((s) => (s.ReferencedSeriesSequence ?? []).flatMap((x) => (x.ReferencedSOPSequence ?? []).map((y) => y.ReferencedSOPInstanceUID)));
+    expect(preds).to.include(draftSr);
+    const checked = await validate(await retrieve(signed.body.dicom.sr!.series_instance_uid, finalSr), 'final-sr.dcm');
+    expect(checked.dsrdump).to.match(/VERIFIED/);
+    expect(checked.dciodvfy, checked.dciodvfy).not.to.match(/^Error/m);
+    // The draft objects are still in the study.
+    expect(await node.db('instances').where({ sop_instance_uid: draftSr }).first()).to.not.equal(undefined);
+    expect(await node.db('instances').where({ sop_instance_uid: draftPdf }).first()).to.not.equal(undefined);
+
+    const pdf = await fetch(`${baseUrl(node)}/api/export/report/${report.id}/pdf`, { headers: bearer(await tokenFor(node, 'viewer')) });
+    const dir = await tempDir('reports-final');
+    work.push(dir);
+    await fsp.writeFile(path.join(dir, 'f.pdf'), Buffer.from(await pdf.arrayBuffer()));
+    const text = (await runTool('pdftotext', [path.join(dir, 'f.pdf'), '-'])).stdout;
+    expect(text).to.match(/FINAL/);
+    expect(text).to.include('Müller');
+    expect(text).not.to.match(/AI DRAFT/);
+    expect(text).to.include('No pleural effusion');
+
+    const full = await radiologist.get<ReportView>(`/api/reports/${report.id}`);
+    expect(full.body.versions!.map((v) => `${v.version}:${v.action}:${v.state}`)).to.deep.equal(['1:create:draft', '2:edit:preliminary', '3:sign:final']);
+    expect(full.body.versions![1]!.changed_by).to.equal('dr.mueller');
+    expect(full.body.versions![1]!.changes.map((c) => c.field)).to.include('impression');
+    for (const action of ['report.create', 'report.edit', 'report.sign']) expect((await auditRows(node, action)).filter((r) => r.outcome === 'success'), action).to.have.length(1);
+    expect((await radiologist.patch(`/api/reports/${report.id}`, { impression: 'x' })).status).to.equal(409);
+  });
+
+  it('amend: a signed report is amended with a reason, published again with the final one as predecessor', async function () {
+    const before = (await radiologist.get<ReportView>(`/api/reports/${report.id}`)).body;
+    expect((await radiologist.post(`/api/reports/${report.id}/amend`, {})).status).to.equal(400);
+    const r = await radiologist.post<ReportView>(`/api/reports/${report.id}/amend`, { reason: 'Laterality corrected', changes: { impression: 'Findings suggestive of a small left lower lobe opacity.' } });
+    expect(r.status, JSON.stringify(r.body)).to.equal(200);
+    expect(r.body).to.include({ state: 'amended', version: 4 });
+    const ds = naturalize(await retrieve(r.body.dicom.sr!.series_instance_uid, r.body.dicom.sr!.sop_instance_uid));
+    const preds = (ds.PredecessorDocumentsSequence ?? []).flatMap((s) => (s.ReferencedSeriesSequence ?? []).flatMap((x) => (x.ReferencedSOPSequence ?? []).map((y) => y.ReferencedSOPInstanceUID)));
+    expect(preds).to.include(before.dicom.sr!.sop_instance_uid);
+    expect(ds.VerificationFlag).to.equal('VERIFIED');
+  });
+
+  it('forwards the report objects (and nothing else) to the PACS', async function () {
+    const objects = await node.db('instances').where({ source: 'ai' }).select('sop_instance_uid');
+    expect(objects.length).to.equal(6); // draft, final, amended: SR + PDF each
+    await waitFor('forwarded', async () => {
+      const rows = await node.db('forward_items').where({ status: 'sent' });
+      return rows.length === objects.length ? rows : undefined;
+    }, 60_000);
+    const received = listFiles(scp.dir);
+    expect(received.length).to.equal(objects.length);
+    const uids = received.map((f) => naturalize(fs.readFileSync(f)).SOPInstanceUID);
+    expect(uids.sort()).to.deep.equal(objects.map((o: { sop_instance_uid: string }) => o.sop_instance_uid).sort());
+  });
+});
