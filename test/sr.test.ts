@@ -225,6 +225,7 @@ describe('DICOM-SR writer (TID 1500, Comprehensive 3D SR)', () => {
       expect(out).to.match(/<contains NUM:\(118565006,SCT,"Volume"\)="1.37" \(cm3,UCUM,"cubic centimeter"\)>/);
       expect(out).to.match(/<contains NUM:\(112031,DCM,"Attenuation Coefficient"\)="-812" \(\[hnsf'U\],UCUM,"Hounsfield unit"\)>/);
       expect(out).to.match(/<contains NUM:\(111012,DCM,"Certainty of Finding"\)="82" \(%,UCUM,"Percent"\)>/);
+      expect(out).to.include('<contains NUM:(131197000,SCT,"Depth")="8" (mm,UCUM,"millimeter")>');
       expect(out).to.include('<contains CODE:(246112005,SCT,"Severity")=(6736007,SCT,"Moderate")>');
       expect(out).to.include('<has concept mod CODE:(272741003,SCT,"Laterality")=(24028007,SCT,"Right")>');
       // The region of finding 1: a closed box on its image.
@@ -439,6 +440,18 @@ describe('DICOM-SR writer (TID 1500, Comprehensive 3D SR)', () => {
         expect(out).to.match(/Completion Flag\s+: PARTIAL/);
         expect(dciodvfy(p).errors).to.deep.equal([]);
       });
+    });
+
+    it('amended: COMPLETE/VERIFIED, says amended, carries the reason; passes dciodvfy', async () => {
+      const c = makeContent('amended');
+      const p = await writeTmp('amended', buildStructuredReport(c, ids(8)));
+      const { ds } = readBack(await fs.readFile(p));
+      expect(ds.CompletionFlag).to.equal('COMPLETE');
+      expect(ds.VerificationFlag).to.equal('VERIFIED');
+      expect(ds.SeriesDescription).to.equal('AI-assisted report - signed (amended)');
+      expect(findAll(ds, 'Reason for amendment')[0]!.TextValue).to.equal('Corrected laterality.');
+      expect(seq(ds.PredecessorDocumentsSequence)).to.have.length(1);
+      expect(dciodvfy(p).errors).to.deep.equal([]);
     });
 
     it('refuses content that cannot make a valid object', () => {

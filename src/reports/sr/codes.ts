@@ -1,7 +1,7 @@
 /**
  * Coded concepts the SR uses, each checked against PS3.16 (DCM, Annex D), SNOMED CT (SCT),
  * LOINC (LN) or UCUM as cited by the templates: TID 1500/1501/1410/1600/1204/1001/1002/1004/
- * 4019/300, CID 244 (laterality), CID 7005 (contributing equipment purposes), CID 29 (modality),
+ * 4019/300, CID 218 (quantitative image features), CID 244 (laterality), CID 7005 (contributing equipment purposes), CID 29 (modality),
  * CID 100 (quantitative imaging procedures).
  */
 import type { ReportFinding } from '../content.js';
@@ -154,12 +154,22 @@ export function procedureCode(modality: string): Code {
  */
 export function quantityCode(quantity: string): Code {
   const q = quantity.toLowerCase();
+  // CID 218 (Quantitative Image Feature); the most specific words first.
   if (/long(est)?[ -]?axis/.test(q)) return sct('103339001', 'Long Axis');
   if (/short(est)?[ -]?axis/.test(q)) return sct('103340004', 'Short Axis');
+  if (/major[ -]?axis/.test(q)) return sct('131187009', 'Major Axis');
+  if (/minor[ -]?axis/.test(q)) return sct('131188004', 'Minor Axis');
   if (/diameter/.test(q)) return sct('81827009', 'Diameter');
+  if (/radius/.test(q)) return sct('131190003', 'Radius');
+  if (/circumference/.test(q)) return sct('74551000', 'Circumference');
+  if (/perimeter/.test(q)) return sct('131191004', 'Perimeter');
   if (/volume/.test(q)) return sct('118565006', 'Volume');
   if (/area/.test(q)) return sct('42798000', 'Area');
-  if (/length|size|distance/.test(q)) return sct('410668003', 'Length');
+  if (/width|thickness/.test(q)) return sct('103355008', 'Width');
+  if (/depth/.test(q)) return sct('131197000', 'Depth');
+  if (/height/.test(q)) return dcm('121207', 'Height');
+  if (/distance/.test(q)) return dcm('121206', 'Distance');
+  if (/length|size/.test(q)) return sct('410668003', 'Length');
   if (/attenuation|hounsfield|\bhu\b|density/.test(q)) return dcm('112031', 'Attenuation Coefficient');
   return { value: privateCodeValue(quantity), scheme: PRIVATE_SCHEME.designator, meaning: quantity };
 }
