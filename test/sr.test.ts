@@ -454,6 +454,22 @@ describe('DICOM-SR writer (TID 1500, Comprehensive 3D SR)', () => {
       expect(dciodvfy(p).errors).to.deep.equal([]);
     });
 
+    it('a frame of a multi-frame image is referenced by its frame number; the evidence lists the instance once', async () => {
+      const c = makeContent('draft');
+      const enhanced = { sopClassUid: '1.2.840.10008.5.1.4.1.1.2.1', sopInstanceUid: newUid(), seriesInstanceUid: newUid() };
+      c.imageLibrary.push({ ...enhanced, frameNumber: 5 }, { ...enhanced, frameNumber: 6 });
+      c.findings[1]!.images = [{ ...enhanced, frameNumber: 6 }];
+      const bytes = buildStructuredReport(c, ids(9));
+      const p = await writeTmp('multiframe', bytes);
+      const out = tool('dsrdump', ['+Pu', p]).output;
+      expect(out).to.include(`<contains IMAGE:=(CTe image,"${enhanced.sopInstanceUid}",5)>`);
+      expect(out).to.include(`<contains IMAGE:(,,"Source")=(CTe image,"${enhanced.sopInstanceUid}",6)>`);
+      const evidence = seq(readBack(bytes).ds.CurrentRequestedProcedureEvidenceSequence)[0]!;
+      const series = seq(evidence.ReferencedSeriesSequence).find((x) => x.SeriesInstanceUID === enhanced.seriesInstanceUid)!;
+      expect(seq(series.ReferencedSOPSequence)).to.have.length(1);
+      expect(dciodvfy(p).errors).to.deep.equal([]);
+    });
+
     it('refuses content that cannot make a valid object', () => {
       const unsigned = makeContent('final');
       unsigned.signer = null;
