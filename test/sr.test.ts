@@ -396,6 +396,8 @@ describe('DICOM-SR writer (TID 1500, Comprehensive 3D SR)', () => {
       const finding = findAll(ds, 'Finding')[0]!;
       expect(finding.TextValue).to.equal(draft.findings[0]!.description);
       expect(findAll(ds, 'Limitations')[0]!.TextValue).to.equal(draft.limitations);
+      // The one private code is declared (PS3.3 C.12.1.1.7).
+      expect(seq(ds.CodingSchemeIdentificationSequence).map((x) => x.CodingSchemeDesignator)).to.deep.equal(['99RADIANT']);
       expect(findAll(ds, 'Radiology Comparison Study')[0]!.TextValue).to.equal(draft.comparison);
       const file = DicomMessage.readFile(draftBytes.buffer.slice(draftBytes.byteOffset, draftBytes.byteOffset + draftBytes.byteLength) as ArrayBuffer);
       let textVr: string | undefined;
@@ -426,6 +428,7 @@ describe('DICOM-SR writer (TID 1500, Comprehensive 3D SR)', () => {
         expect(tool('dcmdump', ['+P', '0008,0005', p]).output).to.include('[ISO_IR 100]');
       expect(ds.AccessionNumber).to.equal('A'.repeat(16));
       expect(ds.StudyDescription).to.equal('x'.repeat(64));
+      expect(ds.CodingSchemeIdentificationSequence, 'limitations (private code) still present').to.not.equal(undefined);
         expect(dciodvfy(p).errors).to.deep.equal([]);
       });
     });
@@ -468,6 +471,16 @@ describe('DICOM-SR writer (TID 1500, Comprehensive 3D SR)', () => {
       const series = seq(evidence.ReferencedSeriesSequence).find((x) => x.SeriesInstanceUID === enhanced.seriesInstanceUid)!;
       expect(seq(series.ReferencedSOPSequence)).to.have.length(1);
       expect(dciodvfy(p).errors).to.deep.equal([]);
+    });
+
+    it('without limitations nor unknown quantities no private code is used, and dciodvfy has no warning at all', async () => {
+      const c = makeContent('final');
+      c.limitations = null;
+      const bytes = buildStructuredReport(c, ids(10));
+      expect(readBack(bytes).ds.CodingSchemeIdentificationSequence).to.equal(undefined);
+      const r = dciodvfy(await writeTmp('no-private', bytes));
+      expect(r.errors, r.output).to.deep.equal([]);
+      expect(r.warnings, r.output).to.deep.equal([]);
     });
 
     it('refuses content that cannot make a valid object', () => {

@@ -184,13 +184,6 @@ function dataset(c: ReportContent, ids: SrIds): NaturalizedDataset {
     ManufacturerModelName: lo('RadiantAI node'),
     SoftwareVersions: lo(c.node.softwareVersion),
     ContributingEquipmentSequence: contributingEquipment(c, ids),
-    CodingSchemeIdentificationSequence: [
-      {
-        CodingSchemeDesignator: PRIVATE_SCHEME.designator,
-        CodingSchemeName: PRIVATE_SCHEME.name,
-        CodingSchemeResponsibleOrganization: PRIVATE_SCHEME.responsibleOrganization,
-      },
-    ],
     ...documentGeneral(c, ids),
     // SR Document Content: the root container
     ValueType: 'CONTAINER',
@@ -199,6 +192,15 @@ function dataset(c: ReportContent, ids: SrIds): NaturalizedDataset {
     ContentTemplateSequence: [{ MappingResource: 'DCMR', TemplateIdentifier: '1500' }],
     ContentSequence: buildContentTree(c),
   };
+}
+
+/** Whether any code in the tree is from the given coding scheme (it must then be declared). */
+function usesScheme(value: unknown, designator: string): boolean {
+  if (Array.isArray(value)) return value.some((v) => usesScheme(v, designator));
+  if (!value || typeof value !== 'object' || value instanceof ArrayBuffer) return false;
+  const item = value as Record<string, unknown>;
+  if (item.CodingSchemeDesignator === designator) return true;
+  return Object.values(item).some((v) => usesScheme(v, designator));
 }
 
 /** denaturalizeDataset drops unknown keywords with only a log line; a typo must fail loudly. */
@@ -222,6 +224,15 @@ function assertKnownKeywords(value: unknown): void {
 export function buildStructuredReport(content: ReportContent, ids: SrIds): Buffer {
   checkInput(content, ids);
   const ds = dataset(content, ids);
+  if (usesScheme(ds.ContentSequence, PRIVATE_SCHEME.designator)) {
+    ds.CodingSchemeIdentificationSequence = [
+      {
+        CodingSchemeDesignator: PRIVATE_SCHEME.designator,
+        CodingSchemeName: PRIVATE_SCHEME.name,
+        CodingSchemeResponsibleOrganization: PRIVATE_SCHEME.responsibleOrganization,
+      },
+    ];
+  }
   const charset = characterSet(ds, content.study.specificCharacterSet);
   if (charset) ds.SpecificCharacterSet = cs(charset) === charset ? charset : 'ISO_IR 192';
   assertKnownKeywords(ds);
