@@ -1,0 +1,196 @@
+/**
+ * The content tree: TID 1500 Imaging Measurement Report as the IHE AI Results (AIR) profile
+ * uses it. The algorithm is the device observer (TID 1002/1004); each finding is one
+ * measurement group (TID 1410 when it has a region, else TID 1501) carrying its tracking
+ * identifiers, algorithm identification (TID 4019), measurements (TID 300) and qualitative
+ * evaluations; the report's narrative goes under Qualitative Evaluations.
+ */
+import type { ImageRef, ReportContent, ReportFinding, ReportMeasurement } from '../content.js';
+import { CODES, lateralityCode, modalityCode, procedureCode, quantityCode, severityCode, ucumCode } from './codes.js';
+import {
+  code,
+  container,
+  image,
+  num,
+  pname,
+  scoord,
+  text,
+  uidref,
+  type ContentItem,
+  type GraphicType,
+} from './items.js';
+import { uidFromNames } from './uids.js';
+import { RadiantError } from '../../errors.js';
+
+export const RADIANT_MANUFACTURER = 'RadiantAI';
+
+/** TID 1204 language, TID 1001/1002/1004 observers, procedure reported. */
+function documentContext(c: ReportContent): ContentItem[] {
+  const a = c.algorithm;
+  const items: ContentItem[] = [
+    code('HAS CONCEPT MOD', CODES.languageOfContent, CODES.englishUs),
+    code('HAS OBS CONTEXT', CODES.observerType, CODES.device),
+    uidref('HAS OBS CONTEXT', CODES.deviceObserverUid, a.deviceUid),
+    text('HAS OBS CONTEXT', CODES.deviceObserverName, a.name),
+    text('HAS OBS CONTEXT', CODES.deviceObserverManufacturer, RADIANT_MANUFACTURER),
+    text('HAS OBS CONTEXT', CODES.deviceObserverModelName, a.name),
+  ];
+  // The model file's SHA-256 identifies exactly which weights produced the findings; TID 1004
+  // has no version row, and the serial number is the row meant to tell one unit from another.
+  if (a.sha256) items.push(text('HAS OBS CONTEXT', CODES.deviceObserverSerialNumber, a.sha256));
+  if (c.signer) {
+    items.push(
+      code('HAS OBS CONTEXT', CODES.observerType, CODES.person),
+      pname('HAS OBS CONTEXT', CODES.personObserverName, c.signer.name),
+      text('HAS OBS CONTEXT', CODES.personObserverOrganization, c.signer.organization),
+    );
+  }
+  items.push(code('HAS CONCEPT MOD', CODES.procedureReported, procedureCode(c.modality)));
+  return items;
+}
+
+/** TID 1600: one Image Library Group per series, listing every analysed instance once. */
+function imageLibrary(c: ReportContent): ContentItem {
+  const bySeries = new Map<string, ImageRef[]>();
+  const seen = new Set<string>();
+  for (const ref of c.imageLibrary) {
+    const key = `${ref.sopInstanceUid}#${ref.frameNumber ?? ''}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const list = bySeries.get(ref.seriesInstanceUid) ?? [];
+    list.push(ref);
+    bySeries.set(ref.seriesInstanceUid, list);
+  }
+  const modality = modalityCode(c.modality);
+  const groups = [...bySeries.values()].map((refs) =>
+    container('CONTAINS', CODES.imageLibraryGroup, [
+      ...(modality ? [code('HAS ACQ CONTEXT', CODES.modality, modality)] : []),
+      ...refs.map((ref) => image('CONTAINS', null, ref)),
+    ]),
+  );
+  return container('CONTAINS', CODES.imageLibrary, groups);
+}
+
+/** TID 4019, repeated in each group so a group keeps its provenance when extracted. */
+function algorithmIdentification(c: ReportContent): ContentItem[] {
+  const a = c.algorithm;
+  const params = [
+    a.sha256 ? `sha256=${a.sha256}` : null,
+    a.quantization ? `quantization=${a.quantization}` : null,
+    a.backend ? `backend=${a.backend}` : null,
+    a.promptTemplate ? `prompt=${a.promptTemplate}` : null,
+  ].filter((p): p is string => p !== null);
+  return [
+    text('HAS CONCEPT MOD', CODES.algorithmName, a.name),
+    text('HAS CONCEPT MOD', CODES.algorithmVersion, a.version),
+    ...params.map((p) => text('HAS CONCEPT MOD', CODES.algorithmParameters, p)),
+  ];
+}
+
+/** The closed outline of a box, or a point when the box has no extent. */
+function regionGeometry(box: [number, number, number, number]): { type: GraphicType; points: Array<[number, number]> } {
+  if (!box.every(Number.isFinite)) throw new RadiantError('invalid-input', `finding region has a non-finite coordinate: ${box.join(',')}`);
+  const [x0, y0, x1, y1] = box;
+  if (x0 === x1 && y0 === y1) return { type: 'POINT', points: [[x0, y0]] };
+  return {
+    type: 'POLYLINE',
+    points: [
+      [x0, y0],
+      [x1, y0],
+      [x1, y1],
+      [x0, y1],
+      [x0, y0],
+    ],
+  };
+}
+
+function measurementItems(ms: ReportMeasurement[]): ContentItem[] {
+  return ms
+    .filter((m) => Number.isFinite(m.value))
+    .map((m) => num('CONTAINS', quantityCode(m.quantity), m.value, ucumCode(m.unit)));
+}
+
+function findingGroup(c: ReportContent, f: ReportFinding, ms: ReportMeasurement[]): ContentItem {
+  const children: ContentItem[] = [
+    text('HAS OBS CONTEXT', CODES.trackingIdentifier, `Finding ${f.number}`),
+    uidref('HAS OBS CONTEXT', CODES.trackingUniqueIdentifier, f.trackingUid),
+  ];
+  if (f.region) {
+    const g = regionGeometry(f.region.box);
+    children.push(
+      scoord('CONTAINS', CODES.imageRegion, g.type, g.points, image('SELECTED FROM', CODES.originalSource, f.region.image)),
+    );
+  } else {
+    children.push(...f.images.map((ref) => image('CONTAINS', CODES.source, ref)));
+  }
+  children.push(...algorithmIdentification(c));
+  children.push(text('CONTAINS', CODES.finding, f.description));
+  if (f.anatomicalLocation) {
+    const lat = lateralityCode(f.laterality);
+    children.push(
+      text('HAS CONCEPT MOD', CODES.findingSite, f.anatomicalLocation, lat ? [code('HAS CONCEPT MOD', CODES.laterality, lat)] : []),
+    );
+  }
+  children.push(...measurementItems(ms));
+  if (f.confidence !== null && Number.isFinite(f.confidence)) {
+    children.push(num('CONTAINS', CODES.certaintyOfFinding, Math.round(f.confidence * 1000) / 10, CODES.percent));
+  }
+  const sev = severityCode(f.severity);
+  if (sev) children.push(code('CONTAINS', CODES.severity, sev));
+  if (f.recommendation) children.push(text('CONTAINS', CODES.recommendation, f.recommendation));
+  return container('CONTAINS', CODES.measurementGroup, children);
+}
+
+/** Measurements not tied to a listed finding still belong in the report, in their own group. */
+function unassignedGroup(c: ReportContent, ms: ReportMeasurement[]): ContentItem {
+  return container('CONTAINS', CODES.measurementGroup, [
+    text('HAS OBS CONTEXT', CODES.trackingIdentifier, 'Unassigned measurements'),
+    // Derived, not random, so every version of the report keeps the group's identity.
+    uidref(
+      'HAS OBS CONTEXT',
+      CODES.trackingUniqueIdentifier,
+      uidFromNames('radiant-sr-unassigned', c.study.studyInstanceUid, String(c.reportId)),
+    ),
+    ...algorithmIdentification(c),
+    ...measurementItems(ms),
+  ]);
+}
+
+function imagingMeasurements(c: ReportContent): ContentItem {
+  const numbers = new Set(c.findings.map((f) => f.number));
+  const groups = c.findings.map((f) =>
+    findingGroup(
+      c,
+      f,
+      c.measurements.filter((m) => m.findingNumber === f.number),
+    ),
+  );
+  const unassigned = c.measurements.filter((m) => m.findingNumber === null || !numbers.has(m.findingNumber));
+  if (unassigned.some((m) => Number.isFinite(m.value))) groups.push(unassignedGroup(c, unassigned));
+  return container('CONTAINS', CODES.imagingMeasurements, groups);
+}
+
+function qualitativeEvaluations(c: ReportContent): ContentItem {
+  const items: ContentItem[] = [text('CONTAINS', CODES.impression, c.impression)];
+  if (c.procedure || c.technique) {
+    items.push(text('CONTAINS', CODES.procedureDescription, [c.procedure, c.technique].filter(Boolean).join('\n')));
+  }
+  if (c.comparison) items.push(text('CONTAINS', CODES.comparison, c.comparison));
+  if (c.limitations) items.push(text('CONTAINS', CODES.limitations, c.limitations));
+  if (c.amendmentReason) items.push(text('CONTAINS', CODES.amendmentReason, c.amendmentReason));
+  items.push(text('CONTAINS', CODES.comment, c.disclaimer));
+  return container('CONTAINS', CODES.qualitativeEvaluations, items);
+}
+
+/** The root container's children, in TID 1500 row order. */
+export function buildContentTree(c: ReportContent): ContentItem[] {
+  return [...documentContext(c), imageLibrary(c), imagingMeasurements(c), qualitativeEvaluations(c)];
+}
+
+/** Every instance the tree references (image library, sources, regions), for the evidence. */
+export function referencedImages(c: ReportContent): ImageRef[] {
+  return [
+    ...c.imageLibrary,
+    ...c.findings.flatMap((f) => [...f.images, ...(f.region ? [f.region.image] : [])]),
+  ];
+}

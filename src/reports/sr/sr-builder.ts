@@ -1,0 +1,250 @@
+/**
+ * The DICOM-SR writer: a report's content as a Comprehensive 3D SR (PS3.3 A.35.13) Part 10 file
+ * in Explicit VR Little Endian, written with dcmjs. Pure: same content and ids, same bytes.
+ */
+import dcmjs, { type NaturalizedDataset } from 'dcmjs';
+import type { ReportContent } from '../content.js';
+import { RadiantError } from '../../errors.js';
+import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from '../../dicom/implementation.js';
+import { CODES, PRIVATE_SCHEME } from './codes.js';
+import { buildContentTree, RADIANT_MANUFACTURER, referencedImages } from './content-tree.js';
+import { codeItem } from './items.js';
+import { hierarchicalReference } from './references.js';
+import { isValidUid } from './uids.js';
+import { cs, da, daFromStored, dt, isNonAscii, lo, pn, sh, tm, tmFromStored } from './vr.js';
+
+const { DicomDict, DicomMetaDictionary } = dcmjs.data;
+
+export const COMPREHENSIVE_3D_SR_SOP_CLASS = '1.2.840.10008.5.1.4.1.1.88.34';
+const EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1';
+
+export interface SrIds {
+  sopInstanceUid: string;
+  seriesInstanceUid: string;
+  seriesNumber: number;
+  instanceNumber: number;
+  contentDateTime: Date;
+}
+
+function seriesDescription(c: ReportContent): string {
+  switch (c.state) {
+    case 'draft':
+    case 'preliminary':
+      return 'AI DRAFT - NOT FOR DIAGNOSIS - MedGemma';
+    case 'final':
+      return 'AI-assisted report - signed';
+    case 'amended':
+      return 'AI-assisted report - signed (amended)';
+  }
+}
+
+function checkInput(c: ReportContent, ids: SrIds): void {
+  const uids: Array<[string, string]> = [
+    ['sopInstanceUid', ids.sopInstanceUid],
+    ['seriesInstanceUid', ids.seriesInstanceUid],
+    ['studyInstanceUid', c.study.studyInstanceUid],
+    ['algorithm.deviceUid', c.algorithm.deviceUid],
+    ...c.findings.map((f): [string, string] => [`finding ${f.number} trackingUid`, f.trackingUid]),
+    ...[...c.imageLibrary, ...c.predecessors, ...c.findings.flatMap((f) => [...f.images, ...(f.region ? [f.region.image] : [])])].flatMap(
+      (r): Array<[string, string]> => [
+        ['sopClassUid', r.sopClassUid],
+        ['sopInstanceUid', r.sopInstanceUid],
+        ['seriesInstanceUid', r.seriesInstanceUid],
+      ],
+    ),
+  ];
+  for (const [what, uid] of uids) {
+    if (!isValidUid(uid)) throw new RadiantError('invalid-input', `SR: ${what} is not a valid UID: ${JSON.stringify(uid)}`);
+  }
+  if (Number.isNaN(ids.contentDateTime.getTime())) throw new RadiantError('invalid-input', 'SR: contentDateTime is not a valid date');
+  if ((c.state === 'final' || c.state === 'amended') && !c.signer) {
+    throw new RadiantError('invalid-input', `SR: a ${c.state} report must carry its signer`);
+  }
+  if (c.signer && Number.isNaN(new Date(c.signer.at).getTime())) {
+    throw new RadiantError('invalid-input', `SR: signer.at is not a date: ${JSON.stringify(c.signer.at)}`);
+  }
+}
+
+/** Everything in the file that is text a person could have typed (for the character set). */
+function anyNonAscii(value: unknown): boolean {
+  if (typeof value === 'string') return isNonAscii(value);
+  if (Array.isArray(value)) return value.some(anyNonAscii);
+  if (value && typeof value === 'object' && !(value instanceof ArrayBuffer)) return Object.values(value).some(anyNonAscii);
+  return false;
+}
+
+/**
+ * dcmjs writes every string as UTF-8, so a file with any non-ASCII text must say ISO_IR 192
+ * whatever the source study used; the names are already decoded, so nothing is lost. An
+ * all-ASCII file keeps the source's declaration (ASCII is valid in every one of them).
+ */
+function characterSet(dataset: NaturalizedDataset, source: string | null): string | undefined {
+  if (anyNonAscii(dataset)) return 'ISO_IR 192';
+  return source ?? undefined;
+}
+
+function patientAndStudy(c: ReportContent): NaturalizedDataset {
+  const p = c.patient;
+  const s = c.study;
+  const ds: NaturalizedDataset = {
+    PatientName: p.name ? pn(p.name) : '',
+    PatientID: lo(p.id),
+    PatientBirthDate: daFromStored(p.birthDate),
+    PatientSex: p.sex && /^[MFO]$/.test(p.sex) ? p.sex : '',
+    StudyInstanceUID: s.studyInstanceUid,
+    StudyDate: daFromStored(s.studyDate),
+    StudyTime: tmFromStored(s.studyTime),
+    ReferringPhysicianName: s.referringPhysicianName ? pn(s.referringPhysicianName) : '',
+    StudyID: s.studyId ? sh(s.studyId) : '',
+    AccessionNumber: s.accessionNumber ? sh(s.accessionNumber) : '',
+  };
+  if (p.issuer) ds.IssuerOfPatientID = lo(p.issuer);
+  if (s.studyDescription) ds.StudyDescription = lo(s.studyDescription);
+  return ds;
+}
+
+function documentGeneral(c: ReportContent, ids: SrIds): NaturalizedDataset {
+  const signed = c.signer !== null;
+  const complete = c.state === 'final' || c.state === 'amended';
+  const ds: NaturalizedDataset = {
+    InstanceNumber: ids.instanceNumber,
+    ContentDate: da(ids.contentDateTime),
+    ContentTime: tm(ids.contentDateTime),
+    PreliminaryFlag: complete ? 'FINAL' : 'PRELIMINARY',
+    CompletionFlag: complete ? 'COMPLETE' : 'PARTIAL',
+    VerificationFlag: signed ? 'VERIFIED' : 'UNVERIFIED',
+    PerformedProcedureCodeSequence: [],
+  };
+  if (c.signer) {
+    ds.VerifyingObserverSequence = [
+      {
+        VerifyingObserverName: pn(c.signer.name),
+        VerifyingObserverIdentificationCodeSequence: [],
+        VerifyingOrganization: lo(c.signer.organization),
+        VerificationDateTime: dt(new Date(c.signer.at)),
+      },
+    ];
+  }
+  const predecessors = hierarchicalReference(c.study.studyInstanceUid, c.predecessors);
+  if (predecessors.length > 0) ds.PredecessorDocumentsSequence = predecessors;
+  const evidence = hierarchicalReference(c.study.studyInstanceUid, referencedImages(c));
+  if (evidence.length > 0) ds.CurrentRequestedProcedureEvidenceSequence = evidence;
+  return ds;
+}
+
+/** Contributing Equipment (PS3.3 C.12.1): this node, and the model that drafted the content. */
+function contributingEquipment(c: ReportContent, ids: SrIds): NaturalizedDataset[] {
+  const purpose = [codeItem(CODES.processingEquipment)];
+  const when = dt(ids.contentDateTime);
+  const node: NaturalizedDataset = {
+    PurposeOfReferenceCodeSequence: purpose,
+    Manufacturer: lo(c.node.manufacturer),
+    ManufacturerModelName: lo('RadiantAI node'),
+    StationName: sh(c.node.aeTitle),
+    SoftwareVersions: lo(c.node.softwareVersion),
+    ContributionDateTime: when,
+    ContributionDescription: lo('Report assembly and DICOM-SR encoding'),
+  };
+  if (c.node.institutionName) node.InstitutionName = lo(c.node.institutionName);
+  const a = c.algorithm;
+  const model: NaturalizedDataset = {
+    PurposeOfReferenceCodeSequence: purpose,
+    Manufacturer: RADIANT_MANUFACTURER,
+    ManufacturerModelName: lo(a.name),
+    SoftwareVersions: lo(a.version),
+    ContributionDateTime: when,
+    ContributionDescription: lo(`AI analysis (MedGemma)${a.quantization ? `, ${a.quantization}` : ''}${a.backend ? `, ${a.backend}` : ''}`),
+  };
+  if (a.sha256) model.DeviceSerialNumber = lo(a.sha256);
+  return [model, node];
+}
+
+/** The dataset, before the character set is decided. */
+function dataset(c: ReportContent, ids: SrIds): NaturalizedDataset {
+  const now = ids.contentDateTime;
+  return {
+    SOPClassUID: COMPREHENSIVE_3D_SR_SOP_CLASS,
+    SOPInstanceUID: ids.sopInstanceUid,
+    InstanceCreationDate: da(now),
+    InstanceCreationTime: tm(now),
+    TimezoneOffsetFromUTC: '+0000',
+    ...patientAndStudy(c),
+    // SR Document Series
+    Modality: 'SR',
+    SeriesInstanceUID: ids.seriesInstanceUid,
+    SeriesNumber: ids.seriesNumber,
+    SeriesDate: da(now),
+    SeriesTime: tm(now),
+    SeriesDescription: seriesDescription(c),
+    ReferencedPerformedProcedureStepSequence: [],
+    // General Equipment
+    Manufacturer: RADIANT_MANUFACTURER,
+    ...(c.node.institutionName ? { InstitutionName: lo(c.node.institutionName) } : {}),
+    StationName: sh(c.node.aeTitle),
+    ManufacturerModelName: lo('RadiantAI node'),
+    SoftwareVersions: lo(c.node.softwareVersion),
+    ContributingEquipmentSequence: contributingEquipment(c, ids),
+    ...documentGeneral(c, ids),
+    // SR Document Content: the root container
+    ValueType: 'CONTAINER',
+    ConceptNameCodeSequence: [codeItem(CODES.imagingMeasurementReport)],
+    ContinuityOfContent: 'SEPARATE',
+    ContentTemplateSequence: [{ MappingResource: 'DCMR', TemplateIdentifier: '1500' }],
+    ContentSequence: buildContentTree(c),
+  };
+}
+
+/** Whether any code in the tree is from the given coding scheme (it must then be declared). */
+function usesScheme(value: unknown, designator: string): boolean {
+  if (Array.isArray(value)) return value.some((v) => usesScheme(v, designator));
+  if (!value || typeof value !== 'object' || value instanceof ArrayBuffer) return false;
+  const item = value as Record<string, unknown>;
+  if (item.CodingSchemeDesignator === designator) return true;
+  return Object.values(item).some((v) => usesScheme(v, designator));
+}
+
+/** denaturalizeDataset drops unknown keywords with only a log line; a typo must fail loudly. */
+function assertKnownKeywords(value: unknown): void {
+  if (Array.isArray(value)) {
+    value.forEach(assertKnownKeywords);
+    return;
+  }
+  if (!value || typeof value !== 'object' || value instanceof ArrayBuffer) return;
+  for (const [key, v] of Object.entries(value)) {
+    if (key === '_vrMap') continue;
+    if (!(key in DicomMetaDictionary.nameMap)) throw new Error(`SR builder: unknown DICOM keyword ${key}`);
+    if (Array.isArray(v)) assertKnownKeywords(v.filter((x) => x && typeof x === 'object'));
+  }
+}
+
+/**
+ * Builds the SR for one version of a report. Throws RadiantError('invalid-input') for content
+ * that cannot make a valid object (a malformed UID, a final report without its signer).
+ */
+export function buildStructuredReport(content: ReportContent, ids: SrIds): Buffer {
+  checkInput(content, ids);
+  const ds = dataset(content, ids);
+  if (usesScheme(ds.ContentSequence, PRIVATE_SCHEME.designator)) {
+    ds.CodingSchemeIdentificationSequence = [
+      {
+        CodingSchemeDesignator: PRIVATE_SCHEME.designator,
+        CodingSchemeName: PRIVATE_SCHEME.name,
+        CodingSchemeResponsibleOrganization: PRIVATE_SCHEME.responsibleOrganization,
+      },
+    ];
+  }
+  const charset = characterSet(ds, content.study.specificCharacterSet);
+  if (charset) ds.SpecificCharacterSet = cs(charset) === charset ? charset : 'ISO_IR 192';
+  assertKnownKeywords(ds);
+  const meta: NaturalizedDataset = {
+    FileMetaInformationVersion: new Uint8Array([0x00, 0x01]).buffer,
+    MediaStorageSOPClassUID: COMPREHENSIVE_3D_SR_SOP_CLASS,
+    MediaStorageSOPInstanceUID: ids.sopInstanceUid,
+    TransferSyntaxUID: EXPLICIT_VR_LITTLE_ENDIAN,
+    ImplementationClassUID: IMPLEMENTATION_CLASS_UID,
+    ImplementationVersionName: IMPLEMENTATION_VERSION_NAME,
+  };
+  const file = new DicomDict(DicomMetaDictionary.denaturalizeDataset(meta));
+  file.dict = DicomMetaDictionary.denaturalizeDataset(ds);
+  return Buffer.from(file.write());
+}
