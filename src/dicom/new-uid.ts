@@ -1,14 +1,27 @@
 import { createHash, randomUUID } from 'node:crypto';
 
-/** A new UID under 2.25 (PS3.5 B.2): the decimal form of a random UUID; needs no registered root. */
-export function newUid(): string {
-  return `2.25.${BigInt(`0x${randomUUID().replace(/-/g, '')}`).toString(10)}`;
+/**
+ * UIDs under the UUID-derived root 2.25 (PS3.5 B.2): the decimal form of a 128-bit UUID, so no
+ * organisational root is needed. dcmjs's DicomMetaDictionary.uid() is not used: it appends 39
+ * random digits, which can exceed 2^128 and so is not a valid UUID-derived UID.
+ */
+
+function fromUuidBytes(bytes: Uint8Array): string {
+  return `2.25.${BigInt(`0x${Buffer.from(bytes).toString('hex')}`).toString(10)}`;
 }
 
-/** A stable UID under 2.25 for a thing named by text (same text, same UID), e.g. a model's device observer UID. */
-export function stableUid(text: string): string {
-  const h = createHash('sha256').update(text).digest('hex').slice(0, 32);
-  // Set the UUID version (8, name-based custom) and variant bits, as 2.25 UIDs are UUIDs.
-  const v = `${h.slice(0, 12)}8${h.slice(13, 16)}${((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16)}${h.slice(17)}`;
-  return `2.25.${BigInt(`0x${v}`).toString(10)}`;
+/** A fresh UID from a random (version 4) UUID. */
+export function newUid(): string {
+  return fromUuidBytes(Buffer.from(randomUUID().replace(/-/g, ''), 'hex'));
+}
+
+/**
+ * A UID derived from names (a version 8 UUID over their SHA-256), for things that must keep the
+ * same UID every time they are rebuilt (a model's device observer, a measurement group).
+ */
+export function uidFromNames(...names: string[]): string {
+  const b = createHash('sha256').update(JSON.stringify(names)).digest().subarray(0, 16);
+  b[6] = (b[6]! & 0x0f) | 0x80;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  return fromUuidBytes(b);
 }

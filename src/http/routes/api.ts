@@ -5,7 +5,7 @@ import { registerDocsRoutes } from './docs.js';
 import { registerForwardingRoutes } from './forwarding.js';
 import { registerEngineRoutes } from './engine.js';
 import { registerAnalysisRoutes } from './analysis.js';
-
+import { registerReportRoutes } from './reports.js';
 import { registerPatientRoutes } from './patients.js';
 import { registerStudyRoutes } from './studies.js';
 import { registerUploadRoutes } from './upload.js';
@@ -24,7 +24,7 @@ export function apiRoutes(deps: RouteDeps): AppRouter {
   registerForwardingRoutes(r, deps);
   registerEngineRoutes(r, deps);
   registerAnalysisRoutes(r, deps);
-
+  registerReportRoutes(r, deps);
   registerDocsRoutes(r);
   return r;
 }

@@ -19,7 +19,7 @@ import {
   type ContentItem,
   type GraphicType,
 } from './items.js';
-import { uidFromNames } from './uids.js';
+import { uidFromNames } from '../../dicom/new-uid.js';
 import { RadiantError } from '../../errors.js';
 
 export const RADIANT_MANUFACTURER = 'RadiantAI';

@@ -10,7 +10,7 @@ import { CODES, PRIVATE_SCHEME } from './codes.js';
 import { buildContentTree, RADIANT_MANUFACTURER, referencedImages } from './content-tree.js';
 import { codeItem } from './items.js';
 import { hierarchicalReference } from './references.js';
-import { isValidUid } from './uids.js';
+import { isValidUid } from '../../../storage/keys.js';
 import { cs, da, daFromStored, dt, isNonAscii, lo, pn, sh, tm, tmFromStored } from './vr.js';
 
 const { DicomDict, DicomMetaDictionary } = dcmjs.data;

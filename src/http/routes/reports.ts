@@ -1,0 +1,181 @@
+import type { RouterInstance } from '@koa/router';
+import { z } from 'zod';
+import { parsePk, parseStudyRef } from '../../api/schemas.js';
+import { getAnalysis } from '../../analysis/analyses.js';
+import { findInstance } from '../../catalog/catalog.js';
+import { bodyPatch, BodyPatchError } from '../../reports/body.js';
+import { buildContent } from '../../reports/content-builder.js';
+import { currentObjects } from '../../reports/publish.js';
+import { getReport, listVersions, ReportConflictError, type Report } from '../../reports/report-store.js';
+import { amendReport, createReport, editReport, ReportWorkflowError, signReport, type Actor, type WorkflowDeps } from '../../reports/workflow.js';
+import { openEncapsulatedDocument } from '../../../dicomweb/encapsulated-document.js';
+import { IMPLEMENTATION_VERSION_NAME } from '../../dicom/implementation.js';
+import { readJson } from '../body.js';
+import { HttpError } from '../errors.js';
+import type { RouteDeps } from '../server.js';
+import type { AppContext, AppState } from '../state.js';
+
+const createBody = z
+  .object({
+    study_id: z.union([z.number().int().positive(), z.string().min(1).max(64)]),
+    analysis_id: z.number().int().positive(),
+    include_ai_disclaimer: z.boolean().default(true),
+  })
+  .strict();
+
+const amendBody = z.object({ reason: z.string().trim().min(1).max(2000), changes: bodyPatch.optional() }).strict();
+const versionQuery = z.object({ version: z.coerce.number().int().positive().optional() });
+
+/** The JSON export's schema id: bump it when the shape below changes. */
+export const REPORT_JSON_SCHEMA = 'https://radiant-ai.local/schemas/report/v1';
+
+export function reportView(r: Report): Record<string, unknown> {
+  const b = r.body;
+  return {
+    id: r.id,
+    study_instance_uid: r.studyInstanceUid,
+    analysis_id: r.analysisId,
+    state: r.state,
+    version: r.version,
+    ai_draft: r.state === 'draft' || r.state === 'preliminary',
+    include_ai_disclaimer: r.includeAiDisclaimer,
+    clinical_indication: b.clinicalIndication,
+    technique: b.technique,
+    findings: b.findings.map((f) => ({
+      number: f.number,
+      tracking_uid: f.trackingUid,
+      description: f.description,
+      anatomical_location: f.anatomicalLocation,
+      laterality: f.laterality,
+      category: f.category,
+      severity: f.severity,
+      confidence: f.confidence,
+      author: f.author,
+      image_indices: f.imageIndices,
+      region: f.region,
+      recommendation: f.recommendation,
+    })),
+    measurements: b.measurements.map((m) => ({ finding_number: m.findingNumber, quantity: m.quantity, value: m.value, unit: m.unit })),
+    impression: b.impression,
+    comparison: b.comparison,
+    limitations: b.limitations,
+    created_by: r.createdBy,
+    signed_by: r.signedBy,
+    signer_name: r.signerName,
+    signed_at: r.signedAt,
+    dicom: {
+      sr: r.srSopInstanceUid && { sop_instance_uid: r.srSopInstanceUid, series_instance_uid: r.srSeriesInstanceUid },
+      pdf: r.pdfSopInstanceUid && { sop_instance_uid: r.pdfSopInstanceUid, series_instance_uid: r.pdfSeriesInstanceUid },
+    },
+    created_at: r.createdAt,
+    updated_at: r.updatedAt,
+  };
+}
+
+function failed(err: unknown): never {
+  if (err instanceof ReportWorkflowError) throw new HttpError(err.status, err.code, err.message);
+  if (err instanceof ReportConflictError) throw new HttpError(409, 'version_conflict', err.message);
+  if (err instanceof BodyPatchError) throw new HttpError(422, 'invalid_change', err.message);
+  throw err;
+}
+
+/**
+ * /api/reports: reports built on AI analyses, their review (edit, sign, amend) and exports.
+ * Reading needs images:read; creating a draft analysis:run; editing, signing and amending
+ * reports:sign, and signing or amending a radiologist's role.
+ */
+export function registerReportRoutes(r: RouterInstance<AppState>, deps: RouteDeps): void {
+  const { db, security } = deps;
+  const wf: WorkflowDeps = { db, storage: deps.storage, ingestor: deps.ingestor, audit: deps.audit, log: deps.log, node: { aeTitle: deps.config.dicom.aeTitle, institutionName: null } };
+  const actor = (ctx: AppContext): Actor => {
+    const p = ctx.state.principal;
+    if (!p) throw new HttpError(401, 'unauthenticated', 'authentication required');
+    return { username: p.username, role: p.role, userId: p.userId };
+  };
+  const load = async (ctx: AppContext): Promise<Report> => {
+    const rep = await getReport(db, parsePk(ctx.params.id, 'report'));
+    if (!rep) throw new HttpError(404, 'not_found', 'report not found');
+    ctx.state.audit = { resourceId: String(rep.id), studyInstanceUid: rep.studyInstanceUid };
+    return rep;
+  };
+
+  r.post('/api/reports', security.guard('analysis:run', 'report.request', 'report'), async (ctx: AppContext) => {
+    const body = await readJson(ctx, createBody);
+    const ref = parseStudyRef(String(body.study_id));
+    const q = db('studies').select('study_instance_uid');
+    const study = (await ('pk' in ref ? q.where({ id: ref.pk }) : q.where({ study_instance_uid: ref.uid })).first()) as { study_instance_uid: string } | undefined;
+    if (!study) throw new HttpError(404, 'not_found', 'study not found');
+    const out = await createReport(wf, { studyInstanceUid: study.study_instance_uid, analysisId: body.analysis_id, includeAiDisclaimer: body.include_ai_disclaimer }, actor(ctx)).catch(failed);
+    ctx.state.audit = { resourceId: String(out.report.id), studyInstanceUid: study.study_instance_uid, details: { analysis: body.analysis_id } };
+    ctx.status = 201;
+    ctx.set('Location', `/api/reports/${out.report.id}`);
+    ctx.body = reportView(out.report);
+  });
+
+  r.get('/api/reports/:id', security.guard('images:read', 'report.read', 'report'), async (ctx: AppContext) => {
+    const rep = await load(ctx);
+    ctx.body = { ...reportView(rep), versions: (await listVersions(db, rep.id)).map((v) => ({ version: v.version, state: v.state, action: v.action, changed_by: v.changedBy, changed_at: v.changedAt, changes: v.changes, reason: v.reason, sr_sop_instance_uid: v.srSopInstanceUid, pdf_sop_instance_uid: v.pdfSopInstanceUid })) };
+  });
+
+  r.patch('/api/reports/:id', security.guard('reports:sign', 'report.edit', 'report'), async (ctx: AppContext) => {
+    const rep = await load(ctx);
+    const patch = await readJson(ctx, bodyPatch);
+    const { version } = versionQuery.parse(ctx.query);
+    ctx.body = reportView(await editReport(wf, rep.id, patch, actor(ctx), version).catch(failed));
+  });
+
+  r.post('/api/reports/:id/sign', security.guard('reports:sign', 'report.sign', 'report'), async (ctx: AppContext) => {
+    const rep = await load(ctx);
+    const { version } = versionQuery.parse(ctx.query);
+    const out = await signReport(wf, rep.id, actor(ctx), version).catch(failed);
+    ctx.body = reportView(out.report);
+  });
+
+  r.post('/api/reports/:id/amend', security.guard('reports:sign', 'report.amend', 'report'), async (ctx: AppContext) => {
+    const rep = await load(ctx);
+    const body = await readJson(ctx, amendBody);
+    const out = await amendReport(wf, rep.id, body.reason, body.changes, actor(ctx)).catch(failed);
+    ctx.body = reportView(out.report);
+  });
+
+  r.get('/api/export/report/:id/pdf', security.guard('images:read', 'report.export.pdf', 'report'), async (ctx: AppContext) => {
+    const rep = await load(ctx);
+    const row = rep.pdfSopInstanceUid ? await findInstance(db, rep.pdfSopInstanceUid) : undefined;
+    if (!row) throw new HttpError(404, 'not_found', 'the report has no stored PDF');
+    const doc = await openEncapsulatedDocument(deps.storage, row);
+    ctx.set('Content-Type', 'application/pdf');
+    ctx.set('Content-Disposition', `attachment; filename="report-${rep.id}-v${rep.version}.pdf"`);
+    ctx.length = doc.length;
+    ctx.body = doc.body;
+  });
+
+  r.get('/api/export/report/:id/dicom-sr', security.guard('images:read', 'report.export.sr', 'report'), async (ctx: AppContext) => {
+    const rep = await load(ctx);
+    const row = rep.srSopInstanceUid ? await findInstance(db, rep.srSopInstanceUid) : undefined;
+    if (!row) throw new HttpError(404, 'not_found', 'the report has no stored SR');
+    ctx.set('Content-Type', 'application/dicom');
+    ctx.set('Content-Disposition', `attachment; filename="report-${rep.id}-v${rep.version}-sr.dcm"`);
+    ctx.length = row.size_bytes;
+    ctx.body = await deps.storage.get(row.storage_key);
+  });
+
+  r.get('/api/export/report/:id/json', security.guard('images:read', 'report.export.json', 'report'), async (ctx: AppContext) => {
+    const rep = await load(ctx);
+    const analysis = await getAnalysis(db, rep.analysisId);
+    if (!analysis) throw new HttpError(404, 'not_found', 'the analysis of this report is gone');
+    const content = await buildContent(db, analysis, rep.body, {
+      reportId: rep.id,
+      version: rep.version,
+      state: rep.state,
+      includeDisclaimer: rep.includeAiDisclaimer,
+      signer: rep.signedBy && rep.signedAt ? { username: rep.signedBy, name: rep.signerName ?? rep.signedBy, organization: 'RadiantAI node', at: rep.signedAt } : null,
+      amendmentReason: null,
+      predecessors: currentObjects(rep),
+      createdAt: rep.updatedAt,
+      node: { aeTitle: deps.config.dicom.aeTitle, institutionName: null, softwareVersion: IMPLEMENTATION_VERSION_NAME, manufacturer: 'RadiantAI' },
+    });
+    ctx.set('Content-Disposition', `attachment; filename="report-${rep.id}-v${rep.version}.json"`);
+    ctx.type = 'application/json';
+    ctx.body = { schema: REPORT_JSON_SCHEMA, report: reportView(rep), content, versions: await listVersions(db, rep.id) };
+  });
+}

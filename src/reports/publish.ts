@@ -1,0 +1,83 @@
+import { Readable } from 'node:stream';
+import type { Db } from '../db/connection.js';
+import type { Logger } from '../logger.js';
+import type { Ingestor } from '../ingest/ingest.js';
+import type { Analysis } from '../analysis/analyses.js';
+import { newUid } from '../dicom/new-uid.js';
+import type { BlobStorage } from '../../storage/types.js';
+import type { ImageRef, ReportContent } from './content.js';
+import { keyImagesFor } from './key-images.js';
+import { renderReportPdf } from './pdf/render.js';
+import { buildEncapsulatedPdf } from './pdf/encapsulated.js';
+import { buildStructuredReport, COMPREHENSIVE_3D_SR_SOP_CLASS as COMPREHENSIVE_3D_SR } from './sr/sr-builder.js';
+import { ENCAPSULATED_PDF_SOP_CLASS as ENCAPSULATED_PDF } from '../../dicomweb/encapsulated-document.js';
+import { setPublished, type Report } from './report-store.js';
+import type { ReportBody } from './body.js';
+
+/** Series numbers of the node's report series: high, so viewers list them after the images. */
+const SR_SERIES_NUMBER = 9901;
+const PDF_SERIES_NUMBER = 9902;
+
+export interface PublishDeps {
+  db: Db;
+  storage: BlobStorage;
+  ingestor: Ingestor;
+  log: Logger;
+}
+
+export interface Published {
+  srSopInstanceUid: string;
+  pdfSopInstanceUid: string;
+  timings: { srMs: number; pdfMs: number; storeMs: number };
+}
+
+export class PublishError extends Error {
+  readonly status = 500;
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'PublishError';
+  }
+}
+
+/** The report's current objects, to be named as predecessors by the next version's. */
+export function currentObjects(r: Report): ImageRef[] {
+  const out: ImageRef[] = [];
+  if (r.srSopInstanceUid && r.srSeriesInstanceUid) out.push({ sopClassUid: COMPREHENSIVE_3D_SR, sopInstanceUid: r.srSopInstanceUid, seriesInstanceUid: r.srSeriesInstanceUid });
+  if (r.pdfSopInstanceUid && r.pdfSeriesInstanceUid) out.push({ sopClassUid: ENCAPSULATED_PDF, sopInstanceUid: r.pdfSopInstanceUid, seriesInstanceUid: r.pdfSeriesInstanceUid });
+  return out;
+}
+
+/**
+ * Writes the SR and the Encapsulated PDF of one report version and stores both through the
+ * node's one ingest path (source "ai"): they are indexed, in QIDO-RS, WADO-RS, C-FIND and the
+ * viewer at once, and forwarding rules see them like any arrival. Earlier versions' objects stay.
+ */
+export async function publishVersion(d: PublishDeps, report: Report, analysis: Analysis, body: ReportBody, content: ReportContent): Promise<Published> {
+  if (!report.srSeriesInstanceUid || !report.pdfSeriesInstanceUid) throw new PublishError(`report ${report.id} has no series UIDs`);
+  const at = new Date(content.createdAt);
+  const t0 = performance.now();
+  const srUid = newUid();
+  const sr = buildStructuredReport(content, { sopInstanceUid: srUid, seriesInstanceUid: report.srSeriesInstanceUid, seriesNumber: SR_SERIES_NUMBER, instanceNumber: content.version, contentDateTime: at });
+  const t1 = performance.now();
+  const keyImages = await keyImagesFor(d.db, d.storage, analysis, body).catch((err: unknown) => {
+    // Key images illustrate; a slice that cannot be rendered must not stop the report.
+    d.log.warn({ report: report.id, err: (err as Error).message }, 'key images not rendered');
+    return [];
+  });
+  const pdf = await renderReportPdf(content, keyImages);
+  const pdfUid = newUid();
+  const enc = buildEncapsulatedPdf(content, pdf, { sopInstanceUid: pdfUid, seriesInstanceUid: report.pdfSeriesInstanceUid, seriesNumber: PDF_SERIES_NUMBER, instanceNumber: content.version, contentDateTime: at });
+  const t2 = performance.now();
+  try {
+    for (const bytes of [sr, enc]) {
+      const r = await d.ingestor.ingestStream(Readable.from([bytes]), { source: 'ai' });
+      if (r.outcome === 'ignored') throw new PublishError(`the node ignored report object ${r.sopInstanceUid} (duplicate policy)`);
+    }
+  } catch (err) {
+    if (err instanceof PublishError) throw err;
+    throw new PublishError(`storing report ${report.id} v${content.version} failed: ${(err as Error).message}`, { cause: err });
+  }
+  await setPublished(d.db, report.id, content.version, srUid, pdfUid);
+  const t3 = performance.now();
+  return { srSopInstanceUid: srUid, pdfSopInstanceUid: pdfUid, timings: { srMs: t1 - t0, pdfMs: t2 - t1, storeMs: t3 - t2 } };
+}
