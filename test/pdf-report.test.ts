@@ -19,6 +19,7 @@ import { PdfReportError } from '../src/reports/pdf/errors.js';
 import { AI_DRAFT_BANNER } from '../src/reports/pdf/format.js';
 import { openEncapsulatedDocument } from '../dicomweb/encapsulated-document.js';
 import { MemoryBlobs } from '../storage/memory.js';
+import { parseHeaderFile } from '../src/dicom/header.js';
 import type { StoredInstanceRow } from '../src/catalog/catalog.js';
 
 const { DicomMessage, DicomMetaDictionary } = dcmjs.data;
@@ -303,7 +304,9 @@ describe('PDF report', function () {
     });
 
     it('no text is drawn below the footer rule or over the running header (bounding boxes)', async () => {
+      // Forty findings, one of them longer than a page, and an unbreakable 300-character token.
       const findings = Array.from({ length: 40 }, (_, i) => finding(i + 1));
+      findings[20] = finding(21, { description: `${'Extensive ground-glass opacity with interlobular septal thickening. '.repeat(90)}${'X'.repeat(300)}` });
       const pdf = await renderReportPdf(content('draft', { findings }), images);
       const p = await writeTmp('bbox.pdf', pdf);
       const html = run('pdftotext', ['-bbox', p, '-']);
@@ -461,6 +464,23 @@ describe('PDF report', function () {
       expect(served.length).to.equal(length);
       expect(served.subarray(0, draftPdf.length).equals(draftPdf)).to.equal(true);
       expect(served.length - draftPdf.length).to.be.within(0, 1);
+    });
+
+    it("the node's ingest header parser indexes it like any arrival", async () => {
+      const p = await writeTmp('ingest.dcm', buildEncapsulatedPdf(content('preliminary'), draftPdf, ids()));
+      const r = await parseHeaderFile(p, 256 * 1024 * 1024);
+      if (!r.ok) throw new Error(`not parsed: ${r.error}`);
+      expect(r.header).to.include({
+        transferSyntaxUid: '1.2.840.10008.1.2.1',
+        sopClassUid: ENCAPSULATED_PDF_STORAGE,
+        sopInstanceUid: ids().sopInstanceUid,
+        studyInstanceUid: content('draft').study.studyInstanceUid,
+        seriesInstanceUid: ids().seriesInstanceUid,
+        modality: 'DOC',
+        patientId: 'PAT-0042',
+        seriesDescription: DRAFT_SERIES_DESCRIPTION,
+      });
+      expect(r.header.patientName).to.include('Müller^Zoë');
     });
 
     it('refuses a document that is not a PDF', () => {

@@ -40,10 +40,10 @@ export class Flow {
     return this.doc.heightOfString(text, { width });
   }
 
-  /** A section heading kept with at least two lines of what follows. */
-  heading(text: string): void {
+  /** A section heading kept with what follows it: two lines, or `keepWith` points. */
+  heading(text: string, keepWith = 24): void {
     const h = this.textHeight(text, this.width, FONT.bold, SIZE.heading);
-    this.ensure(h + 30);
+    this.ensure(h + 14 + keepWith);
     this.gap(8);
     this.doc.font(FONT.bold).fontSize(SIZE.heading).fillColor(COLOR.text).text(text, this.left, this.doc.y, { width: this.width });
     const y = this.doc.y + 1;

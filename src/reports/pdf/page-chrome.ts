@@ -62,13 +62,11 @@ export function drawPageChrome(doc: PDFKit.PDFDocument, c: ReportContent): void 
     const fy = page.height - CHROME.footer;
     doc.moveTo(CHROME.side, fy).lineTo(CHROME.side + width, fy).lineWidth(0.5).strokeColor(COLOR.rule).stroke();
     doc.font(FONT.regular).fontSize(SIZE.small - 0.5).fillColor(COLOR.muted);
-    doc.text(algorithm, CHROME.side, fy + 5, { width, height: 10, ellipsis: true, lineBreak: false });
-    doc.text(node, CHROME.side, fy + 15, { width: width - 170, height: 10, ellipsis: true, lineBreak: false });
-    doc.text(`Report ${c.reportId} · version ${c.version} · ${c.state} · Page ${i - range.start + 1} of ${range.count}`, CHROME.side + width - 170, fy + 15, {
-      width: 170,
-      align: 'right',
-      lineBreak: false,
-    });
+    const right = 190;
+    doc.text(algorithm, CHROME.side, fy + 5, { width: width - 70, height: 10, ellipsis: true, lineBreak: false });
+    doc.text(`Page ${i - range.start + 1} of ${range.count}`, CHROME.side + width - 70, fy + 5, { width: 70, align: 'right', lineBreak: false });
+    doc.text(node, CHROME.side, fy + 15, { width: width - right, height: 10, ellipsis: true, lineBreak: false });
+    doc.text(`Report ${c.reportId} · version ${c.version} · ${c.state}`, CHROME.side + width - right, fy + 15, { width: right, align: 'right', lineBreak: false });
     page.margins.bottom = savedBottom;
   }
 }

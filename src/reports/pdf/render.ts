@@ -107,7 +107,7 @@ function identification(flow: Flow, c: ReportContent): void {
   const { doc } = flow;
   flow.gap(6);
   const colWidth = flow.width / 2;
-  const labelWidth = 62;
+  const labelWidth = 74;
   const rows = Math.max(left.length, right.length);
   for (let i = 0; i < rows; i++) {
     const cells = [left[i], right[i]];
@@ -149,7 +149,7 @@ function findings(flow: Flow, list: ReportFinding[]): void {
     return;
   }
   const { doc } = flow;
-  const indent = 20;
+  const indent = 24;
   for (const f of list) {
     const description = clean(f.description) || '—';
     const details = findingDetails(f);
@@ -161,7 +161,7 @@ function findings(flow: Flow, list: ReportFinding[]): void {
       (recommendation ? flow.textHeight(recommendation, body) : 0);
     flow.ensure(Math.min(need, 160) + 4);
     const y = doc.y;
-    doc.font(FONT.bold).fontSize(SIZE.body).fillColor(COLOR.text).text(`${f.number}.`, flow.left, y, { width: indent });
+    doc.font(FONT.bold).fontSize(SIZE.body).fillColor(COLOR.text).text(`${f.number}.`, flow.left, y, { width: indent - 4 });
     doc.y = y;
     flow.paragraph(description, { indent, font: FONT.bold });
     flow.paragraph(details, { indent, size: SIZE.small, color: COLOR.muted });
@@ -193,11 +193,11 @@ const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0
 /** Key images two to a row, each with its caption; an image that cannot be embedded says so. */
 function images(flow: Flow, list: KeyImage[]): void {
   if (!list.length) return;
-  flow.heading('Key images');
   const { doc } = flow;
   const gap = 14;
   const w = (flow.width - gap) / 2;
   const h = Math.min(w, 210);
+  flow.heading('Key images', h + 20);
   for (let i = 0; i < list.length; i += 2) {
     const row = list.slice(i, i + 2);
     const captions = row.map((k) => clean(k.caption) || `Key image ${list.indexOf(k) + 1}`);
@@ -206,12 +206,12 @@ function images(flow: Flow, list: KeyImage[]): void {
     const y = doc.y;
     row.forEach((k, col) => {
       const x = flow.left + col * (w + gap);
-      doc.rect(x, y, w, h).fillColor('#000000').fill();
       try {
         if (!k.png.subarray(0, 8).equals(PNG_SIGNATURE)) throw new Error('not a PNG');
         doc.image(k.png, x, y, { fit: [w, h], align: 'center', valign: 'center' });
       } catch {
-        doc.font(FONT.regular).fontSize(SIZE.small).fillColor('#ffffff').text('[image could not be embedded]', x, y + h / 2 - 5, { width: w, align: 'center' });
+        doc.rect(x, y, w, h).fillColor(COLOR.fill).fill();
+        doc.font(FONT.regular).fontSize(SIZE.small).fillColor(COLOR.text).text('[image could not be embedded]', x, y + h / 2 - 5, { width: w, align: 'center' });
       }
       doc.font(FONT.regular).fontSize(SIZE.small).fillColor(COLOR.text).text(captions[col]!, x, y + h + 4, { width: w });
     });
