@@ -90,7 +90,7 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
     expect((await admin.post('/api/forwarding/rules', { name: 'AI results to the PACS', node_id: pacs.id, match: { aiResults: true } })).status).to.equal(201);
 
     await createUser(node.db, { username: 'dr.mueller', password: 'correct horse battery', role: 'radiologist', fullName: 'Müller^Zoë' });
-    const login = await fetch(`${baseUrl(node)}/api/auth/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ username: 'dr.mueller', password: 'correct horse battery' }) });
+    const login = await fetch(`${baseUrl(node)}/api/auth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ username: 'dr.mueller', password: 'correct horse battery' }) });
     expect(login.status).to.equal(200);
     radiologist = apiClient(node, ((await login.json()) as { access_token: string }).access_token);
 
@@ -130,7 +130,7 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
     work.push(dir);
     const file = path.join(dir, name);
     await fsp.writeFile(file, bytes);
-    const dump = await runTool('dsrdump', ['-Ec', file]);
+    const dump = await runTool('dsrdump', [file]);
     const vfy = await runTool('dciodvfy', [file]);
     return { dsrdump: dump.stdout + dump.stderr, dciodvfy: vfy.stdout + vfy.stderr };
   };
@@ -154,7 +154,7 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
     const ds = naturalize(sr);
     expect(ds).to.include({ SOPClassUID: '1.2.840.10008.5.1.4.1.1.88.34', StudyInstanceUID: studyUid, VerificationFlag: 'UNVERIFIED', CompletionFlag: 'PARTIAL' });
     const checked = await validate(sr, 'draft-sr.dcm');
-    expect(checked.dsrdump).to.match(/Imaging Measurement Report/);
+    expect(checked.dsrdump, checked.dsrdump).to.match(/Imaging Measurement Report/);
     expect(checked.dciodvfy, checked.dciodvfy).not.to.match(/^Error/m);
 
     const pdfObj = await retrieve(report.dicom.pdf!.series_instance_uid, draftPdf);
@@ -223,11 +223,13 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
     expect(finalSr).to.not.equal(draftSr);
     const ds = naturalize(await retrieve(signed.body.dicom.sr!.series_instance_uid, finalSr));
     expect(ds).to.include({ VerificationFlag: 'VERIFIED', CompletionFlag: 'COMPLETE' });
-    expect(JSON.stringify(ds.VerifyingObserverSequence)).to.include('Müller');
+    expect(ds.VerifyingObserverSequence).to.have.length(1);
     const preds = (ds.PredecessorDocumentsSequence ?? []).flatMap((s) => (s.ReferencedSeriesSequence ?? []).flatMap((x) => (x.ReferencedSOPSequence ?? []).map((y) => y.ReferencedSOPInstanceUID)));
     expect(preds).to.include(draftSr);
     const checked = await validate(await retrieve(signed.body.dicom.sr!.series_instance_uid, finalSr), 'final-sr.dcm');
     expect(checked.dsrdump).to.match(/VERIFIED/);
+    // dcmjs reads text in sequences as Latin-1; DCMTK honours ISO_IR 192.
+    expect(checked.dsrdump).to.include('Müller');
     expect(checked.dciodvfy, checked.dciodvfy).not.to.match(/^Error/m);
     // The draft objects are still in the study.
     expect(await node.db('instances').where({ sop_instance_uid: draftSr }).first()).to.not.equal(undefined);
@@ -247,7 +249,7 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
     expect(full.body.versions!.map((v) => `${v.version}:${v.action}:${v.state}`)).to.deep.equal(['1:create:draft', '2:edit:preliminary', '3:sign:final']);
     expect(full.body.versions![1]!.changed_by).to.equal('dr.mueller');
     expect(full.body.versions![1]!.changes.map((c) => c.field)).to.include('impression');
-    for (const action of ['report.create', 'report.edit', 'report.sign']) expect((await auditRows(node, action)).filter((r) => r.outcome === 'success'), action).to.have.length(1);
+    for (const action of ['report.created', 'report.edited', 'report.signed']) expect((await auditRows(node, action)).filter((r) => r.outcome === 'success'), action).to.have.length(1);
     expect((await radiologist.patch(`/api/reports/${report.id}`, { impression: 'x' })).status).to.equal(409);
   });
 
@@ -272,7 +274,7 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
     }, 60_000);
     const received = listFiles(scp.dir);
     expect(received.length).to.equal(objects.length);
-    const uids = received.map((f) => naturalize(fs.readFileSync(f)).SOPInstanceUID);
+    const uids = received.map((f) => naturalize(fs.readFileSync(path.join(scp.dir, f))).SOPInstanceUID);
     expect(uids.sort()).to.deep.equal(objects.map((o: { sop_instance_uid: string }) => o.sop_instance_uid).sort());
   });
 });

@@ -446,6 +446,17 @@ describe('DICOM-SR writer (TID 1500, Comprehensive 3D SR)', () => {
       });
     });
 
+    it('blank model text (description, impression, location, recommendation) never makes an empty TEXT item', async () => {
+      const c = makeContent('draft');
+      Object.assign(c.findings[0]!, { description: '  ', anatomicalLocation: '', recommendation: ' ' });
+      Object.assign(c, { impression: '', comparison: ' ', limitations: '' });
+      const p = await writeTmp('blank', buildStructuredReport(c, ids(9)));
+      const dump = tool('dsrdump', [p]);
+      expect(dump.status, dump.output).to.equal(0);
+      expect(dump.output).to.include('(no description given)').and.include('(no impression given)');
+      expect(dciodvfy(p).errors).to.deep.equal([]);
+    });
+
     it('amended: COMPLETE/VERIFIED, says amended, carries the reason; passes dciodvfy', async () => {
       const c = makeContent('amended');
       const p = await writeTmp('amended', buildStructuredReport(c, ids(8)));

@@ -101,7 +101,7 @@ export async function createReport(d: WorkflowDeps, req: CreateReport, by: Actor
   });
   const report = (await getReport(d.db, id))!;
   const published = await publishVersion(d, report, analysis, body, await contentFor(d, report, analysis, body, { signer: null, reason: null, predecessors: [] }));
-  await d.audit.record({ actorType: 'user', actor: by.username, action: 'report.create', resourceType: 'report', resourceId: String(id), studyInstanceUid: report.studyInstanceUid, outcome: 'success', details: { analysis: analysis.id, version: 1, sr: published.srSopInstanceUid, pdf: published.pdfSopInstanceUid } });
+  await d.audit.record({ actorType: 'user', actor: by.username, action: 'report.created', resourceType: 'report', resourceId: String(id), studyInstanceUid: report.studyInstanceUid, outcome: 'success', details: { analysis: analysis.id, version: 1, sr: published.srSopInstanceUid, pdf: published.pdfSopInstanceUid } });
   return { report: (await getReport(d.db, id))!, published };
 }
 
@@ -119,7 +119,7 @@ export async function editReport(d: WorkflowDeps, id: number, patch: BodyPatch, 
   const { body, changes } = applyPatch(r.body, patch);
   if (!changes.length) return r;
   const version = await d.db.transaction((trx) => writeVersion(trx, { reportId: id, expectedVersion: r.version, state: 'preliminary', action: 'edit', by: by.username, changes, body }, new Date()));
-  await d.audit.record({ actorType: 'user', actor: by.username, action: 'report.edit', resourceType: 'report', resourceId: String(id), studyInstanceUid: r.studyInstanceUid, outcome: 'success', details: { version, fields: changes.map((c) => c.field) } });
+  await d.audit.record({ actorType: 'user', actor: by.username, action: 'report.edited', resourceType: 'report', resourceId: String(id), studyInstanceUid: r.studyInstanceUid, outcome: 'success', details: { version, fields: changes.map((c) => c.field) } });
   return (await getReport(d.db, id))!;
 }
 
@@ -146,7 +146,7 @@ async function signed(d: WorkflowDeps, r: Report, body: ReportBody, state: Repor
   await d.audit.record({
     actorType: 'user',
     actor: by.username,
-    action: `report.${action}`,
+    action: action === 'sign' ? 'report.signed' : 'report.amended',
     resourceType: 'report',
     resourceId: String(r.id),
     studyInstanceUid: r.studyInstanceUid,

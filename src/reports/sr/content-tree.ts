@@ -124,8 +124,9 @@ function findingGroup(c: ReportContent, f: ReportFinding, ms: ReportMeasurement[
     children.push(...f.images.map((ref) => image('CONTAINS', CODES.source, ref)));
   }
   children.push(...algorithmIdentification(c));
-  children.push(text('CONTAINS', CODES.finding, f.description));
-  if (f.anatomicalLocation) {
+  // TextValue is type 1: an empty answer from the model is said so, never written empty.
+  children.push(text('CONTAINS', CODES.finding, filled(f.description, '(no description given)')));
+  if (f.anatomicalLocation?.trim()) {
     const lat = lateralityCode(f.laterality);
     children.push(
       text('HAS CONCEPT MOD', CODES.findingSite, f.anatomicalLocation, lat ? [code('HAS CONCEPT MOD', CODES.laterality, lat)] : []),
@@ -137,7 +138,7 @@ function findingGroup(c: ReportContent, f: ReportFinding, ms: ReportMeasurement[
   }
   const sev = severityCode(f.severity);
   if (sev) children.push(code('CONTAINS', CODES.severity, sev));
-  if (f.recommendation) children.push(text('CONTAINS', CODES.recommendation, f.recommendation));
+  if (f.recommendation?.trim()) children.push(text('CONTAINS', CODES.recommendation, f.recommendation));
   return container('CONTAINS', CODES.measurementGroup, children);
 }
 
@@ -170,14 +171,18 @@ function imagingMeasurements(c: ReportContent): ContentItem {
   return container('CONTAINS', CODES.imagingMeasurements, groups);
 }
 
+function filled(value: string, otherwise: string): string {
+  return value.trim() ? value : otherwise;
+}
+
 function qualitativeEvaluations(c: ReportContent): ContentItem {
-  const items: ContentItem[] = [text('CONTAINS', CODES.impression, c.impression)];
+  const items: ContentItem[] = [text('CONTAINS', CODES.impression, filled(c.impression, '(no impression given)'))];
   if (c.procedure || c.technique) {
     items.push(text('CONTAINS', CODES.procedureDescription, [c.procedure, c.technique].filter(Boolean).join('\n')));
   }
-  if (c.comparison) items.push(text('CONTAINS', CODES.comparison, c.comparison));
-  if (c.limitations) items.push(text('CONTAINS', CODES.limitations, c.limitations));
-  if (c.amendmentReason) items.push(text('CONTAINS', CODES.amendmentReason, c.amendmentReason));
+  if (c.comparison?.trim()) items.push(text('CONTAINS', CODES.comparison, c.comparison));
+  if (c.limitations?.trim()) items.push(text('CONTAINS', CODES.limitations, c.limitations));
+  if (c.amendmentReason?.trim()) items.push(text('CONTAINS', CODES.amendmentReason, c.amendmentReason));
   items.push(text('CONTAINS', CODES.comment, c.disclaimer));
   return container('CONTAINS', CODES.qualitativeEvaluations, items);
 }
