@@ -235,7 +235,8 @@ describe('DICOM-SR writer (TID 1500, Comprehensive 3D SR)', () => {
       // Finding 2 has no region: its images are the group's sources.
       expect(out).to.include(`<contains IMAGE:(260753009,SCT,"Source")=(CT image,"${draft.findings[1]!.images[0]!.sopInstanceUid}")>`);
       // The hostile and non-ASCII text is data, kept whole.
-      expect(out).to.include(`<contains TEXT:(121071,DCM,"Finding")="Solid nodule in the right lower lobe ${HOSTILE}">`);
+      // Finding is a CODE (TID 1501): the model's words as a local code's meaning.
+      expect(out).to.match(/<contains CODE:\(121071,DCM,"Finding"\)=\(F[0-9A-F]{8},99RADIANT,"Solid nodule in the right lower lobe <script>alert\(1\)<\/script>"\)>/);
       expect(out).to.include('Müller^Zoë');
       expect(out).to.include(`<contains TEXT:(121106,DCM,"Comment")="${AI_DISCLAIMER}">`);
       // Image library: every analysed instance is listed.
@@ -395,7 +396,11 @@ describe('DICOM-SR writer (TID 1500, Comprehensive 3D SR)', () => {
       expect(impression.ValueType).to.equal('TEXT');
       expect(impression.TextValue).to.equal(draft.impression);
       const finding = findAll(ds, 'Finding')[0]!;
-      expect(finding.TextValue).to.equal(draft.findings[0]!.description);
+      expect(finding.ValueType).to.equal('CODE');
+      expect(seq(finding.ConceptCodeSequence)[0]!.CodeMeaning).to.equal(draft.findings[0]!.description);
+      const site = findAll(ds, 'Finding Site')[0]!;
+      expect(site.ValueType).to.equal('CODE');
+      expect(seq(site.ConceptCodeSequence)[0]!.CodeMeaning).to.equal(draft.findings[0]!.anatomicalLocation);
       expect(findAll(ds, 'Limitations')[0]!.TextValue).to.equal(draft.limitations);
       // The one private code is declared (PS3.3 C.12.1.1.7).
       expect(seq(ds.CodingSchemeIdentificationSequence).map((x) => x.CodingSchemeDesignator)).to.deep.equal(['99RADIANT']);
@@ -485,14 +490,27 @@ describe('DICOM-SR writer (TID 1500, Comprehensive 3D SR)', () => {
       expect(dciodvfy(p).errors).to.deep.equal([]);
     });
 
-    it('without limitations nor unknown quantities no private code is used, and dciodvfy has no warning at all', async () => {
+    it('the local coding scheme is declared, and it is the only thing dciodvfy warns about', async () => {
       const c = makeContent('final');
       c.limitations = null;
       const bytes = buildStructuredReport(c, ids(10));
-      expect(readBack(bytes).ds.CodingSchemeIdentificationSequence).to.equal(undefined);
+      expect(seq(readBack(bytes).ds.CodingSchemeIdentificationSequence).map((x) => x.CodingSchemeDesignator)).to.deep.equal(['99RADIANT']);
       const r = dciodvfy(await writeTmp('no-private', bytes));
       expect(r.errors, r.output).to.deep.equal([]);
-      expect(r.warnings, r.output).to.deep.equal([]);
+      for (const w of r.warnings) expect(w, r.output).to.match(/99RADIANT/);
+    });
+
+    it('a finding longer than a Code Meaning keeps its whole text as a comment', async () => {
+      const c = makeContent('draft');
+      c.findings[0]!.description = `${'Ground-glass opacity '.repeat(5)}in the right lower lobe`;
+      const bytes = buildStructuredReport(c, ids(11));
+      const { ds } = readBack(bytes);
+      const group = findAll(ds, 'Measurement Group')[0]!;
+      const items = seq(group.ContentSequence);
+      const finding = items.find((i) => conceptMeaning(i) === 'Finding')!;
+      expect([...String(seq(finding.ConceptCodeSequence)[0]!.CodeMeaning)].length).to.equal(64);
+      expect(items.find((i) => conceptMeaning(i) === 'Comment')!.TextValue).to.equal(c.findings[0]!.description);
+      expect(dciodvfy(await writeTmp('long-finding', bytes)).errors).to.deep.equal([]);
     });
 
     it('refuses content that cannot make a valid object', () => {

@@ -174,6 +174,16 @@ export function quantityCode(quantity: string): Code {
   return { value: privateCodeValue(quantity), scheme: PRIVATE_SCHEME.designator, meaning: quantity };
 }
 
+/**
+ * Free text from the model as a code: TID 1501/1419 make Finding and Finding Site CODE items
+ * (extensible context groups), and viewers (OHIF) read them as codes. The words go into the
+ * Code Meaning (LO: 64 characters; the caller keeps longer text as a comment).
+ */
+export function wordsCode(prefix: 'F' | 'S', words: string): Code {
+  const meaning = [...words.trim()].slice(0, 64).join('');
+  return { value: `${prefix}${privateCodeValue(words.trim()).slice(1)}`, scheme: PRIVATE_SCHEME.designator, meaning };
+}
+
 /** A private code value (SH, 16 characters) that is stable for the same words. */
 function privateCodeValue(words: string): string {
   let h = 0x811c9dc5;

@@ -6,7 +6,7 @@
  * evaluations; the report's narrative goes under Qualitative Evaluations.
  */
 import type { ImageRef, ReportContent, ReportFinding, ReportMeasurement } from '../content.js';
-import { CODES, lateralityCode, modalityCode, procedureCode, quantityCode, severityCode, ucumCode } from './codes.js';
+import { CODES, lateralityCode, modalityCode, procedureCode, quantityCode, severityCode, ucumCode, wordsCode } from './codes.js';
 import {
   code,
   container,
@@ -124,13 +124,13 @@ function findingGroup(c: ReportContent, f: ReportFinding, ms: ReportMeasurement[
     children.push(...f.images.map((ref) => image('CONTAINS', CODES.source, ref)));
   }
   children.push(...algorithmIdentification(c));
-  // TextValue is type 1: an empty answer from the model is said so, never written empty.
-  children.push(text('CONTAINS', CODES.finding, filled(f.description, '(no description given)')));
+  // An empty answer from the model is said so, never written empty (Code Meaning is type 1).
+  const description = filled(f.description, '(no description given)');
+  children.push(code('CONTAINS', CODES.finding, wordsCode('F', description)));
+  if ([...description.trim()].length > 64) children.push(text('CONTAINS', CODES.comment, description));
   if (f.anatomicalLocation?.trim()) {
     const lat = lateralityCode(f.laterality);
-    children.push(
-      text('HAS CONCEPT MOD', CODES.findingSite, f.anatomicalLocation, lat ? [code('HAS CONCEPT MOD', CODES.laterality, lat)] : []),
-    );
+    children.push(code('HAS CONCEPT MOD', CODES.findingSite, wordsCode('S', f.anatomicalLocation), lat ? [code('HAS CONCEPT MOD', CODES.laterality, lat)] : []));
   }
   children.push(...measurementItems(ms));
   if (f.confidence !== null && Number.isFinite(f.confidence)) {
