@@ -21,7 +21,7 @@ export async function up(knex: Knex): Promise<void> {
     t.string('signed_by', 64).nullable();
     t.string('signer_name', 324).nullable();
     t.timestamp('signed_at', { useTz: true }).nullable();
-    /** The DICOM objects of the current version. */
+    /** The DICOM objects of the current version (each version has its own SR and PDF series). */
     t.string('sr_sop_instance_uid', 64).nullable();
     t.string('pdf_sop_instance_uid', 64).nullable();
     t.string('sr_series_instance_uid', 64).nullable();

@@ -12,6 +12,7 @@ import { corpusDir } from './helpers/corpus.js';
 import { runTool, startStorescp, storescu } from './helpers/dcmtk.js';
 import { baseUrl, bearer, tokenFor } from './helpers/http.js';
 import { freePort, listFiles, startTestNode, tempDir, type TestNode } from './helpers/node.js';
+import { launchChromium } from './helpers/browser.js';
 
 /**
  * Publishing AI results, end to end on real parts: the corpus CT by storescu, an analysis by the
@@ -136,6 +137,12 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
   };
 
   it('a technician cannot create or sign; a radiologist creates the draft: SR + PDF in the study', async function () {
+    // The random model's words are meaningless and its boxes random: give the first finding a
+    // known box (on the 41st image sent, in its 896² pixels) to check the mapping onto the slice.
+    if (!(await node.db('findings').where({ analysis_id: analysisId }).first())) {
+      await node.db('findings').insert({ analysis_id: analysisId, idx: 0, description: 'Opacity', confidence: 0.6, image_indices: '[40]', laterality: 'right', category: 'abnormal', severity: 'mild' });
+    }
+    await node.db('findings').where({ analysis_id: analysisId, idx: 0 }).update({ anatomical_location: 'right lower lobe', region: JSON.stringify({ imageIndex: 40, box: [300, 300, 500, 500] }) });
     const tech = apiClient(node, await tokenFor(node, 'technician'));
     expect((await tech.post('/api/reports', { study_id: studyUid, analysis_id: analysisId })).status).to.equal(403);
     expect((await radiologist.post('/api/reports', { study_id: studyUid, analysis_id: 999999 })).status).to.equal(404);
@@ -155,6 +162,13 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
     expect(ds).to.include({ SOPClassUID: '1.2.840.10008.5.1.4.1.1.88.34', StudyInstanceUID: studyUid, VerificationFlag: 'UNVERIFIED', CompletionFlag: 'PARTIAL' });
     const checked = await validate(sr, 'draft-sr.dcm');
     expect(checked.dsrdump, checked.dsrdump).to.match(/Imaging Measurement Report/);
+    // 512² slice shown at 896²: the box's corners × 512/896, on the slice the model saw as image 41.
+    expect(checked.dsrdump).to.match(/SCOORD:\(,,"Image Region"\)=\(POLYLINE,171\.39\d*\/171\.39\d*,/);
+    const analysis = (await radiologist.get<{ images: Array<{ sop_instance_uid: string }> }>(`/api/analysis/${analysisId}`)).body;
+    const withUids = (await runTool('dsrdump', ['+Pu', path.join(work.at(-1)!, 'draft-sr.dcm')])).stdout;
+    const lines = withUids.split('\n');
+    const at = lines.findIndex((l) => l.includes('SCOORD:'));
+    expect(lines[at + 1], withUids).to.include('selected from IMAGE').and.include(analysis.images[40]!.sop_instance_uid);
     expect(checked.dciodvfy, checked.dciodvfy).not.to.match(/^Error/m);
 
     const pdfObj = await retrieve(report.dicom.pdf!.series_instance_uid, draftPdf);
@@ -263,6 +277,51 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
     const preds = (ds.PredecessorDocumentsSequence ?? []).flatMap((s) => (s.ReferencedSeriesSequence ?? []).flatMap((x) => (x.ReferencedSOPSequence ?? []).map((y) => y.ReferencedSOPInstanceUID)));
     expect(preds).to.include(before.dicom.sr!.sop_instance_uid);
     expect(ds.VerificationFlag).to.equal('VERIFIED');
+  });
+
+  it('OHIF in Chromium shows the SR (its box on the slice, in the SR viewport) and the PDF', async function () {
+    const base = baseUrl(node);
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+      // OHIF's first-run tour would cover the page: mark it as seen, as a returning user has.
+      await page.addInitScript("localStorage.setItem('shownTours', JSON.stringify(['basicViewerTour']))");
+      const responses: Array<{ url: string; status: number; type: string | null }> = [];
+      page.on('response', (r) => {
+        responses.push({ url: r.url(), status: r.status(), type: r.headers()['content-type'] ?? null });
+        if (r.status() >= 400) errors.push(`${r.status()} ${r.url()}`);
+      });
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(String(e)));
+      // OHIF's error boundary reports through console.debug/error, not as page errors.
+      page.on('console', (m) => {
+        if (/error/i.test(m.type()) || /Error Boundary|TypeError/.test(m.text())) errors.push(m.text().slice(0, 500));
+      });
+      await page.goto(`${base}/viewer/viewer?StudyInstanceUIDs=${studyUid}&token=${await tokenFor(node, 'viewer')}`, { waitUntil: 'domcontentloaded' });
+      const sr = page.getByText('SR', { exact: true }).first();
+      await sr.waitFor({ timeout: 60_000 });
+      await sr.dblclick();
+      // The SR viewport: the finding's label next to its box on the referenced slice.
+      const label = page.getByText(/right lower lobe/).first();
+      await label.waitFor({ timeout: 60_000 }).catch(async (err: unknown) => {
+        await page.screenshot({ path: path.resolve('test-artifacts', 'viewer-sr-failed.png') });
+        throw new Error(`the SR viewport showed no finding: ${String(err)}; ${errors.join('; ')}`);
+      });
+      await fsp.mkdir(path.resolve('test-artifacts'), { recursive: true });
+      await page.screenshot({ path: path.resolve('test-artifacts', 'viewer-sr.png') });
+      expect(errors).to.deep.equal([]);
+
+      const doc = page.getByText('DOC', { exact: true }).first();
+      await doc.dblclick();
+      // The viewer fetches the document through the EncapsulatedDocument's BulkDataURI, then shows it from a blob.
+      const bulk = await waitFor('the PDF bulk data', async () => responses.find((r) => r.status === 200 && r.url.includes(`/dicom-web/studies/${studyUid}/`) && r.url.includes('/bulkdata/')), 60_000);
+      expect(bulk.type).to.match(/application\/pdf|multipart\/related/);
+      await waitFor('the PDF shown', async () => responses.find((r) => r.status === 200 && r.url.startsWith('blob:') && r.type?.startsWith('application/pdf')), 60_000);
+      await page.waitForSelector('object[type="application/pdf"], embed[type="application/pdf"], iframe', { timeout: 30_000 });
+      await page.screenshot({ path: path.resolve('test-artifacts', 'viewer-pdf.png') });
+    } finally {
+      await browser.close();
+    }
   });
 
   it('forwards the report objects (and nothing else) to the PACS', async function () {

@@ -14,9 +14,13 @@ import { ENCAPSULATED_PDF_SOP_CLASS as ENCAPSULATED_PDF } from '../../dicomweb/e
 import { setPublished, type Report } from './report-store.js';
 import type { ReportBody } from './body.js';
 
-/** Series numbers of the node's report series: high, so viewers list them after the images. */
-const SR_SERIES_NUMBER = 9901;
-const PDF_SERIES_NUMBER = 9902;
+/**
+ * Each published version gets its own SR and PDF series: series-level attributes (the
+ * description says draft or signed) must hold for every instance of a series, and viewers show
+ * one report per series. Numbers are high, so viewers list them after the images.
+ */
+const srSeriesNumber = (version: number) => 10_000 + 2 * version - 1;
+const pdfSeriesNumber = (version: number) => 10_000 + 2 * version;
 
 export interface PublishDeps {
   db: Db;
@@ -53,11 +57,11 @@ export function currentObjects(r: Report): ImageRef[] {
  * viewer at once, and forwarding rules see them like any arrival. Earlier versions' objects stay.
  */
 export async function publishVersion(d: PublishDeps, report: Report, analysis: Analysis, body: ReportBody, content: ReportContent): Promise<Published> {
-  if (!report.srSeriesInstanceUid || !report.pdfSeriesInstanceUid) throw new PublishError(`report ${report.id} has no series UIDs`);
   const at = new Date(content.createdAt);
   const t0 = performance.now();
   const srUid = newUid();
-  const sr = buildStructuredReport(content, { sopInstanceUid: srUid, seriesInstanceUid: report.srSeriesInstanceUid, seriesNumber: SR_SERIES_NUMBER, instanceNumber: content.version, contentDateTime: at });
+  const srSeries = newUid();
+  const sr = buildStructuredReport(content, { sopInstanceUid: srUid, seriesInstanceUid: srSeries, seriesNumber: srSeriesNumber(content.version), instanceNumber: 1, contentDateTime: at });
   const t1 = performance.now();
   const keyImages = await keyImagesFor(d.db, d.storage, analysis, body).catch((err: unknown) => {
     // Key images illustrate; a slice that cannot be rendered must not stop the report.
@@ -66,7 +70,8 @@ export async function publishVersion(d: PublishDeps, report: Report, analysis: A
   });
   const pdf = await renderReportPdf(content, keyImages);
   const pdfUid = newUid();
-  const enc = buildEncapsulatedPdf(content, pdf, { sopInstanceUid: pdfUid, seriesInstanceUid: report.pdfSeriesInstanceUid, seriesNumber: PDF_SERIES_NUMBER, instanceNumber: content.version, contentDateTime: at });
+  const pdfSeries = newUid();
+  const enc = buildEncapsulatedPdf(content, pdf, { sopInstanceUid: pdfUid, seriesInstanceUid: pdfSeries, seriesNumber: pdfSeriesNumber(content.version), instanceNumber: 1, contentDateTime: at });
   const t2 = performance.now();
   try {
     for (const bytes of [sr, enc]) {
@@ -77,7 +82,7 @@ export async function publishVersion(d: PublishDeps, report: Report, analysis: A
     if (err instanceof PublishError) throw err;
     throw new PublishError(`storing report ${report.id} v${content.version} failed: ${(err as Error).message}`, { cause: err });
   }
-  await setPublished(d.db, report.id, content.version, srUid, pdfUid);
+  await setPublished(d.db, report.id, content.version, { sop: srUid, series: srSeries }, { sop: pdfUid, series: pdfSeries });
   const t3 = performance.now();
   return { srSopInstanceUid: srUid, pdfSopInstanceUid: pdfUid, timings: { srMs: t1 - t0, pdfMs: t2 - t1, storeMs: t3 - t2 } };
 }

@@ -122,8 +122,6 @@ export interface NewReport {
   includeAiDisclaimer: boolean;
   body: ReportBody;
   createdBy: string | null;
-  srSeriesInstanceUid: string;
-  pdfSeriesInstanceUid: string;
 }
 
 export async function insertReport(trx: Knex.Transaction, r: NewReport, now: Date): Promise<number> {
@@ -136,8 +134,6 @@ export async function insertReport(trx: Knex.Transaction, r: NewReport, now: Dat
       include_ai_disclaimer: r.includeAiDisclaimer,
       content: JSON.stringify(r.body),
       created_by: r.createdBy,
-      sr_series_instance_uid: r.srSeriesInstanceUid,
-      pdf_series_instance_uid: r.pdfSeriesInstanceUid,
       created_at: now.toISOString(),
       updated_at: now.toISOString(),
     })
@@ -196,9 +192,11 @@ export async function writeVersion(trx: Knex.Transaction, w: VersionWrite, now: 
 }
 
 /** Records the DICOM objects published for a version (and makes them the report's current ones). */
-export async function setPublished(db: Db, reportId: number, version: number, sr: string, pdf: string): Promise<void> {
+export async function setPublished(db: Db, reportId: number, version: number, sr: { sop: string; series: string }, pdf: { sop: string; series: string }): Promise<void> {
   await db.transaction(async (trx) => {
-    await trx('report_versions').where({ report_id: reportId, version }).update({ sr_sop_instance_uid: sr, pdf_sop_instance_uid: pdf });
-    await trx('reports').where({ id: reportId, version }).update({ sr_sop_instance_uid: sr, pdf_sop_instance_uid: pdf });
+    await trx('report_versions').where({ report_id: reportId, version }).update({ sr_sop_instance_uid: sr.sop, pdf_sop_instance_uid: pdf.sop });
+    await trx('reports')
+      .where({ id: reportId, version })
+      .update({ sr_sop_instance_uid: sr.sop, pdf_sop_instance_uid: pdf.sop, sr_series_instance_uid: sr.series, pdf_series_instance_uid: pdf.series });
   });
 }

@@ -4,7 +4,6 @@ import type { Logger } from '../logger.js';
 import type { Ingestor } from '../ingest/ingest.js';
 import type { Role } from '../auth/permissions.js';
 import { getAnalysis, type Analysis } from '../analysis/analyses.js';
-import { newUid } from '../dicom/new-uid.js';
 import { IMPLEMENTATION_VERSION_NAME } from '../dicom/implementation.js';
 import type { BlobStorage } from '../../storage/types.js';
 import { applyPatch, bodyFromAnalysis, type BodyPatch, type ReportBody } from './body.js';
@@ -93,7 +92,7 @@ export async function createReport(d: WorkflowDeps, req: CreateReport, by: Actor
   const id = await d.db.transaction(async (trx) => {
     const reportId = await insertReport(
       trx,
-      { studyInstanceUid: req.studyInstanceUid, analysisId: analysis.id, includeAiDisclaimer: req.includeAiDisclaimer, body, createdBy: by.username, srSeriesInstanceUid: newUid(), pdfSeriesInstanceUid: newUid() },
+      { studyInstanceUid: req.studyInstanceUid, analysisId: analysis.id, includeAiDisclaimer: req.includeAiDisclaimer, body, createdBy: by.username },
       now,
     );
     await writeVersion(trx, { reportId, expectedVersion: 1, state: 'draft', action: 'create', by: by.username, changes: [{ field: 'report', from: null, to: `draft from analysis ${analysis.id}` }], body }, now);
