@@ -12,7 +12,12 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { makeCtSeries } from '../fixtures/generate.js';
 import { tinyEngineEnv, writeTinyModels } from '../fixtures/tiny-model.js';
-import { openCore, startNode, type Core } from '../src/app.js';
+import { openCore, startNode, type Core, type RunningNode } from '../src/app.js';
+import { createReport } from '../src/reports/workflow.js';
+import { createRemoteNode } from '../src/nodes/remote-nodes.js';
+import { createRule } from '../src/forwarding/rules.js';
+import { startStorescp } from '../test/helpers/dcmtk.js';
+import { freePort } from '../test/helpers/node.js';
 import { getAnalysis } from '../src/analysis/analyses.js';
 import { closeImagePrep, prepareImages } from '../src/analysis/prepare-images.js';
 import { seriesInstanceReader } from '../src/analysis/instance-bytes.js';
@@ -99,6 +104,43 @@ export async function pipelineBench(corpus: string): Promise<void> {
   await closeImagePrep();
 }
 
+/**
+ * From a finished analysis to its report stored in the study and at a PACS: the draft's SR and
+ * PDF written and ingested, then forwarded (C-STORE) to a DCMTK storescp by an "AI results" rule.
+ */
+async function publishBench(node: RunningNode, analysisId: number): Promise<void> {
+  const destDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'radiant-bench-pacs-'));
+  const scp = await startStorescp(await freePort(), destDir, { aeTitle: 'BENCH_PACS' });
+  try {
+    const pacs = await createRemoteNode(node.db, { aeTitle: 'BENCH_PACS', host: '127.0.0.1', port: scp.port, tls: false, description: null, allowQueryRetrieve: false, stowUrl: null, stowAuthorization: null });
+    await createRule(node.db, { name: 'AI results', enabled: true, nodeId: pacs.id, match: { aiResults: true } });
+    await node.forwardingRules.reload();
+    const deps = { db: node.db, storage: node.storage, ingestor: node.ingestor, audit: node.audit, log: node.log, node: { aeTitle: node.config.dicom.aeTitle, institutionName: null } };
+    const analysis = (await getAnalysis(node.db, analysisId))!;
+    const stored: number[] = [];
+    const forwarded: number[] = [];
+    let split = { srMs: 0, pdfMs: 0, storeMs: 0 };
+    for (let i = 0; i < RUNS; i++) {
+      const t0 = performance.now();
+      const { published } = await createReport(deps, { studyInstanceUid: analysis.studyInstanceUid, analysisId, includeAiDisclaimer: true }, { username: 'bench', role: 'radiologist' });
+      stored.push(performance.now() - t0);
+      split = published.timings;
+      for (;;) {
+        const sent = (await node.db('forward_items').whereIn('sop_instance_uid', [published.srSopInstanceUid, published.pdfSopInstanceUid]).andWhere({ status: 'sent' })) as unknown[];
+        if (sent.length === 2) break;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      forwarded.push(performance.now() - t0);
+    }
+    console.log(
+      `report publish (corpus CT analysis)  ${median(stored).toFixed(0)} ms analysis → SR + PDF stored in the study (SR ${split.srMs.toFixed(0)}, key images + PDF ${split.pdfMs.toFixed(0)}, ingest ${split.storeMs.toFixed(0)} ms), ${median(forwarded).toFixed(0)} ms → both at a DCMTK storescp (forwarding settle ${node.config.forwarding.settleMs} ms)`,
+    );
+  } finally {
+    await scp.stop();
+    await fsp.rm(destDir, { recursive: true, force: true });
+  }
+}
+
 /** One analysis job on the corpus CT with the tiny model: where its time goes. */
 async function jobBench(ctDir: string): Promise<void> {
   await ensureLlamaServer({ cuda: false });
@@ -112,6 +154,8 @@ async function jobBench(ctDir: string): Promise<void> {
       HTTP_PORT: '0',
       ...tinyEngineEnv(models),
       JOB_POLL_MS: '100',
+      FORWARD_POLL_MS: '100',
+      FORWARD_SETTLE_MS: '200',
     },
     dir,
   );
@@ -123,6 +167,7 @@ async function jobBench(ctDir: string): Promise<void> {
     for (const f of fs.readdirSync(ctDir).filter((x) => x.endsWith('.dcm'))) studyUid = (await node.ingestor.ingestFile(path.join(ctDir, f), false, { source: 'import' })).studyInstanceUid;
     const totals: number[] = [];
     let last: Record<string, number> = {};
+    let lastAnalysisId = 0;
     for (let i = 0; i < RUNS; i++) {
       const t0 = performance.now();
       const a = await requestAnalysis(node.analysis, { studyInstanceUid: studyUid, analysisType: 'primary', trigger: 'manual', requestedBy: 'bench' });
@@ -131,6 +176,7 @@ async function jobBench(ctDir: string): Promise<void> {
         if (now && ['succeeded', 'failed', 'cancelled'].includes(now.status)) {
           if (now.status !== 'succeeded') throw new Error(`analysis ${now.status}: ${now.error}`);
           last = now.timings as Record<string, number>;
+          lastAnalysisId = now.id;
           break;
         }
         await new Promise((r) => setTimeout(r, 20));
@@ -141,6 +187,7 @@ async function jobBench(ctDir: string): Promise<void> {
     console.log(
       `pipeline job, tiny model (CPU, 1 thread)  ${median(totals).toFixed(0)} ms request → findings stored (85 images); last run: queue ${f('queueWaitMs')}, select ${f('selectMs')}, prepare ${f('prepareMs')}, inference ${f('inferenceMs')} (prompt ${f('promptMs')}, generation ${f('predictedMs')} for ${f('tokens')} tokens) ms`,
     );
+    await publishBench(node, lastAnalysisId);
   } finally {
     await node.stop();
     await fsp.rm(dir, { recursive: true, force: true });
