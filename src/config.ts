@@ -111,6 +111,7 @@ const envSchema = z.object({
   ANALYSIS_SCAN_MS: z.coerce.number().int().min(100).max(3_600_000).default(5000),
   MEDGEMMA_MAX_SLICES: z.coerce.number().int().min(1).max(1000).default(85),
   ANALYSIS_IMAGE_SIZE: z.coerce.number().int().min(64).max(4096).default(896),
+  ANALYSIS_PRIOR_IMAGES: z.coerce.number().int().min(0).max(200).default(16),
   ANALYSIS_MAX_FINDINGS: z.coerce.number().int().min(1).max(100).default(12),
   ANALYSIS_MAX_TEXT: z.coerce.number().int().min(16).max(4000).default(400),
   ANALYSIS_MAX_TOKENS: z.coerce.number().int().min(64).max(65_536).default(4096),
@@ -185,6 +186,8 @@ export interface AnalysisConfig {
   scanMs: number;
   maxSlices: number;
   imageSize: number;
+  /** Comparison: images of the prior study added after the current ones (0: none). */
+  priorImages: number;
   maxFindings: number;
   maxText: number;
   maxTokens: number;
@@ -416,6 +419,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       scanMs: e.ANALYSIS_SCAN_MS,
       maxSlices: e.MEDGEMMA_MAX_SLICES,
       imageSize: e.ANALYSIS_IMAGE_SIZE,
+      priorImages: e.ANALYSIS_PRIOR_IMAGES,
       maxFindings: e.ANALYSIS_MAX_FINDINGS,
       maxText: e.ANALYSIS_MAX_TEXT,
       maxTokens: e.ANALYSIS_MAX_TOKENS,

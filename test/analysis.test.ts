@@ -35,7 +35,7 @@ interface AnalysisView {
   prior_study_instance_uid: string | null;
   model: { name: string; sha256: string | null; quantization: string | null; backend: string | null } | null;
   prompt: { template_id: string; template_version: string; hash: string; text: string | null } | null;
-  images: Array<{ index: number; sop_instance_uid: string; frame_number: number; series_instance_uid: string }>;
+  images: Array<{ index: number; sop_instance_uid: string; frame_number: number; series_instance_uid: string; study_instance_uid?: string }>;
   findings?: Array<{ description: string; laterality: string; category: string; severity: string; confidence: number; image_indices: number[] }>;
   measurements?: Array<{ quantity: string; value: number; unit: string }>;
   impression: string | null;
@@ -379,6 +379,12 @@ describe('Analysis pipeline (real llama-server, tiny Gemma 3)', function () {
       expect(a.prompt!.text).to.include('Prior impression: Solid nodule in the right upper lobe, 4 mm');
       expect(a.prompt!.text).to.include('Findings reported on the prior: Right upper lobe nodule (confidence 0.70)');
       expect(a.prompt!.text).to.include('64-year-old, female');
+      // The prior's images follow the current ones (12 slices each here), and the prompt says which.
+      expect(a.images).to.have.length(24);
+      expect(a.images.slice(0, 12).every((i) => !i.study_instance_uid && i.series_instance_uid === current[0]!.seriesInstanceUid)).to.equal(true);
+      expect(a.images.slice(12).every((i) => i.study_instance_uid === prior[0]!.studyInstanceUid && i.series_instance_uid === prior[0]!.seriesInstanceUid)).to.equal(true);
+      expect(a.prompt!.text).to.include('Images 12–23 are from the prior examination');
+      expect(a.prompt!.template_version).to.equal('2');
       expect(a.prompt!.text).not.to.include('Comparison').and.not.to.include('19600101');
     });
 

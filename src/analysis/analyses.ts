@@ -13,6 +13,8 @@ export interface AnalysisImageRef {
   sopInstanceUid: string;
   frameNumber: number;
   seriesInstanceUid: string;
+  /** Set for a prior study's image (comparison); absent: the analysed study. */
+  studyInstanceUid?: string;
   /** Where the source image sits in the prepared square (for mapping regions back): scale and offset. */
   placement?: { left: number; top: number; width: number; height: number; rows: number; columns: number };
 }

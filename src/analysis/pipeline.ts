@@ -117,34 +117,30 @@ export async function runAnalysisJob(deps: PipelineDeps, job: JobRow<AnalysisJob
 
     await progress('prepare', 20);
     const t1 = Date.now();
-    const prepared = await prepareImages({
-      kind: kindOf(vol),
-      slices: vol.slices.map((s) => ({ sopInstanceUid: s.sopInstanceUid, frameNumber: s.frameNumber })),
-      maxImages: deps.config.maxSlices,
-      size: deps.config.imageSize,
-      readInstance: await seriesInstanceReader(db, deps.storage, analysis.studyInstanceUid, vol.seriesInstanceUid),
-      signal: ctx.signal,
-    });
+    const current = await prepareVolume(deps, analysis.studyInstanceUid, vol, deps.config.maxSlices, ctx.signal);
+    const images: AnalysisImageRef[] = current.refs;
+    const pngs = current.pngs;
     timings.prepareMs = Date.now() - t1;
-    const headers = new Map(vol.slices.map((s) => [`${s.sopInstanceUid}|${s.frameNumber}`, s]));
-    const images: AnalysisImageRef[] = prepared.images.map((im, index) => {
-      const h = headers.get(`${im.sopInstanceUid}|${im.frameNumber}`);
-      return {
-        index,
-        sopInstanceUid: im.sopInstanceUid,
-        frameNumber: im.frameNumber,
-        seriesInstanceUid: vol.seriesInstanceUid,
-        ...(h ? { placement: { ...placement(h.columns, h.rows, pixelAspectOf(h), deps.config.imageSize), rows: h.rows, columns: h.columns } } : {}),
-      };
-    });
 
     const pc = await promptContext(db, deps.storage, analysis, vol, selection.selected, images.length);
+    // A comparison looks at some of the prior's images too, after the current ones.
+    if (pc.priorStudyInstanceUid && deps.config.priorImages > 0) {
+      const prior = await priorImages(deps, pc.priorStudyInstanceUid, ctx.signal);
+      if (prior.refs.length) {
+        const first = images.length;
+        for (const r of prior.refs) images.push({ ...r, index: images.length, studyInstanceUid: pc.priorStudyInstanceUid });
+        pngs.push(...prior.pngs);
+        pc.context.imageCount = images.length;
+        pc.context.priorImages = `${first}–${images.length - 1}`;
+      }
+      timings.prepareMs = Date.now() - t1;
+    }
     const prompt = buildPrompt(analysis.analysisType, pc.context);
 
     await progress('inference', 50);
     const t2 = Date.now();
     const schema = findingsJsonSchema({ maxFindings: deps.config.maxFindings, maxText: deps.config.maxText, imageCount: images.length, imageSize: deps.config.imageSize });
-    const result = await engine.analyze({ images: prepared.images.map((i) => i.png), prompt: prompt.text, schema, maxTokens: deps.config.maxTokens, signal: ctx.signal });
+    const result = await engine.analyze({ images: pngs, prompt: prompt.text, schema, maxTokens: deps.config.maxTokens, signal: ctx.signal });
     timings.inferenceMs = Date.now() - t2;
     let answer;
     try {
@@ -172,7 +168,7 @@ export async function runAnalysisJob(deps: PipelineDeps, job: JobRow<AnalysisJob
       rawText: result.rawText,
       safetyFlags: [...result.safetyFlags, ...answer.flags],
       timings,
-      selection: { ...selectionSummary, problems: vol.problems, skippedImages: prepared.skipped },
+      selection: { ...selectionSummary, problems: vol.problems, skippedImages: current.skipped },
     });
     await deps.audit.record({
       actorType: analysis.trigger === 'manual' && analysis.requestedBy ? 'user' : 'system',
@@ -191,6 +187,50 @@ export async function runAnalysisJob(deps: PipelineDeps, job: JobRow<AnalysisJob
   } catch (err) {
     await recordFailure(deps, analysis, job, err, ctx.signal);
     throw translate(err, ctx.signal);
+  }
+}
+
+interface PreparedVolume {
+  refs: AnalysisImageRef[];
+  pngs: Buffer[];
+  skipped: unknown[];
+}
+
+/** Up to `max` images of an assembled volume, with where each came from and how it was placed. */
+async function prepareVolume(deps: PipelineDeps, studyInstanceUid: string, vol: AssembledVolume, max: number, signal: AbortSignal): Promise<PreparedVolume> {
+  const prepared = await prepareImages({
+    kind: kindOf(vol),
+    slices: vol.slices.map((s) => ({ sopInstanceUid: s.sopInstanceUid, frameNumber: s.frameNumber })),
+    maxImages: max,
+    size: deps.config.imageSize,
+    readInstance: await seriesInstanceReader(deps.db, deps.storage, studyInstanceUid, vol.seriesInstanceUid),
+    signal,
+  });
+  const headers = new Map(vol.slices.map((s) => [`${s.sopInstanceUid}|${s.frameNumber}`, s]));
+  const refs = prepared.images.map((im, index): AnalysisImageRef => {
+    const h = headers.get(`${im.sopInstanceUid}|${im.frameNumber}`);
+    return {
+      index,
+      sopInstanceUid: im.sopInstanceUid,
+      frameNumber: im.frameNumber,
+      seriesInstanceUid: vol.seriesInstanceUid,
+      ...(h ? { placement: { ...placement(h.columns, h.rows, pixelAspectOf(h), deps.config.imageSize), rows: h.rows, columns: h.columns } } : {}),
+    };
+  });
+  return { refs, pngs: prepared.images.map((i) => i.png), skipped: prepared.skipped };
+}
+
+/** The prior study's best series, prepared like the current one; none when it has nothing to show or fails. */
+async function priorImages(deps: PipelineDeps, studyInstanceUid: string, signal: AbortSignal): Promise<PreparedVolume> {
+  try {
+    const selected = selectSeries(await loadStudySeries(deps.db, deps.storage, studyInstanceUid)).selected;
+    if (!selected) return { refs: [], pngs: [], skipped: [] };
+    return await prepareVolume(deps, studyInstanceUid, assembleVolume(selected), deps.config.priorImages, signal);
+  } catch (err) {
+    if (signal.aborted) throw err;
+    // The prior's findings and text still go into the prompt; only its pictures are missing.
+    deps.log.warn({ study: studyInstanceUid, err: errorMessage(err) }, 'prior study images not prepared');
+    return { refs: [], pngs: [], skipped: [] };
   }
 }
 

@@ -556,6 +556,45 @@ function buildDocument(): Json {
         responses: { 200: ok('The analyses', { type: 'object' }), 401: E[401], 403: E[403], 404: E[404] },
       }),
     },
+    '/api/reports': {
+      post: secured('analysis:run', {
+        tags: ['reports'],
+        summary: 'Create the draft report of a finished analysis and publish it (SR + Encapsulated PDF): {study_id, analysis_id, include_ai_disclaimer}',
+        requestBody: { required: true, content: json({ type: 'object', required: ['study_id', 'analysis_id'] }) },
+        responses: { 201: ok('Created', { type: 'object' }), 400: E[400], 401: E[401], 403: E[403], 404: E[404], 409: E[409] },
+      }),
+    },
+    '/api/reports/{id}': {
+      get: secured('images:read', { tags: ['reports'], summary: 'A report with its versions', parameters: [nodeIdParam], responses: { 200: ok('The report', { type: 'object' }), 401: E[401], 403: E[403], 404: E[404] } }),
+      patch: secured('reports:sign', {
+        tags: ['reports'],
+        summary: 'Edit a draft or preliminary report (impression, comparison, limitations, clinical_indication, findings, measurements); ?version=N refuses a stale edit',
+        parameters: [nodeIdParam],
+        requestBody: { required: true, content: json({ type: 'object' }) },
+        responses: { 200: ok('The report', { type: 'object' }), 400: E[400], 401: E[401], 403: E[403], 404: E[404], 409: E[409] },
+      }),
+    },
+    '/api/reports/{id}/sign': {
+      post: secured('reports:sign', { tags: ['reports'], summary: 'Sign (radiologists only): final, VERIFIED SR and final PDF published', parameters: [nodeIdParam], responses: { 200: ok('The report', { type: 'object' }), 401: E[401], 403: E[403], 404: E[404], 409: E[409] } }),
+    },
+    '/api/reports/{id}/amend': {
+      post: secured('reports:sign', {
+        tags: ['reports'],
+        summary: 'Amend a signed report (radiologists only): {reason, changes?}',
+        parameters: [nodeIdParam],
+        requestBody: { required: true, content: json({ type: 'object', required: ['reason'] }) },
+        responses: { 200: ok('The report', { type: 'object' }), 400: E[400], 401: E[401], 403: E[403], 404: E[404], 409: E[409] },
+      }),
+    },
+    '/api/export/report/{id}/pdf': {
+      get: secured('images:read', { tags: ['reports'], summary: 'The published PDF', parameters: [nodeIdParam], responses: { 200: { description: 'PDF', content: { 'application/pdf': { schema: { type: 'string', format: 'binary' } } } }, 401: E[401], 403: E[403], 404: E[404] } }),
+    },
+    '/api/export/report/{id}/json': {
+      get: secured('images:read', { tags: ['reports'], summary: 'The report as JSON (schema https://radiant-ai.local/schemas/report/v1)', parameters: [nodeIdParam], responses: { 200: ok('{schema, report, content, versions}', { type: 'object' }), 401: E[401], 403: E[403], 404: E[404] } }),
+    },
+    '/api/export/report/{id}/dicom-sr': {
+      get: secured('images:read', { tags: ['reports'], summary: 'The published SR, Part 10', parameters: [nodeIdParam], responses: { 200: { description: 'DICOM', content: { 'application/dicom': { schema: { type: 'string', format: 'binary' } } } }, 401: E[401], 403: E[403], 404: E[404] } }),
+    },
     '/healthz': {
       get: { tags: ['health'], summary: 'Liveness', security: [], responses: { 200: ok('Alive', { type: 'object' }) } },
     },
@@ -592,6 +631,7 @@ function buildDocument(): Json {
       { name: 'audit' },
       { name: 'nodes', description: 'Remote DICOM nodes' },
       { name: 'analysis', description: 'AI analyses (MedGemma drafts awaiting radiologist review)' },
+      { name: 'reports', description: 'Reports on AI analyses: review, sign-off, DICOM-SR and PDF exports' },
       { name: 'health' },
     ],
     security: [{ bearerAuth: [] }],

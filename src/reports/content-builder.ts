@@ -77,7 +77,8 @@ export async function buildContent(db: Db, analysis: Analysis, body: ReportBody,
   const refOf = (index: number): ImageRef | undefined => {
     const im = analysis.images[index];
     const r = im && rows.get(im.sopInstanceUid);
-    if (!im || !r) return undefined; // deleted since: not referenced
+    // Deleted since, or a prior study's image (a comparison): not referenced by this study's objects.
+    if (!im || !r || (im.studyInstanceUid && im.studyInstanceUid !== analysis.studyInstanceUid)) return undefined;
     const multi = (r.number_of_frames ?? 1) > 1;
     return {
       sopClassUid: r.sop_class_uid,

@@ -36,7 +36,13 @@ export function analysisView(a: Analysis): Record<string, unknown> {
     prior_study_instance_uid: a.priorStudyInstanceUid,
     model: a.model && { name: a.model.name, sha256: a.model.sha256, quantization: a.model.quantization, mmproj_sha256: a.model.mmprojSha256, backend: a.model.backend },
     prompt: a.prompt && { template_id: a.prompt.templateId, template_version: a.prompt.templateVersion, hash: a.prompt.hash, text: a.prompt.text },
-    images: a.images.map((i) => ({ index: i.index, sop_instance_uid: i.sopInstanceUid, frame_number: i.frameNumber, series_instance_uid: i.seriesInstanceUid })),
+    images: a.images.map((i) => ({
+      index: i.index,
+      sop_instance_uid: i.sopInstanceUid,
+      frame_number: i.frameNumber,
+      series_instance_uid: i.seriesInstanceUid,
+      ...(i.studyInstanceUid ? { study_instance_uid: i.studyInstanceUid } : {}),
+    })),
     findings: a.findings?.map((f) => ({
       index: f.index,
       description: f.description,

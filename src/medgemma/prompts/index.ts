@@ -13,6 +13,8 @@ export interface PromptContext {
   imageCount: number;
   focus?: string;
   priorSummary?: string;
+  /** Which of the images are the prior's, e.g. "85-100". */
+  priorImages?: string;
   priorFindings?: string;
   priorImpression?: string;
 }

@@ -33,7 +33,7 @@ ${COMMON_TAIL}`,
   },
   {
     id: 'radiant.comparison',
-    version: '1',
+    version: '2',
     type: 'comparison',
     text: `Task: draft the findings of a {{modality}} examination{{#bodyPart}} of the {{bodyPart}}{{/bodyPart}} and compare it with the prior examination.
 Patient: {{patientAge}}, {{patientSex}}.
@@ -42,7 +42,8 @@ Acquisition: {{acquisition}}.
 Prior examination: {{priorSummary}}.
 {{#priorFindings}}Findings reported on the prior: {{priorFindings}}
 {{/priorFindings}}{{#priorImpression}}Prior impression: {{priorImpression}}
-{{/priorImpression}}Describe changes since the prior in comparison_with_prior (new, resolved, larger, smaller, unchanged); say so when no prior findings were available.
+{{/priorImpression}}{{#priorImages}}Images {{priorImages}} are from the prior examination; the others are from the current one.
+{{/priorImages}}Describe changes since the prior in comparison_with_prior (new, resolved, larger, smaller, unchanged); say so when no prior findings were available.
 ${COMMON_TAIL}`,
   },
   {
