@@ -4,7 +4,7 @@
  * image input with a JSON-schema response format, restart after a crash and typed model errors.
  * The first run builds llama.cpp (minutes); later runs reuse the cached build.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -186,6 +186,32 @@ describe('llama-server supervisor (real llama.cpp, tiny Gemma 3 model)', functio
     expect(s.pid).to.be.a('number').and.not.equal(firstPid);
     const reply = await s.chatCompletion(request());
     Finding.parse(JSON.parse(reply.choices[0]?.message.content ?? ''));
+  });
+
+  it('a llama-server left behind by a SIGKILLed node is stopped by the next supervisor', async function () {
+    const parent = spawn(process.execPath, [path.resolve('dist/test/helpers/llama-parent.js'), tiny.model, serverPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    parent.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const deadline = Date.now() + 60_000;
+    while (!/PID \d+/.test(out) && Date.now() < deadline && parent.exitCode === null) await new Promise((r) => setTimeout(r, 100));
+    const orphan = Number(/PID (\d+)/.exec(out)?.[1]);
+    expect(orphan, out).to.be.greaterThan(0);
+    parent.kill('SIGKILL');
+    await once(parent, 'exit');
+    // A killed orphan may stay a zombie until init reaps it: running means alive and not 'Z'.
+    const running = (pid: number) => {
+      try {
+        return !/^\d+ \(.*\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+      } catch {
+        return false;
+      }
+    };
+    expect(running(orphan), 'the orphan outlives its SIGKILLed parent').to.equal(true);
+    const s = newServer();
+    await s.start();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(running(orphan), 'the next supervisor stopped it').to.equal(false);
+    expect(running(s.pid!)).to.equal(true);
   });
 
   it('reports a missing model file by name', async function () {

@@ -23,6 +23,7 @@ import net from 'node:net';
 import readline from 'node:readline';
 import type { Logger } from 'pino';
 import { ensureLlamaServer } from './build-llama.js';
+import { forgetChild, reapOrphans, recordChild } from './orphans.js';
 
 export class LlamaServerError extends Error {
   constructor(message: string, readonly logTail: string[] = []) {
@@ -164,6 +165,8 @@ export class LlamaServer extends EventEmitter {
       this.serverPath = this.opts.serverPath ?? (await ensureLlamaServer()).serverPath;
       if (!fs.existsSync(this.serverPath)) throw new LlamaServerError(`llama-server binary not found: ${this.serverPath}`);
       process.once('exit', this.onProcessExit);
+      const reaped = reapOrphans();
+      if (reaped.length) this.opts.logger?.warn({ pids: reaped }, 'stopped llama-server processes left by a node that was killed');
       await this.spawnAndWait();
     } catch (err) {
       this.started = false;
@@ -242,6 +245,11 @@ export class LlamaServer extends EventEmitter {
     const log = this.opts.logger;
     const child = spawn(this.serverPath!, this.args(port), { stdio: ['ignore', 'pipe', 'pipe'], env: this.env() });
     this.child = child;
+    if (child.pid) {
+      const pid = child.pid;
+      recordChild(pid, this.serverPath!);
+      child.once('exit', () => forgetChild(pid));
+    }
     const onLine = (line: string) => {
       this.logTail.push(line);
       if (this.logTail.length > LOG_TAIL) this.logTail.shift();
