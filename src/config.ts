@@ -104,6 +104,7 @@ const envSchema = z.object({
   MEDGEMMA_MAX_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
   MEDGEMMA_TIMEOUT_MS: z.coerce.number().int().min(100).default(120_000),
   MEDGEMMA_MAX_RETRIES: z.coerce.number().int().min(0).max(10).default(3),
+  MEDGEMMA_MAX_REQUEST_MB: z.coerce.number().min(1).max(4096).default(90),
   /** Analysis pipeline (src/analysis). */
   AUTO_ANALYZE: z.enum(['off', 'all', 'rules']).default('off'),
   AUTO_ANALYZE_RULES: z.string().min(1).optional(),
@@ -208,6 +209,8 @@ export interface MedgemmaConfig {
   maxConcurrency: number;
   timeoutMs: number;
   maxRetries: number;
+  /** remote: largest request body; images are sent as JPEG when PNG would not fit. */
+  maxRequestBytes: number;
 }
 
 function medgemmaConfig(e: Env, cwd: string): MedgemmaConfig {
@@ -233,6 +236,7 @@ function medgemmaConfig(e: Env, cwd: string): MedgemmaConfig {
     maxConcurrency: e.MEDGEMMA_MAX_CONCURRENCY,
     timeoutMs: e.MEDGEMMA_TIMEOUT_MS,
     maxRetries: e.MEDGEMMA_MAX_RETRIES,
+    maxRequestBytes: Math.round(e.MEDGEMMA_MAX_REQUEST_MB * 1e6),
   };
 }
 

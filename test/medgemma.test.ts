@@ -19,6 +19,7 @@ import { writeTinyModels, type TinyModelPaths } from '../fixtures/tiny-model.js'
 import { ensureLlamaServer, hasNvcc } from '../src/medgemma/build-llama.js';
 import { LlamaServerEngine } from '../src/medgemma/backends/llama-server.js';
 import { NodeLlamaCppEngine } from '../src/medgemma/backends/node-llama-cpp.js';
+import { imageDataUrls } from '../src/medgemma/image-budget.js';
 import { chatCompletionsUrl, RemoteEngine } from '../src/medgemma/backends/remote.js';
 import { EngineError, type AnalyzeRequest, type JsonSchema } from '../src/medgemma/engine.js';
 import { fileSha256 } from '../src/medgemma/model-identity.js';
@@ -254,6 +255,33 @@ describe('MedGemma engine (real llama.cpp, tiny Gemma 3 models)', function () {
       expect(r.json).to.have.property('findings');
       expect(r.timings.tokens).to.be.greaterThan(0);
       expect(r.model.name).to.be.a('string').and.not.equal('');
+    });
+
+    it('keeps a request under its size budget: PNG when it fits, JPEG when not, a clear error when neither', async function () {
+      // A smooth image with low noise, like a CT slice: PNG keeps the noise, JPEG mostly does not.
+      const px = Buffer.alloc(256 * 256 * 3);
+      let seed = 9;
+      for (let i = 0; i < px.length; i++) {
+        seed = (seed * 1103515245 + 12345) >>> 0;
+        px[i] = ((((i / 3) | 0) % 256) >> 1) + ((seed >>> 24) & 7);
+      }
+      const noisy = await sharp(px, { raw: { width: 256, height: 256, channels: 3 } }).png().toBuffer();
+      const pngs = [noisy, noisy, noisy, noisy];
+      const pngB64 = pngs.reduce((a, p) => a + Math.ceil(p.length / 3) * 4, 0);
+      expect((await imageDataUrls(pngs, pngB64)).format).to.equal('png');
+      const small = await imageDataUrls(pngs, pngB64 - 1);
+      expect(small.format).to.equal('jpeg');
+      expect(small.bytes).to.be.lessThan(pngB64);
+      const first = Buffer.from(small.urls[0]!.split(',')[1]!, 'base64');
+      expect((await sharp(first).metadata()).format).to.equal('jpeg');
+      const tooSmall = await imageDataUrls(pngs, 1000).then(() => undefined, (e: unknown) => e as EngineError);
+      expect(tooSmall?.kind).to.equal('too_large');
+      expect(tooSmall?.retryable).to.equal(false);
+      expect(tooSmall?.message).to.match(/MEDGEMMA_MAX_SLICES/);
+      // Through the real remote path: llama-server reads the JPEGs.
+      const remote = new RemoteEngine({ endpoint: engine.server.baseUrl, apiKey: engine.server.apiKey, timeoutMs: 60_000, maxRequestBytes: 1e6 + pngB64 - 1 });
+      const r = await remote.analyze(request({ images: pngs }));
+      expect(r.json).to.have.property('findings');
     });
 
     it('a wrong key is an auth error, not retried', async function () {

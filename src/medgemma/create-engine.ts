@@ -20,6 +20,7 @@ export async function createEngine(c: MedgemmaConfig, logger?: Logger): Promise<
         timeoutMs: c.timeoutMs,
         maxConcurrency: c.maxConcurrency,
         retries: c.maxRetries,
+        maxRequestBytes: c.maxRequestBytes,
       });
     case 'llama-server': {
       const files = resolveModelPaths(c.modelPath!, c.mmprojPath);

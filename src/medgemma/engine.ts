@@ -5,7 +5,7 @@
  * Failures are EngineError with a kind the caller can act on.
  */
 
-export type EngineErrorKind = 'unavailable' | 'timeout' | 'cancelled' | 'bad_output' | 'auth' | 'rate_limited' | 'upstream';
+export type EngineErrorKind = 'unavailable' | 'timeout' | 'cancelled' | 'bad_output' | 'auth' | 'rate_limited' | 'upstream' | 'too_large';
 
 export class EngineError extends Error {
   constructor(

@@ -4,6 +4,7 @@ import type { AnalyzeRequest, AnalyzeResult, Engine } from '../engine.js';
 import { finishResult } from '../finish.js';
 import { postChatCompletion, type PostChatOptions } from '../http-chat.js';
 import { chatRequestBody, replyText, replyTimings } from '../openai-chat.js';
+import { imageDataUrls } from '../image-budget.js';
 
 export interface RemoteEngineOptions {
   /** Base URL (…/v1 or the server root) or the full …/chat/completions URL. */
@@ -16,6 +17,8 @@ export interface RemoteEngineOptions {
   retries?: number;
   baseDelayMs?: number;
   onRetry?: PostChatOptions['onRetry'];
+  /** Largest request body to send, in bytes (images are re-encoded as JPEG to fit); default 90 MB. */
+  maxRequestBytes?: number;
 }
 
 export function chatCompletionsUrl(endpoint: string): string {
@@ -38,11 +41,13 @@ export class RemoteEngine implements Engine {
   analyze<T = unknown>(req: AnalyzeRequest): Promise<AnalyzeResult<T>> {
     const started = performance.now();
     return controlledCall({ timeoutMs: this.o.timeoutMs ?? 120_000, semaphore: this.semaphore }, req.signal, async (signal) => {
+      // Room for the prompt, schema and JSON around the images.
+      const images = req.images.length ? await imageDataUrls(req.images, (this.o.maxRequestBytes ?? 90e6) - 1e6) : undefined;
       const sent = performance.now();
       const reply = await postChatCompletion({
         url: this.url,
         apiKey: this.o.apiKey,
-        body: chatRequestBody(req, this.o.model ?? 'medgemma'),
+        body: chatRequestBody(req, this.o.model ?? 'medgemma', images?.urls),
         signal,
         retries: this.o.retries,
         baseDelayMs: this.o.baseDelayMs,
