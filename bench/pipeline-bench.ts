@@ -115,7 +115,7 @@ async function publishBench(node: RunningNode, analysisId: number): Promise<void
     const pacs = await createRemoteNode(node.db, { aeTitle: 'BENCH_PACS', host: '127.0.0.1', port: scp.port, tls: false, description: null, allowQueryRetrieve: false, stowUrl: null, stowAuthorization: null });
     await createRule(node.db, { name: 'AI results', enabled: true, nodeId: pacs.id, match: { aiResults: true } });
     await node.forwardingRules.reload();
-    const deps = { db: node.db, storage: node.storage, ingestor: node.ingestor, audit: node.audit, log: node.log, node: { aeTitle: node.config.dicom.aeTitle, institutionName: null } };
+    const deps = { db: node.db, storage: node.storage, ingestor: node.ingestor, audit: node.audit, log: node.log, node: { aeTitle: node.config.dicom.aeTitle, institutionName: node.config.institutionName } };
     const analysis = (await getAnalysis(node.db, analysisId))!;
     const stored: number[] = [];
     const forwarded: number[] = [];

@@ -116,6 +116,8 @@ const envSchema = z.object({
   ANALYSIS_MAX_FINDINGS: z.coerce.number().int().min(1).max(100).default(12),
   ANALYSIS_MAX_TEXT: z.coerce.number().int().min(16).max(4000).default(400),
   ANALYSIS_MAX_TOKENS: z.coerce.number().int().min(64).max(65_536).default(4096),
+  /** Named in report objects (InstitutionName, the signer's organization). */
+  INSTITUTION_NAME: z.string().trim().min(1).max(64).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -176,6 +178,7 @@ export interface Config {
   jobs: { pollMs: number; heartbeatMs: number; staleMs: number; concurrency: number; maxAttempts: number; inServe: boolean };
   medgemma: MedgemmaConfig;
   analysis: AnalysisConfig;
+  institutionName: string | null;
   logLevel: Env['LOG_LEVEL'];
 }
 
@@ -416,6 +419,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       inServe: e.JOB_WORKER_IN_SERVE === 'on',
     },
     medgemma: medgemmaConfig(e, cwd),
+    institutionName: e.INSTITUTION_NAME ?? null,
     analysis: {
       autoAnalyze: checkedAutoAnalyze(e),
       autoRules: e.AUTO_ANALYZE_RULES,

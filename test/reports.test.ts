@@ -81,6 +81,7 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
       JOB_POLL_MS: '200',
       FORWARD_SETTLE_MS: '100',
       FORWARD_POLL_MS: '200',
+      INSTITUTION_NAME: 'Riverside General Hospital',
     });
     const dest = await tempDir('reports-dest');
     const port = await freePort();
@@ -238,6 +239,7 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
     const ds = naturalize(await retrieve(signed.body.dicom.sr!.series_instance_uid, finalSr));
     expect(ds).to.include({ VerificationFlag: 'VERIFIED', CompletionFlag: 'COMPLETE' });
     expect(ds.VerifyingObserverSequence).to.have.length(1);
+    expect((ds.VerifyingObserverSequence![0] as { VerifyingOrganization?: string }).VerifyingOrganization).to.equal('Riverside General Hospital');
     const preds = (ds.PredecessorDocumentsSequence ?? []).flatMap((s) => (s.ReferencedSeriesSequence ?? []).flatMap((x) => (x.ReferencedSOPSequence ?? []).map((y) => y.ReferencedSOPInstanceUID)));
     expect(preds).to.include(draftSr);
     const checked = await validate(await retrieve(signed.body.dicom.sr!.series_instance_uid, finalSr), 'final-sr.dcm');

@@ -113,7 +113,7 @@ export async function runAnalysisJob(deps: PipelineDeps, job: JobRow<AnalysisJob
     const vol = assembleVolume(selection.selected);
     const volumeId = await saveVolume(db, analysis.studyInstanceUid, vol);
     timings.selectMs = Date.now() - t0;
-    if (!multimodalOk(engine)) throw new Final(`the ${engine.backend} backend takes no images`);
+    if (!engine.multimodal) throw new Final(`the ${engine.backend} backend takes no images`);
 
     await progress('prepare', 20);
     const t1 = Date.now();
@@ -243,10 +243,6 @@ function pixelAspectOf(h: SliceHeader): number {
 async function studyChanged(db: Db, studyInstanceUid: string, sourceReceivedAt: string): Promise<boolean> {
   const row = (await db('studies').where({ study_instance_uid: studyInstanceUid }).first('last_received_at')) as { last_received_at: string | Date } | undefined;
   return !!row && new Date(row.last_received_at).toISOString() !== sourceReceivedAt;
-}
-
-function multimodalOk(engine: Engine): boolean {
-  return engine.multimodal;
 }
 
 /** Engine errors become job errors with the engine's own idea of retrying. */

@@ -86,7 +86,7 @@ function failed(err: unknown): never {
  */
 export function registerReportRoutes(r: RouterInstance<AppState>, deps: RouteDeps): void {
   const { db, security } = deps;
-  const wf: WorkflowDeps = { db, storage: deps.storage, ingestor: deps.ingestor, audit: deps.audit, log: deps.log, node: { aeTitle: deps.config.dicom.aeTitle, institutionName: null } };
+  const wf: WorkflowDeps = { db, storage: deps.storage, ingestor: deps.ingestor, audit: deps.audit, log: deps.log, node: { aeTitle: deps.config.dicom.aeTitle, institutionName: deps.config.institutionName } };
   const actor = (ctx: AppContext): Actor => {
     const p = ctx.state.principal;
     if (!p) throw new HttpError(401, 'unauthenticated', 'authentication required');
@@ -168,11 +168,11 @@ export function registerReportRoutes(r: RouterInstance<AppState>, deps: RouteDep
       version: rep.version,
       state: rep.state,
       includeDisclaimer: rep.includeAiDisclaimer,
-      signer: rep.signedBy && rep.signedAt ? { username: rep.signedBy, name: rep.signerName ?? rep.signedBy, organization: 'RadiantAI node', at: rep.signedAt } : null,
+      signer: rep.signedBy && rep.signedAt ? { username: rep.signedBy, name: rep.signerName ?? rep.signedBy, organization: deps.config.institutionName ?? 'RadiantAI node', at: rep.signedAt } : null,
       amendmentReason: null,
       predecessors: currentObjects(rep),
       createdAt: rep.updatedAt,
-      node: { aeTitle: deps.config.dicom.aeTitle, institutionName: null, softwareVersion: IMPLEMENTATION_VERSION_NAME, manufacturer: 'RadiantAI' },
+      node: { aeTitle: deps.config.dicom.aeTitle, institutionName: deps.config.institutionName, softwareVersion: IMPLEMENTATION_VERSION_NAME, manufacturer: 'RadiantAI' },
     });
     ctx.set('Content-Disposition', `attachment; filename="report-${rep.id}-v${rep.version}.json"`);
     ctx.type = 'application/json';
