@@ -1,9 +1,5 @@
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import zlib from 'node:zlib';
-import dcmjsCodecs from 'dcmjs-codecs';
-import { fileMetaPrefix } from '../dicom/part10.js';
-import { datasetOffset, metaTransferSyntax, metaValues } from '../dicom/structure.js';
+import { metaTransferSyntax } from '../dicom/structure.js';
+import { inflatePart10, InflateError, initCodecs, Transcoder } from '../dicom/native-codecs.js';
 import { TS } from '../dicom/uids.js';
 import { PixelDecodeError } from './pixels.js';
 import { nativeElements } from './pixels-native.js';
@@ -15,31 +11,6 @@ import { nativeElements } from './pixels-native.js';
  * decompression and byte swapping; Deflated Explicit VR Little Endian is inflated here first, as
  * the transcoder does. Meant for worker threads: decoding is CPU-bound.
  */
-
-const { NativeCodecs, Transcoder, log } = dcmjsCodecs;
-// dcmjs-codecs and its dcmjs copy log element values (PHI) on stdout.
-log.setLevel('silent');
-const codecsDcmjs = createRequire(createRequire(import.meta.url).resolve('dcmjs-codecs'))('dcmjs') as typeof import('dcmjs').default;
-codecsDcmjs.log.setLevel('silent');
-codecsDcmjs.log.getLogger('validation.dcmjs').setLevel('silent');
-
-let ready: Promise<void> | undefined;
-function initCodecs(): Promise<void> {
-  ready ??= NativeCodecs.initializeAsync({
-    webAssemblyModulePathOrUrl: path.join(path.dirname(createRequire(import.meta.url).resolve('dcmjs-codecs')), 'dcmjs-native-codecs.wasm'),
-  });
-  return ready;
-}
-
-async function inflatePart10(bytes: Buffer): Promise<Buffer> {
-  const offset = await datasetOffset({ size: bytes.length, bytes: async (pos, n) => bytes.subarray(pos, pos + n) });
-  const meta = metaValues(bytes.subarray(0, offset));
-  const sopClassUid = meta.get(0x0002);
-  const sopInstanceUid = meta.get(0x0003);
-  if (!sopClassUid || !sopInstanceUid) throw new PixelDecodeError('the file meta information lacks the SOP Class or Instance UID');
-  const dataset = zlib.inflateRawSync(bytes.subarray(offset));
-  return Buffer.concat([fileMetaPrefix({ sopClassUid, sopInstanceUid, transferSyntaxUid: TS.ExplicitVRLittleEndian }), dataset]);
-}
 
 const NATIVE_LE: ReadonlySet<string> = new Set([TS.ExplicitVRLittleEndian, TS.ImplicitVRLittleEndian]);
 
@@ -55,7 +26,12 @@ export async function decodeElements(bytes: Buffer): Promise<DecodedElements> {
   const fast = nativeElements(bytes, stored);
   if (fast) return { elements: fast, transferSyntaxUid: stored };
   await initCodecs();
-  const input = stored === TS.DeflatedExplicitVRLittleEndian ? await inflatePart10(bytes) : bytes;
+  const input =
+    stored === TS.DeflatedExplicitVRLittleEndian
+      ? await inflatePart10(bytes).catch((err: unknown) => {
+          throw err instanceof InflateError ? new PixelDecodeError(err.message) : err;
+        })
+      : bytes;
   const ab = input.buffer.slice(input.byteOffset, input.byteOffset + input.length) as ArrayBuffer;
   let t: InstanceType<typeof Transcoder>;
   try {
