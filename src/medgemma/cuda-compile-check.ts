@@ -25,6 +25,7 @@ import {
   prepareLlamaCmake,
   prepareLlamaSource,
   resolveLlamaBuild,
+  type LlamaBuildOptions,
 } from './build-llama.js';
 import { readFatbinEntries, type FatbinEntry } from './cuda-fatbin.js';
 import { describeFailure, runCommand } from './run-command.js';
@@ -43,19 +44,10 @@ export const CUDA_CHECK_UNITS: readonly string[] = [
   'quantize.cu',
 ];
 
-export interface CudaCompileCheckOptions {
-  /** CUDA architectures; default LLAMA_CUDA_ARCH or "90" (as the build). */
-  cudaArch?: string;
+/** The build's own options (architecture, jobs, cache, logging, priority, lock wait), plus which units. */
+export interface CudaCompileCheckOptions extends Pick<LlamaBuildOptions, 'cudaArch' | 'jobs' | 'cacheDir' | 'log' | 'onOutput' | 'nice' | 'lockTimeoutMs'> {
   /** Units to compile (relative to ggml/src/ggml-cuda/); default CUDA_CHECK_UNITS. */
   units?: readonly string[];
-  /** Parallel compiler jobs; default LLAMA_BUILD_JOBS or the CPU count. */
-  jobs?: number;
-  cacheDir?: string;
-  log?: (line: string) => void;
-  onOutput?: (chunk: string) => void;
-  /** Compile at nice 10; default true. */
-  nice?: boolean;
-  lockTimeoutMs?: number;
 }
 
 export interface CheckedObject {
