@@ -5,7 +5,7 @@
 import type { NaturalizedDataset } from 'dcmjs';
 import type { Code } from './codes.js';
 import type { ImageRef } from '../content.js';
-import { ds, lo, sh, pn, ut } from './vr.js';
+import { ds, lo, sh, pn, ut } from '../../dicom/vr-values.js';
 
 export type Relationship =
   | 'CONTAINS'

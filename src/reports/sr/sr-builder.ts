@@ -2,21 +2,20 @@
  * The DICOM-SR writer: a report's content as a Comprehensive 3D SR (PS3.3 A.35.13) Part 10 file
  * in Explicit VR Little Endian, written with dcmjs. Pure: same content and ids, same bytes.
  */
-import dcmjs, { type NaturalizedDataset } from 'dcmjs';
+import type { NaturalizedDataset } from 'dcmjs';
 import type { ReportContent } from '../content.js';
 import { RadiantError } from '../../errors.js';
-import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from '../../dicom/implementation.js';
 import { CODES, PRIVATE_SCHEME } from './codes.js';
 import { buildContentTree, RADIANT_MANUFACTURER, referencedImages } from './content-tree.js';
 import { codeItem } from './items.js';
 import { hierarchicalReference } from './references.js';
 import { isValidUid } from '../../../storage/keys.js';
-import { cs, da, daFromStored, dt, isNonAscii, lo, pn, sh, tm, tmFromStored } from './vr.js';
+import { da, dt, lo, pn, sh, tm } from '../../dicom/vr-values.js';
+import { patientAndStudy, setCharacterSet } from '../dicom/source-modules.js';
+import { writePart10 } from '../dicom/write-part10.js';
 
-const { DicomDict, DicomMetaDictionary } = dcmjs.data;
 
 export const COMPREHENSIVE_3D_SR_SOP_CLASS = '1.2.840.10008.5.1.4.1.1.88.34';
-const EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1';
 
 export interface SrIds {
   sopInstanceUid: string;
@@ -63,44 +62,6 @@ function checkInput(c: ReportContent, ids: SrIds): void {
   if (c.signer && Number.isNaN(new Date(c.signer.at).getTime())) {
     throw new RadiantError('invalid-input', `SR: signer.at is not a date: ${JSON.stringify(c.signer.at)}`);
   }
-}
-
-/** Everything in the file that is text a person could have typed (for the character set). */
-function anyNonAscii(value: unknown): boolean {
-  if (typeof value === 'string') return isNonAscii(value);
-  if (Array.isArray(value)) return value.some(anyNonAscii);
-  if (value && typeof value === 'object' && !(value instanceof ArrayBuffer)) return Object.values(value).some(anyNonAscii);
-  return false;
-}
-
-/**
- * dcmjs writes every string as UTF-8, so a file with any non-ASCII text must say ISO_IR 192
- * whatever the source study used; the names are already decoded, so nothing is lost. An
- * all-ASCII file keeps the source's declaration (ASCII is valid in every one of them).
- */
-function characterSet(dataset: NaturalizedDataset, source: string | null): string | undefined {
-  if (anyNonAscii(dataset)) return 'ISO_IR 192';
-  return source ?? undefined;
-}
-
-function patientAndStudy(c: ReportContent): NaturalizedDataset {
-  const p = c.patient;
-  const s = c.study;
-  const ds: NaturalizedDataset = {
-    PatientName: p.name ? pn(p.name) : '',
-    PatientID: lo(p.id),
-    PatientBirthDate: daFromStored(p.birthDate),
-    PatientSex: p.sex && /^[MFO]$/.test(p.sex) ? p.sex : '',
-    StudyInstanceUID: s.studyInstanceUid,
-    StudyDate: daFromStored(s.studyDate),
-    StudyTime: tmFromStored(s.studyTime),
-    ReferringPhysicianName: s.referringPhysicianName ? pn(s.referringPhysicianName) : '',
-    StudyID: s.studyId ? sh(s.studyId) : '',
-    AccessionNumber: s.accessionNumber ? sh(s.accessionNumber) : '',
-  };
-  if (p.issuer) ds.IssuerOfPatientID = lo(p.issuer);
-  if (s.studyDescription) ds.StudyDescription = lo(s.studyDescription);
-  return ds;
 }
 
 function documentGeneral(c: ReportContent, ids: SrIds): NaturalizedDataset {
@@ -203,19 +164,6 @@ function usesScheme(value: unknown, designator: string): boolean {
   return Object.values(item).some((v) => usesScheme(v, designator));
 }
 
-/** denaturalizeDataset drops unknown keywords with only a log line; a typo must fail loudly. */
-function assertKnownKeywords(value: unknown): void {
-  if (Array.isArray(value)) {
-    value.forEach(assertKnownKeywords);
-    return;
-  }
-  if (!value || typeof value !== 'object' || value instanceof ArrayBuffer) return;
-  for (const [key, v] of Object.entries(value)) {
-    if (key === '_vrMap') continue;
-    if (!(key in DicomMetaDictionary.nameMap)) throw new Error(`SR builder: unknown DICOM keyword ${key}`);
-    if (Array.isArray(v)) assertKnownKeywords(v.filter((x) => x && typeof x === 'object'));
-  }
-}
 
 /**
  * Builds the SR for one version of a report. Throws RadiantError('invalid-input') for content
@@ -233,18 +181,6 @@ export function buildStructuredReport(content: ReportContent, ids: SrIds): Buffe
       },
     ];
   }
-  const charset = characterSet(ds, content.study.specificCharacterSet);
-  if (charset) ds.SpecificCharacterSet = cs(charset) === charset ? charset : 'ISO_IR 192';
-  assertKnownKeywords(ds);
-  const meta: NaturalizedDataset = {
-    FileMetaInformationVersion: new Uint8Array([0x00, 0x01]).buffer,
-    MediaStorageSOPClassUID: COMPREHENSIVE_3D_SR_SOP_CLASS,
-    MediaStorageSOPInstanceUID: ids.sopInstanceUid,
-    TransferSyntaxUID: EXPLICIT_VR_LITTLE_ENDIAN,
-    ImplementationClassUID: IMPLEMENTATION_CLASS_UID,
-    ImplementationVersionName: IMPLEMENTATION_VERSION_NAME,
-  };
-  const file = new DicomDict(DicomMetaDictionary.denaturalizeDataset(meta));
-  file.dict = DicomMetaDictionary.denaturalizeDataset(ds);
-  return Buffer.from(file.write());
+  setCharacterSet(ds, content.study.specificCharacterSet);
+  return writePart10(ds);
 }

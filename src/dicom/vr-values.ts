@@ -21,6 +21,11 @@ export function lo(value: string): string {
   return shortString(value, 64);
 }
 
+/** Short Text (1024 characters): as the short strings, for titles. */
+export function st(value: string): string {
+  return shortString(value, 1024);
+}
+
 /** Short String (16 characters). */
 export function sh(value: string): string {
   return shortString(value, 16);
