@@ -16,11 +16,14 @@ import { jobHandlers } from './jobs/handlers.js';
 import { jobQueue, startJobWorker } from './jobs/start.js';
 import type { JobWorker } from './jobs/worker.js';
 import { Ingestor } from './ingest/ingest.js';
+import { IngestJournal, journalDirFor } from './ingest/ingest-journal.js';
+import { sweepOrphanBlobs } from './ingest/orphan-sweep.js';
 import { DimseServer } from '../dimse/server.js';
 import { nodeServices } from '../dimse/node-services.js';
 import type { Logger } from './logger.js';
 import { errorMessage } from './errors.js';
 import { AuditLog } from './audit/audit.js';
+import { privatePaths, tightenModes } from './private-files.js';
 import { resolveSecretKey } from './auth/secret.js';
 import { createHttpApp, type HttpApp } from './http/server.js';
 
@@ -82,6 +85,11 @@ export async function openCore(config: Config, log: Logger, opts: OpenCoreOption
   }
   // Leftovers of a crash are never instances anyone was told were stored: an instance is
   // acknowledged only after its blob was renamed into place and indexed.
+  await tightenModes(privatePaths(config), log);
+  const journal = new IngestJournal(journalDirFor(config.tempDir));
+  const audit = new AuditLog(db, log);
+  // Before anything new is stored: blobs a killed process stored but never indexed.
+  if (opts.cleanStorageTemp !== false) await sweepOrphanBlobs({ journal, db, storage, log, audit });
   await fsp.rm(config.tempDir, { recursive: true, force: true });
   await fsp.mkdir(config.tempDir, { recursive: true });
   if (storage instanceof LocalStorage && opts.cleanStorageTemp !== false) await storage.cleanTempFiles();
@@ -95,12 +103,12 @@ export async function openCore(config: Config, log: Logger, opts: OpenCoreOption
       duplicatePolicy: config.duplicatePolicy,
       maxInstanceBytes: config.maxInstanceBytes,
       acceptUnknownSopClasses: config.dicom.acceptUnknownSopClasses,
+      journal,
     },
     log,
   );
   const transcoder = new Transcoder(config.transcode);
   ingestor.on('instance-stored', (e) => transcoder.invalidate(e.sopInstanceUid));
-  const audit = new AuditLog(db, log);
   const forwardingRules = new RuleCache(db);
   await forwardingRules.start((err) => log.warn({ err: errorMessage(err) }, 'forwarding rules reload failed'));
   const fw = config.forwarding;

@@ -9,10 +9,12 @@ import { importPaths } from './ingest/import-files.js';
 import { isRole, ROLES } from './auth/permissions.js';
 import { createUser, UserExistsError } from './auth/users.js';
 import { AuditLog } from './audit/audit.js';
+import { PRIVATE_UMASK } from './private-files.js';
 import { checkPair, formatSummary, ggufSummary, ModelInfoError } from './medgemma/model-info.js';
 import { ModelPullError, pullModel, validatePullUri } from './medgemma/model-pull.js';
 import { resolveModelPaths } from './medgemma/model-identity.js';
 import { EngineError } from './medgemma/engine.js';
+import fsp from 'node:fs/promises';
 import path from 'node:path';
 
 const usage = `usage: radiant <command>
@@ -79,7 +81,9 @@ async function runImport(config: Config, log: Logger, paths: string[]): Promise<
     console.error('radiant import: give at least one file or directory');
     return 2;
   }
-  const core = await openCore(config, log);
+  // Its own spool, and nothing of a running serve's touched: openCore empties the spool it is given.
+  const tempDir = path.join(path.dirname(config.tempDir), `import-${process.pid}`);
+  const core = await openCore({ ...config, tempDir }, log, { cleanStorageTemp: false });
   try {
     const summary = await importPaths(core.ingestor, paths, {
       onResult: (r) => {
@@ -96,6 +100,7 @@ async function runImport(config: Config, log: Logger, paths: string[]): Promise<
     return summary.refused > 0 ? 1 : 0;
   } finally {
     await core.close();
+    await fsp.rm(tempDir, { recursive: true, force: true });
   }
 }
 
@@ -223,6 +228,8 @@ async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
+  // Everything the node writes (database, blobs, keys, logs) is for its own user only.
+  process.umask(PRIVATE_UMASK);
   // Commands other than serve and worker print their results on stdout, so their logs go to stderr.
   const log = command === 'serve' || command === 'worker' ? createLogger(config.logLevel) : createLogger('warn', { stderr: true });
   switch (command) {

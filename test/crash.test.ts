@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
@@ -7,6 +7,7 @@ import knexFactory from 'knex';
 import { corpusDir } from './helpers/corpus.js';
 import { runTool, storescu } from './helpers/dcmtk.js';
 import { freePort, listFiles, tempDir } from './helpers/node.js';
+import { startNodeProcess } from './helpers/node-process.js';
 import { parseHeaderFile } from '../src/dicom/header.js';
 
 /**
@@ -14,28 +15,6 @@ import { parseHeaderFile } from '../src/dicom/header.js';
  * that every instance whose C-STORE got Success is indexed and retrievable, and that no
  * half-written blob is visible.
  */
-
-const cli = path.resolve('dist/src/cli.js');
-
-function startNodeProcess(dataDir: string, port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [cli, 'serve'], {
-    env: { ...process.env, DATA_DIR: dataDir, DICOM_PORT: String(port), HTTP_PORT: '0', LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`node did not start: ${out}`)), 30_000);
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('RadiantAI node ready')) {
-        clearTimeout(timer);
-        resolve(child);
-      }
-    });
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    child.once('exit', (code) => reject(new Error(`node exited (${code}): ${out}`)));
-  });
-}
 
 describe('crash safety', function () {
   this.timeout(180_000);
@@ -92,6 +71,11 @@ describe('crash safety', function () {
           const blob = path.join(dataDir, 'storage', row!.storage_key);
           expect(fs.statSync(blob).size).to.equal(Number(row!.size_bytes));
         }
+        // And nothing is stored that the index cannot find: a blob stored by the killed process
+        // but never indexed was swept at the restart (ingest-journal.ts).
+        const keys = new Set(((await db('instances').select('storage_key')) as Array<{ storage_key: string }>).map((r) => r.storage_key));
+        const orphans = listFiles(path.join(dataDir, 'storage')).filter((f) => !f.startsWith('.tmp') && !keys.has(f));
+        expect(orphans, 'blobs without an index row').to.deep.equal([]);
       } finally {
         await db.destroy();
       }

@@ -15,6 +15,7 @@ import type { ParsePool } from '../dicom/parse-pool.js';
 import { isStandardStorageSopClass, isStorableTransferSyntax } from '../dicom/uids.js';
 import { RadiantError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
+import type { IngestJournal } from './ingest-journal.js';
 
 /**
  * The one ingest path. C-STORE, STOW-RS, REST upload and `radiant import` all end here:
@@ -56,6 +57,8 @@ export interface IngestOptions {
   duplicatePolicy: 'overwrite' | 'ignore' | 'reject';
   maxInstanceBytes: number;
   acceptUnknownSopClasses: boolean;
+  /** Marks blobs stored but not yet indexed, for the sweep after a crash (ingest-journal.ts). */
+  journal?: IngestJournal;
 }
 
 export interface IngestorEvents {
@@ -178,6 +181,22 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
       return { ...base, outcome: 'ignored', storageKey: existing.storage_key, sizeBytes: existing.size_bytes };
     }
 
+    const marker = await this.opts.journal?.begin({ storageKey, sopInstanceUid: header.sopInstanceUid });
+    try {
+      return await this.storeAndIndex(header, filePath, owned, ctx, base);
+    } finally {
+      if (marker) await this.opts.journal?.end(marker);
+    }
+  }
+
+  private async storeAndIndex(
+    header: ValidatedHeader,
+    filePath: string,
+    owned: boolean,
+    ctx: IngestContext,
+    base: Omit<IngestResult, 'outcome'>,
+  ): Promise<IngestResult> {
+    const { storageKey } = base;
     let sizeBytes: number;
     try {
       sizeBytes = await this.storage.putFile(storageKey, filePath, { move: owned, contentType: 'application/dicom' });
