@@ -1,6 +1,7 @@
 import type { Db } from '../db/connection.js';
 import type { Logger } from '../logger.js';
 import { errorMessage } from '../errors.js';
+import { patientIdOfStudy } from '../catalog/catalog.js';
 
 /**
  * The audit trail: who touched which patient data, when, and how it went. One row per HTTP
@@ -45,7 +46,12 @@ function clip(v: string | undefined, n: number): string | null {
   return v === undefined || v === '' ? null : v.slice(0, n);
 }
 
+const PATIENT_CACHE_MS = 60_000;
+const PATIENT_CACHE_SIZE = 10_000;
+
 export class AuditLog {
+  private readonly patients = new Map<string, { patientId: string; at: number }>();
+
   constructor(private readonly db: Db, private readonly log: Logger) {}
 
   /**
@@ -54,6 +60,7 @@ export class AuditLog {
    */
   async record(e: AuditEntry): Promise<void> {
     try {
+      const patientId = e.patientId ?? (e.studyInstanceUid ? await this.patientOf(e.studyInstanceUid) : undefined);
       await this.db('audit_logs').insert({
         at: new Date().toISOString(),
         actor_type: e.actorType,
@@ -62,7 +69,7 @@ export class AuditLog {
         action: e.action.slice(0, 64),
         resource_type: clip(e.resourceType, 32),
         resource_id: clip(e.resourceId, 128),
-        patient_id: clip(e.patientId, 64),
+        patient_id: clip(patientId, 64),
         study_instance_uid: clip(e.studyInstanceUid, 64),
         outcome: e.outcome,
         status: e.status ?? null,
@@ -73,6 +80,21 @@ export class AuditLog {
     } catch (err) {
       this.log.error({ err: errorMessage(err), action: e.action }, 'AUDIT WRITE FAILED');
     }
+  }
+
+  /**
+   * PS3.15 audit messages name the patient: a row that names a study gets its patient, so every
+   * caller need not look it up. Studies keep their patient, so answers are cached a while.
+   */
+  private async patientOf(studyInstanceUid: string): Promise<string | undefined> {
+    const hit = this.patients.get(studyInstanceUid);
+    if (hit && hit.at > Date.now() - PATIENT_CACHE_MS) return hit.patientId;
+    const patientId = await patientIdOfStudy(this.db, studyInstanceUid);
+    // An unknown study (deleted, or a failed request naming one) is looked up again next time.
+    if (patientId === undefined) return undefined;
+    if (this.patients.size >= PATIENT_CACHE_SIZE) this.patients.clear();
+    this.patients.set(studyInstanceUid, { patientId, at: Date.now() });
+    return patientId;
   }
 
   async query(q: AuditQuery): Promise<{ total: number; rows: AuditRow[] }> {

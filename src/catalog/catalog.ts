@@ -370,3 +370,13 @@ export async function countInstances(db: Db): Promise<number> {
   const [row] = (await db('instances').count({ n: '*' })) as Array<{ n: number | string }>;
   return Number(row!.n);
 }
+
+/** The Patient ID of a study, '' for a study indexed without one, undefined for an unknown study. */
+export async function patientIdOfStudy(db: Db, studyInstanceUid: string): Promise<string | undefined> {
+  const row = (await db('studies as st')
+    .join('patients as p', 'p.id', 'st.patient_pk')
+    .select('p.patient_id')
+    .where('st.study_instance_uid', studyInstanceUid)
+    .first()) as { patient_id: string | null } | undefined;
+  return row ? (row.patient_id ?? '') : undefined;
+}
