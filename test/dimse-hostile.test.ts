@@ -158,6 +158,8 @@ describe('DIMSE listener against hostile peers', function () {
       for (const [i, p] of ps.entries()) answers.push(await associate(p, `COUNT${i}`));
       expect(answers.slice(0, 3)).to.deep.equal([{ type: 'accept' }, { type: 'accept' }, { type: 'accept' }]);
       expect(answers[3]).to.deep.equal(LOCAL_LIMIT);
+      const row = (await auditRows(node, 'dimse.association-rejected')).find((r) => r.actor === 'COUNT3');
+      expect(row && detailsOf(row).reason).to.equal('global-limit');
       for (const p of ps.slice(0, 3)) p.socket.write(RELEASE_RQ);
       await until('the releases', () => node.dimse.activeAssociations === 0, 3000);
     });
