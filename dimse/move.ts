@@ -41,7 +41,8 @@ export function moveService(core: Pick<Core, 'db' | 'log' | 'audit'>, scu: ScuDe
       },
       (err: unknown) => {
         core.log.error({ err: errorMessage(err), calling: ctx.callingAeTitle }, 'C-MOVE failed');
-        refused({ kind: 'move', core, ctx, request, details: { destination: destinationAe } }, RetrieveStatus.UnableToProcess, errorMessage(err));
+        const details = { destination: destinationAe };
+        refused({ kind: 'move', core, ctx, request, details }, RetrieveStatus.UnableToProcess, errorMessage(err));
         respond(errorResponse(make, RetrieveStatus.UnableToProcess, errorMessage(err)));
       },
     );

@@ -122,6 +122,8 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
 
   return class RadiantScp extends Scp {
     private association: Association | undefined;
+    /** An A-ASSOCIATE-RQ came (dcmjs-dimse sets `association` itself before telling us, so it cannot say). */
+    private requested = false;
     /** The association's slot while it holds one (from A-ASSOCIATE-AC to its end, however it ends). */
     private slot: Slot | undefined;
     private readonly startedAt = Date.now();
@@ -184,7 +186,7 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
       clearTimeout(this.artim);
       if (this.conn.destroyed) return;
       this.artim = setTimeout(() => {
-        if (!this.association) {
+        if (!this.requested) {
           log.warn({ peer: this.peer }, 'connection closed: no A-ASSOCIATE-RQ within the ARTIM timeout');
           deps.onRefused({ reason: 'no-association-request', peer: this.peer });
         } else log.debug({ peer: this.peer }, 'connection closed: the peer did not close it within the ARTIM timeout');
@@ -237,6 +239,16 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
 
     override associationRequested(association: Association): void {
       clearTimeout(this.artim);
+      if (this.requested) {
+        // PS3.8 9.2.3 (AA-8): an A-ASSOCIATE-RQ on a connection that already had one is an
+        // unexpected PDU. Answering it would take a second slot for one connection.
+        log.warn({ peer: this.peer }, 'association aborted: a second A-ASSOCIATE-RQ on the connection');
+        this.sendAbort(AbortSource.ServiceProvider, AbortReason.UnexpectedPdu);
+        this.endAssociation('connection-lost');
+        this.destroySoon();
+        return;
+      }
+      this.requested = true;
       this.association = association;
       const called = association.getCalledAeTitle().trim();
       const calling = association.getCallingAeTitle().trim();
@@ -251,11 +263,13 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
           (ok) => {
             if (ok) return this.admitAndAccept(association, calling);
             log.warn({ calling, peer: this.peer }, 'association rejected: calling AE title not allowed');
-            this.refuse({ ...who, reason: 'calling-ae' }, RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CallingAeNotRecognized);
+            const permanent = [RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CallingAeNotRecognized] as const;
+            this.refuse({ ...who, reason: 'calling-ae' }, ...permanent);
           },
           (err: unknown) => {
             log.error({ err: errorMessage(err), calling, peer: this.peer }, 'association rejected: allowlist lookup failed');
-            this.refuse({ ...who, reason: 'allowlist-error' }, RejectResult.Transient, RejectSource.ServiceUser, RejectReason.NoReasonGiven);
+            const transient = [RejectResult.Transient, RejectSource.ServiceUser, RejectReason.NoReasonGiven] as const;
+            this.refuse({ ...who, reason: 'allowlist-error' }, ...transient);
           },
         );
         return;

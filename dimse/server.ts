@@ -101,7 +101,7 @@ export class DimseServer {
 
   private associationEnded(s: AssociationSummary): void {
     this.log.info(
-      { calling: s.callingAeTitle, peer: s.peer, stored: s.stored, failed: s.failed, bytes: s.bytes, ms: s.durationMs, endedBy: s.endedBy },
+      { calling: s.callingAeTitle, peer: s.peer, stored: s.stored, failed: s.failed, bytes: s.bytes, ms: s.durationMs, ended: s.endedBy },
       'association ended',
     );
     // One audit row per association, with counts, not one per instance.

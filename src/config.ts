@@ -54,7 +54,7 @@ const envSchema = z.object({
   /** An established association with no traffic this long is aborted and its slot freed. */
   DICOM_IDLE_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(86_400).default(60),
   DICOM_ACCEPT_UNKNOWN_SOP_CLASSES: bool.default(false),
-  /** Calling-AE allowlist: only DICOM_ALLOWED_AES and remote_nodes rows with allow_query_retrieve may associate (default: on when online). */
+  /** Calling-AE allowlist: only DICOM_ALLOWED_AES and remote_nodes rows with allow_query_retrieve may associate (on when online). */
   DICOM_ALLOWLIST: bool.optional(),
   /** Comma-separated calling AE titles always allowed (setting it turns the allowlist on). */
   DICOM_ALLOWED_AES: z.string().default(''),

@@ -9,6 +9,7 @@ import {
   ABORT,
   RELEASE_RQ,
   associate,
+  associateRq,
   connectRaw,
   echoRq,
   nodeDestroyed,
@@ -141,6 +142,17 @@ describe('DIMSE listener against hostile peers', function () {
       await until('the slot to be free', () => node.dimse.activeAssociations === 0, 2000);
       const row = (await auditRows(node, 'dimse.association')).find((r) => r.actor === 'ABORTER');
       expect(row && detailsOf(row).endedBy).to.equal('peer-abort');
+    });
+
+    it('aborts a second A-ASSOCIATE-RQ on one connection rather than taking a second slot', async () => {
+      const p = await open(node.dicomPort);
+      expect(await associate(p, 'TWICE')).to.deep.equal({ type: 'accept' });
+      p.socket.write(associateRq('TWICE', 'RADIANT'));
+      await Promise.race([p.ended, sleep(3000)]);
+      expect(pduTypes(p), 'A-ASSOCIATE-AC then A-ABORT').to.deep.equal([0x02, 0x07]);
+      await until('the slot to be free', () => node.dimse.activeAssociations === 0, 2000);
+      expect(await nodeDestroyed(p)).to.equal(true);
+      expect(node.dimse.activeAssociations).to.equal(0);
     });
 
     it('destroys a rejected connection the peer keeps open after the ARTIM timeout', async () => {
