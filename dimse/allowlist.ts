@@ -5,14 +5,22 @@ import { findRemoteNodeByAe } from '../src/nodes/remote-nodes.js';
 const CACHE_MS = 5_000;
 
 /**
- * Calling-AE allowlist (services.admitCaller): when on (DICOM_ALLOWLIST, or DICOM_ALLOWED_AES
- * set), a caller is admitted when its AE title is in DICOM_ALLOWED_AES or is a remote_nodes row
- * with allow_query_retrieve. Table answers are cached briefly: every association asks.
+ * Calling-AE allowlist (services.admitCaller): when on (DICOM_ALLOWLIST; by default when
+ * DICOM_ALLOWED_AES is set or MODE=online), a caller is admitted when its AE title is in
+ * DICOM_ALLOWED_AES or is a remote_nodes row with allow_query_retrieve. Table answers are cached briefly: every association asks.
  * Undefined when off: everyone may associate.
  */
-export function allowlist(core: Pick<Core, 'db' | 'config'>): ((callingAe: string, peerAddress: string) => Promise<boolean>) | undefined {
+export function allowlist(
+  core: Pick<Core, 'db' | 'config' | 'log'>,
+): ((callingAe: string, peerAddress: string) => Promise<boolean>) | undefined {
   const { allowlist: on, allowedAes } = core.config.dicom;
-  if (!on) return undefined;
+  if (!on) {
+    // Online it is on unless DICOM_ALLOWLIST=false said otherwise: honoured, but said aloud.
+    if (core.config.mode === 'online') {
+      core.log.warn('DICOM_ALLOWLIST=false with MODE=online: any calling AE title may associate (store, query, retrieve)');
+    }
+    return undefined;
+  }
   const fixed = new Set(allowedAes);
   const cache = new Map<string, { ok: boolean; at: number }>();
   return async (callingAe) => {

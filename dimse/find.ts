@@ -161,8 +161,29 @@ export function parseIdentifier(model: QrModel, elements: Record<string, unknown
   return { model, level, filters, requested, unsupported };
 }
 
+/** At most this many Study UIDs / Patient IDs / query keys in a C-FIND audit row. */
+const AUDIT_LISTED = 20;
+const AUDIT_KEYS = 32;
+
+/**
+ * The query as audited (PS3.15 A.5.3.12 records the query itself): the keys asked and their
+ * values, clipped; person names are never written, only that a name key was matched on.
+ */
+export function auditedQuery(q: ParsedFind): { keys: string[]; values: Record<string, string> } {
+  const keys = [...q.requested.map((d) => d.keyword), ...q.unsupported].slice(0, AUDIT_KEYS);
+  const values: Record<string, string> = {};
+  for (const def of q.requested.slice(0, AUDIT_KEYS)) {
+    const v = q.filters[def.keyword];
+    if (!v) continue;
+    values[def.keyword] = def.vr === 'PN' ? '<present>' : v.slice(0, 64);
+  }
+  return { keys, values };
+}
+
 /** Rows of a parsed query, in batches that grow (the first answers go out quickly). */
 export async function* findRows(db: Knex, q: ParsedFind): AsyncGenerator<AttributeMap[]> {
+  // PatientID comes back at every level (universal matching at PATIENT), for the audit row.
+  const filters = q.level === 'PATIENT' ? { PatientID: '', ...q.filters } : q.filters;
   // Small pages first: the first answers go out at once, and a C-CANCEL is seen between pages.
   const sizes = [16, 32, 64, 128, 256, 512];
   let offset = 0;
@@ -170,8 +191,8 @@ export async function* findRows(db: Knex, q: ParsedFind): AsyncGenerator<Attribu
     const limit = sizes[i] ?? 1000;
     const result =
       q.level === 'PATIENT'
-        ? await runPatientQuery(db, { filters: q.filters, limit, offset })
-        : await runQuery(db, { level: ENGINE_LEVEL[q.level] as Exclude<Level, 'patient'>, filters: q.filters, limit, offset });
+        ? await runPatientQuery(db, { filters, limit, offset })
+        : await runQuery(db, { level: ENGINE_LEVEL[q.level] as Exclude<Level, 'patient'>, filters, limit, offset });
     if (result.rows.length) yield result.rows;
     if (!result.truncated) return;
     offset += limit;
@@ -227,7 +248,10 @@ export function findService(deps: FindServiceDeps): FindService {
     const messageId = request.getMessageId();
     const model = modelOf(request.getAffectedSopClassUid());
     let level: string | undefined;
+    let query: ReturnType<typeof auditedQuery> | undefined;
     let matches = 0;
+    const studies = new Set<string>();
+    const patients = new Set<string>();
     let status: number = FindStatus.Success;
     const state = { cancelled: false };
     let closed = false;
@@ -241,6 +265,7 @@ export function findService(deps: FindServiceDeps): FindService {
       if (!dataset) throw new FindFailure(FindStatus.IdentifierDoesNotMatchSopClass, 'the request has no identifier');
       const q = parseIdentifier(model, dataset.getElements());
       level = q.level;
+      query = auditedQuery(q);
       const pending = q.unsupported.length ? FindStatus.PendingOptionalKeysNotSupported : FindStatus.Pending;
       const ts = dataset.getTransferSyntaxUid();
       for await (const rows of findRows(db, q)) {
@@ -254,6 +279,12 @@ export function findService(deps: FindServiceDeps): FindService {
           }),
         );
         matches += rows.length;
+        for (const row of rows) {
+          const study = row.StudyInstanceUID;
+          const patient = row.PatientID;
+          if (typeof study === 'string' && study && studies.size < AUDIT_LISTED) studies.add(study);
+          if (typeof patient === 'string' && patients.size < AUDIT_LISTED) patients.add(patient);
+        }
         // Let the socket's reads run (a C-CANCEL may be waiting) before the next page.
         await new Promise((r) => setTimeout(r, 0));
       }
@@ -271,19 +302,25 @@ export function findService(deps: FindServiceDeps): FindService {
       if (!closed) respond(final(request, status, message));
     } finally {
       byId.delete(messageId);
-      // One row per C-FIND: who, which model and level, how many matched; never the key values.
+      // One row per C-FIND: who, which model, level and keys (names masked), what it returned
+      // (Study UIDs and Patient IDs, bounded); one patient or study also goes in its column.
       void audit?.record({
         actorType: 'ae',
         actor: ctx.callingAeTitle,
         peer: ctx.peer,
         action: 'dimse.find',
         resourceType: level?.toLowerCase(),
+        patientId: patients.size === 1 ? [...patients][0] : undefined,
+        studyInstanceUid: studies.size === 1 ? [...studies][0] : undefined,
         outcome: status === FindStatus.Success || status === FindStatus.Cancel ? 'success' : 'failure',
         status,
         details: {
           model: model ?? request.getAffectedSopClassUid(),
           level,
+          ...query,
           matches,
+          studies: [...studies],
+          patients: [...patients],
           cancelled: status === FindStatus.Cancel,
           ms: Date.now() - started,
         },

@@ -47,8 +47,14 @@ function values(v: unknown): string[] {
   return list.map((x) => String(x).trim()).filter(Boolean);
 }
 
+/** A stored instance to retrieve, with its study and patient (for the audit row). */
+export interface RetrieveItem extends StoreItem {
+  study_instance_uid: string;
+  patient_id: string;
+}
+
 /** The instances an identifier names (hierarchical retrieve, PS3.4 C.4.2.2.1). */
-export async function resolveIdentifier(db: Db, sopClass: string, elements: Record<string, unknown>): Promise<StoreItem[]> {
+export async function resolveIdentifier(db: Db, sopClass: string, elements: Record<string, unknown>): Promise<RetrieveItem[]> {
   const level = String(elements.QueryRetrieveLevel ?? '').trim().toUpperCase() as Level;
   const patientRoot = sopClass === QR.PatientRootMove || sopClass === QR.PatientRootGet;
   const levels: Level[] = patientRoot ? ['PATIENT', 'STUDY', 'SERIES', 'IMAGE'] : ['STUDY', 'SERIES', 'IMAGE'];
@@ -60,13 +66,15 @@ export async function resolveIdentifier(db: Db, sopClass: string, elements: Reco
   const q = db('instances as i')
     .join('series as se', 'se.id', 'i.series_pk')
     .join('studies as st', 'st.id', 'se.study_pk')
-    .select('i.sop_class_uid', 'i.sop_instance_uid', 'i.transfer_syntax_uid', 'i.storage_key', 'i.size_bytes');
+    .join('patients as p', 'p.id', 'st.patient_pk')
+    .select('i.sop_class_uid', 'i.sop_instance_uid', 'i.transfer_syntax_uid', 'i.storage_key', 'i.size_bytes')
+    .select('st.study_instance_uid', 'p.patient_id');
   const need = (list: string[], name: string) => {
     if (!list.length) throw new IdentifierError(`${name} is required at level ${level}`);
   };
   if (level === 'PATIENT') {
     need(patientIds, 'PatientID');
-    q.join('patients as p', 'p.id', 'st.patient_pk').whereIn('p.patient_id', patientIds);
+    q.whereIn('p.patient_id', patientIds);
   } else if (level === 'STUDY') {
     need(studies, 'StudyInstanceUID');
     q.whereIn('st.study_instance_uid', studies);
@@ -86,7 +94,7 @@ export async function resolveIdentifier(db: Db, sopClass: string, elements: Reco
     { column: 'se.id' },
     { column: 'i.instance_number' },
     { column: 'i.id' },
-  ])) as StoreItem[];
+  ])) as RetrieveItem[];
   return rows.map((r) => ({ ...r, size_bytes: Number(r.size_bytes) }));
 }
 
@@ -191,12 +199,13 @@ export function runRetrieve<R extends RetrieveResponse>(run: RetrieveRun<R>): vo
   const messageId = request.getMessageId();
   const label = kind === 'move' ? 'C-MOVE' : 'C-GET';
   void (async () => {
-    let items: StoreItem[];
+    let items: RetrieveItem[];
     try {
       items = await resolveIdentifier(core.db, request.getAffectedSopClassUid(), identifierOf(request));
     } catch (err) {
-      if (err instanceof IdentifierError) return respond(errorResponse(make, RetrieveStatus.IdentifierDoesNotMatch, err.message));
-      throw err;
+      if (!(err instanceof IdentifierError)) throw err;
+      refused(run, RetrieveStatus.IdentifierDoesNotMatch, err.message);
+      return respond(errorResponse(make, RetrieveStatus.IdentifierDoesNotMatch, err.message));
     }
     const started = Date.now();
     // A caller that went away gets no more sub-operations.
@@ -209,20 +218,74 @@ export function runRetrieve<R extends RetrieveResponse>(run: RetrieveRun<R>): vo
       cancelled: () => callerGone || cancels.isCancelled(ctx, messageId),
     });
     cancels.forget(ctx, messageId);
-    if (!callerGone) respond(finalResponse(ctx, request, make, report));
+    const final = finalResponse(ctx, request, make, report);
+    const finalStatus = final.getStatus();
+    if (!callerGone) respond(final);
     const counts = { matched: items.length, completed: report.completed, warning: report.warning, failed: report.failed, cancelled: report.cancelled };
     core.log.info({ calling: ctx.callingAeTitle, ...run.details, ...counts, ms: Date.now() - started }, `${label} done`);
+    // What was retrieved, by identifiers (bounded lists; one study or patient also in its column).
+    const studies = [...new Set(items.map((i) => i.study_instance_uid))];
+    const patients = [...new Set(items.map((i) => i.patient_id))];
     void core.audit.record({
       actorType: 'ae',
       actor: ctx.callingAeTitle,
       peer: ctx.peer,
       action: `dimse.${kind}`,
       resourceType: 'study',
+      studyInstanceUid: studies.length === 1 ? studies[0] : undefined,
+      patientId: patients.length === 1 ? patients[0] : undefined,
       outcome: report.failed > 0 && report.completed === 0 ? 'failure' : 'success',
-      details: { ...run.details, ...counts },
+      status: finalStatus,
+      details: {
+        ...run.details,
+        level: identifierLevel(request),
+        ...counts,
+        studies: studies.slice(0, AUDIT_LISTED),
+        patients: patients.slice(0, AUDIT_LISTED),
+      },
     });
   })().catch((err: unknown) => {
     core.log.error({ err: errorMessage(err), calling: ctx.callingAeTitle }, `${label} failed`);
+    refused(run, RetrieveStatus.UnableToProcess, errorMessage(err));
     respond(errorResponse(make, RetrieveStatus.UnableToProcess, errorMessage(err)));
+  });
+}
+
+/** At most this many Study UIDs / Patient IDs in a retrieve's audit row. */
+const AUDIT_LISTED = 20;
+
+function identifierLevel(request: RetrieveRequest): string {
+  return String(identifierOf(request).QueryRetrieveLevel ?? '').trim().toUpperCase();
+}
+
+/** The keys that name what a refused retrieve asked for (identifiers only), for its audit row. */
+function askedFor(request: RetrieveRequest): Record<string, string> {
+  const elements = identifierOf(request);
+  const out: Record<string, string> = {};
+  for (const key of ['PatientID', 'StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID']) {
+    const v = values(elements[key]);
+    if (v.length) out[key] = v.slice(0, AUDIT_LISTED).join('\\');
+  }
+  return out;
+}
+
+/** A retrieve refused before any sub-operation (bad identifier, internal error): audited as a failure. */
+export function refused(
+  run: Pick<RetrieveRun<RetrieveResponse>, 'kind' | 'core' | 'ctx' | 'request' | 'details'>,
+  status: number,
+  reason: string,
+): void {
+  const asked = askedFor(run.request);
+  void run.core.audit.record({
+    actorType: 'ae',
+    actor: run.ctx.callingAeTitle,
+    peer: run.ctx.peer,
+    action: `dimse.${run.kind}`,
+    resourceType: 'study',
+    studyInstanceUid: asked.StudyInstanceUID?.includes('\\') ? undefined : asked.StudyInstanceUID,
+    patientId: asked.PatientID?.includes('\\') ? undefined : asked.PatientID,
+    outcome: 'failure',
+    status,
+    details: { ...run.details, level: identifierLevel(run.request), asked, reason: reason.slice(0, 200) },
   });
 }

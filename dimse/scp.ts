@@ -4,6 +4,7 @@ import dimse from 'dcmjs-dimse';
 import type { Ingestor } from '../src/ingest/ingest.js';
 import { RadiantError, errorMessage, DimseStatus } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
+import type { LimitReason, Slot } from './admission.js';
 import { decideContext } from './negotiation.js';
 import { StoreSink } from './store-sink.js';
 import type {
@@ -23,7 +24,7 @@ import type {
 const { Scp, Dataset } = dimse;
 const { CEchoResponse, CStoreResponse, CFindResponse: CFindResponseC, CMoveResponse: CMoveResponseC, CGetResponse: CGetResponseC, NActionResponse: NActionResponseC } =
   dimse.responses;
-const { PresentationContextResult, RejectResult, RejectSource, RejectReason } = dimse.constants;
+const { PresentationContextResult, RejectResult, RejectSource, RejectReason, AbortSource, AbortReason } = dimse.constants;
 
 type Association = InstanceType<typeof dimse.association.Association>;
 type PresentationContext = InstanceType<typeof dimse.association.PresentationContext>;
@@ -40,7 +41,14 @@ export interface ScpSettings {
   checkCalledAe: boolean;
   acceptUnknownSopClasses: boolean;
   maxInstanceBytes: number;
+  /** PS3.8 ARTIM: how long a connection may wait for its A-ASSOCIATE-RQ, or for the peer to close after RJ/release. */
+  artimTimeoutMs: number;
+  /** An established association with no traffic this long is aborted (A-ABORT, connection destroyed). */
+  idleTimeoutMs: number;
 }
+
+/** How an association ended. */
+export type AssociationEnd = 'release' | 'peer-abort' | 'idle-timeout' | 'connection-lost';
 
 export interface AssociationSummary {
   callingAeTitle: string;
@@ -52,17 +60,39 @@ export interface AssociationSummary {
   durationMs: number;
   /** Study Instance UIDs stored on this association (at most 20). */
   studies: string[];
+  /** Patient IDs of what was stored (at most 20; '' when the data sets had none). */
+  patients: string[];
+  endedBy: AssociationEnd;
 }
+
+/** Why a connection got no association. */
+export type RefusalReason = LimitReason | 'called-ae' | 'calling-ae' | 'allowlist-error' | 'no-association-request';
+
+export interface RefusedAssociation {
+  reason: RefusalReason;
+  peer: string;
+  /** Absent when no A-ASSOCIATE-RQ came (ARTIM expired). */
+  callingAeTitle?: string;
+  calledAeTitle?: string;
+}
+
+/** At most this many Study UIDs / Patient IDs are kept per association for its audit row. */
+const MAX_LISTED = 20;
 
 export interface ScpDeps {
   settings: ScpSettings;
   ingestor: Ingestor;
   log: Logger;
   services: ScpServices;
-  /** Admission control shared by all associations; false means "too many, reject". */
-  admit(): boolean;
-  release(): void;
+  /**
+   * A new TCP connection: false refuses it (too many connections without an association from
+   * its address; it is destroyed at once); otherwise the function to call when it closes.
+   */
+  connectionOpened(socket: Socket): (() => void) | false;
+  /** Admission control shared by all associations: a slot, or the limit that refuses it. */
+  admit(callingAeTitle: string, peerAddress: string): Slot | LimitReason;
   onAssociationEnd(summary: AssociationSummary): void;
+  onRefused(refusal: RefusedAssociation): void;
 }
 
 /** ErrorComment is LO: 64 characters at most (PS3.7 C.4). */
@@ -92,16 +122,27 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
 
   return class RadiantScp extends Scp {
     private association: Association | undefined;
-    private admitted = false;
+    /** An A-ASSOCIATE-RQ came (dcmjs-dimse sets `association` itself before telling us, so it cannot say). */
+    private requested = false;
+    /** The association's slot while it holds one (from A-ASSOCIATE-AC to its end, however it ends). */
+    private slot: Slot | undefined;
     private readonly startedAt = Date.now();
     private readonly peer: string;
+    private readonly address: string;
     private readonly conn: Socket;
     private readonly sinks = new WeakMap<CStoreRequest, StoreSink>();
     private stored = 0;
     private failed = 0;
     private bytes = 0;
     private readonly studies = new Set<string>();
+    private readonly patients = new Set<string>();
     private context: AssociationContext | undefined;
+    /** ARTIM (PS3.8 9.1.5): set while waiting for the A-ASSOCIATE-RQ, or for the peer to close. */
+    private artim: NodeJS.Timeout | undefined;
+    private idleTimer: NodeJS.Timeout | undefined;
+    private lastActivity = Date.now();
+    /** Requests the node itself is still answering (C-STORE being ingested, C-FIND being read). */
+    private busy = 0;
     private markClosed: () => void = () => undefined;
     private readonly closed = new Promise<void>((resolve) => {
       this.markClosed = resolve;
@@ -109,33 +150,126 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
 
     constructor(socket: Socket, opts?: ConstructorParameters<typeof Scp>[1]) {
       super(socket, opts);
+      this.conn = socket;
+      this.address = socket.remoteAddress ?? '?';
+      this.peer = `${this.address}:${socket.remotePort ?? '?'}`;
+      const closedConnection = deps.connectionOpened(socket);
+      if (!closedConnection) {
+        log.warn({ peer: this.peer }, 'connection refused: too many connections without an association from this address');
+        socket.destroy();
+        return;
+      }
+      // dcmjs-dimse's own socket timeout and PDU timeout end() the socket (a half-close): a peer
+      // that keeps its end open then keeps the connection for ever. The node's own timers (ARTIM,
+      // idle) replace them and destroy the socket instead (DimseServer passes pduTimeout Infinity).
+      socket.setTimeout(0);
       // Each C-STORE response is a small write the SCU waits for; Nagle would hold it back.
       socket.setNoDelay(true);
-      this.conn = socket;
-      this.peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
-      socket.once('close', () => this.finished());
+      this.startArtim();
+      socket.on('data', () => this.touch());
+      // The library ends its side on a protocol error: the association is over, and the peer
+      // gets ARTIM's time to close before the socket is destroyed.
+      socket.once('finish', () => {
+        this.endAssociation('connection-lost');
+        this.startArtim();
+      });
+      socket.once('error', () => this.endAssociation('connection-lost'));
+      socket.once('close', () => {
+        this.stopTimers();
+        this.endAssociation('connection-lost');
+        closedConnection();
+      });
+    }
+
+    /** PS3.8 ARTIM: (re)started while nothing but the peer's A-ASSOCIATE-RQ or its close is awaited. */
+    private startArtim(): void {
+      clearTimeout(this.artim);
+      if (this.conn.destroyed) return;
+      this.artim = setTimeout(() => {
+        if (!this.requested) {
+          log.warn({ peer: this.peer }, 'connection closed: no A-ASSOCIATE-RQ within the ARTIM timeout');
+          deps.onRefused({ reason: 'no-association-request', peer: this.peer });
+        } else log.debug({ peer: this.peer }, 'connection closed: the peer did not close it within the ARTIM timeout');
+        this.conn.destroy();
+      }, settings.artimTimeoutMs);
+    }
+
+    private stopTimers(): void {
+      clearTimeout(this.artim);
+      clearTimeout(this.idleTimer);
+      this.artim = this.idleTimer = undefined;
+    }
+
+    /** Traffic on the association (a PDU received, a response sent): it is not idle. */
+    private touch(): void {
+      this.lastActivity = Date.now();
+    }
+
+    private armIdle(delayMs: number): void {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = setTimeout(() => this.idleCheck(), Math.max(delayMs, 10));
+    }
+
+    private idleCheck(): void {
+      if (!this.slot) return;
+      const quietMs = Date.now() - this.lastActivity;
+      if (this.busy > 0) return this.armIdle(settings.idleTimeoutMs);
+      if (quietMs < settings.idleTimeoutMs) return this.armIdle(settings.idleTimeoutMs - quietMs);
+      log.warn({ calling: this.context?.callingAeTitle, peer: this.peer, quietMs }, 'association aborted: idle timeout');
+      // PS3.8 9.3.8: the node's upper layer (service provider) aborts; the slot is freed at once,
+      // and the socket is destroyed (never merely half-closed) once the A-ABORT is written.
+      this.sendAbort(AbortSource.ServiceProvider, AbortReason.NotSpecified);
+      this.endAssociation('idle-timeout');
+      this.destroySoon();
+    }
+
+    /** End the connection after what was written is flushed, and destroy it in any case shortly after. */
+    private destroySoon(): void {
+      const conn = this.conn;
+      conn.end(() => conn.destroy());
+      setTimeout(() => conn.destroy(), 1000).unref();
+    }
+
+    /** A-ASSOCIATE-RJ, recorded; the peer then has ARTIM's time to close the connection. */
+    private refuse(refusal: Omit<RefusedAssociation, 'peer'>, result: number, source: number, reason: number): void {
+      this.sendAssociationReject(result, source, reason);
+      deps.onRefused({ ...refusal, peer: this.peer });
+      this.startArtim();
     }
 
     override associationRequested(association: Association): void {
+      clearTimeout(this.artim);
+      if (this.requested) {
+        // PS3.8 9.2.3 (AA-8): an A-ASSOCIATE-RQ on a connection that already had one is an
+        // unexpected PDU. Answering it would take a second slot for one connection.
+        log.warn({ peer: this.peer }, 'association aborted: a second A-ASSOCIATE-RQ on the connection');
+        this.sendAbort(AbortSource.ServiceProvider, AbortReason.UnexpectedPdu);
+        this.endAssociation('connection-lost');
+        this.destroySoon();
+        return;
+      }
+      this.requested = true;
       this.association = association;
       const called = association.getCalledAeTitle().trim();
       const calling = association.getCallingAeTitle().trim();
+      const who = { callingAeTitle: calling, calledAeTitle: called };
       if (settings.checkCalledAe && called !== settings.aeTitle) {
         log.warn({ calling, called, peer: this.peer }, 'association rejected: called AE title not recognised');
-        this.sendAssociationReject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CalledAeNotRecognized);
+        this.refuse({ ...who, reason: 'called-ae' }, RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CalledAeNotRecognized);
         return;
       }
       if (services.admitCaller) {
-        const address = this.conn.remoteAddress ?? '';
-        void services.admitCaller(calling, address).then(
+        void services.admitCaller(calling, this.address).then(
           (ok) => {
             if (ok) return this.admitAndAccept(association, calling);
             log.warn({ calling, peer: this.peer }, 'association rejected: calling AE title not allowed');
-            this.sendAssociationReject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CallingAeNotRecognized);
+            const permanent = [RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CallingAeNotRecognized] as const;
+            this.refuse({ ...who, reason: 'calling-ae' }, ...permanent);
           },
           (err: unknown) => {
             log.error({ err: errorMessage(err), calling, peer: this.peer }, 'association rejected: allowlist lookup failed');
-            this.sendAssociationReject(RejectResult.Transient, RejectSource.ServiceUser, RejectReason.NoReasonGiven);
+            const transient = [RejectResult.Transient, RejectSource.ServiceUser, RejectReason.NoReasonGiven] as const;
+            this.refuse({ ...who, reason: 'allowlist-error' }, ...transient);
           },
         );
         return;
@@ -144,13 +278,21 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
     }
 
     private admitAndAccept(association: Association, calling: string): void {
-      if (!deps.admit()) {
-        log.warn({ calling, peer: this.peer }, 'association rejected: too many associations');
+      if (this.conn.destroyed) return;
+      const called = association.getCalledAeTitle().trim();
+      const slot = deps.admit(calling, this.address);
+      if (typeof slot === 'string') {
+        log.warn({ calling, peer: this.peer, limit: slot }, 'association rejected: too many associations');
         // PS3.8 9.3.4: local limit exceeded is a transient rejection by the presentation layer.
-        this.sendAssociationReject(RejectResult.Transient, 3, RejectReason.LocalLimitExceeded);
+        this.refuse(
+          { callingAeTitle: calling, calledAeTitle: called, reason: slot },
+          RejectResult.Transient,
+          RejectSource.ServiceProviderPresentation,
+          RejectReason.LocalLimitExceeded,
+        );
         return;
       }
-      this.admitted = true;
+      this.slot = slot;
       for (const { id } of association.getPresentationContexts()) {
         const context = association.getPresentationContext(id);
         const decision = decideContext(context.getAbstractSyntaxUid(), context.getTransferSyntaxUids(), policy);
@@ -162,14 +304,16 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
       log.debug({ calling, peer: this.peer }, 'association accepted');
       this.context = {
         callingAeTitle: calling,
-        calledAeTitle: association.getCalledAeTitle().trim(),
+        calledAeTitle: called,
         peer: this.peer,
-        peerAddress: this.conn.remoteAddress ?? '',
+        peerAddress: this.address,
         association,
         scp: this,
         closed: this.closed,
       };
       this.sendAssociationAccept();
+      this.touch();
+      this.armIdle(settings.idleTimeoutMs);
     }
 
     /**
@@ -188,13 +332,16 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
 
     override associationReleaseRequested(): void {
       // Nothing more may be sent once the peer asked to release (a storage commitment report
-      // then goes on a new association): services see the association as over from here.
-      this.markClosed();
+      // then goes on a new association): services see the association as over from here, and
+      // its slot is free. The peer closes the connection (PS3.8 Sta13), or ARTIM does.
       this.sendAssociationReleaseResponse();
+      this.endAssociation('release');
+      this.startArtim();
     }
 
     override abort(): void {
       log.info({ peer: this.peer }, 'association aborted by peer');
+      this.endAssociation('peer-abort');
       // PS3.8 7.3.3: after an A-ABORT the transport connection is closed; DCMTK peers wait for it.
       this.conn.destroy();
     }
@@ -207,7 +354,9 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
 
     override cFindRequest(request: CFindRequest, callback: (responses: CFindResponse[]) => void): void {
       if (!services.find || !this.context) return callback([refusal(CFindResponseC.fromRequest(request))]);
-      services.find(this.context, request, this.respondVia(request, callback));
+      // The node is reading the index: the caller waiting for it is not idle.
+      this.busy++;
+      services.find(this.context, request, this.respondVia(request, callback, () => this.busy--));
     }
 
     override cMoveRequest(request: CMoveRequest, callback: (responses: CMoveResponse[]) => void): void {
@@ -228,19 +377,21 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
     private respondVia<R extends CFindResponse | CMoveResponse | CGetResponse>(
       request: CFindRequest | CMoveRequest | CGetRequest,
       callback: (responses: R[]) => void,
+      onFinal: () => void = () => undefined,
     ): (r: R | R[]) => void {
       let finished = false;
       return (r) => {
         for (const response of Array.isArray(r) ? r : [r]) {
           if (finished) return;
           const status = response.getStatus();
+          // A long C-MOVE's caller only waits: each pending response counts as activity, so the
+          // idle timeout does not cut it.
+          this.touch();
           if (isPending(status)) {
             this.sendResponse(request, response);
-            // dcmjs-dimse aborts an association that received no PDU for pduTimeout, even while
-            // the node itself is busy answering it (a long C-MOVE): progress counts as activity.
-            (this as unknown as { lastPduTime?: number }).lastPduTime = Date.now();
           } else {
             finished = true;
+            onFinal();
             callback([response]);
           }
         }
@@ -286,7 +437,11 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
       const response = CStoreResponse.fromRequest(request);
       const sink = this.sinks.get(request);
       this.sinks.delete(request);
+      // Ingesting (parse, storage, index) is the node's work: the caller waiting for it is not idle.
+      this.busy++;
       void this.store(request, sink).then(({ status, comment }) => {
+        this.busy--;
+        this.touch();
         response.setStatus(status);
         if (comment) response.setErrorComment(errorComment(comment));
         callback(response);
@@ -308,7 +463,8 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
         });
         this.stored++;
         this.bytes += result.sizeBytes;
-        if (this.studies.size < 20) this.studies.add(result.studyInstanceUid);
+        if (this.studies.size < MAX_LISTED) this.studies.add(result.studyInstanceUid);
+        if (this.patients.size < MAX_LISTED) this.patients.add(result.patientId);
         return { status: DimseStatus.Success };
       } catch (err) {
         this.failed++;
@@ -320,11 +476,17 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
       }
     }
 
-    private finished(): void {
+    /**
+     * The association is over (released, aborted either way, timed out, or its connection lost):
+     * services see it closed, its slot is freed and it is summed up, once, whichever comes first.
+     */
+    private endAssociation(endedBy: AssociationEnd): void {
       this.markClosed();
-      if (!this.admitted) return;
-      this.admitted = false;
-      deps.release();
+      const slot = this.slot;
+      if (!slot) return;
+      this.slot = undefined;
+      clearTimeout(this.idleTimer);
+      slot.release();
       deps.onAssociationEnd({
         callingAeTitle: this.association?.getCallingAeTitle().trim() ?? '',
         calledAeTitle: this.association?.getCalledAeTitle().trim() ?? '',
@@ -334,6 +496,8 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
         bytes: this.bytes,
         durationMs: Date.now() - this.startedAt,
         studies: [...this.studies],
+        patients: [...this.patients],
+        endedBy,
       });
     }
   };

@@ -46,8 +46,15 @@ const envSchema = z.object({
   // 16 KB, as DCMTK: dcmjs-dimse spends more CPU per byte on larger PDUs (measured: +30 %).
   DICOM_MAX_PDU: z.coerce.number().int().min(4096).max(4_194_304).default(16384),
   DICOM_MAX_ASSOCIATIONS: z.coerce.number().int().min(1).max(1000).default(32),
+  /** Share of DICOM_MAX_ASSOCIATIONS one calling AE title / one peer address may hold (one peer cannot lock out the rest). */
+  DICOM_MAX_ASSOCIATIONS_PER_AE: z.coerce.number().int().min(1).max(1000).default(8),
+  DICOM_MAX_ASSOCIATIONS_PER_ADDRESS: z.coerce.number().int().min(1).max(1000).default(16),
+  /** PS3.8 ARTIM: a connection with no A-ASSOCIATE-RQ (or not closed after RJ/release) is destroyed after this. */
+  DICOM_ARTIM_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
+  /** An established association with no traffic this long is aborted and its slot freed. */
+  DICOM_IDLE_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(86_400).default(60),
   DICOM_ACCEPT_UNKNOWN_SOP_CLASSES: bool.default(false),
-  /** Calling-AE allowlist: only DICOM_ALLOWED_AES and remote_nodes rows with allow_query_retrieve may associate. */
+  /** Calling-AE allowlist: only DICOM_ALLOWED_AES and remote_nodes rows with allow_query_retrieve may associate (on when online). */
   DICOM_ALLOWLIST: bool.optional(),
   /** Comma-separated calling AE titles always allowed (setting it turns the allowlist on). */
   DICOM_ALLOWED_AES: z.string().default(''),
@@ -150,8 +157,12 @@ export interface Config {
     checkCalledAe: boolean;
     maxPdu: number;
     maxAssociations: number;
+    maxAssociationsPerAe: number;
+    maxAssociationsPerAddress: number;
+    artimTimeoutMs: number;
+    idleTimeoutMs: number;
     acceptUnknownSopClasses: boolean;
-    /** Calling-AE allowlist on (DICOM_ALLOWLIST, or DICOM_ALLOWED_AES set). */
+    /** Calling-AE allowlist on (DICOM_ALLOWLIST; else on when DICOM_ALLOWED_AES is set or MODE=online). */
     allowlist: boolean;
     allowedAes: string[];
     tls: { cert?: string; key?: string; ca?: string };
@@ -375,9 +386,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       checkCalledAe: e.DICOM_CHECK_CALLED_AE,
       maxPdu: e.DICOM_MAX_PDU,
       maxAssociations: e.DICOM_MAX_ASSOCIATIONS,
+      maxAssociationsPerAe: e.DICOM_MAX_ASSOCIATIONS_PER_AE,
+      maxAssociationsPerAddress: e.DICOM_MAX_ASSOCIATIONS_PER_ADDRESS,
+      artimTimeoutMs: e.DICOM_ARTIM_TIMEOUT_SECONDS * 1000,
+      idleTimeoutMs: e.DICOM_IDLE_TIMEOUT_SECONDS * 1000,
       acceptUnknownSopClasses: e.DICOM_ACCEPT_UNKNOWN_SOP_CLASSES,
       allowedAes,
-      allowlist: e.DICOM_ALLOWLIST ?? allowedAes.length > 0,
+      // A hospital network (online) admits only known callers unless told otherwise; a lab bench stays open.
+      allowlist: e.DICOM_ALLOWLIST ?? (allowedAes.length > 0 || e.MODE === 'online'),
       tls: { cert: e.DICOM_TLS_CERT, key: e.DICOM_TLS_KEY, ca: e.DICOM_TLS_CA },
     },
     httpPort: e.HTTP_PORT,

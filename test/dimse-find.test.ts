@@ -270,7 +270,7 @@ onBothDatabases((dbName, env) => {
       assert.match(r.output, /No Acceptable Presentation Contexts|no presentation context/i);
     });
 
-    it('each C-FIND has one audit row with level and match count, no key values', async () => {
+    it('each C-FIND has one audit row with level, keys and match count, no patient name', async () => {
       await findscu(node.dicomPort, ['-S', '-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${s0.studyInstanceUid}`, '-k', `PatientName=${s0.patientName}`]);
       const rows = (await node.db('audit_logs').where({ action: 'dimse.find' }).orderBy('id', 'desc')) as Array<{
         actor: string;
@@ -285,6 +285,8 @@ onBothDatabases((dbName, env) => {
       assert.equal(details.level, 'STUDY');
       assert.equal(details.matches, 1);
       assert.equal(details.model, 'study-root');
+      assert.deepEqual(details.values, { StudyInstanceUID: s0.studyInstanceUid, PatientName: '<present>' });
+      assert.deepEqual(details.studies, [s0.studyInstanceUid]);
       assert.ok(!JSON.stringify(last).includes(s0.patientName.split('^')[0]!), 'no patient name in the audit row');
       assert.ok(rows.some((r) => r.status === 0xa900 && r.outcome === 'failure'));
       assert.ok(rows.some((r) => r.status === 0xfe00));

@@ -43,6 +43,8 @@ export interface IngestResult {
   sizeBytes: number;
   storageKey: string;
   warnings: string[];
+  /** Patient ID (0010,0020) of the data set ('' when absent), for audit rows. */
+  patientId: string;
 }
 
 export interface InstanceStoredEvent extends IngestResult {
@@ -172,6 +174,7 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
       sizeBytes: stat.size,
       storageKey,
       warnings: header.warnings,
+      patientId: header.patientId ?? '',
     };
     if (existing && this.opts.duplicatePolicy === 'reject') {
       throw new RadiantError('duplicate', `SOP Instance ${header.sopInstanceUid} is already stored`);

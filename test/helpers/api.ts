@@ -72,6 +72,7 @@ export function uploadForm(parts: { patientId?: string; files: Array<{ name: str
 interface AuditRow {
   action: string;
   actor: string | null;
+  peer: string | null;
   outcome: string;
   status: number | null;
   patient_id: string | null;
