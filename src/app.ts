@@ -95,6 +95,7 @@ export async function openCore(config: Config, log: Logger, opts: OpenCoreOption
       duplicatePolicy: config.duplicatePolicy,
       maxInstanceBytes: config.maxInstanceBytes,
       acceptUnknownSopClasses: config.dicom.acceptUnknownSopClasses,
+      maxFramePixels: config.maxFramePixels,
     },
     log,
   );
