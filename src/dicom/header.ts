@@ -1,8 +1,9 @@
 import fs from 'node:fs/promises';
 import dcmjs from 'dcmjs';
 import type { DicomHeader, ParseOutcome } from './header-types.js';
+import type { ByteSource } from './structure.js';
 import { INDEXED_SEQUENCES, ITEMS_MAX, type SequenceItems } from './indexed-sequences.js';
-import { checkStructure, metaTransferSyntax, StructureError } from './structure.js';
+import { bufferSource, checkStructure, fileSource, metaTransferSyntax, StructureError } from './structure.js';
 
 /**
  * Reads the Part 10 meta and the index attributes of a file without reading its pixel data:
@@ -169,6 +170,32 @@ function parseBuffer(buf: ArrayBuffer, warnings: string[]): DicomDictLike {
   }
 }
 
+/** The structural walk (structure.ts) over the whole file, and what it measured of the pixel data. */
+async function addStructure(header: DicomHeader, source: ByteSource): Promise<void> {
+  const info = await checkStructure(source, header.transferSyntaxUid);
+  if (info.pixelData) header.pixelData = info.pixelData;
+  if (info.unchecked) header.pixelDataUnchecked = info.unchecked;
+}
+
+/** As parseHeaderFile, for a whole Part 10 file already in memory (rendering holds the bytes). */
+export async function parseHeaderBytes(file: Buffer): Promise<ParseOutcome> {
+  if (file.length < 132 || file.toString('latin1', 128, 132) !== 'DICM') {
+    return { ok: false, kind: 'unparseable', error: "not a DICOM Part 10 file: no 'DICM' prefix at byte 128" };
+  }
+  try {
+    const warnings: string[] = [];
+    // The bytes themselves when the Buffer spans its whole ArrayBuffer: a large file is not copied.
+    const whole = file.byteOffset === 0 && file.length === file.buffer.byteLength;
+    const ab = (whole ? file.buffer : file.buffer.slice(file.byteOffset, file.byteOffset + file.length)) as ArrayBuffer;
+    const header = headerFromDict(parseBuffer(ab, warnings), warnings);
+    await addStructure(header, bufferSource(file));
+    return { ok: true, header };
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    return { ok: false, kind: 'unparseable', error: err instanceof StructureError ? `corrupt DICOM: ${msg}` : `cannot parse DICOM: ${msg}` };
+  }
+}
+
 export async function parseHeaderFile(path: string, maxHeaderBytes: number): Promise<ParseOutcome> {
   let fh: fs.FileHandle | undefined;
   try {
@@ -196,9 +223,7 @@ export async function parseHeaderFile(path: string, maxHeaderBytes: number): Pro
         if (bytesRead < size && !(PIXEL_DATA in parsed.dict)) throw new Error('header continues past the bytes read');
         const header = headerFromDict(parsed, warnings);
         try {
-          const info = await checkStructure(fh, size, buf.subarray(0, bytesRead), header.transferSyntaxUid);
-          if (info.pixelData) header.pixelData = info.pixelData;
-          if (info.unchecked) header.pixelDataUnchecked = info.unchecked;
+          await addStructure(header, fileSource(fh, size, buf.subarray(0, bytesRead)));
         } catch (err) {
           if (!(err instanceof StructureError)) throw err;
           return { ok: false, kind: 'unparseable', error: `corrupt DICOM: ${err.message}` };

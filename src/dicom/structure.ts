@@ -101,13 +101,12 @@ export async function datasetOffset(r: ByteSource): Promise<number> {
   }
 }
 
-export async function checkStructure(
-  fh: FileHandle,
-  size: number,
-  prefix: Buffer,
-  transferSyntaxUid: string,
-): Promise<StructureInfo> {
-  const r = new Reader(fh, size, prefix);
+/** A file read in 64 KB windows, its first `prefix` bytes already in memory. */
+export function fileSource(fh: FileHandle, size: number, prefix: Buffer): ByteSource {
+  return new Reader(fh, size, prefix);
+}
+
+export async function checkStructure(r: ByteSource, transferSyntaxUid: string): Promise<StructureInfo> {
   const start = await datasetOffset(r);
   if (transferSyntaxUid === DEFLATED) return checkDeflated(r, start);
   return walkStructure(r, start, transferSyntaxUid);
