@@ -82,7 +82,7 @@ export class RenderSource {
     }
     // The decoder reads the data set itself: it must see the geometry that was checked.
     if (image.getWidth() !== h.columns || image.getHeight() !== h.rows) {
-      throw new RenderError('invalid_geometry', `the decoder reads ${image.getWidth()} × ${image.getHeight()} pixels, the header ${h.columns} × ${h.rows}`);
+      throw new RenderError('invalid_geometry', `the decoder reads ${image.getWidth()}x${image.getHeight()} pixels, the header ${h.columns}x${h.rows}`);
     }
     return new RenderSource(image, haveCodecs, Math.max(1, image.getNumberOfFrames() || 1));
   }

@@ -53,22 +53,23 @@ export function pixelGeometryProblem(
   if (!pixelData && !hasPixelData) return undefined;
   const rows = g.rows;
   const columns = g.columns;
-  if (rows === undefined || columns === undefined) return 'pixel data without (0028,0010) Rows and (0028,0011) Columns';
-  if (!(rows > 0) || !(columns > 0)) return `pixel data with Rows ${rows} × Columns ${columns}: both must be above 0`;
+  // ASCII only and the numbers first: a C-STORE ErrorComment keeps 64 characters.
+  if (rows === undefined || columns === undefined) return 'pixel data without Rows (0028,0010) or Columns (0028,0011)';
+  if (!(rows > 0) || !(columns > 0)) return `pixel data with Rows ${rows} x Columns ${columns} (both must be above 0)`;
   if (rows * columns > maxFramePixels) {
-    return `Rows ${rows} × Columns ${columns} = ${rows * columns} pixels per frame, above the limit of ${maxFramePixels} (MAX_FRAME_PIXELS)`;
+    return `frame of ${columns}x${rows} pixels over MAX_FRAME_PIXELS (${maxFramePixels}): ${rows * columns} pixels`;
   }
   if (!pixelData) return undefined;
   const frames = g.numberOfFrames !== undefined && g.numberOfFrames > 0 ? g.numberOfFrames : 1;
   if (pixelData.fragments !== undefined) {
     if (pixelData.fragments < frames) {
-      return `encapsulated pixel data has ${pixelData.fragments} fragment(s) for ${frames} frame(s) (Number of Frames)`;
+      return `encapsulated pixel data has ${pixelData.fragments} fragment(s) for ${frames} frame(s)`;
     }
     return undefined;
   }
   let bitsAllocated = g.bitsAllocated;
   if (pixelData.element === 'PixelData') {
-    if (bitsAllocated === undefined) return 'native pixel data without (0028,0100) Bits Allocated';
+    if (bitsAllocated === undefined) return 'native pixel data without Bits Allocated (0028,0100)';
     if (!(bitsAllocated >= 1 && bitsAllocated <= 64)) return `Bits Allocated ${bitsAllocated} is outside 1-64`;
   } else {
     bitsAllocated ??= pixelData.element === 'FloatPixelData' ? 32 : 64;
@@ -78,8 +79,8 @@ export function pixelGeometryProblem(
   if (need > have) {
     const spp = samplesPerPixelStored(g);
     return (
-      `Rows ${rows} × Columns ${columns} × ${spp} sample(s) × ${bitsAllocated} bits × ${frames} frame(s) needs ${need} bytes ` +
-      `of pixel data; the ${pixelData.element} value has ${have}`
+      `pixel data too short: ${have} bytes of ${pixelData.element} for ${columns}x${rows} x ${spp} sample(s) ` +
+      `x ${bitsAllocated} bits x ${frames} frame(s) = ${need} bytes`
     );
   }
   return undefined;

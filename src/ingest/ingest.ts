@@ -278,7 +278,7 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
     // A decoder trusts Rows × Columns × …: a claim the pixel data cannot back is refused here,
     // before it is stored for a viewer to choke on.
     const geometry = pixelGeometryProblem(h, h.pixelData, h.hasPixelData, this.opts.maxFramePixels);
-    if (geometry) throw new RadiantError('invalid-input', `invalid pixel data: ${geometry}`);
+    if (geometry) throw new RadiantError('invalid-input', geometry);
     if (h.pixelDataUnchecked) this.log.debug({ sop: v.sopInstanceUid, why: h.pixelDataUnchecked }, 'pixel data length not checked');
     return v;
   }
