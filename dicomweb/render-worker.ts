@@ -55,7 +55,9 @@ function sourceFor(req: RenderRequest): Promise<RenderSource> {
   new Uint8Array(copy).set(new Uint8Array(req.file));
   const source = RenderSource.open(copy, log, req.maxFramePixels);
   kept = { fileId: req.fileId, source, timer: setTimeout(forget, KEEP_MS).unref() };
-  source.catch(forget);
+  source.catch(() => {
+    if (kept?.source === source) forget();
+  });
   return source;
 }
 
