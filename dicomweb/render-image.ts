@@ -82,7 +82,8 @@ export class RenderSource {
     }
     // The decoder reads the data set itself: it must see the geometry that was checked.
     if (image.getWidth() !== h.columns || image.getHeight() !== h.rows) {
-      throw new RenderError('invalid_geometry', `the decoder reads ${image.getWidth()}x${image.getHeight()} pixels, the header ${h.columns}x${h.rows}`);
+      const read = `${image.getWidth()}x${image.getHeight()}`;
+      throw new RenderError('invalid_geometry', `the decoder reads ${read} pixels, the header ${h.columns}x${h.rows}`);
     }
     return new RenderSource(image, haveCodecs, Math.max(1, image.getNumberOfFrames() || 1));
   }

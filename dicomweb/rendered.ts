@@ -9,7 +9,14 @@ import { PDF, isEncapsulatedPdf, openEncapsulatedDocument } from './encapsulated
 import { resolveInstanceFromPath } from './frames.js';
 import { newBoundary } from './multipart-writer.js';
 import type { RenderedFrames, RenderFile } from './renderer.js';
-import { RenderError, type RenderBox, type RenderedImage, type RenderedMediaType, type RenderOptions, type RenderWindow } from './render-types.js';
+import {
+  RenderError,
+  type RenderBox,
+  type RenderedImage,
+  type RenderedMediaType,
+  type RenderOptions,
+  type RenderWindow,
+} from './render-types.js';
 import { resolveInstances, resourcePath, resourceUrl } from './resources.js';
 
 /**
@@ -151,7 +158,8 @@ export async function renderStored(deps: RouteDeps, row: StoredInstanceRow, opts
 export function renderFailure(err: RenderError, row: StoredInstanceRow): HttpError {
   if (err.kind === 'invalid_geometry') return new HttpError(422, 'invalid_pixel_data', err.message);
   if (err.kind === 'failed') return new HttpError(500, 'render_failed', err.message);
-  return new HttpError(501, 'not_renderable', err.message, err.kind === 'undecodable' ? { transferSyntax: row.transfer_syntax_uid } : undefined);
+  const details = err.kind === 'undecodable' ? { transferSyntax: row.transfer_syntax_uid } : undefined;
+  return new HttpError(501, 'not_renderable', err.message, details);
 }
 
 /** RenderError → the WADO-RS status: 404 for a frame past the end, else as renderFailure. */
@@ -248,7 +256,9 @@ function groupThumbnailHandler(deps: RouteDeps) {
       } catch (err) {
         if (!(err instanceof RenderError)) throw err;
         // Not an image series, or an instance that cannot be rendered: try the next one.
-        if (err.kind !== 'no_pixel_data') deps.log.warn({ kind: err.kind, transferSyntax: row.transfer_syntax_uid }, 'thumbnail candidate not rendered');
+        if (err.kind !== 'no_pixel_data') {
+          deps.log.warn({ kind: err.kind, transferSyntax: row.transfer_syntax_uid }, 'thumbnail candidate not rendered');
+        }
         continue;
       }
       ctx.state.audit = {
@@ -296,7 +306,10 @@ async function* renderedParts(
       } catch (err) {
         if (!(err instanceof RenderError)) throw err;
         if (err.kind !== 'no_pixel_data') {
-          deps.log.warn({ kind: err.kind, transferSyntax: row.transfer_syntax_uid }, 'rendered study/series: an instance could not be rendered and was left out');
+          deps.log.warn(
+            { kind: err.kind, transferSyntax: row.transfer_syntax_uid },
+            'rendered study/series: an instance could not be rendered and was left out',
+          );
         }
         skipped.count++;
         break;

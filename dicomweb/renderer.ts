@@ -27,6 +27,9 @@ export interface RenderedFrames {
   images: RenderedImage[];
 }
 
+/** The pool's words for a task that overran its time (src/workers/worker-pool.ts). */
+const TIMEOUT_REASON = /^the task took longer than (\d+) ms$/;
+
 export class Renderer {
   private readonly pool: WorkerPool<RenderRequest, RenderReply>;
   private nextId = 1;
@@ -40,7 +43,7 @@ export class Renderer {
       failure: (reason) => ({
         ok: false,
         kind: 'failed',
-        message: `rendering failed: ${reason.replace(/^the task took longer than (\d+) ms$/, 'took longer than $1 ms (RENDER_TIMEOUT_MS)')}`,
+        message: `rendering failed: ${reason.replace(TIMEOUT_REASON, 'took longer than $1 ms (RENDER_TIMEOUT_MS)')}`,
       }),
       recycleAfter: (r) => !r.ok && r.recycle === true,
       // Processes that never render (CLI commands, nodes nobody views) start no workers.

@@ -136,7 +136,8 @@ describe('DIMSE C-ECHO / C-STORE with the real corpus and DCMTK peers', function
           const row = await findInstance(node.db, sop!);
           expect(row, `${entry.path} acknowledged but not indexed`).to.not.equal(undefined);
           // What the node accepted, a viewer will ask to see: an answer, never a hang or a crash.
-          const url = `${baseUrl(node)}/dicom-web/studies/${row!.study_instance_uid}/series/${row!.series_instance_uid}/instances/${sop}/rendered`;
+          const series = `${baseUrl(node)}/dicom-web/studies/${row!.study_instance_uid}/series/${row!.series_instance_uid}`;
+          const url = `${series}/instances/${sop}/rendered`;
           const res = await fetch(url, { headers: bearer(token), signal: AbortSignal.timeout(45_000) });
           await res.arrayBuffer();
           expect([200, 422, 500, 501], `${entry.path} rendered`).to.include(res.status);

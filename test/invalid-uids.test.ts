@@ -129,7 +129,8 @@ describe('UIDs that are not UIDs are refused, never normalised (issue 13 item 3)
     const res = await stow(b.bytes);
     expect(res.status, res.text).to.equal(409);
     expect(value<number>(items(res.json(), '00081198')[0]!, '00081197')).to.equal(0xa900);
-    expect(await stowFailureMessage(node)).to.equal('invalid (0008,0016) SOP Class UID "1.2.840.10008.5.1.4.1.1.1x": not a UID (PS3.5 9.1)');
+    const expected = 'invalid (0008,0016) SOP Class UID "1.2.840.10008.5.1.4.1.1.1x": not a UID (PS3.5 9.1)';
+    expect(await stowFailureMessage(node)).to.equal(expected);
     expect(await countInstances(node.db)).to.equal(before);
   });
 

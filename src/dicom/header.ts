@@ -192,7 +192,8 @@ export async function parseHeaderBytes(file: Buffer): Promise<ParseOutcome> {
     return { ok: true, header };
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
-    return { ok: false, kind: 'unparseable', error: err instanceof StructureError ? `corrupt DICOM: ${msg}` : `cannot parse DICOM: ${msg}` };
+    const error = err instanceof StructureError ? `corrupt DICOM: ${msg}` : `cannot parse DICOM: ${msg}`;
+    return { ok: false, kind: 'unparseable', error };
   }
 }
 
