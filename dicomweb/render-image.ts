@@ -3,6 +3,9 @@ import path from 'node:path';
 import dcmjsImaging from 'dcmjs-imaging';
 import sharp from 'sharp';
 import { errorMessage } from '../src/errors.js';
+import { parseHeaderBytes } from '../src/dicom/header.js';
+import { pixelGeometryProblem } from '../src/dicom/pixel-geometry.js';
+import { RenderError, type RenderedImage, type RenderOptions } from './render-types.js';
 
 /**
  * The one rendering core shared by WADO-RS rendered/thumbnail (rendered.ts) and WADO-URI
@@ -14,62 +17,13 @@ import { errorMessage } from '../src/errors.js';
  * giving RGBA; sharp scales into the requested box (aspect kept) and encodes JPEG, PNG or GIF.
  * No HTTP here: failures are RenderError with a kind the callers map to their status codes
  * (they differ: WADO-RS answers a frame past the end with 404, WADO-URI with 400).
+ *
+ * Runs in the render workers only (render-worker.ts): decoding allocates what the data set
+ * claims, so the claim is held against the pixel data actually present first.
  */
 
 const { DicomImage, WindowLevel, NativePixelDecoder } = dcmjsImaging;
 type DicomImageT = InstanceType<typeof DicomImage>;
-
-export type RenderedMediaType = 'image/jpeg' | 'image/png' | 'image/gif';
-
-export interface RenderWindow {
-  center: number;
-  width: number;
-  fn: 'LINEAR' | 'SIGMOID';
-}
-
-/** Scale to fit inside width × height (either may be absent: the other follows the aspect). */
-export interface RenderBox {
-  width?: number;
-  height?: number;
-  /** false: never grow the image (thumbnails); true: scale up to the box too. */
-  enlarge: boolean;
-}
-
-export interface RenderOptions {
-  /** 1-based. */
-  frame: number;
-  window?: RenderWindow;
-  /** Part of the frame, normalised to 0.0-1.0 (WADO-URI `region`), taken before scaling. */
-  region?: { x0: number; y0: number; x1: number; y1: number };
-  box?: RenderBox;
-  output: RenderedMediaType;
-  /** JPEG quality 1-100 (ignored for PNG and GIF). */
-  quality: number;
-}
-
-export interface RenderedImage {
-  body: Buffer;
-  width: number;
-  height: number;
-  mediaType: RenderedMediaType;
-}
-
-/**
- * no_pixel_data: nothing to render (SR, PDF, …); frame_out_of_range: past NumberOfFrames;
- * unparsable / undecodable: the file or its pixel data cannot be decoded here.
- */
-export type RenderErrorKind = 'no_pixel_data' | 'frame_out_of_range' | 'unparsable' | 'undecodable';
-
-export class RenderError extends Error {
-  constructor(
-    readonly kind: RenderErrorKind,
-    message: string,
-    readonly numberOfFrames?: number,
-  ) {
-    super(message);
-    this.name = 'RenderError';
-  }
-}
 
 export interface RenderLog {
   warn(obj: Record<string, unknown>, msg: string): void;
@@ -106,18 +60,30 @@ export class RenderSource {
     readonly numberOfFrames: number,
   ) {}
 
-  /** Parses the Part 10 bytes; RenderError no_pixel_data / unparsable. */
-  static async open(file: Buffer, log: RenderLog): Promise<RenderSource> {
+  /**
+   * Parses the Part 10 bytes (kept, not copied); RenderError no_pixel_data / unparsable /
+   * invalid_geometry.
+   */
+  static async open(file: ArrayBuffer, log: RenderLog, maxFramePixels: number): Promise<RenderSource> {
     const haveCodecs = await initCodecs(log);
-    const ab = file.buffer.slice(file.byteOffset, file.byteOffset + file.length) as ArrayBuffer;
+    const parsed = await parseHeaderBytes(Buffer.from(file));
+    if (!parsed.ok) throw new RenderError('unparsable', `the instance could not be parsed for rendering: ${parsed.error}`);
+    const h = parsed.header;
+    const problem = pixelGeometryProblem(h, h.pixelData, h.hasPixelData, maxFramePixels);
+    if (problem) throw new RenderError('invalid_geometry', `the instance cannot be rendered: ${problem}`);
     let image: DicomImageT;
     try {
-      image = new DicomImage(ab);
+      image = new DicomImage(file);
     } catch (err) {
       throw new RenderError('unparsable', `the instance could not be parsed for rendering: ${errorMessage(err)}`);
     }
     if (!(image.getWidth() > 0) || !(image.getHeight() > 0)) {
       throw new RenderError('no_pixel_data', 'the instance has no image pixel data to render');
+    }
+    // The decoder reads the data set itself: it must see the geometry that was checked.
+    if (image.getWidth() !== h.columns || image.getHeight() !== h.rows) {
+      const read = `${image.getWidth()}x${image.getHeight()}`;
+      throw new RenderError('invalid_geometry', `the decoder reads ${read} pixels, the header ${h.columns}x${h.rows}`);
     }
     return new RenderSource(image, haveCodecs, Math.max(1, image.getNumberOfFrames() || 1));
   }
@@ -178,9 +144,4 @@ async function encode(rendered: { width: number; height: number; pixels: ArrayBu
         : pipeline.jpeg({ quality: opts.quality });
   const { data, info } = await out.toBuffer({ resolveWithObject: true });
   return { body: data, width: info.width, height: info.height, mediaType: opts.output };
-}
-
-/** One-shot: parse and render one frame. */
-export async function renderImage(file: Buffer, opts: RenderOptions, log: RenderLog): Promise<RenderedImage> {
-  return (await RenderSource.open(file, log)).render(opts);
 }

@@ -5,34 +5,45 @@ import type { AppContext, AppRouter } from '../src/http/state.js';
 import type { StoredInstanceRow } from '../src/catalog/catalog.js';
 import { errorMessage } from '../src/errors.js';
 import { parseAccept } from './accept.js';
-import { readAll } from './read-all.js';
 import { PDF, isEncapsulatedPdf, openEncapsulatedDocument } from './encapsulated-document.js';
 import { resolveInstanceFromPath } from './frames.js';
 import { newBoundary } from './multipart-writer.js';
-import { RenderError, RenderSource, type RenderBox, type RenderedImage, type RenderedMediaType, type RenderWindow } from './render-image.js';
+import type { RenderedFrames, RenderFile } from './renderer.js';
+import {
+  RenderError,
+  type RenderBox,
+  type RenderedImage,
+  type RenderedMediaType,
+  type RenderOptions,
+  type RenderWindow,
+} from './render-types.js';
 import { resolveInstances, resourcePath, resourceUrl } from './resources.js';
 
 /**
  * WADO-RS Retrieve Rendered and Thumbnail (PS3.18 §10.4.1.1.3, §8.3.5.1):
  *   GET /dicom-web/studies/{s}[/series/{se}[/instances/{i}[/frames/{n}]]]/rendered
  *   GET /dicom-web/studies/{s}[/series/{se}[/instances/{i}]]/thumbnail
- * Rendering itself is render-image.ts (shared with WADO-URI). Here: negotiation, parameters,
- * which instances/frames a resource means, and the HTTP shape of the answer.
+ * Rendering itself is render-image.ts (shared with WADO-URI), run in worker threads by
+ * renderer.ts. Here: negotiation, parameters, which instances/frames a resource means, and the
+ * HTTP shape of the answer.
  * - Instance / frame: one image (a multi-frame instance renders its first frame). An Encapsulated
  *   PDF instance is rendered as its document: application/pdf.
  * - Study / series: multipart/related; type="image/…", one part per frame of every image instance
  *   (series by SeriesNumber, instances by InstanceNumber); instances without pixel data (SR, PDF,
- *   …) or that cannot be decoded are left out. Parts are rendered one after another while the
- *   response streams, so memory holds one instance at a time.
+ *   …) or that cannot be decoded are left out. Parts are rendered a batch of frames at a time
+ *   while the response streams, so memory holds one instance at a time.
  * - Thumbnail of a study / series: one representative image, the middle instance of the first
  *   series (in order) that has a renderable one.
  * Query parameters: window=center,width[,linear|sigmoid], viewport=vw,vh, quality=n.
- * Errors: 400 bad parameter, 404 resource/frame, 406 unacceptable media type, 501 not renderable.
+ * Errors: 400 bad parameter, 404 resource/frame, 406 unacceptable media type, 422 geometry the
+ * pixel data cannot back, 500 render timed out or crashed, 501 not renderable.
  */
 
 const THUMBNAIL_SIZE = 128;
 const MAX_VIEWPORT = 8192;
 const DEFAULT_QUALITY = 90;
+/** Frames of one instance rendered per worker task in a study/series answer. */
+const FRAME_BATCH = 8;
 const IMAGE_TYPES: RenderedMediaType[] = ['image/jpeg', 'image/png', 'image/gif'];
 
 /** An Accept media range → the rendered image type it allows, if any. */
@@ -127,18 +138,37 @@ function boxFor(params: RenderParams, thumbnail: boolean): RenderBox | undefined
   return thumbnail ? { width: THUMBNAIL_SIZE, height: THUMBNAIL_SIZE, enlarge: false } : undefined;
 }
 
-/** Reads the stored instance and parses it for rendering (RenderError when it cannot be). */
-export async function openForRendering(deps: RouteDeps, row: StoredInstanceRow): Promise<RenderSource> {
-  return RenderSource.open(await readAll(await deps.storage.get(row.storage_key)), deps.log);
+/** Reads the stored instance into memory the render workers share. */
+export async function loadForRendering(deps: RouteDeps, row: StoredInstanceRow): Promise<RenderFile> {
+  const chunks: Buffer[] = [];
+  for await (const c of await deps.storage.get(row.storage_key)) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c as Uint8Array));
+  return deps.renderer.share(chunks);
 }
 
-/** RenderError → the WADO-RS status: 404 for a frame past the end, 501 for the rest. */
+/** One frame of a stored instance, rendered in a worker (RenderError when it cannot be). */
+export async function renderStored(deps: RouteDeps, row: StoredInstanceRow, opts: RenderOptions): Promise<RenderedImage> {
+  return deps.renderer.render(await loadForRendering(deps, row), opts);
+}
+
+/**
+ * RenderError → the HTTP answer, shared with WADO-URI: 422 for geometry the pixel data cannot
+ * back, 500 when the worker timed out or crashed, 501 for what cannot be rendered here. (A frame
+ * past the end differs per service and is the caller's.)
+ */
+export function renderFailure(err: RenderError, row: StoredInstanceRow): HttpError {
+  if (err.kind === 'invalid_geometry') return new HttpError(422, 'invalid_pixel_data', err.message);
+  if (err.kind === 'failed') return new HttpError(500, 'render_failed', err.message);
+  const details = err.kind === 'undecodable' ? { transferSyntax: row.transfer_syntax_uid } : undefined;
+  return new HttpError(501, 'not_renderable', err.message, details);
+}
+
+/** RenderError → the WADO-RS status: 404 for a frame past the end, else as renderFailure. */
 export function renderHttpError(err: unknown, row: StoredInstanceRow): unknown {
   if (!(err instanceof RenderError)) return err;
   if (err.kind === 'frame_out_of_range') {
     return new HttpError(404, 'frame_not_found', err.message, { numberOfFrames: err.numberOfFrames });
   }
-  return new HttpError(501, 'not_renderable', err.message, err.kind === 'undecodable' ? { transferSyntax: row.transfer_syntax_uid } : undefined);
+  return renderFailure(err, row);
 }
 
 function auditDetails(params: RenderParams, box: RenderBox | undefined, extra: Record<string, unknown>): Record<string, unknown> {
@@ -187,8 +217,7 @@ function instanceHandler(deps: RouteDeps, kind: 'instance' | 'frame' | 'thumbnai
     const box = boxFor(params, kind === 'thumbnail');
     let img: RenderedImage;
     try {
-      const source = await openForRendering(deps, row);
-      img = await source.render({ frame, output, quality: params.quality, window: params.window, box });
+      img = await renderStored(deps, row, { frame, output, quality: params.quality, window: params.window, box });
     } catch (err) {
       throw renderHttpError(err, row);
     }
@@ -223,10 +252,14 @@ function groupThumbnailHandler(deps: RouteDeps) {
     for (const row of representativeCandidates(rows.filter((r) => !isEncapsulatedPdf(r)))) {
       let img: RenderedImage;
       try {
-        img = await (await openForRendering(deps, row)).render({ frame: 1, output, quality: params.quality, window: params.window, box });
+        img = await renderStored(deps, row, { frame: 1, output, quality: params.quality, window: params.window, box });
       } catch (err) {
-        if (err instanceof RenderError) continue; // not an image series: try the next one
-        throw err;
+        if (!(err instanceof RenderError)) throw err;
+        // Not an image series, or an instance that cannot be rendered: try the next one.
+        if (err.kind !== 'no_pixel_data') {
+          deps.log.warn({ kind: err.kind, transferSyntax: row.transfer_syntax_uid }, 'thumbnail candidate not rendered');
+        }
+        continue;
       }
       ctx.state.audit = {
         studyInstanceUid: p.study,
@@ -246,14 +279,15 @@ interface RenderedPart {
 }
 
 /**
- * The parts of a rendered study/series, rendered lazily in order. Instances that are not
- * renderable are skipped (counted, logged without UIDs); other failures end the generator with
- * the error, which cuts the response short (no closing delimiter).
+ * The parts of a rendered study/series, rendered lazily in order, a batch of frames per worker
+ * task. Instances that are not renderable (or whose rendering failed) are skipped (counted,
+ * logged without UIDs); other failures end the generator with the error, which cuts the response
+ * short (no closing delimiter).
  */
 async function* renderedParts(
   deps: RouteDeps,
   rows: StoredInstanceRow[],
-  render: (s: RenderSource, frame: number) => Promise<RenderedImage>,
+  options: Omit<RenderOptions, 'frame'>,
   base: string,
   skipped: { count: number },
 ): AsyncGenerator<RenderedPart> {
@@ -262,26 +296,30 @@ async function* renderedParts(
       skipped.count++;
       continue;
     }
-    let source: RenderSource;
-    try {
-      source = await openForRendering(deps, row);
-    } catch (err) {
-      if (!(err instanceof RenderError)) throw err;
-      skipped.count++;
-      continue;
-    }
+    const file = await loadForRendering(deps, row);
     const location = resourceUrl(base, row.study_instance_uid, row.series_instance_uid, row.sop_instance_uid);
-    for (let f = 1; f <= source.numberOfFrames; f++) {
-      let img: RenderedImage;
+    let next = 1;
+    for (let frames = 1; next <= frames; ) {
+      let batch: RenderedFrames;
       try {
-        img = await render(source, f);
+        batch = await deps.renderer.frames(file, next, FRAME_BATCH, options);
       } catch (err) {
         if (!(err instanceof RenderError)) throw err;
-        deps.log.warn({ kind: err.kind, transferSyntax: row.transfer_syntax_uid }, 'rendered study/series: an instance could not be rendered and was left out');
+        if (err.kind !== 'no_pixel_data') {
+          deps.log.warn(
+            { kind: err.kind, transferSyntax: row.transfer_syntax_uid },
+            'rendered study/series: an instance could not be rendered and was left out',
+          );
+        }
         skipped.count++;
         break;
       }
-      yield { img, location: source.numberOfFrames > 1 ? `${location}/frames/${f}/rendered` : `${location}/rendered` };
+      frames = batch.numberOfFrames;
+      if (batch.images.length === 0) break;
+      for (const img of batch.images) {
+        yield { img, location: frames > 1 ? `${location}/frames/${next}/rendered` : `${location}/rendered` };
+        next++;
+      }
     }
   }
 }
@@ -301,9 +339,9 @@ function groupRenderedHandler(deps: RouteDeps) {
     const output = negotiateRenderedMultipart(ctx.get('accept') || undefined);
     const params = parseRenderParams(ctx.query as Record<string, string | string[] | undefined>);
     const box = boxFor(params, false);
-    const render = (s: RenderSource, frame: number) => s.render({ frame, output, quality: params.quality, window: params.window, box });
     const skipped = { count: 0 };
-    const parts = renderedParts(deps, rows, render, `${ctx.protocol}://${ctx.host}/dicom-web`, skipped);
+    const options = { output, quality: params.quality, window: params.window, box };
+    const parts = renderedParts(deps, rows, options, `${ctx.protocol}://${ctx.host}/dicom-web`, skipped);
     // The first part is rendered before the status is sent, so "nothing renderable" is an error status.
     const first = await parts.next();
     if (first.done) throw new HttpError(501, 'not_renderable', `the ${p.level} has no instance that can be rendered`);

@@ -8,7 +8,8 @@ import { parseAccept } from './accept.js';
 import { corpHeader } from './corp.js';
 import { PDF, isEncapsulatedPdf, openEncapsulatedDocument } from './encapsulated-document.js';
 import { PIXEL_DATA, RangeReader, findElement, unsupportedStorage } from './pixel-data.js';
-import { RenderError, RenderSource, type RenderedImage, type RenderedMediaType, type RenderOptions } from './render-image.js';
+import { RenderError, type RenderedImage, type RenderedMediaType, type RenderOptions } from './render-types.js';
+import { renderFailure, renderStored } from './rendered.js';
 import { readAll } from './read-all.js';
 import { TranscodeError } from '../src/dicom/transcoder.js';
 
@@ -24,8 +25,9 @@ import { TranscodeError } from '../src/dicom/transcoder.js';
  * - application/dicom: the stored Part 10 file byte for byte, streamed from storage. A
  *   transferSyntax other than the stored one is transcoded (uncompressed and lossless syntaxes;
  *   406 when the stored pixel data cannot be decoded or the syntax asked is lossy).
- * - image/jpeg, image/png, image/gif: one frame rendered by render-image.ts (shared with WADO-RS
- *   rendered): frameNumber (1-based; 400 when malformed or past the last frame, PS3.18 §9.5.2),
+ * - image/jpeg, image/png, image/gif: one frame rendered by render-image.ts in a render worker
+ *   (shared with WADO-RS rendered; 422 for geometry its pixel data cannot back, 500 when the
+ *   worker times out or crashes): frameNumber (1-based; 400 when malformed or past the last frame, PS3.18 §9.5.2),
  *   windowCenter+windowWidth (both or neither), rows/columns (maxima; one alone keeps the aspect),
  *   region (normalised xmin,ymin,xmax,ymax), imageQuality 1-100 (JPEG only; ignored otherwise).
  * - application/pdf: for an Encapsulated PDF, the document (0042,0011).
@@ -192,8 +194,7 @@ export function wadoUriHandler(deps: RouteDeps) {
     const opts = parseUriRenderParams((name) => one(ctx, name), chosen);
     let img: RenderedImage;
     try {
-      const source = await RenderSource.open(await readAll(await deps.storage.get(row.storage_key)), deps.log);
-      img = await source.render(opts);
+      img = await renderStored(deps, row, opts);
     } catch (err) {
       if (!(err instanceof RenderError)) throw err;
       if (err.kind === 'frame_out_of_range') {
@@ -204,7 +205,10 @@ export function wadoUriHandler(deps: RouteDeps) {
         await sendWhole(deps, ctx, row, DICOM, ts);
         return;
       }
-      throw new HttpError(501, 'not_renderable', err.message, { transferSyntax: row.transfer_syntax_uid });
+      const failure = renderFailure(err, row);
+      // WADO-URI has always named the syntax of what it could not render.
+      if (failure.status === 501) throw new HttpError(501, 'not_renderable', err.message, { transferSyntax: row.transfer_syntax_uid });
+      throw failure;
     }
     ctx.state.audit = {
       studyInstanceUid: row.study_instance_uid,

@@ -104,6 +104,7 @@ export async function openCore(config: Config, log: Logger, opts: OpenCoreOption
       maxInstanceBytes: config.maxInstanceBytes,
       acceptUnknownSopClasses: config.dicom.acceptUnknownSopClasses,
       journal,
+      maxFramePixels: config.maxFramePixels,
     },
     log,
   );

@@ -83,6 +83,10 @@ const envSchema = z.object({
   TRANSCODE_WORKERS: z.coerce.number().int().min(1).max(64).optional(),
   TRANSCODE_TIMEOUT_MS: z.coerce.number().int().min(100).default(120_000),
   TRANSCODE_CACHE_MB: z.coerce.number().int().min(0).max(65_536).default(256),
+  /** Ceiling on Rows × Columns of one frame, at ingest and before rendering (default 2^28). */
+  MAX_FRAME_PIXELS: z.coerce.number().int().min(1).max(2 ** 32).default(2 ** 28),
+  RENDER_WORKERS: z.coerce.number().int().min(1).max(64).default(2),
+  RENDER_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
   FORWARDING: z.enum(['on', 'off']).default('on'),
   FORWARD_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(200),
   FORWARD_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(1000).default(8),
@@ -185,6 +189,8 @@ export interface Config {
   maxInstanceBytes: number;
   parse: { workers: number; timeoutMs: number };
   transcode: { workers: number; timeoutMs: number; cacheBytes: number };
+  maxFramePixels: number;
+  render: { workers: number; timeoutMs: number };
   forwarding: { enabled: boolean; batchSize: number; maxAttempts: number; retryBaseMs: number; settleMs: number; pollMs: number };
   jobs: { pollMs: number; heartbeatMs: number; staleMs: number; concurrency: number; maxAttempts: number; inServe: boolean };
   medgemma: MedgemmaConfig;
@@ -418,6 +424,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       timeoutMs: e.TRANSCODE_TIMEOUT_MS,
       cacheBytes: e.TRANSCODE_CACHE_MB * 1024 * 1024,
     },
+    maxFramePixels: e.MAX_FRAME_PIXELS,
+    render: { workers: e.RENDER_WORKERS, timeoutMs: e.RENDER_TIMEOUT_MS },
     forwarding: {
       enabled: e.FORWARDING === 'on',
       batchSize: e.FORWARD_BATCH_SIZE,

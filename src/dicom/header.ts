@@ -1,8 +1,9 @@
 import fs from 'node:fs/promises';
 import dcmjs from 'dcmjs';
 import type { DicomHeader, ParseOutcome } from './header-types.js';
+import type { ByteSource } from './structure.js';
 import { INDEXED_SEQUENCES, ITEMS_MAX, type SequenceItems } from './indexed-sequences.js';
-import { checkStructure, metaTransferSyntax, StructureError } from './structure.js';
+import { bufferSource, checkStructure, fileSource, metaTransferSyntax, StructureError } from './structure.js';
 
 /**
  * Reads the Part 10 meta and the index attributes of a file without reading its pixel data:
@@ -20,6 +21,8 @@ const FIRST_READ = 64 * 1024;
 interface JsonElement {
   vr: string;
   Value?: unknown[];
+  /** The value as read, before dcmjs's formatting (kept for UI, among others). */
+  _rawValue?: unknown;
 }
 type JsonDict = Record<string, JsonElement | undefined>;
 
@@ -55,6 +58,21 @@ function personName(pn: Record<string, unknown>): string | undefined {
   const groups = [pn.Alphabetic, pn.Ideographic, pn.Phonetic].map((g) => (typeof g === 'string' ? g : ''));
   while (groups.length > 1 && groups[groups.length - 1] === '') groups.pop();
   const s = groups.join('=').trim();
+  return s === '' ? undefined : s;
+}
+
+/**
+ * A UID as encoded. dcmjs formats UI values by deleting every character but digits and dots, so
+ * `1.2.3ZZZ` would read as `1.2.3`, a different (and maybe existing) instance: the raw value is
+ * taken instead, only its trailing padding removed, and left for validation to refuse.
+ */
+function uid(d: JsonDict, tag: string): string | undefined {
+  const e = d[tag];
+  if (!e) return undefined;
+  const raw = e._rawValue ?? e.Value;
+  const values = Array.isArray(raw) ? raw : raw === undefined || raw === null ? [] : [raw];
+  // More than one value (a backslash in the element) stays visible as one invalid UID.
+  const s = values.map((v) => String(v ?? '')).join('\\').replace(/[\0 ]+$/, '');
   return s === '' ? undefined : s;
 }
 
@@ -96,13 +114,13 @@ export function headerFromDict(parsed: DicomDictLike, warnings: string[]): Dicom
   const m = parsed.meta;
   const d = parsed.dict;
   return {
-    transferSyntaxUid: str(m, '00020010') ?? '',
-    mediaStorageSopClassUid: str(m, '00020002'),
-    mediaStorageSopInstanceUid: str(m, '00020003'),
-    sopClassUid: str(d, '00080016'),
-    sopInstanceUid: str(d, '00080018'),
-    studyInstanceUid: str(d, '0020000D'),
-    seriesInstanceUid: str(d, '0020000E'),
+    transferSyntaxUid: uid(m, '00020010') ?? '',
+    mediaStorageSopClassUid: uid(m, '00020002'),
+    mediaStorageSopInstanceUid: uid(m, '00020003'),
+    sopClassUid: uid(d, '00080016'),
+    sopInstanceUid: uid(d, '00080018'),
+    studyInstanceUid: uid(d, '0020000D'),
+    seriesInstanceUid: uid(d, '0020000E'),
     specificCharacterSet: multi(d, '00080005'),
     patientName: str(d, '00100010'),
     patientId: str(d, '00100020'),
@@ -125,6 +143,9 @@ export function headerFromDict(parsed: DicomDictLike, warnings: string[]): Dicom
     rows: int(d, '00280010'),
     columns: int(d, '00280011'),
     numberOfFrames: int(d, '00280008'),
+    samplesPerPixel: int(d, '00280002'),
+    bitsAllocated: int(d, '00280100'),
+    photometricInterpretation: str(d, '00280004'),
     sequences: sequenceItems(d),
     hasPixelData: PIXEL_DATA in d,
     warnings,
@@ -146,6 +167,33 @@ function parseBuffer(buf: ArrayBuffer, warnings: string[]): DicomDictLike {
     // repertoire and say so.
     warnings.push(`text decoded as default character set: ${msg}`);
     return readFile(buf, { ...opts, ignoreErrors: true });
+  }
+}
+
+/** The structural walk (structure.ts) over the whole file, and what it measured of the pixel data. */
+async function addStructure(header: DicomHeader, source: ByteSource): Promise<void> {
+  const info = await checkStructure(source, header.transferSyntaxUid);
+  if (info.pixelData) header.pixelData = info.pixelData;
+  if (info.unchecked) header.pixelDataUnchecked = info.unchecked;
+}
+
+/** As parseHeaderFile, for a whole Part 10 file already in memory (rendering holds the bytes). */
+export async function parseHeaderBytes(file: Buffer): Promise<ParseOutcome> {
+  if (file.length < 132 || file.toString('latin1', 128, 132) !== 'DICM') {
+    return { ok: false, kind: 'unparseable', error: "not a DICOM Part 10 file: no 'DICM' prefix at byte 128" };
+  }
+  try {
+    const warnings: string[] = [];
+    // The bytes themselves when the Buffer spans its whole ArrayBuffer: a large file is not copied.
+    const whole = file.byteOffset === 0 && file.length === file.buffer.byteLength;
+    const ab = (whole ? file.buffer : file.buffer.slice(file.byteOffset, file.byteOffset + file.length)) as ArrayBuffer;
+    const header = headerFromDict(parseBuffer(ab, warnings), warnings);
+    await addStructure(header, bufferSource(file));
+    return { ok: true, header };
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    const error = err instanceof StructureError ? `corrupt DICOM: ${msg}` : `cannot parse DICOM: ${msg}`;
+    return { ok: false, kind: 'unparseable', error };
   }
 }
 
@@ -176,7 +224,7 @@ export async function parseHeaderFile(path: string, maxHeaderBytes: number): Pro
         if (bytesRead < size && !(PIXEL_DATA in parsed.dict)) throw new Error('header continues past the bytes read');
         const header = headerFromDict(parsed, warnings);
         try {
-          await checkStructure(fh, size, buf.subarray(0, bytesRead), header.transferSyntaxUid);
+          await addStructure(header, fileSource(fh, size, buf.subarray(0, bytesRead)));
         } catch (err) {
           if (!(err instanceof StructureError)) throw err;
           return { ok: false, kind: 'unparseable', error: `corrupt DICOM: ${err.message}` };

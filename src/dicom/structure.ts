@@ -1,11 +1,13 @@
 import type { FileHandle } from 'node:fs/promises';
+import zlib from 'node:zlib';
 
 /**
  * A structural check of a Part 10 file: walk every element header from the start of the data set
  * to the end of the file, skipping values by their lengths, and make sure the encoding closes
  * exactly at end of file. This is what catches a truncated file (pixel data cut short, a length
  * that runs past EOF, a sequence never closed) that a header parser happily reads, and it costs
- * a few small reads: values are skipped, never read.
+ * a few small reads: values are skipped, never read. On the way it notes the extent of the
+ * top-level pixel data, which ingest and rendering hold against the image geometry.
  */
 
 const UNDEFINED = 0xffffffff;
@@ -18,6 +20,30 @@ export interface ByteSource {
   bytes(pos: number, n: number): Promise<Buffer>;
 }
 const MAX_DEPTH = 64;
+const DEFLATED = '1.2.840.10008.1.2.1.99';
+/** A deflated data set is inflated (in memory) to be walked only up to this size. */
+export const MAX_INFLATED_CHECK_BYTES = 128 * 1024 * 1024;
+
+/** The top-level (7FE0,0010) Pixel Data, (7FE0,0008) Float or (7FE0,0009) Double Float Pixel Data. */
+export interface PixelDataExtent {
+  element: 'PixelData' | 'FloatPixelData' | 'DoubleFloatPixelData';
+  /** Native: the value length in bytes. */
+  length?: number;
+  /** Encapsulated: the fragments after the Basic Offset Table item. */
+  fragments?: number;
+}
+
+export interface StructureInfo {
+  pixelData?: PixelDataExtent;
+  /** Why the pixel data extent is not known although the file may have pixel data. */
+  unchecked?: string;
+}
+
+const PIXEL_ELEMENTS: Record<number, PixelDataExtent['element']> = {
+  0x0010: 'PixelData',
+  0x0008: 'FloatPixelData',
+  0x0009: 'DoubleFloatPixelData',
+};
 
 class Reader {
   private winStart = 0;
@@ -50,6 +76,8 @@ interface Container {
   /** Inside an undefined-length UN sequence, items are implicit VR little endian (PS3.5 6.2.2). */
   implicit: boolean;
   littleEndian: boolean;
+  /** The top-level encapsulated pixel data: its items are counted. */
+  pixels?: { items: number };
 }
 
 function hex(n: number): string {
@@ -73,19 +101,55 @@ export async function datasetOffset(r: ByteSource): Promise<number> {
   }
 }
 
-export async function checkStructure(
-  fh: FileHandle,
-  size: number,
-  prefix: Buffer,
-  transferSyntaxUid: string,
-): Promise<void> {
-  // A deflated data set can only be checked by inflating it; the header parse already did.
-  if (transferSyntaxUid === '1.2.840.10008.1.2.1.99') return;
-  const r = new Reader(fh, size, prefix);
+/** A file read in 64 KB windows, its first `prefix` bytes already in memory. */
+export function fileSource(fh: FileHandle, size: number, prefix: Buffer): ByteSource {
+  return new Reader(fh, size, prefix);
+}
+
+export async function checkStructure(r: ByteSource, transferSyntaxUid: string): Promise<StructureInfo> {
+  const start = await datasetOffset(r);
+  if (transferSyntaxUid === DEFLATED) return checkDeflated(r, start);
+  return walkStructure(r, start, transferSyntaxUid);
+}
+
+/**
+ * A deflated data set can only be walked inflated: that is done in memory when it stays under
+ * MAX_INFLATED_CHECK_BYTES (the header parse has inflated it already); beyond that the file is
+ * taken as the header parse saw it and its pixel data extent is reported unknown.
+ */
+async function checkDeflated(r: ByteSource, start: number): Promise<StructureInfo> {
+  const unchecked = `deflated data set larger than ${MAX_INFLATED_CHECK_BYTES} bytes: structure and pixel data length not checked`;
+  if (r.size - start > MAX_INFLATED_CHECK_BYTES) return { unchecked };
+  let inflated: Buffer;
+  try {
+    inflated = zlib.inflateRawSync(await r.bytes(start, r.size - start), { maxOutputLength: MAX_INFLATED_CHECK_BYTES });
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') return { unchecked };
+    throw new StructureError(`deflated data set cannot be inflated: ${(err as Error).message}`);
+  }
+  return walkStructure(bufferSource(inflated), 0, '1.2.840.10008.1.2.1');
+}
+
+/** A ByteSource over bytes in memory. */
+export function bufferSource(buf: Buffer): ByteSource {
+  return {
+    size: buf.length,
+    bytes: async (pos, n) => {
+      if (pos + n > buf.length) throw new StructureError(`unexpected end of data at byte ${pos} (truncated)`);
+      return buf.subarray(pos, pos + n);
+    },
+  };
+}
+
+/** Walks the data set from `pos` to the end of `r`, encoded in `transferSyntaxUid` (not deflated). */
+export async function walkStructure(r: ByteSource, start: number, transferSyntaxUid: string): Promise<StructureInfo> {
+  const size = r.size;
   const baseImplicit = transferSyntaxUid === '1.2.840.10008.1.2';
   const baseLittle = transferSyntaxUid !== '1.2.840.10008.1.2.2';
   const stack: Container[] = [];
-  let pos = await datasetOffset(r);
+  const info: StructureInfo = {};
+  let encapsulated: { element: PixelDataExtent['element']; counted: { items: number } } | undefined;
+  let pos = start;
 
   while (pos < size) {
     const ctx = stack[stack.length - 1];
@@ -100,6 +164,7 @@ export async function checkStructure(
       pos += 8;
       if (elem === 0xe000) {
         if (!ctx || ctx.kind !== 'seq') throw new StructureError(`item outside a sequence at byte ${pos - 8}`);
+        if (ctx.pixels) ctx.pixels.items++;
         if (len === UNDEFINED) {
           if (stack.length >= MAX_DEPTH) throw new StructureError(`sequences nested deeper than ${MAX_DEPTH} levels`);
           stack.push({ kind: 'item', implicit, littleEndian: little });
@@ -138,12 +203,18 @@ export async function checkStructure(
       }
     }
     pos += headerLen;
+    const pixelElement = !ctx && group === 0x7fe0 ? PIXEL_ELEMENTS[elem] : undefined;
     if (len === UNDEFINED) {
       if (stack.length >= MAX_DEPTH) throw new StructureError(`sequences nested deeper than ${MAX_DEPTH} levels`);
       // Undefined-length SQ, encapsulated Pixel Data (fragments are items), or UN holding a
       // sequence encoded in implicit VR little endian.
       const asImplicitUn = vr === 'UN';
-      stack.push({ kind: 'seq', implicit: asImplicitUn ? true : implicit, littleEndian: asImplicitUn ? true : little });
+      const container: Container = { kind: 'seq', implicit: asImplicitUn ? true : implicit, littleEndian: asImplicitUn ? true : little };
+      if (pixelElement) {
+        container.pixels = { items: 0 };
+        encapsulated = { element: pixelElement, counted: container.pixels };
+      }
+      stack.push(container);
       continue;
     }
     if (pos + len > size) {
@@ -151,9 +222,15 @@ export async function checkStructure(
         `(${hex(group)},${hex(elem)}) declares ${len} bytes at byte ${pos}, past the end of the ${size}-byte file (truncated)`,
       );
     }
+    if (pixelElement) info.pixelData = { element: pixelElement, length: len };
     pos += len;
   }
   if (stack.length > 0) throw new StructureError('file ends inside an undefined-length sequence (truncated)');
+  if (encapsulated) {
+    // The first item is the Basic Offset Table (PS3.5 A.4), possibly empty.
+    info.pixelData = { element: encapsulated.element, fragments: Math.max(0, encapsulated.counted.items - 1) };
+  }
+  return info;
 }
 
 /** The meta group's string values by element number (e.g. 0x0010 Transfer Syntax UID), padding trimmed. */

@@ -29,6 +29,7 @@ import { dicomwebRoutes } from '../../dicomweb/routes.js';
 import { viewerRoutes } from './routes/viewer.js';
 import { nodesRoutes } from './routes/nodes.js';
 import { wadoUriRoutes } from '../../dicomweb/wado-uri.js';
+import { Renderer } from '../../dicomweb/renderer.js';
 
 /** Everything a route may need; routes take the parts they use. */
 export interface HttpDeps {
@@ -51,6 +52,8 @@ export interface HttpDeps {
 export interface RouteDeps extends HttpDeps {
   security: Security;
   metrics: Metrics;
+  /** Rendered images, decoded in worker threads (dicomweb/renderer.ts). */
+  renderer: Renderer;
 }
 
 export interface HttpApp {
@@ -69,7 +72,8 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
   });
   const security = createSecurity({ verifier, audit: deps.audit, disabled: config.auth.disabled });
   const limiter = new FailureLimiter(config.auth.loginMaxAttempts, config.auth.loginWindowSeconds * 1000);
-  const routeDeps: RouteDeps = { ...deps, security, metrics };
+  const renderer = new Renderer({ ...config.render, maxFramePixels: config.maxFramePixels });
+  const routeDeps: RouteDeps = { ...deps, security, metrics, renderer };
 
   const app = new Koa<AppState>({ proxy: false });
   app.silent = true;
@@ -153,11 +157,13 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
       return (server.address() as AddressInfo).port;
     },
     async close() {
-      if (!server) return;
       const s = server;
       server = undefined;
-      s.closeAllConnections();
-      await new Promise<void>((resolve) => s.close(() => resolve()));
+      if (s) {
+        s.closeAllConnections();
+        await new Promise<void>((resolve) => s.close(() => resolve()));
+      }
+      await renderer.close();
     },
   };
 }

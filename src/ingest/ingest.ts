@@ -12,6 +12,7 @@ import { findInstance, type InstanceRecord } from '../catalog/catalog.js';
 import { IndexWriter, type IndexHook } from '../catalog/index-writer.js';
 import type { DicomHeader } from '../dicom/header-types.js';
 import type { ParsePool } from '../dicom/parse-pool.js';
+import { pixelGeometryProblem } from '../dicom/pixel-geometry.js';
 import { isStandardStorageSopClass, isStorableTransferSyntax } from '../dicom/uids.js';
 import { RadiantError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -61,6 +62,8 @@ export interface IngestOptions {
   acceptUnknownSopClasses: boolean;
   /** Marks blobs stored but not yet indexed, for the sweep after a crash (ingest-journal.ts). */
   journal?: IngestJournal;
+  /** Ceiling on Rows × Columns (MAX_FRAME_PIXELS). */
+  maxFramePixels: number;
 }
 
 export interface IngestorEvents {
@@ -80,6 +83,17 @@ const tagNames: Record<'sopClassUid' | 'sopInstanceUid' | 'studyInstanceUid' | '
   studyInstanceUid: '(0020,000D) Study Instance UID',
   seriesInstanceUid: '(0020,000E) Series Instance UID',
 };
+
+const metaUidNames: Record<'mediaStorageSopClassUid' | 'mediaStorageSopInstanceUid', string> = {
+  mediaStorageSopClassUid: 'meta (0002,0002) Media Storage SOP Class UID',
+  mediaStorageSopInstanceUid: 'meta (0002,0003) Media Storage SOP Instance UID',
+};
+
+/** The refusal of a UID that is not one, naming the element and (shortened) the value. */
+function invalidUid(name: string, value: string): RadiantError {
+  const shown = value.length > 70 ? `${value.slice(0, 70)}...` : value;
+  return new RadiantError('invalid-input', `invalid ${name} ${JSON.stringify(shown)}: not a UID (PS3.5 9.1)`);
+}
 
 export class Ingestor extends EventEmitter<IngestorEvents> {
   private readonly index: IndexWriter;
@@ -244,6 +258,7 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
 
   private validate(h: DicomHeader, ctx: IngestContext): ValidatedHeader {
     if (!h.transferSyntaxUid) throw new RadiantError('invalid-input', 'file meta has no (0002,0010) Transfer Syntax UID');
+    if (!isValidUid(h.transferSyntaxUid)) throw invalidUid('meta (0002,0010) Transfer Syntax UID', h.transferSyntaxUid);
     if (!isStorableTransferSyntax(h.transferSyntaxUid)) {
       throw new RadiantError('unsupported', `transfer syntax ${h.transferSyntaxUid} is not supported`, {
         reason: 'transfer-syntax',
@@ -252,7 +267,11 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
     for (const key of Object.keys(tagNames) as Array<keyof typeof tagNames>) {
       const v = h[key];
       if (!v) throw new RadiantError('invalid-input', `missing ${tagNames[key]}`);
-      if (!isValidUid(v)) throw new RadiantError('invalid-input', `invalid ${tagNames[key]}`);
+      if (!isValidUid(v)) throw invalidUid(tagNames[key], v);
+    }
+    for (const key of Object.keys(metaUidNames) as Array<keyof typeof metaUidNames>) {
+      const v = h[key];
+      if (v !== undefined && !isValidUid(v)) throw invalidUid(metaUidNames[key], v);
     }
     const v = h as ValidatedHeader;
     // The transport's own claims first: over DIMSE the node wrote the file meta from them, so a
@@ -278,6 +297,11 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
         reason: 'sop-class',
       });
     }
+    // A decoder trusts Rows × Columns × …: a claim the pixel data cannot back is refused here,
+    // before it is stored for a viewer to choke on.
+    const geometry = pixelGeometryProblem(h, h.pixelData, h.hasPixelData, this.opts.maxFramePixels);
+    if (geometry) throw new RadiantError('invalid-input', geometry);
+    if (h.pixelDataUnchecked) this.log.debug({ sop: v.sopInstanceUid, why: h.pixelDataUnchecked }, 'pixel data length not checked');
     return v;
   }
 

@@ -13,6 +13,7 @@ import type { AppState } from '../../src/http/state.js';
 import { registerBulkdataRoutes } from '../../dicomweb/bulkdata.js';
 import { registerFrameRoutes } from '../../dicomweb/frames.js';
 import { wadoUriRoutes } from '../../dicomweb/wado-uri.js';
+import { Renderer } from '../../dicomweb/renderer.js';
 import { MultipartRelatedReader, parseMediaType } from '../../dicomweb/multipart.js';
 import { Readable } from 'node:stream';
 import { baseUrl } from './http.js';
@@ -48,6 +49,7 @@ export async function ensurePixelRoutes(node: TestNode): Promise<{ url: string; 
     secretKey: resolveSecretKey(node.config),
     security,
     metrics: node.http.metrics,
+    renderer: new Renderer({ ...node.config.render, maxFramePixels: node.config.maxFramePixels }),
   };
   const r = new Router<AppState>({ prefix: '/dicom-web' });
   registerFrameRoutes(r, deps);
@@ -64,11 +66,13 @@ export async function ensurePixelRoutes(node: TestNode): Promise<{ url: string; 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
+    close: async () => {
+      await new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => resolve());
-      }),
+      });
+      await deps.renderer.close();
+    },
   };
 }
 

@@ -1,0 +1,61 @@
+/**
+ * What rendering takes and gives, shared by the render core (render-image.ts, in the render
+ * workers), its pool (renderer.ts) and the routes (rendered.ts, wado-uri.ts). No code that
+ * decodes here, so the main thread never loads the decoders.
+ */
+
+export type RenderedMediaType = 'image/jpeg' | 'image/png' | 'image/gif';
+
+export interface RenderWindow {
+  center: number;
+  width: number;
+  fn: 'LINEAR' | 'SIGMOID';
+}
+
+/** Scale to fit inside width × height (either may be absent: the other follows the aspect). */
+export interface RenderBox {
+  width?: number;
+  height?: number;
+  /** false: never grow the image (thumbnails); true: scale up to the box too. */
+  enlarge: boolean;
+}
+
+export interface RenderOptions {
+  /** 1-based. */
+  frame: number;
+  window?: RenderWindow;
+  /** Part of the frame, normalised to 0.0-1.0 (WADO-URI `region`), taken before scaling. */
+  region?: { x0: number; y0: number; x1: number; y1: number };
+  box?: RenderBox;
+  output: RenderedMediaType;
+  /** JPEG quality 1-100 (ignored for PNG and GIF). */
+  quality: number;
+}
+
+export interface RenderedImage {
+  body: Buffer;
+  width: number;
+  height: number;
+  mediaType: RenderedMediaType;
+}
+
+/**
+ * no_pixel_data: nothing to render (SR, PDF, …); frame_out_of_range: past NumberOfFrames;
+ * unparsable / undecodable: the file or its pixel data cannot be decoded here;
+ * invalid_geometry: Rows × Columns × … claims more than the pixel data holds, or more pixels
+ * than MAX_FRAME_PIXELS (an instance stored before ingest checked that); failed: the render
+ * worker overran RENDER_TIMEOUT_MS or crashed.
+ */
+export type RenderErrorKind = 'no_pixel_data' | 'frame_out_of_range' | 'unparsable' | 'undecodable' | 'invalid_geometry' | 'failed';
+
+export class RenderError extends Error {
+  constructor(
+    readonly kind: RenderErrorKind,
+    message: string,
+    readonly numberOfFrames?: number,
+  ) {
+    super(message);
+    this.name = 'RenderError';
+  }
+}
+
