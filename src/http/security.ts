@@ -2,7 +2,7 @@ import type Koa from 'koa';
 import type { AuditLog } from '../audit/audit.js';
 import { can, type Permission } from '../auth/permissions.js';
 import type { Principal, TokenVerifier } from '../auth/tokens.js';
-import { HttpError } from './errors.js';
+import { HttpError, httpStatusOf } from './errors.js';
 import { routeOf, type AppState, type BaseContext } from './state.js';
 
 export interface Security {
@@ -55,7 +55,7 @@ export function createSecurity(opts: { verifier: TokenVerifier; audit: AuditLog;
           await next();
           status = ctx.status;
         } catch (err) {
-          status = err instanceof HttpError ? err.status : typeof (err as { httpStatus?: unknown }).httpStatus === 'number' ? (err as { httpStatus: number }).httpStatus : 500;
+          status = httpStatusOf(err);
           throw err;
         } finally {
           await record(ctx, action, resourceType, status);

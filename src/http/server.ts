@@ -66,7 +66,7 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
   const verifier = new TokenVerifier(deps.secretKey, async (claims) => {
     const user = await findUserById(deps.db, Number(claims.sub));
     return user?.active ? { userId: user.id, username: user.username, role: user.role } : undefined;
-  });
+  }, config.auth.tokenExpirySeconds);
   const security = createSecurity({ verifier, audit: deps.audit, disabled: config.auth.disabled });
   const limiter = new FailureLimiter(config.auth.loginMaxAttempts, config.auth.loginWindowSeconds * 1000);
   const routeDeps: RouteDeps = { ...deps, security, metrics };
@@ -112,7 +112,7 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
   app.use(errorMiddleware(log));
 
   const routers: AppRouter[] = [
-    healthRoutes({ db: deps.db, storage: deps.storage, metrics }),
+    healthRoutes({ db: deps.db, storage: deps.storage, metrics, log }),
     authRoutes({
       db: deps.db,
       audit: deps.audit,
