@@ -62,6 +62,10 @@ const envSchema = z.object({
   SECRET_KEY: z.string().min(1).optional(),
   TOKEN_EXPIRY_SECONDS: z.coerce.number().int().min(60).max(30 * 24 * 3600).default(8 * 3600),
   AUTH_DISABLED: bool.default(false),
+  /** Who may register the first admin over HTTP: anyone, holders of the bootstrap token, nobody (CLI only). */
+  AUTH_BOOTSTRAP: z.enum(['open', 'token', 'off']).optional(),
+  /** The bootstrap token; unset: a random one is logged at start while the node has no users. */
+  AUTH_BOOTSTRAP_TOKEN: z.string().min(16).max(256).optional(),
   /** Failed logins allowed per user and per address in LOGIN_WINDOW_SECONDS. */
   LOGIN_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(5),
   LOGIN_WINDOW_SECONDS: z.coerce.number().int().min(1).default(300),
@@ -166,6 +170,9 @@ export interface Config {
     secretKeyIsDefault: boolean;
     tokenExpirySeconds: number;
     disabled: boolean;
+    /** First-admin registration over HTTP (offline default open, online default token). */
+    bootstrap: 'open' | 'token' | 'off';
+    bootstrapToken?: string;
     loginMaxAttempts: number;
     loginWindowSeconds: number;
   };
@@ -390,6 +397,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       secretKeyIsDefault,
       tokenExpirySeconds: e.TOKEN_EXPIRY_SECONDS,
       disabled: e.AUTH_DISABLED,
+      bootstrap: e.AUTH_BOOTSTRAP ?? (e.MODE === 'online' ? 'token' : 'open'),
+      bootstrapToken: e.AUTH_BOOTSTRAP_TOKEN,
       loginMaxAttempts: e.LOGIN_MAX_ATTEMPTS,
       loginWindowSeconds: e.LOGIN_WINDOW_SECONDS,
     },

@@ -4,12 +4,124 @@ import { resolveSecretKey } from '../src/auth/secret.js';
 import { issueToken } from '../src/auth/tokens.js';
 import { baseUrl, bearer, tokenFor } from './helpers/http.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
-import { startPostgres, type TestPostgres } from './helpers/postgres.js';
+import { freshPostgresUrl, onBothDatabases, startPostgres, type TestPostgres } from './helpers/postgres.js';
+import { FirstAdminBootstrap } from '../src/auth/bootstrap.js';
+import { createUser } from '../src/auth/users.js';
+import { createLogger } from '../src/logger.js';
+import { Writable } from 'node:stream';
 
 /**
  * What one hostile or broken peer can do to the HTTP face (issue 13): forged long-lived tokens,
- * a database outage read as "unauthenticated".
+ * a database outage read as "unauthenticated", a raced first-admin bootstrap.
  */
+
+interface AuditRowDb {
+  actor: string | null;
+  action: string;
+  outcome: string;
+  status: number | null;
+  details: string | null;
+  patient_id: string | null;
+  study_instance_uid: string | null;
+}
+
+async function auditRows(node: TestNode, action: string): Promise<AuditRowDb[]> {
+  return (await node.db('audit_logs').where({ action }).orderBy('id')) as AuditRowDb[];
+}
+
+function register(node: TestNode, body: Record<string, string>, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(`${baseUrl(node)}/api/auth/register`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  });
+}
+
+onBothDatabases((name, envFactory) => {
+  describe(`HTTP hardening: first-admin bootstrap race (${name})`, function () {
+    this.timeout(60_000);
+    let node: TestNode;
+    before(async () => {
+      node = await startTestNode(await envFactory());
+    });
+    after(async () => {
+      await node?.cleanup();
+    });
+
+    it('20 concurrent registrations on an empty node make exactly one admin; the others are refused and audited', async () => {
+      const n = 20;
+      const answers = await Promise.all(
+        Array.from({ length: n }, (_, i) => register(node, { username: `boot${i}`, password: 'bootstrap-password-1', role: 'admin' })),
+      );
+      const statuses = answers.map((r) => r.status);
+      expect(statuses.filter((s) => s === 201), JSON.stringify(statuses)).to.have.length(1);
+      expect(statuses.filter((s) => s === 409 || s === 403)).to.have.length(n - 1);
+      const admins = (await node.db('users').where({ role: 'admin' })) as Array<{ username: string }>;
+      expect(admins).to.have.length(1);
+      expect((await auditRows(node, 'user.bootstrap')).length).to.equal(1);
+      const refused = await auditRows(node, 'user.register');
+      expect(refused).to.have.length(n - 1);
+      expect(refused.every((r) => r.outcome === 'failure' && (r.status === 409 || r.status === 403))).to.equal(true);
+      // After the bootstrap an anonymous registration is 401, and audited too.
+      expect((await register(node, { username: 'late', password: 'bootstrap-password-1', role: 'admin' })).status).to.equal(401);
+      const last = (await auditRows(node, 'user.register')).at(-1)!;
+      expect(last).to.include({ actor: 'late', status: 401, outcome: 'failure' });
+    });
+  });
+}, 'radiant_boot');
+
+describe('HTTP hardening: first-admin bootstrap in online mode', function () {
+  this.timeout(60_000);
+  const token = 'bootstrap-token-for-the-online-test';
+  let node: TestNode;
+  before(async () => {
+    node = await startTestNode({
+      MODE: 'online',
+      DATABASE_URL: await freshPostgresUrl('radiant_online'),
+      STORAGE_TYPE: 'local',
+      SECRET_KEY: 's'.repeat(40),
+      AUTH_BOOTSTRAP_TOKEN: token,
+    });
+  });
+  after(async () => {
+    await node?.cleanup();
+  });
+
+  it('refuses network bootstrap without the bootstrap token, and takes it with the token', async () => {
+    const body = { username: 'first', password: 'bootstrap-password-1', role: 'admin' };
+    expect((await register(node, body)).status).to.equal(403);
+    expect((await register(node, body, { 'x-bootstrap-token': 'wrong-token-wrong-token-wrong' })).status).to.equal(403);
+    expect((await node.db('users').count({ n: '*' }))[0]).to.satisfy((r: { n: string | number }) => Number(r.n) === 0);
+    const refused = await auditRows(node, 'user.register');
+    expect(refused.map((r) => r.status)).to.deep.equal([403, 403]);
+    expect((await register(node, body, { 'x-bootstrap-token': token })).status).to.equal(201);
+    // The token is one-time: the bootstrap is done.
+    expect((await register(node, { ...body, username: 'second' }, { 'x-bootstrap-token': token })).status).to.equal(401);
+  });
+
+  it('logs a generated token once, only while the node has no users', async () => {
+    const lines: string[] = [];
+    const log = createLogger('info', { destination: new Writable({ write: (c: Buffer, _e, cb) => (lines.push(c.toString()), cb()) }) });
+    const empty = await startTestNode({ AUTH_BOOTSTRAP: 'token' });
+    try {
+      const b = new FirstAdminBootstrap('token');
+      await b.announce(empty.db, log);
+      expect(lines).to.have.length(1);
+      const logged = (JSON.parse(lines[0]!) as { bootstrapToken: string }).bootstrapToken;
+      expect(logged).to.have.length.greaterThan(20);
+      expect(b.refusal(logged)).to.equal(undefined);
+      expect(b.refusal(undefined)).to.be.a('string');
+      expect(b.refusal(`${logged}x`)).to.be.a('string');
+      // The node's own generated token is not ours: registration without it is refused.
+      expect((await register(empty, { username: 'first', password: 'bootstrap-password-1', role: 'admin' })).status).to.equal(403);
+      await createUser(empty.db, { username: 'cli-admin', password: 'bootstrap-password-1', role: 'admin' });
+      await b.announce(empty.db, log);
+      expect(lines).to.have.length(1);
+    } finally {
+      await empty.cleanup();
+    }
+  });
+});
 
 describe('HTTP hardening: tokens', function () {
   this.timeout(60_000);

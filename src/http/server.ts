@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
 import cors from '@koa/cors';
 import type { AuditLog } from '../audit/audit.js';
+import { FirstAdminBootstrap } from '../auth/bootstrap.js';
 import { FailureLimiter } from '../auth/rate-limit.js';
 import { TokenVerifier } from '../auth/tokens.js';
 import { findUserById } from '../auth/users.js';
@@ -70,6 +71,7 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
   const security = createSecurity({ verifier, audit: deps.audit, disabled: config.auth.disabled });
   const limiter = new FailureLimiter(config.auth.loginMaxAttempts, config.auth.loginWindowSeconds * 1000);
   const routeDeps: RouteDeps = { ...deps, security, metrics };
+  const bootstrap = new FirstAdminBootstrap(config.auth.bootstrap, config.auth.bootstrapToken);
 
   const app = new Koa<AppState>({ proxy: false });
   app.silent = true;
@@ -122,6 +124,7 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
       secretKey: deps.secretKey,
       tokenExpirySeconds: config.auth.tokenExpirySeconds,
       authDisabled: config.auth.disabled,
+      bootstrap,
     }),
     auditRoutes({ audit: deps.audit, security }),
     apiRoutes(routeDeps),
@@ -150,6 +153,7 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
         server!.once('error', reject);
         server!.listen(port, () => resolve());
       });
+      await bootstrap.announce(deps.db, log);
       return (server.address() as AddressInfo).port;
     },
     async close() {
