@@ -66,7 +66,7 @@ const envSchema = z.object({
   AUTH_BOOTSTRAP: z.enum(['open', 'token', 'off']).optional(),
   /** The bootstrap token; unset: a random one is logged at start while the node has no users. */
   AUTH_BOOTSTRAP_TOKEN: z.string().min(16).max(256).optional(),
-  /** Failed logins allowed per user and per address in LOGIN_WINDOW_SECONDS. */
+  /** Failed logins allowed per (user, address), 4x per address, in LOGIN_WINDOW_SECONDS; then a lockout with backoff. */
   LOGIN_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(5),
   LOGIN_WINDOW_SECONDS: z.coerce.number().int().min(1).default(300),
   /** QIDO-RS: answer 400 to query keys the node does not know (off: OHIF sends extra ones). */

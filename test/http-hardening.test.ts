@@ -9,6 +9,8 @@ import { FirstAdminBootstrap } from '../src/auth/bootstrap.js';
 import { createUser } from '../src/auth/users.js';
 import { createLogger } from '../src/logger.js';
 import { Writable } from 'node:stream';
+import http from 'node:http';
+import { FailureLimiter } from '../src/auth/rate-limit.js';
 
 /**
  * What one hostile or broken peer can do to the HTTP face (issue 13): forged long-lived tokens,
@@ -36,6 +38,82 @@ function register(node: TestNode, body: Record<string, string>, headers: Record<
     body: JSON.stringify(body),
   });
 }
+
+/** POST a login form from a chosen loopback address (127.0.0.2, …): a second client machine. */
+function loginFrom(node: TestNode, localAddress: string, username: string, password: string): Promise<{ status: number; retryAfter?: string }> {
+  const body = new URLSearchParams({ username, password }).toString();
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port: node.httpPort,
+        localAddress,
+        method: 'POST',
+        path: '/api/auth/token',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode!, retryAfter: res.headers['retry-after'] as string | undefined }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+describe('HTTP hardening: login lockout', function () {
+  this.timeout(60_000);
+  let node: TestNode;
+  before(async () => {
+    node = await startTestNode({ LOGIN_MAX_ATTEMPTS: '3' });
+    await createUser(node.db, { username: 'alice', password: 'alice-password-1', role: 'radiologist' });
+    await createUser(node.db, { username: 'bob', password: 'bob-password-123', role: 'viewer' });
+  });
+  after(async () => {
+    await node?.cleanup();
+  });
+
+  it('locks (user, address) out, not the user: the owner still logs in from another address; lockouts are audited', async () => {
+    for (let i = 0; i < 3; i++) expect((await loginFrom(node, '127.0.0.2', 'alice', 'wrong-password')).status).to.equal(401);
+    const locked = await loginFrom(node, '127.0.0.2', 'alice', 'alice-password-1');
+    expect(locked.status).to.equal(429);
+    expect(Number(locked.retryAfter)).to.be.greaterThan(0);
+    expect((await loginFrom(node, '127.0.0.3', 'alice', 'alice-password-1')).status).to.equal(200);
+    const lockouts = await auditRows(node, 'auth.lockout');
+    expect(lockouts).to.have.length(1);
+    expect(lockouts[0]).to.include({ actor: 'alice', outcome: 'failure' });
+    expect((lockouts[0] as unknown as { peer: string }).peer).to.match(/127\.0\.0\.2$/);
+    expect(JSON.parse(lockouts[0]!.details!)).to.deep.include({ scope: 'user+address' });
+  });
+
+  it('locks out one address spraying many usernames (4x the per-user allowance)', async () => {
+    for (let i = 0; i < 12; i++) expect((await loginFrom(node, '127.0.0.4', `user${i}`, 'guess-password')).status).to.equal(401);
+    expect((await loginFrom(node, '127.0.0.4', 'bob', 'bob-password-123')).status).to.equal(429);
+    expect((await loginFrom(node, '127.0.0.5', 'bob', 'bob-password-123')).status).to.equal(200);
+    const scopes = (await auditRows(node, 'auth.lockout')).map((r) => (JSON.parse(r.details!) as { scope: string }).scope);
+    expect(scopes).to.include('address');
+  });
+
+  it('backs off: each lockout of a key lasts twice as long as the one before, until a success', () => {
+    const limiter = new FailureLimiter(2, 1000);
+    let t = 0;
+    const lockFor = () => {
+      limiter.fail('k', 1, t);
+      return limiter.fail('k', 1, t);
+    };
+    expect(lockFor()).to.equal(1);
+    expect(limiter.retryAfter('k', t)).to.equal(1);
+    t += 1000;
+    expect(limiter.retryAfter('k', t)).to.equal(0);
+    expect(lockFor()).to.equal(2);
+    t += 2000;
+    expect(lockFor()).to.equal(4);
+    limiter.reset('k');
+    t += 4000;
+    expect(lockFor()).to.equal(1);
+  });
+});
 
 onBothDatabases((name, envFactory) => {
   describe(`HTTP hardening: first-admin bootstrap race (${name})`, function () {

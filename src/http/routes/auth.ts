@@ -37,6 +37,7 @@ const tokenBody = z.object({
   password: z.string().min(1).max(256),
 });
 
+/** An address gets this many users' worth of failures before it is locked out as a whole. */
 const IP_FACTOR = 4;
 
 export interface AuthRouteDeps {
@@ -127,9 +128,11 @@ export function authRoutes(deps: AuthRouteDeps): AppRouter {
 
   r.post('/token', async (ctx: AppContext) => {
     const body = await readForm(ctx, tokenBody);
-    const keys = [`user:${body.username.toLowerCase()}`, `ip:${ctx.ip}`];
-    // One address may be a whole department behind NAT: it gets several users' worth of tries.
-    const wait = Math.max(deps.limiter.retryAfter(keys[0]!), deps.limiter.retryAfter(keys[1]!, IP_FACTOR));
+    // Per (user, address): knowing a username is not enough to lock its owner out from elsewhere.
+    // Per address, with a larger allowance (a department behind NAT): against spraying usernames.
+    const userKey = `user:${body.username.toLowerCase()}|ip:${ctx.ip}`;
+    const ipKey = `ip:${ctx.ip}`;
+    const wait = Math.max(deps.limiter.retryAfter(userKey), deps.limiter.retryAfter(ipKey));
     if (wait > 0) {
       await deps.audit.record({ actorType: 'anonymous', actor: body.username, peer: ctx.ip, action: 'auth.login', outcome: 'failure', status: 429, details: { reason: 'rate limited' } });
       throw new HttpError(429, 'too_many_attempts', 'too many failed logins; try again later', undefined, { 'Retry-After': String(wait) });
@@ -138,11 +141,16 @@ export function authRoutes(deps: AuthRouteDeps): AppRouter {
     // Hash even for unknown users so the response time does not say which usernames exist.
     const ok = (await verifyPassword(body.password, user?.passwordHash ?? DUMMY_HASH)) && !!user?.active;
     if (!ok || !user) {
-      keys.forEach((k) => deps.limiter.fail(k));
+      const lockouts = { 'user+address': deps.limiter.fail(userKey), address: deps.limiter.fail(ipKey, IP_FACTOR) };
       await deps.audit.record({ actorType: 'anonymous', actor: body.username, peer: ctx.ip, action: 'auth.login', outcome: 'failure', status: 401 });
+      for (const [scope, seconds] of Object.entries(lockouts)) {
+        if (seconds > 0) {
+          await deps.audit.record({ actorType: 'anonymous', actor: body.username, peer: ctx.ip, action: 'auth.lockout', outcome: 'failure', status: 429, details: { scope, seconds } });
+        }
+      }
       throw new HttpError(401, 'invalid_grant', 'invalid username or password');
     }
-    keys.forEach((k) => deps.limiter.reset(k));
+    deps.limiter.reset(userKey);
     await touchLogin(deps.db, user.id);
     await deps.audit.record({ actorType: 'user', actor: user.username, peer: ctx.ip, action: 'auth.login', outcome: 'success', status: 200 });
     ctx.set('Cache-Control', 'no-store');
