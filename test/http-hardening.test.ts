@@ -10,6 +10,7 @@ import { createUser } from '../src/auth/users.js';
 import { createLogger } from '../src/logger.js';
 import { Writable } from 'node:stream';
 import http from 'node:http';
+import net from 'node:net';
 import { FailureLimiter } from '../src/auth/rate-limit.js';
 
 /**
@@ -288,5 +289,105 @@ describe('HTTP hardening: database outage (PostgreSQL)', function () {
     }
     expect(status).to.equal(200);
     expect((await fetch(`${url}/dicom-web/studies`, { headers: bearer(admin) })).status).to.equal(200);
+  });
+});
+
+/** A raw TCP connection to the node's HTTP port, recording what comes back and when it closes. */
+interface RawSocket {
+  socket: net.Socket;
+  received: () => string;
+  closed: Promise<number>;
+}
+
+function rawConnect(node: TestNode): Promise<RawSocket> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    let data = '';
+    const socket = net.connect({ host: '127.0.0.1', port: node.httpPort });
+    socket.on('data', (d: Buffer) => (data += d.toString('latin1')));
+    const closed = new Promise<number>((r) => socket.once('close', () => r(Date.now() - started)));
+    socket.once('error', () => undefined);
+    socket.once('connect', () => resolve({ socket, received: () => data, closed }));
+    socket.once('error', reject);
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('HTTP hardening: slow and numerous connections', function () {
+  this.timeout(60_000);
+  let node: TestNode;
+  before(async () => {
+    node = await startTestNode({ HTTP_HEADERS_TIMEOUT_MS: '1000', HTTP_MAX_CONNECTIONS: '1100' });
+  });
+  after(async () => {
+    await node?.cleanup();
+  });
+
+  it('cuts off a client sending its headers byte by byte after HTTP_HEADERS_TIMEOUT_MS', async () => {
+    const slow = await rawConnect(node);
+    const request = 'GET /healthz HTTP/1.1\r\nHost: x\r\nX-Padding: ' + 'a'.repeat(200);
+    let i = 0;
+    const timer = setInterval(() => {
+      if (!slow.socket.destroyed && i < request.length) slow.socket.write(request[i++]!);
+    }, 50);
+    try {
+      const after = await Promise.race([slow.closed, sleep(8000).then(() => -1)]);
+      expect(after, 'still open after 8 s').to.be.greaterThan(0);
+      expect(after).to.be.lessThan(5000);
+      expect(slow.received()).to.match(/^HTTP\/1\.1 408|^$/);
+    } finally {
+      clearInterval(timer);
+      slow.socket.destroy();
+    }
+    // Everyone else was served meanwhile and still is.
+    expect((await fetch(`${baseUrl(node)}/healthz`)).status).to.equal(200);
+  });
+
+  it('answers /healthz with 1,000 idle sockets open', async () => {
+    const idle = await Promise.all(Array.from({ length: 1000 }, () => rawConnect(node)));
+    try {
+      const t0 = Date.now();
+      const res = await fetch(`${baseUrl(node)}/healthz`);
+      expect(res.status).to.equal(200);
+      expect(Date.now() - t0).to.be.lessThan(2000);
+      // Idle sockets that never send a request are closed by the headers timeout too.
+      const closed = await Promise.race([Promise.all(idle.map((s) => s.closed)), sleep(10_000).then(() => undefined)]);
+      expect(closed, 'idle sockets still open after 10 s').to.be.an('array');
+    } finally {
+      idle.forEach((s) => s.socket.destroy());
+    }
+  });
+});
+
+describe('HTTP hardening: connection cap', function () {
+  this.timeout(60_000);
+  let node: TestNode;
+  before(async () => {
+    node = await startTestNode({ HTTP_MAX_CONNECTIONS: '20' });
+  });
+  after(async () => {
+    await node?.cleanup();
+  });
+
+  it('closes connections past HTTP_MAX_CONNECTIONS on arrival while the open ones are served', async () => {
+    const open = await Promise.all(Array.from({ length: 20 }, () => rawConnect(node)));
+    try {
+      await sleep(300);
+      const extra = await rawConnect(node);
+      const closedAfter = await Promise.race([extra.closed, sleep(3000).then(() => -1)]);
+      expect(closedAfter, 'connection past the cap left open').to.be.greaterThan(0);
+      expect(extra.received()).to.equal('');
+      // An open connection still gets its answer.
+      const served = open[0]!;
+      served.socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+      for (let i = 0; i < 50 && !served.received().includes('"ok"'); i++) await sleep(50);
+      expect(served.received()).to.match(/^HTTP\/1\.1 200/);
+    } finally {
+      open.forEach((s) => s.socket.destroy());
+    }
+    // Once they are gone, new connections are served again.
+    await sleep(200);
+    expect((await fetch(`${baseUrl(node)}/healthz`)).status).to.equal(200);
   });
 });

@@ -145,10 +145,22 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
     app,
     metrics,
     async listen(port: number) {
-      server = http.createServer(app.callback());
-      // Large STOW-RS bodies take longer than Node's default request timeout.
-      server.requestTimeout = 0;
-      server.headersTimeout = 60_000;
+      const h = config.http;
+      server = http.createServer(
+        {
+          // Slow senders are cut off: headers first (slowloris), then the whole request, whose
+          // default is long enough for a 2 GiB STOW-RS over a slow link (README, Configuration).
+          headersTimeout: h.headersTimeoutMs,
+          requestTimeout: h.requestTimeoutMs,
+          keepAliveTimeout: h.keepAliveTimeoutMs,
+          // Node enforces the two timeouts above on this tick (30 s by default): a short headers
+          // timeout needs a finer one to mean what it says.
+          connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(h.headersTimeoutMs / 4))),
+        },
+        app.callback(),
+      );
+      // Connections past the cap are closed on arrival; those already open go on being served.
+      server.maxConnections = h.maxConnections;
       await new Promise<void>((resolve, reject) => {
         server!.once('error', reject);
         server!.listen(port, () => resolve());
