@@ -380,7 +380,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
 
   // Node refuses a server whose headers may take longer than the whole request.
   if (e.HTTP_REQUEST_TIMEOUT_MS > 0 && e.HTTP_REQUEST_TIMEOUT_MS < e.HTTP_HEADERS_TIMEOUT_MS) {
-    throw new ConfigError(`HTTP_REQUEST_TIMEOUT_MS (${e.HTTP_REQUEST_TIMEOUT_MS}) must be 0 or at least HTTP_HEADERS_TIMEOUT_MS (${e.HTTP_HEADERS_TIMEOUT_MS})`);
+    throw new ConfigError(
+      `HTTP_REQUEST_TIMEOUT_MS (${e.HTTP_REQUEST_TIMEOUT_MS}) must be 0 or at least HTTP_HEADERS_TIMEOUT_MS (${e.HTTP_HEADERS_TIMEOUT_MS})`,
+    );
   }
 
   // A job is taken as lost after JOB_STALE_MS without a heartbeat: one late heartbeat must not do it.

@@ -12,6 +12,9 @@ import { Writable } from 'node:stream';
 import http from 'node:http';
 import net from 'node:net';
 import { FailureLimiter } from '../src/auth/rate-limit.js';
+import { makeCtSeries } from '../fixtures/generate.js';
+import { ingestFiles } from './helpers/api.js';
+import { BOUNDARY, closing, stowContentType } from './helpers/stow.js';
 
 /**
  * What one hostile or broken peer can do to the HTTP face (issue 13): forged long-lived tokens,
@@ -40,8 +43,13 @@ function register(node: TestNode, body: Record<string, string>, headers: Record<
   });
 }
 
+interface LoginAnswer {
+  status: number;
+  retryAfter?: string;
+}
+
 /** POST a login form from a chosen loopback address (127.0.0.2, …): a second client machine. */
-function loginFrom(node: TestNode, localAddress: string, username: string, password: string): Promise<{ status: number; retryAfter?: string }> {
+function loginFrom(node: TestNode, localAddress: string, username: string, password: string): Promise<LoginAnswer> {
   const body = new URLSearchParams({ username, password }).toString();
   return new Promise((resolve, reject) => {
     const req = http.request(
@@ -389,5 +397,117 @@ describe('HTTP hardening: connection cap', function () {
     // Once they are gone, new connections are served again.
     await sleep(200);
     expect((await fetch(`${baseUrl(node)}/healthz`)).status).to.equal(200);
+  });
+});
+
+describe('HTTP hardening: the audit trail names patients, studies and query keys', function () {
+  this.timeout(60_000);
+  let node: TestNode;
+  let url: string;
+  let admin: string;
+  let reader: string;
+  const study = makeCtSeries({ slices: 2, size: 16, seed: 'audit-a', patient: { id: 'PID-AUDIT-1', name: 'Doe^Jane' } });
+  const other = makeCtSeries({ slices: 1, size: 16, seed: 'audit-b', patient: { id: 'PID-AUDIT-2', name: 'Roe^Rick' } });
+  const studyUid = study[0]!.studyInstanceUid;
+
+  interface AuditItem {
+    id: number;
+    action: string;
+    outcome: string;
+    status?: number;
+    patientId?: string;
+    studyInstanceUid?: string;
+    details: Record<string, unknown> | null;
+  }
+  const auditApi = async (query: string): Promise<AuditItem[]> => {
+    const res = await fetch(`${url}/api/audit?${query}`, { headers: bearer(admin) });
+    expect(res.status).to.equal(200);
+    return ((await res.json()) as { items: AuditItem[] }).items;
+  };
+
+  before(async () => {
+    node = await startTestNode();
+    url = baseUrl(node);
+    await ingestFiles(node, [...study, ...other]);
+    admin = await tokenFor(node, 'admin');
+    reader = await tokenFor(node, 'radiologist');
+  });
+  after(async () => {
+    await node?.cleanup();
+  });
+
+  it('QIDO-RS rows hold the query keys (names masked), the studies and the patient IDs returned', async () => {
+    const res = await fetch(`${url}/dicom-web/studies?PatientName=Doe*&PatientID=PID-AUDIT-1&limit=5`, { headers: bearer(reader) });
+    expect(res.status).to.equal(200);
+    expect(await res.json()).to.have.length(1);
+    const [row] = await auditApi('action=dicomweb.qido&limit=1');
+    expect(row!.patientId).to.equal('PID-AUDIT-1');
+    expect(row!.studyInstanceUid).to.equal(studyUid);
+    expect(row!.details).to.deep.include({
+      query: { PatientName: '(masked)', PatientID: 'PID-AUDIT-1' },
+      studies: [studyUid],
+      patients: ['PID-AUDIT-1'],
+    });
+    expect(JSON.stringify(row)).to.not.include('Doe');
+
+    // A series search over both patients lists both (series rows carry no PatientID).
+    expect((await fetch(`${url}/dicom-web/series?Modality=CT`, { headers: bearer(reader) })).status).to.equal(200);
+    const [series] = await auditApi('action=dicomweb.qido&limit=1');
+    expect(series!.details).to.deep.include({ query: { Modality: 'CT' }, studyCount: 2, patientCount: 2 });
+    expect((series!.details!.patients as string[]).sort()).to.deep.equal(['PID-AUDIT-1', 'PID-AUDIT-2']);
+  });
+
+  it('WADO-RS, metadata and /api/studies rows carry the Patient ID', async () => {
+    const wado = await fetch(`${url}/dicom-web/studies/${studyUid}`, { headers: bearer(reader) });
+    expect(wado.status).to.equal(200);
+    await wado.arrayBuffer();
+    const meta = await fetch(`${url}/dicom-web/studies/${studyUid}/metadata`, { headers: bearer(reader) });
+    expect(meta.status).to.equal(200);
+    await meta.arrayBuffer();
+    const list = await fetch(`${url}/api/studies?patient_id=PID-AUDIT-2`, { headers: bearer(reader) });
+    expect(list.status).to.equal(200);
+    const [retrieve] = await auditApi('action=dicomweb.retrieve&limit=1');
+    expect(retrieve).to.include({ patientId: 'PID-AUDIT-1', studyInstanceUid: studyUid, outcome: 'success', status: 200 });
+    const [metadata] = await auditApi('action=dicomweb.metadata&limit=1');
+    expect(metadata).to.include({ patientId: 'PID-AUDIT-1' });
+    const [studies] = await auditApi('action=study.list&limit=1');
+    expect(studies).to.include({ patientId: 'PID-AUDIT-2' });
+    expect(studies!.details).to.deep.include({ studies: [other[0]!.studyInstanceUid] });
+    // The trail can be searched by patient.
+    const byPatient = await auditApi('patient_id=PID-AUDIT-1');
+    expect(byPatient.map((r) => r.action)).to.include.members(['dicomweb.qido', 'dicomweb.retrieve', 'dicomweb.metadata']);
+  });
+
+  it('writes a started row for a STOW-RS request before its body has arrived, completed when it ends', async () => {
+    const file = makeCtSeries({ slices: 1, size: 16, seed: 'audit-stow', patient: { id: 'PID-AUDIT-3' } })[0]!;
+    const head = Buffer.from(`--${BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n`, 'latin1');
+    const req = http.request({
+      host: '127.0.0.1',
+      port: node.httpPort,
+      method: 'POST',
+      path: '/dicom-web/studies',
+      headers: { ...bearer(reader), 'content-type': stowContentType(), accept: 'application/dicom+json' },
+    });
+    const answered = new Promise<number>((resolve, reject) => {
+      req.on('response', (res) => (res.resume(), res.on('end', () => resolve(res.statusCode!))));
+      req.on('error', reject);
+    });
+    req.write(head);
+    req.write(file.bytes.subarray(0, 512));
+    // The request hangs here, mid-body: its row must already be there.
+    let started: AuditItem | undefined;
+    for (let i = 0; i < 50 && !started; i++) {
+      started = (await auditApi('action=dicomweb.stow&limit=5')).find((r) => r.outcome === 'started');
+      if (!started) await sleep(100);
+    }
+    expect(started, 'no started row while the STOW-RS body is in flight').to.not.equal(undefined);
+    expect(started!.details).to.deep.include({ method: 'POST', route: '/dicom-web/studies' });
+    req.write(file.bytes.subarray(512));
+    req.end(closing());
+    expect(await answered).to.equal(200);
+    const rows = await auditApi('action=dicomweb.stow&limit=5');
+    const done = rows.find((r) => r.id === started!.id)!;
+    expect(done).to.include({ outcome: 'success', status: 200, studyInstanceUid: file.studyInstanceUid, patientId: 'PID-AUDIT-3' });
+    expect(rows.filter((r) => r.outcome === 'started')).to.have.length(0);
   });
 });

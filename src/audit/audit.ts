@@ -17,11 +17,38 @@ export interface AuditEntry {
   resourceId?: string;
   patientId?: string;
   studyInstanceUid?: string;
-  outcome: 'success' | 'failure';
+  /** `started`: written before a long or risky request runs, updated when it ends (AuditLog.begin). */
+  outcome: 'success' | 'failure' | 'started';
   status?: number;
   details?: Record<string, unknown>;
   model?: string;
   promptHash?: string;
+}
+
+/** Identifiers listed per audit row at most (the counts say how many there were). */
+export const AUDIT_LIST_MAX = 20;
+/** Longest details JSON kept: a row describes a request, it does not copy it. */
+const MAX_DETAILS_CHARS = 8192;
+
+/**
+ * Which studies and patients a request returned (a search, a list): the patient ID column when
+ * there was exactly one patient (the study UID likewise), and bounded lists with counts in details.
+ */
+export function returnedIdentifiers(
+  items: Iterable<{ studyInstanceUid?: string | null; patientId?: string | null }>,
+): Pick<AuditEntry, 'patientId' | 'studyInstanceUid'> & { details: Record<string, unknown> } {
+  const studies = new Set<string>();
+  const patients = new Set<string>();
+  for (const i of items) {
+    if (i.studyInstanceUid) studies.add(i.studyInstanceUid);
+    if (i.patientId) patients.add(i.patientId);
+  }
+  const first = (set: Set<string>) => [...set].slice(0, AUDIT_LIST_MAX);
+  return {
+    patientId: patients.size === 1 ? [...patients][0] : undefined,
+    studyInstanceUid: studies.size === 1 ? [...studies][0] : undefined,
+    details: { studies: first(studies), studyCount: studies.size, patients: first(patients), patientCount: patients.size },
+  };
 }
 
 export interface AuditRow extends Omit<AuditEntry, 'details'> {
@@ -45,6 +72,27 @@ function clip(v: string | undefined, n: number): string | null {
   return v === undefined || v === '' ? null : v.slice(0, n);
 }
 
+function columns(e: AuditEntry): Record<string, unknown> {
+  let details = e.details ? JSON.stringify(e.details) : null;
+  if (details && details.length > MAX_DETAILS_CHARS) details = JSON.stringify({ truncated: true, chars: details.length });
+  return {
+    at: new Date().toISOString(),
+    actor_type: e.actorType,
+    actor: clip(e.actor, 64),
+    peer: clip(e.peer, 64),
+    action: e.action.slice(0, 64),
+    resource_type: clip(e.resourceType, 32),
+    resource_id: clip(e.resourceId, 128),
+    patient_id: clip(e.patientId, 64),
+    study_instance_uid: clip(e.studyInstanceUid, 64),
+    outcome: e.outcome,
+    status: e.status ?? null,
+    details,
+    model: clip(e.model, 128),
+    prompt_hash: clip(e.promptHash, 64),
+  };
+}
+
 export class AuditLog {
   constructor(private readonly db: Db, private readonly log: Logger) {}
 
@@ -54,22 +102,34 @@ export class AuditLog {
    */
   async record(e: AuditEntry): Promise<void> {
     try {
-      await this.db('audit_logs').insert({
-        at: new Date().toISOString(),
-        actor_type: e.actorType,
-        actor: clip(e.actor, 64),
-        peer: clip(e.peer, 64),
-        action: e.action.slice(0, 64),
-        resource_type: clip(e.resourceType, 32),
-        resource_id: clip(e.resourceId, 128),
-        patient_id: clip(e.patientId, 64),
-        study_instance_uid: clip(e.studyInstanceUid, 64),
-        outcome: e.outcome,
-        status: e.status ?? null,
-        details: e.details ? JSON.stringify(e.details) : null,
-        model: clip(e.model, 128),
-        prompt_hash: clip(e.promptHash, 64),
-      });
+      await this.db('audit_logs').insert(columns(e));
+    } catch (err) {
+      this.log.error({ err: errorMessage(err), action: e.action }, 'AUDIT WRITE FAILED');
+    }
+  }
+
+  /**
+   * Write the row of a request that is starting (outcome `started`), so a request that hangs or
+   * kills the process still leaves a trace; `finish` turns it into the final row. Undefined when
+   * the write failed (logged): the caller then records the final row on its own.
+   */
+  async begin(e: AuditEntry): Promise<number | undefined> {
+    try {
+      const [row] = (await this.db('audit_logs')
+        .insert(columns({ ...e, outcome: 'started' }))
+        .returning('id')) as Array<{ id: number | string } | number>;
+      return typeof row === 'object' ? Number(row.id) : Number(row);
+    } catch (err) {
+      this.log.error({ err: errorMessage(err), action: e.action }, 'AUDIT WRITE FAILED');
+      return undefined;
+    }
+  }
+
+  /** The final state of a row `begin` wrote (its `at` stays the start time). */
+  async finish(id: number, e: AuditEntry): Promise<void> {
+    try {
+      const { at: _at, ...rest } = columns(e);
+      await this.db('audit_logs').where({ id }).update(rest);
     } catch (err) {
       this.log.error({ err: errorMessage(err), action: e.action }, 'AUDIT WRITE FAILED');
     }

@@ -370,3 +370,15 @@ export async function countInstances(db: Db): Promise<number> {
   const [row] = (await db('instances').count({ n: '*' })) as Array<{ n: number | string }>;
   return Number(row!.n);
 }
+
+/** The Patient ID of each study (by Study Instance UID) the index holds; for audit rows. */
+export async function patientIdsOfStudies(db: Db, studyInstanceUids: readonly string[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  if (studyInstanceUids.length === 0) return out;
+  const rows = (await db('studies as st')
+    .join('patients as p', 'p.id', 'st.patient_pk')
+    .select('st.study_instance_uid', 'p.patient_id')
+    .whereIn('st.study_instance_uid', [...new Set(studyInstanceUids)])) as Array<{ study_instance_uid: string; patient_id: string }>;
+  for (const r of rows) out.set(r.study_instance_uid, r.patient_id);
+  return out;
+}

@@ -66,7 +66,9 @@ export function isPostgres(db: Db): boolean {
 }
 
 /** Network errors and pg SQLSTATE classes that mean "the database cannot be reached now". */
-const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE',
+]);
 const UNAVAILABLE_SQLSTATE = /^(08...|57P0[123]|53300|53000)$/;
 
 /**

@@ -1,20 +1,40 @@
 import type Koa from 'koa';
-import type { AuditLog } from '../audit/audit.js';
+import type { AuditEntry, AuditLog } from '../audit/audit.js';
 import { can, type Permission } from '../auth/permissions.js';
 import type { Principal, TokenVerifier } from '../auth/tokens.js';
 import { HttpError, httpStatusOf } from './errors.js';
 import { routeOf, type AppState, type BaseContext } from './state.js';
 
+export interface GuardOptions {
+  /**
+   * Write the audit row before the handler runs (outcome `started`) and complete it afterwards,
+   * for long or risky requests (STOW-RS, deletes, whole-study retrieves, exports): one that
+   * hangs, or dies with the process, still leaves a trace.
+   */
+  started?: boolean;
+}
+
 export interface Security {
   /** Authenticate (401), authorise (403), run the handler, then write the audit row. */
-  guard(permission: Permission, action: string, resourceType: string): Koa.Middleware<AppState>;
+  guard(permission: Permission, action: string, resourceType: string, options?: GuardOptions): Koa.Middleware<AppState>;
   /** Authenticate only (e.g. /api/auth/me). */
   authenticated(): Koa.Middleware<AppState>;
 }
 
 const ANONYMOUS_ADMIN: Principal = { userId: 0, username: 'auth-disabled', role: 'admin' };
 
-export function createSecurity(opts: { verifier: TokenVerifier; audit: AuditLog; disabled: boolean }): Security {
+/** What a study's Patient ID lookup costs is paid once a minute per study at most (frames come in hundreds). */
+const PATIENT_CACHE_MAX = 2000;
+const PATIENT_CACHE_MS = 60_000;
+const UID = /^[0-9.]{1,64}$/;
+
+export function createSecurity(opts: {
+  verifier: TokenVerifier;
+  audit: AuditLog;
+  disabled: boolean;
+  /** The Patient ID of a study, for audit rows whose handler did not name it (src/catalog). */
+  patientOfStudy?: (studyInstanceUid: string) => Promise<string | undefined>;
+}): Security {
   async function authenticate(ctx: BaseContext): Promise<Principal> {
     if (opts.disabled) return ANONYMOUS_ADMIN;
     const result = await opts.verifier.verify(ctx.req);
@@ -26,9 +46,24 @@ export function createSecurity(opts: { verifier: TokenVerifier; audit: AuditLog;
     return result.principal;
   }
 
-  function record(ctx: BaseContext, action: string, resourceType: string, status: number): Promise<void> {
+  const patients = new Map<string, { at: number; patientId: Promise<string | undefined> }>();
+  function patientOf(study: string): Promise<string | undefined> {
+    if (!opts.patientOfStudy || !UID.test(study)) return Promise.resolve(undefined);
+    const now = Date.now();
+    const hit = patients.get(study);
+    if (hit && hit.at > now - PATIENT_CACHE_MS) return hit.patientId;
+    // An audit detail must never fail the request it describes.
+    const patientId = opts.patientOfStudy(study).catch(() => undefined);
+    if (patients.size >= PATIENT_CACHE_MAX) patients.clear();
+    patients.set(study, { at: now, patientId });
+    // Unknown studies are not remembered: the study may be arriving right now.
+    void patientId.then((p) => p === undefined && patients.delete(study));
+    return patientId;
+  }
+
+  function entry(ctx: BaseContext, action: string, resourceType: string, outcome: AuditEntry['outcome'], status?: number): AuditEntry {
     const p = ctx.state.principal;
-    return opts.audit.record({
+    return {
       actorType: p ? 'user' : 'anonymous',
       actor: p?.username,
       peer: ctx.ip,
@@ -37,20 +72,30 @@ export function createSecurity(opts: { verifier: TokenVerifier; audit: AuditLog;
       resourceId: ctx.state.audit?.resourceId,
       patientId: ctx.state.audit?.patientId,
       studyInstanceUid: ctx.state.audit?.studyInstanceUid,
-      outcome: status < 400 ? 'success' : 'failure',
+      outcome,
       status,
       details: { requestId: ctx.state.requestId, method: ctx.method, route: routeOf(ctx), ...ctx.state.audit?.details },
-    });
+    };
   }
 
   return {
-    guard(permission, action, resourceType) {
+    guard(permission, action, resourceType, options = {}) {
       return async (ctx, next) => {
         let status = 500;
+        let started: Promise<number | undefined> | undefined;
+        const pathStudy = (ctx.params as Record<string, string | undefined> | undefined)?.study;
+        let pathPatient: Promise<string | undefined> | undefined;
         try {
           ctx.state.principal = await authenticate(ctx);
+          // Looked up beside the handler (not before it), and before a DELETE removes the study.
+          if (pathStudy !== undefined) pathPatient = patientOf(pathStudy);
           if (!can(ctx.state.principal.role, permission)) {
             throw new HttpError(403, 'forbidden', `role ${ctx.state.principal.role} may not ${permission}`);
+          }
+          if (options.started) {
+            ctx.state.audit = { studyInstanceUid: pathStudy, ...ctx.state.audit };
+            // Not awaited: the row goes in while the handler runs.
+            started = opts.audit.begin(entry(ctx, action, resourceType, 'started'));
           }
           await next();
           status = ctx.status;
@@ -58,7 +103,15 @@ export function createSecurity(opts: { verifier: TokenVerifier; audit: AuditLog;
           status = httpStatusOf(err);
           throw err;
         } finally {
-          await record(ctx, action, resourceType, status);
+          const audit = (ctx.state.audit ??= {});
+          audit.studyInstanceUid ??= pathStudy;
+          // Not for unauthenticated requests: they must not cost the index lookups.
+          if (ctx.state.principal && audit.patientId === undefined && audit.studyInstanceUid !== undefined) {
+            audit.patientId = await (audit.studyInstanceUid === pathStudy && pathPatient ? pathPatient : patientOf(audit.studyInstanceUid));
+          }
+          const final = entry(ctx, action, resourceType, status < 400 ? 'success' : 'failure', status);
+          const id = started && (await started);
+          await (id ? opts.audit.finish(id, final) : opts.audit.record(final));
         }
       };
     },

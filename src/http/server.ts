@@ -8,6 +8,7 @@ import { FirstAdminBootstrap } from '../auth/bootstrap.js';
 import { FailureLimiter } from '../auth/rate-limit.js';
 import { TokenVerifier } from '../auth/tokens.js';
 import { findUserById } from '../auth/users.js';
+import { patientIdsOfStudies } from '../catalog/catalog.js';
 import type { Config } from '../config.js';
 import type { Db } from '../db/connection.js';
 import type { Transcoder } from '../dicom/transcoder.js';
@@ -68,7 +69,12 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
     const user = await findUserById(deps.db, Number(claims.sub));
     return user?.active ? { userId: user.id, username: user.username, role: user.role } : undefined;
   }, config.auth.tokenExpirySeconds);
-  const security = createSecurity({ verifier, audit: deps.audit, disabled: config.auth.disabled });
+  const security = createSecurity({
+    verifier,
+    audit: deps.audit,
+    disabled: config.auth.disabled,
+    patientOfStudy: async (uid) => (await patientIdsOfStudies(deps.db, [uid])).get(uid),
+  });
   const limiter = new FailureLimiter(config.auth.loginMaxAttempts, config.auth.loginWindowSeconds * 1000);
   const routeDeps: RouteDeps = { ...deps, security, metrics };
   const bootstrap = new FirstAdminBootstrap(config.auth.bootstrap, config.auth.bootstrapToken);

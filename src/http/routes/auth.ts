@@ -145,7 +145,15 @@ export function authRoutes(deps: AuthRouteDeps): AppRouter {
       await deps.audit.record({ actorType: 'anonymous', actor: body.username, peer: ctx.ip, action: 'auth.login', outcome: 'failure', status: 401 });
       for (const [scope, seconds] of Object.entries(lockouts)) {
         if (seconds > 0) {
-          await deps.audit.record({ actorType: 'anonymous', actor: body.username, peer: ctx.ip, action: 'auth.lockout', outcome: 'failure', status: 429, details: { scope, seconds } });
+          await deps.audit.record({
+            actorType: 'anonymous',
+            actor: body.username,
+            peer: ctx.ip,
+            action: 'auth.lockout',
+            outcome: 'failure',
+            status: 429,
+            details: { scope, seconds },
+          });
         }
       }
       throw new HttpError(401, 'invalid_grant', 'invalid username or password');
