@@ -384,7 +384,8 @@ describe('HTTP hardening: connection cap', function () {
       await sleep(300);
       const extra = await rawConnect(node);
       const closedAfter = await Promise.race([extra.closed, sleep(3000).then(() => -1)]);
-      expect(closedAfter, 'connection past the cap left open').to.be.greaterThan(0);
+      // -1: still open after 3 s (0 is fine: closed at once).
+      expect(closedAfter, 'connection past the cap left open').to.be.at.least(0);
       expect(extra.received()).to.equal('');
       // An open connection still gets its answer.
       const served = open[0]!;
