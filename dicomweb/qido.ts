@@ -1,6 +1,8 @@
 import type { RouteDeps } from '../src/http/server.js';
 import { HttpError } from '../src/http/errors.js';
 import type { AppContext } from '../src/http/state.js';
+import { returnedIdentifiers, AUDIT_LIST_MAX } from '../src/audit/audit.js';
+import { patientIdsOfStudies } from '../src/catalog/catalog.js';
 import { keyName, resolveKey } from '../src/query/attributes.js';
 import { toDicomJson } from '../src/query/dicom-json.js';
 import { QueryError, runQuery, type AttributeMap, type QueryLevel } from '../src/query/engine.js';
@@ -106,6 +108,43 @@ function retrieveUrl(base: string, level: QueryLevel, row: AttributeMap): string
   return typeof sop === 'string' ? `${s}/series/${series}/instances/${sop}` : null;
 }
 
+/** Longest query value kept in an audit row. */
+const AUDIT_VALUE_MAX = 64;
+
+/** Query values kept as sent: identifiers, codes, dates and numbers; free text (LO, PN...) is masked. */
+const AUDITED_VRS = new Set(['UI', 'CS', 'DA', 'TM', 'DT', 'IS', 'SH', 'AE']);
+const AUDITED_KEYWORDS = new Set(['PatientID', 'IssuerOfPatientID']);
+
+/**
+ * The query keys of a search for its audit row (PS3.15 A.5.3.2 records the query): identifier
+ * values as sent (clipped); names and free text masked, as PHI the row does not need (the
+ * Patient IDs matched are recorded from the results).
+ */
+export function auditedQueryKeys(filters: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(filters).slice(0, AUDIT_LIST_MAX)) {
+    const path = resolveKey(key);
+    const def = path ? (path.item ?? path.def) : undefined;
+    // Unknown keys are ignored by the search; their values could be anything, so they are masked too.
+    const kept = def !== undefined && (AUDITED_VRS.has(def.vr) || AUDITED_KEYWORDS.has(def.keyword));
+    out[key.slice(0, AUDIT_VALUE_MAX)] = kept ? value.slice(0, AUDIT_VALUE_MAX) : '(masked)';
+  }
+  return out;
+}
+
+/** The studies a search returned and their patients (series and instance rows carry no PatientID). */
+async function returnedStudies(db: RouteDeps['db'], rows: AttributeMap[]): Promise<ReturnType<typeof returnedIdentifiers>> {
+  const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+  const listed = rows.map((r) => ({ studyInstanceUid: str(r.StudyInstanceUID), patientId: str(r.PatientID) }));
+  const missing = [...new Set(listed.filter((r) => r.studyInstanceUid && !r.patientId).map((r) => r.studyInstanceUid!))];
+  if (missing.length) {
+    // Bounded: the row lists AUDIT_LIST_MAX studies at most; their patients are what it names.
+    const found = await patientIdsOfStudies(db, missing.slice(0, AUDIT_LIST_MAX));
+    for (const r of listed) r.patientId ??= r.studyInstanceUid ? found.get(r.studyInstanceUid) : undefined;
+  }
+  return returnedIdentifiers(listed);
+}
+
 export function qidoHandler(deps: RouteDeps, level: QueryLevel, opts: QidoOptions = {}) {
   const { db } = deps;
   return async (ctx: AppContext): Promise<void> => {
@@ -117,7 +156,6 @@ export function qidoHandler(deps: RouteDeps, level: QueryLevel, opts: QidoOption
     if (series !== undefined && !isValidUid(series)) {
       throw new HttpError(400, 'invalid_uid', 'the Series Instance UID in the path is not a valid UID');
     }
-    // Never the query values in the audit row: they are often names and IDs (PHI).
     ctx.state.audit = { studyInstanceUid: study, details: { level } };
 
     const responseType = ctx.accepts('application/dicom+json', 'application/json');
@@ -126,6 +164,8 @@ export function qidoHandler(deps: RouteDeps, level: QueryLevel, opts: QidoOption
     }
 
     const q = parseQidoQuery(ctx.querystring, opts.strict);
+    const query = auditedQueryKeys(q.filters);
+    ctx.state.audit = { studyInstanceUid: study, details: { level, query } };
     let result;
     try {
       result = await runQuery(db, {
@@ -148,7 +188,12 @@ export function qidoHandler(deps: RouteDeps, level: QueryLevel, opts: QidoOption
       if ('RetrieveURL' in row) row.RetrieveURL = retrieveUrl(base, level, row);
       return toDicomJson(row, result.attributes);
     });
-    ctx.state.audit = { studyInstanceUid: study, details: { level, count: body.length, truncated: result.truncated } };
+    const returned = await returnedStudies(db, result.rows);
+    ctx.state.audit = {
+      studyInstanceUid: study ?? returned.studyInstanceUid,
+      patientId: returned.patientId,
+      details: { level, query, count: body.length, truncated: result.truncated, ...returned.details },
+    };
     if (result.truncated) {
       ctx.set(
         'Warning',

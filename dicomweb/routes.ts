@@ -20,7 +20,7 @@ export function dicomwebRoutes(deps: RouteDeps): AppRouter {
 
   // STOW-RS, Studies Store Transaction (PS3.18 §10.5).
   const stow = stowHandler(deps);
-  const canStore = deps.security.guard('images:write', 'dicomweb.stow', 'study');
+  const canStore = deps.security.guard('images:write', 'dicomweb.stow', 'study', { started: true });
   r.post('/studies', canStore, stow);
   r.post('/studies/:study', canStore, stow);
 
@@ -36,7 +36,9 @@ export function dicomwebRoutes(deps: RouteDeps): AppRouter {
 
   // WADO-RS, Retrieve Transaction (PS3.18 §10.4): instances and metadata.
   const retrieve = retrieveHandler(deps);
-  const canRetrieve = (resource: string) => deps.security.guard('images:read', 'dicomweb.retrieve', resource);
+  // A whole study can be gigabytes: its row is written before the retrieve starts.
+  const canRetrieve = (resource: string) =>
+    deps.security.guard('images:read', 'dicomweb.retrieve', resource, { started: resource === 'study' });
   r.get('/studies/:study', canRetrieve('study'), retrieve);
   r.get('/studies/:study/series/:series', canRetrieve('series'), retrieve);
   r.get('/studies/:study/series/:series/instances/:instance', canRetrieve('instance'), retrieve);
@@ -48,7 +50,7 @@ export function dicomwebRoutes(deps: RouteDeps): AppRouter {
 
   // Delete (not in PS3.18; as dcm4chee-arc / Orthanc): admin only.
   const del = deleteHandler(deps);
-  const canDelete = (resource: string) => deps.security.guard('patients:delete', 'dicomweb.delete', resource);
+  const canDelete = (resource: string) => deps.security.guard('patients:delete', 'dicomweb.delete', resource, { started: true });
   r.delete('/studies/:study', canDelete('study'), del);
   r.delete('/studies/:study/series/:series', canDelete('series'), del);
   r.delete('/studies/:study/series/:series/instances/:instance', canDelete('instance'), del);

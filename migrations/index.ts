@@ -10,6 +10,7 @@ import * as m008 from './008_volumes.js';
 import * as m009 from './009_jobs.js';
 import * as m010 from './010_analyses.js';
 import * as m011 from './011_reports.js';
+import * as m012 from './012_first_admin_bootstrap.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -32,6 +33,7 @@ const migrations: ReadonlyArray<[string, Migration]> = [
   ['009_jobs', m009],
   ['010_analyses', m010],
   ['011_reports', m011],
+  ['012_first_admin_bootstrap', m012],
 ];
 
 /** Every migration's name, in the order they apply. */

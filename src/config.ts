@@ -66,10 +66,22 @@ const envSchema = z.object({
   /** Comma-separated origins allowed to call the node from a browser, or '*'. */
   CORS_ORIGINS: z.string().default(''),
   MAX_UPLOAD_BYTES: z.coerce.number().int().min(1024).default(2 * 1024 ** 3),
+  /** A client must finish sending request headers within this (slowloris). */
+  HTTP_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(60_000),
+  /** A whole request (body included) within this; 4 h fits 2 GiB at about 1.2 Mbit/s. 0: no limit. */
+  HTTP_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(0).default(4 * 3600 * 1000),
+  /** An idle keep-alive connection is closed after this. */
+  HTTP_KEEPALIVE_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(5_000),
+  /** Open HTTP connections at most; more are closed on arrival. */
+  HTTP_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(1_000_000).default(4096),
   SECRET_KEY: z.string().min(1).optional(),
   TOKEN_EXPIRY_SECONDS: z.coerce.number().int().min(60).max(30 * 24 * 3600).default(8 * 3600),
   AUTH_DISABLED: bool.default(false),
-  /** Failed logins allowed per user and per address in LOGIN_WINDOW_SECONDS. */
+  /** Who may register the first admin over HTTP: anyone, holders of the bootstrap token, nobody (CLI only). */
+  AUTH_BOOTSTRAP: z.enum(['open', 'token', 'off']).optional(),
+  /** The bootstrap token; unset: a random one is logged at start while the node has no users. */
+  AUTH_BOOTSTRAP_TOKEN: z.string().min(16).max(256).optional(),
+  /** Failed logins allowed per (user, address), 4x per address, in LOGIN_WINDOW_SECONDS; then a lockout with backoff. */
   LOGIN_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(5),
   LOGIN_WINDOW_SECONDS: z.coerce.number().int().min(1).default(300),
   /** QIDO-RS: answer 400 to query keys the node does not know (off: OHIF sends extra ones). */
@@ -175,12 +187,20 @@ export interface Config {
   http: {
     corsOrigins: string[];
     maxUploadBytes: number;
+    headersTimeoutMs: number;
+    /** 0: none. */
+    requestTimeoutMs: number;
+    keepAliveTimeoutMs: number;
+    maxConnections: number;
   };
   auth: {
     secretKey: string;
     secretKeyIsDefault: boolean;
     tokenExpirySeconds: number;
     disabled: boolean;
+    /** First-admin registration over HTTP (offline default open, online default token). */
+    bootstrap: 'open' | 'token' | 'off';
+    bootstrapToken?: string;
     loginMaxAttempts: number;
     loginWindowSeconds: number;
   };
@@ -375,6 +395,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     throw new ConfigError('DICOM_TLS_CERT and DICOM_TLS_KEY are set together');
   }
 
+  // Node refuses a server whose headers may take longer than the whole request.
+  if (e.HTTP_REQUEST_TIMEOUT_MS > 0 && e.HTTP_REQUEST_TIMEOUT_MS < e.HTTP_HEADERS_TIMEOUT_MS) {
+    throw new ConfigError(
+      `HTTP_REQUEST_TIMEOUT_MS (${e.HTTP_REQUEST_TIMEOUT_MS}) must be 0 or at least HTTP_HEADERS_TIMEOUT_MS (${e.HTTP_HEADERS_TIMEOUT_MS})`,
+    );
+  }
+
   // A job is taken as lost after JOB_STALE_MS without a heartbeat: one late heartbeat must not do it.
   if (e.JOB_STALE_MS < 2 * e.JOB_HEARTBEAT_MS) {
     throw new ConfigError(`JOB_STALE_MS (${e.JOB_STALE_MS}) must be at least twice JOB_HEARTBEAT_MS (${e.JOB_HEARTBEAT_MS})`);
@@ -406,12 +433,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     http: {
       corsOrigins: e.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean),
       maxUploadBytes: e.MAX_UPLOAD_BYTES,
+      headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS,
+      keepAliveTimeoutMs: e.HTTP_KEEPALIVE_TIMEOUT_MS,
+      maxConnections: e.HTTP_MAX_CONNECTIONS,
     },
     auth: {
       secretKey,
       secretKeyIsDefault,
       tokenExpirySeconds: e.TOKEN_EXPIRY_SECONDS,
       disabled: e.AUTH_DISABLED,
+      bootstrap: e.AUTH_BOOTSTRAP ?? (e.MODE === 'online' ? 'token' : 'open'),
+      bootstrapToken: e.AUTH_BOOTSTRAP_TOKEN,
       loginMaxAttempts: e.LOGIN_MAX_ATTEMPTS,
       loginWindowSeconds: e.LOGIN_WINDOW_SECONDS,
     },

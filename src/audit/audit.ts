@@ -1,7 +1,7 @@
 import type { Db } from '../db/connection.js';
 import type { Logger } from '../logger.js';
 import { errorMessage } from '../errors.js';
-import { patientIdOfStudy } from '../catalog/catalog.js';
+import { patientIdsOfStudies } from '../catalog/catalog.js';
 
 /**
  * The audit trail: who touched which patient data, when, and how it went. One row per HTTP
@@ -18,11 +18,41 @@ export interface AuditEntry {
   resourceId?: string;
   patientId?: string;
   studyInstanceUid?: string;
-  outcome: 'success' | 'failure';
+  /** `started`: written before a long or risky request runs, updated when it ends (AuditLog.begin). */
+  outcome: 'success' | 'failure' | 'started';
   status?: number;
   details?: Record<string, unknown>;
   model?: string;
   promptHash?: string;
+}
+
+/** Identifiers listed per audit row at most (the counts say how many there were). */
+export const AUDIT_LIST_MAX = 20;
+/** Longest details JSON kept: a row describes a request, it does not copy it. */
+const MAX_DETAILS_CHARS = 8192;
+const PATIENT_CACHE_MAX = 2000;
+const PATIENT_CACHE_MS = 60_000;
+const UID = /^[0-9.]{1,64}$/;
+
+/**
+ * Which studies and patients a request returned (a search, a list): the patient ID column when
+ * there was exactly one patient (the study UID likewise), and bounded lists with counts in details.
+ */
+export function returnedIdentifiers(
+  items: Iterable<{ studyInstanceUid?: string | null; patientId?: string | null }>,
+): Pick<AuditEntry, 'patientId' | 'studyInstanceUid'> & { details: Record<string, unknown> } {
+  const studies = new Set<string>();
+  const patients = new Set<string>();
+  for (const i of items) {
+    if (i.studyInstanceUid) studies.add(i.studyInstanceUid);
+    if (i.patientId) patients.add(i.patientId);
+  }
+  const first = (set: Set<string>) => [...set].slice(0, AUDIT_LIST_MAX);
+  return {
+    patientId: patients.size === 1 ? [...patients][0] : undefined,
+    studyInstanceUid: studies.size === 1 ? [...studies][0] : undefined,
+    details: { studies: first(studies), studyCount: studies.size, patients: first(patients), patientCount: patients.size },
+  };
 }
 
 export interface AuditRow extends Omit<AuditEntry, 'details'> {
@@ -46,11 +76,29 @@ function clip(v: string | undefined, n: number): string | null {
   return v === undefined || v === '' ? null : v.slice(0, n);
 }
 
-const PATIENT_CACHE_MS = 60_000;
-const PATIENT_CACHE_SIZE = 10_000;
+function columns(e: AuditEntry): Record<string, unknown> {
+  let details = e.details ? JSON.stringify(e.details) : null;
+  if (details && details.length > MAX_DETAILS_CHARS) details = JSON.stringify({ truncated: true, chars: details.length });
+  return {
+    at: new Date().toISOString(),
+    actor_type: e.actorType,
+    actor: clip(e.actor, 64),
+    peer: clip(e.peer, 64),
+    action: e.action.slice(0, 64),
+    resource_type: clip(e.resourceType, 32),
+    resource_id: clip(e.resourceId, 128),
+    patient_id: clip(e.patientId, 64),
+    study_instance_uid: clip(e.studyInstanceUid, 64),
+    outcome: e.outcome,
+    status: e.status ?? null,
+    details,
+    model: clip(e.model, 128),
+    prompt_hash: clip(e.promptHash, 64),
+  };
+}
 
 export class AuditLog {
-  private readonly patients = new Map<string, { patientId: string; at: number }>();
+  private readonly patients = new Map<string, { at: number; patientId: Promise<string | undefined> }>();
 
   constructor(private readonly db: Db, private readonly log: Logger) {}
 
@@ -60,41 +108,64 @@ export class AuditLog {
    */
   async record(e: AuditEntry): Promise<void> {
     try {
-      const patientId = e.patientId ?? (e.studyInstanceUid ? await this.patientOf(e.studyInstanceUid) : undefined);
-      await this.db('audit_logs').insert({
-        at: new Date().toISOString(),
-        actor_type: e.actorType,
-        actor: clip(e.actor, 64),
-        peer: clip(e.peer, 64),
-        action: e.action.slice(0, 64),
-        resource_type: clip(e.resourceType, 32),
-        resource_id: clip(e.resourceId, 128),
-        patient_id: clip(patientId, 64),
-        study_instance_uid: clip(e.studyInstanceUid, 64),
-        outcome: e.outcome,
-        status: e.status ?? null,
-        details: e.details ? JSON.stringify(e.details) : null,
-        model: clip(e.model, 128),
-        prompt_hash: clip(e.promptHash, 64),
-      });
+      await this.db('audit_logs').insert(columns(await this.withPatient(e)));
     } catch (err) {
       this.log.error({ err: errorMessage(err), action: e.action }, 'AUDIT WRITE FAILED');
     }
   }
 
   /**
-   * PS3.15 audit messages name the patient: a row that names a study gets its patient, so every
-   * caller need not look it up. Studies keep their patient, so answers are cached a while.
+   * Write the row of a request that is starting (outcome `started`), so a request that hangs or
+   * kills the process still leaves a trace; `finish` turns it into the final row. Undefined when
+   * the write failed (logged): the caller then records the final row on its own.
    */
-  private async patientOf(studyInstanceUid: string): Promise<string | undefined> {
+  async begin(e: AuditEntry): Promise<number | undefined> {
+    try {
+      const [row] = (await this.db('audit_logs')
+        .insert(columns(await this.withPatient({ ...e, outcome: 'started' })))
+        .returning('id')) as Array<{ id: number | string } | number>;
+      return typeof row === 'object' ? Number(row.id) : Number(row);
+    } catch (err) {
+      this.log.error({ err: errorMessage(err), action: e.action }, 'AUDIT WRITE FAILED');
+      return undefined;
+    }
+  }
+
+  /** The final state of a row `begin` wrote (its `at` stays the start time). */
+  async finish(id: number, e: AuditEntry): Promise<void> {
+    try {
+      const { at: _at, ...rest } = columns(await this.withPatient(e));
+      await this.db('audit_logs').where({ id }).update(rest);
+    } catch (err) {
+      this.log.error({ err: errorMessage(err), action: e.action }, 'AUDIT WRITE FAILED');
+    }
+  }
+
+  /**
+   * The Patient ID of a study, for rows whose writer did not name it (PS3.15 audit messages name
+   * the patient). Paid once a minute per study at most (frames come in hundreds); an unknown
+   * study is not remembered (it may be arriving right now); a failed look-up is no patient, since
+   * an audit detail must never fail what it describes.
+   */
+  patientOfStudy(studyInstanceUid: string): Promise<string | undefined> {
+    if (!UID.test(studyInstanceUid)) return Promise.resolve(undefined);
+    const now = Date.now();
     const hit = this.patients.get(studyInstanceUid);
-    if (hit && hit.at > Date.now() - PATIENT_CACHE_MS) return hit.patientId;
-    const patientId = await patientIdOfStudy(this.db, studyInstanceUid);
-    // An unknown study (deleted, or a failed request naming one) is looked up again next time.
-    if (patientId === undefined) return undefined;
-    if (this.patients.size >= PATIENT_CACHE_SIZE) this.patients.clear();
-    this.patients.set(studyInstanceUid, { patientId, at: Date.now() });
+    if (hit && hit.at > now - PATIENT_CACHE_MS) return hit.patientId;
+    const patientId = patientIdsOfStudies(this.db, [studyInstanceUid]).then(
+      (m) => m.get(studyInstanceUid),
+      () => undefined,
+    );
+    if (this.patients.size >= PATIENT_CACHE_MAX) this.patients.clear();
+    this.patients.set(studyInstanceUid, { at: now, patientId });
+    void patientId.then((p) => p === undefined && this.patients.delete(studyInstanceUid));
     return patientId;
+  }
+
+  /** The entry with its study's patient filled in; not for anonymous rows (they must cost no look-ups). */
+  private async withPatient(e: AuditEntry): Promise<AuditEntry> {
+    if (e.patientId !== undefined || e.studyInstanceUid === undefined || e.actorType === 'anonymous') return e;
+    return { ...e, patientId: await this.patientOfStudy(e.studyInstanceUid) };
   }
 
   async query(q: AuditQuery): Promise<{ total: number; rows: AuditRow[] }> {

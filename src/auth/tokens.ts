@@ -9,6 +9,9 @@ export interface TokenClaims {
   sub: string;
   username: string;
   role: Role;
+  /** Set by jsonwebtoken on every token the node issues; required on every token it accepts. */
+  iat?: number;
+  exp?: number;
 }
 
 export interface Principal {
@@ -18,6 +21,11 @@ export interface Principal {
 }
 
 const ISSUER = 'radiant-ai';
+
+/** Clock difference tolerated between the node that signed a token and the one checking it. */
+export const CLOCK_SKEW_SECONDS = 60;
+/** The longest lifetime TOKEN_EXPIRY_SECONDS allows; the cap when the verifier is given none. */
+const MAX_LIFETIME_SECONDS = 30 * 24 * 3600;
 
 export function issueToken(secret: string, p: Principal, expiresInSeconds: number): string {
   return jwt.sign({ username: p.username, role: p.role } satisfies Omit<TokenClaims, 'sub'>, secret, {
@@ -31,13 +39,39 @@ export function issueToken(secret: string, p: Principal, expiresInSeconds: numbe
 type Outcome = { ok: true; principal: Principal } | { ok: false; reason: string };
 
 /**
+ * Why a validly signed token is still refused: jsonwebtoken accepts a token without `exp` as
+ * never expiring, so anyone who once held the key (or a token minted by hand) would keep access.
+ */
+export function lifetimeProblem(claims: TokenClaims, maxLifetimeSeconds: number, now = Date.now() / 1000): string | undefined {
+  const { iat, exp } = claims;
+  if (typeof exp !== 'number' || !Number.isFinite(exp)) return 'token has no expiry';
+  if (typeof iat !== 'number' || !Number.isFinite(iat)) return 'token has no issue time';
+  if (iat > now + CLOCK_SKEW_SECONDS) return 'token issued in the future';
+  if (exp - iat > maxLifetimeSeconds + CLOCK_SKEW_SECONDS) return 'token lifetime too long';
+  return undefined;
+}
+
+/** A lookup failed (the database is down, say): not the caller's fault, so never a 401. */
+export class VerifierUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super('user lookup failed', { cause });
+    this.name = 'VerifierUnavailableError';
+  }
+}
+
+/**
  * passport-jwt's strategy driven without passport's Express glue: the strategy calls back
  * success/fail/error on itself, so a per-request copy receives the outcome.
  */
 export class TokenVerifier {
   private readonly strategy: JwtStrategy;
 
-  constructor(secret: string, private readonly lookup: (claims: TokenClaims) => Promise<Principal | undefined>) {
+  constructor(
+    secret: string,
+    private readonly lookup: (claims: TokenClaims) => Promise<Principal | undefined>,
+    /** Longest accepted exp - iat: TOKEN_EXPIRY_SECONDS (plus CLOCK_SKEW_SECONDS). */
+    maxLifetimeSeconds = MAX_LIFETIME_SECONDS,
+  ) {
     this.strategy = new JwtStrategy(
       {
         jwtFromRequest: ExtractJwt.fromAuthHeaderAsBearerToken(),
@@ -46,6 +80,8 @@ export class TokenVerifier {
         issuer: ISSUER,
       },
       (claims: TokenClaims, done: VerifiedCallback) => {
+        const problem = lifetimeProblem(claims, maxLifetimeSeconds);
+        if (problem) return done(null, false, { message: problem });
         this.lookup(claims).then(
           (p) => (p ? done(null, p) : done(null, false, { message: 'user unknown or disabled' })),
           (err: unknown) => done(err, false),
@@ -54,8 +90,9 @@ export class TokenVerifier {
     );
   }
 
+  /** Resolves with the outcome; rejects with VerifierUnavailableError when the lookup failed. */
   verify(req: IncomingMessage): Promise<Outcome> {
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
       const s = Object.create(this.strategy) as JwtStrategy & {
         success(user: Principal): void;
         fail(info?: unknown): void;
@@ -63,7 +100,7 @@ export class TokenVerifier {
       };
       s.success = (user) => resolve({ ok: true, principal: user });
       s.fail = (info) => resolve({ ok: false, reason: describe(info) });
-      s.error = (err) => resolve({ ok: false, reason: err.message });
+      s.error = (err) => reject(new VerifierUnavailableError(err));
       s.authenticate(req as never, {});
     });
   }

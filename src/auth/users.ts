@@ -40,11 +40,49 @@ export async function findUserById(db: Db, id: number): Promise<User | undefined
 
 export class UserExistsError extends Error {}
 
-export async function createUser(
-  db: Db,
-  u: { username: string; password: string; role: Role; fullName?: string },
-): Promise<User> {
-  const password_hash = await hashPassword(u.password);
+export interface NewUser {
+  username: string;
+  password: string;
+  role: Role;
+  fullName?: string;
+}
+
+export async function createUser(db: Db, u: NewUser): Promise<User> {
+  return insertUser(db, u, await hashPassword(u.password));
+}
+
+/** The first-admin bootstrap was already done, or users exist: the caller is not the first. */
+export class BootstrapClosedError extends Error {}
+
+/**
+ * Create the first user of an empty node, atomically: the bootstrap marker row (key 1, see
+ * migration 012) and the user are inserted in one transaction, so of concurrent callers exactly
+ * one succeeds; the others get BootstrapClosedError. Counting users first and inserting after
+ * (what this replaced) let six concurrent requests make six admins.
+ */
+export async function createFirstUser(db: Db, u: NewUser): Promise<User> {
+  // Hash before the transaction: scrypt takes a while and must not hold the marker row's lock.
+  const hash = await hashPassword(u.password);
+  try {
+    return await db.transaction(async (trx) => {
+      await trx('auth_bootstrap').insert({ id: 1, user_id: 0, at: new Date().toISOString() });
+      if ((await countUsers(trx)) > 0) throw new BootstrapClosedError('the node already has users');
+      const user = await insertUser(trx, u, hash);
+      await trx('auth_bootstrap').where({ id: 1 }).update({ user_id: user.id });
+      return user;
+    });
+  } catch (err) {
+    if (err instanceof BootstrapClosedError) throw err;
+    if (isUniqueViolation(err) && !(err instanceof UserExistsError)) throw new BootstrapClosedError('the first admin already exists');
+    throw err;
+  }
+}
+
+function isUniqueViolation(err: unknown): boolean {
+  return /unique|UNIQUE|duplicate key/.test(String(err));
+}
+
+async function insertUser(db: Db, u: NewUser, password_hash: string): Promise<User> {
   try {
     const [row] = (await db('users')
       .insert({
@@ -58,7 +96,7 @@ export async function createUser(
       .returning(['id', 'username', 'password_hash', 'role', 'full_name', 'active'])) as UserRow[];
     return toUser(row!);
   } catch (err) {
-    if (/unique|UNIQUE/.test(String(err))) throw new UserExistsError(`user ${u.username} exists`);
+    if (isUniqueViolation(err)) throw new UserExistsError(`user ${u.username} exists`);
     throw err;
   }
 }

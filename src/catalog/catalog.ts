@@ -371,12 +371,14 @@ export async function countInstances(db: Db): Promise<number> {
   return Number(row!.n);
 }
 
-/** The Patient ID of a study, '' for a study indexed without one, undefined for an unknown study. */
-export async function patientIdOfStudy(db: Db, studyInstanceUid: string): Promise<string | undefined> {
-  const row = (await db('studies as st')
+/** The Patient ID of each study (by Study Instance UID) the index holds; for audit rows. */
+export async function patientIdsOfStudies(db: Db, studyInstanceUids: readonly string[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  if (studyInstanceUids.length === 0) return out;
+  const rows = (await db('studies as st')
     .join('patients as p', 'p.id', 'st.patient_pk')
-    .select('p.patient_id')
-    .where('st.study_instance_uid', studyInstanceUid)
-    .first()) as { patient_id: string | null } | undefined;
-  return row ? (row.patient_id ?? '') : undefined;
+    .select('st.study_instance_uid', 'p.patient_id')
+    .whereIn('st.study_instance_uid', [...new Set(studyInstanceUids)])) as Array<{ study_instance_uid: string; patient_id: string }>;
+  for (const r of rows) out.set(r.study_instance_uid, r.patient_id);
+  return out;
 }

@@ -64,3 +64,25 @@ export async function migrationStatus(db: Db): Promise<{ completed: string[]; pe
 export function isPostgres(db: Db): boolean {
   return db.client.config.client === 'pg';
 }
+
+/** Network errors and pg SQLSTATE classes that mean "the database cannot be reached now". */
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE',
+]);
+const UNAVAILABLE_SQLSTATE = /^(08...|57P0[123]|53300|53000)$/;
+
+/**
+ * True when `err` says the database is unreachable or refusing work (down, restarting, out of
+ * connections) rather than anything about the request: callers answer 503, not 4xx/500.
+ * Looks through `cause` and AggregateError members, as pg and knex wrap socket errors.
+ */
+export function isDatabaseUnavailable(err: unknown, depth = 0): boolean {
+  if (!err || typeof err !== 'object' || depth > 4) return false;
+  const e = err as { code?: unknown; name?: unknown; message?: unknown; cause?: unknown; errors?: unknown };
+  if (typeof e.code === 'string' && (UNREACHABLE_CODES.has(e.code) || UNAVAILABLE_SQLSTATE.test(e.code))) return true;
+  // knex: the pool could not hand out a connection in time (server down or saturated).
+  if (e.name === 'KnexTimeoutError') return true;
+  if (typeof e.message === 'string' && /^Connection terminated|^Client has encountered a connection error/.test(e.message)) return true;
+  if (Array.isArray(e.errors) && e.errors.some((x) => isDatabaseUnavailable(x, depth + 1))) return true;
+  return isDatabaseUnavailable(e.cause, depth + 1);
+}

@@ -1,6 +1,8 @@
 import { ZodError } from 'zod';
 import type Koa from 'koa';
-import { RadiantError } from '../errors.js';
+import { RadiantError, errorMessage } from '../errors.js';
+import { VerifierUnavailableError } from '../auth/tokens.js';
+import { isDatabaseUnavailable } from '../db/connection.js';
 import type { Logger } from '../logger.js';
 import type { AppState } from './state.js';
 
@@ -18,7 +20,28 @@ export class HttpError extends Error {
   }
 }
 
-/** Every error leaves as `{error: {code, message, details}}` with the status it maps to. */
+/** Seconds a client is asked to wait when the node cannot reach its database. */
+export const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
+
+/** The node could not do the work for reasons of its own (database down): 503, never 401/500. */
+function isUnavailable(err: unknown): boolean {
+  return err instanceof VerifierUnavailableError || isDatabaseUnavailable(err);
+}
+
+/** The status an error answers with: one mapping for the error envelope and the audit row. */
+export function httpStatusOf(err: unknown): number {
+  if (err instanceof HttpError) return err.status;
+  if (err instanceof ZodError) return 400;
+  if (isUnavailable(err)) return 503;
+  if (err instanceof RadiantError) return err.httpStatus;
+  return 500;
+}
+
+/**
+ * Every error leaves as `{error: {code, message, details}}` with the status it maps to.
+ * Server-side failures (5xx) answer with a neutral message: their text can name database
+ * addresses, file paths or driver internals, which the log gets and the client does not.
+ */
 export function errorMiddleware(log: Logger): Koa.Middleware<AppState> {
   return async (ctx, next) => {
     try {
@@ -36,10 +59,22 @@ export function errorMiddleware(log: Logger): Koa.Middleware<AppState> {
         code = 'invalid_request';
         message = 'request validation failed';
         details = err.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
-      } else if (err instanceof RadiantError) {
+      } else if (isUnavailable(err)) {
+        status = 503;
+        code = 'service_unavailable';
+        message = 'service temporarily unavailable';
+        ctx.set('Retry-After', String(UNAVAILABLE_RETRY_AFTER_SECONDS));
+        const cause = err instanceof VerifierUnavailableError ? err.cause : err;
+        log.warn({ err: errorMessage(cause), requestId: ctx.state.requestId }, 'database unavailable');
+      } else if (err instanceof RadiantError && err.httpStatus < 500) {
         status = err.httpStatus;
         code = err.kind.replace(/-/g, '_');
         message = err.message;
+      } else if (err instanceof RadiantError) {
+        status = err.httpStatus;
+        code = err.kind.replace(/-/g, '_');
+        message = status === 503 ? 'service temporarily unavailable' : 'internal error';
+        log.error({ err: err.message, requestId: ctx.state.requestId }, 'server-side failure');
       } else {
         log.error({ err: err instanceof Error ? err.message : String(err), requestId: ctx.state.requestId }, 'unhandled error');
       }

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
 import cors from '@koa/cors';
 import type { AuditLog } from '../audit/audit.js';
+import { FirstAdminBootstrap } from '../auth/bootstrap.js';
 import { FailureLimiter } from '../auth/rate-limit.js';
 import { TokenVerifier } from '../auth/tokens.js';
 import { findUserById } from '../auth/users.js';
@@ -69,11 +70,16 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
   const verifier = new TokenVerifier(deps.secretKey, async (claims) => {
     const user = await findUserById(deps.db, Number(claims.sub));
     return user?.active ? { userId: user.id, username: user.username, role: user.role } : undefined;
+  }, config.auth.tokenExpirySeconds);
+  const security = createSecurity({
+    verifier,
+    audit: deps.audit,
+    disabled: config.auth.disabled,
   });
-  const security = createSecurity({ verifier, audit: deps.audit, disabled: config.auth.disabled });
   const limiter = new FailureLimiter(config.auth.loginMaxAttempts, config.auth.loginWindowSeconds * 1000);
   const renderer = new Renderer({ ...config.render, maxFramePixels: config.maxFramePixels });
   const routeDeps: RouteDeps = { ...deps, security, metrics, renderer };
+  const bootstrap = new FirstAdminBootstrap(config.auth.bootstrap, config.auth.bootstrapToken);
 
   const app = new Koa<AppState>({ proxy: false });
   app.silent = true;
@@ -116,7 +122,7 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
   app.use(errorMiddleware(log));
 
   const routers: AppRouter[] = [
-    healthRoutes({ db: deps.db, storage: deps.storage, metrics }),
+    healthRoutes({ db: deps.db, storage: deps.storage, metrics, log }),
     authRoutes({
       db: deps.db,
       audit: deps.audit,
@@ -126,6 +132,7 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
       secretKey: deps.secretKey,
       tokenExpirySeconds: config.auth.tokenExpirySeconds,
       authDisabled: config.auth.disabled,
+      bootstrap,
     }),
     auditRoutes({ audit: deps.audit, security }),
     apiRoutes(routeDeps),
@@ -146,14 +153,27 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
     app,
     metrics,
     async listen(port: number) {
-      server = http.createServer(app.callback());
-      // Large STOW-RS bodies take longer than Node's default request timeout.
-      server.requestTimeout = 0;
-      server.headersTimeout = 60_000;
+      const h = config.http;
+      server = http.createServer(
+        {
+          // Slow senders are cut off: headers first (slowloris), then the whole request, whose
+          // default is long enough for a 2 GiB STOW-RS over a slow link (README, Configuration).
+          headersTimeout: h.headersTimeoutMs,
+          requestTimeout: h.requestTimeoutMs,
+          keepAliveTimeout: h.keepAliveTimeoutMs,
+          // Node enforces the two timeouts above on this tick (30 s by default): a short headers
+          // timeout needs a finer one to mean what it says.
+          connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(h.headersTimeoutMs / 4))),
+        },
+        app.callback(),
+      );
+      // Connections past the cap are closed on arrival; those already open go on being served.
+      server.maxConnections = h.maxConnections;
       await new Promise<void>((resolve, reject) => {
         server!.once('error', reject);
         server!.listen(port, () => resolve());
       });
+      await bootstrap.announce(deps.db, log);
       return (server.address() as AddressInfo).port;
     },
     async close() {

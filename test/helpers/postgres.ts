@@ -14,6 +14,9 @@ export interface TestPostgres {
   url(database?: string): string;
   createDatabase(name: string): Promise<string>;
   stop(): Promise<void>;
+  /** Stop the server but keep its data (an outage); `restart` brings it back on the same port. */
+  halt(): Promise<void>;
+  restart(): Promise<void>;
 }
 
 function binDir(): string {
@@ -46,27 +49,44 @@ export async function startPostgres(): Promise<TestPostgres> {
     // Durability of the index is proven on SQLite by the crash test; here speed matters.
     '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off',
   ]);
-  const child: ChildProcess = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
   const url = (db = 'postgres') => `postgres://radiant@127.0.0.1:${port}/${db}`;
-
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const client = new pg.Client({ connectionString: url() });
-    try {
-      await client.connect();
-      await client.end();
-      break;
-    } catch {
-      await client.end().catch(() => undefined);
-      if (child.exitCode !== null || Date.now() > deadline) {
-        child.kill('SIGKILL');
-        throw new Error(`PostgreSQL did not start: ${log.slice(-2000)}`);
+  let child: ChildProcess;
+  const running = () => child.exitCode === null && child.signalCode === null;
+  const launch = async () => {
+    child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const client = new pg.Client({ connectionString: url() });
+      try {
+        await client.connect();
+        await client.end();
+        break;
+      } catch {
+        await client.end().catch(() => undefined);
+        if (!running() || Date.now() > deadline) {
+          child.kill('SIGKILL');
+          throw new Error(`PostgreSQL did not start: ${log.slice(-2000)}`);
+        }
+        await new Promise((r) => setTimeout(r, 200));
       }
-      await new Promise((r) => setTimeout(r, 200));
     }
-  }
+  };
+  const halt = async () => {
+    const exited = new Promise((r) => child.once('exit', r));
+    // runuser does not pass signals on; signal the postmaster itself (fast shutdown).
+    const pidFile = path.join(data, 'postmaster.pid');
+    const pid = fs.existsSync(pidFile) ? Number(fs.readFileSync(pidFile, 'utf8').split('\n')[0]) : undefined;
+    if (pid) process.kill(pid, 'SIGINT');
+    else child.kill('SIGINT');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+    if (running()) {
+      if (pid) process.kill(pid, 'SIGKILL');
+      child.kill('SIGKILL');
+    }
+  };
+  await launch();
 
   return {
     url,
@@ -81,19 +101,11 @@ export async function startPostgres(): Promise<TestPostgres> {
       return url(name);
     },
     async stop() {
-      const exited = new Promise((r) => child.once('exit', r));
-      // runuser does not pass signals on; signal the postmaster itself (fast shutdown).
-      const pidFile = path.join(data, 'postmaster.pid');
-      const pid = fs.existsSync(pidFile) ? Number(fs.readFileSync(pidFile, 'utf8').split('\n')[0]) : undefined;
-      if (pid) process.kill(pid, 'SIGINT');
-      else child.kill('SIGINT');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-      if (child.exitCode === null) {
-        if (pid) process.kill(pid, 'SIGKILL');
-        child.kill('SIGKILL');
-      }
+      if (running()) await halt();
       await fsp.rm(dir, { recursive: true, force: true });
     },
+    halt,
+    restart: launch,
   };
 }
 

@@ -6,9 +6,19 @@ import { can, ROLES } from '../../auth/permissions.js';
 import { DUMMY_HASH, verifyPassword } from '../../auth/passwords.js';
 import type { FailureLimiter } from '../../auth/rate-limit.js';
 import { issueToken, type TokenVerifier } from '../../auth/tokens.js';
-import { countUsers, createUser, findUserWithHash, touchLogin, UserExistsError } from '../../auth/users.js';
+import type { FirstAdminBootstrap } from '../../auth/bootstrap.js';
+import {
+  BootstrapClosedError,
+  countUsers,
+  createFirstUser,
+  createUser,
+  findUserWithHash,
+  touchLogin,
+  UserExistsError,
+  type User,
+} from '../../auth/users.js';
 import { readForm, readJson } from '../body.js';
-import { HttpError } from '../errors.js';
+import { HttpError, httpStatusOf } from '../errors.js';
 import type { Security } from '../security.js';
 import type { AppContext, AppRouter, AppState } from '../state.js';
 
@@ -17,6 +27,8 @@ const registerBody = z.object({
   password: z.string().min(10).max(256),
   role: z.enum(ROLES),
   full_name: z.string().max(128).optional(),
+  /** The first admin only, where AUTH_BOOTSTRAP=token (also accepted as header X-Bootstrap-Token). */
+  bootstrap_token: z.string().max(256).optional(),
 });
 
 const tokenBody = z.object({
@@ -25,6 +37,7 @@ const tokenBody = z.object({
   password: z.string().min(1).max(256),
 });
 
+/** An address gets this many users' worth of failures before it is locked out as a whole. */
 const IP_FACTOR = 4;
 
 export interface AuthRouteDeps {
@@ -36,49 +49,90 @@ export interface AuthRouteDeps {
   secretKey: string;
   tokenExpirySeconds: number;
   authDisabled: boolean;
+  bootstrap: FirstAdminBootstrap;
 }
 
 export function authRoutes(deps: AuthRouteDeps): AppRouter {
   const r = new Router<AppState>({ prefix: '/api/auth' });
 
   r.post('/register', async (ctx) => {
-    const body = await readJson(ctx, registerBody);
-    // The first user of an empty node bootstraps as admin; after that only admins register.
-    const bootstrap = (await countUsers(deps.db)) === 0;
-    if (bootstrap) {
-      if (body.role !== 'admin') throw new HttpError(403, 'forbidden', 'the first user must be an admin');
-    } else {
-      const outcome = deps.authDisabled ? undefined : await deps.verifier.verify(ctx.req);
-      if (outcome && !outcome.ok) throw new HttpError(401, 'unauthorized', `authentication required: ${outcome.reason}`);
-      const role = outcome?.ok ? outcome.principal.role : 'admin';
-      if (!can(role, 'users:manage')) throw new HttpError(403, 'forbidden', `role ${role} may not users:manage`);
-      ctx.state.principal = outcome?.ok ? outcome.principal : undefined;
-    }
+    let requested: string | undefined;
     try {
-      const user = await createUser(deps.db, { username: body.username, password: body.password, role: body.role, fullName: body.full_name });
-      await deps.audit.record({
-        actorType: ctx.state.principal ? 'user' : 'anonymous',
-        actor: ctx.state.principal?.username ?? user.username,
-        peer: ctx.ip,
-        action: bootstrap ? 'user.bootstrap' : 'user.create',
-        resourceType: 'user',
-        resourceId: String(user.id),
-        outcome: 'success',
-        status: 201,
-      });
+      const body = await readJson(ctx, registerBody);
+      requested = body.username;
+      const user = await register(ctx, body);
       ctx.status = 201;
       ctx.body = { id: user.id, username: user.username, role: user.role, full_name: user.fullName };
     } catch (err) {
-      if (err instanceof UserExistsError) throw new HttpError(409, 'conflict', err.message);
+      // A refused registration is an attempt on the user table: who, from where, why.
+      const p = ctx.state.principal;
+      await deps.audit.record({
+        actorType: p ? 'user' : 'anonymous',
+        actor: p?.username ?? requested,
+        peer: ctx.ip,
+        action: 'user.register',
+        resourceType: 'user',
+        outcome: 'failure',
+        status: httpStatusOf(err),
+        details: { requested, reason: err instanceof HttpError ? err.code : 'error' },
+      });
       throw err;
     }
   });
 
+  async function register(ctx: AppContext, body: z.infer<typeof registerBody>): Promise<User> {
+    const newUser = { username: body.username, password: body.password, role: body.role, fullName: body.full_name };
+    // The first user of an empty node bootstraps as admin; after that only admins register.
+    if ((await countUsers(deps.db)) === 0) {
+      const refusal = deps.bootstrap.refusal(ctx.get('x-bootstrap-token') || body.bootstrap_token);
+      if (refusal) throw new HttpError(403, 'forbidden', refusal);
+      if (body.role !== 'admin') throw new HttpError(403, 'forbidden', 'the first user must be an admin');
+      let user: User;
+      try {
+        user = await createFirstUser(deps.db, newUser);
+      } catch (err) {
+        if (err instanceof BootstrapClosedError) throw new HttpError(409, 'conflict', 'the first admin already exists');
+        throw err;
+      }
+      await recordCreated(ctx, user, 'user.bootstrap');
+      return user;
+    }
+    const outcome = deps.authDisabled ? undefined : await deps.verifier.verify(ctx.req);
+    if (outcome && !outcome.ok) throw new HttpError(401, 'unauthorized', `authentication required: ${outcome.reason}`);
+    const role = outcome?.ok ? outcome.principal.role : 'admin';
+    ctx.state.principal = outcome?.ok ? outcome.principal : undefined;
+    if (!can(role, 'users:manage')) throw new HttpError(403, 'forbidden', `role ${role} may not users:manage`);
+    let user: User;
+    try {
+      user = await createUser(deps.db, newUser);
+    } catch (err) {
+      if (err instanceof UserExistsError) throw new HttpError(409, 'conflict', err.message);
+      throw err;
+    }
+    await recordCreated(ctx, user, 'user.create');
+    return user;
+  }
+
+  function recordCreated(ctx: AppContext, user: User, action: string): Promise<void> {
+    return deps.audit.record({
+      actorType: ctx.state.principal ? 'user' : 'anonymous',
+      actor: ctx.state.principal?.username ?? user.username,
+      peer: ctx.ip,
+      action,
+      resourceType: 'user',
+      resourceId: String(user.id),
+      outcome: 'success',
+      status: 201,
+    });
+  }
+
   r.post('/token', async (ctx: AppContext) => {
     const body = await readForm(ctx, tokenBody);
-    const keys = [`user:${body.username.toLowerCase()}`, `ip:${ctx.ip}`];
-    // One address may be a whole department behind NAT: it gets several users' worth of tries.
-    const wait = Math.max(deps.limiter.retryAfter(keys[0]!), deps.limiter.retryAfter(keys[1]!, IP_FACTOR));
+    // Per (user, address): knowing a username is not enough to lock its owner out from elsewhere.
+    // Per address, with a larger allowance (a department behind NAT): against spraying usernames.
+    const userKey = `user:${body.username.toLowerCase()}|ip:${ctx.ip}`;
+    const ipKey = `ip:${ctx.ip}`;
+    const wait = Math.max(deps.limiter.retryAfter(userKey), deps.limiter.retryAfter(ipKey));
     if (wait > 0) {
       await deps.audit.record({ actorType: 'anonymous', actor: body.username, peer: ctx.ip, action: 'auth.login', outcome: 'failure', status: 429, details: { reason: 'rate limited' } });
       throw new HttpError(429, 'too_many_attempts', 'too many failed logins; try again later', undefined, { 'Retry-After': String(wait) });
@@ -87,11 +141,24 @@ export function authRoutes(deps: AuthRouteDeps): AppRouter {
     // Hash even for unknown users so the response time does not say which usernames exist.
     const ok = (await verifyPassword(body.password, user?.passwordHash ?? DUMMY_HASH)) && !!user?.active;
     if (!ok || !user) {
-      keys.forEach((k) => deps.limiter.fail(k));
+      const lockouts = { 'user+address': deps.limiter.fail(userKey), address: deps.limiter.fail(ipKey, IP_FACTOR) };
       await deps.audit.record({ actorType: 'anonymous', actor: body.username, peer: ctx.ip, action: 'auth.login', outcome: 'failure', status: 401 });
+      for (const [scope, seconds] of Object.entries(lockouts)) {
+        if (seconds > 0) {
+          await deps.audit.record({
+            actorType: 'anonymous',
+            actor: body.username,
+            peer: ctx.ip,
+            action: 'auth.lockout',
+            outcome: 'failure',
+            status: 429,
+            details: { scope, seconds },
+          });
+        }
+      }
       throw new HttpError(401, 'invalid_grant', 'invalid username or password');
     }
-    keys.forEach((k) => deps.limiter.reset(k));
+    deps.limiter.reset(userKey);
     await touchLogin(deps.db, user.id);
     await deps.audit.record({ actorType: 'user', actor: user.username, peer: ctx.ip, action: 'auth.login', outcome: 'success', status: 200 });
     ctx.set('Cache-Control', 'no-store');

@@ -4,23 +4,23 @@ import type { BlobStorage } from '../../../storage/types.js';
 import type { Metrics } from '../metrics.js';
 import type { AppRouter, AppState } from '../state.js';
 import { errorMessage } from '../../errors.js';
+import type { Logger } from '../../logger.js';
 
 /** Liveness, readiness (index and storage reachable) and Prometheus metrics; no patient data. */
-export function healthRoutes(deps: { db: Db; storage: BlobStorage; metrics: Metrics }): AppRouter {
+export function healthRoutes(deps: { db: Db; storage: BlobStorage; metrics: Metrics; log: Logger }): AppRouter {
   const r = new Router<AppState>();
   r.get('/healthz', (ctx) => {
     ctx.body = { status: 'ok' };
   });
   r.get('/readyz', async (ctx) => {
     const checks: Record<string, string> = {};
-    await deps.db.raw('select 1').then(
-      () => (checks.database = 'ok'),
-      (err: unknown) => (checks.database = errorMessage(err)),
-    );
-    await deps.storage.check().then(
-      () => (checks.storage = 'ok'),
-      (err: unknown) => (checks.storage = errorMessage(err)),
-    );
+    // Unauthenticated: the answer says which part fails, the log says why (addresses, paths).
+    const failed = (part: string) => (err: unknown) => {
+      deps.log.warn({ err: errorMessage(err), part }, 'readiness check failed');
+      checks[part] = 'unavailable';
+    };
+    await deps.db.raw('select 1').then(() => (checks.database = 'ok'), failed('database'));
+    await deps.storage.check().then(() => (checks.storage = 'ok'), failed('storage'));
     const ready = Object.values(checks).every((v) => v === 'ok');
     ctx.status = ready ? 200 : 503;
     ctx.body = { status: ready ? 'ready' : 'not ready', checks };

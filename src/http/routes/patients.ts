@@ -10,6 +10,7 @@ import {
   updatePatient,
 } from '../../api/patients.js';
 import { createPatientBody, deletePatientQuery, listPatientsQuery, parsePk, updatePatientBody } from '../../api/schemas.js';
+import { returnedIdentifiers } from '../../audit/audit.js';
 import { errorMessage } from '../../errors.js';
 import { readJson } from '../body.js';
 import { HttpError } from '../errors.js';
@@ -43,7 +44,8 @@ export function registerPatientRoutes(r: RouterInstance<AppState>, deps: RouteDe
     const q = listPatientsQuery.parse(ctx.query);
     const { total, items } = await listPatients(db, { search: q.q, limit: q.limit, offset: q.offset });
     // The search text may be a name: the audit row says that one was used, not what it was.
-    ctx.state.audit = { details: { search: !!q.q, returned: items.length, total } };
+    const returned = returnedIdentifiers(items.map((i) => ({ patientId: i.patient_id })));
+    ctx.state.audit = { patientId: returned.patientId, details: { search: !!q.q, returned: items.length, total, ...returned.details } };
     ctx.body = { total, limit: q.limit, offset: q.offset, items };
   });
 
@@ -71,7 +73,8 @@ export function registerPatientRoutes(r: RouterInstance<AppState>, deps: RouteDe
   r.patch('/api/patients/:id', security.guard('patients:write', 'patient.update', 'patient'), update);
   r.put('/api/patients/:id', security.guard('patients:write', 'patient.update', 'patient'), update);
 
-  r.delete('/api/patients/:id', security.guard('patients:delete', 'patient.delete', 'patient'), async (ctx: AppContext) => {
+  const canDelete = security.guard('patients:delete', 'patient.delete', 'patient', { started: true });
+  r.delete('/api/patients/:id', canDelete, async (ctx: AppContext) => {
     const pk = parsePk(ctx.params.id, 'patient');
     ctx.state.audit = { resourceId: String(pk) };
     const cascade = ['true', '1'].includes(deletePatientQuery.parse(ctx.query).cascade ?? '');

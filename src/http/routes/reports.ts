@@ -138,7 +138,9 @@ export function registerReportRoutes(r: RouterInstance<AppState>, deps: RouteDep
     ctx.body = reportView(out.report);
   });
 
-  r.get('/api/export/report/:id/pdf', security.guard('images:read', 'report.export.pdf', 'report'), async (ctx: AppContext) => {
+  // Exports take a patient's report off the node: their rows are written before they run.
+  const canExport = (action: string) => security.guard('images:read', action, 'report', { started: true });
+  r.get('/api/export/report/:id/pdf', canExport('report.export.pdf'), async (ctx: AppContext) => {
     const rep = await load(ctx);
     const row = rep.pdfSopInstanceUid ? await findInstance(db, rep.pdfSopInstanceUid) : undefined;
     if (!row) throw new HttpError(404, 'not_found', 'the report has no stored PDF');
@@ -149,7 +151,7 @@ export function registerReportRoutes(r: RouterInstance<AppState>, deps: RouteDep
     ctx.body = doc.body;
   });
 
-  r.get('/api/export/report/:id/dicom-sr', security.guard('images:read', 'report.export.sr', 'report'), async (ctx: AppContext) => {
+  r.get('/api/export/report/:id/dicom-sr', canExport('report.export.sr'), async (ctx: AppContext) => {
     const rep = await load(ctx);
     const row = rep.srSopInstanceUid ? await findInstance(db, rep.srSopInstanceUid) : undefined;
     if (!row) throw new HttpError(404, 'not_found', 'the report has no stored SR');
@@ -159,7 +161,7 @@ export function registerReportRoutes(r: RouterInstance<AppState>, deps: RouteDep
     ctx.body = await deps.storage.get(row.storage_key);
   });
 
-  r.get('/api/export/report/:id/json', security.guard('images:read', 'report.export.json', 'report'), async (ctx: AppContext) => {
+  r.get('/api/export/report/:id/json', canExport('report.export.json'), async (ctx: AppContext) => {
     const rep = await load(ctx);
     const analysis = await getAnalysis(db, rep.analysisId);
     if (!analysis) throw new HttpError(404, 'not_found', 'the analysis of this report is gone');

@@ -1,6 +1,7 @@
 import type { RouterInstance } from '@koa/router';
 import { listStudiesQuery, parseStudyRef } from '../../api/schemas.js';
 import { getStudy, listStudies } from '../../api/studies.js';
+import { returnedIdentifiers } from '../../audit/audit.js';
 import { HttpError } from '../errors.js';
 import type { RouteDeps } from '../server.js';
 import type { AppContext, AppState } from '../state.js';
@@ -12,7 +13,12 @@ export function registerStudyRoutes(r: RouterInstance<AppState>, deps: RouteDeps
   r.get('/api/studies', security.guard('images:read', 'study.list', 'study'), async (ctx: AppContext) => {
     const q = listStudiesQuery.parse(ctx.query);
     const { total, items } = await listStudies(db, q);
-    ctx.state.audit = { patientId: q.patient_id, details: { returned: items.length, total } };
+    const returned = returnedIdentifiers(items.map((i) => ({ studyInstanceUid: i.study_instance_uid, patientId: i.patient.patient_id })));
+    ctx.state.audit = {
+      patientId: q.patient_id ?? returned.patientId,
+      studyInstanceUid: returned.studyInstanceUid,
+      details: { returned: items.length, total, ...returned.details },
+    };
     ctx.body = { total, limit: q.limit, offset: q.offset, items };
   });
 

@@ -57,7 +57,8 @@ function clipName(name: string | undefined, index: number): string {
 }
 
 export function registerUploadRoutes(r: RouterInstance<AppState>, deps: RouteDeps): void {
-  r.post('/api/studies/upload', deps.security.guard('images:write', 'study.upload', 'study'), async (ctx: AppContext) => {
+  const canUpload = deps.security.guard('images:write', 'study.upload', 'study', { started: true });
+  r.post('/api/studies/upload', canUpload, async (ctx: AppContext) => {
     const files: UploadFileReport[] = [];
     let report: UploadReport | undefined;
     try {
