@@ -16,7 +16,7 @@ import { writeTinyModels } from '../fixtures/tiny-model.js';
 import { LlamaServerEngine } from '../src/medgemma/backends/llama-server.js';
 import { NodeLlamaCppEngine } from '../src/medgemma/backends/node-llama-cpp.js';
 import { RemoteEngine } from '../src/medgemma/backends/remote.js';
-import { ensureLlamaServer } from '../src/medgemma/build-llama.js';
+import { ensureLlamaServer } from '../src/medgemma/build/build-llama.js';
 import type { AnalyzeRequest, Engine, JsonSchema } from '../src/medgemma/engine.js';
 
 const CALLS = Number(process.env.BENCH_ENGINE_CALLS ?? 40);

@@ -24,7 +24,7 @@ import { seriesInstanceReader } from '../src/analysis/instance-bytes.js';
 import { requestAnalysis } from '../src/analysis/requests.js';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
-import { ensureLlamaServer } from '../src/medgemma/build-llama.js';
+import { ensureLlamaServer } from '../src/medgemma/build/build-llama.js';
 import { assembleVolume, loadStudySeries, selectSeries } from '../src/volumes/index.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);

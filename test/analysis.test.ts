@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import fsp from 'node:fs/promises';
 import { tinyEngineEnv, writeTinyModels } from '../fixtures/tiny-model.js';
 import { makeCtSeries } from '../fixtures/generate.js';
-import { ensureLlamaServer } from '../src/medgemma/build-llama.js';
+import { ensureLlamaServer } from '../src/medgemma/build/build-llama.js';
 import type { EngineStatus } from '../src/medgemma/engine-host.js';
 import { CATEGORIES, LATERALITIES, SEVERITIES, findingsJsonSchema, readModelAnswer } from '../src/analysis/findings-schema.js';
 import { parseAutoRules, ruleMatches } from '../src/analysis/auto-rules.js';

@@ -21,11 +21,11 @@ import {
   NvccNotFoundError,
   prepareLlamaCmake,
   resolveLlamaBuild,
-} from '../src/medgemma/build-llama.js';
-import { CUBLAS_WHEEL_VERSION, CublasError, cublasCacheDir, ensureCublas, locateCublas, type CublasLocation } from '../src/medgemma/cublas.js';
-import { CUDA_CHECK_UNITS, describeCheck, runCudaCompileCheck, sassArchs } from '../src/medgemma/cuda-compile-check.js';
-import { cuobjdumpElfArchs, findCuobjdump, readFatbinEntries } from '../src/medgemma/cuda-fatbin.js';
-import { findNvcc, hasVisibleGpu, whichOnPath } from '../src/medgemma/cuda-toolkit.js';
+} from '../src/medgemma/build/build-llama.js';
+import { CUBLAS_WHEEL_VERSION, CublasError, cublasCacheDir, ensureCublas, locateCublas, type CublasLocation } from '../src/medgemma/build/cublas.js';
+import { CUDA_CHECK_UNITS, describeCheck, runCudaCompileCheck, sassArchs } from '../src/medgemma/build/cuda-compile-check.js';
+import { cuobjdumpElfArchs, findCuobjdump, readFatbinEntries } from '../src/medgemma/build/cuda-fatbin.js';
+import { findNvcc, hasVisibleGpu, whichOnPath } from '../src/medgemma/build/cuda-toolkit.js';
 
 function touch(file: string, content = 'x'): string {
   fs.mkdirSync(path.dirname(file), { recursive: true });

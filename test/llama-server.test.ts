@@ -14,7 +14,7 @@ import pino from 'pino';
 import sharp from 'sharp';
 import { z } from 'zod';
 import { writeTinyModels, type TinyModelPaths } from '../fixtures/tiny-model.js';
-import { ensureLlamaServer, hasNvcc, llamaBuildLocation } from '../src/medgemma/build-llama.js';
+import { ensureLlamaServer, hasNvcc, llamaBuildLocation } from '../src/medgemma/build/build-llama.js';
 import { LlamaServer, ModelFileError } from '../src/medgemma/llama-server.js';
 
 /** CUDA only where a GPU is visible (or LLAMA_CUDA says so); nvcc alone is not enough to run it. */

@@ -3,7 +3,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { writeTinyModels } from '../fixtures/tiny-model.js';
-import { ensureLlamaServer } from '../src/medgemma/build-llama.js';
+import { ensureLlamaServer } from '../src/medgemma/build/build-llama.js';
 import type { EngineStatus } from '../src/medgemma/engine-host.js';
 import { corpusDir } from './helpers/corpus.js';
 import { echoscu, storescu } from './helpers/dcmtk.js';

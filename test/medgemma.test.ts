@@ -16,7 +16,7 @@ import { expect } from 'chai';
 import pino from 'pino';
 import sharp from 'sharp';
 import { writeTinyModels, type TinyModelPaths } from '../fixtures/tiny-model.js';
-import { ensureLlamaServer, hasNvcc } from '../src/medgemma/build-llama.js';
+import { ensureLlamaServer, hasNvcc } from '../src/medgemma/build/build-llama.js';
 import { LlamaServerEngine } from '../src/medgemma/backends/llama-server.js';
 import { NodeLlamaCppEngine } from '../src/medgemma/backends/node-llama-cpp.js';
 import { imageDataUrls } from '../src/medgemma/image-budget.js';

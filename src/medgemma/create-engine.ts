@@ -6,7 +6,7 @@ import { NodeLlamaCppEngine } from './backends/node-llama-cpp.js';
 import { RemoteEngine } from './backends/remote.js';
 import type { Engine } from './engine.js';
 import { resolveModelPaths } from './model-identity.js';
-import { ensureLlamaServer } from './build-llama.js';
+import { ensureLlamaServer } from './build/build-llama.js';
 
 export async function createEngine(c: MedgemmaConfig, logger?: Logger): Promise<Engine | undefined> {
   switch (c.backend) {

@@ -22,7 +22,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import readline from 'node:readline';
 import type { Logger } from 'pino';
-import { ensureLlamaServer } from './build-llama.js';
+import { ensureLlamaServer } from './build/build-llama.js';
 import { forgetChild, reapOrphans, recordChild } from './orphans.js';
 
 export class LlamaServerError extends Error {
