@@ -5,7 +5,7 @@ import {
   listPatientsQuery,
   listStudiesQuery,
   updatePatientBody,
-} from '../api/schemas.js';
+} from '../records/schemas.js';
 
 /**
  * The OpenAPI 3.1 description of the node's HTTP API (served at /openapi.json, rendered at

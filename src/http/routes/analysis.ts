@@ -1,6 +1,6 @@
 import type { RouterInstance } from '@koa/router';
 import { z } from 'zod';
-import { parsePk, parseStudyRef } from '../../api/schemas.js';
+import { parsePk, parseStudyRef } from '../../records/schemas.js';
 import { getAnalysis, listStudyAnalyses, type Analysis } from '../../analysis/analyses.js';
 import { cancelAnalysis, requestAnalysis } from '../../analysis/requests.js';
 import { readJson } from '../body.js';

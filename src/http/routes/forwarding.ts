@@ -1,6 +1,6 @@
 import type { RouterInstance } from '@koa/router';
 import { z } from 'zod';
-import { parsePk } from '../../api/schemas.js';
+import { parsePk } from '../../records/schemas.js';
 import { createRule, deleteRule, getRule, listRules, ruleMatchSchema, updateRule } from '../../forwarding/rules.js';
 import { listItems, retryFailed } from '../../forwarding/queue.js';
 import { getRemoteNode } from '../../nodes/remote-nodes.js';

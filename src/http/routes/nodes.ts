@@ -1,6 +1,6 @@
 import Router from '@koa/router';
 import { z } from 'zod';
-import { parsePk } from '../../api/schemas.js';
+import { parsePk } from '../../records/schemas.js';
 import {
   createRemoteNode,
   deleteRemoteNode,

@@ -8,8 +8,8 @@ import {
   PatientExistsError,
   PatientHasStudiesError,
   updatePatient,
-} from '../../api/patients.js';
-import { createPatientBody, deletePatientQuery, listPatientsQuery, parsePk, updatePatientBody } from '../../api/schemas.js';
+} from '../../records/patients.js';
+import { createPatientBody, deletePatientQuery, listPatientsQuery, parsePk, updatePatientBody } from '../../records/schemas.js';
 import { returnedIdentifiers } from '../../audit/audit.js';
 import { errorMessage } from '../../errors.js';
 import { readJson } from '../body.js';

@@ -1,6 +1,6 @@
 import type { RouterInstance } from '@koa/router';
 import { z } from 'zod';
-import { parsePk, parseStudyRef } from '../../api/schemas.js';
+import { parsePk, parseStudyRef } from '../../records/schemas.js';
 import { getAnalysis } from '../../analysis/analyses.js';
 import { findInstance } from '../../catalog/catalog.js';
 import { bodyPatch, BodyPatchError } from '../../reports/body.js';

@@ -1,6 +1,6 @@
 import type { RouterInstance } from '@koa/router';
-import { listStudiesQuery, parseStudyRef } from '../../api/schemas.js';
-import { getStudy, listStudies } from '../../api/studies.js';
+import { listStudiesQuery, parseStudyRef } from '../../records/schemas.js';
+import { getStudy, listStudies } from '../../records/studies.js';
 import { returnedIdentifiers } from '../../audit/audit.js';
 import { HttpError } from '../errors.js';
 import type { RouteDeps } from '../server.js';
