@@ -492,6 +492,3 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     logLevel: e.LOG_LEVEL,
   };
 }
-
-/** The variables the node reads, for the README table and `radiant config`. */
-export const configVariables = Object.keys(envSchema.shape);

@@ -157,11 +157,6 @@ export function normaliseTag(key: string): string | undefined {
   return m ? `${m[1]}${m[2]}`.toUpperCase() : undefined;
 }
 
-/** Looks like a DICOM keyword (for strict mode: unknown keyword vs not an attribute at all). */
-export function looksLikeAttributeKey(key: string): boolean {
-  return normaliseTag(key) !== undefined || /^[A-Z][A-Za-z0-9]*$/.test(key);
-}
-
 /** Attributes stored at `level` or above it (a query at series level matches study attributes). */
 export function availableAt(def: AttributeDef, level: Level): boolean {
   return LEVEL_RANK[def.level] <= LEVEL_RANK[level];

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { TEMPLATES, type AnalysisType, type PromptTemplate } from './templates.js';
 
-export { TEMPLATES, type AnalysisType, type PromptTemplate } from './templates.js';
+export type { AnalysisType, PromptTemplate } from './templates.js';
 
 export interface PromptContext {
   modality: string;
