@@ -18,7 +18,11 @@ export type AppRouter = RouterInstance<AppState>;
 /** Any request context, routed or not (middleware that runs outside the routers). */
 export type BaseContext = Koa.ParameterizedContext<AppState>;
 
-/** The route template that served the request (never the raw path, which can hold UIDs). */
+/**
+ * The route template that served the request (never the raw path, which can hold UIDs).
+ * `routerPath` is @koa/router's documented field for it; middleware outside the routers sees
+ * contexts the router has not (yet) matched, where it is absent.
+ */
 export function routeOf(ctx: BaseContext): string {
-  return ctx.state.routeName ?? (ctx as unknown as { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
+  return ctx.state.routeName ?? (ctx as BaseContext & Partial<Pick<AppContext, 'routerPath'>>).routerPath ?? 'unmatched';
 }
