@@ -1,0 +1,66 @@
+import { expect } from 'chai';
+import { findAttribute, normaliseTag, resolveKey, type AttributeDef } from '../../src/query/attributes.js';
+import { compileMatch, QueryError, type MatchOptions } from '../../src/query/match.js';
+
+/** PS3.4 C.2.2.2 matching compiled to SQL fragments: pure, no database. */
+const sqlite: MatchOptions = { dialect: 'sqlite', fuzzy: false };
+const pg: MatchOptions = { dialect: 'pg', fuzzy: false };
+const def = (keyword: string): AttributeDef => {
+  const d = findAttribute(keyword);
+  if (!d) throw new Error(`no attribute ${keyword}`);
+  return d;
+};
+
+describe('unit: query matching', () => {
+  it('universal matching (empty or *) adds no condition', () => {
+    expect(compileMatch(def('AccessionNumber'), '', sqlite)).to.equal(undefined);
+    expect(compileMatch(def('AccessionNumber'), '*', sqlite)).to.equal(undefined);
+  });
+  it('single value is equality; PN on the upper-cased column', () => {
+    expect(compileMatch(def('PatientName'), 'doe', sqlite)).to.deep.equal({ sql: '?? = ?', bindings: ['p.patient_name_norm', 'DOE'] });
+  });
+  it('wildcards: SQLite GLOB, PostgreSQL LIKE with escaping', () => {
+    expect(compileMatch(def('PatientName'), 'DOE^J*', sqlite)).to.deep.equal({ sql: '?? GLOB ?', bindings: ['p.patient_name_norm', 'DOE^J*'] });
+    expect(compileMatch(def('PatientName'), 'DOE^J*', pg)).to.deep.equal({ sql: "?? LIKE ? ESCAPE '\\'", bindings: ['p.patient_name_norm', 'DOE^J%'] });
+    expect(compileMatch(def('AccessionNumber'), 'a[b*', sqlite)?.bindings).to.deep.equal(['st.accession_number', 'a[[]b*']);
+  });
+  it('no wildcards on UIDs; a list of UIDs is IN', () => {
+    expect(compileMatch(def('StudyInstanceUID'), '1.2.*', sqlite)).to.deep.equal({ sql: '?? = ?', bindings: ['st.study_instance_uid', '1.2.*'] });
+    expect(compileMatch(def('StudyInstanceUID'), '1.2.3\\1.2.4', sqlite)).to.deep.equal({
+      sql: '?? IN (?, ?)',
+      bindings: ['st.study_instance_uid', '1.2.3', '1.2.4'],
+    });
+  });
+  it('date ranges: closed, open-ended either side', () => {
+    expect(compileMatch(def('StudyDate'), '20200101-20201231', sqlite)).to.deep.equal({
+      sql: '(?? >= ? AND ?? <= ?)',
+      bindings: ['st.study_date', '20200101', 'st.study_date', '20201231'],
+    });
+    expect(compileMatch(def('StudyDate'), '20200101-', sqlite)).to.deep.equal({ sql: '?? >= ?', bindings: ['st.study_date', '20200101'] });
+    expect(compileMatch(def('StudyDate'), '-20201231', sqlite)).to.deep.equal({ sql: '?? <= ?', bindings: ['st.study_date', '20201231'] });
+  });
+  it('a time range end covers the whole of its last unit', () => {
+    expect(compileMatch(def('StudyTime'), '1010-1200', sqlite)?.bindings).to.deep.equal(['st.study_time', '1010', 'st.study_time', '120099.999999']);
+  });
+  it('malformed dates are QueryErrors', () => {
+    expect(() => compileMatch(def('StudyDate'), 'notadate', sqlite)).to.throw(QueryError, /DA/);
+    expect(() => compileMatch(def('StudyDate'), '2020-13-45', sqlite)).to.throw(QueryError, /range/);
+  });
+  it('fuzzy PN: every query component prefix-matches some component', () => {
+    const f = compileMatch(def('PatientName'), 'doe^jo', { dialect: 'sqlite', fuzzy: true })!;
+    expect(f.sql.match(/GLOB/g)).to.have.length(8);
+    expect(f.bindings).to.include.members(['DOE*', '*^DOE*', 'JO*', '*^JO*']);
+  });
+  it('multi-valued CS (ModalitiesInStudy) matches one value among the stored ones', () => {
+    const f = compileMatch(def('ModalitiesInStudy'), 'CT\\MR', sqlite)!;
+    expect(f.bindings).to.include.members(['CT', 'CT\\*', '*\\CT', '*\\CT\\*', 'MR']);
+  });
+  it('keys resolve by keyword or tag, in either spelling', () => {
+    expect(normaliseTag('(0010,0010)')).to.equal('00100010');
+    expect(normaliseTag('00100010')).to.equal('00100010');
+    expect(normaliseTag('PatientName')).to.equal(undefined);
+    expect(resolveKey('PatientName')?.def.tag).to.equal('00100010');
+    expect(resolveKey('00100020')?.def.keyword).to.equal('PatientID');
+    expect(resolveKey('NotAnAttribute')).to.equal(undefined);
+  });
+});
