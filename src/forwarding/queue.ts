@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { isPostgres, type Db } from '../db/connection.js';
+import { backoffDelay } from '../backoff.js';
 
 /**
  * The durable forwarding queue (forward_items): one row per instance and destination.
@@ -66,7 +67,7 @@ export interface RetryPolicy {
 export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 8, baseDelayMs: 30_000, maxDelayMs: 3_600_000 };
 
 export function retryDelay(policy: RetryPolicy, attempts: number): number {
-  return Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** Math.max(0, attempts - 1));
+  return backoffDelay({ baseMs: policy.baseDelayMs, maxMs: policy.maxDelayMs }, attempts);
 }
 
 export async function enqueueIn(

@@ -1,7 +1,8 @@
 import type { Knex } from 'knex';
 import { isPostgres, type Db } from '../db/connection.js';
 import { fromRow, toJson, type DbJobRow } from './rows.js';
-import { backoffDelay, DEFAULT_BACKOFF, type Backoff, type EnqueueInput, type HeartbeatOutcome, type JobProgress, type JobRow, type JobStatus } from './types.js';
+import { backoffDelay } from '../backoff.js';
+import { DEFAULT_BACKOFF, type Backoff, type EnqueueInput, type HeartbeatOutcome, type JobProgress, type JobRow, type JobStatus } from './types.js';
 
 /**
  * The durable job queue (table `jobs`), shared by every process that opens the same database.
