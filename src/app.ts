@@ -187,7 +187,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
   const queue = jobQueue(core);
   let jobs: JobWorker | undefined;
   const analysis: AnalysisRequester = { db: core.db, queue, wake: () => jobs?.wake() };
-  const autoAnalyzer = new AutoAnalyzer(analysis, config.analysis, log);
+  const autoAnalyzer = new AutoAnalyzer(analysis, config.analysis, log, core.events);
   const prebuildMs = config.dicomweb.metadataPrebuildMs;
   const prebuilder = new MetadataPrebuilder({ db: core.db, storage: core.storage, log, jobs: queue, events: core.events }, prebuildMs);
   // Series metadata is built once a series has gone quiet, so OHIF's first request reads a cache.
