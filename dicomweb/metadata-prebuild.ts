@@ -43,7 +43,8 @@ export class MetadataPrebuilder {
     const study = rec.study.studyInstanceUid;
     const series = rec.series.seriesInstanceUid;
     const runAt = new Date(Date.now() + this.quietMs);
-    await this.deps.jobs.schedule<PrebuildPayload>(trx, { kind: PREBUILD_JOB, payload: { study, series }, dedupeKey: `prebuild:${series}`, runAt }, 'debounce');
+    const job = { kind: PREBUILD_JOB, payload: { study, series }, dedupeKey: `prebuild:${series}`, runAt };
+    await this.deps.jobs.schedule<PrebuildPayload>(trx, job, 'debounce');
     this.deps.events.emit('job-due', { kind: PREBUILD_JOB, runAt });
   };
 

@@ -8,7 +8,9 @@ import type { Knex } from 'knex';
  * previous version stopped are re-queued by that job once their claim is stale, as before.
  */
 export async function up(knex: Knex): Promise<void> {
-  const nodes = (await knex('forward_items').whereIn('status', ['queued', 'sending']).distinct('node_id')) as Array<{ node_id: number | string }>;
+  const nodes = (await knex('forward_items').whereIn('status', ['queued', 'sending']).distinct('node_id')) as Array<{
+    node_id: number | string;
+  }>;
   const ts = new Date().toISOString();
   for (const { node_id } of nodes) {
     const key = `forward:${Number(node_id)}`;

@@ -121,13 +121,23 @@ export async function openCore(config: Config, log: Logger, opts: OpenCoreOption
   const events = new EventBus();
   ingestor.on('instance-stored', (e) => {
     transcoder.invalidate(e.sopInstanceUid);
-    events.emit('instance-stored', { studyInstanceUid: e.studyInstanceUid, seriesInstanceUid: e.seriesInstanceUid, sopInstanceUid: e.sopInstanceUid });
+    const { studyInstanceUid, seriesInstanceUid, sopInstanceUid } = e;
+    events.emit('instance-stored', { studyInstanceUid, seriesInstanceUid, sopInstanceUid });
   });
   const forwardingRules = new RuleCache(db);
   await forwardingRules.start((err) => log.warn({ err: errorMessage(err) }, 'forwarding rules reload failed'));
   const fw = config.forwarding;
   const forwarder = new Forwarder(
-    { db, storage, log, audit, rules: forwardingRules, jobs: jobQueue({ db, config }), events, dimse: cStoreSender(scuDeps({ storage, transcoder, log, config })) },
+    {
+      db,
+      storage,
+      log,
+      audit,
+      rules: forwardingRules,
+      jobs: jobQueue({ db, config }),
+      events,
+      dimse: cStoreSender(scuDeps({ storage, transcoder, log, config })),
+    },
     {
       batchSize: fw.batchSize,
       staleMs: 10 * 60_000,
@@ -217,7 +227,9 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
   }
   log.info({ port: httpPort }, 'HTTP listener started');
   if (config.forwarding.enabled) {
-    await core.forwarder.scheduleAll().catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'forward jobs not scheduled at start-up'));
+    await core.forwarder
+      .scheduleAll()
+      .catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'forward jobs not scheduled at start-up'));
   }
   if (Object.keys(serviceHandlers).length > 0) serviceJobs = startServiceWorker(core, log, serviceHandlers);
   engine.start();

@@ -200,7 +200,9 @@ function describeForwarding(name: string, env: () => Promise<Record<string, stri
           .select('i.sop_instance_uid', 'st.study_instance_uid')) as Array<{ sop_instance_uid: string; study_instance_uid: string }>;
         mrUids = rows.map((r) => r.sop_instance_uid);
         expect(mrUids).to.have.length(3);
-        for (const r of rows) expect(await dest.db('instances').where({ sop_instance_uid: r.sop_instance_uid }).first()).to.equal(undefined);
+        for (const r of rows) {
+          expect(await dest.db('instances').where({ sop_instance_uid: r.sop_instance_uid }).first()).to.equal(undefined);
+        }
         const now = new Date().toISOString();
         const claimedLongAgo = new Date(Date.now() - 3600_000).toISOString();
         await db('forward_items').insert(
@@ -225,7 +227,8 @@ function describeForwarding(name: string, env: () => Promise<Record<string, stri
       admin = await tokenFor(source, 'admin');
       expect((await migrationStatus(source.db)).pending).to.deep.equal([]);
       expect(await source.db('jobs').where({ kind: 'forward.send', dedupe_key: `forward:${nodeId}` })).to.have.length.greaterThan(0);
-      await waitFor('the three queued before the migration sent', async () => (await api(`/api/forwarding?node_id=${nodeId}&status=sent`)).body.total === 3);
+      const sentOfNode = async () => (await api(`/api/forwarding?node_id=${nodeId}&status=sent`)).body.total as number;
+      await waitFor('the three queued before the migration sent', async () => (await sentOfNode()) === 3);
       for (const uid of mrUids) expect(await dest.db('instances').where({ sop_instance_uid: uid }).first()).to.not.equal(undefined);
     });
   });

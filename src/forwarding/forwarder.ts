@@ -10,7 +10,18 @@ import { errorMessage } from '../errors.js';
 import type { EventBus } from '../events.js';
 import type { JobQueue } from '../jobs/queue.js';
 import { typedHandler, type JobHandlers } from '../jobs/worker.js';
-import { claimBatch, enqueueIn, getItem, markFailed, markSent, nextDueByNode, requeueStale, retryFailed, type ForwardItem, type RetryPolicy } from './queue.js';
+import {
+  claimBatch,
+  enqueueIn,
+  getItem,
+  markFailed,
+  markSent,
+  nextDueByNode,
+  requeueStale,
+  retryFailed,
+  type ForwardItem,
+  type RetryPolicy,
+} from './queue.js';
 import { ruleMatches, type RuleCache } from './rules.js';
 import type { InstanceSender, SendOutcome } from './sender.js';
 import { stowSend } from './stow-sender.js';
@@ -47,7 +58,9 @@ export interface ForwardJobPayload {
 /** The forward.send handler of a node that forwards (FORWARDING on). */
 export function forwardJobHandlers(forwarder: Forwarder): JobHandlers {
   return {
-    [FORWARD_JOB]: typedHandler<ForwardJobPayload, { sent: number; failed: number }>(parseForwardPayload, (job, ctx) => forwarder.sendDue(job.payload.nodeId, ctx.signal)),
+    [FORWARD_JOB]: typedHandler<ForwardJobPayload, { sent: number; failed: number }>(parseForwardPayload, (job, ctx) =>
+      forwarder.sendDue(job.payload.nodeId, ctx.signal),
+    ),
   };
 }
 
@@ -90,7 +103,8 @@ export class Forwarder {
    * queued by a node that had forwarding off, or by a version that had no forward jobs).
    */
   async scheduleAll(): Promise<void> {
-    for (const [nodeId, at] of await nextDueByNode(this.deps.db, this.opts.staleMs)) await this.schedule(this.deps.db, nodeId, at, 'earliest');
+    const due = await nextDueByNode(this.deps.db, this.opts.staleMs);
+    for (const [nodeId, at] of due) await this.schedule(this.deps.db, nodeId, at, 'earliest');
   }
 
   /** A failed item back to the queue (attempts reset) and sent soon; false when it was not failed. */
@@ -127,7 +141,8 @@ export class Forwarder {
   }
 
   private async schedule(trx: Knex.Transaction | Db, nodeId: number, runAt: Date, mode: 'debounce' | 'earliest'): Promise<void> {
-    await this.deps.jobs.schedule<ForwardJobPayload>(trx, { kind: FORWARD_JOB, payload: { nodeId }, dedupeKey: `forward:${nodeId}`, runAt }, mode);
+    const job = { kind: FORWARD_JOB, payload: { nodeId }, dedupeKey: `forward:${nodeId}`, runAt };
+    await this.deps.jobs.schedule<ForwardJobPayload>(trx, job, mode);
     this.deps.events.emit('job-due', { kind: FORWARD_JOB, runAt });
   }
 

@@ -94,8 +94,8 @@ export async function enqueueIn(
 }
 
 /**
- * Claims up to `limit` due items of one destination, so one association carries them. PostgreSQL: FOR UPDATE SKIP LOCKED lets several nodes share the
- * queue; SQLite has one writer, so the update itself is the claim.
+ * Claims up to `limit` due items of one destination, so one association carries them.
+ * PostgreSQL: FOR UPDATE SKIP LOCKED lets several nodes share the queue; SQLite has one writer, so the update itself is the claim.
  */
 export async function claimBatch(db: Db, worker: string, limit: number, nodeId: number, now = new Date()): Promise<ForwardItem[]> {
   const ts = now.toISOString();

@@ -2,7 +2,15 @@ import type { Knex } from 'knex';
 import { isPostgres, type Db } from '../db/connection.js';
 import { fromRow, toJson, type DbJobRow } from './rows.js';
 import { backoffDelay } from '../backoff.js';
-import { DEFAULT_BACKOFF, type Backoff, type EnqueueInput, type HeartbeatOutcome, type JobProgress, type JobRow, type JobStatus } from './types.js';
+import {
+  DEFAULT_BACKOFF,
+  type Backoff,
+  type EnqueueInput,
+  type HeartbeatOutcome,
+  type JobProgress,
+  type JobRow,
+  type JobStatus,
+} from './types.js';
 
 /**
  * The durable job queue (table `jobs`), shared by every process that opens the same database.
@@ -112,7 +120,10 @@ export class JobQueue {
     if (!input.kind || input.kind.length > 64) throw new RangeError('job kind must have 1 to 64 characters');
     const ts = now.toISOString();
     const runAt = input.runAt.toISOString();
-    const next = mode === 'debounce' ? 'excluded.next_run_at' : 'CASE WHEN excluded.next_run_at < jobs.next_run_at THEN excluded.next_run_at ELSE jobs.next_run_at END';
+    const next =
+      mode === 'debounce'
+        ? 'excluded.next_run_at'
+        : 'CASE WHEN excluded.next_run_at < jobs.next_run_at THEN excluded.next_run_at ELSE jobs.next_run_at END';
     await trx.raw(
       `INSERT INTO jobs (kind, payload, status, attempts, max_attempts, next_run_at, dedupe_key, created_at, updated_at)
        VALUES (?, ?, 'pending', 0, ?, ?, ?, ?, ?)

@@ -26,7 +26,8 @@ export function startJobWorker(core: Core, log: Logger, handlers: JobHandlers = 
  */
 export function startServiceWorker(core: { db: Db; config: Config }, log: Logger, handlers: JobHandlers): JobWorker {
   const { heartbeatMs, staleMs } = core.config.jobs;
-  const worker = new JobWorker(jobQueue(core), handlers, { pollMs: core.config.forwarding.pollMs, heartbeatMs, staleMs, concurrency: SERVICE_CONCURRENCY, log });
+  const pollMs = core.config.forwarding.pollMs;
+  const worker = new JobWorker(jobQueue(core), handlers, { pollMs, heartbeatMs, staleMs, concurrency: SERVICE_CONCURRENCY, log });
   worker.start();
   return worker;
 }
