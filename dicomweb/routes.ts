@@ -3,7 +3,6 @@ import type { RouteDeps } from '../src/http/server.js';
 import type { AppRouter, AppState } from '../src/http/state.js';
 import { deleteHandler } from './delete.js';
 import { metadataHandler } from './metadata.js';
-import { MetadataPrebuilder } from './metadata-prebuild.js';
 import { qidoHandler } from './qido.js';
 import { stowHandler } from './stow.js';
 import { retrieveHandler } from './wado.js';
@@ -58,10 +57,6 @@ export function dicomwebRoutes(deps: RouteDeps): AppRouter {
   // WADO-RS frames and bulk data (PS3.18 §10.4.1.1.4-5), streamed by byte ranges.
   registerFrameRoutes(r, deps);
   registerBulkdataRoutes(r, deps);
-  // Series metadata is built once a series has gone quiet, so OHIF's first request reads a cache.
-  if (deps.config.dicomweb.metadataPrebuildMs > 0) {
-    new MetadataPrebuilder(deps, deps.config.dicomweb.metadataPrebuildMs).attach(deps.ingestor);
-  }
   registerRenderedRoutes(r, deps);
   return r;
 }

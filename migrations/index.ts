@@ -11,6 +11,7 @@ import * as m009 from './009_jobs.js';
 import * as m010 from './010_analyses.js';
 import * as m011 from './011_reports.js';
 import * as m012 from './012_first_admin_bootstrap.js';
+import * as m013f from './013_forwarding_as_jobs.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -34,6 +35,7 @@ const migrations: ReadonlyArray<[string, Migration]> = [
   ['010_analyses', m010],
   ['011_reports', m011],
   ['012_first_admin_bootstrap', m012],
+  ['013_forwarding_as_jobs', m013f],
 ];
 
 /** Every migration's name, in the order they apply. */

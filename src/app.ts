@@ -5,7 +5,7 @@ import { createStorage, LocalStorage } from '../storage/index.js';
 import type { BlobStorage } from '../storage/types.js';
 import { ParsePool } from './dicom/parse-pool.js';
 import { Transcoder } from './dicom/transcoder.js';
-import { Forwarder } from './forwarding/forwarder.js';
+import { Forwarder, forwardJobHandlers } from './forwarding/forwarder.js';
 import { RuleCache } from './forwarding/rules.js';
 import { cStoreSender } from './forwarding/cstore-sender.js';
 import { scuDeps } from '../dimse/store-scu.js';
@@ -13,8 +13,10 @@ import { EngineHost } from './medgemma/engine-host.js';
 import { AutoAnalyzer } from './analysis/auto-analyze.js';
 import type { AnalysisRequester } from './analysis/requests.js';
 import { jobHandlers } from './jobs/handlers.js';
-import { jobQueue, startJobWorker } from './jobs/start.js';
-import type { JobWorker } from './jobs/worker.js';
+import { jobQueue, startJobWorker, startServiceWorker } from './jobs/start.js';
+import { JobWorker, type JobHandlers } from './jobs/worker.js';
+import { EventBus } from './events.js';
+import { MetadataPrebuilder } from '../dicomweb/metadata-prebuild.js';
 import { Ingestor } from './ingest/ingest.js';
 import { IngestJournal, journalDirFor } from './ingest/ingest-journal.js';
 import { sweepOrphanBlobs } from './ingest/orphan-sweep.js';
@@ -42,6 +44,8 @@ export interface Core {
   transcoder: Transcoder;
   forwardingRules: RuleCache;
   forwarder: Forwarder;
+  /** The in-process event bus: announcements and job wake-ups (src/events.ts). */
+  events: EventBus;
   close(): Promise<void>;
 }
 
@@ -51,6 +55,11 @@ export interface RunningNode extends Core {
   engine: EngineHost;
   /** This process's job worker (JOB_WORKER_IN_SERVE), if any. */
   jobs: JobWorker | undefined;
+  /**
+   * This process's worker for the node's own background kinds (forward.send, metadata.prebuild),
+   * beside `jobs` so a long analysis never holds up a forward; undefined when it has none.
+   */
+  serviceJobs: JobWorker | undefined;
   analysis: AnalysisRequester;
   autoAnalyzer: AutoAnalyzer;
   dicomPort: number;
@@ -109,15 +118,28 @@ export async function openCore(config: Config, log: Logger, opts: OpenCoreOption
     log,
   );
   const transcoder = new Transcoder(config.transcode);
-  ingestor.on('instance-stored', (e) => transcoder.invalidate(e.sopInstanceUid));
+  const events = new EventBus();
+  ingestor.on('instance-stored', (e) => {
+    transcoder.invalidate(e.sopInstanceUid);
+    const { studyInstanceUid, seriesInstanceUid, sopInstanceUid } = e;
+    events.emit('instance-stored', { studyInstanceUid, seriesInstanceUid, sopInstanceUid });
+  });
   const forwardingRules = new RuleCache(db);
   await forwardingRules.start((err) => log.warn({ err: errorMessage(err) }, 'forwarding rules reload failed'));
   const fw = config.forwarding;
   const forwarder = new Forwarder(
-    { db, storage, log, audit, rules: forwardingRules, dimse: cStoreSender(scuDeps({ storage, transcoder, log, config })) },
+    {
+      db,
+      storage,
+      log,
+      audit,
+      rules: forwardingRules,
+      jobs: jobQueue({ db, config }),
+      events,
+      dimse: cStoreSender(scuDeps({ storage, transcoder, log, config })),
+    },
     {
       batchSize: fw.batchSize,
-      pollMs: fw.pollMs,
       staleMs: 10 * 60_000,
       settleMs: fw.settleMs,
       retry: { maxAttempts: fw.maxAttempts, baseDelayMs: fw.retryBaseMs, maxDelayMs: 3_600_000 },
@@ -135,9 +157,9 @@ export async function openCore(config: Config, log: Logger, opts: OpenCoreOption
     transcoder,
     forwardingRules,
     forwarder,
+    events,
     async close() {
       forwardingRules.stop();
-      await forwarder.stop();
       await transcoder.close();
       await parser.close();
       await storage.close?.();
@@ -175,7 +197,18 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
   const queue = jobQueue(core);
   let jobs: JobWorker | undefined;
   const analysis: AnalysisRequester = { db: core.db, queue, wake: () => jobs?.wake() };
-  const autoAnalyzer = new AutoAnalyzer(analysis, config.analysis, log);
+  const autoAnalyzer = new AutoAnalyzer(analysis, config.analysis, log, core.events);
+  const prebuildMs = config.dicomweb.metadataPrebuildMs;
+  const prebuilder = new MetadataPrebuilder({ db: core.db, storage: core.storage, log, jobs: queue, events: core.events }, prebuildMs);
+  // Series metadata is built once a series has gone quiet, so OHIF's first request reads a cache.
+  if (prebuildMs > 0) core.ingestor.addIndexHook(prebuilder.hook);
+  const serviceHandlers: JobHandlers = {
+    ...(config.forwarding.enabled ? forwardJobHandlers(core.forwarder) : {}),
+    ...(prebuildMs > 0 ? prebuilder.handlers() : {}),
+  };
+  let serviceJobs: JobWorker | undefined;
+  // Analysis jobs wake their worker themselves (AnalysisRequester.wake).
+  core.events.on('job-due', ({ runAt }) => serviceJobs?.wakeAt(runAt));
   const http = createHttpApp({ ...core, engine, analysis, secretKey: resolveSecretKey(config) });
   let dicomPort: number;
   let httpPort: number;
@@ -193,7 +226,12 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     throw new Error(`cannot listen on HTTP port ${config.httpPort}: ${errorMessage(err)}`, { cause: err });
   }
   log.info({ port: httpPort }, 'HTTP listener started');
-  if (config.forwarding.enabled) core.forwarder.start();
+  if (config.forwarding.enabled) {
+    await core.forwarder
+      .scheduleAll()
+      .catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'forward jobs not scheduled at start-up'));
+  }
+  if (Object.keys(serviceHandlers).length > 0) serviceJobs = startServiceWorker(core, log, serviceHandlers);
   engine.start();
   if (config.jobs.inServe) jobs = startJobWorker(core, log, jobHandlers(core, engine));
   autoAnalyzer.start();
@@ -201,6 +239,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     ...core,
     engine,
     jobs,
+    serviceJobs,
     analysis,
     autoAnalyzer,
     dimse,
@@ -211,6 +250,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
       await http.close();
       await dimse.stop();
       await autoAnalyzer.stop();
+      await serviceJobs?.stop();
       await jobs?.stop();
       await engine.close();
       await core.close();

@@ -8,6 +8,9 @@ import { storescu } from './helpers/dcmtk.js';
 import { bearer, baseUrl, tokenFor } from './helpers/http.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
 import { onBothDatabases } from './helpers/postgres.js';
+import { loadConfig } from '../src/config.js';
+import { createDb, migrationStatus } from '../src/db/connection.js';
+import { migrationSource } from '../migrations/index.js';
 
 function rec(over: { modality?: string; ae?: string; sopClass?: string; source?: string }): InstanceRecord {
   return {
@@ -163,6 +166,70 @@ function describeForwarding(name: string, env: () => Promise<Record<string, stri
       source = await startTestNode({ ...envNow, DATA_DIR: dataDir });
       admin = await tokenFor(source, 'admin');
       await waitFor('the queued ones sent after the restart', async () => (await destCount()) === before + next.length);
+    });
+
+    it('sends what was queued before forwarding ran on jobs (migration 013_forwarding_as_jobs), after a restart', async () => {
+      const dataDir = source.dir;
+      await source.stop();
+      // The database as the version before: forward_items rows and no forward.send job.
+      const db = createDb(loadConfig({ ...sourceEnv, DATA_DIR: dataDir }, dataDir).database);
+      let nodeId: number;
+      let mrUids: string[];
+      try {
+        await db.migrate.down({ migrationSource, name: '013_forwarding_as_jobs' });
+        expect((await migrationStatus(db)).pending).to.include('013_forwarding_as_jobs');
+        expect(await db('jobs').where({ kind: 'forward.send' }).whereIn('status', ['pending', 'running'])).to.have.length(0);
+        const node = await createRemoteNode(db, {
+          aeTitle: 'DEST_OLD_QUEUE',
+          host: '127.0.0.1',
+          port: 104,
+          tls: false,
+          description: null,
+          allowQueryRetrieve: false,
+          stowUrl: `${baseUrl(dest)}/dicom-web`,
+          stowAuthorization: `Bearer ${await tokenFor(dest, 'service')}`,
+        });
+        nodeId = node.id;
+        // The first three MR slices: stored here by the first test, matched by no rule, not at the destination.
+        const rows = (await db('instances as i')
+          .join('series as se', 'se.id', 'i.series_pk')
+          .join('studies as st', 'st.id', 'se.study_pk')
+          .where('se.modality', 'MR')
+          .orderBy('i.instance_number')
+          .limit(3)
+          .select('i.sop_instance_uid', 'st.study_instance_uid')) as Array<{ sop_instance_uid: string; study_instance_uid: string }>;
+        mrUids = rows.map((r) => r.sop_instance_uid);
+        expect(mrUids).to.have.length(3);
+        for (const r of rows) {
+          expect(await dest.db('instances').where({ sop_instance_uid: r.sop_instance_uid }).first()).to.equal(undefined);
+        }
+        const now = new Date().toISOString();
+        const claimedLongAgo = new Date(Date.now() - 3600_000).toISOString();
+        await db('forward_items').insert(
+          rows.map((r, i) => ({
+            rule_id: null,
+            node_id: node.id,
+            sop_instance_uid: r.sop_instance_uid,
+            study_instance_uid: r.study_instance_uid,
+            // The last one was being sent by a process that died: its claim is stale.
+            status: i === 2 ? 'sending' : 'queued',
+            attempts: 0,
+            next_attempt_at: now,
+            claimed_by: i === 2 ? 'fwd-dead' : null,
+            claimed_at: i === 2 ? claimedLongAgo : null,
+            created_at: now,
+          })),
+        );
+      } finally {
+        await db.destroy();
+      }
+      source = await startTestNode({ ...sourceEnv, DATA_DIR: dataDir });
+      admin = await tokenFor(source, 'admin');
+      expect((await migrationStatus(source.db)).pending).to.deep.equal([]);
+      expect(await source.db('jobs').where({ kind: 'forward.send', dedupe_key: `forward:${nodeId}` })).to.have.length.greaterThan(0);
+      const sentOfNode = async () => (await api(`/api/forwarding?node_id=${nodeId}&status=sent`)).body.total as number;
+      await waitFor('the three queued before the migration sent', async () => (await sentOfNode()) === 3);
+      for (const uid of mrUids) expect(await dest.db('instances').where({ sop_instance_uid: uid }).first()).to.not.equal(undefined);
     });
   });
 }

@@ -10,7 +10,8 @@ import { createDb, migrateLatest, type Db } from '../src/db/connection.js';
 import { JobQueue, STALE_ERROR } from '../src/jobs/queue.js';
 import { JobWorker, typedHandler, type JobHandlers, type JobWorkerOptions } from '../src/jobs/worker.js';
 import { JobAbortedError, JobError } from '../src/jobs/errors.js';
-import { backoffDelay, type JobRow, type JobStatus } from '../src/jobs/types.js';
+import type { JobRow, JobStatus } from '../src/jobs/types.js';
+import { backoffDelay } from '../src/backoff.js';
 import { tempDir } from './helpers/node.js';
 import { onBothDatabases } from './helpers/postgres.js';
 

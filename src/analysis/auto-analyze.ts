@@ -1,5 +1,6 @@
 import type { AnalysisConfig } from '../config.js';
 import type { Db } from '../db/connection.js';
+import type { EventBus } from '../events.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { parseAutoRules, matchingRule, type AutoRule, type StudyTraits } from './auto-rules.js';
@@ -40,6 +41,7 @@ export class AutoAnalyzer {
     private readonly requester: AnalysisRequester,
     private readonly config: AnalysisConfig,
     private readonly log: Logger,
+    private readonly events?: EventBus,
   ) {
     this.rules = config.autoAnalyze === 'rules' ? parseAutoRules(config.autoRules) : undefined;
   }
@@ -103,6 +105,7 @@ export class AutoAnalyzer {
       if (mods.length && mods.every((m) => NON_IMAGE_MODALITIES.has(m))) continue;
       const a = await requestAnalysis(this.requester, { studyInstanceUid: s.study_instance_uid, analysisType: type, trigger: 'auto', sourceReceivedAt: received });
       queued.push(a.id);
+      this.events?.emit('study-stable', { studyInstanceUid: s.study_instance_uid, analysisId: a.id });
       this.log.info({ analysis: a.id, study: s.study_instance_uid, type }, 'study stable: analysis queued');
     }
     return queued;

@@ -1,3 +1,5 @@
+import { backoffDelay } from '../backoff.js';
+
 /**
  * Failed-login throttle: after `max` failures of a key within the window the key is locked out,
  * for the window the first time and twice as long each time after (backoff, up to maxLockMs),
@@ -44,7 +46,7 @@ export class FailureLimiter {
     e.last = now;
     let locked = 0;
     if (e.failures.length >= this.max * factor) {
-      const ms = Math.min(this.windowMs * 2 ** e.lockouts, this.maxLockMs);
+      const ms = backoffDelay({ baseMs: this.windowMs, maxMs: this.maxLockMs }, e.lockouts + 1);
       e.lockedUntil = now + ms;
       e.lockouts++;
       e.failures = [];

@@ -7,14 +7,27 @@ import type { BlobStorage } from '../../storage/types.js';
 import { findInstance, type IndexResult, type InstanceRecord, type StoredInstanceRow } from '../catalog/catalog.js';
 import { getRemoteNode, type RemoteNode } from '../nodes/remote-nodes.js';
 import { errorMessage } from '../errors.js';
-import { claimBatch, enqueueIn, markFailed, markSent, requeueStale, type ForwardItem, type RetryPolicy } from './queue.js';
+import type { EventBus } from '../events.js';
+import type { JobQueue } from '../jobs/queue.js';
+import { typedHandler, type JobHandlers } from '../jobs/worker.js';
+import {
+  claimBatch,
+  enqueueIn,
+  getItem,
+  markFailed,
+  markSent,
+  nextDueByNode,
+  requeueStale,
+  retryFailed,
+  type ForwardItem,
+  type RetryPolicy,
+} from './queue.js';
 import { ruleMatches, type RuleCache } from './rules.js';
 import type { InstanceSender, SendOutcome } from './sender.js';
 import { stowSend } from './stow-sender.js';
 
 export interface ForwarderOptions {
   batchSize: number;
-  pollMs: number;
   /** A claim older than this is taken to belong to a dead worker. */
   staleMs: number;
   retry: RetryPolicy;
@@ -28,22 +41,46 @@ export interface ForwarderDeps {
   log: Logger;
   audit: AuditLog;
   rules: RuleCache;
+  /** Where each destination's forward.send job is scheduled. */
+  jobs: JobQueue;
+  events: EventBus;
   /** C-STORE SCU (src/forwarding/cstore-sender.ts); without it only STOW-RS nodes are served. */
   dimse?: InstanceSender;
 }
 
+/** The job kind that sends one destination's due forward items. */
+export const FORWARD_JOB = 'forward.send';
+
+export interface ForwardJobPayload {
+  nodeId: number;
+}
+
+/** The forward.send handler of a node that forwards (FORWARDING on). */
+export function forwardJobHandlers(forwarder: Forwarder): JobHandlers {
+  return {
+    [FORWARD_JOB]: typedHandler<ForwardJobPayload, { sent: number; failed: number }>(parseForwardPayload, (job, ctx) =>
+      forwarder.sendDue(job.payload.nodeId, ctx.signal),
+    ),
+  };
+}
+
+function parseForwardPayload(p: unknown): ForwardJobPayload {
+  const nodeId = (p as { nodeId?: unknown } | null)?.nodeId;
+  if (typeof nodeId !== 'number' || !Number.isInteger(nodeId) || nodeId < 1) throw new TypeError('nodeId must be a positive integer');
+  return { nodeId };
+}
+
 /**
  * Auto-routing. `hook` (an IndexWriter hook) queues a forward_items row per matching rule in
- * the instance's own index transaction; the worker loop claims due rows one destination at a
- * time, sends them on one association (or one STOW-RS request), and records each outcome.
- * Several nodes may run workers against one PostgreSQL: claims use SKIP LOCKED.
+ * the instance's own index transaction, and in the same transaction (re)schedules that
+ * destination's forward.send job FORWARD_SETTLE_MS ahead: each arrival pushes it back, so it
+ * runs once the study has gone quiet. The job (`sendDue`, run by any node's job worker) claims
+ * the destination's due rows in batches, sends each batch on one association (or one STOW-RS
+ * request), records each outcome, and schedules the job again for the earliest retry. Several
+ * nodes may share one PostgreSQL: jobs and rows are claimed with SKIP LOCKED.
  */
 export class Forwarder {
   readonly workerId = `fwd-${randomUUID().slice(0, 8)}`;
-  private timer: NodeJS.Timeout | undefined;
-  private running = false;
-  private stopped = true;
-  private idle: Promise<void> = Promise.resolve();
 
   constructor(private readonly deps: ForwarderDeps, private readonly opts: ForwarderOptions) {}
 
@@ -56,53 +93,60 @@ export class Forwarder {
       trx,
       [...nodes].map(([nodeId, ruleId]) => ({ nodeId, ruleId, sopInstanceUid: rec.instance.sopInstanceUid, studyInstanceUid: rec.study.studyInstanceUid })),
     );
-    this.wake(this.opts.settleMs);
+    const runAt = new Date(Date.now() + this.opts.settleMs);
+    // In node order: concurrent index transactions (PostgreSQL) take the job rows' locks in one order.
+    for (const nodeId of [...nodes.keys()].sort((a, b) => a - b)) await this.schedule(trx, nodeId, runAt, 'debounce');
   };
 
-  start(): void {
-    if (!this.stopped) return;
-    this.stopped = false;
-    this.wake(0);
+  /**
+   * Makes sure every destination with unfinished items has its job (at start-up: covers rows
+   * queued by a node that had forwarding off, or by a version that had no forward jobs).
+   */
+  async scheduleAll(): Promise<void> {
+    const due = await nextDueByNode(this.deps.db, this.opts.staleMs);
+    for (const [nodeId, at] of due) await this.schedule(this.deps.db, nodeId, at, 'earliest');
   }
 
-  /** Stops the loop after the batch in flight (whose rows end sent, queued or failed). */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    await this.idle;
+  /** A failed item back to the queue (attempts reset) and sent soon; false when it was not failed. */
+  async retry(id: number): Promise<boolean> {
+    const { db } = this.deps;
+    if ((await retryFailed(db, { id })) === 0) return false;
+    const item = await getItem(db, id);
+    if (item) await this.schedule(db, item.nodeId, new Date(), 'earliest');
+    return true;
   }
 
-  /** Runs the loop again in `delayMs` (sooner wakes win), e.g. after an arrival or a retry. */
-  wake(delayMs = 0): void {
-    if (this.stopped) return;
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.run(), delayMs);
-    this.timer.unref();
-  }
-
-  private async run(): Promise<void> {
-    if (this.running || this.stopped) return;
-    this.running = true;
-    let release!: () => void;
-    this.idle = new Promise((r) => (release = r));
+  /**
+   * The forward.send job: sends the destination's due items in batches until none is due (or
+   * the job is aborted; the batch in flight ends sent, queued or failed), then schedules the
+   * next run for the earliest retry or stale claim, whatever happened.
+   */
+  async sendDue(nodeId: number, signal: AbortSignal): Promise<{ sent: number; failed: number }> {
+    const { db } = this.deps;
+    const total = { sent: 0, failed: 0 };
     try {
-      await requeueStale(this.deps.db, this.opts.staleMs);
-      for (;;) {
-        if (this.stopped) break;
-        const batch = await claimBatch(this.deps.db, this.workerId, this.opts.batchSize);
+      await requeueStale(db, this.opts.staleMs);
+      while (!signal.aborted) {
+        const batch = await claimBatch(db, this.workerId, this.opts.batchSize, nodeId);
         if (batch.length === 0) break;
-        await this.sendBatch(batch);
+        const r = await this.sendBatch(batch);
+        total.sent += r.sent;
+        total.failed += r.failed;
       }
-    } catch (err) {
-      this.deps.log.error({ err: errorMessage(err) }, 'forwarding loop failed');
     } finally {
-      this.running = false;
-      release();
-      if (!this.stopped) this.wake(this.opts.pollMs);
+      const next = (await nextDueByNode(db, this.opts.staleMs, nodeId)).get(nodeId);
+      if (next) await this.schedule(db, nodeId, next, 'earliest');
     }
+    return total;
   }
 
-  private async sendBatch(batch: ForwardItem[]): Promise<void> {
+  private async schedule(trx: Knex.Transaction | Db, nodeId: number, runAt: Date, mode: 'debounce' | 'earliest'): Promise<void> {
+    const job = { kind: FORWARD_JOB, payload: { nodeId }, dedupeKey: `forward:${nodeId}`, runAt };
+    await this.deps.jobs.schedule<ForwardJobPayload>(trx, job, mode);
+    this.deps.events.emit('job-due', { kind: FORWARD_JOB, runAt });
+  }
+
+  private async sendBatch(batch: ForwardItem[]): Promise<{ sent: number; failed: number }> {
     const { db, log } = this.deps;
     const node = await getRemoteNode(db, batch[0]!.nodeId);
     const found: Array<{ item: ForwardItem; row: StoredInstanceRow }> = [];
@@ -111,7 +155,7 @@ export class Forwarder {
       if (row) found.push({ item, row });
       else await markFailed(db, { ...item, attempts: this.opts.retry.maxAttempts }, 'the instance is no longer stored', this.opts.retry);
     }
-    if (found.length === 0) return;
+    if (found.length === 0) return { sent: 0, failed: 0 };
     const started = Date.now();
     let outcomes: SendOutcome[];
     try {
@@ -142,6 +186,7 @@ export class Forwarder {
       outcome: failed === 0 ? 'success' : 'failure',
       details: { node: node?.aeTitle ?? batch[0]!.nodeId, via: node?.stowUrl ? 'stow-rs' : 'c-store', sent: sent.length, failed, studies: studies.slice(0, 20) },
     });
+    return { sent: sent.length, failed };
   }
 
   private sender(node: RemoteNode): InstanceSender {

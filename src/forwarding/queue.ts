@@ -1,10 +1,13 @@
 import type { Knex } from 'knex';
 import { isPostgres, type Db } from '../db/connection.js';
+import { backoffDelay } from '../backoff.js';
 
 /**
- * The durable forwarding queue (forward_items): one row per instance and destination.
- * queued → sending (claimed by one worker) → sent, or back to queued with a later
- * next_attempt_at, or failed once attempts run out. A claim older than `staleMs` (its worker
+ * The forward records (forward_items): one row per instance and destination, its delivery state
+ * and outcome. queued → sending (claimed by the forward.send job of its destination) → sent, or
+ * back to queued with a later next_attempt_at, or failed once attempts run out. When each
+ * destination's job runs is the job queue's business (src/forwarding/forwarder.ts schedules it);
+ * these rows say what it sends and what came of it. A claim older than `staleMs` (its worker
  * died) is queued again.
  */
 
@@ -66,7 +69,7 @@ export interface RetryPolicy {
 export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 8, baseDelayMs: 30_000, maxDelayMs: 3_600_000 };
 
 export function retryDelay(policy: RetryPolicy, attempts: number): number {
-  return Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** Math.max(0, attempts - 1));
+  return backoffDelay({ baseMs: policy.baseDelayMs, maxMs: policy.maxDelayMs }, attempts);
 }
 
 export async function enqueueIn(
@@ -91,18 +94,14 @@ export async function enqueueIn(
 }
 
 /**
- * Claims up to `limit` due items of one destination (the one with the oldest due item), so one
- * association carries them. PostgreSQL: FOR UPDATE SKIP LOCKED lets several nodes share the
- * queue; SQLite has one writer, so the update itself is the claim.
+ * Claims up to `limit` due items of one destination, so one association carries them.
+ * PostgreSQL: FOR UPDATE SKIP LOCKED lets several nodes share the queue; SQLite has one writer, so the update itself is the claim.
  */
-export async function claimBatch(db: Db, worker: string, limit: number, now = new Date()): Promise<ForwardItem[]> {
+export async function claimBatch(db: Db, worker: string, limit: number, nodeId: number, now = new Date()): Promise<ForwardItem[]> {
   const ts = now.toISOString();
   return db.transaction(async (trx) => {
-    const first = trx('forward_items').where('status', 'queued').andWhere('next_attempt_at', '<=', ts).orderBy('next_attempt_at').orderBy('id').first('node_id');
-    const head = (await (isPostgres(db) ? first.forUpdate().skipLocked() : first)) as { node_id: number } | undefined;
-    if (!head) return [];
     let pick = trx('forward_items')
-      .where({ status: 'queued', node_id: head.node_id })
+      .where({ status: 'queued', node_id: nodeId })
       .andWhere('next_attempt_at', '<=', ts)
       .orderBy('id')
       .limit(limit)
@@ -148,6 +147,34 @@ export async function retryFailed(db: Db, where: { id?: number; nodeId?: number 
   if (where.id !== undefined) q.andWhere('id', where.id);
   if (where.nodeId !== undefined) q.andWhere('node_id', where.nodeId);
   return q.update({ status: 'queued', attempts: 0, next_attempt_at: now.toISOString() });
+}
+
+export async function getItem(db: Db, id: number): Promise<ForwardItem | undefined> {
+  const row = (await db('forward_items').where({ id }).first()) as Row | undefined;
+  return row ? fromRow(row) : undefined;
+}
+
+/**
+ * When each destination has work again: its earliest queued item's next attempt, or for items
+ * still marked sending, the moment their claim goes stale (their worker may have died). One
+ * destination with `nodeId`, else every destination with unfinished items.
+ */
+export async function nextDueByNode(db: Db, staleMs: number, nodeId?: number): Promise<Map<number, Date>> {
+  const out = new Map<number, Date>();
+  const keep = (node: number, at: Date) => {
+    const was = out.get(node);
+    if (!was || at < was) out.set(node, at);
+  };
+  const scoped = (status: ForwardStatus) => {
+    const b = db('forward_items').where('status', status);
+    if (nodeId !== undefined) b.andWhere('node_id', nodeId);
+    return b.groupBy('node_id').select('node_id');
+  };
+  const queued = (await scoped('queued').min({ at: 'next_attempt_at' })) as Array<{ node_id: number; at: string | Date }>;
+  for (const r of queued) keep(Number(r.node_id), new Date(r.at));
+  const sending = (await scoped('sending').min({ at: 'claimed_at' })) as Array<{ node_id: number; at: string | Date | null }>;
+  for (const r of sending) keep(Number(r.node_id), new Date(new Date(r.at ?? 0).getTime() + staleMs));
+  return out;
 }
 
 export interface ItemQuery {

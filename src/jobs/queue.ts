@@ -1,7 +1,16 @@
 import type { Knex } from 'knex';
 import { isPostgres, type Db } from '../db/connection.js';
 import { fromRow, toJson, type DbJobRow } from './rows.js';
-import { backoffDelay, DEFAULT_BACKOFF, type Backoff, type EnqueueInput, type HeartbeatOutcome, type JobProgress, type JobRow, type JobStatus } from './types.js';
+import { backoffDelay } from '../backoff.js';
+import {
+  DEFAULT_BACKOFF,
+  type Backoff,
+  type EnqueueInput,
+  type HeartbeatOutcome,
+  type JobProgress,
+  type JobRow,
+  type JobStatus,
+} from './types.js';
 
 /**
  * The durable job queue (table `jobs`), shared by every process that opens the same database.
@@ -93,10 +102,45 @@ export class JobQueue {
     });
   }
 
+  /**
+   * Makes sure one pending job of `dedupeKey` exists, inside the caller's transaction (an index
+   * transaction: the work then commits with what caused it, or not at all). No pending job: one
+   * is inserted to run at `runAt`. One pending already: 'debounce' moves it to `runAt` (work
+   * that waits for quiet: each arrival pushes it back), 'earliest' keeps the sooner of the two
+   * (a follow-up that must not delay what is already due). One upsert against the
+   * one-pending-job-per-key index, the same statement on SQLite and PostgreSQL; on PostgreSQL
+   * a concurrent schedule of the key waits for this transaction, then updates the same row.
+   */
+  async schedule<P>(
+    trx: Knex.Transaction | Db,
+    input: { kind: string; payload: P; dedupeKey: string; runAt: Date; maxAttempts?: number },
+    mode: 'debounce' | 'earliest',
+    now = new Date(),
+  ): Promise<void> {
+    if (!input.kind || input.kind.length > 64) throw new RangeError('job kind must have 1 to 64 characters');
+    const ts = now.toISOString();
+    const runAt = input.runAt.toISOString();
+    const next =
+      mode === 'debounce'
+        ? 'excluded.next_run_at'
+        : 'CASE WHEN excluded.next_run_at < jobs.next_run_at THEN excluded.next_run_at ELSE jobs.next_run_at END';
+    await trx.raw(
+      `INSERT INTO jobs (kind, payload, status, attempts, max_attempts, next_run_at, dedupe_key, created_at, updated_at)
+       VALUES (?, ?, 'pending', 0, ?, ?, ?, ?, ?)
+       ON CONFLICT (dedupe_key) WHERE status = 'pending' AND dedupe_key IS NOT NULL
+       DO UPDATE SET next_run_at = ${next}, updated_at = excluded.updated_at`,
+      [input.kind, toJson(input.payload, 'payload'), input.maxAttempts ?? this.defaultMaxAttempts, runAt, input.dedupeKey, ts, ts],
+    );
+  }
+
   /** The oldest due pending job of one of `kinds`, now running for `workerId`; undefined when none. */
   async claim(workerId: string, kinds: readonly string[], now = new Date()): Promise<JobRow | undefined> {
     if (kinds.length === 0) return undefined;
     const ts = now.toISOString();
+    // A plain read first: nothing due is the common answer (a wake-up while arrivals keep
+    // pushing a settle job back), and it then costs no write transaction on SQLite.
+    const due = await this.db('jobs').where('status', 'pending').andWhere('next_run_at', '<=', ts).whereIn('kind', [...kinds]).first('id');
+    if (!due) return undefined;
     return this.db.transaction(async (trx) => {
       let pick = trx('jobs')
         .select('id')

@@ -18,3 +18,19 @@ export function startJobWorker(core: Core, log: Logger, handlers: JobHandlers = 
   worker.start();
   return worker;
 }
+
+/**
+ * The worker for the node's own light kinds (forward.send, metadata.prebuild): its own lane, so
+ * an analysis running for minutes never holds up a forward. It looks at the queue every
+ * FORWARD_POLL_MS unless the event bus wakes it sooner (jobs of other nodes sharing the database).
+ */
+export function startServiceWorker(core: { db: Db; config: Config }, log: Logger, handlers: JobHandlers): JobWorker {
+  const { heartbeatMs, staleMs } = core.config.jobs;
+  const pollMs = core.config.forwarding.pollMs;
+  const worker = new JobWorker(jobQueue(core), handlers, { pollMs, heartbeatMs, staleMs, concurrency: SERVICE_CONCURRENCY, log });
+  worker.start();
+  return worker;
+}
+
+/** Forwards to different destinations and prebuilds of different series run side by side. */
+const SERVICE_CONCURRENCY = 4;

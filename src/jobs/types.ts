@@ -4,6 +4,10 @@
  * certainty validates its payload, see `typedHandler`).
  */
 
+import type { Backoff } from '../backoff.js';
+
+export type { Backoff };
+
 export type JobStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 
 export const JOB_STATUSES: readonly JobStatus[] = ['pending', 'running', 'succeeded', 'failed', 'cancelled'];
@@ -47,18 +51,7 @@ export interface EnqueueInput<P> {
   maxAttempts?: number;
 }
 
-export interface Backoff {
-  /** Delay after the first failed attempt; doubles with each further one. */
-  baseMs: number;
-  /** Upper bound of the delay. */
-  maxMs: number;
-}
-
+/** Job retries: 5 s doubling up to 10 min. */
 export const DEFAULT_BACKOFF: Backoff = { baseMs: 5_000, maxMs: 10 * 60_000 };
-
-/** The delay before retry number `attempts` (1 = after the first failure). */
-export function backoffDelay(b: Backoff, attempts: number): number {
-  return Math.min(b.maxMs, b.baseMs * 2 ** Math.max(0, attempts - 1));
-}
 
 export type HeartbeatOutcome = 'ok' | 'cancelled' | 'lost';

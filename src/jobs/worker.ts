@@ -8,6 +8,8 @@ import type { JobQueue } from './queue.js';
 import { toJson } from './rows.js';
 import type { Backoff, JobProgress, JobRow } from './types.js';
 
+const WAKE_GRAIN_MS = 100;
+
 export interface JobContext {
   /** Aborted (reason: JobAbortedError) when the job is cancelled, lost, or the worker stops. */
   signal: AbortSignal;
@@ -106,6 +108,8 @@ export class JobWorker {
   private again = false;
   private lastReclaim = 0;
   private stopped: Promise<void> | undefined;
+  /** Wake-ups asked for by wakeAt, by due time rounded up to WAKE_GRAIN_MS. */
+  private readonly wakeups = new Map<number, NodeJS.Timeout>();
 
   constructor(
     private readonly queue: JobQueue,
@@ -158,6 +162,23 @@ export class JobWorker {
   }
 
   /**
+   * Looks at the queue when a job queued for later (e.g. after a settle time) becomes due,
+   * rather than at the next poll. Wake-ups are grouped by WAKE_GRAIN_MS, so a burst of
+   * arrivals that each push a job back costs a handful of timers, not one per arrival.
+   */
+  wakeAt(at: Date): void {
+    if (this.state !== 'running') return;
+    const due = Math.ceil(at.getTime() / WAKE_GRAIN_MS) * WAKE_GRAIN_MS;
+    if (this.wakeups.has(due)) return;
+    const timer = setTimeout(() => {
+      this.wakeups.delete(due);
+      this.wake();
+    }, Math.max(0, due - Date.now()));
+    timer.unref();
+    this.wakeups.set(due, timer);
+  }
+
+  /**
    * Stops claiming, lets running handlers finish for up to timeoutMs, then aborts them and gives
    * their jobs back to the queue (attempt not counted) so another worker takes them at once.
    */
@@ -169,6 +190,8 @@ export class JobWorker {
   private async shutdown(timeoutMs: number): Promise<void> {
     this.state = 'stopping';
     clearTimeout(this.timer);
+    for (const t of this.wakeups.values()) clearTimeout(t);
+    this.wakeups.clear();
     await this.ticking;
     const all = () => Promise.allSettled([...this.active.values()].map((a) => a.done));
     if (!(await within(all(), timeoutMs))) {

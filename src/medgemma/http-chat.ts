@@ -4,6 +4,7 @@
  * network failure -> upstream; 429, 5xx and network failures are retried with exponential
  * back-off (Retry-After honoured, capped), 400/401 are not. A non-JSON reply -> bad_output.
  */
+import { backoffDelay } from '../backoff.js';
 import { EngineError } from './engine.js';
 import type { ChatReply } from './openai-chat.js';
 
@@ -79,7 +80,8 @@ export async function postChatCompletion(o: PostChatOptions): Promise<ChatReply>
       if (attempt > 1) err.message += ` (after ${attempt} attempts)`;
       throw err;
     }
-    const delayMs = Math.min(o.maxDelayMs ?? 30_000, retryAfterMs ?? base * 2 ** (attempt - 1));
+    const maxMs = o.maxDelayMs ?? 30_000;
+    const delayMs = retryAfterMs !== undefined ? Math.min(maxMs, retryAfterMs) : backoffDelay({ baseMs: base, maxMs }, attempt);
     o.onRetry?.({ attempt, delayMs, error: err });
     await sleep(delayMs, o.signal);
   }

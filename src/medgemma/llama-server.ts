@@ -22,6 +22,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import readline from 'node:readline';
 import type { Logger } from 'pino';
+import { backoffDelay } from '../backoff.js';
 import { ensureLlamaServer } from './build/build-llama.js';
 import { forgetChild, reapOrphans, recordChild } from './orphans.js';
 
@@ -338,7 +339,7 @@ export class LlamaServer extends EventEmitter {
       return;
     }
     const base = this.opts.restartDelayMs ?? 500;
-    const delayMs = Math.min(this.opts.maxRestartDelayMs ?? 30_000, base * 2 ** this.restartAttempt);
+    const delayMs = backoffDelay({ baseMs: base, maxMs: this.opts.maxRestartDelayMs ?? 30_000 }, this.restartAttempt + 1);
     this.restartAttempt++;
     this.emit('restarting', { attempt: this.restartAttempt, delayMs });
     this.restartTimer = setTimeout(() => {

@@ -2,7 +2,7 @@ import type { RouterInstance } from '@koa/router';
 import { z } from 'zod';
 import { parsePk } from '../../records/schemas.js';
 import { createRule, deleteRule, getRule, listRules, ruleMatchSchema, updateRule } from '../../forwarding/rules.js';
-import { listItems, retryFailed } from '../../forwarding/queue.js';
+import { listItems } from '../../forwarding/queue.js';
 import { getRemoteNode } from '../../nodes/remote-nodes.js';
 import { readJson } from '../body.js';
 import { HttpError } from '../errors.js';
@@ -112,10 +112,8 @@ export function registerForwardingRoutes(r: RouterInstance<AppState>, deps: Rout
 
   r.post('/api/forwarding/:id/retry', guard('forwarding.retry'), async (ctx: AppContext) => {
     const id = parsePk(ctx.params.id, 'forward item');
-    const n = await retryFailed(db, { id });
-    if (n === 0) throw new HttpError(409, 'not_failed', 'no failed forward item with this id');
-    deps.forwarder.wake();
+    if (!(await deps.forwarder.retry(id))) throw new HttpError(409, 'not_failed', 'no failed forward item with this id');
     ctx.state.audit = { resourceId: String(id) };
-    ctx.body = { requeued: n };
+    ctx.body = { requeued: 1 };
   });
 }
