@@ -1,4 +1,5 @@
-import { DimseStatus, RadiantError } from '../src/errors.js';
+import { DimseStatus } from '../src/dicom/dimse-status.js';
+import { RadiantError } from '../src/errors.js';
 import { isValidUid } from '../storage/keys.js';
 
 /**
@@ -29,11 +30,11 @@ export const FailureReason = {
   /** Cxxx: cannot understand (not a DICOM Part 10 file, corrupt). */
   CannotUnderstand: DimseStatus.CannotUnderstand, // 0xC000
   /** C122: Referenced Transfer Syntax not supported. */
-  TransferSyntaxNotSupported: 0xc122,
+  TransferSyntaxNotSupported: DimseStatus.TransferSyntaxNotSupported,
   /** 0110: processing failure (anything unexpected). */
-  ProcessingFailure: 0x0110,
+  ProcessingFailure: DimseStatus.ProcessingFailure,
   /** 0122: Referenced SOP Class not supported. */
-  SopClassNotSupported: 0x0122,
+  SopClassNotSupported: DimseStatus.SopClassNotSupported,
   /** 0111 (PS3.7 C.5.4 Duplicate SOP Instance): DUPLICATE_POLICY=reject. Implementation-specific for STOW. */
   DuplicateSopInstance: DimseStatus.DuplicateSopInstance,
   /** Implementation-specific: the instance belongs to another study than POST /studies/{study}. */
@@ -41,7 +42,7 @@ export const FailureReason = {
 } as const;
 
 export const WarningReason = {
-  DataSetDoesNotMatchSopClass: 0xb007,
+  DataSetDoesNotMatchSopClass: DimseStatus.WarningDataSetDoesNotMatchSopClass,
   /** Implementation-specific: an identical SOP Instance UID was already stored and was kept. */
   AlreadyStored: 0xb00e,
 } as const;

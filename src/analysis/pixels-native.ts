@@ -1,4 +1,4 @@
-import { TS } from '../dicom/uids.js';
+import { TS } from '../dicom/transfer-syntax.js';
 
 /**
  * A fast path for the common case, native little-endian pixel data in a classic image object:

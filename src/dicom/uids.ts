@@ -1,15 +1,10 @@
 import dimse from 'dcmjs-dimse';
 
-/** Transfer syntaxes and SOP classes the node recognises (PS3.6 Annex A). */
-
-export const TS = {
-  ImplicitVRLittleEndian: '1.2.840.10008.1.2',
-  ExplicitVRLittleEndian: '1.2.840.10008.1.2.1',
-  DeflatedExplicitVRLittleEndian: '1.2.840.10008.1.2.1.99',
-  ExplicitVRBigEndian: '1.2.840.10008.1.2.2',
-} as const;
+/** SOP classes the node recognises (PS3.6 Annex A); transfer syntaxes are in transfer-syntax.ts. */
 
 export const VERIFICATION_SOP_CLASS = '1.2.840.10008.1.1';
+/** Encapsulated PDF Storage (PS3.3 A.45.1). */
+export const ENCAPSULATED_PDF_SOP_CLASS = '1.2.840.10008.5.1.4.1.1.104.1';
 
 /**
  * Transfer syntaxes a dataset can be stored in. Every standard one lives under 1.2.840.10008.1.2;
