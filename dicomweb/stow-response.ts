@@ -1,3 +1,4 @@
+import type { DicomJsonAttribute, DicomJsonDataset } from '../src/dicom/dicom-json.js';
 import { DimseStatus } from '../src/dicom/dimse-status.js';
 import { RadiantError } from '../src/errors.js';
 import { isValidUid } from '../storage/keys.js';
@@ -84,8 +85,8 @@ export interface FailedRef {
   message: string;
 }
 
-type JsonAttr = { vr: string; Value?: unknown[] };
-type JsonDataset = Record<string, JsonAttr>;
+type JsonAttr = DicomJsonAttribute;
+type JsonDataset = DicomJsonDataset;
 
 const ui = (v: string): JsonAttr => ({ vr: 'UI', Value: [v] });
 const ur = (v: string | undefined): JsonAttr => (v ? { vr: 'UR', Value: [v] } : { vr: 'UR' });

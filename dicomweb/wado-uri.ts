@@ -7,7 +7,7 @@ import { isValidUid } from '../storage/keys.js';
 import { parseAccept } from './accept.js';
 import { corpHeader } from './corp.js';
 import { PDF, isEncapsulatedPdf, openEncapsulatedDocument } from './encapsulated-document.js';
-import { PIXEL_DATA, RangeReader, findElement, unsupportedStorage } from './pixel-data.js';
+import { PIXEL_DATA, RangeReader, findElement, unsupportedStorage } from '../src/dicom/pixel-data.js';
 import { RenderError, type RenderedImage, type RenderedMediaType, type RenderOptions } from './render-types.js';
 import { renderFailure, renderStored } from './rendered.js';
 import { readAll } from './read-all.js';

@@ -2,7 +2,7 @@ import type { Db } from '../db/connection.js';
 import { findInstance } from '../catalog/catalog.js';
 import { errorMessage } from '../errors.js';
 import { describeAge, describeSex, type PromptContext } from '../medgemma/prompts/index.js';
-import { readStoredHeader } from '../../dicomweb/metadata.js';
+import { readStoredHeader } from '../dicom/metadata-json.js';
 import type { BlobStorage } from '../../storage/types.js';
 import type { AssembledVolume, SeriesCandidate } from '../volumes/index.js';
 import type { Analysis } from './analyses.js';

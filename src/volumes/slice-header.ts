@@ -1,4 +1,4 @@
-import type { JsonDataset } from '../../dicomweb/metadata.js';
+import type { DicomJsonDataset as JsonDataset } from '../dicom/dicom-json.js';
 import { items, num, nums, str, strs } from './json-values.js';
 
 /** One 2-D image of a series: a single-frame instance, or one frame of a multi-frame one. */
