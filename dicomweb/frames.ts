@@ -10,7 +10,7 @@ import { resolveInstances, resourcePath } from './resources.js';
 import { TranscodeError } from '../src/dicom/transcoder.js';
 import { whyNotTranscodable } from '../src/dicom/transcode-syntaxes.js';
 import { MemoryBlobs } from '../storage/memory.js';
-import { readAll } from './read-all.js';
+import { readAll } from '../storage/read-all.js';
 import { isNative, unsupportedStorage, rangesLength, rangesStream, type PixelDataLayout } from '../src/dicom/pixel-data.js';
 import { compressedMediaType, TS } from '../src/dicom/transfer-syntax.js';
 import { pixelDataLayout } from './pixel-data.js';

@@ -1,7 +1,7 @@
 import type { DicomJsonAttribute, DicomJsonDataset } from '../src/dicom/dicom-json.js';
 import { DimseStatus } from '../src/dicom/dimse-status.js';
 import { RadiantError } from '../src/errors.js';
-import { isValidUid } from '../storage/keys.js';
+import { isValidUid } from '../src/dicom/uids.js';
 
 /**
  * The Store Instances Response Module (PS3.18 Annex I, Table I.1-1) in the DICOM JSON model

@@ -32,7 +32,7 @@ export function createStorage(opts: StorageOptions): BlobStorage {
 }
 
 export type { BlobStorage, ByteRange, StoredObjectInfo } from './types.js';
-export { assertSafeKey, assertSafePrefix, instanceKey, isValidUid } from './keys.js';
+export { assertSafeKey, assertSafePrefix, instanceKey } from './keys.js';
 export { LocalStorage, type LocalStorageOptions } from './local.js';
 export { S3Storage, type S3StorageOptions } from './s3.js';
 export { AzureBlobStorage, type AzureBlobStorageOptions } from './azure.js';
