@@ -8,7 +8,7 @@ import { parseAccept } from './accept.js';
 import { corpHeader } from './corp.js';
 import { PDF, isEncapsulatedPdf, openEncapsulatedDocument } from './encapsulated-document.js';
 import { PIXEL_DATA, RangeReader, findElement, unsupportedStorage } from '../src/dicom/pixel-data.js';
-import { RenderError, type RenderedImage, type RenderedMediaType, type RenderOptions } from './render-types.js';
+import { RenderError, type RenderedImage, type RenderedMediaType, type RenderOptions } from '../src/dicom/render/render-types.js';
 import { renderFailure, renderStored } from './rendered.js';
 import { readAll } from '../storage/read-all.js';
 import { TranscodeError } from '../src/dicom/transcoder.js';
