@@ -1,4 +1,5 @@
 import type { DicomJsonAttribute, DicomJsonDataset } from '../src/dicom/dicom-json.js';
+import { tags } from '../src/dicom/dictionary.js';
 import { DimseStatus } from '../src/dicom/dimse-status.js';
 import { RadiantError } from '../src/errors.js';
 import { isValidUid } from '../src/dicom/uids.js';
@@ -85,6 +86,16 @@ export interface FailedRef {
   message: string;
 }
 
+const T = tags(
+  'RetrieveURL',
+  'FailedSOPSequence',
+  'ReferencedSOPSequence',
+  'ReferencedSOPClassUID',
+  'ReferencedSOPInstanceUID',
+  'FailureReason',
+  'WarningReason',
+);
+
 type JsonAttr = DicomJsonAttribute;
 type JsonDataset = DicomJsonDataset;
 
@@ -108,31 +119,31 @@ export function storeResponse(opts: {
 }): JsonDataset {
   const studies = new Set(opts.stored.map((s) => s.studyInstanceUid));
   const study = opts.requestStudy ?? (studies.size === 1 ? [...studies][0] : undefined);
-  const out: JsonDataset = { '00081190': ur(study && studyUrl(opts.base, study)) };
+  const out: JsonDataset = { [T.RetrieveURL]: ur(study && studyUrl(opts.base, study)) };
   if (opts.failed.length) {
-    out['00081198'] = {
+    out[T.FailedSOPSequence] = {
       vr: 'SQ',
       Value: opts.failed.map((f) => {
         const item: JsonDataset = {};
-        if (f.sopClassUid) item['00081150'] = ui(f.sopClassUid);
-        if (f.sopInstanceUid) item['00081155'] = ui(f.sopInstanceUid);
-        item['00081197'] = us(f.failureReason);
+        if (f.sopClassUid) item[T.ReferencedSOPClassUID] = ui(f.sopClassUid);
+        if (f.sopInstanceUid) item[T.ReferencedSOPInstanceUID] = ui(f.sopInstanceUid);
+        item[T.FailureReason] = us(f.failureReason);
         return item;
       }),
     };
   }
   if (opts.stored.length) {
-    out['00081199'] = {
+    out[T.ReferencedSOPSequence] = {
       vr: 'SQ',
       Value: opts.stored.map((s) => {
         const item: JsonDataset = {
-          '00081150': ui(s.sopClassUid),
-          '00081155': ui(s.sopInstanceUid),
-          '00081190': ur(
+          [T.ReferencedSOPClassUID]: ui(s.sopClassUid),
+          [T.ReferencedSOPInstanceUID]: ui(s.sopInstanceUid),
+          [T.RetrieveURL]: ur(
             `${studyUrl(opts.base, s.studyInstanceUid)}/series/${s.seriesInstanceUid}/instances/${s.sopInstanceUid}`,
           ),
         };
-        if (s.warningReason !== undefined) item['00081196'] = us(s.warningReason);
+        if (s.warningReason !== undefined) item[T.WarningReason] = us(s.warningReason);
         return item;
       }),
     };

@@ -77,3 +77,16 @@ export function punctuate(t: string | number): string {
   const n = normalize(t);
   return `(${n.slice(0, 4)},${n.slice(4)})`;
 }
+
+/**
+ * Tags by keyword for a module's own table: tags('Rows', 'Columns') gives { Rows: '00280010',
+ * Columns: '00280011' }. Unknown keywords throw when the module loads.
+ */
+export function tags<const K extends string>(...keywords: K[]): Readonly<Record<K, string>> {
+  return Object.fromEntries(keywords.map((k) => [k, tag(k)])) as Record<K, string>;
+}
+
+/** As tags(), as numbers, for the binary walkers. */
+export function tagNumbers<const K extends string>(...keywords: K[]): Readonly<Record<K, number>> {
+  return Object.fromEntries(keywords.map((k) => [k, tagNumber(k)])) as Record<K, number>;
+}
