@@ -1,5 +1,6 @@
 import type { DicomJsonAttribute, DicomJsonDataset } from '../src/dicom/dicom-json.js';
-import { tags } from '../src/dicom/dictionary.js';
+import { tagNumber, tags } from '../src/dicom/dictionary.js';
+import { fileMeta, metaText } from '../src/dicom/structure.js';
 import { DimseStatus } from '../src/dicom/dimse-status.js';
 import { RadiantError } from '../src/errors.js';
 import { isValidUid } from '../src/dicom/uids.js';
@@ -96,6 +97,10 @@ const T = tags(
   'WarningReason',
 );
 
+/** Element numbers in the File Meta group. */
+const MEDIA_SOP_CLASS = tagNumber('MediaStorageSOPClassUID') & 0xffff;
+const MEDIA_SOP_INSTANCE = tagNumber('MediaStorageSOPInstanceUID') & 0xffff;
+
 type JsonAttr = DicomJsonAttribute;
 type JsonDataset = DicomJsonDataset;
 
@@ -159,28 +164,12 @@ export function storeResponse(opts: {
 export function metaUids(head: Buffer): { sopClassUid?: string; sopInstanceUid?: string } {
   const out: { sopClassUid?: string; sopInstanceUid?: string } = {};
   if (head.length < 132 || head.toString('latin1', 128, 132) !== 'DICM') return out;
-  let at = 132;
-  while (at + 8 <= head.length) {
-    const group = head.readUInt16LE(at);
-    if (group !== 0x0002) break;
-    const elem = head.readUInt16LE(at + 2);
-    const vr = head.toString('latin1', at + 4, at + 6);
-    let len: number;
-    let value: number;
-    if (['OB', 'OW', 'OF', 'SQ', 'UT', 'UN', 'UC', 'UR', 'OD', 'OL', 'OV'].includes(vr)) {
-      if (at + 12 > head.length) break;
-      len = head.readUInt32LE(at + 8);
-      value = at + 12;
-    } else {
-      len = head.readUInt16LE(at + 6);
-      value = at + 8;
+  for (const e of fileMeta(head).elements) {
+    if (e.length === 0xffffffff || e.valueOffset + e.length > head.length) break;
+    if (e.vr === 'UI' && (e.element === MEDIA_SOP_CLASS || e.element === MEDIA_SOP_INSTANCE)) {
+      const uid = metaText(head, e);
+      if (isValidUid(uid)) out[e.element === MEDIA_SOP_CLASS ? 'sopClassUid' : 'sopInstanceUid'] = uid;
     }
-    if (len === 0xffffffff || value + len > head.length) break;
-    if (vr === 'UI' && (elem === 0x0002 || elem === 0x0003)) {
-      const uid = head.toString('latin1', value, value + len).replace(/[\0 ]+$/, '');
-      if (isValidUid(uid)) out[elem === 0x0002 ? 'sopClassUid' : 'sopInstanceUid'] = uid;
-    }
-    at = value + len;
   }
   return out;
 }

@@ -2,6 +2,7 @@ import dimse from 'dcmjs-dimse';
 import type { Db } from '../src/db/connection.js';
 import type { AuditLog } from '../src/audit/audit.js';
 import { DimseStatus } from '../src/dicom/dimse-status.js';
+import { TS } from '../src/dicom/transfer-syntax.js';
 import { errorMessage } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import type { AssociationContext, CGetRequest, CGetResponse, CMoveRequest, CMoveResponse, Respond } from './services.js';
@@ -134,7 +135,7 @@ export function finalResponse<R extends RetrieveResponse>(
   const failed = report.results.filter((x) => x.outcome === 'failed').map((x) => x.sopInstanceUid);
   if (failed.length && status !== DimseStatus.Success) {
     const ts = ctx.association.getAcceptedPresentationContextFromRequest(request)?.getAcceptedTransferSyntaxUid();
-    r.setDataset(new dimse.Dataset({ FailedSOPInstanceUIDList: failed }, ts ?? '1.2.840.10008.1.2'));
+    r.setDataset(new dimse.Dataset({ FailedSOPInstanceUIDList: failed }, ts ?? TS.ImplicitVRLittleEndian));
     const first = report.results.find((x) => x.outcome === 'failed');
     if (first?.comment) r.setErrorComment(errorComment(first.comment));
   }

@@ -2,6 +2,7 @@ import dimse from 'dcmjs-dimse';
 import type { Knex } from 'knex';
 import type { AuditLog } from '../src/audit/audit.js';
 import { DimseStatus } from '../src/dicom/dimse-status.js';
+import { TS } from '../src/dicom/transfer-syntax.js';
 import { errorMessage } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import type { RemoteNode } from '../src/nodes/remote-nodes.js';
@@ -29,7 +30,7 @@ export const STORAGE_COMMITMENT_INSTANCE = '1.2.840.10008.1.20.1.1';
 const { Dataset, Client } = dimse;
 const { NActionResponse: NActionResponseC } = dimse.responses;
 const { NEventReportRequest } = dimse.requests;
-const IMPLICIT_LE = '1.2.840.10008.1.2';
+const IMPLICIT_LE = TS.ImplicitVRLittleEndian;
 
 export interface SopRef {
   sopClassUid: string;

@@ -4,6 +4,8 @@ import dimse from 'dcmjs-dimse';
 import type { BlobStorage } from '../storage/types.js';
 import type { Transcoder } from '../src/dicom/transcoder.js';
 import { whyNotTranscodable } from '../src/dicom/transcode-syntaxes.js';
+import { tagNumber } from '../src/dicom/dictionary.js';
+import { fileMeta, metaText } from '../src/dicom/structure.js';
 import { TS } from '../src/dicom/transfer-syntax.js';
 import { DimseStatus, isWarningStatus } from '../src/dicom/dimse-status.js';
 import { errorMessage } from '../src/errors.js';
@@ -114,28 +116,17 @@ class EncodedDataset extends Dataset {
   }
 }
 
+/** (0002,0010) Transfer Syntax UID's element number in the File Meta group. */
+const TRANSFER_SYNTAX_ELEMENT = tagNumber('TransferSyntaxUID') & 0xffff;
+
 /** Offset of the data set in a Part 10 file and the meta's transfer syntax. */
 export function splitPart10(bytes: Buffer): { offset: number; transferSyntaxUid: string } {
   if (bytes.length < 132 || bytes.toString('latin1', 128, 132) !== 'DICM') throw new Error('not a DICOM Part 10 file');
-  let pos = 132;
-  let ts = '';
-  while (pos + 8 <= bytes.length && bytes.readUInt16LE(pos) === 0x0002) {
-    const element = bytes.readUInt16LE(pos + 2);
-    const vr = bytes.toString('latin1', pos + 4, pos + 6);
-    let len: number;
-    let header: number;
-    if (['OB', 'OW', 'OF', 'SQ', 'UT', 'UN'].includes(vr)) {
-      len = bytes.readUInt32LE(pos + 8);
-      header = 12;
-    } else {
-      len = bytes.readUInt16LE(pos + 6);
-      header = 8;
-    }
-    if (element === 0x0010) ts = bytes.toString('latin1', pos + header, pos + header + len).replace(/[\0 ]+$/, '');
-    pos += header + len;
-  }
+  const meta = fileMeta(bytes);
+  const tsElement = meta.elements.find((e) => e.element === TRANSFER_SYNTAX_ELEMENT);
+  const ts = tsElement ? metaText(bytes, tsElement) : '';
   if (!ts) throw new Error('Part 10 meta without a transfer syntax');
-  return { offset: pos, transferSyntaxUid: ts };
+  return { offset: meta.end, transferSyntaxUid: ts };
 }
 
 async function readAll(storage: BlobStorage, key: string): Promise<Buffer> {

@@ -1,4 +1,5 @@
 import { tagNumber } from '../dicom/dictionary.js';
+import { fileMeta } from '../dicom/structure.js';
 import { TS } from '../dicom/transfer-syntax.js';
 
 /**
@@ -97,13 +98,9 @@ export function nativeElements(b: Buffer, transferSyntaxUid: string): Record<str
   if (!explicit && transferSyntaxUid !== TS.ImplicitVRLittleEndian) return undefined;
   if (b.length < 132 || b.toString('latin1', 128, 132) !== 'DICM') return undefined;
   try {
-    // The meta group is always explicit VR little endian.
-    let pos = 132;
-    while (pos + 8 <= b.length && b.readUInt16LE(pos) === 0x0002) {
-      const h = header(b, pos, true);
-      if (h.length === UNDEFINED) return undefined;
-      pos = h.value + h.length;
-    }
+    const meta = fileMeta(b);
+    if (meta.elements.some((e) => e.length === UNDEFINED)) return undefined;
+    let pos = meta.end;
     const out: Record<string, unknown> = {};
     while (pos + 8 <= b.length) {
       const t = tag(b.readUInt16LE(pos), b.readUInt16LE(pos + 2));
