@@ -44,12 +44,6 @@ export function tagNumber(keyword: string): number {
   return Number.parseInt(entryOf(keyword).tag, 16);
 }
 
-/** The (group, element) pair of a keyword, as dcmjs-dimse and the binary writers take them. */
-export function groupElement(keyword: string): [number, number] {
-  const n = tagNumber(keyword);
-  return [n >>> 16, n & 0xffff];
-}
-
 /** '00100020' (or 0x00100020) back to 'PatientID'; undefined for private and unknown tags. */
 export function keyword(t: string | number): string | undefined {
   return byTag.get(normalize(t))?.keyword;
@@ -63,19 +57,8 @@ export function vrOf(t: string | number): string | undefined {
   return byTag.get(normalize(t))?.vr;
 }
 
-/** The dictionary VR of a keyword (see vrOf). Throws on an unknown keyword. */
-export function vrOfKeyword(kw: string): string {
-  return entryOf(kw).vr;
-}
-
 function normalize(t: string | number): string {
   return typeof t === 'number' ? (t >>> 0).toString(16).toUpperCase().padStart(8, '0') : t.replace(/[(),\s]/g, '').toUpperCase();
-}
-
-/** '(0010,0020)' style for messages. */
-export function punctuate(t: string | number): string {
-  const n = normalize(t);
-  return `(${n.slice(0, 4)},${n.slice(4)})`;
 }
 
 /**
@@ -84,9 +67,4 @@ export function punctuate(t: string | number): string {
  */
 export function tags<const K extends string>(...keywords: K[]): Readonly<Record<K, string>> {
   return Object.fromEntries(keywords.map((k) => [k, tag(k)])) as Record<K, string>;
-}
-
-/** As tags(), as numbers, for the binary walkers. */
-export function tagNumbers<const K extends string>(...keywords: K[]): Readonly<Record<K, number>> {
-  return Object.fromEntries(keywords.map((k) => [k, tagNumber(k)])) as Record<K, number>;
 }
