@@ -13,8 +13,7 @@ import { RangeReader, findByPath, rangesStream, unsupportedStorage } from '../sr
  * bulkdata resource serves the same value (the metadata's BulkDataURI for 0042,0011).
  */
 
-export { ENCAPSULATED_PDF_SOP_CLASS };
-export const ENCAPSULATED_DOCUMENT = tagNumber('EncapsulatedDocument');
+const ENCAPSULATED_DOCUMENT = tagNumber('EncapsulatedDocument');
 export const PDF = 'application/pdf';
 
 export function isEncapsulatedPdf(row: Pick<StoredInstanceRow, 'sop_class_uid'>): boolean {
