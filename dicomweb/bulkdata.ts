@@ -4,7 +4,9 @@ import type { AppContext, AppRouter } from '../src/http/state.js';
 import type { ByteRange } from '../storage/types.js';
 import { parseAccept } from './accept.js';
 import { negotiatePixelData, notAcceptable, resolveInstanceFromPath, sendRanges } from './frames.js';
-import { EXPLICIT_LE, PIXEL_DATA, isNative, RangeReader, findByPath, pixelDataLayout, rangesStream, unsupportedStorage } from './pixel-data.js';
+import { PIXEL_DATA, isNative, RangeReader, findByPath, rangesStream, unsupportedStorage } from '../src/dicom/pixel-data.js';
+import { TS } from '../src/dicom/transfer-syntax.js';
+import { pixelDataLayout } from './pixel-data.js';
 
 /**
  * WADO-RS Retrieve Bulkdata (PS3.18 §10.4.1.1.5) for the BulkDataURIs the metadata resource
@@ -104,7 +106,7 @@ export function bulkdataHandler(deps: RouteDeps) {
     const size = value.end! - value.start + 1;
 
     // Outside Pixel Data every value is plain little endian, whatever compresses the pixels.
-    const choice = negotiatePixelData(accept, isNative(ts) ? ts : EXPLICIT_LE, true);
+    const choice = negotiatePixelData(accept, isNative(ts) ? ts : TS.ExplicitVRLittleEndian, true);
     if ('reasons' in choice) throw notAcceptable(choice.reasons);
     const rangeHeader = ctx.get('range') || undefined;
     const first = parseAccept(accept)[0]?.type;

@@ -2,7 +2,9 @@ import type { Readable } from 'node:stream';
 import { HttpError } from '../src/http/errors.js';
 import type { StoredInstanceRow } from '../src/catalog/catalog.js';
 import type { BlobStorage, ByteRange } from '../storage/types.js';
-import { RangeReader, findByPath, rangesStream, unsupportedStorage } from './pixel-data.js';
+import { tagNumber } from '../src/dicom/dictionary.js';
+import { ENCAPSULATED_PDF_SOP_CLASS } from '../src/dicom/uids.js';
+import { RangeReader, findByPath, rangesStream, unsupportedStorage } from '../src/dicom/pixel-data.js';
 
 /**
  * Encapsulated PDF (PS3.3 A.45.1): the document is the value of Encapsulated Document
@@ -11,8 +13,7 @@ import { RangeReader, findByPath, rangesStream, unsupportedStorage } from './pix
  * bulkdata resource serves the same value (the metadata's BulkDataURI for 0042,0011).
  */
 
-export const ENCAPSULATED_PDF_SOP_CLASS = '1.2.840.10008.5.1.4.1.1.104.1';
-export const ENCAPSULATED_DOCUMENT = 0x00420011;
+const ENCAPSULATED_DOCUMENT = tagNumber('EncapsulatedDocument');
 export const PDF = 'application/pdf';
 
 export function isEncapsulatedPdf(row: Pick<StoredInstanceRow, 'sop_class_uid'>): boolean {

@@ -10,18 +10,13 @@ import { resolveInstances, resourcePath } from './resources.js';
 import { TranscodeError } from '../src/dicom/transcoder.js';
 import { whyNotTranscodable } from '../src/dicom/transcode-syntaxes.js';
 import { MemoryBlobs } from '../storage/memory.js';
-import { readAll } from './read-all.js';
-import {
-  EXPLICIT_LE,
-  IMPLICIT_LE,
-  compressedMediaType,
-  isNative,
-  unsupportedStorage,
-  pixelDataLayout,
-  rangesLength,
-  rangesStream,
-  type PixelDataLayout,
-} from './pixel-data.js';
+import { readAll } from '../storage/read-all.js';
+import { isNative, unsupportedStorage, rangesLength, rangesStream, type PixelDataLayout } from '../src/dicom/pixel-data.js';
+import { compressedMediaType, TS } from '../src/dicom/transfer-syntax.js';
+import { pixelDataLayout } from './pixel-data.js';
+
+const EXPLICIT_LE = TS.ExplicitVRLittleEndian;
+const IMPLICIT_LE = TS.ImplicitVRLittleEndian;
 
 /**
  * WADO-RS Retrieve Frames (PS3.18 §10.4.1.1.4 / §8.7.3.5.4):
@@ -73,12 +68,12 @@ export interface FrameChoice {
 /** The transfer syntax a compressed media type means when none is named (PS3.18 Table 8.7.3-2). */
 const DEFAULT_SYNTAX: Record<string, string> = {
   [OCTET]: EXPLICIT_LE,
-  'image/jpeg': '1.2.840.10008.1.2.4.50',
-  'image/jls': '1.2.840.10008.1.2.4.80',
-  'image/jp2': '1.2.840.10008.1.2.4.90',
-  'image/jpx': '1.2.840.10008.1.2.4.92',
-  'image/jphc': '1.2.840.10008.1.2.4.201',
-  'image/dicom-rle': '1.2.840.10008.1.2.5',
+  'image/jpeg': TS.JPEGBaseline8Bit,
+  'image/jls': TS.JPEGLSLossless,
+  'image/jp2': TS.JPEG2000Lossless,
+  'image/jpx': TS.JPEG2000MCLossless,
+  'image/jphc': TS.HTJ2KLossless,
+  'image/dicom-rle': TS.RLELossless,
 };
 
 /**

@@ -6,7 +6,7 @@ import { patientIdsOfStudies } from '../src/catalog/catalog.js';
 import { keyName, resolveKey } from '../src/query/attributes.js';
 import { toDicomJson } from '../src/query/dicom-json.js';
 import { QueryError, runQuery, type AttributeMap, type QueryLevel } from '../src/query/engine.js';
-import { isValidUid } from '../storage/keys.js';
+import { isValidUid } from '../src/dicom/uids.js';
 
 /**
  * QIDO-RS, Search Transaction (PS3.18 §10.6): GET /studies, /studies/{study}/series, /series,

@@ -8,7 +8,7 @@ import { parseAccept } from './accept.js';
 import { PDF, isEncapsulatedPdf, openEncapsulatedDocument } from './encapsulated-document.js';
 import { resolveInstanceFromPath } from './frames.js';
 import { newBoundary } from './multipart-writer.js';
-import type { RenderedFrames, RenderFile } from './renderer.js';
+import type { RenderedFrames, RenderFile } from '../src/dicom/render/renderer.js';
 import {
   RenderError,
   type RenderBox,
@@ -16,7 +16,7 @@ import {
   type RenderedMediaType,
   type RenderOptions,
   type RenderWindow,
-} from './render-types.js';
+} from '../src/dicom/render/render-types.js';
 import { resolveInstances, resourcePath, resourceUrl } from './resources.js';
 
 /**

@@ -2,7 +2,7 @@ import type { Db } from '../src/db/connection.js';
 import { listInstances, type StoredInstanceRow } from '../src/catalog/catalog.js';
 import { HttpError } from '../src/http/errors.js';
 import type { AppContext } from '../src/http/state.js';
-import { isValidUid } from '../storage/keys.js';
+import { isValidUid } from '../src/dicom/uids.js';
 
 /**
  * The study / series / instance a WADO-RS or DELETE path names, resolved against the index:

@@ -1,5 +1,9 @@
-import { DimseStatus, RadiantError } from '../src/errors.js';
-import { isValidUid } from '../storage/keys.js';
+import type { DicomJsonAttribute, DicomJsonDataset } from '../src/dicom/dicom-json.js';
+import { tagNumber, tags } from '../src/dicom/dictionary.js';
+import { fileMeta, metaText } from '../src/dicom/structure.js';
+import { DimseStatus } from '../src/dicom/dimse-status.js';
+import { RadiantError } from '../src/errors.js';
+import { isValidUid } from '../src/dicom/uids.js';
 
 /**
  * The Store Instances Response Module (PS3.18 Annex I, Table I.1-1) in the DICOM JSON model
@@ -29,11 +33,11 @@ export const FailureReason = {
   /** Cxxx: cannot understand (not a DICOM Part 10 file, corrupt). */
   CannotUnderstand: DimseStatus.CannotUnderstand, // 0xC000
   /** C122: Referenced Transfer Syntax not supported. */
-  TransferSyntaxNotSupported: 0xc122,
+  TransferSyntaxNotSupported: DimseStatus.TransferSyntaxNotSupported,
   /** 0110: processing failure (anything unexpected). */
-  ProcessingFailure: 0x0110,
+  ProcessingFailure: DimseStatus.ProcessingFailure,
   /** 0122: Referenced SOP Class not supported. */
-  SopClassNotSupported: 0x0122,
+  SopClassNotSupported: DimseStatus.SopClassNotSupported,
   /** 0111 (PS3.7 C.5.4 Duplicate SOP Instance): DUPLICATE_POLICY=reject. Implementation-specific for STOW. */
   DuplicateSopInstance: DimseStatus.DuplicateSopInstance,
   /** Implementation-specific: the instance belongs to another study than POST /studies/{study}. */
@@ -41,7 +45,7 @@ export const FailureReason = {
 } as const;
 
 export const WarningReason = {
-  DataSetDoesNotMatchSopClass: 0xb007,
+  DataSetDoesNotMatchSopClass: DimseStatus.WarningDataSetDoesNotMatchSopClass,
   /** Implementation-specific: an identical SOP Instance UID was already stored and was kept. */
   AlreadyStored: 0xb00e,
 } as const;
@@ -83,8 +87,22 @@ export interface FailedRef {
   message: string;
 }
 
-type JsonAttr = { vr: string; Value?: unknown[] };
-type JsonDataset = Record<string, JsonAttr>;
+const T = tags(
+  'RetrieveURL',
+  'FailedSOPSequence',
+  'ReferencedSOPSequence',
+  'ReferencedSOPClassUID',
+  'ReferencedSOPInstanceUID',
+  'FailureReason',
+  'WarningReason',
+);
+
+/** Element numbers in the File Meta group. */
+const MEDIA_SOP_CLASS = tagNumber('MediaStorageSOPClassUID') & 0xffff;
+const MEDIA_SOP_INSTANCE = tagNumber('MediaStorageSOPInstanceUID') & 0xffff;
+
+type JsonAttr = DicomJsonAttribute;
+type JsonDataset = DicomJsonDataset;
 
 const ui = (v: string): JsonAttr => ({ vr: 'UI', Value: [v] });
 const ur = (v: string | undefined): JsonAttr => (v ? { vr: 'UR', Value: [v] } : { vr: 'UR' });
@@ -106,31 +124,31 @@ export function storeResponse(opts: {
 }): JsonDataset {
   const studies = new Set(opts.stored.map((s) => s.studyInstanceUid));
   const study = opts.requestStudy ?? (studies.size === 1 ? [...studies][0] : undefined);
-  const out: JsonDataset = { '00081190': ur(study && studyUrl(opts.base, study)) };
+  const out: JsonDataset = { [T.RetrieveURL]: ur(study && studyUrl(opts.base, study)) };
   if (opts.failed.length) {
-    out['00081198'] = {
+    out[T.FailedSOPSequence] = {
       vr: 'SQ',
       Value: opts.failed.map((f) => {
         const item: JsonDataset = {};
-        if (f.sopClassUid) item['00081150'] = ui(f.sopClassUid);
-        if (f.sopInstanceUid) item['00081155'] = ui(f.sopInstanceUid);
-        item['00081197'] = us(f.failureReason);
+        if (f.sopClassUid) item[T.ReferencedSOPClassUID] = ui(f.sopClassUid);
+        if (f.sopInstanceUid) item[T.ReferencedSOPInstanceUID] = ui(f.sopInstanceUid);
+        item[T.FailureReason] = us(f.failureReason);
         return item;
       }),
     };
   }
   if (opts.stored.length) {
-    out['00081199'] = {
+    out[T.ReferencedSOPSequence] = {
       vr: 'SQ',
       Value: opts.stored.map((s) => {
         const item: JsonDataset = {
-          '00081150': ui(s.sopClassUid),
-          '00081155': ui(s.sopInstanceUid),
-          '00081190': ur(
+          [T.ReferencedSOPClassUID]: ui(s.sopClassUid),
+          [T.ReferencedSOPInstanceUID]: ui(s.sopInstanceUid),
+          [T.RetrieveURL]: ur(
             `${studyUrl(opts.base, s.studyInstanceUid)}/series/${s.seriesInstanceUid}/instances/${s.sopInstanceUid}`,
           ),
         };
-        if (s.warningReason !== undefined) item['00081196'] = us(s.warningReason);
+        if (s.warningReason !== undefined) item[T.WarningReason] = us(s.warningReason);
         return item;
       }),
     };
@@ -146,28 +164,12 @@ export function storeResponse(opts: {
 export function metaUids(head: Buffer): { sopClassUid?: string; sopInstanceUid?: string } {
   const out: { sopClassUid?: string; sopInstanceUid?: string } = {};
   if (head.length < 132 || head.toString('latin1', 128, 132) !== 'DICM') return out;
-  let at = 132;
-  while (at + 8 <= head.length) {
-    const group = head.readUInt16LE(at);
-    if (group !== 0x0002) break;
-    const elem = head.readUInt16LE(at + 2);
-    const vr = head.toString('latin1', at + 4, at + 6);
-    let len: number;
-    let value: number;
-    if (['OB', 'OW', 'OF', 'SQ', 'UT', 'UN', 'UC', 'UR', 'OD', 'OL', 'OV'].includes(vr)) {
-      if (at + 12 > head.length) break;
-      len = head.readUInt32LE(at + 8);
-      value = at + 12;
-    } else {
-      len = head.readUInt16LE(at + 6);
-      value = at + 8;
+  for (const e of fileMeta(head).elements) {
+    if (e.length === 0xffffffff || e.valueOffset + e.length > head.length) break;
+    if (e.vr === 'UI' && (e.element === MEDIA_SOP_CLASS || e.element === MEDIA_SOP_INSTANCE)) {
+      const uid = metaText(head, e);
+      if (isValidUid(uid)) out[e.element === MEDIA_SOP_CLASS ? 'sopClassUid' : 'sopInstanceUid'] = uid;
     }
-    if (len === 0xffffffff || value + len > head.length) break;
-    if (vr === 'UI' && (elem === 0x0002 || elem === 0x0003)) {
-      const uid = head.toString('latin1', value, value + len).replace(/[\0 ]+$/, '');
-      if (isValidUid(uid)) out[elem === 0x0002 ? 'sopClassUid' : 'sopInstanceUid'] = uid;
-    }
-    at = value + len;
   }
   return out;
 }

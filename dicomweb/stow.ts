@@ -2,7 +2,7 @@ import type { RouteDeps } from '../src/http/server.js';
 import { HttpError } from '../src/http/errors.js';
 import type { AppContext } from '../src/http/state.js';
 import { errorMessage } from '../src/errors.js';
-import { isValidUid } from '../storage/keys.js';
+import { isValidUid } from '../src/dicom/uids.js';
 import { MultipartError, MultipartRelatedReader, isValidBoundary, parseMediaType, type MediaType } from './multipart.js';
 import {
   WarningReason,

@@ -3,14 +3,14 @@ import type { RouteDeps } from '../src/http/server.js';
 import { HttpError } from '../src/http/errors.js';
 import type { AppContext, AppRouter, AppState } from '../src/http/state.js';
 import { findInstance, type StoredInstanceRow } from '../src/catalog/catalog.js';
-import { isValidUid } from '../storage/keys.js';
+import { isValidUid } from '../src/dicom/uids.js';
 import { parseAccept } from './accept.js';
 import { corpHeader } from './corp.js';
 import { PDF, isEncapsulatedPdf, openEncapsulatedDocument } from './encapsulated-document.js';
-import { PIXEL_DATA, RangeReader, findElement, unsupportedStorage } from './pixel-data.js';
-import { RenderError, type RenderedImage, type RenderedMediaType, type RenderOptions } from './render-types.js';
+import { PIXEL_DATA, RangeReader, findElement, unsupportedStorage } from '../src/dicom/pixel-data.js';
+import { RenderError, type RenderedImage, type RenderedMediaType, type RenderOptions } from '../src/dicom/render/render-types.js';
 import { renderFailure, renderStored } from './rendered.js';
-import { readAll } from './read-all.js';
+import { readAll } from '../storage/read-all.js';
 import { TranscodeError } from '../src/dicom/transcoder.js';
 
 /**

@@ -8,7 +8,7 @@ import { TranscodeError } from '../src/dicom/transcoder.js';
 import { whyNotTranscodable } from '../src/dicom/transcode-syntaxes.js';
 import { negotiateRetrieve } from './accept.js';
 import { multipartStream, newBoundary, type OutPart } from './multipart-writer.js';
-import { readAll } from './read-all.js';
+import { readAll } from '../storage/read-all.js';
 import { resolveInstances, resourcePath, resourceUrl } from './resources.js';
 
 /**

@@ -1,6 +1,7 @@
 import dimse from 'dcmjs-dimse';
 import type { Knex } from 'knex';
 import type { AuditLog } from '../src/audit/audit.js';
+import { DimseStatus } from '../src/dicom/dimse-status.js';
 import { errorMessage } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import { findAttribute, LEVEL_RANK, type AttributeDef, type Level } from '../src/query/attributes.js';
@@ -31,19 +32,6 @@ import type { AssociationContext, AssociationT, CFindRequest, CFindResponse, Res
 export const PATIENT_ROOT_FIND = '1.2.840.10008.5.1.4.1.2.1.1';
 export const STUDY_ROOT_FIND = '1.2.840.10008.5.1.4.1.2.2.1';
 export const FIND_SOP_CLASSES: ReadonlySet<string> = new Set([PATIENT_ROOT_FIND, STUDY_ROOT_FIND]);
-
-/** C-FIND response statuses (PS3.4 C.4.1.1.4, PS3.7 C.4.1.1.4). */
-export const FindStatus = {
-  Success: 0x0000,
-  Pending: 0xff00,
-  /** Matches are continuing; one or more optional keys were not supported. */
-  PendingOptionalKeysNotSupported: 0xff01,
-  Cancel: 0xfe00,
-  OutOfResources: 0xa700,
-  IdentifierDoesNotMatchSopClass: 0xa900,
-  UnableToProcess: 0xc000,
-  SopClassNotSupported: 0x0122,
-} as const;
 
 const { Dataset } = dimse;
 const { CFindResponse: CFindResponseC } = dimse.responses;
@@ -115,14 +103,14 @@ function uniqueKeysAbove(model: QrModel, level: QrLevel): string[] {
 export function parseIdentifier(model: QrModel, elements: Record<string, unknown>): ParsedFind {
   const rawLevel = queryValue(elements.QueryRetrieveLevel).trim().toUpperCase();
   if (!rawLevel) {
-    throw new FindFailure(FindStatus.IdentifierDoesNotMatchSopClass, 'QueryRetrieveLevel (0008,0052) is missing');
+    throw new FindFailure(DimseStatus.IdentifierDoesNotMatchSopClass, 'QueryRetrieveLevel (0008,0052) is missing');
   }
   if (!['PATIENT', 'STUDY', 'SERIES', 'IMAGE'].includes(rawLevel)) {
-    throw new FindFailure(FindStatus.IdentifierDoesNotMatchSopClass, `unknown QueryRetrieveLevel ${rawLevel.slice(0, 16)}`);
+    throw new FindFailure(DimseStatus.IdentifierDoesNotMatchSopClass, `unknown QueryRetrieveLevel ${rawLevel.slice(0, 16)}`);
   }
   const level = rawLevel as QrLevel;
   if (model === 'study-root' && level === 'PATIENT') {
-    throw new FindFailure(FindStatus.IdentifierDoesNotMatchSopClass, 'PATIENT level is not in the Study Root model');
+    throw new FindFailure(DimseStatus.IdentifierDoesNotMatchSopClass, 'PATIENT level is not in the Study Root model');
   }
   const rank = LEVEL_RANK[ENGINE_LEVEL[level]];
   const filters: Record<string, string> = {};
@@ -138,7 +126,7 @@ export function parseIdentifier(model: QrModel, elements: Record<string, unknown
     }
     if (LEVEL_RANK[def.level] > rank) {
       throw new FindFailure(
-        FindStatus.IdentifierDoesNotMatchSopClass,
+        DimseStatus.IdentifierDoesNotMatchSopClass,
         `${def.keyword} is below the ${level} level (no relational queries)`,
       );
     }
@@ -153,7 +141,7 @@ export function parseIdentifier(model: QrModel, elements: Record<string, unknown
     const def = findAttribute(kw)!;
     if (!v || /[*?\\]/.test(v)) {
       throw new FindFailure(
-        FindStatus.IdentifierDoesNotMatchSopClass,
+        DimseStatus.IdentifierDoesNotMatchSopClass,
         `${level} level needs one ${kw} ${tagOf(def)}`,
       );
     }
@@ -252,7 +240,7 @@ export function findService(deps: FindServiceDeps): FindService {
     let matches = 0;
     const studies = new Set<string>();
     const patients = new Set<string>();
-    let status: number = FindStatus.Success;
+    let status: number = DimseStatus.Success;
     const state = { cancelled: false };
     let closed = false;
     void ctx.closed.then(() => (closed = true));
@@ -260,13 +248,13 @@ export function findService(deps: FindServiceDeps): FindService {
     if (!byId) running.set(ctx.association, (byId = new Map()));
     byId.set(messageId, state);
     try {
-      if (!model) throw new FindFailure(FindStatus.SopClassNotSupported, 'not a Patient/Study Root FIND SOP Class');
+      if (!model) throw new FindFailure(DimseStatus.SopClassNotSupported, 'not a Patient/Study Root FIND SOP Class');
       const dataset = request.getDataset();
-      if (!dataset) throw new FindFailure(FindStatus.IdentifierDoesNotMatchSopClass, 'the request has no identifier');
+      if (!dataset) throw new FindFailure(DimseStatus.IdentifierDoesNotMatchSopClass, 'the request has no identifier');
       const q = parseIdentifier(model, dataset.getElements());
       level = q.level;
       query = auditedQuery(q);
-      const pending = q.unsupported.length ? FindStatus.PendingOptionalKeysNotSupported : FindStatus.Pending;
+      const pending = q.unsupported.length ? DimseStatus.PendingOptionalKeysNotSupported : DimseStatus.Pending;
       const ts = dataset.getTransferSyntaxUid();
       for await (const rows of findRows(db, q)) {
         if (state.cancelled || closed) break;
@@ -289,10 +277,10 @@ export function findService(deps: FindServiceDeps): FindService {
         await new Promise((r) => setTimeout(r, 0));
       }
       if (closed) return;
-      status = state.cancelled ? FindStatus.Cancel : FindStatus.Success;
+      status = state.cancelled ? DimseStatus.Cancel : DimseStatus.Success;
       respond(final(request, status));
     } catch (err) {
-      status = err instanceof FindFailure ? err.status : FindStatus.UnableToProcess;
+      status = err instanceof FindFailure ? err.status : DimseStatus.UnableToProcess;
       const message = err instanceof FindFailure || err instanceof QueryError ? err.message : 'query failed';
       if (!(err instanceof FindFailure || err instanceof QueryError)) {
         log.error({ err: errorMessage(err), calling: ctx.callingAeTitle }, 'C-FIND failed');
@@ -312,7 +300,7 @@ export function findService(deps: FindServiceDeps): FindService {
         resourceType: level?.toLowerCase(),
         patientId: patients.size === 1 ? [...patients][0] : undefined,
         studyInstanceUid: studies.size === 1 ? [...studies][0] : undefined,
-        outcome: status === FindStatus.Success || status === FindStatus.Cancel ? 'success' : 'failure',
+        outcome: status === DimseStatus.Success || status === DimseStatus.Cancel ? 'success' : 'failure',
         status,
         details: {
           model: model ?? request.getAffectedSopClassUid(),
@@ -321,7 +309,7 @@ export function findService(deps: FindServiceDeps): FindService {
           matches,
           studies: [...studies],
           patients: [...patients],
-          cancelled: status === FindStatus.Cancel,
+          cancelled: status === DimseStatus.Cancel,
           ms: Date.now() - started,
         },
       });

@@ -1,8 +1,9 @@
 import dimse from 'dcmjs-dimse';
 import type { Core } from '../src/app.js';
 import { findRemoteNodeByAe } from '../src/nodes/remote-nodes.js';
+import { DimseStatus } from '../src/dicom/dimse-status.js';
 import { errorMessage } from '../src/errors.js';
-import { CancelRegistry, QR, RetrieveStatus, errorResponse, refused, runRetrieve } from './retrieve.js';
+import { CancelRegistry, QR, errorResponse, refused, runRetrieve } from './retrieve.js';
 import type { AssociationContext, CMoveRequest, CMoveResponse, Respond } from './services.js';
 import { storeToNode, type ScuDeps } from './store-scu.js';
 
@@ -24,8 +25,8 @@ export function moveService(core: Pick<Core, 'db' | 'log' | 'audit'>, scu: ScuDe
         if (!node || !node.allowQueryRetrieve) {
           core.log.warn({ calling: ctx.callingAeTitle, destination: destinationAe }, 'C-MOVE refused: move destination unknown');
           const details = { destination: destinationAe };
-          refused({ kind: 'move', core, ctx, request, details }, RetrieveStatus.MoveDestinationUnknown, 'move destination unknown');
-          return respond(errorResponse(make, RetrieveStatus.MoveDestinationUnknown, `move destination ${destinationAe} unknown`));
+          refused({ kind: 'move', core, ctx, request, details }, DimseStatus.MoveDestinationUnknown, 'move destination unknown');
+          return respond(errorResponse(make, DimseStatus.MoveDestinationUnknown, `move destination ${destinationAe} unknown`));
         }
         runRetrieve({
           kind: 'move',
@@ -42,8 +43,8 @@ export function moveService(core: Pick<Core, 'db' | 'log' | 'audit'>, scu: ScuDe
       (err: unknown) => {
         core.log.error({ err: errorMessage(err), calling: ctx.callingAeTitle }, 'C-MOVE failed');
         const details = { destination: destinationAe };
-        refused({ kind: 'move', core, ctx, request, details }, RetrieveStatus.UnableToProcess, errorMessage(err));
-        respond(errorResponse(make, RetrieveStatus.UnableToProcess, errorMessage(err)));
+        refused({ kind: 'move', core, ctx, request, details }, DimseStatus.UnableToProcess, errorMessage(err));
+        respond(errorResponse(make, DimseStatus.UnableToProcess, errorMessage(err)));
       },
     );
   };

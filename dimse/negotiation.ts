@@ -1,3 +1,4 @@
+import { TS } from '../src/dicom/transfer-syntax.js';
 import { VERIFICATION_SOP_CLASS, isStandardStorageSopClass, isStorableTransferSyntax } from '../src/dicom/uids.js';
 
 /**
@@ -16,7 +17,7 @@ export interface NegotiationPolicy {
 }
 
 /** Commands and identifiers are small: any of the uncompressed syntaxes, the caller's order. */
-const COMMAND_SYNTAXES = new Set(['1.2.840.10008.1.2.1', '1.2.840.10008.1.2', '1.2.840.10008.1.2.2']);
+const COMMAND_SYNTAXES = new Set<string>([TS.ExplicitVRLittleEndian, TS.ImplicitVRLittleEndian, TS.ExplicitVRBigEndian]);
 
 export function decideContext(abstractSyntax: string, proposed: string[], policy: NegotiationPolicy): ContextDecision {
   if (policy.serviceSyntaxes?.has(abstractSyntax)) {

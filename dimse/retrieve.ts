@@ -1,6 +1,8 @@
 import dimse from 'dcmjs-dimse';
 import type { Db } from '../src/db/connection.js';
 import type { AuditLog } from '../src/audit/audit.js';
+import { DimseStatus } from '../src/dicom/dimse-status.js';
+import { TS } from '../src/dicom/transfer-syntax.js';
 import { errorMessage } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import type { AssociationContext, CGetRequest, CGetResponse, CMoveRequest, CMoveResponse, Respond } from './services.js';
@@ -17,24 +19,6 @@ export const QR = {
   StudyRootMove: '1.2.840.10008.5.1.4.1.2.2.2',
   PatientRootGet: '1.2.840.10008.5.1.4.1.2.1.3',
   StudyRootGet: '1.2.840.10008.5.1.4.1.2.2.3',
-} as const;
-
-/** PS3.4 C.4.2.1.5 (C-MOVE) and C.4.3.1.4 (C-GET) statuses. */
-export const RetrieveStatus = {
-  Success: 0x0000,
-  Pending: 0xff00,
-  /** Cancel: sub-operations terminated due to Cancel indication. */
-  Cancel: 0xfe00,
-  /** Warning: sub-operations complete, one or more failures (or warnings). */
-  Warning: 0xb000,
-  /** Refused: Out of Resources, unable to perform sub-operations. */
-  UnableToPerformSubOperations: 0xa702,
-  /** Refused: Move Destination unknown (C-MOVE only). */
-  MoveDestinationUnknown: 0xa801,
-  /** Error: Identifier does not match SOP Class. */
-  IdentifierDoesNotMatch: 0xa900,
-  /** Failed: Unable to process. */
-  UnableToProcess: 0xc000,
 } as const;
 
 type Level = 'PATIENT' | 'STUDY' | 'SERIES' | 'IMAGE';
@@ -128,7 +112,7 @@ export function countsResponse<R extends RetrieveResponse>(
 ): R {
   const r = make();
   r.setStatus(status);
-  if (status === RetrieveStatus.Pending || status === RetrieveStatus.Cancel) r.setRemaining(report.remaining);
+  if (status === DimseStatus.Pending || status === DimseStatus.Cancel) r.setRemaining(report.remaining);
   r.setCompleted(report.completed);
   r.setFailures(report.failed);
   r.setWarnings(report.warning);
@@ -143,15 +127,15 @@ export function finalResponse<R extends RetrieveResponse>(
   report: StoreReport,
 ): R {
   let status: number;
-  if (report.cancelled) status = RetrieveStatus.Cancel;
-  else if (report.failed === 0 && report.warning === 0) status = RetrieveStatus.Success;
-  else if (report.completed === 0 && report.warning === 0) status = RetrieveStatus.UnableToPerformSubOperations;
-  else status = RetrieveStatus.Warning;
+  if (report.cancelled) status = DimseStatus.Cancel;
+  else if (report.failed === 0 && report.warning === 0) status = DimseStatus.Success;
+  else if (report.completed === 0 && report.warning === 0) status = DimseStatus.UnableToPerformSubOperations;
+  else status = DimseStatus.SubOperationsWarning;
   const r = countsResponse(make, status, report);
   const failed = report.results.filter((x) => x.outcome === 'failed').map((x) => x.sopInstanceUid);
-  if (failed.length && status !== RetrieveStatus.Success) {
+  if (failed.length && status !== DimseStatus.Success) {
     const ts = ctx.association.getAcceptedPresentationContextFromRequest(request)?.getAcceptedTransferSyntaxUid();
-    r.setDataset(new dimse.Dataset({ FailedSOPInstanceUIDList: failed }, ts ?? '1.2.840.10008.1.2'));
+    r.setDataset(new dimse.Dataset({ FailedSOPInstanceUIDList: failed }, ts ?? TS.ImplicitVRLittleEndian));
     const first = report.results.find((x) => x.outcome === 'failed');
     if (first?.comment) r.setErrorComment(errorComment(first.comment));
   }
@@ -204,8 +188,8 @@ export function runRetrieve<R extends RetrieveResponse>(run: RetrieveRun<R>): vo
       items = await resolveIdentifier(core.db, request.getAffectedSopClassUid(), identifierOf(request));
     } catch (err) {
       if (!(err instanceof IdentifierError)) throw err;
-      refused(run, RetrieveStatus.IdentifierDoesNotMatch, err.message);
-      return respond(errorResponse(make, RetrieveStatus.IdentifierDoesNotMatch, err.message));
+      refused(run, DimseStatus.IdentifierDoesNotMatchSopClass, err.message);
+      return respond(errorResponse(make, DimseStatus.IdentifierDoesNotMatchSopClass, err.message));
     }
     const started = Date.now();
     // A caller that went away gets no more sub-operations.
@@ -213,7 +197,7 @@ export function runRetrieve<R extends RetrieveResponse>(run: RetrieveRun<R>): vo
     void ctx.closed.then(() => (callerGone = true));
     const report = await run.send(items, {
       progress: (r) => {
-        if (r.remaining > 0) respond(countsResponse(make, RetrieveStatus.Pending, r));
+        if (r.remaining > 0) respond(countsResponse(make, DimseStatus.Pending, r));
       },
       cancelled: () => callerGone || cancels.isCancelled(ctx, messageId),
     });
@@ -246,8 +230,8 @@ export function runRetrieve<R extends RetrieveResponse>(run: RetrieveRun<R>): vo
     });
   })().catch((err: unknown) => {
     core.log.error({ err: errorMessage(err), calling: ctx.callingAeTitle }, `${label} failed`);
-    refused(run, RetrieveStatus.UnableToProcess, errorMessage(err));
-    respond(errorResponse(make, RetrieveStatus.UnableToProcess, errorMessage(err)));
+    refused(run, DimseStatus.UnableToProcess, errorMessage(err));
+    respond(errorResponse(make, DimseStatus.UnableToProcess, errorMessage(err)));
   });
 }
 

@@ -2,7 +2,8 @@ import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import dimse from 'dcmjs-dimse';
 import type { Ingestor } from '../src/ingest/ingest.js';
-import { RadiantError, errorMessage, DimseStatus } from '../src/errors.js';
+import { DimseStatus, isPendingStatus } from '../src/dicom/dimse-status.js';
+import { RadiantError, errorMessage } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import type { LimitReason, Slot } from './admission.js';
 import { decideContext } from './negotiation.js';
@@ -99,11 +100,6 @@ export interface ScpDeps {
 function errorComment(message: string): string {
   const ascii = message.replace(/[^\x20-\x7e]/g, '?');
   return ascii.length > 64 ? `${ascii.slice(0, 61)}...` : ascii;
-}
-
-/** Pending (0xFF00, 0xFF01): more responses follow (PS3.7 C.4). */
-function isPending(status: number): boolean {
-  return status === 0xff00 || status === 0xff01;
 }
 
 /** A service the node does not provide on this association: refused, never silently empty. */
@@ -387,7 +383,7 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
           // A long C-MOVE's caller only waits: each pending response counts as activity, so the
           // idle timeout does not cut it.
           this.touch();
-          if (isPending(status)) {
+          if (isPendingStatus(status)) {
             this.sendResponse(request, response);
           } else {
             finished = true;

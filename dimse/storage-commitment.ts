@@ -1,6 +1,8 @@
 import dimse from 'dcmjs-dimse';
 import type { Knex } from 'knex';
 import type { AuditLog } from '../src/audit/audit.js';
+import { DimseStatus } from '../src/dicom/dimse-status.js';
+import { TS } from '../src/dicom/transfer-syntax.js';
 import { errorMessage } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import type { RemoteNode } from '../src/nodes/remote-nodes.js';
@@ -25,22 +27,10 @@ export const STORAGE_COMMITMENT_PUSH = '1.2.840.10008.1.20.1';
 /** The well-known SOP Instance of the Storage Commitment Push Model. */
 export const STORAGE_COMMITMENT_INSTANCE = '1.2.840.10008.1.20.1.1';
 
-/** N-ACTION / N-EVENT-REPORT statuses and failure reasons used here (PS3.7 C.5, PS3.4 J.3). */
-export const CommitmentStatus = {
-  Success: 0x0000,
-  NoSuchObjectInstance: 0x0112,
-  InvalidArgumentValue: 0x0115,
-  InvalidObjectInstance: 0x0117,
-  NoSuchSopClass: 0x0118,
-  ClassInstanceConflict: 0x0119,
-  NoSuchAction: 0x0123,
-  ProcessingFailure: 0x0110,
-} as const;
-
 const { Dataset, Client } = dimse;
 const { NActionResponse: NActionResponseC } = dimse.responses;
 const { NEventReportRequest } = dimse.requests;
-const IMPLICIT_LE = '1.2.840.10008.1.2';
+const IMPLICIT_LE = TS.ImplicitVRLittleEndian;
 
 export interface SopRef {
   sopClassUid: string;
@@ -69,9 +59,9 @@ export async function checkCommitment(db: Knex, storage: BlobStorage, refs: SopR
   const out: CommitmentResult = { committed: [], failed: [] };
   for (const ref of refs) {
     const k = known.get(ref.sopInstanceUid);
-    if (!k) out.failed.push({ ...ref, reason: CommitmentStatus.NoSuchObjectInstance });
-    else if (k.sopClassUid !== ref.sopClassUid) out.failed.push({ ...ref, reason: CommitmentStatus.ClassInstanceConflict });
-    else if (!(await storage.exists(k.storageKey))) out.failed.push({ ...ref, reason: CommitmentStatus.NoSuchObjectInstance });
+    if (!k) out.failed.push({ ...ref, reason: DimseStatus.NoSuchObjectInstance });
+    else if (k.sopClassUid !== ref.sopClassUid) out.failed.push({ ...ref, reason: DimseStatus.ClassInstanceConflict });
+    else if (!(await storage.exists(k.storageKey))) out.failed.push({ ...ref, reason: DimseStatus.NoSuchObjectInstance });
     else out.committed.push(ref);
   }
   return out;
@@ -120,24 +110,24 @@ function str(v: unknown): string {
 }
 
 function parseAction(request: NActionRequest): { transactionUid: string; refs: SopRef[] } {
-  if (request.getActionTypeId() !== 1) throw new BadRequest(CommitmentStatus.NoSuchAction, 'only Action Type 1 is supported');
+  if (request.getActionTypeId() !== 1) throw new BadRequest(DimseStatus.NoSuchAction, 'only Action Type 1 is supported');
   const instance = request.getRequestedSopInstanceUid();
   if (instance && instance !== STORAGE_COMMITMENT_INSTANCE) {
-    throw new BadRequest(CommitmentStatus.InvalidObjectInstance, 'not the Storage Commitment Push Model instance');
+    throw new BadRequest(DimseStatus.InvalidObjectInstance, 'not the Storage Commitment Push Model instance');
   }
   const el = request.getDataset()?.getElements() ?? {};
   const transactionUid = str(el.TransactionUID);
-  if (!transactionUid) throw new BadRequest(CommitmentStatus.InvalidArgumentValue, 'Transaction UID (0008,1195) missing');
+  if (!transactionUid) throw new BadRequest(DimseStatus.InvalidArgumentValue, 'Transaction UID (0008,1195) missing');
   const seq = el.ReferencedSOPSequence;
   if (!Array.isArray(seq) || seq.length === 0) {
-    throw new BadRequest(CommitmentStatus.InvalidArgumentValue, 'Referenced SOP Sequence (0008,1199) missing or empty');
+    throw new BadRequest(DimseStatus.InvalidArgumentValue, 'Referenced SOP Sequence (0008,1199) missing or empty');
   }
   const refs = seq.map((item: Record<string, unknown>) => ({
     sopClassUid: str(item?.ReferencedSOPClassUID),
     sopInstanceUid: str(item?.ReferencedSOPInstanceUID),
   }));
   if (refs.some((r) => !r.sopClassUid || !r.sopInstanceUid)) {
-    throw new BadRequest(CommitmentStatus.InvalidArgumentValue, 'an item lacks its SOP Class or Instance UID');
+    throw new BadRequest(DimseStatus.InvalidArgumentValue, 'an item lacks its SOP Class or Instance UID');
   }
   return { transactionUid, refs };
 }
@@ -233,14 +223,14 @@ export function storageCommitmentService(deps: CommitmentDeps): CommitmentServic
       try {
         parsed = parseAction(request);
       } catch (err) {
-        const status = err instanceof BadRequest ? err.status : CommitmentStatus.ProcessingFailure;
+        const status = err instanceof BadRequest ? err.status : DimseStatus.ProcessingFailure;
         response.setStatus(status);
         response.setErrorComment(errorMessage(err).slice(0, 64));
         log.info({ calling: ctx.callingAeTitle, status: `0x${status.toString(16)}` }, 'storage commitment request refused');
         respond(response);
         return;
       }
-      response.setStatus(CommitmentStatus.Success);
+      response.setStatus(DimseStatus.Success);
       respond(response);
       const { transactionUid, refs } = parsed;
       void report(ctx, () => isOpen, transactionUid, refs).catch((err: unknown) =>

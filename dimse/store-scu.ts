@@ -4,7 +4,10 @@ import dimse from 'dcmjs-dimse';
 import type { BlobStorage } from '../storage/types.js';
 import type { Transcoder } from '../src/dicom/transcoder.js';
 import { whyNotTranscodable } from '../src/dicom/transcode-syntaxes.js';
-import { TS } from '../src/dicom/uids.js';
+import { tagNumber } from '../src/dicom/dictionary.js';
+import { fileMeta, metaText } from '../src/dicom/structure.js';
+import { TS } from '../src/dicom/transfer-syntax.js';
+import { DimseStatus, isWarningStatus } from '../src/dicom/dimse-status.js';
 import { errorMessage } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import type { RemoteNode } from '../src/nodes/remote-nodes.js';
@@ -59,20 +62,9 @@ export interface StoreReport {
   cancelled: boolean;
 }
 
-/** Local statuses for sub-operations that failed before a C-STORE-RSP (PS3.4 B.2.3). */
-export const LocalStatus = {
-  /** Refused: SOP Class not supported (no accepted presentation context). */
-  NoContext: 0x0122,
-  /** Refused: Out of Resources (peer unreachable, association lost). */
-  OutOfResources: 0xa700,
-  /** Error: Cannot understand (unreadable instance, transcoding failed). */
-  CannotUnderstand: 0xc000,
-} as const;
-
 export function outcomeOf(status: number): SubOperationOutcome {
-  if (status === 0x0000) return 'completed';
-  // PS3.7 C: Warning statuses are 0001 and Bxxx (B000 coercion, B006 elements discarded, B007 SOP class mismatch).
-  if (status === 0x0001 || (status & 0xf000) === 0xb000) return 'warning';
+  if (status === DimseStatus.Success) return 'completed';
+  if (isWarningStatus(status)) return 'warning';
   return 'failed';
 }
 
@@ -124,28 +116,17 @@ class EncodedDataset extends Dataset {
   }
 }
 
+/** (0002,0010) Transfer Syntax UID's element number in the File Meta group. */
+const TRANSFER_SYNTAX_ELEMENT = tagNumber('TransferSyntaxUID') & 0xffff;
+
 /** Offset of the data set in a Part 10 file and the meta's transfer syntax. */
 export function splitPart10(bytes: Buffer): { offset: number; transferSyntaxUid: string } {
   if (bytes.length < 132 || bytes.toString('latin1', 128, 132) !== 'DICM') throw new Error('not a DICOM Part 10 file');
-  let pos = 132;
-  let ts = '';
-  while (pos + 8 <= bytes.length && bytes.readUInt16LE(pos) === 0x0002) {
-    const element = bytes.readUInt16LE(pos + 2);
-    const vr = bytes.toString('latin1', pos + 4, pos + 6);
-    let len: number;
-    let header: number;
-    if (['OB', 'OW', 'OF', 'SQ', 'UT', 'UN'].includes(vr)) {
-      len = bytes.readUInt32LE(pos + 8);
-      header = 12;
-    } else {
-      len = bytes.readUInt16LE(pos + 6);
-      header = 8;
-    }
-    if (element === 0x0010) ts = bytes.toString('latin1', pos + header, pos + header + len).replace(/[\0 ]+$/, '');
-    pos += header + len;
-  }
+  const meta = fileMeta(bytes);
+  const tsElement = meta.elements.find((e) => e.element === TRANSFER_SYNTAX_ELEMENT);
+  const ts = tsElement ? metaText(bytes, tsElement) : '';
   if (!ts) throw new Error('Part 10 meta without a transfer syntax');
-  return { offset: pos, transferSyntaxUid: ts };
+  return { offset: meta.end, transferSyntaxUid: ts };
 }
 
 async function readAll(storage: BlobStorage, key: string): Promise<Buffer> {
@@ -242,7 +223,7 @@ export async function runSubOperations(
   const prepare = async (item: StoreItem): Promise<Prepared> => {
     const target = chooseSyntax(item.transfer_syntax_uid, accepted.get(item.sop_class_uid) ?? []);
     if (!target) {
-      return { ok: false, status: LocalStatus.NoContext, comment: `no accepted presentation context for ${item.sop_class_uid} in a usable syntax` };
+      return { ok: false, status: DimseStatus.SopClassNotSupported, comment: `no accepted presentation context for ${item.sop_class_uid} in a usable syntax` };
     }
     try {
       const load = () => readAll(deps.storage, item.storage_key);
@@ -260,7 +241,7 @@ export async function runSubOperations(
       const ds = new EncodedDataset(bytes.subarray(offset), target, item.sop_class_uid, item.sop_instance_uid);
       return { ok: true, request: new CStoreRequest(ds) };
     } catch (err) {
-      return { ok: false, status: LocalStatus.CannotUnderstand, comment: errorMessage(err) };
+      return { ok: false, status: DimseStatus.CannotUnderstand, comment: errorMessage(err) };
     }
   };
 
@@ -275,7 +256,7 @@ export async function runSubOperations(
     next = items[i + 1] && !lost ? prepare(items[i + 1]!) : undefined;
     let result: SubOperationResult;
     if (lost) {
-      result = { sopInstanceUid: item.sop_instance_uid, outcome: 'failed', status: LocalStatus.OutOfResources, comment: lost.message };
+      result = { sopInstanceUid: item.sop_instance_uid, outcome: 'failed', status: DimseStatus.OutOfResources, comment: lost.message };
     } else if (!prepared.ok) {
       result = { sopInstanceUid: item.sop_instance_uid, outcome: 'failed', status: prepared.status, comment: prepared.comment };
     } else {
@@ -285,7 +266,7 @@ export async function runSubOperations(
         result = { sopInstanceUid: item.sop_instance_uid, outcome: outcomeOf(status), status, comment: rsp.getErrorComment() || undefined };
       } catch (err) {
         lost = err instanceof Error ? err : new Error(String(err));
-        result = { sopInstanceUid: item.sop_instance_uid, outcome: 'failed', status: LocalStatus.OutOfResources, comment: lost.message };
+        result = { sopInstanceUid: item.sop_instance_uid, outcome: 'failed', status: DimseStatus.OutOfResources, comment: lost.message };
       }
     }
     report.results.push(result);
@@ -421,7 +402,7 @@ export async function storeToNode(
   } catch (err) {
     const comment = errorMessage(err);
     deps.log.warn({ node: node.aeTitle, reason: comment }, 'C-STORE SCU: association failed');
-    const results = items.map((it) => ({ sopInstanceUid: it.sop_instance_uid, outcome: 'failed' as const, status: LocalStatus.OutOfResources, comment }));
+    const results = items.map((it) => ({ sopInstanceUid: it.sop_instance_uid, outcome: 'failed' as const, status: DimseStatus.OutOfResources, comment }));
     const report: StoreReport = { completed: 0, warning: 0, failed: items.length, results, remaining: 0, cancelled: false };
     hooks.progress?.(report);
     return report;

@@ -4,22 +4,10 @@
  * API answer the same failure the same way.
  */
 
-/** C-STORE / general DIMSE status codes used by the node (PS3.4 B.2.3, PS3.7 C). */
-export const DimseStatus = {
-  Success: 0x0000,
-  /** Warning: Coercion of data elements. */
-  WarningCoercion: 0xb000,
-  /** Failure: duplicate SOP Instance (PS3.7 C.5.4). */
-  DuplicateSopInstance: 0x0111,
-  /** Refused: SOP Class not supported (PS3.7 C.5.13). */
-  SopClassNotSupported: 0x0122,
-  /** Refused: Out of Resources (PS3.4 B.2.3). */
-  OutOfResources: 0xa700,
-  /** Error: Data Set does not match SOP Class (PS3.4 B.2.3). */
-  DataSetDoesNotMatchSopClass: 0xa900,
-  /** Error: Cannot understand (PS3.4 B.2.3). */
-  CannotUnderstand: 0xc000,
-} as const;
+import { DimseStatus } from './dicom/dimse-status.js';
+
+/** The kernel's one DIMSE status table, re-exported for the modules that map errors with it. */
+export { DimseStatus };
 
 export type ErrorKind =
   | 'invalid-input'
@@ -40,7 +28,7 @@ const mapping: Record<ErrorKind, { dimse: number; http: number }> = {
   duplicate: { dimse: DimseStatus.DuplicateSopInstance, http: 409 },
   'too-large': { dimse: DimseStatus.OutOfResources, http: 413 },
   'out-of-resources': { dimse: DimseStatus.OutOfResources, http: 503 },
-  'not-found': { dimse: 0xc000, http: 404 },
+  'not-found': { dimse: DimseStatus.UnableToProcess, http: 404 },
   config: { dimse: DimseStatus.OutOfResources, http: 500 },
 };
 

@@ -1,3 +1,4 @@
+import { isValidUid } from '../src/dicom/uids.js';
 import { StorageError } from '../src/errors.js';
 
 /**
@@ -6,13 +7,6 @@ import { StorageError } from '../src/errors.js';
  */
 
 const MAX_KEY_LENGTH = 1024;
-
-/** PS3.5 9.1: digits and dots, no leading zero in a component (except "0"), at most 64 chars. */
-const UID_PATTERN = /^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$/;
-
-export function isValidUid(s: unknown): s is string {
-  return typeof s === 'string' && s.length >= 1 && s.length <= 64 && UID_PATTERN.test(s);
-}
 
 export function instanceKey(studyUid: string, seriesUid: string, sopUid: string): string {
   for (const [what, uid] of [

@@ -7,7 +7,7 @@ import dcmjs, { type NaturalizedDataset } from 'dcmjs';
 import { AI_DISCLAIMER, type ImageRef, type ReportContent } from '../src/reports/content.js';
 import { buildStructuredReport, COMPREHENSIVE_3D_SR_SOP_CLASS, type SrIds } from '../src/reports/sr/sr-builder.js';
 import { newUid, uidFromNames } from '../src/dicom/new-uid.js';
-import { isValidUid } from '../storage/keys.js';
+import { isValidUid } from '../src/dicom/uids.js';
 import { RadiantError } from '../src/errors.js';
 
 const { DicomMessage, DicomMetaDictionary } = dcmjs.data;

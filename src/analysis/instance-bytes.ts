@@ -1,6 +1,6 @@
 import type { Db } from '../db/connection.js';
 import { findInstance, listInstances, type StoredInstanceRow } from '../catalog/catalog.js';
-import { readAll } from '../../dicomweb/read-all.js';
+import { readAll } from '../../storage/read-all.js';
 import type { BlobStorage } from '../../storage/types.js';
 
 export class InstanceMissingError extends Error {

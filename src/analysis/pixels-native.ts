@@ -1,4 +1,6 @@
-import { TS } from '../dicom/uids.js';
+import { tagNumber } from '../dicom/dictionary.js';
+import { fileMeta } from '../dicom/structure.js';
+import { TS } from '../dicom/transfer-syntax.js';
 
 /**
  * A fast path for the common case, native little-endian pixel data in a classic image object:
@@ -17,38 +19,40 @@ const tag = (group: number, element: number): number => group * 0x10000 + elemen
 
 /** Attributes read as US (binary) and as text (IS/DS/CS), by tag → naturalized keyword. */
 const US_ATTRS = new Map<number, string>([
-  [tag(0x0028, 0x0002), 'SamplesPerPixel'],
-  [tag(0x0028, 0x0006), 'PlanarConfiguration'],
-  [tag(0x0028, 0x0010), 'Rows'],
-  [tag(0x0028, 0x0011), 'Columns'],
-  [tag(0x0028, 0x0100), 'BitsAllocated'],
-  [tag(0x0028, 0x0101), 'BitsStored'],
-  [tag(0x0028, 0x0103), 'PixelRepresentation'],
-]);
+  'SamplesPerPixel',
+  'PlanarConfiguration',
+  'Rows',
+  'Columns',
+  'BitsAllocated',
+  'BitsStored',
+  'PixelRepresentation',
+].map((k) => [tagNumber(k), k]));
 const TEXT_ATTRS = new Map<number, string>([
-  [tag(0x0028, 0x0004), 'PhotometricInterpretation'],
-  [tag(0x0028, 0x0008), 'NumberOfFrames'],
-  [tag(0x0028, 0x0030), 'PixelSpacing'],
-  [tag(0x0018, 0x1164), 'ImagerPixelSpacing'],
-  [tag(0x0028, 0x0034), 'PixelAspectRatio'],
-  [tag(0x0028, 0x1050), 'WindowCenter'],
-  [tag(0x0028, 0x1051), 'WindowWidth'],
-  [tag(0x0028, 0x1056), 'VOILUTFunction'],
-  [tag(0x0028, 0x1052), 'RescaleIntercept'],
-  [tag(0x0028, 0x1053), 'RescaleSlope'],
-]);
+  'PhotometricInterpretation',
+  'NumberOfFrames',
+  'PixelSpacing',
+  'ImagerPixelSpacing',
+  'PixelAspectRatio',
+  'WindowCenter',
+  'WindowWidth',
+  'VOILUTFunction',
+  'RescaleIntercept',
+  'RescaleSlope',
+].map((k) => [tagNumber(k), k]));
 /** Present → the general path (their contents change the pixel values or geometry per frame). */
-const BAIL = new Set([
-  tag(0x5200, 0x9229), // Shared Functional Groups Sequence
-  tag(0x5200, 0x9230), // Per-Frame Functional Groups Sequence
-  tag(0x0028, 0x3000), // Modality LUT Sequence
-  tag(0x0028, 0x3010), // VOI LUT Sequence
-  tag(0x7fe0, 0x0008), // Float Pixel Data
-  tag(0x7fe0, 0x0009), // Double Float Pixel Data
-]);
-const PIXEL_DATA = tag(0x7fe0, 0x0010);
-const ITEM = tag(0xfffe, 0xe000);
-const SEQ_DELIM = tag(0xfffe, 0xe0dd);
+const BAIL = new Set(
+  [
+    'SharedFunctionalGroupsSequence',
+    'PerFrameFunctionalGroupsSequence',
+    'ModalityLUTSequence',
+    'VOILUTSequence',
+    'FloatPixelData',
+    'DoubleFloatPixelData',
+  ].map(tagNumber),
+);
+const PIXEL_DATA = tagNumber('PixelData');
+const ITEM = tagNumber('Item');
+const SEQ_DELIM = tagNumber('SequenceDelimitationItem');
 
 class Bail extends Error {}
 
@@ -94,13 +98,9 @@ export function nativeElements(b: Buffer, transferSyntaxUid: string): Record<str
   if (!explicit && transferSyntaxUid !== TS.ImplicitVRLittleEndian) return undefined;
   if (b.length < 132 || b.toString('latin1', 128, 132) !== 'DICM') return undefined;
   try {
-    // The meta group is always explicit VR little endian.
-    let pos = 132;
-    while (pos + 8 <= b.length && b.readUInt16LE(pos) === 0x0002) {
-      const h = header(b, pos, true);
-      if (h.length === UNDEFINED) return undefined;
-      pos = h.value + h.length;
-    }
+    const meta = fileMeta(b);
+    if (meta.elements.some((e) => e.length === UNDEFINED)) return undefined;
+    let pos = meta.end;
     const out: Record<string, unknown> = {};
     while (pos + 8 <= b.length) {
       const t = tag(b.readUInt16LE(pos), b.readUInt16LE(pos + 2));

@@ -1,6 +1,6 @@
 import { metaTransferSyntax } from '../dicom/structure.js';
 import { inflatePart10, InflateError, initCodecs, Transcoder } from '../dicom/native-codecs.js';
-import { TS } from '../dicom/uids.js';
+import { TS } from '../dicom/transfer-syntax.js';
 import { PixelDecodeError } from './pixels.js';
 import { nativeElements } from './pixels-native.js';
 

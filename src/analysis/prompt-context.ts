@@ -2,7 +2,8 @@ import type { Db } from '../db/connection.js';
 import { findInstance } from '../catalog/catalog.js';
 import { errorMessage } from '../errors.js';
 import { describeAge, describeSex, type PromptContext } from '../medgemma/prompts/index.js';
-import { readStoredHeader } from '../../dicomweb/metadata.js';
+import { tag } from '../dicom/dictionary.js';
+import { readStoredHeader } from '../dicom/metadata-json.js';
 import type { BlobStorage } from '../../storage/types.js';
 import type { AssembledVolume, SeriesCandidate } from '../volumes/index.js';
 import type { Analysis } from './analyses.js';
@@ -116,7 +117,7 @@ function acquisition(vol: AssembledVolume, series: SeriesCandidate, imageCount: 
   if (vol.spacing.slice) parts.push(`slice spacing ${vol.spacing.slice.toFixed(2)} mm`);
   if (vol.spacing.row && vol.spacing.column) parts.push(`pixel spacing ${vol.spacing.row.toFixed(2)}×${vol.spacing.column.toFixed(2)} mm`);
   if (series.seriesDescription) parts.push(`series "${series.seriesDescription}"`);
-  const contrast = text(h, '00180010');
+  const contrast = text(h, tag('ContrastBolusAgent'));
   if (contrast) parts.push('contrast given');
   if (imageCount < n) parts.push(`${imageCount} of them sampled evenly for this reading`);
   if (vol.problems.length) parts.push(`geometry notes: ${vol.problems.map((p) => p.code).join(', ')}`);
@@ -142,20 +143,20 @@ export async function promptContext(db: Db, storage: BlobStorage, analysis: Anal
     }
   }
   const modality = vol.modality ?? series.modality ?? 'unknown modality';
-  const bodyPart = series.bodyPartExamined ?? text(header, '00180015');
+  const bodyPart = series.bodyPartExamined ?? text(header, tag('BodyPartExamined'));
   const indication =
     analysis.clinicalIndication ??
-    text(header, '00401002') ??
-    inSequence(header, '00400275', '00401002') ??
-    text(header, '00321060') ??
-    inSequence(header, '00400275', '00321060') ??
+    text(header, tag('ReasonForTheRequestedProcedure')) ??
+    inSequence(header, tag('RequestAttributesSequence'), tag('ReasonForTheRequestedProcedure')) ??
+    text(header, tag('RequestedProcedureDescription')) ??
+    inSequence(header, tag('RequestAttributesSequence'), tag('RequestedProcedureDescription')) ??
     facts.study_description ??
     'not provided';
   const context: PromptContext = {
     modality,
     bodyPart: bodyPart?.toLowerCase(),
-    patientAge: describeAge(text(header, '00101010'), facts.patient_birth_date ?? undefined, facts.study_date ?? undefined),
-    patientSex: describeSex(facts.patient_sex ?? text(header, '00100040')),
+    patientAge: describeAge(text(header, tag('PatientAge')), facts.patient_birth_date ?? undefined, facts.study_date ?? undefined),
+    patientSex: describeSex(facts.patient_sex ?? text(header, tag('PatientSex'))),
     indication,
     acquisition: acquisition(vol, series, imageCount, header),
     imageCount,

@@ -1,5 +1,6 @@
 import fs from 'node:fs/promises';
 import dcmjs from 'dcmjs';
+import type { DicomJsonAttribute, ParsedElement } from './dicom-json.js';
 import type { DicomHeader, ParseOutcome } from './header-types.js';
 import type { ByteSource } from './structure.js';
 import { INDEXED_SEQUENCES, ITEMS_MAX, type SequenceItems } from './indexed-sequences.js';
@@ -18,12 +19,8 @@ const PIXEL_DATA = '7FE00010';
 // Headers before Pixel Data are a few KB; a bigger first read only costs time on every instance.
 const FIRST_READ = 64 * 1024;
 
-interface JsonElement {
-  vr: string;
-  Value?: unknown[];
-  /** The value as read, before dcmjs's formatting (kept for UI, among others). */
-  _rawValue?: unknown;
-}
+/** dcmjs's parse (ParsedElement) with Value always an array, as readFile gives it. */
+type JsonElement = DicomJsonAttribute & Pick<ParsedElement, '_rawValue'>;
 type JsonDict = Record<string, JsonElement | undefined>;
 
 interface DicomDictLike {

@@ -4,7 +4,7 @@ import zlib from 'node:zlib';
 import dcmjsCodecs from 'dcmjs-codecs';
 import { fileMetaPrefix } from './part10.js';
 import { datasetOffset, metaValues } from './structure.js';
-import { TS } from './uids.js';
+import { TS } from './transfer-syntax.js';
 
 /**
  * dcmjs-codecs (WebAssembly codecs) as the node's workers use it: the transcoder's and image

@@ -1,5 +1,6 @@
 import type { FileHandle } from 'node:fs/promises';
 import zlib from 'node:zlib';
+import { TS } from './transfer-syntax.js';
 
 /**
  * A structural check of a Part 10 file: walk every element header from the start of the data set
@@ -20,7 +21,7 @@ export interface ByteSource {
   bytes(pos: number, n: number): Promise<Buffer>;
 }
 const MAX_DEPTH = 64;
-const DEFLATED = '1.2.840.10008.1.2.1.99';
+const DEFLATED = TS.DeflatedExplicitVRLittleEndian;
 /** A deflated data set is inflated (in memory) to be walked only up to this size. */
 export const MAX_INFLATED_CHECK_BYTES = 128 * 1024 * 1024;
 
@@ -127,7 +128,7 @@ async function checkDeflated(r: ByteSource, start: number): Promise<StructureInf
     if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') return { unchecked };
     throw new StructureError(`deflated data set cannot be inflated: ${(err as Error).message}`);
   }
-  return walkStructure(bufferSource(inflated), 0, '1.2.840.10008.1.2.1');
+  return walkStructure(bufferSource(inflated), 0, TS.ExplicitVRLittleEndian);
 }
 
 /** A ByteSource over bytes in memory. */
@@ -144,8 +145,8 @@ export function bufferSource(buf: Buffer): ByteSource {
 /** Walks the data set from `pos` to the end of `r`, encoded in `transferSyntaxUid` (not deflated). */
 export async function walkStructure(r: ByteSource, start: number, transferSyntaxUid: string): Promise<StructureInfo> {
   const size = r.size;
-  const baseImplicit = transferSyntaxUid === '1.2.840.10008.1.2';
-  const baseLittle = transferSyntaxUid !== '1.2.840.10008.1.2.2';
+  const baseImplicit = transferSyntaxUid === TS.ImplicitVRLittleEndian;
+  const baseLittle = transferSyntaxUid !== TS.ExplicitVRBigEndian;
   const stack: Container[] = [];
   const info: StructureInfo = {};
   let encapsulated: { element: PixelDataExtent['element']; counted: { items: number } } | undefined;
@@ -233,21 +234,48 @@ export async function walkStructure(r: ByteSource, start: number, transferSyntax
   return info;
 }
 
+/** One element of the File Meta group (group 0002). */
+export interface MetaElement {
+  /** The element number: 0x0010 is (0002,0010) Transfer Syntax UID. */
+  element: number;
+  vr: string;
+  /** Offset of the first value byte in the buffer. */
+  valueOffset: number;
+  /** May be 0xFFFFFFFF or run past the buffer in a damaged file: callers check. */
+  length: number;
+}
+
+/**
+ * The one walk of the File Meta group (always explicit VR little endian, from byte 132): its
+ * elements, and `end`, where the data set starts. Stops at the first element of another group or
+ * at a header that does not fit in `buf`. Does not check the DICM preamble.
+ */
+export function fileMeta(buf: Buffer): { elements: MetaElement[]; end: number } {
+  const elements: MetaElement[] = [];
+  let pos = 132;
+  while (pos + 8 <= buf.length && buf.readUInt16LE(pos) === 0x0002) {
+    const element = buf.readUInt16LE(pos + 2);
+    const vr = buf.toString('latin1', pos + 4, pos + 6);
+    const long = LONG_VRS.has(vr);
+    if (long && pos + 12 > buf.length) break;
+    const length = long ? buf.readUInt32LE(pos + 8) : buf.readUInt16LE(pos + 6);
+    const valueOffset = pos + (long ? 12 : 8);
+    elements.push({ element, vr, valueOffset, length });
+    pos = valueOffset + length;
+  }
+  return { elements, end: pos };
+}
+
+/** A meta element's value as text (as much of it as `buf` holds), padding trimmed. */
+export function metaText(buf: Buffer, e: MetaElement): string {
+  return buf.toString('latin1', e.valueOffset, Math.min(e.valueOffset + e.length, buf.length)).replace(/[\0 ]+$/, '');
+}
+
 /** The meta group's string values by element number (e.g. 0x0010 Transfer Syntax UID), padding trimmed. */
 export function metaValues(prefix: Buffer): Map<number, string> {
   const out = new Map<number, string>();
-  let pos = 132;
-  while (pos + 8 <= prefix.length && prefix.readUInt16LE(pos) === 0x0002) {
-    const elem = prefix.readUInt16LE(pos + 2);
-    const vr = prefix.toString('latin1', pos + 4, pos + 6);
-    const long = LONG_VRS.has(vr);
-    if (long && pos + 12 > prefix.length) break;
-    const len = long ? prefix.readUInt32LE(pos + 8) : prefix.readUInt16LE(pos + 6);
-    const start = pos + (long ? 12 : 8);
-    if (vr === 'UI' || vr === 'AE' || vr === 'SH' || elem === 0x0010) {
-      out.set(elem, prefix.toString('latin1', start, Math.min(start + len, prefix.length)).replace(/[\0 ]+$/, ''));
-    }
-    pos = start + len;
+  for (const e of fileMeta(prefix).elements) {
+    if (e.vr === 'UI' || e.vr === 'AE' || e.vr === 'SH' || e.element === 0x0010) out.set(e.element, metaText(prefix, e));
   }
   return out;
 }

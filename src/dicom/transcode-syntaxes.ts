@@ -1,4 +1,4 @@
-import { TS } from './uids.js';
+import { TS } from './transfer-syntax.js';
 
 /**
  * Which transfer syntaxes the node can transcode from and to (dcmjs-codecs, plus inflating
@@ -11,20 +11,14 @@ import { TS } from './uids.js';
  * video and Deflated Image Frame Compression (.8.1) cannot be decoded here.
  */
 
-export const RLE_LOSSLESS = '1.2.840.10008.1.2.5';
-export const JPEG_LOSSLESS_SV1 = '1.2.840.10008.1.2.4.70';
-export const JPEG_LS_LOSSLESS = '1.2.840.10008.1.2.4.80';
-export const JPEG_2000_LOSSLESS = '1.2.840.10008.1.2.4.90';
-export const HTJ2K_LOSSLESS = '1.2.840.10008.1.2.4.201';
-
 export const TRANSCODE_TARGETS: ReadonlySet<string> = new Set([
   TS.ImplicitVRLittleEndian,
   TS.ExplicitVRLittleEndian,
-  RLE_LOSSLESS,
-  JPEG_LOSSLESS_SV1,
-  JPEG_LS_LOSSLESS,
-  JPEG_2000_LOSSLESS,
-  HTJ2K_LOSSLESS,
+  TS.RLELossless,
+  TS.JPEGLosslessSV1,
+  TS.JPEGLSLossless,
+  TS.JPEG2000Lossless,
+  TS.HTJ2KLossless,
 ]);
 
 export const TRANSCODE_SOURCES: ReadonlySet<string> = new Set([
@@ -32,18 +26,18 @@ export const TRANSCODE_SOURCES: ReadonlySet<string> = new Set([
   TS.ExplicitVRLittleEndian,
   TS.ExplicitVRBigEndian,
   TS.DeflatedExplicitVRLittleEndian,
-  RLE_LOSSLESS,
-  '1.2.840.10008.1.2.4.50', // JPEG Baseline
-  JPEG_LOSSLESS_SV1,
-  JPEG_LS_LOSSLESS,
-  '1.2.840.10008.1.2.4.81', // JPEG-LS near-lossless
-  JPEG_2000_LOSSLESS,
-  '1.2.840.10008.1.2.4.91', // JPEG 2000
-  '1.2.840.10008.1.2.4.110', // JPEG XL lossless
-  '1.2.840.10008.1.2.4.112', // JPEG XL
-  HTJ2K_LOSSLESS,
-  '1.2.840.10008.1.2.4.202', // HTJ2K RPCL lossless
-  '1.2.840.10008.1.2.4.203', // HTJ2K
+  TS.RLELossless,
+  TS.JPEGBaseline8Bit,
+  TS.JPEGLosslessSV1,
+  TS.JPEGLSLossless,
+  TS.JPEGLSNearLossless,
+  TS.JPEG2000Lossless,
+  TS.JPEG2000,
+  TS.JPEGXLLossless,
+  TS.JPEGXL,
+  TS.HTJ2KLossless,
+  TS.HTJ2KLosslessRPCL,
+  TS.HTJ2K,
 ]);
 
 /** Why `from` cannot become `to`, or undefined when it can (same syntax: nothing to do). */

@@ -1,7 +1,7 @@
 import { parentPort } from 'node:worker_threads';
 import { serveWorker } from '../workers/worker-pool.js';
 import { inflatePart10, initCodecs as init, Transcoder } from './native-codecs.js';
-import { TS } from './uids.js';
+import { TS } from './transfer-syntax.js';
 
 export interface TranscodeRequest {
   bytes: ArrayBuffer;

@@ -1,15 +1,18 @@
 import dimse from 'dcmjs-dimse';
 
-/** Transfer syntaxes and SOP classes the node recognises (PS3.6 Annex A). */
+/** PS3.5 9.1: digits and dots, no leading zero in a component (except "0"), at most 64 chars. */
+const UID_PATTERN = /^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$/;
 
-export const TS = {
-  ImplicitVRLittleEndian: '1.2.840.10008.1.2',
-  ExplicitVRLittleEndian: '1.2.840.10008.1.2.1',
-  DeflatedExplicitVRLittleEndian: '1.2.840.10008.1.2.1.99',
-  ExplicitVRBigEndian: '1.2.840.10008.1.2.2',
-} as const;
+/** Whether a value is a well-formed UID: UIDs arrive from the network and become keys and paths. */
+export function isValidUid(s: unknown): s is string {
+  return typeof s === 'string' && s.length >= 1 && s.length <= 64 && UID_PATTERN.test(s);
+}
+
+/** SOP classes the node recognises (PS3.6 Annex A); transfer syntaxes are in transfer-syntax.ts. */
 
 export const VERIFICATION_SOP_CLASS = '1.2.840.10008.1.1';
+/** Encapsulated PDF Storage (PS3.3 A.45.1). */
+export const ENCAPSULATED_PDF_SOP_CLASS = '1.2.840.10008.5.1.4.1.1.104.1';
 
 /**
  * Transfer syntaxes a dataset can be stored in. Every standard one lives under 1.2.840.10008.1.2;

@@ -1,3 +1,4 @@
+import { tag } from '../dicom/dictionary.js';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { StoredInstanceRow } from '../catalog/catalog.js';
@@ -19,9 +20,9 @@ type JsonDataset = Record<string, JsonAttr>;
 function failedUids(body: unknown): Map<string, string> {
   const out = new Map<string, string>();
   const ds = (Array.isArray(body) ? body[0] : body) as JsonDataset | undefined;
-  for (const item of (ds?.['00081198']?.Value ?? []) as JsonDataset[]) {
-    const uid = item['00081155']?.Value?.[0];
-    const reason = item['00081197']?.Value?.[0];
+  for (const item of (ds?.[tag('FailedSOPSequence')]?.Value ?? []) as JsonDataset[]) {
+    const uid = item[tag('ReferencedSOPInstanceUID')]?.Value?.[0];
+    const reason = item[tag('FailureReason')]?.Value?.[0];
     if (typeof uid === 'string') out.set(uid, `refused by the destination (FailureReason ${typeof reason === 'number' ? `0x${reason.toString(16).toUpperCase()}` : '?'})`);
   }
   return out;

@@ -30,7 +30,7 @@ import { dicomwebRoutes } from '../../dicomweb/routes.js';
 import { viewerRoutes } from './routes/viewer.js';
 import { nodesRoutes } from './routes/nodes.js';
 import { wadoUriRoutes } from '../../dicomweb/wado-uri.js';
-import { Renderer } from '../../dicomweb/renderer.js';
+import { Renderer } from '../dicom/render/renderer.js';
 
 /** Everything a route may need; routes take the parts they use. */
 export interface HttpDeps {

@@ -1,3 +1,4 @@
+import { tag } from '../dicom/dictionary.js';
 import { INDEXED_SEQUENCES } from '../dicom/indexed-sequences.js';
 
 /**
@@ -51,48 +52,48 @@ export interface AttributeDef {
 
 const defs: AttributeDef[] = [
   // Any level: constants and values computed when answering.
-  { keyword: 'SpecificCharacterSet', tag: '00080005', vr: 'CS', level: 'patient', kind: 'none', constant: 'ISO_IR 192' },
-  { keyword: 'InstanceAvailability', tag: '00080056', vr: 'CS', level: 'patient', kind: 'none', constant: 'ONLINE' },
+  { keyword: 'SpecificCharacterSet', tag: tag('SpecificCharacterSet'), vr: 'CS', level: 'patient', kind: 'none', constant: 'ISO_IR 192' },
+  { keyword: 'InstanceAvailability', tag: tag('InstanceAvailability'), vr: 'CS', level: 'patient', kind: 'none', constant: 'ONLINE' },
   // Filled in by the caller (QIDO-RS knows its base URL; C-FIND has no such thing).
-  { keyword: 'RetrieveURL', tag: '00081190', vr: 'UR', level: 'patient', kind: 'none' },
+  { keyword: 'RetrieveURL', tag: tag('RetrieveURL'), vr: 'UR', level: 'patient', kind: 'none' },
 
   // Patient (patients p)
-  { keyword: 'PatientName', tag: '00100010', vr: 'PN', level: 'patient', kind: 'pn', column: 'p.patient_name', normColumn: 'p.patient_name_norm' },
-  { keyword: 'PatientID', tag: '00100020', vr: 'LO', level: 'patient', kind: 'string', column: 'p.patient_id' },
-  { keyword: 'IssuerOfPatientID', tag: '00100021', vr: 'LO', level: 'patient', kind: 'string', column: 'p.issuer_of_patient_id' },
-  { keyword: 'PatientBirthDate', tag: '00100030', vr: 'DA', level: 'patient', kind: 'date', column: 'p.patient_birth_date' },
-  { keyword: 'PatientSex', tag: '00100040', vr: 'CS', level: 'patient', kind: 'string', column: 'p.patient_sex' },
+  { keyword: 'PatientName', tag: tag('PatientName'), vr: 'PN', level: 'patient', kind: 'pn', column: 'p.patient_name', normColumn: 'p.patient_name_norm' },
+  { keyword: 'PatientID', tag: tag('PatientID'), vr: 'LO', level: 'patient', kind: 'string', column: 'p.patient_id' },
+  { keyword: 'IssuerOfPatientID', tag: tag('IssuerOfPatientID'), vr: 'LO', level: 'patient', kind: 'string', column: 'p.issuer_of_patient_id' },
+  { keyword: 'PatientBirthDate', tag: tag('PatientBirthDate'), vr: 'DA', level: 'patient', kind: 'date', column: 'p.patient_birth_date' },
+  { keyword: 'PatientSex', tag: tag('PatientSex'), vr: 'CS', level: 'patient', kind: 'string', column: 'p.patient_sex' },
 
   // Study (studies st)
-  { keyword: 'StudyInstanceUID', tag: '0020000D', vr: 'UI', level: 'study', kind: 'uid', column: 'st.study_instance_uid' },
-  { keyword: 'StudyDate', tag: '00080020', vr: 'DA', level: 'study', kind: 'date', column: 'st.study_date' },
-  { keyword: 'StudyTime', tag: '00080030', vr: 'TM', level: 'study', kind: 'time', column: 'st.study_time' },
-  { keyword: 'AccessionNumber', tag: '00080050', vr: 'SH', level: 'study', kind: 'string', column: 'st.accession_number' },
-  { keyword: 'ModalitiesInStudy', tag: '00080061', vr: 'CS', level: 'study', kind: 'multi', column: 'st.modalities_in_study' },
-  { keyword: 'ReferringPhysicianName', tag: '00080090', vr: 'PN', level: 'study', kind: 'pn', column: 'st.referring_physician_name', normColumn: 'upper' },
-  { keyword: 'StudyDescription', tag: '00081030', vr: 'LO', level: 'study', kind: 'string', column: 'st.study_description' },
-  { keyword: 'StudyID', tag: '00200010', vr: 'SH', level: 'study', kind: 'string', column: 'st.study_id' },
-  { keyword: 'NumberOfStudyRelatedSeries', tag: '00201206', vr: 'IS', level: 'study', kind: 'int', column: 'st.num_series' },
-  { keyword: 'NumberOfStudyRelatedInstances', tag: '00201208', vr: 'IS', level: 'study', kind: 'int', column: 'st.num_instances' },
+  { keyword: 'StudyInstanceUID', tag: tag('StudyInstanceUID'), vr: 'UI', level: 'study', kind: 'uid', column: 'st.study_instance_uid' },
+  { keyword: 'StudyDate', tag: tag('StudyDate'), vr: 'DA', level: 'study', kind: 'date', column: 'st.study_date' },
+  { keyword: 'StudyTime', tag: tag('StudyTime'), vr: 'TM', level: 'study', kind: 'time', column: 'st.study_time' },
+  { keyword: 'AccessionNumber', tag: tag('AccessionNumber'), vr: 'SH', level: 'study', kind: 'string', column: 'st.accession_number' },
+  { keyword: 'ModalitiesInStudy', tag: tag('ModalitiesInStudy'), vr: 'CS', level: 'study', kind: 'multi', column: 'st.modalities_in_study' },
+  { keyword: 'ReferringPhysicianName', tag: tag('ReferringPhysicianName'), vr: 'PN', level: 'study', kind: 'pn', column: 'st.referring_physician_name', normColumn: 'upper' },
+  { keyword: 'StudyDescription', tag: tag('StudyDescription'), vr: 'LO', level: 'study', kind: 'string', column: 'st.study_description' },
+  { keyword: 'StudyID', tag: tag('StudyID'), vr: 'SH', level: 'study', kind: 'string', column: 'st.study_id' },
+  { keyword: 'NumberOfStudyRelatedSeries', tag: tag('NumberOfStudyRelatedSeries'), vr: 'IS', level: 'study', kind: 'int', column: 'st.num_series' },
+  { keyword: 'NumberOfStudyRelatedInstances', tag: tag('NumberOfStudyRelatedInstances'), vr: 'IS', level: 'study', kind: 'int', column: 'st.num_instances' },
 
   // Series (series se)
-  { keyword: 'SeriesInstanceUID', tag: '0020000E', vr: 'UI', level: 'series', kind: 'uid', column: 'se.series_instance_uid' },
-  { keyword: 'Modality', tag: '00080060', vr: 'CS', level: 'series', kind: 'string', column: 'se.modality' },
-  { keyword: 'SeriesDescription', tag: '0008103E', vr: 'LO', level: 'series', kind: 'string', column: 'se.series_description' },
-  { keyword: 'BodyPartExamined', tag: '00180015', vr: 'CS', level: 'series', kind: 'string', column: 'se.body_part_examined' },
-  { keyword: 'SeriesNumber', tag: '00200011', vr: 'IS', level: 'series', kind: 'int', column: 'se.series_number' },
-  { keyword: 'NumberOfSeriesRelatedInstances', tag: '00201209', vr: 'IS', level: 'series', kind: 'int', column: 'se.num_instances' },
-  { keyword: 'PerformedProcedureStepStartDate', tag: '00400244', vr: 'DA', level: 'series', kind: 'date', column: 'se.performed_procedure_step_start_date' },
-  { keyword: 'PerformedProcedureStepStartTime', tag: '00400245', vr: 'TM', level: 'series', kind: 'time', column: 'se.performed_procedure_step_start_time' },
+  { keyword: 'SeriesInstanceUID', tag: tag('SeriesInstanceUID'), vr: 'UI', level: 'series', kind: 'uid', column: 'se.series_instance_uid' },
+  { keyword: 'Modality', tag: tag('Modality'), vr: 'CS', level: 'series', kind: 'string', column: 'se.modality' },
+  { keyword: 'SeriesDescription', tag: tag('SeriesDescription'), vr: 'LO', level: 'series', kind: 'string', column: 'se.series_description' },
+  { keyword: 'BodyPartExamined', tag: tag('BodyPartExamined'), vr: 'CS', level: 'series', kind: 'string', column: 'se.body_part_examined' },
+  { keyword: 'SeriesNumber', tag: tag('SeriesNumber'), vr: 'IS', level: 'series', kind: 'int', column: 'se.series_number' },
+  { keyword: 'NumberOfSeriesRelatedInstances', tag: tag('NumberOfSeriesRelatedInstances'), vr: 'IS', level: 'series', kind: 'int', column: 'se.num_instances' },
+  { keyword: 'PerformedProcedureStepStartDate', tag: tag('PerformedProcedureStepStartDate'), vr: 'DA', level: 'series', kind: 'date', column: 'se.performed_procedure_step_start_date' },
+  { keyword: 'PerformedProcedureStepStartTime', tag: tag('PerformedProcedureStepStartTime'), vr: 'TM', level: 'series', kind: 'time', column: 'se.performed_procedure_step_start_time' },
 
   // Instance (instances i)
-  { keyword: 'SOPClassUID', tag: '00080016', vr: 'UI', level: 'instance', kind: 'uid', column: 'i.sop_class_uid' },
-  { keyword: 'SOPInstanceUID', tag: '00080018', vr: 'UI', level: 'instance', kind: 'uid', column: 'i.sop_instance_uid' },
-  { keyword: 'AvailableTransferSyntaxUID', tag: '00083002', vr: 'UI', level: 'instance', kind: 'uid', column: 'i.transfer_syntax_uid' },
-  { keyword: 'InstanceNumber', tag: '00200013', vr: 'IS', level: 'instance', kind: 'int', column: 'i.instance_number' },
-  { keyword: 'NumberOfFrames', tag: '00280008', vr: 'IS', level: 'instance', kind: 'int', column: 'i.number_of_frames' },
-  { keyword: 'Rows', tag: '00280010', vr: 'US', level: 'instance', kind: 'int', column: 'i.rows' },
-  { keyword: 'Columns', tag: '00280011', vr: 'US', level: 'instance', kind: 'int', column: 'i.columns' },
+  { keyword: 'SOPClassUID', tag: tag('SOPClassUID'), vr: 'UI', level: 'instance', kind: 'uid', column: 'i.sop_class_uid' },
+  { keyword: 'SOPInstanceUID', tag: tag('SOPInstanceUID'), vr: 'UI', level: 'instance', kind: 'uid', column: 'i.sop_instance_uid' },
+  { keyword: 'AvailableTransferSyntaxUID', tag: tag('AvailableTransferSyntaxUID'), vr: 'UI', level: 'instance', kind: 'uid', column: 'i.transfer_syntax_uid' },
+  { keyword: 'InstanceNumber', tag: tag('InstanceNumber'), vr: 'IS', level: 'instance', kind: 'int', column: 'i.instance_number' },
+  { keyword: 'NumberOfFrames', tag: tag('NumberOfFrames'), vr: 'IS', level: 'instance', kind: 'int', column: 'i.number_of_frames' },
+  { keyword: 'Rows', tag: tag('Rows'), vr: 'US', level: 'instance', kind: 'int', column: 'i.rows' },
+  { keyword: 'Columns', tag: tag('Columns'), vr: 'US', level: 'instance', kind: 'int', column: 'i.columns' },
 ];
 
 // Indexed sequences (src/dicom/indexed-sequences.ts); their items live in sequence_items.

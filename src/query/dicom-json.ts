@@ -1,3 +1,4 @@
+import type { DicomJsonDataset } from '../dicom/dicom-json.js';
 import type { AttributeDef } from './attributes.js';
 import type { AttributeMap, AttributeValue } from './engine.js';
 
@@ -8,13 +9,6 @@ import type { AttributeMap, AttributeValue } from './engine.js';
  * `\`, an attribute without a value as `{"vr": "XX"}` (no Value), a sequence as
  * `{"vr": "SQ", "Value": [item, …]}` with each item a data set of the same form.
  */
-
-export interface DicomJsonAttribute {
-  vr: string;
-  Value?: unknown[];
-}
-
-export type DicomJsonDataset = Record<string, DicomJsonAttribute>;
 
 const NUMERIC = new Set(['IS', 'DS', 'US', 'SS', 'UL', 'SL', 'FL', 'FD', 'UV', 'SV']);
 /** VRs that are a single value even when they hold a backslash. */

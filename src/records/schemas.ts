@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { isValidUid } from '../../storage/keys.js';
+import { isValidUid } from '../dicom/uids.js';
 import { HttpError } from '../http/errors.js';
 
 /**

@@ -10,7 +10,7 @@ import { keyImagesFor } from './key-images.js';
 import { renderReportPdf } from './pdf/render.js';
 import { buildEncapsulatedPdf } from './pdf/encapsulated.js';
 import { buildStructuredReport, COMPREHENSIVE_3D_SR_SOP_CLASS as COMPREHENSIVE_3D_SR } from './sr/sr-builder.js';
-import { ENCAPSULATED_PDF_SOP_CLASS as ENCAPSULATED_PDF } from '../../dicomweb/encapsulated-document.js';
+import { ENCAPSULATED_PDF_SOP_CLASS as ENCAPSULATED_PDF } from '../dicom/uids.js';
 import { setPublished, type Report } from './report-store.js';
 import type { ReportBody } from './body.js';
 

@@ -1,4 +1,4 @@
-import type { JsonAttribute, JsonDataset } from '../../dicomweb/metadata.js';
+import type { DicomJsonAttribute as JsonAttribute, DicomJsonDataset as JsonDataset } from '../dicom/dicom-json.js';
 
 /**
  * Typed reads of a DICOM JSON data set (PS3.18 F.2). Values come from our own metadata builder,

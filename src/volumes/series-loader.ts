@@ -1,6 +1,7 @@
 import { listInstances, type StoredInstanceRow } from '../catalog/catalog.js';
 import type { Db } from '../db/connection.js';
-import { seriesMetadataJson, type JsonDataset } from '../../dicomweb/metadata.js';
+import type { DicomJsonDataset as JsonDataset } from '../dicom/dicom-json.js';
+import { seriesMetadataJson } from '../../dicomweb/metadata.js';
 import type { BlobStorage } from '../../storage/types.js';
 import { sliceHeadersFromJson, type SliceHeader } from './slice-header.js';
 

@@ -1,4 +1,5 @@
-import type { JsonDataset } from '../../dicomweb/metadata.js';
+import type { DicomJsonDataset as JsonDataset } from '../dicom/dicom-json.js';
+import { tags } from '../dicom/dictionary.js';
 import { items, num, nums, str, strs } from './json-values.js';
 
 /** One 2-D image of a series: a single-frame instance, or one frame of a multi-frame one. */
@@ -36,40 +37,40 @@ export interface SliceHeader {
 }
 
 /** Tags (PS3.6), named as in PS3.3. */
-const T = {
-  ImageType: '00080008',
-  SOPClassUID: '00080016',
-  SOPInstanceUID: '00080018',
-  Modality: '00080060',
-  FrameType: '00089007',
-  SliceThickness: '00180050',
-  ImagerPixelSpacing: '00181164',
-  ConvolutionKernel: '00181210',
-  CTReconstructionSequence: '00189314',
-  SeriesInstanceUID: '0020000E',
-  InstanceNumber: '00200013',
-  ImagePositionPatient: '00200032',
-  ImageOrientationPatient: '00200037',
-  FrameOfReferenceUID: '00200052',
-  PlanePositionSequence: '00209113',
-  PlaneOrientationSequence: '00209116',
-  PhotometricInterpretation: '00280004',
-  NumberOfFrames: '00280008',
-  Rows: '00280010',
-  Columns: '00280011',
-  PixelSpacing: '00280030',
-  BitsStored: '00280101',
-  PixelRepresentation: '00280103',
-  WindowCenter: '00281050',
-  WindowWidth: '00281051',
-  RescaleIntercept: '00281052',
-  RescaleSlope: '00281053',
-  PixelMeasuresSequence: '00289110',
-  FrameVOILUTSequence: '00289132',
-  PixelValueTransformationSequence: '00289145',
-  SharedFunctionalGroupsSequence: '52009229',
-  PerFrameFunctionalGroupsSequence: '52009230',
-} as const;
+const T = tags(
+  'ImageType',
+  'SOPClassUID',
+  'SOPInstanceUID',
+  'Modality',
+  'FrameType',
+  'SliceThickness',
+  'ImagerPixelSpacing',
+  'ConvolutionKernel',
+  'CTReconstructionSequence',
+  'SeriesInstanceUID',
+  'InstanceNumber',
+  'ImagePositionPatient',
+  'ImageOrientationPatient',
+  'FrameOfReferenceUID',
+  'PlanePositionSequence',
+  'PlaneOrientationSequence',
+  'PhotometricInterpretation',
+  'NumberOfFrames',
+  'Rows',
+  'Columns',
+  'PixelSpacing',
+  'BitsStored',
+  'PixelRepresentation',
+  'WindowCenter',
+  'WindowWidth',
+  'RescaleIntercept',
+  'RescaleSlope',
+  'PixelMeasuresSequence',
+  'FrameVOILUTSequence',
+  'PixelValueTransformationSequence',
+  'SharedFunctionalGroupsSequence',
+  'PerFrameFunctionalGroupsSequence',
+);
 
 /**
  * The functional group macros of one frame (PS3.3 C.7.6.16): each macro sits either in the

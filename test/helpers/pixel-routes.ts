@@ -13,7 +13,7 @@ import type { AppState } from '../../src/http/state.js';
 import { registerBulkdataRoutes } from '../../dicomweb/bulkdata.js';
 import { registerFrameRoutes } from '../../dicomweb/frames.js';
 import { wadoUriRoutes } from '../../dicomweb/wado-uri.js';
-import { Renderer } from '../../dicomweb/renderer.js';
+import { Renderer } from '../../src/dicom/render/renderer.js';
 import { MultipartRelatedReader, parseMediaType } from '../../dicomweb/multipart.js';
 import { Readable } from 'node:stream';
 import { baseUrl } from './http.js';

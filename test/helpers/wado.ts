@@ -21,4 +21,4 @@ export async function readMultipartResponse(res: Response): Promise<{ type: stri
 }
 
 /** A stored blob read whole (the node's own reader). */
-export { readAll as streamToBuffer } from '../../dicomweb/read-all.js';
+export { readAll as streamToBuffer } from '../../storage/read-all.js';

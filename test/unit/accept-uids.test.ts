@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { negotiateRetrieve, parseAccept } from '../../dicomweb/accept.js';
-import { assertSafeKey, instanceKey, isValidUid } from '../../storage/keys.js';
+import { assertSafeKey, instanceKey } from '../../storage/keys.js';
+import { isValidUid } from '../../src/dicom/uids.js';
 
 const never = () => undefined;
 

@@ -1,6 +1,6 @@
 import dcmjs, { type NaturalizedDataset } from 'dcmjs';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from '../../dicom/implementation.js';
-import { TS } from '../../dicom/uids.js';
+import { TS } from '../../dicom/transfer-syntax.js';
 
 const { DicomDict, DicomMetaDictionary } = dcmjs.data;
 

@@ -3,7 +3,7 @@ import type { ReportContent } from '../content.js';
 import { patientAndStudy, setCharacterSet } from '../dicom/source-modules.js';
 import { lo, sh, st } from '../../dicom/vr-values.js';
 import { writePart10 } from '../dicom/write-part10.js';
-import { ENCAPSULATED_PDF_SOP_CLASS } from '../../../dicomweb/encapsulated-document.js';
+import { ENCAPSULATED_PDF_SOP_CLASS } from '../../dicom/uids.js';
 import { PdfReportError } from './errors.js';
 import { dicomDateTime } from './dicom-values.js';
 import { documentTitle, isSigned } from './format.js';

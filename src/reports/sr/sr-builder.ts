@@ -9,7 +9,7 @@ import { CODES, PRIVATE_SCHEME } from './codes.js';
 import { buildContentTree, RADIANT_MANUFACTURER, referencedImages } from './content-tree.js';
 import { codeItem } from './items.js';
 import { hierarchicalReference } from './references.js';
-import { isValidUid } from '../../../storage/keys.js';
+import { isValidUid } from '../../dicom/uids.js';
 import { da, dt, lo, pn, sh, tm } from '../../dicom/vr-values.js';
 import { patientAndStudy, setCharacterSet } from '../dicom/source-modules.js';
 import { writePart10 } from '../dicom/write-part10.js';

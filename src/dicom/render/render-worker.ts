@@ -1,5 +1,5 @@
 import { parentPort } from 'node:worker_threads';
-import { serveWorker } from '../src/workers/worker-pool.js';
+import { serveWorker } from '../../workers/worker-pool.js';
 import { RenderSource, type RenderLog } from './render-image.js';
 import { RenderError, type RenderedMediaType, type RenderErrorKind, type RenderOptions } from './render-types.js';
 

@@ -2,14 +2,14 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import dcmjsImaging from 'dcmjs-imaging';
 import sharp from 'sharp';
-import { errorMessage } from '../src/errors.js';
-import { parseHeaderBytes } from '../src/dicom/header.js';
-import { pixelGeometryProblem } from '../src/dicom/pixel-geometry.js';
+import { errorMessage } from '../../errors.js';
+import { parseHeaderBytes } from '../header.js';
+import { pixelGeometryProblem } from '../pixel-geometry.js';
 import { RenderError, type RenderedImage, type RenderOptions } from './render-types.js';
 
 /**
- * The one rendering core shared by WADO-RS rendered/thumbnail (rendered.ts) and WADO-URI
- * (wado-uri.ts): a Part 10 file → one frame as an encoded consumer image.
+ * The one rendering core shared by WADO-RS rendered/thumbnail (dicomweb/rendered.ts) and WADO-URI
+^ * (dicomweb/wado-uri.ts): a Part 10 file → one frame as an encoded consumer image.
  *
  * dcmjs-imaging decodes the frame (WebAssembly codecs for the compressed syntaxes) and applies
  * the Modality LUT (Rescale Slope/Intercept), the VOI (the given window, else the instance's

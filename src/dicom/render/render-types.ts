@@ -1,6 +1,6 @@
 /**
  * What rendering takes and gives, shared by the render core (render-image.ts, in the render
- * workers), its pool (renderer.ts) and the routes (rendered.ts, wado-uri.ts). No code that
+ * workers), its pool (renderer.ts) and the routes (dicomweb/rendered.ts, wado-uri.ts). No code that
  * decodes here, so the main thread never loads the decoders.
  */
 

@@ -1,4 +1,4 @@
-import { WorkerPool } from '../src/workers/worker-pool.js';
+import { WorkerPool } from '../../workers/worker-pool.js';
 import type { RenderReply, RenderRequest } from './render-worker.js';
 import { RenderError, type RenderedImage, type RenderOptions } from './render-types.js';
 
