@@ -86,3 +86,6 @@ export function isDatabaseUnavailable(err: unknown, depth = 0): boolean {
   if (Array.isArray(e.errors) && e.errors.some((x) => isDatabaseUnavailable(x, depth + 1))) return true;
   return isDatabaseUnavailable(e.cause, depth + 1);
 }
+
+/** A transaction of `Db`: services that take part in one name it by this type, not knex's. */
+export type Trx = Knex.Transaction;

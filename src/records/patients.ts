@@ -1,6 +1,8 @@
 import type { Knex } from 'knex';
 import { normalizePersonName } from '../catalog/catalog.js';
-import { isPostgres, type Db } from '../db/connection.js';
+import { lockPatientRow } from '../catalog/deletion.js';
+import type { Db } from '../db/connection.js';
+import { deleteStored, type DeleteDeps, type DeletionSummary } from '../ingest/delete.js';
 import { fromDicomDate, toDicomDate, type CreatePatientBody, type UpdatePatientBody } from './schemas.js';
 import { countOf, isoTimestamp, isUniqueViolation, orderByAscNullsLast, orderByDescNullsLast, orWhereMatches } from './sql.js';
 
@@ -174,10 +176,7 @@ export class PatientHasStudiesError extends Error {
 }
 
 function lockPatient(trx: Knex.Transaction, pk: number) {
-  const q = trx('patients').where('id', pk).first();
-  // PostgreSQL: ingest upserts the same row first thing, so this serialises against it.
-  if (isPostgres(trx as unknown as Db)) q.forUpdate();
-  return q as Promise<PatientRow | undefined>;
+  return lockPatientRow<PatientRow>(trx, pk);
 }
 
 async function studyCount(trx: Knex.Transaction, pk: number): Promise<number> {
@@ -236,43 +235,24 @@ export async function updatePatient(
   }
 }
 
-export interface DeletedPatient {
-  patient: Patient;
-  studies: number;
-  series: number;
-  instances: number;
-  /** Blob keys of the deleted instances, for the caller to remove after the commit. */
-  storageKeys: string[];
-}
-
 /**
- * Delete a patient; with `cascade`, its studies, series and instances rows too. Rows go first,
- * in one transaction, so no index row ever points at a deleted blob; the caller then deletes
- * the blobs (a failure there leaves an orphan blob, never a dangling row).
+ * Delete a patient through the one delete path (src/ingest/delete.ts); with `cascade`, its
+ * studies, series and instances and everything keyed to them too, in one transaction with the
+ * patient row, then the blobs. Without it, a patient that has studies is refused.
  */
-export async function deletePatient(db: Db, pk: number, cascade: boolean): Promise<DeletedPatient | undefined> {
-  return db.transaction(async (trx) => {
+export async function deletePatient(
+  deps: DeleteDeps,
+  pk: number,
+  cascade: boolean,
+): Promise<{ patient: Patient; summary: DeletionSummary } | undefined> {
+  const done = await deleteStored(deps, { level: 'patient', patientPk: pk }, async (trx) => {
     const row = await lockPatient(trx, pk);
     if (!row) return undefined;
-    const patient = (await getPatient(trx, pk))!;
-    const studyPks = trx('studies').select('id').where('patient_pk', pk);
-    const seriesPks = trx('series').select('id').whereIn('study_pk', studyPks);
     const studies = await studyCount(trx, pk);
     if (studies > 0 && !cascade) throw new PatientHasStudiesError(studies, 'delete them first or use ?cascade=true');
-    let series = 0;
-    let instances = 0;
-    let storageKeys: string[] = [];
-    if (studies > 0) {
-      storageKeys = ((await trx('instances').select('storage_key').whereIn('series_pk', seriesPks)) as Array<{ storage_key: string }>).map(
-        (r) => r.storage_key,
-      );
-      instances = await trx('instances').whereIn('series_pk', seriesPks).delete();
-      series = await trx('series').whereIn('study_pk', studyPks).delete();
-      await trx('studies').where('patient_pk', pk).delete();
-    }
-    await trx('patients').where('id', pk).delete();
-    return { patient, studies, series, instances, storageKeys };
+    return (await getPatient(trx, pk))!;
   });
+  return done && { patient: done.subject, summary: done.summary };
 }
 
 /** Every study of the patient, newest first (study date, then arrival). */
