@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import { normalizePersonName } from '../catalog/catalog.js';
 import { lockPatientRow } from '../catalog/deletion.js';
+import { studyStatusColumns } from '../catalog/study-status.js';
 import type { Db } from '../db/connection.js';
 import { deleteStored, type DeleteDeps, type DeletionSummary } from '../ingest/delete.js';
 import { fromDicomDate, toDicomDate, type CreatePatientBody, type UpdatePatientBody } from './schemas.js';
@@ -57,8 +58,9 @@ export interface PatientHistoryItem {
   num_series: number;
   num_instances: number;
   created_at: string | null;
-  analysis_status: null;
-  report_status: null;
+  /** The latest analysis' status and report's state (src/catalog/study-status.ts), null when none. */
+  analysis_status: string | null;
+  report_status: string | null;
 }
 
 /** "Family^Given^Middle^Prefix^Suffix=ideographic=phonetic": family and given of the first group. */
@@ -269,6 +271,7 @@ export async function patientHistory(db: Db, pk: number): Promise<PatientHistory
       'st.num_series',
       'st.num_instances',
       'st.created_at',
+      ...studyStatusColumns(db),
     )
     .where('st.patient_pk', pk);
   orderByDescNullsLast(q, 'st.study_date');
@@ -285,8 +288,8 @@ export async function patientHistory(db: Db, pk: number): Promise<PatientHistory
     num_series: Number(r.num_series),
     num_instances: Number(r.num_instances),
     created_at: isoTimestamp(r.created_at),
-    analysis_status: null,
-    report_status: null,
+    analysis_status: (r.analysis_status as string | null) ?? null,
+    report_status: (r.report_status as string | null) ?? null,
   }));
 }
 
