@@ -1,6 +1,6 @@
 import dimse from 'dcmjs-dimse';
 import type { Core } from '../src/app.js';
-import { findRemoteNodeByAe } from '../src/nodes/remote-nodes.js';
+import { findRemoteNodeByAe } from '../src/catalog/remote-nodes.js';
 import { errorMessage } from '../src/errors.js';
 import { CancelRegistry, QR, RetrieveStatus, errorResponse, refused, runRetrieve } from './retrieve.js';
 import type { AssociationContext, CMoveRequest, CMoveResponse, Respond } from './services.js';

@@ -7,7 +7,7 @@ import { whyNotTranscodable } from '../src/dicom/transcode-syntaxes.js';
 import { TS } from '../src/dicom/uids.js';
 import { errorMessage } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
-import type { RemoteNode } from '../src/nodes/remote-nodes.js';
+import type { RemoteNode } from '../src/catalog/remote-nodes.js';
 import type { AssociationT } from './services.js';
 
 /**

@@ -89,3 +89,7 @@ export function isDatabaseUnavailable(err: unknown, depth = 0): boolean {
 
 /** A transaction of `Db`: services that take part in one name it by this type, not knex's. */
 export type Trx = Knex.Transaction;
+/** A query being built on `Db`; code outside the index should not need it (see .dependency-cruiser.cjs). */
+export type QueryBuilder = Knex.QueryBuilder;
+/** A value bound into raw SQL. */
+export type RawBinding = Knex.RawBinding;

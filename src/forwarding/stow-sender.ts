@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { StoredInstanceRow } from '../catalog/catalog.js';
-import type { RemoteNode } from '../nodes/remote-nodes.js';
+import type { RemoteNode } from '../catalog/remote-nodes.js';
 import type { BlobStorage } from '../../storage/types.js';
 import { errorMessage } from '../errors.js';
 import type { SendOutcome } from './sender.js';

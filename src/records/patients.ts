@@ -1,11 +1,10 @@
-import type { Knex } from 'knex';
 import { normalizePersonName } from '../catalog/catalog.js';
 import { lockPatientRow } from '../catalog/deletion.js';
 import { studyStatusColumns } from '../catalog/study-status.js';
-import type { Db } from '../db/connection.js';
+import type { Db, QueryBuilder, Trx } from '../db/connection.js';
 import { deleteStored, type DeleteDeps, type DeletionSummary } from '../ingest/delete.js';
 import { fromDicomDate, toDicomDate, type CreatePatientBody, type UpdatePatientBody } from './schemas.js';
-import { countOf, isoTimestamp, isUniqueViolation, orderByAscNullsLast, orderByDescNullsLast, orWhereMatches } from './sql.js';
+import { countOf, isoTimestamp, isUniqueViolation, orderByAscNullsLast, orderByDescNullsLast, orWhereMatches } from '../catalog/sql.js';
 
 /**
  * Patients of the application API. They are the rows DICOM ingest writes (one table, matched on
@@ -97,14 +96,14 @@ function toPatient(r: PatientRow): Patient {
   };
 }
 
-function selectPatients(db: Db | Knex.Transaction) {
+function selectPatients(db: Db | Trx) {
   return db('patients as p').select(
     'p.*',
     db('studies as s').count('*').where('s.patient_pk', db.ref('p.id')).as('study_count'),
   );
 }
 
-export async function getPatient(db: Db | Knex.Transaction, pk: number): Promise<Patient | undefined> {
+export async function getPatient(db: Db | Trx, pk: number): Promise<Patient | undefined> {
   const row = (await selectPatients(db).where('p.id', pk).first()) as PatientRow | undefined;
   return row && toPatient(row);
 }
@@ -114,7 +113,7 @@ export async function listPatients(
   q: { search?: string; limit: number; offset: number },
 ): Promise<{ total: number; items: Patient[] }> {
   const search = q.search?.trim();
-  const filter = (b: Knex.QueryBuilder) => {
+  const filter = (b: QueryBuilder) => {
     if (!search) return;
     const upper = normalizePersonName(search)!;
     b.where((w) => {
@@ -177,11 +176,11 @@ export class PatientHasStudiesError extends Error {
   }
 }
 
-function lockPatient(trx: Knex.Transaction, pk: number) {
+function lockPatient(trx: Trx, pk: number) {
   return lockPatientRow<PatientRow>(trx, pk);
 }
 
-async function studyCount(trx: Knex.Transaction, pk: number): Promise<number> {
+async function studyCount(trx: Trx, pk: number): Promise<number> {
   return countOf(trx('studies').where('patient_pk', pk));
 }
 

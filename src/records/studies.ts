@@ -2,7 +2,7 @@ import { studyStatusColumns } from '../catalog/study-status.js';
 import type { Db } from '../db/connection.js';
 import { splitModalities } from './patients.js';
 import { fromDicomDate, toDicomDate } from './schemas.js';
-import { countOf, isoTimestamp, orderByDescNullsLast } from './sql.js';
+import { countOf, isoTimestamp, orderByDescNullsLast } from '../catalog/sql.js';
 
 /** Studies of the application API, read from the index DICOM ingest writes. */
 
