@@ -10,7 +10,7 @@
  */
 const R = '^\\.cache/deps/js/';
 const PROTOCOLS = `${R}(dicomweb/|dimse/|src/http/)`;
-const SERVICES = `${R}src/(ingest|query|analysis|reports|forwarding|jobs|volumes|medgemma|nodes|auth|audit|records|tools)/`;
+const SERVICES = `${R}src/(ingest|query|analysis|reports|forwarding|jobs|volumes|medgemma|auth|audit|records|tools)/`;
 const FOUNDATIONS = `${R}(src/(catalog|db|dicom|workers|types)/|storage/|migrations/|src/(config|errors|logger|private-files)\\.js$)`;
 const ROOT = `${R}src/(app|cli)\\.js$`;
 
@@ -51,6 +51,14 @@ module.exports = {
       comment: 'src/dicom (the DICOM kernel) imports nothing of ours but errors, config, the logger and the worker pool.',
       from: { path: `${R}src/dicom/` },
       to: { path: R, pathNot: `${R}src/(dicom/|types/|workers/|(errors|config|logger)\\.js$)` },
+    },
+    {
+      name: 'sql-only-in-index',
+      severity: 'error',
+      comment: 'knex (SQL) is the index\'s business: src/catalog holds the repositories, src/db the connection, migrations the '
+        + 'schema. Everything else calls the catalog with a `Db` (or `Trx`) from src/db/connection.ts.',
+      from: { path: R, pathNot: `${R}(src/(catalog|db)/|migrations/)` },
+      to: { path: '(^|/)node_modules/knex/' },
     },
   ],
   options: {

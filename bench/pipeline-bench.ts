@@ -14,7 +14,7 @@ import { makeCtSeries } from '../fixtures/generate.js';
 import { tinyEngineEnv, writeTinyModels } from '../fixtures/tiny-model.js';
 import { openCore, startNode, type Core, type RunningNode } from '../src/app.js';
 import { createReport } from '../src/reports/workflow.js';
-import { createRemoteNode } from '../src/nodes/remote-nodes.js';
+import { createRemoteNode } from '../src/catalog/remote-nodes.js';
 import { createRule } from '../src/forwarding/rules.js';
 import { startStorescp } from '../test/helpers/dcmtk.js';
 import { freePort } from '../test/helpers/node.js';

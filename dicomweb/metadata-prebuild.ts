@@ -1,5 +1,4 @@
-import type { Knex } from 'knex';
-import type { Db } from '../src/db/connection.js';
+import type { Db, Trx } from '../src/db/connection.js';
 import type { InstanceRecord } from '../src/catalog/catalog.js';
 import type { EventBus } from '../src/events.js';
 import type { JobQueue } from '../src/jobs/queue.js';
@@ -39,7 +38,7 @@ export class MetadataPrebuilder {
   ) {}
 
   /** IndexWriter hook: the build is scheduled with the instance's rows, or not at all. */
-  readonly hook = async (trx: Knex.Transaction, rec: InstanceRecord): Promise<void> => {
+  readonly hook = async (trx: Trx, rec: InstanceRecord): Promise<void> => {
     const study = rec.study.studyInstanceUid;
     const series = rec.series.seriesInstanceUid;
     const runAt = new Date(Date.now() + this.quietMs);

@@ -1,5 +1,5 @@
 import type { Core } from '../src/app.js';
-import { findRemoteNodeByAe } from '../src/nodes/remote-nodes.js';
+import { findRemoteNodeByAe } from '../src/catalog/remote-nodes.js';
 
 /** How long a remote_nodes answer is reused (a node added through /api/nodes is admitted after this). */
 const CACHE_MS = 5_000;

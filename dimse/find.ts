@@ -1,5 +1,5 @@
+import type { Db } from '../src/db/connection.js';
 import dimse from 'dcmjs-dimse';
-import type { Knex } from 'knex';
 import type { AuditLog } from '../src/audit/audit.js';
 import { DimseStatus } from '../src/dicom/dimse-status.js';
 import { errorMessage } from '../src/errors.js';
@@ -169,7 +169,7 @@ export function auditedQuery(q: ParsedFind): { keys: string[]; values: Record<st
 }
 
 /** Rows of a parsed query, in batches that grow (the first answers go out quickly). */
-export async function* findRows(db: Knex, q: ParsedFind): AsyncGenerator<AttributeMap[]> {
+export async function* findRows(db: Db, q: ParsedFind): AsyncGenerator<AttributeMap[]> {
   // PatientID comes back at every level (universal matching at PATIENT), for the audit row.
   const filters = q.level === 'PATIENT' ? { PatientID: '', ...q.filters } : q.filters;
   // Small pages first: the first answers go out at once, and a C-CANCEL is seen between pages.
@@ -208,7 +208,7 @@ function comment(message: string): string {
 }
 
 export interface FindServiceDeps {
-  db: Knex;
+  db: Db;
   aeTitle: string;
   log: Logger;
   audit?: AuditLog;

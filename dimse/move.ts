@@ -1,6 +1,6 @@
 import dimse from 'dcmjs-dimse';
 import type { Core } from '../src/app.js';
-import { findRemoteNodeByAe } from '../src/nodes/remote-nodes.js';
+import { findRemoteNodeByAe } from '../src/catalog/remote-nodes.js';
 import { DimseStatus } from '../src/dicom/dimse-status.js';
 import { errorMessage } from '../src/errors.js';
 import { CancelRegistry, QR, errorResponse, refused, runRetrieve } from './retrieve.js';

@@ -1,5 +1,5 @@
 import type { Core } from '../src/app.js';
-import { findRemoteNodeByAe } from '../src/nodes/remote-nodes.js';
+import { findRemoteNodeByAe } from '../src/catalog/remote-nodes.js';
 import { allowlist } from './allowlist.js';
 import { FIND_SOP_CLASSES, findService } from './find.js';
 import { getService, GET_SOP_CLASSES } from './get.js';

@@ -1,11 +1,11 @@
+import type { Db } from '../src/db/connection.js';
 import dimse from 'dcmjs-dimse';
-import type { Knex } from 'knex';
 import type { AuditLog } from '../src/audit/audit.js';
 import { DimseStatus } from '../src/dicom/dimse-status.js';
 import { TS } from '../src/dicom/transfer-syntax.js';
 import { errorMessage } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
-import type { RemoteNode } from '../src/nodes/remote-nodes.js';
+import type { RemoteNode } from '../src/catalog/remote-nodes.js';
 import type { BlobStorage } from '../storage/types.js';
 import type { AssociationContext, NActionRequest, NActionResponse, Respond } from './services.js';
 
@@ -43,7 +43,7 @@ export interface CommitmentResult {
 }
 
 /** Which of the instances are safely stored: in the index with that SOP Class, blob present. */
-export async function checkCommitment(db: Knex, storage: BlobStorage, refs: SopRef[]): Promise<CommitmentResult> {
+export async function checkCommitment(db: Db, storage: BlobStorage, refs: SopRef[]): Promise<CommitmentResult> {
   const known = new Map<string, { sopClassUid: string; storageKey: string }>();
   const uids = [...new Set(refs.map((r) => r.sopInstanceUid))];
   for (let i = 0; i < uids.length; i += 500) {
@@ -87,7 +87,7 @@ export function eventReportElements(transactionUid: string, aeTitle: string, res
 }
 
 export interface CommitmentDeps {
-  db: Knex;
+  db: Db;
   storage: BlobStorage;
   aeTitle: string;
   log: Logger;

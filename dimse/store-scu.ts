@@ -10,7 +10,7 @@ import { TS } from '../src/dicom/transfer-syntax.js';
 import { DimseStatus, isWarningStatus } from '../src/dicom/dimse-status.js';
 import { errorMessage } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
-import type { RemoteNode } from '../src/nodes/remote-nodes.js';
+import type { RemoteNode } from '../src/catalog/remote-nodes.js';
 import type { AssociationT } from './services.js';
 
 /**

@@ -262,6 +262,110 @@ function describePatients(name: string, envFactory: () => Promise<Record<string,
       expect((await api.del(`/api/patients/${plain.id}`)).status).to.equal(404);
     });
 
+    it('deletes a patient with everything keyed to it: metadata, volumes, unsent forwards, jobs, analyses, reports', async () => {
+      const patient = { id: 'DEL-ALL', name: 'Gone^Greta', birthDate: '19700101', sex: 'F' as const };
+      const files = makeCtSeries({ slices: 2, size: 16, patient, accessionNumber: 'ACC-DEL' });
+      await ingestFiles(node, files);
+      const study = files[0]!.studyInstanceUid;
+      const series = files[0]!.seriesInstanceUid;
+      const sops = files.map((f) => f.sopInstanceUid);
+      const keep = makeCtSeries({ slices: 1, size: 16, patient: { id: 'DEL-KEEP', name: 'Kept^Karl' } });
+      await ingestFiles(node, keep);
+      const ts = new Date().toISOString();
+
+      const meta = await api.get(`/dicom-web/studies/${study}/series/${series}/metadata`);
+      expect(meta.status).to.equal(200);
+      expect(await node.db('series_metadata').where('series_instance_uid', series)).to.have.length(1);
+      await node.db('volumes').insert({
+        study_instance_uid: study,
+        series_instance_uid: series,
+        kind: 'volume',
+        rows: 16,
+        columns: 16,
+        slice_count: 2,
+        instance_order: '[]',
+        problems: '[]',
+        created_at: ts,
+      });
+      const [nodeRow] = (await node.db('remote_nodes').insert({ ae_title: 'DELDEST', host: '127.0.0.1', port: 1 }).returning('id')) as Array<{
+        id: number;
+      }>;
+      const forward = (status: string, sop: string) => ({
+        node_id: Number(nodeRow!.id),
+        sop_instance_uid: sop,
+        study_instance_uid: study,
+        status,
+        next_attempt_at: ts,
+        created_at: ts,
+      });
+      await node.db('forward_items').insert([forward('queued', sops[0]!), forward('failed', sops[1]!), forward('sent', sops[1]!)]);
+      const [job] = (await node
+        .db('jobs')
+        .insert({ kind: 'analysis.run', payload: '{}', status: 'pending', max_attempts: 1, next_run_at: '2999-01-01T00:00:00.000Z', created_at: ts, updated_at: ts })
+        .returning('id')) as Array<{ id: number }>;
+      const [analysis] = (await node
+        .db('medgemma_analyses')
+        .insert({ study_instance_uid: study, status: 'succeeded', analysis_type: 'primary', trigger: 'manual', job_id: Number(job!.id), created_at: ts })
+        .returning('id')) as Array<{ id: number }>;
+      const analysisId = Number(analysis!.id);
+      await node.db('findings').insert({ analysis_id: analysisId, idx: 0, description: 'x', confidence: 0.5, image_indices: '[]' });
+      await node.db('measurements').insert({ analysis_id: analysisId, idx: 0, quantity: 'length', value: 1, unit: 'mm' });
+      const [report] = (await node
+        .db('reports')
+        .insert({
+          study_instance_uid: study,
+          analysis_id: analysisId,
+          state: 'draft',
+          version: 1,
+          include_ai_disclaimer: true,
+          content: '{}',
+          created_at: ts,
+          updated_at: ts,
+        })
+        .returning('id')) as Array<{ id: number }>;
+      await node
+        .db('report_versions')
+        .insert({ report_id: Number(report!.id), version: 1, state: 'draft', action: 'create', changed_at: ts, changes: '[]', content: '{}' });
+      const keys = ((await node.db('instances').whereIn('sop_instance_uid', sops).select('storage_key')) as Array<{ storage_key: string }>).map(
+        (r) => r.storage_key,
+      );
+      expect(keys).to.have.length(2);
+
+      const { body: page } = await api.get<Page<Patient>>('/api/patients?q=DEL-ALL');
+      const id = page.items[0]!.id;
+      const gone = await api.del(`/api/patients/${id}?cascade=true`);
+      expect(gone.status, JSON.stringify(gone.body)).to.equal(200);
+      expect(gone.body).to.include({ studies: 1, series: 1, instances: 2, blobs_deleted: 2, blobs_failed: 0 });
+
+      const count = async (table: string, column: string, values: Array<string | number>) =>
+        ((await node.db(table).whereIn(column, values)) as unknown[]).length;
+      expect(await count('patients', 'id', [id])).to.equal(0);
+      expect(await count('studies', 'study_instance_uid', [study])).to.equal(0);
+      expect(await count('series', 'series_instance_uid', [series])).to.equal(0);
+      expect(await count('instances', 'sop_instance_uid', sops)).to.equal(0);
+      expect(await count('series_metadata', 'series_instance_uid', [series])).to.equal(0);
+      expect(await count('volumes', 'series_instance_uid', [series])).to.equal(0);
+      expect(await count('medgemma_analyses', 'study_instance_uid', [study])).to.equal(0);
+      expect(await count('findings', 'analysis_id', [analysisId])).to.equal(0);
+      expect(await count('measurements', 'analysis_id', [analysisId])).to.equal(0);
+      expect(await count('reports', 'study_instance_uid', [study])).to.equal(0);
+      expect(await count('report_versions', 'report_id', [Number(report!.id)])).to.equal(0);
+      // Unsent forwards go; the record that a copy was sent elsewhere stays.
+      expect(await node.db('forward_items').whereIn('sop_instance_uid', sops).select('status')).to.deep.equal([{ status: 'sent' }]);
+      expect(await node.db('jobs').where('id', Number(job!.id)).first()).to.include({ status: 'cancelled', error: 'study deleted' });
+      // The series' metadata prebuild, scheduled by the ingest, is cancelled too (or already ran).
+      expect(await node.db('jobs').where({ dedupe_key: `prebuild:${series}` }).whereIn('status', ['pending', 'running'])).to.have.length(0);
+      for (const k of keys) expect(await node.storage.exists(k), k).to.equal(false);
+      const audit = (await auditRows(node, 'patient.delete')).at(-1)!;
+      expect(audit.status).to.equal(200);
+      const details = JSON.parse(String(audit.details)) as Record<string, unknown>;
+      expect(details).to.include({ cascade: true, instances: 2, analyses: 1, reports: 1, forward_items: 2 });
+      // The analysis job, and the series' metadata prebuild unless its worker took it first.
+      expect(details.jobs_cancelled).to.be.oneOf([1, 2]);
+      // The other patient's study is untouched.
+      expect(await count('instances', 'sop_instance_uid', [keep[0]!.sopInstanceUid])).to.equal(1);
+    });
+
     it('rejects junk ids with 400 and unknown ids with 404', async () => {
       for (const id of ['abc', '0', '-1', '1e3', '01', '99999999999', '1.5', '%2e%2e%2fetc']) {
         expect((await api.get(`/api/patients/${id}`)).status, id).to.equal(400);

@@ -279,6 +279,44 @@ function describeStudies(name: string, envFactory: () => Promise<Record<string, 
     expect(reads[0]).to.include({ patient_id: 'LIST-1' });
     expect((await auditRows(node, 'study.list')).some((r) => r.patient_id === 'LIST-1')).to.equal(true);
   });
+
+  it('shows the latest analysis status and report state of each study (null when none)', async () => {
+    const patient = { id: 'STATUS-1', name: 'Status^Stan' };
+    const analysed = makeCtSeries({ slices: 1, size: 16, patient, studyDate: '20240505', accessionNumber: 'ACC-S1' });
+    const bare = makeCtSeries({ slices: 1, size: 16, patient, studyDate: '20240404', accessionNumber: 'ACC-S2' });
+    await ingestFiles(node, [...analysed, ...bare]);
+    const study = analysed[0]!.studyInstanceUid;
+    const ts = new Date().toISOString();
+    const analysis = (status: string) => ({ study_instance_uid: study, status, analysis_type: 'primary', trigger: 'manual', created_at: ts });
+    const [first] = (await node.db('medgemma_analyses').insert(analysis('succeeded')).returning('id')) as Array<{ id: number }>;
+    const report = (state: string) => ({
+      study_instance_uid: study,
+      analysis_id: Number(first!.id),
+      state,
+      version: 1,
+      include_ai_disclaimer: true,
+      content: '{}',
+      created_at: ts,
+      updated_at: ts,
+    });
+    await node.db('reports').insert(report('final'));
+    await node.db('reports').insert(report('preliminary'));
+    await node.db('medgemma_analyses').insert(analysis('running'));
+
+    const list = await admin.get('/api/studies?patient_id=STATUS-1');
+    expect(list.status).to.equal(200);
+    const byAccession = Object.fromEntries((list.body.items as any[]).map((s) => [s.accession_number, s]));
+    expect(byAccession['ACC-S1']).to.include({ analysis_status: 'running', report_status: 'preliminary' });
+    expect(byAccession['ACC-S2']).to.include({ analysis_status: null, report_status: null });
+    const one = await admin.get(`/api/studies/${study}`);
+    expect(one.body).to.include({ analysis_status: 'running', report_status: 'preliminary' });
+    const history = await admin.get(`/api/patients/${one.body.patient.id}/history`);
+    expect(history.status).to.equal(200);
+    expect((history.body.items as any[]).map((s) => [s.analysis_status, s.report_status])).to.deep.equal([
+      ['running', 'preliminary'],
+      [null, null],
+    ]);
+  });
 });
 }
 

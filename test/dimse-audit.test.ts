@@ -3,7 +3,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { makeCtSeries, writeSeries, type GeneratedFile } from '../fixtures/generate.js';
 import type { AuditRow } from '../src/audit/audit.js';
-import { createRemoteNode } from '../src/nodes/remote-nodes.js';
+import { createRemoteNode } from '../src/catalog/remote-nodes.js';
 import { echoscu, runTool, startStorescp, type ReferenceScp } from './helpers/dcmtk.js';
 import { findscu } from './helpers/dimse-client.js';
 import { baseUrl, bearer, tokenFor } from './helpers/http.js';

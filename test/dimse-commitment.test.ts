@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import dimse from 'dcmjs-dimse';
 import { STORAGE_COMMITMENT_INSTANCE, STORAGE_COMMITMENT_PUSH, storageCommitmentService } from '../dimse/storage-commitment.js';
 import type { AssociationContext, NActionResponse } from '../dimse/services.js';
-import { createRemoteNode, findRemoteNodeByAe } from '../src/nodes/remote-nodes.js';
+import { createRemoteNode, findRemoteNodeByAe } from '../src/catalog/remote-nodes.js';
 import { corpusDir } from './helpers/corpus.js';
 import { storescu } from './helpers/dcmtk.js';
 import { freePort, startTestNode, type TestNode } from './helpers/node.js';

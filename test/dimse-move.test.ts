@@ -4,7 +4,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import dimse from 'dcmjs-dimse';
 import { chooseSyntax, outcomeOf, splitPart10 } from '../dimse/store-scu.js';
-import { createRemoteNode } from '../src/nodes/remote-nodes.js';
+import { createRemoteNode } from '../src/catalog/remote-nodes.js';
 import { corpusDir, corpusRoot } from './helpers/corpus.js';
 import { runTool, startReferenceStorescp, startStorescp, type ReferenceScp } from './helpers/dcmtk.js';
 import { baseUrl, bearer, tokenFor } from './helpers/http.js';

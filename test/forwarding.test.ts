@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { ruleMatches, type RuleMatch } from '../src/forwarding/rules.js';
-import { retryDelay } from '../src/forwarding/queue.js';
-import { createRemoteNode } from '../src/nodes/remote-nodes.js';
+import { retryDelay } from '../src/catalog/forwarding.js';
+import { createRemoteNode } from '../src/catalog/remote-nodes.js';
 import type { InstanceRecord } from '../src/catalog/catalog.js';
 import { corpusDir } from './helpers/corpus.js';
 import { storescu } from './helpers/dcmtk.js';

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { createRemoteNode } from '../src/nodes/remote-nodes.js';
+import { createRemoteNode } from '../src/catalog/remote-nodes.js';
 import { createRule } from '../src/forwarding/rules.js';
 import { corpusDir } from './helpers/corpus.js';
 import { storescu } from './helpers/dcmtk.js';

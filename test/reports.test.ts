@@ -5,7 +5,7 @@ import path from 'node:path';
 import dcmjs from 'dcmjs';
 import { tinyEngineEnv, writeTinyModels } from '../fixtures/tiny-model.js';
 import { ensureLlamaServer } from '../src/medgemma/build/build-llama.js';
-import { createRemoteNode } from '../src/nodes/remote-nodes.js';
+import { createRemoteNode } from '../src/catalog/remote-nodes.js';
 import { createUser } from '../src/auth/users.js';
 import { apiClient, auditRows, type ApiClient } from './helpers/api.js';
 import { corpusDir } from './helpers/corpus.js';

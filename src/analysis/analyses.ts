@@ -1,5 +1,4 @@
-import type { Knex } from 'knex';
-import type { Db } from '../db/connection.js';
+import type { Db, Trx } from '../db/connection.js';
 import type { AnalysisType } from '../medgemma/prompts/index.js';
 import type { ModelAnswer } from './findings-schema.js';
 
@@ -180,7 +179,7 @@ export interface NewAnalysis {
   sourceReceivedAt?: string;
 }
 
-export async function createAnalysis(db: Db | Knex.Transaction, a: NewAnalysis, now = new Date()): Promise<number> {
+export async function createAnalysis(db: Db | Trx, a: NewAnalysis, now = new Date()): Promise<number> {
   const [row] = await db('medgemma_analyses')
     .insert({
       study_instance_uid: a.studyInstanceUid,
@@ -197,7 +196,7 @@ export async function createAnalysis(db: Db | Knex.Transaction, a: NewAnalysis, 
   return Number(typeof row === 'object' ? (row as { id: number }).id : row);
 }
 
-export async function setAnalysisJob(db: Db | Knex.Transaction, id: number, jobId: number): Promise<void> {
+export async function setAnalysisJob(db: Db | Trx, id: number, jobId: number): Promise<void> {
   await db('medgemma_analyses').where({ id }).update({ job_id: jobId });
 }
 

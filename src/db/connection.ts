@@ -86,3 +86,10 @@ export function isDatabaseUnavailable(err: unknown, depth = 0): boolean {
   if (Array.isArray(e.errors) && e.errors.some((x) => isDatabaseUnavailable(x, depth + 1))) return true;
   return isDatabaseUnavailable(e.cause, depth + 1);
 }
+
+/** A transaction of `Db`: services that take part in one name it by this type, not knex's. */
+export type Trx = Knex.Transaction;
+/** A query being built on `Db`; code outside the index should not need it (see .dependency-cruiser.cjs). */
+export type QueryBuilder = Knex.QueryBuilder;
+/** A value bound into raw SQL. */
+export type RawBinding = Knex.RawBinding;

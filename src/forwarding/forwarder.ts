@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import type { Knex } from 'knex';
-import type { Db } from '../db/connection.js';
+import type { Db, Trx } from '../db/connection.js';
 import type { Logger } from '../logger.js';
 import type { AuditLog } from '../audit/audit.js';
 import type { BlobStorage } from '../../storage/types.js';
 import { findInstance, type IndexResult, type InstanceRecord, type StoredInstanceRow } from '../catalog/catalog.js';
-import { getRemoteNode, type RemoteNode } from '../nodes/remote-nodes.js';
+import { getRemoteNode, type RemoteNode } from '../catalog/remote-nodes.js';
 import { errorMessage } from '../errors.js';
 import type { EventBus } from '../events.js';
 import type { JobQueue } from '../jobs/queue.js';
@@ -21,7 +20,7 @@ import {
   retryFailed,
   type ForwardItem,
   type RetryPolicy,
-} from './queue.js';
+} from '../catalog/forwarding.js';
 import { ruleMatches, type RuleCache } from './rules.js';
 import type { InstanceSender, SendOutcome } from './sender.js';
 import { stowSend } from './stow-sender.js';
@@ -85,7 +84,7 @@ export class Forwarder {
   constructor(private readonly deps: ForwarderDeps, private readonly opts: ForwarderOptions) {}
 
   /** IndexWriter hook: runs inside the index transaction, so it only reads cached rules. */
-  readonly hook = async (trx: Knex.Transaction, rec: InstanceRecord, _res: IndexResult): Promise<void> => {
+  readonly hook = async (trx: Trx, rec: InstanceRecord, _res: IndexResult): Promise<void> => {
     const nodes = new Map<number, number>();
     for (const rule of this.deps.rules.current) if (ruleMatches(rule.match, rec) && !nodes.has(rule.nodeId)) nodes.set(rule.nodeId, rule.id);
     if (nodes.size === 0) return;
@@ -140,7 +139,7 @@ export class Forwarder {
     return total;
   }
 
-  private async schedule(trx: Knex.Transaction | Db, nodeId: number, runAt: Date, mode: 'debounce' | 'earliest'): Promise<void> {
+  private async schedule(trx: Trx | Db, nodeId: number, runAt: Date, mode: 'debounce' | 'earliest'): Promise<void> {
     const job = { kind: FORWARD_JOB, payload: { nodeId }, dedupeKey: `forward:${nodeId}`, runAt };
     await this.deps.jobs.schedule<ForwardJobPayload>(trx, job, mode);
     this.deps.events.emit('job-due', { kind: FORWARD_JOB, runAt });

@@ -1,5 +1,5 @@
 import type { StoredInstanceRow } from '../catalog/catalog.js';
-import type { RemoteNode } from '../nodes/remote-nodes.js';
+import type { RemoteNode } from '../catalog/remote-nodes.js';
 
 /** What happened to one instance of a send. */
 export interface SendOutcome {

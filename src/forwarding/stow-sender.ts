@@ -2,7 +2,7 @@ import { tag } from '../dicom/dictionary.js';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { StoredInstanceRow } from '../catalog/catalog.js';
-import type { RemoteNode } from '../nodes/remote-nodes.js';
+import type { RemoteNode } from '../catalog/remote-nodes.js';
 import type { BlobStorage } from '../../storage/types.js';
 import { errorMessage } from '../errors.js';
 import type { SendOutcome } from './sender.js';

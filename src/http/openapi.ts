@@ -44,6 +44,12 @@ const E = {
 
 const nullableString = { type: ['string', 'null'] };
 const nullableDate = { type: ['string', 'null'], format: 'date' };
+const analysisStatus = {
+  type: ['string', 'null'],
+  enum: ['queued', 'running', 'succeeded', 'failed', 'cancelled', null],
+  description: "The latest analysis' status",
+};
+const reportStatus = { type: ['string', 'null'], enum: ['draft', 'preliminary', 'final', 'amended', null], description: "The latest report's state" };
 
 const patientIdParam = {
   name: 'id',
@@ -122,8 +128,8 @@ function buildDocument(): Json {
         num_series: { type: 'integer' },
         num_instances: { type: 'integer' },
         created_at: { type: 'string', format: 'date-time' },
-        analysis_status: { type: 'null', description: 'Placeholder: AI analysis is not wired yet' },
-        report_status: { type: 'null', description: 'Placeholder' },
+        analysis_status: analysisStatus,
+        report_status: reportStatus,
       },
     },
     PatientHistory: {
@@ -155,8 +161,8 @@ function buildDocument(): Json {
         num_instances: { type: 'integer' },
         created_at: { type: 'string', format: 'date-time' },
         last_received_at: { type: 'string', format: 'date-time' },
-        analysis_status: { type: 'null' },
-        report_status: { type: 'null' },
+        analysis_status: analysisStatus,
+        report_status: reportStatus,
       },
     },
     Series: {

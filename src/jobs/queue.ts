@@ -1,5 +1,4 @@
-import type { Knex } from 'knex';
-import { isPostgres, type Db } from '../db/connection.js';
+import { isPostgres, type Db, type QueryBuilder, type Trx } from '../db/connection.js';
 import { fromRow, toJson, type DbJobRow } from './rows.js';
 import { backoffDelay } from '../backoff.js';
 import {
@@ -112,7 +111,7 @@ export class JobQueue {
    * a concurrent schedule of the key waits for this transaction, then updates the same row.
    */
   async schedule<P>(
-    trx: Knex.Transaction | Db,
+    trx: Trx | Db,
     input: { kind: string; payload: P; dedupeKey: string; runAt: Date; maxAttempts?: number },
     mode: 'debounce' | 'earliest',
     now = new Date(),
@@ -313,8 +312,8 @@ export class JobQueue {
   async reclaimStale(staleMs: number, now = new Date()): Promise<{ requeued: number; failed: number; superseded: number }> {
     const ts = now.toISOString();
     const cutoff = new Date(now.getTime() - staleMs).toISOString();
-    const stale = (q: Knex.QueryBuilder) => q.where('status', 'running').andWhere('heartbeat_at', '<', cutoff);
-    const newerPending = (q: Knex.QueryBuilder) => q.select(1).from('jobs as newer').whereRaw('newer.dedupe_key = jobs.dedupe_key').andWhere('newer.status', 'pending');
+    const stale = (q: QueryBuilder) => q.where('status', 'running').andWhere('heartbeat_at', '<', cutoff);
+    const newerPending = (q: QueryBuilder) => q.select(1).from('jobs as newer').whereRaw('newer.dedupe_key = jobs.dedupe_key').andWhere('newer.status', 'pending');
     const failed = await stale(this.db('jobs'))
       .andWhereRaw('attempts >= max_attempts')
       .update({ status: 'failed', error: STALE_ERROR, locked_by: null, finished_at: ts, updated_at: ts });

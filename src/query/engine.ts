@@ -1,4 +1,4 @@
-import type { Knex } from 'knex';
+import type { Db, QueryBuilder, RawBinding } from '../db/connection.js';
 import {
   ATTRIBUTES,
   REQUIRED_RETURN,
@@ -53,7 +53,7 @@ export interface QueryResult {
 
 export { QueryError };
 
-export function dialectOf(db: Knex): Dialect {
+export function dialectOf(db: Db): Dialect {
   const client = String((db.client as { config: { client: unknown } }).config.client);
   return client === 'pg' || client === 'postgres' || client === 'postgresql' ? 'pg' : 'sqlite';
 }
@@ -130,7 +130,7 @@ export function compileFilters(req: QueryRequest, dialect: Dialect): Fragment[] 
   return out;
 }
 
-function baseQuery(db: Knex, level: QueryLevel): Knex.QueryBuilder {
+function baseQuery(db: Db, level: QueryLevel): QueryBuilder {
   switch (level) {
     case 'study':
       return db('studies as st').join('patients as p', 'p.id', 'st.patient_pk');
@@ -168,7 +168,7 @@ function ordering(req: QueryRequest): Order[] {
 }
 
 /** Runs the query: at most `limit` rows from `offset`, `truncated` when more matched. */
-export async function runQuery(db: Knex, req: QueryRequest): Promise<QueryResult> {
+export async function runQuery(db: Db, req: QueryRequest): Promise<QueryResult> {
   if (!Number.isInteger(req.limit) || req.limit < 0) throw new QueryError('limit must be a non-negative integer');
   const offset = req.offset ?? 0;
   if (!Number.isInteger(offset) || offset < 0) throw new QueryError('offset must be a non-negative integer');
@@ -184,7 +184,7 @@ export async function runQuery(db: Knex, req: QueryRequest): Promise<QueryResult
     if (req.level !== 'study') columns.push('se.id as __series_pk');
   }
   q.select(columns);
-  for (const f of where) q.whereRaw(f.sql, f.bindings as Knex.RawBinding[]);
+  for (const f of where) q.whereRaw(f.sql, f.bindings as RawBinding[]);
   if (req.scope?.studyInstanceUid) q.where('st.study_instance_uid', req.scope.studyInstanceUid);
   if (req.scope?.seriesInstanceUid) q.where('se.series_instance_uid', req.scope.seriesInstanceUid);
   // NULLS LAST spelled out: knex's sqlite3 compiler drops the column itself for `nulls`.

@@ -1,4 +1,4 @@
-import type { Knex } from 'knex';
+import type { Db, RawBinding } from '../db/connection.js';
 import { ATTRIBUTES, findAttribute, type AttributeDef } from './attributes.js';
 import { compileMatch } from './match.js';
 import { dialectOf, type AttributeMap } from './engine.js';
@@ -27,7 +27,7 @@ export const PATIENT_ATTRIBUTES: readonly AttributeDef[] = ATTRIBUTES.filter(
   (d) => d.level === 'patient' && (d.column !== undefined || d.constant !== undefined),
 );
 
-export async function runPatientQuery(db: Knex, req: PatientQueryRequest): Promise<PatientQueryResult> {
+export async function runPatientQuery(db: Db, req: PatientQueryRequest): Promise<PatientQueryResult> {
   const dialect = dialectOf(db);
   const q = db('patients as p');
   const keywords = new Set<string>();
@@ -36,7 +36,7 @@ export async function runPatientQuery(db: Knex, req: PatientQueryRequest): Promi
     if (!def || def.level !== 'patient') continue;
     keywords.add(def.keyword);
     const f = compileMatch(def, value, { dialect, fuzzy: false });
-    if (f) q.whereRaw(f.sql, f.bindings as Knex.RawBinding[]);
+    if (f) q.whereRaw(f.sql, f.bindings as RawBinding[]);
   }
   const attributes = PATIENT_ATTRIBUTES.filter((d) => keywords.has(d.keyword));
   const columns = attributes.filter((d) => d.column).map((d) => `${d.column} as ${d.keyword}`);

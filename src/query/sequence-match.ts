@@ -1,4 +1,4 @@
-import type { Knex } from 'knex';
+import type { Db } from '../db/connection.js';
 import type { AttributeDef } from './attributes.js';
 import { compileMatch, type Fragment, type MatchOptions } from './match.js';
 
@@ -84,7 +84,7 @@ const CHUNK = 500;
  * their stored order. One query per 500 owners, never one per row.
  */
 export async function loadSequenceItems(
-  db: Knex,
+  db: Db,
   sequences: AttributeDef[],
   studyPks: number[],
   seriesPks: number[],

@@ -1,8 +1,10 @@
-import type { Knex } from 'knex';
 import { normalizePersonName } from '../catalog/catalog.js';
-import { isPostgres, type Db } from '../db/connection.js';
+import { lockPatientRow } from '../catalog/deletion.js';
+import { studyStatusColumns } from '../catalog/study-status.js';
+import type { Db, QueryBuilder, Trx } from '../db/connection.js';
+import { deleteStored, type DeleteDeps, type DeletionSummary } from '../ingest/delete.js';
 import { fromDicomDate, toDicomDate, type CreatePatientBody, type UpdatePatientBody } from './schemas.js';
-import { countOf, isoTimestamp, isUniqueViolation, orderByAscNullsLast, orderByDescNullsLast, orWhereMatches } from './sql.js';
+import { countOf, isoTimestamp, isUniqueViolation, orderByAscNullsLast, orderByDescNullsLast, orWhereMatches } from '../catalog/sql.js';
 
 /**
  * Patients of the application API. They are the rows DICOM ingest writes (one table, matched on
@@ -55,8 +57,9 @@ export interface PatientHistoryItem {
   num_series: number;
   num_instances: number;
   created_at: string | null;
-  analysis_status: null;
-  report_status: null;
+  /** The latest analysis' status and report's state (src/catalog/study-status.ts), null when none. */
+  analysis_status: string | null;
+  report_status: string | null;
 }
 
 /** "Family^Given^Middle^Prefix^Suffix=ideographic=phonetic": family and given of the first group. */
@@ -93,14 +96,14 @@ function toPatient(r: PatientRow): Patient {
   };
 }
 
-function selectPatients(db: Db | Knex.Transaction) {
+function selectPatients(db: Db | Trx) {
   return db('patients as p').select(
     'p.*',
     db('studies as s').count('*').where('s.patient_pk', db.ref('p.id')).as('study_count'),
   );
 }
 
-export async function getPatient(db: Db | Knex.Transaction, pk: number): Promise<Patient | undefined> {
+export async function getPatient(db: Db | Trx, pk: number): Promise<Patient | undefined> {
   const row = (await selectPatients(db).where('p.id', pk).first()) as PatientRow | undefined;
   return row && toPatient(row);
 }
@@ -110,7 +113,7 @@ export async function listPatients(
   q: { search?: string; limit: number; offset: number },
 ): Promise<{ total: number; items: Patient[] }> {
   const search = q.search?.trim();
-  const filter = (b: Knex.QueryBuilder) => {
+  const filter = (b: QueryBuilder) => {
     if (!search) return;
     const upper = normalizePersonName(search)!;
     b.where((w) => {
@@ -173,14 +176,11 @@ export class PatientHasStudiesError extends Error {
   }
 }
 
-function lockPatient(trx: Knex.Transaction, pk: number) {
-  const q = trx('patients').where('id', pk).first();
-  // PostgreSQL: ingest upserts the same row first thing, so this serialises against it.
-  if (isPostgres(trx as unknown as Db)) q.forUpdate();
-  return q as Promise<PatientRow | undefined>;
+function lockPatient(trx: Trx, pk: number) {
+  return lockPatientRow<PatientRow>(trx, pk);
 }
 
-async function studyCount(trx: Knex.Transaction, pk: number): Promise<number> {
+async function studyCount(trx: Trx, pk: number): Promise<number> {
   return countOf(trx('studies').where('patient_pk', pk));
 }
 
@@ -236,43 +236,24 @@ export async function updatePatient(
   }
 }
 
-export interface DeletedPatient {
-  patient: Patient;
-  studies: number;
-  series: number;
-  instances: number;
-  /** Blob keys of the deleted instances, for the caller to remove after the commit. */
-  storageKeys: string[];
-}
-
 /**
- * Delete a patient; with `cascade`, its studies, series and instances rows too. Rows go first,
- * in one transaction, so no index row ever points at a deleted blob; the caller then deletes
- * the blobs (a failure there leaves an orphan blob, never a dangling row).
+ * Delete a patient through the one delete path (src/ingest/delete.ts); with `cascade`, its
+ * studies, series and instances and everything keyed to them too, in one transaction with the
+ * patient row, then the blobs. Without it, a patient that has studies is refused.
  */
-export async function deletePatient(db: Db, pk: number, cascade: boolean): Promise<DeletedPatient | undefined> {
-  return db.transaction(async (trx) => {
+export async function deletePatient(
+  deps: DeleteDeps,
+  pk: number,
+  cascade: boolean,
+): Promise<{ patient: Patient; summary: DeletionSummary } | undefined> {
+  const done = await deleteStored(deps, { level: 'patient', patientPk: pk }, async (trx) => {
     const row = await lockPatient(trx, pk);
     if (!row) return undefined;
-    const patient = (await getPatient(trx, pk))!;
-    const studyPks = trx('studies').select('id').where('patient_pk', pk);
-    const seriesPks = trx('series').select('id').whereIn('study_pk', studyPks);
     const studies = await studyCount(trx, pk);
     if (studies > 0 && !cascade) throw new PatientHasStudiesError(studies, 'delete them first or use ?cascade=true');
-    let series = 0;
-    let instances = 0;
-    let storageKeys: string[] = [];
-    if (studies > 0) {
-      storageKeys = ((await trx('instances').select('storage_key').whereIn('series_pk', seriesPks)) as Array<{ storage_key: string }>).map(
-        (r) => r.storage_key,
-      );
-      instances = await trx('instances').whereIn('series_pk', seriesPks).delete();
-      series = await trx('series').whereIn('study_pk', studyPks).delete();
-      await trx('studies').where('patient_pk', pk).delete();
-    }
-    await trx('patients').where('id', pk).delete();
-    return { patient, studies, series, instances, storageKeys };
+    return (await getPatient(trx, pk))!;
   });
+  return done && { patient: done.subject, summary: done.summary };
 }
 
 /** Every study of the patient, newest first (study date, then arrival). */
@@ -289,6 +270,7 @@ export async function patientHistory(db: Db, pk: number): Promise<PatientHistory
       'st.num_series',
       'st.num_instances',
       'st.created_at',
+      ...studyStatusColumns(db),
     )
     .where('st.patient_pk', pk);
   orderByDescNullsLast(q, 'st.study_date');
@@ -305,8 +287,8 @@ export async function patientHistory(db: Db, pk: number): Promise<PatientHistory
     num_series: Number(r.num_series),
     num_instances: Number(r.num_instances),
     created_at: isoTimestamp(r.created_at),
-    analysis_status: null,
-    report_status: null,
+    analysis_status: (r.analysis_status as string | null) ?? null,
+    report_status: (r.report_status as string | null) ?? null,
   }));
 }
 

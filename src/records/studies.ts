@@ -1,7 +1,8 @@
+import { studyStatusColumns } from '../catalog/study-status.js';
 import type { Db } from '../db/connection.js';
 import { splitModalities } from './patients.js';
 import { fromDicomDate, toDicomDate } from './schemas.js';
-import { countOf, isoTimestamp, orderByDescNullsLast } from './sql.js';
+import { countOf, isoTimestamp, orderByDescNullsLast } from '../catalog/sql.js';
 
 /** Studies of the application API, read from the index DICOM ingest writes. */
 
@@ -30,8 +31,10 @@ export interface Study {
   num_instances: number;
   created_at: string | null;
   last_received_at: string | null;
-  analysis_status: null;
-  report_status: null;
+  /** The latest analysis' status, null when the study has none. */
+  analysis_status: string | null;
+  /** The latest report's state, null when the study has none. */
+  report_status: string | null;
 }
 
 export interface Series {
@@ -87,8 +90,8 @@ function toStudy(r: Record<string, unknown>): Study {
     num_instances: Number(r.num_instances),
     created_at: isoTimestamp(r.created_at),
     last_received_at: isoTimestamp(r.last_received_at),
-    analysis_status: null,
-    report_status: null,
+    analysis_status: s('analysis_status'),
+    report_status: s('report_status'),
   };
 }
 
@@ -103,7 +106,7 @@ export async function listStudies(db: Db, f: StudyFilter): Promise<{ total: numb
     base.whereExists((q) => q.select(db.raw('1')).from('series as se').where('se.study_pk', db.ref('st.id')).where('se.modality', modality));
   }
   const total = await countOf(base);
-  const page = base.clone().select(studyColumns);
+  const page = base.clone().select([...studyColumns, ...studyStatusColumns(db)]);
   orderByDescNullsLast(page, 'st.study_date');
   orderByDescNullsLast(page, 'st.study_time');
   const rows = (await page.orderBy('st.created_at', 'desc').orderBy('st.id', 'desc').limit(f.limit).offset(f.offset)) as Array<
@@ -113,7 +116,7 @@ export async function listStudies(db: Db, f: StudyFilter): Promise<{ total: numb
 }
 
 export async function getStudy(db: Db, ref: { pk: number } | { uid: string }): Promise<(Study & { series: Series[] }) | undefined> {
-  const q = db('studies as st').join('patients as p', 'p.id', 'st.patient_pk').select(studyColumns);
+  const q = db('studies as st').join('patients as p', 'p.id', 'st.patient_pk').select([...studyColumns, ...studyStatusColumns(db)]);
   if ('pk' in ref) q.where('st.id', ref.pk);
   else q.where('st.study_instance_uid', ref.uid);
   const row = (await q.first()) as Record<string, unknown> | undefined;

@@ -1,5 +1,4 @@
-import type { Knex } from 'knex';
-import type { Db } from '../db/connection.js';
+import type { Db, Trx } from '../db/connection.js';
 import type { ReportState } from './content.js';
 import type { Change, ReportBody } from './body.js';
 
@@ -80,7 +79,7 @@ function fromRow(r: ReportRow): Report {
   };
 }
 
-export async function getReport(db: Db | Knex.Transaction, id: number): Promise<Report | undefined> {
+export async function getReport(db: Db | Trx, id: number): Promise<Report | undefined> {
   const r = (await db('reports').where({ id }).first()) as ReportRow | undefined;
   return r && fromRow(r);
 }
@@ -124,7 +123,7 @@ export interface NewReport {
   createdBy: string | null;
 }
 
-export async function insertReport(trx: Knex.Transaction, r: NewReport, now: Date): Promise<number> {
+export async function insertReport(trx: Trx, r: NewReport, now: Date): Promise<number> {
   const [row] = await trx('reports')
     .insert({
       study_instance_uid: r.studyInstanceUid,
@@ -163,7 +162,7 @@ export class ReportConflictError extends Error {
 }
 
 /** Writes a new version (optimistic: only on top of expectedVersion), returns its number. */
-export async function writeVersion(trx: Knex.Transaction, w: VersionWrite, now: Date): Promise<number> {
+export async function writeVersion(trx: Trx, w: VersionWrite, now: Date): Promise<number> {
   const version = w.expectedVersion + (w.action === 'create' ? 0 : 1);
   if (w.action !== 'create') {
     const n = await trx('reports')

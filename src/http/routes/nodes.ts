@@ -9,7 +9,7 @@ import {
   updateRemoteNode,
   type RemoteNode,
   type RemoteNodeInput,
-} from '../../nodes/remote-nodes.js';
+} from '../../catalog/remote-nodes.js';
 import { echoNode } from '../../../dimse/store-scu.js';
 import { readJson } from '../body.js';
 import { HttpError } from '../errors.js';

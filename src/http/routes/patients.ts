@@ -11,7 +11,6 @@ import {
 } from '../../records/patients.js';
 import { createPatientBody, deletePatientQuery, listPatientsQuery, parsePk, updatePatientBody } from '../../records/schemas.js';
 import { returnedIdentifiers } from '../../audit/audit.js';
-import { errorMessage } from '../../errors.js';
 import { readJson } from '../body.js';
 import { HttpError } from '../errors.js';
 import type { RouteDeps } from '../server.js';
@@ -78,31 +77,20 @@ export function registerPatientRoutes(r: RouterInstance<AppState>, deps: RouteDe
     const pk = parsePk(ctx.params.id, 'patient');
     ctx.state.audit = { resourceId: String(pk) };
     const cascade = ['true', '1'].includes(deletePatientQuery.parse(ctx.query).cascade ?? '');
-    const deleted = await deletePatient(db, pk, cascade).catch((err: unknown) => {
+    const deleted = await deletePatient(deps, pk, cascade).catch((err: unknown) => {
       throw conflict(err);
     });
     if (!deleted) throw notFound();
-    // Rows are gone (committed); now the blobs. One that cannot be deleted is an orphan to
-    // report and log, never an index row pointing at nothing.
-    let blobsDeleted = 0;
-    const failedKeys: string[] = [];
-    for (const key of deleted.storageKeys) {
-      try {
-        await deps.storage.delete(key);
-        blobsDeleted++;
-      } catch (err) {
-        failedKeys.push(key);
-        deps.log.warn({ key, err: errorMessage(err) }, 'patient delete: could not delete blob');
-      }
-    }
+    const d = deleted.summary;
     const summary = {
-      studies: deleted.studies,
-      series: deleted.series,
-      instances: deleted.instances,
-      blobs_deleted: blobsDeleted,
-      blobs_failed: failedKeys.length,
+      studies: d.studies,
+      series: d.series,
+      instances: d.instances,
+      blobs_deleted: d.blobsDeleted,
+      blobs_failed: d.failedKeys.length,
     };
-    ctx.state.audit = { resourceId: String(pk), patientId: deleted.patient.patient_id, details: { cascade, ...summary } };
+    const removed = { analyses: d.analyses, reports: d.reports, forward_items: d.forwardItems, jobs_cancelled: d.jobsCancelled };
+    ctx.state.audit = { resourceId: String(pk), patientId: deleted.patient.patient_id, details: { cascade, ...summary, ...removed } };
     ctx.body = { deleted: true, id: pk, patient_id: deleted.patient.patient_id, ...summary };
   });
 
