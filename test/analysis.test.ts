@@ -151,7 +151,7 @@ describe('Analysis pipeline (pure parts)', function () {
 describe('Study-stable detection (no engine, jobs left queued)', function () {
   let node: TestNode;
   before(async () => {
-    node = await startTestNode({ AUTO_ANALYZE: 'all', STUDY_STABLE_SECONDS: '10', ANALYSIS_SCAN_MS: '3600000', JOB_WORKER_IN_SERVE: 'off' });
+    node = await startTestNode({ AUTO_ANALYZE: 'all', STUDY_STABLE_SECONDS: '10', JOB_WORKER_IN_SERVE: 'off' });
   });
   after(async () => node && (await node.cleanup()));
 
@@ -225,7 +225,6 @@ describe('Study-stable detection (no engine, jobs left queued)', function () {
       AUTO_ANALYZE: 'rules',
       AUTO_ANALYZE_RULES: JSON.stringify([{ modalities: ['MR'] }, { modalities: ['CT'], studyDescription: 'thorax', analysisType: 'comparison' }]),
       STUDY_STABLE_SECONDS: '0',
-      ANALYSIS_SCAN_MS: '3600000',
       JOB_WORKER_IN_SERVE: 'off',
     });
     try {
@@ -265,7 +264,7 @@ describe('Analysis pipeline (real llama-server, tiny Gemma 3)', function () {
     const ct = corpusDir('ct-series-chest-99');
 
     before(async function () {
-      node = await startTestNode({ ...modelEnv(), AUTO_ANALYZE: 'all', STUDY_STABLE_SECONDS: '1', ANALYSIS_SCAN_MS: '250', JOB_POLL_MS: '200', JOB_HEARTBEAT_MS: '500', JOB_STALE_MS: '5000' });
+      node = await startTestNode({ ...modelEnv(), AUTO_ANALYZE: 'all', STUDY_STABLE_SECONDS: '1', JOB_POLL_MS: '200', JOB_HEARTBEAT_MS: '500', JOB_STALE_MS: '5000' });
       api = apiClient(node, await tokenFor(node, 'radiologist'));
       await engineReady(node);
       const sent = await storescu(node.dicomPort, ct.map((e) => e.absPath));
