@@ -220,6 +220,28 @@ describe('Study-stable detection (no engine, jobs left queued)', function () {
     expect(await node.autoAnalyzer.settle(uid, new Date(Date.now() + 12_000))).to.deep.equal({ analysisId: null, reason: 'this arrival is already analysed' });
   });
 
+  it('at start-up, studies of the last 24 h not analysed for their last arrival get their study.stable job', async function () {
+    const other = await startTestNode({ AUTO_ANALYZE: 'all', STUDY_STABLE_SECONDS: '10', JOB_WORKER_IN_SERVE: 'off' });
+    try {
+      const a = makeCtSeries({ seed: 'catch-up-a', slices: 2, size: 32 });
+      const b = makeCtSeries({ seed: 'catch-up-b', slices: 2, size: 32 });
+      await ingestFiles(other, [...a, ...b]);
+      // As if they had arrived before study.stable jobs existed.
+      await other.db('jobs').where({ kind: 'study.stable' }).del();
+      expect((await other.autoAnalyzer.settle(a[0]!.studyInstanceUid, new Date(Date.now() + 11_000))).analysisId).to.be.a('number');
+      expect(await other.autoAnalyzer.scheduleRecent()).to.equal(1);
+      const jobs = (await other.db('jobs').where({ kind: 'study.stable' }).select('dedupe_key', 'status', 'next_run_at')) as Array<{
+        dedupe_key: string;
+        status: string;
+        next_run_at: string | Date;
+      }>;
+      expect(jobs.map((j) => [j.dedupe_key, j.status])).to.deep.equal([[`stable:${b[0]!.studyInstanceUid}`, 'pending']]);
+      expect(new Date(jobs[0]!.next_run_at).getTime()).to.be.greaterThan(Date.now() + 5_000); // when the study will be stable
+    } finally {
+      await other.cleanup();
+    }
+  });
+
   it('AUTO_ANALYZE=rules analyses only matching studies; SR-only studies never', async function () {
     const other = await startTestNode({
       AUTO_ANALYZE: 'rules',
