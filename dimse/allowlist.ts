@@ -1,4 +1,4 @@
-import type { Core } from '../src/app.js';
+import type { NodeServiceDeps } from './services.js';
 import { findRemoteNodeByAe } from '../src/catalog/remote-nodes.js';
 
 /** How long a remote_nodes answer is reused (a node added through /api/nodes is admitted after this). */
@@ -11,7 +11,7 @@ const CACHE_MS = 5_000;
  * Undefined when off: everyone may associate.
  */
 export function allowlist(
-  core: Pick<Core, 'db' | 'config' | 'log'>,
+  core: Pick<NodeServiceDeps, 'db' | 'config' | 'log'>,
 ): ((callingAe: string, peerAddress: string) => Promise<boolean>) | undefined {
   const { allowlist: on, allowedAes } = core.config.dicom;
   if (!on) {

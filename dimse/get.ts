@@ -1,7 +1,6 @@
 import dimse from 'dcmjs-dimse';
-import type { Core } from '../src/app.js';
 import { CancelRegistry, QR, runRetrieve } from './retrieve.js';
-import type { AssociationContext, CGetRequest, CGetResponse, Respond } from './services.js';
+import type { AssociationContext, CGetRequest, CGetResponse, NodeParts, Respond } from './services.js';
 import { networkChannel, runSubOperations, type ScuDeps } from './store-scu.js';
 
 const { CGetResponse: CGetResponseC } = dimse.responses;
@@ -13,7 +12,7 @@ export const GET_SOP_CLASSES: readonly string[] = [QR.PatientRootGet, QR.StudyRo
  * in the storage presentation contexts it proposed (with the SCP role, PS3.7 D.3.3.4); an
  * instance whose SOP class the caller did not propose fails as a sub-operation.
  */
-export function getService(core: Pick<Core, 'db' | 'log' | 'audit'>, scu: ScuDeps, cancels: CancelRegistry) {
+export function getService(core: NodeParts, scu: ScuDeps, cancels: CancelRegistry) {
   return function get(ctx: AssociationContext, request: CGetRequest, respond: Respond<CGetResponse>): void {
     runRetrieve({
       kind: 'get',

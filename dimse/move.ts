@@ -1,10 +1,9 @@
 import dimse from 'dcmjs-dimse';
-import type { Core } from '../src/app.js';
 import { findRemoteNodeByAe } from '../src/catalog/remote-nodes.js';
 import { DimseStatus } from '../src/dicom/dimse-status.js';
 import { errorMessage } from '../src/errors.js';
 import { CancelRegistry, QR, errorResponse, refused, runRetrieve } from './retrieve.js';
-import type { AssociationContext, CMoveRequest, CMoveResponse, Respond } from './services.js';
+import type { AssociationContext, CMoveRequest, CMoveResponse, NodeParts, Respond } from './services.js';
 import { storeToNode, type ScuDeps } from './store-scu.js';
 
 const { CMoveResponse: CMoveResponseC } = dimse.responses;
@@ -16,7 +15,7 @@ export const MOVE_SOP_CLASSES: readonly string[] = [QR.PatientRootMove, QR.Study
  * the Move Destination (a remote_nodes row with allow_query_retrieve) on a new association,
  * with a pending response after each sub-operation and a final one with the counts.
  */
-export function moveService(core: Pick<Core, 'db' | 'log' | 'audit'>, scu: ScuDeps, cancels: CancelRegistry) {
+export function moveService(core: NodeParts, scu: ScuDeps, cancels: CancelRegistry) {
   return function move(ctx: AssociationContext, request: CMoveRequest, respond: Respond<CMoveResponse>): void {
     const make = () => CMoveResponseC.fromRequest(request);
     const destinationAe = String(request.getCommandDataset().getElement('MoveDestination') ?? '').trim();

@@ -1,19 +1,19 @@
-import type { Core } from '../src/app.js';
 import { findRemoteNodeByAe } from '../src/catalog/remote-nodes.js';
 import { allowlist } from './allowlist.js';
 import { FIND_SOP_CLASSES, findService } from './find.js';
 import { getService, GET_SOP_CLASSES } from './get.js';
 import { moveService, MOVE_SOP_CLASSES } from './move.js';
 import { CancelRegistry } from './retrieve.js';
-import type { ScpServices } from './services.js';
+import type { NodeServiceDeps, ScpServices } from './services.js';
 import { STORAGE_COMMITMENT_PUSH, storageCommitmentService } from './storage-commitment.js';
 import { scuDeps } from './store-scu.js';
 
 /**
  * The DIMSE services this node offers beyond C-ECHO/C-STORE, assembled from their modules
- * (query/retrieve, storage commitment, the calling-AE allowlist) over the node's core parts.
+ * (query/retrieve, storage commitment, the calling-AE allowlist) over the node's parts, which
+ * src/app.ts hands over.
  */
-export function nodeServices(core: Core): ScpServices {
+export function nodeServices(core: NodeServiceDeps): ScpServices {
   const aeTitle = core.config.dicom.aeTitle;
   const find = findService({ db: core.db, aeTitle, log: core.log, audit: core.audit });
   const commitment = storageCommitmentService({

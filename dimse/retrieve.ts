@@ -1,11 +1,9 @@
 import dimse from 'dcmjs-dimse';
 import type { Db } from '../src/db/connection.js';
-import type { AuditLog } from '../src/audit/audit.js';
 import { DimseStatus } from '../src/dicom/dimse-status.js';
 import { TS } from '../src/dicom/transfer-syntax.js';
 import { errorMessage } from '../src/errors.js';
-import type { Logger } from '../src/logger.js';
-import type { AssociationContext, CGetRequest, CGetResponse, CMoveRequest, CMoveResponse, Respond } from './services.js';
+import type { AssociationContext, CGetRequest, CGetResponse, CMoveRequest, CMoveResponse, NodeParts, Respond } from './services.js';
 import type { RunHooks, StoreItem, StoreReport } from './store-scu.js';
 
 /**
@@ -161,7 +159,7 @@ export function identifierOf(request: RetrieveRequest): Record<string, unknown> 
 
 export interface RetrieveRun<R extends RetrieveResponse> {
   kind: 'move' | 'get';
-  core: { db: Db; log: Logger; audit: AuditLog };
+  core: NodeParts;
   ctx: AssociationContext;
   request: RetrieveRequest;
   make: () => R;

@@ -1,4 +1,10 @@
 import type dimse from 'dcmjs-dimse';
+import type { AuditLog } from '../src/audit/audit.js';
+import type { Config } from '../src/config.js';
+import type { Db } from '../src/db/connection.js';
+import type { Transcoder } from '../src/dicom/transcoder.js';
+import type { Logger } from '../src/logger.js';
+import type { BlobStorage } from '../storage/types.js';
 
 /**
  * DIMSE services beyond C-ECHO/C-STORE (query/retrieve, storage commitment), each in its own
@@ -51,6 +57,23 @@ export interface ScpServices {
    * Asynchronous because the remote-node table lives in the database.
    */
   admitCaller?(callingAeTitle: string, peerAddress: string): Promise<boolean>;
+}
+
+/**
+ * The node's parts the DIMSE services use, built and handed over by the composition root
+ * (src/app.ts), which the services never import.
+ */
+export interface NodeParts {
+  db: Db;
+  log: Logger;
+  audit: AuditLog;
+}
+
+/** What `nodeServices` needs: the parts above, blobs and transcoding for the SCU, and the DICOM settings. */
+export interface NodeServiceDeps extends NodeParts {
+  storage: BlobStorage;
+  transcoder: Transcoder;
+  config: Pick<Config, 'mode' | 'dicom'>;
 }
 
 export const NO_SERVICES: ScpServices = { abstractSyntaxes: new Set() };

@@ -1,4 +1,5 @@
 import fsp from 'node:fs/promises';
+import path from 'node:path';
 import type { Config } from './config.js';
 import { createDb, migrateLatest, type Db } from './db/connection.js';
 import { createStorage, LocalStorage } from '../storage/index.js';
@@ -7,10 +8,10 @@ import { ParsePool } from './dicom/parse-pool.js';
 import { Transcoder } from './dicom/transcoder.js';
 import { Forwarder, forwardJobHandlers } from './forwarding/forwarder.js';
 import { RuleCache } from './forwarding/rules.js';
-import { cStoreSender } from './forwarding/cstore-sender.js';
+import { cStoreSender } from '../dimse/cstore-sender.js';
 import { scuDeps } from '../dimse/store-scu.js';
 import { EngineHost } from './medgemma/engine-host.js';
-import { AutoAnalyzer } from './analysis/auto-analyze.js';
+import { AutoAnalyzer, STUDY_STABLE_JOB, studyStableHook } from './analysis/auto-analyze.js';
 import type { AnalysisRequester } from './analysis/requests.js';
 import { jobHandlers } from './jobs/handlers.js';
 import { jobQueue, startJobWorker, startServiceWorker } from './jobs/start.js';
@@ -124,6 +125,7 @@ export async function openCore(config: Config, log: Logger, opts: OpenCoreOption
     const { studyInstanceUid, seriesInstanceUid, sopInstanceUid } = e;
     events.emit('instance-stored', { studyInstanceUid, seriesInstanceUid, sopInstanceUid });
   });
+  const jobs = jobQueue({ db, config });
   const forwardingRules = new RuleCache(db);
   await forwardingRules.start((err) => log.warn({ err: errorMessage(err) }, 'forwarding rules reload failed'));
   const fw = config.forwarding;
@@ -134,7 +136,7 @@ export async function openCore(config: Config, log: Logger, opts: OpenCoreOption
       log,
       audit,
       rules: forwardingRules,
-      jobs: jobQueue({ db, config }),
+      jobs,
       events,
       dimse: cStoreSender(scuDeps({ storage, transcoder, log, config })),
     },
@@ -146,6 +148,9 @@ export async function openCore(config: Config, log: Logger, opts: OpenCoreOption
     },
   );
   ingestor.addIndexHook(forwarder.hook);
+  // Every door counts as an arrival (a `radiant import` too): the study.stable job is scheduled
+  // with the rows; the worker that runs analyses decides (AutoAnalyzer).
+  if (config.analysis.autoAnalyze !== 'off') ingestor.addIndexHook(studyStableHook({ jobs, events }, config.analysis.stableSeconds));
   return {
     config,
     log,
@@ -207,8 +212,8 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     ...(prebuildMs > 0 ? prebuilder.handlers() : {}),
   };
   let serviceJobs: JobWorker | undefined;
-  // Analysis jobs wake their worker themselves (AnalysisRequester.wake).
-  core.events.on('job-due', ({ runAt }) => serviceJobs?.wakeAt(runAt));
+  // Analysis jobs wake their worker themselves (AnalysisRequester.wake); scheduled ones (study.stable) when due.
+  core.events.on('job-due', ({ kind, runAt }) => (kind === STUDY_STABLE_JOB ? jobs : serviceJobs)?.wakeAt(runAt));
   const http = createHttpApp({ ...core, engine, analysis, secretKey: resolveSecretKey(config) });
   let dicomPort: number;
   let httpPort: number;
@@ -233,8 +238,10 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
   }
   if (Object.keys(serviceHandlers).length > 0) serviceJobs = startServiceWorker(core, log, serviceHandlers);
   engine.start();
-  if (config.jobs.inServe) jobs = startJobWorker(core, log, jobHandlers(core, engine));
-  autoAnalyzer.start();
+  if (config.jobs.inServe) jobs = startJobWorker(core, log, jobHandlers({ ...core, autoAnalyzer }, engine), [STUDY_STABLE_JOB]);
+  await autoAnalyzer
+    .scheduleRecent()
+    .catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'study.stable jobs of recent studies not scheduled at start-up'));
   return {
     ...core,
     engine,
@@ -249,11 +256,40 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     async stop() {
       await http.close();
       await dimse.stop();
-      await autoAnalyzer.stop();
       await serviceJobs?.stop();
       await jobs?.stop();
       await engine.close();
       await core.close();
     },
   };
+}
+
+/**
+ * `radiant worker`: the node's index and storage, no listeners, a job worker until SIGINT or
+ * SIGTERM. It may run beside `radiant serve` on the same data, so it gets its own spool
+ * directory: openCore empties the one it is given, and serve's is in use.
+ */
+export async function runWorkerProcess(config: Config, log: Logger): Promise<void> {
+  const tempDir = path.join(path.dirname(config.tempDir), `worker-${process.pid}`);
+  const core = await openCore({ ...config, tempDir }, log, { cleanStorageTemp: false });
+  // A worker runs its own engine (its own llama-server, or the remote endpoint's client).
+  const engine = new EngineHost(config.medgemma, log);
+  engine.start();
+  let worker: JobWorker | undefined;
+  const analysis: AnalysisRequester = { db: core.db, queue: jobQueue(core), wake: () => worker?.wake() };
+  const autoAnalyzer = new AutoAnalyzer(analysis, config.analysis, log, core.events);
+  worker = startJobWorker(core, log, jobHandlers({ ...core, autoAnalyzer }, engine), [STUDY_STABLE_JOB]);
+  core.events.on('job-due', ({ runAt }) => worker?.wakeAt(runAt));
+  const signal = await new Promise<string>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
+  log.info({ signal }, 'shutting down');
+  try {
+    await worker.stop();
+    await engine.close();
+  } finally {
+    await core.close();
+    await fsp.rm(tempDir, { recursive: true, force: true });
+  }
 }

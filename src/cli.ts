@@ -2,8 +2,7 @@
 import { loadConfig, type Config } from './config.js';
 import { ConfigError, errorMessage } from './errors.js';
 import { createLogger, type Logger } from './logger.js';
-import { openCore, startNode } from './app.js';
-import { runWorkerProcess } from './jobs/worker-process.js';
+import { openCore, runWorkerProcess, startNode } from './app.js';
 import { createDb, migrateLatest, migrationStatus } from './db/connection.js';
 import { importPaths } from './ingest/import-files.js';
 import { isRole, ROLES } from './auth/permissions.js';

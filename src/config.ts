@@ -4,7 +4,6 @@ import { z } from 'zod';
 import { ConfigError } from './errors.js';
 import type { StorageOptions } from '../storage/index.js';
 import { aeTitleSchema } from './dicom/ae-title.js';
-import { parseAutoRules } from './analysis/auto-rules.js';
 
 /**
  * Configuration comes from environment variables only (twelve-factor), validated once at
@@ -111,6 +110,8 @@ const envSchema = z.object({
   JOB_STALE_MS: z.coerce.number().int().min(100).default(60_000),
   JOB_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
   JOB_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(3),
+  /** Finished jobs of the node's own trigger kinds (forward.send, metadata.prebuild, study.stable) are deleted after this; 0: kept. */
+  JOB_RETENTION_HOURS: z.coerce.number().min(0).max(87_600).default(24),
   /** off: `radiant serve` runs no jobs; dedicated `radiant worker` processes take them. */
   JOB_WORKER_IN_SERVE: z.enum(['on', 'off']).default('on'),
   /** MedGemma engine (src/medgemma): auto = remote when online with an endpoint, llama-server with a model path, else off. */
@@ -132,7 +133,6 @@ const envSchema = z.object({
   AUTO_ANALYZE: z.enum(['off', 'all', 'rules']).default('off'),
   AUTO_ANALYZE_RULES: z.string().min(1).optional(),
   STUDY_STABLE_SECONDS: z.coerce.number().min(0).max(86_400).default(15),
-  ANALYSIS_SCAN_MS: z.coerce.number().int().min(100).max(3_600_000).default(5000),
   MEDGEMMA_MAX_SLICES: z.coerce.number().int().min(1).max(1000).default(85),
   ANALYSIS_IMAGE_SIZE: z.coerce.number().int().min(64).max(4096).default(896),
   ANALYSIS_PRIOR_IMAGES: z.coerce.number().int().min(0).max(200).default(16),
@@ -212,7 +212,15 @@ export interface Config {
   maxFramePixels: number;
   render: { workers: number; timeoutMs: number };
   forwarding: { enabled: boolean; batchSize: number; maxAttempts: number; retryBaseMs: number; settleMs: number; pollMs: number };
-  jobs: { pollMs: number; heartbeatMs: number; staleMs: number; concurrency: number; maxAttempts: number; inServe: boolean };
+  jobs: {
+    pollMs: number;
+    heartbeatMs: number;
+    staleMs: number;
+    concurrency: number;
+    maxAttempts: number;
+    inServe: boolean;
+    retentionHours: number;
+  };
   medgemma: MedgemmaConfig;
   analysis: AnalysisConfig;
   institutionName: string | null;
@@ -221,10 +229,9 @@ export interface Config {
 
 export interface AnalysisConfig {
   autoAnalyze: 'off' | 'all' | 'rules';
-  /** AUTO_ANALYZE_RULES as given (JSON); parsed and checked by src/analysis/auto-rules.ts. */
+  /** AUTO_ANALYZE_RULES as given (JSON); checked at load (parseAutoRules), matched by src/analysis/auto-rules.ts. */
   autoRules?: string;
   stableSeconds: number;
-  scanMs: number;
   maxSlices: number;
   imageSize: number;
   /** Comparison: images of the prior study added after the current ones (0: none). */
@@ -278,6 +285,56 @@ function medgemmaConfig(e: Env, cwd: string): MedgemmaConfig {
     maxRetries: e.MEDGEMMA_MAX_RETRIES,
     maxRequestBytes: Math.round(e.MEDGEMMA_MAX_REQUEST_MB * 1e6),
   };
+}
+
+/** AUTO_ANALYZE_RULES: one rule's criteria (matched by src/analysis/auto-rules.ts). */
+const autoRuleList = z.array(z.string().trim().min(1).max(64)).min(1).max(50);
+
+export const autoRule = z
+  .object({
+    modalities: autoRuleList.optional(),
+    bodyParts: autoRuleList.optional(),
+    callingAeTitles: autoRuleList.optional(),
+    studyDescription: z
+      .string()
+      .min(1)
+      .max(200)
+      .refine((s) => {
+        try {
+          new RegExp(s, 'i');
+          return true;
+        } catch {
+          return false;
+        }
+      }, 'not a valid regular expression')
+      .optional(),
+    analysisType: z.enum(['primary', 'comparison']).default('primary'),
+  })
+  .strict();
+
+export type AutoRule = z.infer<typeof autoRule>;
+
+export class AutoRulesError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AutoRulesError';
+  }
+}
+
+export function parseAutoRules(json: string | undefined): AutoRule[] {
+  if (!json) throw new AutoRulesError('AUTO_ANALYZE=rules needs AUTO_ANALYZE_RULES (a JSON array of rules)');
+  let raw: unknown;
+  try {
+    raw = JSON.parse(json);
+  } catch (err) {
+    throw new AutoRulesError(`AUTO_ANALYZE_RULES is not JSON: ${(err as Error).message}`);
+  }
+  const parsed = z.array(autoRule).min(1).max(100).safeParse(raw);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0]!;
+    throw new AutoRulesError(`AUTO_ANALYZE_RULES ${i.path.join('.') || '(root)'}: ${i.message}`);
+  }
+  return parsed.data;
 }
 
 function checkedAutoAnalyze(e: Env): Env['AUTO_ANALYZE'] {
@@ -474,6 +531,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       concurrency: e.JOB_CONCURRENCY,
       maxAttempts: e.JOB_MAX_ATTEMPTS,
       inServe: e.JOB_WORKER_IN_SERVE === 'on',
+      retentionHours: e.JOB_RETENTION_HOURS,
     },
     medgemma: medgemmaConfig(e, cwd),
     institutionName: e.INSTITUTION_NAME ?? null,
@@ -481,7 +539,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       autoAnalyze: checkedAutoAnalyze(e),
       autoRules: e.AUTO_ANALYZE_RULES,
       stableSeconds: e.STUDY_STABLE_SECONDS,
-      scanMs: e.ANALYSIS_SCAN_MS,
       maxSlices: e.MEDGEMMA_MAX_SLICES,
       imageSize: e.ANALYSIS_IMAGE_SIZE,
       priorImages: e.ANALYSIS_PRIOR_IMAGES,

@@ -1,14 +1,15 @@
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
 import fsp from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { tinyEngineEnv, writeTinyModels } from '../fixtures/tiny-model.js';
 import { makeCtSeries } from '../fixtures/generate.js';
 import { ensureLlamaServer } from '../src/medgemma/build/build-llama.js';
 import type { EngineStatus } from '../src/medgemma/engine-host.js';
 import { CATEGORIES, LATERALITIES, SEVERITIES, findingsJsonSchema, readModelAnswer } from '../src/analysis/findings-schema.js';
-import { parseAutoRules, ruleMatches } from '../src/analysis/auto-rules.js';
+import { ruleMatches } from '../src/analysis/auto-rules.js';
 import { buildPrompt, describeAge } from '../src/medgemma/prompts/index.js';
-import { loadConfig } from '../src/config.js';
+import { loadConfig, parseAutoRules } from '../src/config.js';
 import { apiClient, auditRows, ingestFiles, ingestCorpusFiles, type ApiClient } from './helpers/api.js';
 import { corpusDir } from './helpers/corpus.js';
 import { storescu } from './helpers/dcmtk.js';
@@ -150,7 +151,7 @@ describe('Analysis pipeline (pure parts)', function () {
 describe('Study-stable detection (no engine, jobs left queued)', function () {
   let node: TestNode;
   before(async () => {
-    node = await startTestNode({ AUTO_ANALYZE: 'all', STUDY_STABLE_SECONDS: '10', ANALYSIS_SCAN_MS: '3600000', JOB_WORKER_IN_SERVE: 'off' });
+    node = await startTestNode({ AUTO_ANALYZE: 'all', STUDY_STABLE_SECONDS: '10', JOB_WORKER_IN_SERVE: 'off' });
   });
   after(async () => node && (await node.cleanup()));
 
@@ -192,12 +193,60 @@ describe('Study-stable detection (no engine, jobs left queued)', function () {
     );
   });
 
+  it('each arrival (not the node\'s own AI objects) schedules the study\'s study.stable job; its run analyses a quiet study once', async function () {
+    const files = makeCtSeries({ seed: 'stable-job', slices: 3, size: 32 });
+    const uid = files[0]!.studyInstanceUid;
+    const stableJobs = () => node.db('jobs').where({ kind: 'study.stable', dedupe_key: `stable:${uid}` }).select('status', 'payload', 'next_run_at');
+    await ingestFiles(node, files.slice(0, 2));
+    const [first] = await stableJobs();
+    expect(first).to.include({ status: 'pending' });
+    expect(JSON.parse(first.payload)).to.deep.equal({ study: uid });
+    expect(new Date(first.next_run_at).getTime()).to.be.greaterThan(Date.now() + 5_000); // STUDY_STABLE_SECONDS ahead
+    await ingestFiles(node, files.slice(2));
+    const pushed = await stableJobs();
+    expect(pushed).to.have.length(1); // one job per study, moved to the later arrival
+    expect(new Date(pushed[0].next_run_at).getTime()).to.be.at.least(new Date(first.next_run_at).getTime());
+
+    // The node's own AI results are no arrival: no job for a study that only received those.
+    const sr = makeCtSeries({ seed: 'stable-ai', slices: 1, size: 32 });
+    await node.ingestor.ingestStream(Readable.from([sr[0]!.bytes]), { source: 'ai' });
+    expect(await node.db('jobs').where({ dedupe_key: `stable:${sr[0]!.studyInstanceUid}` })).to.have.length(0);
+
+    expect(await node.autoAnalyzer.settle(uid)).to.deep.equal({ analysisId: null, reason: 'not stable yet' });
+    const done = await node.autoAnalyzer.settle(uid, new Date(Date.now() + 11_000));
+    expect(done.analysisId).to.be.a('number');
+    const a = (await node.db('medgemma_analyses').where({ id: done.analysisId }).first()) as { study_instance_uid: string; trigger: string };
+    expect(a).to.include({ study_instance_uid: uid, trigger: 'auto' });
+    expect(await node.autoAnalyzer.settle(uid, new Date(Date.now() + 12_000))).to.deep.equal({ analysisId: null, reason: 'this arrival is already analysed' });
+  });
+
+  it('at start-up, studies of the last 24 h not analysed for their last arrival get their study.stable job', async function () {
+    const other = await startTestNode({ AUTO_ANALYZE: 'all', STUDY_STABLE_SECONDS: '10', JOB_WORKER_IN_SERVE: 'off' });
+    try {
+      const a = makeCtSeries({ seed: 'catch-up-a', slices: 2, size: 32 });
+      const b = makeCtSeries({ seed: 'catch-up-b', slices: 2, size: 32 });
+      await ingestFiles(other, [...a, ...b]);
+      // As if they had arrived before study.stable jobs existed.
+      await other.db('jobs').where({ kind: 'study.stable' }).del();
+      expect((await other.autoAnalyzer.settle(a[0]!.studyInstanceUid, new Date(Date.now() + 11_000))).analysisId).to.be.a('number');
+      expect(await other.autoAnalyzer.scheduleRecent()).to.equal(1);
+      const jobs = (await other.db('jobs').where({ kind: 'study.stable' }).select('dedupe_key', 'status', 'next_run_at')) as Array<{
+        dedupe_key: string;
+        status: string;
+        next_run_at: string | Date;
+      }>;
+      expect(jobs.map((j) => [j.dedupe_key, j.status])).to.deep.equal([[`stable:${b[0]!.studyInstanceUid}`, 'pending']]);
+      expect(new Date(jobs[0]!.next_run_at).getTime()).to.be.greaterThan(Date.now() + 5_000); // when the study will be stable
+    } finally {
+      await other.cleanup();
+    }
+  });
+
   it('AUTO_ANALYZE=rules analyses only matching studies; SR-only studies never', async function () {
     const other = await startTestNode({
       AUTO_ANALYZE: 'rules',
       AUTO_ANALYZE_RULES: JSON.stringify([{ modalities: ['MR'] }, { modalities: ['CT'], studyDescription: 'thorax', analysisType: 'comparison' }]),
       STUDY_STABLE_SECONDS: '0',
-      ANALYSIS_SCAN_MS: '3600000',
       JOB_WORKER_IN_SERVE: 'off',
     });
     try {
@@ -237,7 +286,7 @@ describe('Analysis pipeline (real llama-server, tiny Gemma 3)', function () {
     const ct = corpusDir('ct-series-chest-99');
 
     before(async function () {
-      node = await startTestNode({ ...modelEnv(), AUTO_ANALYZE: 'all', STUDY_STABLE_SECONDS: '1', ANALYSIS_SCAN_MS: '250', JOB_POLL_MS: '200', JOB_HEARTBEAT_MS: '500', JOB_STALE_MS: '5000' });
+      node = await startTestNode({ ...modelEnv(), AUTO_ANALYZE: 'all', STUDY_STABLE_SECONDS: '1', JOB_POLL_MS: '200', JOB_HEARTBEAT_MS: '500', JOB_STALE_MS: '5000' });
       api = apiClient(node, await tokenFor(node, 'radiologist'));
       await engineReady(node);
       const sent = await storescu(node.dicomPort, ct.map((e) => e.absPath));

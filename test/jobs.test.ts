@@ -54,7 +54,15 @@ describe('job queue: back-off and configuration', () => {
   });
   it('reads the JOB_* settings and refuses a stale threshold under two heartbeats', () => {
     const c = loadConfig({ JOB_POLL_MS: '250', JOB_HEARTBEAT_MS: '1000', JOB_STALE_MS: '2000', JOB_CONCURRENCY: '4', JOB_MAX_ATTEMPTS: '7' }, '/tmp');
-    expect(c.jobs).to.deep.equal({ pollMs: 250, heartbeatMs: 1000, staleMs: 2000, concurrency: 4, maxAttempts: 7, inServe: true });
+    expect(c.jobs).to.deep.equal({
+      pollMs: 250,
+      heartbeatMs: 1000,
+      staleMs: 2000,
+      concurrency: 4,
+      maxAttempts: 7,
+      inServe: true,
+      retentionHours: 24,
+    });
     expect(loadConfig({ JOB_WORKER_IN_SERVE: 'off' }, '/tmp').jobs.inServe).to.equal(false);
     expect(() => loadConfig({ JOB_HEARTBEAT_MS: '1000', JOB_STALE_MS: '1500' }, '/tmp')).to.throw(ConfigError, /JOB_STALE_MS/);
     expect(() => loadConfig({ JOB_CONCURRENCY: '0' }, '/tmp')).to.throw(ConfigError, /JOB_CONCURRENCY/);
@@ -359,6 +367,30 @@ function describeQueue(name: string, env: () => Promise<Record<string, string>>)
       expect(await statusOf(job.id), 'no poll for a minute').to.equal('pending');
       w.wake();
       expect(await settled(job.id, 'succeeded')).to.include({ result: 'woken' });
+    });
+
+    it('prune() deletes old succeeded and cancelled jobs of the given kinds; a worker with a retention does it as housekeeping', async () => {
+      const finished = async (kind: string, status: 'succeeded' | 'cancelled' | 'failed', hoursAgo: number): Promise<number> => {
+        const job = await q.enqueue({ kind, payload: {} });
+        const at = new Date(Date.now() - hoursAgo * 3_600_000).toISOString();
+        await db('jobs').where({ id: job.id }).update({ status, finished_at: at, updated_at: at });
+        return job.id;
+      };
+      const oldDone = await finished('trigger', 'succeeded', 30);
+      const oldCancelled = await finished('trigger', 'cancelled', 30);
+      const oldFailed = await finished('trigger', 'failed', 30);
+      const recent = await finished('trigger', 'succeeded', 1);
+      const otherKind = await finished('kept-kind', 'succeeded', 30);
+      const pending = await q.enqueue({ kind: 'trigger', payload: {} });
+      expect(await q.prune(['trigger'], new Date(Date.now() - 24 * 3_600_000))).to.equal(2);
+      const left = async () => (await db('jobs').whereIn('kind', ['trigger', 'kept-kind']).pluck('id')).map(Number).sort((a, b) => a - b);
+      expect(await left()).to.deep.equal([oldFailed, recent, otherKind, pending.id]);
+      expect([oldDone, oldCancelled].every((id) => id < pending.id)).to.equal(true);
+
+      await db('jobs').where({ id: pending.id }).update({ status: 'cancelled', finished_at: new Date(Date.now() - 2 * 3_600_000).toISOString() });
+      worker({ trigger: async () => null }, { retention: { kinds: ['trigger'], ms: 90 * 60_000 } });
+      await waitFor('the worker\'s housekeeping', async () => (await q.get(pending.id)) === undefined);
+      expect(await left()).to.deep.equal([oldFailed, recent, otherKind]);
     });
 
     it('runs up to `concurrency` jobs at once', async () => {

@@ -1,59 +1,11 @@
-import { z } from 'zod';
+import type { AutoRule } from '../config.js';
 
 /**
  * AUTO_ANALYZE=rules: which stable studies are analysed without anyone asking. A study is
  * analysed when any rule matches; a rule matches when every criterion it names matches (lists:
  * any value; values compare case-insensitively; studyDescription is a case-insensitive regex).
+ * The rules' schema and parsing are configuration's (src/config.ts), checked at start-up.
  */
-
-const list = z.array(z.string().trim().min(1).max(64)).min(1).max(50);
-
-export const autoRule = z
-  .object({
-    modalities: list.optional(),
-    bodyParts: list.optional(),
-    callingAeTitles: list.optional(),
-    studyDescription: z
-      .string()
-      .min(1)
-      .max(200)
-      .refine((s) => {
-        try {
-          new RegExp(s, 'i');
-          return true;
-        } catch {
-          return false;
-        }
-      }, 'not a valid regular expression')
-      .optional(),
-    analysisType: z.enum(['primary', 'comparison']).default('primary'),
-  })
-  .strict();
-
-export type AutoRule = z.infer<typeof autoRule>;
-
-export class AutoRulesError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'AutoRulesError';
-  }
-}
-
-export function parseAutoRules(json: string | undefined): AutoRule[] {
-  if (!json) throw new AutoRulesError('AUTO_ANALYZE=rules needs AUTO_ANALYZE_RULES (a JSON array of rules)');
-  let raw: unknown;
-  try {
-    raw = JSON.parse(json);
-  } catch (err) {
-    throw new AutoRulesError(`AUTO_ANALYZE_RULES is not JSON: ${(err as Error).message}`);
-  }
-  const parsed = z.array(autoRule).min(1).max(100).safeParse(raw);
-  if (!parsed.success) {
-    const i = parsed.error.issues[0]!;
-    throw new AutoRulesError(`AUTO_ANALYZE_RULES ${i.path.join('.') || '(root)'}: ${i.message}`);
-  }
-  return parsed.data;
-}
 
 export interface StudyTraits {
   modalities: string[];

@@ -43,7 +43,7 @@ export interface ForwarderDeps {
   /** Where each destination's forward.send job is scheduled. */
   jobs: JobQueue;
   events: EventBus;
-  /** C-STORE SCU (src/forwarding/cstore-sender.ts); without it only STOW-RS nodes are served. */
+  /** C-STORE SCU (dimse/cstore-sender.ts, wired by src/app.ts); without it only STOW-RS nodes are served. */
   dimse?: InstanceSender;
 }
 

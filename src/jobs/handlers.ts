@@ -1,24 +1,40 @@
-import type { Core } from '../app.js';
+import type { AuditLog } from '../audit/audit.js';
+import type { AnalysisConfig } from '../config.js';
+import type { Db } from '../db/connection.js';
+import type { Logger } from '../logger.js';
+import type { AutoAnalyzer } from '../analysis/auto-analyze.js';
 import { ANALYSIS_JOB, parseAnalysisPayload, runAnalysisJob, type AnalysisJobPayload, type AnalysisJobResult } from '../analysis/pipeline.js';
 import type { EngineHost } from '../medgemma/engine-host.js';
+import type { BlobStorage } from '../../storage/types.js';
 import { typedHandler, type JobHandlers } from './worker.js';
 
+/** What the analysis lane's handlers need of the node; the composition root (src/app.ts) builds it. */
+export interface JobHandlerDeps {
+  db: Db;
+  storage: BlobStorage;
+  audit: AuditLog;
+  log: Logger;
+  config: { analysis: AnalysisConfig };
+  /** Study-stable detection: its study.stable jobs queue the automatic analyses. */
+  autoAnalyzer: AutoAnalyzer;
+}
+
 /**
- * The job kinds this node runs, by kind. Every worker (`radiant worker`, or the one inside
+ * The job kinds of the analysis lane, by kind. Every worker (`radiant worker`, or the one inside
  * `radiant serve`) gets the same registry, so any node can take any job. A process without an
  * engine host still takes analysis jobs and fails them with the reason, rather than leaving
- * them for nobody.
+ * them for nobody. study.stable runs here, where the analyses it queues run.
  */
-export function jobHandlers(core: Core, engine?: EngineHost): JobHandlers {
+export function jobHandlers(deps: JobHandlerDeps, engine?: EngineHost): JobHandlers {
   return {
     [ANALYSIS_JOB]: typedHandler<AnalysisJobPayload, AnalysisJobResult>(parseAnalysisPayload, (job, ctx) =>
       runAnalysisJob(
         {
-          db: core.db,
-          storage: core.storage,
-          audit: core.audit,
-          log: core.log,
-          config: core.config.analysis,
+          db: deps.db,
+          storage: deps.storage,
+          audit: deps.audit,
+          log: deps.log,
+          config: deps.config.analysis,
           engine: () => engine?.ready,
           engineStatus: () => engine?.status ?? { state: 'off', backend: 'off', since: new Date().toISOString(), error: 'this process runs no engine' },
         },
@@ -26,5 +42,6 @@ export function jobHandlers(core: Core, engine?: EngineHost): JobHandlers {
         ctx,
       ),
     ),
+    ...deps.autoAnalyzer.handlers(),
   };
 }

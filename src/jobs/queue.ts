@@ -48,6 +48,7 @@ export const STALE_ERROR = 'worker lost (stale heartbeat)';
 /** Key space of our advisory locks, so they cannot collide with anyone else's ('jobs'). */
 const ADVISORY_NAMESPACE = 0x6a6f6273;
 const MAX_ERROR_CHARS = 4000;
+const PRUNE_BATCH = 1000;
 
 export class JobQueue {
   readonly defaultMaxAttempts: number;
@@ -298,6 +299,27 @@ export class JobQueue {
     if (q.status !== undefined) b.where('status', q.status);
     const limit = Math.min(1000, Math.max(1, Math.floor(q.limit ?? 100)));
     return ((await b.orderBy('id', 'desc').limit(limit)) as DbJobRow[]).map((r) => fromRow<P, R>(r));
+  }
+
+  /**
+   * Deletes succeeded and cancelled jobs of `kinds` that finished before `before`, a thousand per
+   * statement so no statement holds the table long; failed ones stay (their reason is the
+   * record). Returns how many went.
+   */
+  async prune(kinds: readonly string[], before: Date): Promise<number> {
+    if (kinds.length === 0) return 0;
+    let deleted = 0;
+    for (;;) {
+      const old = this.db('jobs')
+        .select('id')
+        .whereIn('kind', [...kinds])
+        .whereIn('status', ['succeeded', 'cancelled'])
+        .andWhere('finished_at', '<', before.toISOString())
+        .limit(PRUNE_BATCH);
+      const n = await this.db('jobs').whereIn('id', old).del();
+      deleted += n;
+      if (n < PRUNE_BATCH) return deleted;
+    }
   }
 
   /**

@@ -9,6 +9,8 @@ import { toJson } from './rows.js';
 import type { Backoff, JobProgress, JobRow } from './types.js';
 
 const WAKE_GRAIN_MS = 100;
+/** How often a worker with a retention deletes old finished jobs. */
+const PRUNE_EVERY_MS = 10 * 60_000;
 
 export interface JobContext {
   /** Aborted (reason: JobAbortedError) when the job is cancelled, lost, or the worker stops. */
@@ -62,6 +64,11 @@ export interface JobWorkerOptions {
   backoff?: Backoff;
   /** How long stop() lets running handlers finish before aborting them (default 30 s). */
   stopTimeoutMs?: number;
+  /**
+   * Housekeeping: succeeded and cancelled jobs of `kinds` that finished over `ms` ago are deleted
+   * (looked at every PRUNE_EVERY_MS; failed ones are kept, for their reason).
+   */
+  retention?: { kinds: readonly string[]; ms: number };
   log?: Logger;
 }
 
@@ -107,6 +114,7 @@ export class JobWorker {
   private ticking: Promise<void> | undefined;
   private again = false;
   private lastReclaim = 0;
+  private lastPrune = 0;
   private stopped: Promise<void> | undefined;
   /** Wake-ups asked for by wakeAt, by due time rounded up to WAKE_GRAIN_MS. */
   private readonly wakeups = new Map<number, NodeJS.Timeout>();
@@ -218,6 +226,12 @@ export class JobWorker {
           this.lastReclaim = Date.now();
           const r = await this.queue.reclaimStale(this.staleMs);
           if (r.requeued || r.failed || r.superseded) this.log.warn({ worker: this.workerId, ...r }, 'reclaimed jobs of lost workers');
+        }
+        const keep = this.opts.retention;
+        if (keep && Date.now() - this.lastPrune >= PRUNE_EVERY_MS) {
+          this.lastPrune = Date.now();
+          const n = await this.queue.prune(keep.kinds, new Date(Date.now() - keep.ms));
+          if (n > 0) this.log.info({ worker: this.workerId, deleted: n }, 'deleted old finished jobs');
         }
         while (this.state === 'running' && this.active.size < this.concurrency) {
           const job = await this.queue.claim(this.workerId, this.kinds);

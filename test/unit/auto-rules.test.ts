@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { AutoRulesError, matchingRule, parseAutoRules, ruleMatches, type StudyTraits } from '../../src/analysis/auto-rules.js';
+import { matchingRule, ruleMatches, type StudyTraits } from '../../src/analysis/auto-rules.js';
+import { AutoRulesError, parseAutoRules } from '../../src/config.js';
 
 const ct: StudyTraits = { modalities: ['CT'], bodyParts: ['CHEST'], callingAeTitles: ['SCANNER1'], studyDescription: 'CT Thorax w/o contrast' };
 

@@ -1,7 +1,11 @@
-import { storeToNode, type ScuDeps } from '../../dimse/store-scu.js';
-import type { InstanceSender } from './sender.js';
+import type { InstanceSender } from '../src/forwarding/sender.js';
+import { storeToNode, type ScuDeps } from './store-scu.js';
 
-/** Forwarding over DIMSE: the C-STORE SCU (one association per batch, transcoding as needed). */
+/**
+ * Forwarding over DIMSE: the C-STORE SCU (one association per batch, transcoding as needed) as
+ * the sender forwarding declares (src/forwarding/sender.ts); src/app.ts hands it to the forwarder,
+ * so forwarding never imports the protocol.
+ */
 export function cStoreSender(deps: ScuDeps): InstanceSender {
   return {
     async send(node, rows) {
