@@ -3,8 +3,8 @@ import { isValidUid } from '../../storage/keys.js';
 import { HttpError } from '../http/errors.js';
 
 /**
- * Request schemas of the application API. They validate the requests and, through
- * z.toJSONSchema, are the request schemas of the OpenAPI document: one definition for both.
+ * Request schemas of the application API. They validate the requests and, registered by the
+ * route modules (src/http/api-doc.ts), are the request schemas of the OpenAPI document.
  */
 
 /** LO (PS3.5 6.2): no backslash (the value separator), no control characters. */

@@ -16,6 +16,7 @@ import { readJson } from '../body.js';
 import { HttpError } from '../errors.js';
 import type { RouteDeps } from '../server.js';
 import type { AppContext, AppState } from '../state.js';
+import { documentRoutes, E, errorResponse, GUARDED, idParams, json, ok, ref, secured } from '../api-doc.js';
 
 /** /api/patients: create, list and search, read, update, delete, history. */
 export function registerPatientRoutes(r: RouterInstance<AppState>, deps: RouteDeps): void {
@@ -117,3 +118,90 @@ export function registerPatientRoutes(r: RouterInstance<AppState>, deps: RouteDe
     ctx.body = { patient, total: items.length, items };
   });
 }
+
+const patientErrors = { 400: E[400], ...GUARDED, 404: E[404] };
+const createBody = createPatientBody.meta({ id: 'PatientCreate' });
+const updateBody = updatePatientBody.meta({ id: 'PatientUpdate' });
+documentRoutes(
+  secured('images:read', {
+    method: 'get',
+    path: '/api/patients',
+    tags: ['patients'],
+    summary: 'List and search patients',
+    operationId: 'listPatients',
+    request: { query: listPatientsQuery },
+    responses: { 200: ok('A page of patients', ref('PatientList')), 400: E[400], ...GUARDED },
+  }),
+  secured('patients:write', {
+    method: 'post',
+    path: '/api/patients',
+    tags: ['patients'],
+    summary: 'Create a patient',
+    operationId: 'createPatient',
+    description:
+      'Patients are the same rows DICOM ingest writes: what arrives over DICOM with this Patient ID (and no issuer) lands on this patient.',
+    request: { body: { required: true, content: json(createBody) } },
+    responses: {
+      201: ok('Created', ref('Patient')),
+      400: E[400],
+      ...GUARDED,
+      409: errorResponse('A patient with this Patient ID (and an empty issuer) exists'),
+      413: E[413],
+      415: E[415],
+    },
+  }),
+  secured('images:read', {
+    method: 'get',
+    path: '/api/patients/{id}',
+    tags: ['patients'],
+    summary: 'Get a patient',
+    operationId: 'getPatient',
+    request: { params: idParams('patient') },
+    responses: { 200: ok('The patient', ref('Patient')), ...patientErrors },
+  }),
+  secured('patients:write', {
+    method: 'patch',
+    path: '/api/patients/{id}',
+    tags: ['patients'],
+    summary: 'Update a patient (partial; null clears an optional field)',
+    operationId: 'updatePatient',
+    request: { params: idParams('patient'), body: { required: true, content: json(updateBody) } },
+    responses: {
+      200: ok('The updated patient', ref('Patient')),
+      ...patientErrors,
+      409: errorResponse('The new Patient ID is taken, or the patient has studies (its ID is in their DICOM)'),
+      413: E[413],
+      415: E[415],
+    },
+  }),
+  secured('patients:write', {
+    method: 'put',
+    path: '/api/patients/{id}',
+    tags: ['patients'],
+    summary: 'Update a patient (same as PATCH: partial)',
+    operationId: 'replacePatient',
+    request: { params: idParams('patient'), body: { required: true, content: json(updateBody) } },
+    responses: { 200: ok('The updated patient', ref('Patient')), ...patientErrors, 409: E[409], 413: E[413], 415: E[415] },
+  }),
+  secured('patients:delete', {
+    method: 'delete',
+    path: '/api/patients/{id}',
+    tags: ['patients'],
+    summary: 'Delete a patient',
+    operationId: 'deletePatient',
+    description:
+      'Refused (409) while the patient has studies, unless `cascade=true`: then its studies, series and instances are deleted ' +
+      'from the index and their blobs from storage.',
+    request: { params: idParams('patient'), query: deletePatientQuery },
+    responses: { 200: ok('Deleted', ref('PatientDeleted')), ...patientErrors, 409: errorResponse('The patient has studies') },
+  }),
+  secured('images:read', {
+    method: 'get',
+    path: '/api/patients/{id}/history',
+    tags: ['patients'],
+    summary: "The patient's studies, newest first",
+    operationId: 'patientHistory',
+    request: { params: idParams('patient') },
+    responses: { 200: ok('History', ref('PatientHistory')), ...patientErrors },
+  }),
+);

@@ -14,6 +14,7 @@ import { readJson } from '../body.js';
 import { HttpError } from '../errors.js';
 import type { RouteDeps } from '../server.js';
 import type { AppContext, AppState } from '../state.js';
+import { documentRoutes, E, GUARDED, idParams, json, media, ok, secured } from '../api-doc.js';
 
 const createBody = z
   .object({
@@ -181,3 +182,73 @@ export function registerReportRoutes(r: RouterInstance<AppState>, deps: RouteDep
     ctx.body = { schema: REPORT_JSON_SCHEMA, report: reportView(rep), content, versions: await listVersions(db, rep.id) };
   });
 }
+
+const reportErrors = { 400: E[400], ...GUARDED, 404: E[404] };
+const reportObject = { type: 'object' } as const;
+const reportParams = idParams('report');
+documentRoutes(
+  secured('analysis:run', {
+    method: 'post',
+    path: '/api/reports',
+    tags: ['reports'],
+    summary: 'Create the draft report of a finished analysis and publish it (SR + Encapsulated PDF)',
+    request: { body: { required: true, content: json(createBody) } },
+    responses: { 201: ok('Created', reportObject), ...reportErrors, 409: E[409] },
+  }),
+  secured('images:read', {
+    method: 'get',
+    path: '/api/reports/{id}',
+    tags: ['reports'],
+    summary: 'A report with its versions',
+    request: { params: reportParams },
+    responses: { 200: ok('The report', reportObject), ...reportErrors },
+  }),
+  secured('reports:sign', {
+    method: 'patch',
+    path: '/api/reports/{id}',
+    tags: ['reports'],
+    summary: 'Edit a draft or preliminary report; ?version=N refuses a stale edit',
+    request: { params: reportParams, query: versionQuery, body: { required: true, content: json(bodyPatch) } },
+    responses: { 200: ok('The report', reportObject), ...reportErrors, 409: E[409], 422: E[422] },
+  }),
+  secured('reports:sign', {
+    method: 'post',
+    path: '/api/reports/{id}/sign',
+    tags: ['reports'],
+    summary: 'Sign (radiologists only): final, VERIFIED SR and final PDF published',
+    request: { params: reportParams, query: versionQuery },
+    responses: { 200: ok('The report', reportObject), ...reportErrors, 409: E[409] },
+  }),
+  secured('reports:sign', {
+    method: 'post',
+    path: '/api/reports/{id}/amend',
+    tags: ['reports'],
+    summary: 'Amend a signed report (radiologists only)',
+    request: { params: reportParams, body: { required: true, content: json(amendBody) } },
+    responses: { 200: ok('The report', reportObject), ...reportErrors, 409: E[409], 422: E[422] },
+  }),
+  secured('images:read', {
+    method: 'get',
+    path: '/api/export/report/{id}/pdf',
+    tags: ['reports'],
+    summary: 'The published PDF',
+    request: { params: reportParams },
+    responses: { 200: media('PDF', ['application/pdf']), ...reportErrors },
+  }),
+  secured('images:read', {
+    method: 'get',
+    path: '/api/export/report/{id}/json',
+    tags: ['reports'],
+    summary: `The report as JSON (schema ${REPORT_JSON_SCHEMA})`,
+    request: { params: reportParams },
+    responses: { 200: ok('{schema, report, content, versions}', reportObject), ...reportErrors },
+  }),
+  secured('images:read', {
+    method: 'get',
+    path: '/api/export/report/{id}/dicom-sr',
+    tags: ['reports'],
+    summary: 'The published SR, Part 10',
+    request: { params: reportParams },
+    responses: { 200: media('DICOM', ['application/dicom']), ...reportErrors },
+  }),
+);
