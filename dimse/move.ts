@@ -3,6 +3,7 @@ import type { Core } from '../src/app.js';
 import { findRemoteNodeByAe } from '../src/nodes/remote-nodes.js';
 import { errorMessage } from '../src/errors.js';
 import { CancelRegistry, QR, RetrieveStatus, errorResponse, refused, runRetrieve } from './retrieve.js';
+import { dimseStatusOf } from './error-status.js';
 import type { AssociationContext, CMoveRequest, CMoveResponse, Respond } from './services.js';
 import { storeToNode, type ScuDeps } from './store-scu.js';
 
@@ -42,8 +43,9 @@ export function moveService(core: Pick<Core, 'db' | 'log' | 'audit'>, scu: ScuDe
       (err: unknown) => {
         core.log.error({ err: errorMessage(err), calling: ctx.callingAeTitle }, 'C-MOVE failed');
         const details = { destination: destinationAe };
-        refused({ kind: 'move', core, ctx, request, details }, RetrieveStatus.UnableToProcess, errorMessage(err));
-        respond(errorResponse(make, RetrieveStatus.UnableToProcess, errorMessage(err)));
+        const status = dimseStatusOf('retrieve', err);
+        refused({ kind: 'move', core, ctx, request, details }, status, errorMessage(err));
+        respond(errorResponse(make, status, errorMessage(err)));
       },
     );
   };

@@ -5,6 +5,7 @@ import { errorMessage } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import type { AssociationContext, CGetRequest, CGetResponse, CMoveRequest, CMoveResponse, Respond } from './services.js';
 import type { RunHooks, StoreItem, StoreReport } from './store-scu.js';
+import { dimseStatusOf } from './error-status.js';
 
 /**
  * What C-MOVE and C-GET share (PS3.4 C.4.2, C.4.3): the Patient Root / Study Root retrieve
@@ -246,8 +247,9 @@ export function runRetrieve<R extends RetrieveResponse>(run: RetrieveRun<R>): vo
     });
   })().catch((err: unknown) => {
     core.log.error({ err: errorMessage(err), calling: ctx.callingAeTitle }, `${label} failed`);
-    refused(run, RetrieveStatus.UnableToProcess, errorMessage(err));
-    respond(errorResponse(make, RetrieveStatus.UnableToProcess, errorMessage(err)));
+    const status = dimseStatusOf('retrieve', err);
+    refused(run, status, errorMessage(err));
+    respond(errorResponse(make, status, errorMessage(err)));
   });
 }
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { isValidUid } from '../../storage/keys.js';
-import { HttpError } from '../http/errors.js';
+import { RadiantError } from '../errors.js';
 
 /**
  * Request schemas of the application API. They validate the requests and, registered by the
@@ -108,7 +108,7 @@ const MAX_PK = 2_147_483_647;
 /** A numeric index id in a path: a positive 32-bit integer, digits only. */
 export function parsePk(raw: string | undefined, what: string): number {
   if (raw === undefined || !/^[1-9][0-9]{0,9}$/.test(raw) || Number(raw) > MAX_PK) {
-    throw new HttpError(400, 'invalid_id', `${what} id must be a positive integer`);
+    throw new RadiantError('invalid-input', `${what} id must be a positive integer`, { code: 'invalid_id' });
   }
   return Number(raw);
 }
@@ -117,7 +117,7 @@ export function parsePk(raw: string | undefined, what: string): number {
 export function parseStudyRef(raw: string | undefined): { pk: number } | { uid: string } {
   if (raw !== undefined && /^[0-9]+$/.test(raw)) return { pk: parsePk(raw, 'study') };
   if (isValidUid(raw)) return { uid: raw };
-  throw new HttpError(400, 'invalid_id', 'study id must be a positive integer or a Study Instance UID');
+  throw new RadiantError('invalid-input', 'study id must be a positive integer or a Study Instance UID', { code: 'invalid_id' });
 }
 
 /** YYYY-MM-DD (API) to DA YYYYMMDD (index). */

@@ -1,3 +1,4 @@
+import { RadiantError } from '../errors.js';
 import type { Knex } from 'knex';
 import type { Db } from '../db/connection.js';
 import type { ReportState } from './content.js';
@@ -154,10 +155,9 @@ export interface VersionWrite {
   signer?: { username: string; name: string; at: string } | null;
 }
 
-export class ReportConflictError extends Error {
-  readonly status = 409;
+export class ReportConflictError extends RadiantError {
   constructor(message: string) {
-    super(message);
+    super('conflict', message, { code: 'version_conflict' });
     this.name = 'ReportConflictError';
   }
 }

@@ -1,14 +1,5 @@
 import type { RouterInstance } from '@koa/router';
-import {
-  createPatient,
-  deletePatient,
-  getPatient,
-  listPatients,
-  patientHistory,
-  PatientExistsError,
-  PatientHasStudiesError,
-  updatePatient,
-} from '../../records/patients.js';
+import { createPatient, deletePatient, getPatient, listPatients, patientHistory, updatePatient } from '../../records/patients.js';
 import { createPatientBody, deletePatientQuery, listPatientsQuery, parsePk, updatePatientBody } from '../../records/schemas.js';
 import { returnedIdentifiers } from '../../audit/audit.js';
 import { errorMessage } from '../../errors.js';
@@ -23,18 +14,11 @@ export function registerPatientRoutes(r: RouterInstance<AppState>, deps: RouteDe
   const { security, db } = deps;
 
   const notFound = () => new HttpError(404, 'not_found', 'patient not found');
-  const conflict = (err: unknown) => {
-    if (err instanceof PatientExistsError) return new HttpError(409, 'patient_exists', err.message);
-    if (err instanceof PatientHasStudiesError) return new HttpError(409, 'patient_has_studies', err.message, { studies: err.studies });
-    return err;
-  };
 
   r.post('/api/patients', security.guard('patients:write', 'patient.create', 'patient'), async (ctx: AppContext) => {
     const body = await readJson(ctx, createPatientBody);
     ctx.state.audit = { patientId: body.patient_id };
-    const patient = await createPatient(db, body).catch((err: unknown) => {
-      throw conflict(err);
-    });
+    const patient = await createPatient(db, body);
     ctx.state.audit.resourceId = String(patient.id);
     ctx.status = 201;
     ctx.set('Location', `/api/patients/${patient.id}`);
@@ -63,9 +47,7 @@ export function registerPatientRoutes(r: RouterInstance<AppState>, deps: RouteDe
     const pk = parsePk(ctx.params.id, 'patient');
     ctx.state.audit = { resourceId: String(pk) };
     const body = await readJson(ctx, updatePatientBody);
-    const patient = await updatePatient(db, pk, body).catch((err: unknown) => {
-      throw conflict(err);
-    });
+    const patient = await updatePatient(db, pk, body);
     if (!patient) throw notFound();
     ctx.state.audit.patientId = patient.patient_id;
     ctx.state.audit.details = { fields: Object.keys(body) };
@@ -79,9 +61,7 @@ export function registerPatientRoutes(r: RouterInstance<AppState>, deps: RouteDe
     const pk = parsePk(ctx.params.id, 'patient');
     ctx.state.audit = { resourceId: String(pk) };
     const cascade = ['true', '1'].includes(deletePatientQuery.parse(ctx.query).cascade ?? '');
-    const deleted = await deletePatient(db, pk, cascade).catch((err: unknown) => {
-      throw conflict(err);
-    });
+    const deleted = await deletePatient(db, pk, cascade);
     if (!deleted) throw notFound();
     // Rows are gone (committed); now the blobs. One that cannot be deleted is an orphan to
     // report and log, never an index row pointing at nothing.

@@ -3,11 +3,11 @@ import { z } from 'zod';
 import { parsePk, parseStudyRef } from '../../records/schemas.js';
 import { getAnalysis } from '../../analysis/analyses.js';
 import { findInstance } from '../../catalog/catalog.js';
-import { bodyPatch, BodyPatchError } from '../../reports/body.js';
+import { bodyPatch } from '../../reports/body.js';
 import { buildContent } from '../../reports/content-builder.js';
 import { currentObjects } from '../../reports/publish.js';
-import { getReport, listVersions, ReportConflictError, type Report } from '../../reports/report-store.js';
-import { amendReport, createReport, editReport, ReportWorkflowError, signReport, type Actor, type WorkflowDeps } from '../../reports/workflow.js';
+import { getReport, listVersions, type Report } from '../../reports/report-store.js';
+import { amendReport, createReport, editReport, signReport, type Actor, type WorkflowDeps } from '../../reports/workflow.js';
 import { openEncapsulatedDocument } from '../../../dicomweb/encapsulated-document.js';
 import { IMPLEMENTATION_VERSION_NAME } from '../../dicom/implementation.js';
 import { readJson } from '../body.js';
@@ -73,13 +73,6 @@ export function reportView(r: Report): Record<string, unknown> {
   };
 }
 
-function failed(err: unknown): never {
-  if (err instanceof ReportWorkflowError) throw new HttpError(err.status, err.code, err.message);
-  if (err instanceof ReportConflictError) throw new HttpError(409, 'version_conflict', err.message);
-  if (err instanceof BodyPatchError) throw new HttpError(422, 'invalid_change', err.message);
-  throw err;
-}
-
 /**
  * /api/reports: reports built on AI analyses, their review (edit, sign, amend) and exports.
  * Reading needs images:read; creating a draft analysis:run; editing, signing and amending
@@ -106,7 +99,7 @@ export function registerReportRoutes(r: RouterInstance<AppState>, deps: RouteDep
     const q = db('studies').select('study_instance_uid');
     const study = (await ('pk' in ref ? q.where({ id: ref.pk }) : q.where({ study_instance_uid: ref.uid })).first()) as { study_instance_uid: string } | undefined;
     if (!study) throw new HttpError(404, 'not_found', 'study not found');
-    const out = await createReport(wf, { studyInstanceUid: study.study_instance_uid, analysisId: body.analysis_id, includeAiDisclaimer: body.include_ai_disclaimer }, actor(ctx)).catch(failed);
+    const out = await createReport(wf, { studyInstanceUid: study.study_instance_uid, analysisId: body.analysis_id, includeAiDisclaimer: body.include_ai_disclaimer }, actor(ctx));
     ctx.state.audit = { resourceId: String(out.report.id), studyInstanceUid: study.study_instance_uid, details: { analysis: body.analysis_id } };
     ctx.status = 201;
     ctx.set('Location', `/api/reports/${out.report.id}`);
@@ -122,20 +115,20 @@ export function registerReportRoutes(r: RouterInstance<AppState>, deps: RouteDep
     const rep = await load(ctx);
     const patch = await readJson(ctx, bodyPatch);
     const { version } = versionQuery.parse(ctx.query);
-    ctx.body = reportView(await editReport(wf, rep.id, patch, actor(ctx), version).catch(failed));
+    ctx.body = reportView(await editReport(wf, rep.id, patch, actor(ctx), version));
   });
 
   r.post('/api/reports/:id/sign', security.guard('reports:sign', 'report.sign', 'report'), async (ctx: AppContext) => {
     const rep = await load(ctx);
     const { version } = versionQuery.parse(ctx.query);
-    const out = await signReport(wf, rep.id, actor(ctx), version).catch(failed);
+    const out = await signReport(wf, rep.id, actor(ctx), version);
     ctx.body = reportView(out.report);
   });
 
   r.post('/api/reports/:id/amend', security.guard('reports:sign', 'report.amend', 'report'), async (ctx: AppContext) => {
     const rep = await load(ctx);
     const body = await readJson(ctx, amendBody);
-    const out = await amendReport(wf, rep.id, body.reason, body.changes, actor(ctx)).catch(failed);
+    const out = await amendReport(wf, rep.id, body.reason, body.changes, actor(ctx));
     ctx.body = reportView(out.report);
   });
 
