@@ -5,7 +5,7 @@ import { returnedIdentifiers, AUDIT_LIST_MAX } from '../src/audit/audit.js';
 import { patientIdsOfStudies } from '../src/catalog/catalog.js';
 import { keyName, resolveKey } from '../src/query/attributes.js';
 import { toDicomJson } from '../src/query/dicom-json.js';
-import { QueryError, runQuery, type AttributeMap, type QueryLevel } from '../src/query/engine.js';
+import { runQuery, type AttributeMap, type QueryLevel } from '../src/query/engine.js';
 import { isValidUid } from '../src/dicom/uids.js';
 
 /**
@@ -166,22 +166,17 @@ export function qidoHandler(deps: RouteDeps, level: QueryLevel, opts: QidoOption
     const q = parseQidoQuery(ctx.querystring, opts.strict);
     const query = auditedQueryKeys(q.filters);
     ctx.state.audit = { studyInstanceUid: study, details: { level, query } };
-    let result;
-    try {
-      result = await runQuery(db, {
-        level,
-        filters: q.filters,
-        includeFields: q.includeFields,
-        fuzzy: q.fuzzy,
-        limit: q.limit,
-        offset: q.offset,
-        scope: { studyInstanceUid: study, seriesInstanceUid: series },
-        strict: opts.strict,
-      });
-    } catch (err) {
-      if (err instanceof QueryError) throw new HttpError(400, 'invalid_query', err.message);
-      throw err;
-    }
+    // A QueryError (a value the VR cannot hold) answers 400 invalid_query through the error table.
+    const result = await runQuery(db, {
+      level,
+      filters: q.filters,
+      includeFields: q.includeFields,
+      fuzzy: q.fuzzy,
+      limit: q.limit,
+      offset: q.offset,
+      scope: { studyInstanceUid: study, seriesInstanceUid: series },
+      strict: opts.strict,
+    });
 
     const base = `${ctx.protocol}://${ctx.host}/dicom-web`;
     const body = result.rows.map((row) => {

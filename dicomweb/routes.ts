@@ -10,6 +10,8 @@ import { registerBulkdataRoutes } from './bulkdata.js';
 import { registerFrameRoutes } from './frames.js';
 import { registerRenderedRoutes } from './rendered.js';
 import { corpHeader } from './corp.js';
+// The DICOMweb and WADO-URI paths of the OpenAPI document (registered on import).
+import './openapi.js';
 
 /** DICOMweb (PS3.18) under /dicom-web. */
 export function dicomwebRoutes(deps: RouteDeps): AppRouter {

@@ -7,6 +7,7 @@ import type { Logger } from '../src/logger.js';
 import { findAttribute, LEVEL_RANK, type AttributeDef, type Level } from '../src/query/attributes.js';
 import { toDicomJsonValue } from '../src/query/dicom-json.js';
 import { QueryError, runQuery, type AttributeMap } from '../src/query/engine.js';
+import { dimseStatusOf } from './error-status.js';
 import { runPatientQuery } from '../src/query/patient-level.js';
 import type { AssociationContext, AssociationT, CFindRequest, CFindResponse, Respond } from './services.js';
 
@@ -280,7 +281,7 @@ export function findService(deps: FindServiceDeps): FindService {
       status = state.cancelled ? DimseStatus.Cancel : DimseStatus.Success;
       respond(final(request, status));
     } catch (err) {
-      status = err instanceof FindFailure ? err.status : DimseStatus.UnableToProcess;
+      status = err instanceof FindFailure ? err.status : dimseStatusOf('find', err);
       const message = err instanceof FindFailure || err instanceof QueryError ? err.message : 'query failed';
       if (!(err instanceof FindFailure || err instanceof QueryError)) {
         log.error({ err: errorMessage(err), calling: ctx.callingAeTitle }, 'C-FIND failed');

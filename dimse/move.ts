@@ -3,6 +3,7 @@ import { findRemoteNodeByAe } from '../src/catalog/remote-nodes.js';
 import { DimseStatus } from '../src/dicom/dimse-status.js';
 import { errorMessage } from '../src/errors.js';
 import { CancelRegistry, QR, errorResponse, refused, runRetrieve } from './retrieve.js';
+import { dimseStatusOf } from './error-status.js';
 import type { AssociationContext, CMoveRequest, CMoveResponse, NodeParts, Respond } from './services.js';
 import { storeToNode, type ScuDeps } from './store-scu.js';
 
@@ -42,8 +43,9 @@ export function moveService(core: NodeParts, scu: ScuDeps, cancels: CancelRegist
       (err: unknown) => {
         core.log.error({ err: errorMessage(err), calling: ctx.callingAeTitle }, 'C-MOVE failed');
         const details = { destination: destinationAe };
-        refused({ kind: 'move', core, ctx, request, details }, DimseStatus.UnableToProcess, errorMessage(err));
-        respond(errorResponse(make, DimseStatus.UnableToProcess, errorMessage(err)));
+        const status = dimseStatusOf('retrieve', err);
+        refused({ kind: 'move', core, ctx, request, details }, status, errorMessage(err));
+        respond(errorResponse(make, status, errorMessage(err)));
       },
     );
   };

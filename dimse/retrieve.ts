@@ -5,6 +5,7 @@ import { TS } from '../src/dicom/transfer-syntax.js';
 import { errorMessage } from '../src/errors.js';
 import type { AssociationContext, CGetRequest, CGetResponse, CMoveRequest, CMoveResponse, NodeParts, Respond } from './services.js';
 import type { RunHooks, StoreItem, StoreReport } from './store-scu.js';
+import { dimseStatusOf } from './error-status.js';
 
 /**
  * What C-MOVE and C-GET share (PS3.4 C.4.2, C.4.3): the Patient Root / Study Root retrieve
@@ -228,8 +229,9 @@ export function runRetrieve<R extends RetrieveResponse>(run: RetrieveRun<R>): vo
     });
   })().catch((err: unknown) => {
     core.log.error({ err: errorMessage(err), calling: ctx.callingAeTitle }, `${label} failed`);
-    refused(run, DimseStatus.UnableToProcess, errorMessage(err));
-    respond(errorResponse(make, DimseStatus.UnableToProcess, errorMessage(err)));
+    const status = dimseStatusOf('retrieve', err);
+    refused(run, status, errorMessage(err));
+    respond(errorResponse(make, status, errorMessage(err)));
   });
 }
 

@@ -4,6 +4,7 @@ import dimse from 'dcmjs-dimse';
 import type { Ingestor } from '../src/ingest/ingest.js';
 import { DimseStatus, isPendingStatus } from '../src/dicom/dimse-status.js';
 import { RadiantError, errorMessage } from '../src/errors.js';
+import { dimseStatusOf } from './error-status.js';
 import type { Logger } from '../src/logger.js';
 import type { LimitReason, Slot } from './admission.js';
 import { decideContext } from './negotiation.js';
@@ -465,7 +466,7 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
       } catch (err) {
         this.failed++;
         if (sink) await ingestor.discardTemp(sink.path);
-        const status = err instanceof RadiantError ? err.dimseStatus : DimseStatus.OutOfResources;
+        const status = dimseStatusOf('store', err);
         const message = errorMessage(err);
         log.warn({ sop, status: `0x${status.toString(16).padStart(4, '0')}`, reason: message, peer: this.peer }, 'C-STORE refused');
         return { status, comment: message };

@@ -1,7 +1,8 @@
 /**
- * Typed errors for the node. Every error that can reach a caller carries the DICOM status
- * (PS3.4 / PS3.7 Annex C) and the HTTP status it maps to, so C-STORE, STOW-RS and the REST
- * API answer the same failure the same way.
+ * Domain errors of the node. A RadiantError carries a domain code (`kind`: what went wrong, in
+ * the node's terms) and no protocol status: each edge maps the kind with its one table, so
+ * C-STORE, STOW-RS and the REST API answer the same failure the same way. The HTTP table is in
+ * src/http/errors.ts, the DIMSE table in dimse/error-status.ts.
  */
 
 import { DimseStatus } from './dicom/dimse-status.js';
@@ -9,6 +10,7 @@ import { DimseStatus } from './dicom/dimse-status.js';
 /** The kernel's one DIMSE status table, re-exported for the modules that map errors with it. */
 export { DimseStatus };
 
+/** The domain codes. */
 export type ErrorKind =
   | 'invalid-input'
   | 'unparseable'
@@ -18,36 +20,41 @@ export type ErrorKind =
   | 'too-large'
   | 'out-of-resources'
   | 'not-found'
-  | 'config';
-
-const mapping: Record<ErrorKind, { dimse: number; http: number }> = {
-  'invalid-input': { dimse: DimseStatus.DataSetDoesNotMatchSopClass, http: 400 },
-  unparseable: { dimse: DimseStatus.CannotUnderstand, http: 400 },
-  mismatch: { dimse: DimseStatus.DataSetDoesNotMatchSopClass, http: 409 },
-  unsupported: { dimse: DimseStatus.SopClassNotSupported, http: 415 },
-  duplicate: { dimse: DimseStatus.DuplicateSopInstance, http: 409 },
-  'too-large': { dimse: DimseStatus.OutOfResources, http: 413 },
-  'out-of-resources': { dimse: DimseStatus.OutOfResources, http: 503 },
-  'not-found': { dimse: DimseStatus.UnableToProcess, http: 404 },
-  config: { dimse: DimseStatus.OutOfResources, http: 500 },
-};
+  | 'config'
+  /** The request contradicts the current state (an existing record, a finished workflow step). */
+  | 'conflict'
+  /** The caller may not do this to this resource (beyond its role's permissions). */
+  | 'forbidden'
+  /** Well-formed but not applicable (a change naming something that does not exist). */
+  | 'unprocessable'
+  /** The node failed at its own work (a bug, a store that refused its own object). */
+  | 'internal';
 
 /** Finer than the kind, where a protocol answers the cases differently (STOW-RS FailureReason). */
 export type ErrorReason = 'study-mismatch' | 'transfer-syntax' | 'sop-class';
 
+export interface RadiantErrorOptions {
+  cause?: unknown;
+  reason?: ErrorReason;
+  /** The machine-readable code clients see (`error.code` of the REST API), where finer than the kind. */
+  code?: string;
+  /** Facts for the client (`error.details`): counts, not secrets. */
+  details?: unknown;
+}
+
 export class RadiantError extends Error {
   readonly kind: ErrorKind;
   readonly reason?: ErrorReason;
-  readonly dimseStatus: number;
-  readonly httpStatus: number;
+  readonly code?: string;
+  readonly details?: unknown;
 
-  constructor(kind: ErrorKind, message: string, options?: { cause?: unknown; reason?: ErrorReason }) {
-    super(message, options);
+  constructor(kind: ErrorKind, message: string, options?: RadiantErrorOptions) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'RadiantError';
     this.kind = kind;
     this.reason = options?.reason;
-    this.dimseStatus = mapping[kind].dimse;
-    this.httpStatus = mapping[kind].http;
+    this.code = options?.code;
+    this.details = options?.details;
   }
 }
 

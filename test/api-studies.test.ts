@@ -351,6 +351,47 @@ describe('REST API: OpenAPI document and Swagger UI', function () {
     for (const r of refs) expect(doc.components.schemas, r).to.have.property(r.slice(22, -1));
   });
 
+  it('documents every route on the routers, and no path the routers do not serve', async () => {
+    // The browser pages (Swagger UI and the OHIF viewer) are served by routes too, but are not the API.
+    const pages = new Set([
+      'GET /docs',
+      'GET /docs/',
+      'GET /docs/index.html',
+      'GET /docs/swagger-initializer.js',
+      'GET /docs/{asset}',
+      'GET /viewer',
+      'GET /viewer/',
+      'GET /viewer/login',
+      'GET /viewer/app-config.js',
+      'GET /viewer/{rest}',
+    ]);
+    const routed = new Set<string>();
+    for (const router of node.http.routers) {
+      for (const layer of router.stack) {
+        // koa path parameters (`:id`) and wildcards (`*path`) as OpenAPI writes them (`{id}`).
+        const path = String(layer.path).replace(/[:*]([A-Za-z_]\w*)/g, '{$1}');
+        for (const method of layer.methods) if (method !== 'HEAD') routed.add(`${method} ${path}`);
+      }
+    }
+    const doc = (await (await fetch(`${baseUrl(node)}/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
+    const documented = new Set(
+      Object.entries(doc.paths).flatMap(([path, item]) =>
+        Object.keys(item)
+          .filter((k) => k !== 'parameters')
+          .map((m) => `${m.toUpperCase()} ${path}`),
+      ),
+    );
+    expect(routed.size).to.be.greaterThan(70);
+    const undocumented = [...routed].filter((r) => !documented.has(r) && !pages.has(r));
+    expect(undocumented, 'routes without documentation').to.deep.equal([]);
+    const unrouted = [...documented].filter((d) => !routed.has(d));
+    expect(unrouted, 'documented paths no router serves').to.deep.equal([]);
+    const gone = [...pages].filter((p) => !routed.has(p));
+    expect(gone, 'pages that are no longer routes').to.deep.equal([]);
+    const samples = ['GET /dicom-web/studies', 'POST /dicom-web/studies', 'GET /wado', 'GET /metrics', 'GET /readyz'];
+    expect([...documented]).to.include.members(samples);
+  });
+
   it('serves /docs from the bundled swagger-ui-dist assets', async () => {
     const page = await fetch(`${baseUrl(node)}/docs`);
     expect(page.status).to.equal(200);

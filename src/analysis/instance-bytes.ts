@@ -1,11 +1,12 @@
+import { RadiantError } from '../errors.js';
 import type { Db } from '../db/connection.js';
 import { findInstance, listInstances, type StoredInstanceRow } from '../catalog/catalog.js';
 import { readAll } from '../../storage/read-all.js';
 import type { BlobStorage } from '../../storage/types.js';
 
-export class InstanceMissingError extends Error {
+export class InstanceMissingError extends RadiantError {
   constructor(readonly sopInstanceUid: string) {
-    super(`instance ${sopInstanceUid} is not in the index`);
+    super('not-found', `instance ${sopInstanceUid} is not in the index`);
     this.name = 'InstanceMissingError';
   }
 }

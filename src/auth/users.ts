@@ -1,3 +1,4 @@
+import { RadiantError } from '../errors.js';
 import type { Db } from '../db/connection.js';
 import { hashPassword } from './passwords.js';
 import type { Role } from './permissions.js';
@@ -38,7 +39,11 @@ export async function findUserById(db: Db, id: number): Promise<User | undefined
   return r && toUser(r);
 }
 
-export class UserExistsError extends Error {}
+export class UserExistsError extends RadiantError {
+  constructor(message: string) {
+    super('conflict', message);
+  }
+}
 
 export interface NewUser {
   username: string;
@@ -52,7 +57,11 @@ export async function createUser(db: Db, u: NewUser): Promise<User> {
 }
 
 /** The first-admin bootstrap was already done, or users exist: the caller is not the first. */
-export class BootstrapClosedError extends Error {}
+export class BootstrapClosedError extends RadiantError {
+  constructor(message: string) {
+    super('conflict', message);
+  }
+}
 
 /**
  * Create the first user of an empty node, atomically: the bootstrap marker row (key 1, see

@@ -1,6 +1,6 @@
 import { ZodError } from 'zod';
 import type Koa from 'koa';
-import { RadiantError, errorMessage } from '../errors.js';
+import { RadiantError, errorMessage, type ErrorKind } from '../errors.js';
 import { VerifierUnavailableError } from '../auth/tokens.js';
 import { isDatabaseUnavailable } from '../db/connection.js';
 import type { Logger } from '../logger.js';
@@ -23,6 +23,23 @@ export class HttpError extends Error {
 /** Seconds a client is asked to wait when the node cannot reach its database. */
 export const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
 
+/** The HTTP edge's one table: the status each domain code answers with. */
+const HTTP_STATUS: Record<ErrorKind, number> = {
+  'invalid-input': 400,
+  unparseable: 400,
+  mismatch: 409,
+  unsupported: 415,
+  duplicate: 409,
+  'too-large': 413,
+  'out-of-resources': 503,
+  'not-found': 404,
+  config: 500,
+  conflict: 409,
+  forbidden: 403,
+  unprocessable: 422,
+  internal: 500,
+};
+
 /** The node could not do the work for reasons of its own (database down): 503, never 401/500. */
 function isUnavailable(err: unknown): boolean {
   return err instanceof VerifierUnavailableError || isDatabaseUnavailable(err);
@@ -33,7 +50,7 @@ export function httpStatusOf(err: unknown): number {
   if (err instanceof HttpError) return err.status;
   if (err instanceof ZodError) return 400;
   if (isUnavailable(err)) return 503;
-  if (err instanceof RadiantError) return err.httpStatus;
+  if (err instanceof RadiantError) return HTTP_STATUS[err.kind];
   return 500;
 }
 
@@ -66,15 +83,16 @@ export function errorMiddleware(log: Logger): Koa.Middleware<AppState> {
         ctx.set('Retry-After', String(UNAVAILABLE_RETRY_AFTER_SECONDS));
         const cause = err instanceof VerifierUnavailableError ? err.cause : err;
         log.warn({ err: errorMessage(cause), requestId: ctx.state.requestId }, 'database unavailable');
-      } else if (err instanceof RadiantError && err.httpStatus < 500) {
-        status = err.httpStatus;
-        code = err.kind.replace(/-/g, '_');
-        message = err.message;
       } else if (err instanceof RadiantError) {
-        status = err.httpStatus;
-        code = err.kind.replace(/-/g, '_');
-        message = status === 503 ? 'service temporarily unavailable' : 'internal error';
-        log.error({ err: err.message, requestId: ctx.state.requestId }, 'server-side failure');
+        status = HTTP_STATUS[err.kind];
+        code = err.code ?? err.kind.replace(/-/g, '_');
+        if (status < 500) {
+          message = err.message;
+          details = err.details;
+        } else {
+          message = status === 503 ? 'service temporarily unavailable' : 'internal error';
+          log.error({ err: err.message, requestId: ctx.state.requestId }, 'server-side failure');
+        }
       } else {
         log.error({ err: err instanceof Error ? err.message : String(err), requestId: ctx.state.requestId }, 'unhandled error');
       }

@@ -60,6 +60,8 @@ export interface RouteDeps extends HttpDeps {
 export interface HttpApp {
   app: Koa<AppState>;
   metrics: Metrics;
+  /** The routers mounted on the app (the OpenAPI test walks their routes). */
+  routers: readonly AppRouter[];
   listen(port: number): Promise<number>;
   close(): Promise<void>;
 }
@@ -152,6 +154,7 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
   return {
     app,
     metrics,
+    routers,
     async listen(port: number) {
       const h = config.http;
       server = http.createServer(

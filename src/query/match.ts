@@ -1,3 +1,4 @@
+import { RadiantError } from '../errors.js';
 import type { AttributeDef } from './attributes.js';
 
 /**
@@ -17,9 +18,9 @@ import type { AttributeDef } from './attributes.js';
  *   must prefix-match a component of the stored name.
  */
 
-export class QueryError extends Error {
+export class QueryError extends RadiantError {
   constructor(message: string) {
-    super(message);
+    super('invalid-input', message, { code: 'invalid_query' });
     this.name = 'QueryError';
   }
 }

@@ -1,3 +1,4 @@
+import { RadiantError } from '../errors.js';
 import { normalizePersonName } from '../catalog/catalog.js';
 import { lockPatientRow } from '../catalog/deletion.js';
 import { studyStatusColumns } from '../catalog/study-status.js';
@@ -132,9 +133,9 @@ export async function listPatients(
   return { total, items: rows.map(toPatient) };
 }
 
-export class PatientExistsError extends Error {
+export class PatientExistsError extends RadiantError {
   constructor(patientId: string) {
-    super(`a patient with Patient ID ${JSON.stringify(patientId)} already exists`);
+    super('conflict', `a patient with Patient ID ${JSON.stringify(patientId)} already exists`, { code: 'patient_exists' });
   }
 }
 
@@ -170,9 +171,15 @@ export async function createPatient(db: Db, body: CreatePatientBody, now = new D
   }
 }
 
-export class PatientHasStudiesError extends Error {
-  constructor(readonly studies: number, what: string) {
-    super(`the patient has ${studies} ${studies === 1 ? 'study' : 'studies'}; ${what}`);
+export class PatientHasStudiesError extends RadiantError {
+  constructor(
+    readonly studies: number,
+    what: string,
+  ) {
+    super('conflict', `the patient has ${studies} ${studies === 1 ? 'study' : 'studies'}; ${what}`, {
+      code: 'patient_has_studies',
+      details: { studies },
+    });
   }
 }
 

@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import { isValidUid } from '../dicom/uids.js';
-import { HttpError } from '../http/errors.js';
+import { RadiantError } from '../errors.js';
 
 /**
- * Request schemas of the application API. They validate the requests and, through
- * z.toJSONSchema, are the request schemas of the OpenAPI document: one definition for both.
+ * Request schemas of the application API. They validate the requests and, registered by the
+ * route modules (src/http/api-doc.ts), are the request schemas of the OpenAPI document.
  */
 
 /** LO (PS3.5 6.2): no backslash (the value separator), no control characters. */
@@ -108,7 +108,7 @@ const MAX_PK = 2_147_483_647;
 /** A numeric index id in a path: a positive 32-bit integer, digits only. */
 export function parsePk(raw: string | undefined, what: string): number {
   if (raw === undefined || !/^[1-9][0-9]{0,9}$/.test(raw) || Number(raw) > MAX_PK) {
-    throw new HttpError(400, 'invalid_id', `${what} id must be a positive integer`);
+    throw new RadiantError('invalid-input', `${what} id must be a positive integer`, { code: 'invalid_id' });
   }
   return Number(raw);
 }
@@ -117,7 +117,7 @@ export function parsePk(raw: string | undefined, what: string): number {
 export function parseStudyRef(raw: string | undefined): { pk: number } | { uid: string } {
   if (raw !== undefined && /^[0-9]+$/.test(raw)) return { pk: parsePk(raw, 'study') };
   if (isValidUid(raw)) return { uid: raw };
-  throw new HttpError(400, 'invalid_id', 'study id must be a positive integer or a Study Instance UID');
+  throw new RadiantError('invalid-input', 'study id must be a positive integer or a Study Instance UID', { code: 'invalid_id' });
 }
 
 /** YYYY-MM-DD (API) to DA YYYYMMDD (index). */

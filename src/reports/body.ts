@@ -1,3 +1,4 @@
+import { RadiantError } from '../errors.js';
 import { z } from 'zod';
 import { newUid } from '../dicom/new-uid.js';
 import type { Analysis } from '../analysis/analyses.js';
@@ -189,10 +190,9 @@ export function applyPatch(body: ReportBody, p: BodyPatch): { body: ReportBody; 
   return { body: next, changes };
 }
 
-export class BodyPatchError extends Error {
-  readonly status = 422;
+export class BodyPatchError extends RadiantError {
   constructor(message: string) {
-    super(message);
+    super('unprocessable', message, { code: 'invalid_change' });
     this.name = 'BodyPatchError';
   }
 }

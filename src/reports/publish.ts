@@ -1,3 +1,4 @@
+import { RadiantError } from '../errors.js';
 import { Readable } from 'node:stream';
 import type { Db } from '../db/connection.js';
 import type { Logger } from '../logger.js';
@@ -35,10 +36,9 @@ export interface Published {
   timings: { srMs: number; pdfMs: number; storeMs: number };
 }
 
-export class PublishError extends Error {
-  readonly status = 500;
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
+export class PublishError extends RadiantError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('internal', message, { cause: options?.cause, code: 'internal_error' });
     this.name = 'PublishError';
   }
 }

@@ -1,3 +1,4 @@
+import { RadiantError } from '../errors.js';
 import type { Db, Trx } from '../db/connection.js';
 import type { ReportState } from './content.js';
 import type { Change, ReportBody } from './body.js';
@@ -153,10 +154,9 @@ export interface VersionWrite {
   signer?: { username: string; name: string; at: string } | null;
 }
 
-export class ReportConflictError extends Error {
-  readonly status = 409;
+export class ReportConflictError extends RadiantError {
   constructor(message: string) {
-    super(message);
+    super('conflict', message, { code: 'version_conflict' });
     this.name = 'ReportConflictError';
   }
 }

@@ -1,3 +1,4 @@
+import { RadiantError } from '../errors.js';
 import type { AuditLog } from '../audit/audit.js';
 import type { Db } from '../db/connection.js';
 import type { Logger } from '../logger.js';
@@ -19,13 +20,9 @@ import { getReport, insertReport, writeVersion, type Report } from './report-sto
  * new objects that name the previous ones as predecessors, never overwrite them.
  */
 
-export class ReportWorkflowError extends Error {
-  constructor(
-    readonly status: 400 | 403 | 404 | 409 | 422,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
+export class ReportWorkflowError extends RadiantError {
+  constructor(kind: 'invalid-input' | 'forbidden' | 'not-found' | 'conflict' | 'unprocessable', code: string, message: string) {
+    super(kind, message, { code });
     this.name = 'ReportWorkflowError';
   }
 }
@@ -56,7 +53,7 @@ function technique(a: Analysis, seriesDescription: string | null, modality: stri
 
 async function loadAnalysis(db: Db, id: number): Promise<Analysis> {
   const a = await getAnalysis(db, id);
-  if (!a) throw new ReportWorkflowError(404, 'not_found', `analysis ${id} not found`);
+  if (!a) throw new ReportWorkflowError('not-found', 'not_found', `analysis ${id} not found`);
   return a;
 }
 
@@ -82,8 +79,8 @@ export interface CreateReport {
 
 export async function createReport(d: WorkflowDeps, req: CreateReport, by: Actor): Promise<{ report: Report; published: Published }> {
   const analysis = await loadAnalysis(d.db, req.analysisId);
-  if (analysis.studyInstanceUid !== req.studyInstanceUid) throw new ReportWorkflowError(422, 'analysis_of_other_study', `analysis ${analysis.id} is of another study`);
-  if (analysis.status !== 'succeeded') throw new ReportWorkflowError(409, 'analysis_not_done', `analysis ${analysis.id} is ${analysis.status}; a report needs a finished analysis`);
+  if (analysis.studyInstanceUid !== req.studyInstanceUid) throw new ReportWorkflowError('unprocessable', 'analysis_of_other_study', `analysis ${analysis.id} is of another study`);
+  if (analysis.status !== 'succeeded') throw new ReportWorkflowError('conflict', 'analysis_not_done', `analysis ${analysis.id} is ${analysis.status}; a report needs a finished analysis`);
   const series = analysis.seriesInstanceUid
     ? ((await d.db('series').where({ series_instance_uid: analysis.seriesInstanceUid }).first('series_description', 'modality')) as { series_description: string | null; modality: string | null } | undefined)
     : undefined;
@@ -106,15 +103,15 @@ export async function createReport(d: WorkflowDeps, req: CreateReport, by: Actor
 
 async function mustGet(d: WorkflowDeps, id: number): Promise<Report> {
   const r = await getReport(d.db, id);
-  if (!r) throw new ReportWorkflowError(404, 'not_found', `report ${id} not found`);
+  if (!r) throw new ReportWorkflowError('not-found', 'not_found', `report ${id} not found`);
   return r;
 }
 
 /** A radiologist's or admin's edit of a draft or preliminary report: a new preliminary version, not published until signed. */
 export async function editReport(d: WorkflowDeps, id: number, patch: BodyPatch, by: Actor, expectedVersion?: number): Promise<Report> {
   const r = await mustGet(d, id);
-  if (r.state === 'final' || r.state === 'amended') throw new ReportWorkflowError(409, 'signed', `report ${id} is ${r.state}: change it with POST /api/reports/${id}/amend`);
-  if (expectedVersion !== undefined && expectedVersion !== r.version) throw new ReportWorkflowError(409, 'version_conflict', `report ${id} is at version ${r.version}, not ${expectedVersion}`);
+  if (r.state === 'final' || r.state === 'amended') throw new ReportWorkflowError('conflict', 'signed', `report ${id} is ${r.state}: change it with POST /api/reports/${id}/amend`);
+  if (expectedVersion !== undefined && expectedVersion !== r.version) throw new ReportWorkflowError('conflict', 'version_conflict', `report ${id} is at version ${r.version}, not ${expectedVersion}`);
   const { body, changes } = applyPatch(r.body, patch);
   if (!changes.length) return r;
   const version = await d.db.transaction((trx) => writeVersion(trx, { reportId: id, expectedVersion: r.version, state: 'preliminary', action: 'edit', by: by.username, changes, body }, new Date()));
@@ -129,7 +126,7 @@ async function signerOf(d: WorkflowDeps, by: Actor, at: Date): Promise<ReportSig
 
 function mustBeRadiologist(by: Actor): void {
   // Signing is a clinical act: only radiologists, not admins or service accounts.
-  if (by.role !== 'radiologist') throw new ReportWorkflowError(403, 'not_a_radiologist', 'only a radiologist can sign or amend a report');
+  if (by.role !== 'radiologist') throw new ReportWorkflowError('forbidden', 'not_a_radiologist', 'only a radiologist can sign or amend a report');
 }
 
 async function signed(d: WorkflowDeps, r: Report, body: ReportBody, state: ReportState, action: 'sign' | 'amend', by: Actor, changes: ReturnType<typeof applyPatch>['changes'], reason: string | null): Promise<{ report: Report; published: Published }> {
@@ -158,15 +155,15 @@ async function signed(d: WorkflowDeps, r: Report, body: ReportBody, state: Repor
 export async function signReport(d: WorkflowDeps, id: number, by: Actor, expectedVersion?: number): Promise<{ report: Report; published: Published }> {
   mustBeRadiologist(by);
   const r = await mustGet(d, id);
-  if (r.state === 'final' || r.state === 'amended') throw new ReportWorkflowError(409, 'already_signed', `report ${id} is already ${r.state}`);
-  if (expectedVersion !== undefined && expectedVersion !== r.version) throw new ReportWorkflowError(409, 'version_conflict', `report ${id} is at version ${r.version}, not ${expectedVersion}`);
+  if (r.state === 'final' || r.state === 'amended') throw new ReportWorkflowError('conflict', 'already_signed', `report ${id} is already ${r.state}`);
+  if (expectedVersion !== undefined && expectedVersion !== r.version) throw new ReportWorkflowError('conflict', 'version_conflict', `report ${id} is at version ${r.version}, not ${expectedVersion}`);
   return signed(d, r, r.body, 'final', 'sign', by, [{ field: 'state', from: r.state, to: 'final' }], null);
 }
 
 export async function amendReport(d: WorkflowDeps, id: number, reason: string, patch: BodyPatch | undefined, by: Actor): Promise<{ report: Report; published: Published }> {
   mustBeRadiologist(by);
   const r = await mustGet(d, id);
-  if (r.state !== 'final' && r.state !== 'amended') throw new ReportWorkflowError(409, 'not_signed', `report ${id} is ${r.state}: edit it with PATCH and sign it`);
+  if (r.state !== 'final' && r.state !== 'amended') throw new ReportWorkflowError('conflict', 'not_signed', `report ${id} is ${r.state}: edit it with PATCH and sign it`);
   const { body, changes } = patch ? applyPatch(r.body, patch) : { body: r.body, changes: [] };
   return signed(d, r, body, 'amended', 'amend', by, [{ field: 'state', from: r.state, to: 'amended' }, ...changes], reason);
 }

@@ -5,6 +5,7 @@ import { expect } from 'chai';
 import { makeCrImage, makeCtSeries, makeMrSeries, writeSeries, type GeneratedFile } from '../../fixtures/generate.js';
 import { findInstance, getStudySummary, countInstances } from '../../src/catalog/catalog.js';
 import { RadiantError } from '../../src/errors.js';
+import { dimseStatusOf } from '../../dimse/error-status.js';
 import type { InstanceStoredEvent } from '../../src/ingest/ingest.js';
 import { readAll } from './streams.js';
 import { rewrite } from './rewrite.js';
@@ -105,7 +106,7 @@ export function describeIngestSuite(name: string, envFactory: () => Promise<Reco
       const err = await core.ingestor
         .ingestStream(Readable.from([bytes]), { source: 'upload' })
         .then(() => undefined, (e: unknown) => e as RadiantError);
-      expect(err?.dimseStatus).to.equal(0xa900);
+      expect(dimseStatusOf('store', err)).to.equal(0xa900);
       expect(err?.message).to.match(/Study Instance UID/);
     });
 
@@ -115,7 +116,7 @@ export function describeIngestSuite(name: string, envFactory: () => Promise<Reco
         .ingestStream(Readable.from([f!.bytes]), { source: 'dimse', expected: { sopInstanceUid: '1.2.3.4' } })
         .then(() => undefined, (e: unknown) => e as RadiantError);
       expect(err?.kind).to.equal('mismatch');
-      expect(err?.dimseStatus).to.equal(0xa900);
+      expect(dimseStatusOf('store', err)).to.equal(0xa900);
       expect(await findInstance(core.db, f!.sopInstanceUid)).to.equal(undefined);
     });
 
@@ -142,7 +143,7 @@ export function describeIngestSuite(name: string, envFactory: () => Promise<Reco
           await c.ingestor.ingestStream(Readable.from([f!.bytes]), { source: 'upload' });
           const second = await c.ingestor.ingestStream(Readable.from([f!.bytes]), { source: 'upload' }).then(
             (r) => r.outcome,
-            (e: unknown) => (e as RadiantError).dimseStatus,
+            (e: unknown) => dimseStatusOf('store', e),
           );
           expect(second).to.equal(policy === 'reject' ? 0x0111 : 'ignored');
         } finally {

@@ -7,6 +7,7 @@ import { readJson } from '../body.js';
 import { HttpError } from '../errors.js';
 import type { RouteDeps } from '../server.js';
 import type { AppContext, AppState } from '../state.js';
+import { documentRoutes, E, GUARDED, idParams, json, ok, secured, studyRefParams } from '../api-doc.js';
 
 const requestBody = z
   .object({
@@ -126,3 +127,39 @@ export function registerAnalysisRoutes(r: RouterInstance<AppState>, deps: RouteD
     ctx.body = now ? analysisView(now) : {};
   });
 }
+
+const object = { type: 'object' } as const;
+documentRoutes(
+  secured('analysis:run', {
+    method: 'post',
+    path: '/api/analysis',
+    tags: ['analysis'],
+    summary: 'Ask for an AI analysis (an AI draft for review)',
+    request: { body: { required: true, content: json(requestBody) } },
+    responses: { 202: ok('Queued; Location names it', object), 400: E[400], ...GUARDED, 404: E[404] },
+  }),
+  secured('images:read', {
+    method: 'get',
+    path: '/api/analysis/{id}',
+    tags: ['analysis'],
+    summary: 'An analysis: status and progress, findings, measurements, impression, model and prompt provenance, images, timings',
+    request: { params: idParams('analysis') },
+    responses: { 200: ok('The analysis', object), 400: E[400], ...GUARDED, 404: E[404] },
+  }),
+  secured('analysis:run', {
+    method: 'post',
+    path: '/api/analysis/{id}/cancel',
+    tags: ['analysis'],
+    summary: 'Cancel a queued or running analysis',
+    request: { params: idParams('analysis') },
+    responses: { 200: ok('Cancelled', object), 400: E[400], ...GUARDED, 404: E[404], 409: E[409] },
+  }),
+  secured('images:read', {
+    method: 'get',
+    path: '/api/studies/{id}/analyses',
+    tags: ['analysis'],
+    summary: "A study's analyses, newest first",
+    request: { params: studyRefParams },
+    responses: { 200: ok('The analyses', object), 400: E[400], ...GUARDED, 404: E[404] },
+  }),
+);

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { AuditLog } from '../../audit/audit.js';
 import type { Security } from '../security.js';
 import type { AppRouter, AppState } from '../state.js';
+import { documentRoutes, E, GUARDED, ok, ref, secured } from '../api-doc.js';
 
 const querySchema = z.object({
   user: z.string().max(64).optional(),
@@ -33,3 +34,14 @@ export function auditRoutes(deps: { audit: AuditLog; security: Security }): AppR
   });
   return r;
 }
+
+documentRoutes(
+  secured('audit:read', {
+    method: 'get',
+    path: '/api/audit',
+    tags: ['audit'],
+    summary: 'Query the audit trail, newest first',
+    request: { query: querySchema },
+    responses: { 200: ok('A page of audit rows', ref('AuditList')), 400: E[400], ...GUARDED },
+  }),
+);

@@ -21,6 +21,7 @@ import { readForm, readJson } from '../body.js';
 import { HttpError, httpStatusOf } from '../errors.js';
 import type { Security } from '../security.js';
 import type { AppContext, AppRouter, AppState } from '../state.js';
+import { documentRoutes, E, errorResponse, json, ok, ref } from '../api-doc.js';
 
 const registerBody = z.object({
   username: z.string().trim().min(3).max(64).regex(/^[A-Za-z0-9._@-]+$/, 'letters, digits and . _ @ - only'),
@@ -176,3 +177,48 @@ export function authRoutes(deps: AuthRouteDeps): AppRouter {
 
   return r;
 }
+
+documentRoutes(
+  {
+    method: 'post',
+    path: '/api/auth/register',
+    tags: ['auth'],
+    summary: 'Create a user (the first user of an empty node bootstraps as admin; then admins only)',
+    request: {
+      headers: z.object({
+        'x-bootstrap-token': z.string().max(256).optional().describe('The first admin only, where AUTH_BOOTSTRAP=token'),
+      }),
+      body: { required: true, content: json(registerBody) },
+    },
+    security: [{}, { bearerAuth: [] }],
+    responses: { 201: { description: 'Created' }, 400: E[400], 401: E[401], 403: E[403], 409: E[409] },
+  },
+  {
+    method: 'post',
+    path: '/api/auth/token',
+    tags: ['auth'],
+    summary: 'Log in (OAuth2 password grant): a bearer token',
+    request: {
+      body: {
+        required: true,
+        content: { 'application/x-www-form-urlencoded': { schema: tokenBody }, 'application/json': { schema: tokenBody } },
+      },
+    },
+    security: [],
+    responses: { 200: ok('Token', ref('Token')), 400: E[400], 401: E[401], 429: errorResponse('Too many failed logins (Retry-After)') },
+  },
+  {
+    method: 'get',
+    path: '/api/auth/me',
+    tags: ['auth'],
+    summary: 'Who the token belongs to',
+    security: [{ bearerAuth: [] }],
+    responses: {
+      200: ok('The user', {
+        type: 'object',
+        properties: { id: { type: 'integer' }, username: { type: 'string' }, role: { type: 'string' } },
+      }),
+      401: E[401],
+    },
+  },
+);

@@ -5,6 +5,7 @@ import type { RouterInstance } from '@koa/router';
 import { openApiJson } from '../openapi.js';
 import { HttpError } from '../errors.js';
 import type { AppState } from '../state.js';
+import { documentRoutes } from '../api-doc.js';
 
 /**
  * GET /openapi.json (no auth: it describes the API, holds no data) and GET /docs, Swagger UI
@@ -93,3 +94,12 @@ export function registerDocsRoutes(r: RouterInstance<AppState>): void {
     ctx.body = fs.createReadStream(file);
   });
 }
+
+documentRoutes({
+  method: 'get',
+  path: '/openapi.json',
+  tags: ['docs'],
+  summary: 'This description (OpenAPI 3.1)',
+  security: [],
+  responses: { 200: { description: 'The document', content: { 'application/json': { schema: { type: 'object' } } } } },
+});

@@ -8,6 +8,7 @@ import { readJson } from '../body.js';
 import { HttpError } from '../errors.js';
 import type { RouteDeps } from '../server.js';
 import type { AppContext, AppState } from '../state.js';
+import { documentRoutes, E, GUARDED, idParams, json, ok, secured } from '../api-doc.js';
 
 const ruleBody = z
   .object({
@@ -117,3 +118,63 @@ export function registerForwardingRoutes(r: RouterInstance<AppState>, deps: Rout
     ctx.body = { requeued: 1 };
   });
 }
+
+const forwardingErrors = { 400: E[400], ...GUARDED, 404: E[404] };
+const unknownNode = { description: 'Unknown node', content: json({ $ref: '#/components/schemas/Error' }) };
+documentRoutes(
+  secured('nodes:manage', {
+    method: 'get',
+    path: '/api/forwarding/rules',
+    tags: ['forwarding'],
+    summary: 'List forwarding rules',
+    responses: { 200: ok('The rules', { type: 'object' }), ...GUARDED },
+  }),
+  secured('nodes:manage', {
+    method: 'post',
+    path: '/api/forwarding/rules',
+    tags: ['forwarding'],
+    summary: 'Create a rule',
+    request: { body: { required: true, content: json(ruleBody) } },
+    responses: { 201: ok('Created', { type: 'object' }), 400: E[400], ...GUARDED, 422: unknownNode },
+  }),
+  secured('nodes:manage', {
+    method: 'get',
+    path: '/api/forwarding/rules/{id}',
+    tags: ['forwarding'],
+    summary: 'Read a rule',
+    request: { params: idParams('rule') },
+    responses: { 200: ok('The rule', { type: 'object' }), ...forwardingErrors },
+  }),
+  secured('nodes:manage', {
+    method: 'put',
+    path: '/api/forwarding/rules/{id}',
+    tags: ['forwarding'],
+    summary: 'Replace a rule',
+    request: { params: idParams('rule'), body: { required: true, content: json(ruleBody) } },
+    responses: { 200: ok('The rule', { type: 'object' }), ...forwardingErrors, 422: unknownNode },
+  }),
+  secured('nodes:manage', {
+    method: 'delete',
+    path: '/api/forwarding/rules/{id}',
+    tags: ['forwarding'],
+    summary: 'Delete a rule',
+    request: { params: idParams('rule') },
+    responses: { 204: { description: 'Deleted' }, ...forwardingErrors },
+  }),
+  secured('nodes:manage', {
+    method: 'get',
+    path: '/api/forwarding',
+    tags: ['forwarding'],
+    summary: 'The forwarding queue: queued, sending, sent, failed (with the reason), and counts per status',
+    request: { query: itemsQuery },
+    responses: { 200: ok('A page of queue rows', { type: 'object' }), 400: E[400], ...GUARDED },
+  }),
+  secured('nodes:manage', {
+    method: 'post',
+    path: '/api/forwarding/{id}/retry',
+    tags: ['forwarding'],
+    summary: 'Queue a failed send again',
+    request: { params: idParams('forward') },
+    responses: { 200: ok('Requeued', { type: 'object' }), 409: E[409], ...forwardingErrors },
+  }),
+);

@@ -5,6 +5,7 @@ import type { Metrics } from '../metrics.js';
 import type { AppRouter, AppState } from '../state.js';
 import { errorMessage } from '../../errors.js';
 import type { Logger } from '../../logger.js';
+import { documentRoutes, ok } from '../api-doc.js';
 
 /** Liveness, readiness (index and storage reachable) and Prometheus metrics; no patient data. */
 export function healthRoutes(deps: { db: Db; storage: BlobStorage; metrics: Metrics; log: Logger }): AppRouter {
@@ -31,3 +32,30 @@ export function healthRoutes(deps: { db: Db; storage: BlobStorage; metrics: Metr
   });
   return r;
 }
+
+documentRoutes(
+  {
+    method: 'get',
+    path: '/healthz',
+    tags: ['health'],
+    summary: 'Liveness',
+    security: [],
+    responses: { 200: ok('Alive', { type: 'object' }) },
+  },
+  {
+    method: 'get',
+    path: '/readyz',
+    tags: ['health'],
+    summary: 'Readiness: index and storage reachable',
+    security: [],
+    responses: { 200: ok('Ready', { type: 'object' }), 503: ok('Not ready', { type: 'object' }) },
+  },
+  {
+    method: 'get',
+    path: '/metrics',
+    tags: ['health'],
+    summary: 'Prometheus metrics',
+    security: [],
+    responses: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } },
+  },
+);

@@ -15,6 +15,7 @@ import { readJson } from '../body.js';
 import { HttpError } from '../errors.js';
 import type { RouteDeps } from '../server.js';
 import type { AppContext, AppRouter, AppState } from '../state.js';
+import { documentRoutes, E, GUARDED, idParams, json, ok, ref, secured } from '../api-doc.js';
 import { aeTitleSchema } from '../../dicom/ae-title.js';
 
 const aeTitle = aeTitleSchema;
@@ -136,3 +137,55 @@ export function nodesRoutes(deps: RouteDeps): AppRouter {
 
   return r;
 }
+
+const nodeErrors = { 400: E[400], ...GUARDED, 404: E[404] };
+const nodeInput = nodeBody.meta({ id: 'RemoteNodeInput' });
+documentRoutes(
+  secured('nodes:manage', {
+    method: 'get',
+    path: '/api/nodes',
+    tags: ['nodes'],
+    summary: 'List remote DICOM nodes',
+    responses: { 200: ok('The nodes', ref('RemoteNodeList')), ...GUARDED },
+  }),
+  secured('nodes:manage', {
+    method: 'post',
+    path: '/api/nodes',
+    tags: ['nodes'],
+    summary: 'Register a remote DICOM node (C-MOVE destination, allowlisted caller)',
+    request: { body: { required: true, content: json(nodeInput) } },
+    responses: { 201: ok('Created', ref('RemoteNode')), 409: E[409], ...nodeErrors },
+  }),
+  secured('nodes:manage', {
+    method: 'get',
+    path: '/api/nodes/{id}',
+    tags: ['nodes'],
+    summary: 'Read a node',
+    request: { params: idParams('node') },
+    responses: { 200: ok('The node', ref('RemoteNode')), ...nodeErrors },
+  }),
+  secured('nodes:manage', {
+    method: 'put',
+    path: '/api/nodes/{id}',
+    tags: ['nodes'],
+    summary: 'Update a node (fields given only)',
+    request: { params: idParams('node'), body: { required: true, content: json(updateBody) } },
+    responses: { 200: ok('The node', ref('RemoteNode')), 409: E[409], ...nodeErrors },
+  }),
+  secured('nodes:manage', {
+    method: 'delete',
+    path: '/api/nodes/{id}',
+    tags: ['nodes'],
+    summary: 'Delete a node',
+    request: { params: idParams('node') },
+    responses: { 204: { description: 'Deleted' }, ...nodeErrors },
+  }),
+  secured('nodes:manage', {
+    method: 'post',
+    path: '/api/nodes/{id}/echo',
+    tags: ['nodes'],
+    summary: 'C-ECHO the node',
+    request: { params: idParams('node') },
+    responses: { 200: ok('The outcome (ok false with error when the node cannot be reached)', ref('EchoResult')), ...nodeErrors },
+  }),
+);

@@ -3,17 +3,18 @@ import { z } from 'zod';
 import { parsePk, parseStudyRef } from '../../records/schemas.js';
 import { getAnalysis } from '../../analysis/analyses.js';
 import { findInstance } from '../../catalog/catalog.js';
-import { bodyPatch, BodyPatchError } from '../../reports/body.js';
+import { bodyPatch } from '../../reports/body.js';
 import { buildContent } from '../../reports/content-builder.js';
 import { currentObjects } from '../../reports/publish.js';
-import { getReport, listVersions, ReportConflictError, type Report } from '../../reports/report-store.js';
-import { amendReport, createReport, editReport, ReportWorkflowError, signReport, type Actor, type WorkflowDeps } from '../../reports/workflow.js';
+import { getReport, listVersions, type Report } from '../../reports/report-store.js';
+import { amendReport, createReport, editReport, signReport, type Actor, type WorkflowDeps } from '../../reports/workflow.js';
 import { openEncapsulatedDocument } from '../../../dicomweb/encapsulated-document.js';
 import { IMPLEMENTATION_VERSION_NAME } from '../../dicom/implementation.js';
 import { readJson } from '../body.js';
 import { HttpError } from '../errors.js';
 import type { RouteDeps } from '../server.js';
 import type { AppContext, AppState } from '../state.js';
+import { documentRoutes, E, GUARDED, idParams, json, media, ok, secured } from '../api-doc.js';
 
 const createBody = z
   .object({
@@ -72,13 +73,6 @@ export function reportView(r: Report): Record<string, unknown> {
   };
 }
 
-function failed(err: unknown): never {
-  if (err instanceof ReportWorkflowError) throw new HttpError(err.status, err.code, err.message);
-  if (err instanceof ReportConflictError) throw new HttpError(409, 'version_conflict', err.message);
-  if (err instanceof BodyPatchError) throw new HttpError(422, 'invalid_change', err.message);
-  throw err;
-}
-
 /**
  * /api/reports: reports built on AI analyses, their review (edit, sign, amend) and exports.
  * Reading needs images:read; creating a draft analysis:run; editing, signing and amending
@@ -105,7 +99,7 @@ export function registerReportRoutes(r: RouterInstance<AppState>, deps: RouteDep
     const q = db('studies').select('study_instance_uid');
     const study = (await ('pk' in ref ? q.where({ id: ref.pk }) : q.where({ study_instance_uid: ref.uid })).first()) as { study_instance_uid: string } | undefined;
     if (!study) throw new HttpError(404, 'not_found', 'study not found');
-    const out = await createReport(wf, { studyInstanceUid: study.study_instance_uid, analysisId: body.analysis_id, includeAiDisclaimer: body.include_ai_disclaimer }, actor(ctx)).catch(failed);
+    const out = await createReport(wf, { studyInstanceUid: study.study_instance_uid, analysisId: body.analysis_id, includeAiDisclaimer: body.include_ai_disclaimer }, actor(ctx));
     ctx.state.audit = { resourceId: String(out.report.id), studyInstanceUid: study.study_instance_uid, details: { analysis: body.analysis_id } };
     ctx.status = 201;
     ctx.set('Location', `/api/reports/${out.report.id}`);
@@ -121,20 +115,20 @@ export function registerReportRoutes(r: RouterInstance<AppState>, deps: RouteDep
     const rep = await load(ctx);
     const patch = await readJson(ctx, bodyPatch);
     const { version } = versionQuery.parse(ctx.query);
-    ctx.body = reportView(await editReport(wf, rep.id, patch, actor(ctx), version).catch(failed));
+    ctx.body = reportView(await editReport(wf, rep.id, patch, actor(ctx), version));
   });
 
   r.post('/api/reports/:id/sign', security.guard('reports:sign', 'report.sign', 'report'), async (ctx: AppContext) => {
     const rep = await load(ctx);
     const { version } = versionQuery.parse(ctx.query);
-    const out = await signReport(wf, rep.id, actor(ctx), version).catch(failed);
+    const out = await signReport(wf, rep.id, actor(ctx), version);
     ctx.body = reportView(out.report);
   });
 
   r.post('/api/reports/:id/amend', security.guard('reports:sign', 'report.amend', 'report'), async (ctx: AppContext) => {
     const rep = await load(ctx);
     const body = await readJson(ctx, amendBody);
-    const out = await amendReport(wf, rep.id, body.reason, body.changes, actor(ctx)).catch(failed);
+    const out = await amendReport(wf, rep.id, body.reason, body.changes, actor(ctx));
     ctx.body = reportView(out.report);
   });
 
@@ -181,3 +175,73 @@ export function registerReportRoutes(r: RouterInstance<AppState>, deps: RouteDep
     ctx.body = { schema: REPORT_JSON_SCHEMA, report: reportView(rep), content, versions: await listVersions(db, rep.id) };
   });
 }
+
+const reportErrors = { 400: E[400], ...GUARDED, 404: E[404] };
+const reportObject = { type: 'object' } as const;
+const reportParams = idParams('report');
+documentRoutes(
+  secured('analysis:run', {
+    method: 'post',
+    path: '/api/reports',
+    tags: ['reports'],
+    summary: 'Create the draft report of a finished analysis and publish it (SR + Encapsulated PDF)',
+    request: { body: { required: true, content: json(createBody) } },
+    responses: { 201: ok('Created', reportObject), ...reportErrors, 409: E[409] },
+  }),
+  secured('images:read', {
+    method: 'get',
+    path: '/api/reports/{id}',
+    tags: ['reports'],
+    summary: 'A report with its versions',
+    request: { params: reportParams },
+    responses: { 200: ok('The report', reportObject), ...reportErrors },
+  }),
+  secured('reports:sign', {
+    method: 'patch',
+    path: '/api/reports/{id}',
+    tags: ['reports'],
+    summary: 'Edit a draft or preliminary report; ?version=N refuses a stale edit',
+    request: { params: reportParams, query: versionQuery, body: { required: true, content: json(bodyPatch) } },
+    responses: { 200: ok('The report', reportObject), ...reportErrors, 409: E[409], 422: E[422] },
+  }),
+  secured('reports:sign', {
+    method: 'post',
+    path: '/api/reports/{id}/sign',
+    tags: ['reports'],
+    summary: 'Sign (radiologists only): final, VERIFIED SR and final PDF published',
+    request: { params: reportParams, query: versionQuery },
+    responses: { 200: ok('The report', reportObject), ...reportErrors, 409: E[409] },
+  }),
+  secured('reports:sign', {
+    method: 'post',
+    path: '/api/reports/{id}/amend',
+    tags: ['reports'],
+    summary: 'Amend a signed report (radiologists only)',
+    request: { params: reportParams, body: { required: true, content: json(amendBody) } },
+    responses: { 200: ok('The report', reportObject), ...reportErrors, 409: E[409], 422: E[422] },
+  }),
+  secured('images:read', {
+    method: 'get',
+    path: '/api/export/report/{id}/pdf',
+    tags: ['reports'],
+    summary: 'The published PDF',
+    request: { params: reportParams },
+    responses: { 200: media('PDF', ['application/pdf']), ...reportErrors },
+  }),
+  secured('images:read', {
+    method: 'get',
+    path: '/api/export/report/{id}/json',
+    tags: ['reports'],
+    summary: `The report as JSON (schema ${REPORT_JSON_SCHEMA})`,
+    request: { params: reportParams },
+    responses: { 200: ok('{schema, report, content, versions}', reportObject), ...reportErrors },
+  }),
+  secured('images:read', {
+    method: 'get',
+    path: '/api/export/report/{id}/dicom-sr',
+    tags: ['reports'],
+    summary: 'The published SR, Part 10',
+    request: { params: reportParams },
+    responses: { 200: media('DICOM', ['application/dicom']), ...reportErrors },
+  }),
+);

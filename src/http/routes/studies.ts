@@ -5,6 +5,7 @@ import { returnedIdentifiers } from '../../audit/audit.js';
 import { HttpError } from '../errors.js';
 import type { RouteDeps } from '../server.js';
 import type { AppContext, AppState } from '../state.js';
+import { documentRoutes, E, GUARDED, ok, ref, secured, studyRefParams } from '../api-doc.js';
 
 /** /api/studies: list with filters and paging, one study with its series. */
 export function registerStudyRoutes(r: RouterInstance<AppState>, deps: RouteDeps): void {
@@ -30,3 +31,24 @@ export function registerStudyRoutes(r: RouterInstance<AppState>, deps: RouteDeps
     ctx.body = study;
   });
 }
+
+documentRoutes(
+  secured('images:read', {
+    method: 'get',
+    path: '/api/studies',
+    tags: ['studies'],
+    summary: 'List studies',
+    operationId: 'listStudies',
+    request: { query: listStudiesQuery },
+    responses: { 200: ok('A page of studies', ref('StudyList')), 400: E[400], ...GUARDED },
+  }),
+  secured('images:read', {
+    method: 'get',
+    path: '/api/studies/{id}',
+    tags: ['studies'],
+    summary: 'Get a study with its series',
+    operationId: 'getStudy',
+    request: { params: studyRefParams },
+    responses: { 200: ok('The study', ref('StudyDetail')), 400: E[400], ...GUARDED, 404: E[404] },
+  }),
+);

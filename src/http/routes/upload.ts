@@ -8,6 +8,8 @@ import { errorMessage, RadiantError } from '../../errors.js';
 import { HttpError } from '../errors.js';
 import type { RouteDeps } from '../server.js';
 import type { AppContext, AppState } from '../state.js';
+import { documentRoutes, E, GUARDED, ok, ref, secured } from '../api-doc.js';
+import { z } from 'zod';
 
 /**
  * POST /api/studies/upload: multipart/form-data with `patient_id` and one or more `files`.
@@ -253,3 +255,40 @@ async function receiveUpload(ctx: AppContext, deps: RouteDeps, files: UploadFile
   if (warnings.length) report.warnings = warnings;
   return report;
 }
+
+documentRoutes(
+  secured('images:write', {
+    method: 'post',
+    path: '/api/studies/upload',
+    tags: ['studies'],
+    summary: 'Upload DICOM files',
+    operationId: 'uploadStudy',
+    description:
+      "Each file goes through the node's one ingest path (as C-STORE and STOW-RS), one after the other, streamed. Files that are " +
+      'not acceptable DICOM are reported by name; the others are stored. `patient_id` is checked, not applied: the node never ' +
+      'rewrites DICOM, so a file with another PatientID is stored as received with a warning. Send `patient_id` before the ' +
+      'files. The whole body is limited by MAX_UPLOAD_BYTES (413).',
+    request: {
+      body: {
+        required: true,
+        content: {
+          'multipart/form-data': {
+            schema: z.object({
+              patient_id: uploadPatientId.optional().describe('Expected DICOM PatientID'),
+              files: z.array(z.string().meta({ format: 'binary', contentMediaType: 'application/dicom' })),
+            }),
+            encoding: { files: { contentType: 'application/dicom, application/octet-stream' } },
+          },
+        },
+      },
+    },
+    responses: {
+      201: ok('At least one file stored (status stored or partial)', ref('UploadReport')),
+      400: E[400],
+      ...GUARDED,
+      413: E[413],
+      415: E[415],
+      422: ok('No file stored: the report, with an error', { allOf: [ref('Error'), ref('UploadReport')] }),
+    },
+  }),
+);

@@ -1,0 +1,219 @@
+/**
+ * Shapes of the API's JSON answers, for the OpenAPI document (src/http/openapi.ts registers them
+ * under components/schemas). Requests are described by the zod schemas that validate them (in
+ * the route modules); answers are built in code, so their shapes are written here.
+ */
+
+type Json = Record<string, unknown>;
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const nullableString = { type: ['string', 'null'] };
+const nullableDate = { type: ['string', 'null'], format: 'date' };
+const analysisStatus = {
+  type: ['string', 'null'],
+  enum: ['queued', 'running', 'succeeded', 'failed', 'cancelled', null],
+  description: "The latest analysis' status",
+};
+const reportStatus = { type: ['string', 'null'], enum: ['draft', 'preliminary', 'final', 'amended', null], description: "The latest report's state" };
+
+function page(item: string): Json {
+  return {
+    type: 'object',
+    required: ['total', 'limit', 'offset', 'items'],
+    properties: {
+      total: { type: 'integer' },
+      limit: { type: 'integer' },
+      offset: { type: 'integer' },
+      items: { type: 'array', items: ref(item) },
+    },
+  };
+}
+
+export const RESPONSE_SCHEMAS: Record<string, Json> = {
+  Error: {
+    type: 'object',
+    required: ['error'],
+    properties: {
+      error: {
+        type: 'object',
+        required: ['code', 'message'],
+        properties: { code: { type: 'string' }, message: { type: 'string' }, details: {} },
+      },
+    },
+  },
+  Patient: {
+    type: 'object',
+    properties: {
+      id: { type: 'integer' },
+      patient_id: { type: 'string' },
+      issuer_of_patient_id: { type: 'string', description: 'Empty for patients created through the API' },
+      first_name: nullableString,
+      last_name: nullableString,
+      patient_name: { ...nullableString, description: 'DICOM PN "Family^Given", what C-FIND and QIDO-RS match' },
+      date_of_birth: nullableDate,
+      gender: { ...nullableString, description: 'DICOM Patient Sex: M, F or O' },
+      contact_phone: nullableString,
+      medical_record_number: nullableString,
+      study_count: { type: 'integer' },
+      created_at: { type: 'string', format: 'date-time' },
+      updated_at: { type: 'string', format: 'date-time' },
+    },
+  },
+  PatientList: page('Patient'),
+  PatientDeleted: {
+    type: 'object',
+    properties: {
+      deleted: { const: true },
+      id: { type: 'integer' },
+      patient_id: { type: 'string' },
+      studies: { type: 'integer' },
+      series: { type: 'integer' },
+      instances: { type: 'integer' },
+      blobs_deleted: { type: 'integer' },
+      blobs_failed: { type: 'integer', description: 'Blobs left behind (logged); the index rows are gone' },
+    },
+  },
+  HistoryItem: {
+    type: 'object',
+    properties: {
+      id: { type: 'integer', description: 'Index id of the study' },
+      study_instance_uid: { type: 'string' },
+      study_date: nullableDate,
+      study_time: nullableString,
+      modalities_in_study: { type: 'array', items: { type: 'string' } },
+      study_description: nullableString,
+      accession_number: nullableString,
+      num_series: { type: 'integer' },
+      num_instances: { type: 'integer' },
+      created_at: { type: 'string', format: 'date-time' },
+      analysis_status: analysisStatus,
+      report_status: reportStatus,
+    },
+  },
+  PatientHistory: {
+    type: 'object',
+    properties: { patient: ref('Patient'), total: { type: 'integer' }, items: { type: 'array', items: ref('HistoryItem') } },
+  },
+  Study: {
+    type: 'object',
+    properties: {
+      id: { type: 'integer' },
+      study_instance_uid: { type: 'string' },
+      patient: {
+        type: 'object',
+        properties: {
+          id: { type: 'integer' },
+          patient_id: { type: 'string' },
+          issuer_of_patient_id: { type: 'string' },
+          patient_name: nullableString,
+        },
+      },
+      study_date: nullableDate,
+      study_time: nullableString,
+      accession_number: nullableString,
+      study_description: nullableString,
+      study_id: nullableString,
+      referring_physician_name: nullableString,
+      modalities_in_study: { type: 'array', items: { type: 'string' } },
+      num_series: { type: 'integer' },
+      num_instances: { type: 'integer' },
+      created_at: { type: 'string', format: 'date-time' },
+      last_received_at: { type: 'string', format: 'date-time' },
+      analysis_status: analysisStatus,
+      report_status: reportStatus,
+    },
+  },
+  Series: {
+    type: 'object',
+    properties: {
+      id: { type: 'integer' },
+      series_instance_uid: { type: 'string' },
+      modality: nullableString,
+      series_number: { type: ['integer', 'null'] },
+      series_description: nullableString,
+      body_part_examined: nullableString,
+      num_instances: { type: 'integer' },
+      created_at: { type: 'string', format: 'date-time' },
+    },
+  },
+  StudyDetail: { allOf: [ref('Study'), { type: 'object', properties: { series: { type: 'array', items: ref('Series') } } }] },
+  StudyList: page('Study'),
+  UploadFile: {
+    type: 'object',
+    required: ['name', 'status'],
+    properties: {
+      name: { type: 'string', description: 'The file name the client sent' },
+      status: { enum: ['stored', 'ignored', 'failed'], description: '`ignored`: a duplicate under DUPLICATE_POLICY=ignore' },
+      sop_instance_uid: { type: 'string' },
+      study_instance_uid: { type: 'string' },
+      series_instance_uid: { type: 'string' },
+      error: { type: 'string', description: 'Why the file was not stored (not DICOM, unsupported, too large...)' },
+      warnings: { type: 'array', items: { type: 'string' }, description: "E.g. the PatientID differs from the form's patient_id" },
+    },
+  },
+  UploadReport: {
+    type: 'object',
+    properties: {
+      study_id: { type: ['integer', 'null'], description: 'Index id of the (first) study the files went to' },
+      study_instance_uid: nullableString,
+      patient_id: { ...nullableString, description: 'PatientID of the stored files (as received)' },
+      series_count: { type: 'integer', description: 'Series among the files of this upload' },
+      total_images: { type: 'integer', description: 'Instances this upload stored' },
+      status: { enum: ['stored', 'partial', 'failed'] },
+      files: { type: 'array', items: ref('UploadFile') },
+      studies: {
+        type: 'array',
+        description: 'Present when the files belong to more than one study',
+        items: { type: 'object', properties: { study_id: { type: 'integer' }, study_instance_uid: { type: 'string' } } },
+      },
+      warnings: { type: 'array', items: { type: 'string' } },
+    },
+  },
+  Token: {
+    type: 'object',
+    properties: { access_token: { type: 'string' }, token_type: { const: 'bearer' }, expires_in: { type: 'integer' } },
+  },
+  AuditEntry: {
+    type: 'object',
+    properties: {
+      id: { type: 'integer' },
+      at: { type: 'string', format: 'date-time' },
+      actorType: { enum: ['user', 'ae', 'anonymous', 'system'] },
+      actor: { type: 'string' },
+      peer: { type: 'string' },
+      action: { type: 'string', examples: ['patient.read', 'study.upload', 'auth.login'] },
+      resourceType: { type: 'string' },
+      resourceId: { type: 'string' },
+      patientId: { type: 'string' },
+      studyInstanceUid: { type: 'string' },
+      outcome: { enum: ['success', 'failure'] },
+      status: { type: 'integer' },
+      details: { type: ['object', 'null'] },
+    },
+  },
+  AuditList: page('AuditEntry'),
+  RemoteNode: {
+    type: 'object',
+    properties: {
+      id: { type: 'integer' },
+      ae_title: { type: 'string' },
+      host: { type: 'string' },
+      port: { type: 'integer' },
+      tls: { type: 'boolean' },
+      description: nullableString,
+      allow_query_retrieve: { type: 'boolean', description: 'May call the node (allowlist) and be a C-MOVE destination' },
+      stow_url: { type: ['string', 'null'], format: 'uri' },
+      stow_authorization_set: { type: 'boolean', description: 'Whether STOW-RS credentials are set (they are never read back)' },
+    },
+  },
+  RemoteNodeList: { type: 'object', properties: { items: { type: 'array', items: ref('RemoteNode') } } },
+  EchoResult: {
+    type: 'object',
+    properties: {
+      ok: { type: 'boolean' },
+      status: { type: 'integer', description: 'C-ECHO response status (0: success)' },
+      ms: { type: 'number' },
+      error: { type: 'string', description: 'Network or association error, when there was no response' },
+    },
+  },
+};
