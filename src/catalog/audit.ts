@@ -22,7 +22,11 @@ export interface AuditLogColumns {
 }
 
 /** A stored row: `at` comes back a Date from PostgreSQL, a string from SQLite; `status` may be a string. */
-export type AuditLogRow = Omit<AuditLogColumns, 'at' | 'status'> & { id: number | string; at: string | Date; status: number | string | null };
+export type AuditLogRow = Omit<AuditLogColumns, 'at' | 'status'> & {
+  id: number | string;
+  at: string | Date;
+  status: number | string | null;
+};
 
 export interface AuditLogFilter {
   actor?: string;

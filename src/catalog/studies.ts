@@ -82,7 +82,9 @@ export async function studyRows(db: Db, f: StudyRowFilter): Promise<{ total: num
   if (f.dateTo !== undefined) base.where('st.study_date', '<=', f.dateTo);
   if (f.modality !== undefined) {
     const modality = f.modality;
-    base.whereExists((q) => q.select(db.raw('1')).from('series as se').where('se.study_pk', db.ref('st.id')).where('se.modality', modality));
+    base.whereExists((q) =>
+      q.select(db.raw('1')).from('series as se').where('se.study_pk', db.ref('st.id')).where('se.modality', modality),
+    );
   }
   const total = await countOf(base);
   const page = base.clone().select([...studyColumns, ...studyStatusColumns(db)]);
@@ -102,7 +104,16 @@ export async function studyRow(db: Db, ref: { pk: number } | { uid: string }): P
 /** A study's series by series number (none last), then arrival. */
 export async function seriesRowsOfStudy(db: Db, studyPk: number): Promise<SeriesRow[]> {
   return (await db('series')
-    .select('id', 'series_instance_uid', 'modality', 'series_number', 'series_description', 'body_part_examined', 'num_instances', 'created_at')
+    .select(
+      'id',
+      'series_instance_uid',
+      'modality',
+      'series_number',
+      'series_description',
+      'body_part_examined',
+      'num_instances',
+      'created_at',
+    )
     .where('study_pk', studyPk)
     .orderByRaw('CASE WHEN series_number IS NULL THEN 1 ELSE 0 END')
     .orderBy('series_number')
@@ -133,4 +144,34 @@ export async function locateInstances(
     }
   }
   return out;
+}
+
+/** A series of a study as the analysis pipeline's loader reads it (src/volumes/series-loader.ts). */
+export interface StudySeriesRow {
+  id: number;
+  series_instance_uid: string;
+  num_instances: number;
+  last_received_at: unknown;
+  modality: string | null;
+  series_number: number | null;
+  series_description: string | null;
+  body_part_examined: string | null;
+}
+
+/** Every series of the study (by UID), by series number then arrival; empty when the study is unknown. */
+export async function seriesOfStudy(db: Db, studyInstanceUid: string): Promise<StudySeriesRow[]> {
+  return (await db('series as se')
+    .join('studies as st', 'st.id', 'se.study_pk')
+    .where('st.study_instance_uid', studyInstanceUid)
+    .select(
+      'se.id',
+      'se.series_instance_uid',
+      'se.num_instances',
+      'se.last_received_at',
+      'se.modality',
+      'se.series_number',
+      'se.series_description',
+      'se.body_part_examined',
+    )
+    .orderBy([{ column: 'se.series_number' }, { column: 'se.id' }])) as StudySeriesRow[];
 }

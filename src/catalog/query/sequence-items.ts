@@ -58,10 +58,20 @@ export function sequenceItemCondition(seq: IndexedSequenceRef, matches: ItemMatc
   // `owner IN (uncorrelated subquery)` rather than a correlated EXISTS: the item table is
   // searched once through its value index and the owners are then looked up by primary key,
   // instead of one probe per series or study row of the outer query.
-  const own = seq.level === 'series' ? { column: 'se.id', pk: `${head}.series_pk`, extra: '' } : { column: 'st.id', pk: `${head}.study_pk`, extra: ` AND ?? IS NULL` };
+  const own =
+    seq.level === 'series'
+      ? { column: 'se.id', pk: `${head}.series_pk`, extra: '' }
+      : { column: 'st.id', pk: `${head}.study_pk`, extra: ` AND ?? IS NULL` };
   const headRow = {
     sql: `?? = ? AND ?? = ? AND ${first!.match.sql}${own.extra}`,
-    bindings: [`${head}.sequence_tag`, seq.tag, `${head}.item_tag`, first!.tag, ...first!.match.bindings, ...(own.extra ? [`${head}.series_pk`] : [])],
+    bindings: [
+      `${head}.sequence_tag`,
+      seq.tag,
+      `${head}.item_tag`,
+      first!.tag,
+      ...first!.match.bindings,
+      ...(own.extra ? [`${head}.series_pk`] : []),
+    ],
   };
   return {
     sql: `?? IN (SELECT ?? FROM sequence_items AS ${head} WHERE ${[headRow.sql, ...inner.map((f) => f.sql)].join(' AND ')})`,
