@@ -1,5 +1,6 @@
 import type { Db, Trx } from '../src/db/connection.js';
 import type { InstanceRecord } from '../src/catalog/catalog.js';
+import { seriesStamp } from '../src/catalog/series-metadata.js';
 import type { EventBus } from '../src/events.js';
 import type { JobQueue } from '../src/jobs/queue.js';
 import { typedHandler, type JobHandlers } from '../src/jobs/worker.js';
@@ -61,10 +62,7 @@ export class MetadataPrebuilder {
   async build(study: string, series: string): Promise<boolean> {
     try {
       const instances = await resolveInstances(this.deps.db, { level: 'series', study, series });
-      const row = (await this.deps.db('series')
-        .select('id', 'series_instance_uid', 'num_instances', 'last_received_at')
-        .where('series_instance_uid', series)
-        .first()) as { id: number; series_instance_uid: string; num_instances: number; last_received_at: unknown } | undefined;
+      const row = await seriesStamp(this.deps.db, series);
       if (!row) return false;
       await seriesMetadataJson(this.deps.db, this.deps.storage, row, instances);
       return true;

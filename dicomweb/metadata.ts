@@ -1,4 +1,5 @@
 import type { Db } from '../src/db/connection.js';
+import { seriesMetadataRow, seriesStamps, storeSeriesMetadata, type SeriesStamp } from '../src/catalog/series-metadata.js';
 import type { RouteDeps } from '../src/http/server.js';
 import { HttpError } from '../src/http/errors.js';
 import type { AppContext } from '../src/http/state.js';
@@ -49,19 +50,10 @@ function iso(v: unknown): string {
   return v instanceof Date ? v.toISOString() : String(v);
 }
 
-interface SeriesRow {
-  id: number;
-  series_instance_uid: string;
-  num_instances: number;
-  last_received_at: unknown;
-}
-
 /** The JSON array (relative BulkDataURIs) of one series, from the cache or built and cached. */
-export async function seriesMetadataJson(db: Db, storage: BlobStorage, series: SeriesRow, instances: ResolvedInstance[]): Promise<{ json: string; cached: boolean }> {
+export async function seriesMetadataJson(db: Db, storage: BlobStorage, series: SeriesStamp, instances: ResolvedInstance[]): Promise<{ json: string; cached: boolean }> {
   const stamp = iso(series.last_received_at);
-  const row = (await db('series_metadata').where('series_instance_uid', series.series_instance_uid).first()) as
-    | { instance_count: number; series_last_received_at: string; json: string }
-    | undefined;
+  const row = await seriesMetadataRow(db, series.series_instance_uid);
   if (row && Number(row.instance_count) === Number(series.num_instances) && row.series_last_received_at === stamp) {
     return { json: row.json, cached: true };
   }
@@ -69,16 +61,11 @@ export async function seriesMetadataJson(db: Db, storage: BlobStorage, series: S
   const json = JSON.stringify(datasets);
   // An instance arrived between listing and reading the series row: serve, but do not cache.
   if (instances.length !== Number(series.num_instances)) return { json, cached: false };
-  await db('series_metadata')
-    .insert({
-      series_instance_uid: series.series_instance_uid,
-      built_at: new Date().toISOString(),
-      instance_count: Number(series.num_instances),
-      series_last_received_at: stamp,
-      json,
-    })
-    .onConflict('series_instance_uid')
-    .merge();
+  await storeSeriesMetadata(db, series.series_instance_uid, {
+    instance_count: Number(series.num_instances),
+    series_last_received_at: stamp,
+    json,
+  });
   return { json, cached: false };
 }
 
@@ -109,9 +96,7 @@ export function metadataHandler(deps: RouteDeps) {
         if (list) list.push(i);
         else bySeries.set(i.series_pk, [i]);
       }
-      const rows = (await db('series')
-        .select('id', 'series_instance_uid', 'num_instances', 'last_received_at')
-        .whereIn('id', [...bySeries.keys()])) as SeriesRow[];
+      const rows = await seriesStamps(db, [...bySeries.keys()]);
       const byId = new Map(rows.map((r) => [Number(r.id), r]));
       const arrays: string[] = [];
       for (const [pk, list] of bySeries) {

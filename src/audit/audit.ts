@@ -2,6 +2,7 @@ import type { Db } from '../db/connection.js';
 import type { Logger } from '../logger.js';
 import { errorMessage } from '../errors.js';
 import { patientIdsOfStudies } from '../catalog/catalog.js';
+import { findAuditRows, insertAuditRow, insertAuditRowReturningId, updateAuditRow, type AuditLogColumns } from '../catalog/audit.js';
 
 /**
  * The audit trail: who touched which patient data, when, and how it went. One row per HTTP
@@ -76,7 +77,7 @@ function clip(v: string | undefined, n: number): string | null {
   return v === undefined || v === '' ? null : v.slice(0, n);
 }
 
-function columns(e: AuditEntry): Record<string, unknown> {
+function columns(e: AuditEntry): AuditLogColumns {
   let details = e.details ? JSON.stringify(e.details) : null;
   if (details && details.length > MAX_DETAILS_CHARS) details = JSON.stringify({ truncated: true, chars: details.length });
   return {
@@ -108,7 +109,7 @@ export class AuditLog {
    */
   async record(e: AuditEntry): Promise<void> {
     try {
-      await this.db('audit_logs').insert(columns(await this.withPatient(e)));
+      await insertAuditRow(this.db, columns(await this.withPatient(e)));
     } catch (err) {
       this.log.error({ err: errorMessage(err), action: e.action }, 'AUDIT WRITE FAILED');
     }
@@ -121,10 +122,7 @@ export class AuditLog {
    */
   async begin(e: AuditEntry): Promise<number | undefined> {
     try {
-      const [row] = (await this.db('audit_logs')
-        .insert(columns(await this.withPatient({ ...e, outcome: 'started' })))
-        .returning('id')) as Array<{ id: number | string } | number>;
-      return typeof row === 'object' ? Number(row.id) : Number(row);
+      return await insertAuditRowReturningId(this.db, columns(await this.withPatient({ ...e, outcome: 'started' })));
     } catch (err) {
       this.log.error({ err: errorMessage(err), action: e.action }, 'AUDIT WRITE FAILED');
       return undefined;
@@ -135,7 +133,7 @@ export class AuditLog {
   async finish(id: number, e: AuditEntry): Promise<void> {
     try {
       const { at: _at, ...rest } = columns(await this.withPatient(e));
-      await this.db('audit_logs').where({ id }).update(rest);
+      await updateAuditRow(this.db, id, rest);
     } catch (err) {
       this.log.error({ err: errorMessage(err), action: e.action }, 'AUDIT WRITE FAILED');
     }
@@ -169,17 +167,9 @@ export class AuditLog {
   }
 
   async query(q: AuditQuery): Promise<{ total: number; rows: AuditRow[] }> {
-    const base = this.db('audit_logs');
-    if (q.user) base.where('actor', q.user);
-    if (q.patientId) base.where('patient_id', q.patientId);
-    if (q.studyInstanceUid) base.where('study_instance_uid', q.studyInstanceUid);
-    if (q.action) base.where('action', q.action);
-    if (q.from) base.where('at', '>=', q.from);
-    if (q.to) base.where('at', '<=', q.to);
-    const [{ n }] = (await base.clone().count({ n: '*' })) as Array<{ n: number | string }>;
-    const rows = (await base.clone().orderBy('id', 'desc').limit(q.limit).offset(q.offset)) as Array<Record<string, unknown>>;
+    const { total, rows } = await findAuditRows(this.db, { ...q, actor: q.user });
     return {
-      total: Number(n),
+      total,
       rows: rows.map((r) => ({
         id: Number(r.id),
         at: r.at instanceof Date ? r.at.toISOString() : String(r.at),

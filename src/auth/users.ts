@@ -1,5 +1,6 @@
 import { RadiantError } from '../errors.js';
-import type { Db } from '../db/connection.js';
+import type { Db, Trx } from '../db/connection.js';
+import { claimBootstrap, countUsers, findUserRow, insertUserRow, recordBootstrapUser, type UserRow } from '../catalog/users.js';
 import { hashPassword } from './passwords.js';
 import type { Role } from './permissions.js';
 
@@ -11,31 +12,19 @@ export interface User {
   active: boolean;
 }
 
-interface UserRow {
-  id: number;
-  username: string;
-  password_hash: string;
-  role: Role;
-  full_name: string | null;
-  active: boolean | number;
-}
+export { countUsers, touchLogin } from '../catalog/users.js';
 
 function toUser(r: UserRow): User {
-  return { id: Number(r.id), username: r.username, role: r.role, fullName: r.full_name, active: Boolean(r.active) };
-}
-
-export async function countUsers(db: Db): Promise<number> {
-  const [row] = (await db('users').count({ n: '*' })) as Array<{ n: number | string }>;
-  return Number(row!.n);
+  return { id: Number(r.id), username: r.username, role: r.role as Role, fullName: r.full_name, active: Boolean(r.active) };
 }
 
 export async function findUserWithHash(db: Db, username: string): Promise<(User & { passwordHash: string }) | undefined> {
-  const r = (await db('users').where({ username }).first()) as UserRow | undefined;
+  const r = await findUserRow(db, { username });
   return r && { ...toUser(r), passwordHash: r.password_hash };
 }
 
 export async function findUserById(db: Db, id: number): Promise<User | undefined> {
-  const r = (await db('users').where({ id }).first()) as UserRow | undefined;
+  const r = await findUserRow(db, { id });
   return r && toUser(r);
 }
 
@@ -74,10 +63,10 @@ export async function createFirstUser(db: Db, u: NewUser): Promise<User> {
   const hash = await hashPassword(u.password);
   try {
     return await db.transaction(async (trx) => {
-      await trx('auth_bootstrap').insert({ id: 1, user_id: 0, at: new Date().toISOString() });
+      await claimBootstrap(trx);
       if ((await countUsers(trx)) > 0) throw new BootstrapClosedError('the node already has users');
       const user = await insertUser(trx, u, hash);
-      await trx('auth_bootstrap').where({ id: 1 }).update({ user_id: user.id });
+      await recordBootstrapUser(trx, user.id);
       return user;
     });
   } catch (err) {
@@ -91,25 +80,11 @@ function isUniqueViolation(err: unknown): boolean {
   return /unique|UNIQUE|duplicate key/.test(String(err));
 }
 
-async function insertUser(db: Db, u: NewUser, password_hash: string): Promise<User> {
+async function insertUser(db: Db | Trx, u: NewUser, password_hash: string): Promise<User> {
   try {
-    const [row] = (await db('users')
-      .insert({
-        username: u.username,
-        password_hash,
-        role: u.role,
-        full_name: u.fullName ?? null,
-        active: true,
-        created_at: new Date().toISOString(),
-      })
-      .returning(['id', 'username', 'password_hash', 'role', 'full_name', 'active'])) as UserRow[];
-    return toUser(row!);
+    return toUser(await insertUserRow(db, { username: u.username, password_hash, role: u.role, full_name: u.fullName ?? null }));
   } catch (err) {
     if (isUniqueViolation(err)) throw new UserExistsError(`user ${u.username} exists`);
     throw err;
   }
-}
-
-export async function touchLogin(db: Db, id: number): Promise<void> {
-  await db('users').where({ id }).update({ last_login_at: new Date().toISOString() });
 }

@@ -1,4 +1,5 @@
-import type { Db, QueryBuilder, RawBinding } from '../db/connection.js';
+import type { Db } from '../db/connection.js';
+import { searchIndex } from '../catalog/query/search.js';
 import {
   ATTRIBUTES,
   REQUIRED_RETURN,
@@ -14,8 +15,8 @@ import { compileSequenceMatch, loadSequenceItems, ownerKey, type ItemCondition }
 /**
  * The one query engine over the index, for QIDO-RS and (later) C-FIND: filters in as a map of
  * keyword (or tag) → DICOM query value, rows out as plain attribute maps (keyword → value), so
- * neither the HTTP nor the DIMSE side leaks into it. Each query is one SELECT built with knex,
- * every value a bound parameter.
+ * neither the HTTP nor the DIMSE side leaks into it. Each query is one SELECT of the index
+ * (src/catalog/query/search.ts) with the conditions compiled here, every value a bound parameter.
  */
 
 export type QueryLevel = Exclude<Level, 'patient'>;
@@ -130,43 +131,6 @@ export function compileFilters(req: QueryRequest, dialect: Dialect): Fragment[] 
   return out;
 }
 
-function baseQuery(db: Db, level: QueryLevel): QueryBuilder {
-  switch (level) {
-    case 'study':
-      return db('studies as st').join('patients as p', 'p.id', 'st.patient_pk');
-    case 'series':
-      return db('series as se').join('studies as st', 'st.id', 'se.study_pk').join('patients as p', 'p.id', 'st.patient_pk');
-    case 'instance':
-      return db('instances as i')
-        .join('series as se', 'se.id', 'i.series_pk')
-        .join('studies as st', 'st.id', 'se.study_pk')
-        .join('patients as p', 'p.id', 'st.patient_pk');
-  }
-}
-
-type Order = { column: string; order: 'asc' | 'desc'; nulls?: 'first' | 'last' };
-
-/** A stable order (ends on a primary key): newest studies first, series and instances by number. */
-function ordering(req: QueryRequest): Order[] {
-  const study: Order[] = [
-    { column: 'st.study_date', order: 'desc', nulls: 'last' },
-    { column: 'st.study_time', order: 'desc', nulls: 'last' },
-    { column: 'st.id', order: 'desc' },
-  ];
-  const series: Order[] = [
-    { column: 'se.series_number', order: 'asc', nulls: 'last' },
-    { column: 'se.id', order: 'asc' },
-  ];
-  const instance: Order[] = [
-    { column: 'i.instance_number', order: 'asc', nulls: 'last' },
-    { column: 'i.id', order: 'asc' },
-  ];
-  if (req.level === 'study') return study;
-  const head = req.scope?.studyInstanceUid ? [] : study;
-  if (req.level === 'series') return [...head, ...series];
-  return [...head, ...(req.scope?.seriesInstanceUid ? [] : series), ...instance];
-}
-
 /** Runs the query: at most `limit` rows from `offset`, `truncated` when more matched. */
 export async function runQuery(db: Db, req: QueryRequest): Promise<QueryResult> {
   if (!Number.isInteger(req.limit) || req.limit < 0) throw new QueryError('limit must be a non-negative integer');
@@ -175,26 +139,18 @@ export async function runQuery(db: Db, req: QueryRequest): Promise<QueryResult> 
   const attributes = returnedAttributes(req);
   const where = compileFilters(req, dialectOf(db));
 
-  const q = baseQuery(db, req.level);
   const columns = attributes.filter((d) => d.column).map((d) => `${d.column} as ${d.keyword}`);
   // Sequences are read afterwards from sequence_items, for the returned rows' study and series.
   const sequences = attributes.filter((d) => d.kind === 'sequence');
-  if (sequences.length) {
-    columns.push('st.id as __study_pk');
-    if (req.level !== 'study') columns.push('se.id as __series_pk');
-  }
-  q.select(columns);
-  for (const f of where) q.whereRaw(f.sql, f.bindings as RawBinding[]);
-  if (req.scope?.studyInstanceUid) q.where('st.study_instance_uid', req.scope.studyInstanceUid);
-  if (req.scope?.seriesInstanceUid) q.where('se.series_instance_uid', req.scope.seriesInstanceUid);
-  // NULLS LAST spelled out: knex's sqlite3 compiler drops the column itself for `nulls`.
-  for (const o of ordering(req)) {
-    if (o.nulls) q.orderByRaw(`(?? IS NULL) ${o.nulls === 'last' ? 'ASC' : 'DESC'}`, [o.column]);
-    q.orderBy(o.column, o.order);
-  }
-  q.limit(req.limit + 1).offset(offset);
-
-  const raw = (await q) as Array<Record<string, unknown>>;
+  const raw = await searchIndex(db, {
+    level: req.level,
+    columns,
+    ownerKeys: sequences.length > 0,
+    where,
+    scope: req.scope,
+    limit: req.limit + 1,
+    offset,
+  });
   const truncated = raw.length > req.limit;
   const page = raw.slice(0, req.limit);
   const items = sequences.length

@@ -1,4 +1,5 @@
 import { RadiantError } from '../errors.js';
+import type { SqlFragment } from '../catalog/query/search.js';
 import type { AttributeDef } from './attributes.js';
 
 /**
@@ -32,11 +33,8 @@ export interface MatchOptions {
   fuzzy: boolean;
 }
 
-/** A SQL boolean expression with its bindings. */
-export interface Fragment {
-  sql: string;
-  bindings: unknown[];
-}
+/** A SQL boolean expression with its bindings (the index's type: src/catalog runs it). */
+export type Fragment = SqlFragment;
 
 type Token = { lit: string } | '*' | '?';
 

@@ -1,6 +1,7 @@
-import type { Db, RawBinding } from '../db/connection.js';
+import type { Db } from '../db/connection.js';
+import { searchPatients } from '../catalog/query/search.js';
 import { ATTRIBUTES, findAttribute, type AttributeDef } from './attributes.js';
-import { compileMatch } from './match.js';
+import { compileMatch, type Fragment } from './match.js';
 import { dialectOf, type AttributeMap } from './engine.js';
 
 /**
@@ -29,19 +30,18 @@ export const PATIENT_ATTRIBUTES: readonly AttributeDef[] = ATTRIBUTES.filter(
 
 export async function runPatientQuery(db: Db, req: PatientQueryRequest): Promise<PatientQueryResult> {
   const dialect = dialectOf(db);
-  const q = db('patients as p');
   const keywords = new Set<string>();
+  const where: Fragment[] = [];
   for (const [key, value] of Object.entries(req.filters)) {
     const def = findAttribute(key);
     if (!def || def.level !== 'patient') continue;
     keywords.add(def.keyword);
     const f = compileMatch(def, value, { dialect, fuzzy: false });
-    if (f) q.whereRaw(f.sql, f.bindings as RawBinding[]);
+    if (f) where.push(f);
   }
   const attributes = PATIENT_ATTRIBUTES.filter((d) => keywords.has(d.keyword));
   const columns = attributes.filter((d) => d.column).map((d) => `${d.column} as ${d.keyword}`);
-  q.select(['p.id as _pk', ...columns]).orderBy('p.id', 'asc').limit(req.limit + 1).offset(req.offset ?? 0);
-  const raw = (await q) as Array<Record<string, unknown>>;
+  const raw = await searchPatients(db, { columns, where, limit: req.limit + 1, offset: req.offset ?? 0 });
   const rows = raw.slice(0, req.limit).map((r) => {
     const row: AttributeMap = {};
     for (const d of attributes) {

@@ -1,34 +1,27 @@
 import { RadiantError } from '../errors.js';
 import { normalizePersonName } from '../catalog/catalog.js';
 import { lockPatientRow } from '../catalog/deletion.js';
-import { studyStatusColumns } from '../catalog/study-status.js';
-import type { Db, QueryBuilder, Trx } from '../db/connection.js';
+import {
+  insertPatientRow,
+  patientExists,
+  patientRow,
+  patientRows,
+  studiesOfPatient,
+  studyCountOfPatient,
+  updatePatientRow,
+  type PatientColumns,
+  type PatientRow,
+} from '../catalog/patients.js';
+import type { Db, Trx } from '../db/connection.js';
 import { deleteStored, type DeleteDeps, type DeletionSummary } from '../ingest/delete.js';
 import { fromDicomDate, toDicomDate, type CreatePatientBody, type UpdatePatientBody } from './schemas.js';
-import { countOf, isoTimestamp, isUniqueViolation, orderByAscNullsLast, orderByDescNullsLast, orWhereMatches } from '../catalog/sql.js';
+import { isoTimestamp, isUniqueViolation } from '../catalog/sql.js';
 
 /**
  * Patients of the application API. They are the rows DICOM ingest writes (one table, matched on
  * Patient ID + Issuer): what the API creates, C-FIND and QIDO-RS find, and what arrives over
  * DICOM for the same Patient ID lands on the API's patient. API patients have an empty issuer.
  */
-
-interface PatientRow {
-  id: number;
-  patient_id: string;
-  issuer_of_patient_id: string;
-  patient_name: string | null;
-  patient_name_norm: string | null;
-  patient_birth_date: string | null;
-  patient_sex: string | null;
-  first_name: string | null;
-  last_name: string | null;
-  contact_phone: string | null;
-  medical_record_number: string | null;
-  created_at: unknown;
-  updated_at: unknown;
-  study_count?: number | string;
-}
 
 export interface Patient {
   id: number;
@@ -97,15 +90,8 @@ function toPatient(r: PatientRow): Patient {
   };
 }
 
-function selectPatients(db: Db | Trx) {
-  return db('patients as p').select(
-    'p.*',
-    db('studies as s').count('*').where('s.patient_pk', db.ref('p.id')).as('study_count'),
-  );
-}
-
 export async function getPatient(db: Db | Trx, pk: number): Promise<Patient | undefined> {
-  const row = (await selectPatients(db).where('p.id', pk).first()) as PatientRow | undefined;
+  const row = await patientRow(db, pk);
   return row && toPatient(row);
 }
 
@@ -113,23 +99,7 @@ export async function listPatients(
   db: Db,
   q: { search?: string; limit: number; offset: number },
 ): Promise<{ total: number; items: Patient[] }> {
-  const search = q.search?.trim();
-  const filter = (b: QueryBuilder) => {
-    if (!search) return;
-    const upper = normalizePersonName(search)!;
-    b.where((w) => {
-      orWhereMatches(db, w, 'p.patient_name_norm', upper, 'prefix'); // family name
-      orWhereMatches(db, w, 'p.patient_name_norm', `^${upper}`, 'contains'); // given name
-      orWhereMatches(db, w, 'p.patient_id', search, 'prefix');
-    });
-  };
-  const counted = db('patients as p');
-  filter(counted);
-  const total = await countOf(counted);
-  const page = selectPatients(db);
-  filter(page);
-  orderByAscNullsLast(page, 'p.patient_name_norm');
-  const rows = (await page.orderBy('p.id').limit(q.limit).offset(q.offset)) as PatientRow[];
+  const { total, rows } = await patientRows(db, q);
   return { total, items: rows.map(toPatient) };
 }
 
@@ -144,25 +114,22 @@ export async function createPatient(db: Db, body: CreatePatientBody, now = new D
   const name = composePersonName(body.last_name, body.first_name);
   try {
     return await db.transaction(async (trx) => {
-      const existing = await trx('patients').select('id').where({ patient_id: body.patient_id, issuer_of_patient_id: '' }).first();
-      if (existing) throw new PatientExistsError(body.patient_id);
-      const [res] = (await trx('patients')
-        .insert({
-          patient_id: body.patient_id,
-          issuer_of_patient_id: '',
-          patient_name: name,
-          patient_name_norm: normalizePersonName(name),
-          patient_birth_date: body.date_of_birth ? toDicomDate(body.date_of_birth) : null,
-          patient_sex: body.gender ?? null,
-          first_name: body.first_name,
-          last_name: body.last_name,
-          contact_phone: body.contact_phone ?? null,
-          medical_record_number: body.medical_record_number ?? null,
-          created_at: ts,
-          updated_at: ts,
-        })
-        .returning('id')) as Array<{ id: number }>;
-      return (await getPatient(trx, Number(res!.id)))!;
+      if (await patientExists(trx, body.patient_id, '')) throw new PatientExistsError(body.patient_id);
+      const id = await insertPatientRow(trx, {
+        patient_id: body.patient_id,
+        issuer_of_patient_id: '',
+        patient_name: name,
+        patient_name_norm: normalizePersonName(name),
+        patient_birth_date: body.date_of_birth ? toDicomDate(body.date_of_birth) : null,
+        patient_sex: body.gender ?? null,
+        first_name: body.first_name,
+        last_name: body.last_name,
+        contact_phone: body.contact_phone ?? null,
+        medical_record_number: body.medical_record_number ?? null,
+        created_at: ts,
+        updated_at: ts,
+      });
+      return (await getPatient(trx, id))!;
     });
   } catch (err) {
     // Two creates racing: the unique (patient_id, issuer) index decides.
@@ -187,10 +154,6 @@ function lockPatient(trx: Trx, pk: number) {
   return lockPatientRow<PatientRow>(trx, pk);
 }
 
-async function studyCount(trx: Trx, pk: number): Promise<number> {
-  return countOf(trx('studies').where('patient_pk', pk));
-}
-
 export async function updatePatient(
   db: Db,
   pk: number,
@@ -201,16 +164,12 @@ export async function updatePatient(
     return await db.transaction(async (trx) => {
       const row = await lockPatient(trx, pk);
       if (!row) return undefined;
-      const changes: Record<string, unknown> = {};
+      const changes: PatientColumns = {};
       if (body.patient_id !== undefined && body.patient_id !== row.patient_id) {
         // Stored DICOM carries the old ID and the node never rewrites DICOM.
-        const n = await studyCount(trx, pk);
+        const n = await studyCountOfPatient(trx, pk);
         if (n > 0) throw new PatientHasStudiesError(n, 'its Patient ID cannot change');
-        const clash = await trx('patients')
-          .select('id')
-          .where({ patient_id: body.patient_id, issuer_of_patient_id: row.issuer_of_patient_id })
-          .first();
-        if (clash) throw new PatientExistsError(body.patient_id);
+        if (await patientExists(trx, body.patient_id, row.issuer_of_patient_id)) throw new PatientExistsError(body.patient_id);
         changes.patient_id = body.patient_id;
       }
       if (body.first_name !== undefined || body.last_name !== undefined) {
@@ -233,7 +192,7 @@ export async function updatePatient(
       if (body.medical_record_number !== undefined) changes.medical_record_number = body.medical_record_number;
       if (Object.keys(changes).length > 0) {
         changes.updated_at = now.toISOString();
-        await trx('patients').where('id', pk).update(changes);
+        await updatePatientRow(trx, pk, changes);
       }
       return getPatient(trx, pk);
     });
@@ -256,7 +215,7 @@ export async function deletePatient(
   const done = await deleteStored(deps, { level: 'patient', patientPk: pk }, async (trx) => {
     const row = await lockPatient(trx, pk);
     if (!row) return undefined;
-    const studies = await studyCount(trx, pk);
+    const studies = await studyCountOfPatient(trx, pk);
     if (studies > 0 && !cascade) throw new PatientHasStudiesError(studies, 'delete them first or use ?cascade=true');
     return (await getPatient(trx, pk))!;
   });
@@ -265,24 +224,7 @@ export async function deletePatient(
 
 /** Every study of the patient, newest first (study date, then arrival). */
 export async function patientHistory(db: Db, pk: number): Promise<PatientHistoryItem[]> {
-  const q = db('studies as st')
-    .select(
-      'st.id',
-      'st.study_instance_uid',
-      'st.study_date',
-      'st.study_time',
-      'st.modalities_in_study',
-      'st.study_description',
-      'st.accession_number',
-      'st.num_series',
-      'st.num_instances',
-      'st.created_at',
-      ...studyStatusColumns(db),
-    )
-    .where('st.patient_pk', pk);
-  orderByDescNullsLast(q, 'st.study_date');
-  orderByDescNullsLast(q, 'st.study_time');
-  const rows = (await q.orderBy('st.created_at', 'desc').orderBy('st.id', 'desc')) as Array<Record<string, unknown>>;
+  const rows = await studiesOfPatient(db, pk);
   return rows.map((r) => ({
     id: Number(r.id),
     study_instance_uid: String(r.study_instance_uid),

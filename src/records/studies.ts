@@ -1,8 +1,11 @@
-import { studyStatusColumns } from '../catalog/study-status.js';
+import { seriesRowsOfStudy, studyRow, studyRows, type StudyRow } from '../catalog/studies.js';
 import type { Db } from '../db/connection.js';
 import { splitModalities } from './patients.js';
 import { fromDicomDate, toDicomDate } from './schemas.js';
-import { countOf, isoTimestamp, orderByDescNullsLast } from '../catalog/sql.js';
+import { isoTimestamp } from '../catalog/sql.js';
+
+/** For an upload's report: the study and patient each stored instance landed in. */
+export { locateInstances } from '../catalog/studies.js';
 
 /** Studies of the application API, read from the index DICOM ingest writes. */
 
@@ -48,28 +51,8 @@ export interface Series {
   created_at: string | null;
 }
 
-const studyColumns = [
-  'st.id',
-  'st.study_instance_uid',
-  'st.study_date',
-  'st.study_time',
-  'st.accession_number',
-  'st.study_description',
-  'st.study_id',
-  'st.referring_physician_name',
-  'st.modalities_in_study',
-  'st.num_series',
-  'st.num_instances',
-  'st.created_at',
-  'st.last_received_at',
-  'p.id as patient_pk',
-  'p.patient_id',
-  'p.issuer_of_patient_id',
-  'p.patient_name',
-];
-
-function toStudy(r: Record<string, unknown>): Study {
-  const s = (k: string) => (r[k] as string | null | undefined) ?? null;
+function toStudy(r: StudyRow): Study {
+  const s = (k: keyof StudyRow) => (r[k] as string | null | undefined) ?? null;
   return {
     id: Number(r.id),
     study_instance_uid: String(r.study_instance_uid),
@@ -96,38 +79,23 @@ function toStudy(r: Record<string, unknown>): Study {
 }
 
 export async function listStudies(db: Db, f: StudyFilter): Promise<{ total: number; items: Study[] }> {
-  const base = db('studies as st').join('patients as p', 'p.id', 'st.patient_pk');
-  if (f.patient_id !== undefined) base.where('p.patient_id', f.patient_id);
-  if (f.accession !== undefined) base.where('st.accession_number', f.accession);
-  if (f.date_from !== undefined) base.where('st.study_date', '>=', toDicomDate(f.date_from));
-  if (f.date_to !== undefined) base.where('st.study_date', '<=', toDicomDate(f.date_to));
-  if (f.modality !== undefined) {
-    const modality = f.modality;
-    base.whereExists((q) => q.select(db.raw('1')).from('series as se').where('se.study_pk', db.ref('st.id')).where('se.modality', modality));
-  }
-  const total = await countOf(base);
-  const page = base.clone().select([...studyColumns, ...studyStatusColumns(db)]);
-  orderByDescNullsLast(page, 'st.study_date');
-  orderByDescNullsLast(page, 'st.study_time');
-  const rows = (await page.orderBy('st.created_at', 'desc').orderBy('st.id', 'desc').limit(f.limit).offset(f.offset)) as Array<
-    Record<string, unknown>
-  >;
+  const { total, rows } = await studyRows(db, {
+    patientId: f.patient_id,
+    accession: f.accession,
+    dateFrom: f.date_from === undefined ? undefined : toDicomDate(f.date_from),
+    dateTo: f.date_to === undefined ? undefined : toDicomDate(f.date_to),
+    modality: f.modality,
+    limit: f.limit,
+    offset: f.offset,
+  });
   return { total, items: rows.map(toStudy) };
 }
 
 export async function getStudy(db: Db, ref: { pk: number } | { uid: string }): Promise<(Study & { series: Series[] }) | undefined> {
-  const q = db('studies as st').join('patients as p', 'p.id', 'st.patient_pk').select([...studyColumns, ...studyStatusColumns(db)]);
-  if ('pk' in ref) q.where('st.id', ref.pk);
-  else q.where('st.study_instance_uid', ref.uid);
-  const row = (await q.first()) as Record<string, unknown> | undefined;
+  const row = await studyRow(db, ref);
   if (!row) return undefined;
   const study = toStudy(row);
-  const series = (await db('series')
-    .select('id', 'series_instance_uid', 'modality', 'series_number', 'series_description', 'body_part_examined', 'num_instances', 'created_at')
-    .where('study_pk', study.id)
-    .orderByRaw('CASE WHEN series_number IS NULL THEN 1 ELSE 0 END')
-    .orderBy('series_number')
-    .orderBy('id')) as Array<Record<string, unknown>>;
+  const series = await seriesRowsOfStudy(db, study.id);
   return {
     ...study,
     series: series.map((r) => ({
@@ -141,30 +109,4 @@ export async function getStudy(db: Db, ref: { pk: number } | { uid: string }): P
       created_at: isoTimestamp(r.created_at),
     })),
   };
-}
-
-/** For an upload's report: the study and patient each stored instance landed in. */
-export async function locateInstances(
-  db: Db,
-  sopInstanceUids: string[],
-): Promise<Map<string, { studyPk: number; studyInstanceUid: string; seriesInstanceUid: string; patientId: string }>> {
-  const out = new Map<string, { studyPk: number; studyInstanceUid: string; seriesInstanceUid: string; patientId: string }>();
-  // Chunks keep the IN list well under SQLite's bound-parameter limit.
-  for (let i = 0; i < sopInstanceUids.length; i += 500) {
-    const rows = (await db('instances as i')
-      .join('series as se', 'se.id', 'i.series_pk')
-      .join('studies as st', 'st.id', 'se.study_pk')
-      .join('patients as p', 'p.id', 'st.patient_pk')
-      .select('i.sop_instance_uid', 'st.id as study_pk', 'st.study_instance_uid', 'se.series_instance_uid', 'p.patient_id')
-      .whereIn('i.sop_instance_uid', sopInstanceUids.slice(i, i + 500))) as Array<Record<string, unknown>>;
-    for (const r of rows) {
-      out.set(String(r.sop_instance_uid), {
-        studyPk: Number(r.study_pk),
-        studyInstanceUid: String(r.study_instance_uid),
-        seriesInstanceUid: String(r.series_instance_uid),
-        patientId: String(r.patient_id),
-      });
-    }
-  }
-  return out;
 }

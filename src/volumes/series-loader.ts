@@ -1,4 +1,5 @@
 import { listInstances, type StoredInstanceRow } from '../catalog/catalog.js';
+import { seriesOfStudy } from '../catalog/studies.js';
 import type { Db } from '../db/connection.js';
 import type { DicomJsonDataset as JsonDataset } from '../dicom/dicom-json.js';
 import { seriesMetadataJson } from '../../dicomweb/metadata.js';
@@ -29,17 +30,6 @@ export class SeriesMetadataError extends Error {
   }
 }
 
-interface SeriesIndexRow {
-  id: number;
-  series_instance_uid: string;
-  num_instances: number;
-  last_received_at: unknown;
-  modality: string | null;
-  series_number: number | null;
-  series_description: string | null;
-  body_part_examined: string | null;
-}
-
 function parseDatasets(seriesUid: string, json: string): JsonDataset[] {
   let parsed: unknown;
   try {
@@ -58,20 +48,7 @@ function parseDatasets(seriesUid: string, json: string): JsonDataset[] {
  * viewer. An empty array when the study is not in the index.
  */
 export async function loadStudySeries(db: Db, storage: BlobStorage, studyInstanceUid: string): Promise<SeriesCandidate[]> {
-  const rows = (await db('series as se')
-    .join('studies as st', 'st.id', 'se.study_pk')
-    .where('st.study_instance_uid', studyInstanceUid)
-    .select(
-      'se.id',
-      'se.series_instance_uid',
-      'se.num_instances',
-      'se.last_received_at',
-      'se.modality',
-      'se.series_number',
-      'se.series_description',
-      'se.body_part_examined',
-    )
-    .orderBy([{ column: 'se.series_number' }, { column: 'se.id' }])) as SeriesIndexRow[];
+  const rows = await seriesOfStudy(db, studyInstanceUid);
   if (rows.length === 0) return [];
 
   const instances = await listInstances(db, { study: studyInstanceUid });

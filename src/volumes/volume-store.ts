@@ -1,4 +1,5 @@
 import type { Db } from '../db/connection.js';
+import { replaceVolumeRow, volumeRow, type NewVolumeRow, type VolumeRow } from '../catalog/volumes.js';
 import type { AssembledVolume, VolumeKind, VolumeProblem } from './assemble.js';
 
 /** A saved volume: the assembly's outcome without the slice headers (the index has those). */
@@ -24,25 +25,6 @@ export class VolumeRowError extends Error {
     super(message);
     this.name = 'VolumeRowError';
   }
-}
-
-interface VolumeRow {
-  id: number | string;
-  study_instance_uid: string;
-  series_instance_uid: string;
-  kind: string;
-  rows: number | string;
-  columns: number | string;
-  slice_count: number | string;
-  spacing_row: number | string | null;
-  spacing_column: number | string | null;
-  spacing_slice: number | string | null;
-  orientation: string | null;
-  normal: string | null;
-  origin: string | null;
-  instance_order: string;
-  problems: string;
-  created_at: unknown;
 }
 
 const KINDS: readonly VolumeKind[] = ['volume', 'projection', 'single'];
@@ -107,7 +89,7 @@ function decode(row: VolumeRow): StoredVolume {
 
 /** Saves a volume, replacing the one saved before for the same series. Returns the row id. */
 export async function saveVolume(db: Db, studyInstanceUid: string, vol: AssembledVolume, now = new Date()): Promise<number> {
-  const row = {
+  const row: NewVolumeRow = {
     study_instance_uid: studyInstanceUid,
     series_instance_uid: vol.seriesInstanceUid,
     kind: vol.kind,
@@ -124,15 +106,11 @@ export async function saveVolume(db: Db, studyInstanceUid: string, vol: Assemble
     problems: JSON.stringify(vol.problems),
     created_at: now.toISOString(),
   };
-  return db.transaction(async (trx) => {
-    await trx('volumes').where('series_instance_uid', vol.seriesInstanceUid).delete();
-    const [res] = (await trx('volumes').insert(row).returning('id')) as Array<{ id: number | string } | number>;
-    return typeof res === 'object' ? Number(res.id) : Number(res);
-  });
+  return replaceVolumeRow(db, row);
 }
 
 /** The saved volume of a series, or undefined when none was saved. */
 export async function getVolume(db: Db, seriesInstanceUid: string): Promise<StoredVolume | undefined> {
-  const row = (await db('volumes').where('series_instance_uid', seriesInstanceUid).orderBy('id', 'desc').first()) as VolumeRow | undefined;
+  const row = await volumeRow(db, seriesInstanceUid);
   return row && decode(row);
 }

@@ -1,5 +1,6 @@
 import Router from '@koa/router';
 import type { Db } from '../../db/connection.js';
+import { ping } from '../../catalog/ping.js';
 import type { BlobStorage } from '../../../storage/types.js';
 import type { Metrics } from '../metrics.js';
 import type { AppRouter, AppState } from '../state.js';
@@ -20,7 +21,7 @@ export function healthRoutes(deps: { db: Db; storage: BlobStorage; metrics: Metr
       deps.log.warn({ err: errorMessage(err), part }, 'readiness check failed');
       checks[part] = 'unavailable';
     };
-    await deps.db.raw('select 1').then(() => (checks.database = 'ok'), failed('database'));
+    await ping(deps.db).then(() => (checks.database = 'ok'), failed('database'));
     await deps.storage.check().then(() => (checks.storage = 'ok'), failed('storage'));
     const ready = Object.values(checks).every((v) => v === 'ok');
     ctx.status = ready ? 200 : 503;

@@ -1,0 +1,98 @@
+import type { Db, QueryBuilder, RawBinding } from '../../db/connection.js';
+
+/**
+ * The index side of the query engine (src/query): the SELECT over patients, studies, series and
+ * instances that QIDO-RS and C-FIND answer from. src/query decides what a DICOM query means
+ * (attributes, matching rules) and hands over the columns to return and the WHERE fragments it
+ * compiled; this module joins the tables, orders the rows stably and pages them.
+ */
+
+/** A SQL boolean expression with its bindings: identifiers as `??`, values as `?`, never SQL text. */
+export interface SqlFragment {
+  sql: string;
+  bindings: unknown[];
+}
+
+export type SearchLevel = 'study' | 'series' | 'instance';
+
+export interface IndexSearch {
+  level: SearchLevel;
+  /** Qualified columns with their answer name (`st.study_date as StudyDate`); aliases p, st, se, i. */
+  columns: string[];
+  /** Also return the owners' keys (`__study_pk`, and `__series_pk` below study level) for sequence items. */
+  ownerKeys: boolean;
+  where: SqlFragment[];
+  scope?: { studyInstanceUid?: string; seriesInstanceUid?: string };
+  /** At most this many rows (the caller asks one more than it shows, to know there are more). */
+  limit: number;
+  offset: number;
+}
+
+function baseQuery(db: Db, level: SearchLevel): QueryBuilder {
+  switch (level) {
+    case 'study':
+      return db('studies as st').join('patients as p', 'p.id', 'st.patient_pk');
+    case 'series':
+      return db('series as se').join('studies as st', 'st.id', 'se.study_pk').join('patients as p', 'p.id', 'st.patient_pk');
+    case 'instance':
+      return db('instances as i')
+        .join('series as se', 'se.id', 'i.series_pk')
+        .join('studies as st', 'st.id', 'se.study_pk')
+        .join('patients as p', 'p.id', 'st.patient_pk');
+  }
+}
+
+type Order = { column: string; order: 'asc' | 'desc'; nulls?: 'first' | 'last' };
+
+/** A stable order (ends on a primary key): newest studies first, series and instances by number. */
+function ordering(s: IndexSearch): Order[] {
+  const study: Order[] = [
+    { column: 'st.study_date', order: 'desc', nulls: 'last' },
+    { column: 'st.study_time', order: 'desc', nulls: 'last' },
+    { column: 'st.id', order: 'desc' },
+  ];
+  const series: Order[] = [
+    { column: 'se.series_number', order: 'asc', nulls: 'last' },
+    { column: 'se.id', order: 'asc' },
+  ];
+  const instance: Order[] = [
+    { column: 'i.instance_number', order: 'asc', nulls: 'last' },
+    { column: 'i.id', order: 'asc' },
+  ];
+  if (s.level === 'study') return study;
+  const head = s.scope?.studyInstanceUid ? [] : study;
+  if (s.level === 'series') return [...head, ...series];
+  return [...head, ...(s.scope?.seriesInstanceUid ? [] : series), ...instance];
+}
+
+/** One SELECT: the rows of `s.level` matching every fragment, in the stable order, one page. */
+export async function searchIndex(db: Db, s: IndexSearch): Promise<Array<Record<string, unknown>>> {
+  const q = baseQuery(db, s.level);
+  const columns = [...s.columns];
+  if (s.ownerKeys) {
+    columns.push('st.id as __study_pk');
+    if (s.level !== 'study') columns.push('se.id as __series_pk');
+  }
+  q.select(columns);
+  for (const f of s.where) q.whereRaw(f.sql, f.bindings as RawBinding[]);
+  if (s.scope?.studyInstanceUid) q.where('st.study_instance_uid', s.scope.studyInstanceUid);
+  if (s.scope?.seriesInstanceUid) q.where('se.series_instance_uid', s.scope.seriesInstanceUid);
+  // NULLS LAST spelled out: knex's sqlite3 compiler drops the column itself for `nulls`.
+  for (const o of ordering(s)) {
+    if (o.nulls) q.orderByRaw(`(?? IS NULL) ${o.nulls === 'last' ? 'ASC' : 'DESC'}`, [o.column]);
+    q.orderBy(o.column, o.order);
+  }
+  q.limit(s.limit).offset(s.offset);
+  return (await q) as Array<Record<string, unknown>>;
+}
+
+/** Patient-level search (C-FIND PATIENT level): the patients table alone, `p.id as _pk` first, by id. */
+export async function searchPatients(
+  db: Db,
+  s: { columns: string[]; where: SqlFragment[]; limit: number; offset: number },
+): Promise<Array<Record<string, unknown>>> {
+  const q = db('patients as p');
+  for (const f of s.where) q.whereRaw(f.sql, f.bindings as RawBinding[]);
+  q.select(['p.id as _pk', ...s.columns]).orderBy('p.id', 'asc').limit(s.limit).offset(s.offset);
+  return (await q) as Array<Record<string, unknown>>;
+}
