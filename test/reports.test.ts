@@ -295,6 +295,12 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
       });
       const errors: string[] = [];
       page.on('pageerror', (e) => errors.push(String(e)));
+      // A request that failed without an HTTP status (reset, empty answer) names itself here; one the
+      // viewer cancelled itself (net::ERR_ABORTED) is not the node's failure.
+      page.on('requestfailed', (r) => {
+        const why = r.failure()?.errorText ?? '?';
+        if (r.url().startsWith(base) && !why.includes('ERR_ABORTED')) errors.push(`request failed: ${why} ${r.url()}`);
+      });
       // OHIF's error boundary reports through console.debug/error, not as page errors.
       page.on('console', (m) => {
         if (/error/i.test(m.type()) || /Error Boundary|TypeError/.test(m.text())) errors.push(m.text().slice(0, 500));
@@ -302,6 +308,10 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
       await page.goto(`${base}/viewer/viewer?StudyInstanceUIDs=${studyUid}&token=${await tokenFor(node, 'viewer')}`, { waitUntil: 'domcontentloaded' });
       const sr = page.getByText('SR', { exact: true }).first();
       await sr.waitFor({ timeout: 60_000 });
+      // Let the first viewport finish loading its images: switching viewports while they are still
+      // in flight cancels them, and OHIF 3.13's cancel path itself throws ("handler is not a
+      // function" in imageLoadFailedHandler), which is OHIF's bug, not an answer of the node.
+      await page.waitForLoadState('networkidle', { timeout: 30_000 }).catch(() => undefined);
       await sr.dblclick();
       // The SR viewport: the finding's label next to its box on the referenced slice.
       const label = page.getByText(/right lower lobe/).first();
