@@ -26,8 +26,9 @@ module.exports = {
     {
       name: 'no-import-of-root',
       severity: 'error',
-      comment: 'src/app.ts (the composition root) and src/cli.ts build everything; nothing imports them but the CLI. '
-        + 'Declare the narrow interface a part needs in a leaf module instead.',
+      comment:
+        'src/app.ts (the composition root) and src/cli.ts build everything; nothing imports them but the CLI. ' +
+        'Declare the narrow interface a part needs in a leaf module instead.',
       from: { pathNot: `${R}src/cli\\.js$` },
       to: { path: ROOT },
     },
@@ -55,8 +56,9 @@ module.exports = {
     {
       name: 'sql-only-in-index',
       severity: 'error',
-      comment: 'knex (SQL) is the index\'s business: src/catalog holds the repositories, src/db the connection, migrations the '
-        + 'schema. Everything else calls the catalog with a `Db` (or `Trx`) from src/db/connection.ts.',
+      comment:
+        "knex (SQL) is the index's business: src/catalog holds the repositories, src/db the connection, migrations the " +
+        'schema. Everything else calls the catalog with a `Db` (or `Trx`) from src/db/connection.ts.',
       from: { path: R, pathNot: `${R}(src/(catalog|db)/|migrations/)` },
       to: { path: '(^|/)node_modules/knex/' },
     },

@@ -181,7 +181,10 @@ async function importRun(dir: string): Promise<number> {
 const STOW_BOUNDARY = 'radiant-bench-boundary';
 const BENCH_PASSWORD = 'bench-password-not-secret';
 
-async function startHttpNode(dataDir: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; base: string; dicomPort: number }> {
+async function startHttpNode(
+  dataDir: string,
+  extraEnv: NodeJS.ProcessEnv = {},
+): Promise<{ child: ChildProcess; base: string; dicomPort: number }> {
   const env = { ...process.env, ...extraEnv, DATA_DIR: dataDir, LOG_LEVEL: 'warn' };
   const created = await run(process.execPath, [cli, 'user', 'create', 'bench', 'admin'], { ...env, RADIANT_USER_PASSWORD: BENCH_PASSWORD });
   if (created.code !== 0) throw new Error(`user create failed: ${created.out.slice(-500)}`);
@@ -193,7 +196,10 @@ async function startHttpNode(dataDir: string, extraEnv: NodeJS.ProcessEnv = {}):
   });
   const base = `http://127.0.0.1:${httpPort}`;
   for (let i = 0; i < 200; i++) {
-    const ok = await fetch(`${base}/healthz`).then((r) => r.ok, () => false);
+    const ok = await fetch(`${base}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) return { child, base, dicomPort };
     await new Promise((res) => setTimeout(res, 100));
   }
@@ -317,7 +323,9 @@ async function readRun(files: string[]): Promise<ReadFigures> {
     // Transcoded on the way out: the CT (explicit VR LE) as lossless JPEG-LS, then back from it.
     let jlsBytes = 0;
     const jlsMs = await timed(async () => {
-      const res = await fetch(studyUrl, { headers: { ...auth, accept: 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.80' } });
+      const res = await fetch(studyUrl, {
+        headers: { ...auth, accept: 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.80' },
+      });
       if (res.status !== 200) throw new Error(`transcoded retrieve answered ${res.status}`);
       for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) jlsBytes += chunk.length;
     });
@@ -347,8 +355,15 @@ async function readRun(files: string[]): Promise<ReadFigures> {
     >;
     const initial = (studyRow[0]?.['00100010']?.Value?.[0]?.Alphabetic ?? 'A').slice(0, 1);
     const cfind = async (keys: Record<string, string>) => {
-      const answers = await clientFind(dicomPort, STUDY_ROOT_FIND, { QueryRetrieveLevel: 'STUDY', StudyInstanceUID: '', PatientName: '', StudyDate: '', ...keys });
-      if (answers.length !== 2 || answers[1]!.status !== 0) throw new Error(`C-FIND answered ${answers.map((a) => a.status.toString(16)).join(',')}`);
+      const answers = await clientFind(dicomPort, STUDY_ROOT_FIND, {
+        QueryRetrieveLevel: 'STUDY',
+        StudyInstanceUID: '',
+        PatientName: '',
+        StudyDate: '',
+        ...keys,
+      });
+      if (answers.length !== 2 || answers[1]!.status !== 0)
+        throw new Error(`C-FIND answered ${answers.map((a) => a.status.toString(16)).join(',')}`);
     };
     const byName: number[] = [];
     const byUid: number[] = [];
@@ -358,7 +373,9 @@ async function readRun(files: string[]): Promise<ReadFigures> {
     }
 
     const frame = async (url: string) => {
-      const res = await fetch(`${url}/frames/1`, { headers: { ...auth, accept: 'multipart/related; type=application/octet-stream; transfer-syntax=*' } });
+      const res = await fetch(`${url}/frames/1`, {
+        headers: { ...auth, accept: 'multipart/related; type=application/octet-stream; transfer-syntax=*' },
+      });
       await res.arrayBuffer();
       if (res.status !== 200) throw new Error(`frames answered ${res.status}`);
     };
@@ -367,9 +384,11 @@ async function readRun(files: string[]): Promise<ReadFigures> {
     });
     const parMs = await timed(async () => {
       const queue = [...instanceUrls];
-      await Promise.all(Array.from({ length: 8 }, async () => {
-        for (let u = queue.shift(); u; u = queue.shift()) await frame(u);
-      }));
+      await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          for (let u = queue.shift(); u; u = queue.shift()) await frame(u);
+        }),
+      );
     });
     const rendered = instanceUrls.slice(0, 30);
     const renderMs = await timed(async () => {
@@ -405,7 +424,12 @@ const QIDO_STUDIES = Number(process.env.BENCH_QIDO_STUDIES ?? 10000);
 const QIDO_REQUESTS = Number(process.env.BENCH_QIDO_REQUESTS ?? 100);
 
 /** p50/p99 of each scale query against a node on `dataDir` (and `env`, for PostgreSQL). */
-async function qidoScaleRun(label: string, dataDir: string, build: () => Promise<Awaited<ReturnType<typeof buildSqliteIndex>>>, env: NodeJS.ProcessEnv = {}): Promise<void> {
+async function qidoScaleRun(
+  label: string,
+  dataDir: string,
+  build: () => Promise<Awaited<ReturnType<typeof buildSqliteIndex>>>,
+  env: NodeJS.ProcessEnv = {},
+): Promise<void> {
   const g = await build();
   console.log(
     `QIDO-RS at scale (${label}): index of ${g.patients} patients, ${g.studies} studies, ${g.series} series, ${g.instances} instances generated in ${(g.ms / 1000).toFixed(1)} s`,
@@ -424,7 +448,9 @@ async function qidoScaleRun(label: string, dataDir: string, build: () => Promise
       for (let i = 0; i < 5; i++) await get();
       const ms: number[] = [];
       for (let i = 0; i < QIDO_REQUESTS; i++) ms.push(await timed(get));
-      console.log(`  ${q.label.padEnd(42)} p50 ${percentile(ms, 50).toFixed(1).padStart(6)} ms, p99 ${percentile(ms, 99).toFixed(1).padStart(6)} ms  (${count} results)`);
+      console.log(
+        `  ${q.label.padEnd(42)} p50 ${percentile(ms, 50).toFixed(1).padStart(6)} ms, p99 ${percentile(ms, 99).toFixed(1).padStart(6)} ms  (${count} results)`,
+      );
     }
     // C-FIND on the same index, one association per query as findscu does it.
     for (const [label, keys] of [
@@ -449,7 +475,9 @@ async function qidoScaleRun(label: string, dataDir: string, build: () => Promise
       for (let i = 0; i < 3; i++) await find();
       const ms: number[] = [];
       for (let i = 0; i < QIDO_REQUESTS; i++) ms.push(await timed(find));
-      console.log(`  ${label.padEnd(42)} p50 ${percentile(ms, 50).toFixed(1).padStart(6)} ms, p99 ${percentile(ms, 99).toFixed(1).padStart(6)} ms  (${count} results)`);
+      console.log(
+        `  ${label.padEnd(42)} p50 ${percentile(ms, 50).toFixed(1).padStart(6)} ms, p99 ${percentile(ms, 99).toFixed(1).padStart(6)} ms  (${count} results)`,
+      );
     }
   } finally {
     await stopNode(node.child);
@@ -495,10 +523,22 @@ async function moveRun(files: string[]): Promise<{ move: number; get: number }> 
     const study = studies.items[0]!.study_instance_uid;
     const keys = ['-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${study}`];
     let t0 = process.hrtime.bigint();
-    const moved = await run('movescu', ['-S', '-aet', 'BENCHMOVE', '-aec', 'RADIANT', '-aem', 'BENCHDEST', ...keys, '127.0.0.1', String(dicomPort)]);
+    const moved = await run('movescu', [
+      '-S',
+      '-aet',
+      'BENCHMOVE',
+      '-aec',
+      'RADIANT',
+      '-aem',
+      'BENCHDEST',
+      ...keys,
+      '127.0.0.1',
+      String(dicomPort),
+    ]);
     const move = Number(process.hrtime.bigint() - t0) / 1e9;
     const received = (await fsp.readdir(destDir)).length;
-    if (moved.code !== 0 || received !== files.length) throw new Error(`movescu: ${received} of ${files.length} arrived: ${moved.out.slice(-500)}`);
+    if (moved.code !== 0 || received !== files.length)
+      throw new Error(`movescu: ${received} of ${files.length} arrived: ${moved.out.slice(-500)}`);
     t0 = process.hrtime.bigint();
     const got = await run('getscu', ['-S', '-aet', 'BENCHGET', '-aec', 'RADIANT', '-od', getDir, ...keys, '127.0.0.1', String(dicomPort)]);
     const get = Number(process.hrtime.bigint() - t0) / 1e9;
@@ -527,11 +567,19 @@ async function orthancRun(files: string[]): Promise<{ findNameMs: number[]; find
     const stored = await run('storescu', ['-aec', orthanc.aeTitle, '127.0.0.1', String(orthanc.dicomPort), ...files]);
     if (stored.code !== 0) throw new Error(`storescu to Orthanc failed: ${stored.out.slice(-500)}`);
     const [studyId] = await orthanc.rest<string[]>('GET', '/studies');
-    const tags = (await orthanc.rest<{ MainDicomTags: Record<string, string>; PatientMainDicomTags: Record<string, string> }>('GET', `/studies/${studyId}`));
+    const tags = await orthanc.rest<{ MainDicomTags: Record<string, string>; PatientMainDicomTags: Record<string, string> }>(
+      'GET',
+      `/studies/${studyId}`,
+    );
     const study = tags.MainDicomTags.StudyInstanceUID!;
     const initial = (tags.PatientMainDicomTags.PatientName ?? 'A').slice(0, 1);
     const find = async (keys: Record<string, string>) => {
-      const answers = await clientFind(orthanc.dicomPort, STUDY_ROOT_FIND, { QueryRetrieveLevel: 'STUDY', StudyInstanceUID: '', PatientName: '', StudyDate: '', ...keys }, orthanc.aeTitle);
+      const answers = await clientFind(
+        orthanc.dicomPort,
+        STUDY_ROOT_FIND,
+        { QueryRetrieveLevel: 'STUDY', StudyInstanceUID: '', PatientName: '', StudyDate: '', ...keys },
+        orthanc.aeTitle,
+      );
       if (answers.at(-1)?.status !== 0) throw new Error('Orthanc C-FIND failed');
     };
     const findNameMs: number[] = [];
@@ -541,7 +589,21 @@ async function orthancRun(files: string[]): Promise<{ findNameMs: number[]; find
       findUidMs.push(await timed(() => find({ StudyInstanceUID: study })));
     }
     const t0 = process.hrtime.bigint();
-    const moved = await run('movescu', ['-S', '-aet', 'BENCHMOVE', '-aec', orthanc.aeTitle, '-aem', 'BENCHDEST', '-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${study}`, '127.0.0.1', String(orthanc.dicomPort)]);
+    const moved = await run('movescu', [
+      '-S',
+      '-aet',
+      'BENCHMOVE',
+      '-aec',
+      orthanc.aeTitle,
+      '-aem',
+      'BENCHDEST',
+      '-k',
+      'QueryRetrieveLevel=STUDY',
+      '-k',
+      `StudyInstanceUID=${study}`,
+      '127.0.0.1',
+      String(orthanc.dicomPort),
+    ]);
     const move = Number(process.hrtime.bigint() - t0) / 1e9;
     const received = (await fsp.readdir(destDir)).length;
     if (moved.code !== 0 || received !== files.length) throw new Error(`movescu from Orthanc: ${received} of ${files.length} arrived`);
@@ -559,12 +621,17 @@ async function main(): Promise<void> {
   if (process.argv[2] === 'engine') return engineBench();
   if (process.argv[2] === 'pipeline') return pipelineBench(corpus);
   if (!fs.existsSync(ctDir)) throw new Error(`corpus CT not found at ${ctDir}: set RADIANT_CORPUS`);
-  const files = (await fsp.readdir(ctDir)).filter((f) => f.endsWith('.dcm')).sort().map((f) => path.join(ctDir, f));
+  const files = (await fsp.readdir(ctDir))
+    .filter((f) => f.endsWith('.dcm'))
+    .sort()
+    .map((f) => path.join(ctDir, f));
   const bytes = (await Promise.all(files.map((f) => fsp.stat(f)))).reduce((a, s) => a + s.size, 0);
   const work = await fsp.mkdtemp(path.join(os.tmpdir(), 'radiant-bench-copies-'));
   try {
     const sets = await makeCopies(files, 4, work);
-    console.log(`RadiantAI bench: chest CT ${files.length} × 512², ${(bytes / 1e6).toFixed(1)} MB; ${os.cpus().length} cores; median of ${RUNS}`);
+    console.log(
+      `RadiantAI bench: chest CT ${files.length} × 512², ${(bytes / 1e6).toFixed(1)} MB; ${os.cpus().length} cores; median of ${RUNS}`,
+    );
     const one: Figure = { instances: files.length, bytes, seconds: [] };
     const four: Figure = { instances: files.length * 4, bytes: bytes * 4, seconds: [] };
     const imp: Figure = { instances: files.length, bytes, seconds: [] };
@@ -592,13 +659,25 @@ async function main(): Promise<void> {
     for (let i = 0; i < RUNS; i++) reads.push(await readRun(files));
     const m = (k: keyof ReadFigures) => median(reads.map((r) => r[k]));
     console.log(`WADO-RS study retrieve           ${m('studyMBps').toFixed(1)} MB/s (99 instances, as stored)`);
-    console.log(`WADO-RS study, transcoded        ${m('transcodedPerSec').toFixed(1)} instances/s to JPEG-LS lossless (${m('transcodedRatio').toFixed(2)}:1 smaller)`);
-    console.log(`WADO-RS series metadata          ${m('metadataFirstMs').toFixed(0)} ms first build, ${m('metadataCachedMs').toFixed(1)} ms cached (99 instances)`);
-    console.log(`QIDO-RS /studies (1-study index)  p50 ${m('qidoP50Ms').toFixed(1)} ms, p99 ${m('qidoP99Ms').toFixed(1)} ms (200 requests)`);
-    console.log(`WADO-RS frames (512² CT)         ${m('framesSeq').toFixed(0)} frames/s sequential, ${m('frames8').toFixed(0)} frames/s 8 at once`);
+    console.log(
+      `WADO-RS study, transcoded        ${m('transcodedPerSec').toFixed(1)} instances/s to JPEG-LS lossless (${m('transcodedRatio').toFixed(2)}:1 smaller)`,
+    );
+    console.log(
+      `WADO-RS series metadata          ${m('metadataFirstMs').toFixed(0)} ms first build, ${m('metadataCachedMs').toFixed(1)} ms cached (99 instances)`,
+    );
+    console.log(
+      `QIDO-RS /studies (1-study index)  p50 ${m('qidoP50Ms').toFixed(1)} ms, p99 ${m('qidoP99Ms').toFixed(1)} ms (200 requests)`,
+    );
+    console.log(
+      `WADO-RS frames (512² CT)         ${m('framesSeq').toFixed(0)} frames/s sequential, ${m('frames8').toFixed(0)} frames/s 8 at once`,
+    );
     console.log(`WADO-RS rendered (512² CT, JPEG)  ${m('renderedPerSec').toFixed(1)} images/s sequential`);
-    console.log(`C-FIND STUDY, PatientName=X*      p50 ${m('cfindNameP50Ms').toFixed(1)} ms, p99 ${m('cfindNameP99Ms').toFixed(1)} ms (200 associations, dcmjs-dimse Client)`);
-    console.log(`C-FIND STUDY, StudyInstanceUID    p50 ${m('cfindUidP50Ms').toFixed(1)} ms, p99 ${m('cfindUidP99Ms').toFixed(1)} ms (200 associations, dcmjs-dimse Client)`);
+    console.log(
+      `C-FIND STUDY, PatientName=X*      p50 ${m('cfindNameP50Ms').toFixed(1)} ms, p99 ${m('cfindNameP99Ms').toFixed(1)} ms (200 associations, dcmjs-dimse Client)`,
+    );
+    console.log(
+      `C-FIND STUDY, StudyInstanceUID    p50 ${m('cfindUidP50Ms').toFixed(1)} ms, p99 ${m('cfindUidP99Ms').toFixed(1)} ms (200 associations, dcmjs-dimse Client)`,
+    );
 
     const moveFig: Figure = { instances: files.length, bytes, seconds: [] };
     const getFig: Figure = { instances: files.length, bytes, seconds: [] };
@@ -612,7 +691,9 @@ async function main(): Promise<void> {
 
     const o = await orthancRun(files);
     if (o) {
-      console.log(`Orthanc 1.10, same machine: C-FIND STUDY PatientName=X* p50 ${percentile(o.findNameMs, 50).toFixed(1)} ms, p99 ${percentile(o.findNameMs, 99).toFixed(1)} ms; StudyInstanceUID p50 ${percentile(o.findUidMs, 50).toFixed(1)} ms, p99 ${percentile(o.findUidMs, 99).toFixed(1)} ms`);
+      console.log(
+        `Orthanc 1.10, same machine: C-FIND STUDY PatientName=X* p50 ${percentile(o.findNameMs, 50).toFixed(1)} ms, p99 ${percentile(o.findNameMs, 99).toFixed(1)} ms; StudyInstanceUID p50 ${percentile(o.findUidMs, 50).toFixed(1)} ms, p99 ${percentile(o.findUidMs, 99).toFixed(1)} ms`,
+      );
       report('Orthanc 1.10 C-MOVE to storescp', { instances: files.length, bytes, seconds: [o.move] });
     } else console.log('Orthanc not installed: no comparison figures');
   } finally {

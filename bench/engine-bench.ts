@@ -33,7 +33,9 @@ async function noisePng(size: number, seed: number): Promise<Buffer> {
   // 12-bit-like noise with a smooth gradient: compresses about as badly as a CT slice
   const px = randomBytes(size * size);
   for (let i = 0; i < px.length; i++) px[i] = (px[i]! >> 2) + ((i % size) >> 2) + seed;
-  return sharp(px, { raw: { width: size, height: size, channels: 1 } }).png().toBuffer();
+  return sharp(px, { raw: { width: size, height: size, channels: 1 } })
+    .png()
+    .toBuffer();
 }
 
 async function throughput(label: string, engine: Engine, req: AnalyzeRequest): Promise<void> {
@@ -63,11 +65,20 @@ export async function engineBench(): Promise<void> {
   const build = await ensureLlamaServer({ cuda: false, log: () => undefined });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'radiant-bench-engine-'));
   const tiny = writeTinyModels(dir, { seed: 7 });
-  const server = await new LlamaServerEngine({ model: tiny.model, mmproj: tiny.mmproj, serverPath: build.serverPath, threads: 1, ctxSize: 4096, gpuLayers: 0 }).start();
+  const server = await new LlamaServerEngine({
+    model: tiny.model,
+    mmproj: tiny.mmproj,
+    serverPath: build.serverPath,
+    threads: 1,
+    ctxSize: 4096,
+    gpuLayers: 0,
+  }).start();
   const remote = new RemoteEngine({ endpoint: server.server.baseUrl, apiKey: server.server.apiKey });
   const inproc = await new NodeLlamaCppEngine({ model: tiny.model, device: 'cpu', contextSize: 4096, threads: 1 }).start();
   try {
-    console.log(`MedGemma engine bench: tiny Gemma 3 (${tiny.modelBytes} B) + mmproj, CPU, 1 thread, ${CALLS} sequential calls each, JSON-schema output`);
+    console.log(
+      `MedGemma engine bench: tiny Gemma 3 (${tiny.modelBytes} B) + mmproj, CPU, 1 thread, ${CALLS} sequential calls each, JSON-schema output`,
+    );
     const req: AnalyzeRequest = { images: [], prompt: 'Summarise: small left pleural effusion.', schema, maxTokens: 200, temperature: 0 };
     await throughput('llama-server', server, req);
     await throughput('remote (HTTP)', remote, req);
@@ -75,13 +86,17 @@ export async function engineBench(): Promise<void> {
 
     const img = await noisePng(512, 3);
     // The local backend hands llama-server PNG files (--media-path); remote sends base64 data URLs.
-    for (const [how, engine] of [['PNG files, local', server], ['base64+HTTP, remote', remote]] as const) {
+    for (const [how, engine] of [
+      ['PNG files, local', server],
+      ['base64+HTTP, remote', remote],
+    ] as const) {
       const per: Record<number, number> = {};
       for (const n of [0, 1, 4]) {
         const r: AnalyzeRequest = { ...req, images: Array.from({ length: n }, () => img), temperature: 0, maxTokens: 1 };
-        const call = () => engine.analyze(r).catch((e: { kind?: string }) => {
-          if (e.kind !== 'bad_output') throw e;
-        });
+        const call = () =>
+          engine.analyze(r).catch((e: { kind?: string }) => {
+            if (e.kind !== 'bad_output') throw e;
+          });
         await call();
         const ms: number[] = [];
         for (let i = 0; i < Math.max(10, CALLS / 2); i++) {

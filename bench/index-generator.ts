@@ -26,8 +26,58 @@ export interface GeneratedIndex {
   sample: { patientId: string; studyInstanceUid: string; seriesInstanceUid: string; requestedProcedureId: string };
 }
 
-const FAMILY = ['SMITH', 'JOHNSON', 'WILLIAMS', 'BROWN', 'JONES', 'GARCIA', 'MILLER', 'DAVIS', 'RODRIGUEZ', 'MARTINEZ', 'HERNANDEZ', 'LOPEZ', 'GONZALEZ', 'WILSON', 'ANDERSON', 'THOMAS', 'TAYLOR', 'MOORE', 'JACKSON', 'MARTIN', 'LEE', 'PEREZ', 'THOMPSON', 'WHITE', 'HARRIS', 'SANCHEZ', 'CLARK', 'RAMIREZ', 'LEWIS', 'ROBINSON', 'Müller', 'Núñez', 'Doe', 'van der Berg'];
-const GIVEN = ['John', 'Jane', 'Mary', 'Robert', 'Patricia', 'Michael', 'Linda', 'David', 'Elizabeth', 'James', 'Anna', 'José', 'Björn', 'Li'];
+const FAMILY = [
+  'SMITH',
+  'JOHNSON',
+  'WILLIAMS',
+  'BROWN',
+  'JONES',
+  'GARCIA',
+  'MILLER',
+  'DAVIS',
+  'RODRIGUEZ',
+  'MARTINEZ',
+  'HERNANDEZ',
+  'LOPEZ',
+  'GONZALEZ',
+  'WILSON',
+  'ANDERSON',
+  'THOMAS',
+  'TAYLOR',
+  'MOORE',
+  'JACKSON',
+  'MARTIN',
+  'LEE',
+  'PEREZ',
+  'THOMPSON',
+  'WHITE',
+  'HARRIS',
+  'SANCHEZ',
+  'CLARK',
+  'RAMIREZ',
+  'LEWIS',
+  'ROBINSON',
+  'Müller',
+  'Núñez',
+  'Doe',
+  'van der Berg',
+];
+const GIVEN = [
+  'John',
+  'Jane',
+  'Mary',
+  'Robert',
+  'Patricia',
+  'Michael',
+  'Linda',
+  'David',
+  'Elizabeth',
+  'James',
+  'Anna',
+  'José',
+  'Björn',
+  'Li',
+];
 const MODS = ['CT', 'MR', 'CR', 'DX', 'US', 'PT', 'SR'];
 const CLASS: Record<string, string> = {
   CT: '1.2.840.10008.5.1.4.1.1.2',
@@ -58,10 +108,60 @@ async function insertRows(trx: Knex.Transaction, table: string, columns: string[
   }
 }
 
-const PATIENT_COLS = ['id', 'patient_id', 'issuer_of_patient_id', 'patient_name', 'patient_name_norm', 'patient_birth_date', 'patient_sex', 'created_at', 'updated_at'];
-const STUDY_COLS = ['id', 'study_instance_uid', 'patient_pk', 'study_date', 'study_time', 'accession_number', 'referring_physician_name', 'study_description', 'study_id', 'modalities_in_study', 'num_series', 'num_instances', 'created_at', 'last_received_at'];
-const SERIES_COLS = ['id', 'series_instance_uid', 'study_pk', 'modality', 'series_number', 'series_description', 'body_part_examined', 'num_instances', 'created_at', 'last_received_at'];
-const INSTANCE_COLS = ['id', 'sop_instance_uid', 'series_pk', 'sop_class_uid', 'instance_number', 'rows', 'columns', 'number_of_frames', 'transfer_syntax_uid', 'size_bytes', 'storage_key', 'source', 'stored_at'];
+const PATIENT_COLS = [
+  'id',
+  'patient_id',
+  'issuer_of_patient_id',
+  'patient_name',
+  'patient_name_norm',
+  'patient_birth_date',
+  'patient_sex',
+  'created_at',
+  'updated_at',
+];
+const STUDY_COLS = [
+  'id',
+  'study_instance_uid',
+  'patient_pk',
+  'study_date',
+  'study_time',
+  'accession_number',
+  'referring_physician_name',
+  'study_description',
+  'study_id',
+  'modalities_in_study',
+  'num_series',
+  'num_instances',
+  'created_at',
+  'last_received_at',
+];
+const SERIES_COLS = [
+  'id',
+  'series_instance_uid',
+  'study_pk',
+  'modality',
+  'series_number',
+  'series_description',
+  'body_part_examined',
+  'num_instances',
+  'created_at',
+  'last_received_at',
+];
+const INSTANCE_COLS = [
+  'id',
+  'sop_instance_uid',
+  'series_pk',
+  'sop_class_uid',
+  'instance_number',
+  'rows',
+  'columns',
+  'number_of_frames',
+  'transfer_syntax_uid',
+  'size_bytes',
+  'storage_key',
+  'source',
+  'stored_at',
+];
 const ITEM_COLS = ['study_pk', 'series_pk', 'sequence_tag', 'item_index', 'item_tag', 'value'];
 
 /** Studies per transaction: ~100 000 instance rows at the default shape. */
@@ -80,7 +180,17 @@ export async function generateIndex(db: Knex, shape: IndexShape): Promise<Genera
   for (let p = 1; p <= nPatients; p++) {
     const given = pick(GIVEN);
     const name = `${pick(FAMILY)}^${given}`;
-    patients.push([p, `PID${pad(p, 7)}`, '', name, name.toUpperCase(), `${1930 + Math.floor(r() * 80)}${pad(1 + Math.floor(r() * 12), 2)}${pad(1 + Math.floor(r() * 28), 2)}`, pick(['M', 'F']), ts, ts]);
+    patients.push([
+      p,
+      `PID${pad(p, 7)}`,
+      '',
+      name,
+      name.toUpperCase(),
+      `${1930 + Math.floor(r() * 80)}${pad(1 + Math.floor(r() * 12), 2)}${pad(1 + Math.floor(r() * 28), 2)}`,
+      pick(['M', 'F']),
+      ts,
+      ts,
+    ]);
   }
   await db.transaction((trx) => insertRows(trx, 'patients', PATIENT_COLS, patients));
 
@@ -104,22 +214,71 @@ export async function generateIndex(db: Knex, shape: IndexShape): Promise<Genera
         const seriesUid = `${studyUid}.${j + 1}`;
         const n = Math.floor(perStudy / nSeries) + (j < perStudy % nSeries ? 1 : 0);
         seriesId++;
-        series.push([seriesId, seriesUid, i, modality, j + 1, `${modality} series ${j + 1}`, pick(['CHEST', 'HEAD', 'ABDOMEN', 'KNEE']), n, ts, ts]);
+        series.push([
+          seriesId,
+          seriesUid,
+          i,
+          modality,
+          j + 1,
+          `${modality} series ${j + 1}`,
+          pick(['CHEST', 'HEAD', 'ABDOMEN', 'KNEE']),
+          n,
+          ts,
+          ts,
+        ]);
         const rp = `RP${pad(i % 5000, 5)}`;
-        items.push([i, seriesId, '00400275', 0, '00401001', rp], [i, seriesId, '00400275', 0, '00400009', `SPS${i}.${j + 1}`], [i, seriesId, '00400275', 0, '00080050', `A${pad(i, 9)}`]);
+        items.push(
+          [i, seriesId, '00400275', 0, '00401001', rp],
+          [i, seriesId, '00400275', 0, '00400009', `SPS${i}.${j + 1}`],
+          [i, seriesId, '00400275', 0, '00080050', `A${pad(i, 9)}`],
+        );
         for (let k = 1; k <= n; k++) {
           instanceId++;
           const sop = `${seriesUid}.${k}`;
-          instances.push([instanceId, sop, seriesId, CLASS[modality], k, 512, 512, 1, '1.2.840.10008.1.2.1', 524_288, `studies/${studyUid}/series/${seriesUid}/instances/${sop}.dcm`, 'import', ts]);
+          instances.push([
+            instanceId,
+            sop,
+            seriesId,
+            CLASS[modality],
+            k,
+            512,
+            512,
+            1,
+            '1.2.840.10008.1.2.1',
+            524_288,
+            `studies/${studyUid}/series/${seriesUid}/instances/${sop}.dcm`,
+            'import',
+            ts,
+          ]);
         }
         if (i === sampleStudy && j === 0) {
-          sample = { patientId: `PID${pad(1 + (i % nPatients), 7)}`, studyInstanceUid: studyUid, seriesInstanceUid: seriesUid, requestedProcedureId: rp };
+          sample = {
+            patientId: `PID${pad(1 + (i % nPatients), 7)}`,
+            studyInstanceUid: studyUid,
+            seriesInstanceUid: seriesUid,
+            requestedProcedureId: rp,
+          };
         }
       }
       const date = `${2010 + Math.floor(r() * 16)}${pad(1 + Math.floor(r() * 12), 2)}${pad(1 + Math.floor(r() * 28), 2)}`;
       const time = `${pad(Math.floor(r() * 24), 2)}${pad(Math.floor(r() * 60), 2)}${pad(Math.floor(r() * 60), 2)}`;
       // Patient (i mod nPatients)+1: three studies each, and sample.patientId is a real owner.
-      studies.push([i, studyUid, 1 + (i % nPatients), date, time, `A${pad(i, 9)}`, pick(['HOUSE^GREGORY', 'WILSON^JAMES', 'CUDDY^LISA']), pick(['CHEST', 'HEAD CT', 'ABDOMEN', 'KNEE MR']), String(i), [...new Set(mods)].sort().join('\\'), nSeries, perStudy, ts, ts]);
+      studies.push([
+        i,
+        studyUid,
+        1 + (i % nPatients),
+        date,
+        time,
+        `A${pad(i, 9)}`,
+        pick(['HOUSE^GREGORY', 'WILSON^JAMES', 'CUDDY^LISA']),
+        pick(['CHEST', 'HEAD CT', 'ABDOMEN', 'KNEE MR']),
+        String(i),
+        [...new Set(mods)].sort().join('\\'),
+        nSeries,
+        perStudy,
+        ts,
+        ts,
+      ]);
     }
     await db.transaction(async (trx) => {
       await insertRows(trx, 'studies', STUDY_COLS, studies);

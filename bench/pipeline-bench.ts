@@ -60,7 +60,8 @@ async function overhead(c: Core, studyUid: string, slices: number): Promise<Over
     });
     const t2 = performance.now();
     r.images = prepared.images.length;
-    if (i === 0) r.selectFirstMs = t1 - t0; // builds the series metadata cache (and starts the decode workers)
+    if (i === 0)
+      r.selectFirstMs = t1 - t0; // builds the series metadata cache (and starts the decode workers)
     else {
       r.selectMs.push(t1 - t0);
       r.prepareMs.push(t2 - t1);
@@ -84,7 +85,10 @@ export async function pipelineBench(corpus: string): Promise<void> {
   try {
     const c = await core(dir);
     try {
-      const files = fs.readdirSync(ctDir).filter((f) => f.endsWith('.dcm')).sort();
+      const files = fs
+        .readdirSync(ctDir)
+        .filter((f) => f.endsWith('.dcm'))
+        .sort();
       let studyUid = '';
       for (const f of files) studyUid = (await c.ingestor.ingestFile(path.join(ctDir, f), false, { source: 'import' })).studyInstanceUid;
       print('corpus CT (99 × 512²)', files.length, await overhead(c, studyUid, files.length));
@@ -112,21 +116,44 @@ async function publishBench(node: RunningNode, analysisId: number): Promise<void
   const destDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'radiant-bench-pacs-'));
   const scp = await startStorescp(await freePort(), destDir, { aeTitle: 'BENCH_PACS' });
   try {
-    const pacs = await createRemoteNode(node.db, { aeTitle: 'BENCH_PACS', host: '127.0.0.1', port: scp.port, tls: false, description: null, allowQueryRetrieve: false, stowUrl: null, stowAuthorization: null });
+    const pacs = await createRemoteNode(node.db, {
+      aeTitle: 'BENCH_PACS',
+      host: '127.0.0.1',
+      port: scp.port,
+      tls: false,
+      description: null,
+      allowQueryRetrieve: false,
+      stowUrl: null,
+      stowAuthorization: null,
+    });
     await createRule(node.db, { name: 'AI results', enabled: true, nodeId: pacs.id, match: { aiResults: true } });
     await node.forwardingRules.reload();
-    const deps = { db: node.db, storage: node.storage, ingestor: node.ingestor, audit: node.audit, log: node.log, node: { aeTitle: node.config.dicom.aeTitle, institutionName: node.config.institutionName } };
+    const deps = {
+      db: node.db,
+      storage: node.storage,
+      ingestor: node.ingestor,
+      audit: node.audit,
+      log: node.log,
+      node: { aeTitle: node.config.dicom.aeTitle, institutionName: node.config.institutionName },
+    };
     const analysis = (await getAnalysis(node.db, analysisId))!;
     const stored: number[] = [];
     const forwarded: number[] = [];
     let split = { srMs: 0, pdfMs: 0, storeMs: 0 };
     for (let i = 0; i < RUNS; i++) {
       const t0 = performance.now();
-      const { published } = await createReport(deps, { studyInstanceUid: analysis.studyInstanceUid, analysisId, includeAiDisclaimer: true }, { username: 'bench', role: 'radiologist' });
+      const { published } = await createReport(
+        deps,
+        { studyInstanceUid: analysis.studyInstanceUid, analysisId, includeAiDisclaimer: true },
+        { username: 'bench', role: 'radiologist' },
+      );
       stored.push(performance.now() - t0);
       split = published.timings;
       for (;;) {
-        const sent = (await node.db('forward_items').whereIn('sop_instance_uid', [published.srSopInstanceUid, published.pdfSopInstanceUid]).andWhere({ status: 'sent' })) as unknown[];
+        const sent = (await node
+          .db('forward_items')
+          .whereIn('sop_instance_uid', [published.srSopInstanceUid, published.pdfSopInstanceUid])
+          .andWhere({ status: 'sent' })) as unknown[];
         if (sent.length === 2) break;
         await new Promise((r) => setTimeout(r, 10));
       }
@@ -164,13 +191,19 @@ async function jobBench(ctDir: string): Promise<void> {
     for (let i = 0; i < 600 && node.engine.status.state === 'starting'; i++) await new Promise((r) => setTimeout(r, 100));
     if (!node.engine.ready) throw new Error(`engine ${node.engine.status.state}: ${node.engine.status.error ?? ''}`);
     let studyUid = '';
-    for (const f of fs.readdirSync(ctDir).filter((x) => x.endsWith('.dcm'))) studyUid = (await node.ingestor.ingestFile(path.join(ctDir, f), false, { source: 'import' })).studyInstanceUid;
+    for (const f of fs.readdirSync(ctDir).filter((x) => x.endsWith('.dcm')))
+      studyUid = (await node.ingestor.ingestFile(path.join(ctDir, f), false, { source: 'import' })).studyInstanceUid;
     const totals: number[] = [];
     let last: Record<string, number> = {};
     let lastAnalysisId = 0;
     for (let i = 0; i < RUNS; i++) {
       const t0 = performance.now();
-      const a = await requestAnalysis(node.analysis, { studyInstanceUid: studyUid, analysisType: 'primary', trigger: 'manual', requestedBy: 'bench' });
+      const a = await requestAnalysis(node.analysis, {
+        studyInstanceUid: studyUid,
+        analysisType: 'primary',
+        trigger: 'manual',
+        requestedBy: 'bench',
+      });
       for (;;) {
         const now = await getAnalysis(node.db, a.id, false);
         if (now && ['succeeded', 'failed', 'cancelled'].includes(now.status)) {

@@ -41,14 +41,20 @@ export function scaleQueries(g: GeneratedIndex): ScaleQuery[] {
   const ohif = 'limit=101&offset=0&fuzzymatching=false&includefield=00081030%2C00080060';
   return [
     { label: 'studies, PatientName wildcard', path: `/studies?${ohif}&PatientName=SMI*` },
-    { label: 'studies, PatientName fuzzy', path: `/studies?limit=101&offset=0&fuzzymatching=true&includefield=00081030%2C00080060&PatientName=john` },
+    {
+      label: 'studies, PatientName fuzzy',
+      path: `/studies?limit=101&offset=0&fuzzymatching=true&includefield=00081030%2C00080060&PatientName=john`,
+    },
     { label: 'studies, PatientID', path: `/studies?${ohif}&PatientID=${g.sample.patientId}` },
     { label: 'studies, StudyDate range (1 month)', path: `/studies?${ohif}&StudyDate=20200101-20200131` },
     { label: 'studies, OHIF default (all dates)', path: `/studies?${ohif}&StudyDate=19700102-20991231` },
     { label: 'studies, ModalitiesInStudy', path: `/studies?${ohif}&ModalitiesInStudy=MR` },
     { label: 'studies, StudyInstanceUID', path: `/studies?${ohif}&StudyInstanceUID=${g.sample.studyInstanceUid}` },
     { label: 'series of a study', path: `/studies/${g.sample.studyInstanceUid}/series?includefield=all` },
-    { label: 'instances of a series', path: `/studies/${g.sample.studyInstanceUid}/series/${g.sample.seriesInstanceUid}/instances?limit=101` },
+    {
+      label: 'instances of a series',
+      path: `/studies/${g.sample.studyInstanceUid}/series/${g.sample.seriesInstanceUid}/instances?limit=101`,
+    },
     { label: 'series, RequestedProcedureID (sequence)', path: `/series?limit=101&00400275.00401001=${g.sample.requestedProcedureId}` },
   ];
 }

@@ -38,7 +38,10 @@ export function parseAccept(header: string | undefined): MediaRange[] {
     if (!Number.isFinite(q) || q <= 0) continue;
     ranges.push({ type: mt.type, params, q: Math.min(q, 1) });
   }
-  return ranges.map((r, i) => ({ r, i })).sort((a, b) => b.r.q - a.r.q || a.i - b.i).map(({ r }) => r);
+  return ranges
+    .map((r, i) => ({ r, i }))
+    .sort((a, b) => b.r.q - a.r.q || a.i - b.i)
+    .map(({ r }) => r);
 }
 
 export type RetrieveChoice = { ok: true; transferSyntax: '*' | string } | { ok: false; reasons: string[] };
@@ -66,7 +69,9 @@ export function negotiateRetrieve(
     }
     const type = r.params.type?.toLowerCase();
     if (type !== undefined && type !== 'application/dicom') {
-      reasons.push(`multipart/related; type=${type} is not a representation of a study/series/instance (use type="application/dicom"; frames and bulk data have their own resources)`);
+      reasons.push(
+        `multipart/related; type=${type} is not a representation of a study/series/instance (use type="application/dicom"; frames and bulk data have their own resources)`,
+      );
       continue;
     }
     const ts = r.params['transfer-syntax'];

@@ -80,7 +80,11 @@ export function bulkdataHandler(deps: RouteDeps) {
     if (why) throw new HttpError(501, 'not_implemented', why);
     const accept = ctx.get('accept') || undefined;
     const audit = (details: Record<string, unknown>) => {
-      ctx.state.audit = { studyInstanceUid: row.study_instance_uid, resourceId: row.sop_instance_uid, details: { tag: tagText, ...details } };
+      ctx.state.audit = {
+        studyInstanceUid: row.study_instance_uid,
+        resourceId: row.sop_instance_uid,
+        details: { tag: tagText, ...details },
+      };
     };
 
     let value: ByteRange;
@@ -90,7 +94,13 @@ export function bulkdataHandler(deps: RouteDeps) {
         const choice = negotiatePixelData(accept, ts, layout.frames.length === 1);
         if ('reasons' in choice) throw notAcceptable(choice.reasons);
         audit({ frames: layout.frames.length, mediaType: choice.mediaType, transferSyntax: choice.transferSyntax });
-        sendRanges(deps, ctx, row.storage_key, choice, layout.frames.map((ranges) => ({ ranges })));
+        sendRanges(
+          deps,
+          ctx,
+          row.storage_key,
+          choice,
+          layout.frames.map((ranges) => ({ ranges })),
+        );
         return;
       }
       const e = layout.element;

@@ -111,7 +111,9 @@ export function negotiatePixelData(
     if (target === storedTs) return { mediaType: type, transferSyntax: storedTs };
     if (native && type === OCTET && (target === EXPLICIT_LE || target === IMPLICIT_LE)) return { mediaType: OCTET, transferSyntax: target };
     if (!whyNot) {
-      reasons.push(`${type} with transfer-syntax=${target} would need transcoding from ${storedTs}, which is not available here (ask for transfer-syntax=*)`);
+      reasons.push(
+        `${type} with transfer-syntax=${target} would need transcoding from ${storedTs}, which is not available here (ask for transfer-syntax=*)`,
+      );
       return undefined;
     }
     // Frames of implicit VR little endian are the same bytes as explicit: decode to explicit.
@@ -124,7 +126,11 @@ export function negotiatePixelData(
     return { mediaType: type, transferSyntax: target, decodeTo };
   };
   const asStored = (): Answer =>
-    native ? { mediaType: OCTET, transferSyntax: storedTs } : compressed ? { mediaType: compressed, transferSyntax: storedTs } : (produce(OCTET, EXPLICIT_LE) ?? { mediaType: OCTET, transferSyntax: storedTs });
+    native
+      ? { mediaType: OCTET, transferSyntax: storedTs }
+      : compressed
+        ? { mediaType: compressed, transferSyntax: storedTs }
+        : (produce(OCTET, EXPLICIT_LE) ?? { mediaType: OCTET, transferSyntax: storedTs });
 
   const match = (asked: string, ts: string | undefined): Answer | undefined => {
     const type = ALIASES[asked] ?? asked;
@@ -220,10 +226,7 @@ export function sendRanges(
   });
   ctx.status = 200;
   ctx.body = stream;
-  ctx.set(
-    'Content-Type',
-    `multipart/related; type="${choice.mediaType}"; transfer-syntax=${choice.transferSyntax}; boundary=${boundary}`,
-  );
+  ctx.set('Content-Type', `multipart/related; type="${choice.mediaType}"; transfer-syntax=${choice.transferSyntax}; boundary=${boundary}`);
 }
 
 export function framesHandler(deps: RouteDeps) {
@@ -232,7 +235,9 @@ export function framesHandler(deps: RouteDeps) {
     const numbers = parseFrameList(ctx.params.frames);
     const choice = negotiatePixelData(ctx.get('accept') || undefined, row.transfer_syntax_uid, numbers.length === 1, whyNotTranscodable);
     if ('reasons' in choice) throw notAcceptable(choice.reasons);
-    const source = choice.decodeTo ? await transcodedSource(deps, row, choice.decodeTo) : { deps, key: row.storage_key, ts: row.transfer_syntax_uid };
+    const source = choice.decodeTo
+      ? await transcodedSource(deps, row, choice.decodeTo)
+      : { deps, key: row.storage_key, ts: row.transfer_syntax_uid };
     const layout: PixelDataLayout = await pixelDataLayout(source.deps.storage, source.key, source.ts);
     const missing = numbers.filter((n) => n > layout.frames.length);
     if (missing.length) {
@@ -262,11 +267,18 @@ export function framesHandler(deps: RouteDeps) {
  * instance asked one request at a time decode once), behind the storage interface so the same
  * layout and range code serves it. 406 when it cannot be decoded after all.
  */
-async function transcodedSource(deps: RouteDeps, row: StoredInstanceRow, to: string): Promise<{ deps: RouteDeps; key: string; ts: string }> {
+async function transcodedSource(
+  deps: RouteDeps,
+  row: StoredInstanceRow,
+  to: string,
+): Promise<{ deps: RouteDeps; key: string; ts: string }> {
   let bytes: Buffer;
   try {
-    bytes = await deps.transcoder.cached({ sopInstanceUid: row.sop_instance_uid, sizeBytes: row.size_bytes }, row.transfer_syntax_uid, to, async () =>
-      readAll(await deps.storage.get(row.storage_key)),
+    bytes = await deps.transcoder.cached(
+      { sopInstanceUid: row.sop_instance_uid, sizeBytes: row.size_bytes },
+      row.transfer_syntax_uid,
+      to,
+      async () => readAll(await deps.storage.get(row.storage_key)),
     );
   } catch (err) {
     if (err instanceof TranscodeError) throw notAcceptable([`${err.message} (ask for transfer-syntax=* to get the stored bitstream)`]);

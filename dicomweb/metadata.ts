@@ -51,7 +51,12 @@ function iso(v: unknown): string {
 }
 
 /** The JSON array (relative BulkDataURIs) of one series, from the cache or built and cached. */
-export async function seriesMetadataJson(db: Db, storage: BlobStorage, series: SeriesStamp, instances: ResolvedInstance[]): Promise<{ json: string; cached: boolean }> {
+export async function seriesMetadataJson(
+  db: Db,
+  storage: BlobStorage,
+  series: SeriesStamp,
+  instances: ResolvedInstance[],
+): Promise<{ json: string; cached: boolean }> {
   const stamp = iso(series.last_received_at);
   const row = await seriesMetadataRow(db, series.series_instance_uid);
   if (row && Number(row.instance_count) === Number(series.num_instances) && row.series_last_received_at === stamp) {

@@ -28,9 +28,12 @@ async function write(out: Writable, chunk: string): Promise<void> {
   if (out.write(Buffer.from(chunk, 'latin1'))) return;
   const ac = new AbortController();
   try {
-    await Promise.race([once(out, 'drain', { signal: ac.signal }), once(out, 'close', { signal: ac.signal }).then(() => {
-      throw new Error('response stream closed');
-    })]);
+    await Promise.race([
+      once(out, 'drain', { signal: ac.signal }),
+      once(out, 'close', { signal: ac.signal }).then(() => {
+        throw new Error('response stream closed');
+      }),
+    ]);
   } finally {
     ac.abort();
   }

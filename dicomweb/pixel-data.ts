@@ -10,9 +10,7 @@ export async function pixelDataLayout(storage: RangeStore, key: string, ts: stri
     return await layoutOf(storage, key, ts);
   } catch (err) {
     if (err instanceof PixelDataUnavailable) {
-      throw err.reason === 'not-found'
-        ? new HttpError(404, 'not_found', err.message)
-        : new HttpError(501, 'not_implemented', err.message);
+      throw err.reason === 'not-found' ? new HttpError(404, 'not_found', err.message) : new HttpError(501, 'not_implemented', err.message);
     }
     throw err;
   }

@@ -77,7 +77,12 @@ export function parseQidoQuery(querystring: string, strict = false): ParsedQido 
           break;
         }
         case 'includefield':
-          includeFields.push(...value.split(',').map((s) => s.trim()).filter(Boolean));
+          includeFields.push(
+            ...value
+              .split(',')
+              .map((s) => s.trim())
+              .filter(Boolean),
+          );
           break;
       }
       continue;

@@ -211,7 +211,8 @@ function instanceHandler(deps: RouteDeps, kind: 'instance' | 'frame' | 'thumbnai
     let frame = 1;
     if (kind === 'frame') {
       const f = ctx.params.frame ?? '';
-      if (!/^\d{1,9}$/.test(f) || Number(f) < 1) throw new HttpError(400, 'invalid_frame_list', 'frame number must be an integer starting at 1');
+      if (!/^\d{1,9}$/.test(f) || Number(f) < 1)
+        throw new HttpError(400, 'invalid_frame_list', 'frame number must be an integer starting at 1');
       frame = Number(f);
     }
     const box = boxFor(params, kind === 'thumbnail');
@@ -357,7 +358,8 @@ function groupRenderedHandler(deps: RouteDeps) {
       try {
         yield partBytes(boundary, true, first.value as RenderedPart);
         for await (const part of parts) yield partBytes(boundary, false, part);
-        if (skipped.count) log.info({ requestId, skipped: skipped.count }, 'rendered study/series: instances without renderable pixel data left out');
+        if (skipped.count)
+          log.info({ requestId, skipped: skipped.count }, 'rendered study/series: instances without renderable pixel data left out');
         yield Buffer.from(`\r\n--${boundary}--\r\n`, 'latin1');
       } catch (err) {
         log.error({ err: errorMessage(err), requestId }, 'WADO-RS rendered study/series failed midway');

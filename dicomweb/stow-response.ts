@@ -116,12 +116,7 @@ export function studyUrl(base: string, study: string): string {
  * The response data set. Retrieve URL (0008,1190) of the study is type 2: empty when the stored
  * instances belong to several studies (or none was stored) and the request named none.
  */
-export function storeResponse(opts: {
-  base: string;
-  requestStudy?: string;
-  stored: StoredRef[];
-  failed: FailedRef[];
-}): JsonDataset {
+export function storeResponse(opts: { base: string; requestStudy?: string; stored: StoredRef[]; failed: FailedRef[] }): JsonDataset {
   const studies = new Set(opts.stored.map((s) => s.studyInstanceUid));
   const study = opts.requestStudy ?? (studies.size === 1 ? [...studies][0] : undefined);
   const out: JsonDataset = { [T.RetrieveURL]: ur(study && studyUrl(opts.base, study)) };
@@ -144,9 +139,7 @@ export function storeResponse(opts: {
         const item: JsonDataset = {
           [T.ReferencedSOPClassUID]: ui(s.sopClassUid),
           [T.ReferencedSOPInstanceUID]: ui(s.sopInstanceUid),
-          [T.RetrieveURL]: ur(
-            `${studyUrl(opts.base, s.studyInstanceUid)}/series/${s.seriesInstanceUid}/instances/${s.sopInstanceUid}`,
-          ),
+          [T.RetrieveURL]: ur(`${studyUrl(opts.base, s.studyInstanceUid)}/series/${s.seriesInstanceUid}/instances/${s.sopInstanceUid}`),
         };
         if (s.warningReason !== undefined) item[T.WarningReason] = us(s.warningReason);
         return item;

@@ -4,14 +4,7 @@ import type { AppContext } from '../src/http/state.js';
 import { errorMessage } from '../src/errors.js';
 import { isValidUid } from '../src/dicom/uids.js';
 import { MultipartError, MultipartRelatedReader, isValidBoundary, parseMediaType, type MediaType } from './multipart.js';
-import {
-  WarningReason,
-  failureReasonOf,
-  metaUids,
-  storeResponse,
-  type FailedRef,
-  type StoredRef,
-} from './stow-response.js';
+import { WarningReason, failureReasonOf, metaUids, storeResponse, type FailedRef, type StoredRef } from './stow-response.js';
 
 /**
  * STOW-RS, the Studies Store Transaction (PS3.18 §10.5): POST /studies[/{study}] with a
@@ -86,7 +79,9 @@ export function stowHandler(deps: RouteDeps) {
           stored: stored.length,
           failed: failed.length,
           ...(studies.length > 1 ? { studies } : {}),
-          ...(failed.length ? { failures: failed.slice(0, 20).map((f) => ({ reason: f.failureReason, sop: f.sopInstanceUid, message: f.message })) } : {}),
+          ...(failed.length
+            ? { failures: failed.slice(0, 20).map((f) => ({ reason: f.failureReason, sop: f.sopInstanceUid, message: f.message })) }
+            : {}),
         },
       };
     };
@@ -116,7 +111,11 @@ export function stowHandler(deps: RouteDeps) {
       if (!part) break;
       if (!isDicomPart(part.contentType, part.headers['content-type'])) {
         part.body.destroy();
-        abort(415, 'unsupported_media_type', `part of type ${part.contentType?.type ?? part.headers['content-type']}: only ${DICOM} parts are supported`);
+        abort(
+          415,
+          'unsupported_media_type',
+          `part of type ${part.contentType?.type ?? part.headers['content-type']}: only ${DICOM} parts are supported`,
+        );
       }
       try {
         const r = await ingestor.ingestStream(part.body, { source: 'stow', expected });
@@ -136,7 +135,8 @@ export function stowHandler(deps: RouteDeps) {
         // The request itself broke (truncated, too large): that is no verdict on the instance.
         if (reader.failure) fromMultipart(reader.failure);
         const failureReason = failureReasonOf(err);
-        if (failureReason === 0x0110) log.error({ err: errorMessage(err), requestId: ctx.state.requestId }, 'STOW-RS part failed unexpectedly');
+        if (failureReason === 0x0110)
+          log.error({ err: errorMessage(err), requestId: ctx.state.requestId }, 'STOW-RS part failed unexpectedly');
         failed.push({ ...metaUids(part.body.head()), failureReason, message: errorMessage(err) });
       }
     }

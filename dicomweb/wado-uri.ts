@@ -120,7 +120,8 @@ export function parseUriRenderParams(get: (name: string) => string | undefined, 
   }
   const wc = get('windowCenter');
   const ww = get('windowWidth');
-  if ((wc === undefined) !== (ww === undefined)) throw bad(wc === undefined ? 'windowWidth' : 'windowCenter', 'windowCenter and windowWidth go together');
+  if ((wc === undefined) !== (ww === undefined))
+    throw bad(wc === undefined ? 'windowWidth' : 'windowCenter', 'windowCenter and windowWidth go together');
   if (wc !== undefined && ww !== undefined) {
     const center = decimal('windowCenter', wc);
     const width = decimal('windowWidth', ww);
@@ -179,9 +180,14 @@ export function wadoUriHandler(deps: RouteDeps) {
     const chosen = chooseUriContentType(wanted, kind);
     if (!chosen) {
       const offer = [DICOM, ...(kind.pdf ? [PDF] : []), ...(kind.image ? ['image/jpeg', 'image/png', 'image/gif'] : [])];
-      throw new HttpError(406, 'not_acceptable', `${contentType !== undefined ? 'contentType' : 'Accept'} ${wanted} is not available for this object (available: ${offer.join(', ')})`, {
-        available: offer,
-      });
+      throw new HttpError(
+        406,
+        'not_acceptable',
+        `${contentType !== undefined ? 'contentType' : 'Accept'} ${wanted} is not available for this object (available: ${offer.join(', ')})`,
+        {
+          available: offer,
+        },
+      );
     }
     if (chosen === DICOM || chosen === PDF) {
       await sendWhole(deps, ctx, row, chosen, ts);
@@ -201,7 +207,11 @@ export function wadoUriHandler(deps: RouteDeps) {
         throw new HttpError(400, 'invalid_parameter', `frameNumber: ${err.message}`, { numberOfFrames: err.numberOfFrames });
       }
       // The default guessed wrong (deflated / big-endian object without pixel data): the file then.
-      if (err.kind === 'no_pixel_data' && contentType === undefined && chooseUriContentType(wanted, { image: false, pdf: false }) === DICOM) {
+      if (
+        err.kind === 'no_pixel_data' &&
+        contentType === undefined &&
+        chooseUriContentType(wanted, { image: false, pdf: false }) === DICOM
+      ) {
         await sendWhole(deps, ctx, row, DICOM, ts);
         return;
       }
@@ -227,7 +237,13 @@ export function wadoUriHandler(deps: RouteDeps) {
 }
 
 /** application/dicom (the stored file) or application/pdf (the encapsulated document). */
-async function sendWhole(deps: RouteDeps, ctx: AppContext, row: StoredInstanceRow, type: typeof DICOM | typeof PDF, ts: string | undefined): Promise<void> {
+async function sendWhole(
+  deps: RouteDeps,
+  ctx: AppContext,
+  row: StoredInstanceRow,
+  type: typeof DICOM | typeof PDF,
+  ts: string | undefined,
+): Promise<void> {
   const present = RENDER_ONLY.filter((p) => ctx.query[p] !== undefined);
   if (present.length) throw new HttpError(400, 'invalid_request', `${present.join(', ')} only apply to rendered images, not to ${type}`);
   if (type === PDF) {
@@ -250,11 +266,15 @@ async function sendWhole(deps: RouteDeps, ctx: AppContext, row: StoredInstanceRo
     // Transcoded in a worker (src/dicom/transcoder.ts): uncompressed and lossless syntaxes only.
     let bytes: Buffer;
     try {
-      bytes = await deps.transcoder.cached({ sopInstanceUid: row.sop_instance_uid, sizeBytes: row.size_bytes }, row.transfer_syntax_uid, ts, async () =>
-        readAll(await deps.storage.get(row.storage_key)),
+      bytes = await deps.transcoder.cached(
+        { sopInstanceUid: row.sop_instance_uid, sizeBytes: row.size_bytes },
+        row.transfer_syntax_uid,
+        ts,
+        async () => readAll(await deps.storage.get(row.storage_key)),
       );
     } catch (err) {
-      if (err instanceof TranscodeError) throw new HttpError(406, 'not_acceptable', `${err.message} (leave transferSyntax out to get the instance as stored)`);
+      if (err instanceof TranscodeError)
+        throw new HttpError(406, 'not_acceptable', `${err.message} (leave transferSyntax out to get the instance as stored)`);
       throw err;
     }
     ctx.state.audit = {

@@ -55,17 +55,18 @@ export function retrieveHandler(deps: RouteDeps) {
       let p = converted.get(idx);
       if (!p) {
         const i = instances[idx]!;
-        p = transcoder
-          .cached({ sopInstanceUid: i.sop_instance_uid, sizeBytes: i.size_bytes }, i.transfer_syntax_uid, target, load(i))
-          .then(
-            (bytes) => ({ bytes, ts: target }),
-            async (err: unknown) => {
-              if (!(err instanceof TranscodeError) || instances.length === 1) throw err;
-              fellBack++;
-              log.warn({ err: errorMessage(err), requestId, sopInstanceUid: i.sop_instance_uid }, 'WADO-RS: sent as stored, transcoding failed');
-              return { bytes: await load(i)(), ts: i.transfer_syntax_uid };
-            },
-          );
+        p = transcoder.cached({ sopInstanceUid: i.sop_instance_uid, sizeBytes: i.size_bytes }, i.transfer_syntax_uid, target, load(i)).then(
+          (bytes) => ({ bytes, ts: target }),
+          async (err: unknown) => {
+            if (!(err instanceof TranscodeError) || instances.length === 1) throw err;
+            fellBack++;
+            log.warn(
+              { err: errorMessage(err), requestId, sopInstanceUid: i.sop_instance_uid },
+              'WADO-RS: sent as stored, transcoding failed',
+            );
+            return { bytes: await load(i)(), ts: i.transfer_syntax_uid };
+          },
+        );
         // Read ahead may be abandoned (client gone): its failure must not be unhandled.
         p.catch(() => undefined);
         converted.set(idx, p);

@@ -12,7 +12,11 @@ export function cStoreSender(deps: ScuDeps): InstanceSender {
       const report = await storeToNode(deps, node, rows);
       return report.results.map((r) =>
         r.outcome === 'failed'
-          ? { sopInstanceUid: r.sopInstanceUid, ok: false, error: `C-STORE failed, status 0x${r.status.toString(16).padStart(4, '0').toUpperCase()}${r.comment ? `: ${r.comment}` : ''}` }
+          ? {
+              sopInstanceUid: r.sopInstanceUid,
+              ok: false,
+              error: `C-STORE failed, status 0x${r.status.toString(16).padStart(4, '0').toUpperCase()}${r.comment ? `: ${r.comment}` : ''}`,
+            }
           : { sopInstanceUid: r.sopInstanceUid, ok: true },
       );
     },

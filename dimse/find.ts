@@ -120,7 +120,12 @@ export function parseIdentifier(model: QrModel, elements: Record<string, unknown
   for (const [key, value] of Object.entries(elements)) {
     if (key.startsWith('_') || SCP_KEYS.has(key)) continue;
     const def = findAttribute(key);
-    if (!def || NOT_DIMSE.has(def.keyword) || Array.isArray(value) && value.some((x) => x && typeof x === 'object' && !('Alphabetic' in x || 'Ideographic' in x || 'Phonetic' in x))) {
+    if (
+      !def ||
+      NOT_DIMSE.has(def.keyword) ||
+      (Array.isArray(value) &&
+        value.some((x) => x && typeof x === 'object' && !('Alphabetic' in x || 'Ideographic' in x || 'Phonetic' in x)))
+    ) {
       // Sequences and attributes the index does not hold: optional keys not supported.
       unsupported.push(key);
       continue;
@@ -141,10 +146,7 @@ export function parseIdentifier(model: QrModel, elements: Record<string, unknown
     const v = (filters[kw] ?? '').trim();
     const def = findAttribute(kw)!;
     if (!v || /[*?\\]/.test(v)) {
-      throw new FindFailure(
-        DimseStatus.IdentifierDoesNotMatchSopClass,
-        `${level} level needs one ${kw} ${tagOf(def)}`,
-      );
+      throw new FindFailure(DimseStatus.IdentifierDoesNotMatchSopClass, `${level} level needs one ${kw} ${tagOf(def)}`);
     }
   }
   return { model, level, filters, requested, unsupported };

@@ -38,7 +38,9 @@ export interface RetrieveItem extends StoreItem {
 
 /** The instances an identifier names (hierarchical retrieve, PS3.4 C.4.2.2.1). */
 export async function resolveIdentifier(db: Db, sopClass: string, elements: Record<string, unknown>): Promise<RetrieveItem[]> {
-  const level = String(elements.QueryRetrieveLevel ?? '').trim().toUpperCase() as Level;
+  const level = String(elements.QueryRetrieveLevel ?? '')
+    .trim()
+    .toUpperCase() as Level;
   const patientRoot = sopClass === QR.PatientRootMove || sopClass === QR.PatientRootGet;
   const levels: Level[] = patientRoot ? ['PATIENT', 'STUDY', 'SERIES', 'IMAGE'] : ['STUDY', 'SERIES', 'IMAGE'];
   if (!levels.includes(level)) throw new IdentifierError(`Query/Retrieve Level "${level}" not valid for this model`);
@@ -204,7 +206,13 @@ export function runRetrieve<R extends RetrieveResponse>(run: RetrieveRun<R>): vo
     const final = finalResponse(ctx, request, make, report);
     const finalStatus = final.getStatus();
     if (!callerGone) respond(final);
-    const counts = { matched: items.length, completed: report.completed, warning: report.warning, failed: report.failed, cancelled: report.cancelled };
+    const counts = {
+      matched: items.length,
+      completed: report.completed,
+      warning: report.warning,
+      failed: report.failed,
+      cancelled: report.cancelled,
+    };
     core.log.info({ calling: ctx.callingAeTitle, ...run.details, ...counts, ms: Date.now() - started }, `${label} done`);
     // What was retrieved, by identifiers (bounded lists; one study or patient also in its column).
     const studies = [...new Set(items.map((i) => i.study_instance_uid))];
@@ -239,7 +247,9 @@ export function runRetrieve<R extends RetrieveResponse>(run: RetrieveRun<R>): vo
 const AUDIT_LISTED = 20;
 
 function identifierLevel(request: RetrieveRequest): string {
-  return String(identifierOf(request).QueryRetrieveLevel ?? '').trim().toUpperCase();
+  return String(identifierOf(request).QueryRetrieveLevel ?? '')
+    .trim()
+    .toUpperCase();
 }
 
 /** The keys that name what a refused retrieve asked for (identifiers only), for its audit row. */

@@ -24,8 +24,14 @@ import type {
 } from './services.js';
 
 const { Scp, Dataset } = dimse;
-const { CEchoResponse, CStoreResponse, CFindResponse: CFindResponseC, CMoveResponse: CMoveResponseC, CGetResponse: CGetResponseC, NActionResponse: NActionResponseC } =
-  dimse.responses;
+const {
+  CEchoResponse,
+  CStoreResponse,
+  CFindResponse: CFindResponseC,
+  CMoveResponse: CMoveResponseC,
+  CGetResponse: CGetResponseC,
+  NActionResponse: NActionResponseC,
+} = dimse.responses;
 const { PresentationContextResult, RejectResult, RejectSource, RejectReason, AbortSource, AbortReason } = dimse.constants;
 
 type Association = InstanceType<typeof dimse.association.Association>;
@@ -353,7 +359,11 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
       if (!services.find || !this.context) return callback([refusal(CFindResponseC.fromRequest(request))]);
       // The node is reading the index: the caller waiting for it is not idle.
       this.busy++;
-      services.find(this.context, request, this.respondVia(request, callback, () => this.busy--));
+      services.find(
+        this.context,
+        request,
+        this.respondVia(request, callback, () => this.busy--),
+      );
     }
 
     override cMoveRequest(request: CMoveRequest, callback: (responses: CMoveResponse[]) => void): void {
@@ -445,10 +455,7 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
       });
     }
 
-    private async store(
-      request: CStoreRequest,
-      sink: StoreSink | undefined,
-    ): Promise<{ status: number; comment?: string }> {
+    private async store(request: CStoreRequest, sink: StoreSink | undefined): Promise<{ status: number; comment?: string }> {
       const sop = request.getAffectedSopInstanceUid();
       try {
         if (!sink) throw new RadiantError('out-of-resources', 'data set was not received');

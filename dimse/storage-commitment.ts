@@ -140,11 +140,7 @@ export function storageCommitmentService(deps: CommitmentDeps): CommitmentServic
   const { db, storage, aeTitle, log, audit } = deps;
 
   function eventReport(transactionUid: string, result: CommitmentResult) {
-    const req = new NEventReportRequest(
-      STORAGE_COMMITMENT_PUSH,
-      STORAGE_COMMITMENT_INSTANCE,
-      result.failed.length ? 2 : 1,
-    );
+    const req = new NEventReportRequest(STORAGE_COMMITMENT_PUSH, STORAGE_COMMITMENT_INSTANCE, result.failed.length ? 2 : 1);
     req.setDataset(new Dataset(eventReportElements(transactionUid, aeTitle, result), IMPLICIT_LE));
     return req;
   }

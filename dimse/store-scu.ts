@@ -223,7 +223,11 @@ export async function runSubOperations(
   const prepare = async (item: StoreItem): Promise<Prepared> => {
     const target = chooseSyntax(item.transfer_syntax_uid, accepted.get(item.sop_class_uid) ?? []);
     if (!target) {
-      return { ok: false, status: DimseStatus.SopClassNotSupported, comment: `no accepted presentation context for ${item.sop_class_uid} in a usable syntax` };
+      return {
+        ok: false,
+        status: DimseStatus.SopClassNotSupported,
+        comment: `no accepted presentation context for ${item.sop_class_uid} in a usable syntax`,
+      };
     }
     try {
       const load = () => readAll(deps.storage, item.storage_key);
@@ -402,7 +406,12 @@ export async function storeToNode(
   } catch (err) {
     const comment = errorMessage(err);
     deps.log.warn({ node: node.aeTitle, reason: comment }, 'C-STORE SCU: association failed');
-    const results = items.map((it) => ({ sopInstanceUid: it.sop_instance_uid, outcome: 'failed' as const, status: DimseStatus.OutOfResources, comment }));
+    const results = items.map((it) => ({
+      sopInstanceUid: it.sop_instance_uid,
+      outcome: 'failed' as const,
+      status: DimseStatus.OutOfResources,
+      comment,
+    }));
     const report: StoreReport = { completed: 0, warning: 0, failed: items.length, results, remaining: 0, cancelled: false };
     hooks.progress?.(report);
     return report;
@@ -422,7 +431,10 @@ export interface EchoResult {
 }
 
 /** C-ECHO SCU (PS3.4 A.4): verification of a remote node. */
-export function echoNode(deps: Pick<ScuDeps, 'aeTitle' | 'tls' | 'timeoutMs'>, node: Pick<RemoteNode, 'aeTitle' | 'host' | 'port' | 'tls'>): Promise<EchoResult> {
+export function echoNode(
+  deps: Pick<ScuDeps, 'aeTitle' | 'tls' | 'timeoutMs'>,
+  node: Pick<RemoteNode, 'aeTitle' | 'host' | 'port' | 'tls'>,
+): Promise<EchoResult> {
   const started = performance.now();
   const ms = () => Math.round((performance.now() - started) * 10) / 10;
   return new Promise<EchoResult>((resolve) => {
@@ -455,8 +467,18 @@ export function echoNode(deps: Pick<ScuDeps, 'aeTitle' | 'tls' | 'timeoutMs'>, n
   });
 }
 
-
 /** The SCU's dependencies from the node's core parts and configuration. */
-export function scuDeps(core: { storage: BlobStorage; transcoder: Transcoder; log: Logger; config: { dicom: { aeTitle: string; tls: TlsFiles } } }): ScuDeps {
-  return { storage: core.storage, transcoder: core.transcoder, log: core.log, aeTitle: core.config.dicom.aeTitle, tls: core.config.dicom.tls };
+export function scuDeps(core: {
+  storage: BlobStorage;
+  transcoder: Transcoder;
+  log: Logger;
+  config: { dicom: { aeTitle: string; tls: TlsFiles } };
+}): ScuDeps {
+  return {
+    storage: core.storage,
+    transcoder: core.transcoder,
+    log: core.log,
+    aeTitle: core.config.dicom.aeTitle,
+    tls: core.config.dicom.tls,
+  };
 }

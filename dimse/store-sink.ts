@@ -18,7 +18,11 @@ export class StoreSink extends Writable {
   private readonly fileClosed: Promise<void>;
   private waitingForDrain: (() => void) | undefined;
 
-  constructor(path: string, meta: FileMetaFields, private readonly maxBytes: number) {
+  constructor(
+    path: string,
+    meta: FileMetaFields,
+    private readonly maxBytes: number,
+  ) {
     super({ highWaterMark: 1 << 20 });
     this.path = path;
     this.file = fs.createWriteStream(path, { flags: 'wx', highWaterMark: 1 << 20 });

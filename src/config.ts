@@ -14,15 +14,16 @@ const aeTitle = aeTitleSchema;
 
 // 0 asks the OS for a free port (tests, side-by-side nodes).
 const port = z.coerce.number().int().min(0).max(65535);
-const bool = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'])
-  .transform((v) => ['true', '1', 'yes', 'on'].includes(v));
+const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off']).transform((v) => ['true', '1', 'yes', 'on'].includes(v));
 
 const envSchema = z.object({
   MODE: z.enum(['offline', 'online']).default('offline'),
   DATA_DIR: z.string().min(1).default('./data'),
   SQLITE_DATABASE_URL: z.string().min(1).optional(),
-  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+    .optional(),
   POSTGRES_HOST: z.string().min(1).optional(),
   POSTGRES_PORT: port.default(5432),
   POSTGRES_DB: z.string().min(1).default('radiant'),
@@ -64,17 +65,30 @@ const envSchema = z.object({
   HTTP_PORT: port.default(8042),
   /** Comma-separated origins allowed to call the node from a browser, or '*'. */
   CORS_ORIGINS: z.string().default(''),
-  MAX_UPLOAD_BYTES: z.coerce.number().int().min(1024).default(2 * 1024 ** 3),
+  MAX_UPLOAD_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(2 * 1024 ** 3),
   /** A client must finish sending request headers within this (slowloris). */
   HTTP_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(60_000),
   /** A whole request (body included) within this; 4 h fits 2 GiB at about 1.2 Mbit/s. 0: no limit. */
-  HTTP_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(0).default(4 * 3600 * 1000),
+  HTTP_REQUEST_TIMEOUT_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(4 * 3600 * 1000),
   /** An idle keep-alive connection is closed after this. */
   HTTP_KEEPALIVE_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(5_000),
   /** Open HTTP connections at most; more are closed on arrival. */
   HTTP_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(1_000_000).default(4096),
   SECRET_KEY: z.string().min(1).optional(),
-  TOKEN_EXPIRY_SECONDS: z.coerce.number().int().min(60).max(30 * 24 * 3600).default(8 * 3600),
+  TOKEN_EXPIRY_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .max(30 * 24 * 3600)
+    .default(8 * 3600),
   AUTH_DISABLED: bool.default(false),
   /** Who may register the first admin over HTTP: anyone, holders of the bootstrap token, nobody (CLI only). */
   AUTH_BOOTSTRAP: z.enum(['open', 'token', 'off']).optional(),
@@ -88,14 +102,23 @@ const envSchema = z.object({
   /** Build a series' WADO-RS metadata this long after its last instance arrived (0: on request only). */
   METADATA_PREBUILD_MS: z.coerce.number().int().min(0).default(2000),
   DUPLICATE_POLICY: z.enum(['overwrite', 'ignore', 'reject']).default('overwrite'),
-  MAX_INSTANCE_BYTES: z.coerce.number().int().min(1024).default(4 * 1024 ** 3),
+  MAX_INSTANCE_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(4 * 1024 ** 3),
   PARSE_WORKERS: z.coerce.number().int().min(1).max(64).optional(),
   PARSE_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
   TRANSCODE_WORKERS: z.coerce.number().int().min(1).max(64).optional(),
   TRANSCODE_TIMEOUT_MS: z.coerce.number().int().min(100).default(120_000),
   TRANSCODE_CACHE_MB: z.coerce.number().int().min(0).max(65_536).default(256),
   /** Ceiling on Rows × Columns of one frame, at ingest and before rendering (default 2^28). */
-  MAX_FRAME_PIXELS: z.coerce.number().int().min(1).max(2 ** 32).default(2 ** 28),
+  MAX_FRAME_PIXELS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(2 ** 32)
+    .default(2 ** 28),
   RENDER_WORKERS: z.coerce.number().int().min(1).max(64).default(2),
   RENDER_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
   FORWARDING: z.enum(['on', 'off']).default('on'),
@@ -149,9 +172,7 @@ export type Env = z.infer<typeof envSchema>;
 /** Marks "no key configured": replaced by a per-install key file in offline mode (src/auth). */
 export const DEFAULT_SECRET = 'radiant-default-secret-change-me';
 
-export type DatabaseOptions =
-  | { client: 'sqlite'; filename: string }
-  | { client: 'pg'; connection: string | PgConnection; poolMax: number };
+export type DatabaseOptions = { client: 'sqlite'; filename: string } | { client: 'pg'; connection: string | PgConnection; poolMax: number };
 
 export interface PgConnection {
   host: string;
@@ -268,7 +289,8 @@ function medgemmaConfig(e: Env, cwd: string): MedgemmaConfig {
     else backend = 'off';
   } else backend = e.MEDGEMMA_BACKEND;
   if (backend === 'remote') required(e.MEDGEMMA_API_ENDPOINT, 'MEDGEMMA_API_ENDPOINT', 'when MEDGEMMA_BACKEND=remote');
-  if (backend === 'llama-server' || backend === 'node-llama-cpp') required(e.MEDGEMMA_MODEL_PATH, 'MEDGEMMA_MODEL_PATH', `when MEDGEMMA_BACKEND=${backend}`);
+  if (backend === 'llama-server' || backend === 'node-llama-cpp')
+    required(e.MEDGEMMA_MODEL_PATH, 'MEDGEMMA_MODEL_PATH', `when MEDGEMMA_BACKEND=${backend}`);
   return {
     backend,
     modelPath: e.MEDGEMMA_MODEL_PATH ? path.resolve(cwd, e.MEDGEMMA_MODEL_PATH) : undefined,
@@ -362,9 +384,7 @@ function required<T>(value: T | undefined, name: string, why: string): T {
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Config {
   // Empty strings are treated as unset: shells and compose files often export VAR= for "default".
-  const cleaned = Object.fromEntries(
-    Object.entries(env).filter(([k, v]) => k in envSchema.shape && v !== undefined && v !== ''),
-  );
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([k, v]) => k in envSchema.shape && v !== undefined && v !== ''));
   const parsed = envSchema.safeParse(cleaned);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
@@ -419,11 +439,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     case 'azure':
       storage = {
         type: 'azure',
-        connectionString: required(
-          e.AZURE_STORAGE_CONNECTION_STRING,
-          'AZURE_STORAGE_CONNECTION_STRING',
-          'when STORAGE_TYPE=azure',
-        ),
+        connectionString: required(e.AZURE_STORAGE_CONNECTION_STRING, 'AZURE_STORAGE_CONNECTION_STRING', 'when STORAGE_TYPE=azure'),
         container: required(e.AZURE_CONTAINER, 'AZURE_CONTAINER', 'when STORAGE_TYPE=azure'),
       };
       break;
@@ -447,7 +463,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     secretKeyIsDefault = true;
   }
 
-  const allowedAes = e.DICOM_ALLOWED_AES.split(',').map((a) => a.trim()).filter(Boolean);
+  const allowedAes = e.DICOM_ALLOWED_AES.split(',')
+    .map((a) => a.trim())
+    .filter(Boolean);
   if (Boolean(e.DICOM_TLS_CERT) !== Boolean(e.DICOM_TLS_KEY)) {
     throw new ConfigError('DICOM_TLS_CERT and DICOM_TLS_KEY are set together');
   }
@@ -488,7 +506,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     },
     httpPort: e.HTTP_PORT,
     http: {
-      corsOrigins: e.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean),
+      corsOrigins: e.CORS_ORIGINS.split(',')
+        .map((o) => o.trim())
+        .filter(Boolean),
       maxUploadBytes: e.MAX_UPLOAD_BYTES,
       headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,
       requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS,

@@ -121,9 +121,7 @@ export class AzureBlobStorage implements BlobStorage {
     assertSafePrefix(prefix);
     try {
       // Azure lists blob names in byte order, like S3 and the local walk.
-      const pages = this.container
-        .listBlobsFlat({ prefix: prefix === '' ? undefined : prefix })
-        .byPage({ maxPageSize: this.listPageSize });
+      const pages = this.container.listBlobsFlat({ prefix: prefix === '' ? undefined : prefix }).byPage({ maxPageSize: this.listPageSize });
       for await (const page of pages) {
         for (const blob of page.segment.blobItems) yield { key: blob.name, size: blob.properties.contentLength ?? 0 };
       }

@@ -80,9 +80,7 @@ export class S3Storage implements BlobStorage {
       region: opts.region,
       // Without explicit keys the SDK's default chain applies (env, profile, instance role).
       credentials:
-        opts.accessKeyId && opts.secretAccessKey
-          ? { accessKeyId: opts.accessKeyId, secretAccessKey: opts.secretAccessKey }
-          : undefined,
+        opts.accessKeyId && opts.secretAccessKey ? { accessKeyId: opts.accessKeyId, secretAccessKey: opts.secretAccessKey } : undefined,
     };
     if (opts.endpoint) {
       config.endpoint = opts.endpoint;

@@ -119,12 +119,7 @@ export function fitServedRange(
   const wantEnd = Math.min(range.end ?? size - 1, size - 1);
   if (servedStart === range.start && servedEnd === wantEnd) return body;
   if (servedStart > range.start || servedEnd < wantEnd) {
-    fail(
-      new StorageError(
-        'out-of-resources',
-        `server sent bytes ${servedStart}-${servedEnd} for requested ${range.start}-${wantEnd}`,
-      ),
-    );
+    fail(new StorageError('out-of-resources', `server sent bytes ${servedStart}-${servedEnd} for requested ${range.start}-${wantEnd}`));
   }
   return sliceStream(body, range.start - servedStart, wantEnd - range.start + 1);
 }

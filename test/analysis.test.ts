@@ -36,8 +36,21 @@ interface AnalysisView {
   prior_study_instance_uid: string | null;
   model: { name: string; sha256: string | null; quantization: string | null; backend: string | null } | null;
   prompt: { template_id: string; template_version: string; hash: string; text: string | null } | null;
-  images: Array<{ index: number; sop_instance_uid: string; frame_number: number; series_instance_uid: string; study_instance_uid?: string }>;
-  findings?: Array<{ description: string; laterality: string; category: string; severity: string; confidence: number; image_indices: number[] }>;
+  images: Array<{
+    index: number;
+    sop_instance_uid: string;
+    frame_number: number;
+    series_instance_uid: string;
+    study_instance_uid?: string;
+  }>;
+  findings?: Array<{
+    description: string;
+    laterality: string;
+    category: string;
+    severity: string;
+    confidence: number;
+    image_indices: number[];
+  }>;
   measurements?: Array<{ quantity: string; value: number; unit: string }>;
   impression: string | null;
   timings: Record<string, number>;
@@ -69,10 +82,14 @@ async function analysisOf(api: ApiClient, id: number): Promise<AnalysisView> {
 }
 
 async function finished(api: ApiClient, id: number, ms = 180_000): Promise<AnalysisView> {
-  return waitFor(`analysis ${id}`, async () => {
-    const a = await analysisOf(api, id);
-    return ['succeeded', 'failed', 'cancelled'].includes(a.status) ? a : undefined;
-  }, ms);
+  return waitFor(
+    `analysis ${id}`,
+    async () => {
+      const a = await analysisOf(api, id);
+      return ['succeeded', 'failed', 'cancelled'].includes(a.status) ? a : undefined;
+    },
+    ms,
+  );
 }
 
 function llamaServerPid(node: TestNode): number | undefined {
@@ -82,7 +99,15 @@ function llamaServerPid(node: TestNode): number | undefined {
 
 describe('Analysis pipeline (pure parts)', function () {
   it('prompts are versioned, hashed, carry no names, and refuse incomplete contexts', function () {
-    const ctx = { modality: 'CT', bodyPart: 'chest', patientAge: '64-year-old', patientSex: 'female', indication: 'cough', acquisition: '99 slices', imageCount: 3 };
+    const ctx = {
+      modality: 'CT',
+      bodyPart: 'chest',
+      patientAge: '64-year-old',
+      patientSex: 'female',
+      indication: 'cough',
+      acquisition: '99 slices',
+      imageCount: 3,
+    };
     const p = buildPrompt('primary', ctx);
     expect(p.templateId).to.equal('radiant.primary');
     expect(p.hash).to.equal(createHash('sha256').update(p.text).digest('hex'));
@@ -113,8 +138,15 @@ describe('Analysis pipeline (pure parts)', function () {
     });
     const a = readModelAnswer(
       {
-        findings: [finding({}), finding({ confidence_percent: 250, region: { image_index: 3, x_min: 50, y_min: 20, x_max: 40, y_max: 30 } }), finding({ region: null })],
-        measurements: [{ finding: 'opacity', quantity: 'diameter', value: 12.5, unit: 'mm' }, { finding: 'x', quantity: 'y', value: Infinity, unit: 'mm' }],
+        findings: [
+          finding({}),
+          finding({ confidence_percent: 250, region: { image_index: 3, x_min: 50, y_min: 20, x_max: 40, y_max: 30 } }),
+          finding({ region: null }),
+        ],
+        measurements: [
+          { finding: 'opacity', quantity: 'diameter', value: 12.5, unit: 'mm' },
+          { finding: 'x', quantity: 'y', value: Infinity, unit: 'mm' },
+        ],
         impression: 'i',
         comparison_with_prior: '',
         technical_limitations: '',
@@ -130,13 +162,27 @@ describe('Analysis pipeline (pure parts)', function () {
     expect(a.findings[2]!.region).to.equal(null);
     expect(a.measurements).to.deep.equal([{ finding: 'opacity', quantity: 'diameter', value: 12.5, unit: 'mm' }]);
     expect(a.flags).to.include.members(['image_indices_dropped', 'confidence_clamped', 'region_dropped', 'non_finite_measurement_dropped']);
-    expect(() => readModelAnswer({ findings: [finding({ laterality: 'upper' })], measurements: [], impression: '', comparison_with_prior: '', technical_limitations: '' }, 10, 896)).to.throw();
+    expect(() =>
+      readModelAnswer(
+        {
+          findings: [finding({ laterality: 'upper' })],
+          measurements: [],
+          impression: '',
+          comparison_with_prior: '',
+          technical_limitations: '',
+        },
+        10,
+        896,
+      ),
+    ).to.throw();
     const schema = findingsJsonSchema({ maxFindings: 3, maxText: 50, imageCount: 10, imageSize: 896 });
     expect(JSON.stringify(schema)).to.include('"maximum":895').and.include('"maxItems":3');
   });
 
   it('AUTO_ANALYZE rules are checked at start-up and match on modality, body part, AE and description', function () {
-    const rules = parseAutoRules('[{"modalities":["CT"],"bodyParts":["CHEST"]},{"callingAeTitles":["MR_SCANNER"],"studyDescription":"^brain"}]');
+    const rules = parseAutoRules(
+      '[{"modalities":["CT"],"bodyParts":["CHEST"]},{"callingAeTitles":["MR_SCANNER"],"studyDescription":"^brain"}]',
+    );
     const t = { modalities: ['CT', 'SR'], bodyParts: ['CHEST'], callingAeTitles: ['CT1'], studyDescription: 'Chest CT' };
     expect(ruleMatches(rules[0]!, t)).to.equal(true);
     expect(ruleMatches(rules[0]!, { ...t, bodyParts: ['HEAD'] })).to.equal(false);
@@ -193,10 +239,14 @@ describe('Study-stable detection (no engine, jobs left queued)', function () {
     );
   });
 
-  it('each arrival (not the node\'s own AI objects) schedules the study\'s study.stable job; its run analyses a quiet study once', async function () {
+  it("each arrival (not the node's own AI objects) schedules the study's study.stable job; its run analyses a quiet study once", async function () {
     const files = makeCtSeries({ seed: 'stable-job', slices: 3, size: 32 });
     const uid = files[0]!.studyInstanceUid;
-    const stableJobs = () => node.db('jobs').where({ kind: 'study.stable', dedupe_key: `stable:${uid}` }).select('status', 'payload', 'next_run_at');
+    const stableJobs = () =>
+      node
+        .db('jobs')
+        .where({ kind: 'study.stable', dedupe_key: `stable:${uid}` })
+        .select('status', 'payload', 'next_run_at');
     await ingestFiles(node, files.slice(0, 2));
     const [first] = await stableJobs();
     expect(first).to.include({ status: 'pending' });
@@ -215,9 +265,15 @@ describe('Study-stable detection (no engine, jobs left queued)', function () {
     expect(await node.autoAnalyzer.settle(uid)).to.deep.equal({ analysisId: null, reason: 'not stable yet' });
     const done = await node.autoAnalyzer.settle(uid, new Date(Date.now() + 11_000));
     expect(done.analysisId).to.be.a('number');
-    const a = (await node.db('medgemma_analyses').where({ id: done.analysisId }).first()) as { study_instance_uid: string; trigger: string };
+    const a = (await node.db('medgemma_analyses').where({ id: done.analysisId }).first()) as {
+      study_instance_uid: string;
+      trigger: string;
+    };
     expect(a).to.include({ study_instance_uid: uid, trigger: 'auto' });
-    expect(await node.autoAnalyzer.settle(uid, new Date(Date.now() + 12_000))).to.deep.equal({ analysisId: null, reason: 'this arrival is already analysed' });
+    expect(await node.autoAnalyzer.settle(uid, new Date(Date.now() + 12_000))).to.deep.equal({
+      analysisId: null,
+      reason: 'this arrival is already analysed',
+    });
   });
 
   it('at start-up, studies of the last 24 h not analysed for their last arrival get their study.stable job', async function () {
@@ -245,7 +301,10 @@ describe('Study-stable detection (no engine, jobs left queued)', function () {
   it('AUTO_ANALYZE=rules analyses only matching studies; SR-only studies never', async function () {
     const other = await startTestNode({
       AUTO_ANALYZE: 'rules',
-      AUTO_ANALYZE_RULES: JSON.stringify([{ modalities: ['MR'] }, { modalities: ['CT'], studyDescription: 'thorax', analysisType: 'comparison' }]),
+      AUTO_ANALYZE_RULES: JSON.stringify([
+        { modalities: ['MR'] },
+        { modalities: ['CT'], studyDescription: 'thorax', analysisType: 'comparison' },
+      ]),
       STUDY_STABLE_SECONDS: '0',
       JOB_WORKER_IN_SERVE: 'off',
     });
@@ -256,7 +315,11 @@ describe('Study-stable detection (no engine, jobs left queued)', function () {
       await ingestCorpusFiles(other, { sr: 'non-image/sr.dcm' });
       const queued = await other.autoAnalyzer.scan(new Date(Date.now() + 1000));
       expect(queued).to.have.length(1);
-      const a = (await other.db('medgemma_analyses').where({ id: queued[0] }).first()) as { study_instance_uid: string; analysis_type: string; trigger: string };
+      const a = (await other.db('medgemma_analyses').where({ id: queued[0] }).first()) as {
+        study_instance_uid: string;
+        analysis_type: string;
+        trigger: string;
+      };
       expect(a).to.include({ study_instance_uid: thorax[0]!.studyInstanceUid, analysis_type: 'comparison', trigger: 'auto' });
     } finally {
       await other.cleanup();
@@ -286,10 +349,20 @@ describe('Analysis pipeline (real llama-server, tiny Gemma 3)', function () {
     const ct = corpusDir('ct-series-chest-99');
 
     before(async function () {
-      node = await startTestNode({ ...modelEnv(), AUTO_ANALYZE: 'all', STUDY_STABLE_SECONDS: '1', JOB_POLL_MS: '200', JOB_HEARTBEAT_MS: '500', JOB_STALE_MS: '5000' });
+      node = await startTestNode({
+        ...modelEnv(),
+        AUTO_ANALYZE: 'all',
+        STUDY_STABLE_SECONDS: '1',
+        JOB_POLL_MS: '200',
+        JOB_HEARTBEAT_MS: '500',
+        JOB_STALE_MS: '5000',
+      });
       api = apiClient(node, await tokenFor(node, 'radiologist'));
       await engineReady(node);
-      const sent = await storescu(node.dicomPort, ct.map((e) => e.absPath));
+      const sent = await storescu(
+        node.dicomPort,
+        ct.map((e) => e.absPath),
+      );
       expect(sent.code, sent.stderr).to.equal(0);
     });
     after(async () => node && (await node.cleanup()));
@@ -309,7 +382,9 @@ describe('Analysis pipeline (real llama-server, tiny Gemma 3)', function () {
       expect(analysis.progress).to.deep.equal({ stage: 'done', percent: 100 });
 
       // Provenance: the model, the prompt, the images.
-      const engine = (await (await fetch(`${baseUrl(node)}/api/engine`, { headers: bearer(await tokenFor(node, 'service')) })).json()) as EngineStatus;
+      const engine = (await (
+        await fetch(`${baseUrl(node)}/api/engine`, { headers: bearer(await tokenFor(node, 'service')) })
+      ).json()) as EngineStatus;
       expect(analysis.model).to.include({ name: engine.model!.name, sha256: engine.model!.sha256, backend: 'llama-server' });
       expect(analysis.model!.quantization).to.be.a('string');
       expect(analysis.prompt!.template_id).to.equal('radiant.primary');
@@ -317,10 +392,15 @@ describe('Analysis pipeline (real llama-server, tiny Gemma 3)', function () {
       expect(analysis.prompt!.text).to.include('CT examination').and.include('85 of them sampled');
       // 99 slices, MEDGEMMA_MAX_SLICES 85: 85 images of the CT series, in z order, first and last kept.
       expect(analysis.images).to.have.length(85);
-      const ctUids = new Set((await node.db('instances').select('sop_instance_uid')).map((r: { sop_instance_uid: string }) => r.sop_instance_uid));
+      const ctUids = new Set(
+        (await node.db('instances').select('sop_instance_uid')).map((r: { sop_instance_uid: string }) => r.sop_instance_uid),
+      );
       for (const im of analysis.images) expect(ctUids.has(im.sop_instance_uid)).to.equal(true);
       expect(new Set(analysis.images.map((i) => i.sop_instance_uid)).size).to.equal(85);
-      const vol = (await node.db('volumes').where({ series_instance_uid: analysis.series_instance_uid }).first()) as { instance_order: string; slice_count: number };
+      const vol = (await node.db('volumes').where({ series_instance_uid: analysis.series_instance_uid }).first()) as {
+        instance_order: string;
+        slice_count: number;
+      };
       expect(vol.slice_count).to.equal(99);
       const order = (JSON.parse(vol.instance_order) as Array<[string, number]>).map(([uid]) => uid);
       expect(analysis.images[0]!.sop_instance_uid).to.equal(order[0]);
@@ -338,7 +418,8 @@ describe('Analysis pipeline (real llama-server, tiny Gemma 3)', function () {
         for (const i of f.image_indices) expect(i).to.be.within(0, 84);
       }
       expect(analysis.impression).to.be.a('string');
-      for (const k of ['queueWaitMs', 'selectMs', 'prepareMs', 'inferenceMs', 'tokensPerSecond', 'totalMs']) expect(analysis.timings[k], k).to.be.a('number');
+      for (const k of ['queueWaitMs', 'selectMs', 'prepareMs', 'inferenceMs', 'tokensPerSecond', 'totalMs'])
+        expect(analysis.timings[k], k).to.be.a('number');
       console.log(`      timings: ${JSON.stringify(analysis.timings)}`);
 
       const jobs = await node.db('jobs').where({ kind: 'analysis.run' });
@@ -364,7 +445,12 @@ describe('Analysis pipeline (real llama-server, tiny Gemma 3)', function () {
       expect((await tech.post('/api/analysis', { study_id: study.id })).status).to.equal(403);
       expect((await api.post('/api/analysis', { study_id: study.id, analysis_type: 'focused' })).status).to.equal(400);
       expect((await api.post('/api/analysis', { study_id: '1.2.3.999' })).status).to.equal(404);
-      const r = await api.post<AnalysisView>('/api/analysis', { study_id: study.id, analysis_type: 'focused', focus: 'Is there a pleural effusion?', clinical_indication: 'dyspnoea' });
+      const r = await api.post<AnalysisView>('/api/analysis', {
+        study_id: study.id,
+        analysis_type: 'focused',
+        focus: 'Is there a pleural effusion?',
+        clinical_indication: 'dyspnoea',
+      });
       expect(r.status).to.equal(202);
       const a = await finished(api, r.body.id);
       expect(a.status, a.error ?? '').to.equal('succeeded');
@@ -382,14 +468,22 @@ describe('Analysis pipeline (real llama-server, tiny Gemma 3)', function () {
       const study = (await node.db('studies').first('id')) as { id: number };
       const r = await api.post<AnalysisView>('/api/analysis', { study_id: study.id });
       expect(r.status).to.equal(202);
-      const pid = await waitFor('inference', async () => {
-        const a = await analysisOf(api, r.body.id);
-        return a.progress.stage === 'inference' ? llamaServerPid(node) : undefined;
-      }, 120_000, 5);
+      const pid = await waitFor(
+        'inference',
+        async () => {
+          const a = await analysisOf(api, r.body.id);
+          return a.progress.stage === 'inference' ? llamaServerPid(node) : undefined;
+        },
+        120_000,
+        5,
+      );
       process.kill(pid, 'SIGKILL');
       const a = await finished(api, r.body.id);
       expect(a.status, a.error ?? '').to.equal('succeeded');
-      const job = (await node.db('jobs').where({ id: (await node.db('medgemma_analyses').where({ id: r.body.id }).first('job_id')).job_id }).first()) as { attempts: number };
+      const job = (await node
+        .db('jobs')
+        .where({ id: (await node.db('medgemma_analyses').where({ id: r.body.id }).first('job_id')).job_id })
+        .first()) as { attempts: number };
       expect(job.attempts).to.equal(2);
       const failures = (await auditRows(node, 'ai.analysis')).filter((x) => x.outcome === 'failure' && x.resource_id === String(r.body.id));
       expect(failures).to.have.length(1);
@@ -418,10 +512,26 @@ describe('Analysis pipeline (real llama-server, tiny Gemma 3)', function () {
       expect(priorAnalysis.status).to.equal('succeeded');
       // The random model's words are meaningless: give the prior known findings to carry over.
       await node.db('findings').where({ analysis_id: priorAnalysis.id }).delete();
-      await node.db('findings').insert({ analysis_id: priorAnalysis.id, idx: 0, description: 'Right upper lobe nodule', confidence: 0.7, image_indices: '[]', laterality: 'right', category: 'abnormal', severity: 'mild' });
-      await node.db('medgemma_analyses').where({ id: priorAnalysis.id }).update({ impression: 'Solid nodule in the right upper lobe, 4 mm' });
+      await node.db('findings').insert({
+        analysis_id: priorAnalysis.id,
+        idx: 0,
+        description: 'Right upper lobe nodule',
+        confidence: 0.7,
+        image_indices: '[]',
+        laterality: 'right',
+        category: 'abnormal',
+        severity: 'mild',
+      });
+      await node
+        .db('medgemma_analyses')
+        .where({ id: priorAnalysis.id })
+        .update({ impression: 'Solid nodule in the right upper lobe, 4 mm' });
       await ingestFiles(node, current);
-      const r = await api.post<AnalysisView>('/api/analysis', { study_id: current[0]!.studyInstanceUid, analysis_type: 'comparison', clinical_indication: 'follow-up' });
+      const r = await api.post<AnalysisView>('/api/analysis', {
+        study_id: current[0]!.studyInstanceUid,
+        analysis_type: 'comparison',
+        clinical_indication: 'follow-up',
+      });
       const a = await finished(api, r.body.id);
       expect(a.status, a.error ?? '').to.equal('succeeded');
       expect(a.prior_study_instance_uid).to.equal(prior[0]!.studyInstanceUid);
@@ -433,8 +543,14 @@ describe('Analysis pipeline (real llama-server, tiny Gemma 3)', function () {
       expect(a.prompt!.text).to.include('64-year-old, female');
       // The prior's images follow the current ones (12 slices each here), and the prompt says which.
       expect(a.images).to.have.length(24);
-      expect(a.images.slice(0, 12).every((i) => !i.study_instance_uid && i.series_instance_uid === current[0]!.seriesInstanceUid)).to.equal(true);
-      expect(a.images.slice(12).every((i) => i.study_instance_uid === prior[0]!.studyInstanceUid && i.series_instance_uid === prior[0]!.seriesInstanceUid)).to.equal(true);
+      expect(a.images.slice(0, 12).every((i) => !i.study_instance_uid && i.series_instance_uid === current[0]!.seriesInstanceUid)).to.equal(
+        true,
+      );
+      expect(
+        a.images
+          .slice(12)
+          .every((i) => i.study_instance_uid === prior[0]!.studyInstanceUid && i.series_instance_uid === prior[0]!.seriesInstanceUid),
+      ).to.equal(true);
       expect(a.prompt!.text).to.include('Images 12–23 are from the prior examination');
       expect(a.prompt!.template_version).to.equal('2');
       expect(a.prompt!.text).not.to.include('Comparison').and.not.to.include('19600101');
@@ -446,7 +562,10 @@ describe('Analysis pipeline (real llama-server, tiny Gemma 3)', function () {
       const a = await finished(api, r.body.id);
       expect(a.status).to.equal('failed');
       expect(a.error).to.match(/no analyzable series/);
-      const job = (await node.db('jobs').where({ id: (await node.db('medgemma_analyses').where({ id: r.body.id }).first('job_id')).job_id }).first()) as { attempts: number; status: string };
+      const job = (await node
+        .db('jobs')
+        .where({ id: (await node.db('medgemma_analyses').where({ id: r.body.id }).first('job_id')).job_id })
+        .first()) as { attempts: number; status: string };
       expect(job).to.include({ attempts: 1, status: 'failed' });
     });
 
@@ -458,11 +577,15 @@ describe('Analysis pipeline (real llama-server, tiny Gemma 3)', function () {
       const c = await api.post<AnalysisView>(`/api/analysis/${r.body.id}/cancel`, {});
       expect(c.status).to.equal(200);
       expect(c.body.status).to.equal('cancelled');
-      const job = await waitFor('job cancelled and released', async () => {
-        const id = (await node.db('medgemma_analyses').where({ id: r.body.id }).first('job_id')).job_id as number;
-        const j = (await node.db('jobs').where({ id }).first()) as { status: string; locked_by: string | null };
-        return j.status === 'cancelled' && node.jobs!.running.length === 0 ? j : undefined;
-      }, 30_000);
+      const job = await waitFor(
+        'job cancelled and released',
+        async () => {
+          const id = (await node.db('medgemma_analyses').where({ id: r.body.id }).first('job_id')).job_id as number;
+          const j = (await node.db('jobs').where({ id }).first()) as { status: string; locked_by: string | null };
+          return j.status === 'cancelled' && node.jobs!.running.length === 0 ? j : undefined;
+        },
+        30_000,
+      );
       expect(job.status).to.equal('cancelled');
       const a = await analysisOf(api, r.body.id);
       expect(a.status).to.equal('cancelled');

@@ -117,13 +117,24 @@ function describePatients(name: string, envFactory: () => Promise<Record<string,
 
       const patched = await api.patch<Patient>(`/api/patients/${id}`, { first_name: 'Janet', contact_phone: null });
       expect(patched.status).to.equal(200);
-      expect(patched.body).to.include({ first_name: 'Janet', last_name: 'Doe', patient_name: 'Doe^Janet', contact_phone: null, gender: 'F' });
+      expect(patched.body).to.include({
+        first_name: 'Janet',
+        last_name: 'Doe',
+        patient_name: 'Doe^Janet',
+        contact_phone: null,
+        gender: 'F',
+      });
       const row = await node.db('patients').where({ id }).first();
       expect(row).to.include({ patient_name: 'Doe^Janet', patient_name_norm: 'DOE^JANET', contact_phone: null });
 
       const put = await api.put<Patient>(`/api/patients/${id}`, { last_name: 'Smith', date_of_birth: '1980-03-01', gender: 'O' });
       expect(put.status).to.equal(200);
-      expect(put.body).to.include({ patient_name: 'Smith^Janet', date_of_birth: '1980-03-01', gender: 'O', medical_record_number: 'MRN-1' });
+      expect(put.body).to.include({
+        patient_name: 'Smith^Janet',
+        date_of_birth: '1980-03-01',
+        gender: 'O',
+        medical_record_number: 'MRN-1',
+      });
 
       expect((await api.patch(`/api/patients/${id}`, { gender: 'Q' })).status).to.equal(400);
       expect((await api.patch(`/api/patients/${id}`, { first_name: '' })).status).to.equal(400);
@@ -195,9 +206,30 @@ function describePatients(name: string, envFactory: () => Promise<Record<string,
         last_name: 'Story',
       });
       const patient = { id: 'HIST-1', name: 'Story^Hilda', birthDate: '19600101', sex: 'F' as const };
-      const older = makeCtSeries({ slices: 2, size: 16, patient, studyDate: '20230105', accessionNumber: 'ACC-OLD', studyDescription: 'CT old' });
-      const newer = makeCtSeries({ slices: 3, size: 16, patient, studyDate: '20240610', accessionNumber: 'ACC-NEW', studyDescription: 'CT new' });
-      const newerCr = makeCrImage({ size: 16, patient, studyInstanceUid: newer[0]!.studyInstanceUid, studyDate: '20240610', accessionNumber: 'ACC-NEW', studyDescription: 'CT new' });
+      const older = makeCtSeries({
+        slices: 2,
+        size: 16,
+        patient,
+        studyDate: '20230105',
+        accessionNumber: 'ACC-OLD',
+        studyDescription: 'CT old',
+      });
+      const newer = makeCtSeries({
+        slices: 3,
+        size: 16,
+        patient,
+        studyDate: '20240610',
+        accessionNumber: 'ACC-NEW',
+        studyDescription: 'CT new',
+      });
+      const newerCr = makeCrImage({
+        size: 16,
+        patient,
+        studyInstanceUid: newer[0]!.studyInstanceUid,
+        studyDate: '20240610',
+        accessionNumber: 'ACC-NEW',
+        studyDescription: 'CT new',
+      });
       const undated = makeCtSeries({ slices: 1, size: 16, patient, studyDate: '', accessionNumber: 'ACC-NONE' });
       await ingestFiles(node, [...older, ...undated, ...newer, ...newerCr]);
 
@@ -287,7 +319,10 @@ function describePatients(name: string, envFactory: () => Promise<Record<string,
         problems: '[]',
         created_at: ts,
       });
-      const [nodeRow] = (await node.db('remote_nodes').insert({ ae_title: 'DELDEST', host: '127.0.0.1', port: 1 }).returning('id')) as Array<{
+      const [nodeRow] = (await node
+        .db('remote_nodes')
+        .insert({ ae_title: 'DELDEST', host: '127.0.0.1', port: 1 })
+        .returning('id')) as Array<{
         id: number;
       }>;
       const forward = (status: string, sop: string) => ({
@@ -301,11 +336,26 @@ function describePatients(name: string, envFactory: () => Promise<Record<string,
       await node.db('forward_items').insert([forward('queued', sops[0]!), forward('failed', sops[1]!), forward('sent', sops[1]!)]);
       const [job] = (await node
         .db('jobs')
-        .insert({ kind: 'analysis.run', payload: '{}', status: 'pending', max_attempts: 1, next_run_at: '2999-01-01T00:00:00.000Z', created_at: ts, updated_at: ts })
+        .insert({
+          kind: 'analysis.run',
+          payload: '{}',
+          status: 'pending',
+          max_attempts: 1,
+          next_run_at: '2999-01-01T00:00:00.000Z',
+          created_at: ts,
+          updated_at: ts,
+        })
         .returning('id')) as Array<{ id: number }>;
       const [analysis] = (await node
         .db('medgemma_analyses')
-        .insert({ study_instance_uid: study, status: 'succeeded', analysis_type: 'primary', trigger: 'manual', job_id: Number(job!.id), created_at: ts })
+        .insert({
+          study_instance_uid: study,
+          status: 'succeeded',
+          analysis_type: 'primary',
+          trigger: 'manual',
+          job_id: Number(job!.id),
+          created_at: ts,
+        })
         .returning('id')) as Array<{ id: number }>;
       const analysisId = Number(analysis!.id);
       await node.db('findings').insert({ analysis_id: analysisId, idx: 0, description: 'x', confidence: 0.5, image_indices: '[]' });
@@ -323,12 +373,18 @@ function describePatients(name: string, envFactory: () => Promise<Record<string,
           updated_at: ts,
         })
         .returning('id')) as Array<{ id: number }>;
-      await node
-        .db('report_versions')
-        .insert({ report_id: Number(report!.id), version: 1, state: 'draft', action: 'create', changed_at: ts, changes: '[]', content: '{}' });
-      const keys = ((await node.db('instances').whereIn('sop_instance_uid', sops).select('storage_key')) as Array<{ storage_key: string }>).map(
-        (r) => r.storage_key,
-      );
+      await node.db('report_versions').insert({
+        report_id: Number(report!.id),
+        version: 1,
+        state: 'draft',
+        action: 'create',
+        changed_at: ts,
+        changes: '[]',
+        content: '{}',
+      });
+      const keys = (
+        (await node.db('instances').whereIn('sop_instance_uid', sops).select('storage_key')) as Array<{ storage_key: string }>
+      ).map((r) => r.storage_key);
       expect(keys).to.have.length(2);
 
       const { body: page } = await api.get<Page<Patient>>('/api/patients?q=DEL-ALL');
@@ -354,7 +410,12 @@ function describePatients(name: string, envFactory: () => Promise<Record<string,
       expect(await node.db('forward_items').whereIn('sop_instance_uid', sops).select('status')).to.deep.equal([{ status: 'sent' }]);
       expect(await node.db('jobs').where('id', Number(job!.id)).first()).to.include({ status: 'cancelled', error: 'study deleted' });
       // The series' metadata prebuild, scheduled by the ingest, is cancelled too (or already ran).
-      expect(await node.db('jobs').where({ dedupe_key: `prebuild:${series}` }).whereIn('status', ['pending', 'running'])).to.have.length(0);
+      expect(
+        await node
+          .db('jobs')
+          .where({ dedupe_key: `prebuild:${series}` })
+          .whereIn('status', ['pending', 'running']),
+      ).to.have.length(0);
       for (const k of keys) expect(await node.storage.exists(k), k).to.equal(false);
       const audit = (await auditRows(node, 'patient.delete')).at(-1)!;
       expect(audit.status).to.equal(200);
@@ -436,7 +497,10 @@ describe('REST API: patients, roles and audit (SQLite)', function () {
     for (const action of ['patient.create', 'patient.read', 'patient.update', 'patient.history', 'patient.delete']) {
       const rows = (await auditRows(node, action)).filter((r) => r.patient_id === 'AUD-1');
       expect(rows.length, action).to.be.greaterThan(0);
-      expect(rows.every((r) => r.actor?.startsWith('admin-')), action).to.equal(true);
+      expect(
+        rows.every((r) => r.actor?.startsWith('admin-')),
+        action,
+      ).to.equal(true);
     }
     const creates = (await auditRows(node, 'patient.create')).filter((r) => r.patient_id === 'AUD-1');
     expect(creates.map((r) => [r.outcome, r.status])).to.deep.equal([

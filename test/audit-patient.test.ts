@@ -29,13 +29,21 @@ describe('audit rows name the patient of the study they name', function () {
     const token = await tokenFor(node, 'viewer');
     const res = await fetch(`${baseUrl(node)}/dicom-web/studies/${study}/metadata`, { headers: bearer(token) });
     expect(res.status).to.equal(200);
-    const reads = (await node.db('audit_logs').where({ study_instance_uid: study }).whereNot({ action: 'report.edited' })) as Array<{ patient_id: string | null }>;
+    const reads = (await node.db('audit_logs').where({ study_instance_uid: study }).whereNot({ action: 'report.edited' })) as Array<{
+      patient_id: string | null;
+    }>;
     expect(reads.length).to.be.greaterThan(0);
     for (const r of reads) expect(r.patient_id).to.equal('AUD-PAT-7');
   });
 
   it('keeps a patient given by the caller', async () => {
-    await node.audit.record({ actorType: 'system', action: 'test.explicit', studyInstanceUid: study, patientId: 'OTHER-1', outcome: 'success' });
+    await node.audit.record({
+      actorType: 'system',
+      action: 'test.explicit',
+      studyInstanceUid: study,
+      patientId: 'OTHER-1',
+      outcome: 'success',
+    });
     expect((await auditRows(node, 'test.explicit'))[0]!.patient_id).to.equal('OTHER-1');
   });
 });

@@ -56,7 +56,11 @@ describe('radiant CLI (child process)', function () {
       ['a non-numeric DICOM_PORT', { DICOM_PORT: 'abc' }, 'DICOM_PORT'],
       ['an unknown MODE', { MODE: 'bogus' }, 'MODE'],
       ['STORAGE_TYPE=s3 without S3_BUCKET', { STORAGE_TYPE: 's3' }, 'S3_BUCKET'],
-      ['STORAGE_TYPE=azure without its connection string', { STORAGE_TYPE: 'azure', AZURE_CONTAINER: 'c1c' }, 'AZURE_STORAGE_CONNECTION_STRING'],
+      [
+        'STORAGE_TYPE=azure without its connection string',
+        { STORAGE_TYPE: 'azure', AZURE_CONTAINER: 'c1c' },
+        'AZURE_STORAGE_CONNECTION_STRING',
+      ],
       ['MODE=online without a database', { MODE: 'online' }, 'DATABASE_URL'],
       ['an out-of-range DICOM_MAX_ASSOCIATIONS', { DICOM_MAX_ASSOCIATIONS: '0' }, 'DICOM_MAX_ASSOCIATIONS'],
     ];

@@ -92,11 +92,16 @@ describe('DIMSE audit rows', function () {
   it('a C-FIND row has its level, keys and identifier values (names masked) and the studies and patients returned', async () => {
     const r = await findscu(node.dicomPort, [
       '-S',
-      '-k', 'QueryRetrieveLevel=STUDY',
-      '-k', `PatientID=${patientA.id}`,
-      '-k', `PatientName=${patientA.name}`,
-      '-k', 'StudyInstanceUID',
-      '-k', 'AccessionNumber',
+      '-k',
+      'QueryRetrieveLevel=STUDY',
+      '-k',
+      `PatientID=${patientA.id}`,
+      '-k',
+      `PatientName=${patientA.name}`,
+      '-k',
+      'StudyInstanceUID',
+      '-k',
+      'AccessionNumber',
     ]);
     expect(r.final).to.equal('Success');
     expect(r.answers).to.have.length(2);
@@ -125,9 +130,19 @@ describe('DIMSE audit rows', function () {
     const out = await tempDir('audit-get');
     try {
       const r = await runTool('getscu', [
-        '-S', '-aet', 'GETSCU', '-aec', 'RADIANT', '-od', out,
-        '-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${studyOf(a1)}`,
-        '127.0.0.1', String(node.dicomPort),
+        '-S',
+        '-aet',
+        'GETSCU',
+        '-aec',
+        'RADIANT',
+        '-od',
+        out,
+        '-k',
+        'QueryRetrieveLevel=STUDY',
+        '-k',
+        `StudyInstanceUID=${studyOf(a1)}`,
+        '127.0.0.1',
+        String(node.dicomPort),
       ]);
       expect(r.code, r.output).to.equal(0);
     } finally {
@@ -142,9 +157,19 @@ describe('DIMSE audit rows', function () {
 
   it('a C-MOVE row carries the studies and patients retrieved; a refused one what was asked for', async () => {
     const r = await runTool('movescu', [
-      '-P', '-aet', 'MOVESCU', '-aec', 'RADIANT', '-aem', 'AUDDEST',
-      '-k', 'QueryRetrieveLevel=PATIENT', '-k', `PatientID=${patientB.id}`,
-      '127.0.0.1', String(node.dicomPort),
+      '-P',
+      '-aet',
+      'MOVESCU',
+      '-aec',
+      'RADIANT',
+      '-aem',
+      'AUDDEST',
+      '-k',
+      'QueryRetrieveLevel=PATIENT',
+      '-k',
+      `PatientID=${patientB.id}`,
+      '127.0.0.1',
+      String(node.dicomPort),
     ]);
     expect(r.code, r.output).to.equal(0);
     const [row] = await audit('dimse.move', (x) => x.actor === 'MOVESCU' && x.outcome === 'success');
@@ -153,9 +178,19 @@ describe('DIMSE audit rows', function () {
     expect(row!.details).to.include({ destination: 'AUDDEST', level: 'PATIENT', completed: 2 });
 
     const refused = await runTool('movescu', [
-      '-S', '-aet', 'MOVESCU', '-aec', 'RADIANT', '-aem', 'NOWHERE',
-      '-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${studyOf(a2)}`,
-      '127.0.0.1', String(node.dicomPort),
+      '-S',
+      '-aet',
+      'MOVESCU',
+      '-aec',
+      'RADIANT',
+      '-aem',
+      'NOWHERE',
+      '-k',
+      'QueryRetrieveLevel=STUDY',
+      '-k',
+      `StudyInstanceUID=${studyOf(a2)}`,
+      '127.0.0.1',
+      String(node.dicomPort),
     ]);
     expect(refused.output).to.match(/Move response with error status/);
     const [failed] = await audit('dimse.move', (x) => x.actor === 'MOVESCU' && x.outcome === 'failure');

@@ -61,7 +61,11 @@ function requestCommitment(
 }
 
 const sopsOf = (seq: unknown) =>
-  ((seq as Array<Record<string, unknown>> | undefined) ?? []).map((i) => [i.ReferencedSOPClassUID, i.ReferencedSOPInstanceUID, i.FailureReason]);
+  ((seq as Array<Record<string, unknown>> | undefined) ?? []).map((i) => [
+    i.ReferencedSOPClassUID,
+    i.ReferencedSOPInstanceUID,
+    i.FailureReason,
+  ]);
 
 onBothDatabases((dbName, env) => {
   describe(`Storage Commitment SCP (${dbName})`, function () {
@@ -74,7 +78,10 @@ onBothDatabases((dbName, env) => {
       const file = corpusDir('ct-series-chest-99')[0]!;
       const r = await storescu(node.dicomPort, [file.absPath]);
       assert.equal(r.code, 0, r.output);
-      const row = (await node.db('instances').first('sop_class_uid', 'sop_instance_uid')) as { sop_class_uid: string; sop_instance_uid: string };
+      const row = (await node.db('instances').first('sop_class_uid', 'sop_instance_uid')) as {
+        sop_class_uid: string;
+        sop_instance_uid: string;
+      };
       stored = { sopClassUid: row.sop_class_uid, sopInstanceUid: row.sop_instance_uid };
     });
     after(async () => node?.cleanup());
@@ -102,13 +109,17 @@ onBothDatabases((dbName, env) => {
       assert.equal(ok.report?.eventTypeId, 1);
       assert.equal(ok.report?.elements.FailedSOPSequence, undefined);
 
-      const key = ((await node.db('instances').where({ sop_instance_uid: stored.sopInstanceUid }).first('storage_key')) as { storage_key: string }).storage_key;
+      const key = (
+        (await node.db('instances').where({ sop_instance_uid: stored.sopInstanceUid }).first('storage_key')) as { storage_key: string }
+      ).storage_key;
       const blob = await node.storage.get(key);
       const chunks: Buffer[] = [];
       for await (const c of blob) chunks.push(c as Buffer);
       await node.storage.delete(key);
       try {
-        const gone = await requestCommitment(node.dicomPort, '1.2.826.0.1.3680043.10.999.777.3', [[stored.sopClassUid, stored.sopInstanceUid]]);
+        const gone = await requestCommitment(node.dicomPort, '1.2.826.0.1.3680043.10.999.777.3', [
+          [stored.sopClassUid, stored.sopInstanceUid],
+        ]);
         assert.equal(gone.report?.eventTypeId, 2);
         assert.deepEqual(sopsOf(gone.report?.elements.FailedSOPSequence), [[stored.sopClassUid, stored.sopInstanceUid, 0x0112]]);
       } finally {
@@ -144,7 +155,10 @@ onBothDatabases((dbName, env) => {
         override associationReleaseRequested(): void {
           this.sendAssociationReleaseResponse();
         }
-        override nEventReportRequest(request: NEventReportRequestT, callback: (r: InstanceType<typeof NEventReportResponse>) => void): void {
+        override nEventReportRequest(
+          request: NEventReportRequestT,
+          callback: (r: InstanceType<typeof NEventReportResponse>) => void,
+        ): void {
           received.push({
             report: { eventTypeId: request.getEventTypeId(), elements: request.getDataset()?.getElements() ?? {} },
             providerRole: roleOfContext,

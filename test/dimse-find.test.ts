@@ -101,8 +101,22 @@ onBothDatabases((dbName, env) => {
       await sameAsQido({
         model: '-S',
         level: 'STUDY',
-        keys: { PatientName: `${initial}*`, StudyInstanceUID: '', StudyDate: '', ModalitiesInStudy: '', NumberOfStudyRelatedInstances: '', PatientID: '' },
-        tags: { PatientName: '00100010', StudyInstanceUID: '0020000D', StudyDate: '00080020', ModalitiesInStudy: '00080061', n: '00201208', PatientID: '00100020' },
+        keys: {
+          PatientName: `${initial}*`,
+          StudyInstanceUID: '',
+          StudyDate: '',
+          ModalitiesInStudy: '',
+          NumberOfStudyRelatedInstances: '',
+          PatientID: '',
+        },
+        tags: {
+          PatientName: '00100010',
+          StudyInstanceUID: '0020000D',
+          StudyDate: '00080020',
+          ModalitiesInStudy: '00080061',
+          n: '00201208',
+          PatientID: '00100020',
+        },
         qidoPath: `/studies?PatientName=${encodeURIComponent(`${initial}*`)}`,
         key: '0020000D',
         expectCount: expected,
@@ -156,8 +170,20 @@ onBothDatabases((dbName, env) => {
       await sameAsQido({
         model: '-S',
         level: 'SERIES',
-        keys: { StudyInstanceUID: s0.studyInstanceUid, SeriesInstanceUID: '', Modality: '', SeriesNumber: '', NumberOfSeriesRelatedInstances: '' },
-        tags: { StudyInstanceUID: '0020000D', SeriesInstanceUID: '0020000E', Modality: '00080060', SeriesNumber: '00200011', n: '00201209' },
+        keys: {
+          StudyInstanceUID: s0.studyInstanceUid,
+          SeriesInstanceUID: '',
+          Modality: '',
+          SeriesNumber: '',
+          NumberOfSeriesRelatedInstances: '',
+        },
+        tags: {
+          StudyInstanceUID: '0020000D',
+          SeriesInstanceUID: '0020000E',
+          Modality: '00080060',
+          SeriesNumber: '00200011',
+          n: '00201209',
+        },
         qidoPath: `/studies/${s0.studyInstanceUid}/series`,
         key: '0020000E',
         expectCount: s0.series.length,
@@ -195,7 +221,17 @@ onBothDatabases((dbName, env) => {
 
     it('Patient Root: PATIENT, STUDY and SERIES levels', async () => {
       // PATIENT level: no QIDO-RS resource; the expected patients come from the generated data.
-      const r = await findscu(node.dicomPort, ['-P', '-k', 'QueryRetrieveLevel=PATIENT', '-k', 'PatientID=PID0000*', '-k', 'PatientName', '-k', 'PatientSex']);
+      const r = await findscu(node.dicomPort, [
+        '-P',
+        '-k',
+        'QueryRetrieveLevel=PATIENT',
+        '-k',
+        'PatientID=PID0000*',
+        '-k',
+        'PatientName',
+        '-k',
+        'PatientSex',
+      ]);
       assert.equal(r.final, 'Success', r.tool.output.slice(-1000));
       const expected = new Map(studies.filter((s) => s.patientId.startsWith('PID0000')).map((s) => [s.patientId, s]));
       assert.deepEqual(r.answers.map((a) => a.elements['0010,0020']).sort(), [...expected.keys()].sort());
@@ -225,7 +261,15 @@ onBothDatabases((dbName, env) => {
     });
 
     it('an unsupported optional key: pending 0xFF01, the key left out', async () => {
-      const r = await findscu(node.dicomPort, ['-P', '-k', 'QueryRetrieveLevel=PATIENT', '-k', `PatientID=${s0.patientId}`, '-k', 'NumberOfPatientRelatedStudies']);
+      const r = await findscu(node.dicomPort, [
+        '-P',
+        '-k',
+        'QueryRetrieveLevel=PATIENT',
+        '-k',
+        `PatientID=${s0.patientId}`,
+        '-k',
+        'NumberOfPatientRelatedStudies',
+      ]);
       assert.equal(r.final, 'Success');
       assert.equal(r.answers.length, 1);
       assert.match(r.answers[0]!.status, /WarningUnsupportedOptionalKeys/);
@@ -240,8 +284,18 @@ onBothDatabases((dbName, env) => {
       // (A wildcard UID cannot be tested from here: dcmjs drops `*` from a UI value when reading.)
       const cases: Array<[string, Record<string, unknown>, number, RegExp]> = [
         [STUDY_ROOT_FIND, { QueryRetrieveLevel: 'SERIES', SeriesInstanceUID: '' }, 0xa900, /StudyInstanceUID/],
-        [STUDY_ROOT_FIND, { QueryRetrieveLevel: 'IMAGE', StudyInstanceUID: s0.studyInstanceUid, SOPInstanceUID: '' }, 0xa900, /SeriesInstanceUID/],
-        [STUDY_ROOT_FIND, { QueryRetrieveLevel: 'SERIES', StudyInstanceUID: ['1.2.3', '1.2.4'], SeriesInstanceUID: '' }, 0xa900, /StudyInstanceUID/],
+        [
+          STUDY_ROOT_FIND,
+          { QueryRetrieveLevel: 'IMAGE', StudyInstanceUID: s0.studyInstanceUid, SOPInstanceUID: '' },
+          0xa900,
+          /SeriesInstanceUID/,
+        ],
+        [
+          STUDY_ROOT_FIND,
+          { QueryRetrieveLevel: 'SERIES', StudyInstanceUID: ['1.2.3', '1.2.4'], SeriesInstanceUID: '' },
+          0xa900,
+          /StudyInstanceUID/,
+        ],
         [PATIENT_ROOT_FIND, { QueryRetrieveLevel: 'STUDY', StudyInstanceUID: '' }, 0xa900, /PatientID/],
         [STUDY_ROOT_FIND, { QueryRetrieveLevel: 'PATIENT', PatientID: '' }, 0xa900, /PATIENT level is not in the Study Root/],
         [STUDY_ROOT_FIND, { QueryRetrieveLevel: 'FRAME', StudyInstanceUID: '' }, 0xa900, /QueryRetrieveLevel/],
@@ -265,13 +319,32 @@ onBothDatabases((dbName, env) => {
 
     it('an unknown SOP Class is not negotiated', async () => {
       // Modality Worklist FIND: not offered by the node.
-      const r = await runTool('findscu', ['-v', '-W', '-aet', 'TESTSCU', '-aec', 'RADIANT', '-k', 'PatientName', '127.0.0.1', String(node.dicomPort)]);
+      const r = await runTool('findscu', [
+        '-v',
+        '-W',
+        '-aet',
+        'TESTSCU',
+        '-aec',
+        'RADIANT',
+        '-k',
+        'PatientName',
+        '127.0.0.1',
+        String(node.dicomPort),
+      ]);
       assert.notEqual(r.code, 0);
       assert.match(r.output, /No Acceptable Presentation Contexts|no presentation context/i);
     });
 
     it('each C-FIND has one audit row with level, keys and match count, no patient name', async () => {
-      await findscu(node.dicomPort, ['-S', '-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${s0.studyInstanceUid}`, '-k', `PatientName=${s0.patientName}`]);
+      await findscu(node.dicomPort, [
+        '-S',
+        '-k',
+        'QueryRetrieveLevel=STUDY',
+        '-k',
+        `StudyInstanceUID=${s0.studyInstanceUid}`,
+        '-k',
+        `PatientName=${s0.patientName}`,
+      ]);
       const rows = (await node.db('audit_logs').where({ action: 'dimse.find' }).orderBy('id', 'desc')) as Array<{
         actor: string;
         details: string;

@@ -53,7 +53,19 @@ function moveWithClient(
 }
 
 function movescu(port: number, dest: string, keys: string[], model = '-S') {
-  return runTool('movescu', ['-v', model, '-aet', 'MOVESCU', '-aec', 'RADIANT', '-aem', dest, ...keys.flatMap((k) => ['-k', k]), '127.0.0.1', String(port)]);
+  return runTool('movescu', [
+    '-v',
+    model,
+    '-aet',
+    'MOVESCU',
+    '-aec',
+    'RADIANT',
+    '-aem',
+    dest,
+    ...keys.flatMap((k) => ['-k', k]),
+    '127.0.0.1',
+    String(port),
+  ]);
 }
 
 async function storescpOn(args: string[], ae: string): Promise<{ port: number; dir: string; stop(): Promise<void> }> {
@@ -104,8 +116,24 @@ function describeRetrieve(dbName: string, env: () => Promise<Record<string, stri
         });
         expect(res.status).to.equal(201);
       }
-      await createRemoteNode(node.db, { aeTitle: 'DOWNSCP', host: '127.0.0.1', port: await freePort(), tls: false, description: 'nothing listens', allowQueryRetrieve: true, stowUrl: null });
-      await createRemoteNode(node.db, { aeTitle: 'NOQR', host: '127.0.0.1', port: dest.port, tls: false, description: null, allowQueryRetrieve: false, stowUrl: null });
+      await createRemoteNode(node.db, {
+        aeTitle: 'DOWNSCP',
+        host: '127.0.0.1',
+        port: await freePort(),
+        tls: false,
+        description: 'nothing listens',
+        allowQueryRetrieve: true,
+        stowUrl: null,
+      });
+      await createRemoteNode(node.db, {
+        aeTitle: 'NOQR',
+        host: '127.0.0.1',
+        port: dest.port,
+        tls: false,
+        description: null,
+        allowQueryRetrieve: false,
+        stowUrl: null,
+      });
     });
 
     after(async () => {
@@ -124,7 +152,11 @@ function describeRetrieve(dbName: string, env: () => Promise<Record<string, stri
     });
 
     it('reports the counts in pending and final responses (study root, series level)', async () => {
-      const series = (await node.db('series').join('studies', 'studies.id', 'series.study_pk').where('studies.study_instance_uid', study).first('series.series_instance_uid')) as { series_instance_uid: string };
+      const series = (await node
+        .db('series')
+        .join('studies', 'studies.id', 'series.study_pk')
+        .where('studies.study_instance_uid', study)
+        .first('series.series_instance_uid')) as { series_instance_uid: string };
       const req = CMoveRequest.createSeriesMoveRequest('REFSCP', study, series.series_instance_uid);
       const responses = await moveWithClient(node.dicomPort, req);
       const final = responses.at(-1)!;
@@ -140,7 +172,12 @@ function describeRetrieve(dbName: string, env: () => Promise<Record<string, stri
     });
 
     it('patient root, IMAGE level, and nothing matched: success with zero counts', async () => {
-      const one = await movescu(node.dicomPort, 'REFSCP', ['QueryRetrieveLevel=IMAGE', `StudyInstanceUID=${j2kStudy}`, `SOPInstanceUID=${j2kSop}`, 'PatientID='], '-P');
+      const one = await movescu(
+        node.dicomPort,
+        'REFSCP',
+        ['QueryRetrieveLevel=IMAGE', `StudyInstanceUID=${j2kStudy}`, `SOPInstanceUID=${j2kSop}`, 'PatientID='],
+        '-P',
+      );
       expect(one.output).to.match(/Received Final Move Response \(Success\)/);
       const req = CMoveRequest.createStudyMoveRequest('REFSCP', '1.2.3.4.5.6.7.8.9');
       const responses = await moveWithClient(node.dicomPort, req);
@@ -181,7 +218,9 @@ function describeRetrieve(dbName: string, env: () => Promise<Record<string, stri
     });
 
     it('C-CANCEL stops the move after the current sub-operation (0xFE00)', async () => {
-      const responses = await moveWithClient(node.dicomPort, CMoveRequest.createStudyMoveRequest('REFSCP', study), { cancelOnFirstPending: true });
+      const responses = await moveWithClient(node.dicomPort, CMoveRequest.createStudyMoveRequest('REFSCP', study), {
+        cancelOnFirstPending: true,
+      });
       const final = responses.at(-1)!;
       expect(final.getStatus()).to.equal(0xfe00);
       expect(final.getCompleted()).to.be.lessThan(ct.length);
@@ -189,7 +228,9 @@ function describeRetrieve(dbName: string, env: () => Promise<Record<string, stri
     });
 
     it('a destination that accepts only uncompressed syntaxes receives the JPEG 2000 instance transcoded', async () => {
-      const stored = (await node.db('instances').where({ sop_instance_uid: j2kSop }).first('transfer_syntax_uid')) as { transfer_syntax_uid: string };
+      const stored = (await node.db('instances').where({ sop_instance_uid: j2kSop }).first('transfer_syntax_uid')) as {
+        transfer_syntax_uid: string;
+      };
       expect(stored.transfer_syntax_uid).to.equal(J2K_LOSSLESS);
       const r = await movescu(node.dicomPort, 'LEONLY', ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${j2kStudy}`]);
       expect(r.output).to.match(/Received Final Move Response \(Success\)/);
@@ -217,13 +258,42 @@ function describeRetrieve(dbName: string, env: () => Promise<Record<string, stri
     it('getscu retrieves the study onto the caller on the same association (C-GET)', async () => {
       const out = await tempDir('getscu');
       try {
-        const r = await runTool('getscu', ['-v', '-S', '-aet', 'GETSCU', '-aec', 'RADIANT', '-od', out, '-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${study}`, '127.0.0.1', String(node.dicomPort)]);
+        const r = await runTool('getscu', [
+          '-v',
+          '-S',
+          '-aet',
+          'GETSCU',
+          '-aec',
+          'RADIANT',
+          '-od',
+          out,
+          '-k',
+          'QueryRetrieveLevel=STUDY',
+          '-k',
+          `StudyInstanceUID=${study}`,
+          '127.0.0.1',
+          String(node.dicomPort),
+        ]);
         expect(r.code, r.output).to.equal(0);
         expect(r.output).to.match(/Number of Completed Suboperations\s*:\s*99/);
         expect(r.output).to.match(/Number of Failed Suboperations\s*:\s*0/);
         expect(fs.readdirSync(out)).to.have.length(ct.length);
         // The J2K instance comes back in a syntax getscu accepted (uncompressed).
-        const j = await runTool('getscu', ['-S', '-aet', 'GETSCU', '-aec', 'RADIANT', '-od', out, '-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${j2kStudy}`, '127.0.0.1', String(node.dicomPort)]);
+        const j = await runTool('getscu', [
+          '-S',
+          '-aet',
+          'GETSCU',
+          '-aec',
+          'RADIANT',
+          '-od',
+          out,
+          '-k',
+          'QueryRetrieveLevel=STUDY',
+          '-k',
+          `StudyInstanceUID=${j2kStudy}`,
+          '127.0.0.1',
+          String(node.dicomPort),
+        ]);
         expect(j.code, j.output).to.equal(0);
         const mr = fs.readdirSync(out).filter((f) => f.startsWith('MR'));
         expect(mr).to.have.length(1);
@@ -237,30 +307,49 @@ function describeRetrieve(dbName: string, env: () => Promise<Record<string, stri
       const admin = bearer(await tokenFor(node, 'admin'));
       const json = { ...admin, 'content-type': 'application/json' };
       const url = `${baseUrl(node)}/api/nodes`;
-      const created = await fetch(url, { method: 'POST', headers: json, body: JSON.stringify({ ae_title: 'WS1', host: 'localhost', port: 104, description: 'workstation', tls: false }) });
+      const created = await fetch(url, {
+        method: 'POST',
+        headers: json,
+        body: JSON.stringify({ ae_title: 'WS1', host: 'localhost', port: 104, description: 'workstation', tls: false }),
+      });
       expect(created.status).to.equal(201);
       const ws = (await created.json()) as { id: number; ae_title: string; allow_query_retrieve: boolean };
       expect(ws.ae_title).to.equal('WS1');
       expect(ws.allow_query_retrieve).to.equal(true);
       const dup = await fetch(url, { method: 'POST', headers: json, body: JSON.stringify({ ae_title: 'WS1', host: 'x', port: 104 }) });
       expect(dup.status).to.equal(409);
-      for (const bad of [{ ae_title: 'A'.repeat(17), host: 'x', port: 104 }, { ae_title: 'BACK\\SLASH', host: 'x', port: 104 }, { ae_title: 'OK', host: 'x', port: 70000 }]) {
+      for (const bad of [
+        { ae_title: 'A'.repeat(17), host: 'x', port: 104 },
+        { ae_title: 'BACK\\SLASH', host: 'x', port: 104 },
+        { ae_title: 'OK', host: 'x', port: 70000 },
+      ]) {
         const res = await fetch(url, { method: 'POST', headers: json, body: JSON.stringify(bad) });
         expect(res.status, JSON.stringify(bad)).to.equal(400);
       }
       const list = (await (await fetch(url, { headers: admin })).json()) as { items: Array<{ ae_title: string }> };
       expect(list.items.map((n) => n.ae_title)).to.include.members(['WS1', 'REFSCP', 'LEONLY']);
-      const put = await fetch(`${url}/${ws.id}`, { method: 'PUT', headers: json, body: JSON.stringify({ port: dest.port, host: '127.0.0.1', ae_title: 'REFSCP2' }) });
+      const put = await fetch(`${url}/${ws.id}`, {
+        method: 'PUT',
+        headers: json,
+        body: JSON.stringify({ port: dest.port, host: '127.0.0.1', ae_title: 'REFSCP2' }),
+      });
       expect(put.status).to.equal(200);
       expect(((await put.json()) as { port: number }).port).to.equal(dest.port);
       // storescp answers any called AE title: the echo reaches it.
-      const echo = (await (await fetch(`${url}/${ws.id}/echo`, { method: 'POST', headers: admin })).json()) as { ok: boolean; status: number; ms: number };
+      const echo = (await (await fetch(`${url}/${ws.id}/echo`, { method: 'POST', headers: admin })).json()) as {
+        ok: boolean;
+        status: number;
+        ms: number;
+      };
       expect(echo.ok).to.equal(true);
       expect(echo.status).to.equal(0);
       expect(echo.ms).to.be.a('number');
       const down = (await (await fetch(url, { headers: admin })).json()) as { items: Array<{ id: number; ae_title: string }> };
       const downId = down.items.find((n) => n.ae_title === 'DOWNSCP')!.id;
-      const failed = (await (await fetch(`${url}/${downId}/echo`, { method: 'POST', headers: admin })).json()) as { ok: boolean; error?: string };
+      const failed = (await (await fetch(`${url}/${downId}/echo`, { method: 'POST', headers: admin })).json()) as {
+        ok: boolean;
+        error?: string;
+      };
       expect(failed.ok).to.equal(false);
       expect(failed.error).to.be.a('string');
       expect((await fetch(`${url}/${ws.id}`, { method: 'DELETE', headers: admin })).status).to.equal(204);
@@ -268,9 +357,13 @@ function describeRetrieve(dbName: string, env: () => Promise<Record<string, stri
       const viewer = bearer(await tokenFor(node, 'viewer'));
       expect((await fetch(url, { headers: viewer })).status).to.equal(403);
       expect((await fetch(`${url}/${downId}/echo`, { method: 'POST', headers: viewer })).status).to.equal(403);
-      const doc = (await (await fetch(`${baseUrl(node)}/openapi.json`)).json()) as { paths: Record<string, Record<string, { 'x-permission'?: string }>> };
+      const doc = (await (await fetch(`${baseUrl(node)}/openapi.json`)).json()) as {
+        paths: Record<string, Record<string, { 'x-permission'?: string }>>;
+      };
       expect(doc.paths['/api/nodes/{id}/echo']!.post!['x-permission']).to.equal('nodes:manage');
-      const audit = (await node.db('audit_logs').where('action', 'like', 'node.%').select('action', 'outcome')) as Array<{ action: string }>;
+      const audit = (await node.db('audit_logs').where('action', 'like', 'node.%').select('action', 'outcome')) as Array<{
+        action: string;
+      }>;
       expect(audit.map((a) => a.action)).to.include.members(['node.create', 'node.update', 'node.echo', 'node.delete', 'node.list']);
     });
   });
@@ -284,8 +377,24 @@ describe('Calling-AE allowlist', function () {
 
   before(async () => {
     node = await startTestNode({ DICOM_ALLOWED_AES: 'GOODSCU, OTHER' });
-    await createRemoteNode(node.db, { aeTitle: 'TABLESCU', host: '127.0.0.1', port: 104, tls: false, description: null, allowQueryRetrieve: true, stowUrl: null });
-    await createRemoteNode(node.db, { aeTitle: 'BLOCKED', host: '127.0.0.1', port: 104, tls: false, description: null, allowQueryRetrieve: false, stowUrl: null });
+    await createRemoteNode(node.db, {
+      aeTitle: 'TABLESCU',
+      host: '127.0.0.1',
+      port: 104,
+      tls: false,
+      description: null,
+      allowQueryRetrieve: true,
+      stowUrl: null,
+    });
+    await createRemoteNode(node.db, {
+      aeTitle: 'BLOCKED',
+      host: '127.0.0.1',
+      port: 104,
+      tls: false,
+      description: null,
+      allowQueryRetrieve: false,
+      stowUrl: null,
+    });
   });
   after(() => node?.cleanup());
 
@@ -320,8 +429,21 @@ describe('DIMSE over TLS (listener and SCU)', function () {
     cert = path.join(certDir, 'cert.pem');
     key = path.join(certDir, 'key.pem');
     const made = await runTool('openssl', [
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost',
-      '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-keyout', key, '-out', cert,
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      '-keyout',
+      key,
+      '-out',
+      cert,
     ]);
     if (made.code !== 0) throw new Error(`openssl: ${made.output}`);
     const tls = { DICOM_TLS_CERT: cert, DICOM_TLS_KEY: key, DICOM_TLS_CA: cert };
@@ -330,7 +452,15 @@ describe('DIMSE over TLS (listener and SCU)', function () {
     for (const e of corpusDir('ct-series-chest-99').slice(0, 3)) {
       study = (await a.ingestor.ingestFile(e.absPath, false, { source: 'import' })).studyInstanceUid;
     }
-    await createRemoteNode(a.db, { aeTitle: 'NODEB', host: '127.0.0.1', port: b.dicomPort, tls: true, description: null, allowQueryRetrieve: true, stowUrl: null });
+    await createRemoteNode(a.db, {
+      aeTitle: 'NODEB',
+      host: '127.0.0.1',
+      port: b.dicomPort,
+      tls: true,
+      description: null,
+      allowQueryRetrieve: true,
+      stowUrl: null,
+    });
   });
   after(async () => {
     await a?.cleanup();
@@ -355,11 +485,20 @@ describe('DIMSE over TLS (listener and SCU)', function () {
     });
     expect(responses.at(-1)!.getStatus()).to.equal(0x0000);
     expect(responses.at(-1)!.getCompleted()).to.equal(3);
-    expect(await b.db('instances').count({ n: '*' }).then((x) => Number((x[0] as { n: number | string }).n))).to.equal(3);
+    expect(
+      await b
+        .db('instances')
+        .count({ n: '*' })
+        .then((x) => Number((x[0] as { n: number | string }).n)),
+    ).to.equal(3);
     const admin = bearer(await tokenFor(a, 'admin'));
-    const nodes = (await (await fetch(`${baseUrl(a)}/api/nodes`, { headers: admin })).json()) as { items: Array<{ id: number; tls: boolean }> };
+    const nodes = (await (await fetch(`${baseUrl(a)}/api/nodes`, { headers: admin })).json()) as {
+      items: Array<{ id: number; tls: boolean }>;
+    };
     expect(nodes.items[0]!.tls).to.equal(true);
-    const echo = (await (await fetch(`${baseUrl(a)}/api/nodes/${nodes.items[0]!.id}/echo`, { method: 'POST', headers: admin })).json()) as { ok: boolean };
+    const echo = (await (await fetch(`${baseUrl(a)}/api/nodes/${nodes.items[0]!.id}/echo`, { method: 'POST', headers: admin })).json()) as {
+      ok: boolean;
+    };
     expect(echo.ok).to.equal(true);
   });
 });

@@ -79,9 +79,7 @@ async function sendStudyConcurrently(node: TestNode, dir: string): Promise<void>
     makeMrSeries({ ...same, slices: 20, seriesNumber: 4, transferSyntax: 'implicit' }),
   ];
   const paths = await Promise.all(series.map((s, i) => writeSeries(path.join(dir, `series-${i}`), s)));
-  const results = await Promise.all(
-    paths.map((p, i) => storescu(node.dicomPort, p, ['-v', ...(i === 3 ? ['-xi'] : [])])),
-  );
+  const results = await Promise.all(paths.map((p, i) => storescu(node.dicomPort, p, ['-v', ...(i === 3 ? ['-xi'] : [])])));
   for (const r of results) {
     expect(r.code, r.output).to.equal(0);
     expect(successes(r), r.output).to.equal(20);
@@ -135,7 +133,10 @@ describe('DIMSE listener with synthetic series', function () {
 
       const study = await getStudySummary(node.db, studyInstanceUid);
       expect(study).to.include({ num_series: 2, num_instances: 28, modalities_in_study: 'CT\\MR' });
-      for (const [files, ts] of [[ct, EXPLICIT_LE], [mr, IMPLICIT_LE]] as const) {
+      for (const [files, ts] of [
+        [ct, EXPLICIT_LE],
+        [mr, IMPLICIT_LE],
+      ] as const) {
         for (const f of files) {
           const row = await findInstance(node.db, f.sopInstanceUid);
           expect(row, f.sopInstanceUid).to.not.equal(undefined);
@@ -189,7 +190,10 @@ describe('DIMSE listener with synthetic series', function () {
       const wrongClass = new CStoreRequest(file!);
       wrongClass.setAffectedSopClassUid(SOP_CLASS.mr); // a CT data set announced as MR
       const comments: Record<string, string> = {};
-      for (const [what, request] of [['instance', wrongInstance], ['class', wrongClass]] as const) {
+      for (const [what, request] of [
+        ['instance', wrongInstance],
+        ['class', wrongClass],
+      ] as const) {
         const response = await sendWithClient(node.dicomPort, request);
         expect(response.getStatus(), what).to.equal(0xa900);
         comments[what] = response.getErrorComment();

@@ -86,7 +86,10 @@ function pixelNear(ds: NaturalizedDataset, x: number, y: number): { row: number;
  * it checks what dcmjs wrote rather than what dcmjs reads back.
  */
 function walkDataset(bytes: Buffer, implicit: boolean): string[] {
-  expect(bytes.subarray(0, 128).every((b) => b === 0), 'zero preamble').to.equal(true);
+  expect(
+    bytes.subarray(0, 128).every((b) => b === 0),
+    'zero preamble',
+  ).to.equal(true);
   expect(bytes.toString('latin1', 128, 132)).to.equal('DICM');
   expect(bytes.readUInt16LE(132)).to.equal(0x0002);
   expect(bytes.readUInt16LE(134)).to.equal(0x0000);
@@ -376,7 +379,9 @@ describe('fixtures: MR series', () => {
     const mid = parsed[2]!;
     const { ds } = mid;
     const px = pixelNear(ds, 30, -30);
-    expect(storedAt(mid, px.row, px.col)).to.equal(mrSignal('T2', px.x, px.y, 0)).and.to.equal(1300);
+    expect(storedAt(mid, px.row, px.col))
+      .to.equal(mrSignal('T2', px.x, px.y, 0))
+      .and.to.equal(1300);
     const csf = pixelNear(ds, 12, -5);
     expect(storedAt(mid, csf.row, csf.col)).to.equal(1600);
   });
@@ -404,7 +409,9 @@ describe('fixtures: CR image', () => {
     const [row, col] = [64, 64];
     const x = (col - 63.5) * pitch;
     const y = (row - 63.5) * pitch;
-    expect(storedAt(p2, row, col)).to.equal(crValue(x, y)).and.to.equal(2600);
+    expect(storedAt(p2, row, col))
+      .to.equal(crValue(x, y))
+      .and.to.equal(2600);
     expect(storedAt(p1, row, col)).to.equal(4095 - 2600);
   });
 });
@@ -456,7 +463,11 @@ describe('fixtures: dciodvfy', () => {
 
   const cases: Array<[string, string, () => GeneratedFile]> = [
     ['ct-explicit-signed', 'CTImage', () => makeCtSeries({ seed: 'v', slices: 1, patient: { name: 'Ærø^Åse=山田^花子' } })[0]!],
-    ['ct-implicit-unsigned', 'CTImage', () => makeCtSeries({ seed: 'v', slices: 1, transferSyntax: 'implicit', pixelRepresentation: 'unsigned' })[0]!],
+    [
+      'ct-implicit-unsigned',
+      'CTImage',
+      () => makeCtSeries({ seed: 'v', slices: 1, transferSyntax: 'implicit', pixelRepresentation: 'unsigned' })[0]!,
+    ],
     ['mr-t1', 'MRImage', () => makeMrSeries({ seed: 'v', slices: 1 })[0]!],
     ['mr-t2-implicit', 'MRImage', () => makeMrSeries({ seed: 'v', slices: 1, weighting: 'T2', transferSyntax: 'implicit' })[0]!],
     ['cr-mono1', 'CRImage', () => makeCrImage({ seed: 'v', photometricInterpretation: 'MONOCHROME1' })[0]!],
@@ -481,7 +492,10 @@ describe('fixtures: dciodvfy', () => {
     const r = spawnSync('dcentvfy', paths, { encoding: 'utf8' });
     if (r.error) throw new Error(`dcentvfy (dicom3tools) must be on PATH: ${r.error.message}`);
     const output = `${r.stdout}${r.stderr}`;
-    expect(output.split('\n').filter((l) => /^\s*Error/.test(l)), output).to.deep.equal([]);
+    expect(
+      output.split('\n').filter((l) => /^\s*Error/.test(l)),
+      output,
+    ).to.deep.equal([]);
   });
 
   it('does report errors (so the check above can fail)', async () => {

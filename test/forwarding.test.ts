@@ -17,7 +17,12 @@ function rec(over: { modality?: string; ae?: string; sopClass?: string; source?:
     patient: { patientId: 'P', issuerOfPatientId: '' },
     study: { studyInstanceUid: '1.2.3' },
     series: { seriesInstanceUid: '1.2.3.4', modality: over.modality },
-    instance: { sopInstanceUid: '1.2.3.4.5', sopClassUid: over.sopClass ?? '1.2.840.10008.5.1.4.1.1.2', source: over.source ?? 'dimse', sourceAeTitle: over.ae },
+    instance: {
+      sopInstanceUid: '1.2.3.4.5',
+      sopClassUid: over.sopClass ?? '1.2.840.10008.5.1.4.1.1.2',
+      source: over.source ?? 'dimse',
+      sourceAeTitle: over.ae,
+    },
   } as unknown as InstanceRecord;
 }
 
@@ -60,8 +65,12 @@ function describeForwarding(name: string, env: () => Promise<Record<string, stri
     let dest: TestNode;
     let admin: string;
     let sourceEnv: Record<string, string> = {};
-    const ct = corpusDir('ct-series-chest-99').slice(0, 12).map((e) => e.absPath);
-    const mr = corpusDir('mr-series-brain-sag-192').slice(0, 3).map((e) => e.absPath);
+    const ct = corpusDir('ct-series-chest-99')
+      .slice(0, 12)
+      .map((e) => e.absPath);
+    const mr = corpusDir('mr-series-brain-sag-192')
+      .slice(0, 3)
+      .map((e) => e.absPath);
     const fast = { FORWARD_SETTLE_MS: '100', FORWARD_POLL_MS: '200', FORWARD_RETRY_BASE_MS: '300', FORWARD_MAX_ATTEMPTS: '3' };
 
     before(async () => {
@@ -78,7 +87,11 @@ function describeForwarding(name: string, env: () => Promise<Record<string, stri
     const api = async (path: string, init: RequestInit = {}, token = admin) => {
       const res = await fetch(`${baseUrl(source)}${path}`, {
         ...init,
-        headers: { ...bearer(token), ...(init.body ? { 'content-type': 'application/json' } : {}), ...(init.headers as Record<string, string> | undefined) },
+        headers: {
+          ...bearer(token),
+          ...(init.body ? { 'content-type': 'application/json' } : {}),
+          ...(init.headers as Record<string, string> | undefined),
+        },
       });
       const text = await res.text();
       return { status: res.status, body: text ? JSON.parse(text) : undefined };
@@ -99,10 +112,24 @@ function describeForwarding(name: string, env: () => Promise<Record<string, stri
         stowAuthorization: `Bearer ${serviceToken}`,
       });
       const viewer = await tokenFor(source, 'viewer');
-      expect((await api('/api/forwarding/rules', { method: 'POST', body: JSON.stringify({ name: 'x', node_id: node.id }) }, viewer)).status).to.equal(403);
-      expect((await api('/api/forwarding/rules', { method: 'POST', body: JSON.stringify({ name: 'x', node_id: 9999 }) })).status).to.equal(422);
-      expect((await api('/api/forwarding/rules', { method: 'POST', body: JSON.stringify({ name: 'x', node_id: node.id, match: { modality: 'CT' } }) })).status).to.equal(400);
-      const created = await api('/api/forwarding/rules', { method: 'POST', body: JSON.stringify({ name: 'CT to the web PACS', node_id: node.id, match: { modalities: ['CT'] } }) });
+      expect(
+        (await api('/api/forwarding/rules', { method: 'POST', body: JSON.stringify({ name: 'x', node_id: node.id }) }, viewer)).status,
+      ).to.equal(403);
+      expect((await api('/api/forwarding/rules', { method: 'POST', body: JSON.stringify({ name: 'x', node_id: 9999 }) })).status).to.equal(
+        422,
+      );
+      expect(
+        (
+          await api('/api/forwarding/rules', {
+            method: 'POST',
+            body: JSON.stringify({ name: 'x', node_id: node.id, match: { modality: 'CT' } }),
+          })
+        ).status,
+      ).to.equal(400);
+      const created = await api('/api/forwarding/rules', {
+        method: 'POST',
+        body: JSON.stringify({ name: 'CT to the web PACS', node_id: node.id, match: { modalities: ['CT'] } }),
+      });
       expect(created.status).to.equal(201);
       expect(created.body).to.deep.include({ name: 'CT to the web PACS', enabled: true, node_id: node.id });
 
@@ -133,9 +160,14 @@ function describeForwarding(name: string, env: () => Promise<Record<string, stri
         stowUrl: 'http://127.0.0.1:9/dicom-web',
         stowAuthorization: null,
       });
-      const rule = await api('/api/forwarding/rules', { method: 'POST', body: JSON.stringify({ name: 'MR nowhere', node_id: node.id, match: { modalities: ['MR'] } }) });
+      const rule = await api('/api/forwarding/rules', {
+        method: 'POST',
+        body: JSON.stringify({ name: 'MR nowhere', node_id: node.id, match: { modalities: ['MR'] } }),
+      });
       expect(rule.status).to.equal(201);
-      const more = corpusDir('mr-series-brain-sag-192').slice(3, 5).map((e) => e.absPath);
+      const more = corpusDir('mr-series-brain-sag-192')
+        .slice(3, 5)
+        .map((e) => e.absPath);
       expect((await storescu(source.dicomPort, more)).code).to.equal(0);
       const failed = await waitFor('2 failed', async () => {
         const l = await api(`/api/forwarding?node_id=${node.id}&status=failed`);
@@ -146,7 +178,10 @@ function describeForwarding(name: string, env: () => Promise<Record<string, stri
       expect((await api(`/api/forwarding/${failed[0].id}/retry`, { method: 'POST' })).status).to.equal(200);
       expect((await api(`/api/forwarding/${failed[0].id}/retry`, { method: 'POST' })).status).to.equal(409);
       // Pointed at the real destination, the retried one goes through.
-      await source.db('remote_nodes').where({ id: node.id }).update({ stow_url: `${baseUrl(dest)}/dicom-web`, stow_authorization: `Bearer ${await tokenFor(dest, 'service')}` });
+      await source
+        .db('remote_nodes')
+        .where({ id: node.id })
+        .update({ stow_url: `${baseUrl(dest)}/dicom-web`, stow_authorization: `Bearer ${await tokenFor(dest, 'service')}` });
       await waitFor('the retried one sent', async () => (await api(`/api/forwarding?node_id=${node.id}&status=sent`)).body.total === 1);
       expect((await api('/api/forwarding/rules')).body.items).to.have.length(2);
       expect((await api(`/api/forwarding/rules/${rule.body.id}`, { method: 'DELETE' })).status).to.equal(204);
@@ -159,9 +194,13 @@ function describeForwarding(name: string, env: () => Promise<Record<string, stri
       await source.stop();
       const idle = await startTestNode({ ...envNow, DATA_DIR: dataDir, FORWARDING: 'off' });
       const before = await destCount();
-      const next = corpusDir('ct-series-chest-99').slice(12, 16).map((e) => e.absPath);
+      const next = corpusDir('ct-series-chest-99')
+        .slice(12, 16)
+        .map((e) => e.absPath);
       expect((await storescu(idle.dicomPort, next)).code).to.equal(0);
-      expect(Number(((await idle.db('forward_items').where({ status: 'queued' }).count({ n: '*' })) as Array<{ n: number | string }>)[0]!.n)).to.equal(next.length);
+      expect(
+        Number(((await idle.db('forward_items').where({ status: 'queued' }).count({ n: '*' })) as Array<{ n: number | string }>)[0]!.n),
+      ).to.equal(next.length);
       await idle.stop();
       source = await startTestNode({ ...envNow, DATA_DIR: dataDir });
       admin = await tokenFor(source, 'admin');

@@ -93,7 +93,10 @@ describe('WADO-RS frames, bulkdata and WADO-URI', function () {
   it('multi-frame native: frames 1..10 of emri_small (quoted type), in the order asked', async () => {
     const whole = buf(pixelValue(inst.emri.file)[0]);
     const frameBytes = 64 * 64 * 2;
-    const res = await get(`${inst.emri.url}/frames/1,2,3,4,5,6,7,8,9,10`, 'multipart/related; type="application/octet-stream"; transfer-syntax=*');
+    const res = await get(
+      `${inst.emri.url}/frames/1,2,3,4,5,6,7,8,9,10`,
+      'multipart/related; type="application/octet-stream"; transfer-syntax=*',
+    );
     expect(res.status).to.equal(200);
     const parts = await readParts(res);
     expect(parts).to.have.length(10);
@@ -110,7 +113,11 @@ describe('WADO-RS frames, bulkdata and WADO-URI', function () {
   it('RLE 2-frame: each frame = its fragment, as image/dicom-rle or octet-stream with transfer-syntax=*', async () => {
     const frames = pixelValue(inst.rle.file);
     expect(frames).to.have.length(2);
-    for (const accept of ['multipart/related; type=application/octet-stream; transfer-syntax=*', 'multipart/related; type="image/dicom-rle"', '*/*']) {
+    for (const accept of [
+      'multipart/related; type=application/octet-stream; transfer-syntax=*',
+      'multipart/related; type="image/dicom-rle"',
+      '*/*',
+    ]) {
       const res = await get(`${inst.rle.url}/frames/1,2`, accept);
       expect(res.status, accept).to.equal(200);
       const parts = await readParts(res);
@@ -132,7 +139,9 @@ describe('WADO-RS frames, bulkdata and WADO-URI', function () {
       const res = await get(`${inst.rle.url}/frames/2,1`, 'multipart/related; type="application/octet-stream"');
       expect(res.status).to.equal(200);
       const parts = await readParts(res);
-      expect(parts.map((p) => p.headers['content-type'])).to.deep.equal(Array(2).fill('application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1'));
+      expect(parts.map((p) => p.headers['content-type'])).to.deep.equal(
+        Array(2).fill('application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1'),
+      );
       expect(parts[0]!.body.equals(refPixels.subarray(frameBytes))).to.equal(true);
       expect(parts[1]!.body.equals(refPixels.subarray(0, frameBytes))).to.equal(true);
     } finally {
@@ -161,7 +170,9 @@ describe('WADO-RS frames, bulkdata and WADO-URI', function () {
     expect(j!.headers['content-type']).to.equal('image/jp2; transfer-syntax=1.2.840.10008.1.2.4.90');
     expect(j!.body.subarray(0, 4).toString('hex')).to.equal('ff4fff51');
     // A syntax that is not of the media type asked is refused.
-    expect((await get(`${inst.jpeg.url}/frames/1`, 'multipart/related; type="image/jp2"; transfer-syntax=1.2.840.10008.1.2.4.80')).status).to.equal(406);
+    expect(
+      (await get(`${inst.jpeg.url}/frames/1`, 'multipart/related; type="image/jp2"; transfer-syntax=1.2.840.10008.1.2.4.80')).status,
+    ).to.equal(406);
   });
 
   it('implicit VR little endian: frames labelled with the stored TS; explicit LE asked → labelled so', async () => {
@@ -170,7 +181,9 @@ describe('WADO-RS frames, bulkdata and WADO-URI', function () {
     let [p] = await readParts(r0);
     expect(p!.headers['content-type']).to.equal('application/octet-stream; transfer-syntax=1.2.840.10008.1.2');
     expect(p!.body.equals(buf(pixelValue(inst.implicit.file)[0]))).to.equal(true);
-    [p] = await readParts(await get(`${inst.implicit.url}/frames/1`, 'multipart/related; type=application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1'));
+    [p] = await readParts(
+      await get(`${inst.implicit.url}/frames/1`, 'multipart/related; type=application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1'),
+    );
     expect(p!.headers['content-type']).to.equal('application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1');
   });
 
@@ -180,7 +193,9 @@ describe('WADO-RS frames, bulkdata and WADO-URI', function () {
     expect((await get(`${inst.ct.url}/frames/1,2`, acc)).status).to.equal(404);
     for (const bad of ['0', 'abc', '1,,2', '-1', '1.5']) expect((await get(`${inst.ct.url}/frames/${bad}`, acc)).status, bad).to.equal(400);
     // Same SOP Instance UID as MR_small_implicit (whose tests ran already): replaces it.
-    const be = await node.ingestor.ingestFile(path.join(corpusRoot, 'transfer-syntaxes/pydicom/MR_small_bigendian.dcm'), false, { source: 'import' });
+    const be = await node.ingestor.ingestFile(path.join(corpusRoot, 'transfer-syntaxes/pydicom/MR_small_bigendian.dcm'), false, {
+      source: 'import',
+    });
     const beUrl = `${url}/dicom-web/studies/${be.studyInstanceUid}/series/${be.seriesInstanceUid}/instances/${be.sopInstanceUid}`;
     // Big endian frames are byte-swapped by transcoding: the same pixels as the little endian copy.
     const beFrame = await get(`${beUrl}/frames/1`, acc);
@@ -200,7 +215,12 @@ describe('WADO-RS frames, bulkdata and WADO-URI', function () {
     const saved = g.XMLHttpRequest;
     g.XMLHttpRequest = XHR2;
     try {
-      const client = new dicomweb.api.DICOMwebClient({ url: `${url}/dicom-web`, headers: { Authorization: `Bearer ${token}` }, verbose: false, singlepart: false });
+      const client = new dicomweb.api.DICOMwebClient({
+        url: `${url}/dicom-web`,
+        headers: { Authorization: `Bearer ${token}` },
+        verbose: false,
+        singlepart: false,
+      });
       const frames = (await client.retrieveInstanceFrames({
         studyInstanceUID: inst.emri.study,
         seriesInstanceUID: inst.emri.series,
@@ -243,7 +263,11 @@ describe('WADO-RS frames, bulkdata and WADO-URI', function () {
     // A short top-level element (Patient Name) is still a value you can fetch.
     res = await get(`${inst.ct.url}/bulkdata/00100010`, 'application/octet-stream');
     expect(res.status).to.equal(200);
-    expect(Buffer.from(await res.arrayBuffer()).toString('latin1').trim()).to.equal('CompressedSamples^CT1');
+    expect(
+      Buffer.from(await res.arrayBuffer())
+        .toString('latin1')
+        .trim(),
+    ).to.equal('CompressedSamples^CT1');
   });
 
   it('bulkdata of encapsulated Pixel Data answers the frames in their media type', async () => {

@@ -68,18 +68,34 @@ function describeAuth(name: string, envFactory: () => Promise<Record<string, str
       const anonymous = await postJson('/api/auth/register', { username: 'eve', password: 'eve-password-123', role: 'admin' });
       expect(anonymous.status).to.equal(401);
       const viewer = await tokenFor(node, 'viewer');
-      const byViewer = await postJson('/api/auth/register', { username: 'eve', password: 'eve-password-123', role: 'viewer' }, bearer(viewer));
+      const byViewer = await postJson(
+        '/api/auth/register',
+        { username: 'eve', password: 'eve-password-123', role: 'viewer' },
+        bearer(viewer),
+      );
       expect(byViewer.status).to.equal(403);
       const login = await post('/api/auth/token', { username: 'root', password: 'first-admin-password' });
       expect(login.status).to.equal(200);
       const tok = (await login.json()) as { access_token: string; token_type: string; expires_in: number };
       expect(tok.token_type).to.equal('bearer');
       expect(tok.expires_in).to.be.greaterThan(0);
-      const byAdmin = await postJson('/api/auth/register', { username: 'rad1', password: 'radiologist-pass', role: 'radiologist' }, bearer(tok.access_token));
+      const byAdmin = await postJson(
+        '/api/auth/register',
+        { username: 'rad1', password: 'radiologist-pass', role: 'radiologist' },
+        bearer(tok.access_token),
+      );
       expect(byAdmin.status).to.equal(201);
-      const dup = await postJson('/api/auth/register', { username: 'rad1', password: 'radiologist-pass', role: 'radiologist' }, bearer(tok.access_token));
+      const dup = await postJson(
+        '/api/auth/register',
+        { username: 'rad1', password: 'radiologist-pass', role: 'radiologist' },
+        bearer(tok.access_token),
+      );
       expect(dup.status).to.equal(409);
-      const weak = await postJson('/api/auth/register', { username: 'rad2', password: 'short', role: 'radiologist' }, bearer(tok.access_token));
+      const weak = await postJson(
+        '/api/auth/register',
+        { username: 'rad2', password: 'short', role: 'radiologist' },
+        bearer(tok.access_token),
+      );
       expect(weak.status).to.equal(400);
       expect(((await weak.json()) as { error: { code: string } }).error.code).to.equal('invalid_request');
 
@@ -162,7 +178,11 @@ function describeAuth(name: string, envFactory: () => Promise<Record<string, str
     it('answers CORS preflight for a configured origin only', async () => {
       const ok = await fetch(`${url}/api/auth/me`, {
         method: 'OPTIONS',
-        headers: { origin: 'http://viewer.example', 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' },
+        headers: {
+          origin: 'http://viewer.example',
+          'access-control-request-method': 'GET',
+          'access-control-request-headers': 'authorization',
+        },
       });
       expect(ok.headers.get('access-control-allow-origin')).to.equal('http://viewer.example');
       const other = await fetch(`${url}/api/auth/me`, {

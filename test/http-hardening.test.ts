@@ -141,7 +141,10 @@ onBothDatabases((name, envFactory) => {
         Array.from({ length: n }, (_, i) => register(node, { username: `boot${i}`, password: 'bootstrap-password-1', role: 'admin' })),
       );
       const statuses = answers.map((r) => r.status);
-      expect(statuses.filter((s) => s === 201), JSON.stringify(statuses)).to.have.length(1);
+      expect(
+        statuses.filter((s) => s === 201),
+        JSON.stringify(statuses),
+      ).to.have.length(1);
       expect(statuses.filter((s) => s === 409 || s === 403)).to.have.length(n - 1);
       const admins = (await node.db('users').where({ role: 'admin' })) as Array<{ username: string }>;
       expect(admins).to.have.length(1);

@@ -6,7 +6,16 @@ import sharp from 'sharp';
 import { encodePart10 } from '../fixtures/encode.js';
 import { CT_PHANTOM, CR_PHANTOM, ctSlices, makeCrImage, makeCtSeries, makeMrSeries, type GeneratedFile } from '../fixtures/generate.js';
 import { fittedSize } from '../src/analysis/fit-png.js';
-import { closeImagePrep, ImagePrepError, prepareImages, sampleEvenly, type PreparedImage, type PreparedImages, type PrepareKind, type PrepareSlice } from '../src/analysis/prepare-images.js';
+import {
+  closeImagePrep,
+  ImagePrepError,
+  prepareImages,
+  sampleEvenly,
+  type PreparedImage,
+  type PreparedImages,
+  type PrepareKind,
+  type PrepareSlice,
+} from '../src/analysis/prepare-images.js';
 import { decodeFrame } from '../src/analysis/pixels.js';
 import { CT_WINDOWS, greyVoiLut, greyWindow, linear8, type Bounds } from '../src/analysis/windowing.js';
 import { corpusRoot } from './helpers/corpus.js';
@@ -44,7 +53,9 @@ function expectedCt(hu: number): number[] {
 
 function near(actual: number[], expected: number[], tol: number, what: string): void {
   expect(actual.length, what).to.equal(expected.length);
-  actual.forEach((v, i) => expect(Math.abs(v - expected[i]!), `${what}: channel ${i} is ${v}, expected ${expected[i]} ± ${tol}`).to.be.at.most(tol));
+  actual.forEach((v, i) =>
+    expect(Math.abs(v - expected[i]!), `${what}: channel ${i} is ${v}, expected ${expected[i]} ± ${tol}`).to.be.at.most(tol),
+  );
 }
 
 function readerOf(files: Map<string, Buffer>): (uid: string) => Promise<Buffer> {
@@ -112,7 +123,10 @@ describe('image preparation for MedGemma', function () {
         const step = s[i]! - s[i - 1]!;
         expect(step, `step ${i}`).to.be.within(1, 2);
       }
-      const big = sampleEvenly(Array.from({ length: 500 }, (_, i) => i), 85);
+      const big = sampleEvenly(
+        Array.from({ length: 500 }, (_, i) => i),
+        85,
+      );
       const steps = big.slice(1).map((v, i) => v - big[i]!);
       expect(Math.max(...steps) - Math.min(...steps)).to.be.at.most(1);
       expect(big[84]).to.equal(499);
@@ -137,16 +151,35 @@ describe('image preparation for MedGemma', function () {
 
     it('applies Window Center/Width as PS3.3 C.11.2.1.2 defines LINEAR, and a VOI LUT', () => {
       // c = 40, w = 400: ≤ c − 0.5 − (w−1)/2 = −160 → 0; > c − 0.5 + (w−1)/2 = 239 → 255.
-      expect(Array.from(greyWindow(Float32Array.from([-1000, -160, 39.5, 239, 3000]), 40, 400, 'LINEAR'))).to.deep.equal([0, 0, 128, 255, 255]);
+      expect(Array.from(greyWindow(Float32Array.from([-1000, -160, 39.5, 239, 3000]), 40, 400, 'LINEAR'))).to.deep.equal([
+        0, 0, 128, 255, 255,
+      ]);
       const lut = { firstMapped: 100, bits: 12, data: Uint16Array.from([0, 1000, 4000]) };
-      expect(Array.from(greyVoiLut(Float32Array.from([0, 100, 101, 102, 5000]), lut))).to.deep.equal([0, 0, Math.round((1000 / 4000) * 255), 255, 255]);
+      expect(Array.from(greyVoiLut(Float32Array.from([0, 100, 101, 102, 5000]), lut))).to.deep.equal([
+        0,
+        0,
+        Math.round((1000 / 4000) * 255),
+        255,
+        255,
+      ]);
     });
 
     it('masks to Bits Stored and sign-extends signed pixel data', () => {
       // 12 bits stored in 16, signed: 0x0FFF is −1, 0x0800 is −2048; bits above 11 are ignored.
       const words = Uint16Array.from([0x0fff, 0x0800, 0xf7ff, 0x0001]);
       const f = decodeFrame(
-        { Rows: 2, Columns: 2, SamplesPerPixel: 1, PhotometricInterpretation: 'MONOCHROME2', BitsAllocated: 16, BitsStored: 12, PixelRepresentation: 1, RescaleSlope: '2', RescaleIntercept: '10', PixelData: [words.buffer] },
+        {
+          Rows: 2,
+          Columns: 2,
+          SamplesPerPixel: 1,
+          PhotometricInterpretation: 'MONOCHROME2',
+          BitsAllocated: 16,
+          BitsStored: 12,
+          PixelRepresentation: 1,
+          RescaleSlope: '2',
+          RescaleIntercept: '10',
+          PixelData: [words.buffer],
+        },
         0,
       );
       expect(Array.from(f.values!)).to.deep.equal([-1 * 2 + 10, -2048 * 2 + 10, 2047 * 2 + 10, 1 * 2 + 10]);
@@ -256,7 +289,11 @@ describe('image preparation for MedGemma', function () {
 
     it('prepares the 99-slice corpus chest CT as 85 evenly sampled 896² images, first and last included', async () => {
       const dir = corpus('ct-series-chest-99');
-      const files = fs.readdirSync(dir).filter((f) => f.endsWith('.dcm')).sort().map((f) => path.join(dir, f));
+      const files = fs
+        .readdirSync(dir)
+        .filter((f) => f.endsWith('.dcm'))
+        .sort()
+        .map((f) => path.join(dir, f));
       expect(files).to.have.length(99);
       const r = await timed('corpus CT (first run, workers starting)', files.length, () => prepareFiles('ct', files));
       for (let i = 0; i < 2; i++) await timed('corpus CT (warm)', files.length, () => prepareFiles('ct', files));
@@ -361,13 +398,27 @@ describe('image preparation for MedGemma', function () {
     // stored units; WG04's J2KI files are compressed 37:1 (CT) and 58:1 (MR).
     const LOSSY: Record<string, number> = { JLSN: 1.5, J2KI: 8 };
     const twins: Array<{ kind: PrepareKind; ref: string; files: string[] }> = [
-      { kind: 'ct', ref: 'transfer-syntaxes/wg04-CT1-MR1/CT1_UNC', files: ['RLE', 'JPLL', 'J2KR', 'JLSL', 'JLSN', 'J2KI'].map((s) => `transfer-syntaxes/wg04-CT1-MR1/CT1_${s}`) },
+      {
+        kind: 'ct',
+        ref: 'transfer-syntaxes/wg04-CT1-MR1/CT1_UNC',
+        files: ['RLE', 'JPLL', 'J2KR', 'JLSL', 'JLSN', 'J2KI'].map((s) => `transfer-syntaxes/wg04-CT1-MR1/CT1_${s}`),
+      },
       // MR1_JLSL is absent: dcmjs-codecs traps on it (see the skipped test below).
-      { kind: 'mr', ref: 'transfer-syntaxes/wg04-CT1-MR1/MR1_UNC', files: ['RLE', 'JPLL', 'J2KR', 'JLSN', 'J2KI'].map((s) => `transfer-syntaxes/wg04-CT1-MR1/MR1_${s}`) },
+      {
+        kind: 'mr',
+        ref: 'transfer-syntaxes/wg04-CT1-MR1/MR1_UNC',
+        files: ['RLE', 'JPLL', 'J2KR', 'JLSN', 'J2KI'].map((s) => `transfer-syntaxes/wg04-CT1-MR1/MR1_${s}`),
+      },
       {
         kind: 'mr',
         ref: 'transfer-syntaxes/pydicom/MR_small.dcm',
-        files: ['MR_small_RLE.dcm', 'MR_small_bigendian.dcm', 'MR_small_implicit.dcm', 'MR_small_jp2klossless.dcm', 'MR_small_jpeg_ls_lossless.dcm'].map((f) => `transfer-syntaxes/pydicom/${f}`),
+        files: [
+          'MR_small_RLE.dcm',
+          'MR_small_bigendian.dcm',
+          'MR_small_implicit.dcm',
+          'MR_small_jp2klossless.dcm',
+          'MR_small_jpeg_ls_lossless.dcm',
+        ].map((f) => `transfer-syntaxes/pydicom/${f}`),
       },
     ];
     for (const t of twins) {
@@ -388,7 +439,10 @@ describe('image preparation for MedGemma', function () {
     }
 
     it('decodes deflated explicit VR little endian and colour JPEG', async () => {
-      const r = await prepareFiles('other', [corpus('transfer-syntaxes/pydicom/image_dfl.dcm'), corpus('transfer-syntaxes/pydicom/SC_rgb_jpeg_dcmtk.dcm')]);
+      const r = await prepareFiles('other', [
+        corpus('transfer-syntaxes/pydicom/image_dfl.dcm'),
+        corpus('transfer-syntaxes/pydicom/SC_rgb_jpeg_dcmtk.dcm'),
+      ]);
       expect(r.skipped).to.deep.equal([]);
       expect(r.images.map((i) => i.mapping)).to.deep.equal(['minmax', 'rgb']);
       for (const i of r.images) {

@@ -79,7 +79,7 @@ describe('UIDs that are not UIDs are refused, never normalised (issue 13 item 3)
     expect(row, 'instance 1.2.3').to.not.equal(undefined);
     expect(row!.study_instance_uid).to.equal(stored.studyInstanceUid);
     const blob = await readAll(await node.storage.get(row!.storage_key));
-    expect(blob.equals(stored.bytes), 'the stored bytes are patient A\'s').to.equal(true);
+    expect(blob.equals(stored.bytes), "the stored bytes are patient A's").to.equal(true);
   }
 
   /** Patient B's instance with one data set element set to `uid` (the meta follows for the SOP Instance UID). */

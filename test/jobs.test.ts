@@ -53,7 +53,10 @@ describe('job queue: back-off and configuration', () => {
     expect([1, 2, 3, 4, 5].map((a) => backoffDelay(b, a))).to.deep.equal([1000, 2000, 4000, 5000, 5000]);
   });
   it('reads the JOB_* settings and refuses a stale threshold under two heartbeats', () => {
-    const c = loadConfig({ JOB_POLL_MS: '250', JOB_HEARTBEAT_MS: '1000', JOB_STALE_MS: '2000', JOB_CONCURRENCY: '4', JOB_MAX_ATTEMPTS: '7' }, '/tmp');
+    const c = loadConfig(
+      { JOB_POLL_MS: '250', JOB_HEARTBEAT_MS: '1000', JOB_STALE_MS: '2000', JOB_CONCURRENCY: '4', JOB_MAX_ATTEMPTS: '7' },
+      '/tmp',
+    );
     expect(c.jobs).to.deep.equal({
       pollMs: 250,
       heartbeatMs: 1000,
@@ -83,7 +86,8 @@ function describeQueue(name: string, env: () => Promise<Record<string, string>>)
       return w;
     };
     const statusOf = async (id: number): Promise<JobStatus | undefined> => (await q.get(id))?.status;
-    const settled = (id: number, status: JobStatus) => waitFor(`job ${id} ${status}`, async () => ((await q.get(id))?.status === status ? q.get(id) : undefined));
+    const settled = (id: number, status: JobStatus) =>
+      waitFor(`job ${id} ${status}`, async () => ((await q.get(id))?.status === status ? q.get(id) : undefined));
 
     before(async () => {
       dir = await tempDir('jobs');
@@ -144,7 +148,10 @@ function describeQueue(name: string, env: () => Promise<Record<string, string>>)
       // enqueues of one key at the same time: the last one wins, the others are superseded
       const burst = await Promise.all([4, 5, 6, 7, 8].map((v) => q.enqueue({ kind: 'dedupe', payload: { v }, dedupeKey: 'study-3' })));
       const states = await Promise.all(burst.map((j) => q.get(j.id)));
-      expect(states.filter((j) => j?.status === 'pending'), 'one pending job per key').to.have.length(1);
+      expect(
+        states.filter((j) => j?.status === 'pending'),
+        'one pending job per key',
+      ).to.have.length(1);
       expect(states.filter((j) => j?.status === 'cancelled' && /^superseded by job \d+$/.test(j.error ?? ''))).to.have.length(4);
     });
 
@@ -231,7 +238,8 @@ function describeQueue(name: string, env: () => Promise<Record<string, string>>)
         },
         typed: typedHandler(
           (p) => {
-            if (typeof p !== 'object' || p === null || typeof (p as { study?: unknown }).study !== 'string') throw new TypeError('study missing');
+            if (typeof p !== 'object' || p === null || typeof (p as { study?: unknown }).study !== 'string')
+              throw new TypeError('study missing');
             return p as { study: string };
           },
           async (job) => job.payload.study,
@@ -387,9 +395,11 @@ function describeQueue(name: string, env: () => Promise<Record<string, string>>)
       expect(await left()).to.deep.equal([oldFailed, recent, otherKind, pending.id]);
       expect([oldDone, oldCancelled].every((id) => id < pending.id)).to.equal(true);
 
-      await db('jobs').where({ id: pending.id }).update({ status: 'cancelled', finished_at: new Date(Date.now() - 2 * 3_600_000).toISOString() });
+      await db('jobs')
+        .where({ id: pending.id })
+        .update({ status: 'cancelled', finished_at: new Date(Date.now() - 2 * 3_600_000).toISOString() });
       worker({ trigger: async () => null }, { retention: { kinds: ['trigger'], ms: 90 * 60_000 } });
-      await waitFor('the worker\'s housekeeping', async () => (await q.get(pending.id)) === undefined);
+      await waitFor("the worker's housekeeping", async () => (await q.get(pending.id)) === undefined);
       expect(await left()).to.deep.equal([oldFailed, recent, otherKind]);
     });
 
@@ -477,7 +487,10 @@ function describeProcesses(name: string, dbEnv: () => Promise<Record<string, str
     });
 
     const runsOf = async (kind: string) =>
-      (await db('job_runs').join('jobs', 'jobs.id', 'job_runs.job_id').where('jobs.kind', kind).select('job_runs.job_id', 'job_runs.worker_id', 'job_runs.attempt')) as Array<{
+      (await db('job_runs')
+        .join('jobs', 'jobs.id', 'job_runs.job_id')
+        .where('jobs.kind', kind)
+        .select('job_runs.job_id', 'job_runs.worker_id', 'job_runs.attempt')) as Array<{
         job_id: number | string;
         worker_id: string;
         attempt: number;
@@ -491,7 +504,10 @@ function describeProcesses(name: string, dbEnv: () => Promise<Record<string, str
       for (let i = 0; i < 200; i++) jobs.push(await q.enqueue({ kind: 'record', payload: { ms: 5 } }));
       await waitFor(
         'all 200 jobs to succeed',
-        async () => Number(((await db('jobs').where({ kind: 'record', status: 'succeeded' }).count({ n: '*' })) as Array<{ n: number | string }>)[0]!.n) === 200,
+        async () =>
+          Number(
+            ((await db('jobs').where({ kind: 'record', status: 'succeeded' }).count({ n: '*' })) as Array<{ n: number | string }>)[0]!.n,
+          ) === 200,
         45_000,
       );
       const runs = await runsOf('record');
@@ -533,7 +549,9 @@ function describeProcesses(name: string, dbEnv: () => Promise<Record<string, str
       });
       expect(done).to.include({ attempts: 2, lockedBy: 'B2' });
       const runs = await runsOf('hold');
-      expect(runs.map((r) => ({ job: Number(r.job_id), worker: r.worker_id, attempt: r.attempt }))).to.deep.equal([{ job: job.id, worker: 'B2', attempt: 2 }]);
+      expect(runs.map((r) => ({ job: Number(r.job_id), worker: r.worker_id, attempt: r.attempt }))).to.deep.equal([
+        { job: job.id, worker: 'B2', attempt: 2 },
+      ]);
       b.proc.kill('SIGTERM');
       expect(await b.exited, b.output()).to.equal(0);
     });

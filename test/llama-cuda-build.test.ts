@@ -22,7 +22,14 @@ import {
   prepareLlamaCmake,
   resolveLlamaBuild,
 } from '../src/medgemma/build/build-llama.js';
-import { CUBLAS_WHEEL_VERSION, CublasError, cublasCacheDir, ensureCublas, locateCublas, type CublasLocation } from '../src/medgemma/build/cublas.js';
+import {
+  CUBLAS_WHEEL_VERSION,
+  CublasError,
+  cublasCacheDir,
+  ensureCublas,
+  locateCublas,
+  type CublasLocation,
+} from '../src/medgemma/build/cublas.js';
 import { CUDA_CHECK_UNITS, describeCheck, runCudaCompileCheck, sassArchs } from '../src/medgemma/build/cuda-compile-check.js';
 import { cuobjdumpElfArchs, findCuobjdump, readFatbinEntries } from '../src/medgemma/build/cuda-fatbin.js';
 import { findNvcc, hasVisibleGpu, whichOnPath } from '../src/medgemma/build/cuda-toolkit.js';
@@ -119,16 +126,23 @@ describe('cuBLAS locator', function () {
     });
     expect(err1).to.be.instanceOf(CublasError);
     expect((err1 as CublasError).kind).to.equal('bad_dir');
-    expect((err1 as Error).message).to.contain(`LLAMA_CUBLAS_DIR=${missing}`).and.to.contain('no such directory');
+    expect((err1 as Error).message)
+      .to.contain(`LLAMA_CUBLAS_DIR=${missing}`)
+      .and.to.contain('no such directory');
 
     const empty = path.join(dir, 'empty');
     fs.mkdirSync(empty);
-    expect(() => locateCublas({ nvcc: null, envDir: empty, cacheDir: dir }))
-      .to.throw(CublasError, /LLAMA_CUBLAS_DIR=.*empty has no cuBLAS: expected include\/cublas_v2\.h/);
+    expect(() => locateCublas({ nvcc: null, envDir: empty, cacheDir: dir })).to.throw(
+      CublasError,
+      /LLAMA_CUBLAS_DIR=.*empty has no cuBLAS: expected include\/cublas_v2\.h/,
+    );
 
     const headersOnly = path.join(dir, 'headers-only');
     touch(path.join(headersOnly, 'include', 'cublas_v2.h'));
-    expect(() => locateCublas({ nvcc: null, envDir: headersOnly, cacheDir: dir })).to.throw(CublasError, /no libcublas\.so and libcublasLt\.so/);
+    expect(() => locateCublas({ nvcc: null, envDir: headersOnly, cacheDir: dir })).to.throw(
+      CublasError,
+      /no libcublas\.so and libcublasLt\.so/,
+    );
   });
 
   it('uses a complete cache copy and ignores an incomplete one', function () {
@@ -153,7 +167,9 @@ describe('cuBLAS locator', function () {
       const pip = wheel
         ? `while [ "$1" != "--dest" ]; do shift; done; cp "${wheel}" "$2"/`
         : 'echo "ERROR: Could not find a version that satisfies the requirement nvidia-cublas" >&2; exit 1';
-      fs.writeFileSync(script, `#!/bin/sh\necho "$@" >> "${log}"\nif [ "$1" = "-m" ]; then ${pip}; exit 0; fi\nexec python3 "$@"\n`, { mode: 0o755 });
+      fs.writeFileSync(script, `#!/bin/sh\necho "$@" >> "${log}"\nif [ "$1" = "-m" ]; then ${pip}; exit 0; fi\nexec python3 "$@"\n`, {
+        mode: 0o755,
+      });
       return script;
     }
 
@@ -179,7 +195,13 @@ with zipfile.ZipFile(sys.argv[1], 'w') as z:
       const cache = path.join(dir, 'cache');
       const calls = path.join(dir, 'calls.log');
       const logs: string[] = [];
-      const loc = await ensureCublas({ cacheDir: cache, nvcc: null, envDir: '', python: fakePython(makeWheel(), calls), log: (l) => logs.push(l) });
+      const loc = await ensureCublas({
+        cacheDir: cache,
+        nvcc: null,
+        envDir: '',
+        python: fakePython(makeWheel(), calls),
+        log: (l) => logs.push(l),
+      });
       expect(loc.source).to.equal('cache');
       expect(loc.version).to.equal(CUBLAS_WHEEL_VERSION);
       const copy = cublasCacheDir(cache);
@@ -200,15 +222,29 @@ with zipfile.ZipFile(sys.argv[1], 'w') as z:
 
     it('says so clearly when python or pip cannot fetch it, leaving no partial copy', async function () {
       const cache = path.join(dir, 'cache');
-      const noPython = await ensureCublas({ cacheDir: cache, nvcc: null, envDir: '', python: path.join(dir, 'no-such-python'), log: () => {} }).catch((e: unknown) => e);
+      const noPython = await ensureCublas({
+        cacheDir: cache,
+        nvcc: null,
+        envDir: '',
+        python: path.join(dir, 'no-such-python'),
+        log: () => {},
+      }).catch((e: unknown) => e);
       expect(noPython).to.be.instanceOf(CublasError);
       expect((noPython as CublasError).kind).to.equal('no_python');
       expect((noPython as Error).message).to.match(/cannot run .*no-such-python.*LLAMA_CUBLAS_DIR/);
 
-      const offline = await ensureCublas({ cacheDir: cache, nvcc: null, envDir: '', python: fakePython(undefined, path.join(dir, 'c.log')), log: () => {} }).catch((e: unknown) => e);
+      const offline = await ensureCublas({
+        cacheDir: cache,
+        nvcc: null,
+        envDir: '',
+        python: fakePython(undefined, path.join(dir, 'c.log')),
+        log: () => {},
+      }).catch((e: unknown) => e);
       expect(offline).to.be.instanceOf(CublasError);
       expect((offline as CublasError).kind).to.equal('pip_failed');
-      expect((offline as Error).message).to.contain(`pip download nvidia-cublas==${CUBLAS_WHEEL_VERSION} failed`).and.to.contain('package index reachable');
+      expect((offline as Error).message)
+        .to.contain(`pip download nvidia-cublas==${CUBLAS_WHEEL_VERSION} failed`)
+        .and.to.contain('package index reachable');
       expect((offline as CublasError).output).to.contain('Could not find a version');
       expect(fs.existsSync(cublasCacheDir(cache))).to.equal(false);
       expect(fs.existsSync(`${cublasCacheDir(cache)}.partial`)).to.equal(false);
@@ -222,7 +258,12 @@ describe('llama.cpp CUDA build selection and flags', function () {
     includeDir: '/c/include',
     libDir: '/c/lib',
     version: CUBLAS_WHEEL_VERSION,
-    cmakeFlags: ['-DCUDA_cublas_LIBRARY=/c/lib/libcublas.so', '-DCUDA_cublasLt_LIBRARY=/c/lib/libcublasLt.so', '-DCMAKE_CUDA_FLAGS=-I/c/include', '-DCMAKE_CXX_FLAGS=-I/c/include'],
+    cmakeFlags: [
+      '-DCUDA_cublas_LIBRARY=/c/lib/libcublas.so',
+      '-DCUDA_cublasLt_LIBRARY=/c/lib/libcublasLt.so',
+      '-DCMAKE_CUDA_FLAGS=-I/c/include',
+      '-DCMAKE_CXX_FLAGS=-I/c/include',
+    ],
   };
 
   it('one flag list: CUDA adds the architecture, cuBLAS and (without libcuda) NO_VMM; CPU adds none of them', function () {
@@ -242,7 +283,9 @@ describe('llama.cpp CUDA build selection and flags', function () {
       const r = resolveLlamaBuild({});
       const nvcc = hasNvcc();
       const gpu = hasVisibleGpu();
-      console.log(`    this machine: nvcc ${nvcc ? findNvcc()!.version : 'absent'}, GPU ${gpu ? 'visible' : 'none'} -> ${r.variant} (${r.reason})`);
+      console.log(
+        `    this machine: nvcc ${nvcc ? findNvcc()!.version : 'absent'}, GPU ${gpu ? 'visible' : 'none'} -> ${r.variant} (${r.reason})`,
+      );
       expect(r.cuda).to.equal(nvcc && gpu);
       expect(r.variant).to.equal(nvcc && gpu ? 'cuda-sm90' : 'cpu');
       if (nvcc && !gpu) expect(r.reason).to.match(/no visible GPU/);
@@ -319,7 +362,11 @@ describe('CUDA compile check (llama.cpp CUDA units with the build flags)', funct
 
     const cu = path.join(tmp, 'k.cu');
     fs.writeFileSync(cu, '__global__ void k(float *x) { x[threadIdx.x] *= 2.0f; }\n');
-    const r = spawnSync('nice', ['-n', '10', nvcc.path, '-c', cu, '-o', path.join(tmp, 'k.o'), '-gencode', 'arch=compute_80,code=[sm_80,compute_80]'], { encoding: 'utf8' });
+    const r = spawnSync(
+      'nice',
+      ['-n', '10', nvcc.path, '-c', cu, '-o', path.join(tmp, 'k.o'), '-gencode', 'arch=compute_80,code=[sm_80,compute_80]'],
+      { encoding: 'utf8' },
+    );
     expect(r.status, r.stderr).to.equal(0);
     const images = readFatbinEntries(path.join(tmp, 'k.o'));
     expect(images.filter((i) => i.kind === 'elf').map((i) => i.sm)).to.deep.equal(['sm_80']);
@@ -345,7 +392,9 @@ describe('CUDA compile check (llama.cpp CUDA units with the build flags)', funct
     for (const o of check.objects) {
       expect(fs.statSync(o.object).size, o.object).to.be.greaterThan(10_000);
       // Read the object again rather than trusting CHECK.json.
-      const sass = readFatbinEntries(o.object).filter((i) => i.kind === 'elf').map((i) => i.sm);
+      const sass = readFatbinEntries(o.object)
+        .filter((i) => i.kind === 'elf')
+        .map((i) => i.sm);
       expect(sass, `${o.unit}: SASS images`).to.include('sm_90');
       if (cuobjdump) expect(cuobjdumpElfArchs(cuobjdump, o.object), `cuobjdump --list-elf ${o.object}`).to.include('sm_90');
     }

@@ -40,7 +40,9 @@ async function pngDataUrl(width: number, height: number, seed: number): Promise<
     s = (s * 1103515245 + 12345) >>> 0;
     px[i] = (s >>> 24) & 0xff;
   }
-  const png = await sharp(px, { raw: { width, height, channels: 3 } }).png().toBuffer();
+  const png = await sharp(px, { raw: { width, height, channels: 3 } })
+    .png()
+    .toBuffer();
   return `data:image/png;base64,${png.toString('base64')}`;
 }
 
@@ -51,10 +53,7 @@ describe('llama-server supervisor (real llama.cpp, tiny Gemma 3 model)', functio
   let images: string[];
   let server: LlamaServer | undefined;
   const logLines: string[] = [];
-  const logger = pino(
-    { level: 'debug' },
-    { write: (s: string) => void logLines.push(s) },
-  );
+  const logger = pino({ level: 'debug' }, { write: (s: string) => void logLines.push(s) });
 
   before(async function () {
     this.timeout(3 * 3600_000); // a first build compiles llama.cpp
@@ -189,7 +188,9 @@ describe('llama-server supervisor (real llama.cpp, tiny Gemma 3 model)', functio
   });
 
   it('a llama-server left behind by a SIGKILLed node is stopped by the next supervisor', async function () {
-    const parent = spawn(process.execPath, [path.resolve('dist/test/helpers/llama-parent.js'), tiny.model, serverPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const parent = spawn(process.execPath, [path.resolve('dist/test/helpers/llama-parent.js'), tiny.model, serverPath], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     parent.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     const deadline = Date.now() + 60_000;
@@ -232,7 +233,10 @@ describe('llama-server supervisor (real llama.cpp, tiny Gemma 3 model)', functio
     fs.writeFileSync(junk, 'this is not a model, just some bytes');
     let err = await newServer({ model: junk })
       .start()
-      .then(() => undefined, (e: unknown) => e);
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(err).to.be.instanceOf(ModelFileError);
     expect((err as ModelFileError).reason).to.equal('not-gguf');
     expect((err as Error).message).to.include(junk);
@@ -242,7 +246,10 @@ describe('llama-server supervisor (real llama.cpp, tiny Gemma 3 model)', functio
     fs.writeFileSync(truncated, fs.readFileSync(tiny.model).subarray(0, 4096));
     err = await newServer({ model: truncated })
       .start()
-      .then(() => undefined, (e: unknown) => e);
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(err).to.be.instanceOf(ModelFileError);
     expect((err as ModelFileError).file).to.equal(truncated);
     expect((err as ModelFileError).reason).to.equal('rejected');
@@ -251,7 +258,10 @@ describe('llama-server supervisor (real llama.cpp, tiny Gemma 3 model)', functio
     fs.writeFileSync(badProj, fs.readFileSync(tiny.mmproj).subarray(0, 2048));
     err = await newServer({ mmproj: badProj })
       .start()
-      .then(() => undefined, (e: unknown) => e);
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(err).to.be.instanceOf(ModelFileError);
     expect((err as ModelFileError).file).to.equal(badProj);
   });

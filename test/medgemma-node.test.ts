@@ -48,7 +48,9 @@ describe('MedGemma engine in the node (radiant serve)', function () {
       expect(s.state).to.equal('failed');
       expect(s.error).to.include(missing);
       expect((await echoscu(node.dicomPort)).code).to.equal(0);
-      const files = corpusDir('ct-series-chest-99').slice(0, 3).map((e) => e.absPath);
+      const files = corpusDir('ct-series-chest-99')
+        .slice(0, 3)
+        .map((e) => e.absPath);
       expect((await storescu(node.dicomPort, files)).code).to.equal(0);
       expect(Number(((await node.db('instances').count({ n: '*' })) as Array<{ n: number | string }>)[0]!.n)).to.equal(3);
     } finally {
@@ -71,9 +73,18 @@ describe('MedGemma engine in the node (radiant serve)', function () {
       const engine = node.engine.ready!;
       expect(engine.multimodal).to.equal(true);
       const result = await engine.analyze({
-        images: [await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 90, g: 90, b: 90 } } }).png().toBuffer()],
+        images: [
+          await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 90, g: 90, b: 90 } } })
+            .png()
+            .toBuffer(),
+        ],
         prompt: 'Describe the image.',
-        schema: { type: 'object', properties: { finding: { type: 'string', enum: ['normal', 'abnormal'] } }, required: ['finding'], additionalProperties: false },
+        schema: {
+          type: 'object',
+          properties: { finding: { type: 'string', enum: ['normal', 'abnormal'] } },
+          required: ['finding'],
+          additionalProperties: false,
+        },
         maxTokens: 400,
       });
       expect(['normal', 'abnormal']).to.include((result.json as { finding: string }).finding);

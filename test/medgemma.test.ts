@@ -67,7 +67,9 @@ async function png(width: number, height: number, seed: number): Promise<Buffer>
     s = (s * 1103515245 + 12345) >>> 0;
     px[i] = (s >>> 24) & 0xff;
   }
-  return sharp(px, { raw: { width, height, channels: 3 } }).png().toBuffer();
+  return sharp(px, { raw: { width, height, channels: 3 } })
+    .png()
+    .toBuffer();
 }
 
 async function rejects(p: Promise<unknown>): Promise<EngineError> {
@@ -94,7 +96,12 @@ async function fakeEndpoint(handler: http.RequestListener): Promise<{ url: strin
   };
 }
 
-const okReply = (content: string) => JSON.stringify({ model: 'fake-medgemma', choices: [{ finish_reason: 'stop', message: { role: 'assistant', content } }], usage: { completion_tokens: 5 } });
+const okReply = (content: string) =>
+  JSON.stringify({
+    model: 'fake-medgemma',
+    choices: [{ finish_reason: 'stop', message: { role: 'assistant', content } }],
+    usage: { completion_tokens: 5 },
+  });
 const validContent = JSON.stringify({ findings: [{ description: 'opacity', confidence: 'low' }], image_quality_limited: false });
 
 describe('MedGemma safety layer (pure functions)', function () {
@@ -154,14 +161,27 @@ describe('MedGemma safety layer (pure functions)', function () {
   });
 
   it('the system prompt asks for description, hedging, confidence, quality and review', function () {
-    for (const w of ['do not state a diagnosis', 'suggestive of', 'consistent with', 'cannot exclude', 'confidence', 'image quality', 'radiologist will review']) {
+    for (const w of [
+      'do not state a diagnosis',
+      'suggestive of',
+      'consistent with',
+      'cannot exclude',
+      'confidence',
+      'image quality',
+      'radiologist will review',
+    ]) {
       expect(SYSTEM_PROMPT).to.include(w);
     }
   });
 
   it('validates output against the schema shape', function () {
     expect(parseModelJson(validContent, findingsSchema)).to.deep.equal(JSON.parse(validContent));
-    const cases = ['not json', '{"findings":[]}', '{"findings":[{"description":"x","confidence":"sure"}],"image_quality_limited":false}', '{"findings":"x","image_quality_limited":true}'];
+    const cases = [
+      'not json',
+      '{"findings":[]}',
+      '{"findings":[{"description":"x","confidence":"sure"}],"image_quality_limited":false}',
+      '{"findings":"x","image_quality_limited":true}',
+    ];
     for (const c of cases) {
       let err: unknown;
       try {
@@ -179,7 +199,14 @@ describe('MedGemma safety layer (pure functions)', function () {
     expect(loadConfig(base).medgemma.backend).to.equal('off');
     expect(loadConfig({ ...base, MEDGEMMA_MODEL_PATH: '/m.gguf' }).medgemma.backend).to.equal('llama-server');
     expect(loadConfig({ ...base, MEDGEMMA_API_ENDPOINT: 'https://x.example/v1' }).medgemma.backend).to.equal('off');
-    const online = { MODE: 'online', DATABASE_URL: 'postgres://x/y', SECRET_KEY: 'k'.repeat(40), S3_BUCKET: 'bucket', MEDGEMMA_API_ENDPOINT: 'https://x.example/v1', MEDGEMMA_MODEL_PATH: '/m.gguf' };
+    const online = {
+      MODE: 'online',
+      DATABASE_URL: 'postgres://x/y',
+      SECRET_KEY: 'k'.repeat(40),
+      S3_BUCKET: 'bucket',
+      MEDGEMMA_API_ENDPOINT: 'https://x.example/v1',
+      MEDGEMMA_MODEL_PATH: '/m.gguf',
+    };
     expect(loadConfig(online).medgemma.backend).to.equal('remote');
     expect(loadConfig(base).medgemma.contextSize).to.equal(32768);
     expect(loadConfig(base).medgemma.maxConcurrency).to.equal(1);
@@ -211,7 +238,15 @@ describe('MedGemma engine (real llama.cpp, tiny Gemma 3 models)', function () {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'radiant-engine-'));
     tiny = writeTinyModels(dir, { seed: 7 });
     images = [await png(40, 32, 1), await png(24, 24, 2)];
-    engine = await new LlamaServerEngine({ model: tiny.model, mmproj: tiny.mmproj, serverPath, threads: 1, ctxSize: 2048, gpuLayers: wantCuda() ? 'all' : 0, timeoutMs: 60_000 }).start();
+    engine = await new LlamaServerEngine({
+      model: tiny.model,
+      mmproj: tiny.mmproj,
+      serverPath,
+      threads: 1,
+      ctxSize: 2048,
+      gpuLayers: wantCuda() ? 'all' : 0,
+      timeoutMs: 60_000,
+    }).start();
   });
 
   after(async () => {
@@ -229,7 +264,9 @@ describe('MedGemma engine (real llama.cpp, tiny Gemma 3 models)', function () {
       expect(r.timings.predictedMs).to.be.greaterThan(0);
       expect(r.timings.tokensPerSecond).to.be.greaterThan(0);
       expect(r.model.name).to.equal('tiny-gemma3.gguf');
-      expect(r.model.sha256).to.equal(await fileSha256(tiny.model)).and.match(/^[0-9a-f]{64}$/);
+      expect(r.model.sha256)
+        .to.equal(await fileSha256(tiny.model))
+        .and.match(/^[0-9a-f]{64}$/);
       expect(r.model.quantization).to.equal('MOSTLY_F16');
       expect(r.model.mmproj?.name).to.equal('tiny-gemma3-mmproj.gguf');
     });
@@ -265,7 +302,9 @@ describe('MedGemma engine (real llama.cpp, tiny Gemma 3 models)', function () {
         seed = (seed * 1103515245 + 12345) >>> 0;
         px[i] = ((((i / 3) | 0) % 256) >> 1) + ((seed >>> 24) & 7);
       }
-      const noisy = await sharp(px, { raw: { width: 256, height: 256, channels: 3 } }).png().toBuffer();
+      const noisy = await sharp(px, { raw: { width: 256, height: 256, channels: 3 } })
+        .png()
+        .toBuffer();
       const pngs = [noisy, noisy, noisy, noisy];
       const pngB64 = pngs.reduce((a, p) => a + Math.ceil(p.length / 3) * 4, 0);
       expect((await imageDataUrls(pngs, pngB64)).format).to.equal('png');
@@ -274,12 +313,20 @@ describe('MedGemma engine (real llama.cpp, tiny Gemma 3 models)', function () {
       expect(small.bytes).to.be.lessThan(pngB64);
       const first = Buffer.from(small.urls[0]!.split(',')[1]!, 'base64');
       expect((await sharp(first).metadata()).format).to.equal('jpeg');
-      const tooSmall = await imageDataUrls(pngs, 1000).then(() => undefined, (e: unknown) => e as EngineError);
+      const tooSmall = await imageDataUrls(pngs, 1000).then(
+        () => undefined,
+        (e: unknown) => e as EngineError,
+      );
       expect(tooSmall?.kind).to.equal('too_large');
       expect(tooSmall?.retryable).to.equal(false);
       expect(tooSmall?.message).to.match(/MEDGEMMA_MAX_SLICES/);
       // Through the real remote path: llama-server reads the JPEGs.
-      const remote = new RemoteEngine({ endpoint: engine.server.baseUrl, apiKey: engine.server.apiKey, timeoutMs: 60_000, maxRequestBytes: 1e6 + pngB64 - 1 });
+      const remote = new RemoteEngine({
+        endpoint: engine.server.baseUrl,
+        apiKey: engine.server.apiKey,
+        timeoutMs: 60_000,
+        maxRequestBytes: 1e6 + pngB64 - 1,
+      });
       const r = await remote.analyze(request({ images: pngs }));
       expect(r.json).to.have.property('findings');
     });
@@ -297,8 +344,20 @@ describe('MedGemma engine (real llama.cpp, tiny Gemma 3 models)', function () {
     it('a server killed mid-request gives a clear error', async function () {
       // kill llama-server once its log shows it has taken the request
       let onTask: (() => void) | undefined;
-      const logger = pino({ level: 'debug' }, { write: (line: string) => void (/launch_slot|processing task|new prompt/i.test(line) && onTask?.()) });
-      const s = new LlamaServer({ model: tiny.model, mmproj: tiny.mmproj, serverPath, threads: 1, ctxSize: 4096, gpuLayers: 0, maxRestarts: 0, logger });
+      const logger = pino(
+        { level: 'debug' },
+        { write: (line: string) => void (/launch_slot|processing task|new prompt/i.test(line) && onTask?.()) },
+      );
+      const s = new LlamaServer({
+        model: tiny.model,
+        mmproj: tiny.mmproj,
+        serverPath,
+        threads: 1,
+        ctxSize: 4096,
+        gpuLayers: 0,
+        maxRestarts: 0,
+        logger,
+      });
       await s.start();
       try {
         const remote = new RemoteEngine({ endpoint: s.baseUrl, apiKey: s.apiKey, retries: 1, baseDelayMs: 20, timeoutMs: 30_000 });
@@ -368,12 +427,23 @@ describe('MedGemma engine (real llama.cpp, tiny Gemma 3 models)', function () {
           if (mode === '400') return res.writeHead(400).end('bad request');
           expect(JSON.parse(body).messages[0].content).to.equal(SYSTEM_PROMPT);
           res.setHeader('content-type', 'application/json');
-          res.end(okReply('<unused94>thinking<unused95>' + JSON.stringify({ findings: [{ description: 'this confirms an opacity', confidence: 'low' }], image_quality_limited: true })));
+          res.end(
+            okReply(
+              '<unused94>thinking<unused95>' +
+                JSON.stringify({ findings: [{ description: 'this confirms an opacity', confidence: 'low' }], image_quality_limited: true }),
+            ),
+          );
         });
       });
       try {
         const retries: number[] = [];
-        const remote = new RemoteEngine({ endpoint: fake.url, apiKey: 'k1', baseDelayMs: 10, retries: 2, onRetry: (i) => retries.push(i.attempt) });
+        const remote = new RemoteEngine({
+          endpoint: fake.url,
+          apiKey: 'k1',
+          baseDelayMs: 10,
+          retries: 2,
+          onRetry: (i) => retries.push(i.attempt),
+        });
         const r = await remote.analyze<{ findings: Array<{ description: string }> }>(request());
         expect(n).to.equal(2);
         expect(retries).to.deep.equal([1]);
@@ -437,10 +507,20 @@ describe('MedGemma engine (real llama.cpp, tiny Gemma 3 models)', function () {
     it('answers text with a JSON-schema grammar', async function () {
       const schema: JsonSchema = {
         type: 'object',
-        properties: { impression: { type: 'string', maxLength: 30 }, confidence: { enum: ['low', 'moderate', 'high'] }, limited: { type: 'boolean' } },
+        properties: {
+          impression: { type: 'string', maxLength: 30 },
+          confidence: { enum: ['low', 'moderate', 'high'] },
+          limited: { type: 'boolean' },
+        },
         required: ['impression', 'confidence', 'limited'],
       };
-      const r = await nlc.analyze<{ confidence: string }>({ images: [], prompt: 'Summarise: small left effusion.', schema, maxTokens: 200, seed: 1 });
+      const r = await nlc.analyze<{ confidence: string }>({
+        images: [],
+        prompt: 'Summarise: small left effusion.',
+        schema,
+        maxTokens: 200,
+        seed: 1,
+      });
       expect(['low', 'moderate', 'high']).to.include(r.json.confidence);
       expect(r.backend).to.equal('node-llama-cpp');
       expect(r.timings.tokens).to.be.greaterThan(0);
@@ -452,7 +532,9 @@ describe('MedGemma engine (real llama.cpp, tiny Gemma 3 models)', function () {
       expect((await rejects(nlc.analyze(request()))).kind).to.equal('unavailable');
       const ac = new AbortController();
       ac.abort();
-      expect((await rejects(nlc.analyze({ images: [], prompt: 'x', schema: { type: 'object' }, signal: ac.signal }))).kind).to.equal('cancelled');
+      expect((await rejects(nlc.analyze({ images: [], prompt: 'x', schema: { type: 'object' }, signal: ac.signal }))).kind).to.equal(
+        'cancelled',
+      );
     });
   });
 
@@ -483,13 +565,19 @@ describe('MedGemma engine (real llama.cpp, tiny Gemma 3 models)', function () {
 
     it('the generator writes a projector with MedGemma geometry (896 px, 14 px patches) on request', async function () {
       const big = path.join(dir, 'geometry-896');
-      const gen = await execFileP(process.execPath, [path.join(path.dirname(CLI), '..', 'fixtures', 'tiny-model.js'), big, '--image-size', '896', '--patch-size', '14'], { timeout: 60_000 });
+      const gen = await execFileP(
+        process.execPath,
+        [path.join(path.dirname(CLI), '..', 'fixtures', 'tiny-model.js'), big, '--image-size', '896', '--patch-size', '14'],
+        { timeout: 60_000 },
+      );
       expect(gen.stdout).to.include('tiny-gemma3-mmproj.gguf');
       const r = await run(['model', 'info', big]);
       expect(r.code, r.stderr).to.equal(0);
       expect(r.stdout).to.match(/image size:\s+896 px/);
       expect(r.stdout).to.match(/pair: ok/);
-      expect(() => writeTinyModels(path.join(dir, 'bad-geometry'), { vision: { imageSize: 100, patchSize: 14 } })).to.throw(/multiple of patch size/);
+      expect(() => writeTinyModels(path.join(dir, 'bad-geometry'), { vision: { imageSize: 100, patchSize: 14 } })).to.throw(
+        /multiple of patch size/,
+      );
     });
 
     it('refuses a non-GGUF file, a text model as mmproj, and a projector of the wrong size', async function () {
@@ -523,7 +611,15 @@ describe('MedGemma engine (real llama.cpp, tiny Gemma 3 models)', function () {
       r = await run(['model', 'pull', 'https://example.com/x.gguf']);
       expect(r.code).to.equal(2);
       expect(r.stderr).to.match(/not of the form hf:<user>\/<repo>\/<file>\.gguf/);
-      r = await run(['model', 'pull', 'hf:unsloth/medgemma-4b-it-GGUF/medgemma-4b-it-Q4_K_M.gguf', '--dir', path.join(dir, 'pulled'), '--timeout', '3']);
+      r = await run([
+        'model',
+        'pull',
+        'hf:unsloth/medgemma-4b-it-GGUF/medgemma-4b-it-Q4_K_M.gguf',
+        '--dir',
+        path.join(dir, 'pulled'),
+        '--timeout',
+        '3',
+      ]);
       expect(r.code).to.equal(1);
       expect(r.stderr).to.match(/radiant model pull: cannot download hf:unsloth/);
     });
@@ -538,7 +634,13 @@ describe('createEngine (configuration -> started engine)', function () {
     try {
       writeTinyModels(dir, { seed: 3 });
       expect(await createEngine(loadConfig({ DATA_DIR: dir }).medgemma)).to.equal(undefined);
-      const cfg = loadConfig({ DATA_DIR: dir, MEDGEMMA_MODEL_PATH: dir, MEDGEMMA_DEVICE: 'cpu', MEDGEMMA_THREADS: '1', MEDGEMMA_CONTEXT: '2048' }).medgemma;
+      const cfg = loadConfig({
+        DATA_DIR: dir,
+        MEDGEMMA_MODEL_PATH: dir,
+        MEDGEMMA_DEVICE: 'cpu',
+        MEDGEMMA_THREADS: '1',
+        MEDGEMMA_CONTEXT: '2048',
+      }).medgemma;
       expect(cfg.backend).to.equal('llama-server');
       const engine = (await createEngine(cfg))!;
       try {

@@ -85,14 +85,23 @@ describe('node files', function () {
       const orphanKey = `studies/${b!.studyInstanceUid}/series/${b!.seriesInstanceUid}/instances/${b!.sopInstanceUid}.dcm`;
       await c1.storage.put(orphanKey, fsReadable(b!.bytes));
       const dead = deadPid();
-      await fsp.writeFile(path.join(journal, `${dead}-00000000-0000-4000-8000-000000000001.json`), JSON.stringify({ storageKey: orphanKey, sopInstanceUid: b!.sopInstanceUid }));
+      await fsp.writeFile(
+        path.join(journal, `${dead}-00000000-0000-4000-8000-000000000001.json`),
+        JSON.stringify({ storageKey: orphanKey, sopInstanceUid: b!.sopInstanceUid }),
+      );
       // A crash after the commit: a's marker, its blob indexed.
-      await fsp.writeFile(path.join(journal, `${dead}-00000000-0000-4000-8000-000000000002.json`), JSON.stringify({ storageKey: stored.storageKey, sopInstanceUid: a!.sopInstanceUid }));
+      await fsp.writeFile(
+        path.join(journal, `${dead}-00000000-0000-4000-8000-000000000002.json`),
+        JSON.stringify({ storageKey: stored.storageKey, sopInstanceUid: a!.sopInstanceUid }),
+      );
       // A live process's marker (this test process): its ingest is still in flight.
       const liveKey = `studies/${c!.studyInstanceUid}/series/${c!.seriesInstanceUid}/instances/${c!.sopInstanceUid}.dcm`;
       await c1.storage.put(liveKey, fsReadable(c!.bytes));
       const otherLive = live.pid!; // another process of this node, still ingesting
-      await fsp.writeFile(path.join(journal, `${otherLive}-00000000-0000-4000-8000-000000000003.json`), JSON.stringify({ storageKey: liveKey, sopInstanceUid: c!.sopInstanceUid }));
+      await fsp.writeFile(
+        path.join(journal, `${otherLive}-00000000-0000-4000-8000-000000000003.json`),
+        JSON.stringify({ storageKey: liveKey, sopInstanceUid: c!.sopInstanceUid }),
+      );
       await c1.close();
       core = undefined;
 
@@ -111,7 +120,9 @@ describe('node files', function () {
       const c1 = await open();
       const [a] = makeCtSeries({ slices: 1, size: 16 });
       await c1.ingestor.ingestFile(writeTemp(dir, a!.bytes), true, { source: 'import' });
-      await c1.ingestor.ingestFile(writeTemp(dir, Buffer.from('not dicom at all, but long enough to be looked at'.repeat(4))), true, { source: 'import' }).catch(() => undefined);
+      await c1.ingestor
+        .ingestFile(writeTemp(dir, Buffer.from('not dicom at all, but long enough to be looked at'.repeat(4))), true, { source: 'import' })
+        .catch(() => undefined);
       expect(fs.readdirSync(journalDirFor(c1.config.tempDir))).to.deep.equal([]);
     });
   });

@@ -66,10 +66,33 @@ function content(state: ReportState, over: Partial<ReportContent> = {}): ReportC
     clinicalIndication: 'Persistent cough for 6 weeks; former smoker.',
     technique: 'Axial CT of the chest, 1.25 mm slices, lung and soft-tissue kernels; no intravenous contrast.',
     findings: [
-      finding(1, { confidence: 0.87, description: 'Solid pulmonary nodule in the right upper lobe, 8 mm.' , recommendation: 'Follow-up CT in 6–12 months (Fleischner 2017).' }),
-      finding(2, { confidence: 0.64, description: 'Mild centrilobular emphysema in both upper lobes.', laterality: 'bilateral', anatomicalLocation: 'upper lobes' }),
-      finding(3, { confidence: null, description: 'Small calcified granuloma, left lower lobe; benign.', laterality: 'left', category: 'incidental', severity: 'normal', anatomicalLocation: 'left lower lobe' }),
-      finding(4, { confidence: 0.32, description: 'No pleural effusion.', laterality: 'bilateral', category: 'normal', severity: 'normal', anatomicalLocation: 'pleura' }),
+      finding(1, {
+        confidence: 0.87,
+        description: 'Solid pulmonary nodule in the right upper lobe, 8 mm.',
+        recommendation: 'Follow-up CT in 6–12 months (Fleischner 2017).',
+      }),
+      finding(2, {
+        confidence: 0.64,
+        description: 'Mild centrilobular emphysema in both upper lobes.',
+        laterality: 'bilateral',
+        anatomicalLocation: 'upper lobes',
+      }),
+      finding(3, {
+        confidence: null,
+        description: 'Small calcified granuloma, left lower lobe; benign.',
+        laterality: 'left',
+        category: 'incidental',
+        severity: 'normal',
+        anatomicalLocation: 'left lower lobe',
+      }),
+      finding(4, {
+        confidence: 0.32,
+        description: 'No pleural effusion.',
+        laterality: 'bilateral',
+        category: 'normal',
+        severity: 'normal',
+        anatomicalLocation: 'pleura',
+      }),
     ],
     measurements: [
       { findingNumber: 1, quantity: 'Long axis diameter', value: 8.4, unit: 'mm' },
@@ -112,7 +135,10 @@ async function keyImages(): Promise<KeyImage[]> {
       gradient[y * size + x] = Math.round((x + y) * (255 / (2 * size)));
     }
   }
-  const png = (raw: Buffer): Promise<Buffer> => sharp(raw, { raw: { width: size, height: size, channels: 1 } }).png().toBuffer();
+  const png = (raw: Buffer): Promise<Buffer> =>
+    sharp(raw, { raw: { width: size, height: size, channels: 1 } })
+      .png()
+      .toBuffer();
   return [
     { png: await png(ring), caption: 'Finding 1 · image 34 of 120 (lung window)', findingNumbers: [1] },
     { png: await png(gradient), caption: 'Finding 2 · image 12 of 120', findingNumbers: [2] },
@@ -195,7 +221,10 @@ describe('PDF report', function () {
     tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'radiant-pdf-'));
     images = await keyImages();
     draftPdf = await renderReportPdf(content('preliminary'), images);
-    finalPdf = await renderReportPdf(content('final', { patient: { name: HOSTILE, id: 'PAT-0043', issuer: null, birthDate: '19700101', sex: 'M' } }), images);
+    finalPdf = await renderReportPdf(
+      content('final', { patient: { name: HOSTILE, id: 'PAT-0043', issuer: null, birthDate: '19700101', sex: 'M' } }),
+      images,
+    );
   });
 
   after(async () => {
@@ -206,7 +235,9 @@ describe('PDF report', function () {
     it('draft: pages rasterise, and every page carries the red AI-draft banner', async () => {
       expect(draftPdf.subarray(0, 5).toString('latin1')).to.equal('%PDF-');
       const pages = await rasterise('draft', draftPdf);
-      expect(pages.length).to.equal(pageCount(path.join(tmp, 'draft.pdf'))).and.to.be.greaterThan(0);
+      expect(pages.length)
+        .to.equal(pageCount(path.join(tmp, 'draft.pdf')))
+        .and.to.be.greaterThan(0);
       for (const p of pages) {
         expect((await fs.stat(p)).size, p).to.be.greaterThan(1000);
         const px = await bannerPixel(p);
@@ -288,7 +319,12 @@ describe('PDF report', function () {
 
     it('a 40-finding report flows over several pages and every finding stays extractable', async () => {
       const findings = Array.from({ length: 40 }, (_, i) => finding(i + 1));
-      const measurements = findings.map((f) => ({ findingNumber: f.number, quantity: `Diameter of nodule ${f.number}`, value: 3 + f.number / 4, unit: 'mm' }));
+      const measurements = findings.map((f) => ({
+        findingNumber: f.number,
+        quantity: `Diameter of nodule ${f.number}`,
+        value: 3 + f.number / 4,
+        unit: 'mm',
+      }));
       const pdf = await renderReportPdf(content('draft', { findings, measurements }), images);
       const text = await pdfText('long.pdf', pdf);
       const pages = pageCount(path.join(tmp, 'long.pdf'));
@@ -306,7 +342,9 @@ describe('PDF report', function () {
     it('no text is drawn below the footer rule or over the running header (bounding boxes)', async () => {
       // Forty findings, one of them longer than a page, and an unbreakable 300-character token.
       const findings = Array.from({ length: 40 }, (_, i) => finding(i + 1));
-      findings[20] = finding(21, { description: `${'Extensive ground-glass opacity with interlobular septal thickening. '.repeat(90)}${'X'.repeat(300)}` });
+      findings[20] = finding(21, {
+        description: `${'Extensive ground-glass opacity with interlobular septal thickening. '.repeat(90)}${'X'.repeat(300)}`,
+      });
       const pdf = await renderReportPdf(content('draft', { findings }), images);
       const p = await writeTmp('bbox.pdf', pdf);
       const html = run('pdftotext', ['-bbox', p, '-']);
@@ -340,7 +378,9 @@ describe('PDF report', function () {
     });
 
     it('an unreadable key image becomes a note, not a failure', async () => {
-      const pdf = await renderReportPdf(content('draft'), [{ png: Buffer.from('not a png'), caption: 'Broken slice', findingNumbers: [1] }]);
+      const pdf = await renderReportPdf(content('draft'), [
+        { png: Buffer.from('not a png'), caption: 'Broken slice', findingNumbers: [1] },
+      ]);
       const text = await pdfText('broken-image.pdf', pdf);
       expect(text).to.include('[image could not be embedded]');
       expect(text).to.include('Broken slice');
@@ -353,7 +393,9 @@ describe('PDF report', function () {
       const t0 = performance.now();
       for (let i = 0; i < runs; i++) await renderReportPdf(c, images);
       const ms = (performance.now() - t0) / runs;
-      console.log(`      render: ${ms.toFixed(1)} ms per typical report (4 findings, 4 measurements, 2 key images; ${draftPdf.length} bytes)`);
+      console.log(
+        `      render: ${ms.toFixed(1)} ms per typical report (4 findings, 4 measurements, 2 key images; ${draftPdf.length} bytes)`,
+      );
       expect(ms).to.be.lessThan(5000);
     });
   });
@@ -368,11 +410,16 @@ describe('PDF report', function () {
         ['enc-draft.dcm', draftPdf, 'preliminary'],
         ['enc-final.dcm', finalPdf, 'final'],
       ] as const) {
-        const c = state === 'final' ? content('final', { patient: { name: HOSTILE, id: 'PAT-0043', issuer: null, birthDate: '19700101', sex: 'M' } }) : content(state);
+        const c =
+          state === 'final'
+            ? content('final', { patient: { name: HOSTILE, id: 'PAT-0043', issuer: null, birthDate: '19700101', sex: 'M' } })
+            : content(state);
         const { output, errors, warnings } = await verify(name, buildEncapsulatedPdf(c, pdf, ids()));
         expect(output, 'dciodvfy recognised the IOD').to.include('EncapsulatedPDF');
         expect(errors, output).to.deep.equal([]);
-        console.log(`      dciodvfy ${name}: ${warnings.length} warning(s)${warnings.length ? `\n        ${warnings.join('\n        ')}` : ''}`);
+        console.log(
+          `      dciodvfy ${name}: ${warnings.length} warning(s)${warnings.length ? `\n        ${warnings.join('\n        ')}` : ''}`,
+        );
       }
     });
 
@@ -387,7 +434,10 @@ describe('PDF report', function () {
     });
 
     it('parses back with the document, its length and the required attributes', () => {
-      for (const pdf of [draftPdf.length % 2 ? draftPdf : Buffer.concat([draftPdf, Buffer.from('\n')]), draftPdf.length % 2 ? Buffer.concat([draftPdf, Buffer.from('\n')]) : draftPdf]) {
+      for (const pdf of [
+        draftPdf.length % 2 ? draftPdf : Buffer.concat([draftPdf, Buffer.from('\n')]),
+        draftPdf.length % 2 ? Buffer.concat([draftPdf, Buffer.from('\n')]) : draftPdf,
+      ]) {
         const ds = parse(buildEncapsulatedPdf(content('preliminary'), pdf, ids({ instanceNumber: 3 })));
         // dcmjs naturalizes OB as a list of buffers.
         const value = ds.EncapsulatedDocument as ArrayBuffer[];

@@ -39,7 +39,24 @@ describe('QIDO-RS', function () {
     const rows = await json(`/studies?StudyInstanceUID=${s0.studyInstanceUid}`);
     assert.equal(rows.length, 1);
     const r = rows[0]!;
-    for (const tag of ['00080005', '00080020', '00080030', '00080050', '00080056', '00080061', '00080090', '00081190', '00100010', '00100020', '00100030', '00100040', '0020000D', '00200010', '00201206', '00201208']) {
+    for (const tag of [
+      '00080005',
+      '00080020',
+      '00080030',
+      '00080050',
+      '00080056',
+      '00080061',
+      '00080090',
+      '00081190',
+      '00100010',
+      '00100020',
+      '00100030',
+      '00100040',
+      '0020000D',
+      '00200010',
+      '00201206',
+      '00201208',
+    ]) {
       assert.ok(r[tag], `missing ${tag}`);
     }
     assert.deepEqual(r['00100010'], { vr: 'PN', Value: [{ Alphabetic: s0.patientName }] });
@@ -54,13 +71,19 @@ describe('QIDO-RS', function () {
 
   it('/studies/{study}/series and /series', async () => {
     const rows = await json(`/studies/${s0.studyInstanceUid}/series`);
-    assert.deepEqual(uidsOf(rows, '0020000E'), s0.series.map((s) => s.seriesInstanceUid));
+    assert.deepEqual(
+      uidsOf(rows, '0020000E'),
+      s0.series.map((s) => s.seriesInstanceUid),
+    );
     const r = rows[0]!;
     assert.deepEqual(r['00080060'], { vr: 'CS', Value: [s0.series[0]!.modality] });
     assert.deepEqual(r['00200011'], { vr: 'IS', Value: [1] });
     assert.deepEqual(r['00201209'], { vr: 'IS', Value: [s0.series[0]!.instances.length] });
     assert.deepEqual(r['00400244'], { vr: 'DA' });
-    assert.deepEqual(r['00081190'], { vr: 'UR', Value: [`${url}/dicom-web/studies/${s0.studyInstanceUid}/series/${s0.series[0]!.seriesInstanceUid}`] });
+    assert.deepEqual(r['00081190'], {
+      vr: 'UR',
+      Value: [`${url}/dicom-web/studies/${s0.studyInstanceUid}/series/${s0.series[0]!.seriesInstanceUid}`],
+    });
 
     const all = await json('/series?Modality=SR&limit=10000');
     const expected = studies.flatMap((st) => st.series.filter((s) => s.modality === 'SR').map((s) => s.seriesInstanceUid)).sort();
@@ -72,14 +95,19 @@ describe('QIDO-RS', function () {
   it('the three instance endpoints', async () => {
     const se = s0.series[0]!;
     const inSeries = await json(`/studies/${s0.studyInstanceUid}/series/${se.seriesInstanceUid}/instances`);
-    assert.deepEqual(uidsOf(inSeries, '00080018'), se.instances.map((i) => i.sopInstanceUid));
+    assert.deepEqual(
+      uidsOf(inSeries, '00080018'),
+      se.instances.map((i) => i.sopInstanceUid),
+    );
     const r = inSeries[0]!;
     assert.deepEqual(r['00080016'], { vr: 'UI', Value: [se.instances[0]!.sopClassUid] });
     assert.deepEqual(r['00200013'], { vr: 'IS', Value: [1] });
     assert.ok(r['00280010'] && r['00280011'] && r['00280008']);
     assert.deepEqual(r['00081190'], {
       vr: 'UR',
-      Value: [`${url}/dicom-web/studies/${s0.studyInstanceUid}/series/${se.seriesInstanceUid}/instances/${se.instances[0]!.sopInstanceUid}`],
+      Value: [
+        `${url}/dicom-web/studies/${s0.studyInstanceUid}/series/${se.seriesInstanceUid}/instances/${se.instances[0]!.sopInstanceUid}`,
+      ],
     });
 
     const inStudy = await json(`/studies/${s0.studyInstanceUid}/instances`);
@@ -101,7 +129,13 @@ describe('QIDO-RS', function () {
 
   it('tag-form keys, \\-joined UIDs, repeated includefield, fuzzy names', async () => {
     const byTag = await json(`/studies?00100020=${s0.patientId}&includefield=00100021&includefield=StudyID`);
-    assert.deepEqual(uidsOf(byTag, '0020000D').sort(), studies.filter((s) => s.patientId === s0.patientId).map((s) => s.studyInstanceUid).sort());
+    assert.deepEqual(
+      uidsOf(byTag, '0020000D').sort(),
+      studies
+        .filter((s) => s.patientId === s0.patientId)
+        .map((s) => s.studyInstanceUid)
+        .sort(),
+    );
     assert.ok(byTag[0]!['00100021']);
 
     const three = [studies[1]!, studies[50]!, studies[149]!].map((s) => s.studyInstanceUid);
@@ -114,7 +148,9 @@ describe('QIDO-RS', function () {
     const prefix = family.slice(0, 3).toLowerCase();
     const fuzzy = await json(`/studies?fuzzymatching=true&PatientName=${encodeURIComponent(prefix)}`);
     const comps = (n: string) => n.toUpperCase().split(/[\^\s]+/);
-    const expect = studies.filter((s) => comps(s.patientName).some((c) => c.startsWith(prefix.toUpperCase()))).map((s) => s.studyInstanceUid);
+    const expect = studies
+      .filter((s) => comps(s.patientName).some((c) => c.startsWith(prefix.toUpperCase())))
+      .map((s) => s.studyInstanceUid);
     assert.deepEqual(uidsOf(fuzzy, '0020000D').sort(), expect.sort());
     assert.ok(expect.length > 0);
   });
@@ -148,7 +184,15 @@ describe('QIDO-RS', function () {
   });
 
   it('400 for bad limit/offset, malformed UIDs and values; 406 for other media types', async () => {
-    for (const p of ['/studies?limit=-1', '/studies?limit=abc', '/studies?offset=-5', '/studies?fuzzymatching=maybe', '/studies?StudyDate=yesterday', '/studies/not-a-uid/series', `/studies/${s0.studyInstanceUid}/series/1..2/instances`]) {
+    for (const p of [
+      '/studies?limit=-1',
+      '/studies?limit=abc',
+      '/studies?offset=-5',
+      '/studies?fuzzymatching=maybe',
+      '/studies?StudyDate=yesterday',
+      '/studies/not-a-uid/series',
+      `/studies/${s0.studyInstanceUid}/series/1..2/instances`,
+    ]) {
       const res = await get(p);
       assert.equal(res.status, 400, p);
       const body = (await res.json()) as { error: { code: string } };
@@ -185,7 +229,11 @@ describe('QIDO-RS', function () {
 
   it('sequence keys: {sequence}.{item} by tags and keywords; the sequence comes back', async () => {
     const rp = 'RP007';
-    const expected = studies.flatMap((st) => st.series.filter((se) => se.requestAttributes.some((a) => a.RequestedProcedureID === rp)).map((se) => se.seriesInstanceUid)).sort();
+    const expected = studies
+      .flatMap((st) =>
+        st.series.filter((se) => se.requestAttributes.some((a) => a.RequestedProcedureID === rp)).map((se) => se.seriesInstanceUid),
+      )
+      .sort();
     assert.ok(expected.length > 0);
     for (const key of ['00400275.00401001', 'RequestAttributesSequence.RequestedProcedureID']) {
       const rows = await json(`/series?${key}=${rp}&limit=10000`);
@@ -193,7 +241,10 @@ describe('QIDO-RS', function () {
       for (const r of rows) {
         const items = (r['00400275']?.Value ?? []) as Dataset[];
         assert.equal(r['00400275']?.vr, 'SQ');
-        assert.ok(items.some((i) => i['00401001']?.Value?.[0] === rp), JSON.stringify(r['00400275']));
+        assert.ok(
+          items.some((i) => i['00401001']?.Value?.[0] === rp),
+          JSON.stringify(r['00400275']),
+        );
       }
     }
     // Tag and keyword spellings of one key form one list.
@@ -201,13 +252,20 @@ describe('QIDO-RS', function () {
     assert.ok(both.length > expected.length);
 
     const code = await json('/studies?ProcedureCodeSequence.CodeValue=CT*&includefield=00081032&limit=1000');
-    const want = studies.filter((st) => st.procedureCodes.some((c) => c.CodeValue.startsWith('CT'))).map((st) => st.studyInstanceUid).sort();
+    const want = studies
+      .filter((st) => st.procedureCodes.some((c) => c.CodeValue.startsWith('CT')))
+      .map((st) => st.studyInstanceUid)
+      .sort();
     assert.deepEqual(uidsOf(code, '0020000D').sort(), want);
     const first = studies.find((st) => st.studyInstanceUid === uidsOf(code, '0020000D')[0])!;
-    assert.deepEqual(
-      code[0]!['00081032'],
-      { vr: 'SQ', Value: first.procedureCodes.map((c) => ({ '00080100': { vr: 'SH', Value: [c.CodeValue] }, '00080102': { vr: 'SH', Value: [c.CodingSchemeDesignator] }, ...(c.CodeMeaning ? { '00080104': { vr: 'LO', Value: [c.CodeMeaning] } } : {}) })) },
-    );
+    assert.deepEqual(code[0]!['00081032'], {
+      vr: 'SQ',
+      Value: first.procedureCodes.map((c) => ({
+        '00080100': { vr: 'SH', Value: [c.CodeValue] },
+        '00080102': { vr: 'SH', Value: [c.CodingSchemeDesignator] },
+        ...(c.CodeMeaning ? { '00080104': { vr: 'LO', Value: [c.CodeMeaning] } } : {}),
+      })),
+    });
     // An unindexed sequence key is ignored, like any unknown key.
     assert.equal((await json('/studies?ReferencedStudySequence.ReferencedSOPInstanceUID=1.2.3&limit=1000')).length, 150);
     // A value on the sequence itself is malformed.
@@ -219,7 +277,10 @@ describe('QIDO-RS', function () {
     const files = makeCtSeries({
       slices: 2,
       patient: { id: 'SEQ-INGEST', name: 'Sequence^Ingest' },
-      requestAttributes: [{ RequestedProcedureID: 'RPINGEST', ScheduledProcedureStepID: 'SPSINGEST', AccessionNumber: 'ACCINGEST' }, { RequestedProcedureID: 'RPINGEST2' }],
+      requestAttributes: [
+        { RequestedProcedureID: 'RPINGEST', ScheduledProcedureStepID: 'SPSINGEST', AccessionNumber: 'ACCINGEST' },
+        { RequestedProcedureID: 'RPINGEST2' },
+      ],
       procedureCodes: [{ CodeValue: 'CTABD', CodingSchemeDesignator: '99TEST', CodeMeaning: 'CT Abdomen' }],
     });
     const stow = await fetch(`${url}/dicom-web/studies`, {
@@ -236,7 +297,11 @@ describe('QIDO-RS', function () {
     assert.deepEqual(rows[0]!['00400275'], {
       vr: 'SQ',
       Value: [
-        { '00080050': { vr: 'SH', Value: ['ACCINGEST'] }, '00400009': { vr: 'SH', Value: ['SPSINGEST'] }, '00401001': { vr: 'SH', Value: ['RPINGEST'] } },
+        {
+          '00080050': { vr: 'SH', Value: ['ACCINGEST'] },
+          '00400009': { vr: 'SH', Value: ['SPSINGEST'] },
+          '00401001': { vr: 'SH', Value: ['RPINGEST'] },
+        },
         { '00401001': { vr: 'SH', Value: ['RPINGEST2'] } },
       ],
     });
@@ -248,7 +313,10 @@ describe('QIDO-RS', function () {
     assert.equal(del.status, 204);
     assert.deepEqual(await json('/series?RequestAttributesSequence.RequestedProcedureID=RPINGEST'), []);
     assert.deepEqual(await json('/studies?00081032.00080100=CTABD'), []);
-    const left = (await node.db('sequence_items').whereIn('value', ['RPINGEST', 'RPINGEST2', 'SPSINGEST', 'CTABD']).count({ n: '*' })) as Array<{ n: number | string }>;
+    const left = (await node
+      .db('sequence_items')
+      .whereIn('value', ['RPINGEST', 'RPINGEST2', 'SPSINGEST', 'CTABD'])
+      .count({ n: '*' })) as Array<{ n: number | string }>;
     assert.equal(Number(left[0]!.n), 0);
   });
 });
@@ -276,10 +344,19 @@ describe('QIDO-RS strict mode (QIDO_STRICT=true)', function () {
 
   it('answers 400 to a key on an unindexed sequence, and 200 to an indexed one', async () => {
     const get = (q: string) => fetch(`${baseUrl(node)}/dicom-web/${q}`, { headers: bearer(token) });
-    for (const q of ['studies?ReferencedStudySequence.ReferencedSOPInstanceUID=1.2', 'studies?00081110.00081155=1.2', 'studies?RequestAttributesSequence.RequestedProcedureDescription=X', 'studies?RequestAttributesSequence.RequestedProcedureID=RP1']) {
+    for (const q of [
+      'studies?ReferencedStudySequence.ReferencedSOPInstanceUID=1.2',
+      'studies?00081110.00081155=1.2',
+      'studies?RequestAttributesSequence.RequestedProcedureDescription=X',
+      'studies?RequestAttributesSequence.RequestedProcedureID=RP1',
+    ]) {
       assert.equal((await get(q)).status, 400, q);
     }
-    for (const q of ['series?00400275.00401001=RP1', 'series?RequestAttributesSequence.ScheduledProcedureStepID=S*', 'studies?ProcedureCodeSequence.CodeValue=X&includefield=ProcedureCodeSequence']) {
+    for (const q of [
+      'series?00400275.00401001=RP1',
+      'series?RequestAttributesSequence.ScheduledProcedureStepID=S*',
+      'studies?ProcedureCodeSequence.CodeValue=X&includefield=ProcedureCodeSequence',
+    ]) {
       const res = await get(q);
       assert.equal(res.status, 200, q);
       assert.deepEqual(await res.json(), []);

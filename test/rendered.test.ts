@@ -51,7 +51,8 @@ describe('WADO-RS rendered and thumbnail', function () {
     node = await startTestNode();
     token = await tokenFor(node, 'radiologist');
     for (const [name, row] of Object.entries(await ingestCorpusFiles(node, FILES)) as Array<[keyof typeof FILES, StoredInstanceRow]>) {
-      urls[name] = `${baseUrl(node)}/dicom-web/studies/${row.study_instance_uid}/series/${row.series_instance_uid}/instances/${row.sop_instance_uid}`;
+      urls[name] =
+        `${baseUrl(node)}/dicom-web/studies/${row.study_instance_uid}/series/${row.series_instance_uid}/instances/${row.sop_instance_uid}`;
     }
   });
   after(async () => {
@@ -178,7 +179,9 @@ describe('WADO-RS rendered and thumbnail', function () {
       expect(res.status).to.equal(200);
       const { rootType, parts } = await readMultipartResponse(res);
       expect(rootType).to.equal('image/jpeg');
-      expect(parts.map((p) => p.headers['content-location'])).to.deep.equal([...ct, cr!].map((f) => `${instanceUrl(baseUrl(node), f)}/rendered`));
+      expect(parts.map((p) => p.headers['content-location'])).to.deep.equal(
+        [...ct, cr!].map((f) => `${instanceUrl(baseUrl(node), f)}/rendered`),
+      );
       const sizes = await Promise.all(parts.map(async (p) => sharp(p.body).metadata()));
       expect(sizes.map((m) => [m.format, m.width, m.height])).to.deep.equal([
         ['jpeg', 16, 16],
@@ -224,7 +227,11 @@ describe('WADO-RS rendered and thumbnail', function () {
       expect(pdfSeries.headers.get('cross-origin-resource-policy')).to.equal('cross-origin');
       expect((await get(`${studyOf(urls.pdf)}/thumbnail`)).status).to.equal(501);
       const rows = await auditRows(node, 'dicomweb.rendered');
-      expect(rows.map((r) => (r as unknown as { resource_type: string }).resource_type)).to.include.members(['study', 'series', 'instance']);
+      expect(rows.map((r) => (r as unknown as { resource_type: string }).resource_type)).to.include.members([
+        'study',
+        'series',
+        'instance',
+      ]);
     });
   });
 

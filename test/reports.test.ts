@@ -30,8 +30,18 @@ interface ReportView {
   findings: Array<{ number: number; tracking_uid: string; description: string; author: string; confidence: number | null }>;
   impression: string;
   signed_by: string | null;
-  dicom: { sr: { sop_instance_uid: string; series_instance_uid: string } | null; pdf: { sop_instance_uid: string; series_instance_uid: string } | null };
-  versions?: Array<{ version: number; state: string; action: string; changed_by: string; changes: Array<{ field: string }>; sr_sop_instance_uid: string | null }>;
+  dicom: {
+    sr: { sop_instance_uid: string; series_instance_uid: string } | null;
+    pdf: { sop_instance_uid: string; series_instance_uid: string } | null;
+  };
+  versions?: Array<{
+    version: number;
+    state: string;
+    action: string;
+    changed_by: string;
+    changes: Array<{ field: string }>;
+    sr_sop_instance_uid: string | null;
+  }>;
 }
 
 type Naturalized = Record<string, unknown> & {
@@ -39,7 +49,9 @@ type Naturalized = Record<string, unknown> & {
   CompletionFlag?: string;
   StudyInstanceUID?: string;
   SOPClassUID?: string;
-  PredecessorDocumentsSequence?: Array<{ ReferencedSeriesSequence?: Array<{ ReferencedSOPSequence?: Array<{ ReferencedSOPInstanceUID?: string }> }> }>;
+  PredecessorDocumentsSequence?: Array<{
+    ReferencedSeriesSequence?: Array<{ ReferencedSOPSequence?: Array<{ ReferencedSOPInstanceUID?: string }> }>;
+  }>;
   VerifyingObserverSequence?: Array<{ VerifyingObserverName?: unknown }>;
 };
 
@@ -87,16 +99,34 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
     const port = await freePort();
     scp = { ...(await startStorescp(port, dest, { aeTitle: 'REPORT_PACS' })), port, dir: dest };
     // Forward the node's AI results (and only those) to the PACS.
-    const pacs = await createRemoteNode(node.db, { aeTitle: 'REPORT_PACS', host: '127.0.0.1', port, tls: false, description: 'reports PACS', allowQueryRetrieve: false, stowUrl: null, stowAuthorization: null });
+    const pacs = await createRemoteNode(node.db, {
+      aeTitle: 'REPORT_PACS',
+      host: '127.0.0.1',
+      port,
+      tls: false,
+      description: 'reports PACS',
+      allowQueryRetrieve: false,
+      stowUrl: null,
+      stowAuthorization: null,
+    });
     const admin = apiClient(node, await tokenFor(node, 'admin'));
-    expect((await admin.post('/api/forwarding/rules', { name: 'AI results to the PACS', node_id: pacs.id, match: { aiResults: true } })).status).to.equal(201);
+    expect(
+      (await admin.post('/api/forwarding/rules', { name: 'AI results to the PACS', node_id: pacs.id, match: { aiResults: true } })).status,
+    ).to.equal(201);
 
     await createUser(node.db, { username: 'dr.mueller', password: 'correct horse battery', role: 'radiologist', fullName: 'Müller^Zoë' });
-    const login = await fetch(`${baseUrl(node)}/api/auth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ username: 'dr.mueller', password: 'correct horse battery' }) });
+    const login = await fetch(`${baseUrl(node)}/api/auth/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ username: 'dr.mueller', password: 'correct horse battery' }),
+    });
     expect(login.status).to.equal(200);
     radiologist = apiClient(node, ((await login.json()) as { access_token: string }).access_token);
 
-    const sent = await storescu(node.dicomPort, corpusDir('ct-series-chest-99').map((e) => e.absPath));
+    const sent = await storescu(
+      node.dicomPort,
+      corpusDir('ct-series-chest-99').map((e) => e.absPath),
+    );
     expect(sent.code, sent.stderr).to.equal(0);
     studyUid = ((await node.db('studies').first('study_instance_uid')) as { study_instance_uid: string }).study_instance_uid;
     await waitFor('engine', async () => node.engine.status.state !== 'starting');
@@ -118,7 +148,9 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
   });
 
   const retrieve = async (series: string, sop: string): Promise<Buffer> => {
-    const res = await fetch(`${baseUrl(node)}/dicom-web/studies/${studyUid}/series/${series}/instances/${sop}`, { headers: { ...bearer(await tokenFor(node, 'viewer')), Accept: 'multipart/related; type="application/dicom"' } });
+    const res = await fetch(`${baseUrl(node)}/dicom-web/studies/${studyUid}/series/${series}/instances/${sop}`, {
+      headers: { ...bearer(await tokenFor(node, 'viewer')), Accept: 'multipart/related; type="application/dicom"' },
+    });
     expect(res.status).to.equal(200);
     const body = Buffer.from(await res.arrayBuffer());
     const boundary = /boundary="?([^";]+)"?/.exec(res.headers.get('content-type') ?? '')![1]!;
@@ -141,13 +173,29 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
     // The random model's words are meaningless and its boxes random: give the first finding a
     // known box (on the 41st image sent, in its 896² pixels) to check the mapping onto the slice.
     if (!(await node.db('findings').where({ analysis_id: analysisId }).first())) {
-      await node.db('findings').insert({ analysis_id: analysisId, idx: 0, description: 'Opacity', confidence: 0.6, image_indices: '[40]', laterality: 'right', category: 'abnormal', severity: 'mild' });
+      await node.db('findings').insert({
+        analysis_id: analysisId,
+        idx: 0,
+        description: 'Opacity',
+        confidence: 0.6,
+        image_indices: '[40]',
+        laterality: 'right',
+        category: 'abnormal',
+        severity: 'mild',
+      });
     }
-    await node.db('findings').where({ analysis_id: analysisId, idx: 0 }).update({ anatomical_location: 'right lower lobe', region: JSON.stringify({ imageIndex: 40, box: [300, 300, 500, 500] }) });
+    await node
+      .db('findings')
+      .where({ analysis_id: analysisId, idx: 0 })
+      .update({ anatomical_location: 'right lower lobe', region: JSON.stringify({ imageIndex: 40, box: [300, 300, 500, 500] }) });
     const tech = apiClient(node, await tokenFor(node, 'technician'));
     expect((await tech.post('/api/reports', { study_id: studyUid, analysis_id: analysisId })).status).to.equal(403);
     expect((await radiologist.post('/api/reports', { study_id: studyUid, analysis_id: 999999 })).status).to.equal(404);
-    const r = await radiologist.post<ReportView>('/api/reports', { study_id: studyUid, analysis_id: analysisId, include_ai_disclaimer: true });
+    const r = await radiologist.post<ReportView>('/api/reports', {
+      study_id: studyUid,
+      analysis_id: analysisId,
+      include_ai_disclaimer: true,
+    });
     expect(r.status, JSON.stringify(r.body)).to.equal(201);
     report = r.body;
     expect(report).to.include({ state: 'draft', version: 1, ai_draft: true });
@@ -155,12 +203,19 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
     draftPdf = report.dicom.pdf!.sop_instance_uid;
 
     // QIDO-RS shows the two new series; WADO-RS returns them.
-    const series = await (await fetch(`${baseUrl(node)}/dicom-web/studies/${studyUid}/series`, { headers: bearer(await tokenFor(node, 'viewer')) })).json() as Array<Record<string, { Value?: unknown[] }>>;
+    const series = (await (
+      await fetch(`${baseUrl(node)}/dicom-web/studies/${studyUid}/series`, { headers: bearer(await tokenFor(node, 'viewer')) })
+    ).json()) as Array<Record<string, { Value?: unknown[] }>>;
     const modalities = series.map((s) => s['00080060']?.Value?.[0]);
     expect(modalities).to.include.members(['CT', 'SR', 'DOC']);
     const sr = await retrieve(report.dicom.sr!.series_instance_uid, draftSr);
     const ds = naturalize(sr);
-    expect(ds).to.include({ SOPClassUID: '1.2.840.10008.5.1.4.1.1.88.34', StudyInstanceUID: studyUid, VerificationFlag: 'UNVERIFIED', CompletionFlag: 'PARTIAL' });
+    expect(ds).to.include({
+      SOPClassUID: '1.2.840.10008.5.1.4.1.1.88.34',
+      StudyInstanceUID: studyUid,
+      VerificationFlag: 'UNVERIFIED',
+      CompletionFlag: 'PARTIAL',
+    });
     const checked = await validate(sr, 'draft-sr.dcm');
     expect(checked.dsrdump, checked.dsrdump).to.match(/Imaging Measurement Report/);
     // 512² slice shown at 896²: the box's corners × 512/896, on the slice the model saw as image 41.
@@ -169,7 +224,9 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
     const withUids = (await runTool('dsrdump', ['+Pu', path.join(work.at(-1)!, 'draft-sr.dcm')])).stdout;
     const lines = withUids.split('\n');
     const at = lines.findIndex((l) => l.includes('SCOORD:'));
-    expect(lines[at + 1], withUids).to.include('selected from IMAGE').and.include(analysis.images[40]!.sop_instance_uid);
+    expect(lines[at + 1], withUids)
+      .to.include('selected from IMAGE')
+      .and.include(analysis.images[40]!.sop_instance_uid);
     expect(checked.dciodvfy, checked.dciodvfy).not.to.match(/^Error/m);
 
     const pdfObj = await retrieve(report.dicom.pdf!.series_instance_uid, draftPdf);
@@ -197,7 +254,11 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
     const json = await fetch(`${baseUrl(node)}/api/export/report/${report.id}/json`, { headers: bearer(token) });
     expect(json.status).to.equal(200);
     expect(json.headers.get('content-type')).to.match(/^application\/json/);
-    const j = (await json.json()) as { schema: string; report: ReportView; content: { findings: unknown[]; algorithm: { sha256: string } } };
+    const j = (await json.json()) as {
+      schema: string;
+      report: ReportView;
+      content: { findings: unknown[]; algorithm: { sha256: string } };
+    };
     expect(j.schema).to.match(/report\/v1$/);
     expect(j.report.id).to.equal(report.id);
     expect(j.content.findings).to.have.length(report.findings.length);
@@ -215,7 +276,10 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
     const edit = await radiologist.patch<ReportView>(`/api/reports/${report.id}`, {
       impression: 'Findings suggestive of a small right lower lobe opacity; clinical correlation advised.',
       findings: [
-        ...report.findings.map((f) => ({ number: f.number, description: f.number === 1 ? 'Small right lower lobe opacity' : f.description })),
+        ...report.findings.map((f) => ({
+          number: f.number,
+          description: f.number === 1 ? 'Small right lower lobe opacity' : f.description,
+        })),
         { description: 'No pleural effusion', category: 'normal', laterality: 'bilateral' },
       ],
     });
@@ -239,8 +303,12 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
     const ds = naturalize(await retrieve(signed.body.dicom.sr!.series_instance_uid, finalSr));
     expect(ds).to.include({ VerificationFlag: 'VERIFIED', CompletionFlag: 'COMPLETE' });
     expect(ds.VerifyingObserverSequence).to.have.length(1);
-    expect((ds.VerifyingObserverSequence![0] as { VerifyingOrganization?: string }).VerifyingOrganization).to.equal('Riverside General Hospital');
-    const preds = (ds.PredecessorDocumentsSequence ?? []).flatMap((s) => (s.ReferencedSeriesSequence ?? []).flatMap((x) => (x.ReferencedSOPSequence ?? []).map((y) => y.ReferencedSOPInstanceUID)));
+    expect((ds.VerifyingObserverSequence![0] as { VerifyingOrganization?: string }).VerifyingOrganization).to.equal(
+      'Riverside General Hospital',
+    );
+    const preds = (ds.PredecessorDocumentsSequence ?? []).flatMap((s) =>
+      (s.ReferencedSeriesSequence ?? []).flatMap((x) => (x.ReferencedSOPSequence ?? []).map((y) => y.ReferencedSOPInstanceUID)),
+    );
     expect(preds).to.include(draftSr);
     const checked = await validate(await retrieve(signed.body.dicom.sr!.series_instance_uid, finalSr), 'final-sr.dcm');
     expect(checked.dsrdump).to.match(/VERIFIED/);
@@ -262,21 +330,34 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
     expect(text).to.include('No pleural effusion');
 
     const full = await radiologist.get<ReportView>(`/api/reports/${report.id}`);
-    expect(full.body.versions!.map((v) => `${v.version}:${v.action}:${v.state}`)).to.deep.equal(['1:create:draft', '2:edit:preliminary', '3:sign:final']);
+    expect(full.body.versions!.map((v) => `${v.version}:${v.action}:${v.state}`)).to.deep.equal([
+      '1:create:draft',
+      '2:edit:preliminary',
+      '3:sign:final',
+    ]);
     expect(full.body.versions![1]!.changed_by).to.equal('dr.mueller');
     expect(full.body.versions![1]!.changes.map((c) => c.field)).to.include('impression');
-    for (const action of ['report.created', 'report.edited', 'report.signed']) expect((await auditRows(node, action)).filter((r) => r.outcome === 'success'), action).to.have.length(1);
+    for (const action of ['report.created', 'report.edited', 'report.signed'])
+      expect(
+        (await auditRows(node, action)).filter((r) => r.outcome === 'success'),
+        action,
+      ).to.have.length(1);
     expect((await radiologist.patch(`/api/reports/${report.id}`, { impression: 'x' })).status).to.equal(409);
   });
 
   it('amend: a signed report is amended with a reason, published again with the final one as predecessor', async function () {
     const before = (await radiologist.get<ReportView>(`/api/reports/${report.id}`)).body;
     expect((await radiologist.post(`/api/reports/${report.id}/amend`, {})).status).to.equal(400);
-    const r = await radiologist.post<ReportView>(`/api/reports/${report.id}/amend`, { reason: 'Laterality corrected', changes: { impression: 'Findings suggestive of a small left lower lobe opacity.' } });
+    const r = await radiologist.post<ReportView>(`/api/reports/${report.id}/amend`, {
+      reason: 'Laterality corrected',
+      changes: { impression: 'Findings suggestive of a small left lower lobe opacity.' },
+    });
     expect(r.status, JSON.stringify(r.body)).to.equal(200);
     expect(r.body).to.include({ state: 'amended', version: 4 });
     const ds = naturalize(await retrieve(r.body.dicom.sr!.series_instance_uid, r.body.dicom.sr!.sop_instance_uid));
-    const preds = (ds.PredecessorDocumentsSequence ?? []).flatMap((s) => (s.ReferencedSeriesSequence ?? []).flatMap((x) => (x.ReferencedSOPSequence ?? []).map((y) => y.ReferencedSOPInstanceUID)));
+    const preds = (ds.PredecessorDocumentsSequence ?? []).flatMap((s) =>
+      (s.ReferencedSeriesSequence ?? []).flatMap((x) => (x.ReferencedSOPSequence ?? []).map((y) => y.ReferencedSOPInstanceUID)),
+    );
     expect(preds).to.include(before.dicom.sr!.sop_instance_uid);
     expect(ds.VerificationFlag).to.equal('VERIFIED');
   });
@@ -305,7 +386,9 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
       page.on('console', (m) => {
         if (/error/i.test(m.type()) || /Error Boundary|TypeError/.test(m.text())) errors.push(m.text().slice(0, 500));
       });
-      await page.goto(`${base}/viewer/viewer?StudyInstanceUIDs=${studyUid}&token=${await tokenFor(node, 'viewer')}`, { waitUntil: 'domcontentloaded' });
+      await page.goto(`${base}/viewer/viewer?StudyInstanceUIDs=${studyUid}&token=${await tokenFor(node, 'viewer')}`, {
+        waitUntil: 'domcontentloaded',
+      });
       const sr = page.getByText('SR', { exact: true }).first();
       await sr.waitFor({ timeout: 60_000 });
       // Let the first viewport finish loading its images: switching viewports while they are still
@@ -326,9 +409,18 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
       const doc = page.getByText('DOC', { exact: true }).first();
       await doc.dblclick();
       // The viewer fetches the document through the EncapsulatedDocument's BulkDataURI, then shows it from a blob.
-      const bulk = await waitFor('the PDF bulk data', async () => responses.find((r) => r.status === 200 && r.url.includes(`/dicom-web/studies/${studyUid}/`) && r.url.includes('/bulkdata/')), 60_000);
+      const bulk = await waitFor(
+        'the PDF bulk data',
+        async () =>
+          responses.find((r) => r.status === 200 && r.url.includes(`/dicom-web/studies/${studyUid}/`) && r.url.includes('/bulkdata/')),
+        60_000,
+      );
       expect(bulk.type).to.match(/application\/pdf|multipart\/related/);
-      await waitFor('the PDF shown', async () => responses.find((r) => r.status === 200 && r.url.startsWith('blob:') && r.type?.startsWith('application/pdf')), 60_000);
+      await waitFor(
+        'the PDF shown',
+        async () => responses.find((r) => r.status === 200 && r.url.startsWith('blob:') && r.type?.startsWith('application/pdf')),
+        60_000,
+      );
       await page.waitForSelector('object[type="application/pdf"], embed[type="application/pdf"], iframe', { timeout: 30_000 });
       await page.screenshot({ path: path.resolve('test-artifacts', 'viewer-pdf.png') });
     } finally {
@@ -339,10 +431,14 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
   it('forwards the report objects (and nothing else) to the PACS', async function () {
     const objects = await node.db('instances').where({ source: 'ai' }).select('sop_instance_uid');
     expect(objects.length).to.equal(6); // draft, final, amended: SR + PDF each
-    await waitFor('forwarded', async () => {
-      const rows = await node.db('forward_items').where({ status: 'sent' });
-      return rows.length === objects.length ? rows : undefined;
-    }, 60_000);
+    await waitFor(
+      'forwarded',
+      async () => {
+        const rows = await node.db('forward_items').where({ status: 'sent' });
+        return rows.length === objects.length ? rows : undefined;
+      },
+      60_000,
+    );
     const received = listFiles(scp.dir);
     expect(received.length).to.equal(objects.length);
     const uids = received.map((f) => naturalize(fs.readFileSync(path.join(scp.dir, f))).SOPInstanceUID);

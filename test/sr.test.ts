@@ -97,9 +97,7 @@ export function makeContent(state: ReportContent['state']): ReportContent {
       deviceUid: uidFromNames('model', 'a'.repeat(32) + 'b'.repeat(32)),
     },
     node: { aeTitle: 'RADIANT', institutionName: 'Hôpital Général', softwareVersion: '0.1.0', manufacturer: 'RadiantAI' },
-    signer: signed
-      ? { name: 'Šimić^Ana^^Dr.', username: 'asimic', organization: 'Radiology Dept', at: '2026-11-25T09:30:00Z' }
-      : null,
+    signer: signed ? { name: 'Šimić^Ana^^Dr.', username: 'asimic', organization: 'Radiology Dept', at: '2026-11-25T09:30:00Z' } : null,
     amendmentReason: state === 'amended' ? 'Corrected laterality.' : null,
     disclaimer: AI_DISCLAIMER,
     predecessors: signed ? [{ sopClassUid: SR_CLASS, sopInstanceUid: newUid(), seriesInstanceUid: newUid() }] : [],
@@ -230,13 +228,19 @@ describe('DICOM-SR writer (TID 1500, Comprehensive 3D SR)', () => {
       expect(out).to.include('<contains CODE:(246112005,SCT,"Severity")=(6736007,SCT,"Moderate")>');
       expect(out).to.include('<has concept mod CODE:(272741003,SCT,"Laterality")=(24028007,SCT,"Right")>');
       // The region of finding 1: a closed box on its image.
-      expect(out).to.match(/<contains SCOORD:\(111030,DCM,"Image Region"\)=\(POLYLINE,120.5\/200,160\/200,160\/236.25,120.5\/236.25,120.5\/200\)>/);
-      expect(out).to.include(`<selected from IMAGE:(111040,DCM,"Original Source")=(CT image,"${draft.findings[0]!.images[0]!.sopInstanceUid}")>`);
+      expect(out).to.match(
+        /<contains SCOORD:\(111030,DCM,"Image Region"\)=\(POLYLINE,120.5\/200,160\/200,160\/236.25,120.5\/236.25,120.5\/200\)>/,
+      );
+      expect(out).to.include(
+        `<selected from IMAGE:(111040,DCM,"Original Source")=(CT image,"${draft.findings[0]!.images[0]!.sopInstanceUid}")>`,
+      );
       // Finding 2 has no region: its images are the group's sources.
       expect(out).to.include(`<contains IMAGE:(260753009,SCT,"Source")=(CT image,"${draft.findings[1]!.images[0]!.sopInstanceUid}")>`);
       // The hostile and non-ASCII text is data, kept whole.
       // Finding is a CODE (TID 1501): the model's words as a local code's meaning.
-      expect(out).to.match(/<contains CODE:\(121071,DCM,"Finding"\)=\(F[0-9A-F]{8},99RADIANT,"Solid nodule in the right lower lobe <script>alert\(1\)<\/script>"\)>/);
+      expect(out).to.match(
+        /<contains CODE:\(121071,DCM,"Finding"\)=\(F[0-9A-F]{8},99RADIANT,"Solid nodule in the right lower lobe <script>alert\(1\)<\/script>"\)>/,
+      );
       expect(out).to.include('Müller^Zoë');
       expect(out).to.include(`<contains TEXT:(121106,DCM,"Comment")="${AI_DISCLAIMER}">`);
       // Image library: every analysed instance is listed.
@@ -405,7 +409,9 @@ describe('DICOM-SR writer (TID 1500, Comprehensive 3D SR)', () => {
       // The one private code is declared (PS3.3 C.12.1.1.7).
       expect(seq(ds.CodingSchemeIdentificationSequence).map((x) => x.CodingSchemeDesignator)).to.deep.equal(['99RADIANT']);
       expect(findAll(ds, 'Radiology Comparison Study')[0]!.TextValue).to.equal(draft.comparison);
-      const file = DicomMessage.readFile(draftBytes.buffer.slice(draftBytes.byteOffset, draftBytes.byteOffset + draftBytes.byteLength) as ArrayBuffer);
+      const file = DicomMessage.readFile(
+        draftBytes.buffer.slice(draftBytes.byteOffset, draftBytes.byteOffset + draftBytes.byteLength) as ArrayBuffer,
+      );
       let textVr: string | undefined;
       const visit = (items: Array<Record<string, { vr: string; Value?: unknown[] }>>): void => {
         for (const it of items) {
@@ -432,9 +438,9 @@ describe('DICOM-SR writer (TID 1500, Comprehensive 3D SR)', () => {
       // dcmjs reports every decoded file as ISO_IR 192, so read what the file says with dcmdump.
       return writeTmp('ascii', bytes).then((p) => {
         expect(tool('dcmdump', ['+P', '0008,0005', p]).output).to.include('[ISO_IR 100]');
-      expect(ds.AccessionNumber).to.equal('A'.repeat(16));
-      expect(ds.StudyDescription).to.equal('x'.repeat(64));
-      expect(ds.CodingSchemeIdentificationSequence, 'limitations (private code) still present').to.not.equal(undefined);
+        expect(ds.AccessionNumber).to.equal('A'.repeat(16));
+        expect(ds.StudyDescription).to.equal('x'.repeat(64));
+        expect(ds.CodingSchemeIdentificationSequence, 'limitations (private code) still present').to.not.equal(undefined);
         expect(dciodvfy(p).errors).to.deep.equal([]);
       });
     });

@@ -14,14 +14,7 @@ import { LocalStorage } from '../storage/local.js';
 import { S3Storage } from '../storage/s3.js';
 import { type RunningAzurite, startAzurite } from './helpers/azurite.js';
 import { type RunningS3rver, startS3rver } from './helpers/s3rver.js';
-import {
-  INVALID_KEYS,
-  collect,
-  describeStorageContract,
-  expectStorageError,
-  failingBody,
-  readAll,
-} from './helpers/storage-contract.js';
+import { INVALID_KEYS, collect, describeStorageContract, expectStorageError, failingBody, readAll } from './helpers/storage-contract.js';
 
 describe('storage keys', function () {
   it('accepts DICOM UIDs', function () {
@@ -217,7 +210,10 @@ describe('LocalStorage', function () {
     it('putFile with move from another file system falls back to copying', async function () {
       // /dev/shm is a tmpfs on Linux (EXDEV from the temp dir's disk); where it is missing this
       // degrades to a same-device rename, which must give the same result.
-      const shm = await stat('/dev/shm').then((s) => s.isDirectory(), () => false);
+      const shm = await stat('/dev/shm').then(
+        (s) => s.isDirectory(),
+        () => false,
+      );
       const otherFs = await mkdtemp(path.join(shm ? '/dev/shm' : os.tmpdir(), 'radiant-'));
       try {
         const src = path.join(otherFs, 'in.dcm');

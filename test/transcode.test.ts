@@ -39,10 +39,12 @@ const CASES: Case[] = [
   ...['J2KR', 'JPLL', 'RLE', 'UNC'].map((s) => ({ file: `wg04-CT1-MR1/MR1_${s}`, ref: { twin: 'wg04-CT1-MR1/MR1_UNC' } })),
   { file: 'wg04-CT1-MR1/MR1_J2KI', ref: { twin: 'wg04-CT1-MR1/MR1_UNC' }, lossy: 0.01 },
   { file: 'wg04-CT1-MR1/MR1_JLSN', ref: { twin: 'wg04-CT1-MR1/MR1_UNC' }, lossy: 0.01 },
-  ...['MR_small_RLE', 'MR_small_bigendian', 'MR_small_implicit', 'MR_small_jp2klossless', 'MR_small_jpeg_ls_lossless', 'MR_small'].map((f) => ({
-    file: `pydicom/${f}.dcm`,
-    ref: { twin: 'pydicom/MR_small.dcm' },
-  })),
+  ...['MR_small_RLE', 'MR_small_bigendian', 'MR_small_implicit', 'MR_small_jp2klossless', 'MR_small_jpeg_ls_lossless', 'MR_small'].map(
+    (f) => ({
+      file: `pydicom/${f}.dcm`,
+      ref: { twin: 'pydicom/MR_small.dcm' },
+    }),
+  ),
   { file: 'pydicom/JPGLosslessP14SV1_1s_1f_8b.dcm', ref: { dcmtk: ['dcmdjpeg'] } },
   { file: 'pydicom/SC_rgb_jpeg_dcmtk.dcm', ref: { dcmtk: ['dcmdjpeg'] }, lossy: 0.01 },
   { file: 'pydicom/image_dfl.dcm', ref: { dcmtk: ['dcmconv', '+te'] } },
@@ -69,7 +71,10 @@ interface Pixels {
 function pixelsOf(part10: Buffer | ArrayBuffer): Pixels {
   const b = Buffer.isBuffer(part10) ? part10 : Buffer.from(part10);
   const ab = b.buffer.slice(b.byteOffset, b.byteOffset + b.length) as ArrayBuffer;
-  const msg = dcmjs.data.DicomMessage.readFile(ab) as unknown as { meta: Record<string, { Value: unknown[] }>; dict: Record<string, { Value: unknown[] }> };
+  const msg = dcmjs.data.DicomMessage.readFile(ab) as unknown as {
+    meta: Record<string, { Value: unknown[] }>;
+    dict: Record<string, { Value: unknown[] }>;
+  };
   const v = (tag: string) => msg.dict[tag]?.Value?.[0];
   const raw = msg.dict['7FE00010']!.Value as ArrayBuffer[];
   return {
@@ -119,7 +124,12 @@ describe('WADO-RS transcoding: every corpus transfer syntax via dicomweb-client'
     tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'radiant-transcode-'));
     savedXhr = g.XMLHttpRequest;
     g.XMLHttpRequest = XHR2;
-    client = new dicomweb.api.DICOMwebClient({ url: `${baseUrl(node)}/dicom-web`, headers: bearer(token), verbose: false, singlepart: false });
+    client = new dicomweb.api.DICOMwebClient({
+      url: `${baseUrl(node)}/dicom-web`,
+      headers: bearer(token),
+      verbose: false,
+      singlepart: false,
+    });
   });
   after(async () => {
     g.XMLHttpRequest = savedXhr;
@@ -140,7 +150,9 @@ describe('WADO-RS transcoding: every corpus transfer syntax via dicomweb-client'
   const retrieve = async (ids: Awaited<ReturnType<typeof ingest>>, ts?: string): Promise<Buffer> => {
     if (!ts) return Buffer.from((await client.retrieveInstance(ids as Parameters<typeof client.retrieveInstance>[0])) as ArrayBuffer);
     const url = `${baseUrl(node)}/dicom-web/studies/${ids.studyInstanceUID}/series/${ids.seriesInstanceUID}/instances/${ids.sopInstanceUID}`;
-    const raw = client as unknown as { _httpGetMultipartApplicationDicom(u: string, m: unknown[], p: boolean, r: object): Promise<ArrayBuffer[]> };
+    const raw = client as unknown as {
+      _httpGetMultipartApplicationDicom(u: string, m: unknown[], p: boolean, r: object): Promise<ArrayBuffer[]>;
+    };
     const parts = await raw._httpGetMultipartApplicationDicom(url, [{ mediaType: 'application/dicom', transferSyntaxUID: ts }], false, {});
     expect(parts).to.have.length(1);
     return Buffer.from(parts[0]!);
@@ -196,7 +208,11 @@ describe('WADO-RS transcoding: every corpus transfer syntax via dicomweb-client'
     for (const [k, p] of parts.entries()) expect(pixelsOf(p.body).ts, `part ${k}`).to.equal(labels[k]);
     // The lossless ones decode to the uncompressed original.
     const unc = pixelsOf(await fsp.readFile(path.join(corpusRoot, TS_DIR, 'wg04-CT1-MR1/MR1_UNC')));
-    const lossless = new Set(await Promise.all(['MR1_J2KR', 'MR1_UNC'].map(async (n) => sopOf(await fsp.readFile(path.join(corpusRoot, TS_DIR, 'wg04-CT1-MR1', n))))));
+    const lossless = new Set(
+      await Promise.all(
+        ['MR1_J2KR', 'MR1_UNC'].map(async (n) => sopOf(await fsp.readFile(path.join(corpusRoot, TS_DIR, 'wg04-CT1-MR1', n)))),
+      ),
+    );
     const checked = parts.filter((p) => lossless.has(sopOf(p.body)));
     expect(checked).to.have.length(2);
     for (const p of checked) expect(pixelsOf(p.body).bytes.equals(unc.bytes)).to.equal(true);
@@ -211,9 +227,12 @@ describe('WADO-RS transcoding: every corpus transfer syntax via dicomweb-client'
   for (const u of UNDECODABLE) {
     it(`${u.file}: explicit VR little endian is 406 with the reason; as stored still works`, async () => {
       const ids = await ingest(u.file);
-      const res = await fetch(`${baseUrl(node)}/dicom-web/studies/${ids.studyInstanceUID}/series/${ids.seriesInstanceUID}/instances/${ids.sopInstanceUID}`, {
-        headers: { ...bearer(token), accept: `multipart/related; type="application/dicom"; transfer-syntax=${ELE}` },
-      });
+      const res = await fetch(
+        `${baseUrl(node)}/dicom-web/studies/${ids.studyInstanceUID}/series/${ids.seriesInstanceUID}/instances/${ids.sopInstanceUID}`,
+        {
+          headers: { ...bearer(token), accept: `multipart/related; type="application/dicom"; transfer-syntax=${ELE}` },
+        },
+      );
       expect(res.status).to.equal(406);
       expect(((await res.json()) as { error: { message: string } }).error.message).to.match(u.reason);
       expect((await retrieve(ids)).equals(await fsp.readFile(path.join(corpusRoot, TS_DIR, u.file)))).to.equal(true);
@@ -231,7 +250,11 @@ describe('WADO-RS transcoding: every corpus transfer syntax via dicomweb-client'
     expect(pixelsOf(jls).bytes.equals(pixelsOf(await fsp.readFile(out)).bytes)).to.equal(true);
 
     const ht = await node.transcoder.transcode(await file('HTJ2KLossless_08_RGB.dcm'), '1.2.840.10008.1.2.4.201', ELE);
-    const again = await node.transcoder.transcode(await node.transcoder.transcode(ht, ELE, '1.2.840.10008.1.2.4.201'), '1.2.840.10008.1.2.4.201', ELE);
+    const again = await node.transcoder.transcode(
+      await node.transcoder.transcode(ht, ELE, '1.2.840.10008.1.2.4.201'),
+      '1.2.840.10008.1.2.4.201',
+      ELE,
+    );
     expect(pixelsOf(again).bytes.equals(pixelsOf(ht).bytes)).to.equal(true);
     const htLossy = await node.transcoder.transcode(await file('HTJ2K_08_RGB.dcm'), '1.2.840.10008.1.2.4.203', ELE);
     expect(meanError(pixelsOf(htLossy), pixelsOf(ht))).to.be.lessThan(0.02);
@@ -242,10 +265,15 @@ describe('WADO-RS transcoding: every corpus transfer syntax via dicomweb-client'
     const jls = await retrieve(ids, '1.2.840.10008.1.2.4.80');
     expect(pixelsOf(jls).ts).to.equal('1.2.840.10008.1.2.4.80');
     const back = await node.transcoder.transcode(jls, '1.2.840.10008.1.2.4.80', ELE);
-    expect(pixelsOf(back).bytes.equals(pixelsOf(await fsp.readFile(path.join(corpusRoot, TS_DIR, 'wg04-CT1-MR1/CT1_UNC'))).bytes)).to.equal(true);
-    const lossy = await fetch(`${baseUrl(node)}/dicom-web/studies/${ids.studyInstanceUID}/series/${ids.seriesInstanceUID}/instances/${ids.sopInstanceUID}`, {
-      headers: { ...bearer(token), accept: 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.91' },
-    });
+    expect(pixelsOf(back).bytes.equals(pixelsOf(await fsp.readFile(path.join(corpusRoot, TS_DIR, 'wg04-CT1-MR1/CT1_UNC'))).bytes)).to.equal(
+      true,
+    );
+    const lossy = await fetch(
+      `${baseUrl(node)}/dicom-web/studies/${ids.studyInstanceUID}/series/${ids.seriesInstanceUID}/instances/${ids.sopInstanceUID}`,
+      {
+        headers: { ...bearer(token), accept: 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.91' },
+      },
+    );
     expect(lossy.status).to.equal(406);
   });
 });

@@ -115,7 +115,9 @@ describe('OHIF viewer (/viewer)', function () {
       JSON.stringify(
         {
           failed: requests.filter((r) => r.failure || (r.status ?? 0) >= 400).slice(0, 30),
-          dicomweb: dicomweb().map((r) => `${r.status ?? r.failure} ${r.url.replace(base, '')}`).slice(0, 15),
+          dicomweb: dicomweb()
+            .map((r) => `${r.status ?? r.failure} ${r.url.replace(base, '')}`)
+            .slice(0, 15),
           errors: errors.slice(0, 10),
         },
         null,
@@ -125,7 +127,9 @@ describe('OHIF viewer (/viewer)', function () {
     try {
       await page.goto(`${base}/viewer`, { waitUntil: 'domcontentloaded' });
       // Study list: the CT's patient or description.
-      const qidoRes = (await (await fetch(`${base}/dicom-web/studies?StudyInstanceUID=${study}&includefield=00081030`)).json()) as Array<Record<string, { Value?: unknown[] }>>;
+      const qidoRes = (await (await fetch(`${base}/dicom-web/studies?StudyInstanceUID=${study}&includefield=00081030`)).json()) as Array<
+        Record<string, { Value?: unknown[] }>
+      >;
       const description = String(qidoRes[0]?.['00081030']?.Value?.[0] ?? '');
       expect(description).to.not.equal('');
       const row = page.getByText(description, { exact: true }).first();
@@ -136,7 +140,10 @@ describe('OHIF viewer (/viewer)', function () {
       await page.screenshot({ path: path.join(artifacts, 'viewer-list.png') });
       const qido = dicomweb().filter((r) => /\/dicom-web\/studies(\?|$)/.test(r.url));
       expect(qido, report()).to.not.be.empty;
-      expect(qido.every((r) => r.status === 200), report()).to.equal(true);
+      expect(
+        qido.every((r) => r.status === 200),
+        report(),
+      ).to.equal(true);
 
       await page.goto(`${base}/viewer/viewer?StudyInstanceUIDs=${study}`, { waitUntil: 'domcontentloaded' });
       // Wait for the viewport canvas to show non-black pixels.
@@ -150,10 +157,15 @@ describe('OHIF viewer (/viewer)', function () {
       await page.screenshot({ path: path.join(artifacts, 'viewer.png') });
       const meta = dicomweb().filter((r) => r.url.includes('/metadata'));
       expect(meta, report()).to.not.be.empty;
-      expect(meta.every((r) => r.status === 200), report()).to.equal(true);
+      expect(
+        meta.every((r) => r.status === 200),
+        report(),
+      ).to.equal(true);
       const frames = dicomweb().filter((r) => r.url.includes('/frames/'));
       const failed = dicomweb().filter((r) => r.failure || (r.status ?? 0) >= 400);
-      console.log(`      viewer: ${dicomweb().length} DICOMweb requests, ${frames.length} frames, ${failed.length} failed, ${lit} lit pixels`);
+      console.log(
+        `      viewer: ${dicomweb().length} DICOMweb requests, ${frames.length} frames, ${failed.length} failed, ${lit} lit pixels`,
+      );
       expect(failed, report()).to.deep.equal([]);
       expect(frames, report()).to.not.be.empty;
       expect(lit, report()).to.be.greaterThan(1000);
@@ -204,7 +216,14 @@ describe('OHIF viewer with auth on (login page, ?token=)', function () {
     });
     page.on('requestfailed', (req) => requests.push({ method: req.method(), url: req.url(), failure: req.failure()?.errorText }));
     const dw = () => requests.filter((r) => r.url.includes('/dicom-web/'));
-    const report = () => JSON.stringify(dw().map((r) => `${r.status ?? r.failure} ${r.url.replace(base, '')}`).slice(-25), null, 1);
+    const report = () =>
+      JSON.stringify(
+        dw()
+          .map((r) => `${r.status ?? r.failure} ${r.url.replace(base, '')}`)
+          .slice(-25),
+        null,
+        1,
+      );
     return { requests, dw, report };
   }
 
@@ -235,28 +254,54 @@ describe('OHIF viewer with auth on (login page, ?token=)', function () {
 
       // The study list: all three studies, from QIDO-RS with the token.
       const qidoRes = (await (
-        await fetch(`${base}/dicom-web/studies?StudyInstanceUID=${study}&includefield=00081030`, { headers: { authorization: `Bearer ${await tokenFor(node, 'viewer')}` } })
+        await fetch(`${base}/dicom-web/studies?StudyInstanceUID=${study}&includefield=00081030`, {
+          headers: { authorization: `Bearer ${await tokenFor(node, 'viewer')}` },
+        })
       ).json()) as Array<Record<string, { Value?: unknown[] }>>;
       const description = String(qidoRes[0]?.['00081030']?.Value?.[0] ?? '');
-      await page.getByText(description, { exact: true }).first().waitFor({ timeout: 45_000 }).catch((err: unknown) => {
-        throw new Error(`study list did not render: ${String(err)}\n${report()}`);
-      });
+      await page
+        .getByText(description, { exact: true })
+        .first()
+        .waitFor({ timeout: 45_000 })
+        .catch((err: unknown) => {
+          throw new Error(`study list did not render: ${String(err)}\n${report()}`);
+        });
       await page.screenshot({ path: path.resolve('test-artifacts', 'viewer-auth-list.png') });
       const qido = dw().filter((r) => /\/dicom-web\/studies(\?|$)/.test(r.url));
       expect(qido, report()).to.not.be.empty;
-      expect(qido.every((r) => r.status === 200), report()).to.equal(true);
+      expect(
+        qido.every((r) => r.status === 200),
+        report(),
+      ).to.equal(true);
 
-      for (const [name, uid] of [['ct', study], ['mr', mrStudy], ['us-multiframe', usStudy]] as const) {
+      for (const [name, uid] of [
+        ['ct', study],
+        ['mr', mrStudy],
+        ['us-multiframe', usStudy],
+      ] as const) {
         const before = dw().length;
         await page.goto(`${base}/viewer/viewer?StudyInstanceUIDs=${uid}`, { waitUntil: 'domcontentloaded' });
         const lit = await waitLit(page);
         await page.screenshot({ path: path.resolve('test-artifacts', `viewer-auth-${name}.png`) });
         // Requests of the study before it that navigating away aborted are not this study's.
-        const mine = dw().slice(before).filter((r) => r.url.includes(uid));
-        console.log(`      ${name}: ${mine.length} DICOMweb requests, ${mine.filter((r) => r.url.includes('/frames/')).length} frames, ${lit} lit pixels`);
-        expect(mine.filter((r) => r.url.includes('/metadata')), `${name} ${report()}`).to.not.be.empty;
-        expect(mine.filter((r) => r.url.includes('/frames/')), `${name} ${report()}`).to.not.be.empty;
-        expect(mine.filter((r) => r.failure || (r.status ?? 0) >= 400), `${name} ${report()}`).to.deep.equal([]);
+        const mine = dw()
+          .slice(before)
+          .filter((r) => r.url.includes(uid));
+        console.log(
+          `      ${name}: ${mine.length} DICOMweb requests, ${mine.filter((r) => r.url.includes('/frames/')).length} frames, ${lit} lit pixels`,
+        );
+        expect(
+          mine.filter((r) => r.url.includes('/metadata')),
+          `${name} ${report()}`,
+        ).to.not.be.empty;
+        expect(
+          mine.filter((r) => r.url.includes('/frames/')),
+          `${name} ${report()}`,
+        ).to.not.be.empty;
+        expect(
+          mine.filter((r) => r.failure || (r.status ?? 0) >= 400),
+          `${name} ${report()}`,
+        ).to.deep.equal([]);
         expect(lit, `${name} ${report()}`).to.be.greaterThan(1000);
       }
       // Every DICOMweb request was authenticated and audited under the user who signed in.
@@ -279,8 +324,14 @@ describe('OHIF viewer with auth on (login page, ?token=)', function () {
       await page.goto(`${base}/viewer/viewer?StudyInstanceUIDs=${study}&token=${token}`, { waitUntil: 'domcontentloaded' });
       const lit = await waitLit(page);
       await page.screenshot({ path: path.resolve('test-artifacts', 'viewer-auth.png') });
-      expect(dw().filter((r) => r.url.includes('/frames/')), report()).to.not.be.empty;
-      expect(dw().filter((r) => r.failure || (r.status ?? 0) >= 400), report()).to.deep.equal([]);
+      expect(
+        dw().filter((r) => r.url.includes('/frames/')),
+        report(),
+      ).to.not.be.empty;
+      expect(
+        dw().filter((r) => r.failure || (r.status ?? 0) >= 400),
+        report(),
+      ).to.deep.equal([]);
       expect(lit, report()).to.be.greaterThan(1000);
     } finally {
       await page.close();

@@ -66,7 +66,10 @@ function expectedStack(files: FileGeometry[]): { order: string[]; positions: num
   const len = Math.hypot(normal[0]!, normal[1]!, normal[2]!);
   const n = normal.map((x) => x / len);
   const placed = files.map((f) => ({ sop: f.sop, p: f.ipp[0]! * n[0]! + f.ipp[1]! * n[1]! + f.ipp[2]! * n[2]! })).sort((a, b) => a.p - b.p);
-  const gaps = placed.slice(1).map((x, i) => x.p - placed[i]!.p).sort((a, b) => a - b);
+  const gaps = placed
+    .slice(1)
+    .map((x, i) => x.p - placed[i]!.p)
+    .sort((a, b) => a - b);
   const m = gaps.length >> 1;
   const spacing = gaps.length % 2 ? gaps[m]! : (gaps[m - 1]! + gaps[m]!) / 2;
   return { order: placed.map((x) => x.sop), positions: placed.map((x) => x.p), spacing, normal: n };
@@ -182,7 +185,7 @@ describe('volumes: series selection and volume assembly', function () {
       expect(vol.problems).to.deep.equal([]);
     });
 
-    it('applies the files\' rescale in huOf', () => {
+    it("applies the files' rescale in huOf", () => {
       const s = vol.slices[0]!;
       const d = readDict(path.join(corpusRoot, CT_DIR, fs.readdirSync(path.join(corpusRoot, CT_DIR)).sort()[0]!));
       const slope = Number(first(d, '00281053'));
@@ -215,7 +218,7 @@ describe('volumes: series selection and volume assembly', function () {
       vol = assembleVolume(sel.selected!);
     });
 
-    it('assembles all slices in file geometry order with the files\' spacing', () => {
+    it("assembles all slices in file geometry order with the files' spacing", () => {
       const exp = expectedStack(files);
       expect(vol.dimensions.slices).to.equal(files.length);
       expect(vol.slices.map((s) => s.sopInstanceUid)).to.deep.equal(exp.order);
@@ -235,7 +238,7 @@ describe('volumes: series selection and volume assembly', function () {
     const ct = makeCtSeries({ seed: 'volumes-gen', slices: 12, size: 32, sliceThickness: 2.5 });
     const headers = headersOf(ct);
 
-    it('orders a shuffled series like the ordered one, at the generator\'s spacing', () => {
+    it("orders a shuffled series like the ordered one, at the generator's spacing", () => {
       // Instance Numbers scrambled too: the order must come from the geometry alone.
       const renumbered = shuffled(headers, 7).map((h, i) => ({ ...h, instanceNumber: i + 1 }));
       const v = assembleVolume(renumbered);
@@ -263,7 +266,13 @@ describe('volumes: series selection and volume assembly', function () {
     });
 
     it('reports slices of another size', () => {
-      const small = makeCtSeries({ slices: 2, size: 16, sliceThickness: 2.5, seriesInstanceUid: ct[0]!.seriesInstanceUid, firstSliceZ: 100 });
+      const small = makeCtSeries({
+        slices: 2,
+        size: 16,
+        sliceThickness: 2.5,
+        seriesInstanceUid: ct[0]!.seriesInstanceUid,
+        firstSliceZ: 100,
+      });
       const v = assembleVolume([...headers, ...headersOf(small)]);
       expect(codes(v)).to.include('mixed_size');
       const p = v.problems.find((x) => x.code === 'mixed_size')!;
@@ -272,7 +281,9 @@ describe('volumes: series selection and volume assembly', function () {
     });
 
     it('reports another orientation, missing geometry and irregular spacing', () => {
-      const tilted = headers.map((h, i) => (i === 2 ? { ...h, imageOrientationPatient: [1, 0, 0, 0, 0, -1] as SliceHeader['imageOrientationPatient'] } : h));
+      const tilted = headers.map((h, i) =>
+        i === 2 ? { ...h, imageOrientationPatient: [1, 0, 0, 0, 0, -1] as SliceHeader['imageOrientationPatient'] } : h,
+      );
       const vt = assembleVolume(tilted);
       expect(codes(vt)).to.include('mixed_orientation');
       expect(vt.problems.find((p) => p.code === 'mixed_orientation')!.sopInstanceUids).to.deep.equal([ct[2]!.sopInstanceUid]);
@@ -283,7 +294,18 @@ describe('volumes: series selection and volume assembly', function () {
       expect(vn.slices.map((s) => s.instanceNumber)).to.deep.equal(ct.map((_, i) => i + 1));
       expect(vn.positions).to.deep.equal([]);
 
-      const moved = headers.map((h, i) => (i === 6 ? { ...h, imagePositionPatient: [h.imagePositionPatient![0], h.imagePositionPatient![1], h.imagePositionPatient![2] + 0.8] as [number, number, number] } : h));
+      const moved = headers.map((h, i) =>
+        i === 6
+          ? {
+              ...h,
+              imagePositionPatient: [h.imagePositionPatient![0], h.imagePositionPatient![1], h.imagePositionPatient![2] + 0.8] as [
+                number,
+                number,
+                number,
+              ],
+            }
+          : h,
+      );
       const vm = assembleVolume(moved);
       expect(codes(vm)).to.deep.equal(['irregular_spacing']);
     });
@@ -311,7 +333,16 @@ describe('volumes: series selection and volume assembly', function () {
         expect(s.windowWidth).to.equal(nums(item(shared, '00289132'), '00281051')[0]);
       });
       const v = assembleVolume(c!);
-      const exp = expectedStack(c!.slices.map((s, i) => ({ sop: String(i + 1), study: '', series: '', ipp: nums(item(perFrame[i]!, '00209113'), '00200032'), iop: nums(item(shared, '00209116'), '00200037'), pixelSpacing: [] })));
+      const exp = expectedStack(
+        c!.slices.map((s, i) => ({
+          sop: String(i + 1),
+          study: '',
+          series: '',
+          ipp: nums(item(perFrame[i]!, '00209113'), '00200032'),
+          iop: nums(item(shared, '00209116'), '00200037'),
+          pixelSpacing: [],
+        })),
+      );
       expect(v.slices.map((s) => String(s.frameNumber))).to.deep.equal(exp.order);
       expect(v.spacing.slice).to.be.closeTo(exp.spacing, 1e-9);
       expect(v.problems).to.deep.equal([]);
@@ -333,7 +364,7 @@ describe('volumes: series selection and volume assembly', function () {
       expect(v.slices.map((s) => s.frameNumber)).to.deep.equal(c!.slices.map((s) => s.frameNumber));
     });
 
-    it('takes each frame\'s own rescale and window from the Per-Frame Functional Groups', () => {
+    it("takes each frame's own rescale and window from the Per-Frame Functional Groups", () => {
       const buf = fs.readFileSync(path.join(corpusRoot, 'multiframe/MultiframeWindowing.dcm'));
       const d = readDict(buf);
       const perFrame = (d['52009230']!.Value ?? []) as DicomJsonDataset[];
@@ -357,20 +388,26 @@ describe('volumes: series selection and volume assembly', function () {
     const study = randomUid();
     const axial = makeCtSeries({ studyInstanceUid: study, seriesNumber: 2, slices: 20, size: 32, seriesDescription: 'ABDOMEN 5.0 B30f' });
     // A longer but coronal series (a reformat as scanners send them): axial must still win.
-    const coronal = makeCtSeries({ studyInstanceUid: study, seriesNumber: 3, slices: 30, size: 32, seriesDescription: 'COR 3.0 B30f' }).map((f, i) => ({
-      ...f,
-      bytes: setValues(f.bytes, { '00200037': [1, 0, 0, 0, 0, -1], '00200032': [-100, -50 + i * 3, 100] }),
-    }));
+    const coronal = makeCtSeries({ studyInstanceUid: study, seriesNumber: 3, slices: 30, size: 32, seriesDescription: 'COR 3.0 B30f' }).map(
+      (f, i) => ({
+        ...f,
+        bytes: setValues(f.bytes, { '00200037': [1, 0, 0, 0, 0, -1], '00200032': [-100, -50 + i * 3, 100] }),
+      }),
+    );
     const scout = makeCtSeries({ studyInstanceUid: study, seriesNumber: 1, slices: 2, size: 32 }).map((f) => ({
       ...f,
       bytes: setValues(f.bytes, { '00080008': ['ORIGINAL', 'PRIMARY', 'LOCALIZER'] }),
     }));
-    const intoStudy = (rel: string, studyUid: string) => rewrite(fs.readFileSync(path.join(corpusRoot, rel)), { '0020000D': studyUid, '00100020': 'FIXTURE-0001' });
+    const intoStudy = (rel: string, studyUid: string) =>
+      rewrite(fs.readFileSync(path.join(corpusRoot, rel)), { '0020000D': studyUid, '00100020': 'FIXTURE-0001' });
     let result: ReturnType<typeof selectSeries>;
     let cands: SeriesCandidate[];
 
     before(async () => {
-      await ingestBytes(core, [...axial, ...coronal, ...scout].map((f) => f.bytes));
+      await ingestBytes(
+        core,
+        [...axial, ...coronal, ...scout].map((f) => f.bytes),
+      );
       await ingestBytes(core, [intoStudy('non-image/sr.dcm', study), intoStudy('non-image/sample-pdf.dcm', study)]);
       cands = await loadStudySeries(core.db, core.storage, study);
       result = selectSeries(cands);
@@ -379,7 +416,10 @@ describe('volumes: series selection and volume assembly', function () {
     it('picks the axial series, ranks the coronal one below it', () => {
       expect(cands).to.have.length(5);
       expect(result.selected?.seriesInstanceUid).to.equal(axial[0]!.seriesInstanceUid);
-      expect(result.ranked.map((r) => r.candidate.seriesInstanceUid)).to.deep.equal([axial[0]!.seriesInstanceUid, coronal[0]!.seriesInstanceUid]);
+      expect(result.ranked.map((r) => r.candidate.seriesInstanceUid)).to.deep.equal([
+        axial[0]!.seriesInstanceUid,
+        coronal[0]!.seriesInstanceUid,
+      ]);
       expect(result.ranked[0]!.score).to.be.greaterThan(result.ranked[1]!.score);
       expect(result.ranked[0]!.why.join(' ')).to.match(/axial/);
       expect(result.ranked[1]!.why.join(' ')).to.match(/not axial/);
@@ -441,7 +481,10 @@ describe('volumes: series selection and volume assembly', function () {
 
     it('picks a radiograph as a projection', async () => {
       const cr = makeCrImage({ size: 32 });
-      await ingestBytes(core, cr.map((f) => f.bytes));
+      await ingestBytes(
+        core,
+        cr.map((f) => f.bytes),
+      );
       const c = await loadStudySeries(core.db, core.storage, cr[0]!.studyInstanceUid);
       const r = selectSeries(c);
       expect(r.selected?.seriesInstanceUid).to.equal(cr[0]!.seriesInstanceUid);
@@ -491,7 +534,9 @@ onBothDatabases((dbName, env) => {
       expect(again!.id).to.equal(id2);
       expect(again!.dimensions.slices).to.equal(8);
       expect(again!.problems).to.deep.equal([]);
-      const [{ n }] = (await core.db('volumes').where('series_instance_uid', vol.seriesInstanceUid).count({ n: '*' })) as Array<{ n: number | string }>;
+      const [{ n }] = (await core.db('volumes').where('series_instance_uid', vol.seriesInstanceUid).count({ n: '*' })) as Array<{
+        n: number | string;
+      }>;
       expect(Number(n)).to.equal(1);
       expect(await getVolume(core.db, randomUid())).to.equal(undefined);
     });

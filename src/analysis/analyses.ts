@@ -124,7 +124,8 @@ interface AnalysisRow {
   finished_at: string | Date | null;
 }
 
-const iso = (v: string | Date | null): string | null => (v === null ? null : v instanceof Date ? v.toISOString() : new Date(v).toISOString());
+const iso = (v: string | Date | null): string | null =>
+  v === null ? null : v instanceof Date ? v.toISOString() : new Date(v).toISOString();
 const parse = <T>(v: string | null, fallback: T): T => {
   if (!v) return fallback;
   try {
@@ -151,9 +152,18 @@ function fromRow(r: AnalysisRow): Analysis {
     volumeId: r.volume_id === null ? null : Number(r.volume_id),
     priorStudyInstanceUid: r.prior_study_instance_uid,
     model: r.model_name
-      ? { name: r.model_name, sha256: r.model_sha256, quantization: r.model_quantization, mmprojSha256: r.mmproj_sha256, backend: r.backend }
+      ? {
+          name: r.model_name,
+          sha256: r.model_sha256,
+          quantization: r.model_quantization,
+          mmprojSha256: r.mmproj_sha256,
+          backend: r.backend,
+        }
       : null,
-    prompt: r.prompt_template_id && r.prompt_hash ? { templateId: r.prompt_template_id, templateVersion: r.prompt_template_version ?? '', hash: r.prompt_hash, text: r.prompt_text } : null,
+    prompt:
+      r.prompt_template_id && r.prompt_hash
+        ? { templateId: r.prompt_template_id, templateVersion: r.prompt_template_version ?? '', hash: r.prompt_hash, text: r.prompt_text }
+        : null,
     images: parse<AnalysisImageRef[]>(r.images, []),
     impression: r.impression,
     comparison: r.comparison,
@@ -270,7 +280,12 @@ export async function updateAnalysis(db: Db, id: number, fields: Partial<Record<
 }
 
 /** Only a queued or running analysis moves; a finished one keeps its outcome. */
-export async function markAnalysis(db: Db, id: number, status: AnalysisStatus, fields: Partial<Record<keyof AnalysisRow, unknown>> = {}): Promise<boolean> {
+export async function markAnalysis(
+  db: Db,
+  id: number,
+  status: AnalysisStatus,
+  fields: Partial<Record<keyof AnalysisRow, unknown>> = {},
+): Promise<boolean> {
   const n = await db('medgemma_analyses')
     .where({ id })
     .whereIn('status', ['queued', 'running'])

@@ -165,7 +165,10 @@ export class AutoAnalyzer {
     if (!this.enabled) return 0;
     const db = this.requester.db;
     const studies = await recentStudies(db, new Date(now.getTime() - LOOKBACK_MS), now);
-    const seen = await analysedArrivals(db, studies.map((s) => s.study_instance_uid));
+    const seen = await analysedArrivals(
+      db,
+      studies.map((s) => s.study_instance_uid),
+    );
     const due = studies.filter((s) => !seen.has(`${s.study_instance_uid}|${iso(s.last_received_at)}`));
     if (due.length === 0) return 0;
     const stableMs = this.config.stableSeconds * 1000;
@@ -186,7 +189,10 @@ export class AutoAnalyzer {
     const cutoff = new Date(now.getTime() - this.config.stableSeconds * 1000);
     const studies = await recentStudies(db, new Date(now.getTime() - LOOKBACK_MS), cutoff, BATCH * 4);
     if (!studies.length) return [];
-    const seen = await analysedArrivals(db, studies.map((s) => s.study_instance_uid));
+    const seen = await analysedArrivals(
+      db,
+      studies.map((s) => s.study_instance_uid),
+    );
     const queued: number[] = [];
     for (const s of studies) {
       if (queued.length >= BATCH) break;
@@ -222,9 +228,15 @@ export class AutoAnalyzer {
 
   private async traits(s: Candidate): Promise<StudyTraits> {
     const db = this.requester.db;
-    const series = (await db('series').where({ study_pk: s.id }).distinct('body_part_examined', 'id')) as Array<{ body_part_examined: string | null; id: number }>;
+    const series = (await db('series').where({ study_pk: s.id }).distinct('body_part_examined', 'id')) as Array<{
+      body_part_examined: string | null;
+      id: number;
+    }>;
     const aes = (await db('instances')
-      .whereIn('series_pk', series.map((x) => x.id))
+      .whereIn(
+        'series_pk',
+        series.map((x) => x.id),
+      )
       .whereNotNull('source_ae_title')
       .distinct('source_ae_title')) as Array<{ source_ae_title: string }>;
     return {

@@ -60,7 +60,17 @@ export function findingsJsonSchema(l: FindingsLimits): JsonSchema {
               ],
             },
           },
-          required: ['description', 'anatomical_location', 'laterality', 'category', 'severity', 'confidence_percent', 'image_indices', 'recommendation', 'region'],
+          required: [
+            'description',
+            'anatomical_location',
+            'laterality',
+            'category',
+            'severity',
+            'confidence_percent',
+            'image_indices',
+            'recommendation',
+            'region',
+          ],
           additionalProperties: false,
         },
       },
@@ -98,7 +108,13 @@ const finding = z.object({
   image_indices: z.array(z.number().int()),
   recommendation: z.string(),
   region: z
-    .object({ image_index: z.number().int(), x_min: z.number().int(), y_min: z.number().int(), x_max: z.number().int(), y_max: z.number().int() })
+    .object({
+      image_index: z.number().int(),
+      x_min: z.number().int(),
+      y_min: z.number().int(),
+      x_max: z.number().int(),
+      y_max: z.number().int(),
+    })
     .nullable()
     .optional(),
 });
@@ -165,7 +181,12 @@ export function readModelAnswer(json: unknown, imageCount: number, imageSize = N
     let region: ModelFinding['region'] = null;
     if (r) {
       const inside = (v: number) => v >= 0 && v < imageSize;
-      const ok = r.image_index >= 0 && r.image_index < imageCount && [r.x_min, r.y_min, r.x_max, r.y_max].every(inside) && r.x_max > r.x_min && r.y_max > r.y_min;
+      const ok =
+        r.image_index >= 0 &&
+        r.image_index < imageCount &&
+        [r.x_min, r.y_min, r.x_max, r.y_max].every(inside) &&
+        r.x_max > r.x_min &&
+        r.y_max > r.y_min;
       if (ok) region = { imageIndex: r.image_index, box: [r.x_min, r.y_min, r.x_max, r.y_max] };
       else flags.push('region_dropped');
     }

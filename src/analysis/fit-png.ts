@@ -36,7 +36,8 @@ export async function fitPng(img: RawImage, size: number): Promise<FittedPng> {
   const { left, top } = inner;
   const input = Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength);
   let p = sharp(input, { raw: { width: img.width, height: img.height, channels: img.channels } });
-  if (inner.width !== img.width || inner.height !== img.height) p = p.resize({ width: inner.width, height: inner.height, fit: 'fill', kernel: 'linear' });
+  if (inner.width !== img.width || inner.height !== img.height)
+    p = p.resize({ width: inner.width, height: inner.height, fit: 'fill', kernel: 'linear' });
   if (inner.width !== size || inner.height !== size) {
     p = p.extend({ left, top, right: size - inner.width - left, bottom: size - inner.height - top, background: { r: 0, g: 0, b: 0 } });
   }

@@ -22,7 +22,12 @@ export async function readInstanceBytes(db: Db, storage: BlobStorage, sopInstanc
  * A reader for the instances of one series: their storage keys come from one index query
  * instead of one per instance (85 lookups were a third of image preparation's time).
  */
-export async function seriesInstanceReader(db: Db, storage: BlobStorage, study: string, series: string): Promise<(sopInstanceUid: string) => Promise<Buffer>> {
+export async function seriesInstanceReader(
+  db: Db,
+  storage: BlobStorage,
+  study: string,
+  series: string,
+): Promise<(sopInstanceUid: string) => Promise<Buffer>> {
   const rows = new Map<string, StoredInstanceRow>((await listInstances(db, { study, series })).map((r) => [r.sop_instance_uid, r]));
   return async (uid) => {
     const row = rows.get(uid) ?? (await findInstance(db, uid));

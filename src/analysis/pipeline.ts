@@ -72,9 +72,16 @@ export async function runAnalysisJob(deps: PipelineDeps, job: JobRow<AnalysisJob
   const analysis = await getAnalysis(db, id, false);
   if (!analysis) throw new Final(`analysis ${id} does not exist`);
   if (analysis.status !== 'queued' && analysis.status !== 'running') return { analysisId: id, status: 'skipped' };
-  if (analysis.trigger === 'auto' && analysis.sourceReceivedAt && (await studyChanged(db, analysis.studyInstanceUid, analysis.sourceReceivedAt))) {
+  if (
+    analysis.trigger === 'auto' &&
+    analysis.sourceReceivedAt &&
+    (await studyChanged(db, analysis.studyInstanceUid, analysis.sourceReceivedAt))
+  ) {
     // More instances arrived since the study looked stable: the scanner queues a fresh run.
-    await markAnalysis(db, id, 'cancelled', { error: 'superseded: new instances arrived after the study was stable', finished_at: new Date().toISOString() });
+    await markAnalysis(db, id, 'cancelled', {
+      error: 'superseded: new instances arrived after the study was stable',
+      finished_at: new Date().toISOString(),
+    });
     return { analysisId: id, status: 'skipped' };
   }
 
@@ -139,8 +146,19 @@ export async function runAnalysisJob(deps: PipelineDeps, job: JobRow<AnalysisJob
 
     await progress('inference', 50);
     const t2 = Date.now();
-    const schema = findingsJsonSchema({ maxFindings: deps.config.maxFindings, maxText: deps.config.maxText, imageCount: images.length, imageSize: deps.config.imageSize });
-    const result = await engine.analyze({ images: pngs, prompt: prompt.text, schema, maxTokens: deps.config.maxTokens, signal: ctx.signal });
+    const schema = findingsJsonSchema({
+      maxFindings: deps.config.maxFindings,
+      maxText: deps.config.maxText,
+      imageCount: images.length,
+      imageSize: deps.config.imageSize,
+    });
+    const result = await engine.analyze({
+      images: pngs,
+      prompt: prompt.text,
+      schema,
+      maxTokens: deps.config.maxTokens,
+      signal: ctx.signal,
+    });
     timings.inferenceMs = Date.now() - t2;
     let answer;
     try {
@@ -160,7 +178,12 @@ export async function runAnalysisJob(deps: PipelineDeps, job: JobRow<AnalysisJob
       seriesInstanceUid: vol.seriesInstanceUid,
       volumeId,
       priorStudyInstanceUid: pc.priorStudyInstanceUid,
-      model: { name: result.model.name, sha256: result.model.sha256, quantization: result.model.quantization, mmprojSha256: result.model.mmproj?.sha256 ?? null },
+      model: {
+        name: result.model.name,
+        sha256: result.model.sha256,
+        quantization: result.model.quantization,
+        mmprojSha256: result.model.mmproj?.sha256 ?? null,
+      },
       backend: result.backend,
       prompt: { templateId: prompt.templateId, templateVersion: prompt.templateVersion, hash: prompt.hash, text: prompt.text },
       images,
@@ -180,7 +203,14 @@ export async function runAnalysisJob(deps: PipelineDeps, job: JobRow<AnalysisJob
       outcome: 'success',
       model: `${result.model.name}${result.model.sha256 ? `@sha256:${result.model.sha256}` : ''}`,
       promptHash: prompt.hash,
-      details: { trigger: analysis.trigger, type: analysis.analysisType, images: images.length, findings: answer.findings.length, backend: result.backend, stored },
+      details: {
+        trigger: analysis.trigger,
+        type: analysis.analysisType,
+        images: images.length,
+        findings: answer.findings.length,
+        backend: result.backend,
+        stored,
+      },
     });
     log.info({ analysis: id, findings: answer.findings.length, ms: Date.now() - started }, 'analysis stored');
     return { analysisId: id, status: stored ? 'succeeded' : 'skipped', findings: answer.findings.length };
@@ -197,7 +227,13 @@ interface PreparedVolume {
 }
 
 /** Up to `max` images of an assembled volume, with where each came from and how it was placed. */
-async function prepareVolume(deps: PipelineDeps, studyInstanceUid: string, vol: AssembledVolume, max: number, signal: AbortSignal): Promise<PreparedVolume> {
+async function prepareVolume(
+  deps: PipelineDeps,
+  studyInstanceUid: string,
+  vol: AssembledVolume,
+  max: number,
+  signal: AbortSignal,
+): Promise<PreparedVolume> {
   const prepared = await prepareImages({
     kind: kindOf(vol),
     slices: vol.slices.map((s) => ({ sopInstanceUid: s.sopInstanceUid, frameNumber: s.frameNumber })),
@@ -214,7 +250,9 @@ async function prepareVolume(deps: PipelineDeps, studyInstanceUid: string, vol: 
       sopInstanceUid: im.sopInstanceUid,
       frameNumber: im.frameNumber,
       seriesInstanceUid: vol.seriesInstanceUid,
-      ...(h ? { placement: { ...placement(h.columns, h.rows, pixelAspectOf(h), deps.config.imageSize), rows: h.rows, columns: h.columns } } : {}),
+      ...(h
+        ? { placement: { ...placement(h.columns, h.rows, pixelAspectOf(h), deps.config.imageSize), rows: h.rows, columns: h.columns } }
+        : {}),
     };
   });
   return { refs, pngs: prepared.images.map((i) => i.png), skipped: prepared.skipped };
@@ -241,7 +279,9 @@ function pixelAspectOf(h: SliceHeader): number {
 }
 
 async function studyChanged(db: Db, studyInstanceUid: string, sourceReceivedAt: string): Promise<boolean> {
-  const row = (await db('studies').where({ study_instance_uid: studyInstanceUid }).first('last_received_at')) as { last_received_at: string | Date } | undefined;
+  const row = (await db('studies').where({ study_instance_uid: studyInstanceUid }).first('last_received_at')) as
+    | { last_received_at: string | Date }
+    | undefined;
   return !!row && new Date(row.last_received_at).toISOString() !== sourceReceivedAt;
 }
 
@@ -254,18 +294,28 @@ function translate(err: unknown, signal: AbortSignal): unknown {
   return err;
 }
 
-async function recordFailure(deps: PipelineDeps, analysis: Analysis, job: JobRow<AnalysisJobPayload>, err: unknown, signal: AbortSignal): Promise<void> {
+async function recordFailure(
+  deps: PipelineDeps,
+  analysis: Analysis,
+  job: JobRow<AnalysisJobPayload>,
+  err: unknown,
+  signal: AbortSignal,
+): Promise<void> {
   const t = translate(err, signal);
   if (t instanceof JobAbortedError) {
     // Cancelled by a person: the route marked it. Lost or shut down: it runs again elsewhere.
-    if (t.reason !== 'cancelled') await markAnalysis(deps.db, analysis.id, 'queued', { progress_stage: 'requeued', error: `interrupted (${t.reason})` });
+    if (t.reason !== 'cancelled')
+      await markAnalysis(deps.db, analysis.id, 'queued', { progress_stage: 'requeued', error: `interrupted (${t.reason})` });
     return;
   }
   const retryable = t instanceof JobError ? t.retryable : true;
   const message = errorMessage(t);
   const willRetry = retryable && job.attempts < job.maxAttempts;
   if (willRetry) {
-    await markAnalysis(deps.db, analysis.id, 'queued', { error: `attempt ${job.attempts} of ${job.maxAttempts} failed: ${message}; will retry`, progress_stage: 'retrying' });
+    await markAnalysis(deps.db, analysis.id, 'queued', {
+      error: `attempt ${job.attempts} of ${job.maxAttempts} failed: ${message}; will retry`,
+      progress_stage: 'retrying',
+    });
   } else {
     await markAnalysis(deps.db, analysis.id, 'failed', { error: message, finished_at: new Date().toISOString() });
   }

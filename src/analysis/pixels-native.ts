@@ -18,27 +18,26 @@ const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 
 const tag = (group: number, element: number): number => group * 0x10000 + element;
 
 /** Attributes read as US (binary) and as text (IS/DS/CS), by tag → naturalized keyword. */
-const US_ATTRS = new Map<number, string>([
-  'SamplesPerPixel',
-  'PlanarConfiguration',
-  'Rows',
-  'Columns',
-  'BitsAllocated',
-  'BitsStored',
-  'PixelRepresentation',
-].map((k) => [tagNumber(k), k]));
-const TEXT_ATTRS = new Map<number, string>([
-  'PhotometricInterpretation',
-  'NumberOfFrames',
-  'PixelSpacing',
-  'ImagerPixelSpacing',
-  'PixelAspectRatio',
-  'WindowCenter',
-  'WindowWidth',
-  'VOILUTFunction',
-  'RescaleIntercept',
-  'RescaleSlope',
-].map((k) => [tagNumber(k), k]));
+const US_ATTRS = new Map<number, string>(
+  ['SamplesPerPixel', 'PlanarConfiguration', 'Rows', 'Columns', 'BitsAllocated', 'BitsStored', 'PixelRepresentation'].map((k) => [
+    tagNumber(k),
+    k,
+  ]),
+);
+const TEXT_ATTRS = new Map<number, string>(
+  [
+    'PhotometricInterpretation',
+    'NumberOfFrames',
+    'PixelSpacing',
+    'ImagerPixelSpacing',
+    'PixelAspectRatio',
+    'WindowCenter',
+    'WindowWidth',
+    'VOILUTFunction',
+    'RescaleIntercept',
+    'RescaleSlope',
+  ].map((k) => [tagNumber(k), k]),
+);
 /** Present → the general path (their contents change the pixel values or geometry per frame). */
 const BAIL = new Set(
   [
@@ -121,7 +120,11 @@ export function nativeElements(b: Buffer, transferSyntaxUid: string): Record<str
       if (us && h.length >= 2) out[us] = b.readUInt16LE(h.value);
       const txt = TEXT_ATTRS.get(t);
       if (txt) {
-        const parts = b.toString('latin1', h.value, h.value + h.length).replace(/[\0 ]+$/, '').split('\\').map((s) => s.trim());
+        const parts = b
+          .toString('latin1', h.value, h.value + h.length)
+          .replace(/[\0 ]+$/, '')
+          .split('\\')
+          .map((s) => s.trim());
         out[txt] = parts.length === 1 ? parts[0] : parts;
       }
       pos = h.value + h.length;

@@ -43,7 +43,9 @@ export type FrameResult =
     }
   | { ok: false; frameNumber: number; error: string };
 
-export type PixelsReply = { ok: true; frames: FrameResult[]; decodeMs: number; mapMs: number } | { ok: false; error: string; recycle: boolean };
+export type PixelsReply =
+  | { ok: true; frames: FrameResult[]; decodeMs: number; mapMs: number }
+  | { ok: false; error: string; recycle: boolean };
 
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -111,7 +113,9 @@ function scratchFor(el: Record<string, unknown>, mapping: WorkerMapping): Float3
 }
 
 function ownBuffer(a: Uint8Array | Float32Array): ArrayBuffer {
-  return a.byteOffset === 0 && a.byteLength === a.buffer.byteLength ? (a.buffer as ArrayBuffer) : (a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength) as ArrayBuffer);
+  return a.byteOffset === 0 && a.byteLength === a.buffer.byteLength
+    ? (a.buffer as ArrayBuffer)
+    : (a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength) as ArrayBuffer);
 }
 
 serveWorker<PixelsRequest, PixelsReply>(
@@ -133,7 +137,18 @@ serveWorker<PixelsRequest, PixelsReply>(
         decodeMs += t2 - t1;
         const pixels = ownBuffer(m.data);
         if (!transfer.includes(pixels)) transfer.push(pixels);
-        frames.push({ ok: true, frameNumber, width: m.width, height: m.height, format: m.format, pixels, mapping: m.mapping, pixelAspect: f.pixelAspect, monochrome1: f.photometric === 'MONOCHROME1', fitted: m.fitted });
+        frames.push({
+          ok: true,
+          frameNumber,
+          width: m.width,
+          height: m.height,
+          format: m.format,
+          pixels,
+          mapping: m.mapping,
+          pixelAspect: f.pixelAspect,
+          monochrome1: f.photometric === 'MONOCHROME1',
+          fitted: m.fitted,
+        });
       } catch (err) {
         frames.push({ ok: false, frameNumber, error: errorText(err) });
       }

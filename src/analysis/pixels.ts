@@ -128,7 +128,8 @@ export function decodeFrame(el: Elements, frameIndex: number, into?: Float32Arra
   const height = first(el.Rows) ?? 0;
   if (!(width > 0 && height > 0)) throw new PixelDecodeError('the instance has no image (Rows/Columns missing)');
   const frames = Math.max(1, first(el.NumberOfFrames) ?? 1);
-  if (frameIndex < 0 || frameIndex >= frames) throw new PixelDecodeError(`frame ${frameIndex + 1} does not exist: the instance has ${frames} frame(s)`);
+  if (frameIndex < 0 || frameIndex >= frames)
+    throw new PixelDecodeError(`frame ${frameIndex + 1} does not exist: the instance has ${frames} frame(s)`);
   const spp = first(el.SamplesPerPixel) ?? 1;
   const bitsAllocated = first(el.BitsAllocated) ?? 16;
   const bitsStored = first(el.BitsStored) ?? bitsAllocated;
@@ -163,8 +164,10 @@ export function decodeFrame(el: Elements, frameIndex: number, into?: Float32Arra
     return { width, height, samplesPerPixel: 3, rgb, photometric: 'RGB', pixelAspect: aspect };
   }
   if (spp !== 1) throw new PixelDecodeError(`${spp} samples per pixel are not supported`);
-  if (photometric !== 'MONOCHROME1' && photometric !== 'MONOCHROME2') throw new PixelDecodeError(`photometric interpretation ${photometric} is not supported`);
-  if (bitsAllocated !== 8 && bitsAllocated !== 16 && bitsAllocated !== 32) throw new PixelDecodeError(`${bitsAllocated} bits allocated are not supported`);
+  if (photometric !== 'MONOCHROME1' && photometric !== 'MONOCHROME2')
+    throw new PixelDecodeError(`photometric interpretation ${photometric} is not supported`);
+  if (bitsAllocated !== 8 && bitsAllocated !== 16 && bitsAllocated !== 32)
+    throw new PixelDecodeError(`${bitsAllocated} bits allocated are not supported`);
 
   const bpp = bitsAllocated / 8;
   const start = frameIndex * n * bpp;
@@ -187,7 +190,16 @@ export function decodeFrame(el: Elements, frameIndex: number, into?: Float32Arra
   const fn = voiFunction(frameAttr(el, frameIndex, 'FrameVOILUTSequence', 'VOILUTFunction'));
   const window = centers.length > 0 && widths.length > 0 && widths[0]! >= 1 ? { center: centers[0]!, width: widths[0]!, fn } : undefined;
   const voiLut = voiLutOf(el);
-  return { width, height, samplesPerPixel: 1, values, photometric, ...(window ? { window } : {}), ...(voiLut ? { voiLut } : {}), pixelAspect: aspect };
+  return {
+    width,
+    height,
+    samplesPerPixel: 1,
+    values,
+    photometric,
+    ...(window ? { window } : {}),
+    ...(voiLut ? { voiLut } : {}),
+    pixelAspect: aspect,
+  };
 }
 
 /** The frame's stored words as a typed array (little endian host: Node's platforms all are). */

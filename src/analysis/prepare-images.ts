@@ -153,7 +153,8 @@ interface Decoded {
 export async function prepareImages(req: PrepareRequest): Promise<PreparedImages> {
   const t0 = performance.now();
   const size = req.size ?? 896;
-  if (!Number.isInteger(size) || size < 1 || size > 8192) throw new ImagePrepError('invalid_request', `size must be an integer in 1..8192, got ${size}`);
+  if (!Number.isInteger(size) || size < 1 || size > 8192)
+    throw new ImagePrepError('invalid_request', `size must be an integer in 1..8192, got ${size}`);
   if (req.slices.length === 0) throw new ImagePrepError('no_slices', 'no slices to prepare');
   const sampled = sampleEvenly(req.slices, req.maxImages);
   if (sampled.length === 0) throw new ImagePrepError('invalid_request', `maxImages must be at least 1, got ${req.maxImages}`);
@@ -181,7 +182,8 @@ export async function prepareImages(req: PrepareRequest): Promise<PreparedImages
     try {
       bytes = await req.readInstance(uid);
     } catch (err) {
-      for (const f of frames) results.set(keyOf(uid, f), { ok: false, frameNumber: f, error: `the instance could not be read: ${errorText(err)}` });
+      for (const f of frames)
+        results.set(keyOf(uid, f), { ok: false, frameNumber: f, error: `the instance could not be read: ${errorText(err)}` });
       return;
     }
     const copy = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) as ArrayBuffer;
@@ -203,7 +205,11 @@ export async function prepareImages(req: PrepareRequest): Promise<PreparedImages
     else skipped.push({ ...slice, reason: r ? r.error : 'not decoded' });
   }
   if (decoded.length === 0) {
-    throw new ImagePrepError('all_failed', `none of the ${sampled.length} sampled slices could be prepared: ${skipped[0]?.reason ?? 'unknown'}`, skipped);
+    throw new ImagePrepError(
+      'all_failed',
+      `none of the ${sampled.length} sampled slices could be prepared: ${skipped[0]?.reason ?? 'unknown'}`,
+      skipped,
+    );
   }
   const tMap = performance.now();
   const raws = req.kind === 'mr' ? mapMrVolume(decoded) : decoded.map((d) => toRaw(d.frame, d.frame.mapping));
@@ -231,7 +237,16 @@ export async function prepareImages(req: PrepareRequest): Promise<PreparedImages
   encoded.forEach((e, i) => {
     const { slice } = decoded[i]!;
     if (!e.ok) skipped.push({ ...slice, reason: e.error });
-    else images.push({ index: images.length, sopInstanceUid: slice.sopInstanceUid, frameNumber: slice.frameNumber, png: e.png, width: e.width, height: e.height, mapping: e.mapping });
+    else
+      images.push({
+        index: images.length,
+        sopInstanceUid: slice.sopInstanceUid,
+        frameNumber: slice.frameNumber,
+        png: e.png,
+        width: e.width,
+        height: e.height,
+        mapping: e.mapping,
+      });
   });
   if (images.length === 0) throw new ImagePrepError('all_failed', `none of the ${sampled.length} sampled slices could be encoded`, skipped);
   timings.totalMs = performance.now() - t0;
@@ -251,7 +266,15 @@ interface MappedRaw {
 }
 
 function toRaw(f: Extract<FrameResult, { ok: true }>, mapping: string): MappedRaw {
-  return { data: new Uint8Array(f.pixels), width: f.width, height: f.height, channels: f.format === 'rgb8' ? 3 : 1, pixelAspect: f.pixelAspect, mapping, fitted: f.fitted };
+  return {
+    data: new Uint8Array(f.pixels),
+    width: f.width,
+    height: f.height,
+    channels: f.format === 'rgb8' ? 3 : 1,
+    pixelAspect: f.pixelAspect,
+    mapping,
+    fitted: f.fitted,
+  };
 }
 
 /** One robust window for the whole MR volume, so slices keep their relative brightness. */
@@ -263,6 +286,14 @@ function mapMrVolume(decoded: Decoded[]): MappedRaw[] {
     if (d.frame.format !== 'f32') return toRaw(d.frame, d.frame.mapping);
     const grey = greyLinear(valueFrames[k++]!, bounds);
     if (d.frame.monochrome1) invert(grey);
-    return { data: grey, width: d.frame.width, height: d.frame.height, channels: 1, pixelAspect: d.frame.pixelAspect, mapping: d.frame.monochrome1 ? 'mr-robust-minmax-inverted' : 'mr-robust-minmax', fitted: false };
+    return {
+      data: grey,
+      width: d.frame.width,
+      height: d.frame.height,
+      channels: 1,
+      pixelAspect: d.frame.pixelAspect,
+      mapping: d.frame.monochrome1 ? 'mr-robust-minmax-inverted' : 'mr-robust-minmax',
+      fitted: false,
+    };
   });
 }

@@ -49,7 +49,15 @@ async function studyFacts(db: Db, uid: string): Promise<StudyFacts | undefined> 
   return (await db('studies as st')
     .join('patients as p', 'p.id', 'st.patient_pk')
     .where('st.study_instance_uid', uid)
-    .first('st.id', 'st.patient_pk', 'st.study_date', 'st.study_description', 'st.modalities_in_study', 'p.patient_sex', 'p.patient_birth_date')) as StudyFacts | undefined;
+    .first(
+      'st.id',
+      'st.patient_pk',
+      'st.study_date',
+      'st.study_description',
+      'st.modalities_in_study',
+      'p.patient_sex',
+      'p.patient_birth_date',
+    )) as StudyFacts | undefined;
 }
 
 function daysBetween(a: string | null, b: string | null): number | undefined {
@@ -69,11 +77,23 @@ export interface PriorStudy {
  * The patient's most relevant earlier study: same modality, same body part preferred, most
  * recent first; with the findings and impression of its latest finished analysis if any.
  */
-export async function findPrior(db: Db, current: StudyFacts, modality: string, bodyPart: string | undefined): Promise<PriorStudy | undefined> {
+export async function findPrior(
+  db: Db,
+  current: StudyFacts,
+  modality: string,
+  bodyPart: string | undefined,
+): Promise<PriorStudy | undefined> {
   const rows = (await db('studies as st')
     .where('st.patient_pk', current.patient_pk)
     .andWhereNot('st.id', current.id)
-    .select('st.id', 'st.study_instance_uid', 'st.study_date', 'st.study_description', 'st.modalities_in_study', 'st.created_at')) as Array<{
+    .select(
+      'st.id',
+      'st.study_instance_uid',
+      'st.study_date',
+      'st.study_description',
+      'st.modalities_in_study',
+      'st.created_at',
+    )) as Array<{
     id: number;
     study_instance_uid: string;
     study_date: string | null;
@@ -88,22 +108,37 @@ export async function findPrior(db: Db, current: StudyFacts, modality: string, b
     // Earlier only: by StudyDate when both have one, else by arrival.
     const days = daysBetween(current.study_date, r.study_date);
     if (days !== undefined && days < 0) continue;
-    const parts = (await db('series').where({ study_pk: r.id }).distinct('body_part_examined')) as Array<{ body_part_examined: string | null }>;
+    const parts = (await db('series').where({ study_pk: r.id }).distinct('body_part_examined')) as Array<{
+      body_part_examined: string | null;
+    }>;
     const sameBody = bodyPart ? parts.some((p) => (p.body_part_examined ?? '').toUpperCase() === bodyPart.toUpperCase()) : false;
     candidates.push({ r, days, sameBody });
   }
-  candidates.sort((a, b) => Number(b.sameBody) - Number(a.sameBody) || (a.days ?? Infinity) - (b.days ?? Infinity) || String(b.r.study_date ?? '').localeCompare(String(a.r.study_date ?? '')));
+  candidates.sort(
+    (a, b) =>
+      Number(b.sameBody) - Number(a.sameBody) ||
+      (a.days ?? Infinity) - (b.days ?? Infinity) ||
+      String(b.r.study_date ?? '').localeCompare(String(a.r.study_date ?? '')),
+  );
   const best = candidates[0];
   if (!best) return undefined;
   const when = best.days !== undefined ? `${best.days} day(s) earlier` : 'date unknown';
   const summary = `${modality}${best.sameBody && bodyPart ? ` of the ${bodyPart.toLowerCase()}` : ''}, ${when}${best.r.study_description ? `, "${best.r.study_description}"` : ''}`;
   const prior: PriorStudy = { studyInstanceUid: best.r.study_instance_uid, summary };
-  const done = (await db('medgemma_analyses').where({ study_instance_uid: best.r.study_instance_uid, status: 'succeeded' }).orderBy('id', 'desc').first('id', 'impression')) as
-    | { id: number; impression: string | null }
-    | undefined;
+  const done = (await db('medgemma_analyses')
+    .where({ study_instance_uid: best.r.study_instance_uid, status: 'succeeded' })
+    .orderBy('id', 'desc')
+    .first('id', 'impression')) as { id: number; impression: string | null } | undefined;
   if (done) {
-    const f = (await db('findings').where({ analysis_id: done.id }).orderBy('idx').select('description', 'confidence')) as Array<{ description: string; confidence: number }>;
-    if (f.length) prior.findings = f.map((x) => `${x.description} (confidence ${Number(x.confidence).toFixed(2)})`).join('; ').slice(0, 2000);
+    const f = (await db('findings').where({ analysis_id: done.id }).orderBy('idx').select('description', 'confidence')) as Array<{
+      description: string;
+      confidence: number;
+    }>;
+    if (f.length)
+      prior.findings = f
+        .map((x) => `${x.description} (confidence ${Number(x.confidence).toFixed(2)})`)
+        .join('; ')
+        .slice(0, 2000);
     if (done.impression) prior.impression = done.impression.slice(0, 1000);
   }
   return prior;
@@ -129,7 +164,14 @@ export interface BuiltContext {
   priorStudyInstanceUid: string | null;
 }
 
-export async function promptContext(db: Db, storage: BlobStorage, analysis: Analysis, vol: AssembledVolume, series: SeriesCandidate, imageCount: number): Promise<BuiltContext> {
+export async function promptContext(
+  db: Db,
+  storage: BlobStorage,
+  analysis: Analysis,
+  vol: AssembledVolume,
+  series: SeriesCandidate,
+  imageCount: number,
+): Promise<BuiltContext> {
   const facts = await studyFacts(db, analysis.studyInstanceUid);
   if (!facts) throw new Error(`study ${analysis.studyInstanceUid} is not in the index`);
   let header: Header | undefined;

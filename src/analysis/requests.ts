@@ -17,10 +17,15 @@ export interface AnalysisRequester {
 export async function requestAnalysis(r: AnalysisRequester, a: NewAnalysis): Promise<Analysis> {
   const id = await createAnalysis(r.db, a);
   if (a.trigger === 'auto') {
-    await r.db('medgemma_analyses')
+    await r
+      .db('medgemma_analyses')
       .where({ study_instance_uid: a.studyInstanceUid, trigger: 'auto', status: 'queued' })
       .andWhereNot({ id })
-      .update({ status: 'cancelled', error: `superseded by analysis ${id} (new instances arrived)`, finished_at: new Date().toISOString() });
+      .update({
+        status: 'cancelled',
+        error: `superseded by analysis ${id} (new instances arrived)`,
+        finished_at: new Date().toISOString(),
+      });
   }
   const job = await r.queue.enqueue<AnalysisJobPayload>({
     kind: ANALYSIS_JOB,
@@ -38,7 +43,10 @@ export async function requestAnalysis(r: AnalysisRequester, a: NewAnalysis): Pro
 export async function cancelAnalysis(r: AnalysisRequester, id: number, by: string | undefined): Promise<boolean> {
   const a = await getAnalysis(r.db, id, false);
   if (!a) return false;
-  const changed = await markAnalysis(r.db, id, 'cancelled', { error: `cancelled${by ? ` by ${by}` : ''}`, finished_at: new Date().toISOString() });
+  const changed = await markAnalysis(r.db, id, 'cancelled', {
+    error: `cancelled${by ? ` by ${by}` : ''}`,
+    finished_at: new Date().toISOString(),
+  });
   if (changed && a.jobId !== null) await r.queue.cancel(a.jobId, `analysis cancelled${by ? ` by ${by}` : ''}`);
   return changed;
 }

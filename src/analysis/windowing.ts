@@ -101,7 +101,13 @@ export type VoiFunction = 'LINEAR' | 'LINEAR_EXACT' | 'SIGMOID';
  * LINEAR keeps the standard's half-pixel offsets ((c - 0.5), (w - 1)); width < 1 is invalid for
  * LINEAR (the standard requires ≥ 1), so callers fall back to min–max then.
  */
-export function greyWindow(values: Float32Array, center: number, width: number, fn: VoiFunction, out: Uint8Array = new Uint8Array(values.length)): Uint8Array {
+export function greyWindow(
+  values: Float32Array,
+  center: number,
+  width: number,
+  fn: VoiFunction,
+  out: Uint8Array = new Uint8Array(values.length),
+): Uint8Array {
   if (fn === 'SIGMOID') {
     for (let i = 0; i < values.length; i++) {
       const y = 255 / (1 + Math.exp((-4 * (values[i]! - center)) / width));
@@ -109,7 +115,10 @@ export function greyWindow(values: Float32Array, center: number, width: number, 
     }
     return out;
   }
-  const bounds: Bounds = fn === 'LINEAR_EXACT' ? { low: center - width / 2, high: center + width / 2 } : { low: center - 0.5 - (width - 1) / 2, high: center - 0.5 + (width - 1) / 2 };
+  const bounds: Bounds =
+    fn === 'LINEAR_EXACT'
+      ? { low: center - width / 2, high: center + width / 2 }
+      : { low: center - 0.5 - (width - 1) / 2, high: center - 0.5 + (width - 1) / 2 };
   return greyLinear(values, bounds, out);
 }
 

@@ -101,7 +101,10 @@ function columns(e: AuditEntry): AuditLogColumns {
 export class AuditLog {
   private readonly patients = new Map<string, { at: number; patientId: Promise<string | undefined> }>();
 
-  constructor(private readonly db: Db, private readonly log: Logger) {}
+  constructor(
+    private readonly db: Db,
+    private readonly log: Logger,
+  ) {}
 
   /**
    * Write a row. An audit write that fails is logged loudly but does not fail the request it

@@ -14,7 +14,10 @@ export class FirstAdminBootstrap {
   private readonly token: Buffer | undefined;
   private readonly generated: boolean;
 
-  constructor(readonly mode: 'open' | 'token' | 'off', configured?: string) {
+  constructor(
+    readonly mode: 'open' | 'token' | 'off',
+    configured?: string,
+  ) {
     this.generated = mode === 'token' && configured === undefined;
     const token = mode === 'token' ? (configured ?? randomBytes(24).toString('base64url')) : undefined;
     this.token = token === undefined ? undefined : Buffer.from(token);

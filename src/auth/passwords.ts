@@ -5,7 +5,12 @@ import { promisify } from 'node:util';
  * scrypt (memory-hard) password hashes, self-describing so parameters can be raised later:
  * `scrypt$N$r$p$salt$hash` (base64).
  */
-const scrypt = promisify(scryptCb) as (pw: string, salt: Buffer, len: number, opts: { N: number; r: number; p: number; maxmem: number }) => Promise<Buffer>;
+const scrypt = promisify(scryptCb) as (
+  pw: string,
+  salt: Buffer,
+  len: number,
+  opts: { N: number; r: number; p: number; maxmem: number },
+) => Promise<Buffer>;
 
 const N = 1 << 15;
 const R = 8;

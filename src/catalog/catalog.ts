@@ -266,17 +266,13 @@ export async function refreshStudyCounts(trx: Knex.Transaction, studyPk: number)
     .where('id', studyPk)
     .update({
       num_series: trx('series').count('*').where('study_pk', studyPk),
-      num_instances: trx('instances')
-        .count('*')
-        .whereIn('series_pk', trx('series').select('id').where('study_pk', studyPk)),
+      num_instances: trx('instances').count('*').whereIn('series_pk', trx('series').select('id').where('study_pk', studyPk)),
       modalities_in_study: modalities.map((m) => m.modality).join('\\') || null,
     });
 }
 
 async function removeIfEmpty(trx: Knex.Transaction, seriesPk: number): Promise<void> {
-  const series = (await trx('series').select('study_pk').where('id', seriesPk).first()) as
-    | { study_pk: number }
-    | undefined;
+  const series = (await trx('series').select('study_pk').where('id', seriesPk).first()) as { study_pk: number } | undefined;
   if (!series) return;
   await refreshSeriesCounts(trx, seriesPk);
   await trx('series').where({ id: seriesPk, num_instances: 0 }).delete();
@@ -310,17 +306,12 @@ function toRow(r: StoredInstanceRow): StoredInstanceRow {
 }
 
 export async function findInstance(db: Db, sopInstanceUid: string): Promise<StoredInstanceRow | undefined> {
-  const row = (await instanceQuery(db).where('i.sop_instance_uid', sopInstanceUid).first()) as
-    | StoredInstanceRow
-    | undefined;
+  const row = (await instanceQuery(db).where('i.sop_instance_uid', sopInstanceUid).first()) as StoredInstanceRow | undefined;
   return row && toRow(row);
 }
 
 /** The instances of a study, or of one series or one instance in it, in display order. */
-export async function listInstances(
-  db: Db,
-  scope: { study: string; series?: string; instance?: string },
-): Promise<StoredInstanceRow[]> {
+export async function listInstances(db: Db, scope: { study: string; series?: string; instance?: string }): Promise<StoredInstanceRow[]> {
   const q = instanceQuery(db).where('st.study_instance_uid', scope.study);
   if (scope.series !== undefined) q.where('se.series_instance_uid', scope.series);
   if (scope.instance !== undefined) q.where('i.sop_instance_uid', scope.instance);

@@ -62,15 +62,7 @@ function scopedInstances(trx: Knex.Transaction, scope: DeletionScope): Promise<S
   const q = trx('instances as i')
     .join('series as se', 'se.id', 'i.series_pk')
     .join('studies as st', 'st.id', 'se.study_pk')
-    .select(
-      'i.id',
-      'i.series_pk',
-      'se.study_pk',
-      'i.sop_instance_uid',
-      'se.series_instance_uid',
-      'st.study_instance_uid',
-      'i.storage_key',
-    );
+    .select('i.id', 'i.series_pk', 'se.study_pk', 'i.sop_instance_uid', 'se.series_instance_uid', 'st.study_instance_uid', 'i.storage_key');
   if (scope.level === 'patient') q.where('st.patient_pk', scope.patientPk);
   else {
     q.where('st.study_instance_uid', scope.study);

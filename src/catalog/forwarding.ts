@@ -115,7 +115,8 @@ export async function claimBatch(db: Db, worker: string, limit: number, nodeId: 
 }
 
 export async function markSent(db: Db, ids: number[], now = new Date()): Promise<void> {
-  if (ids.length) await db('forward_items').whereIn('id', ids).update({ status: 'sent', sent_at: now.toISOString(), last_error: null, claimed_by: null });
+  if (ids.length)
+    await db('forward_items').whereIn('id', ids).update({ status: 'sent', sent_at: now.toISOString(), last_error: null, claimed_by: null });
 }
 
 /** A failed attempt: queued again after the back-off, or failed for good when attempts run out. */
@@ -185,7 +186,10 @@ export interface ItemQuery {
   offset: number;
 }
 
-export async function listItems(db: Db, q: ItemQuery): Promise<{ total: number; counts: Record<ForwardStatus, number>; items: ForwardItem[] }> {
+export async function listItems(
+  db: Db,
+  q: ItemQuery,
+): Promise<{ total: number; counts: Record<ForwardStatus, number>; items: ForwardItem[] }> {
   const filtered = () => {
     const b = db('forward_items');
     if (q.status) b.where('status', q.status);
@@ -196,7 +200,10 @@ export async function listItems(db: Db, q: ItemQuery): Promise<{ total: number; 
   const [{ n }] = (await filtered().count({ n: '*' })) as Array<{ n: number | string }>;
   const items = ((await filtered().orderBy('id', 'desc').limit(q.limit).offset(q.offset)) as Row[]).map(fromRow);
   const counts: Record<ForwardStatus, number> = { queued: 0, sending: 0, sent: 0, failed: 0 };
-  for (const r of (await db('forward_items').select('status').count({ n: '*' }).groupBy('status')) as Array<{ status: ForwardStatus; n: number | string }>) {
+  for (const r of (await db('forward_items').select('status').count({ n: '*' }).groupBy('status')) as Array<{
+    status: ForwardStatus;
+    n: number | string;
+  }>) {
     counts[r.status] = Number(r.n);
   }
   return { total: Number(n), counts, items };

@@ -28,7 +28,10 @@ export class IndexWriter {
   private readonly batched: boolean;
   private readonly hooks: IndexHook[] = [];
 
-  constructor(private readonly db: Db, private readonly maxBatch = 32) {
+  constructor(
+    private readonly db: Db,
+    private readonly maxBatch = 32,
+  ) {
     this.batched = !isPostgres(db);
   }
 

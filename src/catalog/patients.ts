@@ -29,10 +29,7 @@ export interface PatientRow {
 export type PatientColumns = Partial<Omit<PatientRow, 'id' | 'study_count'>>;
 
 function selectPatients(db: Db | Trx) {
-  return db('patients as p').select(
-    'p.*',
-    db('studies as s').count('*').where('s.patient_pk', db.ref('p.id')).as('study_count'),
-  );
+  return db('patients as p').select('p.*', db('studies as s').count('*').where('s.patient_pk', db.ref('p.id')).as('study_count'));
 }
 
 export async function patientRow(db: Db | Trx, pk: number): Promise<PatientRow | undefined> {

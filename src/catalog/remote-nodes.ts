@@ -71,12 +71,16 @@ export async function findRemoteNodeByAe(db: Db, aeTitle: string): Promise<Remot
 }
 
 export async function createRemoteNode(db: Db, n: RemoteNodeInput): Promise<RemoteNode> {
-  const [row] = (await db('remote_nodes').insert({ ...toRow(n), ae_title: n.aeTitle.trim() }).returning('*')) as Row[];
+  const [row] = (await db('remote_nodes')
+    .insert({ ...toRow(n), ae_title: n.aeTitle.trim() })
+    .returning('*')) as Row[];
   return fromRow(row!);
 }
 
 export async function updateRemoteNode(db: Db, id: number, n: Partial<RemoteNodeInput>): Promise<RemoteNode | undefined> {
-  const changed = await db('remote_nodes').where({ id }).update({ ...toRow(n), updated_at: db.fn.now() });
+  const changed = await db('remote_nodes')
+    .where({ id })
+    .update({ ...toRow(n), updated_at: db.fn.now() });
   return changed ? getRemoteNode(db, id) : undefined;
 }
 

@@ -95,7 +95,9 @@ export async function studyRows(db: Db, f: StudyRowFilter): Promise<{ total: num
 }
 
 export async function studyRow(db: Db, ref: { pk: number } | { uid: string }): Promise<StudyRow | undefined> {
-  const q = db('studies as st').join('patients as p', 'p.id', 'st.patient_pk').select([...studyColumns, ...studyStatusColumns(db)]);
+  const q = db('studies as st')
+    .join('patients as p', 'p.id', 'st.patient_pk')
+    .select([...studyColumns, ...studyStatusColumns(db)]);
   if ('pk' in ref) q.where('st.id', ref.pk);
   else q.where('st.study_instance_uid', ref.uid);
   return (await q.first()) as StudyRow | undefined;

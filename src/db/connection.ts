@@ -33,7 +33,10 @@ export function createDb(opts: DatabaseOptions): Db {
             .then(() => exec(conn, 'PRAGMA synchronous = FULL'))
             .then(() => exec(conn, 'PRAGMA foreign_keys = ON'))
             .then(() => exec(conn, 'PRAGMA busy_timeout = 10000'))
-            .then(() => done(null, conn), (err: Error) => done(err, conn));
+            .then(
+              () => done(null, conn),
+              (err: Error) => done(err, conn),
+            );
         },
       },
     });
@@ -67,7 +70,14 @@ export function isPostgres(db: Db): boolean {
 
 /** Network errors and pg SQLSTATE classes that mean "the database cannot be reached now". */
 const UNREACHABLE_CODES = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EPIPE',
 ]);
 const UNAVAILABLE_SQLSTATE = /^(08...|57P0[123]|53300|53000)$/;
 

@@ -69,7 +69,10 @@ function uid(d: JsonDict, tag: string): string | undefined {
   const raw = e._rawValue ?? e.Value;
   const values = Array.isArray(raw) ? raw : raw === undefined || raw === null ? [] : [raw];
   // More than one value (a backslash in the element) stays visible as one invalid UID.
-  const s = values.map((v) => String(v ?? '')).join('\\').replace(/[\0 ]+$/, '');
+  const s = values
+    .map((v) => String(v ?? ''))
+    .join('\\')
+    .replace(/[\0 ]+$/, '');
   return s === '' ? undefined : s;
 }
 

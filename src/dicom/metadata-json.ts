@@ -112,10 +112,12 @@ function number(v: unknown): unknown {
 function personName(v: unknown): unknown {
   if (v === null || v === undefined || v === '') return null;
   const src: Record<string, unknown> =
-    typeof v === 'object' ? (v as Record<string, unknown>) : (() => {
-      const [Alphabetic, Ideographic, Phonetic] = String(v).split('=');
-      return { Alphabetic, Ideographic, Phonetic };
-    })();
+    typeof v === 'object'
+      ? (v as Record<string, unknown>)
+      : (() => {
+          const [Alphabetic, Ideographic, Phonetic] = String(v).split('=');
+          return { Alphabetic, Ideographic, Phonetic };
+        })();
   const out: Record<string, string> = {};
   for (const k of ['Alphabetic', 'Ideographic', 'Phonetic']) {
     const s = src[k];
@@ -158,9 +160,7 @@ export function toDicomJsonDataset(dict: DcmDict, ctx: { uri: string; pixelVr: s
     }
     const vr = e.vr ?? 'UN';
     if (vr === 'SQ') {
-      const items = valuesOf(e).map((item, i) =>
-        toDicomJsonDataset((item ?? {}) as DcmDict, ctx, [...path, T, String(i)]),
-      );
+      const items = valuesOf(e).map((item, i) => toDicomJsonDataset((item ?? {}) as DcmDict, ctx, [...path, T, String(i)]));
       out[T] = items.length ? { vr, Value: items } : { vr };
     } else if (BINARY.has(vr)) {
       const buf = toBase64(e.Value);

@@ -190,7 +190,11 @@ export async function findElement(r: ByteSource, ts: string, tag: number): Promi
 }
 
 /** Item `index` (0-based) of a sequence element: where its data set starts and may end. */
-async function sequenceItem(r: ByteSource, sq: ElementRef, index: number): Promise<{ start: number; limit: number; implicit: boolean } | undefined> {
+async function sequenceItem(
+  r: ByteSource,
+  sq: ElementRef,
+  index: number,
+): Promise<{ start: number; limit: number; implicit: boolean } | undefined> {
   const implicit = sq.vr === 'UN' && sq.length === undefined ? true : sq.implicit;
   const limit = sq.length === undefined ? r.size : sq.valueOffset + sq.length;
   let pos = sq.valueOffset;
@@ -262,14 +266,22 @@ const PHOTOMETRIC = tagNumber('PhotometricInterpretation');
 export async function pixelDataLayout(storage: RangeStore, key: string, ts: string): Promise<PixelDataLayout> {
   const why = unsupportedStorage(ts);
   if (why) throw new PixelDataUnavailable('not-implemented', why);
-  if (isVideo(ts)) throw new PixelDataUnavailable('not-implemented', `the instance is stored as video (${ts}); frames of video are not available (retrieve the instance)`);
+  if (isVideo(ts))
+    throw new PixelDataUnavailable(
+      'not-implemented',
+      `the instance is stored as video (${ts}); frames of video are not available (retrieve the instance)`,
+    );
   const info = await storage.stat(key);
   if (!info) throw new PixelDataUnavailable('not-found', 'the instance object is missing from storage');
   const r = new RangeReader(storage, key, info.size);
   const attrs = new Map<number, Buffer>();
   let pixel: ElementRef | undefined;
   for await (const e of topLevelElements(r, ts)) {
-    if ([ROWS, COLUMNS, SAMPLES, BITS_ALLOCATED, NUMBER_OF_FRAMES, PHOTOMETRIC].includes(e.tag) && e.length !== undefined && e.length <= 64) {
+    if (
+      [ROWS, COLUMNS, SAMPLES, BITS_ALLOCATED, NUMBER_OF_FRAMES, PHOTOMETRIC].includes(e.tag) &&
+      e.length !== undefined &&
+      e.length <= 64
+    ) {
       attrs.set(e.tag, Buffer.from(await r.bytes(e.valueOffset, e.length)));
     }
     if (e.tag === PIXEL_DATA) {

@@ -50,7 +50,11 @@ class Reader {
   private winStart = 0;
   private win: Buffer;
 
-  constructor(private readonly fh: FileHandle, readonly size: number, prefix: Buffer) {
+  constructor(
+    private readonly fh: FileHandle,
+    readonly size: number,
+    prefix: Buffer,
+  ) {
     this.win = prefix;
   }
 

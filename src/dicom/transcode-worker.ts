@@ -33,5 +33,9 @@ serveWorker<TranscodeRequest, TranscodeReply>(
     return { result: { ok: true, bytes: out }, transfer: [out] };
   },
   // A WebAssembly trap ("unreachable") can leave the codec's memory in any state: start afresh.
-  (err) => ({ ok: false, error: err instanceof Error ? err.message : String(err), recycle: err instanceof Error && err.name === 'RuntimeError' }),
+  (err) => ({
+    ok: false,
+    error: err instanceof Error ? err.message : String(err),
+    recycle: err instanceof Error && err.name === 'RuntimeError',
+  }),
 );

@@ -81,16 +81,25 @@ function parseForwardPayload(p: unknown): ForwardJobPayload {
 export class Forwarder {
   readonly workerId = `fwd-${randomUUID().slice(0, 8)}`;
 
-  constructor(private readonly deps: ForwarderDeps, private readonly opts: ForwarderOptions) {}
+  constructor(
+    private readonly deps: ForwarderDeps,
+    private readonly opts: ForwarderOptions,
+  ) {}
 
   /** IndexWriter hook: runs inside the index transaction, so it only reads cached rules. */
   readonly hook = async (trx: Trx, rec: InstanceRecord, _res: IndexResult): Promise<void> => {
     const nodes = new Map<number, number>();
-    for (const rule of this.deps.rules.current) if (ruleMatches(rule.match, rec) && !nodes.has(rule.nodeId)) nodes.set(rule.nodeId, rule.id);
+    for (const rule of this.deps.rules.current)
+      if (ruleMatches(rule.match, rec) && !nodes.has(rule.nodeId)) nodes.set(rule.nodeId, rule.id);
     if (nodes.size === 0) return;
     await enqueueIn(
       trx,
-      [...nodes].map(([nodeId, ruleId]) => ({ nodeId, ruleId, sopInstanceUid: rec.instance.sopInstanceUid, studyInstanceUid: rec.study.studyInstanceUid })),
+      [...nodes].map(([nodeId, ruleId]) => ({
+        nodeId,
+        ruleId,
+        sopInstanceUid: rec.instance.sopInstanceUid,
+        studyInstanceUid: rec.study.studyInstanceUid,
+      })),
     );
     const runAt = new Date(Date.now() + this.opts.settleMs);
     // In node order: concurrent index transactions (PostgreSQL) take the job rows' locks in one order.
@@ -158,7 +167,12 @@ export class Forwarder {
     const started = Date.now();
     let outcomes: SendOutcome[];
     try {
-      outcomes = node ? await this.sender(node).send(node, found.map((f) => f.row)) : found.map((f) => ({ sopInstanceUid: f.row.sop_instance_uid, ok: false, error: 'destination node was removed' }));
+      outcomes = node
+        ? await this.sender(node).send(
+            node,
+            found.map((f) => f.row),
+          )
+        : found.map((f) => ({ sopInstanceUid: f.row.sop_instance_uid, ok: false, error: 'destination node was removed' }));
     } catch (err) {
       outcomes = found.map((f) => ({ sopInstanceUid: f.row.sop_instance_uid, ok: false, error: errorMessage(err) }));
     }
@@ -183,7 +197,13 @@ export class Forwarder {
       resourceType: 'study',
       studyInstanceUid: studies.length === 1 ? studies[0] : undefined,
       outcome: failed === 0 ? 'success' : 'failure',
-      details: { node: node?.aeTitle ?? batch[0]!.nodeId, via: node?.stowUrl ? 'stow-rs' : 'c-store', sent: sent.length, failed, studies: studies.slice(0, 20) },
+      details: {
+        node: node?.aeTitle ?? batch[0]!.nodeId,
+        via: node?.stowUrl ? 'stow-rs' : 'c-store',
+        sent: sent.length,
+        failed,
+        studies: studies.slice(0, 20),
+      },
     });
     return { sent: sent.length, failed };
   }
@@ -191,6 +211,9 @@ export class Forwarder {
   private sender(node: RemoteNode): InstanceSender {
     if (node.stowUrl) return { send: (n, rows) => stowSend(this.deps.storage, n, rows) };
     if (this.deps.dimse) return this.deps.dimse;
-    return { send: async (_n, rows) => rows.map((r) => ({ sopInstanceUid: r.sop_instance_uid, ok: false, error: 'C-STORE forwarding is not available on this node' })) };
+    return {
+      send: async (_n, rows) =>
+        rows.map((r) => ({ sopInstanceUid: r.sop_instance_uid, ok: false, error: 'C-STORE forwarding is not available on this node' })),
+    };
   }
 }

@@ -12,8 +12,19 @@ export const ruleMatchSchema = z
   .object({
     modalities: z.array(z.string().trim().min(1).max(16)).max(50).optional(),
     callingAeTitles: z.array(z.string().trim().min(1).max(16)).max(50).optional(),
-    sopClassUids: z.array(z.string().regex(/^[0-9]+(\.[0-9]+)*$/).max(64)).max(100).optional(),
-    sources: z.array(z.enum(['dimse', 'stow', 'upload', 'import', 'ai'])).max(5).optional(),
+    sopClassUids: z
+      .array(
+        z
+          .string()
+          .regex(/^[0-9]+(\.[0-9]+)*$/)
+          .max(64),
+      )
+      .max(100)
+      .optional(),
+    sources: z
+      .array(z.enum(['dimse', 'stow', 'upload', 'import', 'ai']))
+      .max(5)
+      .optional(),
     aiResults: z.boolean().optional(),
   })
   .strict();
@@ -51,7 +62,13 @@ export function ruleMatches(match: RuleMatch, rec: InstanceRecord): boolean {
 }
 
 function fromRow(r: Row): ForwardingRule {
-  return { id: Number(r.id), name: r.name, enabled: Boolean(r.enabled), nodeId: Number(r.node_id), match: ruleMatchSchema.parse(JSON.parse(r.match_json)) };
+  return {
+    id: Number(r.id),
+    name: r.name,
+    enabled: Boolean(r.enabled),
+    nodeId: Number(r.node_id),
+    match: ruleMatchSchema.parse(JSON.parse(r.match_json)),
+  };
 }
 
 export async function listRules(db: Db): Promise<ForwardingRule[]> {
@@ -66,7 +83,14 @@ export async function getRule(db: Db, id: number): Promise<ForwardingRule | unde
 export async function createRule(db: Db, rule: Omit<ForwardingRule, 'id'>): Promise<ForwardingRule> {
   const now = new Date().toISOString();
   const [row] = (await db('forwarding_rules')
-    .insert({ name: rule.name, enabled: rule.enabled, node_id: rule.nodeId, match_json: JSON.stringify(rule.match), created_at: now, updated_at: now })
+    .insert({
+      name: rule.name,
+      enabled: rule.enabled,
+      node_id: rule.nodeId,
+      match_json: JSON.stringify(rule.match),
+      created_at: now,
+      updated_at: now,
+    })
     .returning('*')) as Row[];
   return fromRow(row!);
 }
@@ -94,7 +118,10 @@ export class RuleCache {
   private rules: ForwardingRule[] = [];
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly db: Db, private readonly ttlMs = 10_000) {}
+  constructor(
+    private readonly db: Db,
+    private readonly ttlMs = 10_000,
+  ) {}
 
   get current(): readonly ForwardingRule[] {
     return this.rules;

@@ -23,12 +23,21 @@ function failedUids(body: unknown): Map<string, string> {
   for (const item of (ds?.[tag('FailedSOPSequence')]?.Value ?? []) as JsonDataset[]) {
     const uid = item[tag('ReferencedSOPInstanceUID')]?.Value?.[0];
     const reason = item[tag('FailureReason')]?.Value?.[0];
-    if (typeof uid === 'string') out.set(uid, `refused by the destination (FailureReason ${typeof reason === 'number' ? `0x${reason.toString(16).toUpperCase()}` : '?'})`);
+    if (typeof uid === 'string')
+      out.set(
+        uid,
+        `refused by the destination (FailureReason ${typeof reason === 'number' ? `0x${reason.toString(16).toUpperCase()}` : '?'})`,
+      );
   }
   return out;
 }
 
-export async function stowSend(storage: BlobStorage, node: RemoteNode, instances: StoredInstanceRow[], timeoutMs = 300_000): Promise<SendOutcome[]> {
+export async function stowSend(
+  storage: BlobStorage,
+  node: RemoteNode,
+  instances: StoredInstanceRow[],
+  timeoutMs = 300_000,
+): Promise<SendOutcome[]> {
   const all = (error: string) => instances.map((i) => ({ sopInstanceUid: i.sop_instance_uid, ok: false, error }));
   if (!node.stowUrl) return all('the node has no STOW-RS URL');
   const boundary = `radiant-${randomBytes(12).toString('hex')}`;

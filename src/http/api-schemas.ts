@@ -14,7 +14,11 @@ const analysisStatus = {
   enum: ['queued', 'running', 'succeeded', 'failed', 'cancelled', null],
   description: "The latest analysis' status",
 };
-const reportStatus = { type: ['string', 'null'], enum: ['draft', 'preliminary', 'final', 'amended', null], description: "The latest report's state" };
+const reportStatus = {
+  type: ['string', 'null'],
+  enum: ['draft', 'preliminary', 'final', 'amended', null],
+  description: "The latest report's state",
+};
 
 function page(item: string): Json {
   return {

@@ -23,11 +23,7 @@ export interface Security {
 
 const ANONYMOUS_ADMIN: Principal = { userId: 0, username: 'auth-disabled', role: 'admin' };
 
-export function createSecurity(opts: {
-  verifier: TokenVerifier;
-  audit: AuditLog;
-  disabled: boolean;
-}): Security {
+export function createSecurity(opts: { verifier: TokenVerifier; audit: AuditLog; disabled: boolean }): Security {
   async function authenticate(ctx: BaseContext): Promise<Principal> {
     if (opts.disabled) return ANONYMOUS_ADMIN;
     const result = await opts.verifier.verify(ctx.req);

@@ -69,10 +69,14 @@ export interface HttpApp {
 export function createHttpApp(deps: HttpDeps): HttpApp {
   const { config, log } = deps;
   const metrics = new Metrics();
-  const verifier = new TokenVerifier(deps.secretKey, async (claims) => {
-    const user = await findUserById(deps.db, Number(claims.sub));
-    return user?.active ? { userId: user.id, username: user.username, role: user.role } : undefined;
-  }, config.auth.tokenExpirySeconds);
+  const verifier = new TokenVerifier(
+    deps.secretKey,
+    async (claims) => {
+      const user = await findUserById(deps.db, Number(claims.sub));
+      return user?.active ? { userId: user.id, username: user.username, role: user.role } : undefined;
+    },
+    config.auth.tokenExpirySeconds,
+  );
   const security = createSecurity({
     verifier,
     audit: deps.audit,

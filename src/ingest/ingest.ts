@@ -177,9 +177,7 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
     // With the default overwrite policy the index transaction itself finds what is replaced;
     // the extra look-up is only needed to refuse or skip a duplicate before storing anything.
     const existing =
-      this.opts.duplicatePolicy === 'overwrite'
-        ? undefined
-        : await this.withDb(() => findInstance(this.db, header.sopInstanceUid));
+      this.opts.duplicatePolicy === 'overwrite' ? undefined : await this.withDb(() => findInstance(this.db, header.sopInstanceUid));
     const base = {
       sopInstanceUid: header.sopInstanceUid,
       sopClassUid: header.sopClassUid,
@@ -241,9 +239,9 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
       throw err;
     }
     if (replacedKey && replacedKey !== storageKey) {
-      await this.storage.delete(replacedKey).catch((err: unknown) =>
-        this.log.warn({ key: replacedKey, err: errorMessage(err) }, 'could not delete replaced blob'),
-      );
+      await this.storage
+        .delete(replacedKey)
+        .catch((err: unknown) => this.log.warn({ key: replacedKey, err: errorMessage(err) }, 'could not delete replaced blob'));
     }
 
     const result: IngestResult = { ...base, sizeBytes, outcome: replaced ? 'replaced' : 'stored' };

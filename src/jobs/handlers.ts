@@ -3,7 +3,13 @@ import type { AnalysisConfig } from '../config.js';
 import type { Db } from '../db/connection.js';
 import type { Logger } from '../logger.js';
 import type { AutoAnalyzer } from '../analysis/auto-analyze.js';
-import { ANALYSIS_JOB, parseAnalysisPayload, runAnalysisJob, type AnalysisJobPayload, type AnalysisJobResult } from '../analysis/pipeline.js';
+import {
+  ANALYSIS_JOB,
+  parseAnalysisPayload,
+  runAnalysisJob,
+  type AnalysisJobPayload,
+  type AnalysisJobResult,
+} from '../analysis/pipeline.js';
 import type { EngineHost } from '../medgemma/engine-host.js';
 import type { BlobStorage } from '../../storage/types.js';
 import { typedHandler, type JobHandlers } from './worker.js';
@@ -36,7 +42,8 @@ export function jobHandlers(deps: JobHandlerDeps, engine?: EngineHost): JobHandl
           log: deps.log,
           config: deps.config.analysis,
           engine: () => engine?.ready,
-          engineStatus: () => engine?.status ?? { state: 'off', backend: 'off', since: new Date().toISOString(), error: 'this process runs no engine' },
+          engineStatus: () =>
+            engine?.status ?? { state: 'off', backend: 'off', since: new Date().toISOString(), error: 'this process runs no engine' },
         },
         job,
         ctx,

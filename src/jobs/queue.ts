@@ -54,10 +54,14 @@ export class JobQueue {
   readonly defaultMaxAttempts: number;
   readonly backoff: Backoff;
 
-  constructor(private readonly db: Db, opts: JobQueueOptions = {}) {
+  constructor(
+    private readonly db: Db,
+    opts: JobQueueOptions = {},
+  ) {
     this.defaultMaxAttempts = opts.defaultMaxAttempts ?? 3;
     this.backoff = opts.backoff ?? DEFAULT_BACKOFF;
-    if (!Number.isInteger(this.defaultMaxAttempts) || this.defaultMaxAttempts < 1) throw new RangeError('defaultMaxAttempts must be an integer ≥ 1');
+    if (!Number.isInteger(this.defaultMaxAttempts) || this.defaultMaxAttempts < 1)
+      throw new RangeError('defaultMaxAttempts must be an integer ≥ 1');
   }
 
   /**
@@ -97,7 +101,10 @@ export class JobQueue {
         })
         .returning('*')) as DbJobRow[];
       const job = fromRow<P, unknown>(row!);
-      if (superseded.length) await trx('jobs').whereIn('id', superseded).update({ error: `superseded by job ${job.id}` });
+      if (superseded.length)
+        await trx('jobs')
+          .whereIn('id', superseded)
+          .update({ error: `superseded by job ${job.id}` });
       return job;
     });
   }
@@ -139,7 +146,11 @@ export class JobQueue {
     const ts = now.toISOString();
     // A plain read first: nothing due is the common answer (a wake-up while arrivals keep
     // pushing a settle job back), and it then costs no write transaction on SQLite.
-    const due = await this.db('jobs').where('status', 'pending').andWhere('next_run_at', '<=', ts).whereIn('kind', [...kinds]).first('id');
+    const due = await this.db('jobs')
+      .where('status', 'pending')
+      .andWhere('next_run_at', '<=', ts)
+      .whereIn('kind', [...kinds])
+      .first('id');
     if (!due) return undefined;
     return this.db.transaction(async (trx) => {
       let pick = trx('jobs')
@@ -202,7 +213,13 @@ export class JobQueue {
    * else failed for good; the reason is kept in `error` either way. A job that would go back
    * to pending while a newer job with its dedupe key is pending is superseded by that one.
    */
-  async fail(id: number, workerId: string, error: string, opts: { retryable: boolean; backoff?: Backoff }, now = new Date()): Promise<FailOutcome> {
+  async fail(
+    id: number,
+    workerId: string,
+    error: string,
+    opts: { retryable: boolean; backoff?: Backoff },
+    now = new Date(),
+  ): Promise<FailOutcome> {
     const owned = { id, status: 'running', locked_by: workerId };
     const row = (await this.db('jobs').where(owned).first('attempts', 'max_attempts', 'dedupe_key')) as
       | Pick<DbJobRow, 'attempts' | 'max_attempts' | 'dedupe_key'>
@@ -217,7 +234,12 @@ export class JobQueue {
     let patch: Record<string, string | null>;
     if (newer !== undefined) {
       outcome = 'superseded';
-      patch = { status: 'cancelled', error: `${reason}; superseded by job ${newer}`.slice(0, MAX_ERROR_CHARS), finished_at: ts, updated_at: ts };
+      patch = {
+        status: 'cancelled',
+        error: `${reason}; superseded by job ${newer}`.slice(0, MAX_ERROR_CHARS),
+        finished_at: ts,
+        updated_at: ts,
+      };
     } else if (retry) {
       outcome = 'retrying';
       patch = {
@@ -234,7 +256,9 @@ export class JobQueue {
       patch = { status: 'failed', error: reason, finished_at: ts, updated_at: ts };
     }
     // attempts in the WHERE: the row read above is still the one being updated.
-    const n = await this.db('jobs').where({ ...owned, attempts }).update(patch);
+    const n = await this.db('jobs')
+      .where({ ...owned, attempts })
+      .update(patch);
     return n === 0 ? 'not-owner' : outcome;
   }
 
@@ -259,7 +283,12 @@ export class JobQueue {
       .where(owned)
       .update(
         newer !== undefined
-          ? { status: 'cancelled', error: `${reason}; superseded by job ${newer}`.slice(0, MAX_ERROR_CHARS), finished_at: ts, updated_at: ts }
+          ? {
+              status: 'cancelled',
+              error: `${reason}; superseded by job ${newer}`.slice(0, MAX_ERROR_CHARS),
+              finished_at: ts,
+              updated_at: ts,
+            }
           : {
               status: 'pending',
               attempts: this.db.raw('attempts - 1'),
@@ -335,20 +364,29 @@ export class JobQueue {
     const ts = now.toISOString();
     const cutoff = new Date(now.getTime() - staleMs).toISOString();
     const stale = (q: QueryBuilder) => q.where('status', 'running').andWhere('heartbeat_at', '<', cutoff);
-    const newerPending = (q: QueryBuilder) => q.select(1).from('jobs as newer').whereRaw('newer.dedupe_key = jobs.dedupe_key').andWhere('newer.status', 'pending');
+    const newerPending = (q: QueryBuilder) =>
+      q.select(1).from('jobs as newer').whereRaw('newer.dedupe_key = jobs.dedupe_key').andWhere('newer.status', 'pending');
     const failed = await stale(this.db('jobs'))
       .andWhereRaw('attempts >= max_attempts')
       .update({ status: 'failed', error: STALE_ERROR, locked_by: null, finished_at: ts, updated_at: ts });
-    const candidates = (await stale(this.db('jobs')).andWhereRaw('attempts < max_attempts').orderBy('id', 'desc').select('id')) as Array<{ id: number | string }>;
+    const candidates = (await stale(this.db('jobs')).andWhereRaw('attempts < max_attempts').orderBy('id', 'desc').select('id')) as Array<{
+      id: number | string;
+    }>;
     let requeued = 0;
     let superseded = 0;
     for (const { id } of candidates) {
       const one = () => stale(this.db('jobs').where({ id })).andWhereRaw('attempts < max_attempts');
       let n = 0;
       try {
-        n = await one()
-          .whereNotExists(newerPending)
-          .update({ status: 'pending', error: STALE_ERROR, next_run_at: ts, locked_by: null, locked_at: null, heartbeat_at: null, updated_at: ts });
+        n = await one().whereNotExists(newerPending).update({
+          status: 'pending',
+          error: STALE_ERROR,
+          next_run_at: ts,
+          locked_by: null,
+          locked_at: null,
+          heartbeat_at: null,
+          updated_at: ts,
+        });
       } catch (err) {
         if (!isUniqueViolation(err)) throw err;
       }

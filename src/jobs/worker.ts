@@ -178,10 +178,13 @@ export class JobWorker {
     if (this.state !== 'running') return;
     const due = Math.ceil(at.getTime() / WAKE_GRAIN_MS) * WAKE_GRAIN_MS;
     if (this.wakeups.has(due)) return;
-    const timer = setTimeout(() => {
-      this.wakeups.delete(due);
-      this.wake();
-    }, Math.max(0, due - Date.now()));
+    const timer = setTimeout(
+      () => {
+        this.wakeups.delete(due);
+        this.wake();
+      },
+      Math.max(0, due - Date.now()),
+    );
     timer.unref();
     this.wakeups.set(due, timer);
   }
@@ -247,7 +250,11 @@ export class JobWorker {
 
   private launch(job: JobRow): void {
     const controller = new AbortController();
-    const entry: Active = { controller, heartbeat: setInterval(() => void this.beat(job.id, entry), this.heartbeatMs), done: Promise.resolve() };
+    const entry: Active = {
+      controller,
+      heartbeat: setInterval(() => void this.beat(job.id, entry), this.heartbeatMs),
+      done: Promise.resolve(),
+    };
     this.active.set(job.id, entry);
     entry.done = this.run(job, entry).finally(() => {
       clearInterval(entry.heartbeat);
@@ -306,7 +313,10 @@ export class JobWorker {
         const outcome = await this.queue.fail(job.id, this.workerId, errorMessage(err), { retryable, backoff: this.opts.backoff });
         log.warn({ err: errorMessage(err), retryable, outcome }, 'job failed');
       } catch (dbErr) {
-        log.error({ err: errorMessage(err), dbErr: errorMessage(dbErr) }, 'job failed and the failure could not be recorded; it will be reclaimed as stale');
+        log.error(
+          { err: errorMessage(err), dbErr: errorMessage(dbErr) },
+          'job failed and the failure could not be recorded; it will be reclaimed as stale',
+        );
       }
       return;
     } finally {

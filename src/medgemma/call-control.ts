@@ -63,7 +63,11 @@ export interface CallControlOptions {
  * Runs fn with a slot from the semaphore and a signal that aborts on the caller's signal or after
  * timeoutMs (queueing counts). Abort-caused failures become EngineError timeout/cancelled.
  */
-export async function controlledCall<T>(opts: CallControlOptions, callerSignal: AbortSignal | undefined, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+export async function controlledCall<T>(
+  opts: CallControlOptions,
+  callerSignal: AbortSignal | undefined,
+  fn: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
   const ctl = new AbortController();
   const timer = setTimeout(() => ctl.abort(new TimeoutReason(`no answer within ${opts.timeoutMs} ms`)), opts.timeoutMs);
   const onCaller = () => ctl.abort(callerSignal!.reason ?? new Error('cancelled'));
@@ -85,6 +89,7 @@ export async function controlledCall<T>(opts: CallControlOptions, callerSignal: 
 function mapAbort(err: unknown, signal: AbortSignal, timeoutMs: number): unknown {
   if (!signal.aborted) return err;
   if (err instanceof EngineError && err.kind !== 'upstream' && err.kind !== 'unavailable') return err;
-  if (signal.reason instanceof TimeoutReason) return new EngineError('timeout', `MedGemma call timed out after ${timeoutMs} ms`, { cause: err });
+  if (signal.reason instanceof TimeoutReason)
+    return new EngineError('timeout', `MedGemma call timed out after ${timeoutMs} ms`, { cause: err });
   return new EngineError('cancelled', 'MedGemma call cancelled', { cause: err });
 }

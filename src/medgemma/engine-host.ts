@@ -29,7 +29,10 @@ export class EngineHost {
   private closed = false;
   private current: EngineStatus;
 
-  constructor(private readonly config: MedgemmaConfig, private readonly log: Logger) {
+  constructor(
+    private readonly config: MedgemmaConfig,
+    private readonly log: Logger,
+  ) {
     this.current = { state: config.backend === 'off' ? 'off' : 'starting', backend: config.backend, since: new Date().toISOString() };
   }
 
@@ -55,7 +58,10 @@ export class EngineHost {
         this.log.info({ backend: engine.backend, model: model?.name, quantization: model?.quantization }, 'MedGemma engine ready');
       } catch (err) {
         this.set({ state: 'failed', error: errorMessage(err) });
-        this.log.error({ backend: this.config.backend, err: errorMessage(err) }, 'MedGemma engine not available; the node goes on serving DICOM');
+        this.log.error(
+          { backend: this.config.backend, err: errorMessage(err) },
+          'MedGemma engine not available; the node goes on serving DICOM',
+        );
       }
     })();
   }

@@ -4,7 +4,13 @@ import { EngineError } from './engine.js';
 import { parseModelJson } from './output.js';
 import { postCheck } from './safety.js';
 
-export function finishResult<T>(text: string, schema: JsonSchema, backend: EngineBackendName, model: ModelIdentity, timings: EngineTimings): AnalyzeResult<T> {
+export function finishResult<T>(
+  text: string,
+  schema: JsonSchema,
+  backend: EngineBackendName,
+  model: ModelIdentity,
+  timings: EngineTimings,
+): AnalyzeResult<T> {
   const checked = postCheck(text);
   if (checked.flags.includes('empty_output')) throw new EngineError('bad_output', 'model returned empty output', { rawText: text });
   let json: unknown;

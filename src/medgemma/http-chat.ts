@@ -39,13 +39,15 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 
 function statusError(status: number, text: string, url: string): EngineError {
   const snippet = text.slice(0, 300).replace(/\s+/g, ' ');
-  if (status === 401 || status === 403) return new EngineError('auth', `MedGemma endpoint ${url} refused the API key (${status}): check MEDGEMMA_API_KEY`, { status });
+  if (status === 401 || status === 403)
+    return new EngineError('auth', `MedGemma endpoint ${url} refused the API key (${status}): check MEDGEMMA_API_KEY`, { status });
   if (status === 429) return new EngineError('rate_limited', `MedGemma endpoint ${url} is rate limiting (429): ${snippet}`, { status });
   if (status >= 500) return new EngineError('upstream', `MedGemma endpoint ${url} failed (${status}): ${snippet}`, { status });
   return new EngineError('upstream', `MedGemma endpoint ${url} rejected the request (${status}): ${snippet}`, { status });
 }
 
-const retryable = (e: EngineError) => e.kind === 'rate_limited' || (e.kind === 'upstream' && (e.details.status === undefined || e.details.status >= 500));
+const retryable = (e: EngineError) =>
+  e.kind === 'rate_limited' || (e.kind === 'upstream' && (e.details.status === undefined || e.details.status >= 500));
 
 export async function postChatCompletion(o: PostChatOptions): Promise<ChatReply> {
   const retries = o.retries ?? 3;
@@ -62,7 +64,11 @@ export async function postChatCompletion(o: PostChatOptions): Promise<ChatReply>
         try {
           return JSON.parse(text) as ChatReply;
         } catch {
-          throw new EngineError('bad_output', `MedGemma endpoint ${o.url} answered ${res.status} with a body that is not JSON: ${text.slice(0, 200)}`, { status: res.status, rawText: text });
+          throw new EngineError(
+            'bad_output',
+            `MedGemma endpoint ${o.url} answered ${res.status} with a body that is not JSON: ${text.slice(0, 200)}`,
+            { status: res.status, rawText: text },
+          );
         }
       }
       err = statusError(res.status, text, o.url);

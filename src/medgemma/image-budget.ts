@@ -24,7 +24,10 @@ export async function imageDataUrls(pngs: readonly Buffer[], budgetBytes: number
   const jpegs = await Promise.all(pngs.map((p) => sharp(p).jpeg({ quality: jpegQuality, chromaSubsampling: '4:4:4' }).toBuffer()));
   const bytes = jpegs.reduce((a, j) => a + b64(j.length), 0);
   if (bytes > budgetBytes) {
-    throw new EngineError('too_large', `${pngs.length} images need ${(bytes / 1e6).toFixed(0)} MB even as JPEG, over the ${(budgetBytes / 1e6).toFixed(0)} MB request budget (MEDGEMMA_MAX_REQUEST_MB); send fewer images (MEDGEMMA_MAX_SLICES)`);
+    throw new EngineError(
+      'too_large',
+      `${pngs.length} images need ${(bytes / 1e6).toFixed(0)} MB even as JPEG, over the ${(budgetBytes / 1e6).toFixed(0)} MB request budget (MEDGEMMA_MAX_REQUEST_MB); send fewer images (MEDGEMMA_MAX_SLICES)`,
+    );
   }
   return { urls: jpegs.map((j) => `data:image/jpeg;base64,${j.toString('base64')}`), format: 'jpeg', bytes };
 }

@@ -27,7 +27,10 @@ import { ensureLlamaServer } from './build/build-llama.js';
 import { forgetChild, reapOrphans, recordChild } from './orphans.js';
 
 export class LlamaServerError extends Error {
-  constructor(message: string, readonly logTail: string[] = []) {
+  constructor(
+    message: string,
+    readonly logTail: string[] = [],
+  ) {
     super(message);
     this.name = 'LlamaServerError';
   }
@@ -279,7 +282,10 @@ export class LlamaServer extends EventEmitter {
       if (this.stopping) throw new LlamaServerError('llama-server stopped while starting');
       if (Date.now() > deadline) {
         child.kill('SIGKILL');
-        throw new LlamaServerError(`llama-server did not become healthy within ${this.opts.startupTimeoutMs ?? 120_000} ms`, this.recentLog);
+        throw new LlamaServerError(
+          `llama-server did not become healthy within ${this.opts.startupTimeoutMs ?? 120_000} ms`,
+          this.recentLog,
+        );
       }
       try {
         const res = await fetch(`${this.baseUrl}/health`, { signal: AbortSignal.timeout(2000) });

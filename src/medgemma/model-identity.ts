@@ -70,7 +70,11 @@ export async function ggufQuantization(file: string): Promise<string | null> {
 }
 
 export async function modelIdentity(model: string, mmproj?: string): Promise<ModelIdentity> {
-  const [sha256, quantization, mmSha] = await Promise.all([fileSha256(model), ggufQuantization(model), mmproj ? fileSha256(mmproj) : undefined]);
+  const [sha256, quantization, mmSha] = await Promise.all([
+    fileSha256(model),
+    ggufQuantization(model),
+    mmproj ? fileSha256(mmproj) : undefined,
+  ]);
   return {
     name: path.basename(model),
     sha256,
@@ -88,12 +92,22 @@ export function resolveModelPaths(modelPath: string, mmprojPath?: string): { mod
     throw new EngineError('unavailable', `MEDGEMMA_MODEL_PATH ${modelPath} does not exist`);
   }
   if (!st.isDirectory()) return { model: modelPath, mmproj: mmprojPath };
-  const ggufs = fs.readdirSync(modelPath).filter((f) => f.toLowerCase().endsWith('.gguf')).sort();
+  const ggufs = fs
+    .readdirSync(modelPath)
+    .filter((f) => f.toLowerCase().endsWith('.gguf'))
+    .sort();
   const projs = ggufs.filter((f) => /mmproj/i.test(f));
   const models = ggufs.filter((f) => !/mmproj/i.test(f));
   if (models.length !== 1) {
-    throw new EngineError('unavailable', `MEDGEMMA_MODEL_PATH ${modelPath}: expected one model .gguf, found ${models.length ? models.join(', ') : 'none'}`);
+    throw new EngineError(
+      'unavailable',
+      `MEDGEMMA_MODEL_PATH ${modelPath}: expected one model .gguf, found ${models.length ? models.join(', ') : 'none'}`,
+    );
   }
-  if (!mmprojPath && projs.length > 1) throw new EngineError('unavailable', `MEDGEMMA_MODEL_PATH ${modelPath}: several mmproj files (${projs.join(', ')}); set MEDGEMMA_MMPROJ_PATH`);
+  if (!mmprojPath && projs.length > 1)
+    throw new EngineError(
+      'unavailable',
+      `MEDGEMMA_MODEL_PATH ${modelPath}: several mmproj files (${projs.join(', ')}); set MEDGEMMA_MMPROJ_PATH`,
+    );
   return { model: path.join(modelPath, models[0]!), mmproj: mmprojPath ?? (projs[0] ? path.join(modelPath, projs[0]) : undefined) };
 }

@@ -39,7 +39,8 @@ export async function ggufSummary(file: string): Promise<GgufSummary> {
   try {
     checkGgufFile(file);
   } catch (err) {
-    if (err instanceof ModelFileError) throw new ModelInfoError(`${file} is not a usable GGUF file: ${err.message.replace(/^model file [^:]*: /, '')}`);
+    if (err instanceof ModelFileError)
+      throw new ModelInfoError(`${file} is not a usable GGUF file: ${err.message.replace(/^model file [^:]*: /, '')}`);
     throw err;
   }
   let info;
@@ -66,7 +67,10 @@ export async function ggufSummary(file: string): Promise<GgufSummary> {
     sha256: await fileSha256(file),
   };
   if (arch === 'clip') {
-    const clip = (meta.clip ?? {}) as { projector_type?: string; vision?: { image_size?: number; patch_size?: number; projection_dim?: number } };
+    const clip = (meta.clip ?? {}) as {
+      projector_type?: string;
+      vision?: { image_size?: number; patch_size?: number; projection_dim?: number };
+    };
     s.projectorType = clip.projector_type;
     s.imageSize = clip.vision?.image_size;
     s.patchSize = clip.vision?.patch_size;
@@ -82,7 +86,10 @@ export async function ggufSummary(file: string): Promise<GgufSummary> {
 /** Checks a model + projector pair: the projector is a clip file whose projection fits the model. */
 export function checkPair(model: GgufSummary, mmproj: GgufSummary): void {
   if (model.kind !== 'model') throw new ModelInfoError(`${model.file} is a projector (clip), not a text model`);
-  if (mmproj.kind !== 'mmproj') throw new ModelInfoError(`${mmproj.file} is a text model (${mmproj.architecture}), not an mmproj projector (general.architecture=clip)`);
+  if (mmproj.kind !== 'mmproj')
+    throw new ModelInfoError(
+      `${mmproj.file} is a text model (${mmproj.architecture}), not an mmproj projector (general.architecture=clip)`,
+    );
   if (mmproj.projectionDim !== undefined && model.embeddingLength !== undefined && mmproj.projectionDim !== model.embeddingLength) {
     throw new ModelInfoError(
       `${path.basename(mmproj.file)} projects to ${mmproj.projectionDim} dimensions but ${path.basename(model.file)} has an embedding size of ${model.embeddingLength}: they do not belong together`,
@@ -91,7 +98,11 @@ export function checkPair(model: GgufSummary, mmproj: GgufSummary): void {
 }
 
 export function formatSummary(s: GgufSummary): string {
-  const lines = [`file:            ${s.file}`, `kind:            ${s.kind === 'mmproj' ? 'vision projector (mmproj)' : 'text model'}`, `architecture:    ${s.architecture}`];
+  const lines = [
+    `file:            ${s.file}`,
+    `kind:            ${s.kind === 'mmproj' ? 'vision projector (mmproj)' : 'text model'}`,
+    `architecture:    ${s.architecture}`,
+  ];
   if (s.name) lines.push(`name:            ${s.name}`);
   if (s.parameters !== undefined) lines.push(`parameters:      ${formatCount(s.parameters)} (${s.parameters})`);
   lines.push(`quantization:    ${s.quantization ?? 'unknown'}`);

@@ -2,7 +2,10 @@
 import { createModelDownloader } from 'node-llama-cpp';
 
 export class ModelPullError extends Error {
-  constructor(message: string, readonly usage = false) {
+  constructor(
+    message: string,
+    readonly usage = false,
+  ) {
     super(message);
     this.name = 'ModelPullError';
   }
@@ -17,7 +20,12 @@ export function validatePullUri(uri: string | undefined): string {
 }
 
 /** resolveTimeoutMs bounds the step that looks the file up (node-llama-cpp retries network errors for long). */
-export async function pullModel(uri: string, dirPath: string, onProgress: (line: string) => void, resolveTimeoutMs = 30_000): Promise<string> {
+export async function pullModel(
+  uri: string,
+  dirPath: string,
+  onProgress: (line: string) => void,
+  resolveTimeoutMs = 30_000,
+): Promise<string> {
   validatePullUri(uri);
   let lastPct = -1;
   let timer: NodeJS.Timeout | undefined;
@@ -25,26 +33,31 @@ export async function pullModel(uri: string, dirPath: string, onProgress: (line:
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no answer from Hugging Face within ${resolveTimeoutMs} ms`)), resolveTimeoutMs);
     });
-    const downloader = await Promise.race([timeout, createModelDownloader({
-      modelUri: uri,
-      dirPath,
-      showCliProgress: false,
-      skipExisting: true,
-      tokens: process.env.HF_TOKEN ? { huggingFace: process.env.HF_TOKEN } : undefined,
-      onProgress: ({ totalSize, downloadedSize }) => {
-        const pct = totalSize > 0 ? Math.floor((downloadedSize / totalSize) * 100) : 0;
-        if (pct !== lastPct) {
-          lastPct = pct;
-          onProgress(`${pct}% ${(downloadedSize / 1024 ** 2).toFixed(1)} / ${(totalSize / 1024 ** 2).toFixed(1)} MiB`);
-        }
-      },
-    })]);
+    const downloader = await Promise.race([
+      timeout,
+      createModelDownloader({
+        modelUri: uri,
+        dirPath,
+        showCliProgress: false,
+        skipExisting: true,
+        tokens: process.env.HF_TOKEN ? { huggingFace: process.env.HF_TOKEN } : undefined,
+        onProgress: ({ totalSize, downloadedSize }) => {
+          const pct = totalSize > 0 ? Math.floor((downloadedSize / totalSize) * 100) : 0;
+          if (pct !== lastPct) {
+            lastPct = pct;
+            onProgress(`${pct}% ${(downloadedSize / 1024 ** 2).toFixed(1)} / ${(totalSize / 1024 ** 2).toFixed(1)} MiB`);
+          }
+        },
+      }),
+    ]);
     clearTimeout(timer);
     return await downloader.download();
   } catch (err) {
     const msg = (err as Error).message;
     const cause = (err as { cause?: { code?: string } }).cause?.code;
     clearTimeout(timer);
-    throw new ModelPullError(`cannot download ${uri}: ${msg}${cause ? ` (${cause})` : ''} — check the network, the repository/file name and HF_TOKEN for gated models`);
+    throw new ModelPullError(
+      `cannot download ${uri}: ${msg}${cause ? ` (${cause})` : ''} — check the network, the repository/file name and HF_TOKEN for gated models`,
+    );
   }
 }

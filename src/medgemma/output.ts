@@ -13,7 +13,8 @@ export function parseModelJson(text: string, schema: JsonSchema): unknown {
     throw new EngineError('bad_output', `model output is not JSON: ${(err as Error).message}`, { rawText: text });
   }
   const problems = validateShape(value, schema, '$');
-  if (problems.length) throw new EngineError('bad_output', `model output does not match the schema: ${problems.slice(0, 5).join('; ')}`, { rawText: text });
+  if (problems.length)
+    throw new EngineError('bad_output', `model output does not match the schema: ${problems.slice(0, 5).join('; ')}`, { rawText: text });
   return value;
 }
 
@@ -33,12 +34,15 @@ export function validateShape(value: unknown, schema: JsonSchema, at = '$'): str
     const ok = allowed.some((t) => t === actual || (t === 'number' && actual === 'integer'));
     if (!ok) return [`${at}: expected ${allowed.join('|')}, got ${actual}`];
   }
-  if (schema.enum && !schema.enum.some((e) => JSON.stringify(e) === JSON.stringify(value))) out.push(`${at}: not one of ${JSON.stringify(schema.enum)}`);
+  if (schema.enum && !schema.enum.some((e) => JSON.stringify(e) === JSON.stringify(value)))
+    out.push(`${at}: not one of ${JSON.stringify(schema.enum)}`);
   if (actual === 'object' && (schema.properties || schema.required)) {
     const obj = value as Record<string, unknown>;
     for (const key of schema.required ?? []) if (!(key in obj)) out.push(`${at}: missing required key "${key}"`);
-    for (const [key, sub] of Object.entries(schema.properties ?? {})) if (key in obj) out.push(...validateShape(obj[key], sub, `${at}.${key}`));
+    for (const [key, sub] of Object.entries(schema.properties ?? {}))
+      if (key in obj) out.push(...validateShape(obj[key], sub, `${at}.${key}`));
   }
-  if (actual === 'array' && schema.items) (value as unknown[]).forEach((v, i) => out.push(...validateShape(v, schema.items!, `${at}[${i}]`)));
+  if (actual === 'array' && schema.items)
+    (value as unknown[]).forEach((v, i) => out.push(...validateShape(v, schema.items!, `${at}[${i}]`)));
   return out;
 }

@@ -46,7 +46,15 @@ export function toDicomJson(row: AttributeMap, attributes: readonly AttributeDef
       const items = Array.isArray(v) ? v : [];
       const itemDefs = d.items ?? [];
       out[d.tag] = items.length
-        ? { vr: 'SQ', Value: items.map((item) => toDicomJson(item, itemDefs.filter((a) => item[a.keyword] != null))) }
+        ? {
+            vr: 'SQ',
+            Value: items.map((item) =>
+              toDicomJson(
+                item,
+                itemDefs.filter((a) => item[a.keyword] != null),
+              ),
+            ),
+          }
         : { vr: 'SQ' };
       continue;
     }

@@ -1,14 +1,6 @@
 import type { Db } from '../db/connection.js';
 import { searchIndex } from '../catalog/query/search.js';
-import {
-  ATTRIBUTES,
-  REQUIRED_RETURN,
-  availableAt,
-  resolveKey,
-  type AttributeDef,
-  type KeyPath,
-  type Level,
-} from './attributes.js';
+import { ATTRIBUTES, REQUIRED_RETURN, availableAt, resolveKey, type AttributeDef, type KeyPath, type Level } from './attributes.js';
 import { compileMatch, QueryError, type Dialect, type Fragment } from './match.js';
 import { compileSequenceMatch, loadSequenceItems, ownerKey, type ItemCondition } from './sequence-match.js';
 
@@ -112,7 +104,8 @@ export function compileFilters(req: QueryRequest, dialect: Dialect): Fragment[] 
     if (def.kind === 'sequence') {
       if (!item) {
         // The sequence itself takes only universal matching (return it); values go on its items.
-        if (value.trim() !== '') throw new QueryError(`${def.keyword} is a sequence: match on its items (${def.keyword}.{attribute}=value)`);
+        if (value.trim() !== '')
+          throw new QueryError(`${def.keyword} is a sequence: match on its items (${def.keyword}.{attribute}=value)`);
         continue;
       }
       const conds = sequences.get(def) ?? [];

@@ -61,6 +61,10 @@ export async function loadSequenceItems(
     values[item.keyword] = r.value;
   }
   const out = new Map<string, StoredItem[]>();
-  for (const [key, items] of grouped) out.set(key, [...items.entries()].sort((a, b) => a[0] - b[0]).map(([, v]) => v));
+  for (const [key, items] of grouped)
+    out.set(
+      key,
+      [...items.entries()].sort((a, b) => a[0] - b[0]).map(([, v]) => v),
+    );
   return out;
 }

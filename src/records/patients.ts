@@ -70,8 +70,7 @@ export function composePersonName(last: string, first: string): string {
 function toPatient(r: PatientRow): Patient {
   // The name columns are copies the API writes with patient_name; when DICOM ingest has since
   // rewritten patient_name, the PN is what everybody else sees, so it wins.
-  const consistent =
-    r.first_name !== null && r.last_name !== null && r.patient_name === composePersonName(r.last_name, r.first_name);
+  const consistent = r.first_name !== null && r.last_name !== null && r.patient_name === composePersonName(r.last_name, r.first_name);
   const fromPn = splitPersonName(r.patient_name);
   return {
     id: Number(r.id),
@@ -154,12 +153,7 @@ function lockPatient(trx: Trx, pk: number) {
   return lockPatientRow<PatientRow>(trx, pk);
 }
 
-export async function updatePatient(
-  db: Db,
-  pk: number,
-  body: UpdatePatientBody,
-  now = new Date(),
-): Promise<Patient | undefined> {
+export async function updatePatient(db: Db, pk: number, body: UpdatePatientBody, now = new Date()): Promise<Patient | undefined> {
   try {
     return await db.transaction(async (trx) => {
       const row = await lockPatient(trx, pk);

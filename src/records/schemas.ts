@@ -20,13 +20,7 @@ const patientId = z
   .regex(LO_CHARS, 'no backslash or control characters')
   .describe('DICOM Patient ID (0010,0020); with an empty Issuer of Patient ID it identifies the patient');
 const namePart = (what: string) =>
-  z
-    .string()
-    .trim()
-    .min(1)
-    .max(64)
-    .regex(PN_COMPONENT_CHARS, "no '^', '=', backslash or control characters")
-    .describe(what);
+  z.string().trim().min(1).max(64).regex(PN_COMPONENT_CHARS, "no '^', '=', backslash or control characters").describe(what);
 const dateOfBirth = z.iso
   .date()
   .refine((d) => d <= new Date().toISOString().slice(0, 10), 'date of birth is in the future')

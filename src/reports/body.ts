@@ -102,7 +102,16 @@ export const bodyPatch = z
     /** The whole list after the edit: findings left out are removed. */
     findings: z.array(findingEdit).max(200).optional(),
     measurements: z
-      .array(z.object({ finding_number: z.number().int().positive().nullable().optional(), quantity: text(128).min(1), value: z.number().finite(), unit: text(32).min(1) }).strict())
+      .array(
+        z
+          .object({
+            finding_number: z.number().int().positive().nullable().optional(),
+            quantity: text(128).min(1),
+            value: z.number().finite(),
+            unit: text(32).min(1),
+          })
+          .strict(),
+      )
       .max(500)
       .optional(),
   })
@@ -121,7 +130,10 @@ export interface Change {
 export function applyPatch(body: ReportBody, p: BodyPatch): { body: ReportBody; changes: Change[] } {
   const next: ReportBody = structuredClone(body);
   const changes: Change[] = [];
-  const set = <K extends 'impression' | 'comparison' | 'limitations' | 'clinicalIndication'>(field: K, value: ReportBody[K] | undefined) => {
+  const set = <K extends 'impression' | 'comparison' | 'limitations' | 'clinicalIndication'>(
+    field: K,
+    value: ReportBody[K] | undefined,
+  ) => {
     if (value === undefined || value === next[field]) return;
     changes.push({ field, from: next[field], to: value });
     next[field] = value;
@@ -178,13 +190,18 @@ export function applyPatch(body: ReportBody, p: BodyPatch): { body: ReportBody; 
       f.number = i + 1;
     });
     next.findings = out;
-    next.measurements = next.measurements
-      .map((m) => ({ ...m, findingNumber: m.findingNumber === null ? null : (renumber.get(m.findingNumber) ?? null) }));
+    next.measurements = next.measurements.map((m) => ({
+      ...m,
+      findingNumber: m.findingNumber === null ? null : (renumber.get(m.findingNumber) ?? null),
+    }));
   }
   if (p.measurements) {
     const ms = p.measurements.map((m) => ({ findingNumber: m.finding_number ?? null, quantity: m.quantity, value: m.value, unit: m.unit }));
-    for (const m of ms) if (m.findingNumber !== null && !next.findings.some((f) => f.number === m.findingNumber)) throw new BodyPatchError(`measurement names finding ${m.findingNumber}, which does not exist`);
-    if (JSON.stringify(ms) !== JSON.stringify(next.measurements)) changes.push({ field: 'measurements', from: next.measurements.length, to: ms.length });
+    for (const m of ms)
+      if (m.findingNumber !== null && !next.findings.some((f) => f.number === m.findingNumber))
+        throw new BodyPatchError(`measurement names finding ${m.findingNumber}, which does not exist`);
+    if (JSON.stringify(ms) !== JSON.stringify(next.measurements))
+      changes.push({ field: 'measurements', from: next.measurements.length, to: ms.length });
     next.measurements = ms;
   }
   return { body: next, changes };

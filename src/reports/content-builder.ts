@@ -1,7 +1,15 @@
 import type { Db } from '../db/connection.js';
 import type { Analysis } from '../analysis/analyses.js';
 import { uidFromNames } from '../dicom/new-uid.js';
-import { AI_DISCLAIMER, type ImageRef, type ImageRegion, type ReportContent, type ReportFinding, type ReportSigner, type ReportState } from './content.js';
+import {
+  AI_DISCLAIMER,
+  type ImageRef,
+  type ImageRegion,
+  type ReportContent,
+  type ReportFinding,
+  type ReportSigner,
+  type ReportState,
+} from './content.js';
 import type { ReportBody } from './body.js';
 
 /** What builds a ReportContent besides the body: the report row's facts and this node. */
@@ -65,7 +73,9 @@ export async function buildContent(db: Db, analysis: Analysis, body: ReportBody,
   const uids = [...new Set(analysis.images.map((i) => i.sopInstanceUid))];
   const rows = new Map<string, { sop_class_uid: string; rows: number | null; columns: number | null; number_of_frames: number | null }>();
   for (let i = 0; i < uids.length; i += 500) {
-    const chunk = (await db('instances').whereIn('sop_instance_uid', uids.slice(i, i + 500)).select('sop_instance_uid', 'sop_class_uid', 'rows', 'columns', 'number_of_frames')) as Array<{
+    const chunk = (await db('instances')
+      .whereIn('sop_instance_uid', uids.slice(i, i + 500))
+      .select('sop_instance_uid', 'sop_class_uid', 'rows', 'columns', 'number_of_frames')) as Array<{
       sop_instance_uid: string;
       sop_class_uid: string;
       rows: number | null;
@@ -114,7 +124,13 @@ export async function buildContent(db: Db, analysis: Analysis, body: ReportBody,
     reportId: f.reportId,
     version: f.version,
     state: f.state,
-    patient: { name: s.patient_name, id: s.patient_id, issuer: s.issuer_of_patient_id || null, birthDate: s.patient_birth_date, sex: s.patient_sex },
+    patient: {
+      name: s.patient_name,
+      id: s.patient_id,
+      issuer: s.issuer_of_patient_id || null,
+      birthDate: s.patient_birth_date,
+      sex: s.patient_sex,
+    },
     study: {
       studyInstanceUid: s.study_instance_uid,
       accessionNumber: s.accession_number,
@@ -155,7 +171,11 @@ export async function buildContent(db: Db, analysis: Analysis, body: ReportBody,
 }
 
 /** The model's box (prepared-image pixels) mapped back onto the source image's pixels. */
-function regionOf(analysis: Analysis, r: ReportBody['findings'][number]['region'], refOf: (i: number) => ImageRef | undefined): ImageRegion | null {
+function regionOf(
+  analysis: Analysis,
+  r: ReportBody['findings'][number]['region'],
+  refOf: (i: number) => ImageRef | undefined,
+): ImageRegion | null {
   if (!r) return null;
   const im = analysis.images[r.imageIndex];
   const ref = refOf(r.imageIndex);

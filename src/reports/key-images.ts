@@ -35,7 +35,9 @@ export async function keyImagesFor(db: Db, storage: BlobStorage, analysis: Analy
     if (byImage.size >= MAX_KEY_IMAGES) break;
   }
   if (!byImage.size || !analysis.seriesInstanceUid) return [];
-  const series = (await db('series').where({ series_instance_uid: analysis.seriesInstanceUid }).first('modality')) as { modality: string | null } | undefined;
+  const series = (await db('series').where({ series_instance_uid: analysis.seriesInstanceUid }).first('modality')) as
+    | { modality: string | null }
+    | undefined;
   const picks = [...byImage.entries()].sort((a, b) => a[0] - b[0]);
   const prepared = await prepareImages({
     kind: kindFor(series?.modality ?? null),
@@ -46,10 +48,16 @@ export async function keyImagesFor(db: Db, storage: BlobStorage, analysis: Analy
   });
   const out: KeyImage[] = [];
   for (const im of prepared.images) {
-    const pick = picks.find(([i]) => analysis.images[i]!.sopInstanceUid === im.sopInstanceUid && analysis.images[i]!.frameNumber === im.frameNumber);
+    const pick = picks.find(
+      ([i]) => analysis.images[i]!.sopInstanceUid === im.sopInstanceUid && analysis.images[i]!.frameNumber === im.frameNumber,
+    );
     if (!pick) continue;
     const [index, findings] = pick;
-    out.push({ png: im.png, findingNumbers: findings, caption: `Finding ${findings.join(', ')} · image ${index + 1} of ${analysis.images.length}` });
+    out.push({
+      png: im.png,
+      findingNumbers: findings,
+      caption: `Finding ${findings.join(', ')} · image ${index + 1} of ${analysis.images.length}`,
+    });
   }
   return out;
 }

@@ -46,8 +46,10 @@ export class PublishError extends RadiantError {
 /** The report's current objects, to be named as predecessors by the next version's. */
 export function currentObjects(r: Report): ImageRef[] {
   const out: ImageRef[] = [];
-  if (r.srSopInstanceUid && r.srSeriesInstanceUid) out.push({ sopClassUid: COMPREHENSIVE_3D_SR, sopInstanceUid: r.srSopInstanceUid, seriesInstanceUid: r.srSeriesInstanceUid });
-  if (r.pdfSopInstanceUid && r.pdfSeriesInstanceUid) out.push({ sopClassUid: ENCAPSULATED_PDF, sopInstanceUid: r.pdfSopInstanceUid, seriesInstanceUid: r.pdfSeriesInstanceUid });
+  if (r.srSopInstanceUid && r.srSeriesInstanceUid)
+    out.push({ sopClassUid: COMPREHENSIVE_3D_SR, sopInstanceUid: r.srSopInstanceUid, seriesInstanceUid: r.srSeriesInstanceUid });
+  if (r.pdfSopInstanceUid && r.pdfSeriesInstanceUid)
+    out.push({ sopClassUid: ENCAPSULATED_PDF, sopInstanceUid: r.pdfSopInstanceUid, seriesInstanceUid: r.pdfSeriesInstanceUid });
   return out;
 }
 
@@ -56,12 +58,24 @@ export function currentObjects(r: Report): ImageRef[] {
  * node's one ingest path (source "ai"): they are indexed, in QIDO-RS, WADO-RS, C-FIND and the
  * viewer at once, and forwarding rules see them like any arrival. Earlier versions' objects stay.
  */
-export async function publishVersion(d: PublishDeps, report: Report, analysis: Analysis, body: ReportBody, content: ReportContent): Promise<Published> {
+export async function publishVersion(
+  d: PublishDeps,
+  report: Report,
+  analysis: Analysis,
+  body: ReportBody,
+  content: ReportContent,
+): Promise<Published> {
   const at = new Date(content.createdAt);
   const t0 = performance.now();
   const srUid = newUid();
   const srSeries = newUid();
-  const sr = buildStructuredReport(content, { sopInstanceUid: srUid, seriesInstanceUid: srSeries, seriesNumber: srSeriesNumber(content.version), instanceNumber: 1, contentDateTime: at });
+  const sr = buildStructuredReport(content, {
+    sopInstanceUid: srUid,
+    seriesInstanceUid: srSeries,
+    seriesNumber: srSeriesNumber(content.version),
+    instanceNumber: 1,
+    contentDateTime: at,
+  });
   const t1 = performance.now();
   const keyImages = await keyImagesFor(d.db, d.storage, analysis, body).catch((err: unknown) => {
     // Key images illustrate; a slice that cannot be rendered must not stop the report.
@@ -71,7 +85,13 @@ export async function publishVersion(d: PublishDeps, report: Report, analysis: A
   const pdf = await renderReportPdf(content, keyImages);
   const pdfUid = newUid();
   const pdfSeries = newUid();
-  const enc = buildEncapsulatedPdf(content, pdf, { sopInstanceUid: pdfUid, seriesInstanceUid: pdfSeries, seriesNumber: pdfSeriesNumber(content.version), instanceNumber: 1, contentDateTime: at });
+  const enc = buildEncapsulatedPdf(content, pdf, {
+    sopInstanceUid: pdfUid,
+    seriesInstanceUid: pdfSeries,
+    seriesNumber: pdfSeriesNumber(content.version),
+    instanceNumber: 1,
+    contentDateTime: at,
+  });
   const t2 = performance.now();
   try {
     for (const bytes of [sr, enc]) {

@@ -191,11 +191,22 @@ export async function writeVersion(trx: Trx, w: VersionWrite, now: Date): Promis
 }
 
 /** Records the DICOM objects published for a version (and makes them the report's current ones). */
-export async function setPublished(db: Db, reportId: number, version: number, sr: { sop: string; series: string }, pdf: { sop: string; series: string }): Promise<void> {
+export async function setPublished(
+  db: Db,
+  reportId: number,
+  version: number,
+  sr: { sop: string; series: string },
+  pdf: { sop: string; series: string },
+): Promise<void> {
   await db.transaction(async (trx) => {
-    await trx('report_versions').where({ report_id: reportId, version }).update({ sr_sop_instance_uid: sr.sop, pdf_sop_instance_uid: pdf.sop });
-    await trx('reports')
-      .where({ id: reportId, version })
-      .update({ sr_sop_instance_uid: sr.sop, pdf_sop_instance_uid: pdf.sop, sr_series_instance_uid: sr.series, pdf_series_instance_uid: pdf.series });
+    await trx('report_versions')
+      .where({ report_id: reportId, version })
+      .update({ sr_sop_instance_uid: sr.sop, pdf_sop_instance_uid: pdf.sop });
+    await trx('reports').where({ id: reportId, version }).update({
+      sr_sop_instance_uid: sr.sop,
+      pdf_sop_instance_uid: pdf.sop,
+      sr_series_instance_uid: sr.series,
+      pdf_series_instance_uid: pdf.series,
+    });
   });
 }

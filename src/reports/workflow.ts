@@ -43,7 +43,12 @@ export interface Actor {
 }
 
 function nodeIdentity(d: WorkflowDeps): ReportContent['node'] {
-  return { aeTitle: d.node.aeTitle, institutionName: d.node.institutionName, softwareVersion: IMPLEMENTATION_VERSION_NAME, manufacturer: 'RadiantAI' };
+  return {
+    aeTitle: d.node.aeTitle,
+    institutionName: d.node.institutionName,
+    softwareVersion: IMPLEMENTATION_VERSION_NAME,
+    manufacturer: 'RadiantAI',
+  };
 }
 
 function technique(a: Analysis, seriesDescription: string | null, modality: string | null): string {
@@ -57,7 +62,13 @@ async function loadAnalysis(db: Db, id: number): Promise<Analysis> {
   return a;
 }
 
-async function contentFor(d: WorkflowDeps, report: Report, analysis: Analysis, body: ReportBody, extra: { signer: ReportSigner | null; reason: string | null; predecessors: ReturnType<typeof currentObjects> }): Promise<ReportContent> {
+async function contentFor(
+  d: WorkflowDeps,
+  report: Report,
+  analysis: Analysis,
+  body: ReportBody,
+  extra: { signer: ReportSigner | null; reason: string | null; predecessors: ReturnType<typeof currentObjects> },
+): Promise<ReportContent> {
   return buildContent(d.db, analysis, body, {
     reportId: report.id,
     version: report.version,
@@ -79,25 +90,66 @@ export interface CreateReport {
 
 export async function createReport(d: WorkflowDeps, req: CreateReport, by: Actor): Promise<{ report: Report; published: Published }> {
   const analysis = await loadAnalysis(d.db, req.analysisId);
-  if (analysis.studyInstanceUid !== req.studyInstanceUid) throw new ReportWorkflowError('unprocessable', 'analysis_of_other_study', `analysis ${analysis.id} is of another study`);
-  if (analysis.status !== 'succeeded') throw new ReportWorkflowError('conflict', 'analysis_not_done', `analysis ${analysis.id} is ${analysis.status}; a report needs a finished analysis`);
+  if (analysis.studyInstanceUid !== req.studyInstanceUid)
+    throw new ReportWorkflowError('unprocessable', 'analysis_of_other_study', `analysis ${analysis.id} is of another study`);
+  if (analysis.status !== 'succeeded')
+    throw new ReportWorkflowError(
+      'conflict',
+      'analysis_not_done',
+      `analysis ${analysis.id} is ${analysis.status}; a report needs a finished analysis`,
+    );
   const series = analysis.seriesInstanceUid
-    ? ((await d.db('series').where({ series_instance_uid: analysis.seriesInstanceUid }).first('series_description', 'modality')) as { series_description: string | null; modality: string | null } | undefined)
+    ? ((await d.db('series').where({ series_instance_uid: analysis.seriesInstanceUid }).first('series_description', 'modality')) as
+        | { series_description: string | null; modality: string | null }
+        | undefined)
     : undefined;
   const body = bodyFromAnalysis(analysis, technique(analysis, series?.series_description ?? null, series?.modality ?? null));
   const now = new Date();
   const id = await d.db.transaction(async (trx) => {
     const reportId = await insertReport(
       trx,
-      { studyInstanceUid: req.studyInstanceUid, analysisId: analysis.id, includeAiDisclaimer: req.includeAiDisclaimer, body, createdBy: by.username },
+      {
+        studyInstanceUid: req.studyInstanceUid,
+        analysisId: analysis.id,
+        includeAiDisclaimer: req.includeAiDisclaimer,
+        body,
+        createdBy: by.username,
+      },
       now,
     );
-    await writeVersion(trx, { reportId, expectedVersion: 1, state: 'draft', action: 'create', by: by.username, changes: [{ field: 'report', from: null, to: `draft from analysis ${analysis.id}` }], body }, now);
+    await writeVersion(
+      trx,
+      {
+        reportId,
+        expectedVersion: 1,
+        state: 'draft',
+        action: 'create',
+        by: by.username,
+        changes: [{ field: 'report', from: null, to: `draft from analysis ${analysis.id}` }],
+        body,
+      },
+      now,
+    );
     return reportId;
   });
   const report = (await getReport(d.db, id))!;
-  const published = await publishVersion(d, report, analysis, body, await contentFor(d, report, analysis, body, { signer: null, reason: null, predecessors: [] }));
-  await d.audit.record({ actorType: 'user', actor: by.username, action: 'report.created', resourceType: 'report', resourceId: String(id), studyInstanceUid: report.studyInstanceUid, outcome: 'success', details: { analysis: analysis.id, version: 1, sr: published.srSopInstanceUid, pdf: published.pdfSopInstanceUid } });
+  const published = await publishVersion(
+    d,
+    report,
+    analysis,
+    body,
+    await contentFor(d, report, analysis, body, { signer: null, reason: null, predecessors: [] }),
+  );
+  await d.audit.record({
+    actorType: 'user',
+    actor: by.username,
+    action: 'report.created',
+    resourceType: 'report',
+    resourceId: String(id),
+    studyInstanceUid: report.studyInstanceUid,
+    outcome: 'success',
+    details: { analysis: analysis.id, version: 1, sr: published.srSopInstanceUid, pdf: published.pdfSopInstanceUid },
+  });
   return { report: (await getReport(d.db, id))!, published };
 }
 
@@ -110,35 +162,87 @@ async function mustGet(d: WorkflowDeps, id: number): Promise<Report> {
 /** A radiologist's or admin's edit of a draft or preliminary report: a new preliminary version, not published until signed. */
 export async function editReport(d: WorkflowDeps, id: number, patch: BodyPatch, by: Actor, expectedVersion?: number): Promise<Report> {
   const r = await mustGet(d, id);
-  if (r.state === 'final' || r.state === 'amended') throw new ReportWorkflowError('conflict', 'signed', `report ${id} is ${r.state}: change it with POST /api/reports/${id}/amend`);
-  if (expectedVersion !== undefined && expectedVersion !== r.version) throw new ReportWorkflowError('conflict', 'version_conflict', `report ${id} is at version ${r.version}, not ${expectedVersion}`);
+  if (r.state === 'final' || r.state === 'amended')
+    throw new ReportWorkflowError('conflict', 'signed', `report ${id} is ${r.state}: change it with POST /api/reports/${id}/amend`);
+  if (expectedVersion !== undefined && expectedVersion !== r.version)
+    throw new ReportWorkflowError('conflict', 'version_conflict', `report ${id} is at version ${r.version}, not ${expectedVersion}`);
   const { body, changes } = applyPatch(r.body, patch);
   if (!changes.length) return r;
-  const version = await d.db.transaction((trx) => writeVersion(trx, { reportId: id, expectedVersion: r.version, state: 'preliminary', action: 'edit', by: by.username, changes, body }, new Date()));
-  await d.audit.record({ actorType: 'user', actor: by.username, action: 'report.edited', resourceType: 'report', resourceId: String(id), studyInstanceUid: r.studyInstanceUid, outcome: 'success', details: { version, fields: changes.map((c) => c.field) } });
+  const version = await d.db.transaction((trx) =>
+    writeVersion(
+      trx,
+      { reportId: id, expectedVersion: r.version, state: 'preliminary', action: 'edit', by: by.username, changes, body },
+      new Date(),
+    ),
+  );
+  await d.audit.record({
+    actorType: 'user',
+    actor: by.username,
+    action: 'report.edited',
+    resourceType: 'report',
+    resourceId: String(id),
+    studyInstanceUid: r.studyInstanceUid,
+    outcome: 'success',
+    details: { version, fields: changes.map((c) => c.field) },
+  });
   return (await getReport(d.db, id))!;
 }
 
 async function signerOf(d: WorkflowDeps, by: Actor, at: Date): Promise<ReportSigner> {
   const u = (await d.db('users').where({ username: by.username }).first('full_name')) as { full_name: string | null } | undefined;
-  return { name: u?.full_name || by.username, username: by.username, organization: d.node.institutionName ?? 'RadiantAI node', at: at.toISOString() };
+  return {
+    name: u?.full_name || by.username,
+    username: by.username,
+    organization: d.node.institutionName ?? 'RadiantAI node',
+    at: at.toISOString(),
+  };
 }
 
 function mustBeRadiologist(by: Actor): void {
   // Signing is a clinical act: only radiologists, not admins or service accounts.
-  if (by.role !== 'radiologist') throw new ReportWorkflowError('forbidden', 'not_a_radiologist', 'only a radiologist can sign or amend a report');
+  if (by.role !== 'radiologist')
+    throw new ReportWorkflowError('forbidden', 'not_a_radiologist', 'only a radiologist can sign or amend a report');
 }
 
-async function signed(d: WorkflowDeps, r: Report, body: ReportBody, state: ReportState, action: 'sign' | 'amend', by: Actor, changes: ReturnType<typeof applyPatch>['changes'], reason: string | null): Promise<{ report: Report; published: Published }> {
+async function signed(
+  d: WorkflowDeps,
+  r: Report,
+  body: ReportBody,
+  state: ReportState,
+  action: 'sign' | 'amend',
+  by: Actor,
+  changes: ReturnType<typeof applyPatch>['changes'],
+  reason: string | null,
+): Promise<{ report: Report; published: Published }> {
   const at = new Date();
   const signer = await signerOf(d, by, at);
   const predecessors = currentObjects(r);
   await d.db.transaction((trx) =>
-    writeVersion(trx, { reportId: r.id, expectedVersion: r.version, state, action, by: by.username, changes, body, reason, signer: { username: signer.username, name: signer.name, at: signer.at } }, at),
+    writeVersion(
+      trx,
+      {
+        reportId: r.id,
+        expectedVersion: r.version,
+        state,
+        action,
+        by: by.username,
+        changes,
+        body,
+        reason,
+        signer: { username: signer.username, name: signer.name, at: signer.at },
+      },
+      at,
+    ),
   );
   const now = (await getReport(d.db, r.id))!;
   const analysis = await loadAnalysis(d.db, r.analysisId);
-  const published = await publishVersion(d, now, analysis, body, await contentFor(d, now, analysis, body, { signer, reason, predecessors }));
+  const published = await publishVersion(
+    d,
+    now,
+    analysis,
+    body,
+    await contentFor(d, now, analysis, body, { signer, reason, predecessors }),
+  );
   await d.audit.record({
     actorType: 'user',
     actor: by.username,
@@ -147,23 +251,43 @@ async function signed(d: WorkflowDeps, r: Report, body: ReportBody, state: Repor
     resourceId: String(r.id),
     studyInstanceUid: r.studyInstanceUid,
     outcome: 'success',
-    details: { version: now.version, state, sr: published.srSopInstanceUid, pdf: published.pdfSopInstanceUid, predecessors: predecessors.map((p) => p.sopInstanceUid) },
+    details: {
+      version: now.version,
+      state,
+      sr: published.srSopInstanceUid,
+      pdf: published.pdfSopInstanceUid,
+      predecessors: predecessors.map((p) => p.sopInstanceUid),
+    },
   });
   return { report: (await getReport(d.db, r.id))!, published };
 }
 
-export async function signReport(d: WorkflowDeps, id: number, by: Actor, expectedVersion?: number): Promise<{ report: Report; published: Published }> {
+export async function signReport(
+  d: WorkflowDeps,
+  id: number,
+  by: Actor,
+  expectedVersion?: number,
+): Promise<{ report: Report; published: Published }> {
   mustBeRadiologist(by);
   const r = await mustGet(d, id);
-  if (r.state === 'final' || r.state === 'amended') throw new ReportWorkflowError('conflict', 'already_signed', `report ${id} is already ${r.state}`);
-  if (expectedVersion !== undefined && expectedVersion !== r.version) throw new ReportWorkflowError('conflict', 'version_conflict', `report ${id} is at version ${r.version}, not ${expectedVersion}`);
+  if (r.state === 'final' || r.state === 'amended')
+    throw new ReportWorkflowError('conflict', 'already_signed', `report ${id} is already ${r.state}`);
+  if (expectedVersion !== undefined && expectedVersion !== r.version)
+    throw new ReportWorkflowError('conflict', 'version_conflict', `report ${id} is at version ${r.version}, not ${expectedVersion}`);
   return signed(d, r, r.body, 'final', 'sign', by, [{ field: 'state', from: r.state, to: 'final' }], null);
 }
 
-export async function amendReport(d: WorkflowDeps, id: number, reason: string, patch: BodyPatch | undefined, by: Actor): Promise<{ report: Report; published: Published }> {
+export async function amendReport(
+  d: WorkflowDeps,
+  id: number,
+  reason: string,
+  patch: BodyPatch | undefined,
+  by: Actor,
+): Promise<{ report: Report; published: Published }> {
   mustBeRadiologist(by);
   const r = await mustGet(d, id);
-  if (r.state !== 'final' && r.state !== 'amended') throw new ReportWorkflowError('conflict', 'not_signed', `report ${id} is ${r.state}: edit it with PATCH and sign it`);
+  if (r.state !== 'final' && r.state !== 'amended')
+    throw new ReportWorkflowError('conflict', 'not_signed', `report ${id} is ${r.state}: edit it with PATCH and sign it`);
   const { body, changes } = patch ? applyPatch(r.body, patch) : { body: r.body, changes: [] };
   return signed(d, r, body, 'amended', 'amend', by, [{ field: 'state', from: r.state, to: 'amended' }, ...changes], reason);
 }

@@ -91,7 +91,11 @@ function seriesFields(input: SeriesCandidate | SliceHeader[]): { seriesInstanceU
   if (Array.isArray(input)) {
     return { seriesInstanceUid: input[0]?.seriesInstanceUid ?? '', modality: input.find((s) => s.modality)?.modality, slices: input };
   }
-  return { seriesInstanceUid: input.seriesInstanceUid, modality: input.modality ?? input.slices.find((s) => s.modality)?.modality, slices: input.slices };
+  return {
+    seriesInstanceUid: input.seriesInstanceUid,
+    modality: input.modality ?? input.slices.find((s) => s.modality)?.modality,
+    slices: input.slices,
+  };
 }
 
 /**
@@ -165,9 +169,7 @@ export function assembleVolume(input: SeriesCandidate | SliceHeader[]): Assemble
     });
   }
 
-  const placed = all
-    .map((s) => ({ s, p: dot(s.imagePositionPatient!, normal) }))
-    .sort((a, b) => a.p - b.p || byInstanceNumber(a.s, b.s));
+  const placed = all.map((s) => ({ s, p: dot(s.imagePositionPatient!, normal) })).sort((a, b) => a.p - b.p || byInstanceNumber(a.s, b.s));
 
   const kept: Array<{ s: SliceHeader; p: number }> = [];
   for (const x of placed) {

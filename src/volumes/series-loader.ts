@@ -24,7 +24,10 @@ export interface SeriesCandidate {
 
 /** The cached series metadata was not a DICOM JSON array (a corrupt cache row). */
 export class SeriesMetadataError extends Error {
-  constructor(readonly seriesInstanceUid: string, message: string) {
+  constructor(
+    readonly seriesInstanceUid: string,
+    message: string,
+  ) {
     super(message);
     this.name = 'SeriesMetadataError';
   }

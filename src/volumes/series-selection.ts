@@ -27,7 +27,10 @@ export const DEFAULT_SELECTION_RULES: Readonly<SelectionRules> = {
   skipDerived: true,
   // Soft-tissue and lung reconstructions: vendor kernels (Siemens Bxx/Ixx soft ≤ 45, lung 50–80
   // "B70f", GE STANDARD/SOFT/LUNG, Philips B/C/L) and the words radiologists put in descriptions.
-  preferDescriptions: [/soft|standard|\bstd\b|mediast|abdomen|\bbody\b|\bB[1-4]\d[fs]?\b|\bI[1-4]\d[fs]?\b|\bBr[34]\d\b/i, /lung|pulm|chest|thorax|\bB[5-8]\d[fs]?\b|\bBl\d\d\b/i],
+  preferDescriptions: [
+    /soft|standard|\bstd\b|mediast|abdomen|\bbody\b|\bB[1-4]\d[fs]?\b|\bI[1-4]\d[fs]?\b|\bBr[34]\d\b/i,
+    /lung|pulm|chest|thorax|\bB[5-8]\d[fs]?\b|\bBl\d\d\b/i,
+  ],
   avoidDescriptions: [/\bbone\b|\bmip\b|\bminip\b|\bvrt?\b|\b3d\b|dose|report|screen ?(save|capture)|patient protocol/i],
   localizerDescription: /locali[sz]er|scout|topogram|surview|scanogram|\bsurvey\b|tri-?pilot/i,
 };
@@ -67,11 +70,16 @@ function modalityOf(c: SeriesCandidate): string | undefined {
 function skipReason(c: SeriesCandidate, modality: string | undefined, rules: SelectionRules): string | undefined {
   const nonImage = c.sopClassUids.map((uid) => nonImageReason(uid, modality));
   if (c.sopClassUids.length > 0 && nonImage.every((r) => r !== undefined)) return `not an image: ${nonImage[0]}`;
-  if (c.slices.length === 0) return nonImageReason(undefined, modality) ? `not an image: ${nonImageReason(undefined, modality)}` : 'no image instances (no Rows/Columns)';
+  if (c.slices.length === 0)
+    return nonImageReason(undefined, modality)
+      ? `not an image: ${nonImageReason(undefined, modality)}`
+      : 'no image instances (no Rows/Columns)';
   if (!modality) return 'no Modality';
-  if (!rules.modalities.map((m) => m.toUpperCase()).includes(modality)) return `modality ${modality} is not in the allow list (${rules.modalities.join(', ')})`;
+  if (!rules.modalities.map((m) => m.toUpperCase()).includes(modality))
+    return `modality ${modality} is not in the allow list (${rules.modalities.join(', ')})`;
   if (most(c.slices, isLocalizer)) return 'localizer: Image Type contains LOCALIZER';
-  if (c.seriesDescription && rules.localizerDescription.test(c.seriesDescription)) return `localizer: Series Description "${c.seriesDescription}"`;
+  if (c.seriesDescription && rules.localizerDescription.test(c.seriesDescription))
+    return `localizer: Series Description "${c.seriesDescription}"`;
   // Processed radiographs (DX/CR "for presentation") are routinely DERIVED\PRIMARY and are the
   // images a radiologist reads; only SECONDARY (screen captures, reformats) disqualifies them.
   const derived = PROJECTION_MODALITIES.has(modality) ? isSecondary : isDerived;

@@ -153,7 +153,11 @@ export function sliceHeadersFromJson(ds: JsonDataset): SliceHeader[] {
     const frameType = enhanced ? g.nested(T.FrameType) : undefined;
     const recon = enhanced ? g.macro(T.CTReconstructionSequence) : undefined;
 
-    const ipp = position ? triple(nums(position, T.ImagePositionPatient, 3)) : frames === 1 ? triple(nums(ds, T.ImagePositionPatient, 3)) : undefined;
+    const ipp = position
+      ? triple(nums(position, T.ImagePositionPatient, 3))
+      : frames === 1
+        ? triple(nums(ds, T.ImagePositionPatient, 3))
+        : undefined;
     const iop = six((orientation && nums(orientation, T.ImageOrientationPatient, 6)) ?? nums(ds, T.ImageOrientationPatient, 6));
     const spacing = pair((measures && nums(measures, T.PixelSpacing, 2)) ?? nums(ds, T.PixelSpacing, 2));
     const thickness = (measures && num(measures, T.SliceThickness)) ?? num(ds, T.SliceThickness);

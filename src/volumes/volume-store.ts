@@ -21,7 +21,10 @@ export interface StoredVolume {
 
 /** A stored row that does not decode (edited by hand, or written by a newer version). */
 export class VolumeRowError extends Error {
-  constructor(readonly seriesInstanceUid: string, message: string) {
+  constructor(
+    readonly seriesInstanceUid: string,
+    message: string,
+  ) {
     super(message);
     this.name = 'VolumeRowError';
   }

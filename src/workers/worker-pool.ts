@@ -144,7 +144,11 @@ export class WorkerPool<Req, Res> {
 }
 
 /** The worker side: answers each envelope with the handler's result. */
-export function serveWorker<Req, Res>(port: { on(ev: 'message', fn: (m: WorkerEnvelope<Req>) => void): unknown; postMessage(m: unknown, t?: Transferable[]): void }, handler: (req: Req) => Promise<{ result: Res; transfer?: Transferable[] }>, onError: (err: unknown) => Res): void {
+export function serveWorker<Req, Res>(
+  port: { on(ev: 'message', fn: (m: WorkerEnvelope<Req>) => void): unknown; postMessage(m: unknown, t?: Transferable[]): void },
+  handler: (req: Req) => Promise<{ result: Res; transfer?: Transferable[] }>,
+  onError: (err: unknown) => Res,
+): void {
   port.on('message', (msg) => {
     handler(msg.body).then(
       ({ result, transfer }) => port.postMessage({ id: msg.id, body: result } satisfies WorkerEnvelope<Res>, transfer ?? []),

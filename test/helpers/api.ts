@@ -59,7 +59,10 @@ export async function ingestFiles(node: TestNode, files: Iterable<GeneratedFile>
 }
 
 /** A multipart/form-data body built with the global FormData, as a browser would send it. */
-export function uploadForm(parts: { patientId?: string; files: Array<{ name: string; bytes: Uint8Array | string; type?: string }> }): FormData {
+export function uploadForm(parts: {
+  patientId?: string;
+  files: Array<{ name: string; bytes: Uint8Array | string; type?: string }>;
+}): FormData {
   const form = new FormData();
   if (parts.patientId !== undefined) form.append('patient_id', parts.patientId);
   for (const f of parts.files) {

@@ -52,14 +52,7 @@ export async function startAzurite(timeoutMs = 20_000): Promise<RunningAzurite> 
   const bin = path.join(repoRoot(), 'node_modules', '.bin', 'azurite-blob');
   const child: ChildProcess = spawn(
     bin,
-    [
-      '--blobHost', '127.0.0.1',
-      '--blobPort', String(port),
-      '--silent',
-      '--skipApiVersionCheck',
-      '--loose',
-      '--inMemoryPersistence',
-    ],
+    ['--blobHost', '127.0.0.1', '--blobPort', String(port), '--silent', '--skipApiVersionCheck', '--loose', '--inMemoryPersistence'],
     { cwd: workDir, stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let stderr = '';

@@ -29,7 +29,8 @@ export function parseFindscu(output: string): { answers: FindAnswer[]; final: st
     }
     answers.push({ status, elements });
   }
-  const final = /Received Final Find Response \(([^)]*)\)/.exec(output)?.[1] ?? (/Final Find Response/.test(output) ? 'Success' : undefined);
+  const final =
+    /Received Final Find Response \(([^)]*)\)/.exec(output)?.[1] ?? (/Final Find Response/.test(output) ? 'Success' : undefined);
   return { answers, final };
 }
 

@@ -103,9 +103,10 @@ export function describeIngestSuite(name: string, envFactory: () => Promise<Reco
     it('refuses an instance missing its Study Instance UID with 0xA900', async () => {
       const [f] = makeCrImage({});
       const bytes = rewrite(f!.bytes, { '0020000D': null });
-      const err = await core.ingestor
-        .ingestStream(Readable.from([bytes]), { source: 'upload' })
-        .then(() => undefined, (e: unknown) => e as RadiantError);
+      const err = await core.ingestor.ingestStream(Readable.from([bytes]), { source: 'upload' }).then(
+        () => undefined,
+        (e: unknown) => e as RadiantError,
+      );
       expect(dimseStatusOf('store', err)).to.equal(0xa900);
       expect(err?.message).to.match(/Study Instance UID/);
     });
@@ -114,7 +115,10 @@ export function describeIngestSuite(name: string, envFactory: () => Promise<Reco
       const [f] = makeCrImage({});
       const err = await core.ingestor
         .ingestStream(Readable.from([f!.bytes]), { source: 'dimse', expected: { sopInstanceUid: '1.2.3.4' } })
-        .then(() => undefined, (e: unknown) => e as RadiantError);
+        .then(
+          () => undefined,
+          (e: unknown) => e as RadiantError,
+        );
       expect(err?.kind).to.equal('mismatch');
       expect(dimseStatusOf('store', err)).to.equal(0xa900);
       expect(await findInstance(core.db, f!.sopInstanceUid)).to.equal(undefined);

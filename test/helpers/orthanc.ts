@@ -53,7 +53,10 @@ export async function startOrthanc(peers: Record<string, { aeTitle: string; port
   });
   const url = `http://127.0.0.1:${httpPort}`;
   const rest = async <T>(method: 'GET' | 'POST' | 'DELETE', p: string, body?: unknown): Promise<T> => {
-    const res = await fetch(`${url}${p}`, { method, ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }) });
+    const res = await fetch(`${url}${p}`, {
+      method,
+      ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+    });
     const text = await res.text();
     if (!res.ok) throw new Error(`Orthanc ${method} ${p}: HTTP ${res.status} ${text.slice(0, 300)}`);
     return (text ? JSON.parse(text) : undefined) as T;

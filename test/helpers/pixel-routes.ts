@@ -84,8 +84,11 @@ export interface Part {
 /** A multipart/related response, part by part. */
 export async function readParts(res: Response): Promise<Part[]> {
   const mt = parseMediaType(res.headers.get('content-type') ?? undefined);
-  if (!mt || mt.type !== 'multipart/related' || !mt.params.boundary) throw new Error(`not multipart/related: ${res.headers.get('content-type')}`);
-  const reader = new MultipartRelatedReader(Readable.fromWeb(res.body! as import('node:stream/web').ReadableStream), { boundary: mt.params.boundary });
+  if (!mt || mt.type !== 'multipart/related' || !mt.params.boundary)
+    throw new Error(`not multipart/related: ${res.headers.get('content-type')}`);
+  const reader = new MultipartRelatedReader(Readable.fromWeb(res.body! as import('node:stream/web').ReadableStream), {
+    boundary: mt.params.boundary,
+  });
   const out: Part[] = [];
   for (let p = await reader.next(); p; p = await reader.next()) {
     const chunks: Buffer[] = [];

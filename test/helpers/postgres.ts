@@ -45,9 +45,21 @@ export async function startPostgres(): Promise<TestPostgres> {
   execFileSync(initCmd, initArgs, { stdio: 'pipe' });
   const port = await freePort();
   const [cmd, args] = wrap(path.join(bin, 'postgres'), [
-    '-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1',
+    '-D',
+    data,
+    '-p',
+    String(port),
+    '-k',
+    dir,
+    '-c',
+    'listen_addresses=127.0.0.1',
     // Durability of the index is proven on SQLite by the crash test; here speed matters.
-    '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off',
+    '-c',
+    'fsync=off',
+    '-c',
+    'synchronous_commit=off',
+    '-c',
+    'full_page_writes=off',
   ]);
   const url = (db = 'postgres') => `postgres://radiant@127.0.0.1:${port}/${db}`;
   let child: ChildProcess;
@@ -128,10 +140,7 @@ if (typeof after === 'function') {
 }
 
 /** Define a suite twice: on the embedded SQLite index and on a real PostgreSQL. */
-export function onBothDatabases(
-  define: (name: string, env: () => Promise<Record<string, string>>) => void,
-  prefix?: string,
-): void {
+export function onBothDatabases(define: (name: string, env: () => Promise<Record<string, string>>) => void, prefix?: string): void {
   define('SQLite', async () => ({}));
   define('PostgreSQL', async () => ({ DATABASE_URL: await freshPostgresUrl(prefix) }));
 }

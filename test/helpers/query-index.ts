@@ -37,7 +37,22 @@ export interface GenStudy {
   procedureCodes: Array<{ CodeValue: string; CodingSchemeDesignator: string; CodeMeaning?: string }>;
 }
 
-const FAMILY = ['SMITH', 'Doe', 'MÜLLER', 'Núñez', "O'BRIEN", 'O_BRIEN', 'OXBRIEN', 'PER%CENT', 'PERXCENT', 'van der Berg', 'Zhang', 'JOHNSON', 'Ångström', 'LEE'];
+const FAMILY = [
+  'SMITH',
+  'Doe',
+  'MÜLLER',
+  'Núñez',
+  "O'BRIEN",
+  'O_BRIEN',
+  'OXBRIEN',
+  'PER%CENT',
+  'PERXCENT',
+  'van der Berg',
+  'Zhang',
+  'JOHNSON',
+  'Ångström',
+  'LEE',
+];
 const GIVEN = ['John', 'JANE', 'anna', 'Björn', 'Li', 'MARY ANN', 'Peter', 'José', ''];
 const MODS = ['CT', 'MR', 'CR', 'SR'];
 const CLASS: Record<string, string> = {
@@ -164,7 +179,12 @@ export function* instanceRecords(studies: GenStudy[]): Generator<InstanceRecord>
             studyDescription: st.studyDescription,
             studyId: st.accessionNumber.slice(3),
           },
-          series: { seriesInstanceUid: se.seriesInstanceUid, modality: se.modality, seriesNumber: se.seriesNumber, seriesDescription: se.seriesDescription },
+          series: {
+            seriesInstanceUid: se.seriesInstanceUid,
+            modality: se.modality,
+            seriesNumber: se.seriesNumber,
+            seriesDescription: se.seriesDescription,
+          },
           sequences: {
             '00400275': byTag('RequestAttributesSequence', se.requestAttributes),
             '00081032': byTag('ProcedureCodeSequence', st.procedureCodes),

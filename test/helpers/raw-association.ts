@@ -24,10 +24,7 @@ const aeField = (ae: string) => Buffer.from(ae.padEnd(16, ' ').slice(0, 16), 'as
 export function associateRq(callingAe: string, calledAe: string): Buffer {
   const fixed = Buffer.alloc(4);
   fixed.writeUInt16BE(1, 0); // protocol version
-  const presentation = item(
-    0x20,
-    Buffer.concat([Buffer.from([1, 0, 0, 0]), uid(0x30, VERIFICATION), uid(0x40, IMPLICIT_LE)]),
-  );
+  const presentation = item(0x20, Buffer.concat([Buffer.from([1, 0, 0, 0]), uid(0x30, VERIFICATION), uid(0x40, IMPLICIT_LE)]));
   const maxLength = Buffer.alloc(4);
   maxLength.writeUInt32BE(16384, 0);
   const userInfo = item(0x50, Buffer.concat([item(0x51, maxLength), uid(0x52, '1.2.826.0.1.3680043.9.7433.1.1')]));

@@ -25,10 +25,7 @@ export async function collect(iter: AsyncIterable<StoredObjectInfo>): Promise<St
   return out;
 }
 
-export async function expectStorageError(
-  promise: Promise<unknown>,
-  kind: StorageError['kind'],
-): Promise<StorageError> {
+export async function expectStorageError(promise: Promise<unknown>, kind: StorageError['kind']): Promise<StorageError> {
   let caught: unknown;
   try {
     await promise;
@@ -82,11 +79,7 @@ export interface ContractOptions {
   listOrder?: 'bytes' | 'any';
 }
 
-export function describeStorageContract(
-  name: string,
-  factory: () => Promise<BlobStorage> | BlobStorage,
-  opts: ContractOptions = {},
-): void {
+export function describeStorageContract(name: string, factory: () => Promise<BlobStorage> | BlobStorage, opts: ContractOptions = {}): void {
   const ordered = (keys: string[]): string[] => (opts.listOrder === 'any' ? [...keys].sort() : keys);
   describe(`${name}: BlobStorage contract`, function () {
     let storage: BlobStorage;
@@ -200,12 +193,9 @@ export function describeStorageContract(
       // '.' < '/' < '0' in byte order: a naive directory walk would put list/a/b first.
       const keys = ['list/b', 'list/a0', 'list/a/b', 'list/a.c', 'list/a/c/d', 'list/B', 'listing'];
       for (const [i, rel] of keys.entries()) await storage.put(k(rel), Readable.from([Buffer.alloc(i + 1, i)]));
-      const listed = async (prefix: string): Promise<string[]> =>
-        ordered((await collect(storage.list(prefix))).map((o) => o.key));
-      expect(await listed(k('list/'))).to.deep.equal(
-        ['list/B', 'list/a.c', 'list/a/b', 'list/a/c/d', 'list/a0', 'list/b'].map(k),
-      );
-      expect((await collect(storage.list(k('list/a0'))))).to.deep.equal([{ key: k('list/a0'), size: 2 }]);
+      const listed = async (prefix: string): Promise<string[]> => ordered((await collect(storage.list(prefix))).map((o) => o.key));
+      expect(await listed(k('list/'))).to.deep.equal(['list/B', 'list/a.c', 'list/a/b', 'list/a/c/d', 'list/a0', 'list/b'].map(k));
+      expect(await collect(storage.list(k('list/a0')))).to.deep.equal([{ key: k('list/a0'), size: 2 }]);
       // A prefix may end inside a segment.
       expect(await listed(k('list/a'))).to.deep.equal(['list/a.c', 'list/a/b', 'list/a/c/d', 'list/a0'].map(k));
       expect(await listed(k('list'))).to.include(k('listing'));

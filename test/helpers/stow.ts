@@ -68,11 +68,7 @@ export interface RawResponse {
  * halfway (413) may close the connection before the client has finished sending, which fetch
  * reports as a network error rather than the answer.
  */
-export function rawPost(
-  url: string,
-  headers: Record<string, string>,
-  body: Buffer | Readable,
-): Promise<RawResponse> {
+export function rawPost(url: string, headers: Record<string, string>, body: Buffer | Readable): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const req = http.request(url, { method: 'POST', headers });
     let answered = false;

@@ -9,8 +9,11 @@ export interface RetrievedPart {
 
 export async function readMultipartResponse(res: Response): Promise<{ type: string; rootType?: string; parts: RetrievedPart[] }> {
   const mt = parseMediaType(res.headers.get('content-type') ?? undefined);
-  if (!mt || mt.type !== 'multipart/related' || !mt.params.boundary) throw new Error(`not multipart/related: ${res.headers.get('content-type')}`);
-  const reader = new MultipartRelatedReader(Readable.fromWeb(res.body! as import('node:stream/web').ReadableStream), { boundary: mt.params.boundary });
+  if (!mt || mt.type !== 'multipart/related' || !mt.params.boundary)
+    throw new Error(`not multipart/related: ${res.headers.get('content-type')}`);
+  const reader = new MultipartRelatedReader(Readable.fromWeb(res.body! as import('node:stream/web').ReadableStream), {
+    boundary: mt.params.boundary,
+  });
   const parts: RetrievedPart[] = [];
   for (let p = await reader.next(); p; p = await reader.next()) {
     const chunks: Buffer[] = [];

@@ -8,7 +8,10 @@ const never = () => undefined;
 describe('unit: Accept negotiation', () => {
   it('no header is */*; q orders, q=0 drops', () => {
     expect(parseAccept(undefined).map((r) => r.type)).to.deep.equal(['*/*']);
-    expect(parseAccept('text/plain;q=0.2, application/json, image/png;q=0').map((r) => r.type)).to.deep.equal(['application/json', 'text/plain']);
+    expect(parseAccept('text/plain;q=0.2, application/json, image/png;q=0').map((r) => r.type)).to.deep.equal([
+      'application/json',
+      'text/plain',
+    ]);
   });
   it('quoted parameters may hold commas', () => {
     const r = parseAccept('multipart/related; type="application/dicom"; transfer-syntax="1.2.840.10008.1.2.1", */*;q=0.1');
@@ -16,8 +19,13 @@ describe('unit: Accept negotiation', () => {
   });
   it('WADO-RS: as stored, an explicit syntax when every stored one converts, else the reasons', () => {
     const stored = new Set(['1.2.840.10008.1.2.1']);
-    expect(negotiateRetrieve('multipart/related; type="application/dicom"', stored, never)).to.deep.equal({ ok: true, transferSyntax: '*' });
-    expect(negotiateRetrieve('multipart/related; type=application/dicom; transfer-syntax=1.2.840.10008.1.2.4.80', stored, never)).to.deep.equal({
+    expect(negotiateRetrieve('multipart/related; type="application/dicom"', stored, never)).to.deep.equal({
+      ok: true,
+      transferSyntax: '*',
+    });
+    expect(
+      negotiateRetrieve('multipart/related; type=application/dicom; transfer-syntax=1.2.840.10008.1.2.4.80', stored, never),
+    ).to.deep.equal({
       ok: true,
       transferSyntax: '1.2.840.10008.1.2.4.80',
     });
@@ -30,7 +38,8 @@ describe('unit: Accept negotiation', () => {
 describe('unit: UIDs and storage keys', () => {
   it('UID syntax (PS3.5 9.1)', () => {
     for (const ok of ['1.2.840.10008.1.2', '0', '1.0.3']) expect(isValidUid(ok), ok).to.equal(true);
-    for (const bad of ['', '1..2', '1.02', '.1', '1.2.', 'a.b', `1.${'1'.repeat(63)}`, 12]) expect(isValidUid(bad), String(bad)).to.equal(false);
+    for (const bad of ['', '1..2', '1.02', '.1', '1.2.', 'a.b', `1.${'1'.repeat(63)}`, 12])
+      expect(isValidUid(bad), String(bad)).to.equal(false);
   });
   it('instance keys are built from valid UIDs only', () => {
     expect(instanceKey('1.2', '1.3', '1.4')).to.equal('studies/1.2/series/1.3/instances/1.4.dcm');
@@ -38,6 +47,7 @@ describe('unit: UIDs and storage keys', () => {
   });
   it('keys cannot climb out of the store', () => {
     expect(() => assertSafeKey('a/b.dcm')).not.to.throw();
-    for (const bad of ['/etc/passwd', 'a/../b', 'a//b', 'a\\b', 'a\u0000b']) expect(() => assertSafeKey(bad), JSON.stringify(bad)).to.throw();
+    for (const bad of ['/etc/passwd', 'a/../b', 'a//b', 'a\\b', 'a\u0000b'])
+      expect(() => assertSafeKey(bad), JSON.stringify(bad)).to.throw();
   });
 });

@@ -2,7 +2,12 @@ import { expect } from 'chai';
 import { matchingRule, ruleMatches, type StudyTraits } from '../../src/analysis/auto-rules.js';
 import { AutoRulesError, parseAutoRules } from '../../src/config.js';
 
-const ct: StudyTraits = { modalities: ['CT'], bodyParts: ['CHEST'], callingAeTitles: ['SCANNER1'], studyDescription: 'CT Thorax w/o contrast' };
+const ct: StudyTraits = {
+  modalities: ['CT'],
+  bodyParts: ['CHEST'],
+  callingAeTitles: ['SCANNER1'],
+  studyDescription: 'CT Thorax w/o contrast',
+};
 
 describe('unit: auto-analyze rules', () => {
   it('parses a rule list and defaults the analysis type', () => {

@@ -20,12 +20,21 @@ describe('unit: query matching', () => {
     expect(compileMatch(def('PatientName'), 'doe', sqlite)).to.deep.equal({ sql: '?? = ?', bindings: ['p.patient_name_norm', 'DOE'] });
   });
   it('wildcards: SQLite GLOB, PostgreSQL LIKE with escaping', () => {
-    expect(compileMatch(def('PatientName'), 'DOE^J*', sqlite)).to.deep.equal({ sql: '?? GLOB ?', bindings: ['p.patient_name_norm', 'DOE^J*'] });
-    expect(compileMatch(def('PatientName'), 'DOE^J*', pg)).to.deep.equal({ sql: "?? LIKE ? ESCAPE '\\'", bindings: ['p.patient_name_norm', 'DOE^J%'] });
+    expect(compileMatch(def('PatientName'), 'DOE^J*', sqlite)).to.deep.equal({
+      sql: '?? GLOB ?',
+      bindings: ['p.patient_name_norm', 'DOE^J*'],
+    });
+    expect(compileMatch(def('PatientName'), 'DOE^J*', pg)).to.deep.equal({
+      sql: "?? LIKE ? ESCAPE '\\'",
+      bindings: ['p.patient_name_norm', 'DOE^J%'],
+    });
     expect(compileMatch(def('AccessionNumber'), 'a[b*', sqlite)?.bindings).to.deep.equal(['st.accession_number', 'a[[]b*']);
   });
   it('no wildcards on UIDs; a list of UIDs is IN', () => {
-    expect(compileMatch(def('StudyInstanceUID'), '1.2.*', sqlite)).to.deep.equal({ sql: '?? = ?', bindings: ['st.study_instance_uid', '1.2.*'] });
+    expect(compileMatch(def('StudyInstanceUID'), '1.2.*', sqlite)).to.deep.equal({
+      sql: '?? = ?',
+      bindings: ['st.study_instance_uid', '1.2.*'],
+    });
     expect(compileMatch(def('StudyInstanceUID'), '1.2.3\\1.2.4', sqlite)).to.deep.equal({
       sql: '?? IN (?, ?)',
       bindings: ['st.study_instance_uid', '1.2.3', '1.2.4'],
@@ -40,7 +49,12 @@ describe('unit: query matching', () => {
     expect(compileMatch(def('StudyDate'), '-20201231', sqlite)).to.deep.equal({ sql: '?? <= ?', bindings: ['st.study_date', '20201231'] });
   });
   it('a time range end covers the whole of its last unit', () => {
-    expect(compileMatch(def('StudyTime'), '1010-1200', sqlite)?.bindings).to.deep.equal(['st.study_time', '1010', 'st.study_time', '120099.999999']);
+    expect(compileMatch(def('StudyTime'), '1010-1200', sqlite)?.bindings).to.deep.equal([
+      'st.study_time',
+      '1010',
+      'st.study_time',
+      '120099.999999',
+    ]);
   });
   it('malformed dates are QueryErrors', () => {
     expect(() => compileMatch(def('StudyDate'), 'notadate', sqlite)).to.throw(QueryError, /DA/);

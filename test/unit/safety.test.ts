@@ -74,7 +74,11 @@ describe('unit: AI output safety and reading', () => {
     expect(a.flags).to.include.members(['confidence_clamped', 'region_dropped', 'non_finite_measurement_dropped']);
   });
   it('keeps a valid region as a box', () => {
-    const a = readModelAnswer({ ...answer, findings: [{ ...finding, region: { image_index: 1, x_min: 1, y_min: 2, x_max: 30, y_max: 40 } }] }, 2, 896);
+    const a = readModelAnswer(
+      { ...answer, findings: [{ ...finding, region: { image_index: 1, x_min: 1, y_min: 2, x_max: 30, y_max: 40 } }] },
+      2,
+      896,
+    );
     expect(a.findings[0]!.region).to.deep.equal({ imageIndex: 1, box: [1, 2, 30, 40] });
   });
 });

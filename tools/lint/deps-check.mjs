@@ -51,7 +51,11 @@ if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(new URL(im
   const stale = staleEntries(baseline, current);
   const byRule = {};
   for (const v of baseline) byRule[v.rule.name] = (byRule[v.rule.name] ?? 0) + 1;
-  console.log(`dependency rules: ${baseline.length} known violations left in ${BASELINE} (${Object.entries(byRule).map(([k, n]) => `${k} ${n}`).join(', ')})`);
+  console.log(
+    `dependency rules: ${baseline.length} known violations left in ${BASELINE} (${Object.entries(byRule)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(', ')})`,
+  );
   if (stale.length > 0) {
     console.error(`dependency rules: ${stale.length} baseline entries no longer occur; the baseline only shrinks:`);
     for (const v of stale) console.error(`  ${violationKey(v)}`);

@@ -18,9 +18,7 @@ export const RUNTIME_DIRS = ['src', 'dimse', 'dicomweb', 'storage', 'migrations'
 /** Import/export-from statements (possibly spanning lines) with their `type` modifiers dropped. */
 export function keepTypeImports(source) {
   return source.replace(/^(import|export)\b[^;]*?\bfrom\s*['"][^'"]+['"]/gms, (stmt) =>
-    stmt
-      .replace(/^(import|export)\s+type\s+/, '$1 ')
-      .replace(/([{,]\s*)type\s+(?=[\w$]+\s*(?:as\s+[\w$]+\s*)?[,}])/g, '$1'),
+    stmt.replace(/^(import|export)\s+type\s+/, '$1 ').replace(/([{,]\s*)type\s+(?=[\w$]+\s*(?:as\s+[\w$]+\s*)?[,}])/g, '$1'),
   );
 }
 
@@ -42,7 +40,13 @@ if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(new URL(im
   fs.copyFileSync(path.join(root, 'package.json'), path.join(out, 'ts/package.json'));
   fs.symlinkSync(path.join(root, 'node_modules'), path.join(out, 'ts/node_modules'));
   const tsconfig = JSON.parse(fs.readFileSync(path.join(root, 'tsconfig.json'), 'utf8'));
-  tsconfig.compilerOptions = { ...tsconfig.compilerOptions, outDir: '../js', verbatimModuleSyntax: true, noEmitOnError: false, sourceMap: false };
+  tsconfig.compilerOptions = {
+    ...tsconfig.compilerOptions,
+    outDir: '../js',
+    verbatimModuleSyntax: true,
+    noEmitOnError: false,
+    sourceMap: false,
+  };
   tsconfig.include = RUNTIME_DIRS;
   fs.writeFileSync(path.join(out, 'ts/tsconfig.json'), JSON.stringify(tsconfig, null, 2));
   const tsc = spawnSync(path.join(root, 'node_modules/.bin/tsc'), ['-p', path.join(out, 'ts')], { encoding: 'utf8' });

@@ -93,6 +93,9 @@ export async function searchPatients(
 ): Promise<Array<Record<string, unknown>>> {
   const q = db('patients as p');
   for (const f of s.where) q.whereRaw(f.sql, f.bindings as RawBinding[]);
-  q.select(['p.id as _pk', ...s.columns]).orderBy('p.id', 'asc').limit(s.limit).offset(s.offset);
+  q.select(['p.id as _pk', ...s.columns])
+    .orderBy('p.id', 'asc')
+    .limit(s.limit)
+    .offset(s.offset);
   return (await q) as Array<Record<string, unknown>>;
 }

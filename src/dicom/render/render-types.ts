@@ -58,4 +58,3 @@ export class RenderError extends Error {
     this.name = 'RenderError';
   }
 }
-

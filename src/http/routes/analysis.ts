@@ -17,7 +17,10 @@ const requestBody = z
     focus: z.string().trim().min(1).max(1000).optional(),
   })
   .strict()
-  .refine((b) => b.analysis_type !== 'focused' || !!b.focus, { message: 'focus is required when analysis_type is focused', path: ['focus'] });
+  .refine((b) => b.analysis_type !== 'focused' || !!b.focus, {
+    message: 'focus is required when analysis_type is focused',
+    path: ['focus'],
+  });
 
 /** The API's view: snake_case, findings and measurements inline, always flagged as an AI draft. */
 export function analysisView(a: Analysis): Record<string, unknown> {
@@ -35,8 +38,19 @@ export function analysisView(a: Analysis): Record<string, unknown> {
     review_status: 'awaiting radiologist review',
     series_instance_uid: a.seriesInstanceUid,
     prior_study_instance_uid: a.priorStudyInstanceUid,
-    model: a.model && { name: a.model.name, sha256: a.model.sha256, quantization: a.model.quantization, mmproj_sha256: a.model.mmprojSha256, backend: a.model.backend },
-    prompt: a.prompt && { template_id: a.prompt.templateId, template_version: a.prompt.templateVersion, hash: a.prompt.hash, text: a.prompt.text },
+    model: a.model && {
+      name: a.model.name,
+      sha256: a.model.sha256,
+      quantization: a.model.quantization,
+      mmproj_sha256: a.model.mmprojSha256,
+      backend: a.model.backend,
+    },
+    prompt: a.prompt && {
+      template_id: a.prompt.templateId,
+      template_version: a.prompt.templateVersion,
+      hash: a.prompt.hash,
+      text: a.prompt.text,
+    },
     images: a.images.map((i) => ({
       index: i.index,
       sop_instance_uid: i.sopInstanceUid,
@@ -95,7 +109,12 @@ export function registerAnalysisRoutes(r: RouterInstance<AppState>, deps: RouteD
       clinicalIndication: body.clinical_indication || undefined,
       focus: body.focus,
     });
-    ctx.state.audit = { resourceId: String(a.id), studyInstanceUid: study.uid, patientId: study.patientId, details: { type: body.analysis_type } };
+    ctx.state.audit = {
+      resourceId: String(a.id),
+      studyInstanceUid: study.uid,
+      patientId: study.patientId,
+      details: { type: body.analysis_type },
+    };
     ctx.status = 202;
     ctx.set('Location', `/api/analysis/${a.id}`);
     ctx.body = analysisView(a);

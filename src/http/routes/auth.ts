@@ -24,7 +24,12 @@ import type { AppContext, AppRouter, AppState } from '../state.js';
 import { documentRoutes, E, errorResponse, json, ok, ref } from '../api-doc.js';
 
 const registerBody = z.object({
-  username: z.string().trim().min(3).max(64).regex(/^[A-Za-z0-9._@-]+$/, 'letters, digits and . _ @ - only'),
+  username: z
+    .string()
+    .trim()
+    .min(3)
+    .max(64)
+    .regex(/^[A-Za-z0-9._@-]+$/, 'letters, digits and . _ @ - only'),
   password: z.string().min(10).max(256),
   role: z.enum(ROLES),
   full_name: z.string().max(128).optional(),
@@ -135,7 +140,15 @@ export function authRoutes(deps: AuthRouteDeps): AppRouter {
     const ipKey = `ip:${ctx.ip}`;
     const wait = Math.max(deps.limiter.retryAfter(userKey), deps.limiter.retryAfter(ipKey));
     if (wait > 0) {
-      await deps.audit.record({ actorType: 'anonymous', actor: body.username, peer: ctx.ip, action: 'auth.login', outcome: 'failure', status: 429, details: { reason: 'rate limited' } });
+      await deps.audit.record({
+        actorType: 'anonymous',
+        actor: body.username,
+        peer: ctx.ip,
+        action: 'auth.login',
+        outcome: 'failure',
+        status: 429,
+        details: { reason: 'rate limited' },
+      });
       throw new HttpError(429, 'too_many_attempts', 'too many failed logins; try again later', undefined, { 'Retry-After': String(wait) });
     }
     const user = await findUserWithHash(deps.db, body.username);
@@ -143,7 +156,14 @@ export function authRoutes(deps: AuthRouteDeps): AppRouter {
     const ok = (await verifyPassword(body.password, user?.passwordHash ?? DUMMY_HASH)) && !!user?.active;
     if (!ok || !user) {
       const lockouts = { 'user+address': deps.limiter.fail(userKey), address: deps.limiter.fail(ipKey, IP_FACTOR) };
-      await deps.audit.record({ actorType: 'anonymous', actor: body.username, peer: ctx.ip, action: 'auth.login', outcome: 'failure', status: 401 });
+      await deps.audit.record({
+        actorType: 'anonymous',
+        actor: body.username,
+        peer: ctx.ip,
+        action: 'auth.login',
+        outcome: 'failure',
+        status: 401,
+      });
       for (const [scope, seconds] of Object.entries(lockouts)) {
         if (seconds > 0) {
           await deps.audit.record({
@@ -161,7 +181,14 @@ export function authRoutes(deps: AuthRouteDeps): AppRouter {
     }
     deps.limiter.reset(userKey);
     await touchLogin(deps.db, user.id);
-    await deps.audit.record({ actorType: 'user', actor: user.username, peer: ctx.ip, action: 'auth.login', outcome: 'success', status: 200 });
+    await deps.audit.record({
+      actorType: 'user',
+      actor: user.username,
+      peer: ctx.ip,
+      action: 'auth.login',
+      outcome: 'success',
+      status: 200,
+    });
     ctx.set('Cache-Control', 'no-store');
     ctx.body = {
       access_token: issueToken(deps.secretKey, { userId: user.id, username: user.username, role: user.role }, deps.tokenExpirySeconds),

@@ -22,7 +22,11 @@ const ruleBody = z
 const itemsQuery = z.object({
   status: z.enum(['queued', 'sending', 'sent', 'failed']).optional(),
   node_id: z.coerce.number().int().positive().optional(),
-  study: z.string().regex(/^[0-9]+(\.[0-9]+)*$/).max(64).optional(),
+  study: z
+    .string()
+    .regex(/^[0-9]+(\.[0-9]+)*$/)
+    .max(64)
+    .optional(),
   limit: z.coerce.number().int().min(1).max(500).default(100),
   offset: z.coerce.number().int().min(0).default(0),
 });
@@ -39,7 +43,8 @@ export function registerForwardingRoutes(r: RouterInstance<AppState>, deps: Rout
   const checkNode = async (id: number) => {
     if (!(await getRemoteNode(db, id))) throw new HttpError(422, 'unknown_node', `remote node ${id} does not exist`);
   };
-  const view = (rule: Awaited<ReturnType<typeof getRule>>) => rule && { id: rule.id, name: rule.name, enabled: rule.enabled, node_id: rule.nodeId, match: rule.match };
+  const view = (rule: Awaited<ReturnType<typeof getRule>>) =>
+    rule && { id: rule.id, name: rule.name, enabled: rule.enabled, node_id: rule.nodeId, match: rule.match };
 
   r.get('/api/forwarding/rules', guard('forwarding.rule.list'), async (ctx: AppContext) => {
     ctx.body = { items: (await listRules(db)).map(view) };

@@ -32,7 +32,11 @@ const nodeBody = z.object({
   tls: z.boolean().default(false),
   description: z.string().max(255).nullable().default(null),
   allow_query_retrieve: z.boolean().default(true),
-  stow_url: z.url({ protocol: /^https?$/ }).max(1024).nullable().default(null),
+  stow_url: z
+    .url({ protocol: /^https?$/ })
+    .max(1024)
+    .nullable()
+    .default(null),
   /** Sent as the Authorization header to the STOW-RS URL ("Bearer …", "Basic …"); never read back. */
   stow_authorization: z
     .string()
@@ -81,8 +85,7 @@ export function nodesRoutes(deps: RouteDeps): AppRouter {
   const { db, security, config } = deps;
   const r = new Router<AppState>({ prefix: '/api/nodes' });
   const notFound = () => new HttpError(404, 'not_found', 'node not found');
-  const conflict = (err: unknown) =>
-    isUniqueViolation(err) ? new HttpError(409, 'node_exists', 'a node with this AE title exists') : err;
+  const conflict = (err: unknown) => (isUniqueViolation(err) ? new HttpError(409, 'node_exists', 'a node with this AE title exists') : err);
 
   r.get('/', security.guard('nodes:manage', 'node.list', 'node'), async (ctx: AppContext) => {
     ctx.body = { items: (await listRemoteNodes(db)).map(toJson) };
@@ -131,7 +134,10 @@ export function nodesRoutes(deps: RouteDeps): AppRouter {
     const node = await getRemoteNode(db, id);
     if (!node) throw notFound();
     const result = await echoNode({ aeTitle: config.dicom.aeTitle, tls: config.dicom.tls }, node);
-    ctx.state.audit = { resourceId: String(id), details: { aeTitle: node.aeTitle, ok: result.ok, status: result.status, error: result.error } };
+    ctx.state.audit = {
+      resourceId: String(id),
+      details: { aeTitle: node.aeTitle, ok: result.ok, status: result.status, error: result.error },
+    };
     ctx.body = result;
   });
 

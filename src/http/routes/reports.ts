@@ -80,7 +80,14 @@ export function reportView(r: Report): Record<string, unknown> {
  */
 export function registerReportRoutes(r: RouterInstance<AppState>, deps: RouteDeps): void {
   const { db, security } = deps;
-  const wf: WorkflowDeps = { db, storage: deps.storage, ingestor: deps.ingestor, audit: deps.audit, log: deps.log, node: { aeTitle: deps.config.dicom.aeTitle, institutionName: deps.config.institutionName } };
+  const wf: WorkflowDeps = {
+    db,
+    storage: deps.storage,
+    ingestor: deps.ingestor,
+    audit: deps.audit,
+    log: deps.log,
+    node: { aeTitle: deps.config.dicom.aeTitle, institutionName: deps.config.institutionName },
+  };
   const actor = (ctx: AppContext): Actor => {
     const p = ctx.state.principal;
     if (!p) throw new HttpError(401, 'unauthenticated', 'authentication required');
@@ -97,10 +104,20 @@ export function registerReportRoutes(r: RouterInstance<AppState>, deps: RouteDep
     const body = await readJson(ctx, createBody);
     const ref = parseStudyRef(String(body.study_id));
     const q = db('studies').select('study_instance_uid');
-    const study = (await ('pk' in ref ? q.where({ id: ref.pk }) : q.where({ study_instance_uid: ref.uid })).first()) as { study_instance_uid: string } | undefined;
+    const study = (await ('pk' in ref ? q.where({ id: ref.pk }) : q.where({ study_instance_uid: ref.uid })).first()) as
+      | { study_instance_uid: string }
+      | undefined;
     if (!study) throw new HttpError(404, 'not_found', 'study not found');
-    const out = await createReport(wf, { studyInstanceUid: study.study_instance_uid, analysisId: body.analysis_id, includeAiDisclaimer: body.include_ai_disclaimer }, actor(ctx));
-    ctx.state.audit = { resourceId: String(out.report.id), studyInstanceUid: study.study_instance_uid, details: { analysis: body.analysis_id } };
+    const out = await createReport(
+      wf,
+      { studyInstanceUid: study.study_instance_uid, analysisId: body.analysis_id, includeAiDisclaimer: body.include_ai_disclaimer },
+      actor(ctx),
+    );
+    ctx.state.audit = {
+      resourceId: String(out.report.id),
+      studyInstanceUid: study.study_instance_uid,
+      details: { analysis: body.analysis_id },
+    };
     ctx.status = 201;
     ctx.set('Location', `/api/reports/${out.report.id}`);
     ctx.body = reportView(out.report);
@@ -108,7 +125,20 @@ export function registerReportRoutes(r: RouterInstance<AppState>, deps: RouteDep
 
   r.get('/api/reports/:id', security.guard('images:read', 'report.read', 'report'), async (ctx: AppContext) => {
     const rep = await load(ctx);
-    ctx.body = { ...reportView(rep), versions: (await listVersions(db, rep.id)).map((v) => ({ version: v.version, state: v.state, action: v.action, changed_by: v.changedBy, changed_at: v.changedAt, changes: v.changes, reason: v.reason, sr_sop_instance_uid: v.srSopInstanceUid, pdf_sop_instance_uid: v.pdfSopInstanceUid })) };
+    ctx.body = {
+      ...reportView(rep),
+      versions: (await listVersions(db, rep.id)).map((v) => ({
+        version: v.version,
+        state: v.state,
+        action: v.action,
+        changed_by: v.changedBy,
+        changed_at: v.changedAt,
+        changes: v.changes,
+        reason: v.reason,
+        sr_sop_instance_uid: v.srSopInstanceUid,
+        pdf_sop_instance_uid: v.pdfSopInstanceUid,
+      })),
+    };
   });
 
   r.patch('/api/reports/:id', security.guard('reports:sign', 'report.edit', 'report'), async (ctx: AppContext) => {
@@ -164,11 +194,24 @@ export function registerReportRoutes(r: RouterInstance<AppState>, deps: RouteDep
       version: rep.version,
       state: rep.state,
       includeDisclaimer: rep.includeAiDisclaimer,
-      signer: rep.signedBy && rep.signedAt ? { username: rep.signedBy, name: rep.signerName ?? rep.signedBy, organization: deps.config.institutionName ?? 'RadiantAI node', at: rep.signedAt } : null,
+      signer:
+        rep.signedBy && rep.signedAt
+          ? {
+              username: rep.signedBy,
+              name: rep.signerName ?? rep.signedBy,
+              organization: deps.config.institutionName ?? 'RadiantAI node',
+              at: rep.signedAt,
+            }
+          : null,
       amendmentReason: null,
       predecessors: currentObjects(rep),
       createdAt: rep.updatedAt,
-      node: { aeTitle: deps.config.dicom.aeTitle, institutionName: deps.config.institutionName, softwareVersion: IMPLEMENTATION_VERSION_NAME, manufacturer: 'RadiantAI' },
+      node: {
+        aeTitle: deps.config.dicom.aeTitle,
+        institutionName: deps.config.institutionName,
+        softwareVersion: IMPLEMENTATION_VERSION_NAME,
+        manufacturer: 'RadiantAI',
+      },
     });
     ctx.set('Content-Disposition', `attachment; filename="report-${rep.id}-v${rep.version}.json"`);
     ctx.type = 'application/json';

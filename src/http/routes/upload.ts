@@ -149,7 +149,13 @@ async function receiveUpload(ctx: AppContext, deps: RouteDeps, files: UploadFile
     if (name !== 'patient_id') return;
     const parsed = uploadPatientId.safeParse(value);
     if (parsed.success) patientIdField = parsed.data;
-    else failure ??= new HttpError(400, 'invalid_request', 'patient_id is not a valid Patient ID', parsed.error.issues.map((i) => i.message));
+    else
+      failure ??= new HttpError(
+        400,
+        'invalid_request',
+        'patient_id is not a valid Patient ID',
+        parsed.error.issues.map((i) => i.message),
+      );
   });
   bb.on('file', (field, stream, info) => {
     // An error on a part waiting its turn must not be an unhandled 'error' event.
@@ -215,7 +221,13 @@ async function receiveUpload(ctx: AppContext, deps: RouteDeps, files: UploadFile
     if (!source.readableEnded) ctx.set('Connection', 'close');
     // What happened to the files read before the failure (some may be stored).
     if (files.length === 0) throw failure;
-    throw new HttpError(failure.status, failure.code, failure.message, { ...(failure.details === undefined ? {} : { reason: failure.details }), files }, failure.headers);
+    throw new HttpError(
+      failure.status,
+      failure.code,
+      failure.message,
+      { ...(failure.details === undefined ? {} : { reason: failure.details }), files },
+      failure.headers,
+    );
   }
   if (files.length === 0) throw new HttpError(400, 'no_files', 'no files in the form (field "files")');
 

@@ -57,11 +57,13 @@ const PUBLIC_PATH_BASE = `__webpack_require__.p = "${VIEWER_BASE}/";`;
 /** OHIF's dist assumes it lives at `/`: point PUBLIC_URL and the absolute asset links at the base. */
 export function rewriteIndexHtml(html: string, base = VIEWER_BASE): string {
   const prefix = `${base}/`;
-  return html
-    .replace(/window\.PUBLIC_URL="\/"/g, `window.PUBLIC_URL="${prefix}"`)
-    .replace(/(\s(?:src|href|content))="\/(?!\/)/g, `$1="${prefix}`)
-    // The service worker would cache PHI-bearing responses and fight the SPA fallback.
-    .replace(/<script[^>]*init-service-worker\.js[^>]*><\/script>/g, '');
+  return (
+    html
+      .replace(/window\.PUBLIC_URL="\/"/g, `window.PUBLIC_URL="${prefix}"`)
+      .replace(/(\s(?:src|href|content))="\/(?!\/)/g, `$1="${prefix}`)
+      // The service worker would cache PHI-bearing responses and fight the SPA fallback.
+      .replace(/<script[^>]*init-service-worker\.js[^>]*><\/script>/g, '')
+  );
 }
 
 /**

@@ -78,7 +78,8 @@ export class LlamaServerEngine implements Engine {
 
   analyze<T = unknown>(req: AnalyzeRequest): Promise<AnalyzeResult<T>> {
     if (!this.identity) return Promise.reject(new EngineError('unavailable', 'llama-server backend not started'));
-    if (req.images.length && !this.multimodal) return Promise.reject(new EngineError('unavailable', 'llama-server was started without an mmproj: no image input'));
+    if (req.images.length && !this.multimodal)
+      return Promise.reject(new EngineError('unavailable', 'llama-server was started without an mmproj: no image input'));
     const started = performance.now();
     return controlledCall({ timeoutMs: this.o.timeoutMs ?? 120_000, semaphore: this.semaphore }, req.signal, async (signal) => {
       try {
@@ -87,7 +88,8 @@ export class LlamaServerEngine implements Engine {
           new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true })),
         ]);
       } catch (err) {
-        if (err instanceof LlamaServerError) throw new EngineError('unavailable', `llama-server is not available: ${err.message}`, { cause: err });
+        if (err instanceof LlamaServerError)
+          throw new EngineError('unavailable', `llama-server is not available: ${err.message}`, { cause: err });
         throw err;
       }
       const call = req.images.length ? randomBytes(12).toString('hex') : undefined;
@@ -111,7 +113,13 @@ export class LlamaServerEngine implements Engine {
           retries: 0,
         });
         const now = performance.now();
-        return finishResult<T>(replyText(reply), req.schema, 'llama-server', this.identity!, replyTimings(reply, now - sent, now - started));
+        return finishResult<T>(
+          replyText(reply),
+          req.schema,
+          'llama-server',
+          this.identity!,
+          replyTimings(reply, now - sent, now - started),
+        );
       } finally {
         if (call) await fsp.rm(path.join(this.mediaDir, call), { recursive: true, force: true });
       }

@@ -38,7 +38,10 @@ export class NodeLlamaCppEngine implements Engine {
     try {
       const gpu = this.o.device === 'cpu' ? false : this.o.device === 'cuda' ? 'cuda' : 'auto';
       this.llama = await getLlama({ gpu, build: 'never', logLevel: 'error' as never });
-      this.model = await this.llama.loadModel({ modelPath: this.o.model, gpuLayers: this.o.device === 'cpu' ? 0 : (this.o.gpuLayers ?? 'auto') });
+      this.model = await this.llama.loadModel({
+        modelPath: this.o.model,
+        gpuLayers: this.o.device === 'cpu' ? 0 : (this.o.gpuLayers ?? 'auto'),
+      });
       this.context = await this.model.createContext({
         contextSize: this.o.contextSize ?? 4096,
         sequences: this.o.maxConcurrency ?? 1,
@@ -65,7 +68,10 @@ export class NodeLlamaCppEngine implements Engine {
 
   analyze<T = unknown>(req: AnalyzeRequest): Promise<AnalyzeResult<T>> {
     if (!this.context) return Promise.reject(new EngineError('unavailable', 'node-llama-cpp backend not started'));
-    if (req.images.length) return Promise.reject(new EngineError('unavailable', 'the node-llama-cpp backend is text-only: use llama-server or remote for images'));
+    if (req.images.length)
+      return Promise.reject(
+        new EngineError('unavailable', 'the node-llama-cpp backend is text-only: use llama-server or remote for images'),
+      );
     const started = performance.now();
     return controlledCall({ timeoutMs: this.o.timeoutMs ?? 120_000, semaphore: this.semaphore }, req.signal, async (signal) => {
       let grammar;

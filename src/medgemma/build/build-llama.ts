@@ -66,7 +66,10 @@ export interface LlamaBuild {
 }
 
 export class LlamaBuildError extends Error {
-  constructor(message: string, readonly output?: string) {
+  constructor(
+    message: string,
+    readonly output?: string,
+  ) {
     super(message);
     this.name = 'LlamaBuildError';
   }
@@ -191,7 +194,13 @@ export interface LlamaCmakeConfig {
  * The one list of cmake flags for a llama-server build (ensureLlamaServer and the CUDA compile
  * check both configure with it). Pure: the machine facts come in as arguments.
  */
-export function llamaCmakeFlags(input: { cuda: boolean; cudaArch: string; cublas?: CublasLocation; driverLibrary?: boolean; extra?: string[] }): string[] {
+export function llamaCmakeFlags(input: {
+  cuda: boolean;
+  cudaArch: string;
+  cublas?: CublasLocation;
+  driverLibrary?: boolean;
+  extra?: string[];
+}): string[] {
   return [
     '-DCMAKE_BUILD_TYPE=Release',
     '-DLLAMA_CURL=OFF',
@@ -222,13 +231,25 @@ export async function prepareLlamaCmake(
   let cublas: CublasLocation | undefined;
   if (!cublasFromCmakeArgs()) {
     try {
-      cublas = await ensureCublas({ cacheDir: opts.cacheDir, nvcc, log: opts.log, onOutput: opts.onOutput, lockTimeoutMs: opts.lockTimeoutMs });
+      cublas = await ensureCublas({
+        cacheDir: opts.cacheDir,
+        nvcc,
+        log: opts.log,
+        onOutput: opts.onOutput,
+        lockTimeoutMs: opts.lockTimeoutMs,
+      });
     } catch (err) {
       if (err instanceof CublasError) throw new LlamaBuildError(`cuBLAS for the CUDA build: ${err.message}`, err.output);
       throw err;
     }
   }
-  const flags = llamaCmakeFlags({ cuda: true, cudaArch: resolved.cudaArch, cublas, driverLibrary: hasDriverLibrary(nvcc.toolkitRoot), extra });
+  const flags = llamaCmakeFlags({
+    cuda: true,
+    cudaArch: resolved.cudaArch,
+    cublas,
+    driverLibrary: hasDriverLibrary(nvcc.toolkitRoot),
+    extra,
+  });
   return { flags, nvcc, cublas };
 }
 
@@ -313,7 +334,12 @@ export async function ensureLlamaServer(opts: LlamaBuildOptions = {}): Promise<L
     const build = path.join(dir, 'build');
     const out = opts.onOutput;
     await prepareLlamaSource(src, path.join(dir, '.source-ready'), { commit, bundle, log, onOutput: out });
-    const { flags, nvcc, cublas } = await prepareLlamaCmake(resolved, { cacheDir: root, log, onOutput: out, lockTimeoutMs: opts.lockTimeoutMs });
+    const { flags, nvcc, cublas } = await prepareLlamaCmake(resolved, {
+      cacheDir: root,
+      log,
+      onOutput: out,
+      lockTimeoutMs: opts.lockTimeoutMs,
+    });
     log(`configuring ${variant} build in ${build} (${flags.join(' ')})`);
     await run('cmake', ['-S', src, '-B', build, ...flags], { onOutput: out });
     log(`compiling llama-server with ${jobs} job(s)${opts.nice === false ? '' : ' at nice 10'}; this takes minutes`);
@@ -332,7 +358,9 @@ export async function ensureLlamaServer(opts: LlamaBuildOptions = {}): Promise<L
       builtAt: new Date().toISOString(),
       cmakeFlags: flags,
       ...(nvcc ? { nvccVersion: nvcc.version } : {}),
-      ...(cublas ? { cublas: { source: cublas.source, version: cublas.version, includeDir: cublas.includeDir, libDir: cublas.libDir } } : {}),
+      ...(cublas
+        ? { cublas: { source: cublas.source, version: cublas.version, includeDir: cublas.includeDir, libDir: cublas.libDir } }
+        : {}),
     };
     fs.writeFileSync(path.join(dir, 'BUILD.json'), `${JSON.stringify(record, null, 2)}\n`);
     return { serverPath, commit, variant, dir, cached: false, buildSeconds };
@@ -351,9 +379,7 @@ async function main(): Promise<void> {
       onOutput: verbose ? (s) => process.stderr.write(s) : undefined,
     });
     const how = b.cached ? `reused (built earlier in ${b.buildSeconds} s)` : `built in ${b.buildSeconds} s`;
-    process.stdout.write(
-      `llama-server ${b.variant} for llama.cpp ${b.commit.slice(0, 12)}: ${how}\n  ${b.serverPath}\n`,
-    );
+    process.stdout.write(`llama-server ${b.variant} for llama.cpp ${b.commit.slice(0, 12)}: ${how}\n  ${b.serverPath}\n`);
   } catch (err) {
     const e = err as LlamaBuildError;
     process.stderr.write(`[build:llama] failed: ${e.message}\n`);

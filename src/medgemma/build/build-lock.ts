@@ -5,7 +5,10 @@
 import fs from 'node:fs';
 
 export class BuildLockTimeoutError extends Error {
-  constructor(readonly lockPath: string, readonly ownerPid: number) {
+  constructor(
+    readonly lockPath: string,
+    readonly ownerPid: number,
+  ) {
     super(`timed out waiting for lock ${lockPath} (held by pid ${ownerPid})`);
     this.name = 'BuildLockTimeoutError';
   }

@@ -137,7 +137,10 @@ function fromEnvDir(dir: string): CublasLocation {
       if (!findLibs(libDir)) continue;
       return { source: 'env', includeDir, libDir, version: wheelVersionIn(root), cmakeFlags: cublasCmakeFlags(includeDir, libDir) };
     }
-    throw new CublasError('bad_dir', `LLAMA_CUBLAS_DIR=${dir}: ${includeDir}/cublas_v2.h is there but no libcublas.so and libcublasLt.so in ${base}/lib or ${base}/lib64`);
+    throw new CublasError(
+      'bad_dir',
+      `LLAMA_CUBLAS_DIR=${dir}: ${includeDir}/cublas_v2.h is there but no libcublas.so and libcublasLt.so in ${base}/lib or ${base}/lib64`,
+    );
   }
   throw new CublasError(
     'bad_dir',
@@ -244,7 +247,10 @@ async function installWheel(dir: string, version: string, opts: EnsureCublasOpti
       { onOutput: opts.onOutput },
     );
     if (pip.spawnError) {
-      throw new CublasError('no_python', `cannot run ${python} to download cuBLAS (${describeFailure(pip)}); install python3 with pip, or set LLAMA_CUBLAS_DIR to an unpacked cuBLAS`);
+      throw new CublasError(
+        'no_python',
+        `cannot run ${python} to download cuBLAS (${describeFailure(pip)}); install python3 with pip, or set LLAMA_CUBLAS_DIR to an unpacked cuBLAS`,
+      );
     }
     if (pip.code !== 0) {
       const noPip = /No module named pip/.test(pip.tail);
@@ -272,9 +278,18 @@ async function installWheel(dir: string, version: string, opts: EnsureCublasOpti
       if (versioned && !fs.existsSync(path.join(libDir, `${base}.so`))) fs.symlinkSync(versioned, path.join(libDir, `${base}.so`));
     }
     if (!hasHeader(path.join(staging, 'include')) || !findLibs(libDir)) {
-      throw new CublasError('unpack_failed', `${wheel} has no ${WHEEL_PREFIX}include/cublas_v2.h or ${WHEEL_PREFIX}lib/libcublas*.so.N (unpacked: ${files.join(', ')})`);
+      throw new CublasError(
+        'unpack_failed',
+        `${wheel} has no ${WHEEL_PREFIX}include/cublas_v2.h or ${WHEEL_PREFIX}lib/libcublas*.so.N (unpacked: ${files.join(', ')})`,
+      );
     }
-    const record: CacheRecord = { version, wheel, installedAt: new Date().toISOString(), seconds: Math.round((Date.now() - started) / 100) / 10, files };
+    const record: CacheRecord = {
+      version,
+      wheel,
+      installedAt: new Date().toISOString(),
+      seconds: Math.round((Date.now() - started) / 100) / 10,
+      files,
+    };
     fs.writeFileSync(path.join(staging, 'CUBLAS.json'), `${JSON.stringify(record, null, 2)}\n`);
     fs.rmSync(dir, { recursive: true, force: true });
     fs.renameSync(staging, dir);

@@ -45,7 +45,8 @@ export const CUDA_CHECK_UNITS: readonly string[] = [
 ];
 
 /** The build's own options (architecture, jobs, cache, logging, priority, lock wait), plus which units. */
-export interface CudaCompileCheckOptions extends Pick<LlamaBuildOptions, 'cudaArch' | 'jobs' | 'cacheDir' | 'log' | 'onOutput' | 'nice' | 'lockTimeoutMs'> {
+export interface CudaCompileCheckOptions
+  extends Pick<LlamaBuildOptions, 'cudaArch' | 'jobs' | 'cacheDir' | 'log' | 'onOutput' | 'nice' | 'lockTimeoutMs'> {
   /** Units to compile (relative to ggml/src/ggml-cuda/); default CUDA_CHECK_UNITS. */
   units?: readonly string[];
 }
@@ -122,7 +123,10 @@ function missingArchs(objects: CheckedObject[], archs: number[]): string[] {
   for (const o of objects) {
     const have = o.images.filter((i) => i.kind === 'elf').map((i) => i.arch);
     const lacking = archs.filter((a) => !have.includes(a));
-    if (lacking.length) bad.push(`${o.unit} (no SASS for ${lacking.map((a) => `sm_${a}`).join(', ')}; has ${o.images.map((i) => `${i.kind}:${i.sm}`).join(', ') || 'no device code'})`);
+    if (lacking.length)
+      bad.push(
+        `${o.unit} (no SASS for ${lacking.map((a) => `sm_${a}`).join(', ')}; has ${o.images.map((i) => `${i.kind}:${i.sm}`).join(', ') || 'no device code'})`,
+      );
   }
   return bad;
 }
@@ -159,7 +163,12 @@ export async function runCudaCompileCheck(opts: CudaCompileCheckOptions = {}): P
   if (earlier) return earlier;
 
   fs.mkdirSync(root, { recursive: true });
-  const release = await lockBuild(path.join(root, `${name}.lock`), opts.lockTimeoutMs ?? 2 * 3600_000, log, 'running the CUDA compile check');
+  const release = await lockBuild(
+    path.join(root, `${name}.lock`),
+    opts.lockTimeoutMs ?? 2 * 3600_000,
+    log,
+    'running the CUDA compile check',
+  );
   try {
     const again = recall();
     if (again) return again;
@@ -169,7 +178,10 @@ export async function runCudaCompileCheck(opts: CudaCompileCheckOptions = {}): P
     const sourceSeconds = secs(t);
     for (const u of units) {
       if (!fs.existsSync(path.join(src, CUDA_DIR, u))) {
-        throw new CudaCheckError('unit_missing', `llama.cpp ${commit.slice(0, 12)} has no ${CUDA_DIR}/${u}: update CUDA_CHECK_UNITS for this llama.cpp`);
+        throw new CudaCheckError(
+          'unit_missing',
+          `llama.cpp ${commit.slice(0, 12)} has no ${CUDA_DIR}/${u}: update CUDA_CHECK_UNITS for this llama.cpp`,
+        );
       }
     }
 
@@ -192,13 +204,19 @@ export async function runCudaCompileCheck(opts: CudaCompileCheckOptions = {}): P
     const makefile = fs.readFileSync(path.join(buildDir, CUDA_DIR, 'Makefile'), 'utf8');
     const targets = units.map((u) => `${u}.o`);
     for (const target of targets) {
-      if (!makefile.includes(`\n${target}:`)) throw new CudaCheckError('target_missing', `${path.join(buildDir, CUDA_DIR, 'Makefile')} has no target ${target}`);
+      if (!makefile.includes(`\n${target}:`))
+        throw new CudaCheckError('target_missing', `${path.join(buildDir, CUDA_DIR, 'Makefile')} has no target ${target}`);
     }
     const jobs = resolved.jobs;
-    log(`compiling ${targets.length} CUDA units for sm_${resolved.cudaArch} with ${jobs} job(s)${opts.nice === false ? '' : ' at nice 10'}: ${units.join(', ')}`);
+    log(
+      `compiling ${targets.length} CUDA units for sm_${resolved.cudaArch} with ${jobs} job(s)${opts.nice === false ? '' : ' at nice 10'}: ${units.join(', ')}`,
+    );
     t = Date.now();
     const makeArgs = ['-C', path.join(buildDir, CUDA_DIR), `-j${jobs}`, ...targets];
-    const r = opts.nice === false ? await runCommand('make', makeArgs, { onOutput: out }) : await runCommand('nice', ['-n', '10', 'make', ...makeArgs], { onOutput: out });
+    const r =
+      opts.nice === false
+        ? await runCommand('make', makeArgs, { onOutput: out })
+        : await runCommand('nice', ['-n', '10', 'make', ...makeArgs], { onOutput: out });
     if (r.code !== 0) throw new CudaCheckError('compile_failed', `compiling llama.cpp's CUDA units failed (${describeFailure(r)})`, r.tail);
     const compileSeconds = secs(t);
 
@@ -220,7 +238,14 @@ export async function runCudaCompileCheck(opts: CudaCompileCheckOptions = {}): P
       nvccVersion: nvcc.version,
       cmakeFlags: cmake.flags,
       ...(cmake.cublas
-        ? { cublas: { source: cmake.cublas.source, version: cmake.cublas.version, includeDir: cmake.cublas.includeDir, libDir: cmake.cublas.libDir } }
+        ? {
+            cublas: {
+              source: cmake.cublas.source,
+              version: cmake.cublas.version,
+              includeDir: cmake.cublas.includeDir,
+              libDir: cmake.cublas.libDir,
+            },
+          }
         : {}),
       objects,
       seconds: { cublas: cublasSeconds, source: sourceSeconds, configure: configureSeconds, compile: compileSeconds, total: secs(started) },
@@ -241,7 +266,9 @@ export function describeCheck(c: CudaCompileCheck): string {
     `  nvcc ${c.nvccVersion}; cuBLAS: ${c.cublas ? `${c.cublas.source}${c.cublas.version ? ` ${c.cublas.version}` : ''} (${c.cublas.includeDir})` : 'toolkit / LLAMA_CMAKE_ARGS'}`,
     `  cmake flags (the same as npm run build:llama -- --cuda): ${c.cmakeFlags.join(' ')}`,
     `  compiled ${c.objects.length} CUDA translation units:`,
-    ...c.objects.map((o) => `    ${o.unit}: ${(o.bytes / 1024).toFixed(0)} KiB, device code ${o.images.map((i) => `${i.kind}:${i.sm}`).join(' ')}`),
+    ...c.objects.map(
+      (o) => `    ${o.unit}: ${(o.bytes / 1024).toFixed(0)} KiB, device code ${o.images.map((i) => `${i.kind}:${i.sm}`).join(' ')}`,
+    ),
     `  seconds: cuBLAS ${c.seconds.cublas}, source ${c.seconds.source}, configure ${c.seconds.configure}, compile ${c.seconds.compile}, total ${c.seconds.total}`,
     '  Not checked here: the other CUDA units, linking, and running on a GPU. For those, build on a GPU',
     '  machine: npm run build:llama -- --cuda (about 30 min on 2 cores).',

@@ -27,7 +27,10 @@ export interface FatbinEntry {
 }
 
 export class FatbinFormatError extends Error {
-  constructor(readonly file: string, message: string) {
+  constructor(
+    readonly file: string,
+    message: string,
+  ) {
     super(`${file}: ${message}`);
     this.name = 'FatbinFormatError';
   }

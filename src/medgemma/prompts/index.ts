@@ -42,7 +42,10 @@ export function templateFor(type: AnalysisType): PromptTemplate {
 
 /** Prompt text is one line per value: newlines or braces in context values must not add structure. */
 function clean(v: string): string {
-  return v.replace(/[\r\n]+/g, ' ').replace(/[{}]/g, '').trim();
+  return v
+    .replace(/[\r\n]+/g, ' ')
+    .replace(/[{}]/g, '')
+    .trim();
 }
 
 export function renderTemplate(text: string, ctx: Record<string, string | number | undefined>): string {

@@ -31,7 +31,8 @@ export function patientAndStudy(c: ReportContent): NaturalizedDataset {
 function anyNonAscii(value: unknown): boolean {
   if (typeof value === 'string') return isNonAscii(value);
   if (Array.isArray(value)) return value.some(anyNonAscii);
-  if (value && typeof value === 'object' && !(value instanceof ArrayBuffer) && !ArrayBuffer.isView(value)) return Object.values(value).some(anyNonAscii);
+  if (value && typeof value === 'object' && !(value instanceof ArrayBuffer) && !ArrayBuffer.isView(value))
+    return Object.values(value).some(anyNonAscii);
   return false;
 }
 

@@ -31,7 +31,8 @@ export function buildEncapsulatedPdf(content: ReportContent, pdf: Buffer, ids: E
   if (pdf.length < 5 || pdf.subarray(0, 5).toString('latin1') !== '%PDF-') {
     throw new PdfReportError(`report ${content.reportId}: the document to encapsulate is not a PDF`);
   }
-  if (pdf.length > MAX_OB_LENGTH - 1) throw new PdfReportError(`report ${content.reportId}: PDF of ${pdf.length} bytes is too large to encapsulate`);
+  if (pdf.length > MAX_OB_LENGTH - 1)
+    throw new PdfReportError(`report ${content.reportId}: PDF of ${pdf.length} bytes is too large to encapsulate`);
   if (Number.isNaN(ids.contentDateTime.getTime())) throw new PdfReportError(`report ${content.reportId}: content date/time is not a date`);
   const when = dicomDateTime(ids.contentDateTime);
   const signed = isSigned(content.state);

@@ -47,7 +47,12 @@ export class Flow {
     this.gap(8);
     this.doc.font(FONT.bold).fontSize(SIZE.heading).fillColor(COLOR.text).text(text, this.left, this.doc.y, { width: this.width });
     const y = this.doc.y + 1;
-    this.doc.moveTo(this.left, y).lineTo(this.left + this.width, y).lineWidth(0.5).strokeColor(COLOR.rule).stroke();
+    this.doc
+      .moveTo(this.left, y)
+      .lineTo(this.left + this.width, y)
+      .lineWidth(0.5)
+      .strokeColor(COLOR.rule)
+      .stroke();
     this.doc.y = y + 4;
   }
 
@@ -92,7 +97,12 @@ export function table(flow: Flow, columns: Column[], rows: string[][]): void {
         .text(cell, x + pad, y + pad, { width: widths[i]! - 2 * pad, align: columns[i]!.align ?? 'left' });
       x += widths[i]!;
     });
-    doc.moveTo(flow.left, y + h).lineTo(flow.left + flow.width, y + h).lineWidth(0.3).strokeColor(COLOR.rule).stroke();
+    doc
+      .moveTo(flow.left, y + h)
+      .lineTo(flow.left + flow.width, y + h)
+      .lineWidth(0.3)
+      .strokeColor(COLOR.rule)
+      .stroke();
     doc.x = flow.left;
     doc.y = y + h;
   };

@@ -79,12 +79,12 @@ const UCUM_DISPLAY: Record<string, string> = {
   "[hnsf'U]": 'HU',
   '1': '',
   '{ratio}': '',
-  'cm3': 'cm³',
-  'mm3': 'mm³',
-  'ml': 'mL',
-  'mL': 'mL',
-  'Cel': '°C',
-  'deg': '°',
+  cm3: 'cm³',
+  mm3: 'mm³',
+  ml: 'mL',
+  mL: 'mL',
+  Cel: '°C',
+  deg: '°',
 };
 
 /** UCUM code as printed: HU for Hounsfield units, superscript powers for areas and volumes. */
@@ -126,4 +126,3 @@ export function documentTitle(c: ReportContent): string {
   const kind = isSigned(c.state) ? 'AI-assisted radiology report' : 'AI draft radiology report';
   return `${kind}: ${clean(c.procedure)}`;
 }
-

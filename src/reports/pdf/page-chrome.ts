@@ -43,30 +43,64 @@ export function drawPageChrome(doc: PDFKit.PDFDocument, c: ReportContent): void 
     page.margins.bottom = 0;
     const width = page.width - 2 * CHROME.side;
 
-    doc.rect(0, 0, page.width, CHROME.bannerHeight).fillColor(signed ? SIGNED_GREY : DRAFT_RED).fill();
+    doc
+      .rect(0, 0, page.width, CHROME.bannerHeight)
+      .fillColor(signed ? SIGNED_GREY : DRAFT_RED)
+      .fill();
     doc
       .font(FONT.bold)
       .fontSize(signed ? SIZE.body : 10.5)
       .fillColor('#ffffff')
-      .text(statusLine(c), CHROME.side, signed ? 8.5 : 7.5, { width, align: 'center', height: CHROME.bannerHeight, ellipsis: true, lineBreak: false });
+      .text(statusLine(c), CHROME.side, signed ? 8.5 : 7.5, {
+        width,
+        align: 'center',
+        height: CHROME.bannerHeight,
+        ellipsis: true,
+        lineBreak: false,
+      });
 
     doc
       .font(FONT.regular)
       .fontSize(SIZE.small)
       .fillColor(COLOR.muted)
       .text(patient, CHROME.side, CHROME.bannerHeight + 7, { width: width - 90, height: 11, ellipsis: true, lineBreak: false });
-    doc.text(`Report ${c.reportId} v${c.version}`, CHROME.side + width - 90, CHROME.bannerHeight + 7, { width: 90, align: 'right', lineBreak: false });
+    doc.text(`Report ${c.reportId} v${c.version}`, CHROME.side + width - 90, CHROME.bannerHeight + 7, {
+      width: 90,
+      align: 'right',
+      lineBreak: false,
+    });
     const hy = CHROME.bannerHeight + CHROME.runningHeader;
-    doc.moveTo(CHROME.side, hy).lineTo(CHROME.side + width, hy).lineWidth(0.5).strokeColor(COLOR.rule).stroke();
+    doc
+      .moveTo(CHROME.side, hy)
+      .lineTo(CHROME.side + width, hy)
+      .lineWidth(0.5)
+      .strokeColor(COLOR.rule)
+      .stroke();
 
     const fy = page.height - CHROME.footer;
-    doc.moveTo(CHROME.side, fy).lineTo(CHROME.side + width, fy).lineWidth(0.5).strokeColor(COLOR.rule).stroke();
-    doc.font(FONT.regular).fontSize(SIZE.small - 0.5).fillColor(COLOR.muted);
+    doc
+      .moveTo(CHROME.side, fy)
+      .lineTo(CHROME.side + width, fy)
+      .lineWidth(0.5)
+      .strokeColor(COLOR.rule)
+      .stroke();
+    doc
+      .font(FONT.regular)
+      .fontSize(SIZE.small - 0.5)
+      .fillColor(COLOR.muted);
     const right = 190;
     doc.text(algorithm, CHROME.side, fy + 5, { width: width - 70, height: 10, ellipsis: true, lineBreak: false });
-    doc.text(`Page ${i - range.start + 1} of ${range.count}`, CHROME.side + width - 70, fy + 5, { width: 70, align: 'right', lineBreak: false });
+    doc.text(`Page ${i - range.start + 1} of ${range.count}`, CHROME.side + width - 70, fy + 5, {
+      width: 70,
+      align: 'right',
+      lineBreak: false,
+    });
     doc.text(node, CHROME.side, fy + 15, { width: width - right, height: 10, ellipsis: true, lineBreak: false });
-    doc.text(`Report ${c.reportId} · version ${c.version} · ${c.state}`, CHROME.side + width - right, fy + 15, { width: right, align: 'right', lineBreak: false });
+    doc.text(`Report ${c.reportId} · version ${c.version} · ${c.state}`, CHROME.side + width - right, fy + 15, {
+      width: right,
+      align: 'right',
+      lineBreak: false,
+    });
     page.margins.bottom = savedBottom;
   }
 }

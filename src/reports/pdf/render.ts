@@ -28,7 +28,8 @@ import { MARGINS, drawPageChrome, statusLine } from './page-chrome.js';
  */
 export async function renderReportPdf(content: ReportContent, keyImages: KeyImage[]): Promise<Buffer> {
   const created = new Date(content.createdAt);
-  if (Number.isNaN(created.getTime())) throw new PdfReportError(`report ${content.reportId}: createdAt is not a date: ${content.createdAt}`);
+  if (Number.isNaN(created.getTime()))
+    throw new PdfReportError(`report ${content.reportId}: createdAt is not a date: ${content.createdAt}`);
   const fonts = reportFonts();
   const doc = new PDFDocument({
     size: 'A4',
@@ -72,7 +73,9 @@ export async function renderReportPdf(content: ReportContent, keyImages: KeyImag
     drawPageChrome(doc, content);
     doc.end();
   } catch (err) {
-    throw new PdfReportError(`report ${content.reportId} v${content.version}: PDF rendering failed: ${(err as Error).message}`, { cause: err });
+    throw new PdfReportError(`report ${content.reportId} v${content.version}: PDF rendering failed: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   return done;
 }
@@ -118,7 +121,11 @@ function identification(flow: Flow, c: ReportContent): void {
       if (!cell) return;
       const x = flow.left + col * colWidth;
       doc.font(FONT.bold).fontSize(SIZE.body).fillColor(COLOR.muted).text(cell[0], x, y, { width: labelWidth });
-      doc.font(FONT.regular).fontSize(SIZE.body).fillColor(COLOR.text).text(cell[1], x + labelWidth, y, { width: colWidth - labelWidth - 8 });
+      doc
+        .font(FONT.regular)
+        .fontSize(SIZE.body)
+        .fillColor(COLOR.text)
+        .text(cell[1], x + labelWidth, y, { width: colWidth - labelWidth - 8 });
     });
     doc.x = flow.left;
     doc.y = y + h;
@@ -161,7 +168,11 @@ function findings(flow: Flow, list: ReportFinding[]): void {
       (recommendation ? flow.textHeight(recommendation, body) : 0);
     flow.ensure(Math.min(need, 160) + 4);
     const y = doc.y;
-    doc.font(FONT.bold).fontSize(SIZE.body).fillColor(COLOR.text).text(`${f.number}.`, flow.left, y, { width: indent - 4 });
+    doc
+      .font(FONT.bold)
+      .fontSize(SIZE.body)
+      .fillColor(COLOR.text)
+      .text(`${f.number}.`, flow.left, y, { width: indent - 4 });
     doc.y = y;
     flow.paragraph(description, { indent, font: FONT.bold });
     flow.paragraph(details, { indent, size: SIZE.small, color: COLOR.muted });
@@ -211,9 +222,17 @@ function images(flow: Flow, list: KeyImage[]): void {
         doc.image(k.png, x, y, { fit: [w, h], align: 'center', valign: 'center' });
       } catch {
         doc.rect(x, y, w, h).fillColor(COLOR.fill).fill();
-        doc.font(FONT.regular).fontSize(SIZE.small).fillColor(COLOR.text).text('[image could not be embedded]', x, y + h / 2 - 5, { width: w, align: 'center' });
+        doc
+          .font(FONT.regular)
+          .fontSize(SIZE.small)
+          .fillColor(COLOR.text)
+          .text('[image could not be embedded]', x, y + h / 2 - 5, { width: w, align: 'center' });
       }
-      doc.font(FONT.regular).fontSize(SIZE.small).fillColor(COLOR.text).text(captions[col]!, x, y + h + 4, { width: w });
+      doc
+        .font(FONT.regular)
+        .fontSize(SIZE.small)
+        .fillColor(COLOR.text)
+        .text(captions[col]!, x, y + h + 4, { width: w });
     });
     doc.x = flow.left;
     doc.y = y + h + 4 + captionHeight + 8;
@@ -229,7 +248,11 @@ function disclaimer(flow: Flow, c: ReportContent): void {
   flow.gap(10);
   const y = doc.y;
   doc.rect(flow.left, y, flow.width, h).lineWidth(1).strokeColor('#b00020').stroke();
-  doc.font(FONT.bold).fontSize(SIZE.body).fillColor(COLOR.text).text(text, flow.left + pad, y + pad, { width: flow.width - 2 * pad });
+  doc
+    .font(FONT.bold)
+    .fontSize(SIZE.body)
+    .fillColor(COLOR.text)
+    .text(text, flow.left + pad, y + pad, { width: flow.width - 2 * pad });
   doc.x = flow.left;
   doc.y = y + h;
 }
@@ -237,7 +260,9 @@ function disclaimer(flow: Flow, c: ReportContent): void {
 function signOff(flow: Flow, c: ReportContent): void {
   flow.heading('Sign-off');
   if (!isSigned(c.state) || !c.signer) {
-    flow.paragraph(`Not signed. This ${c.state} report was generated automatically and has not been reviewed by a radiologist.`, { font: FONT.bold });
+    flow.paragraph(`Not signed. This ${c.state} report was generated automatically and has not been reviewed by a radiologist.`, {
+      font: FONT.bold,
+    });
     return;
   }
   const s = c.signer;

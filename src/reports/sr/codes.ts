@@ -205,7 +205,7 @@ const UCUM_MEANING: Record<string, string> = {
   cm3: 'cubic centimeter',
   ml: 'milliliter',
   mL: 'milliliter',
-  '[hnsf\'U]': 'Hounsfield unit',
+  "[hnsf'U]": 'Hounsfield unit',
   '%': 'Percent',
   '1': 'no units',
   deg: 'degree',

@@ -7,18 +7,7 @@
  */
 import type { ImageRef, ReportContent, ReportFinding, ReportMeasurement } from '../content.js';
 import { CODES, lateralityCode, modalityCode, procedureCode, quantityCode, severityCode, ucumCode, wordsCode } from './codes.js';
-import {
-  code,
-  container,
-  image,
-  num,
-  pname,
-  scoord,
-  text,
-  uidref,
-  type ContentItem,
-  type GraphicType,
-} from './items.js';
+import { code, container, image, num, pname, scoord, text, uidref, type ContentItem, type GraphicType } from './items.js';
 import { uidFromNames } from '../../dicom/new-uid.js';
 import { RadiantError } from '../../errors.js';
 
@@ -105,9 +94,7 @@ function regionGeometry(box: [number, number, number, number]): { type: GraphicT
 }
 
 function measurementItems(ms: ReportMeasurement[]): ContentItem[] {
-  return ms
-    .filter((m) => Number.isFinite(m.value))
-    .map((m) => num('CONTAINS', quantityCode(m.quantity), m.value, ucumCode(m.unit)));
+  return ms.filter((m) => Number.isFinite(m.value)).map((m) => num('CONTAINS', quantityCode(m.quantity), m.value, ucumCode(m.unit)));
 }
 
 function findingGroup(c: ReportContent, f: ReportFinding, ms: ReportMeasurement[]): ContentItem {
@@ -117,9 +104,7 @@ function findingGroup(c: ReportContent, f: ReportFinding, ms: ReportMeasurement[
   ];
   if (f.region) {
     const g = regionGeometry(f.region.box);
-    children.push(
-      scoord('CONTAINS', CODES.imageRegion, g.type, g.points, image('SELECTED FROM', CODES.originalSource, f.region.image)),
-    );
+    children.push(scoord('CONTAINS', CODES.imageRegion, g.type, g.points, image('SELECTED FROM', CODES.originalSource, f.region.image)));
   } else {
     children.push(...f.images.map((ref) => image('CONTAINS', CODES.source, ref)));
   }
@@ -130,7 +115,14 @@ function findingGroup(c: ReportContent, f: ReportFinding, ms: ReportMeasurement[
   if ([...description.trim()].length > 64) children.push(text('CONTAINS', CODES.comment, description));
   if (f.anatomicalLocation?.trim()) {
     const lat = lateralityCode(f.laterality);
-    children.push(code('HAS CONCEPT MOD', CODES.findingSite, wordsCode('S', f.anatomicalLocation), lat ? [code('HAS CONCEPT MOD', CODES.laterality, lat)] : []));
+    children.push(
+      code(
+        'HAS CONCEPT MOD',
+        CODES.findingSite,
+        wordsCode('S', f.anatomicalLocation),
+        lat ? [code('HAS CONCEPT MOD', CODES.laterality, lat)] : [],
+      ),
+    );
   }
   children.push(...measurementItems(ms));
   if (f.confidence !== null && Number.isFinite(f.confidence)) {
@@ -194,8 +186,5 @@ export function buildContentTree(c: ReportContent): ContentItem[] {
 
 /** Every instance the tree references (image library, sources, regions), for the evidence. */
 export function referencedImages(c: ReportContent): ImageRef[] {
-  return [
-    ...c.imageLibrary,
-    ...c.findings.flatMap((f) => [...f.images, ...(f.region ? [f.region.image] : [])]),
-  ];
+  return [...c.imageLibrary, ...c.findings.flatMap((f) => [...f.images, ...(f.region ? [f.region.image] : [])])];
 }

@@ -14,7 +14,6 @@ import { da, dt, lo, pn, sh, tm } from '../../dicom/vr-values.js';
 import { patientAndStudy, setCharacterSet } from '../dicom/source-modules.js';
 import { writePart10 } from '../dicom/write-part10.js';
 
-
 export const COMPREHENSIVE_3D_SR_SOP_CLASS = '1.2.840.10008.5.1.4.1.1.88.34';
 
 export interface SrIds {
@@ -163,7 +162,6 @@ function usesScheme(value: unknown, designator: string): boolean {
   if (item.CodingSchemeDesignator === designator) return true;
   return Object.values(item).some((v) => usesScheme(v, designator));
 }
-
 
 /**
  * Builds the SR for one version of a report. Throws RadiantError('invalid-input') for content
