@@ -2,7 +2,14 @@ import type { Db } from '../db/connection.js';
 import type { Logger } from '../logger.js';
 import { errorMessage } from '../errors.js';
 import { patientIdsOfStudies } from '../catalog/catalog.js';
-import { findAuditRows, insertAuditRow, insertAuditRowReturningId, updateAuditRow, type AuditLogColumns } from '../catalog/audit.js';
+import {
+  findAuditRows,
+  insertAuditRow,
+  insertAuditRowReturningId,
+  updateAuditRow,
+  type AuditLogColumns,
+  type AuditLogFilter,
+} from '../catalog/audit.js';
 
 /**
  * The audit trail: who touched which patient data, when, and how it went. One row per HTTP
@@ -62,16 +69,8 @@ export interface AuditRow extends Omit<AuditEntry, 'details'> {
   details: Record<string, unknown> | null;
 }
 
-export interface AuditQuery {
-  user?: string;
-  patientId?: string;
-  studyInstanceUid?: string;
-  action?: string;
-  from?: string;
-  to?: string;
-  limit: number;
-  offset: number;
-}
+/** The catalog's filter, with the actor named as the API names it (`user`). */
+export type AuditQuery = Omit<AuditLogFilter, 'actor'> & { user?: string };
 
 function clip(v: string | undefined, n: number): string | null {
   return v === undefined || v === '' ? null : v.slice(0, n);
