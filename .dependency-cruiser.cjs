@@ -10,8 +10,8 @@
  */
 const R = '^\\.cache/deps/js/';
 const PROTOCOLS = `${R}(dicomweb/|dimse/|src/http/)`;
-const SERVICES = `${R}src/(ingest|query|analysis|reports|forwarding|jobs|volumes|medgemma|auth|audit|records|tools)/`;
-const FOUNDATIONS = `${R}(src/(catalog|db|dicom|workers|types)/|storage/|migrations/|src/(config|errors|logger|private-files)\\.js$)`;
+const SERVICES = `${R}src/(ingest|query|analysis|reports|forwarding|jobs|volumes|medgemma|auth|audit|records|metadata|tools)/`;
+const FOUNDATIONS = `${R}(src/(catalog|db|dicom|workers|types)/|storage/|migrations/|src/(config|errors|logger|private-files|events|backoff)\\.js$)`;
 const ROOT = `${R}src/(app|cli)\\.js$`;
 
 module.exports = {

@@ -7,7 +7,7 @@ import { typedHandler, type JobHandlers } from '../src/jobs/worker.js';
 import type { Logger } from '../src/logger.js';
 import type { BlobStorage } from '../storage/types.js';
 import { errorMessage } from '../src/errors.js';
-import { seriesMetadataJson } from './metadata.js';
+import { seriesMetadataJson } from '../src/metadata/series-metadata.js';
 import { resolveInstances } from './resources.js';
 
 /** The job kind that builds one series' metadata once it has gone quiet. */

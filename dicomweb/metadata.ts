@@ -1,11 +1,8 @@
-import type { Db } from '../src/db/connection.js';
-import { seriesMetadataRow, seriesStamps, storeSeriesMetadata, type SeriesStamp } from '../src/catalog/series-metadata.js';
+import { seriesStamps } from '../src/catalog/series-metadata.js';
+import { instanceMetadata, seriesMetadataJson } from '../src/metadata/series-metadata.js';
 import type { RouteDeps } from '../src/http/server.js';
 import { HttpError } from '../src/http/errors.js';
 import type { AppContext } from '../src/http/state.js';
-import type { DicomJsonDataset } from '../src/dicom/dicom-json.js';
-import { pixelVrFor, readStoredHeader, toDicomJsonDataset } from '../src/dicom/metadata-json.js';
-import type { BlobStorage } from '../storage/types.js';
 import { resolveInstances, resourcePath, type ResolvedInstance } from './resources.js';
 
 /**
@@ -15,64 +12,9 @@ import { resolveInstances, resourcePath, type ResolvedInstance } from './resourc
  *
  * The data set of one instance is built by the kernel (src/dicom/metadata-json.ts): every
  * attribute up to Pixel Data, binary values inline up to 1 KiB, else a BulkDataURI; Pixel Data's is
- * the instance URL.
- *
- * Series metadata is built once and cached in `series_metadata` (migration 003), valid while the
- * series' num_instances and last_received_at are what it was built from; the study answer is the
- * concatenation of its series' cached arrays; the instance answer is parsed on demand.
+ * the instance URL. Series come from the series metadata cache (src/metadata/); the study answer
+ * is the concatenation of its series' cached arrays; the instance answer is parsed on demand.
  */
-
-const BUILD_CONCURRENCY = 4;
-
-export function relativeInstanceUri(i: ResolvedInstance): string {
-  return `/studies/${i.study_instance_uid}/series/${i.series_instance_uid}/instances/${i.sop_instance_uid}`;
-}
-
-export async function instanceMetadata(storage: BlobStorage, i: ResolvedInstance): Promise<DicomJsonDataset> {
-  const dict = await readStoredHeader(storage, i);
-  return toDicomJsonDataset(dict, { uri: relativeInstanceUri(i), pixelVr: pixelVrFor(dict, i.transfer_syntax_uid) });
-}
-
-async function mapLimited<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
-
-function iso(v: unknown): string {
-  return v instanceof Date ? v.toISOString() : String(v);
-}
-
-/** The JSON array (relative BulkDataURIs) of one series, from the cache or built and cached. */
-export async function seriesMetadataJson(
-  db: Db,
-  storage: BlobStorage,
-  series: SeriesStamp,
-  instances: ResolvedInstance[],
-): Promise<{ json: string; cached: boolean }> {
-  const stamp = iso(series.last_received_at);
-  const row = await seriesMetadataRow(db, series.series_instance_uid);
-  if (row && Number(row.instance_count) === Number(series.num_instances) && row.series_last_received_at === stamp) {
-    return { json: row.json, cached: true };
-  }
-  const datasets = await mapLimited(instances, BUILD_CONCURRENCY, (i) => instanceMetadata(storage, i));
-  const json = JSON.stringify(datasets);
-  // An instance arrived between listing and reading the series row: serve, but do not cache.
-  if (instances.length !== Number(series.num_instances)) return { json, cached: false };
-  await storeSeriesMetadata(db, series.series_instance_uid, {
-    instance_count: Number(series.num_instances),
-    series_last_received_at: stamp,
-    json,
-  });
-  return { json, cached: false };
-}
 
 /** Stored BulkDataURIs are relative; the answer's are absolute, against the address the client used. */
 export function absolutize(json: string, base: string): string {

@@ -2,7 +2,7 @@ import { listInstances, type StoredInstanceRow } from '../catalog/catalog.js';
 import { seriesOfStudy } from '../catalog/studies.js';
 import type { Db } from '../db/connection.js';
 import type { DicomJsonDataset as JsonDataset } from '../dicom/dicom-json.js';
-import { seriesMetadataJson } from '../../dicomweb/metadata.js';
+import { seriesMetadataJson } from '../metadata/series-metadata.js';
 import type { BlobStorage } from '../../storage/types.js';
 import { sliceHeadersFromJson, type SliceHeader } from './slice-header.js';
 
