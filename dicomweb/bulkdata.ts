@@ -1,4 +1,4 @@
-import type { RouteDeps } from '../src/http/server.js';
+import type { RouteDeps } from '../src/http/deps.js';
 import { HttpError } from '../src/http/errors.js';
 import type { AppContext, AppRouter } from '../src/http/state.js';
 import type { ByteRange } from '../storage/types.js';

@@ -1,6 +1,6 @@
 import { seriesStamps } from '../src/catalog/series-metadata.js';
 import { instanceMetadata, seriesMetadataJson } from '../src/metadata/series-metadata.js';
-import type { RouteDeps } from '../src/http/server.js';
+import type { RouteDeps } from '../src/http/deps.js';
 import { HttpError } from '../src/http/errors.js';
 import type { AppContext } from '../src/http/state.js';
 import { resolveInstances, resourcePath, type ResolvedInstance } from './resources.js';

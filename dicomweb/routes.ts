@@ -1,5 +1,5 @@
 import Router from '@koa/router';
-import type { RouteDeps } from '../src/http/server.js';
+import type { RouteDeps } from '../src/http/deps.js';
 import type { AppRouter, AppState } from '../src/http/state.js';
 import { deleteHandler } from './delete.js';
 import { metadataHandler } from './metadata.js';

@@ -1,4 +1,4 @@
-import type { RouteDeps } from '../src/http/server.js';
+import type { RouteDeps } from '../src/http/deps.js';
 import { HttpError } from '../src/http/errors.js';
 import type { AppContext } from '../src/http/state.js';
 import { errorMessage } from '../src/errors.js';

@@ -1,5 +1,5 @@
 import Router from '@koa/router';
-import type { RouteDeps } from '../src/http/server.js';
+import type { RouteDeps } from '../src/http/deps.js';
 import { HttpError } from '../src/http/errors.js';
 import type { AppContext, AppRouter, AppState } from '../src/http/state.js';
 import { findInstance, type StoredInstanceRow } from '../src/catalog/catalog.js';

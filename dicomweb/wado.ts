@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import type { RouteDeps } from '../src/http/server.js';
+import type { RouteDeps } from '../src/http/deps.js';
 import { HttpError } from '../src/http/errors.js';
 import type { AppContext } from '../src/http/state.js';
 import type { StoredInstanceRow } from '../src/catalog/catalog.js';

@@ -3,24 +3,13 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
 import cors from '@koa/cors';
-import type { AuditLog } from '../audit/audit.js';
 import { FirstAdminBootstrap } from '../auth/bootstrap.js';
 import { FailureLimiter } from '../auth/rate-limit.js';
 import { TokenVerifier } from '../auth/tokens.js';
 import { findUserById } from '../auth/users.js';
-import type { Config } from '../config.js';
-import type { Db } from '../db/connection.js';
-import type { Transcoder } from '../dicom/transcoder.js';
-import type { Forwarder } from '../forwarding/forwarder.js';
-import type { EngineHost } from '../medgemma/engine-host.js';
-import type { AnalysisRequester } from '../analysis/requests.js';
-import type { RuleCache } from '../forwarding/rules.js';
-import type { Ingestor } from '../ingest/ingest.js';
-import type { Logger } from '../logger.js';
-import type { BlobStorage } from '../../storage/types.js';
 import { errorMiddleware } from './errors.js';
 import { Metrics } from './metrics.js';
-import { createSecurity, type Security } from './security.js';
+import { createSecurity } from './security.js';
 import { routeOf, type AppRouter, type AppState } from './state.js';
 import { healthRoutes } from './routes/health.js';
 import { authRoutes } from './routes/auth.js';
@@ -31,31 +20,7 @@ import { viewerRoutes } from './routes/viewer.js';
 import { nodesRoutes } from './routes/nodes.js';
 import { wadoUriRoutes } from '../../dicomweb/wado-uri.js';
 import { Renderer } from '../dicom/render/renderer.js';
-
-/** Everything a route may need; routes take the parts they use. */
-export interface HttpDeps {
-  config: Config;
-  log: Logger;
-  db: Db;
-  storage: BlobStorage;
-  ingestor: Ingestor;
-  audit: AuditLog;
-  transcoder: Transcoder;
-  forwardingRules: RuleCache;
-  forwarder: Forwarder;
-  engine: EngineHost;
-  /** Records analyses and queues their jobs (src/analysis/requests.ts). */
-  analysis: AnalysisRequester;
-  secretKey: string;
-}
-
-/** What each route module receives: the shared deps plus the security guard and metrics. */
-export interface RouteDeps extends HttpDeps {
-  security: Security;
-  metrics: Metrics;
-  /** Rendered images, decoded in worker threads (dicomweb/renderer.ts). */
-  renderer: Renderer;
-}
+import type { HttpDeps, RouteDeps } from './deps.js';
 
 export interface HttpApp {
   app: Koa<AppState>;

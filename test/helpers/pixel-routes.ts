@@ -8,7 +8,7 @@ import { resolveSecretKey } from '../../src/auth/secret.js';
 import { TokenVerifier } from '../../src/auth/tokens.js';
 import { findUserById } from '../../src/auth/users.js';
 import { createSecurity } from '../../src/http/security.js';
-import type { RouteDeps } from '../../src/http/server.js';
+import type { RouteDeps } from '../../src/http/deps.js';
 import type { AppState } from '../../src/http/state.js';
 import { registerBulkdataRoutes } from '../../dicomweb/bulkdata.js';
 import { registerFrameRoutes } from '../../dicomweb/frames.js';

@@ -5,7 +5,7 @@ import { getAnalysis, listStudyAnalyses, type Analysis } from '../../analysis/an
 import { cancelAnalysis, requestAnalysis } from '../../analysis/requests.js';
 import { readJson } from '../body.js';
 import { HttpError } from '../errors.js';
-import type { RouteDeps } from '../server.js';
+import type { RouteDeps } from '../deps.js';
 import type { AppContext, AppState } from '../state.js';
 import { documentRoutes, E, GUARDED, idParams, json, ok, secured, studyRefParams } from '../api-doc.js';
 

@@ -1,5 +1,5 @@
 import Router from '@koa/router';
-import type { RouteDeps } from '../server.js';
+import type { RouteDeps } from '../deps.js';
 import type { AppRouter, AppState } from '../state.js';
 import { registerDocsRoutes } from './docs.js';
 import { registerForwardingRoutes } from './forwarding.js';

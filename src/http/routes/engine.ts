@@ -1,5 +1,5 @@
 import type { RouterInstance } from '@koa/router';
-import type { RouteDeps } from '../server.js';
+import type { RouteDeps } from '../deps.js';
 import type { AppContext, AppState } from '../state.js';
 import { documentRoutes, GUARDED, ok, secured } from '../api-doc.js';
 

@@ -6,7 +6,7 @@ import { listItems } from '../../catalog/forwarding.js';
 import { getRemoteNode } from '../../catalog/remote-nodes.js';
 import { readJson } from '../body.js';
 import { HttpError } from '../errors.js';
-import type { RouteDeps } from '../server.js';
+import type { RouteDeps } from '../deps.js';
 import type { AppContext, AppState } from '../state.js';
 import { documentRoutes, E, GUARDED, idParams, json, ok, secured } from '../api-doc.js';
 

@@ -13,7 +13,7 @@ import {
 import { echoNode } from '../../../dimse/store-scu.js';
 import { readJson } from '../body.js';
 import { HttpError } from '../errors.js';
-import type { RouteDeps } from '../server.js';
+import type { RouteDeps } from '../deps.js';
 import type { AppContext, AppRouter, AppState } from '../state.js';
 import { documentRoutes, E, GUARDED, idParams, json, ok, ref, secured } from '../api-doc.js';
 import { aeTitleSchema } from '../../dicom/ae-title.js';

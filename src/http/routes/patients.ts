@@ -4,7 +4,7 @@ import { createPatientBody, deletePatientQuery, listPatientsQuery, parsePk, upda
 import { returnedIdentifiers } from '../../audit/audit.js';
 import { readJson } from '../body.js';
 import { HttpError } from '../errors.js';
-import type { RouteDeps } from '../server.js';
+import type { RouteDeps } from '../deps.js';
 import type { AppContext, AppState } from '../state.js';
 import { documentRoutes, E, errorResponse, GUARDED, idParams, json, ok, ref, secured } from '../api-doc.js';
 

@@ -12,7 +12,7 @@ import { openEncapsulatedDocument } from '../../../dicomweb/encapsulated-documen
 import { IMPLEMENTATION_VERSION_NAME } from '../../dicom/implementation.js';
 import { readJson } from '../body.js';
 import { HttpError } from '../errors.js';
-import type { RouteDeps } from '../server.js';
+import type { RouteDeps } from '../deps.js';
 import type { AppContext, AppState } from '../state.js';
 import { documentRoutes, E, GUARDED, idParams, json, media, ok, secured } from '../api-doc.js';
 

@@ -3,7 +3,7 @@ import { listStudiesQuery, parseStudyRef } from '../../records/schemas.js';
 import { getStudy, listStudies } from '../../records/studies.js';
 import { returnedIdentifiers } from '../../audit/audit.js';
 import { HttpError } from '../errors.js';
-import type { RouteDeps } from '../server.js';
+import type { RouteDeps } from '../deps.js';
 import type { AppContext, AppState } from '../state.js';
 import { documentRoutes, E, GUARDED, ok, ref, secured, studyRefParams } from '../api-doc.js';
 

@@ -6,7 +6,7 @@ import { uploadPatientId } from '../../records/schemas.js';
 import { locateInstances } from '../../records/studies.js';
 import { errorMessage, RadiantError } from '../../errors.js';
 import { HttpError } from '../errors.js';
-import type { RouteDeps } from '../server.js';
+import type { RouteDeps } from '../deps.js';
 import type { AppContext, AppState } from '../state.js';
 import { documentRoutes, E, GUARDED, ok, ref, secured } from '../api-doc.js';
 import { z } from 'zod';

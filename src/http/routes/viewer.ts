@@ -4,7 +4,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fetchedOhifDist } from '../../tools/fetch-ohif.js';
 import Router from '@koa/router';
-import type { RouteDeps } from '../server.js';
+import type { RouteDeps } from '../deps.js';
 import { viewerAuthScript, viewerLoginHtml } from '../viewer-auth.js';
 import type { AppContext, AppRouter, AppState } from '../state.js';
 
