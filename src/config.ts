@@ -152,6 +152,12 @@ const envSchema = z.object({
   MEDGEMMA_TIMEOUT_MS: z.coerce.number().int().min(100).default(120_000),
   MEDGEMMA_MAX_RETRIES: z.coerce.number().int().min(0).max(10).default(3),
   MEDGEMMA_MAX_REQUEST_MB: z.coerce.number().min(1).max(4096).default(90),
+  /** remote: plain http:// to a non-loopback host (the API key and the images would travel in clear). */
+  MEDGEMMA_API_ALLOW_HTTP: bool.default(false),
+  /** SHA-256 of model/mmproj files the admin trusts (comma-separated); with the built-in list it decides model.validated. */
+  MEDGEMMA_TRUSTED_SHA256: z.string().optional(),
+  /** Analyses of an unvalidated model may still be published or forwarded automatically. */
+  MEDGEMMA_ALLOW_UNVALIDATED_MODEL: bool.default(false),
   /** Analysis pipeline (src/analysis). */
   AUTO_ANALYZE: z.enum(['off', 'all', 'rules']).default('off'),
   AUTO_ANALYZE_RULES: z.string().min(1).optional(),
@@ -279,6 +285,39 @@ export interface MedgemmaConfig {
   maxRetries: number;
   /** remote: largest request body; images are sent as JPEG when PNG would not fit. */
   maxRequestBytes: number;
+  /** remote: http:// allowed to a non-loopback host. */
+  apiAllowHttp: boolean;
+  /** MEDGEMMA_TRUSTED_SHA256, lowercase hex (src/medgemma/known-models.ts). */
+  trustedSha256: string[];
+  /** MEDGEMMA_ALLOW_UNVALIDATED_MODEL: auto-publish/forward analyses of an unvalidated model too. */
+  allowUnvalidatedModel: boolean;
+}
+
+/** MEDGEMMA_TRUSTED_SHA256: comma-separated hex digests, lowercased; throws naming the first bad entry. */
+function parseTrustedSha256(value: string | undefined): string[] {
+  const list = (value ?? '')
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean);
+  const bad = list.find((s) => !/^[0-9a-f]{64}$/.test(s));
+  if (bad !== undefined) throw new ConfigError(`MEDGEMMA_TRUSTED_SHA256: '${bad}' is not a SHA-256 (64 hexadecimal digits)`);
+  return list;
+}
+
+/** 127.0.0.0/8, ::1 (also IPv4-mapped) and localhost: traffic that never leaves the machine. */
+export function isLoopbackHost(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  if (h === 'localhost' || h.endsWith('.localhost') || h === '::1') return true;
+  const v4 = h.replace(/^::ffff:/, '');
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
+}
+
+/** Why an endpoint URL may not carry an API key and patient images; undefined when it may. */
+export function insecureEndpoint(url: string, allowHttp: boolean): string | undefined {
+  const u = new URL(url);
+  if (u.protocol === 'https:' || allowHttp) return undefined;
+  if (u.protocol === 'http:' && isLoopbackHost(u.hostname)) return undefined;
+  return `${u.protocol}// to ${u.hostname} would send the API key and the images unencrypted: use https://, a loopback host, or set MEDGEMMA_API_ALLOW_HTTP=true`;
 }
 
 function medgemmaConfig(e: Env, cwd: string): MedgemmaConfig {
@@ -288,7 +327,14 @@ function medgemmaConfig(e: Env, cwd: string): MedgemmaConfig {
     else if (e.MEDGEMMA_MODEL_PATH) backend = 'llama-server';
     else backend = 'off';
   } else backend = e.MEDGEMMA_BACKEND;
-  if (backend === 'remote') required(e.MEDGEMMA_API_ENDPOINT, 'MEDGEMMA_API_ENDPOINT', 'when MEDGEMMA_BACKEND=remote');
+  if (backend === 'remote') {
+    const why = insecureEndpoint(
+      required(e.MEDGEMMA_API_ENDPOINT, 'MEDGEMMA_API_ENDPOINT', 'when MEDGEMMA_BACKEND=remote'),
+      e.MEDGEMMA_API_ALLOW_HTTP,
+    );
+    if (why) throw new ConfigError(`MEDGEMMA_API_ENDPOINT=${e.MEDGEMMA_API_ENDPOINT}: ${why}`);
+  }
+  const trustedSha256 = parseTrustedSha256(e.MEDGEMMA_TRUSTED_SHA256);
   if (backend === 'llama-server' || backend === 'node-llama-cpp')
     required(e.MEDGEMMA_MODEL_PATH, 'MEDGEMMA_MODEL_PATH', `when MEDGEMMA_BACKEND=${backend}`);
   return {
@@ -306,6 +352,9 @@ function medgemmaConfig(e: Env, cwd: string): MedgemmaConfig {
     timeoutMs: e.MEDGEMMA_TIMEOUT_MS,
     maxRetries: e.MEDGEMMA_MAX_RETRIES,
     maxRequestBytes: Math.round(e.MEDGEMMA_MAX_REQUEST_MB * 1e6),
+    apiAllowHttp: e.MEDGEMMA_API_ALLOW_HTTP,
+    trustedSha256,
+    allowUnvalidatedModel: e.MEDGEMMA_ALLOW_UNVALIDATED_MODEL,
   };
 }
 

@@ -7,8 +7,6 @@
  */
 import { spawnSync, execFile } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -22,11 +20,12 @@ import { NodeLlamaCppEngine } from '../src/medgemma/backends/node-llama-cpp.js';
 import { imageDataUrls } from '../src/medgemma/image-budget.js';
 import { chatCompletionsUrl, RemoteEngine } from '../src/medgemma/backends/remote.js';
 import { EngineError, type AnalyzeRequest, type JsonSchema } from '../src/medgemma/engine.js';
-import { fileSha256 } from '../src/medgemma/model-identity.js';
+import { fileSha256, modelIdentity } from '../src/medgemma/model-identity.js';
 import { LlamaServer } from '../src/medgemma/llama-server.js';
 import { parseModelJson } from '../src/medgemma/output.js';
 import { degenerateFlags, hedge, postCheck, stripThinking, SYSTEM_PROMPT } from '../src/medgemma/safety.js';
 import { loadConfig } from '../src/config.js';
+import { fakeEndpoint, okReply } from './helpers/fake-openai.js';
 
 const execFileP = promisify(execFile);
 const CLI = path.resolve('dist/src/cli.js');
@@ -81,27 +80,6 @@ async function rejects(p: Promise<unknown>): Promise<EngineError> {
   return err as EngineError;
 }
 
-/** A local fake OpenAI endpoint. */
-async function fakeEndpoint(handler: http.RequestListener): Promise<{ url: string; close: () => Promise<void>; server: http.Server }> {
-  const server = http.createServer(handler);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}/v1`,
-    server,
-    close: () => {
-      server.closeAllConnections();
-      return new Promise((r) => server.close(() => r()));
-    },
-  };
-}
-
-const okReply = (content: string) =>
-  JSON.stringify({
-    model: 'fake-medgemma',
-    choices: [{ finish_reason: 'stop', message: { role: 'assistant', content } }],
-    usage: { completion_tokens: 5 },
-  });
 const validContent = JSON.stringify({ findings: [{ description: 'opacity', confidence: 'low' }], image_quality_limited: false });
 
 describe('MedGemma safety layer (pure functions)', function () {
@@ -269,6 +247,25 @@ describe('MedGemma engine (real llama.cpp, tiny Gemma 3 models)', function () {
         .and.match(/^[0-9a-f]{64}$/);
       expect(r.model.quantization).to.equal('MOSTLY_F16');
       expect(r.model.mmproj?.name).to.equal('tiny-gemma3-mmproj.gguf');
+      // identity: what the GGUF says, the pairing, and why random weights are not validated
+      expect(r.model.architecture).to.equal('gemma3');
+      expect(r.model.ggufName).to.equal('radiant-tiny-gemma3 (random weights, test only)');
+      expect(r.model.bytes).to.equal(tiny.modelBytes);
+      expect(r.model.parameters).to.equal(97_728);
+      expect(r.model.mmproj).to.deep.include({ sha256: await fileSha256(tiny.mmproj), projectionDim: 64, matchesModel: true });
+      expect(r.model.validated).to.equal(false);
+      expect(r.model.validation.basis).to.equal('none');
+      expect(r.model.validation.reason).to.match(/matches no known MedGemma release.*unverified/);
+    });
+
+    it('validates the same files once the admin lists their SHA-256 (MEDGEMMA_TRUSTED_SHA256)', async function () {
+      const both = [await fileSha256(tiny.model), await fileSha256(tiny.mmproj)];
+      const ok = await modelIdentity(tiny.model, tiny.mmproj, both);
+      expect(ok.validated).to.equal(true);
+      expect(ok.validation.basis).to.equal('sha256-allowlist');
+      const modelOnly = await modelIdentity(tiny.model, tiny.mmproj, both.slice(0, 1));
+      expect(modelOnly.validated).to.equal(false);
+      expect(modelOnly.validation.reason).to.match(/mmproj/);
     });
 
     it('cancels: an aborted signal gives a cancelled error, the next call works', async function () {

@@ -21,6 +21,7 @@ export async function createEngine(c: MedgemmaConfig, logger?: Logger): Promise<
         maxConcurrency: c.maxConcurrency,
         retries: c.maxRetries,
         maxRequestBytes: c.maxRequestBytes,
+        allowHttp: c.apiAllowHttp,
       });
     case 'llama-server': {
       const files = resolveModelPaths(c.modelPath!, c.mmprojPath);
@@ -34,6 +35,7 @@ export async function createEngine(c: MedgemmaConfig, logger?: Logger): Promise<
         gpuLayers: c.device === 'cpu' ? 0 : c.gpuLayers,
         timeoutMs: c.timeoutMs,
         maxConcurrency: c.maxConcurrency,
+        trustedSha256: c.trustedSha256,
         logger,
       }).start();
     }
@@ -47,6 +49,7 @@ export async function createEngine(c: MedgemmaConfig, logger?: Logger): Promise<
         threads: c.threads,
         timeoutMs: c.timeoutMs,
         maxConcurrency: c.maxConcurrency,
+        trustedSha256: c.trustedSha256,
       }).start();
     }
   }

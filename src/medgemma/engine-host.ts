@@ -10,7 +10,7 @@ export type EngineState = 'off' | 'starting' | 'ready' | 'failed';
 export interface EngineStatus {
   state: EngineState;
   backend: EngineBackendName | 'off';
-  /** Name, SHA-256 and quantization of the local model (absent for remote or before it is read). */
+  /** Identity of the local model, `validated` included (absent for remote or before it is read). */
   model?: ModelIdentity;
   /** Why the engine is not available (names the model file when that is the cause). */
   error?: string;
@@ -55,7 +55,20 @@ export class EngineHost {
         this.engine = engine;
         const model = this.config.modelPath ? await this.identity() : undefined;
         this.set({ state: 'ready', ...(model ? { model } : {}) });
-        this.log.info({ backend: engine.backend, model: model?.name, quantization: model?.quantization }, 'MedGemma engine ready');
+        this.log.info(
+          {
+            backend: engine.backend,
+            model: model?.name,
+            architecture: model?.architecture,
+            quantization: model?.quantization,
+            sha256: model?.sha256,
+            mmproj: model?.mmproj?.name,
+            validated: model?.validated,
+            validation: model?.validation.reason,
+          },
+          'MedGemma engine ready',
+        );
+        if (model && !model.validated) this.log.warn({ reason: model.validation.reason }, 'MedGemma model not validated');
       } catch (err) {
         this.set({ state: 'failed', error: errorMessage(err) });
         this.log.error(
@@ -75,7 +88,7 @@ export class EngineHost {
 
   private async identity(): Promise<ModelIdentity | undefined> {
     const { model, mmproj } = resolveModelPaths(this.config.modelPath!, this.config.mmprojPath);
-    return modelIdentity(model, mmproj).catch(() => undefined);
+    return modelIdentity(model, mmproj, this.config.trustedSha256).catch(() => undefined);
   }
 
   private set(s: Omit<EngineStatus, 'backend' | 'since'>): void {

@@ -4,6 +4,7 @@
  * a JSON schema, and returns the parsed JSON with the raw text, the model's identity and timings.
  * Failures are EngineError with a kind the caller can act on.
  */
+import type { ModelValidation } from './known-models.js';
 
 export type EngineErrorKind = 'unavailable' | 'timeout' | 'cancelled' | 'bad_output' | 'auth' | 'rate_limited' | 'upstream' | 'too_large';
 
@@ -16,9 +17,16 @@ export class EngineError extends Error {
     super(message);
     this.name = 'EngineError';
   }
-  /** Worth trying again later (the same request may succeed). */
+  /**
+   * Worth trying again later (the same request may succeed): rate limits, timeouts, an engine not
+   * up yet, network failures and 5xx/408 answers. Any other 4xx is the request's own fault.
+   */
   get retryable(): boolean {
-    return this.kind === 'rate_limited' || this.kind === 'upstream' || this.kind === 'unavailable' || this.kind === 'timeout';
+    if (this.kind === 'upstream') {
+      const s = this.details.status;
+      return s === undefined || s >= 500 || s === 408;
+    }
+    return this.kind === 'rate_limited' || this.kind === 'unavailable' || this.kind === 'timeout';
   }
 }
 
@@ -52,7 +60,22 @@ export interface ModelIdentity {
   sha256: string | null;
   /** GGUF file type, e.g. "MOSTLY_Q4_K_M"; null when unknown. */
   quantization: string | null;
-  mmproj?: { name: string; sha256: string } | undefined;
+  /** GGUF general.architecture, e.g. "gemma3" (absent for a remote model). */
+  architecture?: string;
+  /** GGUF general.name as the converter wrote it. */
+  ggufName?: string | null;
+  /** File size in bytes. */
+  bytes?: number;
+  /** Parameter count (sum of the tensors' element counts). */
+  parameters?: number;
+  /** projectionDim: clip.vision.projection_dim; matchesModel: it equals the model's embedding length (null: unknown). */
+  mmproj?: { name: string; sha256: string; bytes?: number; projectionDim?: number | null; matchesModel?: boolean | null } | undefined;
+  /**
+   * True only when the model's SHA-256 (and its mmproj's) is trusted: listed in
+   * MEDGEMMA_TRUSTED_SHA256 or a known published file (src/medgemma/known-models.ts).
+   */
+  validated: boolean;
+  validation: ModelValidation;
 }
 
 export interface EngineTimings {

@@ -1,8 +1,8 @@
 /**
  * POST /v1/chat/completions to an OpenAI-compatible server, with retries and typed errors:
- * 401/403 -> auth, 429 -> rate_limited, 5xx -> upstream, other 4xx -> upstream (not retried),
- * network failure -> upstream; 429, 5xx and network failures are retried with exponential
- * back-off (Retry-After honoured, capped), 400/401 are not. A non-JSON reply -> bad_output.
+ * 401/403 -> auth, 429 -> rate_limited, 5xx and other 4xx -> upstream, network failure ->
+ * upstream. Retried with exponential back-off (Retry-After honoured, capped): 408, 429, 5xx and
+ * network failures; never another 4xx (EngineError.retryable). A non-JSON reply -> bad_output.
  */
 import { backoffDelay } from '../backoff.js';
 import { EngineError } from './engine.js';
@@ -18,6 +18,8 @@ export interface PostChatOptions {
   /** First back-off delay; doubles each attempt; default 500 ms. */
   baseDelayMs?: number;
   maxDelayMs?: number;
+  /** Largest body to send, in bytes: a larger one fails as too_large before any connection. */
+  maxBodyBytes?: number;
   /** Called before each retry (tests, logging). */
   onRetry?: (info: { attempt: number; delayMs: number; error: EngineError }) => void;
 }
@@ -46,19 +48,23 @@ function statusError(status: number, text: string, url: string): EngineError {
   return new EngineError('upstream', `MedGemma endpoint ${url} rejected the request (${status}): ${snippet}`, { status });
 }
 
-const retryable = (e: EngineError) =>
-  e.kind === 'rate_limited' || (e.kind === 'upstream' && (e.details.status === undefined || e.details.status >= 500));
-
 export async function postChatCompletion(o: PostChatOptions): Promise<ChatReply> {
   const retries = o.retries ?? 3;
   const base = o.baseDelayMs ?? 500;
+  const body = JSON.stringify(o.body);
+  const bytes = Buffer.byteLength(body);
+  if (o.maxBodyBytes !== undefined && bytes > o.maxBodyBytes)
+    throw new EngineError(
+      'too_large',
+      `request of ${(bytes / 1e6).toFixed(1)} MB exceeds MEDGEMMA_MAX_REQUEST_MB (${(o.maxBodyBytes / 1e6).toFixed(1)} MB): lower MEDGEMMA_MAX_SLICES`,
+    );
   for (let attempt = 1; ; attempt++) {
     let err: EngineError;
     let retryAfterMs: number | undefined;
     try {
       const headers: Record<string, string> = { 'content-type': 'application/json' };
       if (o.apiKey) headers.authorization = `Bearer ${o.apiKey}`;
-      const res = await fetch(o.url, { method: 'POST', headers, body: JSON.stringify(o.body), signal: o.signal });
+      const res = await fetch(o.url, { method: 'POST', headers, body, signal: o.signal });
       const text = await res.text();
       if (res.ok) {
         try {
@@ -81,7 +87,7 @@ export async function postChatCompletion(o: PostChatOptions): Promise<ChatReply>
       const why = cause?.code ?? cause?.message ?? (e as Error).message;
       err = new EngineError('upstream', `MedGemma endpoint ${o.url} unreachable or connection lost (${why})`, { cause: e });
     }
-    if (!retryable(err) || attempt > retries) {
+    if (!err.retryable || attempt > retries) {
       err.details.attempts = attempt;
       if (attempt > 1) err.message += ` (after ${attempt} attempts)`;
       throw err;

@@ -1,7 +1,8 @@
 /**
- * Model identity recorded with every result: file name, SHA-256 (computed once per
- * path+mtime+size, cached in memory and in ${XDG_CACHE_HOME:-~/.cache}/radiant/model-sha256.json)
- * and the quantization from the GGUF header (general.file_type, via node-llama-cpp).
+ * Model identity recorded with every result: file name, GGUF architecture/name/size/parameters,
+ * SHA-256 (computed once per path+mtime+size, cached in memory and in
+ * ${XDG_CACHE_HOME:-~/.cache}/radiant/model-sha256.json), the quantization (general.file_type),
+ * the mmproj pairing and whether the model is validated (known-models.ts decides).
  * Also resolves MEDGEMMA_MODEL_PATH: a .gguf file, or a folder with the model and its mmproj*.gguf.
  */
 import { createHash } from 'node:crypto';
@@ -11,6 +12,7 @@ import path from 'node:path';
 import { GgufFileType, readGgufFileInfo } from 'node-llama-cpp';
 import type { ModelIdentity } from './engine.js';
 import { EngineError } from './engine.js';
+import { type GgufGeometry, validateModel } from './known-models.js';
 
 const memo = new Map<string, Promise<string>>();
 
@@ -64,22 +66,93 @@ export function fileTypeName(fileType: unknown): string | null {
   return (GgufFileType as unknown as Record<number, string>)[fileType] ?? `file_type ${fileType}`;
 }
 
-export async function ggufQuantization(file: string): Promise<string | null> {
-  const info = await readGgufFileInfo(file, { readTensorInfo: false, logWarnings: false });
-  return fileTypeName((info.metadata as { general?: { file_type?: unknown } }).general?.file_type);
+/** What a GGUF header says: identity, text-model geometry, or for a projector (clip) its vision keys. */
+export interface GgufHeader {
+  geometry: GgufGeometry;
+  quantization: string | null;
+  /** Sum of the tensors' element counts. */
+  parameters: number;
+  contextLength?: number;
+  projector?: { type?: string; imageSize?: number; patchSize?: number; projectionDim?: number };
 }
 
-export async function modelIdentity(model: string, mmproj?: string): Promise<ModelIdentity> {
-  const [sha256, quantization, mmSha] = await Promise.all([
+type Meta = Record<string, Record<string, unknown> | undefined> & { general?: Record<string, unknown> };
+const num = (v: unknown) => (typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : undefined);
+
+export async function readGgufHeader(file: string): Promise<GgufHeader> {
+  const info = await readGgufFileInfo(file, { readTensorInfo: true, logWarnings: false });
+  const meta = info.metadata as unknown as Meta;
+  const architecture = String(meta.general?.architecture ?? 'unknown');
+  let parameters = 0;
+  let vocabSize: number | undefined;
+  for (const t of info.fullTensorInfo ?? []) {
+    parameters += t.dimensions.reduce<number>((a, d) => a * Number(d), 1);
+    if (t.name === 'token_embd.weight') vocabSize = Number(t.dimensions[1]);
+  }
+  const a = (meta[architecture] ?? {}) as Record<string, unknown> & { attention?: Record<string, unknown> };
+  const h: GgufHeader = {
+    geometry: {
+      architecture,
+      name: typeof meta.general?.name === 'string' ? meta.general.name : undefined,
+      embeddingLength: num(a.embedding_length),
+      blockCount: num(a.block_count),
+      feedForwardLength: num(a.feed_forward_length),
+      headCount: num(a.attention?.head_count),
+      headCountKv: num(a.attention?.head_count_kv),
+      vocabSize,
+    },
+    quantization: fileTypeName(meta.general?.file_type),
+    parameters,
+    contextLength: num(a.context_length),
+  };
+  if (architecture === 'clip') {
+    const clip = (meta.clip ?? {}) as { projector_type?: string; vision?: Record<string, unknown> };
+    h.projector = {
+      type: clip.projector_type,
+      imageSize: num(clip.vision?.image_size),
+      patchSize: num(clip.vision?.patch_size),
+      projectionDim: num(clip.vision?.projection_dim),
+    };
+  }
+  return h;
+}
+
+/** trusted: MEDGEMMA_TRUSTED_SHA256 (lowercase), which with the built-in list decides `validated`. */
+export async function modelIdentity(model: string, mmproj?: string, trusted: readonly string[] = []): Promise<ModelIdentity> {
+  const [sha256, header, mm] = await Promise.all([
     fileSha256(model),
-    ggufQuantization(model),
-    mmproj ? fileSha256(mmproj) : undefined,
+    readGgufHeader(model),
+    mmproj ? Promise.all([fileSha256(mmproj), readGgufHeader(mmproj)]) : undefined,
   ]);
+  const projectionDim = mm?.[1].projector?.projectionDim;
+  const { validated, validation } = validateModel({
+    fileName: path.basename(model),
+    sha256,
+    geometry: header.geometry,
+    mmproj: mm ? { sha256: mm[0], projectionDim } : undefined,
+    trusted,
+  });
+  const emb = header.geometry.embeddingLength;
   return {
     name: path.basename(model),
     sha256,
-    quantization,
-    mmproj: mmproj && mmSha ? { name: path.basename(mmproj), sha256: mmSha } : undefined,
+    quantization: header.quantization,
+    architecture: header.geometry.architecture,
+    ggufName: header.geometry.name ?? null,
+    bytes: fs.statSync(model).size,
+    parameters: header.parameters,
+    mmproj:
+      mmproj && mm
+        ? {
+            name: path.basename(mmproj),
+            sha256: mm[0],
+            bytes: fs.statSync(mmproj).size,
+            projectionDim: projectionDim ?? null,
+            matchesModel: projectionDim !== undefined && emb !== undefined ? projectionDim === emb : null,
+          }
+        : undefined,
+    validated,
+    validation,
   };
 }
 

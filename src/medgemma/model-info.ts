@@ -5,9 +5,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { readGgufFileInfo } from 'node-llama-cpp';
 import { checkGgufFile, ModelFileError } from './llama-server.js';
-import { fileSha256, fileTypeName } from './model-identity.js';
+import { fileSha256, type GgufHeader, readGgufHeader } from './model-identity.js';
 
 export class ModelInfoError extends Error {
   constructor(message: string) {
@@ -33,8 +32,6 @@ export interface GgufSummary {
   sha256: string;
 }
 
-type Meta = Record<string, Record<string, unknown> | undefined> & { general?: Record<string, unknown> };
-
 export async function ggufSummary(file: string): Promise<GgufSummary> {
   try {
     checkGgufFile(file);
@@ -43,42 +40,31 @@ export async function ggufSummary(file: string): Promise<GgufSummary> {
       throw new ModelInfoError(`${file} is not a usable GGUF file: ${err.message.replace(/^model file [^:]*: /, '')}`);
     throw err;
   }
-  let info;
+  let h: GgufHeader;
   try {
-    info = await readGgufFileInfo(file, { readTensorInfo: true, logWarnings: false });
+    h = await readGgufHeader(file);
   } catch (err) {
     throw new ModelInfoError(`${file} is not a readable GGUF file: ${(err as Error).message}`);
   }
-  const meta = info.metadata as unknown as Meta;
-  const arch = String(meta.general?.architecture ?? 'unknown');
-  let parameters: number | undefined;
-  if (info.fullTensorInfo?.length) {
-    parameters = 0;
-    for (const t of info.fullTensorInfo) parameters += t.dimensions.reduce<number>((a, d) => a * Number(d), 1);
-  }
+  const arch = h.geometry.architecture;
   const s: GgufSummary = {
     file,
     kind: arch === 'clip' ? 'mmproj' : 'model',
     architecture: arch,
-    name: typeof meta.general?.name === 'string' ? meta.general.name : undefined,
-    parameters,
-    quantization: fileTypeName(meta.general?.file_type),
+    name: h.geometry.name,
+    parameters: h.parameters || undefined,
+    quantization: h.quantization,
     bytes: fs.statSync(file).size,
     sha256: await fileSha256(file),
   };
-  if (arch === 'clip') {
-    const clip = (meta.clip ?? {}) as {
-      projector_type?: string;
-      vision?: { image_size?: number; patch_size?: number; projection_dim?: number };
-    };
-    s.projectorType = clip.projector_type;
-    s.imageSize = clip.vision?.image_size;
-    s.patchSize = clip.vision?.patch_size;
-    s.projectionDim = clip.vision?.projection_dim;
+  if (h.projector) {
+    s.projectorType = h.projector.type;
+    s.imageSize = h.projector.imageSize;
+    s.patchSize = h.projector.patchSize;
+    s.projectionDim = h.projector.projectionDim;
   } else {
-    const a = (meta[arch] ?? {}) as { context_length?: number; embedding_length?: number };
-    s.contextLength = a.context_length;
-    s.embeddingLength = a.embedding_length;
+    s.contextLength = h.contextLength;
+    s.embeddingLength = h.geometry.embeddingLength;
   }
   return s;
 }

@@ -1,5 +1,12 @@
-/** `radiant model pull hf:user/repo/file.gguf`: downloads with node-llama-cpp's downloader, with progress. */
+/**
+ * `radiant model pull hf:user/repo/file.gguf`: downloads with node-llama-cpp's downloader, with
+ * progress, then checks the file's SHA-256 against the hub's Git LFS pointer (the `X-Linked-Etag`
+ * of the resolve URL, which Hugging Face sets to the LFS object's sha256): a mismatch deletes the
+ * file and fails. The hub is HF_ENDPOINT (or MODEL_ENDPOINT, as node-llama-cpp reads it).
+ */
+import fs from 'node:fs';
 import { createModelDownloader } from 'node-llama-cpp';
+import { fileSha256 } from './model-identity.js';
 
 export class ModelPullError extends Error {
   constructor(
@@ -19,6 +26,30 @@ export function validatePullUri(uri: string | undefined): string {
   return uri;
 }
 
+/** The hub root, as node-llama-cpp resolves it (so both talk to the same hub). */
+function hubRoot(): string {
+  const env = process.env.MODEL_ENDPOINT || process.env.HF_ENDPOINT || 'https://huggingface.co/';
+  return env.endsWith('/') ? env : `${env}/`;
+}
+
+/** An ETag value as a SHA-256 (Hugging Face quotes it; weak validators carry W/), or undefined. */
+export function lfsSha256(etag: string | null): string | undefined {
+  const v = etag?.trim().replace(/^W\//, '').replace(/^"|"$/g, '').toLowerCase();
+  return v && /^[0-9a-f]{64}$/.test(v) ? v : undefined;
+}
+
+/** HEAD on the resolve URL without following the redirect to the CDN: its X-Linked-Etag is the LFS sha256. */
+async function hubSha256(uri: string, signal: AbortSignal): Promise<string> {
+  const [user, repo, ...file] = uri.slice('hf:'.length).split('/');
+  const url = `${hubRoot()}${[user!, repo!].map(encodeURIComponent).join('/')}/resolve/main/${file.map(encodeURIComponent).join('/')}`;
+  const headers: Record<string, string> = process.env.HF_TOKEN ? { authorization: `Bearer ${process.env.HF_TOKEN}` } : {};
+  const res = await fetch(url, { method: 'HEAD', redirect: 'manual', headers, signal });
+  if (res.status >= 400) throw new Error(`the hub answered ${res.status} for ${url}`);
+  const sha = lfsSha256(res.headers.get('x-linked-etag')) ?? lfsSha256(res.headers.get('etag'));
+  if (!sha) throw new Error(`the hub gave no SHA-256 (Git LFS pointer) for ${url}: the download could not be verified`);
+  return sha;
+}
+
 /** resolveTimeoutMs bounds the step that looks the file up (node-llama-cpp retries network errors for long). */
 export async function pullModel(
   uri: string,
@@ -29,29 +60,40 @@ export async function pullModel(
   validatePullUri(uri);
   let lastPct = -1;
   let timer: NodeJS.Timeout | undefined;
+  let file: string;
+  let expected: string;
   try {
+    const ctl = new AbortController();
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer from Hugging Face within ${resolveTimeoutMs} ms`)), resolveTimeoutMs);
+      timer = setTimeout(() => {
+        ctl.abort();
+        reject(new Error(`no answer from Hugging Face within ${resolveTimeoutMs} ms`));
+      }, resolveTimeoutMs);
     });
-    const downloader = await Promise.race([
+    const [sha, downloader] = await Promise.race([
       timeout,
-      createModelDownloader({
-        modelUri: uri,
-        dirPath,
-        showCliProgress: false,
-        skipExisting: true,
-        tokens: process.env.HF_TOKEN ? { huggingFace: process.env.HF_TOKEN } : undefined,
-        onProgress: ({ totalSize, downloadedSize }) => {
-          const pct = totalSize > 0 ? Math.floor((downloadedSize / totalSize) * 100) : 0;
-          if (pct !== lastPct) {
-            lastPct = pct;
-            onProgress(`${pct}% ${(downloadedSize / 1024 ** 2).toFixed(1)} / ${(totalSize / 1024 ** 2).toFixed(1)} MiB`);
-          }
-        },
-      }),
+      Promise.all([
+        hubSha256(uri, ctl.signal),
+        createModelDownloader({
+          modelUri: uri,
+          dirPath,
+          showCliProgress: false,
+          skipExisting: true,
+          endpoints: { huggingFace: hubRoot() },
+          tokens: process.env.HF_TOKEN ? { huggingFace: process.env.HF_TOKEN } : undefined,
+          onProgress: ({ totalSize, downloadedSize }) => {
+            const pct = totalSize > 0 ? Math.floor((downloadedSize / totalSize) * 100) : 0;
+            if (pct !== lastPct) {
+              lastPct = pct;
+              onProgress(`${pct}% ${(downloadedSize / 1024 ** 2).toFixed(1)} / ${(totalSize / 1024 ** 2).toFixed(1)} MiB`);
+            }
+          },
+        }),
+      ]),
     ]);
     clearTimeout(timer);
-    return await downloader.download();
+    expected = sha;
+    file = await downloader.download();
   } catch (err) {
     const msg = (err as Error).message;
     const cause = (err as { cause?: { code?: string } }).cause?.code;
@@ -60,4 +102,14 @@ export async function pullModel(
       `cannot download ${uri}: ${msg}${cause ? ` (${cause})` : ''} — check the network, the repository/file name and HF_TOKEN for gated models`,
     );
   }
+  const got = await fileSha256(file);
+  if (got !== expected) {
+    // skipExisting may have kept an earlier, damaged copy: either way the file is not the hub's
+    fs.rmSync(file, { force: true });
+    throw new ModelPullError(
+      `${file}: SHA-256 ${got} differs from the hub's LFS pointer ${expected}; the file was deleted (a damaged or altered download)`,
+    );
+  }
+  onProgress(`SHA-256 ${got} matches the hub's LFS pointer`);
+  return file;
 }

@@ -24,6 +24,8 @@ export interface LlamaServerEngineOptions {
   maxConcurrency?: number;
   logger?: Logger;
   startupTimeoutMs?: number;
+  /** MEDGEMMA_TRUSTED_SHA256: decides the identity's `validated` (known-models.ts). */
+  trustedSha256?: readonly string[];
 }
 
 export class LlamaServerEngine implements Engine {
@@ -65,7 +67,7 @@ export class LlamaServerEngine implements Engine {
   /** Starts llama-server and hashes the model files (both once). */
   async start(): Promise<this> {
     try {
-      const [identity] = await Promise.all([modelIdentity(this.o.model, this.o.mmproj), this.server.start()]);
+      const [identity] = await Promise.all([modelIdentity(this.o.model, this.o.mmproj, this.o.trustedSha256), this.server.start()]);
       this.identity = identity;
     } catch (err) {
       await this.server.stop().catch(() => undefined);

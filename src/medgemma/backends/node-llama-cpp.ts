@@ -18,6 +18,8 @@ export interface NodeLlamaCppEngineOptions {
   threads?: number;
   timeoutMs?: number;
   maxConcurrency?: number;
+  /** MEDGEMMA_TRUSTED_SHA256: decides the identity's `validated` (known-models.ts). */
+  trustedSha256?: readonly string[];
 }
 
 export class NodeLlamaCppEngine implements Engine {
@@ -47,7 +49,7 @@ export class NodeLlamaCppEngine implements Engine {
         sequences: this.o.maxConcurrency ?? 1,
         threads: this.o.threads,
       });
-      this.identity = await modelIdentity(this.o.model);
+      this.identity = await modelIdentity(this.o.model, undefined, this.o.trustedSha256);
     } catch (err) {
       await this.close();
       throw new EngineError('unavailable', `node-llama-cpp backend cannot load ${this.o.model}: ${(err as Error).message}`, { cause: err });

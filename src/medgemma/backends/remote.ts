@@ -1,10 +1,16 @@
-/** Backend `remote`: any OpenAI-compatible chat endpoint (MEDGEMMA_API_ENDPOINT, MEDGEMMA_API_KEY). */
+/**
+ * Backend `remote`: any OpenAI-compatible chat endpoint (MEDGEMMA_API_ENDPOINT, MEDGEMMA_API_KEY),
+ * over https unless the host is loopback or MEDGEMMA_API_ALLOW_HTTP=true. Its model is never
+ * validated: nothing about the weights behind an endpoint can be checked from here.
+ */
+import { insecureEndpoint } from '../../config.js';
 import { controlledCall, Semaphore } from '../call-control.js';
-import type { AnalyzeRequest, AnalyzeResult, Engine } from '../engine.js';
+import { type AnalyzeRequest, type AnalyzeResult, type Engine, EngineError } from '../engine.js';
 import { finishResult } from '../finish.js';
 import { postChatCompletion, type PostChatOptions } from '../http-chat.js';
 import { chatRequestBody, replyText, replyTimings } from '../openai-chat.js';
 import { imageDataUrls } from '../image-budget.js';
+import { REMOTE_VALIDATION } from '../known-models.js';
 
 export interface RemoteEngineOptions {
   /** Base URL (…/v1 or the server root) or the full …/chat/completions URL. */
@@ -19,6 +25,8 @@ export interface RemoteEngineOptions {
   onRetry?: PostChatOptions['onRetry'];
   /** Largest request body to send, in bytes (images are re-encoded as JPEG to fit); default 90 MB. */
   maxRequestBytes?: number;
+  /** Plain http:// to a non-loopback host (MEDGEMMA_API_ALLOW_HTTP); default false. */
+  allowHttp?: boolean;
 }
 
 export function chatCompletionsUrl(endpoint: string): string {
@@ -35,6 +43,8 @@ export class RemoteEngine implements Engine {
   private readonly semaphore: Semaphore;
   constructor(private readonly o: RemoteEngineOptions) {
     this.url = chatCompletionsUrl(o.endpoint);
+    const insecure = insecureEndpoint(this.url, o.allowHttp ?? false);
+    if (insecure) throw new EngineError('unavailable', `MedGemma endpoint ${o.endpoint}: ${insecure}`);
     this.semaphore = new Semaphore(o.maxConcurrency ?? 1);
   }
 
@@ -42,7 +52,8 @@ export class RemoteEngine implements Engine {
     const started = performance.now();
     return controlledCall({ timeoutMs: this.o.timeoutMs ?? 120_000, semaphore: this.semaphore }, req.signal, async (signal) => {
       // Room for the prompt, schema and JSON around the images.
-      const images = req.images.length ? await imageDataUrls(req.images, (this.o.maxRequestBytes ?? 90e6) - 1e6) : undefined;
+      const maxBytes = this.o.maxRequestBytes ?? 90e6;
+      const images = req.images.length ? await imageDataUrls(req.images, maxBytes - 1e6) : undefined;
       const sent = performance.now();
       const reply = await postChatCompletion({
         url: this.url,
@@ -52,13 +63,20 @@ export class RemoteEngine implements Engine {
         retries: this.o.retries,
         baseDelayMs: this.o.baseDelayMs,
         onRetry: this.o.onRetry,
+        maxBodyBytes: maxBytes,
       });
       const now = performance.now();
       return finishResult<T>(
         replyText(reply),
         req.schema,
         'remote',
-        { name: reply.model ?? this.o.model ?? 'medgemma', sha256: null, quantization: null },
+        {
+          name: reply.model ?? this.o.model ?? 'medgemma',
+          sha256: null,
+          quantization: null,
+          validated: false,
+          validation: REMOTE_VALIDATION,
+        },
         replyTimings(reply, now - sent, now - started),
       );
     });
