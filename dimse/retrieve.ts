@@ -1,5 +1,6 @@
 import dimse from 'dcmjs-dimse';
 import type { Db } from '../src/db/connection.js';
+import { retrievableInstances, type RetrievableInstance, type RetrieveFilter } from '../src/catalog/catalog.js';
 import { DimseStatus } from '../src/dicom/dimse-status.js';
 import { TS } from '../src/dicom/transfer-syntax.js';
 import { errorMessage } from '../src/errors.js';
@@ -31,10 +32,7 @@ function values(v: unknown): string[] {
 }
 
 /** A stored instance to retrieve, with its study and patient (for the audit row). */
-export interface RetrieveItem extends StoreItem {
-  study_instance_uid: string;
-  patient_id: string;
-}
+export type RetrieveItem = RetrievableInstance;
 
 /** The instances an identifier names (hierarchical retrieve, PS3.4 C.4.2.2.1). */
 export async function resolveIdentifier(db: Db, sopClass: string, elements: Record<string, unknown>): Promise<RetrieveItem[]> {
@@ -48,39 +46,24 @@ export async function resolveIdentifier(db: Db, sopClass: string, elements: Reco
   const studies = values(elements.StudyInstanceUID);
   const series = values(elements.SeriesInstanceUID);
   const sops = values(elements.SOPInstanceUID);
-  const q = db('instances as i')
-    .join('series as se', 'se.id', 'i.series_pk')
-    .join('studies as st', 'st.id', 'se.study_pk')
-    .join('patients as p', 'p.id', 'st.patient_pk')
-    .select('i.sop_class_uid', 'i.sop_instance_uid', 'i.transfer_syntax_uid', 'i.storage_key', 'i.size_bytes')
-    .select('st.study_instance_uid', 'p.patient_id');
   const need = (list: string[], name: string) => {
     if (!list.length) throw new IdentifierError(`${name} is required at level ${level}`);
   };
+  let filter: RetrieveFilter;
   if (level === 'PATIENT') {
     need(patientIds, 'PatientID');
-    q.whereIn('p.patient_id', patientIds);
+    filter = { patientIds };
   } else if (level === 'STUDY') {
     need(studies, 'StudyInstanceUID');
-    q.whereIn('st.study_instance_uid', studies);
+    filter = { studyInstanceUids: studies };
   } else if (level === 'SERIES') {
     need(series, 'SeriesInstanceUID');
-    q.whereIn('se.series_instance_uid', series);
-    if (studies.length) q.whereIn('st.study_instance_uid', studies);
+    filter = { seriesInstanceUids: series, studyInstanceUids: studies };
   } else {
     need(sops, 'SOPInstanceUID');
-    q.whereIn('i.sop_instance_uid', sops);
-    if (series.length) q.whereIn('se.series_instance_uid', series);
-    if (studies.length) q.whereIn('st.study_instance_uid', studies);
+    filter = { sopInstanceUids: sops, seriesInstanceUids: series, studyInstanceUids: studies };
   }
-  const rows = (await q.orderBy([
-    { column: 'st.id' },
-    { column: 'se.series_number' },
-    { column: 'se.id' },
-    { column: 'i.instance_number' },
-    { column: 'i.id' },
-  ])) as RetrieveItem[];
-  return rows.map((r) => ({ ...r, size_bytes: Number(r.size_bytes) }));
+  return retrievableInstances(db, filter);
 }
 
 /** C-CANCEL requests by association and Message ID. */

@@ -6,6 +6,7 @@ import { TS } from '../src/dicom/transfer-syntax.js';
 import { errorMessage } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import type { RemoteNode } from '../src/catalog/remote-nodes.js';
+import { instancesByUid } from '../src/catalog/catalog.js';
 import type { BlobStorage } from '../storage/types.js';
 import type { AssociationContext, NActionRequest, NActionResponse, Respond } from './services.js';
 
@@ -44,18 +45,10 @@ export interface CommitmentResult {
 
 /** Which of the instances are safely stored: in the index with that SOP Class, blob present. */
 export async function checkCommitment(db: Db, storage: BlobStorage, refs: SopRef[]): Promise<CommitmentResult> {
-  const known = new Map<string, { sopClassUid: string; storageKey: string }>();
-  const uids = [...new Set(refs.map((r) => r.sopInstanceUid))];
-  for (let i = 0; i < uids.length; i += 500) {
-    const rows = (await db('instances')
-      .whereIn('sop_instance_uid', uids.slice(i, i + 500))
-      .select('sop_instance_uid', 'sop_class_uid', 'storage_key')) as Array<{
-      sop_instance_uid: string;
-      sop_class_uid: string;
-      storage_key: string;
-    }>;
-    for (const r of rows) known.set(r.sop_instance_uid, { sopClassUid: r.sop_class_uid, storageKey: r.storage_key });
-  }
+  const known = await instancesByUid(
+    db,
+    refs.map((r) => r.sopInstanceUid),
+  );
   const out: CommitmentResult = { committed: [], failed: [] };
   for (const ref of refs) {
     const k = known.get(ref.sopInstanceUid);

@@ -1,4 +1,5 @@
 import type { AuditLog } from '../audit/audit.js';
+import { studyLastReceivedAt } from '../catalog/studies.js';
 import type { AnalysisConfig } from '../config.js';
 import type { Db } from '../db/connection.js';
 import { errorMessage } from '../errors.js';
@@ -279,10 +280,8 @@ function pixelAspectOf(h: SliceHeader): number {
 }
 
 async function studyChanged(db: Db, studyInstanceUid: string, sourceReceivedAt: string): Promise<boolean> {
-  const row = (await db('studies').where({ study_instance_uid: studyInstanceUid }).first('last_received_at')) as
-    | { last_received_at: string | Date }
-    | undefined;
-  return !!row && new Date(row.last_received_at).toISOString() !== sourceReceivedAt;
+  const at = await studyLastReceivedAt(db, studyInstanceUid);
+  return !!at && at.toISOString() !== sourceReceivedAt;
 }
 
 /** Engine errors become job errors with the engine's own idea of retrying. */

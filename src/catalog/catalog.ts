@@ -373,3 +373,81 @@ export async function patientIdsOfStudies(db: Db, studyInstanceUids: readonly st
   for (const r of rows) out.set(r.study_instance_uid, r.patient_id);
   return out;
 }
+
+/** What the index says about an instance named by its SOP Instance UID alone. */
+export interface InstanceFacts {
+  sopClassUid: string;
+  storageKey: string;
+  rows: number | null;
+  columns: number | null;
+  numberOfFrames: number | null;
+}
+
+/** The indexed instances among these SOP Instance UIDs, by UID; the unknown ones are absent. */
+export async function instancesByUid(db: Db, sopInstanceUids: readonly string[]): Promise<Map<string, InstanceFacts>> {
+  const out = new Map<string, InstanceFacts>();
+  const uids = [...new Set(sopInstanceUids)];
+  // Chunks keep the IN list well under SQLite's bound-parameter limit.
+  for (let i = 0; i < uids.length; i += 500) {
+    const rows = (await db('instances')
+      .whereIn('sop_instance_uid', uids.slice(i, i + 500))
+      .select('sop_instance_uid', 'sop_class_uid', 'storage_key', 'rows', 'columns', 'number_of_frames')) as Array<{
+      sop_instance_uid: string;
+      sop_class_uid: string;
+      storage_key: string;
+      rows: number | null;
+      columns: number | null;
+      number_of_frames: number | null;
+    }>;
+    for (const r of rows)
+      out.set(r.sop_instance_uid, {
+        sopClassUid: r.sop_class_uid,
+        storageKey: r.storage_key,
+        rows: r.rows,
+        columns: r.columns,
+        numberOfFrames: r.number_of_frames,
+      });
+  }
+  return out;
+}
+
+/** A stored instance to send, with its study and patient. */
+export interface RetrievableInstance {
+  sop_class_uid: string;
+  sop_instance_uid: string;
+  transfer_syntax_uid: string;
+  storage_key: string;
+  size_bytes: number;
+  study_instance_uid: string;
+  patient_id: string;
+}
+
+/** Which instances to retrieve: every given (non-empty) list must match; at least one should be given. */
+export interface RetrieveFilter {
+  patientIds?: readonly string[];
+  studyInstanceUids?: readonly string[];
+  seriesInstanceUids?: readonly string[];
+  sopInstanceUids?: readonly string[];
+}
+
+/** The instances matching the filter, study by study in display order (C-MOVE, C-GET). */
+export async function retrievableInstances(db: Db, f: RetrieveFilter): Promise<RetrievableInstance[]> {
+  const q = db('instances as i')
+    .join('series as se', 'se.id', 'i.series_pk')
+    .join('studies as st', 'st.id', 'se.study_pk')
+    .join('patients as p', 'p.id', 'st.patient_pk')
+    .select('i.sop_class_uid', 'i.sop_instance_uid', 'i.transfer_syntax_uid', 'i.storage_key', 'i.size_bytes')
+    .select('st.study_instance_uid', 'p.patient_id');
+  if (f.patientIds?.length) q.whereIn('p.patient_id', [...f.patientIds]);
+  if (f.sopInstanceUids?.length) q.whereIn('i.sop_instance_uid', [...f.sopInstanceUids]);
+  if (f.seriesInstanceUids?.length) q.whereIn('se.series_instance_uid', [...f.seriesInstanceUids]);
+  if (f.studyInstanceUids?.length) q.whereIn('st.study_instance_uid', [...f.studyInstanceUids]);
+  const rows = (await q.orderBy([
+    { column: 'st.id' },
+    { column: 'se.series_number' },
+    { column: 'se.id' },
+    { column: 'i.instance_number' },
+    { column: 'i.id' },
+  ])) as RetrievableInstance[];
+  return rows.map((r) => ({ ...r, size_bytes: Number(r.size_bytes) }));
+}

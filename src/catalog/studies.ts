@@ -177,3 +177,72 @@ export async function seriesOfStudy(db: Db, studyInstanceUid: string): Promise<S
     )
     .orderBy([{ column: 'se.series_number' }, { column: 'se.id' }])) as StudySeriesRow[];
 }
+
+/** A study's UID and its patient's ID, by primary key or UID: what a request naming a study resolves to. */
+export async function studyIdentity(
+  db: Db,
+  ref: { pk: number } | { uid: string },
+): Promise<{ studyInstanceUid: string; patientId: string } | undefined> {
+  const q = db('studies as st').join('patients as p', 'p.id', 'st.patient_pk').select('st.study_instance_uid', 'p.patient_id');
+  if ('pk' in ref) q.where('st.id', ref.pk);
+  else q.where('st.study_instance_uid', ref.uid);
+  const row = (await q.first()) as { study_instance_uid: string; patient_id: string } | undefined;
+  return row && { studyInstanceUid: row.study_instance_uid, patientId: row.patient_id };
+}
+
+/** A study's attributes with its patient's, as a report (DICOM SR, PDF) restates them. */
+export interface StudyFactsRow {
+  study_instance_uid: string;
+  accession_number: string | null;
+  study_date: string | null;
+  study_time: string | null;
+  study_id: string | null;
+  study_description: string | null;
+  referring_physician_name: string | null;
+  modalities_in_study: string | null;
+  patient_name: string | null;
+  patient_id: string;
+  issuer_of_patient_id: string;
+  patient_birth_date: string | null;
+  patient_sex: string | null;
+}
+
+export async function studyFacts(db: Db, studyInstanceUid: string): Promise<StudyFactsRow | undefined> {
+  return (await db('studies as st')
+    .join('patients as p', 'p.id', 'st.patient_pk')
+    .where('st.study_instance_uid', studyInstanceUid)
+    .first(
+      'st.study_instance_uid',
+      'st.accession_number',
+      'st.study_date',
+      'st.study_time',
+      'st.study_id',
+      'st.study_description',
+      'st.referring_physician_name',
+      'st.modalities_in_study',
+      'p.patient_name',
+      'p.patient_id',
+      'p.issuer_of_patient_id',
+      'p.patient_birth_date',
+      'p.patient_sex',
+    )) as StudyFactsRow | undefined;
+}
+
+/** When the study last received an instance; undefined when it is not in the index. */
+export async function studyLastReceivedAt(db: Db, studyInstanceUid: string): Promise<Date | undefined> {
+  const row = (await db('studies').where({ study_instance_uid: studyInstanceUid }).first('last_received_at')) as
+    | { last_received_at: string | Date }
+    | undefined;
+  return row && new Date(row.last_received_at);
+}
+
+/** A series' modality and description by its UID; undefined when it is not in the index. */
+export async function seriesLabel(
+  db: Db,
+  seriesInstanceUid: string,
+): Promise<{ modality: string | null; seriesDescription: string | null } | undefined> {
+  const row = (await db('series').where({ series_instance_uid: seriesInstanceUid }).first('modality', 'series_description')) as
+    | { modality: string | null; series_description: string | null }
+    | undefined;
+  return row && { modality: row.modality, seriesDescription: row.series_description };
+}

@@ -1,6 +1,14 @@
 import { z } from 'zod';
 import type { Db } from '../db/connection.js';
 import type { InstanceRecord } from '../catalog/catalog.js';
+import {
+  deleteRuleRecord,
+  insertRuleRecord,
+  listRuleRecords,
+  ruleRecord,
+  updateRuleRecord,
+  type ForwardingRuleRecord,
+} from '../catalog/forwarding-rules.js';
 
 /**
  * Forwarding rules: "when an instance matching these criteria is stored, send it to node X".
@@ -38,14 +46,6 @@ export interface ForwardingRule {
   match: RuleMatch;
 }
 
-interface Row {
-  id: number;
-  name: string;
-  enabled: boolean | number;
-  node_id: number;
-  match_json: string;
-}
-
 const norm = (s: string | undefined) => (s ?? '').trim().toUpperCase();
 
 /** Whether a stored instance meets a rule's criteria. Pure. */
@@ -61,52 +61,30 @@ export function ruleMatches(match: RuleMatch, rec: InstanceRecord): boolean {
   );
 }
 
-function fromRow(r: Row): ForwardingRule {
-  return {
-    id: Number(r.id),
-    name: r.name,
-    enabled: Boolean(r.enabled),
-    nodeId: Number(r.node_id),
-    match: ruleMatchSchema.parse(JSON.parse(r.match_json)),
-  };
+/** A stored rule with its criteria checked: a row another version wrote cannot slip through. */
+function checked(r: ForwardingRuleRecord): ForwardingRule {
+  return { ...r, match: ruleMatchSchema.parse(r.match) };
 }
 
 export async function listRules(db: Db): Promise<ForwardingRule[]> {
-  return ((await db('forwarding_rules').orderBy('id')) as Row[]).map(fromRow);
+  return (await listRuleRecords(db)).map(checked);
 }
 
 export async function getRule(db: Db, id: number): Promise<ForwardingRule | undefined> {
-  const r = (await db('forwarding_rules').where({ id }).first()) as Row | undefined;
-  return r ? fromRow(r) : undefined;
+  const r = await ruleRecord(db, id);
+  return r ? checked(r) : undefined;
 }
 
 export async function createRule(db: Db, rule: Omit<ForwardingRule, 'id'>): Promise<ForwardingRule> {
-  const now = new Date().toISOString();
-  const [row] = (await db('forwarding_rules')
-    .insert({
-      name: rule.name,
-      enabled: rule.enabled,
-      node_id: rule.nodeId,
-      match_json: JSON.stringify(rule.match),
-      created_at: now,
-      updated_at: now,
-    })
-    .returning('*')) as Row[];
-  return fromRow(row!);
+  return checked(await insertRuleRecord(db, rule));
 }
 
 export async function updateRule(db: Db, id: number, rule: Partial<Omit<ForwardingRule, 'id'>>): Promise<ForwardingRule | undefined> {
-  const patch: Record<string, unknown> = { updated_at: new Date().toISOString() };
-  if (rule.name !== undefined) patch.name = rule.name;
-  if (rule.enabled !== undefined) patch.enabled = rule.enabled;
-  if (rule.nodeId !== undefined) patch.node_id = rule.nodeId;
-  if (rule.match !== undefined) patch.match_json = JSON.stringify(rule.match);
-  const n = await db('forwarding_rules').where({ id }).update(patch);
-  return n ? getRule(db, id) : undefined;
+  return (await updateRuleRecord(db, id, rule)) ? getRule(db, id) : undefined;
 }
 
 export async function deleteRule(db: Db, id: number): Promise<boolean> {
-  return (await db('forwarding_rules').where({ id }).delete()) > 0;
+  return deleteRuleRecord(db, id);
 }
 
 /**

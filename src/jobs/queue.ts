@@ -1,5 +1,21 @@
-import { isPostgres, type Db, type QueryBuilder, type Trx } from '../db/connection.js';
-import { fromRow, toJson, type DbJobRow } from './rows.js';
+import type { Db, Trx } from '../db/connection.js';
+import {
+  cancelJob,
+  claimDueJob,
+  deleteFinishedJobs,
+  insertJob,
+  jobById,
+  jobLock,
+  listJobs,
+  pendingJobWithKey,
+  reclaimStaleJobs,
+  runningJob,
+  settleRunningJob,
+  toJson,
+  touchRunningJob,
+  upsertPendingJob,
+  type JobSettlement,
+} from '../catalog/jobs.js';
 import { backoffDelay } from '../backoff.js';
 import {
   DEFAULT_BACKOFF,
@@ -45,10 +61,7 @@ export type FailOutcome = 'retrying' | 'failed' | 'superseded' | 'not-owner';
 
 export const STALE_ERROR = 'worker lost (stale heartbeat)';
 
-/** Key space of our advisory locks, so they cannot collide with anyone else's ('jobs'). */
-const ADVISORY_NAMESPACE = 0x6a6f6273;
 const MAX_ERROR_CHARS = 4000;
-const PRUNE_BATCH = 1000;
 
 export class JobQueue {
   readonly defaultMaxAttempts: number;
@@ -66,47 +79,19 @@ export class JobQueue {
 
   /**
    * Adds a job. With a dedupeKey, a pending job with that key is cancelled ('superseded by job
-   * N') in the same transaction; a running one is left alone. On PostgreSQL an advisory lock on
-   * the key serialises enqueues of one key, so the later one supersedes the earlier instead of
-   * hitting the one-pending-job-per-key index.
+   * N') in the same transaction; a running one is left alone (src/catalog/jobs.ts, insertJob).
    */
   async enqueue<P>(input: EnqueueInput<P>, now = new Date()): Promise<JobRow<P>> {
     if (!input.kind || input.kind.length > 64) throw new RangeError('job kind must have 1 to 64 characters');
     const maxAttempts = input.maxAttempts ?? this.defaultMaxAttempts;
     if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new RangeError('maxAttempts must be an integer ≥ 1');
-    const payload = toJson(input.payload, 'payload');
+    const payloadJson = toJson(input.payload, 'payload');
     const ts = now.toISOString();
-    const key = input.dedupeKey;
-    return this.db.transaction(async (trx) => {
-      let superseded: number[] = [];
-      if (key !== undefined) {
-        if (isPostgres(this.db)) await trx.raw('SELECT pg_advisory_xact_lock(?, hashtext(?))', [ADVISORY_NAMESPACE, key]);
-        const rows = (await trx('jobs')
-          .where({ dedupe_key: key, status: 'pending' })
-          .update({ status: 'cancelled', error: 'superseded', finished_at: ts, updated_at: ts })
-          .returning('id')) as Array<{ id: number | string }>;
-        superseded = rows.map((r) => Number(r.id));
-      }
-      const [row] = (await trx('jobs')
-        .insert({
-          kind: input.kind,
-          payload,
-          status: 'pending',
-          attempts: 0,
-          max_attempts: maxAttempts,
-          next_run_at: (input.runAt ?? now).toISOString(),
-          dedupe_key: key ?? null,
-          created_at: ts,
-          updated_at: ts,
-        })
-        .returning('*')) as DbJobRow[];
-      const job = fromRow<P, unknown>(row!);
-      if (superseded.length)
-        await trx('jobs')
-          .whereIn('id', superseded)
-          .update({ error: `superseded by job ${job.id}` });
-      return job;
-    });
+    return insertJob<P>(
+      this.db,
+      { kind: input.kind, payloadJson, maxAttempts, nextRunAt: (input.runAt ?? now).toISOString(), dedupeKey: input.dedupeKey ?? null },
+      ts,
+    );
   }
 
   /**
@@ -114,9 +99,7 @@ export class JobQueue {
    * transaction: the work then commits with what caused it, or not at all). No pending job: one
    * is inserted to run at `runAt`. One pending already: 'debounce' moves it to `runAt` (work
    * that waits for quiet: each arrival pushes it back), 'earliest' keeps the sooner of the two
-   * (a follow-up that must not delay what is already due). One upsert against the
-   * one-pending-job-per-key index, the same statement on SQLite and PostgreSQL; on PostgreSQL
-   * a concurrent schedule of the key waits for this transaction, then updates the same row.
+   * (a follow-up that must not delay what is already due). See upsertPendingJob.
    */
   async schedule<P>(
     trx: Trx | Db,
@@ -126,59 +109,21 @@ export class JobQueue {
   ): Promise<void> {
     if (!input.kind || input.kind.length > 64) throw new RangeError('job kind must have 1 to 64 characters');
     const ts = now.toISOString();
-    const runAt = input.runAt.toISOString();
-    const next =
-      mode === 'debounce'
-        ? 'excluded.next_run_at'
-        : 'CASE WHEN excluded.next_run_at < jobs.next_run_at THEN excluded.next_run_at ELSE jobs.next_run_at END';
-    await trx.raw(
-      `INSERT INTO jobs (kind, payload, status, attempts, max_attempts, next_run_at, dedupe_key, created_at, updated_at)
-       VALUES (?, ?, 'pending', 0, ?, ?, ?, ?, ?)
-       ON CONFLICT (dedupe_key) WHERE status = 'pending' AND dedupe_key IS NOT NULL
-       DO UPDATE SET next_run_at = ${next}, updated_at = excluded.updated_at`,
-      [input.kind, toJson(input.payload, 'payload'), input.maxAttempts ?? this.defaultMaxAttempts, runAt, input.dedupeKey, ts, ts],
-    );
+    const nextRunAt = input.runAt.toISOString();
+    const job = {
+      kind: input.kind,
+      payloadJson: toJson(input.payload, 'payload'),
+      maxAttempts: input.maxAttempts ?? this.defaultMaxAttempts,
+      nextRunAt,
+      dedupeKey: input.dedupeKey,
+    };
+    await upsertPendingJob(trx, job, mode, ts);
   }
 
   /** The oldest due pending job of one of `kinds`, now running for `workerId`; undefined when none. */
   async claim(workerId: string, kinds: readonly string[], now = new Date()): Promise<JobRow | undefined> {
     if (kinds.length === 0) return undefined;
-    const ts = now.toISOString();
-    // A plain read first: nothing due is the common answer (a wake-up while arrivals keep
-    // pushing a settle job back), and it then costs no write transaction on SQLite.
-    const due = await this.db('jobs')
-      .where('status', 'pending')
-      .andWhere('next_run_at', '<=', ts)
-      .whereIn('kind', [...kinds])
-      .first('id');
-    if (!due) return undefined;
-    return this.db.transaction(async (trx) => {
-      let pick = trx('jobs')
-        .select('id')
-        .where('status', 'pending')
-        .andWhere('next_run_at', '<=', ts)
-        .whereIn('kind', [...kinds])
-        .orderBy('next_run_at')
-        .orderBy('id')
-        .limit(1);
-      if (isPostgres(this.db)) pick = pick.forUpdate().skipLocked();
-      const [row] = (await trx('jobs')
-        .where('id', pick)
-        .andWhere('status', 'pending')
-        .update({
-          status: 'running',
-          attempts: trx.raw('attempts + 1'),
-          locked_by: workerId,
-          locked_at: ts,
-          heartbeat_at: ts,
-          // Progress belongs to an attempt.
-          progress_stage: null,
-          progress_percent: null,
-          updated_at: ts,
-        })
-        .returning('*')) as DbJobRow[];
-      return row ? fromRow<unknown, unknown>(row) : undefined;
-    });
+    return claimDueJob(this.db, workerId, kinds, now.toISOString());
   }
 
   /**
@@ -187,25 +132,20 @@ export class JobQueue {
    */
   async heartbeat(id: number, workerId: string, progress?: JobProgress): Promise<HeartbeatOutcome> {
     const ts = new Date().toISOString();
-    const patch: Record<string, string | number | null> = { heartbeat_at: ts, updated_at: ts };
-    if (progress) {
-      patch.progress_stage = progress.stage.slice(0, 128);
-      patch.progress_percent = Math.round(Math.min(100, Math.max(0, Number.isFinite(progress.percent) ? progress.percent : 0)));
-    }
-    const n = await this.db('jobs').where({ id, status: 'running', locked_by: workerId }).update(patch);
-    if (n > 0) return 'ok';
-    const row = (await this.db('jobs').where({ id }).first('status', 'locked_by')) as Pick<DbJobRow, 'status' | 'locked_by'> | undefined;
+    const clamped = progress && {
+      stage: progress.stage.slice(0, 128),
+      percent: Math.round(Math.min(100, Math.max(0, Number.isFinite(progress.percent) ? progress.percent : 0))),
+    };
+    if (await touchRunningJob(this.db, id, workerId, ts, clamped)) return 'ok';
+    const row = await jobLock(this.db, id);
     // A cancelled running job keeps locked_by, so its worker can tell "cancelled" from "taken".
-    return row?.status === 'cancelled' && row.locked_by === workerId ? 'cancelled' : 'lost';
+    return row?.status === 'cancelled' && row.lockedBy === workerId ? 'cancelled' : 'lost';
   }
 
   /** Records the result; false when the job was no longer this worker's (the result is dropped). */
   async complete(id: number, workerId: string, result: unknown): Promise<boolean> {
     const ts = new Date().toISOString();
-    const n = await this.db('jobs')
-      .where({ id, status: 'running', locked_by: workerId })
-      .update({ status: 'succeeded', result: toJson(result, 'result'), error: null, finished_at: ts, updated_at: ts });
-    return n > 0;
+    return settleRunningJob(this.db, { id, workerId }, { status: 'succeeded', resultJson: toJson(result, 'result') }, ts);
   }
 
   /**
@@ -220,53 +160,37 @@ export class JobQueue {
     opts: { retryable: boolean; backoff?: Backoff },
     now = new Date(),
   ): Promise<FailOutcome> {
-    const owned = { id, status: 'running', locked_by: workerId };
-    const row = (await this.db('jobs').where(owned).first('attempts', 'max_attempts', 'dedupe_key')) as
-      | Pick<DbJobRow, 'attempts' | 'max_attempts' | 'dedupe_key'>
-      | undefined;
+    const row = await runningJob(this.db, id, workerId);
     if (!row) return 'not-owner';
-    const attempts = Number(row.attempts);
+    const attempts = row.attempts;
     const ts = now.toISOString();
     const reason = error.slice(0, MAX_ERROR_CHARS);
-    const retry = opts.retryable && attempts < Number(row.max_attempts);
-    const newer = retry ? await this.pendingWithKey(row.dedupe_key) : undefined;
+    const retry = opts.retryable && attempts < row.maxAttempts;
+    const newer = retry ? await this.pendingWithKey(row.dedupeKey) : undefined;
     let outcome: FailOutcome;
-    let patch: Record<string, string | null>;
+    let settlement: JobSettlement;
     if (newer !== undefined) {
       outcome = 'superseded';
-      patch = {
-        status: 'cancelled',
-        error: `${reason}; superseded by job ${newer}`.slice(0, MAX_ERROR_CHARS),
-        finished_at: ts,
-        updated_at: ts,
-      };
+      settlement = { status: 'cancelled', error: `${reason}; superseded by job ${newer}`.slice(0, MAX_ERROR_CHARS) };
     } else if (retry) {
       outcome = 'retrying';
-      patch = {
+      settlement = {
         status: 'pending',
         error: reason,
-        next_run_at: new Date(now.getTime() + backoffDelay(opts.backoff ?? this.backoff, attempts)).toISOString(),
-        locked_by: null,
-        locked_at: null,
-        heartbeat_at: null,
-        updated_at: ts,
+        nextRunAt: new Date(now.getTime() + backoffDelay(opts.backoff ?? this.backoff, attempts)).toISOString(),
       };
     } else {
       outcome = 'failed';
-      patch = { status: 'failed', error: reason, finished_at: ts, updated_at: ts };
+      settlement = { status: 'failed', error: reason };
     }
     // attempts in the WHERE: the row read above is still the one being updated.
-    const n = await this.db('jobs')
-      .where({ ...owned, attempts })
-      .update(patch);
-    return n === 0 ? 'not-owner' : outcome;
+    const ok = await settleRunningJob(this.db, { id, workerId, attempts }, settlement, ts);
+    return ok ? outcome : 'not-owner';
   }
 
   /** The pending job holding this dedupe key, if any (there is at most one). */
   private async pendingWithKey(key: string | null): Promise<number | undefined> {
-    if (key === null) return undefined;
-    const row = (await this.db('jobs').where({ dedupe_key: key, status: 'pending' }).first('id')) as { id: number | string } | undefined;
-    return row ? Number(row.id) : undefined;
+    return key === null ? undefined : pendingJobWithKey(this.db, key);
   }
 
   /**
@@ -275,32 +199,17 @@ export class JobQueue {
    */
   async release(id: number, workerId: string, reason: string): Promise<boolean> {
     const ts = new Date().toISOString();
-    const owned = { id, status: 'running', locked_by: workerId };
-    const row = (await this.db('jobs').where(owned).first('dedupe_key')) as Pick<DbJobRow, 'dedupe_key'> | undefined;
+    const row = await runningJob(this.db, id, workerId);
     if (!row) return false;
-    const newer = await this.pendingWithKey(row.dedupe_key);
-    const n = await this.db('jobs')
-      .where(owned)
-      .update(
-        newer !== undefined
-          ? {
-              status: 'cancelled',
-              error: `${reason}; superseded by job ${newer}`.slice(0, MAX_ERROR_CHARS),
-              finished_at: ts,
-              updated_at: ts,
-            }
-          : {
-              status: 'pending',
-              attempts: this.db.raw('attempts - 1'),
-              error: reason.slice(0, MAX_ERROR_CHARS),
-              next_run_at: ts,
-              locked_by: null,
-              locked_at: null,
-              heartbeat_at: null,
-              updated_at: ts,
-            },
-      );
-    return n > 0;
+    const newer = await this.pendingWithKey(row.dedupeKey);
+    return settleRunningJob(
+      this.db,
+      { id, workerId },
+      newer !== undefined
+        ? { status: 'cancelled', error: `${reason}; superseded by job ${newer}`.slice(0, MAX_ERROR_CHARS) }
+        : { status: 'pending', giveBackAttempt: true, error: reason.slice(0, MAX_ERROR_CHARS), nextRunAt: ts },
+      ts,
+    );
   }
 
   /**
@@ -308,26 +217,17 @@ export class JobQueue {
    * heartbeat and aborts the handler. false when the job is finished or unknown.
    */
   async cancel(id: number, reason = 'cancelled'): Promise<boolean> {
-    const ts = new Date().toISOString();
-    const n = await this.db('jobs')
-      .where({ id })
-      .whereIn('status', ['pending', 'running'])
-      .update({ status: 'cancelled', error: reason.slice(0, MAX_ERROR_CHARS), finished_at: ts, updated_at: ts });
-    return n > 0;
+    return cancelJob(this.db, id, reason.slice(0, MAX_ERROR_CHARS), new Date().toISOString());
   }
 
   /** P and R name what the caller expects in payload and result; they are not checked. */
   async get<P = unknown, R = unknown>(id: number): Promise<JobRow<P, R> | undefined> {
-    const row = (await this.db('jobs').where({ id }).first()) as DbJobRow | undefined;
-    return row ? fromRow<P, R>(row) : undefined;
+    return jobById<P, R>(this.db, id);
   }
 
   async list<P = unknown, R = unknown>(q: ListQuery = {}): Promise<Array<JobRow<P, R>>> {
-    const b = this.db('jobs');
-    if (q.kind !== undefined) b.where('kind', q.kind);
-    if (q.status !== undefined) b.where('status', q.status);
     const limit = Math.min(1000, Math.max(1, Math.floor(q.limit ?? 100)));
-    return ((await b.orderBy('id', 'desc').limit(limit)) as DbJobRow[]).map((r) => fromRow<P, R>(r));
+    return listJobs<P, R>(this.db, { kind: q.kind, status: q.status, limit });
   }
 
   /**
@@ -337,84 +237,16 @@ export class JobQueue {
    */
   async prune(kinds: readonly string[], before: Date): Promise<number> {
     if (kinds.length === 0) return 0;
-    let deleted = 0;
-    for (;;) {
-      const old = this.db('jobs')
-        .select('id')
-        .whereIn('kind', [...kinds])
-        .whereIn('status', ['succeeded', 'cancelled'])
-        .andWhere('finished_at', '<', before.toISOString())
-        .limit(PRUNE_BATCH);
-      const n = await this.db('jobs').whereIn('id', old).del();
-      deleted += n;
-      if (n < PRUNE_BATCH) return deleted;
-    }
+    return deleteFinishedJobs(this.db, kinds, before.toISOString());
   }
 
   /**
    * Running jobs whose heartbeat is older than staleMs (their worker died or hangs) go back to
-   * pending, or to failed when their attempts are used up, with STALE_ERROR as the reason.
-   * Clearing locked_by makes a worker that was only slow see 'lost' at its next heartbeat.
-   * One pending job per dedupe key: a stale job whose key already has a pending job is
-   * superseded by it, and of several stale jobs of one key the newest goes back. Each job is
-   * its own conditional UPDATE (no read-then-write transaction: no SQLITE_BUSY), so a race with
-   * an enqueue of the same key costs that one job a supersede, never the whole reclaim.
+   * pending, or to failed when their attempts are used up, with STALE_ERROR as the reason; a
+   * stale job whose dedupe key already has a pending job is superseded by it (reclaimStaleJobs).
    */
   async reclaimStale(staleMs: number, now = new Date()): Promise<{ requeued: number; failed: number; superseded: number }> {
-    const ts = now.toISOString();
     const cutoff = new Date(now.getTime() - staleMs).toISOString();
-    const stale = (q: QueryBuilder) => q.where('status', 'running').andWhere('heartbeat_at', '<', cutoff);
-    const newerPending = (q: QueryBuilder) =>
-      q.select(1).from('jobs as newer').whereRaw('newer.dedupe_key = jobs.dedupe_key').andWhere('newer.status', 'pending');
-    const failed = await stale(this.db('jobs'))
-      .andWhereRaw('attempts >= max_attempts')
-      .update({ status: 'failed', error: STALE_ERROR, locked_by: null, finished_at: ts, updated_at: ts });
-    const candidates = (await stale(this.db('jobs')).andWhereRaw('attempts < max_attempts').orderBy('id', 'desc').select('id')) as Array<{
-      id: number | string;
-    }>;
-    let requeued = 0;
-    let superseded = 0;
-    for (const { id } of candidates) {
-      const one = () => stale(this.db('jobs').where({ id })).andWhereRaw('attempts < max_attempts');
-      let n = 0;
-      try {
-        n = await one().whereNotExists(newerPending).update({
-          status: 'pending',
-          error: STALE_ERROR,
-          next_run_at: ts,
-          locked_by: null,
-          locked_at: null,
-          heartbeat_at: null,
-          updated_at: ts,
-        });
-      } catch (err) {
-        if (!isUniqueViolation(err)) throw err;
-      }
-      if (n > 0) {
-        requeued += n;
-        continue;
-      }
-      const newer = (await this.db('jobs as newer')
-        .join('jobs', 'jobs.dedupe_key', 'newer.dedupe_key')
-        .where({ 'jobs.id': id, 'newer.status': 'pending' })
-        .first('newer.id as id')) as { id: number | string } | undefined;
-      if (newer === undefined) continue; // no longer stale, or finished meanwhile
-      superseded += await one().update({
-        status: 'cancelled',
-        error: `${STALE_ERROR}; superseded by job ${Number(newer.id)}`,
-        locked_by: null,
-        finished_at: ts,
-        updated_at: ts,
-      });
-    }
-    return { requeued, failed, superseded };
+    return reclaimStaleJobs(this.db, cutoff, now.toISOString(), STALE_ERROR);
   }
-}
-
-/** A unique index said no (PostgreSQL 23505, SQLite SQLITE_CONSTRAINT … UNIQUE). */
-function isUniqueViolation(err: unknown): boolean {
-  if (typeof err !== 'object' || err === null) return false;
-  const code = (err as { code?: unknown }).code;
-  const message = err instanceof Error ? err.message : '';
-  return code === '23505' || (code === 'SQLITE_CONSTRAINT' && message.includes('UNIQUE'));
 }

@@ -5,41 +5,13 @@
  */
 
 import type { Backoff } from '../backoff.js';
+import type { JobStatus } from '../catalog/jobs.js';
 
 export type { Backoff };
-
-export type JobStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+/** A job's row shapes are the index's (src/catalog/jobs.ts); the queue's callers name them here. */
+export type { JobProgress, JobRow, JobStatus } from '../catalog/jobs.js';
 
 export const JOB_STATUSES: readonly JobStatus[] = ['pending', 'running', 'succeeded', 'failed', 'cancelled'];
-
-export interface JobProgress {
-  stage: string;
-  /** 0–100, whole numbers. */
-  percent: number;
-}
-
-export interface JobRow<P = unknown, R = unknown> {
-  id: number;
-  kind: string;
-  payload: P;
-  status: JobStatus;
-  /** Runs started so far (a claim counts one; a graceful shutdown gives it back). */
-  attempts: number;
-  maxAttempts: number;
-  /** ISO 8601; a pending job is not claimed before this. */
-  nextRunAt: string;
-  lockedBy: string | null;
-  lockedAt: string | null;
-  heartbeatAt: string | null;
-  /** Why it last failed, was cancelled, superseded or lost; null once it succeeded. */
-  error: string | null;
-  result: R | null;
-  dedupeKey: string | null;
-  progress: JobProgress | null;
-  createdAt: string;
-  updatedAt: string;
-  finishedAt: string | null;
-}
 
 export interface EnqueueInput<P> {
   kind: string;

@@ -5,7 +5,7 @@ import type { Logger } from '../logger.js';
 import { errorMessage } from '../errors.js';
 import { JobAbortedError, JobError, type AbortReason } from './errors.js';
 import type { JobQueue } from './queue.js';
-import { toJson } from './rows.js';
+import { toJson } from '../catalog/jobs.js';
 import type { Backoff, JobProgress, JobRow } from './types.js';
 
 const WAKE_GRAIN_MS = 100;

@@ -1,5 +1,7 @@
 import type { Db } from '../db/connection.js';
 import type { Analysis } from '../analysis/analyses.js';
+import { instancesByUid } from '../catalog/catalog.js';
+import { studyFacts } from '../catalog/studies.js';
 import { uidFromNames } from '../dicom/new-uid.js';
 import {
   AI_DISCLAIMER,
@@ -25,22 +27,6 @@ export interface ContentFacts {
   node: ReportContent['node'];
 }
 
-interface StudyRow {
-  study_instance_uid: string;
-  accession_number: string | null;
-  study_date: string | null;
-  study_time: string | null;
-  study_id: string | null;
-  study_description: string | null;
-  referring_physician_name: string | null;
-  modalities_in_study: string | null;
-  patient_name: string | null;
-  patient_id: string;
-  issuer_of_patient_id: string;
-  patient_birth_date: string | null;
-  patient_sex: string | null;
-}
-
 export class ReportContentError extends Error {
   constructor(message: string) {
     super(message);
@@ -49,49 +35,22 @@ export class ReportContentError extends Error {
 }
 
 export async function buildContent(db: Db, analysis: Analysis, body: ReportBody, f: ContentFacts): Promise<ReportContent> {
-  const s = (await db('studies as st')
-    .join('patients as p', 'p.id', 'st.patient_pk')
-    .where('st.study_instance_uid', analysis.studyInstanceUid)
-    .first(
-      'st.study_instance_uid',
-      'st.accession_number',
-      'st.study_date',
-      'st.study_time',
-      'st.study_id',
-      'st.study_description',
-      'st.referring_physician_name',
-      'st.modalities_in_study',
-      'p.patient_name',
-      'p.patient_id',
-      'p.issuer_of_patient_id',
-      'p.patient_birth_date',
-      'p.patient_sex',
-    )) as StudyRow | undefined;
+  const s = await studyFacts(db, analysis.studyInstanceUid);
   if (!s) throw new ReportContentError(`study ${analysis.studyInstanceUid} is no longer in the index`);
 
   // The analysed images as the index knows them (SOP class, matrix) for the image library.
-  const uids = [...new Set(analysis.images.map((i) => i.sopInstanceUid))];
-  const rows = new Map<string, { sop_class_uid: string; rows: number | null; columns: number | null; number_of_frames: number | null }>();
-  for (let i = 0; i < uids.length; i += 500) {
-    const chunk = (await db('instances')
-      .whereIn('sop_instance_uid', uids.slice(i, i + 500))
-      .select('sop_instance_uid', 'sop_class_uid', 'rows', 'columns', 'number_of_frames')) as Array<{
-      sop_instance_uid: string;
-      sop_class_uid: string;
-      rows: number | null;
-      columns: number | null;
-      number_of_frames: number | null;
-    }>;
-    for (const r of chunk) rows.set(r.sop_instance_uid, r);
-  }
+  const rows = await instancesByUid(
+    db,
+    analysis.images.map((i) => i.sopInstanceUid),
+  );
   const refOf = (index: number): ImageRef | undefined => {
     const im = analysis.images[index];
     const r = im && rows.get(im.sopInstanceUid);
     // Deleted since, or a prior study's image (a comparison): not referenced by this study's objects.
     if (!im || !r || (im.studyInstanceUid && im.studyInstanceUid !== analysis.studyInstanceUid)) return undefined;
-    const multi = (r.number_of_frames ?? 1) > 1;
+    const multi = (r.numberOfFrames ?? 1) > 1;
     return {
-      sopClassUid: r.sop_class_uid,
+      sopClassUid: r.sopClassUid,
       sopInstanceUid: im.sopInstanceUid,
       seriesInstanceUid: im.seriesInstanceUid,
       ...(multi ? { frameNumber: im.frameNumber } : {}),

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { parsePk, parseStudyRef } from '../../records/schemas.js';
 import { getAnalysis, listStudyAnalyses, type Analysis } from '../../analysis/analyses.js';
 import { cancelAnalysis, requestAnalysis } from '../../analysis/requests.js';
+import { studyIdentity } from '../../catalog/studies.js';
 import { readJson } from '../body.js';
 import { HttpError } from '../errors.js';
 import type { RouteDeps } from '../deps.js';
@@ -90,11 +91,8 @@ export function registerAnalysisRoutes(r: RouterInstance<AppState>, deps: RouteD
   const { db, security } = deps;
 
   const studyUidOf = async (ref: { pk: number } | { uid: string }): Promise<{ uid: string; patientId: string } | undefined> => {
-    const q = db('studies as st').join('patients as p', 'p.id', 'st.patient_pk').select('st.study_instance_uid', 'p.patient_id');
-    if ('pk' in ref) q.where('st.id', ref.pk);
-    else q.where('st.study_instance_uid', ref.uid);
-    const row = (await q.first()) as { study_instance_uid: string; patient_id: string } | undefined;
-    return row && { uid: row.study_instance_uid, patientId: row.patient_id };
+    const study = await studyIdentity(db, ref);
+    return study && { uid: study.studyInstanceUid, patientId: study.patientId };
   };
 
   r.post('/api/analysis', security.guard('analysis:run', 'analysis.request', 'analysis'), async (ctx: AppContext) => {

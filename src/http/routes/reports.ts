@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { parsePk, parseStudyRef } from '../../records/schemas.js';
 import { getAnalysis } from '../../analysis/analyses.js';
 import { findInstance } from '../../catalog/catalog.js';
+import { studyIdentity } from '../../catalog/studies.js';
 import { bodyPatch } from '../../reports/body.js';
 import { buildContent } from '../../reports/content-builder.js';
 import { currentObjects } from '../../reports/publish.js';
@@ -103,19 +104,16 @@ export function registerReportRoutes(r: RouterInstance<AppState>, deps: RouteDep
   r.post('/api/reports', security.guard('analysis:run', 'report.request', 'report'), async (ctx: AppContext) => {
     const body = await readJson(ctx, createBody);
     const ref = parseStudyRef(String(body.study_id));
-    const q = db('studies').select('study_instance_uid');
-    const study = (await ('pk' in ref ? q.where({ id: ref.pk }) : q.where({ study_instance_uid: ref.uid })).first()) as
-      | { study_instance_uid: string }
-      | undefined;
+    const study = await studyIdentity(db, ref);
     if (!study) throw new HttpError(404, 'not_found', 'study not found');
     const out = await createReport(
       wf,
-      { studyInstanceUid: study.study_instance_uid, analysisId: body.analysis_id, includeAiDisclaimer: body.include_ai_disclaimer },
+      { studyInstanceUid: study.studyInstanceUid, analysisId: body.analysis_id, includeAiDisclaimer: body.include_ai_disclaimer },
       actor(ctx),
     );
     ctx.state.audit = {
       resourceId: String(out.report.id),
-      studyInstanceUid: study.study_instance_uid,
+      studyInstanceUid: study.studyInstanceUid,
       details: { analysis: body.analysis_id },
     };
     ctx.status = 201;
