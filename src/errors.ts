@@ -2,7 +2,22 @@
  * Domain errors of the node. A RadiantError carries a domain code (`kind`: what went wrong, in
  * the node's terms) and no protocol status: each edge maps the kind with its one table, so
  * C-STORE, STOW-RS and the REST API answer the same failure the same way. The HTTP table is in
- * src/http/errors.ts, the DIMSE table in dimse/error-status.ts.
+ * src/http/errors.ts, the DIMSE tables in dimse/error-status.ts. A protocol may still answer a
+ * finer `reason` its own way (a frame past the end is 404 in WADO-RS, 400 in WADO-URI), but every
+ * error that can reach an edge (an HTTP or DIMSE response, a job failure recorded for a user, the
+ * CLI) is a RadiantError, so an unforeseen path still maps by kind.
+ *
+ * Plain Error on purpose (they never leave their module as themselves):
+ * - HttpError (src/http/errors.ts): the HTTP edge's own answer, already a status and a code.
+ * - JobAbortedError (src/jobs/errors.ts): the reason on a job's AbortSignal; the runner records the
+ *   job as cancelled/requeued from it, never as a failure.
+ * - EngineError (src/medgemma/engine.ts): the engine's own failure vocabulary (its `kind`: timeout,
+ *   bad_output, …) for the analysis job, which records it as a JobError (analysis/pipeline.ts).
+ * - StructureError (src/dicom/structure.ts): the structure walk's refusal; header.ts turns it into
+ *   the parse result's 'corrupt DICOM' error, which ingest answers as an 'unparseable' RadiantError.
+ * - Bail (analysis/pixels-native.ts), TimeoutReason (medgemma/call-control.ts): control flow.
+ * - The llama.cpp build toolchain's errors (src/medgemma/build/): a build step for the CLI and
+ *   the engine's start, reported as LlamaServerError.
  */
 
 import { DimseStatus } from './dicom/dimse-status.js';
@@ -30,7 +45,11 @@ export type ErrorKind =
   /** The node failed at its own work (a bug, a store that refused its own object). */
   | 'internal';
 
-/** Finer than the kind, where a protocol answers the cases differently (STOW-RS FailureReason). */
+/**
+ * Finer than the kind, where a protocol answers the cases differently: ingest's, for STOW-RS
+ * FailureReason. Error classes with their own finer vocabulary (RenderError's RenderErrorKind,
+ * MultipartError's MultipartFailure, …) narrow `reason` to it.
+ */
 export type ErrorReason = 'study-mismatch' | 'transfer-syntax' | 'sop-class';
 
 export interface RadiantErrorOptions {
@@ -44,7 +63,8 @@ export interface RadiantErrorOptions {
 
 export class RadiantError extends Error {
   readonly kind: ErrorKind;
-  readonly reason?: ErrorReason;
+  /** An ErrorReason, or a subclass's own finer vocabulary (declared there). */
+  readonly reason?: string;
   readonly code?: string;
   readonly details?: unknown;
 

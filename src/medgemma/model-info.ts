@@ -8,10 +8,11 @@ import path from 'node:path';
 import { readGgufFileInfo } from 'node-llama-cpp';
 import { checkGgufFile, ModelFileError } from './llama-server.js';
 import { fileSha256, fileTypeName } from './model-identity.js';
+import { RadiantError } from '../errors.js';
 
-export class ModelInfoError extends Error {
+export class ModelInfoError extends RadiantError {
   constructor(message: string) {
-    super(message);
+    super('invalid-input', message);
     this.name = 'ModelInfoError';
   }
 }

@@ -1,12 +1,14 @@
 /** `radiant model pull hf:user/repo/file.gguf`: downloads with node-llama-cpp's downloader, with progress. */
 import { createModelDownloader } from 'node-llama-cpp';
+import { RadiantError } from '../errors.js';
 
-export class ModelPullError extends Error {
+/** `usage`: the command line was wrong; else the download failed (network, repository, token). */
+export class ModelPullError extends RadiantError {
   constructor(
     message: string,
     readonly usage = false,
   ) {
-    super(message);
+    super(usage ? 'invalid-input' : 'out-of-resources', message);
     this.name = 'ModelPullError';
   }
 }

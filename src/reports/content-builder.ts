@@ -1,6 +1,7 @@
 import type { Db } from '../db/connection.js';
 import type { Analysis } from '../analysis/analyses.js';
 import { uidFromNames } from '../dicom/new-uid.js';
+import { RadiantError } from '../errors.js';
 import {
   AI_DISCLAIMER,
   type ImageRef,
@@ -41,9 +42,9 @@ interface StudyRow {
   patient_sex: string | null;
 }
 
-export class ReportContentError extends Error {
+export class ReportContentError extends RadiantError {
   constructor(message: string) {
-    super(message);
+    super('internal', message);
     this.name = 'ReportContentError';
   }
 }
