@@ -25,25 +25,28 @@ import { DimseStatus } from './dicom/dimse-status.js';
 /** The kernel's one DIMSE status table, re-exported for the modules that map errors with it. */
 export { DimseStatus };
 
-/** The domain codes. */
-export type ErrorKind =
-  | 'invalid-input'
-  | 'unparseable'
-  | 'mismatch'
-  | 'unsupported'
-  | 'duplicate'
-  | 'too-large'
-  | 'out-of-resources'
-  | 'not-found'
-  | 'config'
+/** The domain codes (a list, so the edges' tables can be checked to cover every one). */
+export const ERROR_KINDS = [
+  'invalid-input',
+  'unparseable',
+  'mismatch',
+  'unsupported',
+  'duplicate',
+  'too-large',
+  'out-of-resources',
+  'not-found',
+  'config',
   /** The request contradicts the current state (an existing record, a finished workflow step). */
-  | 'conflict'
+  'conflict',
   /** The caller may not do this to this resource (beyond its role's permissions). */
-  | 'forbidden'
+  'forbidden',
   /** Well-formed but not applicable (a change naming something that does not exist). */
-  | 'unprocessable'
-  /** The node failed at its own work (a bug, a store that refused its own object). */
-  | 'internal';
+  'unprocessable',
+  /** The node failed at its own work (a bug, a store that refused its own object, a corrupt row). */
+  'internal',
+] as const;
+
+export type ErrorKind = (typeof ERROR_KINDS)[number];
 
 /**
  * Finer than the kind, where a protocol answers the cases differently: ingest's, for STOW-RS

@@ -7,15 +7,9 @@ import { DUMMY_HASH, verifyPassword } from '../../auth/passwords.js';
 import type { FailureLimiter } from '../../auth/rate-limit.js';
 import { issueToken, type TokenVerifier } from '../../auth/tokens.js';
 import type { FirstAdminBootstrap } from '../../auth/bootstrap.js';
-import {
-  countUsers,
-  createFirstUser,
-  createUser,
-  findUserWithHash,
-  touchLogin,
-  type User,
-} from '../../auth/users.js';
+import { countUsers, createFirstUser, createUser, findUserWithHash, touchLogin, type User } from '../../auth/users.js';
 import { readForm, readJson } from '../body.js';
+import { RadiantError } from '../../errors.js';
 import { HttpError, httpStatusOf } from '../errors.js';
 import type { Security } from '../security.js';
 import type { AppContext, AppRouter, AppState } from '../state.js';
@@ -78,7 +72,7 @@ export function authRoutes(deps: AuthRouteDeps): AppRouter {
         resourceType: 'user',
         outcome: 'failure',
         status: httpStatusOf(err),
-        details: { requested, reason: err instanceof HttpError ? err.code : 'error' },
+        details: { requested, reason: (err instanceof HttpError || err instanceof RadiantError ? err.code : undefined) ?? 'error' },
       });
       throw err;
     }
