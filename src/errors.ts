@@ -7,17 +7,17 @@
  * error that can reach an edge (an HTTP or DIMSE response, a job failure recorded for a user, the
  * CLI) is a RadiantError, so an unforeseen path still maps by kind.
  *
- * Plain Error on purpose (they never leave their module as themselves):
+ * Plain Error on purpose (an edge's own answer, or translated where it is caught):
  * - HttpError (src/http/errors.ts): the HTTP edge's own answer, already a status and a code.
  * - JobAbortedError (src/jobs/errors.ts): the reason on a job's AbortSignal; the runner records the
  *   job as cancelled/requeued from it, never as a failure.
  * - EngineError (src/medgemma/engine.ts): the engine's own failure vocabulary (its `kind`: timeout,
- *   bad_output, …) for the analysis job, which records it as a JobError (analysis/pipeline.ts).
+ *   bad_output, …) for the analysis job, which records it as a JobError (analysis/pipeline.ts); the CLI prints it.
  * - StructureError (src/dicom/structure.ts): the structure walk's refusal; header.ts turns it into
  *   the parse result's 'corrupt DICOM' error, which ingest answers as an 'unparseable' RadiantError.
  * - Bail (analysis/pixels-native.ts), TimeoutReason (medgemma/call-control.ts): control flow.
- * - The llama.cpp build toolchain's errors (src/medgemma/build/): a build step for the CLI and
- *   the engine's start, reported as LlamaServerError.
+ * - The llama.cpp build toolchain's errors (src/medgemma/build/): a build step's, printed by its
+ *   own program; at the engine's start the llama-server backend reports them as EngineError.
  */
 
 import { DimseStatus } from './dicom/dimse-status.js';
