@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import { RadiantError } from '../src/errors.js';
 
 /**
  * A small streaming reader for multipart/related bodies (RFC 2387 over RFC 2046 §5.1), as STOW-RS
@@ -13,13 +14,13 @@ import { Readable } from 'node:stream';
 
 export type MultipartFailure = 'malformed' | 'truncated' | 'too-large';
 
-export class MultipartError extends Error {
+export class MultipartError extends RadiantError {
   constructor(
-    readonly reason: MultipartFailure,
+    override readonly reason: MultipartFailure,
     message: string,
     options?: { cause?: unknown },
   ) {
-    super(message, options);
+    super(reason === 'too-large' ? 'too-large' : 'unparseable', message, options);
     this.name = 'MultipartError';
   }
 }

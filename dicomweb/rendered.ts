@@ -156,16 +156,16 @@ export async function renderStored(deps: RouteDeps, row: StoredInstanceRow, opts
  * past the end differs per service and is the caller's.)
  */
 export function renderFailure(err: RenderError, row: StoredInstanceRow): HttpError {
-  if (err.kind === 'invalid_geometry') return new HttpError(422, 'invalid_pixel_data', err.message);
-  if (err.kind === 'failed') return new HttpError(500, 'render_failed', err.message);
-  const details = err.kind === 'undecodable' ? { transferSyntax: row.transfer_syntax_uid } : undefined;
+  if (err.reason === 'invalid_geometry') return new HttpError(422, 'invalid_pixel_data', err.message);
+  if (err.reason === 'failed') return new HttpError(500, 'render_failed', err.message);
+  const details = err.reason === 'undecodable' ? { transferSyntax: row.transfer_syntax_uid } : undefined;
   return new HttpError(501, 'not_renderable', err.message, details);
 }
 
 /** RenderError → the WADO-RS status: 404 for a frame past the end, else as renderFailure. */
 export function renderHttpError(err: unknown, row: StoredInstanceRow): unknown {
   if (!(err instanceof RenderError)) return err;
-  if (err.kind === 'frame_out_of_range') {
+  if (err.reason === 'frame_out_of_range') {
     return new HttpError(404, 'frame_not_found', err.message, { numberOfFrames: err.numberOfFrames });
   }
   return renderFailure(err, row);
@@ -257,8 +257,8 @@ function groupThumbnailHandler(deps: RouteDeps) {
       } catch (err) {
         if (!(err instanceof RenderError)) throw err;
         // Not an image series, or an instance that cannot be rendered: try the next one.
-        if (err.kind !== 'no_pixel_data') {
-          deps.log.warn({ kind: err.kind, transferSyntax: row.transfer_syntax_uid }, 'thumbnail candidate not rendered');
+        if (err.reason !== 'no_pixel_data') {
+          deps.log.warn({ kind: err.reason, transferSyntax: row.transfer_syntax_uid }, 'thumbnail candidate not rendered');
         }
         continue;
       }
@@ -306,9 +306,9 @@ async function* renderedParts(
         batch = await deps.renderer.frames(file, next, FRAME_BATCH, options);
       } catch (err) {
         if (!(err instanceof RenderError)) throw err;
-        if (err.kind !== 'no_pixel_data') {
+        if (err.reason !== 'no_pixel_data') {
           deps.log.warn(
-            { kind: err.kind, transferSyntax: row.transfer_syntax_uid },
+            { kind: err.reason, transferSyntax: row.transfer_syntax_uid },
             'rendered study/series: an instance could not be rendered and was left out',
           );
         }

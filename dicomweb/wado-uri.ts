@@ -203,12 +203,12 @@ export function wadoUriHandler(deps: RouteDeps) {
       img = await renderStored(deps, row, opts);
     } catch (err) {
       if (!(err instanceof RenderError)) throw err;
-      if (err.kind === 'frame_out_of_range') {
+      if (err.reason === 'frame_out_of_range') {
         throw new HttpError(400, 'invalid_parameter', `frameNumber: ${err.message}`, { numberOfFrames: err.numberOfFrames });
       }
       // The default guessed wrong (deflated / big-endian object without pixel data): the file then.
       if (
-        err.kind === 'no_pixel_data' &&
+        err.reason === 'no_pixel_data' &&
         contentType === undefined &&
         chooseUriContentType(wanted, { image: false, pdf: false }) === DICOM
       ) {

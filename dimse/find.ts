@@ -2,7 +2,7 @@ import type { Db } from '../src/db/connection.js';
 import dimse from 'dcmjs-dimse';
 import type { AuditLog } from '../src/audit/audit.js';
 import { DimseStatus } from '../src/dicom/dimse-status.js';
-import { errorMessage } from '../src/errors.js';
+import { errorMessage, RadiantError } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import { findAttribute, LEVEL_RANK, type AttributeDef, type Level } from '../src/query/attributes.js';
 import { toDicomJsonValue } from '../src/query/dicom-json.js';
@@ -47,12 +47,10 @@ const SCP_KEYS = new Set(['QueryRetrieveLevel', 'SpecificCharacterSet', 'Retriev
 /** In the attribute table for QIDO-RS only. */
 const NOT_DIMSE = new Set(['RetrieveURL']);
 
-export class FindFailure extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
+/** A C-FIND the node refuses: an identifier that does not fit the model, a SOP class it does not serve. */
+export class FindFailure extends RadiantError {
+  constructor(kind: 'mismatch' | 'unsupported', message: string) {
+    super(kind, message);
     this.name = 'FindFailure';
   }
 }
@@ -104,14 +102,14 @@ function uniqueKeysAbove(model: QrModel, level: QrLevel): string[] {
 export function parseIdentifier(model: QrModel, elements: Record<string, unknown>): ParsedFind {
   const rawLevel = queryValue(elements.QueryRetrieveLevel).trim().toUpperCase();
   if (!rawLevel) {
-    throw new FindFailure(DimseStatus.IdentifierDoesNotMatchSopClass, 'QueryRetrieveLevel (0008,0052) is missing');
+    throw new FindFailure('mismatch', 'QueryRetrieveLevel (0008,0052) is missing');
   }
   if (!['PATIENT', 'STUDY', 'SERIES', 'IMAGE'].includes(rawLevel)) {
-    throw new FindFailure(DimseStatus.IdentifierDoesNotMatchSopClass, `unknown QueryRetrieveLevel ${rawLevel.slice(0, 16)}`);
+    throw new FindFailure('mismatch', `unknown QueryRetrieveLevel ${rawLevel.slice(0, 16)}`);
   }
   const level = rawLevel as QrLevel;
   if (model === 'study-root' && level === 'PATIENT') {
-    throw new FindFailure(DimseStatus.IdentifierDoesNotMatchSopClass, 'PATIENT level is not in the Study Root model');
+    throw new FindFailure('mismatch', 'PATIENT level is not in the Study Root model');
   }
   const rank = LEVEL_RANK[ENGINE_LEVEL[level]];
   const filters: Record<string, string> = {};
@@ -131,10 +129,7 @@ export function parseIdentifier(model: QrModel, elements: Record<string, unknown
       continue;
     }
     if (LEVEL_RANK[def.level] > rank) {
-      throw new FindFailure(
-        DimseStatus.IdentifierDoesNotMatchSopClass,
-        `${def.keyword} is below the ${level} level (no relational queries)`,
-      );
+      throw new FindFailure('mismatch', `${def.keyword} is below the ${level} level (no relational queries)`);
     }
     requested.push(def);
     // dcmjs reads a zero-length US element as 0: for Rows/Columns that is universal matching
@@ -146,7 +141,7 @@ export function parseIdentifier(model: QrModel, elements: Record<string, unknown
     const v = (filters[kw] ?? '').trim();
     const def = findAttribute(kw)!;
     if (!v || /[*?\\]/.test(v)) {
-      throw new FindFailure(DimseStatus.IdentifierDoesNotMatchSopClass, `${level} level needs one ${kw} ${tagOf(def)}`);
+      throw new FindFailure('mismatch', `${level} level needs one ${kw} ${tagOf(def)}`);
     }
   }
   return { model, level, filters, requested, unsupported };
@@ -251,9 +246,9 @@ export function findService(deps: FindServiceDeps): FindService {
     if (!byId) running.set(ctx.association, (byId = new Map()));
     byId.set(messageId, state);
     try {
-      if (!model) throw new FindFailure(DimseStatus.SopClassNotSupported, 'not a Patient/Study Root FIND SOP Class');
+      if (!model) throw new FindFailure('unsupported', 'not a Patient/Study Root FIND SOP Class');
       const dataset = request.getDataset();
-      if (!dataset) throw new FindFailure(DimseStatus.IdentifierDoesNotMatchSopClass, 'the request has no identifier');
+      if (!dataset) throw new FindFailure('mismatch', 'the request has no identifier');
       const q = parseIdentifier(model, dataset.getElements());
       level = q.level;
       query = auditedQuery(q);
@@ -283,7 +278,7 @@ export function findService(deps: FindServiceDeps): FindService {
       status = state.cancelled ? DimseStatus.Cancel : DimseStatus.Success;
       respond(final(request, status));
     } catch (err) {
-      status = err instanceof FindFailure ? err.status : dimseStatusOf('find', err);
+      status = dimseStatusOf('find', err);
       const message = err instanceof FindFailure || err instanceof QueryError ? err.message : 'query failed';
       if (!(err instanceof FindFailure || err instanceof QueryError)) {
         log.error({ err: errorMessage(err), calling: ctx.callingAeTitle }, 'C-FIND failed');

@@ -3,7 +3,7 @@ import type { Db } from '../src/db/connection.js';
 import { retrievableInstances, type RetrievableInstance, type RetrieveFilter } from '../src/catalog/catalog.js';
 import { DimseStatus } from '../src/dicom/dimse-status.js';
 import { TS } from '../src/dicom/transfer-syntax.js';
-import { errorMessage } from '../src/errors.js';
+import { errorMessage, RadiantError } from '../src/errors.js';
 import type { AssociationContext, CGetRequest, CGetResponse, CMoveRequest, CMoveResponse, NodeParts, Respond } from './services.js';
 import type { RunHooks, StoreItem, StoreReport } from './store-scu.js';
 import { dimseStatusOf } from './error-status.js';
@@ -23,7 +23,13 @@ export const QR = {
 
 type Level = 'PATIENT' | 'STUDY' | 'SERIES' | 'IMAGE';
 
-export class IdentifierError extends Error {}
+/** An identifier that does not fit the model: 0xA900 (the retrieve table's 'mismatch'). */
+export class IdentifierError extends RadiantError {
+  constructor(message: string) {
+    super('mismatch', message);
+    this.name = 'IdentifierError';
+  }
+}
 
 function values(v: unknown): string[] {
   if (v === undefined || v === null) return [];

@@ -3,7 +3,8 @@ import dimse from 'dcmjs-dimse';
 import type { AuditLog } from '../src/audit/audit.js';
 import { DimseStatus } from '../src/dicom/dimse-status.js';
 import { TS } from '../src/dicom/transfer-syntax.js';
-import { errorMessage } from '../src/errors.js';
+import { errorMessage, RadiantError } from '../src/errors.js';
+import { dimseStatusOf } from './error-status.js';
 import type { Logger } from '../src/logger.js';
 import type { RemoteNode } from '../src/catalog/remote-nodes.js';
 import { instancesByUid } from '../src/catalog/catalog.js';
@@ -88,12 +89,11 @@ export interface CommitmentDeps {
   findRemoteNode(aeTitle: string): Promise<RemoteNode | undefined>;
 }
 
-class BadRequest extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
+/** An N-ACTION the node refuses; its status is the commitment table's (dimse/error-status.ts). */
+class BadRequest extends RadiantError {
+  constructor(kind: 'unsupported' | 'not-found' | 'invalid-input', message: string) {
+    super(kind, message);
+    this.name = 'BadRequest';
   }
 }
 
@@ -103,24 +103,24 @@ function str(v: unknown): string {
 }
 
 function parseAction(request: NActionRequest): { transactionUid: string; refs: SopRef[] } {
-  if (request.getActionTypeId() !== 1) throw new BadRequest(DimseStatus.NoSuchAction, 'only Action Type 1 is supported');
+  if (request.getActionTypeId() !== 1) throw new BadRequest('unsupported', 'only Action Type 1 is supported');
   const instance = request.getRequestedSopInstanceUid();
   if (instance && instance !== STORAGE_COMMITMENT_INSTANCE) {
-    throw new BadRequest(DimseStatus.InvalidObjectInstance, 'not the Storage Commitment Push Model instance');
+    throw new BadRequest('not-found', 'not the Storage Commitment Push Model instance');
   }
   const el = request.getDataset()?.getElements() ?? {};
   const transactionUid = str(el.TransactionUID);
-  if (!transactionUid) throw new BadRequest(DimseStatus.InvalidArgumentValue, 'Transaction UID (0008,1195) missing');
+  if (!transactionUid) throw new BadRequest('invalid-input', 'Transaction UID (0008,1195) missing');
   const seq = el.ReferencedSOPSequence;
   if (!Array.isArray(seq) || seq.length === 0) {
-    throw new BadRequest(DimseStatus.InvalidArgumentValue, 'Referenced SOP Sequence (0008,1199) missing or empty');
+    throw new BadRequest('invalid-input', 'Referenced SOP Sequence (0008,1199) missing or empty');
   }
   const refs = seq.map((item: Record<string, unknown>) => ({
     sopClassUid: str(item?.ReferencedSOPClassUID),
     sopInstanceUid: str(item?.ReferencedSOPInstanceUID),
   }));
   if (refs.some((r) => !r.sopClassUid || !r.sopInstanceUid)) {
-    throw new BadRequest(DimseStatus.InvalidArgumentValue, 'an item lacks its SOP Class or Instance UID');
+    throw new BadRequest('invalid-input', 'an item lacks its SOP Class or Instance UID');
   }
   return { transactionUid, refs };
 }
@@ -212,7 +212,7 @@ export function storageCommitmentService(deps: CommitmentDeps): CommitmentServic
       try {
         parsed = parseAction(request);
       } catch (err) {
-        const status = err instanceof BadRequest ? err.status : DimseStatus.ProcessingFailure;
+        const status = dimseStatusOf('commitment', err);
         response.setStatus(status);
         response.setErrorComment(errorMessage(err).slice(0, 64));
         log.info({ calling: ctx.callingAeTitle, status: `0x${status.toString(16)}` }, 'storage commitment request refused');

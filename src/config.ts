@@ -385,7 +385,7 @@ export const autoRule = z
 
 export type AutoRule = z.infer<typeof autoRule>;
 
-export class AutoRulesError extends Error {
+export class AutoRulesError extends ConfigError {
   constructor(message: string) {
     super(message);
     this.name = 'AutoRulesError';

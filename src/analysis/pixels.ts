@@ -1,4 +1,5 @@
 import type { VoiFunction, VoiLut } from './windowing.js';
+import { RadiantError } from '../errors.js';
 
 /**
  * From a parsed, uncompressed data set (dcmjs naturalized elements, as dcmjs-codecs returns them
@@ -7,8 +8,11 @@ import type { VoiFunction, VoiLut } from './windowing.js';
  * objects), plus what the display mappings need (photometric, window, VOI LUT, pixel aspect).
  */
 
-export class PixelDecodeError extends Error {
+export class PixelDecodeError extends RadiantError {
   override readonly name = 'PixelDecodeError';
+  constructor(message: string) {
+    super('unparseable', message);
+  }
 }
 
 export interface FrameWindow {

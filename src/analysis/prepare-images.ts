@@ -1,5 +1,6 @@
 import os from 'node:os';
 import { WorkerPool } from '../workers/worker-pool.js';
+import { RadiantError } from '../errors.js';
 import { encodePng, fitPng } from './fit-png.js';
 import type { FrameResult, PixelsReply, PixelsRequest, WorkerMapping } from './pixels-worker.js';
 import { greyLinear, invert, robustBounds } from './windowing.js';
@@ -74,14 +75,14 @@ export interface PreparedImages {
 /** no_slices: nothing to prepare; all_failed: every sampled slice was skipped; invalid_request. */
 export type ImagePrepErrorCode = 'no_slices' | 'all_failed' | 'invalid_request';
 
-export class ImagePrepError extends Error {
+export class ImagePrepError extends RadiantError {
   override readonly name = 'ImagePrepError';
   constructor(
-    readonly code: ImagePrepErrorCode,
+    override readonly code: ImagePrepErrorCode,
     message: string,
     readonly skipped: SkippedSlice[] = [],
   ) {
-    super(message);
+    super(code === 'invalid_request' ? 'invalid-input' : 'unprocessable', message);
   }
 }
 

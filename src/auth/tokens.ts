@@ -2,6 +2,7 @@ import jwt from 'jsonwebtoken';
 import type { IncomingMessage } from 'node:http';
 import { ExtractJwt, Strategy as JwtStrategy, type VerifiedCallback } from 'passport-jwt';
 import type { Role } from './permissions.js';
+import { RadiantError } from '../errors.js';
 
 /** Bearer tokens: HS256 JWTs signed with SECRET_KEY, verified by passport-jwt. */
 
@@ -52,9 +53,9 @@ export function lifetimeProblem(claims: TokenClaims, maxLifetimeSeconds: number,
 }
 
 /** A lookup failed (the database is down, say): not the caller's fault, so never a 401. */
-export class VerifierUnavailableError extends Error {
+export class VerifierUnavailableError extends RadiantError {
   constructor(cause: unknown) {
-    super('user lookup failed', { cause });
+    super('out-of-resources', 'user lookup failed', { cause });
     this.name = 'VerifierUnavailableError';
   }
 }

@@ -30,7 +30,8 @@ export async function findUserById(db: Db, id: number): Promise<User | undefined
 
 export class UserExistsError extends RadiantError {
   constructor(message: string) {
-    super('conflict', message);
+    super('conflict', message, { code: 'conflict' });
+    this.name = 'UserExistsError';
   }
 }
 
@@ -45,10 +46,15 @@ export async function createUser(db: Db, u: NewUser): Promise<User> {
   return insertUser(db, u, await hashPassword(u.password));
 }
 
-/** The first-admin bootstrap was already done, or users exist: the caller is not the first. */
+/**
+ * The first-admin bootstrap was already done, or users exist: the caller is not the first. One
+ * message for both, which is what the caller answers: which of the two it lost to is no business
+ * of a client.
+ */
 export class BootstrapClosedError extends RadiantError {
-  constructor(message: string) {
-    super('conflict', message);
+  constructor() {
+    super('conflict', 'the first admin already exists', { code: 'conflict' });
+    this.name = 'BootstrapClosedError';
   }
 }
 
@@ -64,14 +70,14 @@ export async function createFirstUser(db: Db, u: NewUser): Promise<User> {
   try {
     return await db.transaction(async (trx) => {
       await claimBootstrap(trx);
-      if ((await countUsers(trx)) > 0) throw new BootstrapClosedError('the node already has users');
+      if ((await countUsers(trx)) > 0) throw new BootstrapClosedError();
       const user = await insertUser(trx, u, hash);
       await recordBootstrapUser(trx, user.id);
       return user;
     });
   } catch (err) {
     if (err instanceof BootstrapClosedError) throw err;
-    if (isUniqueViolation(err) && !(err instanceof UserExistsError)) throw new BootstrapClosedError('the first admin already exists');
+    if (isUniqueViolation(err) && !(err instanceof UserExistsError)) throw new BootstrapClosedError();
     throw err;
   }
 }

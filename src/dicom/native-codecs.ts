@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import dcmjsCodecs from 'dcmjs-codecs';
+import { RadiantError } from '../errors.js';
 import { fileMetaPrefix } from './part10.js';
 import { datasetOffset, metaValues } from './structure.js';
 import { TS } from './transfer-syntax.js';
@@ -31,9 +32,9 @@ export function initCodecs(): Promise<void> {
   return ready;
 }
 
-export class InflateError extends Error {
+export class InflateError extends RadiantError {
   constructor(message: string) {
-    super(message);
+    super('unparseable', message);
     this.name = 'InflateError';
   }
 }

@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import { RadiantError } from '../errors.js';
 import { tagNumber } from './dictionary.js';
 import { datasetOffset, LONG_VRS, type ByteSource } from './structure.js';
 import { isVideo, TS } from './transfer-syntax.js';
@@ -35,12 +36,12 @@ export interface RangeStore {
  * Why there are no frames to give: the instance has no pixel data ('not-found') or they cannot be
  * cut out of this encoding here ('not-implemented'). Protocols map the reason to their status.
  */
-export class PixelDataUnavailable extends Error {
+export class PixelDataUnavailable extends RadiantError {
   constructor(
-    readonly reason: 'not-found' | 'not-implemented',
+    override readonly reason: 'not-found' | 'not-implemented',
     message: string,
   ) {
-    super(message);
+    super(reason === 'not-found' ? 'not-found' : 'unsupported', message);
     this.name = 'PixelDataUnavailable';
   }
 }
@@ -85,7 +86,13 @@ export class RangeReader implements ByteSource {
   }
 }
 
-export class CorruptError extends Error {}
+/** A damaged stored object: the node's own store holds it, so its own failure (a 500). */
+export class CorruptError extends RadiantError {
+  constructor(message: string) {
+    super('internal', message);
+    this.name = 'CorruptError';
+  }
+}
 
 export async function readRange(storage: RangeStore, key: string, range: ByteRange): Promise<Buffer> {
   const chunks: Buffer[] = [];

@@ -1,4 +1,5 @@
 import { WorkerPool } from '../workers/worker-pool.js';
+import { RadiantError } from '../errors.js';
 import type { TranscodeReply, TranscodeRequest } from './transcode-worker.js';
 import { whyNotTranscodable } from './transcode-syntaxes.js';
 
@@ -10,8 +11,12 @@ import { whyNotTranscodable } from './transcode-syntaxes.js';
  * of a compressed multi-frame one by one decodes it once.
  */
 
-export class TranscodeError extends Error {
+/** The instance cannot be had in the syntax asked for (the protocols answer 406 or skip it). */
+export class TranscodeError extends RadiantError {
   override readonly name = 'TranscodeError';
+  constructor(message: string) {
+    super('unsupported', message);
+  }
 }
 
 export interface TranscoderOptions {

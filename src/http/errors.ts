@@ -85,7 +85,8 @@ export function errorMiddleware(log: Logger): Koa.Middleware<AppState> {
         log.warn({ err: errorMessage(cause), requestId: ctx.state.requestId }, 'database unavailable');
       } else if (err instanceof RadiantError) {
         status = HTTP_STATUS[err.kind];
-        code = err.code ?? err.kind.replace(/-/g, '_');
+        // A 500 is the node's own failure, whatever its kind: one code for all of them.
+        code = err.code ?? (status === 500 ? 'internal_error' : err.kind.replace(/-/g, '_'));
         if (status < 500) {
           message = err.message;
           details = err.details;

@@ -1,13 +1,16 @@
+import { RadiantError, type ErrorKind } from '../errors.js';
+
 /**
  * What a handler throws to say how its job failed. Anything else a handler throws is treated as
  * retryable (see JobWorker): unknown errors are mostly transient (a database, a network, an
  * engine restarting), and max_attempts bounds what a deterministic bug costs.
  */
-export class JobError extends Error {
+export class JobError extends RadiantError {
   readonly retryable: boolean;
 
-  constructor(message: string, options: { retryable: boolean; cause?: unknown }) {
-    super(message, { cause: options.cause });
+  /** `kind`: what went wrong, for an edge that shows the failure (default: the node's own). */
+  constructor(message: string, options: { retryable: boolean; cause?: unknown; kind?: ErrorKind }) {
+    super(options.kind ?? 'internal', message, { cause: options.cause });
     this.name = 'JobError';
     this.retryable = options.retryable;
   }

@@ -25,13 +25,15 @@ import type { Logger } from 'pino';
 import { backoffDelay } from '../backoff.js';
 import { ensureLlamaServer } from './build/build-llama.js';
 import { forgetChild, reapOrphans, recordChild } from './orphans.js';
+import { RadiantError, type ErrorKind } from '../errors.js';
 
-export class LlamaServerError extends Error {
+export class LlamaServerError extends RadiantError {
   constructor(
     message: string,
     readonly logTail: string[] = [],
+    kind: ErrorKind = 'internal',
   ) {
-    super(message);
+    super(kind, message);
     this.name = 'LlamaServerError';
   }
 }
@@ -40,11 +42,11 @@ export class LlamaServerError extends Error {
 export class ModelFileError extends LlamaServerError {
   constructor(
     readonly file: string,
-    readonly reason: 'missing' | 'unreadable' | 'not-gguf' | 'rejected',
+    override readonly reason: 'missing' | 'unreadable' | 'not-gguf' | 'rejected',
     detail: string,
     logTail: string[] = [],
   ) {
-    super(`model file ${file}: ${detail}`, logTail);
+    super(`model file ${file}: ${detail}`, logTail, 'config');
     this.name = 'ModelFileError';
   }
 }

@@ -6,11 +6,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { checkGgufFile, ModelFileError } from './llama-server.js';
+import { RadiantError } from '../errors.js';
 import { fileSha256, type GgufHeader, readGgufHeader } from './model-identity.js';
 
-export class ModelInfoError extends Error {
+export class ModelInfoError extends RadiantError {
   constructor(message: string) {
-    super(message);
+    super('invalid-input', message);
     this.name = 'ModelInfoError';
   }
 }

@@ -6,14 +6,16 @@
  */
 import fs from 'node:fs';
 import { createModelDownloader } from 'node-llama-cpp';
+import { RadiantError } from '../errors.js';
 import { fileSha256 } from './model-identity.js';
 
-export class ModelPullError extends Error {
+/** `usage`: the command line was wrong; else the download failed (network, repository, token). */
+export class ModelPullError extends RadiantError {
   constructor(
     message: string,
     readonly usage = false,
   ) {
-    super(message);
+    super(usage ? 'invalid-input' : 'out-of-resources', message);
     this.name = 'ModelPullError';
   }
 }

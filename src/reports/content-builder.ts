@@ -3,6 +3,7 @@ import type { Analysis } from '../analysis/analyses.js';
 import { instancesByUid } from '../catalog/catalog.js';
 import { studyFacts } from '../catalog/studies.js';
 import { uidFromNames } from '../dicom/new-uid.js';
+import { RadiantError } from '../errors.js';
 import {
   AI_DISCLAIMER,
   type ImageRef,
@@ -27,9 +28,9 @@ export interface ContentFacts {
   node: ReportContent['node'];
 }
 
-export class ReportContentError extends Error {
+export class ReportContentError extends RadiantError {
   constructor(message: string) {
-    super(message);
+    super('internal', message);
     this.name = 'ReportContentError';
   }
 }

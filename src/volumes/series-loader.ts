@@ -5,6 +5,7 @@ import type { DicomJsonDataset as JsonDataset } from '../dicom/dicom-json.js';
 import { seriesMetadataJson } from '../metadata/series-metadata.js';
 import type { BlobStorage } from '../../storage/types.js';
 import { sliceHeadersFromJson, type SliceHeader } from './slice-header.js';
+import { RadiantError } from '../errors.js';
 
 /** One series of a study as the selection and assembly steps see it. */
 export interface SeriesCandidate {
@@ -22,13 +23,13 @@ export interface SeriesCandidate {
   slices: SliceHeader[];
 }
 
-/** The cached series metadata was not a DICOM JSON array (a corrupt cache row). */
-export class SeriesMetadataError extends Error {
+/** The cached series metadata was not a DICOM JSON array (a corrupt cache row): the node's own fault. */
+export class SeriesMetadataError extends RadiantError {
   constructor(
     readonly seriesInstanceUid: string,
     message: string,
   ) {
-    super(message);
+    super('internal', message);
     this.name = 'SeriesMetadataError';
   }
 }

@@ -1,6 +1,7 @@
 import type { Db } from '../db/connection.js';
 import { replaceVolumeRow, volumeRow, type NewVolumeRow, type VolumeRow } from '../catalog/volumes.js';
 import type { AssembledVolume, VolumeKind, VolumeProblem } from './assemble.js';
+import { RadiantError } from '../errors.js';
 
 /** A saved volume: the assembly's outcome without the slice headers (the index has those). */
 export interface StoredVolume {
@@ -19,13 +20,13 @@ export interface StoredVolume {
   createdAt: string;
 }
 
-/** A stored row that does not decode (edited by hand, or written by a newer version). */
-export class VolumeRowError extends Error {
+/** A stored row that does not decode (edited by hand, or written by a newer version): the node's own fault. */
+export class VolumeRowError extends RadiantError {
   constructor(
     readonly seriesInstanceUid: string,
     message: string,
   ) {
-    super(message);
+    super('internal', message);
     this.name = 'VolumeRowError';
   }
 }

@@ -4,6 +4,8 @@
  * decodes here, so the main thread never loads the decoders.
  */
 
+import { RadiantError, type ErrorKind } from '../../errors.js';
+
 export type RenderedMediaType = 'image/jpeg' | 'image/png' | 'image/gif';
 
 export interface RenderWindow {
@@ -48,13 +50,23 @@ export interface RenderedImage {
  */
 export type RenderErrorKind = 'no_pixel_data' | 'frame_out_of_range' | 'unparsable' | 'undecodable' | 'invalid_geometry' | 'failed';
 
-export class RenderError extends Error {
+/** The domain kind of each render failure; the protocols answer the finer `reason` their own way. */
+const RENDER_ERROR_KIND: Record<RenderErrorKind, ErrorKind> = {
+  no_pixel_data: 'unsupported',
+  frame_out_of_range: 'not-found',
+  unparsable: 'unparseable',
+  undecodable: 'unsupported',
+  invalid_geometry: 'unprocessable',
+  failed: 'internal',
+};
+
+export class RenderError extends RadiantError {
   constructor(
-    readonly kind: RenderErrorKind,
+    override readonly reason: RenderErrorKind,
     message: string,
     readonly numberOfFrames?: number,
   ) {
-    super(message);
+    super(RENDER_ERROR_KIND[reason], message);
     this.name = 'RenderError';
   }
 }

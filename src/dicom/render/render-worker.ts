@@ -80,7 +80,7 @@ serveWorker<RenderRequest, RenderReply>(
       return { result: { ok: true, numberOfFrames: n, frames }, transfer: frames.map((f) => f.body) };
     } catch (err) {
       if (!(err instanceof RenderError)) throw err;
-      return { result: { ok: false, kind: err.kind, message: err.message, numberOfFrames: err.numberOfFrames } };
+      return { result: { ok: false, kind: err.reason, message: err.message, numberOfFrames: err.numberOfFrames } };
     }
   },
   // A WebAssembly trap ("unreachable") can leave the codec's memory in any state: start afresh.

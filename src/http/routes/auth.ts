@@ -7,17 +7,9 @@ import { DUMMY_HASH, verifyPassword } from '../../auth/passwords.js';
 import type { FailureLimiter } from '../../auth/rate-limit.js';
 import { issueToken, type TokenVerifier } from '../../auth/tokens.js';
 import type { FirstAdminBootstrap } from '../../auth/bootstrap.js';
-import {
-  BootstrapClosedError,
-  countUsers,
-  createFirstUser,
-  createUser,
-  findUserWithHash,
-  touchLogin,
-  UserExistsError,
-  type User,
-} from '../../auth/users.js';
+import { countUsers, createFirstUser, createUser, findUserWithHash, touchLogin, type User } from '../../auth/users.js';
 import { readForm, readJson } from '../body.js';
+import { RadiantError } from '../../errors.js';
 import { HttpError, httpStatusOf } from '../errors.js';
 import type { Security } from '../security.js';
 import type { AppContext, AppRouter, AppState } from '../state.js';
@@ -80,7 +72,7 @@ export function authRoutes(deps: AuthRouteDeps): AppRouter {
         resourceType: 'user',
         outcome: 'failure',
         status: httpStatusOf(err),
-        details: { requested, reason: err instanceof HttpError ? err.code : 'error' },
+        details: { requested, reason: (err instanceof HttpError || err instanceof RadiantError ? err.code : undefined) ?? 'error' },
       });
       throw err;
     }
@@ -93,13 +85,8 @@ export function authRoutes(deps: AuthRouteDeps): AppRouter {
       const refusal = deps.bootstrap.refusal(ctx.get('x-bootstrap-token') || body.bootstrap_token);
       if (refusal) throw new HttpError(403, 'forbidden', refusal);
       if (body.role !== 'admin') throw new HttpError(403, 'forbidden', 'the first user must be an admin');
-      let user: User;
-      try {
-        user = await createFirstUser(deps.db, newUser);
-      } catch (err) {
-        if (err instanceof BootstrapClosedError) throw new HttpError(409, 'conflict', 'the first admin already exists');
-        throw err;
-      }
+      // A lost race is BootstrapClosedError: 409 'conflict' by the HTTP table.
+      const user = await createFirstUser(deps.db, newUser);
       await recordCreated(ctx, user, 'user.bootstrap');
       return user;
     }
@@ -108,13 +95,8 @@ export function authRoutes(deps: AuthRouteDeps): AppRouter {
     const role = outcome?.ok ? outcome.principal.role : 'admin';
     ctx.state.principal = outcome?.ok ? outcome.principal : undefined;
     if (!can(role, 'users:manage')) throw new HttpError(403, 'forbidden', `role ${role} may not users:manage`);
-    let user: User;
-    try {
-      user = await createUser(deps.db, newUser);
-    } catch (err) {
-      if (err instanceof UserExistsError) throw new HttpError(409, 'conflict', err.message);
-      throw err;
-    }
+    // A taken username is UserExistsError: 409 'conflict' by the HTTP table.
+    const user = await createUser(deps.db, newUser);
     await recordCreated(ctx, user, 'user.create');
     return user;
   }

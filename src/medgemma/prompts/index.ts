@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { TEMPLATES, type AnalysisType, type PromptTemplate } from './templates.js';
+import { RadiantError } from '../../errors.js';
 
 export type { AnalysisType, PromptTemplate } from './templates.js';
 
@@ -27,9 +28,10 @@ export interface BuiltPrompt {
   hash: string;
 }
 
-export class PromptError extends Error {
+/** The analysis cannot be put as a prompt (no template, a value missing): retrying cannot help. */
+export class PromptError extends RadiantError {
   constructor(message: string) {
-    super(message);
+    super('invalid-input', message);
     this.name = 'PromptError';
   }
 }
