@@ -3,7 +3,7 @@ import { controlledCall, Semaphore } from '../call-control.js';
 import type { AnalyzeRequest, AnalyzeResult, Engine } from '../engine.js';
 import { finishResult } from '../finish.js';
 import { postChatCompletion, type PostChatOptions } from '../http-chat.js';
-import { chatRequestBody, replyText, replyTimings } from '../openai-chat.js';
+import { chatRequestBody, replyFinishReason, replyText, replyTimings } from '../openai-chat.js';
 import { imageDataUrls } from '../image-budget.js';
 
 export interface RemoteEngineOptions {
@@ -60,6 +60,8 @@ export class RemoteEngine implements Engine {
         'remote',
         { name: reply.model ?? this.o.model ?? 'medgemma', sha256: null, quantization: null },
         replyTimings(reply, now - sent, now - started),
+        replyFinishReason(reply),
+        req.phi,
       );
     });
   }
