@@ -74,7 +74,8 @@ export type SafetyTarget = number | 'impression' | 'answer';
 /**
  * One hit of one safety rule (src/medgemma/safety-gate.ts): 'definitive_diagnosis', 'certainty',
  * 'phi_echo' (the phrase is then "[redacted <kind>]", never the identifier), 'truncated',
- * 'thinking_stripped', 'thinking_unterminated'; the analysis adds its reading notes ('region_dropped'…).
+ * 'thinking_stripped', 'thinking_unterminated', 'flags_truncated'; the analysis adds its reading notes
+ * ('region_dropped'…).
  */
 export interface SafetyFlag {
   target: SafetyTarget;

@@ -18,6 +18,7 @@ export function finishResult<T>(
   phi?: PhiContext,
 ): AnalyzeResult<T> {
   const gate = safetyGate({ rawText: text, finishReason, phi, schema });
-  if (gate.verdict.status === 'failed') throw new EngineError('bad_output', `model output unusable: ${gate.verdict.reason}`, { rawText: text });
+  if (gate.verdict.status === 'failed')
+    throw new EngineError('bad_output', `model output unusable: ${gate.verdict.reason}`, { rawText: text });
   return { json: gate.answer as T, rawText: text, model, timings, backend, safetyFlags: gate.flags, finishReason };
 }

@@ -5,8 +5,9 @@
  * - Name (DICOM PN, "Family^Given^Middle^Prefix^Suffix", alphabetic group only): all of its
  *   family/given/middle components of 2+ letters, adjacent in any order and case ("John Doe",
  *   "DOE, JOHN", "doe^john"); a single component when a title or "patient"/"name" precedes it
- *   ("Mr Doe", "patient Doe"), or when it is written as a name (Capitalised or CAPITALS) and does
- *   not open a sentence, so a patient called White does not turn "white matter" into PHI.
+ *   ("Mr Doe", "patient Doe"), or, for components of 3+ letters, when it is written as a name
+ *   (Capitalised or CAPITALS) and does not open a sentence: a patient called White does not turn
+ *   "white matter" into PHI, nor a patient called Li "LI-RADS".
  * - ID: the Patient ID as written (any case), 4+ characters, not inside a longer word or number.
  * - Birth date (DICOM DA, YYYYMMDD): as YYYYMMDD, YYYY-MM-DD, YYYY/MM/DD, YYYY.MM.DD, DD/MM/YYYY,
  *   MM/DD/YYYY (also with - or .), with or without leading zeros, and "12 March 1956",
@@ -31,20 +32,7 @@ export interface PhiHit {
 
 export const REDACTED = '[redacted]';
 
-const MONTHS = [
-  'january',
-  'february',
-  'march',
-  'april',
-  'may',
-  'june',
-  'july',
-  'august',
-  'september',
-  'october',
-  'november',
-  'december',
-];
+const MONTHS = ['january', 'february', 'march', 'april', 'may', 'june', 'july', 'august', 'september', 'october', 'november', 'december'];
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
@@ -126,7 +114,15 @@ export function findPhi(text: string, phi: PhiContext): PhiHit[] {
     }
     const title = `(?:mr|mrs|ms|miss|mx|dr|patient|name)\\.?:?\\s+`;
     addMatches(hits, text, 'patient_name', letterEdge(`${title}(${any})`));
-    addMatches(hits, text, 'patient_name', letterEdge(`(?:${any})`), (start, s) => writtenAsName(s) && !opensSentence(text, start));
+    const alone = components.filter((c) => c.length >= 3);
+    if (alone.length)
+      addMatches(
+        hits,
+        text,
+        'patient_name',
+        letterEdge(`(?:${alone.map(escape).join('|')})`),
+        (start, s) => writtenAsName(s) && !opensSentence(text, start),
+      );
   }
   const id = phi.patientId?.trim();
   if (id && id.length >= 4) addMatches(hits, text, 'patient_id', letterEdge(escape(id)));

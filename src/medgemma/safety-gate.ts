@@ -31,20 +31,27 @@ export interface GateResult {
   answer: unknown;
 }
 
+/** Phrasing flags kept per answer; past this, one 'flags_truncated' flag says more were found. */
+const MAX_PHRASING_FLAGS = 200;
+
 /** Flags and the redacted copy of an already parsed answer (findings[i].*, impression, the rest). */
 export function flagAnswer(answer: unknown, phi: PhiContext = {}): { flags: SafetyFlag[]; answer: unknown } {
   const flags: SafetyFlag[] = [];
+  let phrasing = 0;
   const walk = (value: unknown, target: SafetyTarget): unknown => {
     if (typeof value === 'string') {
       const hits = findPhi(value, phi);
+      // Every echoed identifier is flagged (and redacted): never capped.
       for (const h of hits) flags.push({ target, phrase: `[redacted ${h.kind}]`, rule: 'phi_echo' });
       const published = hits.length ? redact(value, hits) : value;
-      for (const p of scanPhrasing(published)) flags.push({ target, phrase: p.phrase, rule: p.rule });
+      for (const p of scanPhrasing(published)) {
+        if (++phrasing <= MAX_PHRASING_FLAGS) flags.push({ target, phrase: p.phrase, rule: p.rule });
+        else if (phrasing === MAX_PHRASING_FLAGS + 1) flags.push({ target: 'answer', phrase: '', rule: 'flags_truncated' });
+      }
       return published;
     }
     if (Array.isArray(value)) return value.map((v) => walk(v, target));
-    if (value && typeof value === 'object')
-      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, walk(v, target)]));
+    if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, walk(v, target)]));
     return value;
   };
   if (!answer || typeof answer !== 'object' || Array.isArray(answer)) return { flags, answer: walk(answer, 'answer') };

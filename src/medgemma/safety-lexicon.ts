@@ -52,9 +52,14 @@ const C = 'certainty' as const;
 
 const TRIGGERS: readonly Trigger[] = [
   { rule: D, pattern: /\b(?:the\s+)?(?:(?:final|definitive)\s+)?diagnos[ie]s\s+(?:is|are)\b/gi, post: true },
-  { rule: D, pattern: /\bdiagnos[ie]s\s*:/gi, post: true },
+  { rule: D, pattern: /\b(?:(?:final|definitive)\s+)?diagnos[ie]s(?:\s*:|\s+[-–—])/gi, post: true },
   { rule: D, pattern: /\b(?:is|are|was|were)\s+diagnosed\b|\bdiagnosed\s+(?:as|with)\b/gi },
-  { rule: D, pattern: /\b(?:establish(?:es|ed)?\s+(?:the\s+|a\s+)?diagnosis|diagnosis\s+(?:is\s+)?(?:established|made))\b/gi },
+  {
+    rule: D,
+    // "the diagnosis of X is established": X bounded to 60 word characters (no runaway backtracking)
+    pattern:
+      /\b(?:establish(?:es|ed)?\s+(?:the\s+|a\s+)?diagnosis|diagnosis\s+(?:of\s+[\w\s-]{1,60}?\s+)?(?:is\s+|was\s+)?(?:established|made))\b/gi,
+  },
   { rule: D, pattern: /\bpathognomonic(?:\s+(?:of|for))?\b|\b(?:diagnostic|conclusive|definitive)\s+(?:of|for)\b/gi },
   { rule: D, pattern: /\bconfirm(?:s|ed|ing)\b/gi },
   {
@@ -64,7 +69,12 @@ const TRIGGERS: readonly Trigger[] = [
   { rule: D, pattern: /\bproof\s+of\b/gi },
   { rule: D, pattern: /\b(?:consistent|compatible)\s+only\s+with\b|\bonly\s+(?:consistent|compatible)\s+with\b/gi },
   { rule: D, pattern: /\bcan\s+only\s+(?:represent|be\s+an?)\b|\bmust\s+represent\b/gi },
-  { rule: D, pattern: /\b(?:is|are)\s+(?:definitely|certainly|undoubtedly|unequivocally)\b/gi },
+  // "X is definitely a…" names what X is; "is definitely enlarged" and "there is definitely a…" are
+  // certainty (the adverb rule).
+  {
+    rule: D,
+    pattern: /(?<!\bthere\s+)\b(?:is|are)\s+(?:definitely|certainly|undoubtedly|unequivocally)\s+(?:an?|the|those|that)\b/gi,
+  },
   {
     rule: C,
     pattern:
@@ -252,12 +262,16 @@ export function scanPhrasing(text: string): PhrasingHit[] {
       if (trigger.notBefore?.test(text.slice(end, end + 20))) continue;
       found.push({ rule: trigger.rule, phrase: m[0], start, end, trigger });
     }
-  // Overlaps: the longest (then the earliest) wins; its context decides for the whole span.
-  found.sort((a, b) => b.end - b.start - (a.end - a.start) || a.start - b.start);
+  // Overlaps: the longest of a run of overlapping matches wins (one sweep, n log n); its context
+  // decides for the whole span.
+  found.sort((a, b) => a.start - b.start || b.end - b.start - (a.end - a.start));
   const kept: typeof found = [];
-  for (const f of found) if (!kept.some((k) => f.start < k.end && k.start < f.end)) kept.push(f);
+  for (const f of found) {
+    const last = kept[kept.length - 1];
+    if (!last || f.start >= last.end) kept.push(f);
+    else if (f.end - f.start > last.end - last.start) kept[kept.length - 1] = f;
+  }
   return kept
     .filter((k) => contextOf(k.trigger, text, k.start, k.end) === 'asserted')
-    .sort((a, b) => a.start - b.start)
     .map(({ rule, phrase, start, end }) => ({ rule, phrase, start, end }));
 }
