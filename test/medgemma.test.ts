@@ -114,7 +114,7 @@ describe('MedGemma safety layer (pure functions)', function () {
     ['Final diagnosis is fracture', 'Final diagnosis is', 'definitive_diagnosis'],
     ['This confirms a pleural effusion', 'confirms', 'definitive_diagnosis'],
     ['Pneumothorax confirmed', 'confirmed', 'definitive_diagnosis'],
-    ['It is definitely a mass', 'is definitely', 'definitive_diagnosis'],
+    ['It is definitely a mass', 'is definitely a', 'definitive_diagnosis'],
     ['The pattern is diagnostic of sarcoidosis', 'diagnostic of', 'definitive_diagnosis'],
     ['Sign pathognomonic for X', 'pathognomonic for', 'definitive_diagnosis'],
     ['This rules out fracture', 'rules out', 'certainty'],

@@ -63,12 +63,12 @@ export function flagAnswer(answer: unknown, phi: PhiContext = {}): { flags: Safe
   return { flags, answer: out };
 }
 
-/** True when no string in the value has any content (numbers, enums of an empty list don't count). */
-function hasNoText(value: unknown): boolean {
+/** True when the value says nothing: blank strings, nulls, empty lists and objects of those (a number or a boolean is content). */
+function hasNoContent(value: unknown): boolean {
   if (typeof value === 'string') return value.trim() === '';
-  if (Array.isArray(value)) return value.every(hasNoText);
-  if (value && typeof value === 'object') return Object.values(value).every(hasNoText);
-  return true;
+  if (Array.isArray(value)) return value.every(hasNoContent);
+  if (value && typeof value === 'object') return Object.values(value).every(hasNoContent);
+  return value === null || value === undefined;
 }
 
 const failed = (reason: string, flags: SafetyFlag[]): GateResult => ({ verdict: { status: 'failed', reason }, flags, answer: null });
@@ -98,7 +98,7 @@ export function safetyGate(input: GateInput): GateResult {
     if (err instanceof EngineError) return failed(`${err.message}${cut}`, flags);
     throw err;
   }
-  if (hasNoText(parsed)) return failed(`empty answer (no text in the JSON)${cut}`, flags);
+  if (hasNoContent(parsed)) return failed(`empty answer (nothing in the JSON)${cut}`, flags);
   const checked = flagAnswer(parsed, input.phi);
   return { verdict: { status: 'ok' }, flags: [...flags, ...checked.flags], answer: checked.answer };
 }
