@@ -23,7 +23,10 @@ import { EngineError, type AnalyzeRequest, type JsonSchema } from '../src/medgem
 import { fileSha256, modelIdentity } from '../src/medgemma/model-identity.js';
 import { LlamaServer } from '../src/medgemma/llama-server.js';
 import { parseModelJson } from '../src/medgemma/output.js';
-import { degenerateFlags, hedge, postCheck, stripThinking, SYSTEM_PROMPT } from '../src/medgemma/safety.js';
+import { stripThinking } from '../src/medgemma/answer-text.js';
+import { SYSTEM_PROMPT } from '../src/medgemma/safety.js';
+import { safetyGate } from '../src/medgemma/safety-gate.js';
+import { scanPhrasing } from '../src/medgemma/safety-lexicon.js';
 import { loadConfig } from '../src/config.js';
 import { fakeEndpoint, okReply } from './helpers/fake-openai.js';
 
@@ -83,26 +86,28 @@ async function rejects(p: Promise<unknown>): Promise<EngineError> {
 const validContent = JSON.stringify({ findings: [{ description: 'opacity', confidence: 'low' }], image_quality_limited: false });
 
 describe('MedGemma safety layer (pure functions)', function () {
-  const hedgeCases: Array<[string, string, string]> = [
-    ['The diagnosis is pneumonia.', 'The findings are suggestive of pneumonia.', 'definitive:diagnosis is'],
-    ['Final diagnosis is fracture', 'Findings are suggestive of fracture', 'definitive:diagnosis is'],
-    ['This confirms a pleural effusion', 'This is consistent with a pleural effusion', 'definitive:confirms'],
-    ['Pneumothorax confirmed', 'Pneumothorax suggested', 'definitive:confirmed'],
-    ['It is definitely a mass', 'It is likely a mass', 'definitive:definitely'],
-    ['The pattern is diagnostic of sarcoidosis', 'The pattern is suggestive of sarcoidosis', 'definitive:is diagnostic of'],
-    ['Sign pathognomonic for X', 'Sign suggestive of X', 'definitive:is diagnostic of'],
-    ['This rules out fracture', 'This makes less likely fracture', 'definitive:rules out'],
+  // Issue 15: the gate flags definitive phrasing and never rewrites it (it used to hedge the text).
+  const definitiveCases: Array<[string, string, string]> = [
+    ['The diagnosis is pneumonia.', 'The diagnosis is', 'definitive_diagnosis'],
+    ['Final diagnosis is fracture', 'Final diagnosis is', 'definitive_diagnosis'],
+    ['This confirms a pleural effusion', 'confirms', 'definitive_diagnosis'],
+    ['Pneumothorax confirmed', 'confirmed', 'definitive_diagnosis'],
+    ['It is definitely a mass', 'is definitely a', 'definitive_diagnosis'],
+    ['The pattern is diagnostic of sarcoidosis', 'diagnostic of', 'definitive_diagnosis'],
+    ['Sign pathognomonic for X', 'pathognomonic for', 'definitive_diagnosis'],
+    ['This rules out fracture', 'rules out', 'certainty'],
   ];
-  for (const [input, output, flag] of hedgeCases) {
-    it(`hedges "${input}"`, function () {
-      const r = hedge(input);
-      expect(r.text).to.equal(output);
-      expect(r.flags).to.include(flag);
+  for (const [input, phrase, rule] of definitiveCases) {
+    it(`flags "${input}" and keeps it verbatim`, function () {
+      const r = safetyGate({ rawText: JSON.stringify({ impression: input }) });
+      expect(r.verdict).to.deep.equal({ status: 'ok' });
+      expect(r.answer).to.deep.equal({ impression: input });
+      expect(r.flags).to.deep.include({ target: 'impression', phrase, rule });
     });
   }
   it('leaves hedged text alone', function () {
     const t = 'Opacity in the right lower lobe, suggestive of consolidation; cannot exclude effusion.';
-    expect(hedge(t)).to.deep.equal({ text: t, flags: [] });
+    expect(scanPhrasing(t)).to.deep.equal([]);
   });
 
   const thinkingCases: Array<[string, string, string[]]> = [
@@ -111,31 +116,38 @@ describe('MedGemma safety layer (pure functions)', function () {
     ['<unused94>never closed {"a":1}', '{"a":1}', ['thinking_unterminated']],
     ['<unused94>x<unused95> <unused94>y<unused95>{"b":2}', '{"b":2}', ['thinking_stripped']],
   ];
-  for (const [input, output, flags] of thinkingCases) {
+  for (const [input, output, notes] of thinkingCases) {
     it(`strips thinking: ${JSON.stringify(input).slice(0, 40)}`, function () {
-      expect(stripThinking(input)).to.deep.equal({ text: output, flags });
+      expect(stripThinking(input)).to.deep.equal({ text: output, notes });
     });
   }
 
-  const degenerate: Array<[string, string[]]> = [
-    ['', ['empty_output']],
-    ['   \n ', ['empty_output']],
-    ['{}', ['empty_output']],
-    ['the the the the the the the', ['repetition_loop']],
-    ['{"a":"' + 'ab'.repeat(30) + '"}', ['repetition_loop']],
-    ['{"n":1111111111111111}', ['repetition_loop']],
-    ['{"findings":[{"description":"opacity","confidence":"low"}]}', []],
+  // A loop is a unit repeated 8+ times over 48+ characters (a 16-digit number no longer counts).
+  const degenerate: Array<[string, string | null]> = [
+    ['', 'empty answer'],
+    ['   \n ', 'empty answer'],
+    ['{}', 'empty answer'],
+    ['the the the the the the the', 'repetition loop'],
+    ['{"a":"' + 'ab'.repeat(30) + '"}', 'repetition loop'],
+    ['{"n":' + '1'.repeat(60) + '}', 'repetition loop'],
+    ['{"findings":[{"description":"opacity","confidence":"low"}]}', null],
   ];
-  for (const [input, flags] of degenerate) {
+  for (const [input, reason] of degenerate) {
     it(`degenerate check: ${JSON.stringify(input).slice(0, 40)}`, function () {
-      expect(degenerateFlags(input)).to.deep.equal(flags);
+      const v = safetyGate({ rawText: input }).verdict;
+      if (reason === null) expect(v).to.deep.equal({ status: 'ok' });
+      else expect(v.status === 'failed' && v.reason).to.include(reason);
     });
   }
 
-  it('postCheck combines the three', function () {
-    const r = postCheck('<unused94>hmm<unused95>{"impression":"The diagnosis is definitely pneumonia"}');
-    expect(r.text).to.equal('{"impression":"The findings are suggestive of likely pneumonia"}');
-    expect(r.flags).to.deep.equal(['thinking_stripped', 'definitive:diagnosis is', 'definitive:definitely']);
+  it('the gate combines thinking, parsing and flags, the answer unchanged', function () {
+    const r = safetyGate({ rawText: '<unused94>hmm<unused95>{"impression":"The diagnosis is definitely pneumonia"}' });
+    expect(r.answer).to.deep.equal({ impression: 'The diagnosis is definitely pneumonia' });
+    expect(r.flags).to.deep.equal([
+      { target: 'answer', phrase: '<unused94>', rule: 'thinking_stripped' },
+      { target: 'impression', phrase: 'The diagnosis is', rule: 'definitive_diagnosis' },
+      { target: 'impression', phrase: 'definitely', rule: 'certainty' },
+    ]);
   });
 
   it('the system prompt asks for description, hedging, confidence, quality and review', function () {
@@ -446,8 +458,14 @@ describe('MedGemma engine (real llama.cpp, tiny Gemma 3 models)', function () {
         expect(retries).to.deep.equal([1]);
         expect(seen[0]).to.equal('Bearer k1');
         expect(r.model.name).to.equal('fake-medgemma');
-        expect(r.json.findings[0]!.description).to.equal('this is consistent with an opacity');
-        expect(r.safetyFlags).to.include.members(['thinking_stripped', 'definitive:confirms']);
+        // Issue 15: kept verbatim and flagged on its finding (it used to be rewritten).
+        expect(r.json.findings[0]!.description).to.equal('this confirms an opacity');
+        expect(r.rawText).to.match(/^<unused94>thinking<unused95>/);
+        expect(r.finishReason).to.equal('stop');
+        expect(r.safetyFlags).to.deep.include.members([
+          { target: 'answer', phrase: '<unused94>', rule: 'thinking_stripped' },
+          { target: 0, phrase: 'confirms', rule: 'definitive_diagnosis' },
+        ]);
 
         mode = '503';
         n = 0;

@@ -1,5 +1,7 @@
 import type { Db, Trx } from '../db/connection.js';
+import type { SafetyFlag } from '../medgemma/engine.js';
 import type { AnalysisType } from '../medgemma/prompts/index.js';
+import { asSafetyFlag } from '../medgemma/safety-gate.js';
 import type { ModelAnswer } from './findings-schema.js';
 
 /** The medgemma_analyses rows and their findings/measurements: the pipeline's one store. */
@@ -72,7 +74,7 @@ export interface Analysis {
   impression: string | null;
   comparison: string | null;
   technicalLimitations: string | null;
-  safetyFlags: string[];
+  safetyFlags: SafetyFlag[];
   timings: AnalysisTimings;
   selection: unknown;
   error: string | null;
@@ -168,7 +170,7 @@ function fromRow(r: AnalysisRow): Analysis {
     impression: r.impression,
     comparison: r.comparison,
     technicalLimitations: r.technical_limitations,
-    safetyFlags: parse<string[]>(r.safety_flags, []),
+    safetyFlags: parse<Array<SafetyFlag | string>>(r.safety_flags, []).map(asSafetyFlag),
     timings: parse<AnalysisTimings>(r.timings, {}),
     selection: parse<unknown>(r.selection, null),
     error: r.error,
@@ -303,7 +305,7 @@ export interface AnalysisOutcome {
   images: AnalysisImageRef[];
   answer: ModelAnswer;
   rawText: string;
-  safetyFlags: string[];
+  safetyFlags: SafetyFlag[];
   timings: AnalysisTimings;
   selection: unknown;
 }

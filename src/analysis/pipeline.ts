@@ -190,7 +190,7 @@ export async function runAnalysisJob(deps: PipelineDeps, job: JobRow<AnalysisJob
       images,
       answer,
       rawText: result.rawText,
-      safetyFlags: [...result.safetyFlags, ...answer.flags],
+      safetyFlags: [...result.safetyFlags, ...answer.flags.map((rule) => ({ target: 'answer' as const, phrase: '', rule }))],
       timings,
       selection: { ...selectionSummary, problems: vol.problems, skippedImages: current.skipped },
     });

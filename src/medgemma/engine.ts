@@ -5,6 +5,7 @@
  * Failures are EngineError with a kind the caller can act on.
  */
 import type { ModelValidation } from './known-models.js';
+import type { PhiContext } from './phi-echo.js';
 
 export type EngineErrorKind = 'unavailable' | 'timeout' | 'cancelled' | 'bad_output' | 'auth' | 'rate_limited' | 'upstream' | 'too_large';
 
@@ -51,6 +52,8 @@ export interface AnalyzeRequest {
   /** Sampling temperature; default 0 (deterministic). */
   temperature?: number;
   seed?: number;
+  /** The study's patient identifiers, to flag and redact them if the answer echoes them; never sent. */
+  phi?: PhiContext;
 }
 
 export interface ModelIdentity {
@@ -88,15 +91,34 @@ export interface EngineTimings {
   totalMs: number;
 }
 
+/** Where a safety flag points: a finding by index, the impression, or the answer as a whole. */
+export type SafetyTarget = number | 'impression' | 'answer';
+
+/**
+ * One hit of one safety rule (src/medgemma/safety-gate.ts): 'definitive_diagnosis', 'certainty',
+ * 'phi_echo' (the phrase is then "[redacted <kind>]", never the identifier), 'truncated',
+ * 'thinking_stripped', 'thinking_unterminated', 'flags_truncated'; the analysis adds its reading notes
+ * ('region_dropped'…).
+ */
+export interface SafetyFlag {
+  target: SafetyTarget;
+  /** The words as the model wrote them. */
+  phrase: string;
+  rule: string;
+}
+
 export interface AnalyzeResult<T = unknown> {
+  /** The parsed answer, the model's words kept; only echoed patient identifiers are redacted. */
   json: T;
-  /** The model's text after the safety post-check (what json was parsed from). */
+  /** The model's text verbatim (thinking block and all), for storage as raw_answer. */
   rawText: string;
   model: ModelIdentity;
   timings: EngineTimings;
   backend: EngineBackendName;
-  /** Safety flags raised on the text (definitive phrasing rewritten, degenerate output...). */
-  safetyFlags: string[];
+  /** What the safety gate flagged; it never rewrites. */
+  safetyFlags: SafetyFlag[];
+  /** The endpoint's finish_reason ('stop', 'length'…); null when the backend gives none. */
+  finishReason: string | null;
 }
 
 export type EngineBackendName = 'llama-server' | 'remote' | 'node-llama-cpp';

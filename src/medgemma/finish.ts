@@ -1,8 +1,12 @@
-/** The last step every backend shares: safety post-check, then JSON parse + schema shape check. */
+/**
+ * The last step every backend shares: the safety gate (bounded reading, JSON parse + schema shape
+ * check, flags, PHI redaction). The model's text is returned verbatim; a failed gate is
+ * EngineError('bad_output') carrying that text.
+ */
 import type { AnalyzeResult, EngineBackendName, EngineTimings, JsonSchema, ModelIdentity } from './engine.js';
 import { EngineError } from './engine.js';
-import { parseModelJson } from './output.js';
-import { postCheck } from './safety.js';
+import type { PhiContext } from './phi-echo.js';
+import { safetyGate } from './safety-gate.js';
 
 export function finishResult<T>(
   text: string,
@@ -10,17 +14,11 @@ export function finishResult<T>(
   backend: EngineBackendName,
   model: ModelIdentity,
   timings: EngineTimings,
+  finishReason: string | null = null,
+  phi?: PhiContext,
 ): AnalyzeResult<T> {
-  const checked = postCheck(text);
-  if (checked.flags.includes('empty_output')) throw new EngineError('bad_output', 'model returned empty output', { rawText: text });
-  let json: unknown;
-  try {
-    json = parseModelJson(checked.text, schema);
-  } catch (err) {
-    if (err instanceof EngineError && checked.flags.includes('repetition_loop')) {
-      throw new EngineError('bad_output', `model output is degenerate (repetition loop): ${err.message}`, { rawText: text });
-    }
-    throw err;
-  }
-  return { json: json as T, rawText: checked.text, model, timings, backend, safetyFlags: checked.flags };
+  const gate = safetyGate({ rawText: text, finishReason, phi, schema });
+  if (gate.verdict.status === 'failed')
+    throw new EngineError('bad_output', `model output unusable: ${gate.verdict.reason}`, { rawText: text });
+  return { json: gate.answer as T, rawText: text, model, timings, backend, safetyFlags: gate.flags, finishReason };
 }

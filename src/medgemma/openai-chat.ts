@@ -40,6 +40,11 @@ export function replyText(reply: ChatReply): string {
   return reply.choices?.[0]?.message?.content ?? '';
 }
 
+/** Why generation stopped ('stop', 'length'…); null when the server does not say. */
+export function replyFinishReason(reply: ChatReply): string | null {
+  return reply.choices?.[0]?.finish_reason ?? null;
+}
+
 /** Timings from llama-server's `timings`, or from usage and the wall clock for other servers. */
 export function replyTimings(reply: ChatReply, wallMs: number, totalMs: number): EngineTimings {
   const t = reply.timings;

@@ -1,14 +1,16 @@
 /**
  * Parses the model's text as JSON and checks it against the schema's shape: types, required keys,
  * enums, nested objects and arrays (a subset of JSON Schema; constrained decoding does the rest).
- * Any failure is EngineError('bad_output') carrying the raw text.
+ * A ```json fence or prose around one JSON object is accepted. Any failure is
+ * EngineError('bad_output') carrying the raw text.
  */
+import { jsonCandidate } from './answer-text.js';
 import { EngineError, type JsonSchema } from './engine.js';
 
 export function parseModelJson(text: string, schema: JsonSchema): unknown {
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = JSON.parse(jsonCandidate(text));
   } catch (err) {
     throw new EngineError('bad_output', `model output is not JSON: ${(err as Error).message}`, { rawText: text });
   }

@@ -11,7 +11,7 @@ import { finishResult } from '../finish.js';
 import { postChatCompletion } from '../http-chat.js';
 import { LlamaServer, LlamaServerError, type LlamaServerOptions } from '../llama-server.js';
 import { modelIdentity } from '../model-identity.js';
-import { chatRequestBody, replyText, replyTimings } from '../openai-chat.js';
+import { chatRequestBody, replyFinishReason, replyText, replyTimings } from '../openai-chat.js';
 
 export interface LlamaServerEngineOptions {
   model: string;
@@ -121,6 +121,8 @@ export class LlamaServerEngine implements Engine {
           'llama-server',
           this.identity!,
           replyTimings(reply, now - sent, now - started),
+          replyFinishReason(reply),
+          req.phi,
         );
       } finally {
         if (call) await fsp.rm(path.join(this.mediaDir, call), { recursive: true, force: true });

@@ -101,13 +101,21 @@ export class NodeLlamaCppEngine implements Engine {
         const tokens = this.model!.tokenize(text).length;
         const promptMs = (firstAt ?? now) - sent;
         const predictedMs = now - (firstAt ?? now);
-        return finishResult<T>(text, req.schema, 'node-llama-cpp', this.identity!, {
-          promptMs,
-          predictedMs,
-          tokens,
-          tokensPerSecond: predictedMs > 0 ? (tokens * 1000) / predictedMs : 0,
-          totalMs: now - started,
-        });
+        return finishResult<T>(
+          text,
+          req.schema,
+          'node-llama-cpp',
+          this.identity!,
+          {
+            promptMs,
+            predictedMs,
+            tokens,
+            tokensPerSecond: predictedMs > 0 ? (tokens * 1000) / predictedMs : 0,
+            totalMs: now - started,
+          },
+          null,
+          req.phi,
+        );
       } catch (err) {
         if (err instanceof EngineError || signal.aborted) throw err;
         throw new EngineError('upstream', `node-llama-cpp failed: ${(err as Error).message}`, { cause: err });

@@ -8,7 +8,7 @@ import { controlledCall, Semaphore } from '../call-control.js';
 import { type AnalyzeRequest, type AnalyzeResult, type Engine, EngineError } from '../engine.js';
 import { finishResult } from '../finish.js';
 import { postChatCompletion, type PostChatOptions } from '../http-chat.js';
-import { chatRequestBody, replyText, replyTimings } from '../openai-chat.js';
+import { chatRequestBody, replyFinishReason, replyText, replyTimings } from '../openai-chat.js';
 import { imageDataUrls } from '../image-budget.js';
 import { REMOTE_VALIDATION } from '../known-models.js';
 
@@ -78,6 +78,8 @@ export class RemoteEngine implements Engine {
           validation: REMOTE_VALIDATION,
         },
         replyTimings(reply, now - sent, now - started),
+        replyFinishReason(reply),
+        req.phi,
       );
     });
   }
