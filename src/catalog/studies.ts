@@ -103,19 +103,26 @@ export async function studyRow(db: Db, ref: { pk: number } | { uid: string }): P
   return (await q.first()) as StudyRow | undefined;
 }
 
+const seriesColumns = [
+  'id',
+  'series_instance_uid',
+  'modality',
+  'series_number',
+  'series_description',
+  'body_part_examined',
+  'num_instances',
+  'created_at',
+];
+
+/** A series by its UID. */
+export async function seriesRow(db: Db, seriesInstanceUid: string): Promise<SeriesRow | undefined> {
+  return (await db('series').where({ series_instance_uid: seriesInstanceUid }).first(seriesColumns)) as SeriesRow | undefined;
+}
+
 /** A study's series by series number (none last), then arrival. */
 export async function seriesRowsOfStudy(db: Db, studyPk: number): Promise<SeriesRow[]> {
   return (await db('series')
-    .select(
-      'id',
-      'series_instance_uid',
-      'modality',
-      'series_number',
-      'series_description',
-      'body_part_examined',
-      'num_instances',
-      'created_at',
-    )
+    .select(seriesColumns)
     .where('study_pk', studyPk)
     .orderByRaw('CASE WHEN series_number IS NULL THEN 1 ELSE 0 END')
     .orderBy('series_number')
