@@ -127,7 +127,7 @@ export async function runQuery(db: Db, req: QueryRequest): Promise<QueryResult> 
   const attributes = returnedAttributes(req);
   const where = parseFilters(req);
 
-  const columns = attributes.filter((d) => d.column).map((d) => `${d.column} as ${d.keyword}`);
+  const columns = attributes.filter((d) => d.column).map((d) => ({ column: d.column!, as: d.keyword }));
   // Sequences are read afterwards from sequence_items, for the returned rows' study and series.
   const sequences = attributes.filter((d) => d.kind === 'sequence');
   const raw = await searchIndex(db, {

@@ -40,7 +40,7 @@ export async function runPatientQuery(db: Db, req: PatientQueryRequest): Promise
     if (f) where.push(f);
   }
   const attributes = PATIENT_ATTRIBUTES.filter((d) => keywords.has(d.keyword));
-  const columns = attributes.filter((d) => d.column).map((d) => `${d.column} as ${d.keyword}`);
+  const columns = attributes.filter((d) => d.column).map((d) => ({ column: d.column!, as: d.keyword }));
   const raw = await searchPatients(db, { columns, where, limit: req.limit + 1, offset: req.offset ?? 0 });
   const rows = raw.slice(0, req.limit).map((r) => {
     const row: AttributeMap = {};

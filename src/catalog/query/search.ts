@@ -12,10 +12,18 @@ import { sequenceItemCondition } from './sequence-items.js';
 
 export type SearchLevel = 'study' | 'series' | 'instance';
 
+/** A column to return and the name of its value in the answer rows. */
+export interface AnswerColumn {
+  column: string;
+  as: string;
+}
+
+const selectList = (columns: AnswerColumn[]): string[] => columns.map((c) => `${c.column} as ${c.as}`);
+
 export interface IndexSearch {
   level: SearchLevel;
-  /** Qualified columns with their answer name (`st.study_date as StudyDate`); aliases p, st, se, i. */
-  columns: string[];
+  /** Qualified columns (`st.study_date`; aliases p, st, se, i) with the name each answers under (`StudyDate`). */
+  columns: AnswerColumn[];
   /** Also return the owners' keys (`__study_pk`, and `__series_pk` below study level) for sequence items. */
   ownerKeys: boolean;
   where: IndexCondition[];
@@ -77,7 +85,7 @@ function whereOf(db: Db, where: IndexCondition[]): SqlFragment[] {
 /** One SELECT: the rows of `s.level` matching every condition, in the stable order, one page. */
 export async function searchIndex(db: Db, s: IndexSearch): Promise<Array<Record<string, unknown>>> {
   const q = baseQuery(db, s.level);
-  const columns = [...s.columns];
+  const columns = selectList(s.columns);
   if (s.ownerKeys) {
     columns.push('st.id as __study_pk');
     if (s.level !== 'study') columns.push('se.id as __series_pk');
@@ -98,11 +106,11 @@ export async function searchIndex(db: Db, s: IndexSearch): Promise<Array<Record<
 /** Patient-level search (C-FIND PATIENT level): the patients table alone, `p.id as _pk` first, by id. */
 export async function searchPatients(
   db: Db,
-  s: { columns: string[]; where: AttributeMatch[]; limit: number; offset: number },
+  s: { columns: AnswerColumn[]; where: AttributeMatch[]; limit: number; offset: number },
 ): Promise<Array<Record<string, unknown>>> {
   const q = db('patients as p');
   for (const f of whereOf(db, s.where)) q.whereRaw(f.sql, f.bindings as RawBinding[]);
-  q.select(['p.id as _pk', ...s.columns])
+  q.select(['p.id as _pk', ...selectList(s.columns)])
     .orderBy('p.id', 'asc')
     .limit(s.limit)
     .offset(s.offset);
