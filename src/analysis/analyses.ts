@@ -1,13 +1,28 @@
 import type { Db, Trx } from '../db/connection.js';
+import {
+  analysisRow,
+  findingRows,
+  insertAnalysisRow,
+  markAnalysisRow,
+  measurementRows,
+  storeAnalysisOutcome,
+  studyAnalysisRows,
+  updateAnalysisRow,
+  type AnalysisColumns,
+  type AnalysisRow,
+  type AnalysisStatus,
+  type AnalysisTrigger,
+  type FindingRow,
+} from '../catalog/analyses.js';
 import type { SafetyFlag } from '../medgemma/engine.js';
 import type { AnalysisType } from '../medgemma/prompts/index.js';
 import { asSafetyFlag } from '../medgemma/safety-gate.js';
 import type { ModelAnswer } from './findings-schema.js';
 
-/** The medgemma_analyses rows and their findings/measurements: the pipeline's one store. */
-
-export type AnalysisStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
-export type AnalysisTrigger = 'manual' | 'auto';
+/**
+ * The analyses as the pipeline, the API and the reports see them: the rows of the index
+ * (src/catalog/analyses.ts) with their JSON parsed and their timestamps as ISO strings.
+ */
 
 export interface AnalysisImageRef {
   index: number;
@@ -87,45 +102,6 @@ export interface Analysis {
   measurements?: Measurement[];
 }
 
-interface AnalysisRow {
-  id: number;
-  study_instance_uid: string;
-  status: AnalysisStatus;
-  analysis_type: AnalysisType;
-  trigger: AnalysisTrigger;
-  requested_by: string | null;
-  clinical_indication: string | null;
-  focus: string | null;
-  job_id: number | null;
-  progress_stage: string | null;
-  progress_percent: number | null;
-  source_received_at: string | null;
-  series_instance_uid: string | null;
-  volume_id: number | null;
-  prior_study_instance_uid: string | null;
-  model_name: string | null;
-  model_sha256: string | null;
-  model_quantization: string | null;
-  mmproj_sha256: string | null;
-  backend: string | null;
-  prompt_template_id: string | null;
-  prompt_template_version: string | null;
-  prompt_hash: string | null;
-  prompt_text: string | null;
-  images: string | null;
-  impression: string | null;
-  comparison: string | null;
-  technical_limitations: string | null;
-  raw_text: string | null;
-  safety_flags: string | null;
-  timings: string | null;
-  selection: string | null;
-  error: string | null;
-  created_at: string | Date;
-  started_at: string | Date | null;
-  finished_at: string | Date | null;
-}
-
 const iso = (v: string | Date | null): string | null =>
   v === null ? null : v instanceof Date ? v.toISOString() : new Date(v).toISOString();
 const parse = <T>(v: string | null, fallback: T): T => {
@@ -142,7 +118,7 @@ function fromRow(r: AnalysisRow): Analysis {
     id: Number(r.id),
     studyInstanceUid: r.study_instance_uid,
     status: r.status,
-    analysisType: r.analysis_type,
+    analysisType: r.analysis_type as AnalysisType,
     trigger: r.trigger,
     requestedBy: r.requested_by,
     clinicalIndication: r.clinical_indication,
@@ -192,33 +168,29 @@ export interface NewAnalysis {
 }
 
 export async function createAnalysis(db: Db | Trx, a: NewAnalysis, now = new Date()): Promise<number> {
-  const [row] = await db('medgemma_analyses')
-    .insert({
-      study_instance_uid: a.studyInstanceUid,
-      status: 'queued',
-      analysis_type: a.analysisType,
-      trigger: a.trigger,
-      requested_by: a.requestedBy ?? null,
-      clinical_indication: a.clinicalIndication ?? null,
-      focus: a.focus ?? null,
-      source_received_at: a.sourceReceivedAt ?? null,
-      created_at: now.toISOString(),
-    })
-    .returning('id');
-  return Number(typeof row === 'object' ? (row as { id: number }).id : row);
+  return insertAnalysisRow(db, {
+    study_instance_uid: a.studyInstanceUid,
+    analysis_type: a.analysisType,
+    trigger: a.trigger,
+    requested_by: a.requestedBy ?? null,
+    clinical_indication: a.clinicalIndication ?? null,
+    focus: a.focus ?? null,
+    source_received_at: a.sourceReceivedAt ?? null,
+    created_at: now.toISOString(),
+  });
 }
 
 export async function setAnalysisJob(db: Db | Trx, id: number, jobId: number): Promise<void> {
-  await db('medgemma_analyses').where({ id }).update({ job_id: jobId });
+  await updateAnalysisRow(db, id, { job_id: jobId });
 }
 
 export async function getAnalysis(db: Db, id: number, withItems = true): Promise<Analysis | undefined> {
-  const row = (await db('medgemma_analyses').where({ id }).first()) as AnalysisRow | undefined;
+  const row = await analysisRow(db, id);
   if (!row) return undefined;
   const a = fromRow(row);
   if (withItems) {
-    a.findings = ((await db('findings').where({ analysis_id: id }).orderBy('idx')) as FindingRow[]).map(findingFromRow);
-    a.measurements = ((await db('measurements').where({ analysis_id: id }).orderBy('idx')) as MeasurementRow[]).map((m) => ({
+    a.findings = (await findingRows(db, id)).map(findingFromRow);
+    a.measurements = (await measurementRows(db, id)).map((m) => ({
       index: Number(m.idx),
       finding: m.finding,
       quantity: m.quantity,
@@ -230,36 +202,7 @@ export async function getAnalysis(db: Db, id: number, withItems = true): Promise
 }
 
 export async function listStudyAnalyses(db: Db, studyInstanceUid: string): Promise<Analysis[]> {
-  const rows = (await db('medgemma_analyses').where({ study_instance_uid: studyInstanceUid }).orderBy('id', 'desc')) as AnalysisRow[];
-  return rows.map(fromRow);
-}
-
-/** The latest analysis of a study of a given trigger, any status. */
-export async function latestAnalysis(db: Db, studyInstanceUid: string, trigger?: AnalysisTrigger): Promise<Analysis | undefined> {
-  const q = db('medgemma_analyses').where({ study_instance_uid: studyInstanceUid });
-  if (trigger) q.andWhere({ trigger });
-  const row = (await q.orderBy('id', 'desc').first()) as AnalysisRow | undefined;
-  return row && fromRow(row);
-}
-
-interface FindingRow {
-  idx: number;
-  description: string;
-  anatomical_location: string | null;
-  laterality: string | null;
-  category: string | null;
-  severity: string | null;
-  confidence: number;
-  image_indices: string;
-  recommendation: string | null;
-  region: string | null;
-}
-interface MeasurementRow {
-  idx: number;
-  finding: string | null;
-  quantity: string;
-  value: number;
-  unit: string;
+  return (await studyAnalysisRows(db, studyInstanceUid)).map(fromRow);
 }
 
 function findingFromRow(f: FindingRow): Finding {
@@ -277,22 +220,13 @@ function findingFromRow(f: FindingRow): Finding {
   };
 }
 
-export async function updateAnalysis(db: Db, id: number, fields: Partial<Record<keyof AnalysisRow, unknown>>): Promise<void> {
-  await db('medgemma_analyses').where({ id }).update(fields);
+export async function updateAnalysis(db: Db, id: number, fields: AnalysisColumns): Promise<void> {
+  await updateAnalysisRow(db, id, fields);
 }
 
 /** Only a queued or running analysis moves; a finished one keeps its outcome. */
-export async function markAnalysis(
-  db: Db,
-  id: number,
-  status: AnalysisStatus,
-  fields: Partial<Record<keyof AnalysisRow, unknown>> = {},
-): Promise<boolean> {
-  const n = await db('medgemma_analyses')
-    .where({ id })
-    .whereIn('status', ['queued', 'running'])
-    .update({ status, ...fields });
-  return n > 0;
+export async function markAnalysis(db: Db, id: number, status: AnalysisStatus, fields: AnalysisColumns = {}): Promise<boolean> {
+  return markAnalysisRow(db, id, status, fields);
 }
 
 export interface AnalysisOutcome {
@@ -315,63 +249,50 @@ export interface AnalysisOutcome {
  * had already stored replaces its items instead of doubling them.
  */
 export async function storeOutcome(db: Db, id: number, o: AnalysisOutcome, now = new Date()): Promise<boolean> {
-  return db.transaction(async (trx) => {
-    const n = await trx('medgemma_analyses')
-      .where({ id })
-      .whereIn('status', ['queued', 'running'])
-      .update({
-        status: 'succeeded',
-        progress_stage: 'done',
-        progress_percent: 100,
-        series_instance_uid: o.seriesInstanceUid,
-        volume_id: o.volumeId,
-        prior_study_instance_uid: o.priorStudyInstanceUid,
-        model_name: o.model.name.slice(0, 256),
-        model_sha256: o.model.sha256,
-        model_quantization: o.model.quantization,
-        mmproj_sha256: o.model.mmprojSha256,
-        backend: o.backend,
-        prompt_template_id: o.prompt.templateId,
-        prompt_template_version: o.prompt.templateVersion,
-        prompt_hash: o.prompt.hash,
-        prompt_text: o.prompt.text,
-        images: JSON.stringify(o.images),
-        impression: o.answer.impression,
-        comparison: o.answer.comparison_with_prior,
-        technical_limitations: o.answer.technical_limitations,
-        raw_text: o.rawText,
-        safety_flags: JSON.stringify(o.safetyFlags),
-        timings: JSON.stringify(o.timings),
-        selection: JSON.stringify(o.selection),
-        error: null,
-        finished_at: now.toISOString(),
-      });
-    if (n === 0) return false;
-    await trx('findings').where({ analysis_id: id }).delete();
-    await trx('measurements').where({ analysis_id: id }).delete();
-    const findings = o.answer.findings.map((f, idx) => ({
-      analysis_id: id,
-      idx,
-      description: f.description,
-      anatomical_location: f.anatomical_location.slice(0, 256) || null,
-      laterality: f.laterality,
-      category: f.category,
-      severity: f.severity,
-      confidence: f.confidence,
-      image_indices: JSON.stringify(f.image_indices),
-      recommendation: f.recommendation || null,
-      region: f.region ? JSON.stringify(f.region) : null,
-    }));
-    if (findings.length) await trx('findings').insert(findings);
-    const measurements = o.answer.measurements.map((m, idx) => ({
-      analysis_id: id,
-      idx,
-      finding: m.finding || null,
-      quantity: m.quantity.slice(0, 128),
-      value: m.value,
-      unit: m.unit.slice(0, 32),
-    }));
-    if (measurements.length) await trx('measurements').insert(measurements);
-    return true;
-  });
+  const fields: AnalysisColumns = {
+    progress_stage: 'done',
+    progress_percent: 100,
+    series_instance_uid: o.seriesInstanceUid,
+    volume_id: o.volumeId,
+    prior_study_instance_uid: o.priorStudyInstanceUid,
+    model_name: o.model.name.slice(0, 256),
+    model_sha256: o.model.sha256,
+    model_quantization: o.model.quantization,
+    mmproj_sha256: o.model.mmprojSha256,
+    backend: o.backend,
+    prompt_template_id: o.prompt.templateId,
+    prompt_template_version: o.prompt.templateVersion,
+    prompt_hash: o.prompt.hash,
+    prompt_text: o.prompt.text,
+    images: JSON.stringify(o.images),
+    impression: o.answer.impression,
+    comparison: o.answer.comparison_with_prior,
+    technical_limitations: o.answer.technical_limitations,
+    raw_text: o.rawText,
+    safety_flags: JSON.stringify(o.safetyFlags),
+    timings: JSON.stringify(o.timings),
+    selection: JSON.stringify(o.selection),
+    error: null,
+    finished_at: now.toISOString(),
+  };
+  const findings = o.answer.findings.map((f, idx) => ({
+    idx,
+    description: f.description,
+    anatomical_location: f.anatomical_location.slice(0, 256) || null,
+    laterality: f.laterality,
+    category: f.category,
+    severity: f.severity,
+    confidence: f.confidence,
+    image_indices: JSON.stringify(f.image_indices),
+    recommendation: f.recommendation || null,
+    region: f.region ? JSON.stringify(f.region) : null,
+  }));
+  const measurements = o.answer.measurements.map((m, idx) => ({
+    idx,
+    finding: m.finding || null,
+    quantity: m.quantity.slice(0, 128),
+    value: m.value,
+    unit: m.unit.slice(0, 32),
+  }));
+  return storeAnalysisOutcome(db, id, fields, findings, measurements);
 }

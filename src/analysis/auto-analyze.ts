@@ -1,4 +1,12 @@
+import { autoAnalysisArrivals } from '../catalog/analyses.js';
 import type { IndexHook } from '../catalog/index-writer.js';
+import {
+  seriesBodyParts,
+  sourceAeTitles,
+  storedStudyArrival,
+  studiesReceivedBetween,
+  type StudyArrivalRow,
+} from '../catalog/study-facts.js';
 import { parseAutoRules, type AnalysisConfig, type AutoRule } from '../config.js';
 import type { Db, Trx } from '../db/connection.js';
 import type { EventBus } from '../events.js';
@@ -64,39 +72,15 @@ export function studyStableHook(deps: { jobs: JobQueue; events: EventBus }, stab
 const LOOKBACK_MS = 24 * 3600_000;
 const BATCH = 50;
 const NON_IMAGE_MODALITIES = new Set(['SR', 'DOC', 'KO', 'PR', 'SEG', 'RTSTRUCT', 'RTPLAN', 'RTDOSE', 'RTRECORD']);
-const CANDIDATE_COLUMNS = ['id', 'study_instance_uid', 'last_received_at', 'study_description', 'modalities_in_study'];
 
 export const iso = (v: string | Date): string => (v instanceof Date ? v : new Date(v)).toISOString();
 
-interface Candidate {
-  id: number;
-  study_instance_uid: string;
-  last_received_at: string | Date;
-  study_description: string | null;
-  modalities_in_study: string | null;
-}
-
-/** Studies with instances whose last arrival lies in [from, to], oldest first. */
-function recentStudies(db: Db, from: Date, to: Date, limit?: number): Promise<Candidate[]> {
-  const q = db('studies')
-    .where('last_received_at', '<=', to.toISOString())
-    .andWhere('last_received_at', '>=', from.toISOString())
-    .andWhere('num_instances', '>', 0)
-    .orderBy('last_received_at', 'asc');
-  if (limit !== undefined) q.limit(limit);
-  return q.select(CANDIDATE_COLUMNS) as Promise<Candidate[]>;
-}
+type Candidate = StudyArrivalRow;
 
 /** `uid|arrival` of the automatic analyses these studies already have, one per arrival time. */
 async function analysedArrivals(db: Db, uids: string[]): Promise<Set<string>> {
   const seen = new Set<string>();
-  for (let i = 0; i < uids.length; i += 500) {
-    const done = (await db('medgemma_analyses')
-      .whereIn('study_instance_uid', uids.slice(i, i + 500))
-      .andWhere({ trigger: 'auto' })
-      .select('study_instance_uid', 'source_received_at')) as Array<{ study_instance_uid: string; source_received_at: string | null }>;
-    for (const d of done) seen.add(`${d.study_instance_uid}|${d.source_received_at}`);
-  }
+  for (const d of await autoAnalysisArrivals(db, uids)) seen.add(`${d.study_instance_uid}|${d.source_received_at}`);
   return seen;
 }
 
@@ -136,10 +120,7 @@ export class AutoAnalyzer {
    */
   async settle(studyInstanceUid: string, now = new Date()): Promise<StudyStableResult> {
     const db = this.requester.db;
-    const s = (await db('studies')
-      .where({ study_instance_uid: studyInstanceUid })
-      .andWhere('num_instances', '>', 0)
-      .first(CANDIDATE_COLUMNS)) as Candidate | undefined;
+    const s = await storedStudyArrival(db, studyInstanceUid);
     if (!s) return { analysisId: null, reason: 'the study is no longer stored' };
     const received = iso(s.last_received_at);
     const stableAt = new Date(new Date(received).getTime() + this.config.stableSeconds * 1000);
@@ -164,7 +145,7 @@ export class AutoAnalyzer {
   async scheduleRecent(now = new Date()): Promise<number> {
     if (!this.enabled) return 0;
     const db = this.requester.db;
-    const studies = await recentStudies(db, new Date(now.getTime() - LOOKBACK_MS), now);
+    const studies = await studiesReceivedBetween(db, new Date(now.getTime() - LOOKBACK_MS), now);
     const seen = await analysedArrivals(
       db,
       studies.map((s) => s.study_instance_uid),
@@ -187,7 +168,7 @@ export class AutoAnalyzer {
   async scan(now = new Date()): Promise<number[]> {
     const db: Db = this.requester.db;
     const cutoff = new Date(now.getTime() - this.config.stableSeconds * 1000);
-    const studies = await recentStudies(db, new Date(now.getTime() - LOOKBACK_MS), cutoff, BATCH * 4);
+    const studies = await studiesReceivedBetween(db, new Date(now.getTime() - LOOKBACK_MS), cutoff, BATCH * 4);
     if (!studies.length) return [];
     const seen = await analysedArrivals(
       db,
@@ -228,21 +209,15 @@ export class AutoAnalyzer {
 
   private async traits(s: Candidate): Promise<StudyTraits> {
     const db = this.requester.db;
-    const series = (await db('series').where({ study_pk: s.id }).distinct('body_part_examined', 'id')) as Array<{
-      body_part_examined: string | null;
-      id: number;
-    }>;
-    const aes = (await db('instances')
-      .whereIn(
-        'series_pk',
-        series.map((x) => x.id),
-      )
-      .whereNotNull('source_ae_title')
-      .distinct('source_ae_title')) as Array<{ source_ae_title: string }>;
+    const series = await seriesBodyParts(db, s.id);
+    const aes = await sourceAeTitles(
+      db,
+      series.map((x) => x.id),
+    );
     return {
       modalities: (s.modalities_in_study ?? '').split('\\').filter(Boolean),
       bodyParts: series.map((x) => x.body_part_examined).filter((x): x is string => !!x),
-      callingAeTitles: aes.map((a) => a.source_ae_title),
+      callingAeTitles: aes,
       studyDescription: s.study_description,
     };
   }

@@ -1,5 +1,7 @@
 import type { Db } from '../db/connection.js';
+import { findingRows, latestAnalysisRow } from '../catalog/analyses.js';
 import { findInstance } from '../catalog/catalog.js';
+import { otherStudiesOfPatient, seriesBodyParts, studyFactsRow, type StudyFactsRow } from '../catalog/study-facts.js';
 import { errorMessage } from '../errors.js';
 import { describeAge, describeSex, type PromptContext } from '../medgemma/prompts/index.js';
 import { tag } from '../dicom/dictionary.js';
@@ -35,30 +37,7 @@ function inSequence(h: Header | undefined, seqTag: string, tag: string): string 
   return undefined;
 }
 
-interface StudyFacts {
-  id: number;
-  patient_pk: number;
-  study_date: string | null;
-  study_description: string | null;
-  modalities_in_study: string | null;
-  patient_sex: string | null;
-  patient_birth_date: string | null;
-}
-
-async function studyFacts(db: Db, uid: string): Promise<StudyFacts | undefined> {
-  return (await db('studies as st')
-    .join('patients as p', 'p.id', 'st.patient_pk')
-    .where('st.study_instance_uid', uid)
-    .first(
-      'st.id',
-      'st.patient_pk',
-      'st.study_date',
-      'st.study_description',
-      'st.modalities_in_study',
-      'p.patient_sex',
-      'p.patient_birth_date',
-    )) as StudyFacts | undefined;
-}
+type StudyFacts = StudyFactsRow;
 
 function daysBetween(a: string | null, b: string | null): number | undefined {
   if (!a || !b || !/^\d{8}$/.test(a) || !/^\d{8}$/.test(b)) return undefined;
@@ -83,24 +62,7 @@ export async function findPrior(
   modality: string,
   bodyPart: string | undefined,
 ): Promise<PriorStudy | undefined> {
-  const rows = (await db('studies as st')
-    .where('st.patient_pk', current.patient_pk)
-    .andWhereNot('st.id', current.id)
-    .select(
-      'st.id',
-      'st.study_instance_uid',
-      'st.study_date',
-      'st.study_description',
-      'st.modalities_in_study',
-      'st.created_at',
-    )) as Array<{
-    id: number;
-    study_instance_uid: string;
-    study_date: string | null;
-    study_description: string | null;
-    modalities_in_study: string | null;
-    created_at: string | Date;
-  }>;
+  const rows = await otherStudiesOfPatient(db, current.patient_pk, current.id);
   const candidates = [];
   for (const r of rows) {
     const mods = (r.modalities_in_study ?? '').split('\\');
@@ -108,9 +70,7 @@ export async function findPrior(
     // Earlier only: by StudyDate when both have one, else by arrival.
     const days = daysBetween(current.study_date, r.study_date);
     if (days !== undefined && days < 0) continue;
-    const parts = (await db('series').where({ study_pk: r.id }).distinct('body_part_examined')) as Array<{
-      body_part_examined: string | null;
-    }>;
+    const parts = await seriesBodyParts(db, r.id);
     const sameBody = bodyPart ? parts.some((p) => (p.body_part_examined ?? '').toUpperCase() === bodyPart.toUpperCase()) : false;
     candidates.push({ r, days, sameBody });
   }
@@ -125,15 +85,9 @@ export async function findPrior(
   const when = best.days !== undefined ? `${best.days} day(s) earlier` : 'date unknown';
   const summary = `${modality}${best.sameBody && bodyPart ? ` of the ${bodyPart.toLowerCase()}` : ''}, ${when}${best.r.study_description ? `, "${best.r.study_description}"` : ''}`;
   const prior: PriorStudy = { studyInstanceUid: best.r.study_instance_uid, summary };
-  const done = (await db('medgemma_analyses')
-    .where({ study_instance_uid: best.r.study_instance_uid, status: 'succeeded' })
-    .orderBy('id', 'desc')
-    .first('id', 'impression')) as { id: number; impression: string | null } | undefined;
+  const done = await latestAnalysisRow(db, best.r.study_instance_uid, 'succeeded');
   if (done) {
-    const f = (await db('findings').where({ analysis_id: done.id }).orderBy('idx').select('description', 'confidence')) as Array<{
-      description: string;
-      confidence: number;
-    }>;
+    const f = await findingRows(db, done.id);
     if (f.length)
       prior.findings = f
         .map((x) => `${x.description} (confidence ${Number(x.confidence).toFixed(2)})`)
@@ -172,7 +126,7 @@ export async function promptContext(
   series: SeriesCandidate,
   imageCount: number,
 ): Promise<BuiltContext> {
-  const facts = await studyFacts(db, analysis.studyInstanceUid);
+  const facts = await studyFactsRow(db, analysis.studyInstanceUid);
   if (!facts) throw new Error(`study ${analysis.studyInstanceUid} is not in the index`);
   let header: Header | undefined;
   const first = vol.slices[0] ? await findInstance(db, vol.slices[0].sopInstanceUid) : undefined;

@@ -1,4 +1,5 @@
 import type { Db } from '../db/connection.js';
+import { supersedeQueuedAutoAnalyses } from '../catalog/analyses.js';
 import type { JobQueue } from '../jobs/queue.js';
 import { createAnalysis, getAnalysis, markAnalysis, setAnalysisJob, type Analysis, type NewAnalysis } from './analyses.js';
 import { ANALYSIS_JOB, type AnalysisJobPayload } from './pipeline.js';
@@ -17,15 +18,10 @@ export interface AnalysisRequester {
 export async function requestAnalysis(r: AnalysisRequester, a: NewAnalysis): Promise<Analysis> {
   const id = await createAnalysis(r.db, a);
   if (a.trigger === 'auto') {
-    await r
-      .db('medgemma_analyses')
-      .where({ study_instance_uid: a.studyInstanceUid, trigger: 'auto', status: 'queued' })
-      .andWhereNot({ id })
-      .update({
-        status: 'cancelled',
-        error: `superseded by analysis ${id} (new instances arrived)`,
-        finished_at: new Date().toISOString(),
-      });
+    await supersedeQueuedAutoAnalyses(r.db, a.studyInstanceUid, id, {
+      error: `superseded by analysis ${id} (new instances arrived)`,
+      finished_at: new Date().toISOString(),
+    });
   }
   const job = await r.queue.enqueue<AnalysisJobPayload>({
     kind: ANALYSIS_JOB,

@@ -103,19 +103,26 @@ export async function studyRow(db: Db, ref: { pk: number } | { uid: string }): P
   return (await q.first()) as StudyRow | undefined;
 }
 
+const seriesColumns = [
+  'id',
+  'series_instance_uid',
+  'modality',
+  'series_number',
+  'series_description',
+  'body_part_examined',
+  'num_instances',
+  'created_at',
+];
+
+/** A series by its UID. */
+export async function seriesRow(db: Db, seriesInstanceUid: string): Promise<SeriesRow | undefined> {
+  return (await db('series').where({ series_instance_uid: seriesInstanceUid }).first(seriesColumns)) as SeriesRow | undefined;
+}
+
 /** A study's series by series number (none last), then arrival. */
 export async function seriesRowsOfStudy(db: Db, studyPk: number): Promise<SeriesRow[]> {
   return (await db('series')
-    .select(
-      'id',
-      'series_instance_uid',
-      'modality',
-      'series_number',
-      'series_description',
-      'body_part_examined',
-      'num_instances',
-      'created_at',
-    )
+    .select(seriesColumns)
     .where('study_pk', studyPk)
     .orderByRaw('CASE WHEN series_number IS NULL THEN 1 ELSE 0 END')
     .orderBy('series_number')
@@ -237,12 +244,3 @@ export async function studyLastReceivedAt(db: Db, studyInstanceUid: string): Pro
 }
 
 /** A series' modality and description by its UID; undefined when it is not in the index. */
-export async function seriesLabel(
-  db: Db,
-  seriesInstanceUid: string,
-): Promise<{ modality: string | null; seriesDescription: string | null } | undefined> {
-  const row = (await db('series').where({ series_instance_uid: seriesInstanceUid }).first('modality', 'series_description')) as
-    | { modality: string | null; series_description: string | null }
-    | undefined;
-  return row && { modality: row.modality, seriesDescription: row.series_description };
-}

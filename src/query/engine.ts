@@ -1,14 +1,15 @@
 import type { Db } from '../db/connection.js';
 import { searchIndex } from '../catalog/query/search.js';
 import { ATTRIBUTES, REQUIRED_RETURN, availableAt, resolveKey, type AttributeDef, type KeyPath, type Level } from './attributes.js';
-import { compileMatch, QueryError, type Dialect, type Fragment } from './match.js';
-import { compileSequenceMatch, loadSequenceItems, ownerKey, type ItemCondition } from './sequence-match.js';
+import type { IndexCondition } from '../catalog/query/conditions.js';
+import { parseMatch, QueryError } from './match.js';
+import { parseSequenceMatch, loadSequenceItems, ownerKey, type ItemCondition } from './sequence-match.js';
 
 /**
  * The one query engine over the index, for QIDO-RS and (later) C-FIND: filters in as a map of
  * keyword (or tag) → DICOM query value, rows out as plain attribute maps (keyword → value), so
  * neither the HTTP nor the DIMSE side leaks into it. Each query is one SELECT of the index
- * (src/catalog/query/search.ts) with the conditions compiled here, every value a bound parameter.
+ * (src/catalog/query/search.ts) with the conditions parsed here, every value a bound parameter.
  */
 
 export type QueryLevel = Exclude<Level, 'patient'>;
@@ -46,11 +47,6 @@ export interface QueryResult {
 
 export { QueryError };
 
-export function dialectOf(db: Db): Dialect {
-  const client = String((db.client as { config: { client: unknown } }).config.client);
-  return client === 'pg' || client === 'postgres' || client === 'postgresql' ? 'pg' : 'sqlite';
-}
-
 function byKey(key: string, strict: boolean, what: string): KeyPath | undefined {
   const path = resolveKey(key);
   if (!path && strict) throw new QueryError(`unknown or unindexed ${what} ${JSON.stringify(key.slice(0, 64))}`);
@@ -86,11 +82,11 @@ export function returnedAttributes(req: QueryRequest): AttributeDef[] {
   return ATTRIBUTES.filter((d) => keywords.has(d.keyword)).sort((a, b) => (a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0));
 }
 
-/** The WHERE fragments of the filters (exported for tests and C-FIND's diagnostics). */
-export function compileFilters(req: QueryRequest, dialect: Dialect): Fragment[] {
+/** The conditions of the filters on the index, attributes first, then sequences. */
+function parseFilters(req: QueryRequest): IndexCondition[] {
   const strict = req.strict ?? false;
-  const opts = { dialect, fuzzy: req.fuzzy ?? false };
-  const out: Fragment[] = [];
+  const opts = { fuzzy: req.fuzzy ?? false };
+  const out: IndexCondition[] = [];
   // Item keys grouped by sequence: one item must match all keys of its sequence (C.2.2.2.6).
   const sequences = new Map<AttributeDef, ItemCondition[]>();
   for (const [key, value] of Object.entries(req.filters)) {
@@ -113,12 +109,11 @@ export function compileFilters(req: QueryRequest, dialect: Dialect): Fragment[] 
       sequences.set(def, conds);
       continue;
     }
-    const f = compileMatch(def, value, opts);
+    const f = parseMatch(def, value, opts);
     if (f) out.push(f);
   }
-  let n = 0;
   for (const [def, conds] of sequences) {
-    const f = compileSequenceMatch(def, conds, opts, `sq${n++}_`);
+    const f = parseSequenceMatch(def, conds, opts);
     if (f) out.push(f);
   }
   return out;
@@ -130,9 +125,9 @@ export async function runQuery(db: Db, req: QueryRequest): Promise<QueryResult> 
   const offset = req.offset ?? 0;
   if (!Number.isInteger(offset) || offset < 0) throw new QueryError('offset must be a non-negative integer');
   const attributes = returnedAttributes(req);
-  const where = compileFilters(req, dialectOf(db));
+  const where = parseFilters(req);
 
-  const columns = attributes.filter((d) => d.column).map((d) => `${d.column} as ${d.keyword}`);
+  const columns = attributes.filter((d) => d.column).map((d) => ({ column: d.column!, as: d.keyword }));
   // Sequences are read afterwards from sequence_items, for the returned rows' study and series.
   const sequences = attributes.filter((d) => d.kind === 'sequence');
   const raw = await searchIndex(db, {

@@ -1,13 +1,14 @@
 import type { Db } from '../db/connection.js';
 import { searchPatients } from '../catalog/query/search.js';
 import { ATTRIBUTES, findAttribute, type AttributeDef } from './attributes.js';
-import { compileMatch, type Fragment } from './match.js';
-import { dialectOf, type AttributeMap } from './engine.js';
+import type { AttributeMatch } from '../catalog/query/conditions.js';
+import { parseMatch } from './match.js';
+import type { AttributeMap } from './engine.js';
 
 /**
  * Patient-level queries (C-FIND PATIENT level of the Patient Root model; QIDO-RS has no patient
  * resource, so runQuery does not serve this level). Same attribute table and the same matching
- * (compileMatch) as runQuery, over the patients table alone, one patient per row.
+ * (parseMatch) as runQuery, over the patients table alone, one patient per row.
  */
 
 export interface PatientQueryRequest {
@@ -29,18 +30,17 @@ export const PATIENT_ATTRIBUTES: readonly AttributeDef[] = ATTRIBUTES.filter(
 );
 
 export async function runPatientQuery(db: Db, req: PatientQueryRequest): Promise<PatientQueryResult> {
-  const dialect = dialectOf(db);
   const keywords = new Set<string>();
-  const where: Fragment[] = [];
+  const where: AttributeMatch[] = [];
   for (const [key, value] of Object.entries(req.filters)) {
     const def = findAttribute(key);
     if (!def || def.level !== 'patient') continue;
     keywords.add(def.keyword);
-    const f = compileMatch(def, value, { dialect, fuzzy: false });
+    const f = parseMatch(def, value, { fuzzy: false });
     if (f) where.push(f);
   }
   const attributes = PATIENT_ATTRIBUTES.filter((d) => keywords.has(d.keyword));
-  const columns = attributes.filter((d) => d.column).map((d) => `${d.column} as ${d.keyword}`);
+  const columns = attributes.filter((d) => d.column).map((d) => ({ column: d.column!, as: d.keyword }));
   const raw = await searchPatients(db, { columns, where, limit: req.limit + 1, offset: req.offset ?? 0 });
   const rows = raw.slice(0, req.limit).map((r) => {
     const row: AttributeMap = {};

@@ -1,14 +1,15 @@
 import type { Db } from '../db/connection.js';
-import { readSequenceItems, sequenceItemCondition } from '../catalog/query/sequence-items.js';
+import type { SequenceMatch } from '../catalog/query/conditions.js';
+import { readSequenceItems } from '../catalog/query/sequence-items.js';
 import type { AttributeDef } from './attributes.js';
-import { compileMatch, type Fragment, type MatchOptions } from './match.js';
+import { parseValueMatch, type MatchOptions } from './match.js';
 
 /**
  * Sequence Matching (PS3.4 C.2.2.2.6): a query with item keys of one sequence matches when one
  * item of the stored sequence matches all of them, each with the usual rules for its VR (single
  * value, wildcard, list, universal). The index (src/catalog/query/sequence-items.ts) writes the
  * subquery over sequence_items and reads the stored items; values are bound parameters, as
- * everywhere in the engine.
+ * everywhere in the index.
  */
 
 export interface ItemCondition {
@@ -17,12 +18,14 @@ export interface ItemCondition {
 }
 
 /** The condition for the item keys of one sequence, or undefined when all are universal. */
-export function compileSequenceMatch(seq: AttributeDef, conds: ItemCondition[], opts: MatchOptions, prefix: string): Fragment | undefined {
-  return sequenceItemCondition(
-    { tag: seq.tag, level: seq.level === 'series' ? 'series' : 'study' },
-    conds.map((c) => ({ tag: c.item.tag, match: (column: string) => compileMatch({ ...c.item, column }, c.value, opts) })),
-    prefix,
-  );
+export function parseSequenceMatch(seq: AttributeDef, conds: ItemCondition[], opts: MatchOptions): SequenceMatch | undefined {
+  const items: SequenceMatch['items'] = [];
+  for (const c of conds) {
+    const match = parseValueMatch(c.item, c.value, opts);
+    if (match) items.push({ tag: c.item.tag, match });
+  }
+  if (!items.length) return undefined;
+  return { kind: 'sequence', sequence: { tag: seq.tag, level: seq.level === 'series' ? 'series' : 'study' }, items };
 }
 
 /** One stored item: item keyword → value. */

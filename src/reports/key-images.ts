@@ -1,5 +1,5 @@
 import type { Db } from '../db/connection.js';
-import { seriesLabel } from '../catalog/studies.js';
+import { seriesRow } from '../catalog/studies.js';
 import type { Analysis } from '../analysis/analyses.js';
 import { seriesInstanceReader } from '../analysis/instance-bytes.js';
 import { prepareImages, type PrepareKind } from '../analysis/prepare-images.js';
@@ -36,7 +36,7 @@ export async function keyImagesFor(db: Db, storage: BlobStorage, analysis: Analy
     if (byImage.size >= MAX_KEY_IMAGES) break;
   }
   if (!byImage.size || !analysis.seriesInstanceUid) return [];
-  const series = await seriesLabel(db, analysis.seriesInstanceUid);
+  const series = await seriesRow(db, analysis.seriesInstanceUid);
   const picks = [...byImage.entries()].sort((a, b) => a[0] - b[0]);
   const prepared = await prepareImages({
     kind: kindFor(series?.modality ?? null),

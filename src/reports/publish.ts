@@ -12,7 +12,8 @@ import { renderReportPdf } from './pdf/render.js';
 import { buildEncapsulatedPdf } from './pdf/encapsulated.js';
 import { buildStructuredReport, COMPREHENSIVE_3D_SR_SOP_CLASS as COMPREHENSIVE_3D_SR } from './sr/sr-builder.js';
 import { ENCAPSULATED_PDF_SOP_CLASS as ENCAPSULATED_PDF } from '../dicom/uids.js';
-import { setPublished, type Report } from './report-store.js';
+import { setPublishedObjects } from '../catalog/reports.js';
+import type { Report } from './report-store.js';
 import type { ReportBody } from './body.js';
 
 /**
@@ -102,7 +103,7 @@ export async function publishVersion(
     if (err instanceof PublishError) throw err;
     throw new PublishError(`storing report ${report.id} v${content.version} failed: ${(err as Error).message}`, { cause: err });
   }
-  await setPublished(d.db, report.id, content.version, { sop: srUid, series: srSeries }, { sop: pdfUid, series: pdfSeries });
+  await setPublishedObjects(d.db, report.id, content.version, { sop: srUid, series: srSeries }, { sop: pdfUid, series: pdfSeries });
   const t3 = performance.now();
   return { srSopInstanceUid: srUid, pdfSopInstanceUid: pdfUid, timings: { srMs: t1 - t0, pdfMs: t2 - t1, storeMs: t3 - t2 } };
 }

@@ -1,5 +1,13 @@
 import { RadiantError } from '../errors.js';
 import type { Db, Trx } from '../db/connection.js';
+import {
+  insertReportRow,
+  insertReportVersionRow,
+  reportRow,
+  reportVersionRows,
+  updateReportVersion,
+  type ReportRow,
+} from '../catalog/reports.js';
 import type { ReportState } from './content.js';
 import type { Change, ReportBody } from './body.js';
 
@@ -36,26 +44,6 @@ export interface ReportVersion {
   pdfSopInstanceUid: string | null;
 }
 
-interface ReportRow {
-  id: number;
-  study_instance_uid: string;
-  analysis_id: number;
-  state: ReportState;
-  version: number;
-  include_ai_disclaimer: boolean | number;
-  content: string;
-  created_by: string | null;
-  signed_by: string | null;
-  signer_name: string | null;
-  signed_at: string | Date | null;
-  sr_sop_instance_uid: string | null;
-  pdf_sop_instance_uid: string | null;
-  sr_series_instance_uid: string | null;
-  pdf_series_instance_uid: string | null;
-  created_at: string | Date;
-  updated_at: string | Date;
-}
-
 const iso = (v: string | Date | null): string | null => (v === null ? null : new Date(v).toISOString());
 
 function fromRow(r: ReportRow): Report {
@@ -63,7 +51,7 @@ function fromRow(r: ReportRow): Report {
     id: Number(r.id),
     studyInstanceUid: r.study_instance_uid,
     analysisId: Number(r.analysis_id),
-    state: r.state,
+    state: r.state as ReportState,
     version: Number(r.version),
     includeAiDisclaimer: Boolean(r.include_ai_disclaimer),
     body: JSON.parse(r.content) as ReportBody,
@@ -81,31 +69,16 @@ function fromRow(r: ReportRow): Report {
 }
 
 export async function getReport(db: Db | Trx, id: number): Promise<Report | undefined> {
-  const r = (await db('reports').where({ id }).first()) as ReportRow | undefined;
+  const r = await reportRow(db, id);
   return r && fromRow(r);
 }
 
-export async function listStudyReports(db: Db, studyInstanceUid: string): Promise<Report[]> {
-  return ((await db('reports').where({ study_instance_uid: studyInstanceUid }).orderBy('id', 'desc')) as ReportRow[]).map(fromRow);
-}
-
 export async function listVersions(db: Db, reportId: number): Promise<ReportVersion[]> {
-  const rows = (await db('report_versions').where({ report_id: reportId }).orderBy('version')) as Array<{
-    version: number;
-    state: ReportState;
-    action: ReportVersion['action'];
-    changed_by: string | null;
-    changed_at: string | Date;
-    changes: string;
-    content: string;
-    reason: string | null;
-    sr_sop_instance_uid: string | null;
-    pdf_sop_instance_uid: string | null;
-  }>;
+  const rows = await reportVersionRows(db, reportId);
   return rows.map((r) => ({
     version: Number(r.version),
-    state: r.state,
-    action: r.action,
+    state: r.state as ReportState,
+    action: r.action as ReportVersion['action'],
     changedBy: r.changed_by,
     changedAt: iso(r.changed_at) ?? '',
     changes: JSON.parse(r.changes) as Change[],
@@ -125,20 +98,15 @@ export interface NewReport {
 }
 
 export async function insertReport(trx: Trx, r: NewReport, now: Date): Promise<number> {
-  const [row] = await trx('reports')
-    .insert({
-      study_instance_uid: r.studyInstanceUid,
-      analysis_id: r.analysisId,
-      state: 'draft',
-      version: 1,
-      include_ai_disclaimer: r.includeAiDisclaimer,
-      content: JSON.stringify(r.body),
-      created_by: r.createdBy,
-      created_at: now.toISOString(),
-      updated_at: now.toISOString(),
-    })
-    .returning('id');
-  return Number(typeof row === 'object' ? (row as { id: number }).id : row);
+  return insertReportRow(trx, {
+    study_instance_uid: r.studyInstanceUid,
+    analysis_id: r.analysisId,
+    include_ai_disclaimer: r.includeAiDisclaimer,
+    content: JSON.stringify(r.body),
+    created_by: r.createdBy,
+    created_at: now.toISOString(),
+    updated_at: now.toISOString(),
+  });
 }
 
 export interface VersionWrite {
@@ -165,18 +133,16 @@ export class ReportConflictError extends RadiantError {
 export async function writeVersion(trx: Trx, w: VersionWrite, now: Date): Promise<number> {
   const version = w.expectedVersion + (w.action === 'create' ? 0 : 1);
   if (w.action !== 'create') {
-    const n = await trx('reports')
-      .where({ id: w.reportId, version: w.expectedVersion })
-      .update({
-        state: w.state,
-        version,
-        content: JSON.stringify(w.body),
-        updated_at: now.toISOString(),
-        ...(w.signer ? { signed_by: w.signer.username, signer_name: w.signer.name, signed_at: w.signer.at } : {}),
-      });
-    if (n === 0) throw new ReportConflictError(`report ${w.reportId} changed since version ${w.expectedVersion}: reload and try again`);
+    const moved = await updateReportVersion(trx, w.reportId, w.expectedVersion, {
+      state: w.state,
+      version,
+      content: JSON.stringify(w.body),
+      updated_at: now.toISOString(),
+      ...(w.signer ? { signed_by: w.signer.username, signer_name: w.signer.name, signed_at: w.signer.at } : {}),
+    });
+    if (!moved) throw new ReportConflictError(`report ${w.reportId} changed since version ${w.expectedVersion}: reload and try again`);
   }
-  await trx('report_versions').insert({
+  await insertReportVersionRow(trx, {
     report_id: w.reportId,
     version,
     state: w.state,
@@ -188,25 +154,4 @@ export async function writeVersion(trx: Trx, w: VersionWrite, now: Date): Promis
     reason: w.reason ?? null,
   });
   return version;
-}
-
-/** Records the DICOM objects published for a version (and makes them the report's current ones). */
-export async function setPublished(
-  db: Db,
-  reportId: number,
-  version: number,
-  sr: { sop: string; series: string },
-  pdf: { sop: string; series: string },
-): Promise<void> {
-  await db.transaction(async (trx) => {
-    await trx('report_versions')
-      .where({ report_id: reportId, version })
-      .update({ sr_sop_instance_uid: sr.sop, pdf_sop_instance_uid: pdf.sop });
-    await trx('reports').where({ id: reportId, version }).update({
-      sr_sop_instance_uid: sr.sop,
-      pdf_sop_instance_uid: pdf.sop,
-      sr_series_instance_uid: sr.series,
-      pdf_series_instance_uid: pdf.series,
-    });
-  });
 }

@@ -5,6 +5,8 @@ import type { Logger } from '../logger.js';
 import type { Ingestor } from '../ingest/ingest.js';
 import type { Role } from '../auth/permissions.js';
 import { getAnalysis, type Analysis } from '../analysis/analyses.js';
+import { seriesRow } from '../catalog/studies.js';
+import { findUserRow } from '../catalog/users.js';
 import { IMPLEMENTATION_VERSION_NAME } from '../dicom/implementation.js';
 import type { BlobStorage } from '../../storage/types.js';
 import { applyPatch, bodyFromAnalysis, type BodyPatch, type ReportBody } from './body.js';
@@ -98,11 +100,7 @@ export async function createReport(d: WorkflowDeps, req: CreateReport, by: Actor
       'analysis_not_done',
       `analysis ${analysis.id} is ${analysis.status}; a report needs a finished analysis`,
     );
-  const series = analysis.seriesInstanceUid
-    ? ((await d.db('series').where({ series_instance_uid: analysis.seriesInstanceUid }).first('series_description', 'modality')) as
-        | { series_description: string | null; modality: string | null }
-        | undefined)
-    : undefined;
+  const series = analysis.seriesInstanceUid ? await seriesRow(d.db, analysis.seriesInstanceUid) : undefined;
   const body = bodyFromAnalysis(analysis, technique(analysis, series?.series_description ?? null, series?.modality ?? null));
   const now = new Date();
   const id = await d.db.transaction(async (trx) => {
@@ -189,7 +187,7 @@ export async function editReport(d: WorkflowDeps, id: number, patch: BodyPatch, 
 }
 
 async function signerOf(d: WorkflowDeps, by: Actor, at: Date): Promise<ReportSigner> {
-  const u = (await d.db('users').where({ username: by.username }).first('full_name')) as { full_name: string | null } | undefined;
+  const u = await findUserRow(d.db, { username: by.username });
   return {
     name: u?.full_name || by.username,
     username: by.username,

@@ -1,10 +1,19 @@
 import { expect } from 'chai';
 import { findAttribute, normaliseTag, resolveKey, type AttributeDef } from '../../src/query/attributes.js';
-import { compileMatch, QueryError, type MatchOptions } from '../../src/query/match.js';
+import { parseMatch, QueryError } from '../../src/query/match.js';
+import { attributeMatchSql, type Dialect, type SqlFragment } from '../../src/catalog/query/conditions.js';
 
-/** PS3.4 C.2.2.2 matching compiled to SQL fragments: pure, no database. */
+/**
+ * PS3.4 C.2.2.2 matching: query values parsed into match descriptions (src/query/match.ts), which
+ * the index writes as SQL fragments (src/catalog/query/conditions.ts). Pure, no database.
+ */
+type MatchOptions = { dialect: Dialect; fuzzy: boolean };
 const sqlite: MatchOptions = { dialect: 'sqlite', fuzzy: false };
 const pg: MatchOptions = { dialect: 'pg', fuzzy: false };
+const compileMatch = (d: AttributeDef, value: string, opts: MatchOptions): SqlFragment | undefined => {
+  const m = parseMatch(d, value, { fuzzy: opts.fuzzy });
+  return m && attributeMatchSql(m, opts.dialect);
+};
 const def = (keyword: string): AttributeDef => {
   const d = findAttribute(keyword);
   if (!d) throw new Error(`no attribute ${keyword}`);
@@ -68,6 +77,17 @@ describe('unit: query matching', () => {
   it('multi-valued CS (ModalitiesInStudy) matches one value among the stored ones', () => {
     const f = compileMatch(def('ModalitiesInStudy'), 'CT\\MR', sqlite)!;
     expect(f.bindings).to.include.members(['CT', 'CT\\*', '*\\CT', '*\\CT\\*', 'MR']);
+  });
+  it('parses into a match description on the column, written for no database', () => {
+    expect(parseMatch(def('PatientName'), 'doe*', { fuzzy: false })).to.deep.equal({
+      kind: 'attribute',
+      column: 'p.patient_name_norm',
+      upper: false,
+      match: { op: 'pattern', tokens: [{ lit: 'DOE' }, '*'] },
+    });
+    expect(parseMatch(def('StudyDate'), '20200101-', { fuzzy: false })?.match).to.deep.equal({ op: 'range', from: '20200101' });
+    expect(parseMatch(def('SeriesNumber'), '1\\2', { fuzzy: false })?.match).to.deep.equal({ op: 'oneOf', values: [1, 2] });
+    expect(parseMatch(def('SpecificCharacterSet'), 'ISO_IR 192', { fuzzy: false })).to.equal(undefined);
   });
   it('keys resolve by keyword or tag, in either spelling', () => {
     expect(normaliseTag('(0010,0010)')).to.equal('00100010');

@@ -1,27 +1,32 @@
 import type { Db, QueryBuilder, RawBinding } from '../../db/connection.js';
+import { attributeMatchSql, dialectOf, type AttributeMatch, type IndexCondition, type SqlFragment } from './conditions.js';
+import { sequenceItemCondition } from './sequence-items.js';
 
 /**
  * The index side of the query engine (src/query): the SELECT over patients, studies, series and
  * instances that QIDO-RS and C-FIND answer from. src/query decides what a DICOM query means
- * (attributes, matching rules) and hands over the columns to return and the WHERE fragments it
- * compiled; this module joins the tables, orders the rows stably and pages them.
+ * (attributes, matching rules) and hands over the columns to return and the conditions it parsed
+ * (conditions.ts); this module writes them as SQL, joins the tables, orders the rows stably and
+ * pages them.
  */
-
-/** A SQL boolean expression with its bindings: identifiers as `??`, values as `?`, never SQL text. */
-export interface SqlFragment {
-  sql: string;
-  bindings: unknown[];
-}
 
 export type SearchLevel = 'study' | 'series' | 'instance';
 
+/** A column to return and the name of its value in the answer rows. */
+export interface AnswerColumn {
+  column: string;
+  as: string;
+}
+
+const selectList = (columns: AnswerColumn[]): string[] => columns.map((c) => `${c.column} as ${c.as}`);
+
 export interface IndexSearch {
   level: SearchLevel;
-  /** Qualified columns with their answer name (`st.study_date as StudyDate`); aliases p, st, se, i. */
-  columns: string[];
+  /** Qualified columns (`st.study_date`; aliases p, st, se, i) with the name each answers under (`StudyDate`). */
+  columns: AnswerColumn[];
   /** Also return the owners' keys (`__study_pk`, and `__series_pk` below study level) for sequence items. */
   ownerKeys: boolean;
-  where: SqlFragment[];
+  where: IndexCondition[];
   scope?: { studyInstanceUid?: string; seriesInstanceUid?: string };
   /** At most this many rows (the caller asks one more than it shows, to know there are more). */
   limit: number;
@@ -65,16 +70,28 @@ function ordering(s: IndexSearch): Order[] {
   return [...head, ...(s.scope?.seriesInstanceUid ? [] : series), ...instance];
 }
 
-/** One SELECT: the rows of `s.level` matching every fragment, in the stable order, one page. */
+/** The WHERE fragments of the conditions, on this database's dialect; sequence subqueries aliased sq0_, sq1_... */
+function whereOf(db: Db, where: IndexCondition[]): SqlFragment[] {
+  const dialect = dialectOf(db);
+  const out: SqlFragment[] = [];
+  let n = 0;
+  for (const c of where) {
+    const f = c.kind === 'attribute' ? attributeMatchSql(c, dialect) : sequenceItemCondition(c, `sq${n++}_`, dialect);
+    if (f) out.push(f);
+  }
+  return out;
+}
+
+/** One SELECT: the rows of `s.level` matching every condition, in the stable order, one page. */
 export async function searchIndex(db: Db, s: IndexSearch): Promise<Array<Record<string, unknown>>> {
   const q = baseQuery(db, s.level);
-  const columns = [...s.columns];
+  const columns = selectList(s.columns);
   if (s.ownerKeys) {
     columns.push('st.id as __study_pk');
     if (s.level !== 'study') columns.push('se.id as __series_pk');
   }
   q.select(columns);
-  for (const f of s.where) q.whereRaw(f.sql, f.bindings as RawBinding[]);
+  for (const f of whereOf(db, s.where)) q.whereRaw(f.sql, f.bindings as RawBinding[]);
   if (s.scope?.studyInstanceUid) q.where('st.study_instance_uid', s.scope.studyInstanceUid);
   if (s.scope?.seriesInstanceUid) q.where('se.series_instance_uid', s.scope.seriesInstanceUid);
   // NULLS LAST spelled out: knex's sqlite3 compiler drops the column itself for `nulls`.
@@ -89,11 +106,11 @@ export async function searchIndex(db: Db, s: IndexSearch): Promise<Array<Record<
 /** Patient-level search (C-FIND PATIENT level): the patients table alone, `p.id as _pk` first, by id. */
 export async function searchPatients(
   db: Db,
-  s: { columns: string[]; where: SqlFragment[]; limit: number; offset: number },
+  s: { columns: AnswerColumn[]; where: AttributeMatch[]; limit: number; offset: number },
 ): Promise<Array<Record<string, unknown>>> {
   const q = db('patients as p');
-  for (const f of s.where) q.whereRaw(f.sql, f.bindings as RawBinding[]);
-  q.select(['p.id as _pk', ...s.columns])
+  for (const f of whereOf(db, s.where)) q.whereRaw(f.sql, f.bindings as RawBinding[]);
+  q.select(['p.id as _pk', ...selectList(s.columns)])
     .orderBy('p.id', 'asc')
     .limit(s.limit)
     .offset(s.offset);

@@ -1,24 +1,14 @@
 import type { Db } from '../../db/connection.js';
-import type { SqlFragment } from './search.js';
+import { columnMatchSql, type Dialect, type SequenceMatch, type SqlFragment } from './conditions.js';
 
 /**
  * The index side of Sequence Matching (PS3.4 C.2.2.2.6) over the sequence_items table (migration
- * 004): src/query/sequence-match.ts says which item attributes must match and how; this module
- * writes the subquery that finds the owners (series or study) with one item matching them all,
- * and reads the stored items back for the answers.
+ * 004): src/query/sequence-match.ts says which item attributes must match and how (a
+ * SequenceMatch, conditions.ts); this module writes the subquery that finds the owners (series or
+ * study) with one item matching them all, and reads the stored items back for the answers.
  */
 
-/** The sequence matched on: its tag and the level that owns it (a series-level one has a series_pk). */
-export interface IndexedSequenceRef {
-  tag: string;
-  level: 'study' | 'series';
-}
-
-/** One item attribute's condition, compiled by the caller for the column it is given (`alias.value`). */
-export interface ItemMatch {
-  tag: string;
-  match: (column: string) => SqlFragment | undefined;
-}
+type IndexedSequenceRef = SequenceMatch['sequence'];
 
 /** Same owner as the head row: the same series (series-level sequences) or study. */
 function ownerOf(seq: IndexedSequenceRef, alias: string, outer: { series: string; study: string }): SqlFragment {
@@ -29,15 +19,14 @@ function ownerOf(seq: IndexedSequenceRef, alias: string, outer: { series: string
 
 /**
  * The condition on the outer query's series (`se.id`) or study (`st.id`) for the item keys of one
- * sequence, or undefined when none of them adds a condition. Every item key with a condition
- * becomes a row of that same item (same owner, sequence and item_index) that must exist.
+ * sequence, or undefined when it has no item condition. Every item key with a condition becomes a row of that same item (same owner, sequence and item_index) that must exist.
  */
-export function sequenceItemCondition(seq: IndexedSequenceRef, matches: ItemMatch[], prefix: string): SqlFragment | undefined {
+export function sequenceItemCondition(m: SequenceMatch, prefix: string, dialect: Dialect): SqlFragment | undefined {
+  const seq = m.sequence;
   const parts: Array<{ alias: string; tag: string; match: SqlFragment }> = [];
-  for (const c of matches) {
+  for (const c of m.items) {
     const alias = `${prefix}${parts.length}`;
-    const match = c.match(`${alias}.value`);
-    if (match) parts.push({ alias, tag: c.tag, match });
+    parts.push({ alias, tag: c.tag, match: columnMatchSql(`${alias}.value`, c.match, dialect) });
   }
   if (!parts.length) return undefined;
   const [first, ...rest] = parts;

@@ -1,0 +1,104 @@
+import type { Db, Trx } from '../db/connection.js';
+
+/**
+ * The reports and their versions (reports, report_versions). src/reports/report-store.ts gives
+ * them their domain shape and src/reports/workflow.ts the rules (who may change what, optimistic
+ * versions); this module reads and writes the rows.
+ */
+
+export interface ReportRow {
+  id: number;
+  study_instance_uid: string;
+  analysis_id: number;
+  /** One of src/reports/content.ts' report states (the column holds what was written). */
+  state: string;
+  version: number;
+  include_ai_disclaimer: boolean | number;
+  /** JSON: the report body. */
+  content: string;
+  created_by: string | null;
+  signed_by: string | null;
+  signer_name: string | null;
+  signed_at: string | Date | null;
+  sr_sop_instance_uid: string | null;
+  pdf_sop_instance_uid: string | null;
+  sr_series_instance_uid: string | null;
+  pdf_series_instance_uid: string | null;
+  created_at: string | Date;
+  updated_at: string | Date;
+}
+
+export type NewReportRow = Pick<
+  ReportRow,
+  'study_instance_uid' | 'analysis_id' | 'include_ai_disclaimer' | 'content' | 'created_by' | 'created_at' | 'updated_at'
+>;
+
+export interface ReportVersionRow {
+  version: number;
+  state: string;
+  /** create, edit, sign or amend. */
+  action: string;
+  changed_by: string | null;
+  changed_at: string | Date;
+  /** JSON: the changes of this version. */
+  changes: string;
+  /** JSON: the report body of this version. */
+  content: string;
+  reason: string | null;
+  sr_sop_instance_uid: string | null;
+  pdf_sop_instance_uid: string | null;
+}
+
+export type NewReportVersionRow = Omit<ReportVersionRow, 'sr_sop_instance_uid' | 'pdf_sop_instance_uid'> & { report_id: number };
+
+/** What a new version changes on its report row. */
+export type ReportVersionColumns = Pick<ReportRow, 'state' | 'version' | 'content'> &
+  Partial<Pick<ReportRow, 'signed_by' | 'signer_name' | 'signed_at'>> & { updated_at: string };
+
+export async function reportRow(db: Db | Trx, id: number): Promise<ReportRow | undefined> {
+  return (await db('reports').where({ id }).first()) as ReportRow | undefined;
+}
+
+/** The report's versions, oldest first. */
+export async function reportVersionRows(db: Db, reportId: number): Promise<ReportVersionRow[]> {
+  return (await db('report_versions').where({ report_id: reportId }).orderBy('version')) as ReportVersionRow[];
+}
+
+/** Inserts a report at version 1, state draft; returns its id. */
+export async function insertReportRow(trx: Trx, r: NewReportRow): Promise<number> {
+  const [row] = await trx('reports')
+    .insert({ ...r, state: 'draft', version: 1 })
+    .returning('id');
+  return Number(typeof row === 'object' ? (row as { id: number }).id : row);
+}
+
+/** Moves the report to a new version only if it is still at `expectedVersion`; false when it changed since. */
+export async function updateReportVersion(trx: Trx, id: number, expectedVersion: number, changes: ReportVersionColumns): Promise<boolean> {
+  const n = await trx('reports').where({ id, version: expectedVersion }).update(changes);
+  return n > 0;
+}
+
+export async function insertReportVersionRow(trx: Trx, row: NewReportVersionRow): Promise<void> {
+  await trx('report_versions').insert(row);
+}
+
+/** Records the DICOM objects published for a version (and makes them the report's current ones). */
+export async function setPublishedObjects(
+  db: Db,
+  reportId: number,
+  version: number,
+  sr: { sop: string; series: string },
+  pdf: { sop: string; series: string },
+): Promise<void> {
+  await db.transaction(async (trx) => {
+    await trx('report_versions')
+      .where({ report_id: reportId, version })
+      .update({ sr_sop_instance_uid: sr.sop, pdf_sop_instance_uid: pdf.sop });
+    await trx('reports').where({ id: reportId, version }).update({
+      sr_sop_instance_uid: sr.sop,
+      pdf_sop_instance_uid: pdf.sop,
+      sr_series_instance_uid: sr.series,
+      pdf_series_instance_uid: pdf.series,
+    });
+  });
+}
