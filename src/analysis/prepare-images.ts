@@ -130,7 +130,7 @@ export async function closeImagePrep(): Promise<void> {
 /** The recipe's value mapping per kind of series (MR is mapped here, over the volume). */
 function frameMapping(kind: PrepareKind): FrameMapping {
   if (kind === 'ct') return { kind: 'channel-windows', windows: CT_WINDOWS, name: 'ct-3window' };
-  return kind === 'mr' ? { kind: 'values' } : { kind: 'voi', range: 'min-max' };
+  return kind === 'mr' ? { kind: 'values' } : { kind: 'voi' };
 }
 
 /** Runs fn over items with at most `limit` in flight, results in input order. */

@@ -1,12 +1,11 @@
-import type { Bounds, VoiFunction, VoiLut } from './value-mapping.js';
+import type { VoiFunction, VoiLut } from './value-mapping.js';
 
 /**
- * From a parsed, uncompressed data set (dcmjs naturalized elements, as dcmjs-codecs returns them
- * after transcoding to Explicit VR Little Endian, or as native-elements.ts walks them) to one
- * frame's modality values: stored values masked to Bits Stored and sign-extended, then Rescale
- * Slope/Intercept (per frame for Enhanced objects), plus what the value mappings need
- * (photometric, window, VOI LUT, declared pixel range, padding, pixel aspect). Colour frames
- * (RGB, YBR_FULL, YBR_FULL_422, PALETTE COLOR) come out as 8-bit RGB.
+ * The decoder of the render pipeline's image preparation. From a parsed, uncompressed data set
+ * (dcmjs naturalized elements, as dcmjs-codecs returns them after transcoding to Explicit VR
+ * Little Endian, or as native-elements.ts walks them) to one frame's modality values: stored values
+ * masked to Bits Stored and sign-extended, then Rescale Slope/Intercept (per frame for Enhanced
+ * objects), plus what the display mappings need (photometric, window, VOI LUT, pixel aspect).
  */
 
 export class PixelDecodeError extends Error {
@@ -31,10 +30,6 @@ export interface DecodedFrame {
   voiLut?: VoiLut;
   /** Physical width / height of one pixel (1 when unknown or square). */
   pixelAspect: number;
-  /** Smallest/Largest Image Pixel Value, as modality values (display's pixel range). */
-  declaredRange?: Bounds;
-  /** Pixel Padding Value as a modality value: left out of the pixel range. */
-  padding?: number;
 }
 
 type Elements = Record<string, unknown>;
@@ -145,35 +140,40 @@ export function decodeFrame(el: Elements, frameIndex: number, into?: Float32Arra
   const n = width * height;
   const aspect = pixelAspect(el, frameIndex);
 
-  if (spp === 3) return colourFrame(el, bytes, frameIndex, width, height, bitsAllocated, bitsStored, photometric, aspect);
-  if (photometric === 'PALETTE COLOR') {
-    if (bitsAllocated !== 8 && bitsAllocated !== 16)
-      throw new PixelDecodeError(`palette colour pixel data with ${bitsAllocated} bits allocated is not supported`);
-    const bpp = bitsAllocated / 8;
-    const start = frameIndex * n * bpp;
-    if (start + n * bpp > bytes.length) throw new PixelDecodeError('the pixel data is shorter than its frames');
-    const rgb = paletteToRgb(el, storedArray(bytes, start, n, bpp));
+  if (spp === 3) {
+    if (bitsAllocated !== 8) throw new PixelDecodeError(`colour pixel data with ${bitsAllocated} bits allocated is not supported`);
+    const start = frameIndex * n * 3;
+    if (start + n * 3 > bytes.length) throw new PixelDecodeError('the pixel data is shorter than its frames');
+    const src = bytes.subarray(start, start + n * 3);
+    const planar = first(el.PlanarConfiguration) === 1;
+    const rgb = new Uint8Array(n * 3);
+    for (let i = 0; i < n; i++) {
+      const a = planar ? src[i]! : src[3 * i]!;
+      const b = planar ? src[n + i]! : src[3 * i + 1]!;
+      const c = planar ? src[2 * n + i]! : src[3 * i + 2]!;
+      if (photometric.startsWith('YBR_FULL')) {
+        // PS3.3 C.7.6.3.1.2 (YBR_FULL to RGB).
+        rgb[3 * i] = clamp8(a + 1.402 * (c - 128));
+        rgb[3 * i + 1] = clamp8(a - 0.344136 * (b - 128) - 0.714136 * (c - 128));
+        rgb[3 * i + 2] = clamp8(a + 1.772 * (b - 128));
+      } else {
+        rgb[3 * i] = a;
+        rgb[3 * i + 1] = b;
+        rgb[3 * i + 2] = c;
+      }
+    }
     return { width, height, samplesPerPixel: 3, rgb, photometric: 'RGB', pixelAspect: aspect };
   }
   if (spp !== 1) throw new PixelDecodeError(`${spp} samples per pixel are not supported`);
   if (photometric !== 'MONOCHROME1' && photometric !== 'MONOCHROME2')
     throw new PixelDecodeError(`photometric interpretation ${photometric} is not supported`);
-  if (bitsAllocated !== 1 && bitsAllocated !== 8 && bitsAllocated !== 16 && bitsAllocated !== 32)
+  if (bitsAllocated !== 8 && bitsAllocated !== 16 && bitsAllocated !== 32)
     throw new PixelDecodeError(`${bitsAllocated} bits allocated are not supported`);
 
-  let stored: Uint8Array | Uint16Array | Uint32Array;
-  if (bitsAllocated === 1) {
-    // Packed bits, frames included, no padding between frames (PS3.5 8.1.1).
-    const first = frameIndex * n;
-    if (Math.ceil((first + n) / 8) > bytes.length) throw new PixelDecodeError('the pixel data is shorter than its frames');
-    stored = new Uint8Array(n);
-    for (let i = 0; i < n; i++) stored[i] = (bytes[(first + i) >> 3]! >> ((first + i) & 7)) & 1;
-  } else {
-    const bpp = bitsAllocated / 8;
-    const start = frameIndex * n * bpp;
-    if (start + n * bpp > bytes.length) throw new PixelDecodeError('the pixel data is shorter than its frames');
-    stored = storedArray(bytes, start, n, bpp);
-  }
+  const bpp = bitsAllocated / 8;
+  const start = frameIndex * n * bpp;
+  if (start + n * bpp > bytes.length) throw new PixelDecodeError('the pixel data is shorter than its frames');
+  const stored = storedArray(bytes, start, n, bpp);
   const slope = first(frameAttr(el, frameIndex, 'PixelValueTransformationSequence', 'RescaleSlope')) ?? 1;
   const intercept = first(frameAttr(el, frameIndex, 'PixelValueTransformationSequence', 'RescaleIntercept')) ?? 0;
   const values = into && into.length >= n ? into.subarray(0, n) : new Float32Array(n);
@@ -191,10 +191,6 @@ export function decodeFrame(el: Elements, frameIndex: number, into?: Float32Arra
   const fn = voiFunction(frameAttr(el, frameIndex, 'FrameVOILUTSequence', 'VOILUTFunction'));
   const window = centers.length > 0 && widths.length > 0 && widths[0]! >= 1 ? { center: centers[0]!, width: widths[0]!, fn } : undefined;
   const voiLut = voiLutOf(el);
-  const modality = (v: number | undefined): number | undefined => (v === undefined ? undefined : v * slope + intercept);
-  const smallest = modality(first(el.SmallestImagePixelValue));
-  const largest = modality(first(el.LargestImagePixelValue));
-  const padding = modality(first(el.PixelPaddingValue));
   return {
     width,
     height,
@@ -204,100 +200,7 @@ export function decodeFrame(el: Elements, frameIndex: number, into?: Float32Arra
     ...(window ? { window } : {}),
     ...(voiLut ? { voiLut } : {}),
     pixelAspect: aspect,
-    ...(smallest !== undefined && largest !== undefined ? { declaredRange: { low: smallest, high: largest } } : {}),
-    ...(padding !== undefined ? { padding } : {}),
   };
-}
-
-/** RGB, YBR_FULL or YBR_FULL_422 samples (8 or 16 bits) → interleaved 8-bit RGB. */
-function colourFrame(
-  el: Elements,
-  bytes: Uint8Array,
-  frameIndex: number,
-  width: number,
-  height: number,
-  bitsAllocated: number,
-  bitsStored: number,
-  photometric: string,
-  aspect: number,
-): DecodedFrame {
-  if (bitsAllocated !== 8 && bitsAllocated !== 16)
-    throw new PixelDecodeError(`colour pixel data with ${bitsAllocated} bits allocated is not supported`);
-  const n = width * height;
-  const bpp = bitsAllocated / 8;
-  // Native YBR_FULL_422: two luminance samples share one chrominance pair (Y Y Cb Cr per 2 pixels).
-  const sub422 = photometric === 'YBR_FULL_422' && width % 2 === 0;
-  const samples = sub422 ? n * 2 : n * 3;
-  const start = frameIndex * samples * bpp;
-  if (start + samples * bpp > bytes.length) throw new PixelDecodeError('the pixel data is shorter than its frames');
-  const words = storedArray(bytes, start, samples, bpp);
-  // 16-bit colour keeps its top 8 stored bits.
-  const shift = bpp === 2 ? Math.max(0, Math.min(16, bitsStored) - 8) : 0;
-  const at = (i: number): number => words[i]! >> shift;
-  const planar = first(el.PlanarConfiguration) === 1 && !sub422;
-  const ybr = photometric.startsWith('YBR_FULL');
-  const rgb = new Uint8Array(n * 3);
-  for (let i = 0; i < n; i++) {
-    let a: number;
-    let b: number;
-    let c: number;
-    if (sub422) {
-      const pair = (i >> 1) * 4;
-      a = at(pair + (i & 1));
-      b = at(pair + 2);
-      c = at(pair + 3);
-    } else {
-      a = planar ? at(i) : at(3 * i);
-      b = planar ? at(n + i) : at(3 * i + 1);
-      c = planar ? at(2 * n + i) : at(3 * i + 2);
-    }
-    if (ybr) {
-      // PS3.3 C.7.6.3.1.2 (YBR_FULL to RGB).
-      rgb[3 * i] = clamp8(a + 1.402 * (c - 128));
-      rgb[3 * i + 1] = clamp8(a - 0.344136 * (b - 128) - 0.714136 * (c - 128));
-      rgb[3 * i + 2] = clamp8(a + 1.772 * (b - 128));
-    } else {
-      rgb[3 * i] = a;
-      rgb[3 * i + 1] = b;
-      rgb[3 * i + 2] = c;
-    }
-  }
-  return { width, height, samplesPerPixel: 3, rgb, photometric: 'RGB', pixelAspect: aspect };
-}
-
-/** One channel of a Palette Color Lookup Table (PS3.3 C.7.6.3.1.5/6): descriptor and 8-bit entries. */
-function paletteChannel(el: Elements, colour: 'Red' | 'Green' | 'Blue'): { first: number; table: Uint8Array } {
-  const desc = numbers(el[`${colour}PaletteColorLookupTableDescriptor`]);
-  if (desc.length < 3) throw new PixelDecodeError(`the ${colour} palette lookup table descriptor is missing`);
-  const entries = desc[0] === 0 ? 65536 : desc[0]!;
-  const bits = desc[2] === 8 ? 8 : 16;
-  const raw = el[`${colour}PaletteColorLookupTableData`];
-  const buf = Array.isArray(raw) ? raw[0] : raw;
-  const data =
-    buf instanceof ArrayBuffer
-      ? new Uint8Array(buf)
-      : ArrayBuffer.isView(buf)
-        ? new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength)
-        : undefined;
-  if (!data) throw new PixelDecodeError(`the ${colour} palette lookup table data is missing`);
-  const table = new Uint8Array(entries);
-  // 16-bit entries keep their high byte; 8-bit entries may still be stored in 16-bit words.
-  const wide = bits === 16 || data.length >= entries * 2;
-  for (let k = 0; k < entries; k++) table[k] = wide ? (data[2 * k + 1] ?? 0) : (data[k] ?? 0);
-  return { first: desc[1]!, table };
-}
-
-function paletteToRgb(el: Elements, indices: Uint8Array | Uint16Array | Uint32Array): Uint8Array {
-  const channels = (['Red', 'Green', 'Blue'] as const).map((c) => paletteChannel(el, c));
-  const rgb = new Uint8Array(indices.length * 3);
-  for (let i = 0; i < indices.length; i++) {
-    for (let c = 0; c < 3; c++) {
-      const { first: lo, table } = channels[c]!;
-      const k = indices[i]! - lo;
-      rgb[3 * i + c] = table[k <= 0 ? 0 : k >= table.length ? table.length - 1 : k]!;
-    }
-  }
-  return rgb;
 }
 
 /** The frame's stored words as a typed array (little endian host: Node's platforms all are). */

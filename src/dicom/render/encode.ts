@@ -59,11 +59,12 @@ export async function encodePng(img: { data: Uint8Array; width: number; height: 
 }
 
 /**
- * A mapped frame as a display image: the region taken, scaled into the box (aspect kept, never
- * grown unless the box says so), encoded as asked. Grey frames become RGB on output.
+ * A rendered frame as a display image: the region taken, scaled into the box (aspect kept, never
+ * grown unless the box says so), encoded as asked. Output is opaque RGB: alpha is dropped (JPEG has
+ * none; PNG and GIF stay smaller), grey becomes RGB.
  */
 export async function encodeDisplay(
-  img: { data: Uint8Array; width: number; height: number; channels: 1 | 3 },
+  img: { data: Uint8Array; width: number; height: number; channels: 1 | 3 | 4 },
   opts: Omit<RenderOptions, 'frame' | 'window'>,
 ): Promise<RenderedImage> {
   const input = Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength);
@@ -80,6 +81,7 @@ export async function encodeDisplay(
   if (box && (box.width !== undefined || box.height !== undefined)) {
     pipeline = pipeline.resize({ width: box.width, height: box.height, fit: 'inside', withoutEnlargement: !box.enlarge });
   }
+  if (img.channels === 4) pipeline = pipeline.removeAlpha();
   if (img.channels === 1) pipeline = pipeline.toColourspace('srgb');
   const out =
     opts.output === 'image/png'

@@ -1,4 +1,4 @@
-import type { DecodedFrame, FrameWindow } from './decode-frame.js';
+import type { DecodedFrame } from './decode-frame.js';
 import { padInto, placement, resizeBilinear, resizeThroughLut } from './fit.js';
 import {
   channelWindowsLut,
@@ -9,27 +9,20 @@ import {
   greyWindow,
   invert,
   minMax,
-  pixelRangeWindow,
   threeWindows,
 } from './value-mapping.js';
 
 /**
- * The value-mapping step of the render pipeline: one decoded frame (decode-frame.ts) → 8-bit
- * grey or RGB, or its modality values untouched. The callers choose the mapping: the display
- * routes a requested window or the instance's own VOI; image preparation for the model several
- * windows as colour channels (CT), the instance's VOI (radiographs) or the values themselves, to
- * be mapped over a whole volume (MR). MONOCHROME1 is inverted after any grey mapping; colour
- * frames pass as RGB.
+ * The value-mapping step of the render pipeline for decoded modality values (decode-frame.ts):
+ * one frame → 8-bit grey or RGB, or its values untouched. The caller chooses the mapping: image
+ * preparation takes several windows as colour channels (CT), the instance's VOI (radiographs) or
+ * the values themselves, to be mapped over a whole volume (MR). MONOCHROME1 is inverted after a
+ * grey mapping; colour frames pass as RGB.
  */
 
 export type FrameMapping =
-  /** The requested window (WADO `window`, `windowCenter`/`windowWidth`). */
-  | { kind: 'window'; window: FrameWindow }
-  /**
-   * The instance's window, else its VOI LUT, else its pixel range: 'display' takes the range as
-   * a window (declared Smallest/Largest, padding left out), 'min-max' maps min → 0, max → 255.
-   */
-  | { kind: 'voi'; range: 'display' | 'min-max' }
+  /** The instance's window, else its VOI LUT, else its own min–max (min → 0, max → 255). */
+  | { kind: 'voi' }
   /** One window per colour channel (image preparation's CT windows); `name` is the mapping's name. */
   | { kind: 'channel-windows'; windows: ChannelWindows; name: string }
   /** Float32 modality values, for a mapping over several frames (a volume). */
@@ -39,7 +32,7 @@ export interface MappedFrame {
   /** 'rgb8': 3 channels of 8 bits; 'grey8': 1 channel; 'f32': Float32 modality values, 1 channel. */
   format: 'rgb8' | 'grey8' | 'f32';
   data: Uint8Array | Float32Array;
-  /** How the values were mapped ('voi-window', 'voi-lut', 'pixel-range', 'minmax', 'window', '-inverted' after any; 'rgb'; the windows' name). */
+  /** How the values were mapped ('voi-window', 'voi-lut', 'minmax', '-inverted' after any; 'rgb'; the windows' name). */
   mapping: string;
   width: number;
   height: number;
@@ -47,25 +40,18 @@ export interface MappedFrame {
   fitted: boolean;
 }
 
-/** Grey mappings: the requested window, or the instance's VOI chain; MONOCHROME1 inverted. */
-function grey(f: DecodedFrame, values: Float32Array, mapping: Extract<FrameMapping, { kind: 'window' | 'voi' }>): { grey: Uint8Array; how: string } {
+/** The instance's VOI chain → grey; MONOCHROME1 inverted. */
+function grey(f: DecodedFrame, values: Float32Array): { grey: Uint8Array; how: string } {
   let out: Uint8Array;
   let how: string;
-  if (mapping.kind === 'window') {
-    out = greyWindow(values, mapping.window.center, mapping.window.width, mapping.window.fn);
-    how = 'window';
-  } else if (f.window) {
+  if (f.window) {
     out = greyWindow(values, f.window.center, f.window.width, f.window.fn);
     how = 'voi-window';
   } else if (f.voiLut) {
     out = greyVoiLut(values, f.voiLut);
     how = 'voi-lut';
-  } else if (mapping.range === 'display') {
-    // Over the original pixels, not resampled ones (which can only be within their range).
-    const w = pixelRangeWindow(f.values!, f.declaredRange, f.padding);
-    out = greyWindow(values, w.center, w.width, 'LINEAR');
-    how = 'pixel-range';
   } else {
+    // Over the original pixels, not the resampled ones (which can only be within their range).
     out = greyLinear(values, minMax(f.values!));
     how = 'minmax';
   }
@@ -95,10 +81,11 @@ export function mapFrame(f: DecodedFrame, mapping: FrameMapping, fitInto?: numbe
       const rgb = resizeThroughLut(values, f.width, f.height, p.width, p.height, channelWindowsLut(mapping.windows));
       return { format: 'rgb8', data: padInto(rgb, p, 3, fitInto), mapping: mapping.name, ...box };
     }
-    const { grey: g, how } = grey(f, resizeBilinear(values, f.width, f.height, p.width, p.height), mapping);
+    const { grey: g, how } = grey(f, resizeBilinear(values, f.width, f.height, p.width, p.height));
     return { format: 'rgb8', data: padInto(greyToRgb(g), p, 3, fitInto), mapping: how, ...box };
   }
-  if (mapping.kind === 'channel-windows') return { format: 'rgb8', data: threeWindows(values, mapping.windows), mapping: mapping.name, ...native };
-  const { grey: g, how } = grey(f, values, mapping);
+  if (mapping.kind === 'channel-windows')
+    return { format: 'rgb8', data: threeWindows(values, mapping.windows), mapping: mapping.name, ...native };
+  const { grey: g, how } = grey(f, values);
   return { format: 'grey8', data: g, mapping: how, ...native };
 }

@@ -38,10 +38,6 @@ const TEXT_ATTRS = new Map<number, string>(
     'RescaleSlope',
   ].map((k) => [tagNumber(k), k]),
 );
-/** US or SS by Pixel Representation (PS3.3 C.7.6.3): read as 16 bits, sign-extended when signed. */
-const US_OR_SS_ATTRS = new Map<number, string>(
-  ['SmallestImagePixelValue', 'LargestImagePixelValue', 'PixelPaddingValue'].map((k) => [tagNumber(k), k]),
-);
 /** Present → the general path (their contents change the pixel values or geometry per frame). */
 const BAIL = new Set(
   [
@@ -51,7 +47,6 @@ const BAIL = new Set(
     'VOILUTSequence',
     'FloatPixelData',
     'DoubleFloatPixelData',
-    'RedPaletteColorLookupTableDescriptor',
   ].map(tagNumber),
 );
 const PIXEL_DATA = tagNumber('PixelData');
@@ -123,8 +118,6 @@ export function nativeElements(b: Buffer, transferSyntaxUid: string): Record<str
       if (h.value + h.length > b.length) return undefined;
       const us = US_ATTRS.get(t);
       if (us && h.length >= 2) out[us] = b.readUInt16LE(h.value);
-      const uss = US_OR_SS_ATTRS.get(t);
-      if (uss && h.length >= 2) out[uss] = out.PixelRepresentation === 1 ? b.readInt16LE(h.value) : b.readUInt16LE(h.value);
       const txt = TEXT_ATTRS.get(t);
       if (txt) {
         const parts = b

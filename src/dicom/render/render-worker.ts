@@ -3,17 +3,18 @@ import { serveWorker } from '../../workers/worker-pool.js';
 import { decodeElements } from './decode-elements.js';
 import { decodeFrame } from './decode-frame.js';
 import { type FrameMapping, mapFrame } from './map-frame.js';
-import { RenderSource } from './render-image.js';
+import { type RenderLog, RenderSource } from './render-image.js';
 import { RenderError, type RenderedMediaType, type RenderErrorKind, type RenderOptions } from './render-types.js';
 
 /**
  * A render worker (renderer.ts runs a pool of them), for both callers of the render pipeline:
- * 'render' decodes, maps and encodes frames of one instance for display; 'prepare' decodes and
- * maps frames for image preparation (analysis, PDF key images), enlarged into its square where
- * they grow into it, leaving PNG encoding (and per-volume mappings) to the main thread.
+ * 'render' decodes and encodes frames of one instance for display (render-image.ts); 'prepare'
+ * decodes and maps frames for image preparation (analysis, PDF key images: decode-elements.ts,
+ * decode-frame.ts, map-frame.ts), enlarged into its square where they grow into it, leaving PNG
+ * encoding (and per-volume mappings) to the main thread.
  *
  * A display instance arrives as a SharedArrayBuffer, so the batches of a long multi-frame cost no
- * copy on the way, and the instance decoded for one batch serves the next ones.
+ * copy on the way, and the instance parsed for one batch serves the next ones.
  */
 
 export interface RenderRequest {
@@ -81,7 +82,9 @@ function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** How long a decoded instance is kept for a next batch; it holds the decoded pixel data. */
+// The worker has no logger; "decoders unavailable" is part of the undecodable answer's message.
+const log: RenderLog = { warn: () => undefined };
+/** How long a parsed instance is kept for a next batch; it holds a copy of the file. */
 const KEEP_MS = 5_000;
 
 let kept: { fileId: number; source: Promise<RenderSource>; timer: NodeJS.Timeout } | undefined;
@@ -97,9 +100,10 @@ function sourceFor(req: RenderRequest): Promise<RenderSource> {
     return kept.source;
   }
   forget();
-  // The decoded elements keep views of the bytes: a copy of its own, not the shared memory.
-  const copy = Buffer.from(new Uint8Array(req.file));
-  const source = RenderSource.open(copy, req.maxFramePixels);
+  // dcmjs-imaging wants an ArrayBuffer of its own (it refuses a SharedArrayBuffer).
+  const copy = new ArrayBuffer(req.file.byteLength);
+  new Uint8Array(copy).set(new Uint8Array(req.file));
+  const source = RenderSource.open(copy, log, req.maxFramePixels);
   kept = { fileId: req.fileId, source, timer: setTimeout(forget, KEEP_MS).unref() };
   source.catch(() => {
     if (kept?.source === source) forget();
@@ -123,10 +127,6 @@ async function render(req: RenderRequest): Promise<{ result: RenderReply; transf
     }
     return { result: { ok: true, numberOfFrames: n, frames }, transfer: frames.map((f) => f.body) };
   } catch (err) {
-    if (err instanceof Error && err.name === 'RuntimeError') {
-      const message = `pixel data cannot be rendered: the decoder failed (${err.message})`;
-      return { result: { ok: false, kind: 'undecodable', message, recycle: true } };
-    }
     if (!(err instanceof RenderError)) throw err;
     return { result: { ok: false, kind: err.kind, message: err.message, numberOfFrames: err.numberOfFrames } };
   }
