@@ -5,7 +5,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { encodePart10 } from '../fixtures/encode.js';
 import { CT_PHANTOM, CR_PHANTOM, ctSlices, makeCrImage, makeCtSeries, makeMrSeries, type GeneratedFile } from '../fixtures/generate.js';
-import { fittedSize } from '../src/analysis/fit-png.js';
+import { fittedSize } from '../src/dicom/render/fit.js';
 import {
   closeImagePrep,
   ImagePrepError,
@@ -16,8 +16,9 @@ import {
   type PrepareKind,
   type PrepareSlice,
 } from '../src/analysis/prepare-images.js';
-import { decodeFrame } from '../src/analysis/pixels.js';
-import { CT_WINDOWS, greyVoiLut, greyWindow, linear8, type Bounds } from '../src/analysis/windowing.js';
+import { CT_WINDOWS } from '../src/analysis/ct-windows.js';
+import { decodeFrame } from '../src/dicom/render/decode-frame.js';
+import { greyVoiLut, greyWindow, linear8, type Bounds } from '../src/dicom/render/value-mapping.js';
 import { corpusRoot } from './helpers/corpus.js';
 
 /**

@@ -12,7 +12,7 @@ import type { EngineStatus } from '../medgemma/engine-host.js';
 import { buildPrompt, PromptError } from '../medgemma/prompts/index.js';
 import type { BlobStorage } from '../../storage/types.js';
 import { assembleVolume, loadStudySeries, saveVolume, selectSeries, type AssembledVolume, type SliceHeader } from '../volumes/index.js';
-import { placement } from './pixels-fit.js';
+import { placement } from '../dicom/render/fit.js';
 import { getAnalysis, markAnalysis, storeOutcome, updateAnalysis, type Analysis, type AnalysisImageRef } from './analyses.js';
 import { findingsJsonSchema, readModelAnswer } from './findings-schema.js';
 import { prepareImages } from './prepare-images.js';

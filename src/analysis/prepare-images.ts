@@ -1,16 +1,19 @@
 import os from 'node:os';
-import { WorkerPool } from '../workers/worker-pool.js';
 import { RadiantError } from '../errors.js';
-import { encodePng, fitPng } from './fit-png.js';
-import type { FrameResult, PixelsReply, PixelsRequest, WorkerMapping } from './pixels-worker.js';
-import { greyLinear, invert, robustBounds } from './windowing.js';
+import { encodePng, fitPng } from '../dicom/render/encode.js';
+import type { FrameMapping } from '../dicom/render/map-frame.js';
+import type { PreparedFrame } from '../dicom/render/render-worker.js';
+import { Renderer } from '../dicom/render/renderer.js';
+import { greyLinear, invert, robustBounds } from '../dicom/render/value-mapping.js';
+import { CT_WINDOWS } from './ct-windows.js';
 
 /**
  * Ordered slices of one series → the PNG images MedGemma 1.5 expects (its CT/MR preparation):
- * evenly sampled down to maxImages, decoded in worker threads (any stored transfer syntax),
- * mapped to 8 bits (CT: three HU windows as R/G/B; MR: per-volume 0.5–99.5 percentile grey;
- * radiographs: their own VOI, MONOCHROME1 inverted), fitted into size × size and PNG-encoded.
- * A slice that cannot be decoded is skipped with its reason; only a batch with nothing left fails.
+ * evenly sampled down to maxImages, decoded and mapped by the render pipeline (src/dicom/render,
+ * in its worker threads, any stored transfer syntax) with this recipe's mappings (CT: three HU
+ * windows as R/G/B; MR: per-volume 0.5–99.5 percentile grey; radiographs: their own VOI,
+ * MONOCHROME1 inverted), fitted into size × size and PNG-encoded. A slice that cannot be decoded
+ * is skipped with its reason; only a batch with nothing left fails.
  */
 
 export type PrepareKind = 'ct' | 'mr' | 'projection' | 'other';
@@ -32,6 +35,8 @@ export interface PrepareRequest {
   /** Part 10 bytes as stored (any transfer syntax). */
   readInstance(sopInstanceUid: string): Promise<Buffer>;
   signal?: AbortSignal;
+  /** The render pipeline's workers; by default a pool of this module's own (one per core, up to 4). */
+  renderer?: Renderer;
 }
 
 export interface PreparedImage {
@@ -101,31 +106,32 @@ export function sampleEvenly<T>(items: T[], max: number): T[] {
   return out;
 }
 
-let pool: WorkerPool<PixelsRequest, PixelsReply> | undefined;
+let defaultRenderer: Renderer | undefined;
 
-function workerPool(): WorkerPool<PixelsRequest, PixelsReply> {
-  pool ??= new WorkerPool<PixelsRequest, PixelsReply>({
-    url: new URL('./pixels-worker.js', import.meta.url),
+function rendererFor(req: PrepareRequest): Renderer {
+  if (req.renderer) return req.renderer;
+  defaultRenderer ??= new Renderer({
     // One per core: decoding is CPU-bound, and sharp's own threads share the same cores later.
     workers: Math.max(1, Math.min(4, os.availableParallelism())),
     timeoutMs: 120_000,
-    maxOldGenerationSizeMb: 1024,
-    failure: (reason) => ({ ok: false, error: reason, recycle: false }),
-    recycleAfter: (r) => !r.ok && r.recycle,
-    lazy: true,
+    prepareTimeoutMs: 120_000,
+    // Display limits only: preparation's decoder checks the pixel data against the geometry itself.
+    maxFramePixels: 2 ** 28,
   });
-  return pool;
+  return defaultRenderer;
 }
 
-/** Stops the decode workers (node shutdown, tests); the next prepareImages starts new ones. */
+/** Stops the default render workers (node shutdown, tests); the next prepareImages starts new ones. */
 export async function closeImagePrep(): Promise<void> {
-  const p = pool;
-  pool = undefined;
-  await p?.close();
+  const r = defaultRenderer;
+  defaultRenderer = undefined;
+  await r?.close();
 }
 
-function workerMapping(kind: PrepareKind): WorkerMapping {
-  return kind === 'ct' ? 'ct' : kind === 'mr' ? 'values' : 'voi';
+/** The recipe's value mapping per kind of series (MR is mapped here, over the volume). */
+function frameMapping(kind: PrepareKind): FrameMapping {
+  if (kind === 'ct') return { kind: 'channel-windows', windows: CT_WINDOWS, name: 'ct-3window' };
+  return kind === 'mr' ? { kind: 'values' } : { kind: 'voi' };
 }
 
 /** Runs fn over items with at most `limit` in flight, results in input order. */
@@ -148,7 +154,7 @@ function errorText(err: unknown): string {
 
 interface Decoded {
   slice: PrepareSlice;
-  frame: Extract<FrameResult, { ok: true }>;
+  frame: Extract<PreparedFrame, { ok: true }>;
 }
 
 export async function prepareImages(req: PrepareRequest): Promise<PreparedImages> {
@@ -169,10 +175,10 @@ export async function prepareImages(req: PrepareRequest): Promise<PreparedImages
     byInstance.set(s.sopInstanceUid, frames);
   }
   const skipped: SkippedSlice[] = [];
-  const results = new Map<string, FrameResult>();
+  const results = new Map<string, PreparedFrame>();
   const keyOf = (uid: string, frame: number): string => `${uid}|${frame}`;
-  const workers = workerPool();
-  const mapping = workerMapping(req.kind);
+  const workers = rendererFor(req);
+  const mapping = frameMapping(req.kind);
   const timings = { decodeMs: 0, mapMs: 0, encodeMs: 0, totalMs: 0 };
 
   // Twice the workers in flight: the next instance is read while one decodes, without holding
@@ -188,7 +194,7 @@ export async function prepareImages(req: PrepareRequest): Promise<PreparedImages
       return;
     }
     const copy = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) as ArrayBuffer;
-    const reply = await workers.run({ bytes: copy, frames, mapping, size }, [copy]);
+    const reply = await workers.prepare({ bytes: copy, frames, mapping, size });
     if (!reply.ok) {
       for (const f of frames) results.set(keyOf(uid, f), { ok: false, frameNumber: f, error: reply.error });
       return;
@@ -266,7 +272,7 @@ interface MappedRaw {
   fitted: boolean;
 }
 
-function toRaw(f: Extract<FrameResult, { ok: true }>, mapping: string): MappedRaw {
+function toRaw(f: Extract<PreparedFrame, { ok: true }>, mapping: string): MappedRaw {
   return {
     data: new Uint8Array(f.pixels),
     width: f.width,

@@ -32,6 +32,7 @@ interface Job<Req, Res> {
   id: number;
   req: Req;
   transfer: Transferable[];
+  timeoutMs: number;
   resolve: (r: Res) => void;
 }
 
@@ -62,12 +63,15 @@ export class WorkerPool<Req, Res> {
     return this.opts.workers;
   }
 
-  /** Runs one task; never rejects (failures come back as `opts.failure(reason)`). */
-  run(req: Req, transfer: Transferable[] = []): Promise<Res> {
+  /**
+   * Runs one task; never rejects (failures come back as `opts.failure(reason)`). `timeoutMs`
+   * overrides the pool's limit for this task (a pool serving tasks of different sizes).
+   */
+  run(req: Req, transfer: Transferable[] = [], timeoutMs = this.opts.timeoutMs): Promise<Res> {
     if (this.closed) return Promise.resolve(this.opts.failure('worker pool is shut down'));
     if (!this.started) this.startWorkers();
     return new Promise((resolve) => {
-      this.queue.push({ id: this.nextId++, req, transfer, resolve });
+      this.queue.push({ id: this.nextId++, req, transfer, timeoutMs, resolve });
       this.pump();
     });
   }
@@ -137,7 +141,7 @@ export class WorkerPool<Req, Res> {
       slot.job = job;
       // Only a busy worker keeps the process alive (an idle pool must not block exit).
       slot.worker.ref();
-      slot.timer = setTimeout(() => this.replace(slot, `the task took longer than ${this.opts.timeoutMs} ms`), this.opts.timeoutMs);
+      slot.timer = setTimeout(() => this.replace(slot, `the task took longer than ${job.timeoutMs} ms`), job.timeoutMs);
       slot.worker.postMessage({ id: job.id, body: job.req } satisfies WorkerEnvelope<Req>, job.transfer);
     }
   }

@@ -1,5 +1,8 @@
 import { expect } from 'chai';
-import { ctThreeWindow, CT_WINDOWS, greyLinear, invert, linear8, minMax, robustBounds } from '../../src/analysis/windowing.js';
+import { CT_WINDOWS } from '../../src/analysis/ct-windows.js';
+import { greyLinear, invert, linear8, minMax, robustBounds, threeWindows } from '../../src/dicom/render/value-mapping.js';
+
+const ctThreeWindow = (values: Float32Array): Uint8Array => threeWindows(values, CT_WINDOWS);
 
 describe('unit: windowing', () => {
   it('linear8 maps a window onto 0..255, clipped, rounded', () => {

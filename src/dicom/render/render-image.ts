@@ -1,20 +1,24 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import dcmjsImaging from 'dcmjs-imaging';
-import sharp from 'sharp';
 import { errorMessage } from '../../errors.js';
 import { parseHeaderBytes } from '../header.js';
 import { pixelGeometryProblem } from '../pixel-geometry.js';
+import { encodeDisplay } from './encode.js';
 import { RenderError, type RenderedImage, type RenderOptions } from './render-types.js';
 
 /**
- * The one rendering core shared by WADO-RS rendered/thumbnail (dicomweb/rendered.ts) and WADO-URI
-^ * (dicomweb/wado-uri.ts): a Part 10 file → one frame as an encoded consumer image.
+ * The display source of the render pipeline, shared by WADO-RS rendered/thumbnail
+ * (dicomweb/rendered.ts) and WADO-URI (dicomweb/wado-uri.ts): a Part 10 file → one frame as an
+ * encoded consumer image.
  *
  * dcmjs-imaging decodes the frame (WebAssembly codecs for the compressed syntaxes) and applies
  * the Modality LUT (Rescale Slope/Intercept), the VOI (the given window, else the instance's
  * first Window Center/Width, else the pixel range), MONOCHROME1 inversion and colour conversion,
- * giving RGBA; sharp scales into the requested box (aspect kept) and encodes JPEG, PNG or GIF.
+ * giving RGBA; the pipeline's encoder (encode.ts) scales into the requested box (aspect kept) and
+ * encodes JPEG, PNG or GIF. Image preparation decodes with dcmjs-codecs instead (decode-elements.ts):
+ * it needs modality values, which dcmjs-imaging does not give, and dcmjs-codecs lacks JPEG
+ * Extended and decodes every frame of an instance at once, which display cannot afford.
  * No HTTP here: failures are RenderError with a kind the callers map to their status codes
  * (they differ: WADO-RS answers a frame past the end with 404, WADO-URI with 400).
  *
@@ -116,32 +120,6 @@ export class RenderSource {
         `pixel data stored as ${this.transferSyntax} cannot be rendered${this.haveCodecs ? '' : ' (compressed-syntax decoders unavailable)'}: ${errorMessage(err)}`,
       );
     }
-    return encode(rendered, opts);
+    return encodeDisplay({ data: new Uint8Array(rendered.pixels), width: rendered.width, height: rendered.height, channels: 4 }, opts);
   }
-}
-
-async function encode(rendered: { width: number; height: number; pixels: ArrayBuffer }, opts: RenderOptions): Promise<RenderedImage> {
-  let pipeline = sharp(Buffer.from(rendered.pixels), { raw: { width: rendered.width, height: rendered.height, channels: 4 } });
-  if (opts.region) {
-    const { x0, y0, x1, y1 } = opts.region;
-    const left = Math.min(rendered.width - 1, Math.floor(x0 * rendered.width));
-    const top = Math.min(rendered.height - 1, Math.floor(y0 * rendered.height));
-    const width = Math.max(1, Math.min(rendered.width - left, Math.round((x1 - x0) * rendered.width)));
-    const height = Math.max(1, Math.min(rendered.height - top, Math.round((y1 - y0) * rendered.height)));
-    pipeline = pipeline.extract({ left, top, width, height });
-  }
-  const box = opts.box;
-  if (box && (box.width !== undefined || box.height !== undefined)) {
-    pipeline = pipeline.resize({ width: box.width, height: box.height, fit: 'inside', withoutEnlargement: !box.enlarge });
-  }
-  // Rendered output is opaque: drop alpha (JPEG has none; PNG and GIF stay smaller).
-  pipeline = pipeline.removeAlpha();
-  const out =
-    opts.output === 'image/png'
-      ? pipeline.png({ compressionLevel: 6 })
-      : opts.output === 'image/gif'
-        ? pipeline.gif()
-        : pipeline.jpeg({ quality: opts.quality });
-  const { data, info } = await out.toBuffer({ resolveWithObject: true });
-  return { body: data, width: info.width, height: info.height, mediaType: opts.output };
 }

@@ -1,15 +1,24 @@
 import { parentPort } from 'node:worker_threads';
 import { serveWorker } from '../../workers/worker-pool.js';
-import { RenderSource, type RenderLog } from './render-image.js';
+import { decodeElements } from './decode-elements.js';
+import { decodeFrame } from './decode-frame.js';
+import { type FrameMapping, mapFrame } from './map-frame.js';
+import { type RenderLog, RenderSource } from './render-image.js';
 import { RenderError, type RenderedMediaType, type RenderErrorKind, type RenderOptions } from './render-types.js';
 
 /**
- * A render worker (renderer.ts runs a pool of them): decodes and encodes frames of one instance
- * per task. The instance arrives as a SharedArrayBuffer, so the batches of a long multi-frame
- * cost no copy on the way, and the instance parsed for one batch serves the next ones.
+ * A render worker (renderer.ts runs a pool of them), for both callers of the render pipeline:
+ * 'render' decodes and encodes frames of one instance for display (render-image.ts); 'prepare'
+ * decodes and maps frames for image preparation (analysis, PDF key images: decode-elements.ts,
+ * decode-frame.ts, map-frame.ts), enlarged into its square where they grow into it, leaving PNG
+ * encoding (and per-volume mappings) to the main thread.
+ *
+ * A display instance arrives as a SharedArrayBuffer, so the batches of a long multi-frame cost no
+ * copy on the way, and the instance parsed for one batch serves the next ones.
  */
 
 export interface RenderRequest {
+  task: 'render';
   file: SharedArrayBuffer;
   /** Identifies `file` within its pool: the same id is the same bytes. */
   fileId: number;
@@ -31,6 +40,47 @@ export interface RenderedFrame {
 export type RenderReply =
   | { ok: true; numberOfFrames: number; frames: RenderedFrame[] }
   | { ok: false; kind: RenderErrorKind; message: string; numberOfFrames?: number; recycle?: boolean };
+
+export interface PrepareFramesRequest {
+  task: 'prepare';
+  bytes: ArrayBuffer;
+  /** 1-based. */
+  frames: number[];
+  mapping: FrameMapping;
+  /** Side of the square output: frames that enlarge into it come back fitted ('rgb8', size × size). */
+  size: number;
+}
+
+export type PreparedFrame =
+  | {
+      ok: true;
+      frameNumber: number;
+      width: number;
+      height: number;
+      /** 'rgb8': 3 channels of 8 bits; 'grey8': 1 channel; 'f32': Float32 modality values, 1 channel. */
+      format: 'rgb8' | 'grey8' | 'f32';
+      pixels: ArrayBuffer;
+      /** How the values were mapped (e.g. 'ct-3window', 'voi-window', 'minmax'). */
+      mapping: string;
+      pixelAspect: number;
+      monochrome1: boolean;
+      /** Already placed on the black size × size canvas: only PNG encoding is left. */
+      fitted: boolean;
+    }
+  | { ok: false; frameNumber: number; error: string };
+
+export type PrepareFramesReply =
+  | { ok: true; frames: PreparedFrame[]; decodeMs: number; mapMs: number }
+  | { ok: false; error: string; recycle: boolean };
+
+export type WorkerRequest = RenderRequest | PrepareFramesRequest;
+/** A failure the pool or the worker reports answers both shapes (the task's kind is not known then). */
+export type WorkerFailure = Extract<RenderReply, { ok: false }> & { error: string; recycle: boolean };
+export type WorkerReply = RenderReply | PrepareFramesReply;
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
 
 // The worker has no logger; "decoders unavailable" is part of the undecodable answer's message.
 const log: RenderLog = { warn: () => undefined };
@@ -65,29 +115,84 @@ function arrayBufferOf(b: Buffer): ArrayBuffer {
   return b.buffer.slice(b.byteOffset, b.byteOffset + b.length) as ArrayBuffer;
 }
 
-serveWorker<RenderRequest, RenderReply>(
-  parentPort!,
-  async (req) => {
-    try {
-      const source = await sourceFor(req);
-      const n = source.numberOfFrames;
-      const last = Math.max(req.firstFrame, Math.min(n, req.firstFrame + req.frameCount - 1));
-      const frames: RenderedFrame[] = [];
-      for (let f = req.firstFrame; f <= last; f++) {
-        const img = await source.render({ ...req.options, frame: f });
-        frames.push({ body: arrayBufferOf(img.body), width: img.width, height: img.height, mediaType: img.mediaType });
-      }
-      return { result: { ok: true, numberOfFrames: n, frames }, transfer: frames.map((f) => f.body) };
-    } catch (err) {
-      if (!(err instanceof RenderError)) throw err;
-      return { result: { ok: false, kind: err.reason, message: err.message, numberOfFrames: err.numberOfFrames } };
+async function render(req: RenderRequest): Promise<{ result: RenderReply; transfer?: ArrayBuffer[] }> {
+  try {
+    const source = await sourceFor(req);
+    const n = source.numberOfFrames;
+    const last = Math.max(req.firstFrame, Math.min(n, req.firstFrame + req.frameCount - 1));
+    const frames: RenderedFrame[] = [];
+    for (let f = req.firstFrame; f <= last; f++) {
+      const img = await source.render({ ...req.options, frame: f });
+      frames.push({ body: arrayBufferOf(img.body), width: img.width, height: img.height, mediaType: img.mediaType });
     }
-  },
+    return { result: { ok: true, numberOfFrames: n, frames }, transfer: frames.map((f) => f.body) };
+  } catch (err) {
+    if (!(err instanceof RenderError)) throw err;
+    return { result: { ok: false, kind: err.reason, message: err.message, numberOfFrames: err.numberOfFrames } };
+  }
+}
+
+let valuesScratch = new Float32Array(0);
+
+/** A reusable buffer for values that never leave the worker (mapped here, not sent back). */
+function scratchFor(el: Record<string, unknown>, mapping: FrameMapping): Float32Array | undefined {
+  if (mapping.kind === 'values') return undefined;
+  const n = (Number(el.Rows) || 0) * (Number(el.Columns) || 0);
+  if (valuesScratch.length < n) valuesScratch = new Float32Array(n);
+  return valuesScratch;
+}
+
+function ownBuffer(a: Uint8Array | Float32Array): ArrayBuffer {
+  return a.byteOffset === 0 && a.byteLength === a.buffer.byteLength
+    ? (a.buffer as ArrayBuffer)
+    : (a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength) as ArrayBuffer);
+}
+
+async function prepare(req: PrepareFramesRequest): Promise<{ result: PrepareFramesReply; transfer: ArrayBuffer[] }> {
+  const t0 = performance.now();
+  const { elements } = await decodeElements(Buffer.from(req.bytes));
+  let decodeMs = performance.now() - t0;
+  let mapMs = 0;
+  const frames: PreparedFrame[] = [];
+  const transfer: ArrayBuffer[] = [];
+  for (const frameNumber of req.frames) {
+    try {
+      const t1 = performance.now();
+      const f = decodeFrame(elements, frameNumber - 1, scratchFor(elements, req.mapping));
+      const t2 = performance.now();
+      const m = mapFrame(f, req.mapping, req.size);
+      mapMs += performance.now() - t2;
+      decodeMs += t2 - t1;
+      const pixels = ownBuffer(m.data);
+      if (!transfer.includes(pixels)) transfer.push(pixels);
+      frames.push({
+        ok: true,
+        frameNumber,
+        width: m.width,
+        height: m.height,
+        format: m.format,
+        pixels,
+        mapping: m.mapping,
+        pixelAspect: f.pixelAspect,
+        monochrome1: f.photometric === 'MONOCHROME1',
+        fitted: m.fitted,
+      });
+    } catch (err) {
+      frames.push({ ok: false, frameNumber, error: errorText(err) });
+    }
+  }
+  return { result: { ok: true, frames, decodeMs, mapMs }, transfer };
+}
+
+serveWorker<WorkerRequest, WorkerReply>(
+  parentPort!,
+  async (req) => (req.task === 'render' ? render(req) : prepare(req)),
   // A WebAssembly trap ("unreachable") can leave the codec's memory in any state: start afresh.
-  (err) => ({
+  (err): WorkerFailure => ({
     ok: false,
     kind: 'failed',
-    message: `rendering failed: ${err instanceof Error ? err.message : String(err)}`,
+    message: `rendering failed: ${errorText(err)}`,
+    error: errorText(err),
     recycle: err instanceof Error && err.name === 'RuntimeError',
   }),
 );

@@ -1,7 +1,9 @@
 /**
  * Value mappings from modality values (HU for CT, signal for MR, stored-after-rescale for
- * radiographs) to 8-bit display values. Pure functions over typed arrays: they run inside the
- * decode workers for per-slice mappings and on the main thread for the per-volume MR mapping.
+ * radiographs) to 8-bit display values: windows (PS3.3 VOI LUT functions), VOI LUT, min–max,
+ * robust bounds over a volume, several windows as colour channels, MONOCHROME1 inversion. Pure
+ * functions over typed arrays: they run inside the render workers for per-frame mappings and on
+ * the main thread for per-volume ones (MR in image preparation).
  */
 
 /** A linear window as low/high bounds: values ≤ low → 0, ≥ high → 255. */
@@ -10,15 +12,8 @@ export interface Bounds {
   high: number;
 }
 
-/**
- * MedGemma 1.5's CT preparation: three windows, one per channel (wide, soft tissue, brain),
- * each linear and clipped to 0..255.
- */
-export const CT_WINDOWS: readonly [Bounds, Bounds, Bounds] = [
-  { low: -1024, high: 1024 },
-  { low: -135, high: 215 },
-  { low: 0, high: 80 },
-];
+/** Three windows, one per colour channel (R, G, B). */
+export type ChannelWindows = readonly [Bounds, Bounds, Bounds];
 
 /** (v - low) / (high - low) · 255, clipped and rounded (the scalar form of the array mappings). */
 export function linear8(v: number, b: Bounds): number {
@@ -27,8 +22,12 @@ export function linear8(v: number, b: Bounds): number {
 }
 
 /** Interleaved RGB, one window per channel. */
-export function ctThreeWindow(values: Float32Array, out: Uint8Array = new Uint8Array(values.length * 3)): Uint8Array {
-  const [r, g, b] = CT_WINDOWS;
+export function threeWindows(
+  values: Float32Array,
+  windows: ChannelWindows,
+  out: Uint8Array = new Uint8Array(values.length * 3),
+): Uint8Array {
+  const [r, g, b] = windows;
   const sr = 255 / (r.high - r.low);
   const sg = 255 / (g.high - g.low);
   const sb = 255 / (b.high - b.low);
@@ -55,24 +54,28 @@ export interface PackedLut {
   offset: number;
 }
 
-let ctLut: PackedLut | undefined;
+/** Lookups built so far, by their windows (a process uses one or two sets). */
+const luts = new Map<string, PackedLut>();
 
 /**
- * The three CT windows as a lookup over −4096…+4096 HU in quarter-HU steps (at most 0.4 of a level
- * off in the 80 HU window); values beyond saturate every window anyway.
+ * Three windows as a lookup over −4096…+4096 (HU for CT) in quarter steps (at most 0.4 of a level
+ * off in an 80-wide window); values beyond saturate windows within that range anyway.
  */
-export function ctWindowLut(): PackedLut {
-  if (ctLut) return ctLut;
+export function channelWindowsLut(windows: ChannelWindows): PackedLut {
+  const key = JSON.stringify(windows);
+  const known = luts.get(key);
+  if (known) return known;
   const steps = 4;
   const minHu = -4096;
   const table = new Uint32Array(8192 * steps + 1);
-  const [r, g, b] = CT_WINDOWS;
+  const [r, g, b] = windows;
   for (let k = 0; k < table.length; k++) {
     const hu = minHu + k / steps;
     table[k] = linear8(hu, r) | (linear8(hu, g) << 8) | (linear8(hu, b) << 16);
   }
-  ctLut = { table, scale: steps, offset: -minHu * steps + 0.5 };
-  return ctLut;
+  const lut = { table, scale: steps, offset: -minHu * steps + 0.5 };
+  luts.set(key, lut);
+  return lut;
 }
 
 /** Grey → interleaved RGB (R = G = B). */

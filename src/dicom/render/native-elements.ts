@@ -1,6 +1,6 @@
-import { tagNumber } from '../dicom/dictionary.js';
-import { fileMeta } from '../dicom/structure.js';
-import { TS } from '../dicom/transfer-syntax.js';
+import { tagNumber } from '../dictionary.js';
+import { fileMeta } from '../structure.js';
+import { TS } from '../transfer-syntax.js';
 
 /**
  * A fast path for the common case, native little-endian pixel data in a classic image object:

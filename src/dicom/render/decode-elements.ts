@@ -1,13 +1,13 @@
-import { metaTransferSyntax } from '../dicom/structure.js';
-import { inflatePart10, InflateError, initCodecs, Transcoder } from '../dicom/native-codecs.js';
-import { TS } from '../dicom/transfer-syntax.js';
-import { PixelDecodeError } from './pixels.js';
-import { nativeElements } from './pixels-native.js';
+import { metaTransferSyntax } from '../structure.js';
+import { inflatePart10, InflateError, initCodecs, Transcoder } from '../native-codecs.js';
+import { TS } from '../transfer-syntax.js';
+import { PixelDecodeError } from './decode-frame.js';
+import { nativeElements } from './native-elements.js';
 
 /**
  * Part 10 bytes of any stored transfer syntax → the data set's elements with uncompressed,
  * little-endian Pixel Data. Classic native little-endian images take the fast walk
- * (pixels-native.ts); for everything else dcmjs-codecs (WebAssembly, the same codecs as the transcoder) does the
+ * (native-elements.ts); for everything else dcmjs-codecs (WebAssembly, the same codecs as the transcoder) does the
  * decompression and byte swapping; Deflated Explicit VR Little Endian is inflated here first, as
  * the transcoder does. Meant for worker threads: decoding is CPU-bound.
  */

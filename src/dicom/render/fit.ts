@@ -1,4 +1,4 @@
-import type { PackedLut } from './windowing.js';
+import type { PackedLut } from './value-mapping.js';
 
 /**
  * Geometry of the square model input, and the bilinear enlargement done in the decode workers.

@@ -1,9 +1,10 @@
-import type { VoiFunction, VoiLut } from './windowing.js';
-import { RadiantError } from '../errors.js';
+import type { VoiFunction, VoiLut } from './value-mapping.js';
+import { RadiantError } from '../../errors.js';
 
 /**
- * From a parsed, uncompressed data set (dcmjs naturalized elements, as dcmjs-codecs returns them
- * after transcoding to Explicit VR Little Endian) to one frame's modality values: stored values
+ * The decoder of the render pipeline's image preparation. From a parsed, uncompressed data set
+ * (dcmjs naturalized elements, as dcmjs-codecs returns them after transcoding to Explicit VR
+ * Little Endian, or as native-elements.ts walks them) to one frame's modality values: stored values
  * masked to Bits Stored and sign-extended, then Rescale Slope/Intercept (per frame for Enhanced
  * objects), plus what the display mappings need (photometric, window, VOI LUT, pixel aspect).
  */
