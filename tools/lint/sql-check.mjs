@@ -34,7 +34,9 @@ if (tables.size === 0) {
   process.exit(2);
 }
 
-const tableCall = new RegExp(`(?:\\b(?:db|trx|tx|knex)|\\.(?:db|trx))\\(\\s*['"\`](${[...tables].join('|')})(\\s+as\\s+\\w+)?['"\`]\\s*\\)`);
+const tableCall = new RegExp(
+  `(?:\\b(?:db|trx|tx|knex)|\\.(?:db|trx))\\(\\s*['"\`](${[...tables].join('|')})(\\s+as\\s+\\w+)?['"\`]\\s*\\)`,
+);
 const rawSql = /\.(raw|whereRaw|orWhereRaw|havingRaw|orderByRaw|joinRaw|selectRaw)\(/;
 // SQL text built by hand (`{ sql: 'upper(??)', bindings }` fragments, SELECT … strings).
 const sqlText = /\bsql:\s*['"`]|['"`]\s*(SELECT|INSERT INTO|UPDATE|DELETE FROM)\s/;
