@@ -1,7 +1,8 @@
 import type { Db } from '../db/connection.js';
 import { findingRows, latestAnalysisRow } from '../catalog/analyses.js';
 import { findInstance } from '../catalog/catalog.js';
-import { otherStudiesOfPatient, seriesBodyParts, studyFactsRow, type StudyFactsRow } from '../catalog/study-facts.js';
+import { studyFacts, type StudyFactsRow } from '../catalog/studies.js';
+import { otherStudiesOfPatient, seriesBodyParts } from '../catalog/study-facts.js';
 import { errorMessage } from '../errors.js';
 import { describeAge, describeSex, type PromptContext } from '../medgemma/prompts/index.js';
 import { tag } from '../dicom/dictionary.js';
@@ -126,7 +127,7 @@ export async function promptContext(
   series: SeriesCandidate,
   imageCount: number,
 ): Promise<BuiltContext> {
-  const facts = await studyFactsRow(db, analysis.studyInstanceUid);
+  const facts = await studyFacts(db, analysis.studyInstanceUid);
   if (!facts) throw new Error(`study ${analysis.studyInstanceUid} is not in the index`);
   let header: Header | undefined;
   const first = vol.slices[0] ? await findInstance(db, vol.slices[0].sopInstanceUid) : undefined;

@@ -197,8 +197,13 @@ export async function studyIdentity(
   return row && { studyInstanceUid: row.study_instance_uid, patientId: row.patient_id };
 }
 
-/** A study's attributes with its patient's, as a report (DICOM SR, PDF) restates them. */
+/**
+ * A study's attributes with its patient's: what a report (DICOM SR, PDF) restates, the prompt
+ * context reads (never the name) and the safety gate needs to recognise an echo of the patient.
+ */
 export interface StudyFactsRow {
+  id: number;
+  patient_pk: number;
   study_instance_uid: string;
   accession_number: string | null;
   study_date: string | null;
@@ -219,6 +224,8 @@ export async function studyFacts(db: Db, studyInstanceUid: string): Promise<Stud
     .join('patients as p', 'p.id', 'st.patient_pk')
     .where('st.study_instance_uid', studyInstanceUid)
     .first(
+      'st.id',
+      'st.patient_pk',
       'st.study_instance_uid',
       'st.accession_number',
       'st.study_date',

@@ -35,32 +35,6 @@ export async function studiesReceivedBetween(db: Db, from: Date, to: Date, limit
   return (await q.select(ARRIVAL_COLUMNS)) as StudyArrivalRow[];
 }
 
-/** A study with its patient's sex and birth date (never the name). */
-export interface StudyFactsRow {
-  id: number;
-  patient_pk: number;
-  study_date: string | null;
-  study_description: string | null;
-  modalities_in_study: string | null;
-  patient_sex: string | null;
-  patient_birth_date: string | null;
-}
-
-export async function studyFactsRow(db: Db, studyInstanceUid: string): Promise<StudyFactsRow | undefined> {
-  return (await db('studies as st')
-    .join('patients as p', 'p.id', 'st.patient_pk')
-    .where('st.study_instance_uid', studyInstanceUid)
-    .first(
-      'st.id',
-      'st.patient_pk',
-      'st.study_date',
-      'st.study_description',
-      'st.modalities_in_study',
-      'p.patient_sex',
-      'p.patient_birth_date',
-    )) as StudyFactsRow | undefined;
-}
-
 export interface PatientStudyFactsRow {
   id: number;
   study_instance_uid: string;
