@@ -78,7 +78,9 @@ describe('radiant eval (child process)', function () {
       { id: 'cr', study: 'cr', labels: { pneumothorax: false, fracture: true } },
       { id: 'known', studyInstanceUid: known[0]!.studyInstanceUid, labels: { pneumothorax: true } },
       { id: 'missing', studyInstanceUid: '1.2.826.0.1.999.1', labels: { pneumothorax: true } },
+      { id: 'junk', study: 'junk.txt', labels: { fracture: false } },
     ];
+    await fsp.writeFile(path.join(dir, 'set', 'junk.txt'), 'not DICOM');
     await fsp.writeFile(manifest, `${lines.map((l) => JSON.stringify(l)).join('\n')}\n`);
     const out = path.join(dir, 'result.json');
     const r = await radiant(['eval', manifest, '--out', out, '--timeout', '300']);
@@ -87,20 +89,22 @@ describe('radiant eval (child process)', function () {
     expect(r.stdout).to.include(`result: ${out}`);
 
     const res = JSON.parse(await fsp.readFile(out, 'utf8')) as EvalResult;
-    expect(res.studies.total).to.equal(4);
-    expect(res.perStudy.map((s) => s.id)).to.deep.equal(['ct', 'cr', 'known', 'missing']);
+    expect(res.studies.total).to.equal(5);
+    expect(res.perStudy.map((s) => s.id)).to.deep.equal(['ct', 'cr', 'known', 'missing', 'junk']);
     expect(res.perStudy[0]!.studyInstanceUid).to.equal(ct[0]!.studyInstanceUid);
     expect(res.perStudy[1]!.studyInstanceUid).to.equal(cr[0]!.studyInstanceUid);
     const missing = res.perStudy[3]!;
     expect(missing).to.include({ status: 'failed', analysisId: null, reason: 'study N is not in the node' });
     expect(res.failures.byReason['study N is not in the node']).to.equal(1);
+    expect(res.perStudy[4]).to.include({ status: 'failed', reason: 'no instance stored by the import' });
+    expect(res.perStudy[4]!.error).to.include('junk.txt');
     expect(res.failures.total).to.equal(res.studies.failed);
 
     // The tiny model may fail a study (an empty answer is a failure): the counts follow what ran.
     const analysed = res.perStudy.filter((s) => s.status === 'succeeded');
     expect(analysed.length, JSON.stringify(res.perStudy, null, 1)).to.be.at.least(2);
     expect(res.studies.analysed).to.equal(analysed.length);
-    expect(res.studies.analysed + res.studies.failed).to.equal(4);
+    expect(res.studies.analysed + res.studies.failed).to.equal(5);
     for (const s of res.perStudy.slice(0, 3)) expect(s.analysisId).to.be.a('number');
     expect(Object.keys(res.labels)).to.deep.equal(['fracture', 'nodule', 'pneumothorax']);
     for (const [label, f] of Object.entries(res.labels)) {

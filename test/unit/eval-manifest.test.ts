@@ -18,7 +18,7 @@ describe('unit: eval manifest', () => {
       '{"study": "ct/chest-01", "labels": {"pneumothorax": true, "pleural effusion": false}}',
       '',
       '{"id": "known", "studyInstanceUid": "1.2.3.4", "labels": {"nodule": true}, "findings": ["nodule"], "prompt": "focused", "focus": "nodule?"}',
-      '{"study": ["/abs/a.dcm", "b.dcm"], "labels": {"fracture": false}, "indication": "fall"}',
+      '{"study": ["/abs/a.dcm", "b.dcm"], "labels": {"fracture": false}, "indication": "fall", "prompt": "radiant.primary"}',
     ].join('\n');
     const cases = parseManifest(text, 'm.jsonl', '/data');
     expect(cases).to.have.length(3);
@@ -40,7 +40,7 @@ describe('unit: eval manifest', () => {
       focus: 'nodule?',
     });
     expect(cases[2]!.paths).to.deep.equal(['/abs/a.dcm', path.resolve('/data', 'b.dcm')]);
-    expect(cases[2]!.indication).to.equal('fall');
+    expect(cases[2]).to.include({ indication: 'fall', analysisType: 'primary' }); // a template id names its type
   });
 
   it('names the line and the field of every problem', () => {

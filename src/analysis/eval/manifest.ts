@@ -29,7 +29,13 @@ const line = z
       .refine((l) => Object.keys(l).length > 0, 'at least one label'),
     /** Findings the reading should mention (descriptions or labels), reported as found or missed. */
     findings: z.array(nonEmpty.max(400)).optional(),
-    prompt: z.enum(ANALYSIS_TYPES, { error: `one of ${ANALYSIS_TYPES.join(', ')}` }).optional(),
+    // The analysis type, or its template's id ("radiant.focused").
+    prompt: z
+      .preprocess(
+        (v) => TEMPLATES.find((t) => t.id === v)?.type ?? v,
+        z.enum(ANALYSIS_TYPES, { error: `one of ${ANALYSIS_TYPES.join(', ')}` }),
+      )
+      .optional(),
     focus: nonEmpty.max(1000).optional(),
     indication: nonEmpty.max(1000).optional(),
   })

@@ -45,7 +45,7 @@ export async function runEval(deps: EvalDeps, cases: readonly EvalCase[]): Promi
 
 async function runCase(deps: EvalDeps, c: EvalCase): Promise<StudyOutcome> {
   const started = Date.now();
-  const base = { line: c.line, id: c.id, expected: c.labels, safetyFlags: [] };
+  const base = { line: c.line, id: c.id };
   let studyInstanceUid: string | null = c.studyInstanceUid ?? null;
   let importRefused: number | undefined;
   try {
@@ -71,6 +71,7 @@ async function runCase(deps: EvalDeps, c: EvalCase): Promise<StudyOutcome> {
       studyInstanceUid,
       analysisId: a.id,
       ...(importRefused ? { importRefused } : {}),
+      expected: c.labels,
       safetyFlags: a.safetyFlags,
       model: a.model && { name: a.model.name, sha256: a.model.sha256, backend: a.model.backend },
     };
@@ -99,6 +100,8 @@ async function runCase(deps: EvalDeps, c: EvalCase): Promise<StudyOutcome> {
       studyInstanceUid,
       analysisId: null,
       ...(importRefused ? { importRefused } : {}),
+      expected: c.labels,
+      safetyFlags: [],
       status: 'failed',
       error,
       reason: failureReason(error),
@@ -119,10 +122,10 @@ async function importStudy(ingestor: Ingestor, paths: string[]): Promise<{ study
   });
   if (studies.size === 0) {
     throw new CaseError(
-      summary.files === 0 ? `import: no files under ${paths.join(', ')}` : `import: no instance stored (${firstRefusal ?? 'refused'})`,
+      summary.files === 0 ? `no files to import: ${paths.join(', ')}` : `no instance stored by the import: ${firstRefusal ?? 'refused'}`,
     );
   }
-  if (studies.size > 1) throw new CaseError(`import: the files hold ${studies.size} studies (give one study a line)`);
+  if (studies.size > 1) throw new CaseError(`the files hold several studies (${studies.size}; give one study a line)`);
   return { studyInstanceUid: [...studies][0]!, refused: summary.refused };
 }
 
