@@ -13,6 +13,16 @@ import { checkPair, formatSummary, ggufSummary, ModelInfoError } from './medgemm
 import { ModelPullError, pullModel, validatePullUri } from './medgemma/model-pull.js';
 import { resolveModelPaths } from './medgemma/model-identity.js';
 import { EngineError } from './medgemma/engine.js';
+import { EngineHost } from './medgemma/engine-host.js';
+import { AutoAnalyzer } from './analysis/auto-analyze.js';
+import { ANALYSIS_JOB } from './analysis/pipeline.js';
+import type { AnalysisRequester } from './analysis/requests.js';
+import { ManifestError, parseManifest, type EvalCase } from './analysis/eval/manifest.js';
+import { runEval } from './analysis/eval/run-eval.js';
+import { formatTable, summarize, type EvalModel, type StudyOutcome } from './analysis/eval/eval-result.js';
+import { jobHandlers } from './jobs/handlers.js';
+import { jobQueue, startJobWorker } from './jobs/start.js';
+import type { JobWorker } from './jobs/worker.js';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 
@@ -25,6 +35,11 @@ const usage = `usage: radiant <command>
   user create <username> <role>
                         create a user (roles: admin, radiologist, technician, viewer, service);
                         the password is read from RADIANT_USER_PASSWORD or the first line of stdin
+  eval <manifest.jsonl> [--out <file>] [--timeout <s>]
+                        analyse a labelled set (JSON lines: study files or UID, expected labels)
+                        with the configured MedGemma engine; prints sensitivity, specificity,
+                        PPV/NPV, kappa, safety flags, failures and latency per label, and writes
+                        the JSON result (default eval-<timestamp>.json; --timeout per study, 1800 s)
   model info [path] [--mmproj <file>]
                         describe a GGUF model or projector (architecture, parameters,
                         quantization, context, image size, SHA-256) and check that a model and
@@ -98,6 +113,88 @@ async function runImport(config: Config, log: Logger, paths: string[]): Promise<
     );
     return summary.refused > 0 ? 1 : 0;
   } finally {
+    await core.close();
+    await fsp.rm(tempDir, { recursive: true, force: true });
+  }
+}
+
+/** `radiant eval`: 0 when it ran (whatever the figures), 1 when no study could be analysed, 2 on a bad manifest. */
+async function runEvalCommand(config: Config, log: Logger, args: string[]): Promise<number> {
+  const rest = [...args];
+  const opt = (name: string): string | undefined => {
+    const i = rest.indexOf(name);
+    if (i < 0) return undefined;
+    const [, v] = rest.splice(i, 2);
+    return v;
+  };
+  const out = opt('--out') ?? `eval-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
+  const timeoutS = Number(opt('--timeout') ?? 1800);
+  const manifest = rest[0];
+  if (!manifest || rest.length > 1 || !(timeoutS > 0)) {
+    console.error('usage: radiant eval <manifest.jsonl> [--out <file>] [--timeout <seconds per study>]');
+    return 2;
+  }
+  let cases: EvalCase[];
+  try {
+    cases = parseManifest(await fsp.readFile(manifest, 'utf8'), manifest, path.dirname(path.resolve(manifest)));
+  } catch (err) {
+    if (err instanceof ManifestError) {
+      for (const p of err.problems) console.error(`radiant eval: ${p}`);
+      return 2;
+    }
+    console.error(`radiant eval: cannot read ${manifest}: ${errorMessage(err)}`);
+    return 2;
+  }
+  const startedAt = new Date().toISOString();
+  // Its own spool (as import), and no automatic analyses of what it imports: only its own requests.
+  const tempDir = path.join(path.dirname(config.tempDir), `eval-${process.pid}`);
+  const evalConfig: Config = { ...config, tempDir, analysis: { ...config.analysis, autoAnalyze: 'off' } };
+  const core = await openCore(evalConfig, log, { cleanStorageTemp: false });
+  const engine = new EngineHost(config.medgemma, log);
+  let worker: JobWorker | undefined;
+  try {
+    engine.start();
+    while (engine.status.state === 'starting') await new Promise((r) => setTimeout(r, 200));
+    const st = engine.status;
+    if (st.state !== 'ready') {
+      console.error(`radiant eval: MedGemma engine is ${st.state}${st.error ? `: ${st.error}` : ''}; no study analysed`);
+      return 1;
+    }
+    const requester: AnalysisRequester = { db: core.db, queue: jobQueue(core), wake: () => worker?.wake() };
+    const handlers = jobHandlers({ ...core, autoAnalyzer: new AutoAnalyzer(requester, evalConfig.analysis, log) }, engine);
+    worker = startJobWorker(core, log, { [ANALYSIS_JOB]: handlers[ANALYSIS_JOB]! });
+    const onStudy = (o: StudyOutcome) =>
+      console.log(
+        o.status === 'succeeded'
+          ? `ok       ${o.id}: analysis ${o.analysisId}, ${o.findings} findings, predicted ` +
+              (Object.entries(o.predicted ?? {})
+                .filter(([, v]) => v)
+                .map(([k]) => k)
+                .join(', ') || 'none')
+          : `failed   ${o.id}: ${o.error}`,
+      );
+    const deps = { db: core.db, ingestor: core.ingestor, requester, log, studyTimeoutMs: timeoutS * 1000, onStudy };
+    const outcomes = await runEval(deps, cases);
+    const first = outcomes.find((o) => o.model)?.model;
+    const id = st.model;
+    const model: EvalModel = {
+      name: id?.name ?? first?.name ?? null,
+      sha256: id?.sha256 ?? first?.sha256 ?? null,
+      quantization: id?.quantization ?? null,
+      backend: st.backend,
+      mmprojSha256: id?.mmproj?.sha256 ?? null,
+      // A remote endpoint's weights cannot be checked from here (src/medgemma/backends/remote.ts).
+      validated: id ? id.validated : st.backend === 'remote' ? false : null,
+      validation: id?.validation.reason ?? (st.backend === 'remote' ? 'a remote endpoint' : null),
+    };
+    const result = summarize(outcomes, { manifest: path.resolve(manifest), startedAt, finishedAt: new Date().toISOString(), model });
+    await fsp.writeFile(out, `${JSON.stringify(result, null, 2)}\n`);
+    console.log(formatTable(result));
+    console.log(`\nresult: ${path.resolve(out)}`);
+    return result.studies.analysed > 0 ? 0 : 1;
+  } finally {
+    await worker?.stop();
+    await engine.close();
     await core.close();
     await fsp.rm(tempDir, { recursive: true, force: true });
   }
@@ -243,6 +340,8 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'import':
       return runImport(config, log, args);
+    case 'eval':
+      return runEvalCommand(config, log, args);
     case 'user':
       return userCommand(config, args);
     case 'model':

@@ -6,7 +6,7 @@ import { errorMessage } from '../errors.js';
 /** `radiant import`: walk files and directories and feed each file to the one ingest path. */
 
 export type ImportFileResult =
-  | { ok: true; path: string; outcome: string; sopInstanceUid: string; bytes: number }
+  | { ok: true; path: string; outcome: string; sopInstanceUid: string; studyInstanceUid: string; bytes: number }
   | { ok: false; path: string; error: string };
 
 export interface ImportSummary {
@@ -55,7 +55,14 @@ export async function importPaths(
       let result: ImportFileResult;
       try {
         const r = await ingestor.ingestFile(file, false, { source: 'import' });
-        result = { ok: true, path: file, outcome: r.outcome, sopInstanceUid: r.sopInstanceUid, bytes: r.sizeBytes };
+        result = {
+          ok: true,
+          path: file,
+          outcome: r.outcome,
+          sopInstanceUid: r.sopInstanceUid,
+          studyInstanceUid: r.studyInstanceUid,
+          bytes: r.sizeBytes,
+        };
         summary.stored++;
         summary.bytes += r.sizeBytes;
       } catch (err) {
