@@ -123,24 +123,24 @@ describe('Analysis pipeline (pure parts)', function () {
     expect(describeAge(undefined, undefined, '20240509')).to.equal('age unknown');
   });
 
-  it('reads the model answer: percent confidence to 0–1, regions checked, image indices and non-finite values dropped', function () {
+  it('reads the model answer: confidence 0–1, box_2d regions checked, image numbers and non-finite values dropped', function () {
     const finding = (over: Record<string, unknown>) => ({
       description: 'opacity',
       anatomical_location: 'right lower lobe',
       laterality: 'right',
       category: 'abnormal',
       severity: 'mild',
-      confidence_percent: 70,
-      image_indices: [0, 3, 3, 99],
+      confidence: 0.7,
+      image_numbers: [1, 4, 4, 99],
       recommendation: '',
-      region: { image_index: 3, x_min: 10, y_min: 20, x_max: 110, y_max: 220 },
+      region: { image_number: 4, box_2d: [20, 10, 220, 110] },
       ...over,
     });
     const a = readModelAnswer(
       {
         findings: [
           finding({}),
-          finding({ confidence_percent: 250, region: { image_index: 3, x_min: 50, y_min: 20, x_max: 40, y_max: 30 } }),
+          finding({ confidence: 2.5, region: { image_number: 4, box_2d: [20, 50, 30, 40] } }),
           finding({ region: null }),
         ],
         measurements: [
@@ -156,7 +156,7 @@ describe('Analysis pipeline (pure parts)', function () {
     );
     expect(a.findings[0]).to.include({ confidence: 0.7 });
     expect(a.findings[0]!.image_indices).to.deep.equal([0, 3]);
-    expect(a.findings[0]!.region).to.deep.equal({ imageIndex: 3, box: [10, 20, 110, 220] });
+    expect(a.findings[0]!.region).to.deep.equal({ imageIndex: 3, box: [9, 17.9, 98.6, 197.1], box2d: [20, 10, 220, 110] });
     expect(a.findings[1]!.confidence).to.equal(1);
     expect(a.findings[1]!.region).to.equal(null);
     expect(a.findings[2]!.region).to.equal(null);
@@ -175,8 +175,8 @@ describe('Analysis pipeline (pure parts)', function () {
         896,
       ),
     ).to.throw();
-    const schema = findingsJsonSchema({ maxFindings: 3, maxText: 50, imageCount: 10, imageSize: 896 });
-    expect(JSON.stringify(schema)).to.include('"maximum":895').and.include('"maxItems":3');
+    const schema = findingsJsonSchema({ maxFindings: 3, maxText: 50, imageCount: 10 });
+    expect(JSON.stringify(schema)).to.include('"maximum":1000').and.include('"maxItems":3');
   });
 
   it('AUTO_ANALYZE rules are checked at start-up and match on modality, body part, AE and description', function () {
