@@ -551,8 +551,9 @@ describe('Analysis pipeline (real llama-server, tiny Gemma 3)', function () {
           .slice(12)
           .every((i) => i.study_instance_uid === prior[0]!.studyInstanceUid && i.series_instance_uid === prior[0]!.seriesInstanceUid),
       ).to.equal(true);
-      expect(a.prompt!.text).to.include('Images 12–23 are from the prior examination');
-      expect(a.prompt!.template_version).to.equal('2');
+      // Numbered from 1, like the images' labels and the answer's image_numbers.
+      expect(a.prompt!.text).to.include('Images 13–24 are from the prior examination');
+      expect(a.prompt!.template_version).to.equal('3');
       expect(a.prompt!.text).not.to.include('Comparison').and.not.to.include('19600101');
     });
 
