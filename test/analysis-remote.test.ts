@@ -135,10 +135,9 @@ describe('Analysis pipeline → remote endpoint (stand-in): MedGemma 1.5 recipe,
 
     // images[] is the order sent: six slices, InstanceNumber 1..6.
     const numbers = new Map(
-      (await node.db('instances').select('sop_instance_uid', 'instance_number')).map((x: { sop_instance_uid: string; instance_number: number }) => [
-        x.sop_instance_uid,
-        x.instance_number,
-      ]),
+      (await node.db('instances').select('sop_instance_uid', 'instance_number')).map(
+        (x: { sop_instance_uid: string; instance_number: number }) => [x.sop_instance_uid, x.instance_number],
+      ),
     );
     expect(a.images.map((i) => numbers.get(i.sop_instance_uid))).to.deep.equal([1, 2, 3, 4, 5, 6]);
     // The stored prompt is the user text sent (labels included), hashed.
@@ -160,7 +159,10 @@ describe('Analysis pipeline → remote endpoint (stand-in): MedGemma 1.5 recipe,
     expect(text).to.include('72-year-old, female');
 
     bodies.length = 0;
-    const r = await api.post<AnalysisView>('/api/analysis', { study_id: files[0]!.studyInstanceUid, clinical_indication: 'cough for 3 weeks' });
+    const r = await api.post<AnalysisView>('/api/analysis', {
+      study_id: files[0]!.studyInstanceUid,
+      clinical_indication: 'cough for 3 weeks',
+    });
     expect((await finished(api, r.body.id)).status).to.equal('succeeded');
     expect(bodies).to.have.length(1);
     expect(bodies[0]).to.include('Clinical indication: cough for 3 weeks.');
@@ -176,7 +178,10 @@ describe('Analysis pipeline → remote endpoint (stand-in): MedGemma 1.5 recipe,
     const r = await api.post<AnalysisView>('/api/analysis', { study_id: study });
     const a = await finished(api, r.body.id);
     expect(a.status).to.equal('failed');
-    expect(a.error).to.match(/too_large/).and.match(/MEDGEMMA_MAX_SLICES to \d+ or less/).and.match(/MEDGEMMA_CONTEXT/);
+    expect(a.error)
+      .to.match(/too_large/)
+      .and.match(/MEDGEMMA_MAX_SLICES to \d+ or less/)
+      .and.match(/MEDGEMMA_CONTEXT/);
     expect(bodies).to.have.length(0);
   });
 });

@@ -390,7 +390,8 @@ describe('Analysis pipeline (real llama-server, tiny Gemma 3)', function () {
       expect(analysis.prompt!.template_id).to.equal('radiant.primary');
       expect(analysis.prompt!.hash).to.equal(createHash('sha256').update(analysis.prompt!.text!).digest('hex'));
       expect(analysis.prompt!.text).to.include('CT examination').and.include('85 of them sampled');
-      // 99 slices, MEDGEMMA_MAX_SLICES 85: 85 images of the CT series, in z order, first and last kept.
+      // 99 slices, MEDGEMMA_MAX_SLICES 85: 85 images of the CT series, first and last kept, in the order
+      // sent: InstanceNumber ascending (MedGemma 1.5's recipe), here the reverse of the volume's z order.
       expect(analysis.images).to.have.length(85);
       const ctUids = new Set(
         (await node.db('instances').select('sop_instance_uid')).map((r: { sop_instance_uid: string }) => r.sop_instance_uid),
@@ -403,10 +404,16 @@ describe('Analysis pipeline (real llama-server, tiny Gemma 3)', function () {
       };
       expect(vol.slice_count).to.equal(99);
       const order = (JSON.parse(vol.instance_order) as Array<[string, number]>).map(([uid]) => uid);
-      expect(analysis.images[0]!.sop_instance_uid).to.equal(order[0]);
-      expect(analysis.images[84]!.sop_instance_uid).to.equal(order[98]);
-      const positions = analysis.images.map((i) => order.indexOf(i.sop_instance_uid));
-      expect(positions).to.deep.equal([...positions].sort((a, b) => a - b));
+      expect(analysis.images[0]!.sop_instance_uid).to.equal(order[98]);
+      expect(analysis.images[84]!.sop_instance_uid).to.equal(order[0]);
+      const numbers = new Map(
+        (await node.db('instances').select('sop_instance_uid', 'instance_number')).map(
+          (r: { sop_instance_uid: string; instance_number: number }) => [r.sop_instance_uid, r.instance_number],
+        ),
+      );
+      const sent = analysis.images.map((i) => numbers.get(i.sop_instance_uid)!);
+      expect(sent).to.deep.equal([...sent].sort((a, b) => a - b));
+      expect(analysis.images.map((i) => i.index)).to.deep.equal([...Array(85).keys()]);
 
       // Findings: schema-valid, image indices within the images sent.
       expect(analysis.findings!.length).to.be.at.most(2);

@@ -117,7 +117,10 @@ export async function readGgufHeader(file: string): Promise<GgufHeader> {
     contextLength: num(a.context_length),
   };
   if (architecture === 'clip') {
-    const clip = (meta.clip ?? {}) as { projector_type?: string; vision?: Record<string, unknown> & { projector?: Record<string, unknown> } };
+    const clip = (meta.clip ?? {}) as {
+      projector_type?: string;
+      vision?: Record<string, unknown> & { projector?: Record<string, unknown> };
+    };
     const imageSize = num(clip.vision?.image_size);
     const patchSize = num(clip.vision?.patch_size);
     h.projector = {

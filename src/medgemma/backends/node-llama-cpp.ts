@@ -90,17 +90,24 @@ export class NodeLlamaCppEngine implements Engine {
       let firstAt: number | undefined;
       const sent = performance.now();
       try {
-        const text = await session.prompt(userParts(req, (t) => t, () => '').join('\n'), {
-          grammar,
-          maxTokens: req.maxTokens ?? 1024,
-          temperature: req.temperature ?? 0,
-          ...(req.topK !== undefined ? { topK: req.topK } : {}),
-          seed: req.seed,
-          signal,
-          onTextChunk: () => {
-            firstAt ??= performance.now();
+        const text = await session.prompt(
+          userParts(
+            req,
+            (t) => t,
+            () => '',
+          ).join('\n'),
+          {
+            grammar,
+            maxTokens: req.maxTokens ?? 1024,
+            temperature: req.temperature ?? 0,
+            ...(req.topK !== undefined ? { topK: req.topK } : {}),
+            seed: req.seed,
+            signal,
+            onTextChunk: () => {
+              firstAt ??= performance.now();
+            },
           },
-        });
+        );
         const now = performance.now();
         const tokens = this.model!.tokenize(text).length;
         const promptMs = (firstAt ?? now) - sent;
