@@ -163,6 +163,8 @@ const envSchema = z.object({
   AUTO_ANALYZE_RULES: z.string().min(1).optional(),
   STUDY_STABLE_SECONDS: z.coerce.number().min(0).max(86_400).default(15),
   MEDGEMMA_MAX_SLICES: z.coerce.number().int().min(1).max(1000).default(85),
+  /** How the model is asked (src/medgemma/recipes.ts); auto: from the model's identity. */
+  MEDGEMMA_RECIPE: z.enum(['auto', 'medgemma-1.5', 'medgemma-1', 'generic']).default('auto'),
   ANALYSIS_IMAGE_SIZE: z.coerce.number().int().min(64).max(4096).default(896),
   ANALYSIS_PRIOR_IMAGES: z.coerce.number().int().min(0).max(200).default(16),
   ANALYSIS_MAX_FINDINGS: z.coerce.number().int().min(1).max(100).default(12),
@@ -260,6 +262,8 @@ export interface AnalysisConfig {
   autoRules?: string;
   stableSeconds: number;
   maxSlices: number;
+  /** MEDGEMMA_RECIPE (src/medgemma/recipes.ts). */
+  recipe: 'auto' | 'medgemma-1.5' | 'medgemma-1' | 'generic';
   imageSize: number;
   /** Comparison: images of the prior study added after the current ones (0: none). */
   priorImages: number;
@@ -609,6 +613,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       autoRules: e.AUTO_ANALYZE_RULES,
       stableSeconds: e.STUDY_STABLE_SECONDS,
       maxSlices: e.MEDGEMMA_MAX_SLICES,
+      recipe: e.MEDGEMMA_RECIPE,
       imageSize: e.ANALYSIS_IMAGE_SIZE,
       priorImages: e.ANALYSIS_PRIOR_IMAGES,
       maxFindings: e.ANALYSIS_MAX_FINDINGS,

@@ -123,24 +123,24 @@ describe('Analysis pipeline (pure parts)', function () {
     expect(describeAge(undefined, undefined, '20240509')).to.equal('age unknown');
   });
 
-  it('reads the model answer: percent confidence to 0–1, regions checked, image indices and non-finite values dropped', function () {
+  it('reads the model answer: confidence 0–1, box_2d regions checked, image numbers and non-finite values dropped', function () {
     const finding = (over: Record<string, unknown>) => ({
       description: 'opacity',
       anatomical_location: 'right lower lobe',
       laterality: 'right',
       category: 'abnormal',
       severity: 'mild',
-      confidence_percent: 70,
-      image_indices: [0, 3, 3, 99],
+      confidence: 0.7,
+      image_numbers: [1, 4, 4, 99],
       recommendation: '',
-      region: { image_index: 3, x_min: 10, y_min: 20, x_max: 110, y_max: 220 },
+      region: { image_number: 4, box_2d: [20, 10, 220, 110] },
       ...over,
     });
     const a = readModelAnswer(
       {
         findings: [
           finding({}),
-          finding({ confidence_percent: 250, region: { image_index: 3, x_min: 50, y_min: 20, x_max: 40, y_max: 30 } }),
+          finding({ confidence: 2.5, region: { image_number: 4, box_2d: [20, 50, 30, 40] } }),
           finding({ region: null }),
         ],
         measurements: [
@@ -156,7 +156,7 @@ describe('Analysis pipeline (pure parts)', function () {
     );
     expect(a.findings[0]).to.include({ confidence: 0.7 });
     expect(a.findings[0]!.image_indices).to.deep.equal([0, 3]);
-    expect(a.findings[0]!.region).to.deep.equal({ imageIndex: 3, box: [10, 20, 110, 220] });
+    expect(a.findings[0]!.region).to.deep.equal({ imageIndex: 3, box: [9, 17.9, 98.6, 197.1], box2d: [20, 10, 220, 110] });
     expect(a.findings[1]!.confidence).to.equal(1);
     expect(a.findings[1]!.region).to.equal(null);
     expect(a.findings[2]!.region).to.equal(null);
@@ -175,8 +175,8 @@ describe('Analysis pipeline (pure parts)', function () {
         896,
       ),
     ).to.throw();
-    const schema = findingsJsonSchema({ maxFindings: 3, maxText: 50, imageCount: 10, imageSize: 896 });
-    expect(JSON.stringify(schema)).to.include('"maximum":895').and.include('"maxItems":3');
+    const schema = findingsJsonSchema({ maxFindings: 3, maxText: 50, imageCount: 10 });
+    expect(JSON.stringify(schema)).to.include('"maximum":1000').and.include('"maxItems":3');
   });
 
   it('AUTO_ANALYZE rules are checked at start-up and match on modality, body part, AE and description', function () {
@@ -390,7 +390,8 @@ describe('Analysis pipeline (real llama-server, tiny Gemma 3)', function () {
       expect(analysis.prompt!.template_id).to.equal('radiant.primary');
       expect(analysis.prompt!.hash).to.equal(createHash('sha256').update(analysis.prompt!.text!).digest('hex'));
       expect(analysis.prompt!.text).to.include('CT examination').and.include('85 of them sampled');
-      // 99 slices, MEDGEMMA_MAX_SLICES 85: 85 images of the CT series, in z order, first and last kept.
+      // 99 slices, MEDGEMMA_MAX_SLICES 85: 85 images of the CT series, first and last kept, in the order
+      // sent: InstanceNumber ascending (MedGemma 1.5's recipe), here the reverse of the volume's z order.
       expect(analysis.images).to.have.length(85);
       const ctUids = new Set(
         (await node.db('instances').select('sop_instance_uid')).map((r: { sop_instance_uid: string }) => r.sop_instance_uid),
@@ -403,10 +404,16 @@ describe('Analysis pipeline (real llama-server, tiny Gemma 3)', function () {
       };
       expect(vol.slice_count).to.equal(99);
       const order = (JSON.parse(vol.instance_order) as Array<[string, number]>).map(([uid]) => uid);
-      expect(analysis.images[0]!.sop_instance_uid).to.equal(order[0]);
-      expect(analysis.images[84]!.sop_instance_uid).to.equal(order[98]);
-      const positions = analysis.images.map((i) => order.indexOf(i.sop_instance_uid));
-      expect(positions).to.deep.equal([...positions].sort((a, b) => a - b));
+      expect(analysis.images[0]!.sop_instance_uid).to.equal(order[98]);
+      expect(analysis.images[84]!.sop_instance_uid).to.equal(order[0]);
+      const numbers = new Map(
+        (await node.db('instances').select('sop_instance_uid', 'instance_number')).map(
+          (r: { sop_instance_uid: string; instance_number: number }) => [r.sop_instance_uid, r.instance_number],
+        ),
+      );
+      const sent = analysis.images.map((i) => numbers.get(i.sop_instance_uid)!);
+      expect(sent).to.deep.equal([...sent].sort((a, b) => a - b));
+      expect(analysis.images.map((i) => i.index)).to.deep.equal([...Array(85).keys()]);
 
       // Findings: schema-valid, image indices within the images sent.
       expect(analysis.findings!.length).to.be.at.most(2);
@@ -551,8 +558,9 @@ describe('Analysis pipeline (real llama-server, tiny Gemma 3)', function () {
           .slice(12)
           .every((i) => i.study_instance_uid === prior[0]!.studyInstanceUid && i.series_instance_uid === prior[0]!.seriesInstanceUid),
       ).to.equal(true);
-      expect(a.prompt!.text).to.include('Images 12–23 are from the prior examination');
-      expect(a.prompt!.template_version).to.equal('2');
+      // Numbered from 1, like the images' labels and the answer's image_numbers.
+      expect(a.prompt!.text).to.include('Images 13–24 are from the prior examination');
+      expect(a.prompt!.template_version).to.equal('3');
       expect(a.prompt!.text).not.to.include('Comparison').and.not.to.include('19600101');
     });
 

@@ -57,7 +57,8 @@ export interface Finding {
   confidence: number;
   imageIndices: number[];
   recommendation: string | null;
-  region: { imageIndex: number; box: [number, number, number, number] } | null;
+  /** box: prepared-image pixels [x0, y0, x1, y1]; box2d: the model's [y0, x0, y1, x1] on 0–1000 (absent before it was kept). */
+  region: { imageIndex: number; box: [number, number, number, number]; box2d?: [number, number, number, number] } | null;
 }
 
 export interface Measurement {

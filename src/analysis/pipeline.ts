@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { AuditLog } from '../audit/audit.js';
 import { studyLastReceivedAt } from '../catalog/studies.js';
 import type { AnalysisConfig } from '../config.js';
@@ -9,7 +10,9 @@ import type { JobRow } from '../jobs/types.js';
 import type { JobContext } from '../jobs/worker.js';
 import { EngineError, type Engine } from '../medgemma/engine.js';
 import type { EngineStatus } from '../medgemma/engine-host.js';
-import { buildPrompt, PromptError } from '../medgemma/prompts/index.js';
+import { buildPrompt, PromptError, type BuiltPrompt } from '../medgemma/prompts/index.js';
+import { checkContextBudget } from '../medgemma/context-budget.js';
+import { recipeFor, recipeMessages, userText, type Recipe, type RecipeMessages } from '../medgemma/recipes.js';
 import type { BlobStorage } from '../../storage/types.js';
 import { assembleVolume, loadStudySeries, saveVolume, selectSeries, type AssembledVolume, type SliceHeader } from '../volumes/index.js';
 import { placement } from '../dicom/render/fit.js';
@@ -18,6 +21,7 @@ import { findingsJsonSchema, readModelAnswer } from './findings-schema.js';
 import { prepareImages } from './prepare-images.js';
 import { promptContext } from './prompt-context.js';
 import { seriesInstanceReader } from './instance-bytes.js';
+import { recipeSliceOrder, slicesForRecipe } from './slice-order.js';
 
 export const ANALYSIS_JOB = 'analysis.run';
 
@@ -123,39 +127,49 @@ export async function runAnalysisJob(deps: PipelineDeps, job: JobRow<AnalysisJob
     timings.selectMs = Date.now() - t0;
     if (!engine.multimodal) throw new Final(`the ${engine.backend} backend takes no images`);
 
+    // How this model wants to be asked (src/medgemma/recipes.ts): layout, image count, sampling.
+    const recipe = recipeFor(deps.config.recipe, engine.modelClaim);
+    const maxImages = Math.min(deps.config.maxSlices, recipe.maxImages);
+
     await progress('prepare', 20);
     const t1 = Date.now();
-    const current = await prepareVolume(deps, analysis.studyInstanceUid, vol, deps.config.maxSlices, ctx.signal);
+    const current = await prepareVolume(deps, analysis.studyInstanceUid, vol, maxImages, ctx.signal);
+    // images[] is stored in the order sent: image i of the request is images[i].
     const images: AnalysisImageRef[] = current.refs;
     const pngs = current.pngs;
     timings.prepareMs = Date.now() - t1;
 
     const pc = await promptContext(db, deps.storage, analysis, vol, selection.selected, images.length);
     // A comparison looks at some of the prior's images too, after the current ones.
-    if (pc.priorStudyInstanceUid && deps.config.priorImages > 0) {
-      const prior = await priorImages(deps, pc.priorStudyInstanceUid, ctx.signal);
+    const priorMax = Math.min(deps.config.priorImages, recipe.maxImages - images.length);
+    if (pc.priorStudyInstanceUid && priorMax > 0) {
+      const prior = await priorImages(deps, pc.priorStudyInstanceUid, priorMax, ctx.signal);
       if (prior.refs.length) {
         const first = images.length;
         for (const r of prior.refs) images.push({ ...r, index: images.length, studyInstanceUid: pc.priorStudyInstanceUid });
         pngs.push(...prior.pngs);
         pc.context.imageCount = images.length;
-        pc.context.priorImages = `${first}–${images.length - 1}`;
+        // Numbered from 1, like the labels and the answer's image_numbers.
+        pc.context.priorImages = `${first + 1}–${images.length}`;
       }
       timings.prepareMs = Date.now() - t1;
     }
-    const prompt = buildPrompt(analysis.analysisType, pc.context);
+    const template = buildPrompt(analysis.analysisType, pc.context);
+    const schema = findingsJsonSchema({ maxFindings: deps.config.maxFindings, maxText: deps.config.maxText, imageCount: images.length });
+    const messages = recipeMessages(recipe, {
+      instruction: template.text,
+      schema,
+      imageCount: images.length,
+      volume: vol.kind === 'volume',
+    });
+    const prompt = promptRecord(template, messages);
+    checkBudget(engine, recipe, messages, images.length, deps.config.maxTokens);
 
     await progress('inference', 50);
     const t2 = Date.now();
-    const schema = findingsJsonSchema({
-      maxFindings: deps.config.maxFindings,
-      maxText: deps.config.maxText,
-      imageCount: images.length,
-      imageSize: deps.config.imageSize,
-    });
     const result = await engine.analyze({
       images: pngs,
-      prompt: prompt.text,
+      ...messages,
       schema,
       maxTokens: deps.config.maxTokens,
       signal: ctx.signal,
@@ -227,7 +241,28 @@ interface PreparedVolume {
   skipped: unknown[];
 }
 
-/** Up to `max` images of an assembled volume, with where each came from and how it was placed. */
+/** The prompt as stored: the template's id and version, the user text sent and its SHA-256. */
+function promptRecord(t: BuiltPrompt, m: RecipeMessages): { templateId: string; templateVersion: string; hash: string; text: string } {
+  const text = userText(m);
+  return { templateId: t.templateId, templateVersion: t.templateVersion, hash: createHash('sha256').update(text).digest('hex'), text };
+}
+
+/** The request must fit the model's context, checked before anything is sent (context-budget.ts). */
+function checkBudget(engine: Engine, recipe: Recipe, m: RecipeMessages, images: number, maxTokens: number): void {
+  if (engine.contextTokens === undefined) return;
+  checkContextBudget({
+    images,
+    imageTokens: engine.imageTokens ?? recipe.imageTokens,
+    textChars: (m.systemPrompt?.length ?? 0) + userText(m).length,
+    maxTokens,
+    contextTokens: engine.contextTokens,
+  });
+}
+
+/**
+ * Up to `max` images of an assembled volume, in the recipe's order (slice-order.ts), with where
+ * each came from and how it was placed.
+ */
 async function prepareVolume(
   deps: PipelineDeps,
   studyInstanceUid: string,
@@ -235,9 +270,10 @@ async function prepareVolume(
   max: number,
   signal: AbortSignal,
 ): Promise<PreparedVolume> {
+  const slices = slicesForRecipe(recipeSliceOrder(vol.slices), max, vol.kind === 'volume');
   const prepared = await prepareImages({
     kind: kindOf(vol),
-    slices: vol.slices.map((s) => ({ sopInstanceUid: s.sopInstanceUid, frameNumber: s.frameNumber })),
+    slices: slices.map((s) => ({ sopInstanceUid: s.sopInstanceUid, frameNumber: s.frameNumber })),
     maxImages: max,
     size: deps.config.imageSize,
     readInstance: await seriesInstanceReader(deps.db, deps.storage, studyInstanceUid, vol.seriesInstanceUid),
@@ -260,11 +296,11 @@ async function prepareVolume(
 }
 
 /** The prior study's best series, prepared like the current one; none when it has nothing to show or fails. */
-async function priorImages(deps: PipelineDeps, studyInstanceUid: string, signal: AbortSignal): Promise<PreparedVolume> {
+async function priorImages(deps: PipelineDeps, studyInstanceUid: string, max: number, signal: AbortSignal): Promise<PreparedVolume> {
   try {
     const selected = selectSeries(await loadStudySeries(deps.db, deps.storage, studyInstanceUid)).selected;
     if (!selected) return { refs: [], pngs: [], skipped: [] };
-    return await prepareVolume(deps, studyInstanceUid, assembleVolume(selected), deps.config.priorImages, signal);
+    return await prepareVolume(deps, studyInstanceUid, assembleVolume(selected), max, signal);
   } catch (err) {
     if (signal.aborted) throw err;
     // The prior's findings and text still go into the prompt; only its pictures are missing.

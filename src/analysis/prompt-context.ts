@@ -14,7 +14,8 @@ import type { Analysis } from './analyses.js';
 /**
  * What the prompt says about the examination, from the index and the first analysed image's
  * header: modality, body part, age and sex (never names or birth dates), the clinical
- * indication, an acquisition summary, and for a comparison the most relevant prior study.
+ * indication the requesting person typed (only that), an acquisition summary, and for a
+ * comparison the most relevant prior study.
  */
 
 type Header = Awaited<ReturnType<typeof readStoredHeader>>;
@@ -25,16 +26,6 @@ function text(h: Header | undefined, tag: string): string | undefined {
   const first: unknown = v[0];
   if (typeof first === 'string') return first.trim() || undefined;
   if (typeof first === 'number') return String(first);
-  return undefined;
-}
-
-function inSequence(h: Header | undefined, seqTag: string, tag: string): string | undefined {
-  const items = h?.[seqTag]?.Value;
-  if (!Array.isArray(items)) return undefined;
-  for (const item of items) {
-    const found = text(item as Header, tag);
-    if (found) return found;
-  }
   return undefined;
 }
 
@@ -84,7 +75,8 @@ export async function findPrior(
   const best = candidates[0];
   if (!best) return undefined;
   const when = best.days !== undefined ? `${best.days} day(s) earlier` : 'date unknown';
-  const summary = `${modality}${best.sameBody && bodyPart ? ` of the ${bodyPart.toLowerCase()}` : ''}, ${when}${best.r.study_description ? `, "${best.r.study_description}"` : ''}`;
+  // No StudyDescription: free text from the scanner or RIS, which may carry identifiers.
+  const summary = `${modality}${best.sameBody && bodyPart ? ` of the ${bodyPart.toLowerCase()}` : ''}, ${when}`;
   const prior: PriorStudy = { studyInstanceUid: best.r.study_instance_uid, summary };
   const done = await latestAnalysisRow(db, best.r.study_instance_uid, 'succeeded');
   if (done) {
@@ -135,20 +127,15 @@ export async function promptContext(
     try {
       header = await readStoredHeader(storage, first);
     } catch (err) {
-      // The header only adds age and indication; the analysis can go on without them.
+      // The header only adds age, body part and contrast; the analysis can go on without them.
       void errorMessage(err);
     }
   }
   const modality = vol.modality ?? series.modality ?? 'unknown modality';
   const bodyPart = series.bodyPartExamined ?? text(header, tag('BodyPartExamined'));
-  const indication =
-    analysis.clinicalIndication ??
-    text(header, tag('ReasonForTheRequestedProcedure')) ??
-    inSequence(header, tag('RequestAttributesSequence'), tag('ReasonForTheRequestedProcedure')) ??
-    text(header, tag('RequestedProcedureDescription')) ??
-    inSequence(header, tag('RequestAttributesSequence'), tag('RequestedProcedureDescription')) ??
-    facts.study_description ??
-    'not provided';
+  // Only what a person typed with the request: the study's own texts (StudyDescription, Reason for
+  // the Requested Procedure…) are free text that may name the patient, and never went through a person.
+  const indication = analysis.clinicalIndication?.trim() || undefined;
   const context: PromptContext = {
     modality,
     bodyPart: bodyPart?.toLowerCase(),

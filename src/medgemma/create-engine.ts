@@ -22,6 +22,7 @@ export async function createEngine(c: MedgemmaConfig, logger?: Logger): Promise<
         retries: c.maxRetries,
         maxRequestBytes: c.maxRequestBytes,
         allowHttp: c.apiAllowHttp,
+        contextTokens: c.contextSize,
       });
     case 'llama-server': {
       const files = resolveModelPaths(c.modelPath!, c.mmprojPath);

@@ -44,7 +44,18 @@ export type JsonSchema = {
 export interface AnalyzeRequest {
   /** PNG-encoded images, in order. */
   images: Buffer[];
+  /** The user text: all of it, or with `imageLabels` the instruction that precedes the images. */
   prompt: string;
+  /**
+   * The labelled layout of MedGemma 1.5's recipe (recipes.ts): each image is followed by its label
+   * ("SLICE 1"…), then `question` ends the message. Absent: the text, then the images.
+   */
+  imageLabels?: string[];
+  question?: string;
+  /** The system message; absent: SYSTEM_PROMPT (safety.ts); null: none (MedGemma 1.5 takes none). */
+  systemPrompt?: string | null;
+  /** Greedy decoding's top_k 1, for servers that take it (llama-server, vLLM). */
+  topK?: number;
   /** The shape the answer must have. */
   schema: JsonSchema;
   maxTokens?: number;
@@ -71,8 +82,20 @@ export interface ModelIdentity {
   bytes?: number;
   /** Parameter count (sum of the tensors' element counts). */
   parameters?: number;
-  /** projectionDim: clip.vision.projection_dim; matchesModel: it equals the model's embedding length (null: unknown). */
-  mmproj?: { name: string; sha256: string; bytes?: number; projectionDim?: number | null; matchesModel?: boolean | null } | undefined;
+  /**
+   * projectionDim: clip.vision.projection_dim; matchesModel: it equals the model's embedding length (null: unknown);
+   * imageTokens: what one image costs in the context (null: the projector does not say).
+   */
+  mmproj?:
+    | {
+        name: string;
+        sha256: string;
+        bytes?: number;
+        projectionDim?: number | null;
+        matchesModel?: boolean | null;
+        imageTokens?: number | null;
+      }
+    | undefined;
   /**
    * True only when the model's SHA-256 (and its mmproj's) is trusted: listed in
    * MEDGEMMA_TRUSTED_SHA256 or a known published file (src/medgemma/known-models.ts).
@@ -127,6 +150,12 @@ export interface Engine {
   readonly backend: EngineBackendName;
   /** Whether the backend takes images. */
   readonly multimodal: boolean;
+  /** Tokens one call may use, prompt and answer (MEDGEMMA_CONTEXT); undefined: unknown, not checked. */
+  readonly contextTokens?: number;
+  /** Tokens one image costs, as the vision projector says; undefined: the recipe's figure. */
+  readonly imageTokens?: number;
+  /** What the model claims to be, for MEDGEMMA_RECIPE=auto: a GGUF's known release, or a remote model's name. */
+  readonly modelClaim?: string;
   analyze<T = unknown>(req: AnalyzeRequest): Promise<AnalyzeResult<T>>;
   close(): Promise<void>;
 }

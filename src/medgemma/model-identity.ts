@@ -73,7 +73,18 @@ export interface GgufHeader {
   /** Sum of the tensors' element counts. */
   parameters: number;
   contextLength?: number;
-  projector?: { type?: string; imageSize?: number; patchSize?: number; projectionDim?: number };
+  projector?: { type?: string; imageSize?: number; patchSize?: number; projectionDim?: number; imageTokens?: number };
+}
+
+/**
+ * Tokens one image becomes with a Gemma 3 projector, as llama.cpp's clip.cpp computes them: the
+ * (image_size / patch_size)² SigLIP patches average-pooled by the scale factor per side (default
+ * 4): MedGemma's 896 px, 14 px patches → 64² / 4² = 256. Undefined for other projectors.
+ */
+export function projectorImageTokens(type: string | undefined, imageSize?: number, patchSize?: number, scale = 4): number | undefined {
+  if (type !== 'gemma3' || !imageSize || !patchSize || scale <= 0) return undefined;
+  const side = Math.floor(imageSize / patchSize / scale);
+  return side > 0 ? side * side : undefined;
 }
 
 type Meta = Record<string, Record<string, unknown> | undefined> & { general?: Record<string, unknown> };
@@ -106,12 +117,18 @@ export async function readGgufHeader(file: string): Promise<GgufHeader> {
     contextLength: num(a.context_length),
   };
   if (architecture === 'clip') {
-    const clip = (meta.clip ?? {}) as { projector_type?: string; vision?: Record<string, unknown> };
+    const clip = (meta.clip ?? {}) as {
+      projector_type?: string;
+      vision?: Record<string, unknown> & { projector?: Record<string, unknown> };
+    };
+    const imageSize = num(clip.vision?.image_size);
+    const patchSize = num(clip.vision?.patch_size);
     h.projector = {
       type: clip.projector_type,
-      imageSize: num(clip.vision?.image_size),
-      patchSize: num(clip.vision?.patch_size),
+      imageSize,
+      patchSize,
       projectionDim: num(clip.vision?.projection_dim),
+      imageTokens: projectorImageTokens(clip.projector_type, imageSize, patchSize, num(clip.vision?.projector?.scale_factor)),
     };
   }
   return h;
@@ -149,6 +166,7 @@ export async function modelIdentity(model: string, mmproj?: string, trusted: rea
             bytes: fs.statSync(mmproj).size,
             projectionDim: projectionDim ?? null,
             matchesModel: projectionDim !== undefined && emb !== undefined ? projectionDim === emb : null,
+            imageTokens: mm[1].projector?.imageTokens ?? null,
           }
         : undefined,
     validated,

@@ -1,29 +1,55 @@
 /**
- * The OpenAI-compatible chat request for one analyze() call (system prompt, prompt, images as PNG
- * data URLs, JSON-schema response format) and the reading of its reply. Shared by the llama-server
- * and remote backends.
+ * The OpenAI-compatible chat request for one analyze() call (the recipe's messages, images as PNG
+ * data URLs, JSON-schema response format, sampling) and the reading of its reply. Shared by the
+ * llama-server and remote backends.
  */
 import type { AnalyzeRequest, EngineTimings } from './engine.js';
 import { SYSTEM_PROMPT } from './safety.js';
 
+/** The system message a request asks for: its own, SYSTEM_PROMPT by default, none for null. */
+export function systemMessage(req: AnalyzeRequest): string | null {
+  return req.systemPrompt === undefined ? SYSTEM_PROMPT : req.systemPrompt;
+}
+
+/**
+ * The user message's parts in the order the recipe (recipes.ts) sends them: 'labelled' (MedGemma
+ * 1.5) is the instruction, each image followed by its label, then the question; otherwise the
+ * text (prompt, question) then the images. `image(i)` gives the i-th image part.
+ */
+export function userParts<P>(req: AnalyzeRequest, text: (t: string) => P, image: (i: number) => P): P[] {
+  if (req.imageLabels) {
+    const parts = [text(req.prompt)];
+    req.images.forEach((_png, i) => {
+      parts.push(image(i));
+      const label = req.imageLabels![i];
+      if (label) parts.push(text(label));
+    });
+    if (req.question) parts.push(text(req.question));
+    return parts;
+  }
+  return [text(req.question ? `${req.prompt}\n${req.question}` : req.prompt), ...req.images.map((_png, i) => image(i))];
+}
+
 /**
  * imageUrls, when given, replace the data URLs (one per image): the local llama-server reads the
  * PNGs from its media folder, which keeps an 85-image CT request far below its 100 MB body limit.
+ * Greedy decoding: temperature 0 unless asked, top_k only when the request sets it.
  */
 export function chatRequestBody(req: AnalyzeRequest, model?: string, imageUrls?: readonly string[]): Record<string, unknown> {
-  const content: unknown[] = [{ type: 'text', text: req.prompt }];
-  req.images.forEach((png, i) => {
-    content.push({ type: 'image_url', image_url: { url: imageUrls?.[i] ?? `data:image/png;base64,${png.toString('base64')}` } });
-  });
+  const content = userParts<unknown>(
+    req,
+    (text) => ({ type: 'text', text }),
+    (i) => ({ type: 'image_url', image_url: { url: imageUrls?.[i] ?? `data:image/png;base64,${req.images[i]!.toString('base64')}` } }),
+  );
+  const system = systemMessage(req);
+  const user = content.length === 1 && !req.images.length ? (content[0] as { text: string }).text : content;
   const body: Record<string, unknown> = {
-    messages: [
-      { role: 'system', content: SYSTEM_PROMPT },
-      { role: 'user', content: req.images.length ? content : req.prompt },
-    ],
+    messages: [...(system !== null ? [{ role: 'system', content: system }] : []), { role: 'user', content: user }],
     max_tokens: req.maxTokens ?? 1024,
     temperature: req.temperature ?? 0,
     response_format: { type: 'json_schema', json_schema: { name: 'findings', strict: true, schema: req.schema } },
   };
+  if (req.topK !== undefined) body.top_k = req.topK;
   if (req.seed !== undefined) body.seed = req.seed;
   if (model) body.model = model;
   return body;

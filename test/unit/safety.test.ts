@@ -10,8 +10,8 @@ const finding = {
   laterality: 'right',
   category: 'abnormal',
   severity: 'mild',
-  confidence_percent: 70,
-  image_indices: [0, 1],
+  confidence: 0.7,
+  image_numbers: [1, 2],
   recommendation: 'follow-up CT',
 };
 const answer = { findings: [finding], measurements: [], impression: 'x', comparison_with_prior: '', technical_limitations: '' };
@@ -38,8 +38,8 @@ describe('unit: AI output safety and reading', () => {
     expect(() => parseModelJson('not json', schema)).to.throw(EngineError, /not JSON/);
     expect(() => parseModelJson('{"n":1}', schema)).to.throw(EngineError, /schema/);
   });
-  it('reads the answer: confidence to 0..1, indices only within the images sent', () => {
-    const a = readModelAnswer({ ...answer, findings: [{ ...finding, image_indices: [0, 5, 0] }] }, 2);
+  it('reads the answer: confidence 0..1, image numbers (from 1) to indices only within the images sent', () => {
+    const a = readModelAnswer({ ...answer, findings: [{ ...finding, image_numbers: [1, 5, 1, 0] }] }, 2, 896);
     expect(a.findings[0]!.confidence).to.equal(0.7);
     expect(a.findings[0]!.image_indices).to.deep.equal([0]);
     expect(a.flags).to.include('image_indices_dropped');
@@ -48,7 +48,7 @@ describe('unit: AI output safety and reading', () => {
     const a = readModelAnswer(
       {
         ...answer,
-        findings: [{ ...finding, confidence_percent: 150, region: { image_index: 0, x_min: 10, y_min: 10, x_max: 5, y_max: 20 } }],
+        findings: [{ ...finding, confidence: 1.5, region: { image_number: 1, box_2d: [10, 10, 20, 5] } }],
         measurements: [
           { finding: 'Nodule', quantity: 'diameter', value: 8, unit: 'mm' },
           { finding: 'Nodule', quantity: 'diameter', value: Infinity, unit: 'mm' },
@@ -62,12 +62,25 @@ describe('unit: AI output safety and reading', () => {
     expect(a.measurements).to.have.length(1);
     expect(a.flags).to.include.members(['confidence_clamped', 'region_dropped', 'non_finite_measurement_dropped']);
   });
-  it('keeps a valid region as a box', () => {
+  it('keeps a valid box_2d [y0, x0, y1, x1] on 0–1000 and converts it to prepared-image pixels [x0, y0, x1, y1]', () => {
     const a = readModelAnswer(
-      { ...answer, findings: [{ ...finding, region: { image_index: 1, x_min: 1, y_min: 2, x_max: 30, y_max: 40 } }] },
+      { ...answer, findings: [{ ...finding, region: { image_number: 2, box_2d: [100, 250, 500, 1000] } }] },
       2,
       896,
     );
-    expect(a.findings[0]!.region).to.deep.equal({ imageIndex: 1, box: [1, 2, 30, 40] });
+    expect(a.findings[0]!.region).to.deep.equal({ imageIndex: 1, box: [224, 89.6, 896, 448], box2d: [100, 250, 500, 1000] });
+    const out = (box_2d: number[], n = 1) =>
+      readModelAnswer({ ...answer, findings: [{ ...finding, region: { image_number: n, box_2d } }] }, 2, 896).findings[0]!.region;
+    expect(out([0, 0, 1000, 1000])).to.deep.include({ box: [0, 0, 896, 896] });
+    expect(out([0, 0, 1001, 10])).to.equal(null); // off the 0–1000 scale
+    expect(out([0, 0, 10])).to.equal(null); // not four numbers
+    expect(out([0, 0, 10, 10], 3)).to.equal(null); // no image 3
+    expect(out([Infinity, 0, 10, 10])).to.equal(null);
+  });
+  it('a confidence of 1e999 (Infinity after JSON.parse) or below 0 is clamped and flagged, not a failed answer', () => {
+    const a = readModelAnswer(JSON.parse(JSON.stringify({ ...answer, findings: [finding, finding] }).replace('0.7', '1e999')), 2, 896);
+    expect(a.findings.map((f) => f.confidence)).to.deep.equal([1, 0.7]);
+    expect(a.flags).to.include('confidence_clamped');
+    expect(readModelAnswer({ ...answer, findings: [{ ...finding, confidence: -0.2 }] }, 2, 896).findings[0]!.confidence).to.equal(0);
   });
 });

@@ -64,6 +64,21 @@ export class LlamaServerEngine implements Engine {
     return Boolean(this.o.mmproj);
   }
 
+  /** Per call: llama-server's context divided among its slots is MEDGEMMA_CONTEXT each. */
+  get contextTokens(): number | undefined {
+    return this.o.ctxSize;
+  }
+
+  /** From the projector (model-identity.ts), once started. */
+  get imageTokens(): number | undefined {
+    return this.identity?.mmproj?.imageTokens ?? undefined;
+  }
+
+  /** The known release the GGUF claims to be (known-models.ts), once started. */
+  get modelClaim(): string | undefined {
+    return this.identity?.validation.release;
+  }
+
   /** Starts llama-server and hashes the model files (both once). */
   async start(): Promise<this> {
     try {

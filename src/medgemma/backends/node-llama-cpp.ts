@@ -8,7 +8,7 @@ import { controlledCall, Semaphore } from '../call-control.js';
 import { EngineError, type AnalyzeRequest, type AnalyzeResult, type Engine, type ModelIdentity } from '../engine.js';
 import { finishResult } from '../finish.js';
 import { modelIdentity } from '../model-identity.js';
-import { SYSTEM_PROMPT } from '../safety.js';
+import { systemMessage, userParts } from '../openai-chat.js';
 
 export interface NodeLlamaCppEngineOptions {
   model: string;
@@ -25,6 +25,9 @@ export interface NodeLlamaCppEngineOptions {
 export class NodeLlamaCppEngine implements Engine {
   readonly backend = 'node-llama-cpp' as const;
   readonly multimodal = false;
+  get contextTokens(): number {
+    return this.o.contextSize ?? 4096;
+  }
   private readonly semaphore: Semaphore;
   private llama: Llama | undefined;
   private model: LlamaModel | undefined;
@@ -83,20 +86,28 @@ export class NodeLlamaCppEngine implements Engine {
         throw new EngineError('upstream', `cannot build a grammar from the schema: ${(err as Error).message}`, { cause: err });
       }
       const sequence = this.context!.getSequence();
-      const session = new LlamaChatSession({ contextSequence: sequence, systemPrompt: SYSTEM_PROMPT });
+      const session = new LlamaChatSession({ contextSequence: sequence, systemPrompt: systemMessage(req) ?? undefined });
       let firstAt: number | undefined;
       const sent = performance.now();
       try {
-        const text = await session.prompt(req.prompt, {
-          grammar,
-          maxTokens: req.maxTokens ?? 1024,
-          temperature: req.temperature ?? 0,
-          seed: req.seed,
-          signal,
-          onTextChunk: () => {
-            firstAt ??= performance.now();
+        const text = await session.prompt(
+          userParts(
+            req,
+            (t) => t,
+            () => '',
+          ).join('\n'),
+          {
+            grammar,
+            maxTokens: req.maxTokens ?? 1024,
+            temperature: req.temperature ?? 0,
+            ...(req.topK !== undefined ? { topK: req.topK } : {}),
+            seed: req.seed,
+            signal,
+            onTextChunk: () => {
+              firstAt ??= performance.now();
+            },
           },
-        });
+        );
         const now = performance.now();
         const tokens = this.model!.tokenize(text).length;
         const promptMs = (firstAt ?? now) - sent;

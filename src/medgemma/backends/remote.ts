@@ -27,6 +27,8 @@ export interface RemoteEngineOptions {
   maxRequestBytes?: number;
   /** Plain http:// to a non-loopback host (MEDGEMMA_API_ALLOW_HTTP); default false. */
   allowHttp?: boolean;
+  /** The endpoint's context per call as the admin declares it (MEDGEMMA_CONTEXT); undefined: not checked. */
+  contextTokens?: number;
 }
 
 export function chatCompletionsUrl(endpoint: string): string {
@@ -39,6 +41,9 @@ export function chatCompletionsUrl(endpoint: string): string {
 export class RemoteEngine implements Engine {
   readonly backend = 'remote' as const;
   readonly multimodal = true;
+  readonly contextTokens: number | undefined;
+  /** The model name sent: all that says which release answers (MEDGEMMA_RECIPE=auto). */
+  readonly modelClaim: string;
   private readonly url: string;
   private readonly semaphore: Semaphore;
   constructor(private readonly o: RemoteEngineOptions) {
@@ -46,6 +51,8 @@ export class RemoteEngine implements Engine {
     const insecure = insecureEndpoint(this.url, o.allowHttp ?? false);
     if (insecure) throw new EngineError('unavailable', `MedGemma endpoint ${o.endpoint}: ${insecure}`);
     this.semaphore = new Semaphore(o.maxConcurrency ?? 1);
+    this.contextTokens = o.contextTokens;
+    this.modelClaim = o.model ?? 'medgemma';
   }
 
   analyze<T = unknown>(req: AnalyzeRequest): Promise<AnalyzeResult<T>> {

@@ -9,7 +9,8 @@ export interface PromptContext {
   bodyPart?: string;
   patientAge: string;
   patientSex: string;
-  indication: string;
+  /** What the requesting person typed; absent: the prompt says nothing of an indication. */
+  indication?: string;
   acquisition: string;
   imageCount: number;
   focus?: string;
