@@ -8,6 +8,7 @@ import { controlledCall, Semaphore } from '../call-control.js';
 import { EngineError, type AnalyzeRequest, type AnalyzeResult, type Engine, type ModelIdentity } from '../engine.js';
 import { finishResult } from '../finish.js';
 import { modelIdentity } from '../model-identity.js';
+import { requestProvenance } from '../request-provenance.js';
 import { SYSTEM_PROMPT } from '../safety.js';
 
 export interface NodeLlamaCppEngineOptions {
@@ -115,6 +116,18 @@ export class NodeLlamaCppEngine implements Engine {
           },
           null,
           req.phi,
+          requestProvenance(
+            {
+              messages: [
+                { role: 'system', content: SYSTEM_PROMPT },
+                { role: 'user', content: req.prompt },
+              ],
+              max_tokens: req.maxTokens ?? 1024,
+              temperature: req.temperature ?? 0,
+              ...(req.seed !== undefined ? { seed: req.seed } : {}),
+            },
+            { schema: req.schema, llamaBuild: this.llama?.llamaCppRelease.release ?? null },
+          ),
         );
       } catch (err) {
         if (err instanceof EngineError || signal.aborted) throw err;
