@@ -21,5 +21,14 @@ export function finishResult<T>(
   const gate = safetyGate({ rawText: text, finishReason, phi, schema });
   if (gate.verdict.status === 'failed')
     throw new EngineError('bad_output', `model output unusable: ${gate.verdict.reason}`, { rawText: text, request });
-  return { json: gate.answer as T, rawText: text, model, timings, backend, safetyFlags: gate.flags, finishReason, ...(request ? { request } : {}) };
+  return {
+    json: gate.answer as T,
+    rawText: text,
+    model,
+    timings,
+    backend,
+    safetyFlags: gate.flags,
+    finishReason,
+    ...(request ? { request } : {}),
+  };
 }

@@ -68,7 +68,8 @@ export function requestProvenance(
         if (p.type !== 'image_url') return p;
         const url = p.image_url?.url ?? '';
         const comma = url.indexOf(',');
-        const bytes = url.startsWith('data:') && comma > 0 ? Buffer.from(url.slice(comma + 1), 'base64') : opts.images?.[imageSha256.length];
+        const bytes =
+          url.startsWith('data:') && comma > 0 ? Buffer.from(url.slice(comma + 1), 'base64') : opts.images?.[imageSha256.length];
         imageSha256.push(bytes ? sha256(bytes) : sha256(url));
         return { type: 'image', index: imageSha256.length - 1 };
       });
