@@ -34,7 +34,9 @@ interface AnalysisView {
   progress: { stage: string | null; percent: number | null };
   series_instance_uid: string | null;
   prior_study_instance_uid: string | null;
-  model: { name: string; sha256: string | null; quantization: string | null; backend: string | null } | null;
+  model: { name: string; sha256: string | null; quantization: string | null; backend: string | null; validated?: boolean } | null;
+  raw_answer?: string | null;
+  provenance?: { image_sha256: string[]; llama_build: string | null; model_sha256: string | null; schema_sha256: string } | null;
   prompt: { template_id: string; template_version: string; hash: string; text: string | null } | null;
   images: Array<{
     index: number;
@@ -393,6 +395,13 @@ describe('Analysis pipeline (real llama-server, tiny Gemma 3)', function () {
       // 99 slices, MEDGEMMA_MAX_SLICES 85: 85 images of the CT series, first and last kept, in the order
       // sent: InstanceNumber ascending (MedGemma 1.5's recipe), here the reverse of the volume's z order.
       expect(analysis.images).to.have.length(85);
+      // Full provenance (issue 15) from the real llama-server: its build, a digest per image sent.
+      expect(analysis.model!.validated).to.equal(false);
+      expect(analysis.raw_answer).to.be.a('string').and.not.equal('');
+      expect(analysis.provenance!.image_sha256).to.have.length(85);
+      expect(analysis.provenance!.model_sha256).to.equal(analysis.model!.sha256);
+      expect(analysis.provenance!.schema_sha256).to.match(/^[0-9a-f]{64}$/);
+      expect(analysis.provenance!.llama_build).to.be.a('string').and.match(/\w/);
       const ctUids = new Set(
         (await node.db('instances').select('sop_instance_uid')).map((r: { sop_instance_uid: string }) => r.sop_instance_uid),
       );

@@ -112,6 +112,8 @@ function content(state: ReportState, over: Partial<ReportContent> = {}): ReportC
       backend: 'llama.cpp',
       promptTemplate: 'ct-chest-v1',
       deviceUid: '2.25.99',
+      validated: true,
+      validation: 'SHA-256 listed in MEDGEMMA_TRUSTED_SHA256',
     },
     node: { aeTitle: 'RADIANT', institutionName: 'Sankt Görans Sjukhus', softwareVersion: '0.1.0', manufacturer: 'RadiantAI' },
     signer: signed ? { name: 'Σωκράτης^Ιωάννης', username: 'jsokrates', organization: 'Radiology', at: '2024-03-16T09:30:00Z' } : null,

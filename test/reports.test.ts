@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
@@ -87,9 +88,13 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
   before(async function () {
     await ensureLlamaServer({ cuda: false });
     modelDir = await tempDir('reports-model');
-    writeTinyModels(modelDir, { seed: 9 });
+    const tiny = writeTinyModels(modelDir, { seed: 9 });
+    // An unvalidated model's results are never forwarded on their own (issue 15): the admin
+    // trusts these files by their SHA-256, so the forwarding below is allowed.
+    const trusted = [tiny.model, tiny.mmproj].map((f) => createHash('sha256').update(fs.readFileSync(f)).digest('hex'));
     node = await startTestNode({
       ...tinyEngineEnv(modelDir),
+      MEDGEMMA_TRUSTED_SHA256: trusted.join(','),
       JOB_POLL_MS: '200',
       FORWARD_SETTLE_MS: '100',
       FORWARD_POLL_MS: '200',

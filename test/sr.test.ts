@@ -95,6 +95,8 @@ export function makeContent(state: ReportContent['state']): ReportContent {
       backend: 'llama.cpp cpu',
       promptTemplate: 'chest-ct-v1',
       deviceUid: uidFromNames('model', 'a'.repeat(32) + 'b'.repeat(32)),
+      validated: true,
+      validation: 'SHA-256 listed in MEDGEMMA_TRUSTED_SHA256',
     },
     node: { aeTitle: 'RADIANT', institutionName: 'Hôpital Général', softwareVersion: '0.1.0', manufacturer: 'RadiantAI' },
     signer: signed ? { name: 'Šimić^Ana^^Dr.', username: 'asimic', organization: 'Radiology Dept', at: '2026-11-25T09:30:00Z' } : null,

@@ -14,7 +14,8 @@ import {
   type AnalysisTrigger,
   type FindingRow,
 } from '../catalog/analyses.js';
-import type { SafetyFlag } from '../medgemma/engine.js';
+import type { ModelIdentity, RequestProvenance, SafetyFlag } from '../medgemma/engine.js';
+import type { ModelValidation } from '../medgemma/known-models.js';
 import type { AnalysisType } from '../medgemma/prompts/index.js';
 import { asSafetyFlag } from '../medgemma/safety-gate.js';
 import type { ModelAnswer } from './findings-schema.js';
@@ -46,6 +47,40 @@ export interface AnalysisTimings {
   tokensPerSecond?: number;
   totalMs?: number;
 }
+
+/** The model that answered, as the engine identified it. */
+export interface AnalysisModel {
+  name: string;
+  sha256: string | null;
+  quantization: string | null;
+  mmprojSha256: string | null;
+  backend: string | null;
+  /** False also for analyses stored before identities were recorded: nothing vouches for them. */
+  validated: boolean;
+  validation: ModelValidation;
+  architecture: string | null;
+  ggufName: string | null;
+  bytes: number | null;
+  parameters: number | null;
+  mmproj: ModelIdentity['mmproj'] | null;
+}
+
+/**
+ * Everything needed to say what produced an answer: digests of what was sent (prompts, schema,
+ * sampling, every image), the model and projector files, the llama.cpp build, token counts,
+ * finish_reason and timings. Identifiers and digests only: no patient data.
+ */
+export interface AnalysisProvenance extends RequestProvenance {
+  modelSha256: string | null;
+  mmprojSha256: string | null;
+  modelValidated: boolean;
+  promptTokens: number | null;
+  predictedTokens: number | null;
+  finishReason: string | null;
+  timings: { promptMs: number; predictedMs: number; totalMs: number; tokensPerSecond: number } | null;
+}
+
+const NOT_IDENTIFIED: ModelValidation = { basis: 'none', reason: 'analysed before model identities were recorded' };
 
 export interface Finding {
   index: number;
@@ -84,13 +119,16 @@ export interface Analysis {
   seriesInstanceUid: string | null;
   volumeId: number | null;
   priorStudyInstanceUid: string | null;
-  model: { name: string; sha256: string | null; quantization: string | null; mmprojSha256: string | null; backend: string | null } | null;
+  model: AnalysisModel | null;
   prompt: { templateId: string; templateVersion: string; hash: string; text: string | null } | null;
   images: AnalysisImageRef[];
   impression: string | null;
   comparison: string | null;
   technicalLimitations: string | null;
   safetyFlags: SafetyFlag[];
+  /** The model's text verbatim (also of a failed analysis); never published into DICOM. */
+  rawAnswer: string | null;
+  provenance: AnalysisProvenance | null;
   timings: AnalysisTimings;
   selection: unknown;
   error: string | null;
@@ -114,6 +152,25 @@ const parse = <T>(v: string | null, fallback: T): T => {
   }
 };
 
+function modelOf(r: AnalysisRow): AnalysisModel | null {
+  if (!r.model_name) return null;
+  const id = parse<Partial<ModelIdentity> | null>(r.model_identity, null);
+  return {
+    name: r.model_name,
+    sha256: r.model_sha256,
+    quantization: r.model_quantization,
+    mmprojSha256: r.mmproj_sha256,
+    backend: r.backend,
+    validated: id?.validated === true,
+    validation: id?.validation ?? NOT_IDENTIFIED,
+    architecture: id?.architecture ?? null,
+    ggufName: id?.ggufName ?? null,
+    bytes: id?.bytes ?? null,
+    parameters: id?.parameters ?? null,
+    mmproj: id?.mmproj ?? null,
+  };
+}
+
 function fromRow(r: AnalysisRow): Analysis {
   return {
     id: Number(r.id),
@@ -130,15 +187,7 @@ function fromRow(r: AnalysisRow): Analysis {
     seriesInstanceUid: r.series_instance_uid,
     volumeId: r.volume_id === null ? null : Number(r.volume_id),
     priorStudyInstanceUid: r.prior_study_instance_uid,
-    model: r.model_name
-      ? {
-          name: r.model_name,
-          sha256: r.model_sha256,
-          quantization: r.model_quantization,
-          mmprojSha256: r.mmproj_sha256,
-          backend: r.backend,
-        }
-      : null,
+    model: modelOf(r),
     prompt:
       r.prompt_template_id && r.prompt_hash
         ? { templateId: r.prompt_template_id, templateVersion: r.prompt_template_version ?? '', hash: r.prompt_hash, text: r.prompt_text }
@@ -148,6 +197,8 @@ function fromRow(r: AnalysisRow): Analysis {
     comparison: r.comparison,
     technicalLimitations: r.technical_limitations,
     safetyFlags: parse<Array<SafetyFlag | string>>(r.safety_flags, []).map(asSafetyFlag),
+    rawAnswer: r.raw_text,
+    provenance: parse<AnalysisProvenance | null>(r.provenance, null),
     timings: parse<AnalysisTimings>(r.timings, {}),
     selection: parse<unknown>(r.selection, null),
     error: r.error,
@@ -234,15 +285,29 @@ export interface AnalysisOutcome {
   seriesInstanceUid: string;
   volumeId: number | null;
   priorStudyInstanceUid: string | null;
-  model: { name: string; sha256: string | null; quantization: string | null; mmprojSha256: string | null };
+  model: ModelIdentity;
   backend: string;
   prompt: { templateId: string; templateVersion: string; hash: string; text: string };
   images: AnalysisImageRef[];
   answer: ModelAnswer;
   rawText: string;
   safetyFlags: SafetyFlag[];
+  provenance: AnalysisProvenance;
   timings: AnalysisTimings;
   selection: unknown;
+}
+
+/** The identity minus what other columns hold already. */
+function identityColumn(m: ModelIdentity): Partial<ModelIdentity> {
+  return {
+    validated: m.validated,
+    validation: m.validation,
+    architecture: m.architecture,
+    ggufName: m.ggufName,
+    bytes: m.bytes,
+    parameters: m.parameters,
+    mmproj: m.mmproj,
+  };
 }
 
 /**
@@ -259,7 +324,9 @@ export async function storeOutcome(db: Db, id: number, o: AnalysisOutcome, now =
     model_name: o.model.name.slice(0, 256),
     model_sha256: o.model.sha256,
     model_quantization: o.model.quantization,
-    mmproj_sha256: o.model.mmprojSha256,
+    mmproj_sha256: o.model.mmproj?.sha256 ?? null,
+    model_identity: JSON.stringify(identityColumn(o.model)),
+    provenance: JSON.stringify(o.provenance),
     backend: o.backend,
     prompt_template_id: o.prompt.templateId,
     prompt_template_version: o.prompt.templateVersion,

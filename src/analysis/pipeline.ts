@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { AuditLog } from '../audit/audit.js';
-import { studyLastReceivedAt } from '../catalog/studies.js';
+import { studyFacts, studyLastReceivedAt } from '../catalog/studies.js';
 import type { AnalysisConfig } from '../config.js';
 import type { Db } from '../db/connection.js';
 import { errorMessage } from '../errors.js';
@@ -8,7 +8,7 @@ import type { Logger } from '../logger.js';
 import { JobAbortedError, JobError } from '../jobs/errors.js';
 import type { JobRow } from '../jobs/types.js';
 import type { JobContext } from '../jobs/worker.js';
-import { EngineError, type Engine } from '../medgemma/engine.js';
+import { EngineError, type AnalyzeResult, type Engine } from '../medgemma/engine.js';
 import type { EngineStatus } from '../medgemma/engine-host.js';
 import { buildPrompt, PromptError, type BuiltPrompt } from '../medgemma/prompts/index.js';
 import { checkContextBudget } from '../medgemma/context-budget.js';
@@ -16,7 +16,15 @@ import { recipeFor, recipeMessages, userText, type Recipe, type RecipeMessages }
 import type { BlobStorage } from '../../storage/types.js';
 import { assembleVolume, loadStudySeries, saveVolume, selectSeries, type AssembledVolume, type SliceHeader } from '../volumes/index.js';
 import { placement } from '../dicom/render/fit.js';
-import { getAnalysis, markAnalysis, storeOutcome, updateAnalysis, type Analysis, type AnalysisImageRef } from './analyses.js';
+import {
+  getAnalysis,
+  markAnalysis,
+  storeOutcome,
+  updateAnalysis,
+  type Analysis,
+  type AnalysisImageRef,
+  type AnalysisProvenance,
+} from './analyses.js';
 import { findingsJsonSchema, readModelAnswer } from './findings-schema.js';
 import { prepareImages } from './prepare-images.js';
 import { promptContext } from './prompt-context.js';
@@ -167,18 +175,22 @@ export async function runAnalysisJob(deps: PipelineDeps, job: JobRow<AnalysisJob
 
     await progress('inference', 50);
     const t2 = Date.now();
+    // The patient's own identifiers, for the gate to flag and redact if the answer echoes them (never sent).
+    const patient = await studyFacts(db, analysis.studyInstanceUid);
     const result = await engine.analyze({
       images: pngs,
       ...messages,
       schema,
       maxTokens: deps.config.maxTokens,
       signal: ctx.signal,
+      phi: { patientName: patient?.patient_name, patientId: patient?.patient_id, birthDate: patient?.patient_birth_date },
     });
     timings.inferenceMs = Date.now() - t2;
     let answer;
     try {
       answer = readModelAnswer(result.json, images.length, deps.config.imageSize);
     } catch (err) {
+      await updateAnalysis(db, id, { raw_text: result.rawText });
       throw new Final(`model answer does not match the findings schema: ${errorMessage(err)}`, err);
     }
     await progress('store', 90);
@@ -193,18 +205,14 @@ export async function runAnalysisJob(deps: PipelineDeps, job: JobRow<AnalysisJob
       seriesInstanceUid: vol.seriesInstanceUid,
       volumeId,
       priorStudyInstanceUid: pc.priorStudyInstanceUid,
-      model: {
-        name: result.model.name,
-        sha256: result.model.sha256,
-        quantization: result.model.quantization,
-        mmprojSha256: result.model.mmproj?.sha256 ?? null,
-      },
+      model: result.model,
       backend: result.backend,
       prompt: { templateId: prompt.templateId, templateVersion: prompt.templateVersion, hash: prompt.hash, text: prompt.text },
       images,
       answer,
       rawText: result.rawText,
       safetyFlags: [...result.safetyFlags, ...answer.flags.map((rule) => ({ target: 'answer' as const, phrase: '', rule }))],
+      provenance: provenanceOf(result),
       timings,
       selection: { ...selectionSummary, problems: vol.problems, skippedImages: current.skipped },
     });
@@ -225,6 +233,8 @@ export async function runAnalysisJob(deps: PipelineDeps, job: JobRow<AnalysisJob
         findings: answer.findings.length,
         backend: result.backend,
         stored,
+        // Identifiers and digests only: the audit trail holds no model text.
+        provenance: auditProvenance(provenanceOf(result)),
       },
     });
     log.info({ analysis: id, findings: answer.findings.length, ms: Date.now() - started }, 'analysis stored');
@@ -233,6 +243,37 @@ export async function runAnalysisJob(deps: PipelineDeps, job: JobRow<AnalysisJob
     await recordFailure(deps, analysis, job, err, ctx.signal);
     throw translate(err, ctx.signal);
   }
+}
+
+/** The analysis' provenance from the engine's answer. */
+function provenanceOf(result: AnalyzeResult): AnalysisProvenance {
+  const t = result.timings;
+  return {
+    ...(result.request ?? unknownRequest),
+    modelSha256: result.model.sha256,
+    mmprojSha256: result.model.mmproj?.sha256 ?? null,
+    modelValidated: result.model.validated,
+    promptTokens: t.promptTokens ?? null,
+    predictedTokens: t.tokens,
+    finishReason: result.finishReason,
+    timings: { promptMs: t.promptMs, predictedMs: t.predictedMs, totalMs: t.totalMs, tokensPerSecond: t.tokensPerSecond },
+  };
+}
+
+const unknownRequest = {
+  systemPromptSha256: null,
+  userPromptSha256: '',
+  schemaSha256: '',
+  sampling: {},
+  samplingSha256: '',
+  imageSha256: [],
+  llamaBuild: null,
+};
+
+/** The provenance as the audit row carries it: the per-image digests folded into one. */
+function auditProvenance(p: AnalysisProvenance): Record<string, unknown> {
+  const { imageSha256, timings: _timings, sampling: _sampling, ...rest } = p;
+  return { ...rest, images: imageSha256.length, imagesSha256: createHash('sha256').update(imageSha256.join('\n')).digest('hex') };
 }
 
 interface PreparedVolume {
@@ -346,13 +387,17 @@ async function recordFailure(
   const retryable = t instanceof JobError ? t.retryable : true;
   const message = errorMessage(t);
   const willRetry = retryable && job.attempts < job.maxAttempts;
+  // What the model said, verbatim, even when it could not be used (raw_answer of a failed analysis).
+  const engineErr = err instanceof EngineError ? err : undefined;
+  const raw = engineErr?.details.rawText !== undefined ? { raw_text: engineErr.details.rawText } : {};
   if (willRetry) {
     await markAnalysis(deps.db, analysis.id, 'queued', {
       error: `attempt ${job.attempts} of ${job.maxAttempts} failed: ${message}; will retry`,
       progress_stage: 'retrying',
+      ...raw,
     });
   } else {
-    await markAnalysis(deps.db, analysis.id, 'failed', { error: message, finished_at: new Date().toISOString() });
+    await markAnalysis(deps.db, analysis.id, 'failed', { error: message, finished_at: new Date().toISOString(), ...raw });
   }
   await deps.audit.record({
     actorType: analysis.trigger === 'manual' && analysis.requestedBy ? 'user' : 'system',

@@ -35,7 +35,7 @@ export interface AnalysisRow {
   prompt_template_version: string | null;
   prompt_hash: string | null;
   prompt_text: string | null;
-  /** JSON columns: images, safety_flags, timings, selection. */
+  /** JSON columns: images, safety_flags, timings, selection, model_identity, provenance. */
   images: string | null;
   impression: string | null;
   comparison: string | null;
@@ -44,6 +44,8 @@ export interface AnalysisRow {
   safety_flags: string | null;
   timings: string | null;
   selection: string | null;
+  model_identity: string | null;
+  provenance: string | null;
   error: string | null;
   created_at: string | Date;
   started_at: string | Date | null;

@@ -47,6 +47,8 @@ export interface InstanceRecord {
     storageKey: string;
     source: string;
     sourceAeTitle?: string;
+    /** Not indexed: why no forwarding rule may send this instance automatically (set by the ingest caller). */
+    holdForwarding?: string;
   };
 }
 

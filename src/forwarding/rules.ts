@@ -48,8 +48,12 @@ export interface ForwardingRule {
 
 const norm = (s: string | undefined) => (s ?? '').trim().toUpperCase();
 
-/** Whether a stored instance meets a rule's criteria. Pure. */
+/**
+ * Whether a stored instance meets a rule's criteria. Pure. An instance held back by its ingest
+ * caller (an unvalidated model's report objects) meets none: it leaves only when a person sends it.
+ */
 export function ruleMatches(match: RuleMatch, rec: InstanceRecord): boolean {
+  if (rec.instance.holdForwarding) return false;
   const some = <T>(list: T[] | undefined, ok: (v: T) => boolean) => !list || list.length === 0 || list.some(ok);
   if (match.aiResults === true && rec.instance.source !== 'ai') return false;
   if (match.aiResults === false && rec.instance.source === 'ai') return false;

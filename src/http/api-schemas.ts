@@ -33,6 +33,129 @@ function page(item: string): Json {
   };
 }
 
+const sha256 = { type: 'string', pattern: '^[0-9a-f]{64}$' };
+const nullableSha256 = { type: ['string', 'null'], pattern: '^[0-9a-f]{64}$' };
+const nullableInteger = { type: ['integer', 'null'] };
+
+/** GET /api/analysis/{id} and friends (src/http/routes/analysis.ts analysisView). */
+const ANALYSIS_SCHEMAS: Record<string, Json> = {
+  SafetyFlag: {
+    type: 'object',
+    required: ['target', 'phrase', 'rule'],
+    description: 'One hit of one safety rule; the gate flags, it never rewrites the model text',
+    properties: {
+      target: {
+        oneOf: [
+          { type: 'integer', minimum: 0, description: "Index of the finding (the analysis' findings[].index)" },
+          { enum: ['impression', 'answer'] },
+        ],
+      },
+      phrase: { type: 'string', description: 'The words as the model wrote them ("[redacted <kind>]" for an echoed identifier)' },
+      rule: {
+        type: 'string',
+        examples: ['definitive_diagnosis', 'certainty', 'phi_echo', 'truncated', 'region_dropped'],
+      },
+    },
+  },
+  AnalysisModel: {
+    type: ['object', 'null'],
+    properties: {
+      name: { type: 'string' },
+      sha256: nullableSha256,
+      quantization: nullableString,
+      mmproj_sha256: nullableSha256,
+      backend: nullableString,
+      validated: {
+        type: 'boolean',
+        description:
+          'True only for a trusted SHA-256 (MEDGEMMA_TRUSTED_SHA256 or a known published file). An unvalidated ' +
+          "model's results are labelled so in the SR and PDF and never forwarded automatically (MEDGEMMA_ALLOW_UNVALIDATED_MODEL)",
+      },
+      validation: {
+        type: 'object',
+        properties: {
+          basis: { enum: ['sha256-allowlist', 'known-release-shapes', 'none'] },
+          release: { type: 'string' },
+          reason: { type: 'string' },
+        },
+      },
+      architecture: nullableString,
+      gguf_name: nullableString,
+      bytes: nullableInteger,
+      parameters: nullableInteger,
+      mmproj: {
+        type: ['object', 'null'],
+        properties: {
+          name: { type: 'string' },
+          sha256,
+          bytes: nullableInteger,
+          projection_dim: nullableInteger,
+          matches_model: { type: ['boolean', 'null'] },
+        },
+      },
+    },
+  },
+  AnalysisProvenance: {
+    type: ['object', 'null'],
+    description: 'SHA-256 digests of what was sent and what answered; null for analyses stored before provenance was recorded',
+    properties: {
+      system_prompt_sha256: { ...nullableSha256, description: 'Null: no system message was sent' },
+      user_prompt_sha256: { ...sha256, description: "The user message's content, images replaced by their position (canonical JSON)" },
+      schema_sha256: sha256,
+      sampling: { type: 'object', description: 'Sampling parameters as sent (temperature, top_k, top_p, seed, max_tokens...)' },
+      sampling_sha256: sha256,
+      image_sha256: { type: 'array', items: sha256, description: "Every image's bytes as sent, in order" },
+      model_sha256: nullableSha256,
+      mmproj_sha256: nullableSha256,
+      model_validated: { type: 'boolean' },
+      llama_build: { ...nullableString, description: 'The llama.cpp build the backend reports; null for a remote endpoint' },
+      prompt_tokens: nullableInteger,
+      predicted_tokens: nullableInteger,
+      finish_reason: nullableString,
+      timings: { type: ['object', 'null'] },
+    },
+  },
+  Analysis: {
+    type: 'object',
+    required: ['id', 'status', 'ai_draft', 'images', 'safety_flags', 'raw_answer', 'model'],
+    properties: {
+      id: { type: 'integer' },
+      study_instance_uid: { type: 'string' },
+      status: { enum: ['queued', 'running', 'succeeded', 'failed', 'cancelled'] },
+      analysis_type: { enum: ['primary', 'comparison', 'focused'] },
+      trigger: { enum: ['manual', 'auto'] },
+      ai_draft: { const: true },
+      model: ref('AnalysisModel'),
+      images: {
+        type: 'array',
+        description: 'In the order sent to the model',
+        items: {
+          type: 'object',
+          properties: {
+            index: { type: 'integer' },
+            sop_instance_uid: { type: 'string' },
+            frame_number: { type: 'integer' },
+            series_instance_uid: { type: 'string' },
+            study_instance_uid: { type: 'string', description: "Only for a prior study's image (comparison)" },
+          },
+        },
+      },
+      findings: { type: 'array', items: { type: 'object' }, description: "The model's words (echoed patient identifiers redacted)" },
+      measurements: { type: 'array', items: { type: 'object' } },
+      impression: nullableString,
+      safety_flags: { type: 'array', items: ref('SafetyFlag') },
+      raw_answer: {
+        ...nullableString,
+        description: "The model's text verbatim, also for a failed analysis; never published into DICOM",
+      },
+      provenance: ref('AnalysisProvenance'),
+      timings: { type: 'object' },
+      error: nullableString,
+    },
+  },
+  AnalysisList: { type: 'object', properties: { items: { type: 'array', items: ref('Analysis') } } },
+};
+
 export const RESPONSE_SCHEMAS: Record<string, Json> = {
   Error: {
     type: 'object',
@@ -220,4 +343,5 @@ export const RESPONSE_SCHEMAS: Record<string, Json> = {
       error: { type: 'string', description: 'Network or association error, when there was no response' },
     },
   },
+  ...ANALYSIS_SCHEMAS,
 };

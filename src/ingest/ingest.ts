@@ -33,6 +33,8 @@ export interface IngestContext {
   callingAeTitle?: string;
   /** What the transport said it was sending (C-STORE's Affected SOP Class/Instance UID). */
   expected?: { sopClassUid?: string; sopInstanceUid?: string; studyInstanceUid?: string };
+  /** Why forwarding rules must not send this instance on their own (e.g. the result of an unvalidated model). */
+  holdForwarding?: string;
 }
 
 export interface IngestResult {
@@ -344,6 +346,7 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
         storageKey,
         source: ctx.source,
         sourceAeTitle: ctx.callingAeTitle,
+        ...(ctx.holdForwarding ? { holdForwarding: ctx.holdForwarding } : {}),
       },
     };
   }

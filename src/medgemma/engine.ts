@@ -13,7 +13,7 @@ export class EngineError extends Error {
   constructor(
     readonly kind: EngineErrorKind,
     message: string,
-    readonly details: { status?: number; attempts?: number; rawText?: string; cause?: unknown } = {},
+    readonly details: { status?: number; attempts?: number; rawText?: string; request?: RequestProvenance; cause?: unknown } = {},
   ) {
     super(message);
     this.name = 'EngineError';
@@ -112,6 +112,28 @@ export interface EngineTimings {
   imageEncodeMs?: number;
   /** Wall-clock time of the whole call, queueing included. */
   totalMs: number;
+  /** Tokens of the prompt (text and images), when the server says. */
+  promptTokens?: number;
+}
+
+/**
+ * What was sent, as SHA-256 digests (src/medgemma/request-provenance.ts computes them from the
+ * request body itself): enough to tell whether two analyses asked the same model the same thing.
+ */
+export interface RequestProvenance {
+  /** Null when no system message was sent. */
+  systemPromptSha256: string | null;
+  /** The user message's content with each image replaced by its position (canonical JSON). */
+  userPromptSha256: string;
+  /** The JSON schema of the answer as sent (response_format, or the grammar's schema). */
+  schemaSha256: string;
+  /** The sampling parameters as sent (temperature, top_k, top_p, min_p, seed, max tokens...). */
+  sampling: Record<string, number | string | boolean | null>;
+  samplingSha256: string;
+  /** Every image's bytes as sent (after any re-encoding), in order. */
+  imageSha256: string[];
+  /** The llama.cpp build the backend reports (llama-server's system_fingerprint); null when unknown (remote). */
+  llamaBuild: string | null;
 }
 
 /** Where a safety flag points: a finding by index, the impression, or the answer as a whole. */
@@ -142,6 +164,8 @@ export interface AnalyzeResult<T = unknown> {
   safetyFlags: SafetyFlag[];
   /** The endpoint's finish_reason ('stop', 'length'…); null when the backend gives none. */
   finishReason: string | null;
+  /** Digests of what was sent, for the analysis' provenance (every backend here gives them). */
+  request?: RequestProvenance;
 }
 
 export type EngineBackendName = 'llama-server' | 'remote' | 'node-llama-cpp';

@@ -3,7 +3,7 @@
  * check, flags, PHI redaction). The model's text is returned verbatim; a failed gate is
  * EngineError('bad_output') carrying that text.
  */
-import type { AnalyzeResult, EngineBackendName, EngineTimings, JsonSchema, ModelIdentity } from './engine.js';
+import type { AnalyzeResult, EngineBackendName, EngineTimings, JsonSchema, ModelIdentity, RequestProvenance } from './engine.js';
 import { EngineError } from './engine.js';
 import type { PhiContext } from './phi-echo.js';
 import { safetyGate } from './safety-gate.js';
@@ -16,9 +16,19 @@ export function finishResult<T>(
   timings: EngineTimings,
   finishReason: string | null = null,
   phi?: PhiContext,
+  request?: RequestProvenance,
 ): AnalyzeResult<T> {
   const gate = safetyGate({ rawText: text, finishReason, phi, schema });
   if (gate.verdict.status === 'failed')
-    throw new EngineError('bad_output', `model output unusable: ${gate.verdict.reason}`, { rawText: text });
-  return { json: gate.answer as T, rawText: text, model, timings, backend, safetyFlags: gate.flags, finishReason };
+    throw new EngineError('bad_output', `model output unusable: ${gate.verdict.reason}`, { rawText: text, request });
+  return {
+    json: gate.answer as T,
+    rawText: text,
+    model,
+    timings,
+    backend,
+    safetyFlags: gate.flags,
+    finishReason,
+    ...(request ? { request } : {}),
+  };
 }

@@ -57,9 +57,11 @@ export function chatRequestBody(req: AnalyzeRequest, model?: string, imageUrls?:
 
 export interface ChatReply {
   model?: string;
+  /** llama-server: its llama.cpp build ("b<number>-<commit>"). */
+  system_fingerprint?: string;
   choices?: Array<{ finish_reason?: string | null; message?: { content?: string | null; reasoning_content?: string | null } }>;
   usage?: { prompt_tokens?: number; completion_tokens?: number };
-  timings?: { prompt_ms?: number; predicted_ms?: number; predicted_n?: number; predicted_per_second?: number };
+  timings?: { prompt_n?: number; prompt_ms?: number; predicted_ms?: number; predicted_n?: number; predicted_per_second?: number };
 }
 
 export function replyText(reply: ChatReply): string {
@@ -74,6 +76,8 @@ export function replyFinishReason(reply: ChatReply): string | null {
 /** Timings from llama-server's `timings`, or from usage and the wall clock for other servers. */
 export function replyTimings(reply: ChatReply, wallMs: number, totalMs: number): EngineTimings {
   const t = reply.timings;
+  const promptTokens = reply.usage?.prompt_tokens ?? t?.prompt_n;
+  const counted = promptTokens !== undefined ? { promptTokens } : {};
   if (t && typeof t.predicted_ms === 'number') {
     const tokens = t.predicted_n ?? reply.usage?.completion_tokens ?? 0;
     return {
@@ -82,8 +86,9 @@ export function replyTimings(reply: ChatReply, wallMs: number, totalMs: number):
       tokens,
       tokensPerSecond: t.predicted_per_second ?? (t.predicted_ms > 0 ? (tokens * 1000) / t.predicted_ms : 0),
       totalMs,
+      ...counted,
     };
   }
   const tokens = reply.usage?.completion_tokens ?? 0;
-  return { promptMs: 0, predictedMs: wallMs, tokens, tokensPerSecond: wallMs > 0 ? (tokens * 1000) / wallMs : 0, totalMs };
+  return { promptMs: 0, predictedMs: wallMs, tokens, tokensPerSecond: wallMs > 0 ? (tokens * 1000) / wallMs : 0, totalMs, ...counted };
 }

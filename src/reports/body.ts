@@ -26,6 +26,8 @@ export interface BodyFinding {
   recommendation: string | null;
   /** Who wrote the finding's current text. */
   author: 'ai' | 'radiologist';
+  /** The analysis finding it came from (its safety flags follow it while the words are the model's). */
+  analysisIndex?: number;
 }
 
 export interface BodyMeasurement {
@@ -60,6 +62,7 @@ export function bodyFromAnalysis(a: Analysis, technique: string): ReportBody {
       region: f.region,
       recommendation: f.recommendation,
       author: 'ai',
+      analysisIndex: f.index,
     }),
   );
   // Measurements name their finding in words; link them when the words match a finding's.

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Db } from '../db/connection.js';
 import type { Analysis } from '../analysis/analyses.js';
 import { instancesByUid } from '../catalog/catalog.js';
@@ -75,8 +76,18 @@ export async function buildContent(db: Db, analysis: Analysis, body: ReportBody,
       images,
       region: regionOf(analysis, bf.region, refOf),
       recommendation: bf.recommendation,
+      // The flags concern the model's words: gone once the radiologist rewrote the finding.
+      safetyFlags:
+        bf.author === 'ai' && bf.analysisIndex !== undefined
+          ? analysis.safetyFlags.filter((x) => x.target === bf.analysisIndex).map((x) => ({ rule: x.rule, phrase: x.phrase }))
+          : [],
     };
   });
+  const reportFlags = analysis.safetyFlags.flatMap((x) =>
+    x.target === 'answer' || (x.target === 'impression' && body.impression === (analysis.impression ?? ''))
+      ? [{ target: x.target, rule: x.rule, phrase: x.phrase }]
+      : [],
+  );
 
   const modality = (s.modalities_in_study ?? '').split('\\').find((m) => m && !['SR', 'DOC', 'KO', 'PR'].includes(m)) ?? 'OT';
   const model = analysis.model;
@@ -111,6 +122,7 @@ export async function buildContent(db: Db, analysis: Analysis, body: ReportBody,
     impression: body.impression,
     comparison: body.comparison,
     limitations: body.limitations,
+    safetyFlags: reportFlags,
     imageLibrary,
     algorithm: {
       name: model?.name ?? 'unknown model',
@@ -120,6 +132,9 @@ export async function buildContent(db: Db, analysis: Analysis, body: ReportBody,
       backend: model?.backend ?? null,
       promptTemplate: analysis.prompt ? `${analysis.prompt.templateId} v${analysis.prompt.templateVersion}` : null,
       deviceUid: uidFromNames('radiant-ai-model', model?.sha256 ?? model?.name ?? 'unknown'),
+      validated: model?.validated ?? false,
+      validation: model?.validation.reason ?? 'no model recorded',
+      provenance: provenanceParameters(analysis),
     },
     node: f.node,
     signer: f.signer,
@@ -128,6 +143,26 @@ export async function buildContent(db: Db, analysis: Analysis, body: ReportBody,
     predecessors: f.predecessors,
     createdAt: f.createdAt,
   };
+}
+
+/** The analysis' provenance digests as TID 4019 Algorithm Parameters ("name=value"); never the model's text. */
+function provenanceParameters(a: Analysis): string[] {
+  const p = a.provenance;
+  if (!p) return [];
+  const imagesSha256 = createHash('sha256').update(p.imageSha256.join('\n')).digest('hex');
+  return [
+    p.systemPromptSha256 ? `system_prompt_sha256=${p.systemPromptSha256}` : 'system_prompt=none',
+    `user_prompt_sha256=${p.userPromptSha256}`,
+    `schema_sha256=${p.schemaSha256}`,
+    `sampling=${Object.entries(p.sampling)
+      .map(([k, v]) => `${k}:${String(v)}`)
+      .join(',')}`,
+    `sampling_sha256=${p.samplingSha256}`,
+    `images=${p.imageSha256.length}; images_sha256=${imagesSha256}`,
+    ...(p.mmprojSha256 ? [`mmproj_sha256=${p.mmprojSha256}`] : []),
+    `llama_build=${p.llamaBuild ?? 'unknown'}`,
+    ...(p.finishReason ? [`finish_reason=${p.finishReason}`] : []),
+  ];
 }
 
 /** The model's box (prepared-image pixels) mapped back onto the source image's pixels. */

@@ -40,6 +40,15 @@ export interface ReportFinding {
   images: ImageRef[];
   region: ImageRegion | null;
   recommendation: string | null;
+  /** What the safety gate flagged in the model's words of this finding (absent: none, or the radiologist's words). */
+  safetyFlags?: ReportSafetyFlag[];
+}
+
+/** One safety-gate hit shown with the text it concerns (src/medgemma/safety-gate.ts). */
+export interface ReportSafetyFlag {
+  rule: string;
+  /** The words as the model wrote them ("[redacted …]" for an echoed identifier). */
+  phrase: string;
 }
 
 export interface ReportMeasurement {
@@ -83,6 +92,15 @@ export interface ReportAlgorithm {
   promptTemplate: string | null;
   /** Device Observer UID of the algorithm (stable per model SHA-256). */
   deviceUid: string;
+  /**
+   * Whether the model's SHA-256 is trusted (src/medgemma/known-models.ts). False: the SR's
+   * algorithm name/version and the PDF's banner say "unvalidated model".
+   */
+  validated: boolean;
+  /** Why (validated or not), as the model identity says. */
+  validation: string;
+  /** Provenance digests as "name=value" lines (TID 4019 Algorithm Parameters). */
+  provenance?: string[];
 }
 
 export interface ReportSigner {
@@ -110,6 +128,8 @@ export interface ReportContent {
   impression: string;
   comparison: string | null;
   limitations: string | null;
+  /** Safety flags on the impression (while it is the model's) and on the answer as a whole. */
+  safetyFlags?: Array<ReportSafetyFlag & { target: 'impression' | 'answer' }>;
   /** Every image the analysis looked at. */
   imageLibrary: ImageRef[];
   algorithm: ReportAlgorithm;
@@ -125,6 +145,8 @@ export interface ReportContent {
   /** ISO 8601: when this version was made. */
   createdAt: string;
 }
+
+export const UNVALIDATED_MODEL_LABEL = 'UNVALIDATED MODEL — output of an unidentified model';
 
 export const AI_DISCLAIMER =
   'AI-generated draft for decision support (MedGemma). Not a diagnosis. It must be reviewed, edited and signed by a qualified radiologist before clinical use.';

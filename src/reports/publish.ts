@@ -29,11 +29,25 @@ export interface PublishDeps {
   storage: BlobStorage;
   ingestor: Ingestor;
   log: Logger;
+  /** MEDGEMMA_ALLOW_UNVALIDATED_MODEL: an unvalidated model's report objects may be forwarded by rules too. */
+  allowUnvalidatedModel?: boolean;
+}
+
+/**
+ * Why forwarding rules must hold a report's objects: an analysis whose model is not validated
+ * never leaves the node on its own (issue 15) unless MEDGEMMA_ALLOW_UNVALIDATED_MODEL says so.
+ * Undefined: they may go.
+ */
+export function forwardingHold(analysis: Analysis, allowUnvalidatedModel: boolean): string | undefined {
+  if (analysis.model?.validated || allowUnvalidatedModel) return undefined;
+  return `unvalidated model (${analysis.model?.validation.reason ?? 'no model recorded'})`;
 }
 
 export interface Published {
   srSopInstanceUid: string;
   pdfSopInstanceUid: string;
+  /** Set when forwarding rules hold the objects (why). */
+  forwardingHeld?: string;
   timings: { srMs: number; pdfMs: number; storeMs: number };
 }
 
@@ -94,9 +108,11 @@ export async function publishVersion(
     contentDateTime: at,
   });
   const t2 = performance.now();
+  const holdForwarding = forwardingHold(analysis, d.allowUnvalidatedModel ?? false);
+  if (holdForwarding) d.log.info({ report: report.id, why: holdForwarding }, 'report objects stored; forwarding rules hold them');
   try {
     for (const bytes of [sr, enc]) {
-      const r = await d.ingestor.ingestStream(Readable.from([bytes]), { source: 'ai' });
+      const r = await d.ingestor.ingestStream(Readable.from([bytes]), { source: 'ai', ...(holdForwarding ? { holdForwarding } : {}) });
       if (r.outcome === 'ignored') throw new PublishError(`the node ignored report object ${r.sopInstanceUid} (duplicate policy)`);
     }
   } catch (err) {
@@ -105,5 +121,10 @@ export async function publishVersion(
   }
   await setPublishedObjects(d.db, report.id, content.version, { sop: srUid, series: srSeries }, { sop: pdfUid, series: pdfSeries });
   const t3 = performance.now();
-  return { srSopInstanceUid: srUid, pdfSopInstanceUid: pdfUid, timings: { srMs: t1 - t0, pdfMs: t2 - t1, storeMs: t3 - t2 } };
+  return {
+    srSopInstanceUid: srUid,
+    pdfSopInstanceUid: pdfUid,
+    ...(holdForwarding ? { forwardingHeld: holdForwarding } : {}),
+    timings: { srMs: t1 - t0, pdfMs: t2 - t1, storeMs: t3 - t2 },
+  };
 }

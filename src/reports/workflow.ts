@@ -36,6 +36,8 @@ export interface WorkflowDeps {
   audit: AuditLog;
   log: Logger;
   node: { aeTitle: string; institutionName: string | null };
+  /** MEDGEMMA_ALLOW_UNVALIDATED_MODEL (publish.ts forwardingHold). */
+  allowUnvalidatedModel?: boolean;
 }
 
 export interface Actor {
@@ -146,7 +148,13 @@ export async function createReport(d: WorkflowDeps, req: CreateReport, by: Actor
     resourceId: String(id),
     studyInstanceUid: report.studyInstanceUid,
     outcome: 'success',
-    details: { analysis: analysis.id, version: 1, sr: published.srSopInstanceUid, pdf: published.pdfSopInstanceUid },
+    details: {
+      analysis: analysis.id,
+      version: 1,
+      sr: published.srSopInstanceUid,
+      pdf: published.pdfSopInstanceUid,
+      ...(published.forwardingHeld ? { forwardingHeld: published.forwardingHeld } : {}),
+    },
   });
   return { report: (await getReport(d.db, id))!, published };
 }
@@ -255,6 +263,7 @@ async function signed(
       sr: published.srSopInstanceUid,
       pdf: published.pdfSopInstanceUid,
       predecessors: predecessors.map((p) => p.sopInstanceUid),
+      ...(published.forwardingHeld ? { forwardingHeld: published.forwardingHeld } : {}),
     },
   });
   return { report: (await getReport(d.db, r.id))!, published };

@@ -1,14 +1,14 @@
 import type { RouterInstance } from '@koa/router';
 import { z } from 'zod';
 import { parsePk, parseStudyRef } from '../../records/schemas.js';
-import { getAnalysis, listStudyAnalyses, type Analysis } from '../../analysis/analyses.js';
+import { getAnalysis, listStudyAnalyses, type Analysis, type AnalysisProvenance } from '../../analysis/analyses.js';
 import { cancelAnalysis, requestAnalysis } from '../../analysis/requests.js';
 import { studyIdentity } from '../../catalog/studies.js';
 import { readJson } from '../body.js';
 import { HttpError } from '../errors.js';
 import type { RouteDeps } from '../deps.js';
 import type { AppContext, AppState } from '../state.js';
-import { documentRoutes, E, GUARDED, idParams, json, ok, secured, studyRefParams } from '../api-doc.js';
+import { documentRoutes, E, GUARDED, idParams, json, ok, ref, secured, studyRefParams } from '../api-doc.js';
 
 const requestBody = z
   .object({
@@ -22,6 +22,30 @@ const requestBody = z
     message: 'focus is required when analysis_type is focused',
     path: ['focus'],
   });
+
+function provenanceView(p: AnalysisProvenance): Record<string, unknown> {
+  return {
+    system_prompt_sha256: p.systemPromptSha256,
+    user_prompt_sha256: p.userPromptSha256,
+    schema_sha256: p.schemaSha256,
+    sampling: p.sampling,
+    sampling_sha256: p.samplingSha256,
+    image_sha256: p.imageSha256,
+    model_sha256: p.modelSha256,
+    mmproj_sha256: p.mmprojSha256,
+    model_validated: p.modelValidated,
+    llama_build: p.llamaBuild,
+    prompt_tokens: p.promptTokens,
+    predicted_tokens: p.predictedTokens,
+    finish_reason: p.finishReason,
+    timings: p.timings && {
+      prompt_ms: p.timings.promptMs,
+      predicted_ms: p.timings.predictedMs,
+      total_ms: p.timings.totalMs,
+      tokens_per_second: p.timings.tokensPerSecond,
+    },
+  };
+}
 
 /** The API's view: snake_case, findings and measurements inline, always flagged as an AI draft. */
 export function analysisView(a: Analysis): Record<string, unknown> {
@@ -45,6 +69,19 @@ export function analysisView(a: Analysis): Record<string, unknown> {
       quantization: a.model.quantization,
       mmproj_sha256: a.model.mmprojSha256,
       backend: a.model.backend,
+      validated: a.model.validated,
+      validation: a.model.validation,
+      architecture: a.model.architecture,
+      gguf_name: a.model.ggufName,
+      bytes: a.model.bytes,
+      parameters: a.model.parameters,
+      mmproj: a.model.mmproj && {
+        name: a.model.mmproj.name,
+        sha256: a.model.mmproj.sha256,
+        bytes: a.model.mmproj.bytes ?? null,
+        projection_dim: a.model.mmproj.projectionDim ?? null,
+        matches_model: a.model.mmproj.matchesModel ?? null,
+      },
     },
     prompt: a.prompt && {
       template_id: a.prompt.templateId,
@@ -74,7 +111,9 @@ export function analysisView(a: Analysis): Record<string, unknown> {
     impression: a.impression,
     comparison_with_prior: a.comparison,
     technical_limitations: a.technicalLimitations,
-    safety_flags: a.safetyFlags,
+    safety_flags: a.safetyFlags.map((f) => ({ target: f.target, phrase: f.phrase, rule: f.rule })),
+    raw_answer: a.rawAnswer,
+    provenance: a.provenance && provenanceView(a.provenance),
     timings: a.timings,
     error: a.error,
     created_at: a.createdAt,
@@ -145,7 +184,6 @@ export function registerAnalysisRoutes(r: RouterInstance<AppState>, deps: RouteD
   });
 }
 
-const object = { type: 'object' } as const;
 documentRoutes(
   secured('analysis:run', {
     method: 'post',
@@ -153,15 +191,17 @@ documentRoutes(
     tags: ['analysis'],
     summary: 'Ask for an AI analysis (an AI draft for review)',
     request: { body: { required: true, content: json(requestBody) } },
-    responses: { 202: ok('Queued; Location names it', object), 400: E[400], ...GUARDED, 404: E[404] },
+    responses: { 202: ok('Queued; Location names it', ref('Analysis')), 400: E[400], ...GUARDED, 404: E[404] },
   }),
   secured('images:read', {
     method: 'get',
     path: '/api/analysis/{id}',
     tags: ['analysis'],
-    summary: 'An analysis: status and progress, findings, measurements, impression, model and prompt provenance, images, timings',
+    summary:
+      'An analysis: status and progress, findings, measurements, impression, the raw answer, safety flags, ' +
+      'the model (validated or not), images in the order sent, provenance, timings',
     request: { params: idParams('analysis') },
-    responses: { 200: ok('The analysis', object), 400: E[400], ...GUARDED, 404: E[404] },
+    responses: { 200: ok('The analysis', ref('Analysis')), 400: E[400], ...GUARDED, 404: E[404] },
   }),
   secured('analysis:run', {
     method: 'post',
@@ -169,7 +209,7 @@ documentRoutes(
     tags: ['analysis'],
     summary: 'Cancel a queued or running analysis',
     request: { params: idParams('analysis') },
-    responses: { 200: ok('Cancelled', object), 400: E[400], ...GUARDED, 404: E[404], 409: E[409] },
+    responses: { 200: ok('Cancelled', ref('Analysis')), 400: E[400], ...GUARDED, 404: E[404], 409: E[409] },
   }),
   secured('images:read', {
     method: 'get',
@@ -177,6 +217,6 @@ documentRoutes(
     tags: ['analysis'],
     summary: "A study's analyses, newest first",
     request: { params: studyRefParams },
-    responses: { 200: ok('The analyses', object), 400: E[400], ...GUARDED, 404: E[404] },
+    responses: { 200: ok('The analyses', ref('AnalysisList')), 400: E[400], ...GUARDED, 404: E[404] },
   }),
 );

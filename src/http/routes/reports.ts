@@ -88,6 +88,7 @@ export function registerReportRoutes(r: RouterInstance<AppState>, deps: RouteDep
     audit: deps.audit,
     log: deps.log,
     node: { aeTitle: deps.config.dicom.aeTitle, institutionName: deps.config.institutionName },
+    allowUnvalidatedModel: deps.config.medgemma.allowUnvalidatedModel,
   };
   const actor = (ctx: AppContext): Actor => {
     const p = ctx.state.principal;

@@ -11,6 +11,7 @@ import { finishResult } from '../finish.js';
 import { postChatCompletion } from '../http-chat.js';
 import { LlamaServer, LlamaServerError, type LlamaServerOptions } from '../llama-server.js';
 import { modelIdentity } from '../model-identity.js';
+import { requestProvenance } from '../request-provenance.js';
 import { chatRequestBody, replyFinishReason, replyText, replyTimings } from '../openai-chat.js';
 
 export interface LlamaServerEngineOptions {
@@ -121,11 +122,12 @@ export class LlamaServerEngine implements Engine {
             }),
           );
         }
+        const body = chatRequestBody(req, undefined, urls);
         const sent = performance.now();
         const reply = await postChatCompletion({
           url: `${this.server.baseUrl}/v1/chat/completions`,
           apiKey: this.server.apiKey,
-          body: chatRequestBody(req, undefined, urls),
+          body,
           signal,
           retries: 0,
         });
@@ -138,6 +140,8 @@ export class LlamaServerEngine implements Engine {
           replyTimings(reply, now - sent, now - started),
           replyFinishReason(reply),
           req.phi,
+          // The media files hold exactly req.images' bytes.
+          requestProvenance(body, { images: req.images, llamaBuild: reply.system_fingerprint ?? null }),
         );
       } finally {
         if (call) await fsp.rm(path.join(this.mediaDir, call), { recursive: true, force: true });

@@ -9,6 +9,7 @@ import { EngineError, type AnalyzeRequest, type AnalyzeResult, type Engine, type
 import { finishResult } from '../finish.js';
 import { modelIdentity } from '../model-identity.js';
 import { systemMessage, userParts } from '../openai-chat.js';
+import { requestProvenance } from '../request-provenance.js';
 
 export interface NodeLlamaCppEngineOptions {
   model: string;
@@ -89,25 +90,24 @@ export class NodeLlamaCppEngine implements Engine {
       const session = new LlamaChatSession({ contextSequence: sequence, systemPrompt: systemMessage(req) ?? undefined });
       let firstAt: number | undefined;
       const sent = performance.now();
+      const system = systemMessage(req);
+      const userText = userParts(
+        req,
+        (t) => t,
+        () => '',
+      ).join('\n');
       try {
-        const text = await session.prompt(
-          userParts(
-            req,
-            (t) => t,
-            () => '',
-          ).join('\n'),
-          {
-            grammar,
-            maxTokens: req.maxTokens ?? 1024,
-            temperature: req.temperature ?? 0,
-            ...(req.topK !== undefined ? { topK: req.topK } : {}),
-            seed: req.seed,
-            signal,
-            onTextChunk: () => {
-              firstAt ??= performance.now();
-            },
+        const text = await session.prompt(userText, {
+          grammar,
+          maxTokens: req.maxTokens ?? 1024,
+          temperature: req.temperature ?? 0,
+          ...(req.topK !== undefined ? { topK: req.topK } : {}),
+          seed: req.seed,
+          signal,
+          onTextChunk: () => {
+            firstAt ??= performance.now();
           },
-        );
+        });
         const now = performance.now();
         const tokens = this.model!.tokenize(text).length;
         const promptMs = (firstAt ?? now) - sent;
@@ -126,6 +126,15 @@ export class NodeLlamaCppEngine implements Engine {
           },
           null,
           req.phi,
+          requestProvenance(
+            {
+              messages: [...(system === null ? [] : [{ role: 'system', content: system }]), { role: 'user', content: userText }],
+              max_tokens: req.maxTokens ?? 1024,
+              temperature: req.temperature ?? 0,
+              ...(req.seed !== undefined ? { seed: req.seed } : {}),
+            },
+            { schema: req.schema, llamaBuild: this.llama?.llamaCppRelease.release ?? null },
+          ),
         );
       } catch (err) {
         if (err instanceof EngineError || signal.aborted) throw err;

@@ -10,6 +10,7 @@ import { finishResult } from '../finish.js';
 import { postChatCompletion, type PostChatOptions } from '../http-chat.js';
 import { chatRequestBody, replyFinishReason, replyText, replyTimings } from '../openai-chat.js';
 import { imageDataUrls } from '../image-budget.js';
+import { requestProvenance } from '../request-provenance.js';
 import { REMOTE_VALIDATION } from '../known-models.js';
 
 export interface RemoteEngineOptions {
@@ -61,11 +62,12 @@ export class RemoteEngine implements Engine {
       // Room for the prompt, schema and JSON around the images.
       const maxBytes = this.o.maxRequestBytes ?? 90e6;
       const images = req.images.length ? await imageDataUrls(req.images, maxBytes - 1e6) : undefined;
+      const body = chatRequestBody(req, this.o.model ?? 'medgemma', images?.urls);
       const sent = performance.now();
       const reply = await postChatCompletion({
         url: this.url,
         apiKey: this.o.apiKey,
-        body: chatRequestBody(req, this.o.model ?? 'medgemma', images?.urls),
+        body,
         signal,
         retries: this.o.retries,
         baseDelayMs: this.o.baseDelayMs,
@@ -87,6 +89,8 @@ export class RemoteEngine implements Engine {
         replyTimings(reply, now - sent, now - started),
         replyFinishReason(reply),
         req.phi,
+        // What an endpoint says of its build cannot be checked from here: not recorded.
+        requestProvenance(body),
       );
     });
   }

@@ -14,12 +14,16 @@ export const MARGINS = {
 const DRAFT_RED = '#b00020';
 const SIGNED_GREY = '#2e4a3b';
 
-/** What the status strip says: the draft warning, or who signed (and why it was amended). */
+/**
+ * What the status strip says: the draft warning, or who signed (and why it was amended); first
+ * of all, when the model is not validated, that it is not.
+ */
 export function statusLine(c: ReportContent): string {
-  if (!isSigned(c.state)) return AI_DRAFT_BANNER;
+  const unvalidated = c.algorithm.validated ? '' : 'UNVALIDATED MODEL · ';
+  if (!isSigned(c.state)) return unvalidated ? `${unvalidated}AI DRAFT — NOT FOR DIAGNOSTIC USE` : AI_DRAFT_BANNER;
   const label = c.state === 'amended' ? 'AMENDED' : 'FINAL';
   const who = c.signer ? ` — signed by ${personName(c.signer.name)}, ${instant(c.signer.at)}` : ' — signer not recorded';
-  return `${label}${who}`;
+  return `${unvalidated}${label}${who}`;
 }
 
 /**
@@ -33,7 +37,7 @@ export function drawPageChrome(doc: PDFKit.PDFDocument, c: ReportContent): void 
   const patient = `${personName(c.patient.name)} · ID ${c.patient.id} · born ${dicomDate(c.patient.birthDate)} · study ${dicomDate(c.study.studyDate)}${
     c.study.accessionNumber ? ` · acc. ${c.study.accessionNumber}` : ''
   }`;
-  const algorithm = `Algorithm: ${c.algorithm.name} (SHA-256 ${shortSha(c.algorithm.sha256)}${c.algorithm.quantization ? `, ${c.algorithm.quantization}` : ''}) · RadiantAI ${c.algorithm.version}`;
+  const algorithm = `Algorithm: ${c.algorithm.name}${c.algorithm.validated ? '' : ' [unvalidated model]'} (SHA-256 ${shortSha(c.algorithm.sha256)}${c.algorithm.quantization ? `, ${c.algorithm.quantization}` : ''}) · RadiantAI ${c.algorithm.version}`;
   const node = `Node: ${c.node.aeTitle}${c.node.institutionName ? `, ${c.node.institutionName}` : ''} · ${c.node.manufacturer} ${c.node.softwareVersion}`;
 
   for (let i = range.start; i < range.start + range.count; i++) {
@@ -45,7 +49,7 @@ export function drawPageChrome(doc: PDFKit.PDFDocument, c: ReportContent): void 
 
     doc
       .rect(0, 0, page.width, CHROME.bannerHeight)
-      .fillColor(signed ? SIGNED_GREY : DRAFT_RED)
+      .fillColor(signed && c.algorithm.validated ? SIGNED_GREY : DRAFT_RED)
       .fill();
     doc
       .font(FONT.bold)

@@ -79,6 +79,11 @@ export const CODES = {
   comment: dcm('121106', 'Comment'),
   limitations: { value: 'LIMITATIONS', scheme: PRIVATE_SCHEME.designator, meaning: 'Limitations' } as Code,
   amendmentReason: { value: 'AMENDMENT', scheme: PRIVATE_SCHEME.designator, meaning: 'Reason for amendment' } as Code,
+  /**
+   * A hit of this node's AI safety gate on the model's words (rule and phrase): a node-specific
+   * concept with no PS3.16 code, hence the private scheme.
+   */
+  safetyFlag: { value: 'SAFETYFLAG', scheme: PRIVATE_SCHEME.designator, meaning: 'AI safety flag' } as Code,
 
   // Contributing Equipment purpose (CID 7005)
   processingEquipment: dcm('109102', 'Processing Equipment'),

@@ -5,7 +5,7 @@
  * identifiers, algorithm identification (TID 4019), measurements (TID 300) and qualitative
  * evaluations; the report's narrative goes under Qualitative Evaluations.
  */
-import type { ImageRef, ReportContent, ReportFinding, ReportMeasurement } from '../content.js';
+import { UNVALIDATED_MODEL_LABEL, type ImageRef, type ReportContent, type ReportFinding, type ReportMeasurement } from '../content.js';
 import { CODES, lateralityCode, modalityCode, procedureCode, quantityCode, severityCode, ucumCode, wordsCode } from './codes.js';
 import { code, container, image, num, pname, scoord, text, uidref, type ContentItem, type GraphicType } from './items.js';
 import { uidFromNames } from '../../dicom/new-uid.js';
@@ -60,7 +60,11 @@ function imageLibrary(c: ReportContent): ContentItem {
   return container('CONTAINS', CODES.imageLibrary, groups);
 }
 
-/** TID 4019, repeated in each group so a group keeps its provenance when extracted. */
+/**
+ * TID 4019, repeated in each group so a group keeps its provenance when extracted. An
+ * unvalidated model says so in the name and the version; the parameters carry the model's
+ * identity and the analysis' provenance digests (what was sent, never the model's text).
+ */
 function algorithmIdentification(c: ReportContent): ContentItem[] {
   const a = c.algorithm;
   const params = [
@@ -68,12 +72,21 @@ function algorithmIdentification(c: ReportContent): ContentItem[] {
     a.quantization ? `quantization=${a.quantization}` : null,
     a.backend ? `backend=${a.backend}` : null,
     a.promptTemplate ? `prompt=${a.promptTemplate}` : null,
+    `validation=${a.validated ? 'validated' : 'unvalidated'}: ${a.validation}`,
+    ...(a.provenance ?? []),
   ].filter((p): p is string => p !== null);
+  const model = a.sha256 ? `model sha256:${a.sha256.slice(0, 16)}` : 'model not identified';
   return [
-    text('HAS CONCEPT MOD', CODES.algorithmName, a.name),
-    text('HAS CONCEPT MOD', CODES.algorithmVersion, a.version),
+    text('HAS CONCEPT MOD', CODES.algorithmName, a.validated ? a.name : `${a.name} (unvalidated model)`),
+    text('HAS CONCEPT MOD', CODES.algorithmVersion, `${a.version}; ${model}; ${a.validated ? 'validated' : 'unvalidated model'}`),
     ...params.map((p) => text('HAS CONCEPT MOD', CODES.algorithmParameters, p)),
   ];
+}
+
+/** A safety-gate hit as a TEXT row: "rule: phrase" (prefixed with what it concerns, outside a finding). */
+function safetyFlagItem(rule: string, phrase: string, where?: string): ContentItem {
+  const said = phrase.trim() ? `: ${phrase}` : '';
+  return text('CONTAINS', CODES.safetyFlag, `${where ? `${where} ` : ''}${rule}${said}`);
 }
 
 /** The closed outline of a box, or a point when the box has no extent. */
@@ -131,6 +144,7 @@ function findingGroup(c: ReportContent, f: ReportFinding, ms: ReportMeasurement[
   const sev = severityCode(f.severity);
   if (sev) children.push(code('CONTAINS', CODES.severity, sev));
   if (f.recommendation?.trim()) children.push(text('CONTAINS', CODES.recommendation, f.recommendation));
+  for (const flag of f.safetyFlags ?? []) children.push(safetyFlagItem(flag.rule, flag.phrase));
   return container('CONTAINS', CODES.measurementGroup, children);
 }
 
@@ -175,6 +189,8 @@ function qualitativeEvaluations(c: ReportContent): ContentItem {
   if (c.comparison?.trim()) items.push(text('CONTAINS', CODES.comparison, c.comparison));
   if (c.limitations?.trim()) items.push(text('CONTAINS', CODES.limitations, c.limitations));
   if (c.amendmentReason?.trim()) items.push(text('CONTAINS', CODES.amendmentReason, c.amendmentReason));
+  for (const flag of c.safetyFlags ?? []) items.push(safetyFlagItem(flag.rule, flag.phrase, `(${flag.target})`));
+  if (!c.algorithm.validated) items.push(text('CONTAINS', CODES.comment, UNVALIDATED_MODEL_LABEL));
   items.push(text('CONTAINS', CODES.comment, c.disclaimer));
   return container('CONTAINS', CODES.qualitativeEvaluations, items);
 }
