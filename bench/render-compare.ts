@@ -9,7 +9,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ImagingSource } from '../src/dicom/render/imaging-source.js';
-import { type DisplayPixels, RenderSource } from '../src/dicom/render/render-image.js';
+import { RenderSource } from '../src/dicom/render/render-image.js';
+import type { DisplayPixels } from '../src/dicom/render/render-types.js';
 import { FrameDecoder } from '../src/dicom/render/frame-decoder.js';
 
 const root = process.env.RADIANT_CORPUS ?? '/work/shared/dicom';

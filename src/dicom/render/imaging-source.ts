@@ -4,8 +4,7 @@ import dcmjsImaging from 'dcmjs-imaging';
 import { errorMessage } from '../../errors.js';
 import { parseHeaderBytes } from '../header.js';
 import { pixelGeometryProblem } from '../pixel-geometry.js';
-import { RenderError, type RenderWindow } from './render-types.js';
-import type { DisplayPixels } from './render-image.js';
+import { type DisplayPixels, RenderError, type RenderWindow } from './render-types.js';
 
 /**
  * dcmjs-imaging as the render pipeline's decoder of last resort (render-image.ts): for an instance

@@ -7,7 +7,7 @@ import { squarePixels } from './fit.js';
 import { FrameDecoder } from './frame-decoder.js';
 import { ImagingSource, type RenderLog } from './imaging-source.js';
 import { mapFrame } from './map-frame.js';
-import { RenderError, type RenderedImage, type RenderOptions, type RenderWindow } from './render-types.js';
+import { type DisplayPixels, RenderError, type RenderedImage, type RenderOptions, type RenderWindow } from './render-types.js';
 
 /**
  * The display source of the render pipeline, shared by WADO-RS rendered/thumbnail
@@ -30,14 +30,6 @@ import { RenderError, type RenderedImage, type RenderOptions, type RenderWindow 
  */
 
 export type { RenderLog };
-
-/** A frame ready for the encoder: 8-bit grey, RGB or RGBA, row by row. */
-export interface DisplayPixels {
-  data: Uint8Array;
-  width: number;
-  height: number;
-  channels: 1 | 3 | 4;
-}
 
 /**
  * A parsed instance that can render any of its frames: a series/study rendering parses each file
