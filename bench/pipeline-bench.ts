@@ -134,6 +134,7 @@ async function publishBench(node: RunningNode, analysisId: number): Promise<void
       ingestor: node.ingestor,
       audit: node.audit,
       log: node.log,
+      renderer: node.renderer,
       node: { aeTitle: node.config.dicom.aeTitle, institutionName: node.config.institutionName },
     };
     const analysis = (await getAnalysis(node.db, analysisId))!;

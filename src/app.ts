@@ -6,6 +6,7 @@ import { createStorage, LocalStorage } from '../storage/index.js';
 import type { BlobStorage } from '../storage/types.js';
 import { ParsePool } from './dicom/parse-pool.js';
 import { Transcoder } from './dicom/transcoder.js';
+import { Renderer } from './dicom/render/renderer.js';
 import { Forwarder, forwardJobHandlers } from './forwarding/forwarder.js';
 import { RuleCache } from './forwarding/rules.js';
 import { cStoreSender } from '../dimse/cstore-sender.js';
@@ -43,6 +44,11 @@ export interface Core {
   parser: ParsePool;
   ingestor: Ingestor;
   transcoder: Transcoder;
+  /**
+   * The node's one render pipeline (worker pool, started lazily): /rendered, thumbnails,
+   * WADO-URI, analysis images and PDF key images all decode through it.
+   */
+  renderer: Renderer;
   forwardingRules: RuleCache;
   forwarder: Forwarder;
   /** The in-process event bus: announcements and job wake-ups (src/events.ts). */
@@ -119,6 +125,7 @@ export async function openCore(config: Config, log: Logger, opts: OpenCoreOption
     log,
   );
   const transcoder = new Transcoder(config.transcode);
+  const renderer = new Renderer({ ...config.render, maxFramePixels: config.maxFramePixels });
   const events = new EventBus();
   ingestor.on('instance-stored', (e) => {
     transcoder.invalidate(e.sopInstanceUid);
@@ -160,12 +167,14 @@ export async function openCore(config: Config, log: Logger, opts: OpenCoreOption
     parser,
     ingestor,
     transcoder,
+    renderer,
     forwardingRules,
     forwarder,
     events,
     async close() {
       forwardingRules.stop();
       await transcoder.close();
+      await renderer.close();
       await parser.close();
       await storage.close?.();
       await db.destroy();

@@ -455,16 +455,23 @@ describe('image preparation for MedGemma', function () {
       }
     });
 
-    it('reports slices whose codec fails (JPEG Extended unsupported, a JPEG-LS codec trap) in skipped and prepares the rest', async () => {
-      const files = ['MR1_UNC', 'MR1_JPLY', 'MR1_JLSL', 'MR1_RLE'].map((s) => corpus(`transfer-syntaxes/wg04-CT1-MR1/${s}`));
+    it('reports slices whose codec fails (a damaged JPEG 2000 stream, a JPEG-LS codec trap) in skipped and prepares the rest', async () => {
+      // JPEG Extended (MR1_JPLY) is decoded since the pipeline decodes frame by frame with the codecs directly.
+      const files = [
+        corpus('transfer-syntaxes/wg04-CT1-MR1/MR1_UNC'),
+        corpus('transfer-syntaxes/wg04-CT1-MR1/MR1_JPLY'),
+        corpus('malformed/JPEG2000-embedded-sequence-delimiter.dcm'),
+        corpus('transfer-syntaxes/wg04-CT1-MR1/MR1_JLSL'),
+        corpus('transfer-syntaxes/wg04-CT1-MR1/MR1_RLE'),
+      ];
       const r = await prepareFiles('mr', files);
-      expect(r.images.map((i: PreparedImage) => i.sopInstanceUid)).to.deep.equal([files[0], files[3]]);
-      expect(r.images.map((i) => i.index)).to.deep.equal([0, 1]);
-      expect(r.skipped.map((s) => s.sopInstanceUid)).to.deep.equal([files[1], files[2]]);
-      expect(r.skipped[0]!.reason).to.match(/1\.2\.840\.10008\.1\.2\.4\.51 cannot be decoded/);
+      expect(r.images.map((i: PreparedImage) => i.sopInstanceUid)).to.deep.equal([files[0], files[1], files[4]]);
+      expect(r.images.map((i) => i.index)).to.deep.equal([0, 1, 2]);
+      expect(r.skipped.map((s) => s.sopInstanceUid)).to.deep.equal([files[2], files[3]]);
+      expect(r.skipped[0]!.reason).to.match(/1\.2\.840\.10008\.1\.2\.4\.91 cannot be decoded/);
       expect(r.skipped[1]!.reason).to.match(/1\.2\.840\.10008\.1\.2\.4\.80 cannot be decoded/);
       // The trapped worker was replaced: the pool still decodes.
-      const after = await prepareFiles('mr', [files[3]!]);
+      const after = await prepareFiles('mr', [files[4]!]);
       expect(after.images).to.have.length(1);
     });
 

@@ -16,6 +16,7 @@ import { recipeFor, recipeMessages, userText, type Recipe, type RecipeMessages }
 import type { BlobStorage } from '../../storage/types.js';
 import { assembleVolume, loadStudySeries, saveVolume, selectSeries, type AssembledVolume, type SliceHeader } from '../volumes/index.js';
 import { placement } from '../dicom/render/fit.js';
+import type { Renderer } from '../dicom/render/renderer.js';
 import {
   getAnalysis,
   markAnalysis,
@@ -48,6 +49,8 @@ export interface PipelineDeps {
   storage: BlobStorage;
   audit: AuditLog;
   log: Logger;
+  /** The node's render pipeline, whose workers decode and map the images. */
+  renderer: Renderer;
   config: AnalysisConfig;
   /** The engine when ready, else its status (why not). */
   engine(): Engine | undefined;
@@ -319,6 +322,7 @@ async function prepareVolume(
     size: deps.config.imageSize,
     readInstance: await seriesInstanceReader(deps.db, deps.storage, studyInstanceUid, vol.seriesInstanceUid),
     signal,
+    renderer: deps.renderer,
   });
   const headers = new Map(vol.slices.map((s) => [`${s.sopInstanceUid}|${s.frameNumber}`, s]));
   const refs = prepared.images.map((im, index): AnalysisImageRef => {

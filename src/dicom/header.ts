@@ -170,6 +170,17 @@ function parseBuffer(buf: ArrayBuffer, warnings: string[]): DicomDictLike {
   }
 }
 
+/**
+ * The data set's elements before Pixel Data, naturalized by dcmjs (keyword names, numbers, arrays
+ * of items): what the render pipeline's decoder reads of an instance (frame-decoder.ts).
+ */
+export function headerElements(file: Buffer): Record<string, unknown> {
+  const whole = file.byteOffset === 0 && file.length === file.buffer.byteLength;
+  const ab = (whole ? file.buffer : file.buffer.slice(file.byteOffset, file.byteOffset + file.length)) as ArrayBuffer;
+  const parsed = parseBuffer(ab, []);
+  return dcmjs.data.DicomMetaDictionary.naturalizeDataset(parsed.dict as never) as Record<string, unknown>;
+}
+
 /** The structural walk (structure.ts) over the whole file, and what it measured of the pixel data. */
 async function addStructure(header: DicomHeader, source: ByteSource): Promise<void> {
   const info = await checkStructure(source, header.transferSyntaxUid);

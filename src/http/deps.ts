@@ -27,6 +27,8 @@ export interface HttpDeps {
   ingestor: Ingestor;
   audit: AuditLog;
   transcoder: Transcoder;
+  /** The node's render pipeline (src/dicom/render/renderer.ts), shared with analysis and reports. */
+  renderer: Renderer;
   forwardingRules: RuleCache;
   forwarder: Forwarder;
   engine: EngineHost;
@@ -39,6 +41,4 @@ export interface HttpDeps {
 export interface RouteDeps extends HttpDeps {
   security: Security;
   metrics: Metrics;
-  /** Rendered images, decoded in worker threads (dicomweb/renderer.ts). */
-  renderer: Renderer;
 }

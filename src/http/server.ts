@@ -19,7 +19,6 @@ import { dicomwebRoutes } from '../../dicomweb/routes.js';
 import { viewerRoutes } from './routes/viewer.js';
 import { nodesRoutes } from './routes/nodes.js';
 import { wadoUriRoutes } from '../../dicomweb/wado-uri.js';
-import { Renderer } from '../dicom/render/renderer.js';
 import type { HttpDeps, RouteDeps } from './deps.js';
 
 export interface HttpApp {
@@ -48,8 +47,7 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
     disabled: config.auth.disabled,
   });
   const limiter = new FailureLimiter(config.auth.loginMaxAttempts, config.auth.loginWindowSeconds * 1000);
-  const renderer = new Renderer({ ...config.render, maxFramePixels: config.maxFramePixels });
-  const routeDeps: RouteDeps = { ...deps, security, metrics, renderer };
+  const routeDeps: RouteDeps = { ...deps, security, metrics };
   const bootstrap = new FirstAdminBootstrap(config.auth.bootstrap, config.auth.bootstrapToken);
 
   const app = new Koa<AppState>({ proxy: false });
@@ -155,7 +153,6 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
         s.closeAllConnections();
         await new Promise<void>((resolve) => s.close(() => resolve()));
       }
-      await renderer.close();
     },
   };
 }

@@ -1,6 +1,7 @@
 import type { AuditLog } from '../audit/audit.js';
 import type { AnalysisConfig } from '../config.js';
 import type { Db } from '../db/connection.js';
+import type { Renderer } from '../dicom/render/renderer.js';
 import type { Logger } from '../logger.js';
 import type { AutoAnalyzer } from '../analysis/auto-analyze.js';
 import {
@@ -20,6 +21,8 @@ export interface JobHandlerDeps {
   storage: BlobStorage;
   audit: AuditLog;
   log: Logger;
+  /** The node's render pipeline: analysis images are decoded in its workers. */
+  renderer: Renderer;
   config: { analysis: AnalysisConfig };
   /** Study-stable detection: its study.stable jobs queue the automatic analyses. */
   autoAnalyzer: AutoAnalyzer;
@@ -40,6 +43,7 @@ export function jobHandlers(deps: JobHandlerDeps, engine?: EngineHost): JobHandl
           storage: deps.storage,
           audit: deps.audit,
           log: deps.log,
+          renderer: deps.renderer,
           config: deps.config.analysis,
           engine: () => engine?.ready,
           engineStatus: () =>

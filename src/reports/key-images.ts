@@ -3,6 +3,7 @@ import { seriesRow } from '../catalog/studies.js';
 import type { Analysis } from '../analysis/analyses.js';
 import { seriesInstanceReader } from '../analysis/instance-bytes.js';
 import { prepareImages, type PrepareKind } from '../analysis/prepare-images.js';
+import type { Renderer } from '../dicom/render/renderer.js';
 import type { BlobStorage } from '../../storage/types.js';
 import type { ReportBody } from './body.js';
 
@@ -27,7 +28,12 @@ function kindFor(modality: string | null): PrepareKind {
  * grey, radiographs by their VOI), for the PDF. One image per slice, captioned with every
  * finding that cites it; at most six, in finding order.
  */
-export async function keyImagesFor(db: Db, storage: BlobStorage, analysis: Analysis, body: ReportBody): Promise<KeyImage[]> {
+export async function keyImagesFor(
+  d: { db: Db; storage: BlobStorage; renderer: Renderer },
+  analysis: Analysis,
+  body: ReportBody,
+): Promise<KeyImage[]> {
+  const { db, storage } = d;
   const byImage = new Map<number, number[]>();
   for (const f of body.findings) {
     const first = f.region?.imageIndex ?? f.imageIndices[0];
@@ -44,6 +50,7 @@ export async function keyImagesFor(db: Db, storage: BlobStorage, analysis: Analy
     maxImages: picks.length,
     size: KEY_IMAGE_SIZE,
     readInstance: await seriesInstanceReader(db, storage, analysis.studyInstanceUid, analysis.seriesInstanceUid),
+    renderer: d.renderer,
   });
   const out: KeyImage[] = [];
   for (const im of prepared.images) {

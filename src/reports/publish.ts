@@ -5,6 +5,7 @@ import type { Logger } from '../logger.js';
 import type { Ingestor } from '../ingest/ingest.js';
 import type { Analysis } from '../analysis/analyses.js';
 import { newUid } from '../dicom/new-uid.js';
+import type { Renderer } from '../dicom/render/renderer.js';
 import type { BlobStorage } from '../../storage/types.js';
 import type { ImageRef, ReportContent } from './content.js';
 import { keyImagesFor } from './key-images.js';
@@ -29,6 +30,8 @@ export interface PublishDeps {
   storage: BlobStorage;
   ingestor: Ingestor;
   log: Logger;
+  /** The node's render pipeline: key images are prepared in its workers. */
+  renderer: Renderer;
   /** MEDGEMMA_ALLOW_UNVALIDATED_MODEL: an unvalidated model's report objects may be forwarded by rules too. */
   allowUnvalidatedModel?: boolean;
 }
@@ -92,7 +95,7 @@ export async function publishVersion(
     contentDateTime: at,
   });
   const t1 = performance.now();
-  const keyImages = await keyImagesFor(d.db, d.storage, analysis, body).catch((err: unknown) => {
+  const keyImages = await keyImagesFor(d, analysis, body).catch((err: unknown) => {
     // Key images illustrate; a slice that cannot be rendered must not stop the report.
     d.log.warn({ report: report.id, err: (err as Error).message }, 'key images not rendered');
     return [];

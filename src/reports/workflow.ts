@@ -8,6 +8,7 @@ import { getAnalysis, type Analysis } from '../analysis/analyses.js';
 import { seriesRow } from '../catalog/studies.js';
 import { findUserRow } from '../catalog/users.js';
 import { IMPLEMENTATION_VERSION_NAME } from '../dicom/implementation.js';
+import type { Renderer } from '../dicom/render/renderer.js';
 import type { BlobStorage } from '../../storage/types.js';
 import { applyPatch, bodyFromAnalysis, type BodyPatch, type ReportBody } from './body.js';
 import type { ReportContent, ReportSigner, ReportState } from './content.js';
@@ -35,6 +36,8 @@ export interface WorkflowDeps {
   ingestor: Ingestor;
   audit: AuditLog;
   log: Logger;
+  /** The node's render pipeline (PDF key images). */
+  renderer: Renderer;
   node: { aeTitle: string; institutionName: string | null };
   /** MEDGEMMA_ALLOW_UNVALIDATED_MODEL (publish.ts forwardingHold). */
   allowUnvalidatedModel?: boolean;

@@ -1,8 +1,15 @@
 import { expect } from 'chai';
 import { decodeFrame } from '../../src/dicom/render/decode-frame.js';
-import { placement } from '../../src/dicom/render/fit.js';
+import { placement, squarePixels } from '../../src/dicom/render/fit.js';
 import { mapFrame } from '../../src/dicom/render/map-frame.js';
-import { channelWindowsLut, greyVoiLut, greyWindow, linear8, threeWindows } from '../../src/dicom/render/value-mapping.js';
+import {
+  channelWindowsLut,
+  greyVoiLut,
+  greyWindow,
+  linear8,
+  pixelRangeWindow,
+  threeWindows,
+} from '../../src/dicom/render/value-mapping.js';
 
 /** A 2 × 2 uncompressed 16-bit data set, in the shape decodeFrame reads (dcmjs naturalized). */
 function elements(stored: number[], extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -92,5 +99,46 @@ describe('unit: render pipeline value mappings', () => {
     const fitted = mapFrame(f, { kind: 'channel-windows', windows, name: 'three' }, 8);
     expect([fitted.width, fitted.height, fitted.fitted, fitted.data.length]).to.deep.equal([8, 8, true, 8 * 8 * 3]);
     expect(placement(4, 2, 1, 8)).to.deep.equal({ width: 8, height: 4, left: 0, top: 2 });
+  });
+  it('pixelRangeWindow: declared Smallest/Largest first, else the range without the padding value', () => {
+    const v = Float32Array.from([-3024, -1000, 0, 1000]);
+    expect(pixelRangeWindow(v)).to.deep.equal({ center: -1012, width: 4024 });
+    expect(pixelRangeWindow(v, undefined, -3024)).to.deep.equal({ center: 0, width: 2000 });
+    expect(pixelRangeWindow(v, { low: -100, high: 100 }, -3024)).to.deep.equal({ center: 0, width: 200 });
+    expect(pixelRangeWindow(Float32Array.from([5, 5]))).to.deep.equal({ center: 5, width: 1 });
+  });
+
+  it('mapFrame display: the requested window, else the frame window, else the pixel range; padding and 1-bit', () => {
+    const f = decodeFrame(elements([-2000, 0, 100, 200], { PixelPaddingValue: 63536 }), 0);
+    expect(f.padding).to.equal(-2000);
+    const range = mapFrame(f, { kind: 'display' });
+    expect(range.mapping).to.equal('pixel-range');
+    expect([...range.data]).to.deep.equal([0, 0, 128, 255]);
+    const asked = mapFrame(f, { kind: 'display', window: { center: 100, width: 2, fn: 'LINEAR' } });
+    expect(asked.mapping).to.equal('window');
+    expect([...asked.data]).to.deep.equal([0, 0, 255, 255]);
+    const bits = decodeFrame(
+      {
+        Rows: 1,
+        Columns: 8,
+        SamplesPerPixel: 1,
+        BitsAllocated: 1,
+        BitsStored: 1,
+        PhotometricInterpretation: 'MONOCHROME2',
+        PixelData: [Uint8Array.of(0).buffer],
+      },
+      0,
+    );
+    // An empty 1-bit frame is black, not the threshold of a flat range.
+    expect([...mapFrame(bits, { kind: 'display' }).data]).to.deep.equal([0, 0, 0, 0, 0, 0, 0, 0]);
+  });
+
+  it('squarePixels: stretches along the larger spacing, as dcmjs-imaging did (480 wide at 1.25 → 600)', () => {
+    expect(squarePixels(new Uint8Array(480 * 2), 480, 2, 1, 1.25)).to.include({ width: 600, height: 2 });
+    expect(squarePixels(new Uint8Array(4 * 4), 4, 4, 1, 0.8)).to.include({ width: 4, height: 5 });
+    const same = new Uint8Array(4);
+    expect(squarePixels(same, 2, 2, 1, 1).data).to.equal(same);
+    const wide = squarePixels(Uint8Array.of(0, 100), 2, 1, 1, 2);
+    expect([...wide.data]).to.deep.equal([0, 50, 100, 100]);
   });
 });

@@ -1,19 +1,36 @@
-import type { VoiFunction, VoiLut } from './value-mapping.js';
+import type { Bounds, VoiFunction, VoiLut } from './value-mapping.js';
 import { RadiantError } from '../../errors.js';
 
 /**
- * The decoder of the render pipeline's image preparation. From a parsed, uncompressed data set
- * (dcmjs naturalized elements, as dcmjs-codecs returns them after transcoding to Explicit VR
- * Little Endian, or as native-elements.ts walks them) to one frame's modality values: stored values
- * masked to Bits Stored and sign-extended, then Rescale Slope/Intercept (per frame for Enhanced
- * objects), plus what the display mappings need (photometric, window, VOI LUT, pixel aspect).
+ * From a parsed, uncompressed data set (dcmjs naturalized elements, as dcmjs-codecs returns them
+ * after transcoding to Explicit VR Little Endian, or as native-elements.ts walks them) to one
+ * frame's modality values: stored values masked to Bits Stored and sign-extended, then Rescale
+ * Slope/Intercept (per frame for Enhanced objects), plus what the value mappings need
+ * (photometric, window, VOI LUT, declared pixel range, padding, pixel aspect). Colour frames
+ * (RGB, YBR_FULL, YBR_FULL_422, PALETTE COLOR) come out as 8-bit RGB.
  */
 
 export class PixelDecodeError extends RadiantError {
   override readonly name = 'PixelDecodeError';
-  constructor(message: string) {
+  constructor(
+    message: string,
+    /** A codec's WebAssembly trap behind it: the thread's codec memory can be in any state. */
+    readonly trap?: Error,
+  ) {
     super('unparseable', message);
   }
+}
+
+/**
+ * One frame's pixel data already taken out of its instance (a codec's output, frame-decoder.ts):
+ * native little-endian samples of that frame alone, in the layout the codec gave them.
+ */
+export interface FramePixels {
+  bytes: Uint8Array;
+  /** The codec's output photometric interpretation (e.g. RGB after a JPEG decoder's YBR conversion). */
+  photometric: string;
+  /** 0 interleaved, 1 planar, as the codec returned the samples. */
+  planarConfiguration: number;
 }
 
 export interface FrameWindow {
@@ -34,6 +51,10 @@ export interface DecodedFrame {
   voiLut?: VoiLut;
   /** Physical width / height of one pixel (1 when unknown or square). */
   pixelAspect: number;
+  /** Smallest/Largest Image Pixel Value, as modality values (display's pixel range). */
+  declaredRange?: Bounds;
+  /** Pixel Padding Value as a modality value: left out of the pixel range. */
+  padding?: number;
 }
 
 type Elements = Record<string, unknown>;
@@ -59,7 +80,12 @@ function first(v: unknown): number | undefined {
 
 function text(v: unknown): string | undefined {
   const x = Array.isArray(v) ? v[0] : v;
-  return typeof x === 'string' ? x.trim().toUpperCase() : undefined;
+  return typeof x === 'string'
+    ? x
+        .replace(/[^ -~]+/g, '')
+        .trim()
+        .toUpperCase()
+    : undefined;
 }
 
 /**
@@ -128,7 +154,7 @@ function pixelAspect(el: Elements, frameIndex: number): number {
  * One frame (0-based) of an uncompressed data set. `into`, when given and large enough, receives
  * the modality values (a caller's reusable buffer); otherwise a new array is allocated.
  */
-export function decodeFrame(el: Elements, frameIndex: number, into?: Float32Array): DecodedFrame {
+export function decodeFrame(el: Elements, frameIndex: number, into?: Float32Array, own?: FramePixels): DecodedFrame {
   const width = first(el.Columns) ?? 0;
   const height = first(el.Rows) ?? 0;
   if (!(width > 0 && height > 0)) throw new PixelDecodeError('the instance has no image (Rows/Columns missing)');
@@ -139,45 +165,45 @@ export function decodeFrame(el: Elements, frameIndex: number, into?: Float32Arra
   const bitsAllocated = first(el.BitsAllocated) ?? 16;
   const bitsStored = first(el.BitsStored) ?? bitsAllocated;
   const signed = first(el.PixelRepresentation) === 1;
-  const photometric = text(el.PhotometricInterpretation) ?? 'MONOCHROME2';
-  const bytes = pixelBytes(el);
+  const photometric = own ? own.photometric.trim().toUpperCase() : (text(el.PhotometricInterpretation) ?? 'MONOCHROME2');
   const n = width * height;
   const aspect = pixelAspect(el, frameIndex);
+  if (!own && el.PixelData === undefined && el.FloatPixelData !== undefined) {
+    return floatFrame(el, frameIndex, width, height, photometric, aspect, into);
+  }
+  const bytes = own ? own.bytes : pixelBytes(el);
+  // A frame of its own starts at byte 0; otherwise frames follow each other in Pixel Data.
+  const at = own ? 0 : frameIndex;
 
-  if (spp === 3) {
-    if (bitsAllocated !== 8) throw new PixelDecodeError(`colour pixel data with ${bitsAllocated} bits allocated is not supported`);
-    const start = frameIndex * n * 3;
-    if (start + n * 3 > bytes.length) throw new PixelDecodeError('the pixel data is shorter than its frames');
-    const src = bytes.subarray(start, start + n * 3);
-    const planar = first(el.PlanarConfiguration) === 1;
-    const rgb = new Uint8Array(n * 3);
-    for (let i = 0; i < n; i++) {
-      const a = planar ? src[i]! : src[3 * i]!;
-      const b = planar ? src[n + i]! : src[3 * i + 1]!;
-      const c = planar ? src[2 * n + i]! : src[3 * i + 2]!;
-      if (photometric.startsWith('YBR_FULL')) {
-        // PS3.3 C.7.6.3.1.2 (YBR_FULL to RGB).
-        rgb[3 * i] = clamp8(a + 1.402 * (c - 128));
-        rgb[3 * i + 1] = clamp8(a - 0.344136 * (b - 128) - 0.714136 * (c - 128));
-        rgb[3 * i + 2] = clamp8(a + 1.772 * (b - 128));
-      } else {
-        rgb[3 * i] = a;
-        rgb[3 * i + 1] = b;
-        rgb[3 * i + 2] = c;
-      }
-    }
+  if (spp === 3) return colourFrame(el, bytes, at, own?.planarConfiguration, width, height, bitsAllocated, bitsStored, photometric, aspect);
+  if (photometric === 'PALETTE COLOR') {
+    if (bitsAllocated !== 8 && bitsAllocated !== 16)
+      throw new PixelDecodeError(`palette colour pixel data with ${bitsAllocated} bits allocated is not supported`);
+    const bpp = bitsAllocated / 8;
+    const start = at * n * bpp;
+    if (start + n * bpp > bytes.length) throw new PixelDecodeError('the pixel data is shorter than its frames');
+    const rgb = paletteToRgb(el, storedArray(bytes, start, n, bpp));
     return { width, height, samplesPerPixel: 3, rgb, photometric: 'RGB', pixelAspect: aspect };
   }
   if (spp !== 1) throw new PixelDecodeError(`${spp} samples per pixel are not supported`);
   if (photometric !== 'MONOCHROME1' && photometric !== 'MONOCHROME2')
     throw new PixelDecodeError(`photometric interpretation ${photometric} is not supported`);
-  if (bitsAllocated !== 8 && bitsAllocated !== 16 && bitsAllocated !== 32)
+  if (bitsAllocated !== 1 && bitsAllocated !== 8 && bitsAllocated !== 16 && bitsAllocated !== 32)
     throw new PixelDecodeError(`${bitsAllocated} bits allocated are not supported`);
 
-  const bpp = bitsAllocated / 8;
-  const start = frameIndex * n * bpp;
-  if (start + n * bpp > bytes.length) throw new PixelDecodeError('the pixel data is shorter than its frames');
-  const stored = storedArray(bytes, start, n, bpp);
+  let stored: Uint8Array | Uint16Array | Uint32Array;
+  if (bitsAllocated === 1) {
+    // Packed bits, frames included, no padding between frames (PS3.5 8.1.1).
+    const first = at * n;
+    if (Math.ceil((first + n) / 8) > bytes.length) throw new PixelDecodeError('the pixel data is shorter than its frames');
+    stored = new Uint8Array(n);
+    for (let i = 0; i < n; i++) stored[i] = (bytes[(first + i) >> 3]! >> ((first + i) & 7)) & 1;
+  } else {
+    const bpp = bitsAllocated / 8;
+    const start = at * n * bpp;
+    if (start + n * bpp > bytes.length) throw new PixelDecodeError('the pixel data is shorter than its frames');
+    stored = storedArray(bytes, start, n, bpp);
+  }
   const slope = first(frameAttr(el, frameIndex, 'PixelValueTransformationSequence', 'RescaleSlope')) ?? 1;
   const intercept = first(frameAttr(el, frameIndex, 'PixelValueTransformationSequence', 'RescaleIntercept')) ?? 0;
   const values = into && into.length >= n ? into.subarray(0, n) : new Float32Array(n);
@@ -190,21 +216,150 @@ export function decodeFrame(el: Elements, frameIndex: number, into?: Float32Arra
     values[i] = (signed ? (raw << shift) >> shift : bitsStored >= 32 ? raw : raw & mask) * slope + intercept;
   }
 
-  const centers = numbers(frameAttr(el, frameIndex, 'FrameVOILUTSequence', 'WindowCenter'));
-  const widths = numbers(frameAttr(el, frameIndex, 'FrameVOILUTSequence', 'WindowWidth'));
-  const fn = voiFunction(frameAttr(el, frameIndex, 'FrameVOILUTSequence', 'VOILUTFunction'));
-  const window = centers.length > 0 && widths.length > 0 && widths[0]! >= 1 ? { center: centers[0]!, width: widths[0]!, fn } : undefined;
-  const voiLut = voiLutOf(el);
+  // Stored values as the pixels are (masked, sign-extended: a padding value read as US from a
+  // signed image is the same word), then through the Modality LUT.
+  const storedValue = (v: number | undefined): number | undefined =>
+    v === undefined ? undefined : (signed ? (v << shift) >> shift : bitsStored >= 32 ? v : v & mask) * slope + intercept;
+  // 1-bit pixels (segmentations, masks) range over 0 and 1 whatever a frame holds: an empty frame is black.
+  const smallest = storedValue(first(el.SmallestImagePixelValue) ?? (bitsStored === 1 ? 0 : undefined));
+  const largest = storedValue(first(el.LargestImagePixelValue) ?? (bitsStored === 1 ? 1 : undefined));
+  const padding = storedValue(first(el.PixelPaddingValue));
   return {
     width,
     height,
     samplesPerPixel: 1,
     values,
     photometric,
-    ...(window ? { window } : {}),
-    ...(voiLut ? { voiLut } : {}),
+    ...voiOf(el, frameIndex),
     pixelAspect: aspect,
+    ...(smallest !== undefined && largest !== undefined ? { declaredRange: { low: smallest, high: largest } } : {}),
+    ...(padding !== undefined ? { padding } : {}),
   };
+}
+
+/** The frame's window (per-frame functional groups first) and the instance's VOI LUT. */
+function voiOf(el: Elements, frameIndex: number): { window?: FrameWindow; voiLut?: VoiLut } {
+  const centers = numbers(frameAttr(el, frameIndex, 'FrameVOILUTSequence', 'WindowCenter'));
+  const widths = numbers(frameAttr(el, frameIndex, 'FrameVOILUTSequence', 'WindowWidth'));
+  const fn = voiFunction(frameAttr(el, frameIndex, 'FrameVOILUTSequence', 'VOILUTFunction'));
+  const window = centers.length > 0 && widths.length > 0 && widths[0]! >= 1 ? { center: centers[0]!, width: widths[0]!, fn } : undefined;
+  const voiLut = voiLutOf(el);
+  return { ...(window ? { window } : {}), ...(voiLut ? { voiLut } : {}) };
+}
+
+/** Float Pixel Data (32-bit IEEE, e.g. parametric maps): the values are the frame's values. */
+function floatFrame(
+  el: Elements,
+  frameIndex: number,
+  width: number,
+  height: number,
+  photometric: string,
+  aspect: number,
+  into?: Float32Array,
+): DecodedFrame {
+  const n = width * height;
+  const parts = Array.isArray(el.FloatPixelData) ? el.FloatPixelData : [el.FloatPixelData];
+  const buf = parts.find((p): p is ArrayBuffer | ArrayBufferView => p instanceof ArrayBuffer || ArrayBuffer.isView(p));
+  if (!buf) throw new PixelDecodeError('the instance has no Float Pixel Data');
+  const bytes = buf instanceof ArrayBuffer ? new Uint8Array(buf) : new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+  const start = frameIndex * n * 4;
+  if (start + n * 4 > bytes.length) throw new PixelDecodeError('the pixel data is shorter than its frames');
+  const values = into && into.length >= n ? into.subarray(0, n) : new Float32Array(n);
+  values.set(new Float32Array(bytes.slice(start, start + n * 4).buffer));
+  const p = photometric === 'MONOCHROME1' ? 'MONOCHROME1' : 'MONOCHROME2';
+  return { width, height, samplesPerPixel: 1, values, photometric: p, ...voiOf(el, frameIndex), pixelAspect: aspect };
+}
+
+/** RGB, YBR_FULL or YBR_FULL_422 samples (8 or 16 bits) → interleaved 8-bit RGB. */
+function colourFrame(
+  el: Elements,
+  bytes: Uint8Array,
+  frameIndex: number,
+  planarOverride: number | undefined,
+  width: number,
+  height: number,
+  bitsAllocated: number,
+  bitsStored: number,
+  photometric: string,
+  aspect: number,
+): DecodedFrame {
+  if (bitsAllocated !== 8 && bitsAllocated !== 16)
+    throw new PixelDecodeError(`colour pixel data with ${bitsAllocated} bits allocated is not supported`);
+  const n = width * height;
+  const bpp = bitsAllocated / 8;
+  // Native YBR_FULL_422: two luminance samples share one chrominance pair (Y Y Cb Cr per 2 pixels).
+  const sub422 = photometric === 'YBR_FULL_422' && width % 2 === 0;
+  const samples = sub422 ? n * 2 : n * 3;
+  const start = frameIndex * samples * bpp;
+  if (start + samples * bpp > bytes.length) throw new PixelDecodeError('the pixel data is shorter than its frames');
+  const words = storedArray(bytes, start, samples, bpp);
+  // 16-bit colour keeps its top 8 stored bits.
+  const shift = bpp === 2 ? Math.max(0, Math.min(16, bitsStored) - 8) : 0;
+  const at = (i: number): number => words[i]! >> shift;
+  const planar = (planarOverride ?? first(el.PlanarConfiguration)) === 1 && !sub422;
+  const ybr = photometric.startsWith('YBR_FULL');
+  const rgb = new Uint8Array(n * 3);
+  for (let i = 0; i < n; i++) {
+    let a: number;
+    let b: number;
+    let c: number;
+    if (sub422) {
+      const pair = (i >> 1) * 4;
+      a = at(pair + (i & 1));
+      b = at(pair + 2);
+      c = at(pair + 3);
+    } else {
+      a = planar ? at(i) : at(3 * i);
+      b = planar ? at(n + i) : at(3 * i + 1);
+      c = planar ? at(2 * n + i) : at(3 * i + 2);
+    }
+    if (ybr) {
+      // PS3.3 C.7.6.3.1.2 (YBR_FULL to RGB).
+      rgb[3 * i] = clamp8(a + 1.402 * (c - 128));
+      rgb[3 * i + 1] = clamp8(a - 0.344136 * (b - 128) - 0.714136 * (c - 128));
+      rgb[3 * i + 2] = clamp8(a + 1.772 * (b - 128));
+    } else {
+      rgb[3 * i] = a;
+      rgb[3 * i + 1] = b;
+      rgb[3 * i + 2] = c;
+    }
+  }
+  return { width, height, samplesPerPixel: 3, rgb, photometric: 'RGB', pixelAspect: aspect };
+}
+
+/** One channel of a Palette Color Lookup Table (PS3.3 C.7.6.3.1.5/6): descriptor and 8-bit entries. */
+function paletteChannel(el: Elements, colour: 'Red' | 'Green' | 'Blue'): { first: number; table: Uint8Array } {
+  const desc = numbers(el[`${colour}PaletteColorLookupTableDescriptor`]);
+  if (desc.length < 3) throw new PixelDecodeError(`the ${colour} palette lookup table descriptor is missing`);
+  const entries = desc[0] === 0 ? 65536 : desc[0]!;
+  const bits = desc[2] === 8 ? 8 : 16;
+  const raw = el[`${colour}PaletteColorLookupTableData`];
+  const buf = Array.isArray(raw) ? raw[0] : raw;
+  const data =
+    buf instanceof ArrayBuffer
+      ? new Uint8Array(buf)
+      : ArrayBuffer.isView(buf)
+        ? new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength)
+        : undefined;
+  if (!data) throw new PixelDecodeError(`the ${colour} palette lookup table data is missing`);
+  const table = new Uint8Array(entries);
+  // 16-bit entries keep their high byte; 8-bit entries may still be stored in 16-bit words.
+  const wide = bits === 16 || data.length >= entries * 2;
+  for (let k = 0; k < entries; k++) table[k] = wide ? (data[2 * k + 1] ?? 0) : (data[k] ?? 0);
+  return { first: desc[1]!, table };
+}
+
+function paletteToRgb(el: Elements, indices: Uint8Array | Uint16Array | Uint32Array): Uint8Array {
+  const channels = (['Red', 'Green', 'Blue'] as const).map((c) => paletteChannel(el, c));
+  const rgb = new Uint8Array(indices.length * 3);
+  for (let i = 0; i < indices.length; i++) {
+    for (let c = 0; c < 3; c++) {
+      const { first: lo, table } = channels[c]!;
+      const k = indices[i]! - lo;
+      rgb[3 * i + c] = table[k <= 0 ? 0 : k >= table.length ? table.length - 1 : k]!;
+    }
+  }
+  return rgb;
 }
 
 /** The frame's stored words as a typed array (little endian host: Node's platforms all are). */

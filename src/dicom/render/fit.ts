@@ -155,3 +155,45 @@ export function padInto(inner: Uint8Array, p: Placement, channels: number, size:
   for (let y = 0; y < p.height; y++) out.set(inner.subarray(y * rowBytes, (y + 1) * rowBytes), ((p.top + y) * size + p.left) * channels);
   return out;
 }
+
+/**
+ * A display frame with non-square pixels (pixelAspect = width / height of one pixel) stretched
+ * bilinearly along the axis of the larger spacing, so that it shows in its true proportions (as
+ * dcmjs-imaging, the display decoder before this pipeline, did: same sizes, same sampling).
+ */
+export function squarePixels(
+  src: Uint8Array,
+  sw: number,
+  sh: number,
+  channels: number,
+  pixelAspect: number,
+): { data: Uint8Array; width: number; height: number } {
+  const dw = pixelAspect > 1 ? Math.round(sw * pixelAspect) : sw;
+  const dh = pixelAspect < 1 ? Math.round(sh / pixelAspect) : sh;
+  if (dw === sw && dh === sh) return { data: src, width: sw, height: sh };
+  const out = new Uint8Array(dw * dh * channels);
+  const fx = sw / dw;
+  const fy = sh / dh;
+  let o = 0;
+  for (let y = 0; y < dh; y++) {
+    const sy = y * fy;
+    const y0 = sy | 0;
+    const y1 = y0 + 1 < sh ? y0 + 1 : y0;
+    const wy = sy - y0;
+    for (let x = 0; x < dw; x++) {
+      const sx = x * fx;
+      const x0 = sx | 0;
+      const x1 = x0 + 1 < sw ? x0 + 1 : x0;
+      const wx = sx - x0;
+      const a = (y0 * sw + x0) * channels;
+      const b = (y0 * sw + x1) * channels;
+      const c = (y1 * sw + x0) * channels;
+      const d = (y1 * sw + x1) * channels;
+      for (let k = 0; k < channels; k++) {
+        const v = src[a + k]! * (1 - wx) * (1 - wy) + src[b + k]! * wx * (1 - wy) + src[c + k]! * (1 - wx) * wy + src[d + k]! * wx * wy;
+        out[o++] = (v + 0.5) | 0;
+      }
+    }
+  }
+  return { data: out, width: dw, height: dh };
+}

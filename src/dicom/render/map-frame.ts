@@ -1,4 +1,4 @@
-import type { DecodedFrame } from './decode-frame.js';
+import type { DecodedFrame, FrameWindow } from './decode-frame.js';
 import { padInto, placement, resizeBilinear, resizeThroughLut } from './fit.js';
 import {
   channelWindowsLut,
@@ -9,6 +9,7 @@ import {
   greyWindow,
   invert,
   minMax,
+  pixelRangeWindow,
   threeWindows,
 } from './value-mapping.js';
 
@@ -21,6 +22,11 @@ import {
  */
 
 export type FrameMapping =
+  /**
+   * For display: the requested window, else the frame's Window Center/Width (per-frame functional
+   * groups first), else the VOI LUT, else the pixel range (pixelRangeWindow).
+   */
+  | { kind: 'display'; window?: FrameWindow }
   /** The instance's window, else its VOI LUT, else its own min–max (min → 0, max → 255). */
   | { kind: 'voi' }
   /** One window per colour channel (image preparation's CT windows); `name` is the mapping's name. */
@@ -40,16 +46,28 @@ export interface MappedFrame {
   fitted: boolean;
 }
 
-/** The instance's VOI chain → grey; MONOCHROME1 inverted. */
-function grey(f: DecodedFrame, values: Float32Array): { grey: Uint8Array; how: string } {
+/** The instance's VOI chain (or the display's) → grey; MONOCHROME1 inverted. */
+function grey(
+  f: DecodedFrame,
+  values: Float32Array,
+  mapping?: Extract<FrameMapping, { kind: 'display' }>,
+): { grey: Uint8Array; how: string } {
   let out: Uint8Array;
   let how: string;
-  if (f.window) {
+  if (mapping?.window) {
+    out = greyWindow(values, mapping.window.center, mapping.window.width, mapping.window.fn);
+    how = 'window';
+  } else if (f.window) {
     out = greyWindow(values, f.window.center, f.window.width, f.window.fn);
     how = 'voi-window';
   } else if (f.voiLut) {
     out = greyVoiLut(values, f.voiLut);
     how = 'voi-lut';
+  } else if (mapping) {
+    // Over the original pixels, not resampled ones (which can only be within their range).
+    const w = pixelRangeWindow(f.values!, f.declaredRange, f.padding);
+    out = greyWindow(values, w.center, w.width, 'LINEAR');
+    how = 'pixel-range';
   } else {
     // Over the original pixels, not the resampled ones (which can only be within their range).
     out = greyLinear(values, minMax(f.values!));
@@ -81,11 +99,15 @@ export function mapFrame(f: DecodedFrame, mapping: FrameMapping, fitInto?: numbe
       const rgb = resizeThroughLut(values, f.width, f.height, p.width, p.height, channelWindowsLut(mapping.windows));
       return { format: 'rgb8', data: padInto(rgb, p, 3, fitInto), mapping: mapping.name, ...box };
     }
-    const { grey: g, how } = grey(f, resizeBilinear(values, f.width, f.height, p.width, p.height));
+    const { grey: g, how } = grey(
+      f,
+      resizeBilinear(values, f.width, f.height, p.width, p.height),
+      mapping.kind === 'display' ? mapping : undefined,
+    );
     return { format: 'rgb8', data: padInto(greyToRgb(g), p, 3, fitInto), mapping: how, ...box };
   }
   if (mapping.kind === 'channel-windows')
     return { format: 'rgb8', data: threeWindows(values, mapping.windows), mapping: mapping.name, ...native };
-  const { grey: g, how } = grey(f, values);
+  const { grey: g, how } = grey(f, values, mapping.kind === 'display' ? mapping : undefined);
   return { format: 'grey8', data: g, mapping: how, ...native };
 }

@@ -19,10 +19,19 @@ const tag = (group: number, element: number): number => group * 0x10000 + elemen
 
 /** Attributes read as US (binary) and as text (IS/DS/CS), by tag → naturalized keyword. */
 const US_ATTRS = new Map<number, string>(
-  ['SamplesPerPixel', 'PlanarConfiguration', 'Rows', 'Columns', 'BitsAllocated', 'BitsStored', 'PixelRepresentation'].map((k) => [
-    tagNumber(k),
-    k,
-  ]),
+  [
+    'SamplesPerPixel',
+    'PlanarConfiguration',
+    'Rows',
+    'Columns',
+    'BitsAllocated',
+    'BitsStored',
+    'PixelRepresentation',
+    // US or SS: read as US, decode-frame.ts sign-extends them as it does the pixels.
+    'SmallestImagePixelValue',
+    'LargestImagePixelValue',
+    'PixelPaddingValue',
+  ].map((k) => [tagNumber(k), k]),
 );
 const TEXT_ATTRS = new Map<number, string>(
   [
@@ -47,6 +56,8 @@ const BAIL = new Set(
     'VOILUTSequence',
     'FloatPixelData',
     'DoubleFloatPixelData',
+    'RedPaletteColorLookupTableDescriptor',
+    'SegmentedRedPaletteColorLookupTableData',
   ].map(tagNumber),
 );
 const PIXEL_DATA = tagNumber('PixelData');

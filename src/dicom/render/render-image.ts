@@ -1,24 +1,27 @@
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import dcmjsImaging from 'dcmjs-imaging';
 import { errorMessage } from '../../errors.js';
 import { parseHeaderBytes } from '../header.js';
 import { pixelGeometryProblem } from '../pixel-geometry.js';
+import { PixelDecodeError } from './decode-frame.js';
 import { encodeDisplay } from './encode.js';
-import { RenderError, type RenderedImage, type RenderOptions } from './render-types.js';
+import { squarePixels } from './fit.js';
+import { FrameDecoder } from './frame-decoder.js';
+import { ImagingSource, type RenderLog } from './imaging-source.js';
+import { mapFrame } from './map-frame.js';
+import { type DisplayPixels, RenderError, type RenderedImage, type RenderOptions, type RenderWindow } from './render-types.js';
 
 /**
  * The display source of the render pipeline, shared by WADO-RS rendered/thumbnail
  * (dicomweb/rendered.ts) and WADO-URI (dicomweb/wado-uri.ts): a Part 10 file → one frame as an
  * encoded consumer image.
  *
- * dcmjs-imaging decodes the frame (WebAssembly codecs for the compressed syntaxes) and applies
- * the Modality LUT (Rescale Slope/Intercept), the VOI (the given window, else the instance's
- * first Window Center/Width, else the pixel range), MONOCHROME1 inversion and colour conversion,
- * giving RGBA; the pipeline's encoder (encode.ts) scales into the requested box (aspect kept) and
- * encodes JPEG, PNG or GIF. Image preparation decodes with dcmjs-codecs instead (decode-elements.ts):
- * it needs modality values, which dcmjs-imaging does not give, and dcmjs-codecs lacks JPEG
- * Extended and decodes every frame of an instance at once, which display cannot afford.
+ * The same decoder as image preparation (frame-decoder.ts: one frame at a time, any stored
+ * syntax, modality values with per-frame functional groups, colour as RGB), then the display
+ * mapping (map-frame.ts: the given window, else the frame's Window Center/Width, else the VOI LUT,
+ * else the pixel range without the padding value; MONOCHROME1 inverted; non-square pixels
+ * stretched to their true proportions), then the encoder
+ * (encode.ts) scales into the requested box (aspect kept) and encodes JPEG, PNG or GIF.
+ * An instance the decoder cannot read (a photometric interpretation or layout it does not know)
+ * goes to dcmjs-imaging (imaging-source.ts) as the decoder of last resort.
  * No HTTP here: failures are RenderError with a kind the callers map to their status codes
  * (they differ: WADO-RS answers a frame past the end with 404, WADO-URI with 400).
  *
@@ -26,40 +29,23 @@ import { RenderError, type RenderedImage, type RenderOptions } from './render-ty
  * claims, so the claim is held against the pixel data actually present first.
  */
 
-const { DicomImage, WindowLevel, NativePixelDecoder } = dcmjsImaging;
-type DicomImageT = InstanceType<typeof DicomImage>;
-
-export interface RenderLog {
-  warn(obj: Record<string, unknown>, msg: string): void;
-}
-
-let codecs: Promise<boolean> | undefined;
-/** Registers the WebAssembly decoders once; false (native syntaxes only) when that fails. */
-export function initCodecs(log: RenderLog): Promise<boolean> {
-  codecs ??= (async () => {
-    try {
-      const main = createRequire(import.meta.url).resolve('dcmjs-imaging');
-      await NativePixelDecoder.initializeAsync({
-        webAssemblyModulePathOrUrl: path.join(path.dirname(main), 'dcmjs-native-codecs.wasm'),
-        logNativeDecodersMessages: false,
-      });
-      return true;
-    } catch (err) {
-      log.warn({ err: errorMessage(err) }, 'dcmjs-imaging native decoders unavailable: only uncompressed pixel data can be rendered');
-      return false;
-    }
-  })();
-  return codecs;
-}
+export type { RenderLog };
 
 /**
  * A parsed instance that can render any of its frames: a series/study rendering parses each file
- * once, however many frames it has.
+ * once, however many frames it has, and decodes only the frames it shows.
  */
 export class RenderSource {
+  private fallback: Promise<ImagingSource> | undefined;
+
   private constructor(
-    private readonly image: DicomImageT,
-    private readonly haveCodecs: boolean,
+    private readonly file: ArrayBuffer,
+    private readonly log: RenderLog,
+    private readonly maxFramePixels: number,
+    private readonly decoder: FrameDecoder | undefined,
+    /** Why the decoder could not open the instance (then every frame goes to the fallback). */
+    private readonly openProblem: string | undefined,
+    readonly transferSyntax: string,
     /** Frames in the instance (1 for single-frame images). */
     readonly numberOfFrames: number,
   ) {}
@@ -69,57 +55,73 @@ export class RenderSource {
    * invalid_geometry.
    */
   static async open(file: ArrayBuffer, log: RenderLog, maxFramePixels: number): Promise<RenderSource> {
-    const haveCodecs = await initCodecs(log);
-    const parsed = await parseHeaderBytes(Buffer.from(file));
+    const bytes = Buffer.from(file);
+    const parsed = await parseHeaderBytes(bytes);
     if (!parsed.ok) throw new RenderError('unparsable', `the instance could not be parsed for rendering: ${parsed.error}`);
     const h = parsed.header;
     const problem = pixelGeometryProblem(h, h.pixelData, h.hasPixelData, maxFramePixels);
     if (problem) throw new RenderError('invalid_geometry', `the instance cannot be rendered: ${problem}`);
-    let image: DicomImageT;
+    if (!(h.rows! > 0) || !(h.columns! > 0)) throw new RenderError('no_pixel_data', 'the instance has no image pixel data to render');
+    const ts = h.transferSyntaxUid;
+    let decoder: FrameDecoder | undefined;
+    let openProblem: string | undefined;
     try {
-      image = new DicomImage(file);
+      decoder = await FrameDecoder.open(bytes);
     } catch (err) {
-      throw new RenderError('unparsable', `the instance could not be parsed for rendering: ${errorMessage(err)}`);
+      if (!(err instanceof PixelDecodeError)) throw err;
+      openProblem = err.message;
     }
-    if (!(image.getWidth() > 0) || !(image.getHeight() > 0)) {
-      throw new RenderError('no_pixel_data', 'the instance has no image pixel data to render');
+    if (decoder) {
+      const el = decoder.elements;
+      // The decoder reads the data set itself: it must see the geometry that was checked.
+      if (Number(el.Columns) !== h.columns || Number(el.Rows) !== h.rows) {
+        const read = `${Number(el.Columns)}x${Number(el.Rows)}`;
+        throw new RenderError('invalid_geometry', `the decoder reads ${read} pixels, the header ${h.columns}x${h.rows}`);
+      }
     }
-    // The decoder reads the data set itself: it must see the geometry that was checked.
-    if (image.getWidth() !== h.columns || image.getHeight() !== h.rows) {
-      const read = `${image.getWidth()}x${image.getHeight()}`;
-      throw new RenderError('invalid_geometry', `the decoder reads ${read} pixels, the header ${h.columns}x${h.rows}`);
-    }
-    return new RenderSource(image, haveCodecs, Math.max(1, image.getNumberOfFrames() || 1));
+    const frames = decoder ? decoder.numberOfFrames : Math.max(1, h.numberOfFrames ?? 1);
+    return new RenderSource(file, log, maxFramePixels, decoder, openProblem, ts, frames);
   }
 
-  get transferSyntax(): string {
-    return this.image.getTransferSyntaxUid();
-  }
-
-  async render(opts: RenderOptions): Promise<RenderedImage> {
-    if (!Number.isInteger(opts.frame) || opts.frame < 1 || opts.frame > this.numberOfFrames) {
+  /**
+   * Frame `frame` (1-based) mapped for display: 8-bit grey or RGB from the pipeline's decoder,
+   * RGBA from the fallback. RenderError frame_out_of_range / undecodable.
+   */
+  async pixels(frame: number, window?: RenderWindow): Promise<DisplayPixels> {
+    if (!Number.isInteger(frame) || frame < 1 || frame > this.numberOfFrames) {
       throw new RenderError(
         'frame_out_of_range',
-        `frame ${opts.frame} does not exist: the instance has ${this.numberOfFrames} frame(s)`,
+        `frame ${frame} does not exist: the instance has ${this.numberOfFrames} frame(s)`,
         this.numberOfFrames,
       );
     }
-    // The VOI LUT Function is read from the data set by the pipeline; a requested shape overrides it.
-    if (opts.window) this.image.setElement('VOILUTFunction', opts.window.fn);
-    let rendered: { width: number; height: number; pixels: ArrayBuffer };
+    let problem = this.openProblem;
+    if (this.decoder) {
+      try {
+        const f = this.decoder.decode(frame - 1);
+        const m = mapFrame(f, { kind: 'display', ...(window ? { window } : {}) });
+        const channels = m.format === 'rgb8' ? 3 : 1;
+        return { ...squarePixels(m.data as Uint8Array, m.width, m.height, channels, f.pixelAspect), channels };
+      } catch (err) {
+        if (!(err instanceof PixelDecodeError)) throw err;
+        // The worker answers a trap undecodable and is replaced (render-worker.ts).
+        if (err.trap) throw err.trap;
+        problem = err.message;
+      }
+    }
     try {
-      rendered = this.image.render({
-        frame: opts.frame - 1,
-        renderOverlays: false,
-        calculateHistograms: false,
-        ...(opts.window ? { windowLevel: new WindowLevel(opts.window.width, opts.window.center) } : {}),
-      });
+      this.fallback ??= ImagingSource.open(this.file, this.log, this.maxFramePixels);
+      return (await this.fallback).pixels(frame, window);
     } catch (err) {
+      if (!(err instanceof RenderError)) throw err;
       throw new RenderError(
         'undecodable',
-        `pixel data stored as ${this.transferSyntax} cannot be rendered${this.haveCodecs ? '' : ' (compressed-syntax decoders unavailable)'}: ${errorMessage(err)}`,
+        `pixel data stored as ${this.transferSyntax} cannot be rendered: ${problem ?? errorMessage(err)}`,
       );
     }
-    return encodeDisplay({ data: new Uint8Array(rendered.pixels), width: rendered.width, height: rendered.height, channels: 4 }, opts);
+  }
+
+  async render(opts: RenderOptions): Promise<RenderedImage> {
+    return encodeDisplay(await this.pixels(opts.frame, opts.window), opts);
   }
 }

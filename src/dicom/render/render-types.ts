@@ -34,6 +34,14 @@ export interface RenderOptions {
   quality: number;
 }
 
+/** A frame mapped for display, ready for the encoder: 8-bit grey, RGB or RGBA, row by row. */
+export interface DisplayPixels {
+  data: Uint8Array;
+  width: number;
+  height: number;
+  channels: 1 | 3 | 4;
+}
+
 export interface RenderedImage {
   body: Buffer;
   width: number;

@@ -1,7 +1,7 @@
 import { parentPort } from 'node:worker_threads';
 import { serveWorker } from '../../workers/worker-pool.js';
-import { decodeElements } from './decode-elements.js';
-import { decodeFrame } from './decode-frame.js';
+import { PixelDecodeError } from './decode-frame.js';
+import { FrameDecoder } from './frame-decoder.js';
 import { type FrameMapping, mapFrame } from './map-frame.js';
 import { type RenderLog, RenderSource } from './render-image.js';
 import { RenderError, type RenderedMediaType, type RenderErrorKind, type RenderOptions } from './render-types.js';
@@ -9,8 +9,8 @@ import { RenderError, type RenderedMediaType, type RenderErrorKind, type RenderO
 /**
  * A render worker (renderer.ts runs a pool of them), for both callers of the render pipeline:
  * 'render' decodes and encodes frames of one instance for display (render-image.ts); 'prepare'
- * decodes and maps frames for image preparation (analysis, PDF key images: decode-elements.ts,
- * decode-frame.ts, map-frame.ts), enlarged into its square where they grow into it, leaving PNG
+ * decodes and maps frames for image preparation (analysis, PDF key images: frame-decoder.ts,
+ * map-frame.ts), with the same decoder, enlarged into its square where they grow into it, leaving PNG
  * encoding (and per-volume mappings) to the main thread.
  *
  * A display instance arrives as a SharedArrayBuffer, so the batches of a long multi-frame cost no
@@ -70,7 +70,8 @@ export type PreparedFrame =
   | { ok: false; frameNumber: number; error: string };
 
 export type PrepareFramesReply =
-  | { ok: true; frames: PreparedFrame[]; decodeMs: number; mapMs: number }
+  /** recycle: a codec trapped on one of the frames; the worker is replaced after answering. */
+  | { ok: true; frames: PreparedFrame[]; decodeMs: number; mapMs: number; recycle?: boolean }
   | { ok: false; error: string; recycle: boolean };
 
 export type WorkerRequest = RenderRequest | PrepareFramesRequest;
@@ -100,7 +101,7 @@ function sourceFor(req: RenderRequest): Promise<RenderSource> {
     return kept.source;
   }
   forget();
-  // dcmjs-imaging wants an ArrayBuffer of its own (it refuses a SharedArrayBuffer).
+  // The fallback decoder, dcmjs-imaging, wants an ArrayBuffer of its own (it refuses a SharedArrayBuffer).
   const copy = new ArrayBuffer(req.file.byteLength);
   new Uint8Array(copy).set(new Uint8Array(req.file));
   const source = RenderSource.open(copy, log, req.maxFramePixels);
@@ -127,6 +128,11 @@ async function render(req: RenderRequest): Promise<{ result: RenderReply; transf
     }
     return { result: { ok: true, numberOfFrames: n, frames }, transfer: frames.map((f) => f.body) };
   } catch (err) {
+    // A codec's WebAssembly trap on damaged data: undecodable, as dcmjs-imaging answered it, and
+    // the worker replaced (the codec's memory can be in any state).
+    if (err instanceof Error && err.name === 'RuntimeError') {
+      return { result: { ok: false, kind: 'undecodable', message: `pixel data cannot be rendered: ${err.message}`, recycle: true } };
+    }
     if (!(err instanceof RenderError)) throw err;
     return { result: { ok: false, kind: err.reason, message: err.message, numberOfFrames: err.numberOfFrames } };
   }
@@ -150,15 +156,16 @@ function ownBuffer(a: Uint8Array | Float32Array): ArrayBuffer {
 
 async function prepare(req: PrepareFramesRequest): Promise<{ result: PrepareFramesReply; transfer: ArrayBuffer[] }> {
   const t0 = performance.now();
-  const { elements } = await decodeElements(Buffer.from(req.bytes));
+  const decoder = await FrameDecoder.open(Buffer.from(req.bytes));
   let decodeMs = performance.now() - t0;
   let mapMs = 0;
   const frames: PreparedFrame[] = [];
   const transfer: ArrayBuffer[] = [];
+  let recycle = false;
   for (const frameNumber of req.frames) {
     try {
       const t1 = performance.now();
-      const f = decodeFrame(elements, frameNumber - 1, scratchFor(elements, req.mapping));
+      const f = decoder.decode(frameNumber - 1, scratchFor(decoder.elements, req.mapping));
       const t2 = performance.now();
       const m = mapFrame(f, req.mapping, req.size);
       mapMs += performance.now() - t2;
@@ -178,10 +185,11 @@ async function prepare(req: PrepareFramesRequest): Promise<{ result: PrepareFram
         fitted: m.fitted,
       });
     } catch (err) {
+      if (err instanceof PixelDecodeError && err.trap) recycle = true;
       frames.push({ ok: false, frameNumber, error: errorText(err) });
     }
   }
-  return { result: { ok: true, frames, decodeMs, mapMs }, transfer };
+  return { result: { ok: true, frames, decodeMs, mapMs, ...(recycle ? { recycle } : {}) }, transfer };
 }
 
 serveWorker<WorkerRequest, WorkerReply>(

@@ -64,7 +64,7 @@ export class Renderer {
         error: reason,
         recycle: false,
       }),
-      recycleAfter: (r) => !r.ok && r.recycle === true,
+      recycleAfter: (r) => 'recycle' in r && r.recycle === true,
       // Processes that never render (CLI commands, nodes nobody views) start no workers.
       lazy: true,
     });

@@ -118,6 +118,11 @@ export function greyWindow(
     }
     return out;
   }
+  // LINEAR with width 1 is a threshold at c - 0.5 (PS3.3 C.11.2.1.2.1); the formula below would divide by 0.
+  if (fn === 'LINEAR' && width <= 1) {
+    for (let i = 0; i < values.length; i++) out[i] = values[i]! <= center - 0.5 ? 0 : 255;
+    return out;
+  }
   const bounds: Bounds =
     fn === 'LINEAR_EXACT'
       ? { low: center - width / 2, high: center + width / 2 }
@@ -145,6 +150,31 @@ export function greyVoiLut(values: Float32Array, lut: VoiLut, out: Uint8Array = 
     out[i] = Math.round(lut.data[k]! * scale);
   }
   return out;
+}
+
+/**
+ * The window a display uses when the instance names none: the declared Smallest/Largest Image
+ * Pixel Value when they make a range, else the frame's own range without the Pixel Padding Value
+ * (PS3.3 C.7.5.1.1.2: padding pixels are not part of the image), as whole modality values.
+ */
+export function pixelRangeWindow(values: Float32Array, declared?: Bounds, padding?: number): { center: number; width: number } {
+  if (declared && declared.low < declared.high) {
+    const low = Math.trunc(declared.low);
+    const high = Math.trunc(declared.high);
+    return { center: (low + high) / 2, width: Math.max(1, high - low) };
+  }
+  let low = Infinity;
+  let high = -Infinity;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (v === padding) continue;
+    if (v < low) low = v;
+    if (v > high) high = v;
+  }
+  if (low > high) low = high = 0;
+  low = Math.trunc(low);
+  high = Math.trunc(high);
+  return { center: (low + high) / 2, width: Math.max(1, high - low) };
 }
 
 export function minMax(values: Float32Array): Bounds {

@@ -87,6 +87,7 @@ export function registerReportRoutes(r: RouterInstance<AppState>, deps: RouteDep
     ingestor: deps.ingestor,
     audit: deps.audit,
     log: deps.log,
+    renderer: deps.renderer,
     node: { aeTitle: deps.config.dicom.aeTitle, institutionName: deps.config.institutionName },
     allowUnvalidatedModel: deps.config.medgemma.allowUnvalidatedModel,
   };
