@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { ImagingSource } from '../src/dicom/render/imaging-source.js';
+import { ImagingSource } from './imaging-source.js';
 import { RenderSource } from '../src/dicom/render/render-image.js';
 import type { DisplayPixels } from '../src/dicom/render/render-types.js';
 import { FrameDecoder } from '../src/dicom/render/frame-decoder.js';
@@ -60,7 +60,7 @@ const ab = (f: string): ArrayBuffer => {
 };
 // Warm both (WebAssembly start-up) on the first file.
 await run(async () => (await ImagingSource.open(ab(list[0]!), log, MAX_PIXELS)).pixels(1));
-await run(async () => (await RenderSource.open(ab(list[0]!), log, MAX_PIXELS)).pixels(1));
+await run(async () => (await RenderSource.open(ab(list[0]!), MAX_PIXELS)).pixels(1));
 
 let oldTotal = 0;
 let newTotal = 0;
@@ -69,7 +69,7 @@ console.log(['file', 'old ms', 'new ms', 'old', 'new', 'max diff', '>2 px %', 'o
 for (const f of list) {
   const name = path.relative(root, f);
   const o = await run(async () => (await ImagingSource.open(ab(f), log, MAX_PIXELS)).pixels(1));
-  const n = await run(async () => (await RenderSource.open(ab(f), log, MAX_PIXELS)).pixels(1));
+  const n = await run(async () => (await RenderSource.open(ab(f), MAX_PIXELS)).pixels(1));
   oldTotal += o.ms;
   newTotal += n.ms;
   const own = await ownDecoder(fs.readFileSync(f));

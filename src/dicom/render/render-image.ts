@@ -1,11 +1,9 @@
-import { errorMessage } from '../../errors.js';
 import { parseHeaderBytes } from '../header.js';
 import { pixelGeometryProblem } from '../pixel-geometry.js';
 import { PixelDecodeError } from './decode-frame.js';
 import { encodeDisplay } from './encode.js';
 import { squarePixels } from './fit.js';
 import { FrameDecoder } from './frame-decoder.js';
-import { ImagingSource, type RenderLog } from './imaging-source.js';
 import { mapFrame } from './map-frame.js';
 import { type DisplayPixels, RenderError, type RenderedImage, type RenderOptions, type RenderWindow } from './render-types.js';
 
@@ -20,8 +18,9 @@ import { type DisplayPixels, RenderError, type RenderedImage, type RenderOptions
  * else the pixel range without the padding value; MONOCHROME1 inverted; non-square pixels
  * stretched to their true proportions), then the encoder
  * (encode.ts) scales into the requested box (aspect kept) and encodes JPEG, PNG or GIF.
- * An instance the decoder cannot read (a photometric interpretation or layout it does not know)
- * goes to dcmjs-imaging (imaging-source.ts) as the decoder of last resort.
+ * An instance the decoder cannot read answers undecodable. (dcmjs-imaging, the display decoder
+ * before, is kept in bench/ as the reference of bench/render-compare.ts: over the 488 corpus files
+ * it renders none that this pipeline does not.)
  * No HTTP here: failures are RenderError with a kind the callers map to their status codes
  * (they differ: WADO-RS answers a frame past the end with 404, WADO-URI with 400).
  *
@@ -29,21 +28,14 @@ import { type DisplayPixels, RenderError, type RenderedImage, type RenderOptions
  * claims, so the claim is held against the pixel data actually present first.
  */
 
-export type { RenderLog };
-
 /**
  * A parsed instance that can render any of its frames: a series/study rendering parses each file
  * once, however many frames it has, and decodes only the frames it shows.
  */
 export class RenderSource {
-  private fallback: Promise<ImagingSource> | undefined;
-
   private constructor(
-    private readonly file: ArrayBuffer,
-    private readonly log: RenderLog,
-    private readonly maxFramePixels: number,
     private readonly decoder: FrameDecoder | undefined,
-    /** Why the decoder could not open the instance (then every frame goes to the fallback). */
+    /** Why the decoder could not open the instance (then every frame answers undecodable). */
     private readonly openProblem: string | undefined,
     readonly transferSyntax: string,
     /** Frames in the instance (1 for single-frame images). */
@@ -54,7 +46,7 @@ export class RenderSource {
    * Parses the Part 10 bytes (kept, not copied); RenderError no_pixel_data / unparsable /
    * invalid_geometry.
    */
-  static async open(file: ArrayBuffer, log: RenderLog, maxFramePixels: number): Promise<RenderSource> {
+  static async open(file: ArrayBuffer | SharedArrayBuffer, maxFramePixels: number): Promise<RenderSource> {
     const bytes = Buffer.from(file);
     const parsed = await parseHeaderBytes(bytes);
     if (!parsed.ok) throw new RenderError('unparsable', `the instance could not be parsed for rendering: ${parsed.error}`);
@@ -80,12 +72,12 @@ export class RenderSource {
       }
     }
     const frames = decoder ? decoder.numberOfFrames : Math.max(1, h.numberOfFrames ?? 1);
-    return new RenderSource(file, log, maxFramePixels, decoder, openProblem, ts, frames);
+    return new RenderSource(decoder, openProblem, ts, frames);
   }
 
   /**
-   * Frame `frame` (1-based) mapped for display: 8-bit grey or RGB from the pipeline's decoder,
-   * RGBA from the fallback. RenderError frame_out_of_range / undecodable.
+   * Frame `frame` (1-based) mapped for display: 8-bit grey or RGB. RenderError
+   * frame_out_of_range / undecodable.
    */
   async pixels(frame: number, window?: RenderWindow): Promise<DisplayPixels> {
     if (!Number.isInteger(frame) || frame < 1 || frame > this.numberOfFrames) {
@@ -109,16 +101,7 @@ export class RenderSource {
         problem = err.message;
       }
     }
-    try {
-      this.fallback ??= ImagingSource.open(this.file, this.log, this.maxFramePixels);
-      return (await this.fallback).pixels(frame, window);
-    } catch (err) {
-      if (!(err instanceof RenderError)) throw err;
-      throw new RenderError(
-        'undecodable',
-        `pixel data stored as ${this.transferSyntax} cannot be rendered: ${problem ?? errorMessage(err)}`,
-      );
-    }
+    throw new RenderError('undecodable', `pixel data stored as ${this.transferSyntax} cannot be rendered: ${problem ?? 'no decoder'}`);
   }
 
   async render(opts: RenderOptions): Promise<RenderedImage> {

@@ -3,7 +3,7 @@ import { serveWorker } from '../../workers/worker-pool.js';
 import { PixelDecodeError } from './decode-frame.js';
 import { FrameDecoder } from './frame-decoder.js';
 import { type FrameMapping, mapFrame } from './map-frame.js';
-import { type RenderLog, RenderSource } from './render-image.js';
+import { RenderSource } from './render-image.js';
 import { RenderError, type RenderedMediaType, type RenderErrorKind, type RenderOptions } from './render-types.js';
 
 /**
@@ -83,8 +83,6 @@ function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-// The worker has no logger; "decoders unavailable" is part of the undecodable answer's message.
-const log: RenderLog = { warn: () => undefined };
 /** How long a parsed instance is kept for a next batch; it holds a copy of the file. */
 const KEEP_MS = 5_000;
 
@@ -101,10 +99,8 @@ function sourceFor(req: RenderRequest): Promise<RenderSource> {
     return kept.source;
   }
   forget();
-  // The fallback decoder, dcmjs-imaging, wants an ArrayBuffer of its own (it refuses a SharedArrayBuffer).
-  const copy = new ArrayBuffer(req.file.byteLength);
-  new Uint8Array(copy).set(new Uint8Array(req.file));
-  const source = RenderSource.open(copy, log, req.maxFramePixels);
+  // Read in place: the shared bytes are never written while a render may use them (renderer.ts).
+  const source = RenderSource.open(req.file, req.maxFramePixels);
   kept = { fileId: req.fileId, source, timer: setTimeout(forget, KEEP_MS).unref() };
   source.catch(() => {
     if (kept?.source === source) forget();

@@ -1,17 +1,16 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import dcmjsImaging from 'dcmjs-imaging';
-import { errorMessage } from '../../errors.js';
-import { parseHeaderBytes } from '../header.js';
-import { pixelGeometryProblem } from '../pixel-geometry.js';
-import { type DisplayPixels, RenderError, type RenderWindow } from './render-types.js';
+import { errorMessage } from '../src/errors.js';
+import { parseHeaderBytes } from '../src/dicom/header.js';
+import { pixelGeometryProblem } from '../src/dicom/pixel-geometry.js';
+import { type DisplayPixels, RenderError, type RenderWindow } from '../src/dicom/render/render-types.js';
 
 /**
- * dcmjs-imaging as the render pipeline's decoder of last resort (render-image.ts): for an instance
- * the pipeline's own decoder (frame-decoder.ts) cannot read, dcmjs-imaging decodes the frame and
+ * dcmjs-imaging, the node's display decoder before the one render pipeline: it decodes a frame and
  * applies the Modality LUT, the VOI (the given window, else the instance's first Window
  * Center/Width, else the pixel range), MONOCHROME1 inversion and colour conversion, giving RGBA.
- * Also the reference the comparison bench (bench/render-compare.ts) measures the pipeline against.
+ * Kept only as the reference bench/render-compare.ts measures the pipeline against (devDependency).
  */
 
 const { DicomImage, WindowLevel, NativePixelDecoder } = dcmjsImaging;
