@@ -10,7 +10,9 @@ import { findInstance, listInstances } from '../src/catalog/catalog.js';
 import { createRemoteNode } from '../src/catalog/remote-nodes.js';
 import { createRule } from '../src/forwarding/rules.js';
 import type { Ingestor } from '../src/ingest/ingest.js';
+import { migrateLatest, migrationStatus } from '../src/db/connection.js';
 import { JobError } from '../src/jobs/errors.js';
+import { migrationSource } from '../migrations/index.js';
 import { JobWorker } from '../src/jobs/worker.js';
 import { autoPublishConfig, reportJobHandlers } from '../src/reports/auto-publish.js';
 import { publishReportVersion, REPORT_PUBLISH_JOB, type ReportPublishResult } from '../src/reports/publish-job.js';
@@ -20,6 +22,7 @@ import { createReport, workflowDeps } from '../src/reports/workflow.js';
 import { apiClient, auditRows } from './helpers/api.js';
 import { startStorescp, storescu } from './helpers/dcmtk.js';
 import { fakeEndpoint, okReply } from './helpers/fake-openai.js';
+import { onBothDatabases } from './helpers/postgres.js';
 import { tokenFor } from './helpers/http.js';
 import { freePort, startTestCore, startTestNode, tempDir, type TestCore, type TestNode } from './helpers/node.js';
 
@@ -245,110 +248,139 @@ describe('Auto-publish: a pushed study comes back as a draft SR and PDF, forward
   });
 });
 
-describe('report.publish: one SR per version, whatever crashes and retries', function () {
-  this.timeout(120_000);
-  let core: TestCore;
+onBothDatabases(
+  (db, env) =>
+    describe(`report.publish: one SR per version, whatever crashes and retries (${db})`, function () {
+      this.timeout(120_000);
+      let core: TestCore;
+      let lastReportId = 0;
 
-  before(async () => {
-    core = await startTestCore();
-  });
+      before(async () => {
+        core = await startTestCore(await env());
+      });
 
-  after(async () => {
-    await core?.cleanup();
-  });
+      after(async () => {
+        await core?.cleanup();
+      });
 
-  it('SR stored then a crash before the PDF: the retry stores the PDF only; the queued job then finds it done', async () => {
-    const files = makeCtSeries({ seed: 'publish-crash', slices: 4, size: 64 });
-    for (const f of files) await core.ingestor.ingestStream(Readable.from([f.bytes]), { source: 'import' });
-    const study = files[0]!.studyInstanceUid;
-    const analysisId = await createAnalysis(core.db, { studyInstanceUid: study, analysisType: 'primary', trigger: 'manual' });
-    await storeOutcome(core.db, analysisId, {
-      seriesInstanceUid: files[0]!.seriesInstanceUid,
-      volumeId: null,
-      priorStudyInstanceUid: null,
-      model: { name: 'stand-in.gguf', sha256: null, quantization: null, mmprojSha256: null },
-      backend: 'remote',
-      prompt: { templateId: 'test', templateVersion: '1', hash: 'h', text: 'p' },
-      images: files
-        .slice(0, 2)
-        .map((f, index) => ({ index, sopInstanceUid: f.sopInstanceUid, frameNumber: 1, seriesInstanceUid: f.seriesInstanceUid })),
-      answer: {
-        findings: [
-          {
-            ...ANSWER.findings[0]!,
-            laterality: 'right',
-            category: 'abnormal',
-            severity: 'mild',
-            confidence: 0.6,
-            image_indices: [1],
-            region: null,
+      it('SR stored then a crash before the PDF: the retry stores the PDF only; the queued job then finds it done', async () => {
+        const files = makeCtSeries({ seed: 'publish-crash', slices: 4, size: 64 });
+        for (const f of files) await core.ingestor.ingestStream(Readable.from([f.bytes]), { source: 'import' });
+        const study = files[0]!.studyInstanceUid;
+        const analysisId = await createAnalysis(core.db, { studyInstanceUid: study, analysisType: 'primary', trigger: 'manual' });
+        await storeOutcome(core.db, analysisId, {
+          seriesInstanceUid: files[0]!.seriesInstanceUid,
+          volumeId: null,
+          priorStudyInstanceUid: null,
+          model: { name: 'stand-in.gguf', sha256: null, quantization: null, mmprojSha256: null },
+          backend: 'remote',
+          prompt: { templateId: 'test', templateVersion: '1', hash: 'h', text: 'p' },
+          images: files
+            .slice(0, 2)
+            .map((f, index) => ({ index, sopInstanceUid: f.sopInstanceUid, frameNumber: 1, seriesInstanceUid: f.seriesInstanceUid })),
+          answer: {
+            findings: [
+              {
+                ...ANSWER.findings[0]!,
+                laterality: 'right',
+                category: 'abnormal',
+                severity: 'mild',
+                confidence: 0.6,
+                image_indices: [1],
+                region: null,
+              },
+            ],
+            measurements: [],
+            impression: ANSWER.impression,
+            comparison_with_prior: '',
+            technical_limitations: '',
+            flags: [],
           },
-        ],
-        measurements: [],
-        impression: ANSWER.impression,
-        comparison_with_prior: '',
-        technical_limitations: '',
-        flags: [],
-      },
-      rawText: '{}',
-      safetyFlags: [],
-      timings: {},
-      selection: null,
-    });
-    expect((await getAnalysis(core.db, analysisId))?.status).to.equal('succeeded');
+          rawText: '{}',
+          safetyFlags: [],
+          timings: {},
+          selection: null,
+        });
+        expect((await getAnalysis(core.db, analysisId))?.status).to.equal('succeeded');
 
-    const deps = workflowDeps(core);
-    const by = { username: 'dr.crash', role: 'radiologist' as const };
-    // Two requests (or nodes) at once: one report, one publish job.
-    const both = await Promise.all([
-      createReport(deps, { studyInstanceUid: study, analysisId, includeAiDisclaimer: true }, by),
-      createReport(deps, { studyInstanceUid: study, analysisId, includeAiDisclaimer: true }, by),
-    ]);
-    expect(both.map((b) => b.created).sort()).to.deep.equal([false, true]);
-    expect(both[0].report.id).to.equal(both[1].report.id);
-    const made = both.find((b) => b.created)!;
-    const reportId = made.report.id;
-    expect(await core.queue.list({ kind: REPORT_PUBLISH_JOB })).to.have.length(1);
-    const uids = versionUids(made.report, 1);
-    expect(made.publish).to.include({ srSopInstanceUid: uids.sr.sop, pdfSopInstanceUid: uids.pdf.sop, version: 1 });
+        const deps = workflowDeps(core);
+        const by = { username: 'dr.crash', role: 'radiologist' as const };
+        // Two requests (or nodes) at once: one report, one publish job.
+        const both = await Promise.all([
+          createReport(deps, { studyInstanceUid: study, analysisId, includeAiDisclaimer: true }, by),
+          createReport(deps, { studyInstanceUid: study, analysisId, includeAiDisclaimer: true }, by),
+        ]);
+        expect(both.map((b) => b.created).sort()).to.deep.equal([false, true]);
+        expect(both[0].report.id).to.equal(both[1].report.id);
+        const made = both.find((b) => b.created)!;
+        const reportId = made.report.id;
+        expect(await core.queue.list({ kind: REPORT_PUBLISH_JOB })).to.have.length(1);
+        const uids = versionUids(made.report, 1);
+        expect(made.publish).to.include({ srSopInstanceUid: uids.sr.sop, pdfSopInstanceUid: uids.pdf.sop, version: 1 });
 
-    // The first run stores the SR, then the process "dies" storing the PDF.
-    let calls = 0;
-    const crashing = {
-      ingestStream: (s: Readable, o: Parameters<Ingestor['ingestStream']>[1]) => {
-        if (++calls === 2) return Promise.reject(new Error('simulated crash while storing the PDF'));
-        return core.ingestor.ingestStream(s, o);
-      },
-    } as unknown as Ingestor;
-    const failed = await publishReportVersion({ ...deps, ingestor: crashing }, reportId, 1).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(failed).to.be.instanceOf(JobError);
-    expect((failed as JobError).retryable).to.equal(true);
-    expect(await findInstance(core.db, uids.sr.sop), 'SR stored before the crash').to.not.equal(undefined);
-    expect(await findInstance(core.db, uids.pdf.sop)).to.equal(undefined);
-    expect((await getVersion(core.db, reportId, 1))?.srSopInstanceUid).to.equal(null);
+        // The first run stores the SR, then the process "dies" storing the PDF.
+        let calls = 0;
+        const crashing = {
+          ingestStream: (s: Readable, o: Parameters<Ingestor['ingestStream']>[1]) => {
+            if (++calls === 2) return Promise.reject(new Error('simulated crash while storing the PDF'));
+            return core.ingestor.ingestStream(s, o);
+          },
+        } as unknown as Ingestor;
+        const failed = await publishReportVersion({ ...deps, ingestor: crashing }, reportId, 1).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(failed).to.be.instanceOf(JobError);
+        expect((failed as JobError).retryable).to.equal(true);
+        expect(await findInstance(core.db, uids.sr.sop), 'SR stored before the crash').to.not.equal(undefined);
+        expect(await findInstance(core.db, uids.pdf.sop)).to.equal(undefined);
+        expect((await getVersion(core.db, reportId, 1))?.srSopInstanceUid).to.equal(null);
 
-    // The retry: same UIDs, the SR found stored, only the PDF built and stored.
-    const retried = await publishReportVersion(deps, reportId, 1);
-    expect(retried).to.include({ already: false, srSopInstanceUid: uids.sr.sop, pdfSopInstanceUid: uids.pdf.sop });
-    expect(retried.timings!.srMs).to.equal(0);
-    const objects = (await listInstances(core.db, { study })).filter((i) => i.sop_class_uid === SR_CLASS || i.sop_class_uid === PDF_CLASS);
-    expect(objects.map((i) => i.sop_instance_uid).sort()).to.deep.equal([uids.sr.sop, uids.pdf.sop].sort());
-    expect(await getReport(core.db, reportId)).to.include({ srSopInstanceUid: uids.sr.sop, pdfSopInstanceUid: uids.pdf.sop });
+        // The retry: same UIDs, the SR found stored, only the PDF built and stored.
+        const retried = await publishReportVersion(deps, reportId, 1);
+        expect(retried).to.include({ already: false, srSopInstanceUid: uids.sr.sop, pdfSopInstanceUid: uids.pdf.sop });
+        expect(retried.timings!.srMs).to.equal(0);
+        const objects = (await listInstances(core.db, { study })).filter(
+          (i) => i.sop_class_uid === SR_CLASS || i.sop_class_uid === PDF_CLASS,
+        );
+        expect(objects.map((i) => i.sop_instance_uid).sort()).to.deep.equal([uids.sr.sop, uids.pdf.sop].sort());
+        expect(await getReport(core.db, reportId)).to.include({ srSopInstanceUid: uids.sr.sop, pdfSopInstanceUid: uids.pdf.sop });
 
-    // The job queued with the version (committed before the "crash") runs later: done at once.
-    const worker = new JobWorker(core.queue, reportJobHandlers(deps, autoPublishConfig(core.config)), { pollMs: 50 });
-    worker.start();
-    try {
-      const job = await core.queue.waitFor<unknown, ReportPublishResult>(made.publish!.jobId, 30_000);
-      expect(job?.status, job?.error ?? '').to.equal('succeeded');
-      expect(job?.result).to.include({ already: true, srSopInstanceUid: uids.sr.sop });
-    } finally {
-      await worker.stop();
-    }
-    const after = (await listInstances(core.db, { study })).filter((i) => i.sop_class_uid === SR_CLASS);
-    expect(after).to.have.length(1);
-  });
-});
+        // The job queued with the version (committed before the "crash") runs later: done at once.
+        const worker = new JobWorker(core.queue, reportJobHandlers(deps, autoPublishConfig(core.config)), { pollMs: 50 });
+        worker.start();
+        try {
+          const job = await core.queue.waitFor<unknown, ReportPublishResult>(made.publish!.jobId, 30_000);
+          expect(job?.status, job?.error ?? '').to.equal('succeeded');
+          expect(job?.result).to.include({ already: true, srSopInstanceUid: uids.sr.sop });
+        } finally {
+          await worker.stop();
+        }
+        const after = (await listInstances(core.db, { study })).filter((i) => i.sop_class_uid === SR_CLASS);
+        expect(after).to.have.length(1);
+        lastReportId = reportId;
+      });
+
+      it('migration 015_report_per_analysis: of the reports older nodes made for one analysis, the oldest is its report', async () => {
+        const first = (await getReport(core.db, lastReportId))!;
+        await core.db.migrate.down({ migrationSource, name: '015_report_per_analysis' });
+        expect((await migrationStatus(core.db)).pending).to.include('015_report_per_analysis');
+        // What nodes before it could do: a second report of the same analysis.
+        const { id: _id, ...row } = (await core.db('reports').where({ id: first.id }).first()) as Record<string, unknown>;
+        await core.db('reports').insert(row);
+        await migrateLatest(core.db);
+        const rows = (await core.db('reports').where({ analysis_id: first.analysisId }).orderBy('id')) as Array<{
+          one_per_analysis: number | string | null;
+        }>;
+        expect(rows.map((r) => (r.one_per_analysis === null ? null : Number(r.one_per_analysis)))).to.deep.equal([first.analysisId, null]);
+        const again = await createReport(
+          workflowDeps(core),
+          { studyInstanceUid: first.studyInstanceUid, analysisId: first.analysisId, includeAiDisclaimer: true },
+          { username: 'dr.crash', role: 'radiologist' },
+        );
+        expect(again).to.deep.include({ created: false, publish: null });
+        expect(again.report.id).to.equal(first.id);
+      });
+    }),
+  'radiant_autopub',
+);
