@@ -13,6 +13,7 @@ import * as m011 from './011_reports.js';
 import * as m012 from './012_first_admin_bootstrap.js';
 import * as m013f from './013_forwarding_as_jobs.js';
 import * as m014 from './014_analysis_provenance.js';
+import * as m015r from './015_report_per_analysis.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -38,6 +39,7 @@ const migrations: ReadonlyArray<[string, Migration]> = [
   ['012_first_admin_bootstrap', m012],
   ['013_forwarding_as_jobs', m013f],
   ['014_analysis_provenance', m014],
+  ['015_report_per_analysis', m015r],
 ];
 
 /** Every migration's name, in the order they apply. */

@@ -16,7 +16,10 @@ import { AutoAnalyzer, STUDY_STABLE_JOB, studyStableHook } from './analysis/auto
 import type { AnalysisRequester } from './analysis/requests.js';
 import { jobHandlers } from './jobs/handlers.js';
 import { jobQueue, startJobWorker, startServiceWorker } from './jobs/start.js';
+import type { JobQueue } from './jobs/queue.js';
 import { JobWorker, type JobHandlers } from './jobs/worker.js';
+import { autoPublishConfig, reportJobHandlers } from './reports/auto-publish.js';
+import { workflowDeps } from './reports/workflow.js';
 import { EventBus } from './events.js';
 import { MetadataPrebuilder } from '../dicomweb/metadata-prebuild.js';
 import { Ingestor } from './ingest/ingest.js';
@@ -53,6 +56,8 @@ export interface Core {
   forwarder: Forwarder;
   /** The in-process event bus: announcements and job wake-ups (src/events.ts). */
   events: EventBus;
+  /** The durable job queue (src/jobs/queue.ts). */
+  queue: JobQueue;
   close(): Promise<void>;
 }
 
@@ -171,6 +176,7 @@ export async function openCore(config: Config, log: Logger, opts: OpenCoreOption
     forwardingRules,
     forwarder,
     events,
+    queue: jobs,
     async close() {
       forwardingRules.stop();
       await transcoder.close();
@@ -208,7 +214,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     nodeServices(core),
   );
   const engine = new EngineHost(config.medgemma, log);
-  const queue = jobQueue(core);
+  const queue = core.queue;
   let jobs: JobWorker | undefined;
   const analysis: AnalysisRequester = { db: core.db, queue, wake: () => jobs?.wake() };
   const autoAnalyzer = new AutoAnalyzer(analysis, config.analysis, log, core.events);
@@ -219,6 +225,9 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
   const serviceHandlers: JobHandlers = {
     ...(config.forwarding.enabled ? forwardJobHandlers(core.forwarder) : {}),
     ...(prebuildMs > 0 ? prebuilder.handlers() : {}),
+    // Publishing a report version and drafting an automatic one: seconds of work the report
+    // routes wait for, so never behind an analysis.
+    ...reportJobHandlers(workflowDeps(core), autoPublishConfig(config)),
   };
   let serviceJobs: JobWorker | undefined;
   // Analysis jobs wake their worker themselves (AnalysisRequester.wake); scheduled ones (study.stable) when due.

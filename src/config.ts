@@ -161,6 +161,10 @@ const envSchema = z.object({
   /** Analysis pipeline (src/analysis). */
   AUTO_ANALYZE: z.enum(['off', 'all', 'rules']).default('off'),
   AUTO_ANALYZE_RULES: z.string().min(1).optional(),
+  /** Automatic analyses that succeed are drafted and published by the node (default: with AUTO_ANALYZE). */
+  AUTO_PUBLISH: bool.optional(),
+  /** How long POST /api/reports, sign and amend wait for the report.publish job before answering 202. */
+  REPORT_PUBLISH_WAIT_MS: z.coerce.number().int().min(0).max(600_000).default(60_000),
   STUDY_STABLE_SECONDS: z.coerce.number().min(0).max(86_400).default(15),
   MEDGEMMA_MAX_SLICES: z.coerce.number().int().min(1).max(1000).default(85),
   /** How the model is asked (src/medgemma/recipes.ts); auto: from the model's identity. */
@@ -258,6 +262,10 @@ export interface Config {
 
 export interface AnalysisConfig {
   autoAnalyze: 'off' | 'all' | 'rules';
+  /** AUTO_PUBLISH: an automatic analysis that succeeds is drafted and published (src/reports/auto-publish.ts). */
+  autoPublish: boolean;
+  /** REPORT_PUBLISH_WAIT_MS: how long the report routes wait for publishing before answering 202. */
+  publishWaitMs: number;
   /** AUTO_ANALYZE_RULES as given (JSON); checked at load (parseAutoRules), matched by src/analysis/auto-rules.ts. */
   autoRules?: string;
   stableSeconds: number;
@@ -610,6 +618,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     institutionName: e.INSTITUTION_NAME ?? null,
     analysis: {
       autoAnalyze: checkedAutoAnalyze(e),
+      autoPublish: e.AUTO_PUBLISH ?? e.AUTO_ANALYZE !== 'off',
+      publishWaitMs: e.REPORT_PUBLISH_WAIT_MS,
       autoRules: e.AUTO_ANALYZE_RULES,
       stableSeconds: e.STUDY_STABLE_SECONDS,
       maxSlices: e.MEDGEMMA_MAX_SLICES,

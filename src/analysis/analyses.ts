@@ -312,9 +312,16 @@ function identityColumn(m: ModelIdentity): Partial<ModelIdentity> {
 
 /**
  * Stores the answer and marks the analysis succeeded, in one transaction: a retried job that
- * had already stored replaces its items instead of doubling them.
+ * had already stored replaces its items instead of doubling them. `also`: more writes of that
+ * transaction (the auto-publish job of an automatic analysis).
  */
-export async function storeOutcome(db: Db, id: number, o: AnalysisOutcome, now = new Date()): Promise<boolean> {
+export async function storeOutcome(
+  db: Db,
+  id: number,
+  o: AnalysisOutcome,
+  now = new Date(),
+  also?: (trx: Trx) => Promise<void>,
+): Promise<boolean> {
   const fields: AnalysisColumns = {
     progress_stage: 'done',
     progress_percent: 100,
@@ -362,5 +369,5 @@ export async function storeOutcome(db: Db, id: number, o: AnalysisOutcome, now =
     value: m.value,
     unit: m.unit.slice(0, 32),
   }));
-  return storeAnalysisOutcome(db, id, fields, findings, measurements);
+  return storeAnalysisOutcome(db, id, fields, findings, measurements, also);
 }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { AuditLog } from '../audit/audit.js';
 import { studyFacts, studyLastReceivedAt } from '../catalog/studies.js';
 import type { AnalysisConfig } from '../config.js';
-import type { Db } from '../db/connection.js';
+import type { Db, Trx } from '../db/connection.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { JobAbortedError, JobError } from '../jobs/errors.js';
@@ -55,6 +55,8 @@ export interface PipelineDeps {
   /** The engine when ready, else its status (why not). */
   engine(): Engine | undefined;
   engineStatus(): EngineStatus;
+  /** Writes with the succeeded outcome, in its transaction (auto-publish queues its job here). */
+  onStored?: (trx: Trx, analysis: Analysis) => Promise<void>;
 }
 
 /** A failure that retrying cannot fix (no analyzable series, a refused answer...). */
@@ -197,6 +199,8 @@ export async function runAnalysisJob(deps: PipelineDeps, job: JobRow<AnalysisJob
       throw new Final(`model answer does not match the findings schema: ${errorMessage(err)}`, err);
     }
     await progress('store', 90);
+    const store = (o: Parameters<typeof storeOutcome>[2]) =>
+      storeOutcome(db, id, o, undefined, deps.onStored && ((trx) => deps.onStored!(trx, analysis)));
     Object.assign(timings, {
       promptMs: result.timings.promptMs,
       predictedMs: result.timings.predictedMs,
@@ -204,7 +208,7 @@ export async function runAnalysisJob(deps: PipelineDeps, job: JobRow<AnalysisJob
       tokensPerSecond: result.timings.tokensPerSecond,
       totalMs: Date.now() - started + timings.queueWaitMs!,
     });
-    const stored = await storeOutcome(db, id, {
+    const stored = await store({
       seriesInstanceUid: vol.seriesInstanceUid,
       volumeId,
       priorStudyInstanceUid: pc.priorStudyInstanceUid,

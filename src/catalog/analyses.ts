@@ -171,6 +171,7 @@ export async function measurementRows(db: Db, analysisId: number): Promise<Measu
  * Stores an outcome: the analysis row's `fields` with status succeeded, and its findings and
  * measurements, in one transaction, only while the analysis is queued or running. A retried job
  * that had already stored replaces its items instead of doubling them. False: it had finished.
+ * `also` writes in the same transaction what must commit with the outcome (follow-up jobs).
  */
 export async function storeAnalysisOutcome(
   db: Db,
@@ -178,6 +179,7 @@ export async function storeAnalysisOutcome(
   fields: AnalysisColumns,
   findings: FindingRow[],
   measurements: MeasurementRow[],
+  also?: (trx: Trx) => Promise<void>,
 ): Promise<boolean> {
   return db.transaction(async (trx) => {
     const n = await trx('medgemma_analyses')
@@ -189,6 +191,7 @@ export async function storeAnalysisOutcome(
     await trx('measurements').where({ analysis_id: id }).delete();
     if (findings.length) await trx('findings').insert(findings.map((f) => ({ analysis_id: id, ...f })));
     if (measurements.length) await trx('measurements').insert(measurements.map((m) => ({ analysis_id: id, ...m })));
+    if (also) await also(trx);
     return true;
   });
 }

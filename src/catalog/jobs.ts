@@ -120,9 +120,9 @@ export interface NewJob {
  * Inserts a pending job. With a dedupe key, a pending job with that key is cancelled ('superseded
  * by job N') in the same transaction; a running one is left alone. On PostgreSQL an advisory lock
  * on the key serialises inserts of one key, so the later one supersedes the earlier instead of
- * hitting the one-pending-job-per-key index.
+ * hitting the one-pending-job-per-key index. Given a transaction, it runs in a savepoint of it.
  */
-export async function insertJob<P>(db: Db, job: NewJob, ts: string): Promise<JobRow<P>> {
+export async function insertJob<P>(db: Db | Trx, job: NewJob, ts: string): Promise<JobRow<P>> {
   const key = job.dedupeKey;
   return db.transaction(async (trx) => {
     let superseded: number[] = [];

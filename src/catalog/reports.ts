@@ -24,6 +24,8 @@ export interface ReportRow {
   pdf_sop_instance_uid: string | null;
   sr_series_instance_uid: string | null;
   pdf_series_instance_uid: string | null;
+  /** The analysis id, unique: one report per analysis (migration 015); NULL on older duplicates. */
+  one_per_analysis: number | null;
   created_at: string | Date;
   updated_at: string | Date;
 }
@@ -60,14 +62,29 @@ export async function reportRow(db: Db | Trx, id: number): Promise<ReportRow | u
 }
 
 /** The report's versions, oldest first. */
-export async function reportVersionRows(db: Db, reportId: number): Promise<ReportVersionRow[]> {
+export async function reportVersionRows(db: Db | Trx, reportId: number): Promise<ReportVersionRow[]> {
   return (await db('report_versions').where({ report_id: reportId }).orderBy('version')) as ReportVersionRow[];
 }
 
-/** Inserts a report at version 1, state draft; returns its id. */
+/** The report of an analysis (the one that holds its one_per_analysis key, else the oldest). */
+export async function reportOfAnalysisRow(db: Db | Trx, analysisId: number): Promise<ReportRow | undefined> {
+  return (await db('reports').where({ analysis_id: analysisId }).orderByRaw('one_per_analysis IS NULL').orderBy('id').first()) as
+    | ReportRow
+    | undefined;
+}
+
+/** One version of a report. */
+export async function reportVersionRow(db: Db | Trx, reportId: number, version: number): Promise<ReportVersionRow | undefined> {
+  return (await db('report_versions').where({ report_id: reportId, version }).first()) as ReportVersionRow | undefined;
+}
+
+/**
+ * Inserts a report at version 1, state draft; returns its id. A second report of the same
+ * analysis violates reports_one_per_analysis (isUniqueViolation): the caller reads the first.
+ */
 export async function insertReportRow(trx: Trx, r: NewReportRow): Promise<number> {
   const [row] = await trx('reports')
-    .insert({ ...r, state: 'draft', version: 1 })
+    .insert({ ...r, one_per_analysis: r.analysis_id, state: 'draft', version: 1 })
     .returning('id');
   return Number(typeof row === 'object' ? (row as { id: number }).id : row);
 }

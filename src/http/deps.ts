@@ -1,6 +1,8 @@
 import type { AuditLog } from '../audit/audit.js';
 import type { Config } from '../config.js';
 import type { Db } from '../db/connection.js';
+import type { EventBus } from '../events.js';
+import type { JobQueue } from '../jobs/queue.js';
 import type { Transcoder } from '../dicom/transcoder.js';
 import type { Renderer } from '../dicom/render/renderer.js';
 import type { Forwarder } from '../forwarding/forwarder.js';
@@ -34,6 +36,9 @@ export interface HttpDeps {
   engine: EngineHost;
   /** Records analyses and queues their jobs (src/analysis/requests.ts). */
   analysis: AnalysisRequester;
+  /** The durable job queue (report.publish jobs are queued and awaited through it). */
+  queue: JobQueue;
+  events: EventBus;
   secretKey: string;
 }
 

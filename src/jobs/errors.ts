@@ -1,3 +1,4 @@
+import type { Backoff } from '../backoff.js';
 import { RadiantError, type ErrorKind } from '../errors.js';
 
 /**
@@ -7,12 +8,15 @@ import { RadiantError, type ErrorKind } from '../errors.js';
  */
 export class JobError extends RadiantError {
   readonly retryable: boolean;
+  /** The job kind's own retry delays (default: the worker's, else the queue's). */
+  readonly backoff: Backoff | undefined;
 
   /** `kind`: what went wrong, for an edge that shows the failure (default: the node's own). */
-  constructor(message: string, options: { retryable: boolean; cause?: unknown; kind?: ErrorKind }) {
+  constructor(message: string, options: { retryable: boolean; cause?: unknown; kind?: ErrorKind; backoff?: Backoff }) {
     super(options.kind ?? 'internal', message, { cause: options.cause });
     this.name = 'JobError';
     this.retryable = options.retryable;
+    this.backoff = options.backoff;
   }
 }
 

@@ -2,6 +2,7 @@ import type { AuditLog } from '../audit/audit.js';
 import type { AnalysisConfig } from '../config.js';
 import type { Db } from '../db/connection.js';
 import type { Renderer } from '../dicom/render/renderer.js';
+import type { EventBus } from '../events.js';
 import type { Logger } from '../logger.js';
 import type { AutoAnalyzer } from '../analysis/auto-analyze.js';
 import {
@@ -10,8 +11,11 @@ import {
   runAnalysisJob,
   type AnalysisJobPayload,
   type AnalysisJobResult,
+  type PipelineDeps,
 } from '../analysis/pipeline.js';
 import type { EngineHost } from '../medgemma/engine-host.js';
+import { enqueueAutodraft, REPORT_AUTODRAFT_JOB } from '../reports/auto-publish.js';
+import type { JobQueue } from './queue.js';
 import type { BlobStorage } from '../../storage/types.js';
 import { typedHandler, type JobHandlers } from './worker.js';
 
@@ -26,6 +30,23 @@ export interface JobHandlerDeps {
   config: { analysis: AnalysisConfig };
   /** Study-stable detection: its study.stable jobs queue the automatic analyses. */
   autoAnalyzer: AutoAnalyzer;
+  /** Where an automatic analysis that succeeds queues its report.autodraft job (AUTO_PUBLISH). */
+  queue: JobQueue;
+  events: EventBus;
+}
+
+/** AUTO_PUBLISH: an automatic analysis's report.autodraft job commits with its outcome. */
+function autodraftHook(deps: JobHandlerDeps): PipelineDeps['onStored'] {
+  if (!deps.config.analysis.autoPublish) return undefined;
+  return async (trx, analysis) => {
+    if (analysis.trigger !== 'auto') return;
+    await enqueueAutodraft(trx, deps.queue, analysis.id);
+    // Announced once committed, so the worker that wakes finds the row.
+    void trx.executionPromise.then(
+      () => deps.events.emit('job-due', { kind: REPORT_AUTODRAFT_JOB, runAt: new Date() }),
+      () => undefined,
+    );
+  };
 }
 
 /**
@@ -48,6 +69,7 @@ export function jobHandlers(deps: JobHandlerDeps, engine?: EngineHost): JobHandl
           engine: () => engine?.ready,
           engineStatus: () =>
             engine?.status ?? { state: 'off', backend: 'off', since: new Date().toISOString(), error: 'this process runs no engine' },
+          onStored: autodraftHook(deps),
         },
         job,
         ctx,

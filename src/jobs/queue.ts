@@ -82,16 +82,42 @@ export class JobQueue {
    * N') in the same transaction; a running one is left alone (src/catalog/jobs.ts, insertJob).
    */
   async enqueue<P>(input: EnqueueInput<P>, now = new Date()): Promise<JobRow<P>> {
+    return this.enqueueIn(this.db, input, now);
+  }
+
+  /**
+   * enqueue inside the caller's transaction: the job commits with the rows that call for it, or
+   * not at all (a report version and its report.publish job), so a crash after the commit still
+   * runs it.
+   */
+  async enqueueIn<P>(trx: Trx | Db, input: EnqueueInput<P>, now = new Date()): Promise<JobRow<P>> {
     if (!input.kind || input.kind.length > 64) throw new RangeError('job kind must have 1 to 64 characters');
     const maxAttempts = input.maxAttempts ?? this.defaultMaxAttempts;
     if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new RangeError('maxAttempts must be an integer ≥ 1');
     const payloadJson = toJson(input.payload, 'payload');
     const ts = now.toISOString();
     return insertJob<P>(
-      this.db,
+      trx,
       { kind: input.kind, payloadJson, maxAttempts, nextRunAt: (input.runAt ?? now).toISOString(), dedupeKey: input.dedupeKey ?? null },
       ts,
     );
+  }
+
+  /**
+   * The job once it is finished (succeeded, failed or cancelled), or as it stands when timeoutMs
+   * ran out (pending or running; a retry waiting for its back-off counts as not finished). Polls
+   * the row, so it sees jobs run by any node's worker; undefined when the job is unknown.
+   */
+  async waitFor<P = unknown, R = unknown>(id: number, timeoutMs: number, pollMs = 25): Promise<JobRow<P, R> | undefined> {
+    const deadline = Date.now() + timeoutMs;
+    let delay = pollMs;
+    for (;;) {
+      const job = await jobById<P, R>(this.db, id);
+      if (!job || (job.status !== 'pending' && job.status !== 'running') || Date.now() >= deadline) return job;
+      await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(1, deadline - Date.now()))));
+      // Quick jobs are seen at once; a long wait costs a read every quarter second.
+      delay = Math.min(250, delay * 2);
+    }
   }
 
   /**

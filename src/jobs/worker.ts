@@ -309,8 +309,9 @@ export class JobWorker {
       if (signal.aborted) return this.aborted(log, signal);
       clearInterval(a.heartbeat);
       const retryable = err instanceof JobError ? err.retryable : true;
+      const backoff = (err instanceof JobError ? err.backoff : undefined) ?? this.opts.backoff;
       try {
-        const outcome = await this.queue.fail(job.id, this.workerId, errorMessage(err), { retryable, backoff: this.opts.backoff });
+        const outcome = await this.queue.fail(job.id, this.workerId, errorMessage(err), { retryable, backoff });
         log.warn({ err: errorMessage(err), retryable, outcome }, 'job failed');
       } catch (dbErr) {
         log.error(

@@ -4,8 +4,9 @@ import type { Db } from '../db/connection.js';
 import type { Logger } from '../logger.js';
 import type { Ingestor } from '../ingest/ingest.js';
 import type { Analysis } from '../analysis/analyses.js';
-import { newUid } from '../dicom/new-uid.js';
+import { uidFromNames } from '../dicom/new-uid.js';
 import type { Renderer } from '../dicom/render/renderer.js';
+import { findInstance } from '../catalog/catalog.js';
 import type { BlobStorage } from '../../storage/types.js';
 import type { ImageRef, ReportContent } from './content.js';
 import { keyImagesFor } from './key-images.js';
@@ -51,7 +52,26 @@ export interface Published {
   pdfSopInstanceUid: string;
   /** Set when forwarding rules hold the objects (why). */
   forwardingHeld?: string;
+  /** What this run built and stored (0 for an object a previous run had stored). */
   timings: { srMs: number; pdfMs: number; storeMs: number };
+}
+
+/** The SOP Instance and Series UIDs of one version's SR and PDF. */
+export interface VersionUids {
+  sr: { sop: string; series: string };
+  pdf: { sop: string; series: string };
+}
+
+/**
+ * The UIDs of a version's objects, the same every time they are built: a publish retried after
+ * a crash (the SR stored, the PDF not) finds what it had stored instead of making a second SR.
+ * Report ids restart with every database, so the study, the report id and its creation time
+ * (to the millisecond) name the report; the version and the object name the rest.
+ */
+export function versionUids(report: Pick<Report, 'id' | 'studyInstanceUid' | 'createdAt'>, version: number): VersionUids {
+  const uid = (what: string) =>
+    uidFromNames('radiant-report', report.studyInstanceUid, String(report.id), report.createdAt, String(version), what);
+  return { sr: { sop: uid('sr'), series: uid('sr-series') }, pdf: { sop: uid('pdf'), series: uid('pdf-series') } };
 }
 
 export class PublishError extends RadiantError {
@@ -72,9 +92,27 @@ export function currentObjects(r: Report): ImageRef[] {
 }
 
 /**
+ * Stores one report object through the node's one ingest path; an object already stored under
+ * its UID (by an earlier attempt, or a concurrent one: ignored or refused as a duplicate) counts
+ * as stored.
+ */
+async function storeOnce(d: PublishDeps, bytes: Buffer, holdForwarding: string | undefined): Promise<void> {
+  let r;
+  try {
+    r = await d.ingestor.ingestStream(Readable.from([bytes]), { source: 'ai', ...(holdForwarding ? { holdForwarding } : {}) });
+  } catch (err) {
+    if (err instanceof RadiantError && err.kind === 'duplicate') return;
+    throw err;
+  }
+  if (r.outcome === 'ignored') d.log.info({ sop: r.sopInstanceUid }, 'report object was already stored');
+}
+
+/**
  * Writes the SR and the Encapsulated PDF of one report version and stores both through the
  * node's one ingest path (source "ai"): they are indexed, in QIDO-RS, WADO-RS, C-FIND and the
  * viewer at once, and forwarding rules see them like any arrival. Earlier versions' objects stay.
+ * Safe to repeat: the UIDs are the version's own (versionUids), and an object already in the
+ * index is neither built nor stored again.
  */
 export async function publishVersion(
   d: PublishDeps,
@@ -82,52 +120,57 @@ export async function publishVersion(
   analysis: Analysis,
   body: ReportBody,
   content: ReportContent,
+  uids: VersionUids,
 ): Promise<Published> {
   const at = new Date(content.createdAt);
-  const t0 = performance.now();
-  const srUid = newUid();
-  const srSeries = newUid();
-  const sr = buildStructuredReport(content, {
-    sopInstanceUid: srUid,
-    seriesInstanceUid: srSeries,
-    seriesNumber: srSeriesNumber(content.version),
-    instanceNumber: 1,
-    contentDateTime: at,
-  });
-  const t1 = performance.now();
-  const keyImages = await keyImagesFor(d, analysis, body).catch((err: unknown) => {
-    // Key images illustrate; a slice that cannot be rendered must not stop the report.
-    d.log.warn({ report: report.id, err: (err as Error).message }, 'key images not rendered');
-    return [];
-  });
-  const pdf = await renderReportPdf(content, keyImages);
-  const pdfUid = newUid();
-  const pdfSeries = newUid();
-  const enc = buildEncapsulatedPdf(content, pdf, {
-    sopInstanceUid: pdfUid,
-    seriesInstanceUid: pdfSeries,
-    seriesNumber: pdfSeriesNumber(content.version),
-    instanceNumber: 1,
-    contentDateTime: at,
-  });
-  const t2 = performance.now();
+  const timings = { srMs: 0, pdfMs: 0, storeMs: 0 };
   const holdForwarding = forwardingHold(analysis, d.allowUnvalidatedModel ?? false);
   if (holdForwarding) d.log.info({ report: report.id, why: holdForwarding }, 'report objects stored; forwarding rules hold them');
+  const store = async (bytes: Buffer) => {
+    const t = performance.now();
+    await storeOnce(d, bytes, holdForwarding);
+    timings.storeMs += performance.now() - t;
+  };
   try {
-    for (const bytes of [sr, enc]) {
-      const r = await d.ingestor.ingestStream(Readable.from([bytes]), { source: 'ai', ...(holdForwarding ? { holdForwarding } : {}) });
-      if (r.outcome === 'ignored') throw new PublishError(`the node ignored report object ${r.sopInstanceUid} (duplicate policy)`);
+    if (!(await findInstance(d.db, uids.sr.sop))) {
+      const t0 = performance.now();
+      const sr = buildStructuredReport(content, {
+        sopInstanceUid: uids.sr.sop,
+        seriesInstanceUid: uids.sr.series,
+        seriesNumber: srSeriesNumber(content.version),
+        instanceNumber: 1,
+        contentDateTime: at,
+      });
+      timings.srMs = performance.now() - t0;
+      await store(sr);
+    }
+    if (!(await findInstance(d.db, uids.pdf.sop))) {
+      const t1 = performance.now();
+      const keyImages = await keyImagesFor(d, analysis, body).catch((err: unknown) => {
+        // Key images illustrate; a slice that cannot be rendered must not stop the report.
+        d.log.warn({ report: report.id, err: (err as Error).message }, 'key images not rendered');
+        return [];
+      });
+      const pdf = await renderReportPdf(content, keyImages);
+      const enc = buildEncapsulatedPdf(content, pdf, {
+        sopInstanceUid: uids.pdf.sop,
+        seriesInstanceUid: uids.pdf.series,
+        seriesNumber: pdfSeriesNumber(content.version),
+        instanceNumber: 1,
+        contentDateTime: at,
+      });
+      timings.pdfMs = performance.now() - t1;
+      await store(enc);
     }
   } catch (err) {
     if (err instanceof PublishError) throw err;
     throw new PublishError(`storing report ${report.id} v${content.version} failed: ${(err as Error).message}`, { cause: err });
   }
-  await setPublishedObjects(d.db, report.id, content.version, { sop: srUid, series: srSeries }, { sop: pdfUid, series: pdfSeries });
-  const t3 = performance.now();
+  await setPublishedObjects(d.db, report.id, content.version, uids.sr, uids.pdf);
   return {
-    srSopInstanceUid: srUid,
-    pdfSopInstanceUid: pdfUid,
+    srSopInstanceUid: uids.sr.sop,
+    pdfSopInstanceUid: uids.pdf.sop,
     ...(holdForwarding ? { forwardingHeld: holdForwarding } : {}),
-    timings: { srMs: t1 - t0, pdfMs: t2 - t1, storeMs: t3 - t2 },
+    timings,
   };
 }

@@ -3,10 +3,13 @@ import type { Db, Trx } from '../db/connection.js';
 import {
   insertReportRow,
   insertReportVersionRow,
+  reportOfAnalysisRow,
   reportRow,
+  reportVersionRow,
   reportVersionRows,
   updateReportVersion,
   type ReportRow,
+  type ReportVersionRow,
 } from '../catalog/reports.js';
 import type { ReportState } from './content.js';
 import type { Change, ReportBody } from './body.js';
@@ -73,9 +76,8 @@ export async function getReport(db: Db | Trx, id: number): Promise<Report | unde
   return r && fromRow(r);
 }
 
-export async function listVersions(db: Db, reportId: number): Promise<ReportVersion[]> {
-  const rows = await reportVersionRows(db, reportId);
-  return rows.map((r) => ({
+function versionFromRow(r: ReportVersionRow): ReportVersion {
+  return {
     version: Number(r.version),
     state: r.state as ReportState,
     action: r.action as ReportVersion['action'],
@@ -86,7 +88,22 @@ export async function listVersions(db: Db, reportId: number): Promise<ReportVers
     reason: r.reason,
     srSopInstanceUid: r.sr_sop_instance_uid,
     pdfSopInstanceUid: r.pdf_sop_instance_uid,
-  }));
+  };
+}
+
+export async function listVersions(db: Db, reportId: number): Promise<ReportVersion[]> {
+  return (await reportVersionRows(db, reportId)).map(versionFromRow);
+}
+
+export async function getVersion(db: Db, reportId: number, version: number): Promise<ReportVersion | undefined> {
+  const r = await reportVersionRow(db, reportId, version);
+  return r && versionFromRow(r);
+}
+
+/** The report of an analysis (there is one: reports_one_per_analysis). */
+export async function reportOfAnalysis(db: Db | Trx, analysisId: number): Promise<Report | undefined> {
+  const r = await reportOfAnalysisRow(db, analysisId);
+  return r && fromRow(r);
 }
 
 export interface NewReport {

@@ -1,26 +1,24 @@
 import { RadiantError } from '../errors.js';
-import type { AuditLog } from '../audit/audit.js';
-import type { Db } from '../db/connection.js';
-import type { Logger } from '../logger.js';
-import type { Ingestor } from '../ingest/ingest.js';
+import type { Config } from '../config.js';
+import type { Db, Trx } from '../db/connection.js';
+import type { EventBus } from '../events.js';
 import type { Role } from '../auth/permissions.js';
 import { getAnalysis, type Analysis } from '../analysis/analyses.js';
+import { isUniqueViolation } from '../catalog/sql.js';
 import { seriesRow } from '../catalog/studies.js';
-import { findUserRow } from '../catalog/users.js';
-import { IMPLEMENTATION_VERSION_NAME } from '../dicom/implementation.js';
-import type { Renderer } from '../dicom/render/renderer.js';
-import type { BlobStorage } from '../../storage/types.js';
+import type { JobQueue } from '../jobs/queue.js';
 import { applyPatch, bodyFromAnalysis, type BodyPatch, type ReportBody } from './body.js';
-import type { ReportContent, ReportSigner, ReportState } from './content.js';
-import { buildContent } from './content-builder.js';
-import { currentObjects, publishVersion, type Published } from './publish.js';
-import { getReport, insertReport, writeVersion, type Report } from './report-store.js';
+import type { ReportState } from './content.js';
+import { currentObjects, forwardingHold, PublishError, versionUids } from './publish.js';
+import { enqueuePublish, REPORT_PUBLISH_JOB, signerOf, type ReportNodeDeps } from './publish-job.js';
+import { getReport, insertReport, reportOfAnalysis, writeVersion, type Report } from './report-store.js';
 
 /**
  * The review workflow: draft (AI) → preliminary (edited) → final (signed) → amended. Every
  * change is a new version (who, when, what changed) and an audit row. The draft and every
- * signed version are published as DICOM (SR + Encapsulated PDF); signing and amending publish
- * new objects that name the previous ones as predecessors, never overwrite them.
+ * signed version are published as DICOM (SR + Encapsulated PDF) by a report.publish job queued
+ * in the transaction that writes the version (src/reports/publish-job.ts); signing and amending
+ * publish new objects that name the previous ones as predecessors, never overwrite them.
  */
 
 export class ReportWorkflowError extends RadiantError {
@@ -30,33 +28,53 @@ export class ReportWorkflowError extends RadiantError {
   }
 }
 
-export interface WorkflowDeps {
-  db: Db;
-  storage: BlobStorage;
-  ingestor: Ingestor;
-  audit: AuditLog;
-  log: Logger;
-  /** The node's render pipeline (PDF key images). */
-  renderer: Renderer;
-  node: { aeTitle: string; institutionName: string | null };
-  /** MEDGEMMA_ALLOW_UNVALIDATED_MODEL (publish.ts forwardingHold). */
-  allowUnvalidatedModel?: boolean;
+/** What the workflow needs: the node's parts for building reports, and the queue that publishes them. */
+export interface WorkflowDeps extends ReportNodeDeps {
+  jobs: JobQueue;
+  /** Announces each report.publish job (job-due), so the worker that publishes starts at once. */
+  events?: EventBus;
 }
 
 export interface Actor {
   username: string;
   role: Role;
   userId?: number;
+  /** The node itself (auto-publish), audited as a system actor. */
+  system?: boolean;
 }
 
-function nodeIdentity(d: WorkflowDeps): ReportContent['node'] {
+/** The publishing a change queued: its report.publish job and the UIDs its objects get. */
+export interface PublishTicket {
+  jobId: number;
+  version: number;
+  srSopInstanceUid: string;
+  pdfSopInstanceUid: string;
+}
+
+/** The workflow's deps from the node's parts (the composition root, the report routes). */
+export function workflowDeps(p: Omit<WorkflowDeps, 'jobs' | 'node'> & { queue: JobQueue; config: Config }): WorkflowDeps {
+  const { db, storage, ingestor, audit, log, events, queue, config, renderer } = p;
   return {
-    aeTitle: d.node.aeTitle,
-    institutionName: d.node.institutionName,
-    softwareVersion: IMPLEMENTATION_VERSION_NAME,
-    manufacturer: 'RadiantAI',
+    db,
+    storage,
+    ingestor,
+    audit,
+    log,
+    renderer,
+    allowUnvalidatedModel: config.medgemma.allowUnvalidatedModel,
+    events,
+    jobs: queue,
+    node: { aeTitle: config.dicom.aeTitle, institutionName: config.institutionName },
   };
 }
+
+/** The audit's note that forwarding rules will hold this report's objects (an unvalidated model). */
+function heldFor(d: WorkflowDeps, analysis: Analysis): { forwardingHeld?: string } {
+  const why = forwardingHold(analysis, d.allowUnvalidatedModel ?? false);
+  return why ? { forwardingHeld: why } : {};
+}
+
+const actorType = (by: Actor) => (by.system ? ('system' as const) : ('user' as const));
 
 function technique(a: Analysis, seriesDescription: string | null, modality: string | null): string {
   const what = `${modality ?? 'Imaging'} series${seriesDescription ? ` "${seriesDescription}"` : ''}`;
@@ -69,24 +87,37 @@ async function loadAnalysis(db: Db, id: number): Promise<Analysis> {
   return a;
 }
 
-async function contentFor(
+/** Queues the publishing of `version` in `trx`; the ticket names the job and the objects to come. */
+async function queuePublish(
   d: WorkflowDeps,
-  report: Report,
-  analysis: Analysis,
-  body: ReportBody,
-  extra: { signer: ReportSigner | null; reason: string | null; predecessors: ReturnType<typeof currentObjects> },
-): Promise<ReportContent> {
-  return buildContent(d.db, analysis, body, {
-    reportId: report.id,
-    version: report.version,
-    state: report.state,
-    includeDisclaimer: report.includeAiDisclaimer,
-    signer: extra.signer,
-    amendmentReason: extra.reason,
-    predecessors: extra.predecessors,
-    createdAt: report.updatedAt,
-    node: nodeIdentity(d),
-  });
+  trx: Trx,
+  report: Pick<Report, 'id' | 'studyInstanceUid' | 'createdAt'>,
+  version: number,
+): Promise<PublishTicket> {
+  const job = await enqueuePublish(trx, d.jobs, report.id, version);
+  const uids = versionUids(report, version);
+  return { jobId: job.id, version, srSopInstanceUid: uids.sr.sop, pdfSopInstanceUid: uids.pdf.sop };
+}
+
+function announce(d: WorkflowDeps): void {
+  d.events?.emit('job-due', { kind: REPORT_PUBLISH_JOB, runAt: new Date() });
+}
+
+/**
+ * Waits up to timeoutMs for a change's publishing: done (the report names the new objects) or
+ * not yet (queued, running, or waiting to retry). A job that failed for good throws its reason.
+ */
+export async function awaitPublished(
+  d: WorkflowDeps,
+  reportId: number,
+  ticket: PublishTicket,
+  timeoutMs: number,
+): Promise<{ report: Report; done: boolean }> {
+  const job = await d.jobs.waitFor(ticket.jobId, timeoutMs);
+  if (job?.status === 'failed' || job?.status === 'cancelled')
+    throw new PublishError(`publishing report ${reportId} v${ticket.version} failed: ${job.error ?? job.status}`);
+  const report = await mustGet(d, reportId);
+  return { report, done: job?.status === 'succeeded' || report.srSopInstanceUid === ticket.srSopInstanceUid };
 }
 
 export interface CreateReport {
@@ -95,7 +126,16 @@ export interface CreateReport {
   includeAiDisclaimer: boolean;
 }
 
-export async function createReport(d: WorkflowDeps, req: CreateReport, by: Actor): Promise<{ report: Report; published: Published }> {
+/**
+ * The draft report of a finished analysis, its publishing queued with it. One report per
+ * analysis (reports_one_per_analysis): when the analysis already has one, that one is answered
+ * (created: false, nothing queued), whoever made it and whichever node got there first.
+ */
+export async function createReport(
+  d: WorkflowDeps,
+  req: CreateReport,
+  by: Actor,
+): Promise<{ report: Report; created: boolean; publish: PublishTicket | null }> {
   const analysis = await loadAnalysis(d.db, req.analysisId);
   if (analysis.studyInstanceUid !== req.studyInstanceUid)
     throw new ReportWorkflowError('unprocessable', 'analysis_of_other_study', `analysis ${analysis.id} is of another study`);
@@ -105,61 +145,67 @@ export async function createReport(d: WorkflowDeps, req: CreateReport, by: Actor
       'analysis_not_done',
       `analysis ${analysis.id} is ${analysis.status}; a report needs a finished analysis`,
     );
+  const existing = await reportOfAnalysis(d.db, analysis.id);
+  if (existing) return { report: existing, created: false, publish: null };
   const series = analysis.seriesInstanceUid ? await seriesRow(d.db, analysis.seriesInstanceUid) : undefined;
   const body = bodyFromAnalysis(analysis, technique(analysis, series?.series_description ?? null, series?.modality ?? null));
   const now = new Date();
-  const id = await d.db.transaction(async (trx) => {
-    const reportId = await insertReport(
-      trx,
-      {
-        studyInstanceUid: req.studyInstanceUid,
-        analysisId: analysis.id,
-        includeAiDisclaimer: req.includeAiDisclaimer,
-        body,
-        createdBy: by.username,
-      },
-      now,
-    );
-    await writeVersion(
-      trx,
-      {
-        reportId,
-        expectedVersion: 1,
-        state: 'draft',
-        action: 'create',
-        by: by.username,
-        changes: [{ field: 'report', from: null, to: `draft from analysis ${analysis.id}` }],
-        body,
-      },
-      now,
-    );
-    return reportId;
-  });
-  const report = (await getReport(d.db, id))!;
-  const published = await publishVersion(
-    d,
-    report,
-    analysis,
-    body,
-    await contentFor(d, report, analysis, body, { signer: null, reason: null, predecessors: [] }),
-  );
+  let made: { id: number; publish: PublishTicket };
+  try {
+    made = await d.db.transaction(async (trx) => {
+      const reportId = await insertReport(
+        trx,
+        {
+          studyInstanceUid: req.studyInstanceUid,
+          analysisId: analysis.id,
+          includeAiDisclaimer: req.includeAiDisclaimer,
+          body,
+          createdBy: by.username,
+        },
+        now,
+      );
+      await writeVersion(
+        trx,
+        {
+          reportId,
+          expectedVersion: 1,
+          state: 'draft',
+          action: 'create',
+          by: by.username,
+          changes: [{ field: 'report', from: null, to: `draft from analysis ${analysis.id}` }],
+          body,
+        },
+        now,
+      );
+      const created = { id: reportId, studyInstanceUid: req.studyInstanceUid, createdAt: now.toISOString() };
+      return { id: reportId, publish: await queuePublish(d, trx, created, 1) };
+    });
+  } catch (err) {
+    // Another request or node drafted this analysis's report meanwhile: that one it is.
+    const winner = isUniqueViolation(err) ? await reportOfAnalysis(d.db, analysis.id) : undefined;
+    if (!winner) throw err;
+    return { report: winner, created: false, publish: null };
+  }
+  announce(d);
+  const report = (await getReport(d.db, made.id))!;
   await d.audit.record({
-    actorType: 'user',
+    actorType: actorType(by),
     actor: by.username,
     action: 'report.created',
     resourceType: 'report',
-    resourceId: String(id),
+    resourceId: String(made.id),
     studyInstanceUid: report.studyInstanceUid,
     outcome: 'success',
     details: {
       analysis: analysis.id,
       version: 1,
-      sr: published.srSopInstanceUid,
-      pdf: published.pdfSopInstanceUid,
-      ...(published.forwardingHeld ? { forwardingHeld: published.forwardingHeld } : {}),
+      sr: made.publish.srSopInstanceUid,
+      pdf: made.publish.pdfSopInstanceUid,
+      publishJob: made.publish.jobId,
+      ...heldFor(d, analysis),
     },
   });
-  return { report: (await getReport(d.db, id))!, published };
+  return { report, created: true, publish: made.publish };
 }
 
 async function mustGet(d: WorkflowDeps, id: number): Promise<Report> {
@@ -185,7 +231,7 @@ export async function editReport(d: WorkflowDeps, id: number, patch: BodyPatch, 
     ),
   );
   await d.audit.record({
-    actorType: 'user',
+    actorType: actorType(by),
     actor: by.username,
     action: 'report.edited',
     resourceType: 'report',
@@ -195,16 +241,6 @@ export async function editReport(d: WorkflowDeps, id: number, patch: BodyPatch, 
     details: { version, fields: changes.map((c) => c.field) },
   });
   return (await getReport(d.db, id))!;
-}
-
-async function signerOf(d: WorkflowDeps, by: Actor, at: Date): Promise<ReportSigner> {
-  const u = await findUserRow(d.db, { username: by.username });
-  return {
-    name: u?.full_name || by.username,
-    username: by.username,
-    organization: d.node.institutionName ?? 'RadiantAI node',
-    at: at.toISOString(),
-  };
 }
 
 function mustBeRadiologist(by: Actor): void {
@@ -222,12 +258,11 @@ async function signed(
   by: Actor,
   changes: ReturnType<typeof applyPatch>['changes'],
   reason: string | null,
-): Promise<{ report: Report; published: Published }> {
+): Promise<{ report: Report; publish: PublishTicket }> {
   const at = new Date();
-  const signer = await signerOf(d, by, at);
-  const predecessors = currentObjects(r);
-  await d.db.transaction((trx) =>
-    writeVersion(
+  const signer = await signerOf(d, by.username, at.toISOString());
+  const publish = await d.db.transaction(async (trx) => {
+    const version = await writeVersion(
       trx,
       {
         reportId: r.id,
@@ -241,19 +276,12 @@ async function signed(
         signer: { username: signer.username, name: signer.name, at: signer.at },
       },
       at,
-    ),
-  );
-  const now = (await getReport(d.db, r.id))!;
-  const analysis = await loadAnalysis(d.db, r.analysisId);
-  const published = await publishVersion(
-    d,
-    now,
-    analysis,
-    body,
-    await contentFor(d, now, analysis, body, { signer, reason, predecessors }),
-  );
+    );
+    return queuePublish(d, trx, r, version);
+  });
+  announce(d);
   await d.audit.record({
-    actorType: 'user',
+    actorType: actorType(by),
     actor: by.username,
     action: action === 'sign' ? 'report.signed' : 'report.amended',
     resourceType: 'report',
@@ -261,15 +289,16 @@ async function signed(
     studyInstanceUid: r.studyInstanceUid,
     outcome: 'success',
     details: {
-      version: now.version,
+      version: publish.version,
       state,
-      sr: published.srSopInstanceUid,
-      pdf: published.pdfSopInstanceUid,
-      predecessors: predecessors.map((p) => p.sopInstanceUid),
-      ...(published.forwardingHeld ? { forwardingHeld: published.forwardingHeld } : {}),
+      sr: publish.srSopInstanceUid,
+      pdf: publish.pdfSopInstanceUid,
+      publishJob: publish.jobId,
+      predecessors: currentObjects(r).map((p) => p.sopInstanceUid),
+      ...heldFor(d, await loadAnalysis(d.db, r.analysisId)),
     },
   });
-  return { report: (await getReport(d.db, r.id))!, published };
+  return { report: (await getReport(d.db, r.id))!, publish };
 }
 
 export async function signReport(
@@ -277,7 +306,7 @@ export async function signReport(
   id: number,
   by: Actor,
   expectedVersion?: number,
-): Promise<{ report: Report; published: Published }> {
+): Promise<{ report: Report; publish: PublishTicket }> {
   mustBeRadiologist(by);
   const r = await mustGet(d, id);
   if (r.state === 'final' || r.state === 'amended')
@@ -293,7 +322,7 @@ export async function amendReport(
   reason: string,
   patch: BodyPatch | undefined,
   by: Actor,
-): Promise<{ report: Report; published: Published }> {
+): Promise<{ report: Report; publish: PublishTicket }> {
   mustBeRadiologist(by);
   const r = await mustGet(d, id);
   if (r.state !== 'final' && r.state !== 'amended')

@@ -46,6 +46,8 @@ export async function ensurePixelRoutes(node: TestNode): Promise<{ url: string; 
     forwarder: node.forwarder,
     engine: node.engine,
     analysis: node.analysis,
+    queue: node.queue,
+    events: node.events,
     secretKey: resolveSecretKey(node.config),
     security,
     metrics: node.http.metrics,

@@ -26,6 +26,12 @@ describe('unit: configuration from an environment object', () => {
     expect(() => loadConfig({ MODE: 'weird' }, '/')).to.throw(/MODE="weird"/);
     expect(() => loadConfig({ S3_BUCKET: 'b' }, '/')).to.throw(/S3_BUCKET/);
   });
+  it('AUTO_PUBLISH follows AUTO_ANALYZE unless set; REPORT_PUBLISH_WAIT_MS defaults to a minute', () => {
+    expect(loadConfig({}, '/').analysis).to.include({ autoPublish: false, publishWaitMs: 60_000 });
+    expect(loadConfig({ AUTO_ANALYZE: 'all' }, '/').analysis.autoPublish).to.equal(true);
+    expect(loadConfig({ AUTO_ANALYZE: 'all', AUTO_PUBLISH: 'off' }, '/').analysis.autoPublish).to.equal(false);
+    expect(loadConfig({ REPORT_PUBLISH_WAIT_MS: '0' }, '/').analysis.publishWaitMs).to.equal(0);
+  });
   it('AUTO_ANALYZE=rules needs its rules', () => {
     expect(() => loadConfig({ AUTO_ANALYZE: 'rules' }, '/')).to.throw(/AUTO_ANALYZE_RULES/);
   });

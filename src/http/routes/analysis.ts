@@ -4,6 +4,7 @@ import { parsePk, parseStudyRef } from '../../records/schemas.js';
 import { getAnalysis, listStudyAnalyses, type Analysis, type AnalysisProvenance } from '../../analysis/analyses.js';
 import { cancelAnalysis, requestAnalysis } from '../../analysis/requests.js';
 import { studyIdentity } from '../../catalog/studies.js';
+import { autoPublishConfig, autoPublishStatus } from '../../reports/auto-publish.js';
 import { readJson } from '../body.js';
 import { HttpError } from '../errors.js';
 import type { RouteDeps } from '../deps.js';
@@ -161,7 +162,8 @@ export function registerAnalysisRoutes(r: RouterInstance<AppState>, deps: RouteD
     const a = await getAnalysis(db, parsePk(ctx.params.id, 'analysis'));
     if (!a) throw new HttpError(404, 'not_found', 'analysis not found');
     ctx.state.audit = { resourceId: String(a.id), studyInstanceUid: a.studyInstanceUid };
-    ctx.body = analysisView(a);
+    const ap = await autoPublishStatus(db, a, autoPublishConfig(deps.config));
+    ctx.body = { ...analysisView(a), auto_publish: { status: ap.status, reason: ap.reason, report_id: ap.reportId } };
   });
 
   r.get('/api/studies/:id/analyses', security.guard('images:read', 'analysis.list', 'analysis'), async (ctx: AppContext) => {
@@ -199,7 +201,8 @@ documentRoutes(
     tags: ['analysis'],
     summary:
       'An analysis: status and progress, findings, measurements, impression, the raw answer, safety flags, ' +
-      'the model (validated or not), images in the order sent, provenance, timings',
+      'the model (validated or not), images in the order sent, provenance, timings; ' +
+      'auto_publish {status: off|held|pending|published, reason, report_id}: what AUTO_PUBLISH did with it and why',
     request: { params: idParams('analysis') },
     responses: { 200: ok('The analysis', ref('Analysis')), 400: E[400], ...GUARDED, 404: E[404] },
   }),

@@ -8,7 +8,17 @@ import { bodyPatch } from '../../reports/body.js';
 import { buildContent } from '../../reports/content-builder.js';
 import { currentObjects } from '../../reports/publish.js';
 import { getReport, listVersions, type Report } from '../../reports/report-store.js';
-import { amendReport, createReport, editReport, signReport, type Actor, type WorkflowDeps } from '../../reports/workflow.js';
+import {
+  amendReport,
+  awaitPublished,
+  createReport,
+  editReport,
+  signReport,
+  workflowDeps,
+  type Actor,
+  type PublishTicket,
+  type WorkflowDeps,
+} from '../../reports/workflow.js';
 import { openEncapsulatedDocument } from '../../../dicomweb/encapsulated-document.js';
 import { IMPLEMENTATION_VERSION_NAME } from '../../dicom/implementation.js';
 import { readJson } from '../body.js';
@@ -81,15 +91,25 @@ export function reportView(r: Report): Record<string, unknown> {
  */
 export function registerReportRoutes(r: RouterInstance<AppState>, deps: RouteDeps): void {
   const { db, security } = deps;
-  const wf: WorkflowDeps = {
-    db,
-    storage: deps.storage,
-    ingestor: deps.ingestor,
-    audit: deps.audit,
-    log: deps.log,
-    renderer: deps.renderer,
-    node: { aeTitle: deps.config.dicom.aeTitle, institutionName: deps.config.institutionName },
-    allowUnvalidatedModel: deps.config.medgemma.allowUnvalidatedModel,
+  const wf: WorkflowDeps = workflowDeps(deps);
+  /**
+   * A change's answer once its report.publish job is done (the report with its new objects), or
+   * after REPORT_PUBLISH_WAIT_MS: 202 with the report and the job still publishing it.
+   */
+  const answerPublished = async (ctx: AppContext, reportId: number, ticket: PublishTicket, doneStatus: number) => {
+    const out = await awaitPublished(wf, reportId, ticket, deps.config.analysis.publishWaitMs);
+    ctx.status = out.done ? doneStatus : 202;
+    ctx.body = out.done
+      ? reportView(out.report)
+      : {
+          ...reportView(out.report),
+          publishing: {
+            job_id: ticket.jobId,
+            version: ticket.version,
+            sr_sop_instance_uid: ticket.srSopInstanceUid,
+            pdf_sop_instance_uid: ticket.pdfSopInstanceUid,
+          },
+        };
   };
   const actor = (ctx: AppContext): Actor => {
     const p = ctx.state.principal;
@@ -118,9 +138,10 @@ export function registerReportRoutes(r: RouterInstance<AppState>, deps: RouteDep
       studyInstanceUid: study.studyInstanceUid,
       details: { analysis: body.analysis_id },
     };
-    ctx.status = 201;
     ctx.set('Location', `/api/reports/${out.report.id}`);
-    ctx.body = reportView(out.report);
+    // The analysis already has its report (one per analysis): that one, as it is.
+    if (!out.publish) ctx.body = reportView(out.report);
+    else await answerPublished(ctx, out.report.id, out.publish, 201);
   });
 
   r.get('/api/reports/:id', security.guard('images:read', 'report.read', 'report'), async (ctx: AppContext) => {
@@ -152,14 +173,14 @@ export function registerReportRoutes(r: RouterInstance<AppState>, deps: RouteDep
     const rep = await load(ctx);
     const { version } = versionQuery.parse(ctx.query);
     const out = await signReport(wf, rep.id, actor(ctx), version);
-    ctx.body = reportView(out.report);
+    await answerPublished(ctx, rep.id, out.publish, 200);
   });
 
   r.post('/api/reports/:id/amend', security.guard('reports:sign', 'report.amend', 'report'), async (ctx: AppContext) => {
     const rep = await load(ctx);
     const body = await readJson(ctx, amendBody);
     const out = await amendReport(wf, rep.id, body.reason, body.changes, actor(ctx));
-    ctx.body = reportView(out.report);
+    await answerPublished(ctx, rep.id, out.publish, 200);
   });
 
   // Exports take a patient's report off the node: their rows are written before they run.
@@ -219,6 +240,9 @@ export function registerReportRoutes(r: RouterInstance<AppState>, deps: RouteDep
   });
 }
 
+const PUBLISHING =
+  'Saved; its report.publish job had not finished within REPORT_PUBLISH_WAIT_MS: the report with `publishing` ' +
+  '{job_id, version, sr_sop_instance_uid, pdf_sop_instance_uid} (the objects to come)';
 const reportErrors = { 400: E[400], ...GUARDED, 404: E[404] };
 const reportObject = { type: 'object' } as const;
 const reportParams = idParams('report');
@@ -227,9 +251,17 @@ documentRoutes(
     method: 'post',
     path: '/api/reports',
     tags: ['reports'],
-    summary: 'Create the draft report of a finished analysis and publish it (SR + Encapsulated PDF)',
+    summary:
+      'Create the draft report of a finished analysis and publish it (SR + Encapsulated PDF); an analysis has one report: ' +
+      'when it has one already, 200 with that one',
     request: { body: { required: true, content: json(createBody) } },
-    responses: { 201: ok('Created', reportObject), ...reportErrors, 409: E[409] },
+    responses: {
+      201: ok('Created and published', reportObject),
+      200: ok('The report the analysis already has', reportObject),
+      202: ok(PUBLISHING, reportObject),
+      ...reportErrors,
+      409: E[409],
+    },
   }),
   secured('images:read', {
     method: 'get',
@@ -253,7 +285,7 @@ documentRoutes(
     tags: ['reports'],
     summary: 'Sign (radiologists only): final, VERIFIED SR and final PDF published',
     request: { params: reportParams, query: versionQuery },
-    responses: { 200: ok('The report', reportObject), ...reportErrors, 409: E[409] },
+    responses: { 200: ok('The report, published', reportObject), 202: ok(PUBLISHING, reportObject), ...reportErrors, 409: E[409] },
   }),
   secured('reports:sign', {
     method: 'post',
@@ -261,7 +293,13 @@ documentRoutes(
     tags: ['reports'],
     summary: 'Amend a signed report (radiologists only)',
     request: { params: reportParams, body: { required: true, content: json(amendBody) } },
-    responses: { 200: ok('The report', reportObject), ...reportErrors, 409: E[409], 422: E[422] },
+    responses: {
+      200: ok('The report, published', reportObject),
+      202: ok(PUBLISHING, reportObject),
+      ...reportErrors,
+      409: E[409],
+      422: E[422],
+    },
   }),
   secured('images:read', {
     method: 'get',
