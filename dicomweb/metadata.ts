@@ -56,7 +56,7 @@ export function metadataHandler(deps: RouteDeps) {
       }
       json = `[${arrays.join(',')}]`;
     }
-    const base = `${ctx.protocol}://${ctx.host}/dicom-web`;
+    const base = `${ctx.state.baseUrl}/dicom-web`;
     ctx.state.audit = { studyInstanceUid: p.study, details: { level: p.level, instances: instances.length, cachedSeries } };
     ctx.status = 200;
     ctx.type = responseType;

@@ -183,7 +183,7 @@ export function qidoHandler(deps: RouteDeps, level: QueryLevel, opts: QidoOption
       strict: opts.strict,
     });
 
-    const base = `${ctx.protocol}://${ctx.host}/dicom-web`;
+    const base = `${ctx.state.baseUrl}/dicom-web`;
     const body = result.rows.map((row) => {
       if ('RetrieveURL' in row) row.RetrieveURL = retrieveUrl(base, level, row);
       return toDicomJson(row, result.attributes);

@@ -117,7 +117,7 @@ export function registerReportRoutes(r: RouterInstance<AppState>, deps: RouteDep
       details: { analysis: body.analysis_id },
     };
     ctx.status = 201;
-    ctx.set('Location', `/api/reports/${out.report.id}`);
+    ctx.set('Location', `${ctx.state.basePath}/api/reports/${out.report.id}`);
     ctx.body = reportView(out.report);
   });
 
