@@ -267,7 +267,7 @@ export function framesHandler(deps: RouteDeps) {
  * instance asked one request at a time decode once), behind the storage interface so the same
  * layout and range code serves it. 406 when it cannot be decoded after all.
  */
-async function transcodedSource(
+export async function transcodedSource(
   deps: RouteDeps,
   row: StoredInstanceRow,
   to: string,

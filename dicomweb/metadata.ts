@@ -11,8 +11,8 @@ import { resolveInstances, resourcePath, type ResolvedInstance } from './resourc
  * attribute of the stored header (File Meta group excluded, as PS3.18 wants the data set).
  *
  * The data set of one instance is built by the kernel (src/dicom/metadata-json.ts): every
- * attribute up to Pixel Data, binary values inline up to 1 KiB, else a BulkDataURI; Pixel Data's is
- * the instance URL. Series come from the series metadata cache (src/metadata/); the study answer
+ * attribute up to Pixel Data, binary values inline up to 1 KiB, else a BulkDataURI (bulkdata.ts
+ * serves each, Pixel Data's too). Series come from the series metadata cache (src/metadata/); the study answer
  * is the concatenation of its series' cached arrays; the instance answer is parsed on demand.
  */
 

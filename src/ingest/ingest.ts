@@ -321,6 +321,7 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
         referringPhysicianName: h.referringPhysicianName,
         studyDescription: h.studyDescription,
         studyId: h.studyId,
+        timezoneOffsetFromUtc: h.timezoneOffsetFromUtc,
       },
       series: {
         seriesInstanceUid: h.seriesInstanceUid,
@@ -339,6 +340,7 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
         rows: h.rows,
         columns: h.columns,
         numberOfFrames: h.numberOfFrames,
+        bitsAllocated: h.bitsAllocated,
         transferSyntaxUid: h.transferSyntaxUid,
         sizeBytes,
         storageKey,
