@@ -182,7 +182,9 @@ export function renderHttpError(err: unknown, row: StoredInstanceRow): unknown {
 function auditDetails(params: RenderParams, box: RenderBox | undefined, extra: Record<string, unknown>): Record<string, unknown> {
   return {
     ...extra,
-    ...(params.window ? { window: `${params.window.center},${params.window.width},${params.window.fn.toLowerCase().replace('_', '-')}` } : {}),
+    ...(params.window
+      ? { window: `${params.window.center},${params.window.width},${params.window.fn.toLowerCase().replace('_', '-')}` }
+      : {}),
     ...(box ? { viewport: `${box.width},${box.height}` } : {}),
   };
 }

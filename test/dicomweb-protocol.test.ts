@@ -149,7 +149,12 @@ describe('DICOMweb protocol conformance (issue 17)', function () {
 
   const get = (u: string, headers: Record<string, string> = {}) => fetch(u, { headers: { ...bearer(token), ...headers } });
   const client = () =>
-    new dicomweb.api.DICOMwebClient({ url: `${url}/dicom-web`, headers: { Authorization: `Bearer ${token}` }, verbose: false, singlepart: false });
+    new dicomweb.api.DICOMwebClient({
+      url: `${url}/dicom-web`,
+      headers: { Authorization: `Bearer ${token}` },
+      verbose: false,
+      singlepart: false,
+    });
 
   type Client = ReturnType<typeof client>;
   const bulk = async (c: Client, uri: string) =>
@@ -204,7 +209,9 @@ describe('DICOMweb protocol conformance (issue 17)', function () {
     expect(res.status).to.equal(206);
     expect(res.headers.get('content-range')).to.equal(`bytes 512-1023/${whole.length}`);
     expect(Buffer.from(await res.arrayBuffer()).equals(whole.subarray(512, 1024))).to.equal(true);
-    res = await get(`${instanceUrl(rows.jpeg)}/bulkdata/7FE00010`, { accept: 'multipart/related; type="application/octet-stream"; transfer-syntax=*' });
+    res = await get(`${instanceUrl(rows.jpeg)}/bulkdata/7FE00010`, {
+      accept: 'multipart/related; type="application/octet-stream"; transfer-syntax=*',
+    });
     expect(res.status).to.equal(200);
     const [frame] = await readParts(res);
     expect(frame!.headers['content-type']).to.equal('application/octet-stream; transfer-syntax=1.2.840.10008.1.2.4.50');
@@ -246,7 +253,9 @@ describe('DICOMweb protocol conformance (issue 17)', function () {
   it('QIDO-RS in XML: one Native DICOM Model part per match, the same attributes as the JSON answer', async () => {
     const study = rows.ct.study_instance_uid;
     const json = (await (await get(`${url}/dicom-web/studies?StudyInstanceUID=${study}`)).json()) as Json[];
-    const res = await get(`${url}/dicom-web/studies?StudyInstanceUID=${study}`, { accept: 'multipart/related; type="application/dicom+xml"' });
+    const res = await get(`${url}/dicom-web/studies?StudyInstanceUID=${study}`, {
+      accept: 'multipart/related; type="application/dicom+xml"',
+    });
     expect(res.status).to.equal(200);
     const parts = await readParts(res);
     expect(parts).to.have.length(1);
@@ -260,7 +269,18 @@ describe('DICOMweb protocol conformance (issue 17)', function () {
     const r = rows.emri;
     const res = await get(`${url}/dicom-web/studies/${r.study_instance_uid}/series/${r.series_instance_uid}/instances`);
     const [inst] = (await res.json()) as Json[];
-    for (const t of ['00080016', '00080018', '00080056', '00080201', '00081190', '00200013', '00280010', '00280011', '00280100', '00280008']) {
+    for (const t of [
+      '00080016',
+      '00080018',
+      '00080056',
+      '00080201',
+      '00081190',
+      '00200013',
+      '00280010',
+      '00280011',
+      '00280100',
+      '00280008',
+    ]) {
       expect(inst, t).to.have.property(t);
     }
     expect(inst!['00280100']!.Value).to.deep.equal([16]);
@@ -289,7 +309,10 @@ describe('DICOMweb protocol conformance (issue 17)', function () {
   it('HTTP_TRUST_PROXY: Forwarded / X-Forwarded-* make RetrieveURL, BulkDataURI and STOW URLs point to the external address', async () => {
     const r = rows.ct;
     const study = r.study_instance_uid;
-    const viaForwarded = { forwarded: 'for=192.0.2.60;proto=https;host="pacs.example.org", for=10.0.0.1', 'x-forwarded-prefix': '/radiant/' };
+    const viaForwarded = {
+      forwarded: 'for=192.0.2.60;proto=https;host="pacs.example.org", for=10.0.0.1',
+      'x-forwarded-prefix': '/radiant/',
+    };
     let [q] = (await (await get(`${url}/dicom-web/studies?StudyInstanceUID=${study}`, viaForwarded)).json()) as Json[];
     expect(q!['00081190']!.Value).to.deep.equal([`https://pacs.example.org/radiant/dicom-web/studies/${study}`]);
     const [meta] = (await (await get(`${url}/dicom-web/studies/${study}/metadata`, viaForwarded)).json()) as Json[];

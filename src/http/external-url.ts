@@ -50,7 +50,11 @@ export function parseForwarded(value: string | undefined): { proto?: string; hos
  * relative Location starts with). `direct` is what the connection says (Koa's protocol and
  * Host header); `trustProxy` turns the proxy headers on.
  */
-export function externalAddress(headers: IncomingHttpHeaders, direct: { protocol: string; host: string }, trustProxy: boolean): { base: string; prefix: string } {
+export function externalAddress(
+  headers: IncomingHttpHeaders,
+  direct: { protocol: string; host: string },
+  trustProxy: boolean,
+): { base: string; prefix: string } {
   let { protocol, host } = direct;
   let prefix = '';
   if (trustProxy) {

@@ -148,7 +148,11 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
       // RFC 9110 §10.1.1 defines only 100-continue and lets a server refuse unknown expectations,
       // but an empty field (some clients send `Expect:` to turn 100-continue off) asks nothing.
       server.on('checkExpectation', (req: http.IncomingMessage, res: http.ServerResponse) => {
-        if (String(req.headers.expect ?? '').replaceAll(',', '').trim() === '') {
+        if (
+          String(req.headers.expect ?? '')
+            .replaceAll(',', '')
+            .trim() === ''
+        ) {
           handler(req, res);
           return;
         }
