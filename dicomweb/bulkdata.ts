@@ -3,7 +3,8 @@ import { HttpError } from '../src/http/errors.js';
 import type { AppContext, AppRouter } from '../src/http/state.js';
 import type { ByteRange } from '../storage/types.js';
 import { parseAccept } from './accept.js';
-import { negotiatePixelData, notAcceptable, resolveInstanceFromPath, sendRanges } from './frames.js';
+import { negotiatePixelData, notAcceptable, resolveInstanceFromPath, sendRanges, transcodedSource, type FrameChoice } from './frames.js';
+import { whyNotTranscodable } from '../src/dicom/transcode-syntaxes.js';
 import { PIXEL_DATA, isNative, RangeReader, findByPath, rangesStream, unsupportedStorage } from '../src/dicom/pixel-data.js';
 import { TS } from '../src/dicom/transfer-syntax.js';
 import { pixelDataLayout } from './pixel-data.js';
@@ -21,7 +22,8 @@ import { pixelDataLayout } from './pixel-data.js';
  * 206 + Content-Range relative to the value, 416 when unsatisfiable. A multipart answer ignores
  * Range (RFC 9110 allows that). Pixel Data of native instances = the whole value; Pixel Data of
  * encapsulated instances = the frames, one part each, in their compressed media type (as the
- * frames resource answers all frames).
+ * frames resource answers all frames) when that (or transfer-syntax=*) is asked for, else
+ * decoded into one native value (application/octet-stream's default, Explicit VR Little Endian).
  */
 
 const TAG = /^[0-9A-Fa-f]{8}$/;
@@ -88,16 +90,25 @@ export function bulkdataHandler(deps: RouteDeps) {
     };
 
     let value: ByteRange;
+    let choice: FrameChoice | { reasons: string[] };
+    let source = { deps, key: row.storage_key };
     if (tag === PIXEL_DATA && tagPath.length === 1) {
-      const layout = await pixelDataLayout(deps.storage, row.storage_key, ts);
+      const stored = await pixelDataLayout(deps.storage, row.storage_key, ts);
+      // Encapsulated: the frames as stored, or decoded (octet-stream without transfer-syntax is
+      // Explicit VR Little Endian, PS3.18 Table 8.7.3-5) into one native value.
+      choice = negotiatePixelData(accept, ts, !stored.encapsulated || stored.frames.length === 1, whyNotTranscodable);
+      if ('reasons' in choice) throw notAcceptable(choice.reasons);
+      let layout = stored;
+      if (choice.decodeTo) {
+        source = await transcodedSource(deps, row, choice.decodeTo);
+        layout = await pixelDataLayout(source.deps.storage, source.key, choice.decodeTo);
+      }
       if (layout.encapsulated) {
-        const choice = negotiatePixelData(accept, ts, layout.frames.length === 1);
-        if ('reasons' in choice) throw notAcceptable(choice.reasons);
         audit({ frames: layout.frames.length, mediaType: choice.mediaType, transferSyntax: choice.transferSyntax });
         sendRanges(
-          deps,
+          source.deps,
           ctx,
-          row.storage_key,
+          source.key,
           choice,
           layout.frames.map((ranges) => ({ ranges })),
         );
@@ -112,18 +123,18 @@ export function bulkdataHandler(deps: RouteDeps) {
       if (!e) throw new HttpError(404, 'not_found', `the instance has no element ${tagText}`);
       if (e.length === undefined) throw new HttpError(404, 'not_found', `${tagText} is a sequence, not bulk data (see the metadata)`);
       value = { start: e.valueOffset, end: e.valueOffset + e.length - 1 };
+      // Outside Pixel Data every value is plain little endian, whatever compresses the pixels.
+      choice = negotiatePixelData(accept, isNative(ts) ? ts : TS.ExplicitVRLittleEndian, true);
+      if ('reasons' in choice) throw notAcceptable(choice.reasons);
     }
     const size = value.end! - value.start + 1;
 
-    // Outside Pixel Data every value is plain little endian, whatever compresses the pixels.
-    const choice = negotiatePixelData(accept, isNative(ts) ? ts : TS.ExplicitVRLittleEndian, true);
-    if ('reasons' in choice) throw notAcceptable(choice.reasons);
     const rangeHeader = ctx.get('range') || undefined;
     const first = parseAccept(accept)[0]?.type;
     const single = !choice.multipart || (rangeHeader !== undefined && first === '*/*');
     audit({ bytes: size, single });
     if (!single || size === 0) {
-      sendRanges(deps, ctx, row.storage_key, { ...choice, multipart: !single }, [{ ranges: size ? [value] : [] }]);
+      sendRanges(source.deps, ctx, source.key, { ...choice, multipart: !single }, [{ ranges: size ? [value] : [] }]);
       return;
     }
     ctx.set('Accept-Ranges', 'bytes');
@@ -134,7 +145,7 @@ export function bulkdataHandler(deps: RouteDeps) {
     const contentType = `application/octet-stream; transfer-syntax=${choice.transferSyntax}`;
     if (r) {
       ctx.status = 206;
-      ctx.body = rangesStream(deps.storage, row.storage_key, [{ start: value.start + r.start, end: value.start + r.end! }]);
+      ctx.body = rangesStream(source.deps.storage, source.key, [{ start: value.start + r.start, end: value.start + r.end! }]);
       ctx.set('Content-Type', contentType);
       ctx.set('Content-Range', `bytes ${r.start}-${r.end}/${size}`);
       ctx.length = r.end! - r.start + 1;
@@ -142,7 +153,7 @@ export function bulkdataHandler(deps: RouteDeps) {
       return;
     }
     ctx.status = 200;
-    ctx.body = rangesStream(deps.storage, row.storage_key, [value]);
+    ctx.body = rangesStream(source.deps.storage, source.key, [value]);
     ctx.set('Content-Type', contentType);
     ctx.length = size;
   };

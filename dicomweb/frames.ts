@@ -246,7 +246,7 @@ export function framesHandler(deps: RouteDeps) {
         missing,
       });
     }
-    const base = `${ctx.protocol}://${ctx.host}/dicom-web/studies/${row.study_instance_uid}/series/${row.series_instance_uid}/instances/${row.sop_instance_uid}/frames`;
+    const base = `${ctx.state.baseUrl}/dicom-web/studies/${row.study_instance_uid}/series/${row.series_instance_uid}/instances/${row.sop_instance_uid}/frames`;
     ctx.state.audit = {
       studyInstanceUid: row.study_instance_uid,
       resourceId: row.sop_instance_uid,
@@ -267,7 +267,7 @@ export function framesHandler(deps: RouteDeps) {
  * instance asked one request at a time decode once), behind the storage interface so the same
  * layout and range code serves it. 406 when it cannot be decoded after all.
  */
-async function transcodedSource(
+export async function transcodedSource(
   deps: RouteDeps,
   row: StoredInstanceRow,
   to: string,

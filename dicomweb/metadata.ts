@@ -4,15 +4,18 @@ import type { RouteDeps } from '../src/http/deps.js';
 import { HttpError } from '../src/http/errors.js';
 import type { AppContext } from '../src/http/state.js';
 import { resolveInstances, resourcePath, type ResolvedInstance } from './resources.js';
+import { negotiateDicomModel, sendNativeXml } from './dicom-model.js';
+import type { DicomJsonDataset } from '../src/dicom/dicom-json.js';
 
 /**
  * WADO-RS Retrieve Metadata (PS3.18 §10.4.1.1.2, Annex F.2): `…/metadata` of a study, series or
- * instance as `application/dicom+json`, an array with one data set per instance holding every
+ * instance as `application/dicom+json` (or as multipart/related; type="application/dicom+xml",
+ * dicom-model.ts), an array with one data set per instance holding every
  * attribute of the stored header (File Meta group excluded, as PS3.18 wants the data set).
  *
  * The data set of one instance is built by the kernel (src/dicom/metadata-json.ts): every
- * attribute up to Pixel Data, binary values inline up to 1 KiB, else a BulkDataURI; Pixel Data's is
- * the instance URL. Series come from the series metadata cache (src/metadata/); the study answer
+ * attribute up to Pixel Data, binary values inline up to 1 KiB, else a BulkDataURI (bulkdata.ts
+ * serves each, Pixel Data's too). Series come from the series metadata cache (src/metadata/); the study answer
  * is the concatenation of its series' cached arrays; the instance answer is parsed on demand.
  */
 
@@ -27,9 +30,13 @@ export function metadataHandler(deps: RouteDeps) {
   return async (ctx: AppContext): Promise<void> => {
     const p = resourcePath(ctx);
     ctx.state.audit = { studyInstanceUid: p.study, details: { level: p.level } };
-    const responseType = ctx.accepts('application/dicom+json', 'application/json');
+    const responseType = negotiateDicomModel(ctx.get('accept') || undefined);
     if (!responseType) {
-      throw new HttpError(406, 'not_acceptable', 'metadata is answered as application/dicom+json (or application/json)');
+      throw new HttpError(
+        406,
+        'not_acceptable',
+        'metadata is answered as application/dicom+json (or application/json) or multipart/related; type="application/dicom+xml"',
+      );
     }
     const instances = await resolveInstances(db, p);
     let json: string;
@@ -56,8 +63,12 @@ export function metadataHandler(deps: RouteDeps) {
       }
       json = `[${arrays.join(',')}]`;
     }
-    const base = `${ctx.protocol}://${ctx.host}/dicom-web`;
+    const base = `${ctx.state.baseUrl}/dicom-web`;
     ctx.state.audit = { studyInstanceUid: p.study, details: { level: p.level, instances: instances.length, cachedSeries } };
+    if (responseType === 'application/dicom+xml') {
+      sendNativeXml(ctx, JSON.parse(absolutize(json, base)) as DicomJsonDataset[]);
+      return;
+    }
     ctx.status = 200;
     ctx.type = responseType;
     ctx.body = absolutize(json, base);

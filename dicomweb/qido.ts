@@ -7,6 +7,7 @@ import { keyName, resolveKey } from '../src/query/attributes.js';
 import { toDicomJson } from '../src/query/dicom-json.js';
 import { runQuery, type AttributeMap, type QueryLevel } from '../src/query/engine.js';
 import { isValidUid } from '../src/dicom/uids.js';
+import { negotiateDicomModel, sendNativeXml } from './dicom-model.js';
 
 /**
  * QIDO-RS, Search Transaction (PS3.18 §10.6): GET /studies, /studies/{study}/series, /series,
@@ -22,8 +23,8 @@ import { isValidUid } from '../src/dicom/uids.js';
  * - Unknown query keys are ignored (OHIF sends extra ones) unless the handler runs strict.
  * - Sequence keys `{sequence}.{item}` (PS3.18 §8.3.4) match on the items the index keeps
  *   (src/dicom/indexed-sequences.ts); other sequences are unknown keys like any other.
- * - Answers `application/dicom+json` (or `application/json` when only that is accepted); any
- *   other Accept is 406. A malformed UID in the path, a malformed date/time/number value is 400.
+ * - Answers `application/dicom+json` (or `application/json` when only that is accepted), or
+ *   multipart/related; type="application/dicom+xml" (dicom-model.ts); any other Accept is 406. A malformed UID in the path, a malformed date/time/number value is 400.
  */
 
 export const QIDO_DEFAULT_LIMIT = 1000;
@@ -163,9 +164,13 @@ export function qidoHandler(deps: RouteDeps, level: QueryLevel, opts: QidoOption
     }
     ctx.state.audit = { studyInstanceUid: study, details: { level } };
 
-    const responseType = ctx.accepts('application/dicom+json', 'application/json');
+    const responseType = negotiateDicomModel(ctx.get('accept') || undefined);
     if (!responseType) {
-      throw new HttpError(406, 'not_acceptable', 'QIDO-RS answers with application/dicom+json (or application/json)');
+      throw new HttpError(
+        406,
+        'not_acceptable',
+        'QIDO-RS answers with application/dicom+json (or application/json) or multipart/related; type="application/dicom+xml"',
+      );
     }
 
     const q = parseQidoQuery(ctx.querystring, opts.strict);
@@ -183,7 +188,7 @@ export function qidoHandler(deps: RouteDeps, level: QueryLevel, opts: QidoOption
       strict: opts.strict,
     });
 
-    const base = `${ctx.protocol}://${ctx.host}/dicom-web`;
+    const base = `${ctx.state.baseUrl}/dicom-web`;
     const body = result.rows.map((row) => {
       if ('RetrieveURL' in row) row.RetrieveURL = retrieveUrl(base, level, row);
       return toDicomJson(row, result.attributes);
@@ -199,6 +204,10 @@ export function qidoHandler(deps: RouteDeps, level: QueryLevel, opts: QidoOption
         'Warning',
         `299 ${ctx.host}: "The number of results exceeded the maximum supported by the server. Additional results can be requested."`,
       );
+    }
+    if (responseType === 'application/dicom+xml') {
+      sendNativeXml(ctx, body);
+      return;
     }
     ctx.status = 200;
     ctx.type = responseType;

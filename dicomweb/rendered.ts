@@ -34,7 +34,8 @@ import { resolveInstances, resourcePath, resourceUrl } from './resources.js';
  *   while the response streams, so memory holds one instance at a time.
  * - Thumbnail of a study / series: one representative image, the middle instance of the first
  *   series (in order) that has a renderable one.
- * Query parameters: window=center,width[,linear|sigmoid], viewport=vw,vh, quality=n.
+ * Query parameters: window=center,width[,function] with function linear (the default), linear-exact or
+ * sigmoid (PS3.18 §8.3.5.1.3; PS3.3 C.11.2.1.2 defines each), viewport=vw,vh, quality=n.
  * Errors: 400 bad parameter, 404 resource/frame, 406 unacceptable media type, 422 geometry the
  * pixel data cannot back, 500 render timed out or crashed, 501 not renderable.
  */
@@ -93,6 +94,13 @@ export interface RenderParams {
   quality: number;
 }
 
+/** The VOI LUT Function each window function of PS3.18 §8.3.5.1.3 names (PS3.3 C.11.2.1.3). */
+const WINDOW_FUNCTIONS: Record<string, RenderWindow['fn'] | undefined> = {
+  linear: 'LINEAR',
+  'linear-exact': 'LINEAR_EXACT',
+  sigmoid: 'SIGMOID',
+};
+
 function one(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[v.length - 1] : v;
 }
@@ -107,12 +115,12 @@ export function parseRenderParams(query: Record<string, string | string[] | unde
     const center = Number(parts[0]);
     const width = Number(parts[1]);
     if (parts.length < 2 || parts.length > 3 || parts[0] === '' || parts[1] === '' || !Number.isFinite(center) || !Number.isFinite(width)) {
-      throw bad('window', 'expected center,width[,linear|sigmoid]');
+      throw bad('window', 'expected center,width[,linear|linear-exact|sigmoid]');
     }
     if (width <= 0) throw bad('window', 'width must be positive');
-    const fn = (parts[2] ?? 'linear').toLowerCase();
-    if (fn !== 'linear' && fn !== 'sigmoid') throw bad('window', 'function must be linear or sigmoid');
-    out.window = { center, width, fn: fn === 'sigmoid' ? 'SIGMOID' : 'LINEAR' };
+    const fn = WINDOW_FUNCTIONS[(parts[2] ?? 'linear').toLowerCase()];
+    if (!fn) throw bad('window', 'function must be linear, linear-exact or sigmoid');
+    out.window = { center, width, fn };
   }
   const vp = one(query.viewport);
   if (vp !== undefined) {
@@ -174,7 +182,9 @@ export function renderHttpError(err: unknown, row: StoredInstanceRow): unknown {
 function auditDetails(params: RenderParams, box: RenderBox | undefined, extra: Record<string, unknown>): Record<string, unknown> {
   return {
     ...extra,
-    ...(params.window ? { window: `${params.window.center},${params.window.width},${params.window.fn.toLowerCase()}` } : {}),
+    ...(params.window
+      ? { window: `${params.window.center},${params.window.width},${params.window.fn.toLowerCase().replace('_', '-')}` }
+      : {}),
     ...(box ? { viewport: `${box.width},${box.height}` } : {}),
   };
 }
@@ -342,7 +352,7 @@ function groupRenderedHandler(deps: RouteDeps) {
     const box = boxFor(params, false);
     const skipped = { count: 0 };
     const options = { output, quality: params.quality, window: params.window, box };
-    const parts = renderedParts(deps, rows, options, `${ctx.protocol}://${ctx.host}/dicom-web`, skipped);
+    const parts = renderedParts(deps, rows, options, `${ctx.state.baseUrl}/dicom-web`, skipped);
     // The first part is rendered before the status is sent, so "nothing renderable" is an error status.
     const first = await parts.next();
     if (first.done) throw new HttpError(501, 'not_renderable', `the ${p.level} has no instance that can be rendered`);

@@ -67,8 +67,8 @@ export function stowHandler(deps: RouteDeps) {
     const reader = new MultipartRelatedReader(ctx.req, { boundary, maxBytes: maxUpload, keepHeadBytes: HEAD_BYTES });
     const stored: StoredRef[] = [];
     const failed: FailedRef[] = [];
-    // Koa's ctx.origin is the Origin header; the base URL is the address the client used.
-    const base = `${ctx.protocol}://${ctx.host}`;
+    // The address the client used (or the proxy's external one: src/http/external-url.ts).
+    const base = ctx.state.baseUrl;
     const expected = requestStudy ? { studyInstanceUid: requestStudy } : undefined;
 
     const summarise = () => {

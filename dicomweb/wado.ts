@@ -43,7 +43,7 @@ export function retrieveHandler(deps: RouteDeps) {
       throw new HttpError(406, 'not_acceptable', choice.reasons[0] ?? 'no acceptable media type', { reasons: choice.reasons });
     }
     const target = choice.transferSyntax;
-    const base = `${ctx.protocol}://${ctx.host}/dicom-web`;
+    const base = `${ctx.state.baseUrl}/dicom-web`;
     const requestId = ctx.state.requestId;
     const location = (i: StoredInstanceRow) => resourceUrl(base, i.study_instance_uid, i.series_instance_uid, i.sop_instance_uid);
     let fellBack = 0;

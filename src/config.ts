@@ -82,6 +82,8 @@ const envSchema = z.object({
   HTTP_KEEPALIVE_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(5_000),
   /** Open HTTP connections at most; more are closed on arrival. */
   HTTP_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(1_000_000).default(4096),
+  /** Behind a reverse proxy: URLs the node writes follow Forwarded / X-Forwarded-Proto/Host/Prefix. */
+  HTTP_TRUST_PROXY: bool.default(false),
   SECRET_KEY: z.string().min(1).optional(),
   TOKEN_EXPIRY_SECONDS: z.coerce
     .number()
@@ -225,6 +227,8 @@ export interface Config {
     requestTimeoutMs: number;
     keepAliveTimeoutMs: number;
     maxConnections: number;
+    /** Forwarded / X-Forwarded-* name the external address (src/http/external-url.ts). */
+    trustProxy: boolean;
   };
   auth: {
     secretKey: string;
@@ -575,6 +579,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS,
       keepAliveTimeoutMs: e.HTTP_KEEPALIVE_TIMEOUT_MS,
       maxConnections: e.HTTP_MAX_CONNECTIONS,
+      trustProxy: e.HTTP_TRUST_PROXY,
     },
     auth: {
       secretKey,

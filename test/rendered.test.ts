@@ -86,6 +86,15 @@ describe('WADO-RS rendered and thumbnail', function () {
     expect((await decode(sig)).data.equals(img.data)).to.equal(false);
   });
 
+  it('window function linear-exact (PS3.18 §8.3.5.1.3) on rendered, frame rendered and thumbnail; an unknown one is 400', async () => {
+    for (const u of [`${urls.ct}/rendered`, `${urls.ct}/frames/1/rendered`, `${urls.ct}/thumbnail`]) {
+      const res = await get(`${u}?window=40,400,linear-exact`, 'image/png');
+      expect(res.status, u).to.equal(200);
+      expect((await decode(res)).distinct, u).to.be.greaterThan(10);
+    }
+    expect((await get(`${urls.ct}/rendered?window=40,400,cubic`)).status).to.equal(400);
+  });
+
   it('frames/1/rendered with viewport=256,256 gives 256×256; quality is honoured', async () => {
     const res = await get(`${urls.ct}/frames/1/rendered?viewport=256,256`);
     expect(res.status).to.equal(200);

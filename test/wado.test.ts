@@ -226,7 +226,7 @@ function describeWado(name: string, envFactory: () => Promise<Record<string, str
         expect(ours!['00081140']).to.deep.equal(ref['00081140']);
         expect(ours!['00081140']!.vr).to.equal('SQ');
         const instanceUrl = `${url}/dicom-web/studies/${study}/series/${series}/instances/${sop}`;
-        expect(ours!['7FE00010']).to.deep.equal({ vr: 'OW', BulkDataURI: instanceUrl });
+        expect(ours!['7FE00010']).to.deep.equal({ vr: 'OW', BulkDataURI: `${instanceUrl}/bulkdata/7FE00010` });
         expect(ref['7FE00010']!.InlineBinary).to.be.a('string');
         // Every attribute: the same set of tags, the same values, except binary values that
         // dcm2json always inlines and we reference by BulkDataURI when larger than 1 KiB.

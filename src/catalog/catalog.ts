@@ -20,6 +20,7 @@ export interface InstanceRecord {
     referringPhysicianName?: string;
     studyDescription?: string;
     studyId?: string;
+    timezoneOffsetFromUtc?: string;
   };
   series: {
     seriesInstanceUid: string;
@@ -42,6 +43,7 @@ export interface InstanceRecord {
     rows?: number;
     columns?: number;
     numberOfFrames?: number;
+    bitsAllocated?: number;
     transferSyntaxUid: string;
     sizeBytes: number;
     storageKey: string;
@@ -145,6 +147,7 @@ export async function indexInstanceIn(trx: Knex.Transaction, rec: InstanceRecord
         referring_physician_name: clip(rec.study.referringPhysicianName, 324),
         study_description: clip(rec.study.studyDescription, 64),
         study_id: clip(rec.study.studyId, 16),
+        timezone_offset_from_utc: clip(rec.study.timezoneOffsetFromUtc, 16),
         created_at: ts,
         last_received_at: ts,
       },
@@ -157,6 +160,7 @@ export async function indexInstanceIn(trx: Knex.Transaction, rec: InstanceRecord
         'referring_physician_name',
         'study_description',
         'study_id',
+        'timezone_offset_from_utc',
         // The node's own AI results are not arrivals: they must not re-open the study for
         // the analysis pipeline's study-stable clock.
         ...(rec.instance.source === 'ai' ? [] : ['last_received_at']),
@@ -209,6 +213,7 @@ export async function indexInstanceIn(trx: Knex.Transaction, rec: InstanceRecord
         rows: int32(rec.instance.rows),
         columns: int32(rec.instance.columns),
         number_of_frames: int32(rec.instance.numberOfFrames),
+        bits_allocated: int32(rec.instance.bitsAllocated),
         transfer_syntax_uid: rec.instance.transferSyntaxUid,
         size_bytes: rec.instance.sizeBytes,
         storage_key: rec.instance.storageKey,
@@ -224,6 +229,7 @@ export async function indexInstanceIn(trx: Knex.Transaction, rec: InstanceRecord
         'rows',
         'columns',
         'number_of_frames',
+        'bits_allocated',
         'transfer_syntax_uid',
         'size_bytes',
         'storage_key',

@@ -26,6 +26,7 @@ export interface DicomHeader {
   referringPhysicianName?: string;
   studyDescription?: string;
   studyId?: string;
+  timezoneOffsetFromUtc?: string;
   modality?: string;
   seriesNumber?: number;
   seriesDescription?: string;

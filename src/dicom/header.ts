@@ -133,6 +133,7 @@ export function headerFromDict(parsed: DicomDictLike, warnings: string[]): Dicom
     referringPhysicianName: str(d, '00080090'),
     studyDescription: str(d, '00081030'),
     studyId: str(d, '00200010'),
+    timezoneOffsetFromUtc: str(d, '00080201'),
     modality: str(d, '00080060'),
     seriesNumber: int(d, '00200011'),
     seriesDescription: str(d, '0008103E'),

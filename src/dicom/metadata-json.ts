@@ -12,9 +12,10 @@ import { isNativePixelEncoding } from './transfer-syntax.js';
  *   component of a multi-valued attribute as null.
  * - OB/OW/OF/OD/OL/OV/UN values of at most 1 KiB inline (InlineBinary, base64); larger ones as a
  *   BulkDataURI `<instance URL>/bulkdata/<tag path>`.
- * - Pixel Data (7FE0,0010) has no value here: its BulkDataURI is the instance URL (as
- *   dcm4chee-arc does; PS3.18 lets Pixel Data be referenced through the instance / frames
- *   resources). Attributes after Pixel Data (rare trailing padding) are not read.
+ * - Pixel Data (7FE0,0010) has no value here: its BulkDataURI is `<instance URL>/bulkdata/7FE00010`,
+ *   which answers application/octet-stream (single part or multipart, with ranges) as every
+ *   BulkDataURI must (PS3.18 §10.4.1.1.5). Attributes after Pixel Data (rare trailing padding)
+ *   are not read.
  * - Text is decoded per (0008,0005) and served as UTF-8, so (0008,0005) reads ISO_IR 192 (dcmjs
  *   rewrites it after decoding; DCMTK's dcm2json does the same).
  *
@@ -155,7 +156,7 @@ export function toDicomJsonDataset(dict: DcmDict, ctx: { uri: string; pixelVr: s
     const T = tag.toUpperCase();
     if (T.endsWith('0000') || T.startsWith('0002')) continue; // group lengths, File Meta
     if (T === PIXEL_DATA && path.length === 0) {
-      out[T] = { vr: e.vr && BINARY.has(e.vr) ? e.vr : ctx.pixelVr, BulkDataURI: ctx.uri };
+      out[T] = { vr: e.vr && BINARY.has(e.vr) ? e.vr : ctx.pixelVr, BulkDataURI: `${ctx.uri}/bulkdata/${T}` };
       continue;
     }
     const vr = e.vr ?? 'UN';

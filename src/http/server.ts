@@ -8,6 +8,7 @@ import { FailureLimiter } from '../auth/rate-limit.js';
 import { TokenVerifier } from '../auth/tokens.js';
 import { findUserById } from '../auth/users.js';
 import { errorMiddleware } from './errors.js';
+import { externalAddress } from './external-url.js';
 import { Metrics } from './metrics.js';
 import { createSecurity } from './security.js';
 import { routeOf, type AppRouter, type AppState } from './state.js';
@@ -57,6 +58,9 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
     const incoming = ctx.get('x-request-id');
     ctx.state.requestId = /^[\w.-]{1,64}$/.test(incoming) ? incoming : randomUUID();
     ctx.set('X-Request-Id', ctx.state.requestId);
+    const external = externalAddress(ctx.headers, { protocol: ctx.protocol, host: ctx.host }, config.http.trustProxy);
+    ctx.state.baseUrl = external.base;
+    ctx.state.basePath = external.prefix;
     const started = process.hrtime.bigint();
     try {
       await next();
@@ -124,6 +128,7 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
     routers,
     async listen(port: number) {
       const h = config.http;
+      const handler = app.callback();
       server = http.createServer(
         {
           // Slow senders are cut off: headers first (slowloris), then the whole request, whose
@@ -135,8 +140,22 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
           // timeout needs a finer one to mean what it says.
           connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(h.headersTimeoutMs / 4))),
         },
-        app.callback(),
+        handler,
       );
+      // Node answers 417 to any Expect other than 100-continue unless this event is handled.
+      // RFC 9110 §10.1.1 defines only 100-continue and lets a server refuse unknown expectations,
+      // but an empty field (some clients send `Expect:` to turn 100-continue off) asks nothing.
+      server.on('checkExpectation', (req: http.IncomingMessage, res: http.ServerResponse) => {
+        if (
+          String(req.headers.expect ?? '')
+            .replaceAll(',', '')
+            .trim() === ''
+        ) {
+          handler(req, res);
+          return;
+        }
+        res.writeHead(417, { 'Content-Type': 'text/plain', Connection: 'close' }).end('Expectation Failed\n');
+      });
       // Connections past the cap are closed on arrival; those already open go on being served.
       server.maxConnections = h.maxConnections;
       await new Promise<void>((resolve, reject) => {

@@ -5,6 +5,10 @@ import type { Principal } from '../auth/tokens.js';
 /** What middleware leaves on ctx.state for the handlers after it. */
 export interface AppState {
   requestId: string;
+  /** The address clients reach the node at (`https://host/prefix`, no trailing slash; external-url.ts). */
+  baseUrl: string;
+  /** Its path part ('' unless a trusted proxy mounts the node under a prefix): relative Locations start with it. */
+  basePath: string;
   principal?: Principal;
   /** Set by handlers to enrich the audit row of this request. */
   audit?: { patientId?: string; studyInstanceUid?: string; resourceId?: string; details?: Record<string, unknown> };

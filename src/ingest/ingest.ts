@@ -323,6 +323,7 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
         referringPhysicianName: h.referringPhysicianName,
         studyDescription: h.studyDescription,
         studyId: h.studyId,
+        timezoneOffsetFromUtc: h.timezoneOffsetFromUtc,
       },
       series: {
         seriesInstanceUid: h.seriesInstanceUid,
@@ -341,6 +342,7 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
         rows: h.rows,
         columns: h.columns,
         numberOfFrames: h.numberOfFrames,
+        bitsAllocated: h.bitsAllocated,
         transferSyntaxUid: h.transferSyntaxUid,
         sizeBytes,
         storageKey,

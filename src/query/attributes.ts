@@ -103,6 +103,15 @@ const defs: AttributeDef[] = [
   },
   { keyword: 'StudyDescription', tag: tag('StudyDescription'), vr: 'LO', level: 'study', kind: 'string', column: 'st.study_description' },
   { keyword: 'StudyID', tag: tag('StudyID'), vr: 'SH', level: 'study', kind: 'string', column: 'st.study_id' },
+  // SOP Common, but one study's instances share it; kept per study (migration 017).
+  {
+    keyword: 'TimezoneOffsetFromUTC',
+    tag: tag('TimezoneOffsetFromUTC'),
+    vr: 'SH',
+    level: 'study',
+    kind: 'string',
+    column: 'st.timezone_offset_from_utc',
+  },
   {
     keyword: 'NumberOfStudyRelatedSeries',
     tag: tag('NumberOfStudyRelatedSeries'),
@@ -173,6 +182,7 @@ const defs: AttributeDef[] = [
   { keyword: 'NumberOfFrames', tag: tag('NumberOfFrames'), vr: 'IS', level: 'instance', kind: 'int', column: 'i.number_of_frames' },
   { keyword: 'Rows', tag: tag('Rows'), vr: 'US', level: 'instance', kind: 'int', column: 'i.rows' },
   { keyword: 'Columns', tag: tag('Columns'), vr: 'US', level: 'instance', kind: 'int', column: 'i.columns' },
+  { keyword: 'BitsAllocated', tag: tag('BitsAllocated'), vr: 'US', level: 'instance', kind: 'int', column: 'i.bits_allocated' },
 ];
 
 // Indexed sequences (src/dicom/indexed-sequences.ts); their items live in sequence_items.
@@ -244,7 +254,10 @@ export function availableAt(def: AttributeDef, level: Level): boolean {
 
 const k = (...keywords: string[]) => keywords;
 
-/** Required return attributes, PS3.18 Table 10.6.3-3 (study), -4 (series), -5 (instance). */
+/**
+ * Attributes every answer carries: PS3.18 Table 6.7.1-2 (study), 6.7.1-2a (series, instance;
+ * formerly Tables 10.6.3-3 to -5), plus the identifiers of the levels above.
+ */
 export const REQUIRED_RETURN: Record<Exclude<Level, 'patient'>, string[]> = {
   study: k(
     'SpecificCharacterSet',
@@ -254,6 +267,7 @@ export const REQUIRED_RETURN: Record<Exclude<Level, 'patient'>, string[]> = {
     'InstanceAvailability',
     'ModalitiesInStudy',
     'ReferringPhysicianName',
+    'TimezoneOffsetFromUTC',
     'RetrieveURL',
     'PatientName',
     'PatientID',
@@ -268,12 +282,14 @@ export const REQUIRED_RETURN: Record<Exclude<Level, 'patient'>, string[]> = {
   series: k(
     'SpecificCharacterSet',
     'Modality',
+    'TimezoneOffsetFromUTC',
     'SeriesDescription',
     'SeriesNumber',
     'SeriesInstanceUID',
     'NumberOfSeriesRelatedInstances',
     'PerformedProcedureStepStartDate',
     'PerformedProcedureStepStartTime',
+    'RequestAttributesSequence',
     'RetrieveURL',
     'StudyInstanceUID',
     'InstanceAvailability',
@@ -283,10 +299,12 @@ export const REQUIRED_RETURN: Record<Exclude<Level, 'patient'>, string[]> = {
     'SOPClassUID',
     'SOPInstanceUID',
     'InstanceAvailability',
+    'TimezoneOffsetFromUTC',
     'RetrieveURL',
     'InstanceNumber',
     'Rows',
     'Columns',
+    'BitsAllocated',
     'NumberOfFrames',
     'StudyInstanceUID',
     'SeriesInstanceUID',

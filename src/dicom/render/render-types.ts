@@ -11,7 +11,7 @@ export type RenderedMediaType = 'image/jpeg' | 'image/png' | 'image/gif';
 export interface RenderWindow {
   center: number;
   width: number;
-  fn: 'LINEAR' | 'SIGMOID';
+  fn: 'LINEAR' | 'LINEAR_EXACT' | 'SIGMOID';
 }
 
 /** Scale to fit inside width × height (either may be absent: the other follows the aspect). */

@@ -154,7 +154,7 @@ export function registerAnalysisRoutes(r: RouterInstance<AppState>, deps: RouteD
       details: { type: body.analysis_type },
     };
     ctx.status = 202;
-    ctx.set('Location', `/api/analysis/${a.id}`);
+    ctx.set('Location', `${ctx.state.basePath}/api/analysis/${a.id}`);
     ctx.body = analysisView(a);
   });
 

@@ -57,7 +57,7 @@ export function registerForwardingRoutes(r: RouterInstance<AppState>, deps: Rout
     await rules.reload();
     ctx.state.audit = { resourceId: String(rule.id), details: { node: body.node_id } };
     ctx.status = 201;
-    ctx.set('Location', `/api/forwarding/rules/${rule.id}`);
+    ctx.set('Location', `${ctx.state.basePath}/api/forwarding/rules/${rule.id}`);
     ctx.body = view(rule);
   });
 

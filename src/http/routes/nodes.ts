@@ -98,7 +98,7 @@ export function nodesRoutes(deps: RouteDeps): AppRouter {
     });
     ctx.state.audit = { resourceId: String(node.id), details: { aeTitle: node.aeTitle, host: node.host, port: node.port } };
     ctx.status = 201;
-    ctx.set('Location', `/api/nodes/${node.id}`);
+    ctx.set('Location', `${ctx.state.basePath}/api/nodes/${node.id}`);
     ctx.body = toJson(node);
   });
 

@@ -20,7 +20,7 @@ export function registerPatientRoutes(r: RouterInstance<AppState>, deps: RouteDe
     const patient = await createPatient(db, body);
     ctx.state.audit.resourceId = String(patient.id);
     ctx.status = 201;
-    ctx.set('Location', `/api/patients/${patient.id}`);
+    ctx.set('Location', `${ctx.state.basePath}/api/patients/${patient.id}`);
     ctx.body = patient;
   });
 

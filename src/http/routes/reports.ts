@@ -138,7 +138,7 @@ export function registerReportRoutes(r: RouterInstance<AppState>, deps: RouteDep
       studyInstanceUid: study.studyInstanceUid,
       details: { analysis: body.analysis_id },
     };
-    ctx.set('Location', `/api/reports/${out.report.id}`);
+    ctx.set('Location', `${ctx.state.basePath}/api/reports/${out.report.id}`);
     // The analysis already has its report (one per analysis): that one, as it is.
     if (!out.publish) ctx.body = reportView(out.report);
     else await answerPublished(ctx, out.report.id, out.publish, 201);

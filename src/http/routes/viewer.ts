@@ -163,7 +163,7 @@ export function viewerRoutes(deps: RouteDeps): AppRouter {
     isolationHeaders(ctx);
     ctx.set('Cache-Control', 'no-store');
     ctx.type = TYPES['.js']!;
-    ctx.body = appConfigJs(`${ctx.protocol}://${ctx.host}`, authRequired);
+    ctx.body = appConfigJs(ctx.state.baseUrl, authRequired);
   });
 
   r.get(`${VIEWER_BASE}/login`, (ctx) => {
@@ -177,7 +177,7 @@ export function viewerRoutes(deps: RouteDeps): AppRouter {
   r.get(VIEWER_BASE, (ctx, next) => {
     if (ctx.path !== VIEWER_BASE) return next();
     // Relative asset URLs and OHIF's router both want the trailing slash.
-    ctx.redirect(`${VIEWER_BASE}/${ctx.querystring ? `?${ctx.querystring}` : ''}`);
+    ctx.redirect(`${ctx.state.basePath}${VIEWER_BASE}/${ctx.querystring ? `?${ctx.querystring}` : ''}`);
   });
 
   const serve = async (ctx: AppContext) => {
