@@ -12,6 +12,7 @@ import * as m010 from './010_analyses.js';
 import * as m011 from './011_reports.js';
 import * as m012 from './012_first_admin_bootstrap.js';
 import * as m013f from './013_forwarding_as_jobs.js';
+import * as m016t from './016_trim_padded_values.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -36,6 +37,7 @@ const migrations: ReadonlyArray<[string, Migration]> = [
   ['011_reports', m011],
   ['012_first_admin_bootstrap', m012],
   ['013_forwarding_as_jobs', m013f],
+  ['016_trim_padded_values', m016t],
 ];
 
 /** Every migration's name, in the order they apply. */

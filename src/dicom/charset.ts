@@ -84,15 +84,6 @@ const WHOLE: Record<string, string> = {
   GBK: 'gbk',
 };
 
-/** The defined terms of (0008,0005) this decoder knows (the conformance statement lists them). */
-export const SUPPORTED_CHARACTER_SETS: readonly string[] = [
-  '',
-  ...Object.keys(WHOLE).map((k) => k.replace(/_(\d)/, ' $1')),
-  ...['6', '100', '101', '109', '110', '144', '127', '126', '138', '148', '166', '203', '13', '87', '159', '149', '58'].map(
-    (n) => `ISO 2022 IR ${n}`,
-  ),
-];
-
 function term(t: string): string {
   return t.trim().toUpperCase().replace(/\s+/g, '_');
 }
