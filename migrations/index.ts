@@ -14,6 +14,7 @@ import * as m012 from './012_first_admin_bootstrap.js';
 import * as m013f from './013_forwarding_as_jobs.js';
 import * as m014 from './014_analysis_provenance.js';
 import * as m015r from './015_report_per_analysis.js';
+import * as m016t from './016_trim_padded_values.js';
 import * as m017 from './017_instance_image_attributes.js';
 
 interface Migration {
@@ -41,6 +42,7 @@ const migrations: ReadonlyArray<[string, Migration]> = [
   ['013_forwarding_as_jobs', m013f],
   ['014_analysis_provenance', m014],
   ['015_report_per_analysis', m015r],
+  ['016_trim_padded_values', m016t],
   ['017_instance_image_attributes', m017],
 ];
 

@@ -4,6 +4,7 @@ import type { DicomJsonAttribute, ParsedElement } from './dicom-json.js';
 import type { DicomHeader, ParseOutcome } from './header-types.js';
 import type { ByteSource } from './structure.js';
 import { INDEXED_SEQUENCES, ITEMS_MAX, type SequenceItems } from './indexed-sequences.js';
+import { readPart10 } from './read-dataset.js';
 import { bufferSource, checkStructure, fileSource, metaTransferSyntax, StructureError } from './structure.js';
 
 /**
@@ -28,19 +29,7 @@ interface DicomDictLike {
   dict: JsonDict;
 }
 
-interface ReadOptions {
-  untilTag: string;
-  includeUntilTagValue: boolean;
-  ignoreErrors: boolean;
-  noCopy: boolean;
-}
-
-const readFile = (buf: ArrayBuffer, opts: ReadOptions): DicomDictLike =>
-  (dcmjs.data.DicomMessage.readFile as (b: ArrayBuffer, o: ReadOptions) => DicomDictLike)(buf, opts);
-
-// dcmjs reports recoverable oddities through its own loggers; the node reports them itself.
-dcmjs.log.setLevel('silent');
-dcmjs.log.getLogger('validation.dcmjs').setLevel('silent');
+const readOptions = { untilTag: PIXEL_DATA, includeUntilTagValue: false, ignoreErrors: false, noCopy: true };
 
 function str(d: JsonDict, tag: string): string | undefined {
   const v = d[tag]?.Value?.[0];
@@ -153,22 +142,15 @@ export function headerFromDict(parsed: DicomDictLike, warnings: string[]): Dicom
   };
 }
 
-function isCharsetProblem(msg: string): boolean {
-  return /character set/i.test(msg);
-}
-
+/** The data set up to Pixel Data, its values decoded and normalised (read-dataset.ts). */
 function parseBuffer(buf: ArrayBuffer, warnings: string[]): DicomDictLike {
-  const opts: ReadOptions = { untilTag: PIXEL_DATA, includeUntilTagValue: false, ignoreErrors: false, noCopy: true };
-  try {
-    return readFile(buf, opts);
-  } catch (err) {
-    const msg = err instanceof Error ? err.message : String(err);
-    if (!isCharsetProblem(msg)) throw err;
-    // A character set dcmjs cannot decode must not cost the image: index it with the default
-    // repertoire and say so.
-    warnings.push(`text decoded as default character set: ${msg}`);
-    return readFile(buf, { ...opts, ignoreErrors: true });
+  const read = readPart10(buf, readOptions);
+  // A character set the decoder does not know must not cost the image: its text is indexed in
+  // the default repertoire, and the warning says so.
+  if (read.unknownCharacterSets.length) {
+    warnings.push(`text decoded as default character set: unsupported character set ${read.unknownCharacterSets.join('\\')}`);
   }
+  return read as unknown as DicomDictLike;
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
-import dcmjs from 'dcmjs';
 import type { DicomJsonAttribute, DicomJsonDataset, ParsedDataset, ParsedElement } from './dicom-json.js';
 import { tag } from './dictionary.js';
+import { readPart10 } from './read-dataset.js';
 import { isNativePixelEncoding } from './transfer-syntax.js';
 
 /**
@@ -16,8 +16,11 @@ import { isNativePixelEncoding } from './transfer-syntax.js';
  *   which answers application/octet-stream (single part or multipart, with ranges) as every
  *   BulkDataURI must (PS3.18 §10.4.1.1.5). Attributes after Pixel Data (rare trailing padding)
  *   are not read.
- * - Text is decoded per (0008,0005) and served as UTF-8, so (0008,0005) reads ISO_IR 192 (dcmjs
- *   rewrites it after decoding; DCMTK's dcm2json does the same).
+ * - Text is decoded per (0008,0005), ISO 2022 code extensions included, and served as UTF-8, so
+ *   (0008,0005) reads ISO_IR 192 (DCMTK's dcm2json does the same); padding is removed per VR and
+ *   legacy DA/TM forms normalised (read-dataset.ts).
+ * - OL/OV inline or as bulk data like the other binary VRs; SV/UV as numbers, or as strings beyond
+ *   ±(2^53−1) where a JSON number would lose digits (PS3.18 F.2.3).
  *
  * Headers are read through the storage back end (local, S3, Azure) as a prefix that grows until
  * the parse reaches Pixel Data, and parsed with dcmjs in the main thread. That is acceptable only
@@ -52,16 +55,6 @@ export interface PrefixStore {
   get(key: string, range?: { start: number; end?: number }): Promise<Readable>;
 }
 
-interface ReadOptions {
-  untilTag: string;
-  includeUntilTagValue: boolean;
-  ignoreErrors: boolean;
-  noCopy: boolean;
-}
-const readFile = (buf: ArrayBuffer, opts: ReadOptions): { meta: DcmDict; dict: DcmDict } =>
-  (dcmjs.data.DicomMessage.readFile as (b: ArrayBuffer, o: ReadOptions) => { meta: DcmDict; dict: DcmDict })(buf, opts);
-dcmjs.log.setLevel('silent');
-
 async function readPrefix(storage: PrefixStore, key: string, n: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   const s = await storage.get(key, { start: 0, end: n - 1 });
@@ -78,7 +71,7 @@ export async function readStoredHeader(storage: PrefixStore, inst: StoredObjectR
     const ab = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length) as ArrayBuffer;
     const complete = buf.length >= size;
     try {
-      const parsed = readFile(ab, { untilTag: PIXEL_DATA, includeUntilTagValue: false, ignoreErrors: true, noCopy: false });
+      const parsed = readPart10(ab, { untilTag: PIXEL_DATA, includeUntilTagValue: false, ignoreErrors: true, noCopy: false });
       // A prefix is trusted only when the parse reached Pixel Data (header.ts does the same).
       if (complete || PIXEL_DATA in parsed.dict) return parsed.dict;
     } catch (err) {

@@ -29,7 +29,9 @@ serveWorker<TranscodeRequest, TranscodeReply>(
     }
     const t = new Transcoder(arrayBufferOf(input));
     t.transcode(req.to);
-    const out = t.getDicomPart10();
+    // The attributes are carried over as stored: a legacy or over-long value (an ACR-NEMA DA
+    // "1997.04.24") is not the transcoder's business and must not stop the pixels.
+    const out = t.getDicomPart10({ allowInvalidVRLength: true });
     return { result: { ok: true, bytes: out }, transfer: [out] };
   },
   // A WebAssembly trap ("unreachable") can leave the codec's memory in any state: start afresh.

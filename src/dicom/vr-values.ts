@@ -105,3 +105,27 @@ export function tmFromStored(value: string | null): string {
 export function isNonAscii(value: string): boolean {
   return /[^\u0000-\u007f]/.test(value);
 }
+
+/** VRs whose leading spaces are not significant either (PS3.5 Table 6.2-1). */
+const LEADING_SPACES_INSIGNIFICANT = new Set(['AE', 'AS', 'CS', 'DA', 'DS', 'DT', 'IS', 'LO', 'PN', 'SH', 'TM']);
+
+/**
+ * A string value as read, without its padding (PS3.5 6.2): trailing spaces and NULs for every
+ * string VR (NUL is UI's pad byte, and writers pad other VRs with it too), and leading spaces
+ * where they are not significant. ST, LT, UT, UC and UR keep leading spaces: there they are text.
+ */
+export function withoutPadding(vr: string, value: string): string {
+  const trailing = value.replace(/[\0 ]+$/, '');
+  return LEADING_SPACES_INSIGNIFICANT.has(vr) ? trailing.replace(/^[\0 ]+/, '') : trailing;
+}
+
+/**
+ * Legacy forms a reader meets in old files, normalised where the meaning is unambiguous: the
+ * ACR-NEMA DA "YYYY.MM.DD" (PS3.5 before 1993) and TM "HH:MM:SS[.frac]". Anything else is kept as
+ * written: DICOM JSON (PS3.18 F.2) carries the value, not a guess at what it meant.
+ */
+export function readLegacyValue(vr: string, value: string): string {
+  if (vr === 'DA' && /^\d{4}\.\d{2}\.\d{2}$/.test(value)) return value.replace(/\./g, '');
+  if (vr === 'TM' && /^\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?$/.test(value)) return value.replace(/:/g, '');
+  return value;
+}
