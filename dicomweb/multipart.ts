@@ -68,9 +68,13 @@ export function parseMediaType(value: string | undefined): MediaType | undefined
   return { type, params };
 }
 
-/** RFC 2046 §5.1.1: 1-70 characters from bchars, not ending in a space. */
+/**
+ * RFC 2046 §5.1.1: characters from bchars, not ending in a space. Its limit of 70 characters is
+ * not enforced on reading (up to 200 are taken): real clients go over it, Orthanc's DICOMweb
+ * plugin STOWs with two UUIDs joined (73).
+ */
 export function isValidBoundary(b: string): boolean {
-  return /^[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]$/.test(b);
+  return /^[0-9A-Za-z'()+_,\-./:=? ]{0,199}[0-9A-Za-z'()+_,\-./:=?]$/.test(b);
 }
 
 export interface MultipartPart {

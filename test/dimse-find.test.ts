@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { PATIENT_ROOT_FIND, STUDY_ROOT_FIND } from '../dimse/find.js';
 import { clientFind, findscu, type FindAnswer } from './helpers/dimse-client.js';
 import { runTool } from './helpers/dcmtk.js';
@@ -28,6 +29,75 @@ function jsonValue(a: { vr: string; Value?: unknown[] } | undefined): string {
 
 /** `0020000D` → `0020,000d` (findscu's spelling). */
 const dcmtkTag = (t: string) => `${t.slice(0, 4)},${t.slice(4)}`.toLowerCase();
+
+/** An item or sub-item of an association PDU (PS3.8 9.3.2): type, reserved, 2-byte length, value. */
+const pduItem = (type: number, value: Buffer) => Buffer.concat([Buffer.from([type, 0, value.length >> 8, value.length & 0xff]), value]);
+const ae = (s: string) => Buffer.from(s.padEnd(16), 'latin1');
+
+/**
+ * Proposes Study Root FIND with SOP Class Extended Negotiation asking for relational queries
+ * (PS3.4 D.3.3.5 / C.5.1.1.1: byte 1 = 1) and returns the answer's PDU type and the sub-item
+ * types of its User Information item, then releases.
+ */
+async function associateAskingRelational(port: number): Promise<{ pduType: number; accepted: boolean; userItems: number[] }> {
+  const uid = (s: string) => Buffer.from(s, 'latin1');
+  const pc = pduItem(
+    0x20,
+    Buffer.concat([Buffer.from([1, 0, 0, 0]), pduItem(0x30, uid(STUDY_ROOT_FIND)), pduItem(0x40, uid('1.2.840.10008.1.2'))]),
+  );
+  const extNeg = Buffer.concat([Buffer.from([0, STUDY_ROOT_FIND.length]), uid(STUDY_ROOT_FIND), Buffer.from([1])]);
+  const user = pduItem(
+    0x50,
+    Buffer.concat([pduItem(0x51, Buffer.from([0, 0, 0x40, 0])), pduItem(0x52, uid('1.2.3.4.5.6')), pduItem(0x56, extNeg)]),
+  );
+  const body = Buffer.concat([
+    Buffer.from([0, 1, 0, 0]),
+    ae('RADIANT'),
+    ae('TESTSCU'),
+    Buffer.alloc(32),
+    pduItem(0x10, uid('1.2.840.10008.3.1.1.1')),
+    pc,
+    user,
+  ]);
+  const header = Buffer.alloc(6);
+  header[0] = 0x01;
+  header.writeUInt32BE(body.length, 2);
+  const socket = net.connect(port, '127.0.0.1');
+  let got = Buffer.alloc(0);
+  const pdu = () =>
+    new Promise<Buffer>((resolve, reject) => {
+      const check = () => {
+        if (got.length >= 6 && got.length >= 6 + got.readUInt32BE(2)) {
+          const one = got.subarray(0, 6 + got.readUInt32BE(2));
+          got = got.subarray(one.length);
+          socket.off('data', onData);
+          resolve(one);
+        }
+      };
+      const onData = (d: Buffer) => {
+        got = Buffer.concat([got, d]);
+        check();
+      };
+      socket.on('data', onData);
+      socket.once('error', reject);
+      check();
+    });
+  socket.write(Buffer.concat([header, body]));
+  const ac = await pdu();
+  const userItems: number[] = [];
+  let accepted = false;
+  for (let at = 74; ac[0] === 0x02 && at + 4 <= ac.length; ) {
+    const type = ac[at]!;
+    const len = ac.readUInt16BE(at + 2);
+    if (type === 0x21) accepted = ac[at + 6] === 0;
+    if (type === 0x50) for (let u = at + 4; u + 4 <= at + 4 + len; u += 4 + ac.readUInt16BE(u + 2)) userItems.push(ac[u]!);
+    at += 4 + len;
+  }
+  socket.write(Buffer.from([0x05, 0, 0, 0, 0, 4, 0, 0, 0, 0]));
+  await pdu().catch(() => undefined);
+  socket.destroy();
+  return { pduType: ac[0]!, accepted, userItems };
+}
 
 onBothDatabases((dbName, env) => {
   describe(`C-FIND SCP (${dbName})`, function () {
@@ -309,6 +379,38 @@ onBothDatabases((dbName, env) => {
         assert.equal(responses[0]!.status, status, JSON.stringify(ids));
         assert.match(responses[0]!.errorComment ?? '', comment);
       }
+    });
+
+    it('relational queries are not offered: extended negotiation asking for them gets no sub-item back; hierarchical rules apply', async () => {
+      // PS3.7 D.3.3.5: an acceptor that returns no SOP Class Extended Negotiation sub-item has not
+      // agreed to relational queries, so the SCU must query hierarchically; the node does just that.
+      const r = await associateAskingRelational(node.dicomPort);
+      assert.equal(r.pduType, 0x02, 'A-ASSOCIATE-AC');
+      assert.equal(r.accepted, true, 'Study Root FIND accepted');
+      assert.ok(r.userItems.includes(0x51), `user items ${r.userItems}`);
+      assert.ok(!r.userItems.includes(0x56), `no SOP Class Extended Negotiation sub-item: ${r.userItems}`);
+      // Hence IMAGE without SeriesInstanceUID and SERIES without StudyInstanceUID are refused with
+      // 0xA900 (PS3.4 C.4.1.3.1: hierarchical search needs the unique keys of the levels above).
+      const image = await findscu(node.dicomPort, [
+        '-S',
+        '-k',
+        'QueryRetrieveLevel=IMAGE',
+        '-k',
+        `StudyInstanceUID=${s0.studyInstanceUid}`,
+        '-k',
+        'SOPInstanceUID',
+      ]);
+      assert.equal(image.answers.length, 0);
+      assert.match(image.final ?? '', /DataSetDoesNotMatchSOPClass/);
+      const series = await findscu(node.dicomPort, [
+        '-S',
+        '-k',
+        'QueryRetrieveLevel=SERIES',
+        '-k',
+        `SeriesInstanceUID=${s0series.seriesInstanceUid}`,
+      ]);
+      assert.equal(series.answers.length, 0);
+      assert.match(series.final ?? '', /DataSetDoesNotMatchSOPClass/);
     });
 
     it('C-CANCEL stops the stream: Cancel 0xFE00 before all matches were sent', async () => {

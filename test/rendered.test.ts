@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import fsp from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import dcmjs from 'dcmjs';
@@ -8,6 +9,7 @@ import { makeCrImage, makeCtSeries, type GeneratedFile } from '../fixtures/gener
 import type { StoredInstanceRow } from '../src/catalog/catalog.js';
 import { corpusRoot } from './helpers/corpus.js';
 import { auditRows, ingestCorpusFiles } from './helpers/api.js';
+import { runTool } from './helpers/dcmtk.js';
 import { baseUrl, bearer, tokenFor } from './helpers/http.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
 import { readMultipartResponse } from './helpers/wado.js';
@@ -155,6 +157,70 @@ describe('WADO-RS rendered and thumbnail', function () {
     let worst = 0;
     for (let i = 0; i < a.data.length; i++) worst = Math.max(worst, Math.abs(a.data[i]! + b.data[i]! - 255));
     expect(worst).to.be.at.most(2);
+  });
+
+  it('multi-frame: each frame renders through its own Pixel Value Transformation and Frame VOI LUT (functional groups)', async () => {
+    // orthanc-tests' MultiframeWindowing (2×2, 4 frames, stored 0/16/32/48 in each; per-frame rescale
+    // 0/1, 100/1, 0/2, 100/2; a Frame VOI LUT on frame 1 only), given by dcmodify a different Frame
+    // VOI LUT on frames 2 and 3 and an instance-level window that must not win over them.
+    const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'radiant-rendered-'));
+    const file = path.join(tmp, 'windowing.dcm');
+    await fsp.copyFile(path.join(corpusRoot, 'multiframe/MultiframeWindowing.dcm'), file);
+    await fsp.chmod(file, 0o644);
+    const item = (f: number, tag: string, v: number) => ['-i', `(5200,9230)[${f}].(0028,9132)[0].(${tag})=${v}`];
+    const r = await runTool('dcmodify', [
+      '-nb',
+      ...item(1, '0028,1050', 130),
+      ...item(1, '0028,1051', 40),
+      ...item(2, '0028,1050', 48),
+      ...item(2, '0028,1051', 64),
+      ...['-i', '(0028,1050)=1000', '-i', '(0028,1051)=100'],
+      file,
+    ]);
+    expect(r.code, r.output).to.equal(0);
+    const bytes = await fsp.readFile(file);
+    await fsp.rm(tmp, { recursive: true, force: true });
+    const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) as ArrayBuffer;
+    const ds = dcmjs.data.DicomMetaDictionary.naturalizeDataset(dcmjs.data.DicomMessage.readFile(ab).dict) as Record<string, unknown>;
+    await node.ingestor.ingestStream(Readable.from([bytes]), { source: 'upload' });
+    const url = `${baseUrl(node)}/dicom-web/studies/${ds.StudyInstanceUID}/series/${ds.SeriesInstanceUID}/instances/${ds.SOPInstanceUID}`;
+    const stored = new Uint16Array((ds.PixelData as ArrayBuffer[])[0]!);
+    type Item = Record<string, Array<Record<string, number | string>> | undefined>;
+    const groups = ds.PerFrameFunctionalGroupsSequence as Item[];
+    /** PS3.3 C.11.2.1.2.1 linear window to 8 bits, computed here from the file's own values. */
+    const linear = (x: number, c: number, w: number) => {
+      if (x <= c - 0.5 - (w - 1) / 2) return 0;
+      if (x > c - 0.5 + (w - 1) / 2) return 255;
+      return ((x - (c - 0.5)) / (w - 1) + 0.5) * 255;
+    };
+    const expected = (f: number, window?: [number, number]) => {
+      const pvt = groups[f]!.PixelValueTransformationSequence![0]!;
+      const voi = groups[f]!.FrameVOILUTSequence?.[0];
+      const [c, w] = window ?? [Number(voi!.WindowCenter), Number(voi!.WindowWidth)];
+      return [...stored.subarray(f * 4, f * 4 + 4)].map((x) => linear(x * Number(pvt.RescaleSlope) + Number(pvt.RescaleIntercept), c, w));
+    };
+    const rendered = async (f: number, query = '') => {
+      const res = await get(`${url}/frames/${f + 1}/rendered${query}`, 'image/png');
+      expect(res.status, `frame ${f + 1}: ${res.status === 200 ? '' : await res.clone().text()}`).to.equal(200);
+      const img = await decode(res);
+      expect([img.width, img.height]).to.deep.equal([2, 2]);
+      return [...img.data];
+    };
+    const close = (got: number[], want: number[], what: string) => {
+      for (let i = 0; i < 4; i++)
+        expect(Math.abs(got[i]! - want[i]!), `${what} pixel ${i}: ${got} vs ${want.map(Math.round)}`).to.be.at.most(1);
+    };
+    // Frames 1–3: their own window over their own rescaled values; the results differ per frame.
+    const seen: string[] = [];
+    for (const f of [0, 1, 2]) {
+      const got = await rendered(f);
+      close(got, expected(f), `frame ${f + 1}`);
+      seen.push(got.join(','));
+    }
+    expect(new Set(seen).size).to.equal(3);
+    // Frame 4 (no Frame VOI LUT) with a requested window: its own rescale (slope 2, intercept 100) applies.
+    close(await rendered(3, '?window=148,97'), expected(3, [148, 97]), 'frame 4');
+    close(await rendered(1, '?window=148,97'), expected(1, [148, 97]), 'frame 2 with a requested window');
   });
 
   describe('study and series', () => {

@@ -260,6 +260,44 @@ describe('WADO-RS transcoding: every corpus transfer syntax via dicomweb-client'
     expect(meanError(pixelsOf(htLossy), pixelsOf(ht))).to.be.lessThan(0.02);
   });
 
+  it('multiframe/Issue164.dcm (87-frame YBR_FULL_422 JPEG Baseline, odd frame size): every frame as explicit VR LE = dcmdjpeg', async () => {
+    const file = path.join(corpusRoot, 'multiframe/Issue164.dcm');
+    const out = path.join(tmp, 'issue164.ref.dcm');
+    const r = await runTool('dcmdjpeg', [file, out]);
+    expect(r.code, r.output).to.equal(0);
+    const ref = pixelsOf(await fsp.readFile(out));
+    const i = await node.ingestor.ingestFile(file, false, { source: 'import' });
+    const url = `${baseUrl(node)}/dicom-web/studies/${i.studyInstanceUid}/series/${i.seriesInstanceUid}/instances/${i.sopInstanceUid}`;
+    const frameSize = 743 * 975 * 3;
+    /** Largest |a-b| over one frame's samples (JPEG decoders may differ by rounding). */
+    const maxDiff = (a: Buffer, b: Buffer) => {
+      expect(a.length).to.equal(b.length);
+      let max = 0;
+      for (let k = 0; k < a.length; k++) max = Math.max(max, Math.abs(a[k]! - b[k]!));
+      return max;
+    };
+    const ids = { studyInstanceUID: i.studyInstanceUid, seriesInstanceUID: i.seriesInstanceUid, sopInstanceUID: i.sopInstanceUid };
+    const ele = await retrieve(ids, ELE);
+    const got = pixelsOf(ele);
+    expect(got.ts).to.equal(ELE);
+    expect(got.bytes.length, 'pixel data length (87 frames, padded once)').to.equal(ref.bytes.length);
+    for (let f = 0; f < 87; f++) {
+      const at = f * frameSize;
+      expect(maxDiff(got.bytes.subarray(at, at + frameSize), ref.bytes.subarray(at, at + frameSize)), `frame ${f + 1}`).to.be.at.most(2);
+    }
+    // The frames resource in explicit VR LE: each frame the same as DCMTK's.
+    for (const f of [1, 2, 44, 87]) {
+      const res = await fetch(`${url}/frames/${f}`, {
+        headers: { ...bearer(token), accept: `multipart/related; type="application/octet-stream"; transfer-syntax=${ELE}` },
+      });
+      expect(res.status, `frame ${f}`).to.equal(200);
+      const { parts } = await readMultipartResponse(res);
+      expect(parts).to.have.length(1);
+      const at = (f - 1) * frameSize;
+      expect(maxDiff(parts[0]!.body.subarray(0, frameSize), ref.bytes.subarray(at, at + frameSize)), `frame ${f}`).to.be.at.most(2);
+    }
+  });
+
   it('to a lossless compression (JPEG-LS) and back: the pixels survive; lossy targets are refused', async () => {
     const ids = await ingest('wg04-CT1-MR1/CT1_UNC');
     const jls = await retrieve(ids, '1.2.840.10008.1.2.4.80');

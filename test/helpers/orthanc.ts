@@ -6,20 +6,32 @@ import { freePort, tempDir } from './node.js';
 /**
  * Orthanc (Debian package `orthanc`, 1.10) as a real PACS peer on loopback ports: its own
  * storage in a temp directory, its REST API for driving C-FIND / C-MOVE / C-STORE against the
- * node, no authentication (loopback only).
+ * node, no authentication (loopback only); optionally its DICOMweb plugin, a DICOMweb client of the node.
  */
 export interface TestOrthanc {
   aeTitle: string;
   dicomPort: number;
   httpPort: number;
   url: string;
-  rest<T = unknown>(method: 'GET' | 'POST' | 'DELETE', p: string, body?: unknown): Promise<T>;
+  rest<T = unknown>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', p: string, body?: unknown): Promise<T>;
   stop(): Promise<void>;
 }
 
 export const ORTHANC_BIN = process.env.ORTHANC_PATH ?? '/usr/sbin/Orthanc';
+/** Orthanc's DICOMweb plugin (Debian package `orthanc-dicomweb`): a DICOMweb client of the node. */
+export const ORTHANC_DICOMWEB_PLUGIN = process.env.ORTHANC_DICOMWEB_PLUGIN ?? '/usr/share/orthanc/plugins/libOrthancDicomWeb.so';
 
-export async function startOrthanc(peers: Record<string, { aeTitle: string; port: number }>, aeTitle = 'ORTHANC'): Promise<TestOrthanc> {
+export interface OrthancOptions {
+  aeTitle?: string;
+  /** Load the DICOMweb plugin (its servers are then added with PUT /dicom-web/servers/{id}). */
+  dicomWeb?: boolean;
+}
+
+export async function startOrthanc(
+  peers: Record<string, { aeTitle: string; port: number }>,
+  options: OrthancOptions = {},
+): Promise<TestOrthanc> {
+  const aeTitle = options.aeTitle ?? 'ORTHANC';
   const dir = await tempDir('orthanc');
   const [dicomPort, httpPort] = [await freePort(), await freePort()];
   const config = {
@@ -38,7 +50,8 @@ export async function startOrthanc(peers: Record<string, { aeTitle: string; port
     DicomAlwaysAllowMove: true,
     DicomCheckModalityHost: false,
     DicomModalities: Object.fromEntries(Object.entries(peers).map(([name, p]) => [name, [p.aeTitle, '127.0.0.1', p.port]])),
-    Plugins: [],
+    Plugins: options.dicomWeb ? [ORTHANC_DICOMWEB_PLUGIN] : [],
+    ...(options.dicomWeb ? { DicomWeb: { Enable: true, Root: '/dicom-web/' } } : {}),
     StableAge: 1,
     ConcurrentJobs: 2,
     HttpTimeout: 60,
@@ -52,7 +65,7 @@ export async function startOrthanc(peers: Record<string, { aeTitle: string; port
     stderr = (stderr + c.toString()).slice(-4000);
   });
   const url = `http://127.0.0.1:${httpPort}`;
-  const rest = async <T>(method: 'GET' | 'POST' | 'DELETE', p: string, body?: unknown): Promise<T> => {
+  const rest = async <T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', p: string, body?: unknown): Promise<T> => {
     const res = await fetch(`${url}${p}`, {
       method,
       ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),

@@ -32,7 +32,10 @@ export async function decodeElements(bytes: Buffer): Promise<DecodedElements> {
           throw err instanceof InflateError ? new PixelDecodeError(err.message) : err;
         })
       : bytes;
-  const ab = input.buffer.slice(input.byteOffset, input.byteOffset + input.length) as ArrayBuffer;
+  // A copy into a plain ArrayBuffer: dcmjs-codecs tells Part 10 bytes from an elements object by
+  // `instanceof ArrayBuffer`, and the render workers' instances arrive in a SharedArrayBuffer (whose
+  // slice is shared too: the instance was taken for an empty data set, Rows/Columns undefined).
+  const ab = new Uint8Array(input.buffer, input.byteOffset, input.length).slice().buffer;
   let t: InstanceType<typeof Transcoder>;
   try {
     t = new Transcoder(ab);
