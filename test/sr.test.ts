@@ -225,7 +225,8 @@ describe('DICOM-SR writer (TID 1500, Comprehensive 3D SR)', () => {
       expect(out).to.match(/<contains NUM:\(103339001,SCT,"Long Axis"\)="14.2" \(mm,UCUM,"millimeter"\)>/);
       expect(out).to.match(/<contains NUM:\(118565006,SCT,"Volume"\)="1.37" \(cm3,UCUM,"cubic centimeter"\)>/);
       expect(out).to.match(/<contains NUM:\(112031,DCM,"Attenuation Coefficient"\)="-812" \(\[hnsf'U\],UCUM,"Hounsfield unit"\)>/);
-      expect(out).to.match(/<contains NUM:\(111012,DCM,"Certainty of Finding"\)="82" \(%,UCUM,"Percent"\)>/);
+      // The model's confidence on its own 0–1 scale, dimensionless (issue 16: was a percentage).
+      expect(out).to.match(/<contains NUM:\(111012,DCM,"Certainty of Finding"\)="0.82" \(1,UCUM,"no units"\)>/);
       expect(out).to.include('<contains NUM:(131197000,SCT,"Depth")="8" (mm,UCUM,"millimeter")>');
       expect(out).to.include('<contains CODE:(246112005,SCT,"Severity")=(6736007,SCT,"Moderate")>');
       expect(out).to.include('<has concept mod CODE:(272741003,SCT,"Laterality")=(24028007,SCT,"Right")>');
@@ -445,6 +446,40 @@ describe('DICOM-SR writer (TID 1500, Comprehensive 3D SR)', () => {
         expect(ds.CodingSchemeIdentificationSequence, 'limitations (private code) still present').to.not.equal(undefined);
         expect(dciodvfy(p).errors).to.deep.equal([]);
       });
+    });
+
+    it('a region on an image with a plane: SCOORD on the image, and a SCOORD3D group of the same tracked finding', async () => {
+      const c = makeContent('draft');
+      const forUid = newUid();
+      c.findings[0]!.region!.patient = {
+        frameOfReferenceUid: forUid,
+        corners: [
+          [-100, -50, 12.5],
+          [-80, -50, 12.5],
+          [-80, -30, 12.5],
+          [-100, -30, 12.5],
+        ],
+      };
+      const bytes = buildStructuredReport(c, ids(11));
+      const p = await writeTmp('scoord3d', bytes);
+      const out = tool('dsrdump', ['+Pl', '+Pc', '+Pu', p]).output;
+      expect(out, out).to.include(
+        `SCOORD3D:(111030,DCM,"Image Region")=(POLYGON,"${forUid}",-100/-50/12.5,-80/-50/12.5,-80/-30/12.5,-100/-30/12.5,-100/-50/12.5)`,
+      );
+      const { ds } = readBack(bytes);
+      const groups = findAll(ds, 'Measurement Group');
+      const tracked = groups.filter((g) => seq(g.ContentSequence).some((i) => i.UID === c.findings[0]!.trackingUid));
+      expect(tracked).to.have.length(2);
+      // The group viewers draw comes first, with the image-bound SCOORD; the second carries the 3D region and its algorithm.
+      expect(seq(tracked[0]!.ContentSequence).find((i) => i.ValueType === 'SCOORD' || i.ValueType === 'SCOORD3D')!.ValueType).to.equal(
+        'SCOORD',
+      );
+      const second = seq(tracked[1]!.ContentSequence);
+      expect(second.map((i) => i.ValueType))
+        .to.include('SCOORD3D')
+        .and.not.include('SCOORD');
+      expect(second.map(conceptMeaning)).to.include.members(['Tracking Identifier', 'Algorithm Name', 'Algorithm Version']);
+      expect(dciodvfy(p).errors).to.deep.equal([]);
     });
 
     it('a point region becomes a POINT SCOORD; preliminary is PARTIAL', () => {

@@ -19,6 +19,8 @@ import type { ModelValidation } from '../medgemma/known-models.js';
 import type { AnalysisType } from '../medgemma/prompts/index.js';
 import { asSafetyFlag } from '../medgemma/safety-gate.js';
 import type { ModelAnswer } from './findings-schema.js';
+import type { ImagePlane } from '../dicom/image-plane.js';
+import type { PlacedImage } from '../dicom/render/fit.js';
 
 /**
  * The analyses as the pipeline, the API and the reports see them: the rows of the index
@@ -33,7 +35,9 @@ export interface AnalysisImageRef {
   /** Set for a prior study's image (comparison); absent: the analysed study. */
   studyInstanceUid?: string;
   /** Where the source image sits in the prepared square (for mapping regions back): scale and offset. */
-  placement?: { left: number; top: number; width: number; height: number; rows: number; columns: number };
+  placement?: PlacedImage;
+  /** The image's plane in its Frame of Reference, when it has one (the SR's SCOORD3D). */
+  plane?: ImagePlane;
 }
 
 export interface AnalysisTimings {

@@ -16,6 +16,7 @@ import { recipeFor, recipeMessages, userText, type Recipe, type RecipeMessages }
 import type { BlobStorage } from '../../storage/types.js';
 import { assembleVolume, loadStudySeries, saveVolume, selectSeries, type AssembledVolume, type SliceHeader } from '../volumes/index.js';
 import { placement } from '../dicom/render/fit.js';
+import { isImagePlane, type ImagePlane } from '../dicom/image-plane.js';
 import type { Renderer } from '../dicom/render/renderer.js';
 import {
   getAnalysis,
@@ -331,6 +332,7 @@ async function prepareVolume(
   const headers = new Map(vol.slices.map((s) => [`${s.sopInstanceUid}|${s.frameNumber}`, s]));
   const refs = prepared.images.map((im, index): AnalysisImageRef => {
     const h = headers.get(`${im.sopInstanceUid}|${im.frameNumber}`);
+    const plane = h && planeOf(h);
     return {
       index,
       sopInstanceUid: im.sopInstanceUid,
@@ -339,6 +341,7 @@ async function prepareVolume(
       ...(h
         ? { placement: { ...placement(h.columns, h.rows, pixelAspectOf(h), deps.config.imageSize), rows: h.rows, columns: h.columns } }
         : {}),
+      ...(plane ? { plane } : {}),
     };
   });
   return { refs, pngs: prepared.images.map((i) => i.png), skipped: prepared.skipped };
@@ -356,6 +359,17 @@ async function priorImages(deps: PipelineDeps, studyInstanceUid: string, max: nu
     deps.log.warn({ study: studyInstanceUid, err: errorMessage(err) }, 'prior study images not prepared');
     return { refs: [], pngs: [], skipped: [] };
   }
+}
+
+/** The slice's plane in its Frame of Reference, when its header gives a usable one. */
+function planeOf(h: SliceHeader): ImagePlane | undefined {
+  const plane = {
+    frameOfReferenceUid: h.frameOfReferenceUid,
+    imagePositionPatient: h.imagePositionPatient,
+    imageOrientationPatient: h.imageOrientationPatient,
+    pixelSpacing: h.pixelSpacing,
+  };
+  return isImagePlane(plane) ? plane : undefined;
 }
 
 /** Pixel width / height, as image preparation computes it (PixelSpacing is [row, column] spacing). */

@@ -4,6 +4,8 @@ import type { Analysis } from '../analysis/analyses.js';
 import { instancesByUid } from '../catalog/catalog.js';
 import { studyFacts } from '../catalog/studies.js';
 import { uidFromNames } from '../dicom/new-uid.js';
+import { pixelToPatient } from '../dicom/image-plane.js';
+import { preparedToSource } from '../dicom/render/fit.js';
 import { RadiantError } from '../errors.js';
 import {
   AI_DISCLAIMER,
@@ -165,7 +167,10 @@ function provenanceParameters(a: Analysis): string[] {
   ];
 }
 
-/** The model's box (prepared-image pixels) mapped back onto the source image's pixels. */
+/**
+ * The model's box (prepared-image pixels) mapped back onto the source image's pixels, and into
+ * its Frame of Reference when the analysis recorded the image's plane.
+ */
 function regionOf(
   analysis: Analysis,
   r: ReportBody['findings'][number]['region'],
@@ -176,10 +181,24 @@ function regionOf(
   const ref = refOf(r.imageIndex);
   const p = im?.placement;
   if (!im || !ref || !p || p.width <= 0 || p.height <= 0) return null;
-  const x = (v: number) => Math.min(p.columns, Math.max(0, ((v - p.left) * p.columns) / p.width));
-  const y = (v: number) => Math.min(p.rows, Math.max(0, ((v - p.top) * p.rows) / p.height));
-  const box: [number, number, number, number] = [x(r.box[0]), y(r.box[1]), x(r.box[2]), y(r.box[3])];
+  const [x0, y0] = preparedToSource(p, [r.box[0], r.box[1]]);
+  const [x1, y1] = preparedToSource(p, [r.box[2], r.box[3]]);
   // A box wholly in the padding says nothing about the image.
-  if (box[2] - box[0] < 1 || box[3] - box[1] < 1) return null;
-  return { image: ref, box: box.map((v) => Math.round(v * 10) / 10) as [number, number, number, number] };
+  if (x1 - x0 < 1 || y1 - y0 < 1) return null;
+  const box = [x0, y0, x1, y1].map((v) => Math.round(v * 10) / 10) as ImageRegion['box'];
+  const region: ImageRegion = { image: ref, box };
+  if (im.plane) {
+    const corners: Array<[number, number]> = [
+      [box[0], box[1]],
+      [box[2], box[1]],
+      [box[2], box[3]],
+      [box[0], box[3]],
+    ];
+    const mm = (v: number) => Math.round(v * 1000) / 1000;
+    region.patient = {
+      frameOfReferenceUid: im.plane.frameOfReferenceUid,
+      corners: corners.map((c) => pixelToPatient(im.plane!, c).map(mm) as [number, number, number]),
+    };
+  }
+  return region;
 }

@@ -23,6 +23,8 @@ export interface ImageRegion {
   image: ImageRef;
   /** Corners of an axis-aligned box: [x0, y0, x1, y1], pixel column/row, 0 at the top-left corner. */
   box: [number, number, number, number];
+  /** The box's corners in the image's Frame of Reference (mm), when its plane is known: the SR's SCOORD3D. */
+  patient?: { frameOfReferenceUid: string; corners: Array<[number, number, number]> };
 }
 
 export interface ReportFinding {

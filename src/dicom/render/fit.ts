@@ -35,6 +35,31 @@ export function placement(width: number, height: number, pixelAspect: number, si
   return { ...inner, left: Math.floor((size - inner.width) / 2), top: Math.floor((size - inner.height) / 2) };
 }
 
+/** Where a source image of columns × rows pixels was placed in the square (placement plus its size). */
+export interface PlacedImage extends Placement {
+  rows: number;
+  columns: number;
+}
+
+/**
+ * A point of the prepared square (x right, y down, 0 at the top-left corner of the top-left
+ * pixel) as a point of the source image, in the same corner-origin pixel coordinates (those of
+ * an SR SCOORD). The scaled content spans exactly [left, left + width] × [top, top + height] and
+ * the bilinear resampling aligns pixel centres, so the map is linear: the padding is removed and
+ * each axis scaled by its own factor (which is how non-square source pixels come back). Points
+ * in the padding are clamped onto the image's edge.
+ */
+export function preparedToSource(p: PlacedImage, [x, y]: readonly [number, number]): [number, number] {
+  const sx = ((x - p.left) * p.columns) / p.width;
+  const sy = ((y - p.top) * p.rows) / p.height;
+  return [Math.min(p.columns, Math.max(0, sx)), Math.min(p.rows, Math.max(0, sy))];
+}
+
+/** The inverse of preparedToSource: a source image point as a point of the prepared square. */
+export function sourceToPrepared(p: PlacedImage, [x, y]: readonly [number, number]): [number, number] {
+  return [p.left + (x * p.width) / p.columns, p.top + (y * p.height) / p.rows];
+}
+
 /** Source index and weight of each destination sample, pixel centres aligned (as PIL and libvips). */
 function axis(src: number, dst: number): { i0: Int32Array; i1: Int32Array; w: Float32Array } {
   const i0 = new Int32Array(dst);

@@ -88,7 +88,11 @@ export const CODES = {
   // Contributing Equipment purpose (CID 7005)
   processingEquipment: dcm('109102', 'Processing Equipment'),
 
-  percent: { value: '%', scheme: 'UCUM', meaning: 'Percent' } as Code,
+  /**
+   * The unit of a 0–1 confidence: UCUM "1" (dimensionless), as PS3.16 CID 7181 codes it
+   * ("1", UCUM, "no units"); Certainty of Finding carries the model's confidence on that scale.
+   */
+  noUnits: { value: '1', scheme: 'UCUM', meaning: 'no units' } as Code,
 } as const;
 
 const LATERALITY: Record<NonNullable<ReportFinding['laterality']>, Code | null> = {

@@ -7,7 +7,7 @@
  */
 import { UNVALIDATED_MODEL_LABEL, type ImageRef, type ReportContent, type ReportFinding, type ReportMeasurement } from '../content.js';
 import { CODES, lateralityCode, modalityCode, procedureCode, quantityCode, severityCode, ucumCode, wordsCode } from './codes.js';
-import { code, container, image, num, pname, scoord, text, uidref, type ContentItem, type GraphicType } from './items.js';
+import { code, container, image, num, pname, scoord, scoord3d, text, uidref, type ContentItem, type GraphicType } from './items.js';
 import { uidFromNames } from '../../dicom/new-uid.js';
 import { RadiantError } from '../../errors.js';
 
@@ -139,13 +139,35 @@ function findingGroup(c: ReportContent, f: ReportFinding, ms: ReportMeasurement[
   }
   children.push(...measurementItems(ms));
   if (f.confidence !== null && Number.isFinite(f.confidence)) {
-    children.push(num('CONTAINS', CODES.certaintyOfFinding, Math.round(f.confidence * 1000) / 10, CODES.percent));
+    // The model's own 0–1 scale, kept as given (three decimals), dimensionless.
+    const confidence = Math.round(Math.min(1, Math.max(0, f.confidence)) * 1000) / 1000;
+    children.push(num('CONTAINS', CODES.certaintyOfFinding, confidence, CODES.noUnits));
   }
   const sev = severityCode(f.severity);
   if (sev) children.push(code('CONTAINS', CODES.severity, sev));
   if (f.recommendation?.trim()) children.push(text('CONTAINS', CODES.recommendation, f.recommendation));
   for (const flag of f.safetyFlags ?? []) children.push(safetyFlagItem(flag.rule, flag.phrase));
   return container('CONTAINS', CODES.measurementGroup, children);
+}
+
+/**
+ * The finding's region in its Frame of Reference, as a second TID 1410 group of the same
+ * tracked finding (same Tracking Identifier and UID): TID 1410 takes one Image Region, SCOORD
+ * (on the image, row 7) or SCOORD3D (row 9), not both, and the image-bound SCOORD is the one
+ * viewers draw on the slice. OHIF merges groups by Tracking Unique Identifier and draws the
+ * first region it meets, the SCOORD.
+ */
+function findingGroup3d(c: ReportContent, f: ReportFinding): ContentItem | null {
+  const where = f.region?.patient;
+  if (!where || where.corners.length !== 4) return null;
+  return container('CONTAINS', CODES.measurementGroup, [
+    text('HAS OBS CONTEXT', CODES.trackingIdentifier, `Finding ${f.number}`),
+    uidref('HAS OBS CONTEXT', CODES.trackingUniqueIdentifier, f.trackingUid),
+    where.corners.every((p) => p.every((v, i) => v === where.corners[0]![i]))
+      ? scoord3d('CONTAINS', CODES.imageRegion, 'POINT', [where.corners[0]!], where.frameOfReferenceUid)
+      : scoord3d('CONTAINS', CODES.imageRegion, 'POLYGON', [...where.corners, where.corners[0]!], where.frameOfReferenceUid),
+    ...algorithmIdentification(c),
+  ]);
 }
 
 /** Measurements not tied to a listed finding still belong in the report, in their own group. */
@@ -165,13 +187,15 @@ function unassignedGroup(c: ReportContent, ms: ReportMeasurement[]): ContentItem
 
 function imagingMeasurements(c: ReportContent): ContentItem {
   const numbers = new Set(c.findings.map((f) => f.number));
-  const groups = c.findings.map((f) =>
-    findingGroup(
+  const groups = c.findings.flatMap((f) => {
+    const group = findingGroup(
       c,
       f,
       c.measurements.filter((m) => m.findingNumber === f.number),
-    ),
-  );
+    );
+    const in3d = findingGroup3d(c, f);
+    return in3d ? [group, in3d] : [group];
+  });
   const unassigned = c.measurements.filter((m) => m.findingNumber === null || !numbers.has(m.findingNumber));
   if (unassigned.some((m) => Number.isFinite(m.value))) groups.push(unassignedGroup(c, unassigned));
   return container('CONTAINS', CODES.imagingMeasurements, groups);

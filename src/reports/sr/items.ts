@@ -85,3 +85,24 @@ export function scoord(
     GraphicData: points.flat(),
   };
 }
+
+export type GraphicType3D = 'POINT' | 'POLYGON';
+
+/**
+ * SCOORD3D (PS3.3 C.18.9) in patient coordinates (mm) of a Frame of Reference: (x, y, z)
+ * triplets; a POLYGON's first and last points are the same.
+ */
+export function scoord3d(
+  rel: Relationship,
+  name: Code,
+  graphicType: GraphicType3D,
+  points: Array<[number, number, number]>,
+  frameOfReferenceUid: string,
+): ContentItem {
+  return {
+    ...base(rel, 'SCOORD3D', name, []),
+    GraphicType: graphicType,
+    GraphicData: points.flat(),
+    ReferencedFrameOfReferenceUID: frameOfReferenceUid,
+  };
+}

@@ -43,6 +43,10 @@ function checkInput(c: ReportContent, ids: SrIds): void {
     ['studyInstanceUid', c.study.studyInstanceUid],
     ['algorithm.deviceUid', c.algorithm.deviceUid],
     ...c.findings.map((f): [string, string] => [`finding ${f.number} trackingUid`, f.trackingUid]),
+    ...c.findings.flatMap(
+      (f): Array<[string, string]> =>
+        f.region?.patient ? [[`finding ${f.number} frameOfReferenceUid`, f.region.patient.frameOfReferenceUid]] : [],
+    ),
     ...[...c.imageLibrary, ...c.predecessors, ...c.findings.flatMap((f) => [...f.images, ...(f.region ? [f.region.image] : [])])].flatMap(
       (r): Array<[string, string]> => [
         ['sopClassUid', r.sopClassUid],
