@@ -9,9 +9,7 @@ import { AI_DISCLAIMER, type ReportContent, type ReportFinding, type ReportState
 import type { KeyImage } from '../src/reports/key-images.js';
 import { renderReportPdf } from '../src/reports/pdf/render.js';
 import {
-  DRAFT_SERIES_DESCRIPTION,
   ENCAPSULATED_PDF_STORAGE,
-  SIGNED_SERIES_DESCRIPTION,
   buildEncapsulatedPdf,
   type EncapsulatedPdfIds,
 } from '../src/reports/pdf/encapsulated.js';
@@ -43,6 +41,9 @@ function finding(n: number, overrides: Partial<ReportFinding> = {}): ReportFindi
     ...overrides,
   };
 }
+
+// Issue 16: which report, which version, draft or signed, and the version's date.
+const DRAFT_SERIES_DESCRIPTION = 'AI DRAFT - not reviewed - R42 v1 2024-03-15 (PDF)';
 
 function content(state: ReportState, over: Partial<ReportContent> = {}): ReportContent {
   const signed = state === 'final' || state === 'amended';
@@ -489,7 +490,7 @@ describe('PDF report', function () {
 
     it('a signed report gets the signed series description and VERIFIED', () => {
       const ds = parse(buildEncapsulatedPdf(content('amended'), draftPdf, ids()));
-      expect(ds.SeriesDescription).to.equal(SIGNED_SERIES_DESCRIPTION);
+      expect(ds.SeriesDescription).to.equal('Amended report - R42 v2 2024-03-16 (PDF)');
       expect(ds.VerificationFlag).to.equal('VERIFIED');
       expect(ds.DocumentTitle).to.equal('AI-assisted radiology report: CT chest without contrast');
     });

@@ -306,7 +306,8 @@ describe('DICOM-SR writer (TID 1500, Comprehensive 3D SR)', () => {
       expect(ds.SeriesNumber).to.equal(draftIds.seriesNumber);
       expect(ds.InstanceNumber).to.equal(draftIds.instanceNumber);
       expect(ds.Modality).to.equal('SR');
-      expect(ds.SeriesDescription).to.match(/AI DRAFT - NOT FOR DIAGNOSIS/);
+      // Issue 16: which report and version, draft or signed, and when; unique per report and version.
+      expect(ds.SeriesDescription).to.match(/^AI DRAFT - not reviewed - R42 v1 2026-11-25$/);
       expect(ds.Manufacturer).to.equal('RadiantAI');
       // Non-ASCII text is written as UTF-8, so the set must say so even though the source was Latin-1.
       expect(ds.SpecificCharacterSet).to.equal('ISO_IR 192');
@@ -355,7 +356,7 @@ describe('DICOM-SR writer (TID 1500, Comprehensive 3D SR)', () => {
       expect(ds.CompletionFlag).to.equal('COMPLETE');
       expect(ds.VerificationFlag).to.equal('VERIFIED');
       expect(ds.PreliminaryFlag).to.equal('FINAL');
-      expect(ds.SeriesDescription).to.equal('AI-assisted report - signed');
+      expect(ds.SeriesDescription).to.equal('Signed report - R42 v2 2026-11-25');
       const v = seq(ds.VerifyingObserverSequence);
       expect(v).to.have.length(1);
       // dcmjs decodes text inside sequences as Latin-1 whatever the character set, so the
@@ -476,7 +477,7 @@ describe('DICOM-SR writer (TID 1500, Comprehensive 3D SR)', () => {
       const { ds } = readBack(await fs.readFile(p));
       expect(ds.CompletionFlag).to.equal('COMPLETE');
       expect(ds.VerificationFlag).to.equal('VERIFIED');
-      expect(ds.SeriesDescription).to.equal('AI-assisted report - signed (amended)');
+      expect(ds.SeriesDescription).to.equal('Amended report - R42 v2 2026-11-25');
       expect(findAll(ds, 'Reason for amendment')[0]!.TextValue).to.equal('Corrected laterality.');
       expect(seq(ds.PredecessorDocumentsSequence)).to.have.length(1);
       expect(dciodvfy(p).errors).to.deep.equal([]);
