@@ -301,7 +301,9 @@ describe('PDF report', function () {
       expect(text).to.include('FINAL');
       expect(text).to.include('Σωκράτης, Ιωάννης');
       expect(text).to.include('2024-03-16 09:30 UTC');
-      expect(text).to.include(AI_DISCLAIMER);
+      // Issue 16: a signed report is worded as signed: no draft disclaimer, a note that an AI assisted.
+      expect(text).not.to.include('must be reviewed');
+      expect(text).to.include('AI-assisted report: drafted with an AI model');
       expect(text).to.include('Solid pulmonary nodule in the right upper lobe, 8 mm.');
       expect(text).not.to.include(AI_DRAFT_BANNER);
       expect(text).not.to.include('AI DRAFT');

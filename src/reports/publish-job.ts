@@ -134,7 +134,7 @@ export async function publishReportVersion(d: ReportNodeDeps, reportId: number, 
   });
   let published: Published;
   try {
-    published = await publishVersion(d, report, analysis, v.body, content, versionUids(report, version));
+    published = await publishVersion(d, report, analysis, content, versionUids(report, version));
   } catch (err) {
     throw new JobError(`publishing report ${reportId} v${version} failed: ${(err as Error).message}`, {
       retryable: true,

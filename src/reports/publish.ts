@@ -16,7 +16,6 @@ import { buildStructuredReport, COMPREHENSIVE_3D_SR_SOP_CLASS as COMPREHENSIVE_3
 import { ENCAPSULATED_PDF_SOP_CLASS as ENCAPSULATED_PDF } from '../dicom/uids.js';
 import { setPublishedObjects } from '../catalog/reports.js';
 import type { Report } from './report-store.js';
-import type { ReportBody } from './body.js';
 import { reportSeriesNumber } from './series.js';
 
 export interface PublishDeps {
@@ -111,7 +110,6 @@ export async function publishVersion(
   d: PublishDeps,
   report: Report,
   analysis: Analysis,
-  body: ReportBody,
   content: ReportContent,
   uids: VersionUids,
 ): Promise<Published> {
@@ -139,7 +137,7 @@ export async function publishVersion(
     }
     if (!(await findInstance(d.db, uids.pdf.sop))) {
       const t1 = performance.now();
-      const keyImages = await keyImagesFor(d, analysis, body).catch((err: unknown) => {
+      const keyImages = await keyImagesFor(d, analysis, content).catch((err: unknown) => {
         // Key images illustrate; a slice that cannot be rendered must not stop the report.
         d.log.warn({ report: report.id, err: (err as Error).message }, 'key images not rendered');
         return [];
