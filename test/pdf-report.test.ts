@@ -8,11 +8,7 @@ import sharp from 'sharp';
 import { AI_DISCLAIMER, type ReportContent, type ReportFinding, type ReportState } from '../src/reports/content.js';
 import type { KeyImage } from '../src/reports/key-images.js';
 import { renderReportPdf } from '../src/reports/pdf/render.js';
-import {
-  ENCAPSULATED_PDF_STORAGE,
-  buildEncapsulatedPdf,
-  type EncapsulatedPdfIds,
-} from '../src/reports/pdf/encapsulated.js';
+import { ENCAPSULATED_PDF_STORAGE, buildEncapsulatedPdf, type EncapsulatedPdfIds } from '../src/reports/pdf/encapsulated.js';
 import { PdfReportError } from '../src/reports/pdf/errors.js';
 import { AI_DRAFT_BANNER } from '../src/reports/pdf/format.js';
 import { openEncapsulatedDocument } from '../dicomweb/encapsulated-document.js';

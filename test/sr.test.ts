@@ -588,7 +588,10 @@ describe('DICOM-SR writer (TID 1500, Comprehensive 3D SR)', () => {
       const withRegion = readBack(buildStructuredReport(c, ids(23))).ds;
       expect(seq(withRegion.ConceptNameCodeSequence)[0]!.CodeValue).to.equal('126000');
       expect(seq(withRegion.ContentTemplateSequence)[0]!.TemplateIdentifier).to.equal('1500');
-      const p = await writeTmp('text-only', buildStructuredReport({ ...c, findings: c.findings.map((f) => ({ ...f, region: null })) }, ids(24)));
+      const p = await writeTmp(
+        'text-only',
+        buildStructuredReport({ ...c, findings: c.findings.map((f) => ({ ...f, region: null })) }, ids(24)),
+      );
       const { ds } = readBack(await fs.readFile(p));
       expect(seq(ds.ConceptNameCodeSequence)[0]).to.include({ CodeValue: '18748-4', CodingSchemeDesignator: 'LN' });
       expect(ds.ContentTemplateSequence).to.equal(undefined);

@@ -312,7 +312,9 @@ export function acceptUndecided(body: ReportBody): { body: ReportBody; changes: 
 }
 
 /** The findings a published report leaves out: the ones the radiologist rejected. */
-export function rejectedFindings(body: ReportBody): Array<{ number: number; trackingUid: string; description: string; reason: string | null }> {
+export function rejectedFindings(
+  body: ReportBody,
+): Array<{ number: number; trackingUid: string; description: string; reason: string | null }> {
   return body.findings
     .filter((f) => f.decision === 'rejected')
     .map((f) => ({ number: f.number, trackingUid: f.trackingUid, description: f.description, reason: f.decisionReason ?? null }));

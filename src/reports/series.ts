@@ -37,7 +37,10 @@ function stateLabel(c: Pick<ReportContent, 'state'>): string {
  * report, which version, draft or signed, and when the version was made (UTC date). LO: at most 64;
  * ASCII only, so a report of an all-ASCII study keeps the study's character set.
  */
-export function reportSeriesDescription(c: Pick<ReportContent, 'state' | 'reportId' | 'version' | 'createdAt'>, kind: ReportObjectKind): string {
+export function reportSeriesDescription(
+  c: Pick<ReportContent, 'state' | 'reportId' | 'version' | 'createdAt'>,
+  kind: ReportObjectKind,
+): string {
   const d = new Date(c.createdAt);
   const date = Number.isNaN(d.getTime()) ? '' : ` ${d.toISOString().slice(0, 10)}`;
   return `${stateLabel(c)} - R${c.reportId} v${c.version}${date}${kind === 'PDF' ? ' (PDF)' : ''}`.slice(0, 64);

@@ -246,7 +246,9 @@ export async function editReport(d: WorkflowDeps, id: number, patch: BodyPatch, 
 
 /** The radiologist's calls on the model's findings in a change, for the audit trail (rejections with their reason). */
 function decisionsOf(changes: ReturnType<typeof applyPatch>['changes']): { decisions?: string[] } {
-  const decisions = changes.filter((c) => c.field.endsWith(' decision')).map((c) => `${c.field.replace(/ decision$/, '')}: ${String(c.to)}`);
+  const decisions = changes
+    .filter((c) => c.field.endsWith(' decision'))
+    .map((c) => `${c.field.replace(/ decision$/, '')}: ${String(c.to)}`);
   return decisions.length ? { decisions } : {};
 }
 
