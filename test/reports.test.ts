@@ -396,7 +396,8 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
     expect(text).to.include('Zoë Müller, MD');
     expect(text).not.to.include('must be reviewed');
     expect(text).not.to.include('Spurious rib lesion');
-    expect(text).to.match(/slice 41 of 99/);
+    // Key images captioned with the viewer's 1-based slice number.
+    expect(text).to.match(/Finding [\d, ]+· slice \d+ of 99/);
 
     const full = await radiologist.get<ReportView>(`/api/reports/${report.id}`);
     expect(full.body.versions!.map((v) => `${v.version}:${v.action}:${v.state}`)).to.deep.equal([
@@ -469,7 +470,8 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
       await page.waitForLoadState('networkidle', { timeout: 30_000 }).catch(() => undefined);
       await sr.dblclick();
       // The SR viewport: the finding's label next to its box on the referenced slice.
-      const label = page.getByText(/right lower lobe/).first();
+      // The Finding Site label by its meaning, not OHIF's bare SNOMED code (issue 16).
+      const label = page.getByText(/Finding site: right lower lobe/).first();
       await label.waitFor({ timeout: 60_000 }).catch(async (err: unknown) => {
         await page.screenshot({ path: path.resolve('test-artifacts', 'viewer-sr-failed.png') });
         throw new Error(`the SR viewport showed no finding: ${String(err)}; ${errors.join('; ')}`);

@@ -77,9 +77,8 @@ export function rewriteIndexHtml(html: string, base = VIEWER_BASE): string {
 const SR_WITHOUT_REGIONS = `window.config.customizationService = Object.assign(window.config.customizationService || {}, {
   onBeforeSRAddMeasurement: { $set: function (args) {
     var m = args.measurement;
-    if (m && m.labels) m = Object.assign({}, m, { labels: m.labels.map(function (l) {
-      return l && l.label === '363698007' ? Object.assign({}, l, { label: 'Finding site' }) : l;
-    }) });
+    // In place: the loader marks the object it gets back as loaded, and the SR viewport reads the original.
+    if (m && m.labels) m.labels.forEach(function (l) { if (l && l.label === '363698007') l.label = 'Finding site'; });
     return m && (!m.coords || !m.coords.length) ? Object.assign({}, m, { coords: [{}] }) : m;
   } },
 });
