@@ -16,6 +16,7 @@ import * as m014 from './014_analysis_provenance.js';
 import * as m015r from './015_report_per_analysis.js';
 import * as m016t from './016_trim_padded_values.js';
 import * as m017 from './017_instance_image_attributes.js';
+import * as m018u from './018_user_credentials.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -44,6 +45,7 @@ const migrations: ReadonlyArray<[string, Migration]> = [
   ['015_report_per_analysis', m015r],
   ['016_trim_padded_values', m016t],
   ['017_instance_image_attributes', m017],
+  ['018_user_credentials', m018u],
 ];
 
 /** Every migration's name, in the order they apply. */

@@ -8,13 +8,7 @@ import sharp from 'sharp';
 import { AI_DISCLAIMER, type ReportContent, type ReportFinding, type ReportState } from '../src/reports/content.js';
 import type { KeyImage } from '../src/reports/key-images.js';
 import { renderReportPdf } from '../src/reports/pdf/render.js';
-import {
-  DRAFT_SERIES_DESCRIPTION,
-  ENCAPSULATED_PDF_STORAGE,
-  SIGNED_SERIES_DESCRIPTION,
-  buildEncapsulatedPdf,
-  type EncapsulatedPdfIds,
-} from '../src/reports/pdf/encapsulated.js';
+import { ENCAPSULATED_PDF_STORAGE, buildEncapsulatedPdf, type EncapsulatedPdfIds } from '../src/reports/pdf/encapsulated.js';
 import { PdfReportError } from '../src/reports/pdf/errors.js';
 import { AI_DRAFT_BANNER } from '../src/reports/pdf/format.js';
 import { openEncapsulatedDocument } from '../dicomweb/encapsulated-document.js';
@@ -43,6 +37,9 @@ function finding(n: number, overrides: Partial<ReportFinding> = {}): ReportFindi
     ...overrides,
   };
 }
+
+// Issue 16: which report, which version, draft or signed, and the version's date.
+const DRAFT_SERIES_DESCRIPTION = 'AI DRAFT - not reviewed - R42 v1 2024-03-15 (PDF)';
 
 function content(state: ReportState, over: Partial<ReportContent> = {}): ReportContent {
   const signed = state === 'final' || state === 'amended';
@@ -300,7 +297,9 @@ describe('PDF report', function () {
       expect(text).to.include('FINAL');
       expect(text).to.include('Σωκράτης, Ιωάννης');
       expect(text).to.include('2024-03-16 09:30 UTC');
-      expect(text).to.include(AI_DISCLAIMER);
+      // Issue 16: a signed report is worded as signed: no draft disclaimer, a note that an AI assisted.
+      expect(text).not.to.include('must be reviewed');
+      expect(text).to.include('AI-assisted report: drafted with an AI model');
       expect(text).to.include('Solid pulmonary nodule in the right upper lobe, 8 mm.');
       expect(text).not.to.include(AI_DRAFT_BANNER);
       expect(text).not.to.include('AI DRAFT');
@@ -489,7 +488,7 @@ describe('PDF report', function () {
 
     it('a signed report gets the signed series description and VERIFIED', () => {
       const ds = parse(buildEncapsulatedPdf(content('amended'), draftPdf, ids()));
-      expect(ds.SeriesDescription).to.equal(SIGNED_SERIES_DESCRIPTION);
+      expect(ds.SeriesDescription).to.equal('Amended report - R42 v2 2024-03-16 (PDF)');
       expect(ds.VerificationFlag).to.equal('VERIFIED');
       expect(ds.DocumentTitle).to.equal('AI-assisted radiology report: CT chest without contrast');
     });

@@ -119,7 +119,13 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
       (await admin.post('/api/forwarding/rules', { name: 'AI results to the PACS', node_id: pacs.id, match: { aiResults: true } })).status,
     ).to.equal(201);
 
-    await createUser(node.db, { username: 'dr.mueller', password: 'correct horse battery', role: 'radiologist', fullName: 'Müller^Zoë' });
+    await createUser(node.db, {
+      username: 'dr.mueller',
+      password: 'correct horse battery',
+      role: 'radiologist',
+      fullName: 'Müller^Zoë',
+      credentials: 'MD',
+    });
     const login = await fetch(`${baseUrl(node)}/api/auth/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
@@ -193,6 +199,16 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
       .db('findings')
       .where({ analysis_id: analysisId, idx: 0 })
       .update({ anatomical_location: 'right lower lobe', region: JSON.stringify({ imageIndex: 40, box: [300, 300, 500, 500] }) });
+    // A second model finding, which the radiologist will reject.
+    await node.db('findings').where({ analysis_id: analysisId, idx: 1 }).delete();
+    await node.db('findings').insert({
+      analysis_id: analysisId,
+      idx: 1,
+      description: 'Spurious rib lesion',
+      confidence: 0.3,
+      image_indices: '[10]',
+      category: 'abnormal',
+    });
     const tech = apiClient(node, await tokenFor(node, 'technician'));
     expect((await tech.post('/api/reports', { study_id: studyUid, analysis_id: analysisId })).status).to.equal(403);
     expect((await radiologist.post('/api/reports', { study_id: studyUid, analysis_id: 999999 })).status).to.equal(404);
@@ -221,8 +237,15 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
       VerificationFlag: 'UNVERIFIED',
       CompletionFlag: 'PARTIAL',
     });
+    // Issue 16: the draft says so in the series list, per report and version; the algorithm is its observer.
+    expect(ds.SeriesDescription).to.match(new RegExp(`^AI DRAFT - not reviewed - R${report.id} v1 \\d{4}-\\d{2}-\\d{2}$`));
+    expect(ds.SeriesNumber).to.equal(100_000 + report.id * 100 + 1);
     const checked = await validate(sr, 'draft-sr.dcm');
     expect(checked.dsrdump, checked.dsrdump).to.match(/Imaging Measurement Report/);
+    expect(checked.dsrdump).to.match(/Observer Type"\)=\(121007,DCM,"Device"\)/);
+    expect(checked.dsrdump).not.to.match(/Observer Type"\)=\(121006,DCM,"Person"\)/);
+    // The procedure from the study's modality and body part (CT, CHEST), not a generic code.
+    expect(checked.dsrdump).to.match(/Procedure reported"\)=\(24627-2,LN,"CT Chest"\)/);
     // 512² slice shown at 896²: the box's corners × 512/896, on the slice the model saw as image 41.
     expect(checked.dsrdump).to.match(/SCOORD:\(,,"Image Region"\)=\(POLYLINE,171\.39\d*\/171\.39\d*,/);
     const analysis = (await radiologist.get<{ images: Array<{ sop_instance_uid: string }> }>(`/api/analysis/${analysisId}`)).body;
@@ -284,13 +307,33 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
         ...report.findings.map((f) => ({
           number: f.number,
           description: f.number === 1 ? 'Small right lower lobe opacity' : f.description,
+          ...(f.description === 'Spurious rib lesion' ? { decision: 'rejected' as const, decision_reason: 'rib artefact' } : {}),
         })),
         { description: 'No pleural effusion', category: 'normal', laterality: 'bilateral' },
+        // Issue 16: a radiologist's finding with an image, a region (source pixels) and a confidence.
+        {
+          description: 'Subsegmental atelectasis',
+          anatomical_location: 'left lower lobe',
+          image_indices: [40],
+          region: { image_index: 40, box: [60, 300, 120, 340] },
+          confidence: 0.9,
+        },
       ],
     });
     expect(edit.status, JSON.stringify(edit.body)).to.equal(200);
     expect(edit.body).to.include({ state: 'preliminary', version: 2 });
-    expect(edit.body.findings.at(-1)).to.include({ description: 'No pleural effusion', author: 'radiologist', confidence: null });
+    expect(edit.body.findings.at(-2)).to.include({ description: 'No pleural effusion', author: 'radiologist', confidence: null });
+    expect(edit.body.findings.at(-1)).to.include({ author: 'radiologist', confidence: 0.9 });
+    expect(edit.body.findings.find((f) => f.description === 'Spurious rib lesion')).to.include({ decision: 'rejected' });
+    // A rejection must say why; an image index the analysis does not have is refused.
+    const noReason = await radiologist.patch(`/api/reports/${report.id}`, {
+      findings: edit.body.findings.map((f) => ({ number: f.number, description: f.description, decision: 'rejected' })),
+    });
+    expect(noReason.status).to.equal(422);
+    const badImage = await radiologist.patch(`/api/reports/${report.id}`, {
+      findings: [{ description: 'x', image_indices: [100_000] }],
+    });
+    expect(badImage.status).to.equal(422);
     if (report.findings.length) {
       expect(edit.body.findings[0]!.tracking_uid).to.equal(report.findings[0]!.tracking_uid);
       expect(edit.body.findings[0]!.author).to.equal('radiologist');
@@ -319,6 +362,22 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
     expect(checked.dsrdump).to.match(/VERIFIED/);
     // dcmjs reads text in sequences as Latin-1; DCMTK honours ISO_IR 192.
     expect(checked.dsrdump).to.include('Müller');
+    // Issue 16: the radiologist (with credentials) is the document's observer; the rejected finding is gone;
+    // the radiologist's own findings do not name the algorithm; the series says signed.
+    expect(ds.SeriesDescription).to.match(new RegExp(`^Signed report - R${report.id} v3 `));
+    expect(checked.dsrdump).to.match(/Person Observer Name"\)="Müller\^Zoë\^\^\^MD"/);
+    expect(checked.dsrdump).not.to.include('Spurious rib lesion');
+    expect(checked.dsrdump).to.include('Subsegmental atelectasis');
+    const srDump = checked.dsrdump;
+    const group = (words: string) => {
+      const start = srDump.indexOf(words);
+      const before = srDump.lastIndexOf('Measurement Group', start);
+      const next = srDump.indexOf('Measurement Group', start);
+      return srDump.slice(before, next < 0 ? undefined : next);
+    };
+    expect(group('Subsegmental atelectasis')).not.to.include('Algorithm Name');
+    expect(group('Subsegmental atelectasis')).not.to.include('Device Observer');
+    expect(group('Subsegmental atelectasis')).to.match(/SCOORD:\(,,"Image Region"\)=\(POLYLINE,60\/300,/);
     expect(checked.dciodvfy, checked.dciodvfy).not.to.match(/^Error/m);
     // The draft objects are still in the study.
     expect(await node.db('instances').where({ sop_instance_uid: draftSr }).first()).to.not.equal(undefined);
@@ -333,6 +392,12 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
     expect(text).to.include('Müller');
     expect(text).not.to.match(/AI DRAFT/);
     expect(text).to.include('No pleural effusion');
+    // Issue 16: who signed, with credentials; worded as signed; the rejected finding is not in it.
+    expect(text).to.include('Zoë Müller, MD');
+    expect(text).not.to.include('must be reviewed');
+    expect(text).not.to.include('Spurious rib lesion');
+    // Key images captioned with the viewer's 1-based slice number.
+    expect(text).to.match(/Finding [\d, ]+· slice \d+ of 99/);
 
     const full = await radiologist.get<ReportView>(`/api/reports/${report.id}`);
     expect(full.body.versions!.map((v) => `${v.version}:${v.action}:${v.state}`)).to.deep.equal([
@@ -347,6 +412,9 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
         (await auditRows(node, action)).filter((r) => r.outcome === 'success'),
         action,
       ).to.have.length(1);
+    // The rejection is in the audit, with its reason.
+    const signedAudit = (await auditRows(node, 'report.signed'))[0]!;
+    expect(JSON.stringify(signedAudit.details)).to.include('Spurious rib lesion').and.include('rib artefact');
     expect((await radiologist.patch(`/api/reports/${report.id}`, { impression: 'x' })).status).to.equal(409);
   });
 
@@ -402,7 +470,8 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
       await page.waitForLoadState('networkidle', { timeout: 30_000 }).catch(() => undefined);
       await sr.dblclick();
       // The SR viewport: the finding's label next to its box on the referenced slice.
-      const label = page.getByText(/right lower lobe/).first();
+      // The Finding Site label by its meaning, not OHIF's bare SNOMED code (issue 16).
+      const label = page.getByText(/Finding site: right lower lobe/).first();
       await label.waitFor({ timeout: 60_000 }).catch(async (err: unknown) => {
         await page.screenshot({ path: path.resolve('test-artifacts', 'viewer-sr-failed.png') });
         throw new Error(`the SR viewport showed no finding: ${String(err)}; ${errors.join('; ')}`);

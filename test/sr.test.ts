@@ -307,7 +307,8 @@ describe('DICOM-SR writer (TID 1500, Comprehensive 3D SR)', () => {
       expect(ds.SeriesNumber).to.equal(draftIds.seriesNumber);
       expect(ds.InstanceNumber).to.equal(draftIds.instanceNumber);
       expect(ds.Modality).to.equal('SR');
-      expect(ds.SeriesDescription).to.match(/AI DRAFT - NOT FOR DIAGNOSIS/);
+      // Issue 16: which report and version, draft or signed, and when; unique per report and version.
+      expect(ds.SeriesDescription).to.match(/^AI DRAFT - not reviewed - R42 v1 2026-11-25$/);
       expect(ds.Manufacturer).to.equal('RadiantAI');
       // Non-ASCII text is written as UTF-8, so the set must say so even though the source was Latin-1.
       expect(ds.SpecificCharacterSet).to.equal('ISO_IR 192');
@@ -356,7 +357,7 @@ describe('DICOM-SR writer (TID 1500, Comprehensive 3D SR)', () => {
       expect(ds.CompletionFlag).to.equal('COMPLETE');
       expect(ds.VerificationFlag).to.equal('VERIFIED');
       expect(ds.PreliminaryFlag).to.equal('FINAL');
-      expect(ds.SeriesDescription).to.equal('AI-assisted report - signed');
+      expect(ds.SeriesDescription).to.equal('Signed report - R42 v2 2026-11-25');
       const v = seq(ds.VerifyingObserverSequence);
       expect(v).to.have.length(1);
       // dcmjs decodes text inside sequences as Latin-1 whatever the character set, so the
@@ -511,7 +512,7 @@ describe('DICOM-SR writer (TID 1500, Comprehensive 3D SR)', () => {
       const { ds } = readBack(await fs.readFile(p));
       expect(ds.CompletionFlag).to.equal('COMPLETE');
       expect(ds.VerificationFlag).to.equal('VERIFIED');
-      expect(ds.SeriesDescription).to.equal('AI-assisted report - signed (amended)');
+      expect(ds.SeriesDescription).to.equal('Amended report - R42 v2 2026-11-25');
       expect(findAll(ds, 'Reason for amendment')[0]!.TextValue).to.equal('Corrected laterality.');
       expect(seq(ds.PredecessorDocumentsSequence)).to.have.length(1);
       expect(dciodvfy(p).errors).to.deep.equal([]);
@@ -578,6 +579,59 @@ describe('DICOM-SR writer (TID 1500, Comprehensive 3D SR)', () => {
       expect(a).to.not.equal(b);
       expect(uidFromNames('x', 'y')).to.equal(uidFromNames('x', 'y'));
       expect(uidFromNames('x', 'y')).to.not.equal(uidFromNames('xy'));
+    });
+  });
+  describe('draft and signed are different objects (issue 16)', () => {
+    const doc = (ds: NaturalizedDataset) => seq(ds.ContentSequence);
+    const observerTypes = (items: NaturalizedDataset[]) =>
+      items.filter((i) => conceptMeaning(i) === 'Observer Type').map((i) => seq(i.ConceptCodeSequence)[0]!.CodeMeaning);
+
+    it('draft: the algorithm is the only observer; signed: the radiologist is, and accepted AI findings keep the device', async () => {
+      const d = readBack(buildStructuredReport(makeContent('draft'), ids(20))).ds;
+      expect(observerTypes(doc(d))).to.deep.equal(['Device']);
+      const c = makeContent('final');
+      c.signer = { ...c.signer!, name: 'Šimić^Ana^^^MD', display: 'Ana Šimić, MD' };
+      c.findings[1] = { ...c.findings[1]!, author: 'radiologist' };
+      const p = await writeTmp('observers', buildStructuredReport(c, ids(21)));
+      const { ds } = readBack(await fs.readFile(p));
+      expect(observerTypes(doc(ds))).to.deep.equal(['Person']);
+      const groups = findAll(ds, 'Measurement Group');
+      // Finding 1 (the model's, accepted at signing): device observer, algorithm, "accepted by".
+      expect(observerTypes(seq(groups[0]!.ContentSequence))).to.deep.equal(['Device']);
+      expect(findAll(groups[0]!, 'Algorithm Name')).to.have.length(1);
+      // (dcmjs reads text in sequences as Latin-1: the name's non-ASCII letters are not compared here.)
+      expect(findAll(groups[0]!, 'Comment').map((i) => String(i.TextValue))).to.satisfy((t: string[]) =>
+        t.some((x) => x.startsWith('AI-generated finding, accepted by Ana ') && x.endsWith(', MD')),
+      );
+      // Finding 2 (the radiologist's words): no algorithm as its author.
+      expect(observerTypes(seq(groups[1]!.ContentSequence))).to.deep.equal([]);
+      expect(findAll(groups[1]!, 'Algorithm Name')).to.have.length(0);
+      expect(dciodvfy(p).errors).to.deep.equal([]);
+    });
+
+    it('the procedure code comes from modality and body part; unknown ones fall back to the modality code', () => {
+      const c = makeContent('draft');
+      const code = (x: ReportContent) =>
+        seq(findAll(readBack(buildStructuredReport(x, ids(22))).ds, 'Procedure reported')[0]!.ConceptCodeSequence)[0]!;
+      expect(code({ ...c, bodyPart: 'CHEST' })).to.include({ CodeValue: '24627-2', CodingSchemeDesignator: 'LN', CodeMeaning: 'CT Chest' });
+      expect(code({ ...c, bodyPart: 'HEAD' })).to.include({ CodeValue: '24725-4', CodeMeaning: 'CT Head' });
+      expect(code({ ...c, bodyPart: 'KNEE' })).to.include({ CodeValue: '25045-6' });
+    });
+
+    it('a report with no region to draw is a Diagnostic imaging report (OHIF shows it as text); with one, TID 1500', async () => {
+      const c = makeContent('draft');
+      const withRegion = readBack(buildStructuredReport(c, ids(23))).ds;
+      expect(seq(withRegion.ConceptNameCodeSequence)[0]!.CodeValue).to.equal('126000');
+      expect(seq(withRegion.ContentTemplateSequence)[0]!.TemplateIdentifier).to.equal('1500');
+      const p = await writeTmp(
+        'text-only',
+        buildStructuredReport({ ...c, findings: c.findings.map((f) => ({ ...f, region: null })) }, ids(24)),
+      );
+      const { ds } = readBack(await fs.readFile(p));
+      expect(seq(ds.ConceptNameCodeSequence)[0]).to.include({ CodeValue: '18748-4', CodingSchemeDesignator: 'LN' });
+      expect(ds.ContentTemplateSequence).to.equal(undefined);
+      expect(findAll(ds, 'Impression')).to.have.length(1);
+      expect(dciodvfy(p).errors).to.deep.equal([]);
     });
   });
 });

@@ -9,13 +9,22 @@ export interface User {
   username: string;
   role: Role;
   fullName: string | null;
+  /** e.g. "MD": shown after the name in signatures. */
+  credentials: string | null;
   active: boolean;
 }
 
 export { countUsers, touchLogin } from '../catalog/users.js';
 
 function toUser(r: UserRow): User {
-  return { id: Number(r.id), username: r.username, role: r.role as Role, fullName: r.full_name, active: Boolean(r.active) };
+  return {
+    id: Number(r.id),
+    username: r.username,
+    role: r.role as Role,
+    fullName: r.full_name,
+    credentials: r.credentials ?? null,
+    active: Boolean(r.active),
+  };
 }
 
 export async function findUserWithHash(db: Db, username: string): Promise<(User & { passwordHash: string }) | undefined> {
@@ -40,6 +49,7 @@ export interface NewUser {
   password: string;
   role: Role;
   fullName?: string;
+  credentials?: string;
 }
 
 export async function createUser(db: Db, u: NewUser): Promise<User> {
@@ -88,9 +98,51 @@ function isUniqueViolation(err: unknown): boolean {
 
 async function insertUser(db: Db | Trx, u: NewUser, password_hash: string): Promise<User> {
   try {
-    return toUser(await insertUserRow(db, { username: u.username, password_hash, role: u.role, full_name: u.fullName ?? null }));
+    return toUser(
+      await insertUserRow(db, {
+        username: u.username,
+        password_hash,
+        role: u.role,
+        full_name: u.fullName ?? null,
+        credentials: u.credentials ?? null,
+      }),
+    );
   } catch (err) {
     if (isUniqueViolation(err)) throw new UserExistsError(`user ${u.username} exists`);
     throw err;
   }
+}
+
+/** The name parts a signature is made of. */
+export type NamedUser = Pick<User, 'username' | 'fullName' | 'credentials'>;
+
+/** PN components have no room for their own delimiters. */
+const pnPart = (s: string) => s.replace(/[\^=\\]/g, ' ').trim();
+
+/**
+ * A user's name as DICOM PN (PS3.5 6.2) "Family^Given^Middle^Prefix^Suffix" with the credentials
+ * as the suffix: "Doe^Jane^^^MD". A full name already in PN form keeps its components; one given
+ * as words ("Jane Doe") takes its last word as the family name; no name at all: the username.
+ */
+export function userPersonName(u: NamedUser): string {
+  const name = u.fullName?.trim() || u.username;
+  const parts = name.includes('^')
+    ? (name.split('=')[0] ?? '').split('^').map((p) => p.trim())
+    : ((w) => (w.length < 2 ? [name] : [w.at(-1)!, w.slice(0, -1).join(' ')]))(name.split(/\s+/).map(pnPart));
+  const [family = '', given = '', middle = '', prefix = '', suffix = ''] = parts;
+  const creds = u.credentials ? pnPart(u.credentials) : '';
+  const all = [family, given, middle, prefix, [suffix, creds].filter(Boolean).join(' ')];
+  return all.join('^').replace(/\^+$/, '');
+}
+
+/** The name a reader sees in a signature: "Jane Doe, MD" (given names first, then credentials). */
+export function userDisplayName(u: NamedUser): string {
+  return personDisplayName(userPersonName(u));
+}
+
+/** A PN (its alphabetic group) as a signature reads: "Doe^Jane^^^MD" → "Jane Doe, MD". */
+export function personDisplayName(pn: string): string {
+  const [family = '', given = '', middle = '', prefix = '', suffix = ''] = (pn.split('=')[0] ?? '').split('^').map((p) => p.trim());
+  const name = [prefix, given, middle, family].filter(Boolean).join(' ');
+  return suffix ? `${name}, ${suffix}` : name;
 }

@@ -12,10 +12,12 @@ export interface UserRow {
   /** One of src/auth/permissions.ts' roles (the column holds what was written). */
   role: string;
   full_name: string | null;
+  /** Professional credentials shown after the name where the user signs ("MD"), migration 018. */
+  credentials: string | null;
   active: boolean | number;
 }
 
-export type NewUserRow = Pick<UserRow, 'username' | 'password_hash' | 'role' | 'full_name'>;
+export type NewUserRow = Pick<UserRow, 'username' | 'password_hash' | 'role' | 'full_name' | 'credentials'>;
 
 export async function countUsers(db: Db | Trx): Promise<number> {
   const [row] = (await db('users').count({ n: '*' })) as Array<{ n: number | string }>;
@@ -30,7 +32,7 @@ export async function findUserRow(db: Db, by: { username: string } | { id: numbe
 export async function insertUserRow(db: Db | Trx, u: NewUserRow): Promise<UserRow> {
   const [row] = (await db('users')
     .insert({ ...u, active: true, created_at: new Date().toISOString() })
-    .returning(['id', 'username', 'password_hash', 'role', 'full_name', 'active'])) as UserRow[];
+    .returning(['id', 'username', 'password_hash', 'role', 'full_name', 'credentials', 'active'])) as UserRow[];
   return row!;
 }
 

@@ -2,13 +2,14 @@ import { createHash } from 'node:crypto';
 import type { Db } from '../db/connection.js';
 import type { Analysis } from '../analysis/analyses.js';
 import { instancesByUid } from '../catalog/catalog.js';
-import { studyFacts } from '../catalog/studies.js';
+import { seriesRow, studyFacts } from '../catalog/studies.js';
 import { uidFromNames } from '../dicom/new-uid.js';
 import { pixelToPatient } from '../dicom/image-plane.js';
 import { preparedToSource } from '../dicom/render/fit.js';
 import { RadiantError } from '../errors.js';
 import {
   AI_DISCLAIMER,
+  SIGNED_AI_NOTE,
   type ImageRef,
   type ImageRegion,
   type ReportContent,
@@ -64,17 +65,22 @@ export async function buildContent(db: Db, analysis: Analysis, body: ReportBody,
   };
   const imageLibrary = analysis.images.map((_, i) => refOf(i)).filter((x): x is ImageRef => !!x);
 
-  const findings = body.findings.map((bf): ReportFinding => {
+  // Findings the radiologist rejected stay in the versions and the audit, not in the report; the
+  // others are numbered again as the reader sees them, their measurements following them.
+  const kept = body.findings.filter((bf) => bf.decision !== 'rejected');
+  const renumbered = new Map(kept.map((bf, i) => [bf.number, i + 1]));
+  const findings = kept.map((bf): ReportFinding => {
     const images = bf.imageIndices.map(refOf).filter((x): x is ImageRef => !!x);
     return {
-      number: bf.number,
+      number: renumbered.get(bf.number)!,
       trackingUid: bf.trackingUid,
       description: bf.description,
       anatomicalLocation: bf.anatomicalLocation,
       laterality: bf.laterality,
       category: bf.category,
       severity: bf.severity,
-      confidence: bf.author === 'ai' ? bf.confidence : null,
+      // The model's while its words stand; once the radiologist wrote the finding, the radiologist's (or none).
+      confidence: bf.confidence,
       images,
       region: regionOf(analysis, bf.region, refOf),
       recommendation: bf.recommendation,
@@ -83,6 +89,8 @@ export async function buildContent(db: Db, analysis: Analysis, body: ReportBody,
         bf.author === 'ai' && bf.analysisIndex !== undefined
           ? analysis.safetyFlags.filter((x) => x.target === bf.analysisIndex).map((x) => ({ rule: x.rule, phrase: x.phrase }))
           : [],
+      author: bf.author,
+      ...(bf.decision && bf.decision !== 'rejected' ? { decision: bf.decision } : {}),
     };
   });
   const reportFlags = analysis.safetyFlags.flatMap((x) =>
@@ -91,7 +99,10 @@ export async function buildContent(db: Db, analysis: Analysis, body: ReportBody,
       : [],
   );
 
-  const modality = (s.modalities_in_study ?? '').split('\\').find((m) => m && !['SR', 'DOC', 'KO', 'PR'].includes(m)) ?? 'OT';
+  const series = analysis.seriesInstanceUid ? await seriesRow(db, analysis.seriesInstanceUid) : undefined;
+  const modality =
+    series?.modality?.trim() ||
+    ((s.modalities_in_study ?? '').split('\\').find((m) => m && !['SR', 'DOC', 'KO', 'PR'].includes(m)) ?? 'OT');
   const model = analysis.model;
   return {
     reportId: f.reportId,
@@ -117,10 +128,15 @@ export async function buildContent(db: Db, analysis: Analysis, body: ReportBody,
     },
     procedure: s.study_description || `${modality} examination`,
     modality,
+    bodyPart: series?.body_part_examined?.trim() || null,
     clinicalIndication: body.clinicalIndication,
     technique: body.technique,
     findings,
-    measurements: body.measurements.map((m) => ({ findingNumber: m.findingNumber, quantity: m.quantity, value: m.value, unit: m.unit })),
+    measurements: body.measurements.flatMap((m): ReportContent['measurements'] => {
+      if (m.findingNumber === null) return [{ findingNumber: null, quantity: m.quantity, value: m.value, unit: m.unit }];
+      const n = renumbered.get(m.findingNumber);
+      return n === undefined ? [] : [{ findingNumber: n, quantity: m.quantity, value: m.value, unit: m.unit }];
+    }),
     impression: body.impression,
     comparison: body.comparison,
     limitations: body.limitations,
@@ -141,7 +157,8 @@ export async function buildContent(db: Db, analysis: Analysis, body: ReportBody,
     node: f.node,
     signer: f.signer,
     amendmentReason: f.amendmentReason,
-    disclaimer: f.includeDisclaimer ? AI_DISCLAIMER : 'AI-assisted report.',
+    // A signed report is no longer a draft to review: it says the AI assisted, not that it must be reviewed.
+    disclaimer: f.state === 'final' || f.state === 'amended' ? SIGNED_AI_NOTE : f.includeDisclaimer ? AI_DISCLAIMER : 'AI-assisted report.',
     predecessors: f.predecessors,
     createdAt: f.createdAt,
   };
@@ -179,6 +196,7 @@ function regionOf(
   if (!r) return null;
   const im = analysis.images[r.imageIndex];
   const ref = refOf(r.imageIndex);
+  if (r.space === 'source') return ref ? sourceRegion(ref, r.box) : null;
   const p = im?.placement;
   if (!im || !ref || !p || p.width <= 0 || p.height <= 0) return null;
   const [x0, y0] = preparedToSource(p, [r.box[0], r.box[1]]);
@@ -201,4 +219,11 @@ function regionOf(
     };
   }
   return region;
+}
+
+/** A radiologist's box, already in the source image's pixels: kept inside the image. */
+function sourceRegion(ref: ImageRef, b: [number, number, number, number]): ImageRegion {
+  const x = (v: number) => (ref.columns ? Math.min(ref.columns, Math.max(0, v)) : Math.max(0, v));
+  const y = (v: number) => (ref.rows ? Math.min(ref.rows, Math.max(0, v)) : Math.max(0, v));
+  return { image: ref, box: [x(b[0]), y(b[1]), x(b[2]), y(b[3])] };
 }

@@ -44,6 +44,10 @@ export interface ReportFinding {
   recommendation: string | null;
   /** What the safety gate flagged in the model's words of this finding (absent: none, or the radiologist's words). */
   safetyFlags?: ReportSafetyFlag[];
+  /** Who wrote what it says now (absent: the model). */
+  author?: 'ai' | 'radiologist';
+  /** The radiologist's call on a model's finding (rejected ones are not in a report's content). */
+  decision?: 'accepted' | 'edited';
 }
 
 /** One safety-gate hit shown with the text it concerns (src/medgemma/safety-gate.ts). */
@@ -106,8 +110,10 @@ export interface ReportAlgorithm {
 }
 
 export interface ReportSigner {
-  /** PN of the radiologist. */
+  /** PN of the radiologist, credentials as the suffix ("Doe^Jane^^^MD"). */
   name: string;
+  /** As a reader sees it: "Jane Doe, MD" (absent: the PN shown as it is). */
+  display?: string;
   username: string;
   organization: string;
   /** ISO 8601. */
@@ -123,6 +129,8 @@ export interface ReportContent {
   /** Procedure reported, e.g. "CT chest". */
   procedure: string;
   modality: string;
+  /** Body Part Examined of the analysed series (CHEST, HEAD…): with the modality, the procedure's code. */
+  bodyPart?: string | null;
   clinicalIndication: string | null;
   technique: string;
   findings: ReportFinding[];
@@ -149,6 +157,10 @@ export interface ReportContent {
 }
 
 export const UNVALIDATED_MODEL_LABEL = 'UNVALIDATED MODEL — output of an unidentified model';
+
+/** A signed report's note in place of the draft's disclaimer: the AI assisted, the radiologist signed. */
+export const SIGNED_AI_NOTE =
+  'AI-assisted report: drafted with an AI model (MedGemma), reviewed and signed by the radiologist named below. Findings marked AI-generated were accepted by the radiologist.';
 
 export const AI_DISCLAIMER =
   'AI-generated draft for decision support (MedGemma). Not a diagnosis. It must be reviewed, edited and signed by a qualified radiologist before clinical use.';

@@ -1,11 +1,14 @@
+import sharp from 'sharp';
 import type { Db } from '../db/connection.js';
+import { listInstances } from '../catalog/catalog.js';
 import { seriesRow } from '../catalog/studies.js';
 import type { Analysis } from '../analysis/analyses.js';
 import { seriesInstanceReader } from '../analysis/instance-bytes.js';
 import { prepareImages, type PrepareKind } from '../analysis/prepare-images.js';
+import { placement } from '../dicom/render/fit.js';
 import type { Renderer } from '../dicom/render/renderer.js';
 import type { BlobStorage } from '../../storage/types.js';
-import type { ReportBody } from './body.js';
+import type { ImageRef, ReportContent } from './content.js';
 
 export interface KeyImage {
   png: Buffer;
@@ -15,31 +18,68 @@ export interface KeyImage {
 
 const MAX_KEY_IMAGES = 6;
 const KEY_IMAGE_SIZE = 384;
+const BOX_COLOUR = '#ffd400';
 
+/**
+ * True greyscale for every kind of series: the image's own VOI window (CT, radiographs) or the
+ * robust grey of MR, never the model's three CT windows as red/green/blue.
+ */
 function kindFor(modality: string | null): PrepareKind {
-  if (modality === 'CT') return 'ct';
-  if (modality === 'MR') return 'mr';
-  if (modality && ['CR', 'DX', 'MG', 'XA', 'RF', 'IO', 'PX'].includes(modality)) return 'projection';
-  return 'other';
+  return modality === 'MR' ? 'mr' : 'other';
+}
+
+const sameImage = (a: { sopInstanceUid: string; frameNumber?: number }, b: { sopInstanceUid: string; frameNumber?: number }) =>
+  a.sopInstanceUid === b.sopInstanceUid && (a.frameNumber ?? 1) === (b.frameNumber ?? 1);
+
+/** The boxes (source pixels) as drawn on the key image: the source fitted into the square as prepareImages fits it. */
+async function drawBoxes(png: Buffer, analysisImage: Analysis['images'][number], ref: ImageRef, boxes: number[][]): Promise<Buffer> {
+  const p = analysisImage.placement;
+  const columns = ref.columns ?? p?.columns;
+  const rows = ref.rows ?? p?.rows;
+  if (!boxes.length || !columns || !rows) return png;
+  // The pixel aspect the analysis used (pixel width / height), from how it placed this image.
+  const aspect = p && p.width > 0 && p.height > 0 ? p.width / p.columns / (p.height / p.rows) : 1;
+  const at = placement(columns, rows, aspect, KEY_IMAGE_SIZE);
+  const sx = at.width / columns;
+  const sy = at.height / rows;
+  const rects = boxes
+    .map(([x0 = 0, y0 = 0, x1 = 0, y1 = 0]) => {
+      const x = at.left + x0 * sx;
+      const y = at.top + y0 * sy;
+      const w = Math.max(2, (x1 - x0) * sx);
+      const h = Math.max(2, (y1 - y0) * sy);
+      return `<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${w.toFixed(1)}" height="${h.toFixed(1)}" fill="none" stroke="${BOX_COLOUR}" stroke-width="2"/>`;
+    })
+    .join('');
+  const svg = Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${KEY_IMAGE_SIZE}" height="${KEY_IMAGE_SIZE}">${rects}</svg>`);
+  return sharp(png)
+    .composite([{ input: svg, top: 0, left: 0 }])
+    .png()
+    .toBuffer();
 }
 
 /**
- * The slices the findings point at, windowed as the model saw them (CT three windows, MR
- * grey, radiographs by their VOI), for the PDF. One image per slice, captioned with every
- * finding that cites it; at most six, in finding order.
+ * The slices the report's findings point at, in true greyscale with each finding's box drawn,
+ * for the PDF. One image per slice, captioned with every finding that cites it and the slice's
+ * number as the viewer counts it (1-based, the series in InstanceNumber order); at most six,
+ * in finding order.
  */
 export async function keyImagesFor(
   d: { db: Db; storage: BlobStorage; renderer: Renderer },
   analysis: Analysis,
-  body: ReportBody,
+  content: Pick<ReportContent, 'findings'>,
 ): Promise<KeyImage[]> {
   const { db, storage } = d;
-  const byImage = new Map<number, number[]>();
-  for (const f of body.findings) {
-    const first = f.region?.imageIndex ?? f.imageIndices[0];
-    if (first === undefined || !analysis.images[first]) continue;
-    byImage.set(first, [...(byImage.get(first) ?? []), f.number]);
-    if (byImage.size >= MAX_KEY_IMAGES) break;
+  const byImage = new Map<number, { ref: ImageRef; findings: number[]; boxes: number[][] }>();
+  for (const f of content.findings) {
+    const ref = f.region?.image ?? f.images[0];
+    const index = ref ? analysis.images.findIndex((im) => sameImage(im, ref)) : -1;
+    if (!ref || index < 0) continue;
+    if (!byImage.has(index) && byImage.size >= MAX_KEY_IMAGES) continue;
+    const entry = byImage.get(index) ?? { ref, findings: [], boxes: [] };
+    entry.findings.push(f.number);
+    if (f.region) entry.boxes.push(f.region.box);
+    byImage.set(index, entry);
   }
   if (!byImage.size || !analysis.seriesInstanceUid) return [];
   const series = await seriesRow(db, analysis.seriesInstanceUid);
@@ -52,17 +92,22 @@ export async function keyImagesFor(
     readInstance: await seriesInstanceReader(db, storage, analysis.studyInstanceUid, analysis.seriesInstanceUid),
     renderer: d.renderer,
   });
+  // The viewer's slice numbers: the series' instances in InstanceNumber order, counted from 1.
+  const order = (await listInstances(db, { study: analysis.studyInstanceUid, series: analysis.seriesInstanceUid })).map(
+    (r) => r.sop_instance_uid,
+  );
   const out: KeyImage[] = [];
   for (const im of prepared.images) {
-    const pick = picks.find(
-      ([i]) => analysis.images[i]!.sopInstanceUid === im.sopInstanceUid && analysis.images[i]!.frameNumber === im.frameNumber,
-    );
+    const pick = picks.find(([i]) => sameImage(analysis.images[i]!, im));
     if (!pick) continue;
-    const [index, findings] = pick;
+    const [index, { ref, findings, boxes }] = pick;
+    const position = order.indexOf(im.sopInstanceUid);
+    const slice = position >= 0 ? `slice ${position + 1} of ${order.length}` : `image ${index + 1} of ${analysis.images.length}`;
+    const frame = (ref.frameNumber ?? 1) > 1 ? `, frame ${ref.frameNumber}` : '';
     out.push({
-      png: im.png,
+      png: await drawBoxes(im.png, analysis.images[index]!, ref, boxes),
       findingNumbers: findings,
-      caption: `Finding ${findings.join(', ')} · image ${index + 1} of ${analysis.images.length}`,
+      caption: `Finding ${findings.join(', ')} · ${slice}${frame}${boxes.length ? ' (box: the finding’s region)' : ''}`,
     });
   }
   return out;

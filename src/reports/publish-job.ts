@@ -2,6 +2,7 @@ import type { AuditLog } from '../audit/audit.js';
 import type { Backoff } from '../backoff.js';
 import { findInstance } from '../catalog/catalog.js';
 import { findUserRow } from '../catalog/users.js';
+import { personDisplayName, userPersonName } from '../auth/users.js';
 import type { Db, Trx } from '../db/connection.js';
 import { IMPLEMENTATION_VERSION_NAME } from '../dicom/implementation.js';
 import { ENCAPSULATED_PDF_SOP_CLASS as ENCAPSULATED_PDF } from '../dicom/uids.js';
@@ -60,10 +61,14 @@ export function nodeIdentity(d: ReportNodeDeps): ReportContent['node'] {
   };
 }
 
-/** The signer as the SR and PDF name them: the user's full name when known, at the signing time. */
+/**
+ * The signer as the SR and PDF name them: the user's full name and credentials when known ("Doe^Jane^^^MD",
+ * shown "Jane Doe, MD"), at the signing time.
+ */
 export async function signerOf(d: ReportNodeDeps, username: string, at: string): Promise<ReportSigner> {
   const u = await findUserRow(d.db, { username });
-  return { name: u?.full_name || username, username, organization: d.node.institutionName ?? 'RadiantAI node', at };
+  const name = userPersonName({ username, fullName: u?.full_name ?? null, credentials: u?.credentials ?? null });
+  return { name, display: personDisplayName(name), username, organization: d.node.institutionName ?? 'RadiantAI node', at };
 }
 
 /** Queues the publishing of `version` inside the transaction that writes it. */
@@ -129,7 +134,7 @@ export async function publishReportVersion(d: ReportNodeDeps, reportId: number, 
   });
   let published: Published;
   try {
-    published = await publishVersion(d, report, analysis, v.body, content, versionUids(report, version));
+    published = await publishVersion(d, report, analysis, content, versionUids(report, version));
   } catch (err) {
     throw new JobError(`publishing report ${reportId} v${version} failed: ${(err as Error).message}`, {
       retryable: true,

@@ -16,15 +16,7 @@ import { buildStructuredReport, COMPREHENSIVE_3D_SR_SOP_CLASS as COMPREHENSIVE_3
 import { ENCAPSULATED_PDF_SOP_CLASS as ENCAPSULATED_PDF } from '../dicom/uids.js';
 import { setPublishedObjects } from '../catalog/reports.js';
 import type { Report } from './report-store.js';
-import type { ReportBody } from './body.js';
-
-/**
- * Each published version gets its own SR and PDF series: series-level attributes (the
- * description says draft or signed) must hold for every instance of a series, and viewers show
- * one report per series. Numbers are high, so viewers list them after the images.
- */
-const srSeriesNumber = (version: number) => 10_000 + 2 * version - 1;
-const pdfSeriesNumber = (version: number) => 10_000 + 2 * version;
+import { reportSeriesNumber } from './series.js';
 
 export interface PublishDeps {
   db: Db;
@@ -118,7 +110,6 @@ export async function publishVersion(
   d: PublishDeps,
   report: Report,
   analysis: Analysis,
-  body: ReportBody,
   content: ReportContent,
   uids: VersionUids,
 ): Promise<Published> {
@@ -137,7 +128,7 @@ export async function publishVersion(
       const sr = buildStructuredReport(content, {
         sopInstanceUid: uids.sr.sop,
         seriesInstanceUid: uids.sr.series,
-        seriesNumber: srSeriesNumber(content.version),
+        seriesNumber: reportSeriesNumber(report.id, content.version, 'SR'),
         instanceNumber: 1,
         contentDateTime: at,
       });
@@ -146,7 +137,7 @@ export async function publishVersion(
     }
     if (!(await findInstance(d.db, uids.pdf.sop))) {
       const t1 = performance.now();
-      const keyImages = await keyImagesFor(d, analysis, body).catch((err: unknown) => {
+      const keyImages = await keyImagesFor(d, analysis, content).catch((err: unknown) => {
         // Key images illustrate; a slice that cannot be rendered must not stop the report.
         d.log.warn({ report: report.id, err: (err as Error).message }, 'key images not rendered');
         return [];
@@ -155,7 +146,7 @@ export async function publishVersion(
       const enc = buildEncapsulatedPdf(content, pdf, {
         sopInstanceUid: uids.pdf.sop,
         seriesInstanceUid: uids.pdf.series,
-        seriesNumber: pdfSeriesNumber(content.version),
+        seriesNumber: reportSeriesNumber(report.id, content.version, 'PDF'),
         instanceNumber: 1,
         contentDateTime: at,
       });

@@ -7,7 +7,7 @@ import { getAnalysis, type Analysis } from '../analysis/analyses.js';
 import { isUniqueViolation } from '../catalog/sql.js';
 import { seriesRow } from '../catalog/studies.js';
 import type { JobQueue } from '../jobs/queue.js';
-import { applyPatch, bodyFromAnalysis, type BodyPatch, type ReportBody } from './body.js';
+import { acceptUndecided, applyPatch, bodyFromAnalysis, rejectedFindings, type BodyPatch, type ReportBody } from './body.js';
 import type { ReportState } from './content.js';
 import { currentObjects, forwardingHold, PublishError, versionUids } from './publish.js';
 import { enqueuePublish, REPORT_PUBLISH_JOB, signerOf, type ReportNodeDeps } from './publish-job.js';
@@ -221,7 +221,8 @@ export async function editReport(d: WorkflowDeps, id: number, patch: BodyPatch, 
     throw new ReportWorkflowError('conflict', 'signed', `report ${id} is ${r.state}: change it with POST /api/reports/${id}/amend`);
   if (expectedVersion !== undefined && expectedVersion !== r.version)
     throw new ReportWorkflowError('conflict', 'version_conflict', `report ${id} is at version ${r.version}, not ${expectedVersion}`);
-  const { body, changes } = applyPatch(r.body, patch);
+  const analysis = await loadAnalysis(d.db, r.analysisId);
+  const { body, changes } = applyPatch(r.body, patch, { images: analysis.images.length });
   if (!changes.length) return r;
   const version = await d.db.transaction((trx) =>
     writeVersion(
@@ -238,9 +239,17 @@ export async function editReport(d: WorkflowDeps, id: number, patch: BodyPatch, 
     resourceId: String(id),
     studyInstanceUid: r.studyInstanceUid,
     outcome: 'success',
-    details: { version, fields: changes.map((c) => c.field) },
+    details: { version, fields: changes.map((c) => c.field), ...decisionsOf(changes) },
   });
   return (await getReport(d.db, id))!;
+}
+
+/** The radiologist's calls on the model's findings in a change, for the audit trail (rejections with their reason). */
+function decisionsOf(changes: ReturnType<typeof applyPatch>['changes']): { decisions?: string[] } {
+  const decisions = changes
+    .filter((c) => c.field.endsWith(' decision'))
+    .map((c) => `${c.field.replace(/ decision$/, '')}: ${String(c.to)}`);
+  return decisions.length ? { decisions } : {};
 }
 
 function mustBeRadiologist(by: Actor): void {
@@ -295,6 +304,9 @@ async function signed(
       pdf: publish.pdfSopInstanceUid,
       publishJob: publish.jobId,
       predecessors: currentObjects(r).map((p) => p.sopInstanceUid),
+      // Listed here, left out of the published report.
+      rejectedFindings: rejectedFindings(body),
+      ...decisionsOf(changes),
       ...heldFor(d, await loadAnalysis(d.db, r.analysisId)),
     },
   });
@@ -313,7 +325,9 @@ export async function signReport(
     throw new ReportWorkflowError('conflict', 'already_signed', `report ${id} is already ${r.state}`);
   if (expectedVersion !== undefined && expectedVersion !== r.version)
     throw new ReportWorkflowError('conflict', 'version_conflict', `report ${id} is at version ${r.version}, not ${expectedVersion}`);
-  return signed(d, r, r.body, 'final', 'sign', by, [{ field: 'state', from: r.state, to: 'final' }], null);
+  // Signing accepts the model's findings the radiologist left as they were.
+  const { body, changes } = acceptUndecided(r.body);
+  return signed(d, r, body, 'final', 'sign', by, [{ field: 'state', from: r.state, to: 'final' }, ...changes], null);
 }
 
 export async function amendReport(
@@ -327,6 +341,7 @@ export async function amendReport(
   const r = await mustGet(d, id);
   if (r.state !== 'final' && r.state !== 'amended')
     throw new ReportWorkflowError('conflict', 'not_signed', `report ${id} is ${r.state}: edit it with PATCH and sign it`);
-  const { body, changes } = patch ? applyPatch(r.body, patch) : { body: r.body, changes: [] };
+  const limits = { images: (await loadAnalysis(d.db, r.analysisId)).images.length };
+  const { body, changes } = patch ? applyPatch(r.body, patch, limits) : { body: r.body, changes: [] };
   return signed(d, r, body, 'amended', 'amend', by, [{ field: 'state', from: r.state, to: 'amended' }, ...changes], reason);
 }

@@ -7,7 +7,16 @@ import { DUMMY_HASH, verifyPassword } from '../../auth/passwords.js';
 import type { FailureLimiter } from '../../auth/rate-limit.js';
 import { issueToken, type TokenVerifier } from '../../auth/tokens.js';
 import type { FirstAdminBootstrap } from '../../auth/bootstrap.js';
-import { countUsers, createFirstUser, createUser, findUserWithHash, touchLogin, type User } from '../../auth/users.js';
+import {
+  countUsers,
+  createFirstUser,
+  createUser,
+  findUserById,
+  findUserWithHash,
+  touchLogin,
+  userDisplayName,
+  type User,
+} from '../../auth/users.js';
 import { readForm, readJson } from '../body.js';
 import { RadiantError } from '../../errors.js';
 import { HttpError, httpStatusOf } from '../errors.js';
@@ -25,6 +34,8 @@ const registerBody = z.object({
   password: z.string().min(10).max(256),
   role: z.enum(ROLES),
   full_name: z.string().max(128).optional(),
+  /** Professional credentials shown after the name where the user signs, e.g. "MD". */
+  credentials: z.string().trim().min(1).max(64).optional(),
   /** The first admin only, where AUTH_BOOTSTRAP=token (also accepted as header X-Bootstrap-Token). */
   bootstrap_token: z.string().max(256).optional(),
 });
@@ -60,7 +71,7 @@ export function authRoutes(deps: AuthRouteDeps): AppRouter {
       requested = body.username;
       const user = await register(ctx, body);
       ctx.status = 201;
-      ctx.body = { id: user.id, username: user.username, role: user.role, full_name: user.fullName };
+      ctx.body = { id: user.id, username: user.username, role: user.role, full_name: user.fullName, credentials: user.credentials };
     } catch (err) {
       // A refused registration is an attempt on the user table: who, from where, why.
       const p = ctx.state.principal;
@@ -79,7 +90,13 @@ export function authRoutes(deps: AuthRouteDeps): AppRouter {
   });
 
   async function register(ctx: AppContext, body: z.infer<typeof registerBody>): Promise<User> {
-    const newUser = { username: body.username, password: body.password, role: body.role, fullName: body.full_name };
+    const newUser = {
+      username: body.username,
+      password: body.password,
+      role: body.role,
+      fullName: body.full_name,
+      credentials: body.credentials,
+    };
     // The first user of an empty node bootstraps as admin; after that only admins register.
     if ((await countUsers(deps.db)) === 0) {
       const refusal = deps.bootstrap.refusal(ctx.get('x-bootstrap-token') || body.bootstrap_token);
@@ -179,9 +196,18 @@ export function authRoutes(deps: AuthRouteDeps): AppRouter {
     };
   });
 
-  r.get('/me', deps.security.authenticated(), (ctx) => {
+  r.get('/me', deps.security.authenticated(), async (ctx) => {
     const p = ctx.state.principal!;
-    ctx.body = { id: p.userId, username: p.username, role: p.role };
+    const u = await findUserById(deps.db, p.userId);
+    ctx.body = {
+      id: p.userId,
+      username: p.username,
+      role: p.role,
+      full_name: u?.fullName ?? null,
+      credentials: u?.credentials ?? null,
+      // How the user's signature reads on reports ("Jane Doe, MD").
+      display_name: userDisplayName(u ?? { username: p.username, fullName: null, credentials: null }),
+    };
   });
 
   return r;
@@ -225,7 +251,14 @@ documentRoutes(
     responses: {
       200: ok('The user', {
         type: 'object',
-        properties: { id: { type: 'integer' }, username: { type: 'string' }, role: { type: 'string' } },
+        properties: {
+          id: { type: 'integer' },
+          username: { type: 'string' },
+          role: { type: 'string' },
+          full_name: { type: 'string', nullable: true },
+          credentials: { type: 'string', nullable: true },
+          display_name: { type: 'string', description: 'As signatures show it, e.g. "Jane Doe, MD"' },
+        },
       }),
       401: E[401],
     },

@@ -4,6 +4,7 @@ import { parsePk, parseStudyRef } from '../../records/schemas.js';
 import { getAnalysis } from '../../analysis/analyses.js';
 import { findInstance } from '../../catalog/catalog.js';
 import { studyIdentity } from '../../catalog/studies.js';
+import { personDisplayName } from '../../auth/users.js';
 import { bodyPatch } from '../../reports/body.js';
 import { buildContent } from '../../reports/content-builder.js';
 import { currentObjects } from '../../reports/publish.js';
@@ -63,6 +64,8 @@ export function reportView(r: Report): Record<string, unknown> {
       severity: f.severity,
       confidence: f.confidence,
       author: f.author,
+      decision: f.decision ?? null,
+      decision_reason: f.decisionReason ?? null,
       image_indices: f.imageIndices,
       region: f.region,
       recommendation: f.recommendation,
@@ -220,6 +223,7 @@ export function registerReportRoutes(r: RouterInstance<AppState>, deps: RouteDep
           ? {
               username: rep.signedBy,
               name: rep.signerName ?? rep.signedBy,
+              display: personDisplayName(rep.signerName ?? rep.signedBy),
               organization: deps.config.institutionName ?? 'RadiantAI node',
               at: rep.signedAt,
             }

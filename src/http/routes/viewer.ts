@@ -70,11 +70,15 @@ export function rewriteIndexHtml(html: string, base = VIEWER_BASE): string {
  * OHIF 3.13's SR loader reads `coords[0]` of every measurement group, so a TID 1501 group with
  * no SCOORD (an AI finding the model gave no region for: valid DICOM) throws and leaves the SR
  * viewport empty. Its own hook, called just before, gives such a group an empty coordinate, which
- * the loader then skips as "no referenced image": the localised findings still show.
+ * the loader then skips as "no referenced image": the localised findings still show. The same
+ * hook names the Finding Site label by its meaning: OHIF labels it with the bare SNOMED code
+ * ("363698007: right upper lobe").
  */
 const SR_WITHOUT_REGIONS = `window.config.customizationService = Object.assign(window.config.customizationService || {}, {
   onBeforeSRAddMeasurement: { $set: function (args) {
     var m = args.measurement;
+    // In place: the loader marks the object it gets back as loaded, and the SR viewport reads the original.
+    if (m && m.labels) m.labels.forEach(function (l) { if (l && l.label === '363698007') l.label = 'Finding site'; });
     return m && (!m.coords || !m.coords.length) ? Object.assign({}, m, { coords: [{}] }) : m;
   } },
 });

@@ -7,10 +7,9 @@ import { ENCAPSULATED_PDF_SOP_CLASS } from '../../dicom/uids.js';
 import { PdfReportError } from './errors.js';
 import { dicomDateTime } from './dicom-values.js';
 import { documentTitle, isSigned } from './format.js';
+import { reportSeriesDescription } from '../series.js';
 
 export const ENCAPSULATED_PDF_STORAGE = ENCAPSULATED_PDF_SOP_CLASS;
-export const DRAFT_SERIES_DESCRIPTION = 'AI DRAFT REPORT (PDF) - NOT FOR DIAGNOSIS';
-export const SIGNED_SERIES_DESCRIPTION = 'AI-assisted report (PDF) - signed';
 /** OB values longer than this cannot have an explicit 32-bit length (0xFFFFFFFF is "undefined"). */
 const MAX_OB_LENGTH = 0xfffffffe;
 
@@ -54,7 +53,7 @@ export function buildEncapsulatedPdf(content: ReportContent, pdf: Buffer, ids: E
     Modality: 'DOC',
     SeriesInstanceUID: ids.seriesInstanceUid,
     SeriesNumber: ids.seriesNumber,
-    SeriesDescription: signed ? SIGNED_SERIES_DESCRIPTION : DRAFT_SERIES_DESCRIPTION,
+    SeriesDescription: lo(reportSeriesDescription(content, 'PDF')),
     // General Equipment (C.7.5.1)
     Manufacturer: 'RadiantAI',
     ...(content.node.institutionName ? { InstitutionName: lo(content.node.institutionName) } : {}),

@@ -115,11 +115,16 @@ export function shortSha(sha: string | null): string {
   return sha ? sha.slice(0, 12) : 'unknown';
 }
 
+/** The signer as a reader sees the name: "Jane Doe, MD" where known, else the PN shown as a name. */
+export function signerName(s: NonNullable<ReportContent['signer']>): string {
+  return s.display ? clean(s.display) : personName(s.name);
+}
+
 export function isSigned(state: ReportState): boolean {
   return state === 'final' || state === 'amended';
 }
 
-export const AI_DRAFT_BANNER = 'AI DRAFT — NOT FOR DIAGNOSTIC USE — requires radiologist review';
+export const AI_DRAFT_BANNER = 'AI DRAFT — not reviewed — not for diagnostic use';
 
 /** Title shared by the PDF metadata and the DICOM Document Title. */
 export function documentTitle(c: ReportContent): string {

@@ -1,6 +1,6 @@
 import type { ReportContent } from '../content.js';
 import { FONT, SIZE, COLOR } from './flow.js';
-import { AI_DRAFT_BANNER, dicomDate, instant, isSigned, personName, shortSha } from './format.js';
+import { AI_DRAFT_BANNER, dicomDate, instant, isSigned, personName, shortSha, signerName } from './format.js';
 
 /** Page areas outside the text flow, in points on an A4 page. */
 export const CHROME = { bannerHeight: 26, runningHeader: 20, footer: 40, side: 50 } as const;
@@ -22,7 +22,7 @@ export function statusLine(c: ReportContent): string {
   const unvalidated = c.algorithm.validated ? '' : 'UNVALIDATED MODEL · ';
   if (!isSigned(c.state)) return unvalidated ? `${unvalidated}AI DRAFT — NOT FOR DIAGNOSTIC USE` : AI_DRAFT_BANNER;
   const label = c.state === 'amended' ? 'AMENDED' : 'FINAL';
-  const who = c.signer ? ` — signed by ${personName(c.signer.name)}, ${instant(c.signer.at)}` : ' — signer not recorded';
+  const who = c.signer ? ` — signed by ${signerName(c.signer)}, ${instant(c.signer.at)}` : ' — signer not recorded';
   return `${unvalidated}${label}${who}`;
 }
 

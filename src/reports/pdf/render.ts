@@ -1,5 +1,6 @@
 import PDFDocument from 'pdfkit';
 import {
+  SIGNED_AI_NOTE,
   UNVALIDATED_MODEL_LABEL,
   type ReportContent,
   type ReportFinding,
@@ -23,6 +24,7 @@ import {
   measurementValue,
   personName,
   sex,
+  signerName,
   unit,
 } from './format.js';
 import { MARGINS, drawPageChrome, statusLine } from './page-chrome.js';
@@ -69,7 +71,7 @@ export async function renderReportPdf(content: ReportContent, keyImages: KeyImag
     section(flow, 'Clinical indication', content.clinicalIndication ?? 'Not given.');
     section(flow, 'Technique', content.technique);
     section(flow, 'Comparison', content.comparison ?? 'None.');
-    findings(flow, content.findings);
+    findings(flow, content.findings, isSigned(content.state));
     measurements(flow, content.measurements);
     section(flow, 'Impression', content.impression);
     if (content.limitations) section(flow, 'Limitations', content.limitations);
@@ -146,19 +148,27 @@ function section(flow: Flow, title: string, text: string): void {
   flow.paragraph(clean(text) || '—');
 }
 
-function findingDetails(f: ReportFinding): string {
+/** Who the finding's words are: the model's (accepted by the signer once signed) or the radiologist's. */
+function origin(f: ReportFinding, signed: boolean): string | null {
+  if (f.author === 'radiologist')
+    return f.confidence === null ? capitalised(confidence(null)) : `Written by radiologist, confidence ${Math.round(f.confidence * 100)}%`;
+  const model = capitalised(confidence(f.confidence));
+  return signed ? `AI-generated (${confidence(f.confidence)}), accepted by the radiologist` : model;
+}
+
+function findingDetails(f: ReportFinding, signed: boolean): string {
   const parts = [
     f.anatomicalLocation ? `Location: ${clean(f.anatomicalLocation)}` : null,
     laterality(f.laterality) ? `Laterality: ${laterality(f.laterality)}` : null,
     f.severity ? `Severity: ${capitalised(f.severity)}` : null,
     f.category ? `Category: ${capitalised(f.category)}` : null,
-    capitalised(confidence(f.confidence)),
+    origin(f, signed),
   ];
   return parts.filter(Boolean).join(' · ');
 }
 
 /** Numbered findings; each keeps its description and detail line together where it can. */
-function findings(flow: Flow, list: ReportFinding[]): void {
+function findings(flow: Flow, list: ReportFinding[], signed: boolean): void {
   flow.heading('Findings');
   if (!list.length) {
     flow.paragraph('No findings reported.');
@@ -168,7 +178,7 @@ function findings(flow: Flow, list: ReportFinding[]): void {
   const indent = 24;
   for (const f of list) {
     const description = clean(f.description) || '—';
-    const details = findingDetails(f);
+    const details = findingDetails(f, signed);
     const recommendation = f.recommendation ? `Recommendation: ${clean(f.recommendation)}` : null;
     const body = flow.width - indent;
     const need =
@@ -263,8 +273,17 @@ function images(flow: Flow, list: KeyImage[]): void {
   }
 }
 
+/**
+ * The draft's disclaimer in a red box; a signed report is no longer a draft to be reviewed, so
+ * it says in plain text that an AI assisted instead.
+ */
 function disclaimer(flow: Flow, c: ReportContent): void {
   const { doc } = flow;
+  if (isSigned(c.state)) {
+    flow.gap(10);
+    flow.paragraph(SIGNED_AI_NOTE, { size: SIZE.small, color: COLOR.muted });
+    return;
+  }
   const text = clean(c.disclaimer);
   const pad = 6;
   const h = flow.textHeight(text, flow.width - 2 * pad, FONT.bold, SIZE.body) + 2 * pad;
@@ -291,6 +310,6 @@ function signOff(flow: Flow, c: ReportContent): void {
   }
   const s = c.signer;
   flow.paragraph(c.state === 'amended' ? 'AMENDED' : 'FINAL', { font: FONT.bold, size: SIZE.heading });
-  flow.paragraph(`Electronically signed by ${personName(s.name)} (${clean(s.username)}, ${clean(s.organization)}) on ${instant(s.at)}.`);
+  flow.paragraph(`Electronically signed by ${signerName(s)} (${clean(s.username)}, ${clean(s.organization)}) on ${instant(s.at)}.`);
   if (c.state === 'amended') flow.paragraph(`Reason for amendment: ${c.amendmentReason ? clean(c.amendmentReason) : 'not given'}`);
 }

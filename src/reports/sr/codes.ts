@@ -30,6 +30,8 @@ export const PRIVATE_SCHEME = {
 export const CODES = {
   // TID 1500 root and sections
   imagingMeasurementReport: dcm('126000', 'Imaging Measurement Report'),
+  /** The root of a report with no region to draw (see sr-builder's rootConcept). */
+  diagnosticImagingReport: ln('18748-4', 'Diagnostic imaging report'),
   languageOfContent: dcm('121049', 'Language of Content Item and Descendants'),
   englishUs: { value: 'en-US', scheme: 'RFC5646', meaning: 'English (United States)' } as Code,
   procedureReported: dcm('121058', 'Procedure reported'),
@@ -138,10 +140,31 @@ export function modalityCode(modality: string): Code | null {
 }
 
 /**
- * Procedure reported (TID 1500 row 4, CID 100): the "unspecified body region" LOINC code of the
- * modality; the free-text procedure goes into Procedure Description beside it.
+ * Procedures whose LOINC/RSNA Radiology Playbook code is known from modality and body part
+ * (Body Part Examined defined terms, PS3.16 Annex L): modality → body part → code.
  */
-export function procedureCode(modality: string): Code {
+const PROCEDURES: Record<string, Record<string, Code>> = {
+  CT: {
+    CHEST: ln('24627-2', 'CT Chest'),
+    LUNG: ln('24627-2', 'CT Chest'),
+    THORAX: ln('24627-2', 'CT Chest'),
+    HEAD: ln('24725-4', 'CT Head'),
+    BRAIN: ln('24725-4', 'CT Head'),
+  },
+  MR: {
+    HEAD: ln('24590-2', 'MR Brain'),
+    BRAIN: ln('24590-2', 'MR Brain'),
+  },
+};
+
+/**
+ * Procedure reported (TID 1500 row 4, CID 100): the study's procedure by modality and body part
+ * where the table knows it, else the "unspecified body region" LOINC code of the modality, else
+ * a generic imaging procedure; the free-text procedure goes into Procedure Description beside it.
+ */
+export function procedureCode(modality: string, bodyPart?: string | null): Code {
+  const known = PROCEDURES[modality.toUpperCase()]?.[(bodyPart ?? '').trim().toUpperCase()];
+  if (known) return known;
   switch (modality.toUpperCase()) {
     case 'CT':
       return ln('25045-6', 'CT unspecified body region');

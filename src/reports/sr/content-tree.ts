@@ -13,11 +13,10 @@ import { RadiantError } from '../../errors.js';
 
 export const RADIANT_MANUFACTURER = 'RadiantAI';
 
-/** TID 1204 language, TID 1001/1002/1004 observers, procedure reported. */
-function documentContext(c: ReportContent): ContentItem[] {
+/** TID 1004 Device Observer Identifying Attributes of the algorithm, with its observer type (TID 1002). */
+function deviceObserver(c: ReportContent): ContentItem[] {
   const a = c.algorithm;
   const items: ContentItem[] = [
-    code('HAS CONCEPT MOD', CODES.languageOfContent, CODES.englishUs),
     code('HAS OBS CONTEXT', CODES.observerType, CODES.device),
     uidref('HAS OBS CONTEXT', CODES.deviceObserverUid, a.deviceUid),
     text('HAS OBS CONTEXT', CODES.deviceObserverName, a.name),
@@ -27,16 +26,30 @@ function documentContext(c: ReportContent): ContentItem[] {
   // The model file's SHA-256 identifies exactly which weights produced the findings; TID 1004
   // has no version row, and the serial number is the row meant to tell one unit from another.
   if (a.sha256) items.push(text('HAS OBS CONTEXT', CODES.deviceObserverSerialNumber, a.sha256));
+  return items;
+}
+
+/**
+ * TID 1204 language, TID 1001/1002 observer context, procedure reported. A draft's observer is
+ * the algorithm (a device). A signed report's is the radiologist (a person, TID 1003), inherited
+ * by everything the radiologist wrote; the model's findings the radiologist accepted carry the
+ * device observer in their own group (findingGroup), so they keep their AI origin.
+ */
+function documentContext(c: ReportContent): ContentItem[] {
+  const items: ContentItem[] = [code('HAS CONCEPT MOD', CODES.languageOfContent, CODES.englishUs)];
   if (c.signer) {
     items.push(
       code('HAS OBS CONTEXT', CODES.observerType, CODES.person),
       pname('HAS OBS CONTEXT', CODES.personObserverName, c.signer.name),
       text('HAS OBS CONTEXT', CODES.personObserverOrganization, c.signer.organization),
     );
-  }
-  items.push(code('HAS CONCEPT MOD', CODES.procedureReported, procedureCode(c.modality)));
+  } else items.push(...deviceObserver(c));
+  items.push(code('HAS CONCEPT MOD', CODES.procedureReported, procedureCode(c.modality, c.bodyPart)));
   return items;
 }
+
+/** Whether a finding's words are the model's (accepted or not yet reviewed), not the radiologist's. */
+const byModel = (f: ReportFinding) => (f.author ?? 'ai') === 'ai';
 
 /** TID 1600: one Image Library Group per series, listing every analysed instance once. */
 function imageLibrary(c: ReportContent): ContentItem {
@@ -115,13 +128,18 @@ function findingGroup(c: ReportContent, f: ReportFinding, ms: ReportMeasurement[
     text('HAS OBS CONTEXT', CODES.trackingIdentifier, `Finding ${f.number}`),
     uidref('HAS OBS CONTEXT', CODES.trackingUniqueIdentifier, f.trackingUid),
   ];
+  // The model's finding in a signed report: the algorithm observed it (its own observer context,
+  // replacing the radiologist's inherited one), the radiologist accepted it.
+  const accepted = c.signer && byModel(f);
+  if (accepted) children.push(...deviceObserver(c));
   if (f.region) {
     const g = regionGeometry(f.region.box);
     children.push(scoord('CONTAINS', CODES.imageRegion, g.type, g.points, image('SELECTED FROM', CODES.originalSource, f.region.image)));
   } else {
     children.push(...f.images.map((ref) => image('CONTAINS', CODES.source, ref)));
   }
-  children.push(...algorithmIdentification(c));
+  // The radiologist's own words do not name the algorithm as their author.
+  if (byModel(f)) children.push(...algorithmIdentification(c));
   // An empty answer from the model is said so, never written empty (Code Meaning is type 1).
   const description = filled(f.description, '(no description given)');
   children.push(code('CONTAINS', CODES.finding, wordsCode('F', description)));
@@ -146,6 +164,7 @@ function findingGroup(c: ReportContent, f: ReportFinding, ms: ReportMeasurement[
   const sev = severityCode(f.severity);
   if (sev) children.push(code('CONTAINS', CODES.severity, sev));
   if (f.recommendation?.trim()) children.push(text('CONTAINS', CODES.recommendation, f.recommendation));
+  if (accepted) children.push(text('CONTAINS', CODES.comment, `AI-generated finding, accepted by ${c.signer!.display ?? c.signer!.name}`));
   for (const flag of f.safetyFlags ?? []) children.push(safetyFlagItem(flag.rule, flag.phrase));
   return container('CONTAINS', CODES.measurementGroup, children);
 }

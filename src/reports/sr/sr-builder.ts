@@ -13,6 +13,7 @@ import { isValidUid } from '../../dicom/uids.js';
 import { da, dt, lo, pn, sh, tm } from '../../dicom/vr-values.js';
 import { patientAndStudy, setCharacterSet } from '../dicom/source-modules.js';
 import { writePart10 } from '../dicom/write-part10.js';
+import { reportSeriesDescription } from '../series.js';
 
 export const COMPREHENSIVE_3D_SR_SOP_CLASS = '1.2.840.10008.5.1.4.1.1.88.34';
 
@@ -22,18 +23,6 @@ export interface SrIds {
   seriesNumber: number;
   instanceNumber: number;
   contentDateTime: Date;
-}
-
-function seriesDescription(c: ReportContent): string {
-  switch (c.state) {
-    case 'draft':
-    case 'preliminary':
-      return 'AI DRAFT - NOT FOR DIAGNOSIS - MedGemma';
-    case 'final':
-      return 'AI-assisted report - signed';
-    case 'amended':
-      return 'AI-assisted report - signed (amended)';
-  }
 }
 
 function checkInput(c: ReportContent, ids: SrIds): void {
@@ -123,6 +112,22 @@ function contributingEquipment(c: ReportContent, ids: SrIds): NaturalizedDataset
   return [model, node];
 }
 
+/**
+ * The root: OHIF 3 shows a TID 1500 Imaging Measurement Report as its regions drawn on their
+ * images and nothing else, so one with no region to draw opens as an empty black viewport; any
+ * other root it shows as its content tree, as text. A report with a region is therefore a TID
+ * 1500 report (the boxes on the slices); one without keeps the same tree under a Diagnostic
+ * imaging report root (LOINC 18748-4), claiming no template, and reads as text.
+ */
+function rootConcept(c: ReportContent): NaturalizedDataset {
+  if (c.findings.some((f) => f.region))
+    return {
+      ConceptNameCodeSequence: [codeItem(CODES.imagingMeasurementReport)],
+      ContentTemplateSequence: [{ MappingResource: 'DCMR', TemplateIdentifier: '1500' }],
+    };
+  return { ConceptNameCodeSequence: [codeItem(CODES.diagnosticImagingReport)] };
+}
+
 /** The dataset, before the character set is decided. */
 function dataset(c: ReportContent, ids: SrIds): NaturalizedDataset {
   const now = ids.contentDateTime;
@@ -139,7 +144,7 @@ function dataset(c: ReportContent, ids: SrIds): NaturalizedDataset {
     SeriesNumber: ids.seriesNumber,
     SeriesDate: da(now),
     SeriesTime: tm(now),
-    SeriesDescription: seriesDescription(c),
+    SeriesDescription: lo(reportSeriesDescription(c, 'SR')),
     ReferencedPerformedProcedureStepSequence: [],
     // General Equipment
     Manufacturer: RADIANT_MANUFACTURER,
@@ -151,9 +156,8 @@ function dataset(c: ReportContent, ids: SrIds): NaturalizedDataset {
     ...documentGeneral(c, ids),
     // SR Document Content: the root container
     ValueType: 'CONTAINER',
-    ConceptNameCodeSequence: [codeItem(CODES.imagingMeasurementReport)],
+    ...rootConcept(c),
     ContinuityOfContent: 'SEPARATE',
-    ContentTemplateSequence: [{ MappingResource: 'DCMR', TemplateIdentifier: '1500' }],
     ContentSequence: buildContentTree(c),
   };
 }
