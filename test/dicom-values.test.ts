@@ -187,12 +187,20 @@ describe('values as read: padding, legacy values, character sets, 64-bit VRs', f
     expect(latin.answers[0]!.elements['0008,0005']).to.equal('ISO_IR 192');
     expect(latin.answers[0]!.elements['0010,0010']).to.equal('Müller^Hans');
 
-    const japanese = await query('ir87', '\\ISO 2022 IR 87', 'Yamada^Tarou=\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B=\x1b$B$d$^$@\x1b(B^\x1b$B$?$m$&\x1b(B');
+    const japanese = await query(
+      'ir87',
+      '\\ISO 2022 IR 87',
+      'Yamada^Tarou=\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B=\x1b$B$d$^$@\x1b(B^\x1b$B$?$m$&\x1b(B',
+    );
     expect(japanese.final).to.equal('Success');
     expect(japanese.answers.map((a) => a.elements['0020,000d'])).to.deep.equal([raw.japanese.studyInstanceUid]);
     expect(japanese.answers[0]!.elements['0010,0010']).to.equal('Yamada^Tarou=山田^太郎=やまだ^たろう');
 
-    const korean = await query('ir149', '\\ISO 2022 IR 149', 'Hong^Gildong=\x1b$)C\xfb\xf3^\x1b$)C\xd1\xce\xd4\xd7=\x1b$)C\xc8\xab^\x1b$)C\xb1\xe6\xb5\xbf');
+    const korean = await query(
+      'ir149',
+      '\\ISO 2022 IR 149',
+      'Hong^Gildong=\x1b$)C\xfb\xf3^\x1b$)C\xd1\xce\xd4\xd7=\x1b$)C\xc8\xab^\x1b$)C\xb1\xe6\xb5\xbf',
+    );
     expect(korean.answers.map((a) => a.elements['0020,000d'])).to.deep.equal([raw.korean.studyInstanceUid]);
   });
 

@@ -317,7 +317,22 @@ describe('WADO-RS transcoding: every corpus transfer syntax via dicomweb-client'
       const got = await retrieve(ids, ts);
       const file = path.join(tmp, `lossy-${ts}.dcm`);
       await fsp.writeFile(file, got);
-      const dump = await runTool('dcmdump', ['-Un', '+P', '0002,0010', '+P', '0008,0018', '+P', '0008,0008', '+P', '0028,2110', '+P', '0028,2112', '+P', '0028,2114', file]);
+      const dump = await runTool('dcmdump', [
+        '-Un',
+        '+P',
+        '0002,0010',
+        '+P',
+        '0008,0018',
+        '+P',
+        '0008,0008',
+        '+P',
+        '0028,2110',
+        '+P',
+        '0028,2112',
+        '+P',
+        '0028,2114',
+        file,
+      ]);
       expect(dump.code, dump.output).to.equal(0);
       expect(dump.output).to.include(ts);
       expect(dump.output).to.match(/\(0028,2110\) CS \[01\]/);
