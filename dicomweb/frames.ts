@@ -66,7 +66,7 @@ export interface FrameChoice {
 }
 
 /** The transfer syntax a compressed media type means when none is named (PS3.18 Table 8.7.3-2). */
-const DEFAULT_SYNTAX: Record<string, string> = {
+export const DEFAULT_SYNTAX: Readonly<Record<string, string>> = {
   [OCTET]: EXPLICIT_LE,
   'image/jpeg': TS.JPEGBaseline8Bit,
   'image/jls': TS.JPEGLSLossless,

@@ -6,7 +6,7 @@ import type { StoredInstanceRow } from '../src/catalog/catalog.js';
 import { errorMessage } from '../src/errors.js';
 import { TranscodeError } from '../src/dicom/transcoder.js';
 import { whyNotTranscodable } from '../src/dicom/transcode-syntaxes.js';
-import { negotiateRetrieve } from './accept.js';
+import { negotiateRetrieve, retrieveSyntaxFor } from './accept.js';
 import { multipartStream, newBoundary, type OutPart } from './multipart-writer.js';
 import { readAll } from '../storage/read-all.js';
 import { resolveInstances, resourcePath, resourceUrl } from './resources.js';
@@ -17,8 +17,9 @@ import { resolveInstances, resourcePath, resourceUrl } from './resources.js';
  * the transfer syntax it is in (`application/dicom; transfer-syntax=…`) and its Content-Location
  * the instance URL.
  *
- * As stored (no transfer syntax asked, or `*`), each part is the stored Part 10 file byte for
- * byte, streamed from storage one after the other with backpressure (multipart-writer.ts):
+ * Without a transfer syntax the default applies (PS3.18 §8.7.3.4, accept.ts retrieveSyntaxFor):
+ * Explicit VR Little Endian, lossy and undecodable pixel data as stored. As stored (`*`, or an
+ * instance already in the syntax), each part is the stored Part 10 file byte for byte, streamed from storage one after the other with backpressure (multipart-writer.ts):
  * nothing is buffered per study. The first blob is opened before the status line goes out, so a
  * missing first blob is an error status; a failure later cuts the response short (no closing
  * delimiter), which clients detect as a broken transfer.
@@ -43,6 +44,8 @@ export function retrieveHandler(deps: RouteDeps) {
       throw new HttpError(406, 'not_acceptable', choice.reasons[0] ?? 'no acceptable media type', { reasons: choice.reasons });
     }
     const target = choice.transferSyntax;
+    /** This instance's syntax: the one asked for, or per instance under the default ('*': as stored). */
+    const targetOf = (i: StoredInstanceRow) => retrieveSyntaxFor(choice, i.transfer_syntax_uid, whyNotTranscodable);
     const base = `${ctx.state.baseUrl}/dicom-web`;
     const requestId = ctx.state.requestId;
     const location = (i: StoredInstanceRow) => resourceUrl(base, i.study_instance_uid, i.series_instance_uid, i.sop_instance_uid);
@@ -55,10 +58,12 @@ export function retrieveHandler(deps: RouteDeps) {
       let p = converted.get(idx);
       if (!p) {
         const i = instances[idx]!;
-        p = transcoder.cached({ sopInstanceUid: i.sop_instance_uid, sizeBytes: i.size_bytes }, i.transfer_syntax_uid, target, load(i)).then(
-          (bytes) => ({ bytes, ts: target }),
+        const to = targetOf(i);
+        p = transcoder.cached({ sopInstanceUid: i.sop_instance_uid, sizeBytes: i.size_bytes }, i.transfer_syntax_uid, to, load(i)).then(
+          (bytes) => ({ bytes, ts: to }),
           async (err: unknown) => {
-            if (!(err instanceof TranscodeError) || instances.length === 1) throw err;
+            // Named syntax, one instance: 406. Under the default, a codec failure sends it as stored.
+            if (!(err instanceof TranscodeError) || (instances.length === 1 && !choice.byDefault)) throw err;
             fellBack++;
             log.warn(
               { err: errorMessage(err), requestId, sopInstanceUid: i.sop_instance_uid },
@@ -73,7 +78,10 @@ export function retrieveHandler(deps: RouteDeps) {
       }
       return p;
     };
-    const needsTranscode = (i: StoredInstanceRow) => target !== '*' && i.transfer_syntax_uid !== target;
+    const needsTranscode = (i: StoredInstanceRow) => {
+      const to = targetOf(i);
+      return to !== '*' && i.transfer_syntax_uid !== to;
+    };
     const lookahead = Math.max(1, transcoder.workers);
 
     const parts: OutPart[] = instances.map((i, idx) => {
@@ -83,7 +91,7 @@ export function retrieveHandler(deps: RouteDeps) {
           open: () => storage.get(i.storage_key),
         };
       }
-      let ts = target;
+      let ts = targetOf(i);
       return {
         headers: () => ({ 'Content-Type': `application/dicom; transfer-syntax=${ts}`, 'Content-Location': location(i) }),
         open: async () => {
@@ -110,7 +118,7 @@ export function retrieveHandler(deps: RouteDeps) {
     const bytes = instances.reduce((n, i) => n + i.size_bytes, 0);
     ctx.state.audit = {
       studyInstanceUid: p.study,
-      details: { level: p.level, instances: instances.length, bytes, transferSyntax: target },
+      details: { level: p.level, instances: instances.length, bytes, transferSyntax: choice.byDefault ? 'default' : target },
     };
     const res = ctx.res;
     done.then(

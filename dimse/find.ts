@@ -8,6 +8,7 @@ import { findAttribute, LEVEL_RANK, type AttributeDef, type Level } from '../src
 import { toDicomJsonValue } from '../src/query/dicom-json.js';
 import { QueryError, runQuery, type AttributeMap } from '../src/query/engine.js';
 import { dimseStatusOf } from './error-status.js';
+import { receivedElements } from './identifier.js';
 import { runPatientQuery } from '../src/query/patient-level.js';
 import type { AssociationContext, AssociationT, CFindRequest, CFindResponse, Respond } from './services.js';
 
@@ -20,8 +21,13 @@ import type { AssociationContext, AssociationT, CFindRequest, CFindResponse, Res
  * - Each match is one pending response (0xFF00; 0xFF01 when the identifier held keys the node
  *   does not support, which are left out of the answers), sent as soon as its batch of rows is
  *   read; then Success. A C-CANCEL stops the stream with Cancel (0xFE00).
+ * - The identifier's text is decoded per its own Specific Character Set by the kernel
+ *   (identifier.ts), ISO 2022 code extensions included, so "Müller" sent in ISO_IR 100 or a
+ *   Japanese name in ISO 2022 IR 87 matches what was stored in any character set.
  * - The answers hold the requested keys only, plus QueryRetrieveLevel, SpecificCharacterSet
- *   (ISO_IR 192, the index is UTF-8) and RetrieveAETitle (the node's AE title).
+ *   and RetrieveAETitle (the node's AE title). They are always UTF-8 (ISO_IR 192), whatever the
+ *   request's character set: PS3.4 C.4.1.1.3.2 lets the SCP answer in another Specific Character
+ *   Set than the SCU's, and UTF-8 holds every stored name (dcmjs writes text as UTF-8 only).
  * - The unique keys of the levels above the Query/Retrieve Level must be single values (PS3.4
  *   C.4.1.2.1); a missing or wildcard one, a level outside the model (PATIENT under Study Root),
  *   and a key below the level (a relational query, which needs extended negotiation that is not
@@ -249,7 +255,7 @@ export function findService(deps: FindServiceDeps): FindService {
       if (!model) throw new FindFailure('unsupported', 'not a Patient/Study Root FIND SOP Class');
       const dataset = request.getDataset();
       if (!dataset) throw new FindFailure('mismatch', 'the request has no identifier');
-      const q = parseIdentifier(model, dataset.getElements());
+      const q = parseIdentifier(model, receivedElements(dataset).elements);
       level = q.level;
       query = auditedQuery(q);
       const pending = q.unsupported.length ? DimseStatus.PendingOptionalKeysNotSupported : DimseStatus.Pending;

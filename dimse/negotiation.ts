@@ -17,7 +17,11 @@ export interface NegotiationPolicy {
 }
 
 /** Commands and identifiers are small: any of the uncompressed syntaxes, the caller's order. */
-const COMMAND_SYNTAXES = new Set<string>([TS.ExplicitVRLittleEndian, TS.ImplicitVRLittleEndian, TS.ExplicitVRBigEndian]);
+export const COMMAND_SYNTAXES: ReadonlySet<string> = new Set<string>([
+  TS.ExplicitVRLittleEndian,
+  TS.ImplicitVRLittleEndian,
+  TS.ExplicitVRBigEndian,
+]);
 
 export function decideContext(abstractSyntax: string, proposed: string[], policy: NegotiationPolicy): ContextDecision {
   if (policy.serviceSyntaxes?.has(abstractSyntax)) {

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { conformanceStatement } from './http/conformance.js';
 import { loadConfig, type Config } from './config.js';
 import { ConfigError, errorMessage } from './errors.js';
 import { createLogger, type Logger } from './logger.js';
@@ -47,6 +48,9 @@ const usage = `usage: radiant <command>
   model pull <hf:user/repo/file.gguf> [--dir <folder>] [--timeout <s>]
                         download a GGUF file (default folder: DATA_DIR/models; HF_TOKEN for gated
                         repositories; --timeout bounds the look-up, default 30 s)
+  conformance [--write | --check]
+                        print the DICOM Conformance Statement generated from the code's tables;
+                        --write updates docs/conformance.md, --check fails when it differs
   help                  this text
 
 Configuration is read from environment variables; see README.md.`;
@@ -308,12 +312,32 @@ async function modelCommand(config: Config, args: string[]): Promise<number> {
   return 2;
 }
 
+/** The statement is the code's tables, not this node's settings: no configuration is read. */
+async function conformanceCommand(args: string[]): Promise<number> {
+  const text = conformanceStatement();
+  const file = path.resolve('docs/conformance.md');
+  if (args[0] === '--write') {
+    await fsp.mkdir(path.dirname(file), { recursive: true });
+    await fsp.writeFile(file, text);
+    return 0;
+  }
+  if (args[0] === '--check') {
+    const current = await fsp.readFile(file, 'utf8').catch(() => '');
+    if (current === text) return 0;
+    console.error("radiant conformance: docs/conformance.md differs from the code's tables; run `npm run conformance`");
+    return 1;
+  }
+  process.stdout.write(text);
+  return 0;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;
   if (!command || command === 'help' || command === '--help' || command === '-h') {
     console.log(usage);
     return command ? 0 : 2;
   }
+  if (command === 'conformance') return conformanceCommand(args);
   let config: Config;
   try {
     config = loadConfig();

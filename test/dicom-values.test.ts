@@ -6,7 +6,7 @@ import type { GeneratedFile } from '../fixtures/generate.js';
 import { up as trimPaddedValues } from '../migrations/016_trim_padded_values.js';
 import { corpusRoot } from './helpers/corpus.js';
 import { runTool } from './helpers/dcmtk.js';
-import { findscu } from './helpers/dimse-client.js';
+import { findscu, parseFindscu } from './helpers/dimse-client.js';
 import { baseUrl, bearer, tokenFor } from './helpers/http.js';
 import { startTestNode, tempDir, type TestNode } from './helpers/node.js';
 import { multipartBody, stowContentType } from './helpers/stow.js';
@@ -62,6 +62,12 @@ const raw = {
     ],
   }),
   noMetaSopClass: rawPart10({ omitMetaSopClass: true }),
+  latin1: rawPart10({
+    elements: [
+      { tag: 0x00080005, vr: 'CS', value: 'ISO_IR 100' },
+      { tag: 0x00100010, vr: 'PN', value: 'M\xfcller^Hans' },
+    ],
+  }),
 };
 
 /** The corpus's single-byte character set files, PatientName as DCMTK's dcmconv +U8 decodes it. */
@@ -160,6 +166,42 @@ describe('values as read: padding, legacy values, character sets, 64-bit VRs', f
       const rows = await qido(`PatientName=${encodeURIComponent(name)}&StudyInstanceUID=${r.studyInstanceUid}`);
       expect(rows.length, file).to.equal(1);
     }
+  });
+
+  it('C-FIND identifiers in ISO_IR 100 and ISO 2022 (IR 87, IR 149) decode before matching; answers come in UTF-8', async () => {
+    // Query files written byte by byte (dump2dcm keeps the bytes): findscu sends them as they are.
+    const query = async (name: string, charset: string, patientName: string) => {
+      const dump = path.join(dir, `${name}.txt`);
+      const file = path.join(dir, `${name}.dcm`);
+      const lines = [`(0008,0005) CS [${charset}]`, '(0008,0052) CS [STUDY]', `(0010,0010) PN [${patientName}]`, '(0020,000d) UI'];
+      await fsp.writeFile(dump, Buffer.from(`${lines.join('\n')}\n`, 'latin1'));
+      const made = await runTool('dump2dcm', [dump, file]);
+      expect(made.code, made.output).to.equal(0);
+      // findscu takes query files after the peer and port.
+      const sent = await runTool('findscu', ['-v', '-S', '-aet', 'TESTSCU', '-aec', 'RADIANT', '127.0.0.1', String(node.dicomPort), file]);
+      return parseFindscu(sent.output);
+    };
+    const latin = await query('latin1', 'ISO_IR 100', 'M\xfcller*');
+    expect(latin.final).to.equal('Success');
+    expect(latin.answers.map((a) => a.elements['0020,000d'])).to.deep.equal([raw.latin1.studyInstanceUid]);
+    expect(latin.answers[0]!.elements['0008,0005']).to.equal('ISO_IR 192');
+    expect(latin.answers[0]!.elements['0010,0010']).to.equal('Müller^Hans');
+
+    const japanese = await query(
+      'ir87',
+      '\\ISO 2022 IR 87',
+      'Yamada^Tarou=\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B=\x1b$B$d$^$@\x1b(B^\x1b$B$?$m$&\x1b(B',
+    );
+    expect(japanese.final).to.equal('Success');
+    expect(japanese.answers.map((a) => a.elements['0020,000d'])).to.deep.equal([raw.japanese.studyInstanceUid]);
+    expect(japanese.answers[0]!.elements['0010,0010']).to.equal('Yamada^Tarou=山田^太郎=やまだ^たろう');
+
+    const korean = await query(
+      'ir149',
+      '\\ISO 2022 IR 149',
+      'Hong^Gildong=\x1b$)C\xfb\xf3^\x1b$)C\xd1\xce\xd4\xd7=\x1b$)C\xc8\xab^\x1b$)C\xb1\xe6\xb5\xbf',
+    );
+    expect(korean.answers.map((a) => a.elements['0020,000d'])).to.deep.equal([raw.korean.studyInstanceUid]);
   });
 
   it('OL and OV keep their VR (InlineBinary, little endian); SV and UV are numbers, strings beyond 2^53', async () => {

@@ -160,6 +160,18 @@ describe('DICOMweb protocol conformance (issue 17)', function () {
   const bulk = async (c: Client, uri: string) =>
     (await c.retrieveBulkData({ BulkDataURI: uri } as Parameters<Client['retrieveBulkData']>[0])) as ArrayBuffer[];
 
+  it('GET /docs/conformance: the DICOM Conformance Statement, HTML and its Markdown source (no token needed)', async () => {
+    const html = await fetch(`${url}/docs/conformance`);
+    expect(html.status).to.equal(200);
+    expect(html.headers.get('content-type')).to.match(/^text\/html/);
+    const body = await html.text();
+    expect(body).to.include('<h1>RadiantAI DICOM Conformance Statement</h1>');
+    expect(body).to.include('1.2.840.10008.5.1.4.1.2.2.1');
+    const md = await fetch(`${url}/docs/conformance.md`);
+    expect(md.headers.get('content-type')).to.match(/^text\/markdown/);
+    expect(await md.text()).to.equal(await fsp.readFile('docs/conformance.md', 'utf8'));
+  });
+
   it('every BulkDataURI of the metadata resolves through dicomweb-client retrieveBulkData (CT, multi-frame, JPEG)', async () => {
     await withClient(async () => {
       const c = client();

@@ -173,10 +173,13 @@ describe('WADO-RS transcoding: every corpus transfer syntax via dicomweb-client'
   }
 
   for (const c of CASES) {
-    it(`${c.file}: as stored byte for byte; as explicit VR little endian ${c.lossy ? 'close to' : 'equal to'} ${Object.keys(c.ref)[0]}`, async () => {
+    it(`${c.file}: as stored (*) byte for byte; by default and as explicit VR little endian ${c.lossy ? 'close to' : 'equal to'} ${Object.keys(c.ref)[0]}`, async () => {
       const original = await fsp.readFile(path.join(corpusRoot, TS_DIR, c.file));
       const ids = await ingest(c.file);
-      expect((await retrieve(ids)).equals(original)).to.equal(true);
+      expect((await retrieve(ids, '*')).equals(original)).to.equal(true);
+      // No transfer syntax named: the default (PS3.18 §8.7.3.4), Explicit VR LE unless lossy.
+      const byDefault = pixelsOf(await retrieve(ids));
+      expect(byDefault.ts, 'default syntax').to.equal(c.lossy ? pixelsOf(original).ts : ELE);
       const ele = await retrieve(ids, ELE);
       const got = pixelsOf(ele);
       expect(got.ts).to.equal(ELE);
@@ -298,7 +301,7 @@ describe('WADO-RS transcoding: every corpus transfer syntax via dicomweb-client'
     }
   });
 
-  it('to a lossless compression (JPEG-LS) and back: the pixels survive; lossy targets are refused', async () => {
+  it('to a lossless compression (JPEG-LS) and back: the pixels survive', async () => {
     const ids = await ingest('wg04-CT1-MR1/CT1_UNC');
     const jls = await retrieve(ids, '1.2.840.10008.1.2.4.80');
     expect(pixelsOf(jls).ts).to.equal('1.2.840.10008.1.2.4.80');
@@ -306,12 +309,75 @@ describe('WADO-RS transcoding: every corpus transfer syntax via dicomweb-client'
     expect(pixelsOf(back).bytes.equals(pixelsOf(await fsp.readFile(path.join(corpusRoot, TS_DIR, 'wg04-CT1-MR1/CT1_UNC'))).bytes)).to.equal(
       true,
     );
-    const lossy = await fetch(
-      `${baseUrl(node)}/dicom-web/studies/${ids.studyInstanceUID}/series/${ids.seriesInstanceUID}/instances/${ids.sopInstanceUID}`,
-      {
-        headers: { ...bearer(token), accept: 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.91' },
-      },
+  });
+
+  it('lossy targets when asked for: JPEG-LS near-lossless, JPEG 2000, JPEG Baseline (8-bit only), marked as derived lossy images', async () => {
+    /** The DCMTK dump of a retrieved instance, and its pixels decoded by `decoder` (DCMTK) or by the node. */
+    const check = async (ids: Awaited<ReturnType<typeof ingest>>, ts: string, decoder: string | undefined, original: Pixels) => {
+      const got = await retrieve(ids, ts);
+      const file = path.join(tmp, `lossy-${ts}.dcm`);
+      await fsp.writeFile(file, got);
+      const dump = await runTool('dcmdump', [
+        '-Un',
+        '+P',
+        '0002,0010',
+        '+P',
+        '0008,0018',
+        '+P',
+        '0008,0008',
+        '+P',
+        '0028,2110',
+        '+P',
+        '0028,2112',
+        '+P',
+        '0028,2114',
+        file,
+      ]);
+      expect(dump.code, dump.output).to.equal(0);
+      expect(dump.output).to.include(ts);
+      expect(dump.output).to.match(/\(0028,2110\) CS \[01\]/);
+      expect(dump.output).to.match(/\(0028,2112\) DS \[[0-9.\\]+\]/);
+      expect(sopOf(got), 'a new SOP Instance UID').to.not.equal(ids.sopInstanceUID);
+      expect(dump.output).to.match(/\(0008,0008\) CS \[DERIVED/);
+      let decoded: Pixels;
+      if (decoder) {
+        const out = path.join(tmp, `lossy-${ts}.dec.dcm`);
+        const r = await runTool(decoder, [file, out]);
+        expect(r.code, r.output).to.equal(0);
+        decoded = pixelsOf(await fsp.readFile(out));
+      } else {
+        decoded = pixelsOf(await node.transcoder.transcode(got, ts, ELE));
+      }
+      expect(decoded.bytes.length).to.equal(original.bytes.length);
+      expect(meanError(decoded, original), `${ts} mean error`).to.be.lessThan(0.01);
+      return dump.output;
+    };
+    const ct = await ingest('wg04-CT1-MR1/CT1_UNC');
+    const ctPixels = pixelsOf(await fsp.readFile(path.join(corpusRoot, TS_DIR, 'wg04-CT1-MR1/CT1_UNC')));
+    expect(await check(ct, '1.2.840.10008.1.2.4.81', 'dcmdjpls', ctPixels)).to.match(/\(0028,2114\) CS \[ISO_14495_1\]/);
+    // DCMTK has no JPEG 2000 decoder: the node's own (OpenJPEG) decodes it.
+    expect(await check(ct, '1.2.840.10008.1.2.4.91', undefined, ctPixels)).to.match(/\(0028,2114\) CS \[ISO_15444_1\]/);
+    // 16-bit CT cannot be JPEG Baseline: 406 with the reason.
+    const url = `${baseUrl(node)}/dicom-web/studies/${ct.studyInstanceUID}/series/${ct.seriesInstanceUID}/instances/${ct.sopInstanceUID}`;
+    const refused = await fetch(url, {
+      headers: { ...bearer(token), accept: 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.50' },
+    });
+    expect(refused.status).to.equal(406);
+    expect(((await refused.json()) as { error: { message: string } }).error.message).to.match(/8-bit samples only/);
+
+    const gray8 = await ingest('pydicom/JPGLosslessP14SV1_1s_1f_8b.dcm');
+    const ref = path.join(tmp, 'gray8.ref.dcm');
+    expect((await runTool('dcmdjpeg', [path.join(corpusRoot, TS_DIR, 'pydicom/JPGLosslessP14SV1_1s_1f_8b.dcm'), ref])).code).to.equal(0);
+    expect(await check(gray8, '1.2.840.10008.1.2.4.50', 'dcmdjpeg', pixelsOf(await fsp.readFile(ref)))).to.match(
+      /\(0028,2114\) CS \[ISO_10918_1\]/,
     );
-    expect(lossy.status).to.equal(406);
+    // Already lossy (JPEG Baseline RGB) → JPEG 2000: ratios and methods appended, in step order.
+    const rgb = await ingest('pydicom/SC_rgb_jpeg_dcmtk.dcm');
+    const again = await retrieve(rgb, '1.2.840.10008.1.2.4.91');
+    const file = path.join(tmp, 'rgb-again.dcm');
+    await fsp.writeFile(file, again);
+    const dump = await runTool('dcmdump', ['+P', '0028,2114', '+P', '0028,2112', file]);
+    expect(dump.output).to.match(/\(0028,2114\) CS \[ISO_10918_1\\ISO_15444_1\]/);
+    expect(dump.output).to.match(/\(0028,2112\) DS \[[0-9.]+\\[0-9.]+\]/);
   });
 });

@@ -45,15 +45,19 @@ describe('WADO-RS Accept negotiation', () => {
       expect(negotiateRetrieve(h, stored, whyNotTranscodable), String(h)).to.deep.include({ ok: true });
     }
   });
-  it('transcodes to uncompressed and lossless syntaxes, never to a lossy one; refuses bulk data types', () => {
+  it('transcodes to uncompressed, lossless and the three lossy targets, never to JPEG Extended; refuses bulk data types', () => {
     const ask = (ts: string, from = stored) =>
       negotiateRetrieve(`multipart/related; type="application/dicom"; transfer-syntax=${ts}`, from, whyNotTranscodable);
     expect(ask('1.2.840.10008.1.2')).to.deep.equal({ ok: true, transferSyntax: '1.2.840.10008.1.2' });
     expect(ask('1.2.840.10008.1.2.4.80')).to.deep.equal({ ok: true, transferSyntax: '1.2.840.10008.1.2.4.80' });
     expect(ask(EXPLICIT_LE, new Set([EXPLICIT_LE, '1.2.840.10008.1.2.4.90', '1.2.840.10008.1.2.5']))).to.deep.include({ ok: true });
-    const lossy = ask('1.2.840.10008.1.2.4.50');
+    // Issue 17: lossy targets are offered when named.
+    for (const ts of ['1.2.840.10008.1.2.4.50', '1.2.840.10008.1.2.4.81', '1.2.840.10008.1.2.4.91']) {
+      expect(ask(ts)).to.deep.equal({ ok: true, transferSyntax: ts });
+    }
+    const lossy = ask('1.2.840.10008.1.2.4.51');
     expect(lossy.ok).to.equal(false);
-    expect(!lossy.ok && lossy.reasons[0]).to.match(/lossless/);
+    expect(!lossy.ok && lossy.reasons[0]).to.match(/not a syntax this node encodes to/);
     const undecodable = ask(EXPLICIT_LE, new Set([EXPLICIT_LE, '1.2.840.10008.1.2.4.51']));
     expect(!undecodable.ok && undecodable.reasons[0]).to.match(/1\.2\.840\.10008\.1\.2\.4\.51 cannot be decoded/);
     expect(ask('1.2.840.10008.1.2.4.51', new Set(['1.2.840.10008.1.2.4.51']))).to.deep.include({ ok: true });
@@ -152,9 +156,9 @@ function describeWado(name: string, envFactory: () => Promise<Record<string, str
 
     it('answers 406 for a transfer syntax it would have to transcode to, 404 for unknown, 400 for malformed UIDs, 401 without a token', async () => {
       const sop = await sopOf(0);
-      const r406 = await get(`/studies/${study}`, { accept: `${DICOM_ACCEPT}; transfer-syntax=1.2.840.10008.1.2.4.50` });
+      const r406 = await get(`/studies/${study}`, { accept: `${DICOM_ACCEPT}; transfer-syntax=1.2.840.10008.1.2.4.51` });
       expect(r406.status).to.equal(406);
-      expect(((await r406.json()) as { error: { message: string } }).error.message).to.match(/lossless/);
+      expect(((await r406.json()) as { error: { message: string } }).error.message).to.match(/not a syntax this node encodes to/);
       expect(
         (
           await get(`/studies/${study}/series/${series}/instances/${sop}`, {

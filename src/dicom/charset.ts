@@ -84,6 +84,14 @@ const WHOLE: Record<string, string> = {
   GBK: 'gbk',
 };
 
+/** Every defined term of (0008,0005) decoded here (PS3.5 §6.1, Tables C.12-2 to C.12-5), as written in DICOM. */
+const ISO_2022_IRS = ['6', '100', '101', '109', '110', '144', '127', '126', '138', '148', '166', '203', '13', '87', '159', '149', '58'];
+export const SUPPORTED_CHARACTER_SETS: readonly string[] = [
+  ...Object.keys(WHOLE).map((k) => k.replace(/_(\d+)$/, ' $1')),
+  ...ISO_2022_IRS.map((n) => `ISO 2022 IR ${n}`),
+];
+const KNOWN = new Set(SUPPORTED_CHARACTER_SETS.map(term));
+
 function term(t: string): string {
   return t.trim().toUpperCase().replace(/\s+/g, '_');
 }
@@ -92,7 +100,7 @@ function term(t: string): string {
 export function unknownCharacterSets(terms: readonly string[]): string[] {
   return terms.filter((t) => {
     const k = term(t);
-    return k !== '' && !(k in WHOLE) && !/^ISO_2022_IR_(6|100|101|109|110|144|127|126|138|148|166|203|13|87|159|149|58)$/.test(k);
+    return k !== '' && !KNOWN.has(k);
   });
 }
 

@@ -2,6 +2,7 @@ import dcmjs from 'dcmjs';
 import { decodeText, unknownCharacterSets } from './charset.js';
 import type { ParsedDataset, ParsedElement } from './dicom-json.js';
 import { vrOf } from './dictionary.js';
+import { fileMetaPrefix } from './part10.js';
 import { TS } from './transfer-syntax.js';
 import { readLegacyValue, withoutPadding } from './vr-values.js';
 
@@ -85,11 +86,29 @@ export function readPart10(buf: ArrayBuffer, opts: ReadOptions): ReadResult {
   return { meta: parsed.meta, dict: parsed.dict, unknownCharacterSets: [...unknown] };
 }
 
+/**
+ * A bare data set (a DIMSE identifier: no preamble, no file meta) in `transferSyntaxUid`, read as
+ * readPart10 reads a file, naturalized (keyword names): the one decoding of text per Specific
+ * Character Set for what arrives over the network too. `characterSets` are the terms of its
+ * (0008,0005) as sent (the naturalized value says ISO_IR 192: the text is now Unicode).
+ */
+export function readDataSet(bytes: Uint8Array, transferSyntaxUid: string): { elements: Record<string, unknown>; characterSets: string[] } {
+  const file = Buffer.concat([fileMetaPrefix({ sopClassUid: '', sopInstanceUid: '', transferSyntaxUid }), bytes]);
+  const read = readPart10(file.buffer.slice(file.byteOffset, file.byteOffset + file.length) as ArrayBuffer, {
+    untilTag: '',
+    includeUntilTagValue: false,
+    ignoreErrors: false,
+    noCopy: false,
+  });
+  const characterSets = characterSetsOf(read.dict[SPECIFIC_CHARACTER_SET]) ?? [];
+  return { elements: dcmjs.data.DicomMetaDictionary.naturalizeDataset(read.dict as never) as Record<string, unknown>, characterSets };
+}
+
 function asArray(v: unknown): unknown[] {
   return v === undefined || v === null ? [] : Array.isArray(v) ? v : [v];
 }
 
-function characterSets(e: ParsedElement | undefined): string[] | undefined {
+function characterSetsOf(e: ParsedElement | undefined): string[] | undefined {
   if (!e) return undefined;
   return asArray(e._rawValue ?? e.Value).map((v) => String(v ?? '').trim());
 }
@@ -128,7 +147,7 @@ function restoreWideBinary(tag: string, e: ParsedElement, bigEndian: boolean): v
 }
 
 function normalizeDataset(dict: ParsedDataset, inherited: string[], unknown: Set<string>, bigEndian: boolean): void {
-  const terms = characterSets(dict[SPECIFIC_CHARACTER_SET]) ?? inherited;
+  const terms = characterSetsOf(dict[SPECIFIC_CHARACTER_SET]) ?? inherited;
   for (const t of unknownCharacterSets(terms)) unknown.add(t);
   for (const [tag, e] of Object.entries(dict)) {
     if (!e || !e.vr || tag === SPECIFIC_CHARACTER_SET) continue;

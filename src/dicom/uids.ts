@@ -22,10 +22,12 @@ export function isStorableTransferSyntax(uid: string): boolean {
   return /^1\.2\.840\.10008\.1\.2(\.[0-9]+)*$/.test(uid) && !uid.startsWith('1.2.840.10008.1.2.6.');
 }
 
-const knownStorage = new Set<string>(Object.values(dimse.constants.StorageClass as Record<string, string>));
+/** dcmjs-dimse's named storage SOP classes (keyword → UID); isStandardStorageSopClass accepts more. */
+export const NAMED_STORAGE_SOP_CLASSES: Readonly<Record<string, string>> = dimse.constants.StorageClass as Record<string, string>;
+const knownStorage = new Set<string>(Object.values(NAMED_STORAGE_SOP_CLASSES));
 
 /** Storage SOP classes outside the 1.2.840.10008.5.1.4.1.1 branch (PS3.4 B.5). */
-const otherStorageRoots = [
+export const OTHER_STORAGE_ROOTS: readonly string[] = [
   '1.2.840.10008.5.1.4.34.', // RT treatment records and delivery instructions
   '1.2.840.10008.5.1.4.38.', // Hanging Protocol
   '1.2.840.10008.5.1.4.39.', // Color Palette
@@ -38,5 +40,5 @@ const otherStorageRoots = [
 export function isStandardStorageSopClass(uid: string): boolean {
   if (knownStorage.has(uid)) return true;
   if (uid.startsWith('1.2.840.10008.5.1.4.1.1.')) return true;
-  return otherStorageRoots.some((root) => uid.startsWith(root));
+  return OTHER_STORAGE_ROOTS.some((root) => uid.startsWith(root));
 }

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { negotiateRetrieve, parseAccept } from '../../dicomweb/accept.js';
+import { negotiateRetrieve, parseAccept, retrieveSyntaxFor } from '../../dicomweb/accept.js';
 import { assertSafeKey, instanceKey } from '../../storage/keys.js';
 import { isValidUid } from '../../src/dicom/uids.js';
 
@@ -17,9 +17,17 @@ describe('unit: Accept negotiation', () => {
     const r = parseAccept('multipart/related; type="application/dicom"; transfer-syntax="1.2.840.10008.1.2.1", */*;q=0.1');
     expect(r[0]!.params).to.deep.equal({ type: 'application/dicom', 'transfer-syntax': '1.2.840.10008.1.2.1' });
   });
-  it('WADO-RS: as stored, an explicit syntax when every stored one converts, else the reasons', () => {
+  it('WADO-RS: the default syntax, as stored, an explicit syntax when every stored one converts, else the reasons', () => {
     const stored = new Set(['1.2.840.10008.1.2.1']);
-    expect(negotiateRetrieve('multipart/related; type="application/dicom"', stored, never)).to.deep.equal({
+    // PS3.18 §8.7.3.4: no transfer-syntax is the default, Explicit VR Little Endian; `*` as stored.
+    for (const h of [undefined, '*/*', 'multipart/related', 'multipart/related; type="application/dicom"']) {
+      expect(negotiateRetrieve(h, stored, never), String(h)).to.deep.equal({
+        ok: true,
+        transferSyntax: '1.2.840.10008.1.2.1',
+        byDefault: true,
+      });
+    }
+    expect(negotiateRetrieve('multipart/related; type="application/dicom"; transfer-syntax=*', stored, never)).to.deep.equal({
       ok: true,
       transferSyntax: '*',
     });
@@ -32,6 +40,23 @@ describe('unit: Accept negotiation', () => {
     const no = negotiateRetrieve('multipart/related; type=application/dicom; transfer-syntax=9.9', stored, () => 'cannot');
     expect(no.ok).to.equal(false);
     expect(negotiateRetrieve('image/jpeg', stored, never).ok).to.equal(false);
+  });
+});
+
+describe('unit: the default retrieve syntax per instance (PS3.18 §8.7.3.4)', () => {
+  const byDefault = { transferSyntax: '1.2.840.10008.1.2.1', byDefault: true } as const;
+  it('lossless and uncompressed become Explicit VR Little Endian; lossy and undecodable stay as stored', () => {
+    expect(retrieveSyntaxFor(byDefault, '1.2.840.10008.1.2.4.80', never)).to.equal('1.2.840.10008.1.2.1');
+    expect(retrieveSyntaxFor(byDefault, '1.2.840.10008.1.2', never)).to.equal('1.2.840.10008.1.2.1');
+    expect(retrieveSyntaxFor(byDefault, '1.2.840.10008.1.2.1', never)).to.equal('*');
+    expect(retrieveSyntaxFor(byDefault, '1.2.840.10008.1.2.4.50', never)).to.equal('*');
+    expect(retrieveSyntaxFor(byDefault, '1.2.840.10008.1.2.4.57', () => 'cannot be decoded')).to.equal('*');
+  });
+  it('a named syntax applies to every instance', () => {
+    expect(retrieveSyntaxFor({ transferSyntax: '1.2.840.10008.1.2.4.90' }, '1.2.840.10008.1.2.4.50', never)).to.equal(
+      '1.2.840.10008.1.2.4.90',
+    );
+    expect(retrieveSyntaxFor({ transferSyntax: '*' }, '1.2.840.10008.1.2.4.80', never)).to.equal('*');
   });
 });
 

@@ -6,10 +6,13 @@ import { openApiJson } from '../openapi.js';
 import { HttpError } from '../errors.js';
 import type { AppState } from '../state.js';
 import { documentRoutes } from '../api-doc.js';
+import { conformanceStatement } from '../conformance.js';
+import { markdownToHtml } from '../markdown.js';
 
 /**
  * GET /openapi.json (no auth: it describes the API, holds no data) and GET /docs, Swagger UI
- * served from the installed swagger-ui-dist package (no CDN: nodes often have no internet).
+ * served from the installed swagger-ui-dist package (no CDN: nodes often have no internet);
+ * GET /docs/conformance (and .md), the DICOM Conformance Statement (src/http/conformance.ts).
  */
 
 const ASSET_DIR = path.dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
@@ -73,6 +76,17 @@ export function registerDocsRoutes(r: RouterInstance<AppState>): void {
     ctx.set('Cache-Control', 'no-cache');
     ctx.body = PAGE;
   };
+  // The DICOM Conformance Statement (no auth, like the API description): HTML, or its Markdown source.
+  let statement: string | undefined;
+  const markdown = () => (statement ??= conformanceStatement());
+  r.get('/docs/conformance', (ctx) => {
+    ctx.type = 'text/html; charset=utf-8';
+    ctx.body = markdownToHtml(markdown(), 'RadiantAI DICOM Conformance Statement');
+  });
+  r.get('/docs/conformance.md', (ctx) => {
+    ctx.type = 'text/markdown; charset=utf-8';
+    ctx.body = markdown();
+  });
   r.get('/docs', page);
   r.get('/docs/', page);
   r.get('/docs/index.html', page);
