@@ -12,6 +12,7 @@ import { STUDY_ROOT_FIND } from '../dimse/find.js';
 import { clientFind } from '../test/helpers/dimse-client.js';
 import { ORTHANC_BIN, startOrthanc } from '../test/helpers/orthanc.js';
 import { engineBench } from './engine-bench.js';
+import { loopBench } from './loop-bench.js';
 import { pipelineBench } from './pipeline-bench.js';
 
 /**
@@ -26,7 +27,8 @@ import { pipelineBench } from './pipeline-bench.js';
  * PostgreSQL too when BENCH_QIDO_PG_URL names an empty database; p50/p99 of OHIF's queries over
  * HTTP. `node dist/bench/bench.js qido` runs only that section; `node dist/bench/bench.js engine`
  * runs only the MedGemma engine section (bench/engine-bench.ts), `pipeline` the analysis pipeline
- * (bench/pipeline-bench.ts); both also run at the end.
+ * (bench/pipeline-bench.ts), `loop` the closed loop's latency, last instance received → SR and PDF
+ * at a PACS (bench/loop-bench.ts); all also run at the end.
  */
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -620,6 +622,7 @@ async function main(): Promise<void> {
   if (process.argv[2] === 'qido') return qidoScale();
   if (process.argv[2] === 'engine') return engineBench();
   if (process.argv[2] === 'pipeline') return pipelineBench(corpus);
+  if (process.argv[2] === 'loop') return loopBench(corpus);
   if (!fs.existsSync(ctDir)) throw new Error(`corpus CT not found at ${ctDir}: set RADIANT_CORPUS`);
   const files = (await fsp.readdir(ctDir))
     .filter((f) => f.endsWith('.dcm'))
@@ -702,6 +705,7 @@ async function main(): Promise<void> {
   await qidoScale();
   await engineBench();
   await pipelineBench(corpus);
+  await loopBench(corpus);
 }
 
 main().catch((err: unknown) => {

@@ -631,6 +631,15 @@ describe('DICOM-SR writer (TID 1500, Comprehensive 3D SR)', () => {
       expect(seq(ds.ConceptNameCodeSequence)[0]).to.include({ CodeValue: '18748-4', CodingSchemeDesignator: 'LN' });
       expect(ds.ContentTemplateSequence).to.equal(undefined);
       expect(findAll(ds, 'Impression')).to.have.length(1);
+      // OHIF 3's text view renders every item by its concept name and fails on one without: the
+      // nameless Image Library entries are left out; the findings still cite their images.
+      expect(findAll(ds, 'Image Library')).to.have.length(0);
+      const nameless: NaturalizedDataset[] = [];
+      walk(seq(ds.ContentSequence), (item) => {
+        if (!seq(item.ConceptNameCodeSequence).length) nameless.push(item);
+      });
+      expect(nameless).to.deep.equal([]);
+      expect(findAll(ds, 'Source').length).to.be.greaterThan(0);
       expect(dciodvfy(p).errors).to.deep.equal([]);
     });
   });

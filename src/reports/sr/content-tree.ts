@@ -238,9 +238,24 @@ function qualitativeEvaluations(c: ReportContent): ContentItem {
   return container('CONTAINS', CODES.qualitativeEvaluations, items);
 }
 
-/** The root container's children, in TID 1500 row order. */
+/**
+ * Whether the report is a TID 1500 Imaging Measurement Report: it has a region for viewers to
+ * draw. Without one, the same content goes under a Diagnostic imaging report root that viewers
+ * show as text (sr-builder.ts rootConcept).
+ */
+export function drawsRegions(c: ReportContent): boolean {
+  return c.findings.some((f) => f.region);
+}
+
+/**
+ * The root container's children, in TID 1500 row order. A report shown as text leaves out the
+ * Image Library: its entries are nameless IMAGE items (TID 1601), which OHIF 3's text view cannot
+ * render (it fails on an item without a concept name, and the whole report with it); every image
+ * stays referenced by its finding and in the Current Requested Procedure Evidence.
+ */
 export function buildContentTree(c: ReportContent): ContentItem[] {
-  return [...documentContext(c), imageLibrary(c), imagingMeasurements(c), qualitativeEvaluations(c)];
+  const library = drawsRegions(c) ? [imageLibrary(c)] : [];
+  return [...documentContext(c), ...library, imagingMeasurements(c), qualitativeEvaluations(c)];
 }
 
 /** Every instance the tree references (image library, sources, regions), for the evidence. */

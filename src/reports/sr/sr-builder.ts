@@ -6,7 +6,7 @@ import type { NaturalizedDataset } from 'dcmjs';
 import type { ReportContent } from '../content.js';
 import { RadiantError } from '../../errors.js';
 import { CODES, PRIVATE_SCHEME } from './codes.js';
-import { buildContentTree, RADIANT_MANUFACTURER, referencedImages } from './content-tree.js';
+import { buildContentTree, drawsRegions, RADIANT_MANUFACTURER, referencedImages } from './content-tree.js';
 import { codeItem } from './items.js';
 import { hierarchicalReference } from './references.js';
 import { isValidUid } from '../../dicom/uids.js';
@@ -120,7 +120,7 @@ function contributingEquipment(c: ReportContent, ids: SrIds): NaturalizedDataset
  * imaging report root (LOINC 18748-4), claiming no template, and reads as text.
  */
 function rootConcept(c: ReportContent): NaturalizedDataset {
-  if (c.findings.some((f) => f.region))
+  if (drawsRegions(c))
     return {
       ConceptNameCodeSequence: [codeItem(CODES.imagingMeasurementReport)],
       ContentTemplateSequence: [{ MappingResource: 'DCMR', TemplateIdentifier: '1500' }],
