@@ -6,7 +6,7 @@ import type { Transcoder } from '../src/dicom/transcoder.js';
 import { whyNotTranscodable } from '../src/dicom/transcode-syntaxes.js';
 import { tagNumber } from '../src/dicom/dictionary.js';
 import { fileMeta, metaText } from '../src/dicom/structure.js';
-import { TS } from '../src/dicom/transfer-syntax.js';
+import { TS, transferSyntax } from '../src/dicom/transfer-syntax.js';
 import { DimseStatus, isWarningStatus } from '../src/dicom/dimse-status.js';
 import { errorMessage } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
@@ -153,7 +153,10 @@ export function acceptedSyntaxes(association: AssociationT): Map<string, string[
 export function chooseSyntax(stored: string, accepted: string[]): string | undefined {
   if (accepted.includes(stored)) return stored;
   const preference = [TS.ExplicitVRLittleEndian, TS.ImplicitVRLittleEndian, ...accepted];
-  return preference.find((t) => accepted.includes(t) && !whyNotTranscodable(stored, t));
+  // A peer gets what was stored or a lossless form of it, never pixels the node degraded on its own
+  // (the transcoder offers lossy targets to DICOMweb clients that ask for them by name).
+  const lossless = (t: string) => transferSyntax(t)?.lossy === false;
+  return preference.find((t) => accepted.includes(t) && lossless(t) && !whyNotTranscodable(stored, t));
 }
 
 /** Where sub-operation C-STOREs go: a Network (client association or the caller's, for C-GET). */

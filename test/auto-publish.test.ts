@@ -25,6 +25,7 @@ import { fakeEndpoint, okReply } from './helpers/fake-openai.js';
 import { onBothDatabases } from './helpers/postgres.js';
 import { tokenFor } from './helpers/http.js';
 import { freePort, startTestCore, startTestNode, tempDir, type TestCore, type TestNode } from './helpers/node.js';
+import { until } from './helpers/until.js';
 
 /**
  * Closing the loop (issue 16, item 1): a study pushed by a modality (DCMTK storescu) is analysed
@@ -64,16 +65,6 @@ type Naturalized = Record<string, unknown> & { SOPClassUID?: string; SOPInstance
 function naturalize(bytes: Buffer): Naturalized {
   const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) as ArrayBuffer;
   return dcmjs.data.DicomMetaDictionary.naturalizeDataset(dcmjs.data.DicomMessage.readFile(ab).dict) as Naturalized;
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, ms = 90_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const nodeEnv = (endpoint: string): Record<string, string> => ({

@@ -12,6 +12,7 @@ import { runTool, startStorescp, storescu } from './helpers/dcmtk.js';
 import { fakeEndpoint, okReply } from './helpers/fake-openai.js';
 import { tokenFor } from './helpers/http.js';
 import { freePort, startTestNode, tempDir, type TestNode } from './helpers/node.js';
+import { until as pollUntil } from './helpers/until.js';
 
 /**
  * Issue 16, "Done when", as one run: a stand-in OpenAI-compatible endpoint that answers at once,
@@ -64,15 +65,7 @@ function naturalize(bytes: Buffer): Naturalized {
   return dcmjs.data.DicomMetaDictionary.naturalizeDataset(dcmjs.data.DicomMessage.readFile(ab).dict) as Naturalized;
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, ms = 120_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const until = <T>(what: string, probe: () => Promise<T | undefined | false>, ms = 120_000): Promise<T> => pollUntil(what, probe, ms, 50);
 
 interface Received {
   file: string;

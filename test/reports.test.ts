@@ -14,6 +14,7 @@ import { runTool, startStorescp, storescu } from './helpers/dcmtk.js';
 import { baseUrl, bearer, tokenFor } from './helpers/http.js';
 import { freePort, listFiles, startTestNode, tempDir, type TestNode } from './helpers/node.js';
 import { launchChromium } from './helpers/browser.js';
+import { until as pollUntil } from './helpers/until.js';
 
 /**
  * Publishing AI results, end to end on real parts: the corpus CT by storescu, an analysis by the
@@ -62,15 +63,7 @@ function naturalize(bytes: Buffer): Naturalized {
   return dcmjs.data.DicomMetaDictionary.naturalizeDataset(dict) as Naturalized;
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, ms = 180_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
+const waitFor = <T>(what: string, probe: () => Promise<T | undefined | false>, ms = 180_000): Promise<T> => pollUntil(what, probe, ms, 150);
 
 describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding, exports', function () {
   this.timeout(900_000);

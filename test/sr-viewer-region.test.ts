@@ -9,6 +9,7 @@ import { runTool, storescu } from './helpers/dcmtk.js';
 import { fakeEndpoint, okReply } from './helpers/fake-openai.js';
 import { tokenFor } from './helpers/http.js';
 import { startTestNode, tempDir, type TestNode } from './helpers/node.js';
+import { until } from './helpers/until.js';
 
 /**
  * Findings on the images (issue 16, item 2), end to end: a synthetic CT of 300 columns × 420 rows
@@ -60,16 +61,6 @@ function answer(box2d: number[]): string {
     comparison_with_prior: '',
     technical_limitations: '',
   });
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, ms = 90_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
 }
 
 describe('Findings on the images: the model box on its slice, in the SR', function () {

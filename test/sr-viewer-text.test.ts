@@ -9,6 +9,7 @@ import { storescu } from './helpers/dcmtk.js';
 import { fakeEndpoint, okReply } from './helpers/fake-openai.js';
 import { baseUrl, tokenFor } from './helpers/http.js';
 import { startTestNode, tempDir, type TestNode } from './helpers/node.js';
+import { until } from './helpers/until.js';
 
 /**
  * What OHIF 3 (served by the node) shows of a report, checked in Chromium (issue 16, item 4): a
@@ -48,16 +49,6 @@ const TEXT_ONLY = {
   ],
   impression: 'Bronchial wall thickening, likely inflammatory.',
 };
-
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, ms = 90_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
 
 describe('OHIF in Chromium: a report without regions is readable as text', function () {
   this.timeout(300_000);

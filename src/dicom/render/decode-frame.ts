@@ -1,5 +1,6 @@
 import type { Bounds, VoiFunction, VoiLut } from './value-mapping.js';
 import { RadiantError } from '../../errors.js';
+import { elementText } from '../frame-codec.js';
 
 /**
  * From a parsed, uncompressed data set (dcmjs naturalized elements, as dcmjs-codecs returns them
@@ -78,16 +79,6 @@ function first(v: unknown): number | undefined {
   return numbers(v)[0];
 }
 
-function text(v: unknown): string | undefined {
-  const x = Array.isArray(v) ? v[0] : v;
-  return typeof x === 'string'
-    ? x
-        .replace(/[^ -~]+/g, '')
-        .trim()
-        .toUpperCase()
-    : undefined;
-}
-
 /**
  * An attribute of a frame: the Per-Frame Functional Groups item, then the Shared one (PS3.3
  * C.7.6.16), then the top level (classic objects). `macro` is the functional group sequence.
@@ -118,7 +109,7 @@ function pixelBytes(el: Elements): Uint8Array {
 }
 
 function voiFunction(v: unknown): VoiFunction {
-  const f = text(v);
+  const f = elementText(v);
   return f === 'SIGMOID' || f === 'LINEAR_EXACT' ? f : 'LINEAR';
 }
 
@@ -165,7 +156,7 @@ export function decodeFrame(el: Elements, frameIndex: number, into?: Float32Arra
   const bitsAllocated = first(el.BitsAllocated) ?? 16;
   const bitsStored = first(el.BitsStored) ?? bitsAllocated;
   const signed = first(el.PixelRepresentation) === 1;
-  const photometric = own ? own.photometric.trim().toUpperCase() : (text(el.PhotometricInterpretation) ?? 'MONOCHROME2');
+  const photometric = own ? own.photometric.trim().toUpperCase() : elementText(el.PhotometricInterpretation) || 'MONOCHROME2';
   const n = width * height;
   const aspect = pixelAspect(el, frameIndex);
   if (!own && el.PixelData === undefined && el.FloatPixelData !== undefined) {

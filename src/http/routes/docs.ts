@@ -109,11 +109,29 @@ export function registerDocsRoutes(r: RouterInstance<AppState>): void {
   });
 }
 
-documentRoutes({
-  method: 'get',
-  path: '/openapi.json',
-  tags: ['docs'],
-  summary: 'This description (OpenAPI 3.1)',
-  security: [],
-  responses: { 200: { description: 'The document', content: { 'application/json': { schema: { type: 'object' } } } } },
-});
+documentRoutes(
+  {
+    method: 'get',
+    path: '/openapi.json',
+    tags: ['docs'],
+    summary: 'This description (OpenAPI 3.1)',
+    security: [],
+    responses: { 200: { description: 'The document', content: { 'application/json': { schema: { type: 'object' } } } } },
+  },
+  {
+    method: 'get',
+    path: '/docs/conformance',
+    tags: ['docs'],
+    summary: "The DICOM Conformance Statement (PS3.2 layout), generated from the code's tables, as HTML",
+    security: [],
+    responses: { 200: { description: 'The statement', content: { 'text/html': { schema: { type: 'string' } } } } },
+  },
+  {
+    method: 'get',
+    path: '/docs/conformance.md',
+    tags: ['docs'],
+    summary: 'The DICOM Conformance Statement as Markdown (docs/conformance.md in the repository)',
+    security: [],
+    responses: { 200: { description: 'The statement', content: { 'text/markdown': { schema: { type: 'string' } } } } },
+  },
+);
