@@ -17,13 +17,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { startNode, type RunningNode } from '../src/app.js';
 import { getAnalysis } from '../src/analysis/analyses.js';
-import { createRemoteNode } from '../src/catalog/remote-nodes.js';
 import { loadConfig } from '../src/config.js';
-import { createRule } from '../src/forwarding/rules.js';
 import { createLogger } from '../src/logger.js';
 import type { ReportPublishResult } from '../src/reports/publish-job.js';
 import { startStorescp } from '../test/helpers/dcmtk.js';
-import { fakeEndpoint, okReply } from '../test/helpers/fake-openai.js';
+import { answeringEndpoint, forwardAiResultsTo, noduleAnswer } from '../test/helpers/ai-results.js';
 import { freePort } from '../test/helpers/node.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -31,25 +29,7 @@ const STABLE_SECONDS = Number(process.env.BENCH_LOOP_STABLE_SECONDS ?? 1);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** What the stand-in model answers: one finding with a box on the second image, an impression. */
-const ANSWER = JSON.stringify({
-  findings: [
-    {
-      description: 'Small rounded opacity, possibly a nodule.',
-      anatomical_location: 'right upper lobe',
-      laterality: 'right',
-      category: 'abnormal',
-      severity: 'mild',
-      confidence: 0.6,
-      image_numbers: [2],
-      recommendation: 'Follow-up CT may be considered.',
-      region: { image_number: 2, box_2d: [300, 250, 520, 480] },
-    },
-  ],
-  measurements: [],
-  impression: 'Possible small nodule in the right upper lobe.',
-  comparison_with_prior: '',
-  technical_limitations: '',
-});
+const ANSWER = noduleAnswer([300, 250, 520, 480]);
 
 function storescu(port: number, files: string[]): Promise<number | null> {
   return new Promise((resolve) => {
@@ -129,13 +109,7 @@ export async function loopBench(corpus: string): Promise<void> {
     .filter((f) => f.endsWith('.dcm'))
     .sort()
     .map((f) => path.join(ctDir, f));
-  const fake = await fakeEndpoint((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      res.setHeader('content-type', 'application/json');
-      res.end(okReply(ANSWER));
-    });
-  });
+  const fake = await answeringEndpoint(ANSWER);
   const runs: LoopRun[] = [];
   try {
     for (let i = 0; i < RUNS; i++) {
@@ -160,18 +134,7 @@ export async function loopBench(corpus: string): Promise<void> {
       const scp = await startStorescp(await freePort(), scpDir, { aeTitle: 'BENCH_PACS' });
       try {
         for (let k = 0; k < 600 && node.engine.status.state === 'starting'; k++) await new Promise((r) => setTimeout(r, 50));
-        const pacs = await createRemoteNode(node.db, {
-          aeTitle: 'BENCH_PACS',
-          host: '127.0.0.1',
-          port: scp.port,
-          tls: false,
-          description: null,
-          allowQueryRetrieve: false,
-          stowUrl: null,
-          stowAuthorization: null,
-        });
-        await createRule(node.db, { name: 'AI results', enabled: true, nodeId: pacs.id, match: { aiResults: true } });
-        await node.forwardingRules.reload();
+        await forwardAiResultsTo(node, 'BENCH_PACS', scp.port);
         runs.push(await loopRun(node, files, scpDir));
         if (i === RUNS - 1) printLoop(runs, node);
       } finally {

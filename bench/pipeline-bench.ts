@@ -15,8 +15,7 @@ import { tinyEngineEnv, writeTinyModels } from '../fixtures/tiny-model.js';
 import { openCore, startNode, type Core, type RunningNode } from '../src/app.js';
 import { createReport, workflowDeps } from '../src/reports/workflow.js';
 import type { ReportPublishResult } from '../src/reports/publish-job.js';
-import { createRemoteNode } from '../src/catalog/remote-nodes.js';
-import { createRule } from '../src/forwarding/rules.js';
+import { forwardAiResultsTo } from '../test/helpers/ai-results.js';
 import { startStorescp } from '../test/helpers/dcmtk.js';
 import { freePort } from '../test/helpers/node.js';
 import { getAnalysis } from '../src/analysis/analyses.js';
@@ -117,18 +116,7 @@ async function publishBench(node: RunningNode, analysisIds: number[]): Promise<v
   const destDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'radiant-bench-pacs-'));
   const scp = await startStorescp(await freePort(), destDir, { aeTitle: 'BENCH_PACS' });
   try {
-    const pacs = await createRemoteNode(node.db, {
-      aeTitle: 'BENCH_PACS',
-      host: '127.0.0.1',
-      port: scp.port,
-      tls: false,
-      description: null,
-      allowQueryRetrieve: false,
-      stowUrl: null,
-      stowAuthorization: null,
-    });
-    await createRule(node.db, { name: 'AI results', enabled: true, nodeId: pacs.id, match: { aiResults: true } });
-    await node.forwardingRules.reload();
+    await forwardAiResultsTo(node, 'BENCH_PACS', scp.port);
     const deps = workflowDeps(node);
     const stored: number[] = [];
     const forwarded: number[] = [];

@@ -294,7 +294,7 @@ export async function runWorkerProcess(config: Config, log: Logger): Promise<voi
   const engine = new EngineHost(config.medgemma, log);
   engine.start();
   let worker: JobWorker | undefined;
-  const analysis: AnalysisRequester = { db: core.db, queue: jobQueue(core), wake: () => worker?.wake() };
+  const analysis: AnalysisRequester = { db: core.db, queue: core.queue, wake: () => worker?.wake() };
   const autoAnalyzer = new AutoAnalyzer(analysis, config.analysis, log, core.events);
   worker = startJobWorker(core, log, jobHandlers({ ...core, autoAnalyzer }, engine), [STUDY_STABLE_JOB]);
   core.events.on('job-due', ({ runAt }) => worker?.wakeAt(runAt));

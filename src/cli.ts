@@ -22,7 +22,7 @@ import { ManifestError, parseManifest, type EvalCase } from './analysis/eval/man
 import { runEval } from './analysis/eval/run-eval.js';
 import { formatTable, summarize, type EvalModel, type StudyOutcome } from './analysis/eval/eval-result.js';
 import { jobHandlers } from './jobs/handlers.js';
-import { jobQueue, startJobWorker } from './jobs/start.js';
+import { startJobWorker } from './jobs/start.js';
 import type { JobWorker } from './jobs/worker.js';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
@@ -164,7 +164,7 @@ async function runEvalCommand(config: Config, log: Logger, args: string[]): Prom
       console.error(`radiant eval: MedGemma engine is ${st.state}${st.error ? `: ${st.error}` : ''}; no study analysed`);
       return 1;
     }
-    const requester: AnalysisRequester = { db: core.db, queue: jobQueue(core), wake: () => worker?.wake() };
+    const requester: AnalysisRequester = { db: core.db, queue: core.queue, wake: () => worker?.wake() };
     const handlers = jobHandlers({ ...core, autoAnalyzer: new AutoAnalyzer(requester, evalConfig.analysis, log) }, engine);
     worker = startJobWorker(core, log, { [ANALYSIS_JOB]: handlers[ANALYSIS_JOB]! });
     const onStudy = (o: StudyOutcome) =>

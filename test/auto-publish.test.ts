@@ -7,8 +7,6 @@ import dcmjs from 'dcmjs';
 import { makeCtSeries, writeSeries, type GeneratedFile } from '../fixtures/generate.js';
 import { createAnalysis, getAnalysis, storeOutcome } from '../src/analysis/analyses.js';
 import { findInstance, listInstances } from '../src/catalog/catalog.js';
-import { createRemoteNode } from '../src/catalog/remote-nodes.js';
-import { createRule } from '../src/forwarding/rules.js';
 import type { Ingestor } from '../src/ingest/ingest.js';
 import { migrateLatest, migrationStatus } from '../src/db/connection.js';
 import { JobError } from '../src/jobs/errors.js';
@@ -21,7 +19,7 @@ import { getReport, getVersion } from '../src/reports/report-store.js';
 import { createReport, workflowDeps } from '../src/reports/workflow.js';
 import { apiClient, auditRows } from './helpers/api.js';
 import { startStorescp, storescu } from './helpers/dcmtk.js';
-import { fakeEndpoint, okReply } from './helpers/fake-openai.js';
+import { answeringEndpoint, forwardAiResultsTo, noduleAnswer } from './helpers/ai-results.js';
 import { onBothDatabases } from './helpers/postgres.js';
 import { tokenFor } from './helpers/http.js';
 import { freePort, startTestCore, startTestNode, tempDir, type TestCore, type TestNode } from './helpers/node.js';
@@ -40,25 +38,7 @@ import { until } from './helpers/until.js';
 const SR_CLASS = '1.2.840.10008.5.1.4.1.1.88.34';
 const PDF_CLASS = '1.2.840.10008.5.1.4.1.1.104.1';
 
-const ANSWER = {
-  findings: [
-    {
-      description: 'Small rounded opacity, possibly a nodule.',
-      anatomical_location: 'right upper lobe',
-      laterality: 'right',
-      category: 'abnormal',
-      severity: 'mild',
-      confidence: 0.6,
-      image_numbers: [2],
-      recommendation: 'Follow-up CT may be considered.',
-      region: { image_number: 2, box_2d: [80, 80, 180, 180] },
-    },
-  ],
-  measurements: [],
-  impression: 'Possible small nodule in the right upper lobe.',
-  comparison_with_prior: '',
-  technical_limitations: '',
-};
+const ANSWER = noduleAnswer([80, 80, 180, 180]);
 
 type Naturalized = Record<string, unknown> & { SOPClassUID?: string; SOPInstanceUID?: string; StudyInstanceUID?: string };
 
@@ -95,17 +75,11 @@ interface AnalysisView {
 
 describe('Auto-publish: a pushed study comes back as a draft SR and PDF, forwarded, with no API call', function () {
   this.timeout(300_000);
-  let fake: Awaited<ReturnType<typeof fakeEndpoint>>;
+  let fake: Awaited<ReturnType<typeof answeringEndpoint>>;
   const work: string[] = [];
 
   before(async () => {
-    fake = await fakeEndpoint((req, res) => {
-      req.resume();
-      req.on('end', () => {
-        res.setHeader('content-type', 'application/json');
-        res.end(okReply(JSON.stringify(ANSWER)));
-      });
-    });
+    fake = await answeringEndpoint(ANSWER);
   });
 
   after(async () => {
@@ -124,18 +98,7 @@ describe('Auto-publish: a pushed study comes back as a draft SR and PDF, forward
       work.push(scpDir);
       const port = await freePort();
       scp = await startStorescp(port, scpDir, { aeTitle: 'AUTO_PACS' });
-      const pacs = await createRemoteNode(node.db, {
-        aeTitle: 'AUTO_PACS',
-        host: '127.0.0.1',
-        port,
-        tls: false,
-        description: null,
-        allowQueryRetrieve: false,
-        stowUrl: null,
-        stowAuthorization: null,
-      });
-      await createRule(node.db, { name: 'AI results', enabled: true, nodeId: pacs.id, match: { aiResults: true } });
-      await node.forwardingRules.reload();
+      await forwardAiResultsTo(node, 'AUTO_PACS', port);
     });
 
     after(async () => {

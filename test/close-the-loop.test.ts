@@ -4,12 +4,10 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import dcmjs from 'dcmjs';
 import sharp from 'sharp';
-import { createRemoteNode } from '../src/catalog/remote-nodes.js';
-import { createRule } from '../src/forwarding/rules.js';
 import { apiClient } from './helpers/api.js';
 import { corpusDir } from './helpers/corpus.js';
 import { runTool, startStorescp, storescu } from './helpers/dcmtk.js';
-import { fakeEndpoint, okReply } from './helpers/fake-openai.js';
+import { answeringEndpoint, forwardAiResultsTo, noduleAnswer } from './helpers/ai-results.js';
 import { tokenFor } from './helpers/http.js';
 import { freePort, startTestNode, tempDir, type TestNode } from './helpers/node.js';
 import { until as pollUntil } from './helpers/until.js';
@@ -30,25 +28,7 @@ const PDF_CLASS = '1.2.840.10008.5.1.4.1.1.104.1';
 const KEY_IMAGE_SIZE = 384;
 const CT_SIZE = 512;
 
-const ANSWER = {
-  findings: [
-    {
-      description: 'Small rounded opacity, possibly a nodule.',
-      anatomical_location: 'right upper lobe',
-      laterality: 'right',
-      category: 'abnormal',
-      severity: 'mild',
-      confidence: 0.6,
-      image_numbers: [2],
-      recommendation: 'Follow-up CT may be considered.',
-      region: { image_number: 2, box_2d: [300, 250, 520, 480] },
-    },
-  ],
-  measurements: [],
-  impression: 'Possible small nodule in the right upper lobe.',
-  comparison_with_prior: '',
-  technical_limitations: '',
-};
+const ANSWER = noduleAnswer([300, 250, 520, 480]);
 
 type Naturalized = Record<string, unknown> & {
   SOPClassUID?: string;
@@ -113,7 +93,7 @@ async function keyImages(pdf: Buffer, dir: string): Promise<Array<{ data: Buffer
 
 describe('Closing the loop (issue 16, done when): corpus CT by storescu → draft SR + PDF at the PACS → signed successor too', function () {
   this.timeout(300_000);
-  let fake: Awaited<ReturnType<typeof fakeEndpoint>>;
+  let fake: Awaited<ReturnType<typeof answeringEndpoint>>;
   let node: TestNode;
   let scp: { port: number; stop(): Promise<void> };
   let scpDir = '';
@@ -122,13 +102,7 @@ describe('Closing the loop (issue 16, done when): corpus CT by storescu → draf
   let draft: { sr: Received; pdf: Received; reportId: number } | undefined;
 
   before(async () => {
-    fake = await fakeEndpoint((req, res) => {
-      req.resume();
-      req.on('end', () => {
-        res.setHeader('content-type', 'application/json');
-        res.end(okReply(JSON.stringify(ANSWER)));
-      });
-    });
+    fake = await answeringEndpoint(ANSWER);
     node = await startTestNode({
       MEDGEMMA_BACKEND: 'remote',
       MEDGEMMA_API_ENDPOINT: fake.url,
@@ -145,18 +119,7 @@ describe('Closing the loop (issue 16, done when): corpus CT by storescu → draf
     work.push(scpDir);
     const port = await freePort();
     scp = await startStorescp(port, scpDir, { aeTitle: 'LOOP_PACS' });
-    const pacs = await createRemoteNode(node.db, {
-      aeTitle: 'LOOP_PACS',
-      host: '127.0.0.1',
-      port,
-      tls: false,
-      description: null,
-      allowQueryRetrieve: false,
-      stowUrl: null,
-      stowAuthorization: null,
-    });
-    await createRule(node.db, { name: 'AI results', enabled: true, nodeId: pacs.id, match: { aiResults: true } });
-    await node.forwardingRules.reload();
+    await forwardAiResultsTo(node, 'LOOP_PACS', port);
   });
 
   after(async () => {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
+import { imagesDigest } from '../medgemma/request-provenance.js';
 import type { AuditLog } from '../audit/audit.js';
-import { studyFacts, studyLastReceivedAt } from '../catalog/studies.js';
+import { studyLastReceivedAt } from '../catalog/studies.js';
 import type { AnalysisConfig } from '../config.js';
 import type { Db, Trx } from '../db/connection.js';
 import { errorMessage } from '../errors.js';
@@ -182,14 +183,14 @@ export async function runAnalysisJob(deps: PipelineDeps, job: JobRow<AnalysisJob
     await progress('inference', 50);
     const t2 = Date.now();
     // The patient's own identifiers, for the gate to flag and redact if the answer echoes them (never sent).
-    const patient = await studyFacts(db, analysis.studyInstanceUid);
+    const patient = pc.facts;
     const result = await engine.analyze({
       images: pngs,
       ...messages,
       schema,
       maxTokens: deps.config.maxTokens,
       signal: ctx.signal,
-      phi: { patientName: patient?.patient_name, patientId: patient?.patient_id, birthDate: patient?.patient_birth_date },
+      phi: { patientName: patient.patient_name, patientId: patient.patient_id, birthDate: patient.patient_birth_date },
     });
     timings.inferenceMs = Date.now() - t2;
     let answer;
@@ -281,7 +282,7 @@ const unknownRequest = {
 /** The provenance as the audit row carries it: the per-image digests folded into one. */
 function auditProvenance(p: AnalysisProvenance): Record<string, unknown> {
   const { imageSha256, timings: _timings, sampling: _sampling, ...rest } = p;
-  return { ...rest, images: imageSha256.length, imagesSha256: createHash('sha256').update(imageSha256.join('\n')).digest('hex') };
+  return { ...rest, images: imageSha256.length, imagesSha256: imagesDigest(imageSha256) };
 }
 
 interface PreparedVolume {

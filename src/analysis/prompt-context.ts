@@ -109,6 +109,8 @@ function acquisition(vol: AssembledVolume, series: SeriesCandidate, imageCount: 
 export interface BuiltContext {
   context: PromptContext;
   priorStudyInstanceUid: string | null;
+  /** The study and patient row read for the context: the pipeline's PHI check reuses it (never sent). */
+  facts: StudyFactsRow;
 }
 
 export async function promptContext(
@@ -156,5 +158,5 @@ export async function promptContext(
       priorStudyInstanceUid = prior.studyInstanceUid;
     }
   }
-  return { context, priorStudyInstanceUid };
+  return { context, priorStudyInstanceUid, facts };
 }

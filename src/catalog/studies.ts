@@ -249,5 +249,3 @@ export async function studyLastReceivedAt(db: Db, studyInstanceUid: string): Pro
     | undefined;
   return row && new Date(row.last_received_at);
 }
-
-/** A series' modality and description by its UID; undefined when it is not in the index. */

@@ -8,6 +8,11 @@ import type { RequestProvenance } from './engine.js';
 
 const sha256 = (data: string | Buffer): string => createHash('sha256').update(data).digest('hex');
 
+/** Every image's digest folded into one (the audit row and the SR's Algorithm Parameters carry it). */
+export function imagesDigest(imageSha256: readonly string[]): string {
+  return sha256(imageSha256.join('\n'));
+}
+
 /** JSON with object keys sorted at every level: one text per value, whatever the insertion order. */
 export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;

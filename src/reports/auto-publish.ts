@@ -5,6 +5,7 @@ import { JobError } from '../jobs/errors.js';
 import type { JobQueue } from '../jobs/queue.js';
 import type { JobRow } from '../jobs/types.js';
 import { typedHandler, type JobHandlers } from '../jobs/worker.js';
+import { forwardingHold } from './publish.js';
 import { publishJobHandler, REPORT_PUBLISH_JOB } from './publish-job.js';
 import { reportOfAnalysis } from './report-store.js';
 import { createReport, type Actor, type WorkflowDeps } from './workflow.js';
@@ -54,18 +55,10 @@ export function autoPublishConfig(c: Config): AutoPublishConfig {
 
 export type AutoPublishGate = { publish: true } | { publish: false; reason: string };
 
-/**
- * Whether the analysis's model is validated, as recorded with the analysis (model-identity.ts:
- * an admin-trusted or published SHA-256 for the model and its mmproj). Analyses stored before
- * identities were recorded say false: nothing vouches for them.
- */
-function modelValidated(a: Analysis): boolean {
-  return a.model?.validated === true;
-}
-
 /** The gate of auto-publishing, on what the analysis recorded (pure). */
 export function mayAutoPublish(a: Analysis, c: AutoPublishConfig): AutoPublishGate {
-  if (!modelValidated(a) && !c.allowUnvalidatedModel)
+  // The rule that holds the objects from forwarding: the model recorded with the analysis is validated, or allowed.
+  if (forwardingHold(a, c.allowUnvalidatedModel))
     return {
       publish: false,
       reason: `model ${a.model?.name ?? 'unknown'} is not validated (its SHA-256 is not trusted) and MEDGEMMA_ALLOW_UNVALIDATED_MODEL is false`,

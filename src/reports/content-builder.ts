@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { imagesDigest } from '../medgemma/request-provenance.js';
 import type { Db } from '../db/connection.js';
 import type { Analysis } from '../analysis/analyses.js';
 import { instancesByUid } from '../catalog/catalog.js';
@@ -168,7 +168,7 @@ export async function buildContent(db: Db, analysis: Analysis, body: ReportBody,
 function provenanceParameters(a: Analysis): string[] {
   const p = a.provenance;
   if (!p) return [];
-  const imagesSha256 = createHash('sha256').update(p.imageSha256.join('\n')).digest('hex');
+  const imagesSha256 = imagesDigest(p.imageSha256);
   return [
     p.systemPromptSha256 ? `system_prompt_sha256=${p.systemPromptSha256}` : 'system_prompt=none',
     `user_prompt_sha256=${p.userPromptSha256}`,

@@ -261,6 +261,7 @@ function mustBeRadiologist(by: Actor): void {
 async function signed(
   d: WorkflowDeps,
   r: Report,
+  analysis: Analysis,
   body: ReportBody,
   state: ReportState,
   action: 'sign' | 'amend',
@@ -307,7 +308,7 @@ async function signed(
       // Listed here, left out of the published report.
       rejectedFindings: rejectedFindings(body),
       ...decisionsOf(changes),
-      ...heldFor(d, await loadAnalysis(d.db, r.analysisId)),
+      ...heldFor(d, analysis),
     },
   });
   return { report: (await getReport(d.db, r.id))!, publish };
@@ -327,7 +328,17 @@ export async function signReport(
     throw new ReportWorkflowError('conflict', 'version_conflict', `report ${id} is at version ${r.version}, not ${expectedVersion}`);
   // Signing accepts the model's findings the radiologist left as they were.
   const { body, changes } = acceptUndecided(r.body);
-  return signed(d, r, body, 'final', 'sign', by, [{ field: 'state', from: r.state, to: 'final' }, ...changes], null);
+  return signed(
+    d,
+    r,
+    await loadAnalysis(d.db, r.analysisId),
+    body,
+    'final',
+    'sign',
+    by,
+    [{ field: 'state', from: r.state, to: 'final' }, ...changes],
+    null,
+  );
 }
 
 export async function amendReport(
@@ -341,7 +352,7 @@ export async function amendReport(
   const r = await mustGet(d, id);
   if (r.state !== 'final' && r.state !== 'amended')
     throw new ReportWorkflowError('conflict', 'not_signed', `report ${id} is ${r.state}: edit it with PATCH and sign it`);
-  const limits = { images: (await loadAnalysis(d.db, r.analysisId)).images.length };
-  const { body, changes } = patch ? applyPatch(r.body, patch, limits) : { body: r.body, changes: [] };
-  return signed(d, r, body, 'amended', 'amend', by, [{ field: 'state', from: r.state, to: 'amended' }, ...changes], reason);
+  const analysis = await loadAnalysis(d.db, r.analysisId);
+  const { body, changes } = patch ? applyPatch(r.body, patch, { images: analysis.images.length }) : { body: r.body, changes: [] };
+  return signed(d, r, analysis, body, 'amended', 'amend', by, [{ field: 'state', from: r.state, to: 'amended' }, ...changes], reason);
 }

@@ -1,4 +1,4 @@
-import type { Db } from '../../db/connection.js';
+import { isPostgres, type Db } from '../../db/connection.js';
 
 /**
  * The conditions a query puts on the index, as the query engine (src/query/match.ts) parses them
@@ -22,8 +22,7 @@ export interface SqlFragment {
 export type Dialect = 'pg' | 'sqlite';
 
 export function dialectOf(db: Db): Dialect {
-  const client = String((db.client as { config: { client: unknown } }).config.client);
-  return client === 'pg' || client === 'postgres' || client === 'postgresql' ? 'pg' : 'sqlite';
+  return isPostgres(db) ? 'pg' : 'sqlite';
 }
 
 /** A piece of a wildcard pattern: literal text, `*` (any run of characters) or `?` (one character). */

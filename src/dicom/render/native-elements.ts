@@ -1,5 +1,5 @@
 import { tagNumber } from '../dictionary.js';
-import { fileMeta } from '../structure.js';
+import { fileMeta, LONG_VRS } from '../structure.js';
 import { TS } from '../transfer-syntax.js';
 
 /**
@@ -13,7 +13,6 @@ import { TS } from '../transfer-syntax.js';
 
 const UNDEFINED = 0xffffffff;
 /** Explicit VR with a 2-byte reserved field and a 4-byte length (PS3.5 7.1.2). */
-const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
 
 const tag = (group: number, element: number): number => group * 0x10000 + element;
 

@@ -87,10 +87,10 @@ export class NodeLlamaCppEngine implements Engine {
         throw new EngineError('upstream', `cannot build a grammar from the schema: ${(err as Error).message}`, { cause: err });
       }
       const sequence = this.context!.getSequence();
-      const session = new LlamaChatSession({ contextSequence: sequence, systemPrompt: systemMessage(req) ?? undefined });
+      const system = systemMessage(req);
+      const session = new LlamaChatSession({ contextSequence: sequence, systemPrompt: system ?? undefined });
       let firstAt: number | undefined;
       const sent = performance.now();
-      const system = systemMessage(req);
       const userText = userParts(
         req,
         (t) => t,
