@@ -10,6 +10,8 @@ import { registerBulkdataRoutes } from './bulkdata.js';
 import { registerFrameRoutes } from './frames.js';
 import { registerRenderedRoutes } from './rendered.js';
 import { corpHeader } from './corp.js';
+import { registerWorkitemRoutes } from './workitems.js';
+import { Worklist } from '../src/ups/workitems.js';
 // The DICOMweb and WADO-URI paths of the OpenAPI document (registered on import).
 import './openapi.js';
 
@@ -60,5 +62,8 @@ export function dicomwebRoutes(deps: RouteDeps): AppRouter {
   registerFrameRoutes(r, deps);
   registerBulkdataRoutes(r, deps);
   registerRenderedRoutes(r, deps);
+
+  // UPS-RS, the Worklist Service (PS3.18 §11).
+  registerWorkitemRoutes(r, deps, new Worklist({ db: deps.db, queue: deps.queue, audit: deps.audit, events: deps.events }));
   return r;
 }

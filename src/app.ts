@@ -21,6 +21,8 @@ import { JobWorker, type JobHandlers } from './jobs/worker.js';
 import { autoPublishConfig, reportJobHandlers } from './reports/auto-publish.js';
 import { workflowDeps } from './reports/workflow.js';
 import { EventBus } from './events.js';
+import { autoWorkitemHook, UpsPerformer } from './ups/performer.js';
+import { Worklist } from './ups/workitems.js';
 import { MetadataPrebuilder } from '../dicomweb/metadata-prebuild.js';
 import { Ingestor } from './ingest/ingest.js';
 import { IngestJournal, journalDirFor } from './ingest/ingest-journal.js';
@@ -217,7 +219,18 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
   const queue = core.queue;
   let jobs: JobWorker | undefined;
   const analysis: AnalysisRequester = { db: core.db, queue, wake: () => jobs?.wake() };
-  const autoAnalyzer = new AutoAnalyzer(analysis, config.analysis, log, core.events);
+  // UPS-RS: the node performs workitems with its code, and its automatic analyses are workitems too.
+  const worklist = new Worklist({ db: core.db, queue, audit: core.audit, events: core.events });
+  const autoAnalyzer = new AutoAnalyzer(analysis, config.analysis, log, core.events, autoWorkitemHook(worklist, log));
+  const performer = new UpsPerformer({
+    worklist,
+    analysis,
+    audit: core.audit,
+    log,
+    events: core.events,
+    autoPublish: autoPublishConfig(config),
+    aeTitle: config.dicom.aeTitle,
+  });
   const prebuildMs = config.dicomweb.metadataPrebuildMs;
   const prebuilder = new MetadataPrebuilder({ db: core.db, storage: core.storage, log, jobs: queue, events: core.events }, prebuildMs);
   // Series metadata is built once a series has gone quiet, so OHIF's first request reads a cache.
@@ -228,6 +241,8 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     // Publishing a report version and drafting an automatic one: seconds of work the report
     // routes wait for, so never behind an analysis.
     ...reportJobHandlers(workflowDeps(core), autoPublishConfig(config)),
+    // Performing a workitem is following its analysis: light steps, never behind one.
+    ...performer.handlers(),
   };
   let serviceJobs: JobWorker | undefined;
   // Analysis jobs wake their worker themselves (AnalysisRequester.wake); scheduled ones (study.stable) when due.
@@ -295,7 +310,8 @@ export async function runWorkerProcess(config: Config, log: Logger): Promise<voi
   engine.start();
   let worker: JobWorker | undefined;
   const analysis: AnalysisRequester = { db: core.db, queue: core.queue, wake: () => worker?.wake() };
-  const autoAnalyzer = new AutoAnalyzer(analysis, config.analysis, log, core.events);
+  const worklist = new Worklist({ db: core.db, queue: core.queue, audit: core.audit, events: core.events });
+  const autoAnalyzer = new AutoAnalyzer(analysis, config.analysis, log, core.events, autoWorkitemHook(worklist, log));
   worker = startJobWorker(core, log, jobHandlers({ ...core, autoAnalyzer }, engine), [STUDY_STABLE_JOB]);
   core.events.on('job-due', ({ runAt }) => worker?.wakeAt(runAt));
   const signal = await new Promise<string>((resolve) => {

@@ -14,6 +14,7 @@ import type { JobQueue } from '../jobs/queue.js';
 import { typedHandler, type JobHandlers } from '../jobs/worker.js';
 import type { Logger } from '../logger.js';
 import { matchingRule, type StudyTraits } from './auto-rules.js';
+import type { Analysis } from './analyses.js';
 import { requestAnalysis, type AnalysisRequester } from './requests.js';
 
 /**
@@ -92,6 +93,8 @@ export class AutoAnalyzer {
     private readonly config: AnalysisConfig,
     private readonly log: Logger,
     private readonly events?: EventBus,
+    /** Told of each automatic analysis queued (its UPS workitem, src/ups/performer.ts). */
+    private readonly onQueued?: (a: Analysis) => Promise<void>,
   ) {
     this.rules = config.autoAnalyze === 'rules' ? parseAutoRules(config.autoRules) : undefined;
   }
@@ -202,6 +205,7 @@ export class AutoAnalyzer {
       trigger: 'auto',
       sourceReceivedAt: received,
     });
+    await this.onQueued?.(a);
     this.events?.emit('study-stable', { studyInstanceUid: s.study_instance_uid, analysisId: a.id });
     this.log.info({ analysis: a.id, study: s.study_instance_uid, type }, 'study stable: analysis queued');
     return a.id;

@@ -7,7 +7,8 @@ import type { Db, Trx } from '../db/connection.js';
  */
 
 export type AnalysisStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
-export type AnalysisTrigger = 'manual' | 'auto';
+/** auto: AUTO_ANALYZE; workitem: a UPS workitem the node performs (src/ups/performer.ts); both are published by the node. */
+export type AnalysisTrigger = 'manual' | 'auto' | 'workitem';
 
 export interface AnalysisRow {
   id: number;

@@ -123,7 +123,7 @@ const ANALYSIS_SCHEMAS: Record<string, Json> = {
       study_instance_uid: { type: 'string' },
       status: { enum: ['queued', 'running', 'succeeded', 'failed', 'cancelled'] },
       analysis_type: { enum: ['primary', 'comparison', 'focused'] },
-      trigger: { enum: ['manual', 'auto'] },
+      trigger: { enum: ['manual', 'auto', 'workitem'] },
       ai_draft: { const: true },
       model: ref('AnalysisModel'),
       images: {

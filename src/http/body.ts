@@ -39,3 +39,16 @@ export async function readForm<T>(ctx: BaseContext, schema: ZodType<T>): Promise
   const params = new URLSearchParams(await readSmall(ctx));
   return schema.parse(Object.fromEntries(params));
 }
+
+/** A DICOM JSON body (PS3.18 F.2: application/dicom+json, or plain application/json), parsed, not yet checked. */
+export async function readDicomJson(ctx: BaseContext): Promise<unknown> {
+  if (!ctx.is('application/dicom+json', 'application/json')) {
+    throw new HttpError(415, 'unsupported_media_type', 'expected application/dicom+json');
+  }
+  const text = await readSmall(ctx);
+  try {
+    return text.trim() === '' ? undefined : JSON.parse(text);
+  } catch {
+    throw new HttpError(400, 'invalid_json', 'body is not valid JSON');
+  }
+}

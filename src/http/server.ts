@@ -20,6 +20,7 @@ import { dicomwebRoutes } from '../../dicomweb/routes.js';
 import { viewerRoutes } from './routes/viewer.js';
 import { nodesRoutes } from './routes/nodes.js';
 import { wadoUriRoutes } from '../../dicomweb/wado-uri.js';
+import { UpsChannels } from '../../dicomweb/ups-channel.js';
 import type { HttpDeps, RouteDeps } from './deps.js';
 
 export interface HttpApp {
@@ -46,6 +47,14 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
     verifier,
     audit: deps.audit,
     disabled: config.auth.disabled,
+  });
+  // The UPS-RS event channel (WebSocket upgrades of /dicom-web/subscribers/{AETitle}), same token check.
+  const channels = new UpsChannels({
+    db: deps.db,
+    audit: deps.audit,
+    log,
+    authenticate: (req) =>
+      config.auth.disabled ? Promise.resolve({ ok: true as const, principal: { userId: 0, username: 'auth-disabled', role: 'admin' as const } }) : verifier.verify(req),
   });
   const limiter = new FailureLimiter(config.auth.loginMaxAttempts, config.auth.loginWindowSeconds * 1000);
   const routeDeps: RouteDeps = { ...deps, security, metrics };
@@ -156,6 +165,9 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
         }
         res.writeHead(417, { 'Content-Type': 'text/plain', Connection: 'close' }).end('Expectation Failed\n');
       });
+      server.on('upgrade', (req, socket, head) => {
+        if (!channels.handleUpgrade(req, socket, head)) socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      });
       // Connections past the cap are closed on arrival; those already open go on being served.
       server.maxConnections = h.maxConnections;
       await new Promise<void>((resolve, reject) => {
@@ -168,6 +180,7 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
     async close() {
       const s = server;
       server = undefined;
+      channels.close();
       if (s) {
         s.closeAllConnections();
         await new Promise<void>((resolve) => s.close(() => resolve()));

@@ -39,7 +39,7 @@ export interface JobHandlerDeps {
 function autodraftHook(deps: JobHandlerDeps): PipelineDeps['onStored'] {
   if (!deps.config.analysis.autoPublish) return undefined;
   return async (trx, analysis) => {
-    if (analysis.trigger !== 'auto') return;
+    if (analysis.trigger === 'manual') return;
     await enqueueAutodraft(trx, deps.queue, analysis.id);
     // Announced once committed, so the worker that wakes finds the row.
     void trx.executionPromise.then(

@@ -81,7 +81,7 @@ export interface AutoPublishStatus {
 /** What auto-publish did or will do with an analysis, for GET /api/analysis/{id}. */
 export async function autoPublishStatus(db: Db, a: Analysis, c: AutoPublishConfig): Promise<AutoPublishStatus> {
   const off = (reason: string): AutoPublishStatus => ({ status: 'off', reason, reportId: null });
-  if (a.trigger !== 'auto') return off('requested by a person: the report is drafted on request (POST /api/reports)');
+  if (a.trigger === 'manual') return off('requested by a person: the report is drafted on request (POST /api/reports)');
   if (!c.autoPublish) return off('AUTO_PUBLISH is off');
   const report = await reportOfAnalysis(db, a.id);
   if (report?.srSopInstanceUid) return { status: 'published', reason: null, reportId: report.id };
@@ -118,7 +118,7 @@ function parseAutodraft(p: unknown): AutodraftPayload {
 async function autodraft(d: WorkflowDeps, c: AutoPublishConfig, analysisId: number): Promise<AutodraftResult> {
   const a = await getAnalysis(d.db, analysisId);
   if (!a) throw new JobError(`analysis ${analysisId} does not exist`, { retryable: false });
-  if (a.status !== 'succeeded' || a.trigger !== 'auto')
+  if (a.status !== 'succeeded' || a.trigger === 'manual')
     return { analysisId, status: 'skipped', reason: `a ${a.trigger} analysis that is ${a.status}` };
   const gate = mayAutoPublish(a, c);
   if (!gate.publish) {
