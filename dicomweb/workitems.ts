@@ -136,7 +136,13 @@ export function registerWorkitemRoutes(r: AppRouter, deps: RouteDeps, worklist: 
     const ds = singleDataset(await readDicomJson(ctx), 'Change State');
     const requested = text(ds, 'ProcedureStepState');
     audit(ctx, uid, { requested });
-    if (!requested) throw new UpsError('invalid-input', 0xa900, 'The submitted request is inconsistent with the state of the UPS Instance.', 'no Procedure Step State');
+    if (!requested)
+      throw new UpsError(
+        'invalid-input',
+        0xa900,
+        'The submitted request is inconsistent with the state of the UPS Instance.',
+        'no Procedure Step State',
+      );
     const { workitem, warning } = await worklist.changeState(uid, requested, text(ds, 'TransactionUID'), { nodePerformer: false });
     ctx.state.audit!.studyInstanceUid = workitem.studyInstanceUid ?? undefined;
     answer(ctx, 200, undefined, warning);

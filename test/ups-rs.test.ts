@@ -44,7 +44,10 @@ type Ds = Record<string, { vr: string; Value?: any[] }>;
 
 const v = (vr: string, ...values: unknown[]) => ({ vr, Value: values });
 
-function workitem(study: string, opts: { code?: { value: string; scheme: string }; start?: string; patientId?: string; name?: string } = {}): Ds {
+function workitem(
+  study: string,
+  opts: { code?: { value: string; scheme: string }; start?: string; patientId?: string; name?: string } = {},
+): Ds {
   const code = opts.code ?? NODE_CODE;
   return {
     '00741000': v('CS', 'SCHEDULED'),
@@ -186,8 +189,24 @@ describe('UPS-RS: a RIS workitem for a pushed study, performed by the node and f
     const a = newUid();
     const b = newUid();
     const other = { value: 'OTHER-TASK', scheme: '99TEST' };
-    expect((await call('POST', `/dicom-web/workitems?${a}`, workitem('1.2.3.4.5', { code: other, patientId: 'SRCH-1', name: 'Search^Alice', start: '20240105080000' }))).status).to.equal(201);
-    expect((await call('POST', `/dicom-web/workitems?${b}`, workitem('1.2.3.4.6', { code: other, patientId: 'SRCH-2', name: 'Search^Bob', start: '20240210080000' }))).status).to.equal(201);
+    expect(
+      (
+        await call(
+          'POST',
+          `/dicom-web/workitems?${a}`,
+          workitem('1.2.3.4.5', { code: other, patientId: 'SRCH-1', name: 'Search^Alice', start: '20240105080000' }),
+        )
+      ).status,
+    ).to.equal(201);
+    expect(
+      (
+        await call(
+          'POST',
+          `/dicom-web/workitems?${b}`,
+          workitem('1.2.3.4.6', { code: other, patientId: 'SRCH-2', name: 'Search^Bob', start: '20240210080000' }),
+        )
+      ).status,
+    ).to.equal(201);
     const uids = async (q: string) => {
       const res = await call('GET', `/dicom-web/workitems?${q}`, undefined, viewer);
       expect(res.status, q).to.equal(200);
@@ -211,7 +230,8 @@ describe('UPS-RS: a RIS workitem for a pushed study, performed by the node and f
     expect((await call('POST', '/dicom-web/workitems', bad)).status, 'missing label').to.equal(400);
     expect((await call('POST', '/dicom-web/workitems', workitem('1.2.3.4.7'), viewer)).status, 'viewer may not create').to.equal(403);
 
-    const state = (s: string, tx?: string) => call('PUT', `/dicom-web/workitems/${uid}/state`, { [T.state]: v('CS', s), ...(tx ? { [T.tx]: v('UI', tx) } : {}) });
+    const state = (s: string, tx?: string) =>
+      call('PUT', `/dicom-web/workitems/${uid}/state`, { [T.state]: v('CS', s), ...(tx ? { [T.tx]: v('UI', tx) } : {}) });
     const expectRefusal = async (res: Response, status: number, warning: string) => {
       expect(res.status).to.equal(status);
       expect(res.headers.get('warning')).to.match(/^299 /).and.include(warning);
@@ -244,7 +264,9 @@ describe('UPS-RS: a RIS workitem for a pushed study, performed by the node and f
     // A SCHEDULED workitem asked to cancel is canceled by the node (through IN PROGRESS).
     const sched = newUid();
     expect((await call('POST', `/dicom-web/workitems?${sched}`, workitem('1.2.3.4.8', { code: other }))).status).to.equal(201);
-    expect((await call('POST', `/dicom-web/workitems/${sched}/cancelrequest`, { '00741238': v('LT', 'order withdrawn') })).status).to.equal(202);
+    expect((await call('POST', `/dicom-web/workitems/${sched}/cancelrequest`, { '00741238': v('LT', 'order withdrawn') })).status).to.equal(
+      202,
+    );
     const canceled = ((await (await call('GET', `/dicom-web/workitems/${sched}`)).json()) as Ds[])[0]!;
     expect(canceled[T.state]!.Value).to.deep.equal(['CANCELED']);
     const again2 = await call('POST', `/dicom-web/workitems/${sched}/cancelrequest`, {});

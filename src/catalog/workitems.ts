@@ -43,10 +43,6 @@ export async function workitemByUid(db: Trx | Db, uid: string): Promise<Workitem
   return (await db('ups_workitems').where({ sop_instance_uid: uid }).first()) as WorkitemRow | undefined;
 }
 
-export async function workitemOfAnalysis(db: Db, analysisId: number): Promise<WorkitemRow | undefined> {
-  return (await db('ups_workitems').where({ analysis_id: analysisId }).first()) as WorkitemRow | undefined;
-}
-
 /**
  * Changes a workitem's columns when it is still in `expectState` (with `expectTx` as its lock,
  * when given): false when another request changed it first.
@@ -73,7 +69,10 @@ export async function searchWorkitems(db: Db, conditions: AttributeMatch[], limi
     const f = attributeMatchSql(c, dialect);
     q.whereRaw(f.sql, f.bindings as never[]);
   }
-  return (await q.orderBy([{ column: 'scheduled_start' }, { column: 'sop_instance_uid' }]).limit(limit).offset(offset)) as WorkitemRow[];
+  return (await q
+    .orderBy([{ column: 'scheduled_start' }, { column: 'sop_instance_uid' }])
+    .limit(limit)
+    .offset(offset)) as WorkitemRow[];
 }
 
 /** Workitems not yet final, for a new global subscription. */
@@ -81,15 +80,12 @@ export async function openWorkitemUids(db: Trx | Db): Promise<string[]> {
   return (await db('ups_workitems').whereIn('state', ['SCHEDULED', 'IN PROGRESS']).pluck('sop_instance_uid')) as string[];
 }
 
-export interface SubscriptionRow {
-  workitem_uid: string;
-  ae_title: string;
-  deletion_lock: boolean | number;
-  suspended: boolean | number;
-}
-
 /** Adds or refreshes one subscription (a workitem's, or the global one's row). */
-export async function upsertSubscription(trx: Trx | Db, s: { workitemUid: string; aeTitle: string; deletionLock: boolean }, now: string): Promise<void> {
+export async function upsertSubscription(
+  trx: Trx | Db,
+  s: { workitemUid: string; aeTitle: string; deletionLock: boolean },
+  now: string,
+): Promise<void> {
   await trx('ups_subscriptions')
     .insert({ workitem_uid: s.workitemUid, ae_title: s.aeTitle, deletion_lock: s.deletionLock, suspended: false, created_at: now })
     .onConflict(['workitem_uid', 'ae_title'])
@@ -126,7 +122,13 @@ export async function insertEvent(
   e: { workitemUid: string; eventType: number; aeTitle: string | null; report: string },
   now: string,
 ): Promise<void> {
-  await trx('ups_events').insert({ workitem_uid: e.workitemUid, event_type: e.eventType, ae_title: e.aeTitle, report: e.report, created_at: now });
+  await trx('ups_events').insert({
+    workitem_uid: e.workitemUid,
+    event_type: e.eventType,
+    ae_title: e.aeTitle,
+    report: e.report,
+    created_at: now,
+  });
 }
 
 /** Event reports after `afterId`, oldest first. */

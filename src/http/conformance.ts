@@ -11,6 +11,8 @@ import { TRANSCODE_SOURCES, TRANSCODE_TARGETS } from '../dicom/transcode-syntaxe
 import { TS, transferSyntax, type TransferSyntaxName } from '../dicom/transfer-syntax.js';
 import { NAMED_STORAGE_SOP_CLASSES, OTHER_STORAGE_ROOTS, VERIFICATION_SOP_CLASS } from '../dicom/uids.js';
 import { ATTRIBUTES, REQUIRED_RETURN, type AttributeDef, type Level } from '../query/attributes.js';
+import { UPS_SOP_CLASSES } from '../ups/workitem-json.js';
+import { NODE_WORKITEM_CODE } from '../ups/workitems.js';
 
 /**
  * The DICOM Conformance Statement (PS3.2 layout) as Markdown, written from the tables the code
@@ -84,6 +86,7 @@ confirms storage (Storage Commitment Push Model) and forwards instances to other
 | Storage | every standard storage SOP class | yes (C-MOVE/C-GET sub-operations, forwarding) | yes |
 | Query/Retrieve | Patient Root and Study Root FIND, MOVE, GET | no | yes |
 | Storage Commitment Push Model | ${STORAGE_COMMITMENT_PUSH} | no | yes |
+| Unified Procedure Step (UPS-RS only, §3.4) | ${UPS_SOP_CLASSES.map((u) => u.uid).join(', ')} | no | yes (origin server) |
 
 Implementation Class UID \`${IMPLEMENTATION_CLASS_UID}\`, Implementation Version Name \`${IMPLEMENTATION_VERSION_NAME}\`.
 
@@ -205,6 +208,23 @@ ${frameTypes.join('\n')}
 STOW-RS accepts \`multipart/related; type="application/dicom"\` (and \`application/dicom+json\`/\`+xml\` metadata
 with bulk data); at most ${c.maxInstanceBytes} bytes per instance. WADO-URI: \`requestType=WADO\` with
 \`contentType\` application/dicom (optional \`transferSyntax\`), image/jpeg, image/png, image/gif, application/pdf.
+
+### 3.4 UPS-RS (Worklist Service, PS3.18 §11)
+
+Workitems under \`/dicom-web/workitems\` (IHE AIW-I: the node is Task Manager and Task Performer). The UPS SOP
+classes are offered over DICOMweb only (no UPS DIMSE service):
+
+| SOP Class | UID | Transactions (origin server) |
+|---|---|---|
+${UPS_SOP_CLASSES.map((u) => `| ${u.name} | ${u.uid} | ${u.transactions} |`).join('\n')}
+
+State changes follow PS3.4 CC.1.1: SCHEDULED → IN PROGRESS (claimed with a Transaction UID) → COMPLETED or
+CANCELED. Refusals answer 400 (Transaction UID missing or incorrect), 404 (no such workitem) or 409 (inconsistent
+with the state) with PS3.18's \`Warning: 299\` text. Search matches ProcedureStepState, PatientID, PatientName,
+StudyInstanceUID (of the input), ScheduledProcedureStepStartDateTime (DT ranges), ScheduledProcedureStepPriority,
+ProcedureStepLabel, WorklistLabel, SOPInstanceUID. Event reports (State Report, Progress Report, Cancel Requested)
+go as DICOM JSON text frames over \`/dicom-web/subscribers/{AETitle}\` (WebSocket, bearer token). The node
+performs workitems whose Scheduled Workitem Code Sequence holds \`(${NODE_WORKITEM_CODE.value}, ${NODE_WORKITEM_CODE.scheme}, "${NODE_WORKITEM_CODE.meaning}")\`.
 
 ## 4 Character sets
 

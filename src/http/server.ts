@@ -54,7 +54,9 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
     audit: deps.audit,
     log,
     authenticate: (req) =>
-      config.auth.disabled ? Promise.resolve({ ok: true as const, principal: { userId: 0, username: 'auth-disabled', role: 'admin' as const } }) : verifier.verify(req),
+      config.auth.disabled
+        ? Promise.resolve({ ok: true as const, principal: { userId: 0, username: 'auth-disabled', role: 'admin' as const } })
+        : verifier.verify(req),
   });
   const limiter = new FailureLimiter(config.auth.loginMaxAttempts, config.auth.loginWindowSeconds * 1000);
   const routeDeps: RouteDeps = { ...deps, security, metrics };
@@ -166,7 +168,8 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
         res.writeHead(417, { 'Content-Type': 'text/plain', Connection: 'close' }).end('Expectation Failed\n');
       });
       server.on('upgrade', (req, socket, head) => {
-        if (!channels.handleUpgrade(req, socket, head)) socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        if (!channels.handleUpgrade(req, socket, head))
+          socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       });
       // Connections past the cap are closed on arrival; those already open go on being served.
       server.maxConnections = h.maxConnections;

@@ -171,7 +171,8 @@ export class UpsPerformer {
     const report = await reportOfAnalysis(this.deps.worklist.db, a.id);
     if (report?.srSopInstanceUid) return this.complete(w, tx, a, [report.srSopInstanceUid, report.pdfSopInstanceUid]);
     const st = await autoPublishStatus(this.deps.worklist.db, a, this.deps.autoPublish);
-    if (st.status === 'held' || st.status === 'off') return this.cancel(w, tx, `the draft report is not published automatically: ${st.reason}`);
+    if (st.status === 'held' || st.status === 'off')
+      return this.cancel(w, tx, `the draft report is not published automatically: ${st.reason}`);
     await this.reportProgress(w, tx, 95, `publishing the draft report (${st.reason ?? 'pending'})`);
     await this.again(w.uid);
     return 'publishing';
@@ -239,7 +240,8 @@ export class UpsPerformer {
   /** A Progress Report when the figure or the stage moved. */
   private async reportProgress(w: Workitem, tx: string, pct: number, description: string): Promise<void> {
     const info = items(w.dataset, 'ProcedureStepProgressInformationSequence')[0];
-    if (info && text(info, 'ProcedureStepProgress') === String(pct) && text(info, 'ProcedureStepProgressDescription') === description) return;
+    if (info && text(info, 'ProcedureStepProgress') === String(pct) && text(info, 'ProcedureStepProgressDescription') === description)
+      return;
     await this.deps.worklist.progress(w.uid, tx, pct, description);
   }
 

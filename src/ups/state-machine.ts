@@ -80,12 +80,23 @@ export interface StateChange {
  * `transactionUid`, or a UpsError. Every request carries a Transaction UID (PS3.18 §11.7.1.4).
  */
 export function changeState(current: WorkitemLock, requested: string, transactionUid: string | undefined): StateChange {
-  if (!transactionUid) throw new UpsError('invalid-input', DIMSE.wrongTransactionUid, WARNINGS.txMissing, 'the request has no Transaction UID');
+  if (!transactionUid)
+    throw new UpsError('invalid-input', DIMSE.wrongTransactionUid, WARNINGS.txMissing, 'the request has no Transaction UID');
   if (requested === 'SCHEDULED') {
-    throw new UpsError('invalid-input', DIMSE.scheduledOnlyByCreate, WARNINGS.stateInconsistent, 'a UPS only becomes SCHEDULED when created');
+    throw new UpsError(
+      'invalid-input',
+      DIMSE.scheduledOnlyByCreate,
+      WARNINGS.stateInconsistent,
+      'a UPS only becomes SCHEDULED when created',
+    );
   }
   if (requested !== 'IN PROGRESS' && requested !== 'COMPLETED' && requested !== 'CANCELED') {
-    throw new UpsError('invalid-input', DIMSE.scheduledOnlyByCreate, WARNINGS.stateInconsistent, `"${requested}" is not a state to change to`);
+    throw new UpsError(
+      'invalid-input',
+      DIMSE.scheduledOnlyByCreate,
+      WARNINGS.stateInconsistent,
+      `"${requested}" is not a state to change to`,
+    );
   }
   const refuse = (status: number, message: string): never => {
     throw new UpsError('conflict', status, WARNINGS.stateInconsistent, message);

@@ -14,6 +14,23 @@ import { DIMSE, UpsError, WARNINGS, type UpsState } from './state-machine.js';
 export const UPS_PUSH_SOP_CLASS = '1.2.840.10008.5.1.4.34.6.1';
 /** The UPS Event SOP Class, the Affected SOP Class of every event report. */
 export const UPS_EVENT_SOP_CLASS = '1.2.840.10008.5.1.4.34.6.4';
+/**
+ * The UPS SOP classes (PS3.4 CC.3.1) whose services the Worklist Service (UPS-RS) carries here, as
+ * an origin server, with the transactions that carry them (PS3.18 Table 11.3-1): the conformance
+ * statement's table (src/http/conformance.ts).
+ */
+export const UPS_SOP_CLASSES: ReadonlyArray<{ name: string; uid: string; transactions: string }> = [
+  { name: 'UPS Push', uid: UPS_PUSH_SOP_CLASS, transactions: 'Create, Request Cancellation, Retrieve' },
+  { name: 'UPS Pull', uid: '1.2.840.10008.5.1.4.34.6.3', transactions: 'Search, Retrieve, Update, Change State' },
+  {
+    name: 'UPS Watch',
+    uid: '1.2.840.10008.5.1.4.34.6.2',
+    transactions: 'Subscribe, Unsubscribe, Suspend, Retrieve, Search, Request Cancellation',
+  },
+  { name: 'UPS Event', uid: UPS_EVENT_SOP_CLASS, transactions: 'Open Event Channel, Send Event Report (WebSocket)' },
+  { name: 'UPS Query', uid: '1.2.840.10008.5.1.4.34.6.5', transactions: 'Search' },
+];
+
 /** Well-known SOP Instance UIDs of the worklist subscriptions (PS3.4 CC.3.1). */
 export const GLOBAL_SUBSCRIPTION_UID = '1.2.840.10008.5.1.4.34.5';
 export const FILTERED_GLOBAL_SUBSCRIPTION_UID = '1.2.840.10008.5.1.4.34.5.1';
@@ -51,13 +68,16 @@ export function items(ds: DicomJsonDataset, keyword: string): DicomJsonDataset[]
 
 export function isDataset(x: unknown): x is DicomJsonDataset {
   if (!x || typeof x !== 'object' || Array.isArray(x)) return false;
-  return Object.entries(x).every(([k, v]) => /^[0-9A-Fa-f]{8}$/.test(k) && !!v && typeof v === 'object' && typeof (v as { vr?: unknown }).vr === 'string');
+  return Object.entries(x).every(
+    ([k, v]) => /^[0-9A-Fa-f]{8}$/.test(k) && !!v && typeof v === 'object' && typeof (v as { vr?: unknown }).vr === 'string',
+  );
 }
 
 /** DICOM JSON payloads come as one dataset or an array of one (PS3.18 F.2). */
 export function singleDataset(body: unknown, what: string): DicomJsonDataset {
   const ds = Array.isArray(body) && body.length === 1 ? body[0] : body;
-  if (!isDataset(ds)) throw new UpsError('invalid-input', 0xa900, WARNINGS.stateInconsistent, `${what}: the payload is not a DICOM JSON dataset`);
+  if (!isDataset(ds))
+    throw new UpsError('invalid-input', 0xa900, WARNINGS.stateInconsistent, `${what}: the payload is not a DICOM JSON dataset`);
   // Tags as DICOM JSON names them: upper-case hex.
   return Object.fromEntries(Object.entries(ds).map(([k, v]) => [k.toUpperCase(), v]));
 }
@@ -88,7 +108,8 @@ export function checkCreate(ds: DicomJsonDataset): void {
   const priority = text(ds, 'ScheduledProcedureStepPriority')!;
   if (!['HIGH', 'MEDIUM', 'LOW'].includes(priority)) bad(`Scheduled Procedure Step Priority "${priority}" is not HIGH, MEDIUM or LOW`);
   const readiness = text(ds, 'InputReadinessState')!;
-  if (!['READY', 'UNAVAILABLE', 'INCOMPLETE'].includes(readiness)) bad(`Input Readiness State "${readiness}" is not READY, UNAVAILABLE or INCOMPLETE`);
+  if (!['READY', 'UNAVAILABLE', 'INCOMPLETE'].includes(readiness))
+    bad(`Input Readiness State "${readiness}" is not READY, UNAVAILABLE or INCOMPLETE`);
   for (const item of items(ds, 'InputInformationSequence')) {
     const study = text(item, 'StudyInstanceUID');
     if (study !== undefined && !isValidUid(study)) bad(`Input Information Sequence names an invalid Study Instance UID "${study}"`);
@@ -98,7 +119,8 @@ export function checkCreate(ds: DicomJsonDataset): void {
 /** Attributes no Update may set (PS3.4 CC.2.6.3: the SOP Instance UID, the state and the lock). */
 export function checkUpdatePayload(ds: DicomJsonDataset): void {
   for (const k of ['SOPInstanceUID', 'ProcedureStepState', 'TransactionUID', 'SOPClassUID']) {
-    if (ds[tag(k)]) throw new UpsError('invalid-input', DIMSE.scheduledOnlyByCreate, WARNINGS.updateInconsistent, `an Update may not set ${k}`);
+    if (ds[tag(k)])
+      throw new UpsError('invalid-input', DIMSE.scheduledOnlyByCreate, WARNINGS.updateInconsistent, `an Update may not set ${k}`);
   }
 }
 

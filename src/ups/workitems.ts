@@ -50,7 +50,11 @@ import {
  * Input Information Sequence. A private coding scheme ("99" prefix, PS3.16 8.2): no standard code
  * names "AI analysis of a study" for IHE AIW-I yet.
  */
-export const NODE_WORKITEM_CODE = { value: 'RADIANT-AI', scheme: '99RADIANT', meaning: 'AI image analysis (MedGemma draft report)' } as const;
+export const NODE_WORKITEM_CODE = {
+  value: 'RADIANT-AI',
+  scheme: '99RADIANT',
+  meaning: 'AI image analysis (MedGemma draft report)',
+} as const;
 
 export const UPS_PERFORM_JOB = 'ups.perform';
 
@@ -140,7 +144,12 @@ export class Worklist {
    * dataset's SOP Instance UID) or is made here. Extra: columns the node sets on its own
    * workitems (the analysis performing it).
    */
-  async create(ds: DicomJsonDataset, uidFromRequest: string | undefined, createdBy: string, extra: WorkitemColumns = {}): Promise<Workitem> {
+  async create(
+    ds: DicomJsonDataset,
+    uidFromRequest: string | undefined,
+    createdBy: string,
+    extra: WorkitemColumns = {},
+  ): Promise<Workitem> {
     checkCreate(ds);
     const uid = uidFromRequest ?? text(ds, 'SOPInstanceUID') ?? newUid();
     if (!isValidUid(uid)) throw new UpsError('invalid-input', 0xa900, WARNINGS.stateInconsistent, `"${uid}" is not a valid UID`);
@@ -182,7 +191,11 @@ export class Worklist {
 
   /** The node's ups.perform job for a workitem, now or at `runAt` (the earliest asked wins). */
   async schedulePerform(trx: Trx | Db, uid: string, runAt = new Date()): Promise<void> {
-    await this.deps.queue.schedule(trx, { kind: UPS_PERFORM_JOB, payload: { workitem: uid }, dedupeKey: `ups.perform:${uid}`, runAt }, 'earliest');
+    await this.deps.queue.schedule(
+      trx,
+      { kind: UPS_PERFORM_JOB, payload: { workitem: uid }, dedupeKey: `ups.perform:${uid}`, runAt },
+      'earliest',
+    );
   }
 
   /** Update (N-SET): top-level attributes replaced; the state, the lock and the UIDs are not the payload's to set. */
@@ -228,13 +241,24 @@ export class Worklist {
       const ds: DicomJsonDataset = { ...w.dataset, ...opts.merge, ...Object.fromEntries([attr('ProcedureStepState', change.to)]) };
       // The lock is kept in the row, never in what Retrieve answers (publicView drops it anyway).
       if (change.to === 'IN PROGRESS') Object.assign(ds, Object.fromEntries([attr('TransactionUID', change.transactionUid)]));
-      const cols: WorkitemColumns = { state: change.to, transaction_uid: change.transactionUid, dataset: JSON.stringify(ds), updated_at: now };
+      const cols: WorkitemColumns = {
+        state: change.to,
+        transaction_uid: change.transactionUid,
+        dataset: JSON.stringify(ds),
+        updated_at: now,
+      };
       if (opts.nodePerformer !== undefined) cols.node_performer = opts.nodePerformer;
       if (opts.analysisId !== undefined) cols.analysis_id = opts.analysisId;
       if (!(await updateWorkitem(trx, uid, cols, { state: w.state, transactionUid: w.transactionUid }))) {
         throw new UpsError('conflict', DIMSE.alreadyInProgress, WARNINGS.stateInconsistent, 'the workitem changed meanwhile');
       }
-      await this.event(trx, uid, UPS_EVENT.stateReport, stateReport(uid, change.to, text(ds, 'InputReadinessState') ?? 'READY', opts.reason), now);
+      await this.event(
+        trx,
+        uid,
+        UPS_EVENT.stateReport,
+        stateReport(uid, change.to, text(ds, 'InputReadinessState') ?? 'READY', opts.reason),
+        now,
+      );
     });
     return { workitem: await this.get(uid), warning };
   }
@@ -246,11 +270,20 @@ export class Worklist {
       if (!r) throw notFound(uid);
       const w = fromRow(r);
       checkUpdate(w, transactionUid);
-      const info = Object.fromEntries([attr('ProcedureStepProgress', String(Math.round(percent))), attr('ProcedureStepProgressDescription', description)]);
+      const info = Object.fromEntries([
+        attr('ProcedureStepProgress', String(Math.round(percent))),
+        attr('ProcedureStepProgressDescription', description),
+      ]);
       const ds = { ...w.dataset, ...Object.fromEntries([attr('ProcedureStepProgressInformationSequence', info)]) };
       const now = new Date().toISOString();
       if (!(await updateWorkitem(trx, uid, { dataset: JSON.stringify(ds), updated_at: now }, { state: w.state, transactionUid }))) return;
-      await this.event(trx, uid, UPS_EVENT.progressReport, eventReport(uid, UPS_EVENT.progressReport, [attr('ProcedureStepProgressInformationSequence', info)]), now);
+      await this.event(
+        trx,
+        uid,
+        UPS_EVENT.progressReport,
+        eventReport(uid, UPS_EVENT.progressReport, [attr('ProcedureStepProgressInformationSequence', info)]),
+        now,
+      );
     });
   }
 
