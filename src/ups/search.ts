@@ -42,11 +42,15 @@ export interface WorkitemQuery {
   offset: number;
 }
 
-/** A DT bound: digits, optional fraction; an upper bound covers everything it is a prefix of. */
+/**
+ * A DT bound: digits, optional fraction. An upper bound covers every value it is a prefix of: it is
+ * padded with 9s (digits only, so the comparison is the same under any collation, PostgreSQL's too).
+ */
 function dtBound(v: string, upper: boolean): string {
   if (!/^\d{4,14}(\.\d{1,6})?$/.test(v)) throw new QueryError(`"${v}" is not a DT value (YYYYMMDDHHMMSS)`);
-  // '~' sorts after every digit, '+' and '-': 20240101~ is past any time of that day.
-  return upper ? `${v}~` : v;
+  if (!upper) return v;
+  const [whole, frac] = v.split('.');
+  return `${whole!.padEnd(14, '9')}.${(frac ?? '').padEnd(6, '9')}`;
 }
 
 function dtMatch(value: string): ValueMatch | undefined {
