@@ -135,7 +135,7 @@ describe('HL7 ORU^R01 builder (v2.5.1)', () => {
       messageType: 'ORM^O01',
     });
     expect(o.clinicalIndication).to.equal('Persistent cough & fever');
-    const omi = 'MSH|^~\\&|RIS|HOSP|X||20240101||OMI^O23|C2|P|2.5.1\rORC|NW|PL2|FI2\rOBR|1|PL2|FI2|||||||||||Headache\rIPC|ACC2|RP1|1.2.3|SPS1';
+    const omi = 'MSH|^~\\&|RIS|HOSP|X||20240101||OMI^O23|C2|P|2.5.1\rORC|NW|PL2|FI2\rOBR|1|PL2|FI2||||||||||Headache\rIPC|ACC2|RP1|1.2.3|SPS1';
     expect(orderFromMessage(parseMessage(omi), omi)).to.include({ accessionNumber: 'ACC2', clinicalIndication: 'Headache' });
     const adt = 'MSH|^~\\&|RIS|HOSP|X||20240101||ADT^A01|C3|P|2.5.1\rPID|1||P1';
     expect(() => orderFromMessage(parseMessage(adt), adt)).to.throw(OrderMessageError).with.property('ack', 'AR');
