@@ -149,7 +149,9 @@ describe('HL7 v2 (issue 19): ORU^R01 to a RIS over MLLP, orders in over the list
     socket.end();
     expect(await mllpExchange(node.hl7Port!, ORM.replace('ORD0001', 'ORD0005'))).to.match(/\rMSA\|AA\|ORD0005/);
     const audited = await auditRows(node, 'hl7.order.received');
-    expect(audited.map((r) => r.outcome)).to.include('success').and.include('failure');
+    expect(audited.map((r) => r.outcome))
+      .to.include('success')
+      .and.include('failure');
   });
 
   it('a pushed study is analysed with the order’s indication, and the RIS gets the draft ORU (P) linked to the order', async () => {
@@ -200,7 +202,12 @@ describe('HL7 v2 (issue 19): ORU^R01 to a RIS over MLLP, orders in over the list
     await ris.restart();
     const corrected = await until('corrected ORU', async () => orus().find((r) => field(r.msg, 'OBR.25') === 'C'), 60_000, 100);
     expect(corrected.msg.getSegments('OBX').every((s) => s.get('OBX.11') === 'C')).to.equal(true);
-    const done = await until('delivered after retries', async () => (await deliveries()).find((d) => d.id === waiting.id && d.status === 'delivered'), 30_000, 100);
+    const done = await until(
+      'delivered after retries',
+      async () => (await deliveries()).find((d) => d.id === waiting.id && d.status === 'delivered'),
+      30_000,
+      100,
+    );
     expect(done.attempts).to.be.greaterThan(2);
   });
 
@@ -217,7 +224,12 @@ describe('HL7 v2 (issue 19): ORU^R01 to a RIS over MLLP, orders in over the list
     const retried = await admin.post<DeliveryView>(`/api/integrations/${integrationId}/deliveries/${dead.id}/retry`, {});
     expect(retried.status).to.equal(200);
     expect(retried.body.status).to.equal('queued');
-    const ok = await until('dead letter delivered', async () => (await deliveries()).find((d) => d.id === dead.id && d.status === 'delivered'), 30_000, 100);
+    const ok = await until(
+      'dead letter delivered',
+      async () => (await deliveries()).find((d) => d.id === dead.id && d.status === 'delivered'),
+      30_000,
+      100,
+    );
     expect(ok).to.include({ response_code: 'AA', attempts: 2 });
     expect((await admin.post(`/api/integrations/${integrationId}/deliveries/${dead.id}/retry`, {})).status).to.equal(409);
   });

@@ -47,7 +47,13 @@ function parsePayload(p: unknown): DeliveryJobPayload {
 }
 
 /** The ORU^R01 of a report version, for `integration`. */
-export async function oruFor(d: ReportNodeDeps, integration: Integration, reportId: number, version: number, controlId: string): Promise<string> {
+export async function oruFor(
+  d: ReportNodeDeps,
+  integration: Integration,
+  reportId: number,
+  version: number,
+  controlId: string,
+): Promise<string> {
   const final = (why: string) => new JobError(why, { retryable: false });
   const report = await getReport(d.db, reportId);
   if (!report) throw final(`report ${reportId} does not exist`);
@@ -120,7 +126,12 @@ async function sendDelivery(d: Hl7SendDeps, job: JobRow<DeliveryJobPayload>): Pr
   const last = job.attempts >= job.maxAttempts;
   const give = async (why: string, retryable: boolean, ack: Ack | null) => {
     const dead = !retryable || last;
-    await recordAttempt(db, id, { status: dead ? 'failed' : 'queued', response: ack?.raw ?? null, responseCode: ack?.code ?? null, error: why });
+    await recordAttempt(db, id, {
+      status: dead ? 'failed' : 'queued',
+      response: ack?.raw ?? null,
+      responseCode: ack?.code ?? null,
+      error: why,
+    });
     await d.audit.record({
       actorType: 'system',
       actor: HL7_SEND_JOB,

@@ -111,7 +111,12 @@ describe('HL7 ORU^R01 builder (v2.5.1)', () => {
     const obr = signed.getSegment('OBR');
     expect(JSON.stringify(obr.get('OBR.32'))).to.include('drhouse');
     const raw = buildOru({ ...base, state: 'final', signer: { username: 'drhouse', name: 'House^Gregory^^^MD' } });
-    expect(raw.split('\r').find((l) => l.startsWith('OBR|'))!.split('|')[32]).to.equal('drhouse&House&Gregory');
+    expect(
+      raw
+        .split('\r')
+        .find((l) => l.startsWith('OBR|'))!
+        .split('|')[32],
+    ).to.equal('drhouse&House&Gregory');
     expect(signed.getSegments('OBX').every((s) => s.get('OBX.11') === 'F')).to.equal(true);
     expect(resultStatus('amended')).to.equal('C');
     const amended = parse(buildOru({ ...base, state: 'amended', signer: { username: 'drhouse', name: 'House^Gregory' } }));
@@ -135,12 +140,17 @@ describe('HL7 ORU^R01 builder (v2.5.1)', () => {
       messageType: 'ORM^O01',
     });
     expect(o.clinicalIndication).to.equal('Persistent cough & fever');
-    const omi = 'MSH|^~\\&|RIS|HOSP|X||20240101||OMI^O23|C2|P|2.5.1\rORC|NW|PL2|FI2\rOBR|1|PL2|FI2||||||||||Headache\rIPC|ACC2|RP1|1.2.3|SPS1';
+    const omi =
+      'MSH|^~\\&|RIS|HOSP|X||20240101||OMI^O23|C2|P|2.5.1\rORC|NW|PL2|FI2\rOBR|1|PL2|FI2||||||||||Headache\rIPC|ACC2|RP1|1.2.3|SPS1';
     expect(orderFromMessage(parseMessage(omi), omi)).to.include({ accessionNumber: 'ACC2', clinicalIndication: 'Headache' });
     const adt = 'MSH|^~\\&|RIS|HOSP|X||20240101||ADT^A01|C3|P|2.5.1\rPID|1||P1';
-    expect(() => orderFromMessage(parseMessage(adt), adt)).to.throw(OrderMessageError).with.property('ack', 'AR');
+    expect(() => orderFromMessage(parseMessage(adt), adt))
+      .to.throw(OrderMessageError)
+      .with.property('ack', 'AR');
     const noAcc = 'MSH|^~\\&|RIS|HOSP|X||20240101||ORM^O01|C4|P|2.5.1\rORC|NW\rOBR|1';
-    expect(() => orderFromMessage(parseMessage(noAcc), noAcc)).to.throw(/no Accession Number/).with.property('ack', 'AE');
+    expect(() => orderFromMessage(parseMessage(noAcc), noAcc))
+      .to.throw(/no Accession Number/)
+      .with.property('ack', 'AE');
   });
 
   it('ACKs: MSA-1/2 and the reason in MSA-3 and ERR, read by hl7-standard and by the MLLP client', () => {

@@ -219,8 +219,7 @@ export function registerIntegrationRoutes(r: RouterInstance<AppState>, deps: Rou
     const current = await load(ctx);
     const b = await readJson(ctx, updateBody);
     const foreign = (current.kind === 'fhir' ? HL7_ONLY : FHIR_ONLY).filter((k) => b[k] !== undefined);
-    if (foreign.length)
-      throw new HttpError(400, 'invalid_field', `${foreign.join(', ')}: not a field of a ${current.kind} integration`);
+    if (foreign.length) throw new HttpError(400, 'invalid_field', `${foreign.join(', ')}: not a field of a ${current.kind} integration`);
     const i = await updateIntegration(db, current.id, toInput(b)).catch((err: unknown) => {
       throw conflict(err);
     });

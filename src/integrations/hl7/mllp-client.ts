@@ -47,7 +47,11 @@ export function parseAck(raw: string): Ack {
 export async function sendMllp(target: MllpTarget, text: string): Promise<Ack> {
   // connectionTimeout > 0 makes the library report a refused or dropped connection (client.error)
   // instead of waiting silently; it is capped at 60 s by the library.
-  const client = new Client({ host: target.host, connectionTimeout: Math.min(60_000, target.timeoutMs), ...(target.tls ? { tls: true } : {}) });
+  const client = new Client({
+    host: target.host,
+    connectionTimeout: Math.min(60_000, target.timeoutMs),
+    ...(target.tls ? { tls: true } : {}),
+  });
   return new Promise<Ack>((resolve, reject) => {
     let settled = false;
     let conn: Connection | undefined;

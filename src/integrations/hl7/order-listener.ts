@@ -167,7 +167,12 @@ export class OrderListener {
         resourceType: 'order',
         ...(orderId !== undefined ? { resourceId: String(orderId) } : {}),
         outcome: outcome.code === 'AA' ? 'success' : 'failure',
-        details: { type, controlId: m?.get('MSH.10').toString() ?? null, ack: outcome.code, ...(outcome.text ? { reason: outcome.text } : {}) },
+        details: {
+          type,
+          controlId: m?.get('MSH.10').toString() ?? null,
+          ack: outcome.code,
+          ...(outcome.text ? { reason: outcome.text } : {}),
+        },
       })
       .catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'HL7 order audit failed'));
     log.info({ peer, type, ack: outcome.code }, 'HL7 message answered');
