@@ -17,6 +17,7 @@ import * as m015r from './015_report_per_analysis.js';
 import * as m016t from './016_trim_padded_values.js';
 import * as m017 from './017_instance_image_attributes.js';
 import * as m018u from './018_user_credentials.js';
+import * as m021i from './021_integrations.js';
 import * as m023u from './023_ups_workitems.js';
 
 interface Migration {
@@ -47,6 +48,7 @@ const migrations: ReadonlyArray<[string, Migration]> = [
   ['016_trim_padded_values', m016t],
   ['017_instance_image_attributes', m017],
   ['018_user_credentials', m018u],
+  ['021_integrations', m021i],
   ['023_ups_workitems', m023u],
 ];
 

@@ -15,6 +15,8 @@ import { EngineHost } from './medgemma/engine-host.js';
 import { AutoAnalyzer, STUDY_STABLE_JOB, studyStableHook } from './analysis/auto-analyze.js';
 import type { AnalysisRequester } from './analysis/requests.js';
 import { jobHandlers } from './jobs/handlers.js';
+import { hl7JobHandlers } from './integrations/hl7-send.js';
+import { OrderListener } from './integrations/hl7/order-listener.js';
 import { jobQueue, startJobWorker, startServiceWorker } from './jobs/start.js';
 import type { JobQueue } from './jobs/queue.js';
 import { JobWorker, type JobHandlers } from './jobs/worker.js';
@@ -79,6 +81,8 @@ export interface RunningNode extends Core {
   dicomPort: number;
   http: HttpApp;
   httpPort: number;
+  /** The HL7 MLLP listener's port (HL7_LISTEN_PORT); undefined when it is off. */
+  hl7Port: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -243,6 +247,8 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     ...reportJobHandlers(workflowDeps(core), autoPublishConfig(config)),
     // Performing a workitem is following its analysis: light steps, never behind one.
     ...performer.handlers(),
+    // Deliveries to the hospital's systems (HL7 to a RIS): light, and never behind an analysis.
+    ...hl7JobHandlers({ ...workflowDeps(core), retry: { baseMs: config.hl7.retryBaseMs, maxMs: 30 * 60_000 } }),
   };
   let serviceJobs: JobWorker | undefined;
   // Analysis jobs wake their worker themselves (AnalysisRequester.wake); scheduled ones (study.stable) when due.
@@ -264,6 +270,20 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     throw new Error(`cannot listen on HTTP port ${config.httpPort}: ${errorMessage(err)}`, { cause: err });
   }
   log.info({ port: httpPort }, 'HTTP listener started');
+  let hl7: OrderListener | undefined;
+  let hl7Port: number | undefined;
+  if (config.hl7.listenPort !== undefined) {
+    const node = { aeTitle: config.dicom.aeTitle, institutionName: config.institutionName };
+    hl7 = new OrderListener({ db: core.db, audit: core.audit, log, node, allowedSenders: config.hl7.allowedSenders });
+    try {
+      hl7Port = await hl7.start(config.hl7.listenPort);
+    } catch (err) {
+      await http.close();
+      await dimse.stop();
+      await core.close();
+      throw new Error(`cannot listen on HL7 port ${config.hl7.listenPort}: ${errorMessage(err)}`, { cause: err });
+    }
+  }
   if (config.forwarding.enabled) {
     await core.forwarder
       .scheduleAll()
@@ -286,7 +306,9 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     dicomPort,
     http,
     httpPort,
+    hl7Port,
     async stop() {
+      await hl7?.stop();
       await http.close();
       await dimse.stop();
       await serviceJobs?.stop();

@@ -139,6 +139,13 @@ const envSchema = z.object({
   JOB_RETENTION_HOURS: z.coerce.number().min(0).max(87_600).default(24),
   /** off: `radiant serve` runs no jobs; dedicated `radiant worker` processes take them. */
   JOB_WORKER_IN_SERVE: z.enum(['on', 'off']).default('on'),
+  /** HL7 v2 (src/integrations): attempts of each delivery to a RIS and the back-off between them (doubling, up to 30 min). */
+  HL7_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(8),
+  HL7_RETRY_BASE_MS: z.coerce.number().int().min(10).default(30_000),
+  /** The MLLP listener for orders (ORM^O01, OMI^O23); off when unset. */
+  HL7_LISTEN_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  /** Comma-separated MSH-3 sending applications the listener accepts; empty: any. */
+  HL7_ALLOWED_SENDERS: z.string().max(4096).optional(),
   /** MedGemma engine (src/medgemma): auto = remote when online with an endpoint, llama-server with a model path, else off. */
   MEDGEMMA_BACKEND: z.enum(['auto', 'llama-server', 'remote', 'node-llama-cpp', 'off']).default('auto'),
   MEDGEMMA_MODEL_PATH: z.string().min(1).optional(),
@@ -260,8 +267,18 @@ export interface Config {
   };
   medgemma: MedgemmaConfig;
   analysis: AnalysisConfig;
+  hl7: Hl7Config;
   institutionName: string | null;
   logLevel: Env['LOG_LEVEL'];
+}
+
+export interface Hl7Config {
+  maxAttempts: number;
+  retryBaseMs: number;
+  /** undefined: no listener. 0: any free port (tests). */
+  listenPort: number | undefined;
+  /** MSH-3 values the listener accepts; empty: any sender. */
+  allowedSenders: string[];
 }
 
 export interface AnalysisConfig {
@@ -620,6 +637,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       retentionHours: e.JOB_RETENTION_HOURS,
     },
     medgemma: medgemmaConfig(e, cwd),
+    hl7: {
+      maxAttempts: e.HL7_MAX_ATTEMPTS,
+      retryBaseMs: e.HL7_RETRY_BASE_MS,
+      listenPort: e.HL7_LISTEN_PORT,
+      allowedSenders: (e.HL7_ALLOWED_SENDERS ?? '')
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean),
+    },
     institutionName: e.INSTITUTION_NAME ?? null,
     analysis: {
       autoAnalyze: checkedAutoAnalyze(e),

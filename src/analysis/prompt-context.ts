@@ -2,6 +2,7 @@ import type { Db } from '../db/connection.js';
 import { findingRows, latestAnalysisRow } from '../catalog/analyses.js';
 import { findInstance } from '../catalog/catalog.js';
 import { studyFacts, type StudyFactsRow } from '../catalog/studies.js';
+import { orderForAccession } from '../catalog/orders.js';
 import { otherStudiesOfPatient, seriesBodyParts } from '../catalog/study-facts.js';
 import { errorMessage } from '../errors.js';
 import { describeAge, describeSex, type PromptContext } from '../medgemma/prompts/index.js';
@@ -14,7 +15,7 @@ import type { Analysis } from './analyses.js';
 /**
  * What the prompt says about the examination, from the index and the first analysed image's
  * header: modality, body part, age and sex (never names or birth dates), the clinical
- * indication the requesting person typed (only that), an acquisition summary, and for a
+ * indication the requesting person typed or the RIS's order gave (only those), an acquisition summary, and for a
  * comparison the most relevant prior study.
  */
 
@@ -106,6 +107,13 @@ function acquisition(vol: AssembledVolume, series: SeriesCandidate, imageCount: 
   return parts.join('; ');
 }
 
+/** The clinical indication of the order standing for this Accession Number, if any. */
+async function orderIndication(db: Db, accessionNumber: string | null): Promise<string | undefined> {
+  const acc = accessionNumber?.trim();
+  if (!acc) return undefined;
+  return (await orderForAccession(db, acc))?.clinicalIndication?.trim() || undefined;
+}
+
 export interface BuiltContext {
   context: PromptContext;
   priorStudyInstanceUid: string | null;
@@ -135,9 +143,10 @@ export async function promptContext(
   }
   const modality = vol.modality ?? series.modality ?? 'unknown modality';
   const bodyPart = series.bodyPartExamined ?? text(header, tag('BodyPartExamined'));
-  // Only what a person typed with the request: the study's own texts (StudyDescription, Reason for
-  // the Requested Procedure…) are free text that may name the patient, and never went through a person.
-  const indication = analysis.clinicalIndication?.trim() || undefined;
+  // What a person typed with the request, else the indication of the order the RIS sent for this
+  // Accession Number (HL7 listener): the study's own texts (StudyDescription, Reason for the
+  // Requested Procedure…) are free text that may name the patient, and never went through either.
+  const indication = analysis.clinicalIndication?.trim() || (await orderIndication(db, facts.accession_number));
   const context: PromptContext = {
     modality,
     bodyPart: bodyPart?.toLowerCase(),

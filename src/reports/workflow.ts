@@ -7,6 +7,7 @@ import { getAnalysis, type Analysis } from '../analysis/analyses.js';
 import { isUniqueViolation } from '../catalog/sql.js';
 import { seriesRow } from '../catalog/studies.js';
 import type { JobQueue } from '../jobs/queue.js';
+import { queueReportDeliveries, type DeliveryOptions } from '../integrations/deliveries.js';
 import { acceptUndecided, applyPatch, bodyFromAnalysis, rejectedFindings, type BodyPatch, type ReportBody } from './body.js';
 import type { ReportState } from './content.js';
 import { currentObjects, forwardingHold, PublishError, versionUids } from './publish.js';
@@ -33,6 +34,8 @@ export interface WorkflowDeps extends ReportNodeDeps {
   jobs: JobQueue;
   /** Announces each report.publish job (job-due), so the worker that publishes starts at once. */
   events?: EventBus;
+  /** Deliveries to the hospital's systems (src/integrations), queued with each draft and signed version. */
+  deliveries?: DeliveryOptions;
 }
 
 export interface Actor {
@@ -65,6 +68,7 @@ export function workflowDeps(p: Omit<WorkflowDeps, 'jobs' | 'node'> & { queue: J
     events,
     jobs: queue,
     node: { aeTitle: config.dicom.aeTitle, institutionName: config.institutionName },
+    deliveries: { maxAttempts: config.hl7.maxAttempts },
   };
 }
 
@@ -97,6 +101,21 @@ async function queuePublish(
   const job = await enqueuePublish(trx, d.jobs, report.id, version);
   const uids = versionUids(report, version);
   return { jobId: job.id, version, srSopInstanceUid: uids.sr.sop, pdfSopInstanceUid: uids.pdf.sop };
+}
+
+/**
+ * The version's deliveries to the integrations that send on `trigger` (HL7 to a RIS), in `trx`.
+ * An AI draft that forwarding holds (an unvalidated model, not allowed) is not sent either.
+ */
+async function queueDeliveries(
+  d: WorkflowDeps,
+  trx: Trx,
+  analysis: Analysis,
+  change: { reportId: number; version: number; trigger: 'draft' | 'sign' },
+): Promise<void> {
+  if (!d.deliveries) return;
+  if (change.trigger === 'draft' && forwardingHold(analysis, d.allowUnvalidatedModel ?? false)) return;
+  await queueReportDeliveries(trx, d.jobs, change, d.deliveries);
 }
 
 function announce(d: WorkflowDeps): void {
@@ -178,7 +197,9 @@ export async function createReport(
         now,
       );
       const created = { id: reportId, studyInstanceUid: req.studyInstanceUid, createdAt: now.toISOString() };
-      return { id: reportId, publish: await queuePublish(d, trx, created, 1) };
+      const publish = await queuePublish(d, trx, created, 1);
+      await queueDeliveries(d, trx, analysis, { reportId, version: 1, trigger: 'draft' });
+      return { id: reportId, publish };
     });
   } catch (err) {
     // Another request or node drafted this analysis's report meanwhile: that one it is.
@@ -287,7 +308,9 @@ async function signed(
       },
       at,
     );
-    return queuePublish(d, trx, r, version);
+    const ticket = await queuePublish(d, trx, r, version);
+    await queueDeliveries(d, trx, analysis, { reportId: r.id, version, trigger: 'sign' });
+    return ticket;
   });
   announce(d);
   await d.audit.record({

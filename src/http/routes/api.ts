@@ -3,6 +3,7 @@ import type { RouteDeps } from '../deps.js';
 import type { AppRouter, AppState } from '../state.js';
 import { registerDocsRoutes } from './docs.js';
 import { registerForwardingRoutes } from './forwarding.js';
+import { registerIntegrationRoutes } from './integrations.js';
 import { registerEngineRoutes } from './engine.js';
 import { registerAnalysisRoutes } from './analysis.js';
 import { registerReportRoutes } from './reports.js';
@@ -22,6 +23,7 @@ export function apiRoutes(deps: RouteDeps): AppRouter {
   registerUploadRoutes(r, deps);
   registerStudyRoutes(r, deps);
   registerForwardingRoutes(r, deps);
+  registerIntegrationRoutes(r, deps);
   registerEngineRoutes(r, deps);
   registerAnalysisRoutes(r, deps);
   registerReportRoutes(r, deps);
