@@ -650,7 +650,11 @@ async function main(): Promise<void> {
     report('C-STORE, 1 association', one);
     const orthancIps = orthancFour.length ? four.instances / median(orthancFour) : undefined;
     const ratio = orthancIps && four.instances / median(four.seconds) / orthancIps;
-    report('C-STORE, 4 associations', four, ratio ? `   (${ratio.toFixed(2)}× Orthanc 1.10's ${orthancIps!.toFixed(1)} inst/s, same run)` : '');
+    report(
+      'C-STORE, 4 associations',
+      four,
+      ratio ? `   (${ratio.toFixed(2)}× Orthanc 1.10's ${orthancIps!.toFixed(1)} inst/s, same run)` : '',
+    );
     report('radiant import (whole process)', imp);
     if (importInner.length) report('radiant import (ingest only)', { ...imp, seconds: importInner });
 

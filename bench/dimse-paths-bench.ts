@@ -60,10 +60,7 @@ async function stopChild(child: ChildProcess): Promise<void> {
 }
 
 /** A fresh node process on its own data directory; `prepare` writes into its index first. */
-async function withNode<T>(
-  prepare: (dataDir: string) => Promise<void>,
-  fn: (port: number) => Promise<T>,
-): Promise<T> {
+async function withNode<T>(prepare: (dataDir: string) => Promise<void>, fn: (port: number) => Promise<T>): Promise<T> {
   const dataDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'radiant-bench-dimse-'));
   try {
     await prepare(dataDir);
@@ -92,7 +89,15 @@ async function registerDestination(dataDir: string, aeTitle: string, port: numbe
   const db = createDb({ client: 'sqlite', filename: path.join(dataDir, 'radiant.sqlite') });
   try {
     await migrateLatest(db);
-    await createRemoteNode(db, { aeTitle, host: '127.0.0.1', port, tls: false, description: null, allowQueryRetrieve: true, stowUrl: null });
+    await createRemoteNode(db, {
+      aeTitle,
+      host: '127.0.0.1',
+      port,
+      tls: false,
+      description: null,
+      allowQueryRetrieve: true,
+      stowUrl: null,
+    });
   } finally {
     await db.destroy();
   }
@@ -104,7 +109,9 @@ async function findP50(port: number, calledAe: string, identifier: FlatElement[]
   for (let i = 0; i < FINDS + 2; i++) {
     const r = await rawFind(port, STUDY_ROOT_FIND, identifier, { calledAe });
     if (r.statuses.at(-1) !== 0 || r.statuses.length - 1 !== expected) {
-      throw new Error(`C-FIND at ${calledAe}: ${r.statuses.length - 1} answers (expected ${expected}), final 0x${r.statuses.at(-1)?.toString(16)}`);
+      throw new Error(
+        `C-FIND at ${calledAe}: ${r.statuses.length - 1} answers (expected ${expected}), final 0x${r.statuses.at(-1)?.toString(16)}`,
+      );
     }
     if (i >= 2) ms.push(r.totalMs);
   }
@@ -136,8 +143,19 @@ async function moveTo(port: number, calledAe: string, study: string, destDir: st
   const secs = await seconds(async () => {
     const r = await runTool(
       'movescu',
-      ['-S', '-aet', 'BENCHMOVE', '-aec', calledAe, '-aem', 'BENCHDEST', '-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${study}`]
-        .concat(['127.0.0.1', String(port)]),
+      [
+        '-S',
+        '-aet',
+        'BENCHMOVE',
+        '-aec',
+        calledAe,
+        '-aem',
+        'BENCHDEST',
+        '-k',
+        'QueryRetrieveLevel=STUDY',
+        '-k',
+        `StudyInstanceUID=${study}`,
+      ].concat(['127.0.0.1', String(port)]),
       600_000,
     );
     if (r.code !== 0) throw new Error(`movescu from ${calledAe}: ${r.output.slice(-400)}`);

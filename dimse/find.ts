@@ -287,7 +287,11 @@ export function findService(deps: FindServiceDeps): FindService {
       const encoded = info && !info.deflated && respond.pending ? respond.pending : undefined;
       for await (const rows of findRows(db, q)) {
         if (state.cancelled || closed) break;
-        if (encoded) encoded(pending, rows.map((row) => answerBytes(q, row, aeTitle, info!)));
+        if (encoded)
+          encoded(
+            pending,
+            rows.map((row) => answerBytes(q, row, aeTitle, info!)),
+          );
         else
           respond(
             rows.map((row) => {
