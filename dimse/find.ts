@@ -2,6 +2,8 @@ import type { Db } from '../src/db/connection.js';
 import dimse from 'dcmjs-dimse';
 import type { AuditLog } from '../src/audit/audit.js';
 import { DimseStatus } from '../src/dicom/dimse-status.js';
+import { writeFlatDataset, type FlatElement, type FlatSyntax } from '../src/dicom/flat-dataset.js';
+import { transferSyntax } from '../src/dicom/transfer-syntax.js';
 import { errorMessage, RadiantError } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import { findAttribute, LEVEL_RANK, type AttributeDef, type Level } from '../src/query/attributes.js';
@@ -10,7 +12,7 @@ import { QueryError, runQuery, type AttributeMap } from '../src/query/engine.js'
 import { dimseStatusOf } from './error-status.js';
 import { receivedElements } from './identifier.js';
 import { runPatientQuery } from '../src/query/patient-level.js';
-import type { AssociationContext, AssociationT, CFindRequest, CFindResponse, Respond } from './services.js';
+import type { AssociationContext, AssociationT, CFindRequest, CFindResponse, FindRespond } from './services.js';
 
 /**
  * C-FIND SCP for the Patient Root and Study Root Query/Retrieve Information Models (PS3.4 C.4.1),
@@ -177,6 +179,8 @@ export async function* findRows(db: Db, q: ParsedFind): AsyncGenerator<Attribute
   // PatientID comes back at every level (universal matching at PATIENT), for the audit row.
   const filters = q.level === 'PATIENT' ? { PatientID: '', ...q.filters } : q.filters;
   // Small pages first: the first answers go out at once, and a C-CANCEL is seen between pages.
+  // (Each page is one indexed query of a few ms even at 1 M instances; what made a 336-answer
+  // C-FIND take 0.7 s was encoding each answer through dcmjs, now answerBytes.)
   const sizes = [16, 32, 64, 128, 256, 512];
   let offset = 0;
   for (let i = 0; ; i++) {
@@ -205,6 +209,23 @@ export function answerElements(q: ParsedFind, row: AttributeMap, aeTitle: string
   return out;
 }
 
+/** The identifier of one pending response as bytes in `syntax`: the same elements as answerElements. */
+export function answerBytes(q: ParsedFind, row: AttributeMap, aeTitle: string, syntax: FlatSyntax): Buffer {
+  const elements: FlatElement[] = [
+    { tag: 0x00080005, vr: 'CS', value: 'ISO_IR 192' },
+    { tag: 0x00080052, vr: 'CS', value: q.level },
+    { tag: 0x00080054, vr: 'AE', value: aeTitle },
+  ];
+  for (const def of q.requested) {
+    const tag = Number.parseInt(def.tag, 16);
+    const values = toDicomJsonValue(def.vr, row[def.keyword] ?? null);
+    if (def.vr === 'US') elements.push({ tag, vr: def.vr, value: (values ?? []) as number[] });
+    else if (def.vr === 'PN' || !values) elements.push({ tag, vr: def.vr, value: values ? String(row[def.keyword]) : '' });
+    else elements.push({ tag, vr: def.vr, value: values.join('\\') });
+  }
+  return writeFlatDataset(elements, syntax);
+}
+
 /** ErrorComment is LO: 64 characters at most. */
 function comment(message: string): string {
   const ascii = message.replace(/[^\x20-\x7e]/g, '?');
@@ -219,7 +240,7 @@ export interface FindServiceDeps {
 }
 
 export interface FindService {
-  find(ctx: AssociationContext, request: CFindRequest, respond: Respond<CFindResponse>): void;
+  find(ctx: AssociationContext, request: CFindRequest, respond: FindRespond): void;
   cancel(ctx: AssociationContext, messageId: number): void;
 }
 
@@ -235,7 +256,7 @@ export function findService(deps: FindServiceDeps): FindService {
     return r;
   };
 
-  async function run(ctx: AssociationContext, request: CFindRequest, respond: Respond<CFindResponse>): Promise<void> {
+  async function run(ctx: AssociationContext, request: CFindRequest, respond: FindRespond): Promise<void> {
     const started = Date.now();
     const messageId = request.getMessageId();
     const model = modelOf(request.getAffectedSopClassUid());
@@ -260,16 +281,26 @@ export function findService(deps: FindServiceDeps): FindService {
       query = auditedQuery(q);
       const pending = q.unsupported.length ? DimseStatus.PendingOptionalKeysNotSupported : DimseStatus.Pending;
       const ts = dataset.getTransferSyntaxUid();
+      // The identifiers are written here and sent as PDUs by the SCP (a few µs each, against ~2 ms
+      // through dcmjs-dimse's data set model); a deflated syntax still goes through dcmjs-dimse.
+      const info = transferSyntax(ts);
+      const encoded = info && !info.deflated && respond.pending ? respond.pending : undefined;
       for await (const rows of findRows(db, q)) {
         if (state.cancelled || closed) break;
-        respond(
-          rows.map((row) => {
-            const r = CFindResponseC.fromRequest(request);
-            r.setStatus(pending);
-            r.setDataset(new Dataset(answerElements(q, row, aeTitle), ts));
-            return r;
-          }),
-        );
+        if (encoded)
+          encoded(
+            pending,
+            rows.map((row) => answerBytes(q, row, aeTitle, info!)),
+          );
+        else
+          respond(
+            rows.map((row) => {
+              const r = CFindResponseC.fromRequest(request);
+              r.setStatus(pending);
+              r.setDataset(new Dataset(answerElements(q, row, aeTitle), ts));
+              return r;
+            }),
+          );
         matches += rows.length;
         for (const row of rows) {
           const study = row.StudyInstanceUID;

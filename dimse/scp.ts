@@ -8,6 +8,7 @@ import { dimseStatusOf } from './error-status.js';
 import type { Logger } from '../src/logger.js';
 import type { LimitReason, Slot } from './admission.js';
 import { decideContext } from './negotiation.js';
+import { messagePdus, responseCommandSet } from './pdata.js';
 import { StoreSink } from './store-sink.js';
 import type {
   AssociationContext,
@@ -18,6 +19,7 @@ import type {
   CGetResponse,
   CMoveRequest,
   CMoveResponse,
+  FindRespond,
   NActionRequest,
   NActionResponse,
   ScpServices,
@@ -33,6 +35,9 @@ const {
   NActionResponse: NActionResponseC,
 } = dimse.responses;
 const { PresentationContextResult, RejectResult, RejectSource, RejectReason, AbortSource, AbortReason } = dimse.constants;
+
+/** CommandField of a C-FIND-RSP (PS3.7 E.1). */
+const C_FIND_RSP = 0x8020;
 
 type Association = InstanceType<typeof dimse.association.Association>;
 type PresentationContext = InstanceType<typeof dimse.association.PresentationContext>;
@@ -359,11 +364,33 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
       if (!services.find || !this.context) return callback([refusal(CFindResponseC.fromRequest(request))]);
       // The node is reading the index: the caller waiting for it is not idle.
       this.busy++;
-      services.find(
-        this.context,
-        request,
-        this.respondVia(request, callback, () => this.busy--),
+      let finished = false;
+      const respond: FindRespond = Object.assign(
+        this.respondVia(request, callback, () => {
+          finished = true;
+          this.busy--;
+        }),
+        { pending: (status: number, identifiers: Buffer[]) => !finished && this.sendPendingFind(request, status, identifiers) },
       );
+      services.find(this.context, request, respond);
+    }
+
+    /** Pending C-FIND responses with identifiers already encoded: their PDUs in one socket write. */
+    private sendPendingFind(request: CFindRequest, status: number, identifiers: Buffer[]): void {
+      if (identifiers.length === 0 || this.conn.destroyed) return;
+      const context = this.association?.getAcceptedPresentationContextFromRequest(request);
+      if (!context) return;
+      this.touch();
+      const command = responseCommandSet({
+        affectedSopClassUid: request.getAffectedSopClassUid(),
+        commandField: C_FIND_RSP,
+        messageIdBeingRespondedTo: request.getMessageId(),
+        status,
+        hasDataset: true,
+      });
+      const maxPdu = this.association!.getMaxPduLength();
+      const pdus = identifiers.flatMap((identifier) => messagePdus(context.getPresentationContextId(), maxPdu, command, identifier));
+      this.conn.write(Buffer.concat(pdus));
     }
 
     override cMoveRequest(request: CMoveRequest, callback: (responses: CMoveResponse[]) => void): void {

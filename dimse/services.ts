@@ -43,10 +43,21 @@ export interface AssociationContext {
 
 export type Respond<R> = (responses: R | R[]) => void;
 
+/**
+ * C-FIND's answer channel: `respond` as for the other services, and `pending`, which sends pending
+ * responses whose identifiers the service encoded itself (in the transfer syntax of the request's
+ * identifier), written as P-DATA-TF PDUs by the SCP in one socket write per batch
+ * (dimse/pdata.ts) instead of through dcmjs-dimse's per-message data set model.
+ */
+export interface FindRespond extends Respond<CFindResponse> {
+  (responses: CFindResponse | CFindResponse[]): void;
+  pending?(status: number, identifiers: Buffer[]): void;
+}
+
 export interface ScpServices {
   /** Abstract syntaxes these services accept (Q/R information models, storage commitment). */
   abstractSyntaxes: ReadonlySet<string>;
-  find?(ctx: AssociationContext, request: CFindRequest, respond: Respond<CFindResponse>): void;
+  find?(ctx: AssociationContext, request: CFindRequest, respond: FindRespond): void;
   move?(ctx: AssociationContext, request: CMoveRequest, respond: Respond<CMoveResponse>): void;
   get?(ctx: AssociationContext, request: CGetRequest, respond: Respond<CGetResponse>): void;
   /** A C-CANCEL for the request with this Message ID on this association. */

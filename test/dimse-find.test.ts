@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { PATIENT_ROOT_FIND, STUDY_ROOT_FIND } from '../dimse/find.js';
 import { clientFind, findscu, type FindAnswer } from './helpers/dimse-client.js';
+import dimse from 'dcmjs-dimse';
 import { runTool } from './helpers/dcmtk.js';
+import { rawFind } from './helpers/raw-find.js';
 import { baseUrl, bearer, tokenFor } from './helpers/http.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
 import { onBothDatabases } from './helpers/postgres.js';
@@ -417,6 +419,31 @@ onBothDatabases((dbName, env) => {
       const r = await findscu(node.dicomPort, ['-S', '--cancel', '2', '-k', 'QueryRetrieveLevel=STUDY', '-k', 'StudyInstanceUID']);
       assert.match(r.final ?? '', /^Cancel/, r.tool.output.slice(-800));
       assert.ok(r.answers.length >= 2 && r.answers.length < studies.length, `${r.answers.length} answers`);
+    });
+
+    it('all matches of a large result stream as pending responses, the first before the last, in Implicit and Explicit VR', async () => {
+      const identifier = (level: string) => [
+        { tag: 0x00080052, vr: 'CS', value: level },
+        { tag: 0x0020000d, vr: 'UI', value: '' },
+        { tag: 0x00100010, vr: 'PN', value: '' },
+        { tag: 0x00200010, vr: 'SH', value: '' },
+      ];
+      const expected = studies.map((s) => s.studyInstanceUid).sort();
+      for (const explicitVr of [false, true]) {
+        const r = await rawFind(node.dicomPort, STUDY_ROOT_FIND, identifier('STUDY'), { explicitVr, callingAe: 'TESTSCU' });
+        assert.equal(r.statuses.at(-1), 0);
+        assert.ok(r.statuses.slice(0, -1).every((s) => s === 0xff00));
+        assert.equal(r.identifiers.length, studies.length);
+        // 120 matches come in pages: the first page's answers are out before the next is read.
+        assert.ok(r.firstMs < r.totalMs, `first ${r.firstMs} ms, final ${r.totalMs} ms`);
+        const ts = explicitVr ? '1.2.840.10008.1.2.1' : '1.2.840.10008.1.2';
+        const uids = r.identifiers.map((b) => String(new dimse.Dataset(b, ts).getElement('StudyInstanceUID'))).sort();
+        assert.deepEqual(uids, expected);
+        const one = new dimse.Dataset(r.identifiers[0]!, ts).getElements() as Record<string, unknown>;
+        assert.equal(one.QueryRetrieveLevel, 'STUDY');
+        assert.equal(one.RetrieveAETitle, 'RADIANT');
+        assert.equal(one.SpecificCharacterSet, 'ISO_IR 192');
+      }
     });
 
     it('an unknown SOP Class is not negotiated', async () => {

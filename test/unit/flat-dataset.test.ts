@@ -1,0 +1,81 @@
+import { expect } from 'chai';
+import dimse from 'dcmjs-dimse';
+import { messagePdus, responseCommandSet } from '../../dimse/pdata.js';
+import { writeFlatDataset, type FlatElement } from '../../src/dicom/flat-dataset.js';
+import { TS } from '../../src/dicom/transfer-syntax.js';
+
+/**
+ * The flat data set writer (C-FIND identifiers, DIMSE command sets) writes the bytes dcmjs writes
+ * for the same elements, in each native syntax; the P-DATA-TF PDUs fragment to the peer's limit.
+ */
+
+const ELEMENTS: FlatElement[] = [
+  { tag: 0x0020000d, vr: 'UI', value: '1.2.826.0.1.3680043.10.4242.5' },
+  { tag: 0x00080005, vr: 'CS', value: 'ISO_IR 192' },
+  { tag: 0x00100010, vr: 'PN', value: 'Müller^José=山田^太郎' },
+  { tag: 0x00080061, vr: 'CS', value: 'CT\\MR' },
+  { tag: 0x00280010, vr: 'US', value: [512] },
+  { tag: 0x00200013, vr: 'IS', value: '12' },
+  { tag: 0x00080020, vr: 'DA', value: '' },
+  { tag: 0x00081190, vr: 'UR', value: 'http://x/y' },
+];
+const NATURALIZED = {
+  StudyInstanceUID: '1.2.826.0.1.3680043.10.4242.5',
+  SpecificCharacterSet: 'ISO_IR 192',
+  PatientName: [{ Alphabetic: 'Müller^José', Ideographic: '山田^太郎' }],
+  ModalitiesInStudy: ['CT', 'MR'],
+  Rows: 512,
+  InstanceNumber: 12,
+  StudyDate: '',
+  RetrieveURL: 'http://x/y',
+};
+
+describe('unit: flat data set writer and P-DATA-TF PDUs', () => {
+  for (const [name, uid, syntax] of [
+    ['Implicit VR Little Endian', TS.ImplicitVRLittleEndian, { explicitVr: false, littleEndian: true }],
+    ['Explicit VR Little Endian', TS.ExplicitVRLittleEndian, { explicitVr: true, littleEndian: true }],
+    ['Explicit VR Big Endian', TS.ExplicitVRBigEndian, { explicitVr: true, littleEndian: false }],
+  ] as const) {
+    it(`writes what dcmjs writes, ${name}`, () => {
+      const ours = writeFlatDataset(ELEMENTS, syntax);
+      const theirs = new dimse.Dataset(NATURALIZED, uid).getDenaturalizedDataset();
+      expect(ours.toString('hex')).to.equal(Buffer.from(theirs).toString('hex'));
+    });
+  }
+
+  it('a response command set reads back through dcmjs-dimse with its group length', () => {
+    const bytes = responseCommandSet({
+      affectedSopClassUid: '1.2.840.10008.5.1.4.1.2.2.1',
+      commandField: 0x8020,
+      messageIdBeingRespondedTo: 7,
+      status: 0xff00,
+      hasDataset: true,
+    });
+    const ds = new dimse.Dataset(bytes, TS.ImplicitVRLittleEndian);
+    expect(ds.getElement('CommandGroupLength')).to.equal(bytes.length - 12);
+    expect(ds.getElement('CommandField')).to.equal(0x8020);
+    expect(ds.getElement('MessageIDBeingRespondedTo')).to.equal(7);
+    expect(ds.getElement('Status')).to.equal(0xff00);
+    expect(ds.getElement('CommandDataSetType')).to.not.equal(0x0101);
+  });
+
+  it('fragments the data set to the peer maximum PDU length, the last fragment flagged', () => {
+    const command = Buffer.alloc(40, 1);
+    const dataset = Buffer.alloc(1000, 2);
+    const pdus = messagePdus(3, 256, command, dataset);
+    expect(pdus.length).to.equal(1 + Math.ceil(1000 / 250));
+    const fragments: Buffer[] = [];
+    for (const [i, p] of pdus.entries()) {
+      expect(p.readUInt8(0)).to.equal(0x04);
+      expect(p.readUInt32BE(2)).to.be.at.most(256);
+      expect(p.readUInt32BE(2)).to.equal(p.length - 6);
+      expect(p.readUInt8(10)).to.equal(3);
+      const control = p.readUInt8(11);
+      expect(control & 1, 'command bit').to.equal(i === 0 ? 1 : 0);
+      expect(Boolean(control & 2), 'last bit').to.equal(i === 0 || i === pdus.length - 1);
+      if (i > 0) fragments.push(p.subarray(12));
+    }
+    expect(Buffer.concat(fragments).equals(dataset)).to.equal(true);
+    expect(messagePdus(1, 0, command).length).to.equal(1);
+  });
+});
