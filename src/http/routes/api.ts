@@ -6,6 +6,7 @@ import { registerForwardingRoutes } from './forwarding.js';
 import { registerEngineRoutes } from './engine.js';
 import { registerAnalysisRoutes } from './analysis.js';
 import { registerReportRoutes } from './reports.js';
+import { registerReportReviewRoutes } from './report-review.js';
 import { registerPatientRoutes } from './patients.js';
 import { registerStudyRoutes } from './studies.js';
 import { registerUploadRoutes } from './upload.js';
@@ -24,6 +25,8 @@ export function apiRoutes(deps: RouteDeps): AppRouter {
   registerForwardingRoutes(r, deps);
   registerEngineRoutes(r, deps);
   registerAnalysisRoutes(r, deps);
+  // Before /api/reports/:id: /api/reports/decisions is a literal path.
+  registerReportReviewRoutes(r, deps);
   registerReportRoutes(r, deps);
   registerDocsRoutes(r);
   return r;
