@@ -25,7 +25,11 @@ const studyRef = z.union([z.coerce.number().int().positive(), z.string().regex(/
 const listQuery = z
   .object({
     study_id: studyRef.optional().describe('Index id of the study or its Study Instance UID'),
-    study_uid: z.string().regex(/^[0-9.]{1,64}$/).optional().describe('Study Instance UID'),
+    study_uid: z
+      .string()
+      .regex(/^[0-9.]{1,64}$/)
+      .optional()
+      .describe('Study Instance UID'),
   })
   .refine((q) => q.study_id !== undefined || q.study_uid !== undefined, 'study_id or study_uid is required');
 const versionParams = idParams('report').extend({ version: z.coerce.number().int().min(1).max(100_000) });
@@ -156,7 +160,13 @@ export function registerReportReviewRoutes(r: RouterInstance<AppState>, deps: Ro
 
 function viewerLink(
   rep: Report,
-  image: { sopInstanceUid: string; seriesInstanceUid: string; frameNumber: number; slice: { number: number; of: number } | null; caption: string },
+  image: {
+    sopInstanceUid: string;
+    seriesInstanceUid: string;
+    frameNumber: number;
+    slice: { number: number; of: number } | null;
+    caption: string;
+  },
   hasBox: boolean,
 ) {
   const q = new URLSearchParams({
@@ -200,7 +210,13 @@ documentRoutes(
       'model name and SHA-256, finding index, the model text verbatim and the report text, confidence, decision, reason, ' +
       'who and when; JSON or CSV (format=csv). The ground truth of `radiant eval` and quality review',
     request: { query: decisionsQuery },
-    responses: { 200: { description: '{items, reports_read, truncated} or CSV', content: { 'application/json': { schema: obj }, 'text/csv': { schema: { type: 'string' } } } }, ...errors },
+    responses: {
+      200: {
+        description: '{items, reports_read, truncated} or CSV',
+        content: { 'application/json': { schema: obj }, 'text/csv': { schema: { type: 'string' } } },
+      },
+      ...errors,
+    },
   }),
   secured('images:read', {
     method: 'get',

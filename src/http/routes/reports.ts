@@ -264,30 +264,30 @@ export function registerReportRoutes(r: RouterInstance<AppState>, deps: RouteDep
 /** The report's content as its published objects hold it (the JSON export, the review's key images). */
 export function reportContentOf(deps: RouteDeps, rep: Report, analysis: Analysis): Promise<ReportContent> {
   return buildContent(deps.db, analysis, rep.body, {
-      reportId: rep.id,
-      version: rep.version,
-      state: rep.state,
-      includeDisclaimer: rep.includeAiDisclaimer,
-      signer:
-        rep.signedBy && rep.signedAt
-          ? {
-              username: rep.signedBy,
-              name: rep.signerName ?? rep.signedBy,
-              display: personDisplayName(rep.signerName ?? rep.signedBy),
-              organization: deps.config.institutionName ?? 'RadiantAI node',
-              at: rep.signedAt,
-            }
-          : null,
-      amendmentReason: null,
-      predecessors: currentObjects(rep),
-      createdAt: rep.updatedAt,
-      node: {
-        aeTitle: deps.config.dicom.aeTitle,
-        institutionName: deps.config.institutionName,
-        softwareVersion: IMPLEMENTATION_VERSION_NAME,
-        manufacturer: 'RadiantAI',
-      },
-    });
+    reportId: rep.id,
+    version: rep.version,
+    state: rep.state,
+    includeDisclaimer: rep.includeAiDisclaimer,
+    signer:
+      rep.signedBy && rep.signedAt
+        ? {
+            username: rep.signedBy,
+            name: rep.signerName ?? rep.signedBy,
+            display: personDisplayName(rep.signerName ?? rep.signedBy),
+            organization: deps.config.institutionName ?? 'RadiantAI node',
+            at: rep.signedAt,
+          }
+        : null,
+    amendmentReason: null,
+    predecessors: currentObjects(rep),
+    createdAt: rep.updatedAt,
+    node: {
+      aeTitle: deps.config.dicom.aeTitle,
+      institutionName: deps.config.institutionName,
+      softwareVersion: IMPLEMENTATION_VERSION_NAME,
+      manufacturer: 'RadiantAI',
+    },
+  });
 }
 
 const PUBLISHING =
@@ -334,7 +334,7 @@ documentRoutes(
     path: '/api/reports/{id}/sign',
     tags: ['reports'],
     summary:
-      'Sign (radiologists only), confirmed by the signer\'s current password: final, VERIFIED SR and final PDF published. ' +
+      "Sign (radiologists only), confirmed by the signer's current password: final, VERIFIED SR and final PDF published. " +
       'A missing or wrong password: 403 reauthentication_failed (audited); repeated failures: 429 with Retry-After. ' +
       'Under AUTH_DISABLED no password is asked (logged)',
     request: { params: reportParams, query: versionQuery, body: { required: true, content: json(signBody) } },
