@@ -137,8 +137,10 @@ export function registerReportReviewRoutes(r: RouterInstance<AppState>, deps: Ro
     if (!finding) throw new HttpError(404, 'not_found', `report ${rep.id} has no finding ${number}`);
     const analysis = await analysisOf(rep);
     if (!analysis) throw new HttpError(404, 'not_found', 'the analysis of this report is gone');
-    const content = await reportContentOf(deps, rep, analysis);
-    const one = content.findings.filter((f) => f.number === number);
+    // A rejected finding is left out of the published content; the reviewer still looks at it.
+    const all = { ...rep, body: { ...rep.body, findings: rep.body.findings.map((f) => ({ ...f, decision: undefined })) } };
+    const content = await reportContentOf(deps, all, analysis);
+    const one = content.findings.filter((f) => f.trackingUid === finding.trackingUid);
     const [image] = await keyImagesFor(deps, analysis, { findings: one });
     if (!image) throw new HttpError(404, 'no_key_image', `finding ${number} points at no image of the analysis`);
     return { rep, analysis, image, hasBox: finding.region !== null };
