@@ -8,7 +8,7 @@ import { apiClient } from './helpers/api.js';
 import { corpusDir } from './helpers/corpus.js';
 import { runTool, startStorescp, storescu } from './helpers/dcmtk.js';
 import { answeringEndpoint, forwardAiResultsTo, noduleAnswer } from './helpers/ai-results.js';
-import { tokenFor } from './helpers/http.js';
+import { loginFor } from './helpers/http.js';
 import { freePort, startTestNode, tempDir, type TestNode } from './helpers/node.js';
 import { until as pollUntil } from './helpers/until.js';
 
@@ -234,10 +234,11 @@ describe('Closing the loop (issue 16, done when): corpus CT by storescu → draf
 
   it('a radiologist signs: the VERIFIED successor SR (the draft its predecessor) and its PDF arrive at the PACS', async () => {
     expect(draft, 'the draft of the first test').to.not.equal(undefined);
-    const rad = apiClient(node, await tokenFor(node, 'radiologist'));
+    const login = await loginFor(node, 'radiologist');
+    const rad = apiClient(node, login.token);
     const signed = await rad.post<{ state: string; dicom: { sr: { sop_instance_uid: string }; pdf: { sop_instance_uid: string } } }>(
       `/api/reports/${draft!.reportId}/sign`,
-      {},
+      { password: login.password },
     );
     expect(signed.status, JSON.stringify(signed.body)).to.equal(200);
     expect(signed.body.state).to.equal('final');

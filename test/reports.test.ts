@@ -334,9 +334,11 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
     const admin = apiClient(node, await tokenFor(node, 'admin'));
     expect((await admin.post(`/api/reports/${report.id}/sign`, {})).status).to.equal(403);
     expect((await apiClient(node, await tokenFor(node, 'technician')).post(`/api/reports/${report.id}/sign`, {})).status).to.equal(403);
-    expect((await radiologist.post(`/api/reports/${report.id}/sign?version=1`, {})).status).to.equal(409);
+    expect((await radiologist.post(`/api/reports/${report.id}/sign?version=1`, { password: 'correct horse battery' })).status).to.equal(
+      409,
+    );
 
-    const signed = await radiologist.post<ReportView>(`/api/reports/${report.id}/sign`, {});
+    const signed = await radiologist.post<ReportView>(`/api/reports/${report.id}/sign`, { password: 'correct horse battery' });
     expect(signed.status, JSON.stringify(signed.body)).to.equal(200);
     expect(signed.body).to.include({ state: 'final', version: 3, signed_by: 'dr.mueller', ai_draft: false });
     const finalSr = signed.body.dicom.sr!.sop_instance_uid;

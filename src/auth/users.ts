@@ -1,6 +1,16 @@
 import { RadiantError } from '../errors.js';
 import type { Db, Trx } from '../db/connection.js';
-import { claimBootstrap, countUsers, findUserRow, insertUserRow, recordBootstrapUser, type UserRow } from '../catalog/users.js';
+import {
+  claimBootstrap,
+  countUsers,
+  findUserRow,
+  insertUserRow,
+  listUserRows,
+  recordBootstrapUser,
+  updateUserRow,
+  type UserChanges,
+  type UserRow,
+} from '../catalog/users.js';
 import { hashPassword } from './passwords.js';
 import type { Role } from './permissions.js';
 
@@ -111,6 +121,53 @@ async function insertUser(db: Db | Trx, u: NewUser, password_hash: string): Prom
     if (isUniqueViolation(err)) throw new UserExistsError(`user ${u.username} exists`);
     throw err;
   }
+}
+
+/** A user as the administration sees it. */
+export interface UserSummary extends User {
+  createdAt: string;
+  lastLoginAt: string | null;
+}
+
+const isoOf = (v: string | Date | null): string | null => (v === null ? null : new Date(v).toISOString());
+
+export async function listUsers(db: Db): Promise<UserSummary[]> {
+  return (await listUserRows(db)).map((r) => ({
+    ...toUser({ ...r, password_hash: '' }),
+    createdAt: isoOf(r.created_at) ?? '',
+    lastLoginAt: isoOf(r.last_login_at),
+  }));
+}
+
+/** Refused: the change would leave the node with no active admin (nobody could manage users). */
+export class LastAdminError extends RadiantError {
+  constructor() {
+    super('conflict', 'the last active admin cannot be demoted or disabled', { code: 'last_admin' });
+    this.name = 'LastAdminError';
+  }
+}
+
+export interface UserUpdate {
+  role?: Role;
+  fullName?: string | null;
+  credentials?: string | null;
+  active?: boolean;
+  /** A new password (an admin's reset): hashed here. */
+  password?: string;
+}
+
+/** Changes a user; false when there is no such user. LastAdminError when no active admin would be left. */
+export async function updateUser(db: Db, id: number, u: UserUpdate): Promise<boolean> {
+  const changes: UserChanges = {};
+  if (u.role !== undefined) changes.role = u.role;
+  if (u.fullName !== undefined) changes.full_name = u.fullName;
+  if (u.credentials !== undefined) changes.credentials = u.credentials;
+  if (u.active !== undefined) changes.active = u.active;
+  if (u.password !== undefined) changes.password_hash = await hashPassword(u.password);
+  if (!Object.keys(changes).length) return (await findUserRow(db, { id })) !== undefined;
+  return updateUserRow(db, id, changes, (admins) => {
+    if (admins === 0) throw new LastAdminError();
+  });
 }
 
 /** The name parts a signature is made of. */

@@ -33,6 +33,7 @@ export interface AuditLogFilter {
   patientId?: string;
   studyInstanceUid?: string;
   action?: string;
+  outcome?: string;
   /** `at` bounds, inclusive (ISO strings). */
   from?: string;
   to?: string;
@@ -61,6 +62,7 @@ export async function findAuditRows(db: Db, q: AuditLogFilter): Promise<{ total:
   if (q.patientId) base.where('patient_id', q.patientId);
   if (q.studyInstanceUid) base.where('study_instance_uid', q.studyInstanceUid);
   if (q.action) base.where('action', q.action);
+  if (q.outcome) base.where('outcome', q.outcome);
   if (q.from) base.where('at', '>=', q.from);
   if (q.to) base.where('at', '<=', q.to);
   const [{ n }] = (await base.clone().count({ n: '*' })) as Array<{ n: number | string }>;

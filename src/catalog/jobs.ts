@@ -317,14 +317,15 @@ export async function jobById<P = unknown, R = unknown>(db: Db, id: number): Pro
   return row ? fromRow<P, R>(row) : undefined;
 }
 
-/** Newest first, at most `limit`. */
+/** Newest first, at most `limit`; with `beforeId`, the page after the job of that id. */
 export async function listJobs<P = unknown, R = unknown>(
   db: Db,
-  q: { kind?: string; status?: JobStatus; limit: number },
+  q: { kind?: string; status?: JobStatus; limit: number; beforeId?: number },
 ): Promise<Array<JobRow<P, R>>> {
   const b = db('jobs');
   if (q.kind !== undefined) b.where('kind', q.kind);
   if (q.status !== undefined) b.where('status', q.status);
+  if (q.beforeId !== undefined) b.where('id', '<', q.beforeId);
   return ((await b.orderBy('id', 'desc').limit(q.limit)) as Row[]).map((r) => fromRow<P, R>(r));
 }
 
@@ -407,4 +408,38 @@ export async function reclaimStaleJobs(
     });
   }
   return { requeued, failed, superseded };
+}
+
+/** How many jobs there are of each kind and status (the queue's depth). */
+export async function countJobsByKindAndStatus(db: Db): Promise<Array<{ kind: string; status: JobStatus; count: number }>> {
+  const rows = (await db('jobs').select('kind', 'status').count({ n: '*' }).groupBy('kind', 'status').orderBy('kind')) as Array<{
+    kind: string;
+    status: JobStatus;
+    n: number | string;
+  }>;
+  return rows.map((r) => ({ kind: r.kind, status: r.status, count: Number(r.n) }));
+}
+
+/**
+ * A failed job back to pending, due at `ts`, with its attempts counted afresh (the reason it
+ * failed stays in `error` until it runs). 'not-failed' when it is not failed (or unknown);
+ * 'superseded' when its dedupe key already has a pending job (that one will do the work).
+ */
+export async function retryFailedJob(db: Db, id: number, ts: string): Promise<'retried' | 'not-failed' | 'superseded'> {
+  try {
+    const n = await db('jobs').where({ id, status: 'failed' }).update({
+      status: 'pending',
+      attempts: 0,
+      next_run_at: ts,
+      locked_by: null,
+      locked_at: null,
+      heartbeat_at: null,
+      finished_at: null,
+      updated_at: ts,
+    });
+    return n > 0 ? 'retried' : 'not-failed';
+  } catch (err) {
+    if (isUniqueViolation(err)) return 'superseded';
+    throw err;
+  }
 }

@@ -119,3 +119,19 @@ export async function setPublishedObjects(
     });
   });
 }
+
+/** A study's reports, oldest first. */
+export async function reportRowsOfStudy(db: Db | Trx, studyInstanceUid: string): Promise<ReportRow[]> {
+  return (await db('reports').where({ study_instance_uid: studyInstanceUid }).orderBy('id')) as ReportRow[];
+}
+
+/**
+ * Reports changed at or after `from` and created at or before `to` (ISO strings; either open):
+ * every report a finding decision in [from, to] can be on. At most `limit`, oldest first.
+ */
+export async function reportRowsChangedBetween(db: Db, range: { from?: string; to?: string; limit: number }): Promise<ReportRow[]> {
+  const q = db('reports');
+  if (range.from) q.where('updated_at', '>=', range.from);
+  if (range.to) q.where('created_at', '<=', range.to);
+  return (await q.orderBy('id').limit(range.limit)) as ReportRow[];
+}

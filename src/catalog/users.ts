@@ -1,4 +1,4 @@
-import type { Db, Trx } from '../db/connection.js';
+import { isPostgres, type Db, type Trx } from '../db/connection.js';
 
 /**
  * The users table and the first-admin bootstrap marker (migration 012). src/auth/users.ts holds
@@ -48,4 +48,33 @@ export async function claimBootstrap(trx: Trx): Promise<void> {
 /** Names the user the bootstrap created on its marker. */
 export async function recordBootstrapUser(trx: Trx, userId: number): Promise<void> {
   await trx('auth_bootstrap').where({ id: 1 }).update({ user_id: userId });
+}
+
+/** A user as the administration lists it: no password hash. */
+export type UserListRow = Omit<UserRow, 'password_hash'> & { created_at: string | Date; last_login_at: string | Date | null };
+
+export async function listUserRows(db: Db): Promise<UserListRow[]> {
+  return (await db('users')
+    .select('id', 'username', 'role', 'full_name', 'credentials', 'active', 'created_at', 'last_login_at')
+    .orderBy('username')) as UserListRow[];
+}
+
+export type UserChanges = Partial<Pick<UserRow, 'role' | 'full_name' | 'credentials' | 'active' | 'password_hash'>>;
+
+/**
+ * Changes a user and answers how many active admins are left, in one transaction that the caller's
+ * check can roll back (throwing in `check`). On PostgreSQL the active admins' rows are locked
+ * first, so two concurrent demotions cannot each leave the other as "the last admin".
+ */
+export async function updateUserRow(db: Db, id: number, changes: UserChanges, check: (activeAdmins: number) => void): Promise<boolean> {
+  return db.transaction(async (trx) => {
+    const admins = trx('users').select('id').where({ role: 'admin', active: true });
+    if (isPostgres(db)) await admins.forUpdate();
+    else await admins;
+    const n = await trx('users').where({ id }).update(changes);
+    if (n === 0) return false;
+    const [row] = (await trx('users').where({ role: 'admin', active: true }).count({ n: '*' })) as Array<{ n: number | string }>;
+    check(Number(row!.n));
+    return true;
+  });
 }

@@ -7,6 +7,8 @@ import {
   jobById,
   jobLock,
   listJobs,
+  countJobsByKindAndStatus,
+  retryFailedJob,
   pendingJobWithKey,
   reclaimStaleJobs,
   runningJob,
@@ -54,6 +56,8 @@ export interface ListQuery {
   status?: JobStatus;
   /** Newest first; default 100, at most 1000. */
   limit?: number;
+  /** Paging: the jobs older than the job of this id. */
+  beforeId?: number;
 }
 
 /** superseded: it would have been retried, but a newer job with its dedupe key is pending. */
@@ -253,7 +257,20 @@ export class JobQueue {
 
   async list<P = unknown, R = unknown>(q: ListQuery = {}): Promise<Array<JobRow<P, R>>> {
     const limit = Math.min(1000, Math.max(1, Math.floor(q.limit ?? 100)));
-    return listJobs<P, R>(this.db, { kind: q.kind, status: q.status, limit });
+    return listJobs<P, R>(this.db, { kind: q.kind, status: q.status, limit, beforeId: q.beforeId });
+  }
+
+  /** Jobs per kind and status. */
+  async depth(): Promise<Array<{ kind: string; status: JobStatus; count: number }>> {
+    return countJobsByKindAndStatus(this.db);
+  }
+
+  /**
+   * A failed job (a dead letter) runs again, with its attempts afresh: 'not-failed' when it is not
+   * failed, 'superseded' when a newer job with its dedupe key is pending.
+   */
+  async retry(id: number): Promise<'retried' | 'not-failed' | 'superseded'> {
+    return retryFailedJob(this.db, id, new Date().toISOString());
   }
 
   /**

@@ -16,6 +16,15 @@ export interface KeyImage {
   findingNumbers: number[];
 }
 
+/** A key image with where it comes from (the review screen links it to the viewer). */
+export interface LocatedKeyImage extends KeyImage {
+  /** The image shown: the viewer's slice number (1-based, InstanceNumber order; null when not in the index) and its UIDs. */
+  sopInstanceUid: string;
+  seriesInstanceUid: string;
+  frameNumber: number;
+  slice: { number: number; of: number } | null;
+}
+
 const MAX_KEY_IMAGES = 6;
 const KEY_IMAGE_SIZE = 384;
 const BOX_COLOUR = '#ffd400';
@@ -68,7 +77,7 @@ export async function keyImagesFor(
   d: { db: Db; storage: BlobStorage; renderer: Renderer },
   analysis: Analysis,
   content: Pick<ReportContent, 'findings'>,
-): Promise<KeyImage[]> {
+): Promise<LocatedKeyImage[]> {
   const { db, storage } = d;
   const byImage = new Map<number, { ref: ImageRef; findings: number[]; boxes: number[][] }>();
   for (const f of content.findings) {
@@ -96,7 +105,7 @@ export async function keyImagesFor(
   const order = (await listInstances(db, { study: analysis.studyInstanceUid, series: analysis.seriesInstanceUid })).map(
     (r) => r.sop_instance_uid,
   );
-  const out: KeyImage[] = [];
+  const out: LocatedKeyImage[] = [];
   for (const im of prepared.images) {
     const pick = picks.find(([i]) => sameImage(analysis.images[i]!, im));
     if (!pick) continue;
@@ -107,6 +116,10 @@ export async function keyImagesFor(
     out.push({
       png: await drawBoxes(im.png, analysis.images[index]!, ref, boxes),
       findingNumbers: findings,
+      sopInstanceUid: im.sopInstanceUid,
+      seriesInstanceUid: analysis.seriesInstanceUid,
+      frameNumber: ref.frameNumber ?? 1,
+      slice: position >= 0 ? { number: position + 1, of: order.length } : null,
       caption: `Finding ${findings.join(', ')} · ${slice}${frame}${boxes.length ? ' (box: the finding’s region)' : ''}`,
     });
   }

@@ -5,6 +5,8 @@ import {
   insertReportVersionRow,
   reportOfAnalysisRow,
   reportRow,
+  reportRowsChangedBetween,
+  reportRowsOfStudy,
   reportVersionRow,
   reportVersionRows,
   updateReportVersion,
@@ -98,6 +100,16 @@ export async function listVersions(db: Db, reportId: number): Promise<ReportVers
 export async function getVersion(db: Db, reportId: number, version: number): Promise<ReportVersion | undefined> {
   const r = await reportVersionRow(db, reportId, version);
   return r && versionFromRow(r);
+}
+
+/** A study's reports, oldest first. */
+export async function reportsOfStudy(db: Db, studyInstanceUid: string): Promise<Report[]> {
+  return (await reportRowsOfStudy(db, studyInstanceUid)).map(fromRow);
+}
+
+/** Reports that can hold a change made in [from, to] (changed since `from`, created by `to`). */
+export async function reportsChangedBetween(db: Db, range: { from?: string; to?: string; limit: number }): Promise<Report[]> {
+  return (await reportRowsChangedBetween(db, range)).map(fromRow);
 }
 
 /** The report of an analysis (there is one: reports_one_per_analysis). */

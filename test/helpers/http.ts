@@ -12,6 +12,11 @@ let counter = 0;
 
 /** Create a user with the role (directly in the index) and log in through the real endpoint. */
 export async function tokenFor(node: TestNode, role: Role): Promise<string> {
+  return (await loginFor(node, role)).token;
+}
+
+/** As tokenFor, with the user's name and password (signing a report asks for the password again). */
+export async function loginFor(node: TestNode, role: Role): Promise<{ token: string; username: string; password: string }> {
   const username = `${role}-${process.pid}-${++counter}`;
   const password = `pw-${username}-long-enough`;
   await createUser(node.db, { username, password, role });
@@ -22,7 +27,7 @@ export async function tokenFor(node: TestNode, role: Role): Promise<string> {
   });
   if (res.status !== 200) throw new Error(`login as ${role} failed: ${res.status} ${await res.text()}`);
   const body = (await res.json()) as { access_token: string };
-  return body.access_token;
+  return { token: body.access_token, username, password };
 }
 
 export function bearer(token: string): Record<string, string> {

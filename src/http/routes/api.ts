@@ -7,9 +7,13 @@ import { registerIntegrationRoutes } from './integrations.js';
 import { registerEngineRoutes } from './engine.js';
 import { registerAnalysisRoutes } from './analysis.js';
 import { registerReportRoutes } from './reports.js';
+import { registerReportReviewRoutes } from './report-review.js';
 import { registerPatientRoutes } from './patients.js';
 import { registerStudyRoutes } from './studies.js';
 import { registerUploadRoutes } from './upload.js';
+import { registerUserRoutes } from './users.js';
+import { registerJobRoutes } from './jobs.js';
+import { registerSystemRoutes } from './system.js';
 
 /**
  * The application API: /api/patients, /api/studies (with /api/studies/upload), and the API's
@@ -26,7 +30,12 @@ export function apiRoutes(deps: RouteDeps): AppRouter {
   registerIntegrationRoutes(r, deps);
   registerEngineRoutes(r, deps);
   registerAnalysisRoutes(r, deps);
+  // Before /api/reports/:id: /api/reports/decisions is a literal path.
+  registerReportReviewRoutes(r, deps);
   registerReportRoutes(r, deps);
+  registerUserRoutes(r, deps);
+  registerJobRoutes(r, deps);
+  registerSystemRoutes(r, deps);
   registerDocsRoutes(r);
   return r;
 }

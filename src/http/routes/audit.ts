@@ -1,36 +1,65 @@
 import Router from '@koa/router';
 import { z } from 'zod';
-import type { AuditLog } from '../../audit/audit.js';
+import type { AuditLog, AuditRow } from '../../audit/audit.js';
+import { toCsv } from '../csv.js';
+import { HttpError } from '../errors.js';
 import type { Security } from '../security.js';
 import type { AppRouter, AppState } from '../state.js';
-import { documentRoutes, E, GUARDED, ok, ref, secured } from '../api-doc.js';
+import { documentRoutes, E, GUARDED, ref, secured } from '../api-doc.js';
 
 const querySchema = z.object({
   user: z.string().max(64).optional(),
   patient_id: z.string().max(64).optional(),
   study: z.string().max(64).optional(),
   action: z.string().max(64).optional(),
+  outcome: z.enum(['success', 'failure', 'started']).optional(),
   from: z.string().max(40).optional(),
   to: z.string().max(40).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  limit: z.coerce.number().int().min(1).max(10_000).default(100).describe('At most 1000 as JSON, 10 000 as CSV'),
   offset: z.coerce.number().int().min(0).default(0),
+  format: z.enum(['json', 'csv']).default('json'),
 });
+
+const CSV_COLUMNS = [
+  'id',
+  'at',
+  'actorType',
+  'actor',
+  'peer',
+  'action',
+  'resourceType',
+  'resourceId',
+  'patientId',
+  'studyInstanceUid',
+  'outcome',
+  'status',
+  'details',
+  'model',
+  'promptHash',
+] as const;
 
 export function auditRoutes(deps: { audit: AuditLog; security: Security }): AppRouter {
   const r = new Router<AppState>({ prefix: '/api/audit' });
   r.get('/', deps.security.guard('audit:read', 'audit.read', 'audit'), async (ctx) => {
     const q = querySchema.parse(ctx.query);
+    if (q.format === 'json' && q.limit > 1000) throw new HttpError(400, 'invalid_request', 'limit: at most 1000 as JSON (10 000 as CSV)');
     const { total, rows } = await deps.audit.query({
       user: q.user,
       patientId: q.patient_id,
       studyInstanceUid: q.study,
       action: q.action,
+      outcome: q.outcome,
       from: q.from,
       to: q.to,
       limit: q.limit,
       offset: q.offset,
     });
-    ctx.body = { total, limit: q.limit, offset: q.offset, items: rows };
+    if (q.format === 'csv') {
+      ctx.type = 'text/csv; charset=utf-8';
+      ctx.set('Content-Disposition', 'attachment; filename="audit.csv"');
+      ctx.set('X-Total-Count', String(total));
+      ctx.body = toCsv<AuditRow>(CSV_COLUMNS, rows);
+    } else ctx.body = { total, limit: q.limit, offset: q.offset, items: rows };
   });
   return r;
 }
@@ -40,8 +69,17 @@ documentRoutes(
     method: 'get',
     path: '/api/audit',
     tags: ['audit'],
-    summary: 'Query the audit trail, newest first',
+    summary:
+      'Query the audit trail, newest first: by user, action, outcome, patient, study and time; format=csv exports the page as CSV ' +
+      '(X-Total-Count: how many match)',
     request: { query: querySchema },
-    responses: { 200: ok('A page of audit rows', ref('AuditList')), 400: E[400], ...GUARDED },
+    responses: {
+      200: {
+        description: 'A page of audit rows (JSON) or CSV',
+        content: { 'application/json': { schema: ref('AuditList') }, 'text/csv': { schema: { type: 'string' } } },
+      },
+      400: E[400],
+      ...GUARDED,
+    },
   }),
 );

@@ -1,10 +1,13 @@
 import type { RouterInstance } from '@koa/router';
 import { z } from 'zod';
 import { parsePk, parseStudyRef } from '../../records/schemas.js';
-import { getAnalysis } from '../../analysis/analyses.js';
+import { getAnalysis, type Analysis } from '../../analysis/analyses.js';
+import type { ReportContent } from '../../reports/content.js';
 import { findInstance } from '../../catalog/catalog.js';
 import { studyIdentity } from '../../catalog/studies.js';
 import { personDisplayName } from '../../auth/users.js';
+import { confirmPassword } from '../../auth/reauth.js';
+import { FailureLimiter } from '../../auth/rate-limit.js';
 import { bodyPatch } from '../../reports/body.js';
 import { buildContent } from '../../reports/content-builder.js';
 import { currentObjects } from '../../reports/publish.js';
@@ -26,7 +29,7 @@ import { readJson } from '../body.js';
 import { HttpError } from '../errors.js';
 import type { RouteDeps } from '../deps.js';
 import type { AppContext, AppState } from '../state.js';
-import { documentRoutes, E, GUARDED, idParams, json, media, ok, secured } from '../api-doc.js';
+import { documentRoutes, E, errorResponse, GUARDED, idParams, json, media, ok, secured } from '../api-doc.js';
 
 const createBody = z
   .object({
@@ -36,8 +39,17 @@ const createBody = z
   })
   .strict();
 
+/** The signer's current password: signing is confirmed by re-authentication (not under AUTH_DISABLED). */
+const signBody = z.object({ password: z.string().min(1).max(256).optional() }).strict();
+
 const amendBody = z.object({ reason: z.string().trim().min(1).max(2000), changes: bodyPatch.optional() }).strict();
 const versionQuery = z.object({ version: z.coerce.number().int().positive().optional() });
+
+const messages: Record<string, string> = {
+  locked: 'too many wrong passwords; try again later',
+  password_required: 'signing needs your current password (body: {"password": "..."})',
+  wrong_password: 'the password is not correct: the report was not signed',
+};
 
 /** The JSON export's schema id: bump it when the shape below changes. */
 export const REPORT_JSON_SCHEMA = 'https://radiant-ai.local/schemas/report/v1';
@@ -95,6 +107,8 @@ export function reportView(r: Report): Record<string, unknown> {
 export function registerReportRoutes(r: RouterInstance<AppState>, deps: RouteDeps): void {
   const { db, security } = deps;
   const wf: WorkflowDeps = workflowDeps(deps);
+  // Wrong signing passwords count like failed logins: a stolen token must not make a password oracle.
+  const signFailures = new FailureLimiter(deps.config.auth.loginMaxAttempts, deps.config.auth.loginWindowSeconds * 1000);
   /**
    * A change's answer once its report.publish job is done (the report with its new objects), or
    * after REPORT_PUBLISH_WAIT_MS: 202 with the report and the job still publishing it.
@@ -175,9 +189,36 @@ export function registerReportRoutes(r: RouterInstance<AppState>, deps: RouteDep
   r.post('/api/reports/:id/sign', security.guard('reports:sign', 'report.sign', 'report'), async (ctx: AppContext) => {
     const rep = await load(ctx);
     const { version } = versionQuery.parse(ctx.query);
-    const out = await signReport(wf, rep.id, actor(ctx), version);
+    const body = await readJson(ctx, signBody);
+    const by = actor(ctx);
+    await confirmSigner(ctx, by, body.password);
+    const out = await signReport(wf, rep.id, by, version);
     await answerPublished(ctx, rep.id, out.publish, 200);
   });
+
+  /** The signer's password, checked (403 reauthentication_failed, audited with the reason); AUTH_DISABLED signs without one. */
+  async function confirmSigner(ctx: AppContext, by: Actor, password: string | undefined): Promise<void> {
+    const audit = (ctx.state.audit ??= {});
+    if (deps.config.auth.disabled) {
+      deps.log.warn({ report: audit.resourceId, user: by.username }, 'AUTH_DISABLED: signing without password confirmation');
+      audit.details = { ...audit.details, reauthentication: 'skipped (AUTH_DISABLED)' };
+      return;
+    }
+    const key = `sign:${by.username}`;
+    const refuse = (reason: string, headers?: Record<string, string>) => {
+      audit.details = { ...audit.details, reauthentication: 'failed', reason };
+      return new HttpError(reason === 'locked' ? 429 : 403, 'reauthentication_failed', messages[reason] ?? reason, undefined, headers);
+    };
+    const wait = signFailures.retryAfter(key);
+    if (wait > 0) throw refuse('locked', { 'Retry-After': String(wait) });
+    if (!password) throw refuse('password_required');
+    if (!(await confirmPassword(db, by.username, password))) {
+      signFailures.fail(key);
+      throw refuse('wrong_password');
+    }
+    signFailures.reset(key);
+    audit.details = { ...audit.details, reauthentication: 'password' };
+  }
 
   r.post('/api/reports/:id/amend', security.guard('reports:sign', 'report.amend', 'report'), async (ctx: AppContext) => {
     const rep = await load(ctx);
@@ -213,34 +254,39 @@ export function registerReportRoutes(r: RouterInstance<AppState>, deps: RouteDep
     const rep = await load(ctx);
     const analysis = await getAnalysis(db, rep.analysisId);
     if (!analysis) throw new HttpError(404, 'not_found', 'the analysis of this report is gone');
-    const content = await buildContent(db, analysis, rep.body, {
-      reportId: rep.id,
-      version: rep.version,
-      state: rep.state,
-      includeDisclaimer: rep.includeAiDisclaimer,
-      signer:
-        rep.signedBy && rep.signedAt
-          ? {
-              username: rep.signedBy,
-              name: rep.signerName ?? rep.signedBy,
-              display: personDisplayName(rep.signerName ?? rep.signedBy),
-              organization: deps.config.institutionName ?? 'RadiantAI node',
-              at: rep.signedAt,
-            }
-          : null,
-      amendmentReason: null,
-      predecessors: currentObjects(rep),
-      createdAt: rep.updatedAt,
-      node: {
-        aeTitle: deps.config.dicom.aeTitle,
-        institutionName: deps.config.institutionName,
-        softwareVersion: IMPLEMENTATION_VERSION_NAME,
-        manufacturer: 'RadiantAI',
-      },
-    });
+    const content = await reportContentOf(deps, rep, analysis);
     ctx.set('Content-Disposition', `attachment; filename="report-${rep.id}-v${rep.version}.json"`);
     ctx.type = 'application/json';
     ctx.body = { schema: REPORT_JSON_SCHEMA, report: reportView(rep), content, versions: await listVersions(db, rep.id) };
+  });
+}
+
+/** The report's content as its published objects hold it (the JSON export, the review's key images). */
+export function reportContentOf(deps: RouteDeps, rep: Report, analysis: Analysis): Promise<ReportContent> {
+  return buildContent(deps.db, analysis, rep.body, {
+    reportId: rep.id,
+    version: rep.version,
+    state: rep.state,
+    includeDisclaimer: rep.includeAiDisclaimer,
+    signer:
+      rep.signedBy && rep.signedAt
+        ? {
+            username: rep.signedBy,
+            name: rep.signerName ?? rep.signedBy,
+            display: personDisplayName(rep.signerName ?? rep.signedBy),
+            organization: deps.config.institutionName ?? 'RadiantAI node',
+            at: rep.signedAt,
+          }
+        : null,
+    amendmentReason: null,
+    predecessors: currentObjects(rep),
+    createdAt: rep.updatedAt,
+    node: {
+      aeTitle: deps.config.dicom.aeTitle,
+      institutionName: deps.config.institutionName,
+      softwareVersion: IMPLEMENTATION_VERSION_NAME,
+      manufacturer: 'RadiantAI',
+    },
   });
 }
 
@@ -287,9 +333,18 @@ documentRoutes(
     method: 'post',
     path: '/api/reports/{id}/sign',
     tags: ['reports'],
-    summary: 'Sign (radiologists only): final, VERIFIED SR and final PDF published',
-    request: { params: reportParams, query: versionQuery },
-    responses: { 200: ok('The report, published', reportObject), 202: ok(PUBLISHING, reportObject), ...reportErrors, 409: E[409] },
+    summary:
+      "Sign (radiologists only), confirmed by the signer's current password: final, VERIFIED SR and final PDF published. " +
+      'A missing or wrong password: 403 reauthentication_failed (audited); repeated failures: 429 with Retry-After. ' +
+      'Under AUTH_DISABLED no password is asked (logged)',
+    request: { params: reportParams, query: versionQuery, body: { required: true, content: json(signBody) } },
+    responses: {
+      200: ok('The report, published', reportObject),
+      202: ok(PUBLISHING, reportObject),
+      ...reportErrors,
+      409: E[409],
+      429: errorResponse('Too many wrong passwords (Retry-After)'),
+    },
   }),
   secured('reports:sign', {
     method: 'post',
