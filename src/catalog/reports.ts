@@ -1,4 +1,5 @@
 import type { Db, Trx } from '../db/connection.js';
+import { countOf } from './sql.js';
 
 /**
  * The reports and their versions (reports, report_versions). src/reports/report-store.ts gives
@@ -118,4 +119,38 @@ export async function setPublishedObjects(
       pdf_series_instance_uid: pdf.series,
     });
   });
+}
+
+/** The FHIR DiagnosticReport/Observation search over reports: patient, study, states, study date range (DA). */
+export interface ReportSearch {
+  patientPk?: number;
+  studyInstanceUid?: string;
+  states?: string[];
+  dateFrom?: string;
+  dateTo?: string;
+  limit: number;
+  offset: number;
+}
+
+/** Matching report ids, oldest first, and how many match. */
+export async function reportSearchRows(db: Db, q: ReportSearch): Promise<{ total: number; ids: number[] }> {
+  const base = db('reports as r').join('studies as st', 'st.study_instance_uid', 'r.study_instance_uid');
+  if (q.patientPk !== undefined) base.where('st.patient_pk', q.patientPk);
+  if (q.studyInstanceUid !== undefined) base.where('r.study_instance_uid', q.studyInstanceUid);
+  if (q.states) base.whereIn('r.state', q.states);
+  if (q.dateFrom !== undefined) base.where('st.study_date', '>=', q.dateFrom);
+  if (q.dateTo !== undefined) base.where('st.study_date', '<=', q.dateTo);
+  const total = await countOf(base);
+  const rows = (await base.clone().select('r.id').orderBy('r.id').limit(q.limit).offset(q.offset)) as Array<{ id: number }>;
+  return { total, ids: rows.map((r) => Number(r.id)) };
+}
+
+/** The newest report whose analysis ran the model with this SHA-256 (the FHIR Device read). */
+export async function latestReportOfModel(db: Db, modelSha256: string): Promise<number | undefined> {
+  const row = (await db('reports as r')
+    .join('medgemma_analyses as a', 'a.id', 'r.analysis_id')
+    .where('a.model_sha256', modelSha256)
+    .orderBy('r.id', 'desc')
+    .first('r.id')) as { id: number } | undefined;
+  return row && Number(row.id);
 }
