@@ -20,6 +20,7 @@ import type { JobQueue } from './jobs/queue.js';
 import { JobWorker, type JobHandlers } from './jobs/worker.js';
 import { autoPublishConfig, reportJobHandlers } from './reports/auto-publish.js';
 import { workflowDeps } from './reports/workflow.js';
+import { envFhirTargets, fhirPushHandlers, fhirPushHook } from './fhir/push.js';
 import { EventBus } from './events.js';
 import { MetadataPrebuilder } from '../dicomweb/metadata-prebuild.js';
 import { Ingestor } from './ingest/ingest.js';
@@ -222,12 +223,19 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
   const prebuilder = new MetadataPrebuilder({ db: core.db, storage: core.storage, log, jobs: queue, events: core.events }, prebuildMs);
   // Series metadata is built once a series has gone quiet, so OHIF's first request reads a cache.
   if (prebuildMs > 0) core.ingestor.addIndexHook(prebuilder.hook);
+  // FHIR servers reports are pushed to: FHIR_PUSH_* for now; the integrations registry replaces this source.
+  const fhirPush = {
+    targets: envFhirTargets(config.fhirPush),
+    maxAttempts: config.fhirPush?.maxAttempts ?? 10,
+    backoff: { baseMs: config.fhirPush?.retryBaseMs ?? 10_000, maxMs: 3_600_000 },
+  };
   const serviceHandlers: JobHandlers = {
     ...(config.forwarding.enabled ? forwardJobHandlers(core.forwarder) : {}),
     ...(prebuildMs > 0 ? prebuilder.handlers() : {}),
     // Publishing a report version and drafting an automatic one: seconds of work the report
     // routes wait for, so never behind an analysis.
-    ...reportJobHandlers(workflowDeps(core), autoPublishConfig(config)),
+    ...reportJobHandlers({ ...workflowDeps(core), onPublished: fhirPushHook({ ...fhirPush, queue, events: core.events }) }, autoPublishConfig(config)),
+    ...fhirPushHandlers({ ...core, ...fhirPush, node: { aeTitle: config.dicom.aeTitle, institutionName: config.institutionName } }),
   };
   let serviceJobs: JobWorker | undefined;
   // Analysis jobs wake their worker themselves (AnalysisRequester.wake); scheduled ones (study.stable) when due.

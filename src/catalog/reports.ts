@@ -102,7 +102,7 @@ export async function insertReportVersionRow(trx: Trx, row: NewReportVersionRow)
 
 /** Records the DICOM objects published for a version (and makes them the report's current ones). */
 export async function setPublishedObjects(
-  db: Db,
+  db: Db | Trx,
   reportId: number,
   version: number,
   sr: { sop: string; series: string },
