@@ -145,12 +145,12 @@ export async function reportSearchRows(db: Db, q: ReportSearch): Promise<{ total
   return { total, ids: rows.map((r) => Number(r.id)) };
 }
 
-/** The newest report whose analysis ran the model with this SHA-256 (the FHIR Device read). */
-export async function latestReportOfModel(db: Db, modelSha256: string): Promise<number | undefined> {
-  const row = (await db('reports as r')
+/** Each model that drafted a report (SHA-256 and name as recorded) with its newest report: the FHIR Device read. */
+export async function reportModels(db: Db): Promise<Array<{ sha256: string | null; name: string | null; reportId: number }>> {
+  const rows = (await db('reports as r')
     .join('medgemma_analyses as a', 'a.id', 'r.analysis_id')
-    .where('a.model_sha256', modelSha256)
-    .orderBy('r.id', 'desc')
-    .first('r.id')) as { id: number } | undefined;
-  return row && Number(row.id);
+    .groupBy('a.model_sha256', 'a.model_name')
+    .select('a.model_sha256', 'a.model_name')
+    .max({ report_id: 'r.id' })) as Array<{ model_sha256: string | null; model_name: string | null; report_id: number }>;
+  return rows.map((r) => ({ sha256: r.model_sha256, name: r.model_name, reportId: Number(r.report_id) }));
 }

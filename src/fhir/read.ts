@@ -1,10 +1,11 @@
 import { getAnalysis } from '../analysis/analyses.js';
 import { listStudyInstances } from '../catalog/catalog.js';
 import { patientRow, patientSearchRows, type PatientRow } from '../catalog/patients.js';
-import { latestReportOfModel, reportSearchRows } from '../catalog/reports.js';
+import { reportModels, reportSearchRows } from '../catalog/reports.js';
 import { seriesRowsOfStudy, studyRow, studyRows, type StudyRow } from '../catalog/studies.js';
 import { uidFromNames } from '../dicom/new-uid.js';
 import type { ReportContent } from '../reports/content.js';
+import { modelDeviceUid } from '../reports/content-builder.js';
 import { versionContent, type ReportNodeDeps } from '../reports/publish-job.js';
 import { getReport, listVersions, type Report, type ReportVersion } from '../reports/report-store.js';
 import { dateRange, FhirSearchError, parseToken, referenceId, type Page } from './bundles.js';
@@ -280,9 +281,10 @@ export async function searchObservations(d: FhirReadDeps, q: Params, page: Page)
 }
 
 export async function readDevice(d: FhirReadDeps, id: string): Promise<Found<fhir4.Device> | undefined> {
-  if (!/^[0-9a-f]{64}$/.test(id)) return undefined;
-  const reportId = await latestReportOfModel(d.db, id);
-  const p = reportId === undefined ? undefined : await publishedReport(d, reportId);
+  if (!/^[0-9.]{1,64}$/.test(id)) return undefined;
+  // Few models ever draft reports: their Device UIDs are computed, not indexed.
+  const model = (await reportModels(d.db)).find((m) => modelDeviceUid(m.sha256, m.name) === id);
+  const p = model && (await publishedReport(d, model.reportId));
   return p && { resource: deviceResource(p.content.algorithm) };
 }
 

@@ -209,8 +209,8 @@ export function statesOf(status: string): ReportState[] {
   }
 }
 
-/** The FHIR id of the AI model's Device: its SHA-256 (64 hex digits fit an id), else its Device Observer UID. */
-export const deviceId = (a: Pick<ReportAlgorithm, 'sha256' | 'deviceUid'>): string => a.sha256 ?? a.deviceUid;
+/** The FHIR id of the AI model's Device: its Device Observer UID (the SR's), stable per model SHA-256. */
+export const deviceId = (a: Pick<ReportAlgorithm, 'deviceUid'>): string => a.deviceUid;
 
 export function deviceResource(a: ReportAlgorithm): fhir4.Device {
   return {
