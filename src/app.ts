@@ -234,7 +234,10 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     ...(prebuildMs > 0 ? prebuilder.handlers() : {}),
     // Publishing a report version and drafting an automatic one: seconds of work the report
     // routes wait for, so never behind an analysis.
-    ...reportJobHandlers({ ...workflowDeps(core), onPublished: fhirPushHook({ ...fhirPush, queue, events: core.events }) }, autoPublishConfig(config)),
+    ...reportJobHandlers(
+      { ...workflowDeps(core), onPublished: fhirPushHook({ ...fhirPush, queue, events: core.events }) },
+      autoPublishConfig(config),
+    ),
     ...fhirPushHandlers({ ...core, ...fhirPush, node: { aeTitle: config.dicom.aeTitle, institutionName: config.institutionName } }),
   };
   let serviceJobs: JobWorker | undefined;

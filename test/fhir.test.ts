@@ -19,7 +19,12 @@ import { until } from './helpers/until.js';
 
 const FHIR = 'application/fhir+json';
 const NODULE = noduleAnswer([80, 80, 180, 180]);
-const SECOND = { ...NODULE.findings[0]!, description: 'Minimal pleural thickening.', anatomical_location: 'left lower lobe', laterality: 'left' };
+const SECOND = {
+  ...NODULE.findings[0]!,
+  description: 'Minimal pleural thickening.',
+  anatomical_location: 'left lower lobe',
+  laterality: 'left',
+};
 const ANSWER = { ...NODULE, findings: [NODULE.findings[0]!, SECOND] };
 
 describe('FHIR R4: reads under /fhir and push to a FHIR server on publish and sign', function () {
@@ -146,7 +151,11 @@ describe('FHIR R4: reads under /fhir and push to a FHIR server on publish and si
     expect(meta.status).to.equal(200);
     expect(meta.type).to.match(/^application\/fhir\+json/);
     valid(meta.body);
-    expect(meta.body.rest[0].resource.map((r: { type: string }) => r.type)).to.include.members(['Patient', 'ImagingStudy', 'DiagnosticReport']);
+    expect(meta.body.rest[0].resource.map((r: { type: string }) => r.type)).to.include.members([
+      'Patient',
+      'ImagingStudy',
+      'DiagnosticReport',
+    ]);
 
     const dr = await fhir(`/DiagnosticReport/${reportId}`, token);
     expect(dr.status).to.equal(200);
@@ -154,7 +163,10 @@ describe('FHIR R4: reads under /fhir and push to a FHIR server on publish and si
     expect(dr.body).to.include({ status: 'final', conclusion: ANSWER.impression });
     expect(dr.body.code.coding[0]).to.include({ system: 'http://loinc.org' });
     expect(dr.body.imagingStudy[0].reference).to.equal(`ImagingStudy/${study}`);
-    expect(dr.body.presentedForm.map((a: { contentType: string }) => a.contentType)).to.deep.equal(['application/pdf', 'application/dicom']);
+    expect(dr.body.presentedForm.map((a: { contentType: string }) => a.contentType)).to.deep.equal([
+      'application/pdf',
+      'application/dicom',
+    ]);
     const pdf = await fetch(dr.body.presentedForm[0].url, { headers: { authorization: `Bearer ${token}` } });
     expect(pdf.status).to.equal(200);
     expect(pdf.headers.get('content-type')).to.equal('application/pdf');

@@ -66,7 +66,11 @@ export function searchset(
   resources: Array<{ resource: fhir4.FhirResource; fullUrl: string; mode?: 'match' | 'include' }>,
 ): fhir4.Bundle {
   const link = (offset: number) => {
-    const q = new URLSearchParams([...params, ['_count', String(page.count)], ...(offset ? [['_offset', String(offset)] as [string, string]] : [])]);
+    const q = new URLSearchParams([
+      ...params,
+      ['_count', String(page.count)],
+      ...(offset ? [['_offset', String(offset)] as [string, string]] : []),
+    ]);
     return `${baseUrl}/${type}?${q.toString()}`;
   };
   const next = page.offset + page.count;
@@ -74,7 +78,10 @@ export function searchset(
     resourceType: 'Bundle',
     type: 'searchset',
     total,
-    link: [{ relation: 'self', url: link(page.offset) }, ...(page.count > 0 && next < total ? [{ relation: 'next', url: link(next) }] : [])],
+    link: [
+      { relation: 'self', url: link(page.offset) },
+      ...(page.count > 0 && next < total ? [{ relation: 'next', url: link(next) }] : []),
+    ],
     entry: resources.map((r) => ({ fullUrl: r.fullUrl, resource: r.resource, search: { mode: r.mode ?? 'match' } })),
   };
 }
@@ -83,7 +90,8 @@ export function searchset(
 export function checkParams(type: string, q: Record<string, unknown>, allowed: readonly string[]): void {
   for (const k of Object.keys(q)) {
     if (k === '_count' || k === '_offset' || k === '_format') continue;
-    if (!allowed.includes(k)) throw new FhirSearchError(`${type} search parameter "${k}" is not supported (supported: ${allowed.join(', ')})`);
+    if (!allowed.includes(k))
+      throw new FhirSearchError(`${type} search parameter "${k}" is not supported (supported: ${allowed.join(', ')})`);
   }
 }
 
@@ -171,11 +179,13 @@ export function capabilityStatement(baseUrl: string, software: string, at: strin
           description:
             'Bearer token from POST /api/auth/token (OAuth2 password form), permission images:read; every read is written to the audit trail.',
         },
-        resource: searches.map((s): fhir4.CapabilityStatementResource => ({
-          type: s.type,
-          interaction: [{ code: 'read' }, ...(s.params.length ? [{ code: 'search-type' as const }] : [])],
-          ...(s.params.length ? { searchParam: s.params } : {}),
-        })),
+        resource: searches.map(
+          (s): fhir4.CapabilityStatementResource => ({
+            type: s.type,
+            interaction: [{ code: 'read' }, ...(s.params.length ? [{ code: 'search-type' as const }] : [])],
+            ...(s.params.length ? { searchParam: s.params } : {}),
+          }),
+        ),
       },
     ],
   };

@@ -126,7 +126,8 @@ const urn = (...names: string[]) => {
   const h = BigInt(hex).toString(16).padStart(32, '0');
   return `urn:uuid:${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 };
-const conditional = (type: string, id: fhir4.Identifier) => `${type}?identifier=${encodeURIComponent(`${id.system ?? ''}|${id.value ?? ''}`)}`;
+const conditional = (type: string, id: fhir4.Identifier) =>
+  `${type}?identifier=${encodeURIComponent(`${id.system ?? ''}|${id.value ?? ''}`)}`;
 
 /** The transaction Bundle of one report version: conditional updates, references between entries by urn:uuid. */
 export async function pushBundle(d: FhirPushDeps, reportId: number, version: number): Promise<fhir4.Bundle> {
@@ -148,7 +149,10 @@ export async function pushBundle(d: FhirPushDeps, reportId: number, version: num
   const srRow = v.srSopInstanceUid ? await findInstance(d.db, v.srSopInstanceUid) : undefined;
   const pdf = pdfRow && (await pdfOf(d.storage, pdfRow));
   const sr = srRow && (await readRange(d.storage, srRow.storage_key, { start: 0, end: srRow.size_bytes - 1 }));
-  const [series, instances] = await Promise.all([seriesRowsOfStudy(d.db, Number(study.id)), listStudyInstances(d.db, study.study_instance_uid)]);
+  const [series, instances] = await Promise.all([
+    seriesRowsOfStudy(d.db, Number(study.id)),
+    listStudyInstances(d.db, study.study_instance_uid),
+  ]);
   const strip = <T extends fhir4.FhirResource>(r: T): T => {
     // Conditional updates: the server assigns the ids; the node's own are not sent.
     const { id: _id, ...rest } = r;
@@ -159,7 +163,13 @@ export async function pushBundle(d: FhirPushDeps, reportId: number, version: num
     resource: strip(resource),
     request: { method: 'PUT', url: conditional(resource.resourceType, id) },
   });
-  const patient = patientResource('p', { patientId: c.patient.id, issuer: c.patient.issuer, name: c.patient.name, birthDate: c.patient.birthDate, sex: c.patient.sex });
+  const patient = patientResource('p', {
+    patientId: c.patient.id,
+    issuer: c.patient.issuer,
+    name: c.patient.name,
+    birthDate: c.patient.birthDate,
+    sex: c.patient.sex,
+  });
   const imagingStudy = imagingStudyResource(
     report.studyInstanceUid,
     {
@@ -238,7 +248,11 @@ export async function runFhirPush(d: FhirPushDeps, p: FhirPushPayload, signal?: 
     let why = text.slice(0, 300);
     try {
       const o = JSON.parse(text) as fhir4.OperationOutcome;
-      if (o.resourceType === 'OperationOutcome') why = (o.issue ?? []).map((i) => i.diagnostics ?? i.code).join('; ').slice(0, 300);
+      if (o.resourceType === 'OperationOutcome')
+        why = (o.issue ?? [])
+          .map((i) => i.diagnostics ?? i.code)
+          .join('; ')
+          .slice(0, 300);
     } catch {
       // Not JSON: its first characters say enough.
     }
@@ -254,7 +268,10 @@ export async function runFhirPush(d: FhirPushDeps, p: FhirPushPayload, signal?: 
         status: res.status,
         details: { version: p.version, target: p.target, answer: why },
       });
-    throw new JobError(`FHIR server ${p.target} answered ${res.status}: ${why}`, { retryable: again, ...(again ? { backoff: d.backoff } : {}) });
+    throw new JobError(`FHIR server ${p.target} answered ${res.status}: ${why}`, {
+      retryable: again,
+      ...(again ? { backoff: d.backoff } : {}),
+    });
   }
   let entries: FhirPushResult['entries'] = [];
   try {
@@ -281,7 +298,8 @@ export async function runFhirPush(d: FhirPushDeps, p: FhirPushPayload, signal?: 
 function parsePayload(x: unknown): FhirPushPayload {
   const { reportId, version, target } = (x ?? {}) as Partial<FhirPushPayload>;
   const ok = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v > 0;
-  if (!ok(reportId) || !ok(version) || typeof target !== 'string' || !target) throw new TypeError('reportId, version and target are required');
+  if (!ok(reportId) || !ok(version) || typeof target !== 'string' || !target)
+    throw new TypeError('reportId, version and target are required');
   return { reportId, version, target };
 }
 

@@ -260,7 +260,10 @@ export async function readObservation(d: FhirReadDeps, id: string): Promise<Foun
   if (!m) return undefined;
   const p = await publishedReport(d, Number(m[1]));
   const f = p?.content.findings.find((x) => x.number === Number(m[2]));
-  return p && f && { resource: observationResource(p.content, f, nodeRefs(p)), study: p.report.studyInstanceUid, patientId: p.content.patient.id };
+  return (
+    p &&
+    f && { resource: observationResource(p.content, f, nodeRefs(p)), study: p.report.studyInstanceUid, patientId: p.content.patient.id }
+  );
 }
 
 /** Observations of the reports that match, in report order then finding order; paged over the findings. */

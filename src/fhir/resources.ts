@@ -180,7 +180,9 @@ export function imagingStudyResource(
       modality: modalityCoding(x.modality?.trim() || 'OT'),
       ...(x.seriesDescription ? { description: x.seriesDescription } : {}),
       numberOfInstances: x.instances.length,
-      ...(x.bodyPartExamined ? { bodySite: { system: SYSTEMS.dcm, code: x.bodyPartExamined.trim(), display: x.bodyPartExamined.trim() } } : {}),
+      ...(x.bodyPartExamined
+        ? { bodySite: { system: SYSTEMS.dcm, code: x.bodyPartExamined.trim(), display: x.bodyPartExamined.trim() } }
+        : {}),
       instance: x.instances.map((i) => ({
         uid: i.sopInstanceUid,
         sopClass: { system: SYSTEMS.rfc3986, code: `urn:oid:${i.sopClassUid}` },
@@ -216,7 +218,9 @@ export function deviceResource(a: ReportAlgorithm): fhir4.Device {
   return {
     resourceType: 'Device',
     id: deviceId(a),
-    identifier: a.sha256 ? [{ system: SYSTEMS.modelSha256, value: a.sha256 }] : [{ system: SYSTEMS.rfc3986, value: `urn:oid:${a.deviceUid}` }],
+    identifier: a.sha256
+      ? [{ system: SYSTEMS.modelSha256, value: a.sha256 }]
+      : [{ system: SYSTEMS.rfc3986, value: `urn:oid:${a.deviceUid}` }],
     status: 'active',
     deviceName: [{ name: a.name, type: 'model-name' }],
     type: { text: 'AI model (MedGemma) for imaging decision support' },
@@ -254,9 +258,11 @@ export function observationResource(c: ReportContent, f: ReportFinding, refs: Re
       valueQuantity: ucumQuantity(f.confidence, '1'),
     });
   const lat = lateralityCode(f.laterality);
-  if (lat) components.push({ code: concept({ value: '272741003', scheme: 'SCT', meaning: 'Laterality' }), valueCodeableConcept: concept(lat) });
+  if (lat)
+    components.push({ code: concept({ value: '272741003', scheme: 'SCT', meaning: 'Laterality' }), valueCodeableConcept: concept(lat) });
   const sev = severityCode(f.severity);
-  if (sev) components.push({ code: concept({ value: '246112005', scheme: 'SCT', meaning: 'Severity' }), valueCodeableConcept: concept(sev) });
+  if (sev)
+    components.push({ code: concept({ value: '246112005', scheme: 'SCT', meaning: 'Severity' }), valueCodeableConcept: concept(sev) });
   for (const m of c.measurements.filter((x) => x.findingNumber === f.number))
     components.push({ code: concept(quantityCode(m.quantity), m.quantity), valueQuantity: ucumQuantity(m.value, m.unit) });
   const notes: fhir4.Annotation[] = [];

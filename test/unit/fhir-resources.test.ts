@@ -68,14 +68,22 @@ const content = (state: ReportContent['state']): ReportContent => ({
     validation: 'not in the allowlist',
   },
   node: { aeTitle: 'RADIANT', institutionName: null, softwareVersion: 'RADIANT_0.1', manufacturer: 'RadiantAI' },
-  signer: state === 'final' ? { name: 'Doe^John^^^MD', display: 'John Doe, MD', username: 'jd', organization: 'x', at: '2024-05-02T10:00:00.000Z' } : null,
+  signer:
+    state === 'final'
+      ? { name: 'Doe^John^^^MD', display: 'John Doe, MD', username: 'jd', organization: 'x', at: '2024-05-02T10:00:00.000Z' }
+      : null,
   amendmentReason: null,
   disclaimer: '',
   predecessors: [],
   createdAt: '2024-05-02T10:00:00.000Z',
 });
 
-const refs: ReportRefs = { patient: 'Patient/1', imagingStudy: 'ImagingStudy/1.2.3', device: 'Device/2.25.99', observation: (f) => `Observation/7-${f.number}` };
+const refs: ReportRefs = {
+  patient: 'Patient/1',
+  imagingStudy: 'ImagingStudy/1.2.3',
+  device: 'Device/2.25.99',
+  observation: (f) => `Observation/7-${f.number}`,
+};
 
 describe('FHIR mapping', function () {
   // Compiling the R4 schema takes a few seconds of CPU, once.
@@ -143,7 +151,10 @@ describe('FHIR mapping', function () {
     expect(referenceId('patient', 'Patient', '12')).to.equal('12');
     expect(() => referenceId('patient', 'Patient', 'Group/1')).to.throw(/not a reference/);
     const b = searchset('http://n/fhir', 'Patient', [['name', 'doe']], { count: 2, offset: 0 }, 5, []);
-    expect(b.link!.map((l) => l.url)).to.deep.equal(['http://n/fhir/Patient?name=doe&_count=2', 'http://n/fhir/Patient?name=doe&_count=2&_offset=2']);
+    expect(b.link!.map((l) => l.url)).to.deep.equal([
+      'http://n/fhir/Patient?name=doe&_count=2',
+      'http://n/fhir/Patient?name=doe&_count=2&_offset=2',
+    ]);
     expect(fhirSchemaErrors(b)).to.deep.equal([]);
   });
 });

@@ -43,7 +43,11 @@ import type { AppContext, AppRouter, AppState } from '../state.js';
 
 type Params = Record<string, string | string[]>;
 type Search = (d: FhirReadDeps, q: Params, page: ReturnType<typeof pageOf>, urls: FhirUrls) => Promise<SearchResult>;
-type Read = (d: FhirReadDeps, id: string, urls: FhirUrls) => Promise<Found<fhir4.FhirResource> | undefined> | Found<fhir4.FhirResource> | undefined;
+type Read = (
+  d: FhirReadDeps,
+  id: string,
+  urls: FhirUrls,
+) => Promise<Found<fhir4.FhirResource> | undefined> | Found<fhir4.FhirResource> | undefined;
 
 interface TypeDef {
   read: Read;
@@ -66,7 +70,11 @@ const TYPES: Record<string, TypeDef> = {
     search: searchImagingStudies,
     params: [
       { name: 'patient', type: 'reference', documentation: 'Patient/<id>' },
-      { name: 'identifier', type: 'token', documentation: 'urn:dicom:uid|urn:oid:<Study Instance UID>, urn:oid:<UID>, or an Accession Number' },
+      {
+        name: 'identifier',
+        type: 'token',
+        documentation: 'urn:dicom:uid|urn:oid:<Study Instance UID>, urn:oid:<UID>, or an Accession Number',
+      },
       { name: 'started', type: 'date', documentation: 'Study date; eq (default), ge, le, gt, lt' },
       { name: 'modality', type: 'token', documentation: 'A modality of a series (DCM code, e.g. CT)' },
     ],
@@ -177,7 +185,13 @@ export function fhirRoutes(deps: RouteDeps): AppRouter {
       resourceId: type,
       ...(found.studies.length === 1 ? { studyInstanceUid: found.studies[0] } : {}),
       ...(new Set(found.patientIds).size === 1 ? { patientId: found.patientIds[0] } : {}),
-      details: { type, query: auditedQuery(q), total: found.total, studies: found.studies.slice(0, 20), patients: [...new Set(found.patientIds)].slice(0, 20) },
+      details: {
+        type,
+        query: auditedQuery(q),
+        total: found.total,
+        studies: found.studies.slice(0, 20),
+        patients: [...new Set(found.patientIds)].slice(0, 20),
+      },
     };
     const used = Object.entries(q)
       .filter(([k]) => k !== '_count' && k !== '_offset')
