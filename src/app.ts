@@ -22,6 +22,7 @@ import type { JobQueue } from './jobs/queue.js';
 import { JobWorker, type JobHandlers } from './jobs/worker.js';
 import { autoPublishConfig, reportJobHandlers } from './reports/auto-publish.js';
 import { workflowDeps } from './reports/workflow.js';
+import { envFhirTargets, fhirPushHandlers, fhirPushHook } from './fhir/push.js';
 import { EventBus } from './events.js';
 import { autoWorkitemHook, UpsPerformer } from './ups/performer.js';
 import { Worklist } from './ups/workitems.js';
@@ -239,6 +240,12 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
   const prebuilder = new MetadataPrebuilder({ db: core.db, storage: core.storage, log, jobs: queue, events: core.events }, prebuildMs);
   // Series metadata is built once a series has gone quiet, so OHIF's first request reads a cache.
   if (prebuildMs > 0) core.ingestor.addIndexHook(prebuilder.hook);
+  // FHIR servers reports are pushed to: FHIR_PUSH_* for now; the integrations registry replaces this source.
+  const fhirPush = {
+    targets: envFhirTargets(config.fhirPush),
+    maxAttempts: config.fhirPush?.maxAttempts ?? 10,
+    backoff: { baseMs: config.fhirPush?.retryBaseMs ?? 10_000, maxMs: 3_600_000 },
+  };
   const serviceHandlers: JobHandlers = {
     ...(config.forwarding.enabled ? forwardJobHandlers(core.forwarder) : {}),
     ...(prebuildMs > 0 ? prebuilder.handlers() : {}),
@@ -249,6 +256,11 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     ...performer.handlers(),
     // Deliveries to the hospital's systems (HL7 to a RIS): light, and never behind an analysis.
     ...hl7JobHandlers({ ...workflowDeps(core), retry: { baseMs: config.hl7.retryBaseMs, maxMs: 30 * 60_000 } }),
+    ...reportJobHandlers(
+      { ...workflowDeps(core), onPublished: fhirPushHook({ ...fhirPush, queue, events: core.events }) },
+      autoPublishConfig(config),
+    ),
+    ...fhirPushHandlers({ ...core, ...fhirPush, node: { aeTitle: config.dicom.aeTitle, institutionName: config.institutionName } }),
   };
   let serviceJobs: JobWorker | undefined;
   // Analysis jobs wake their worker themselves (AnalysisRequester.wake); scheduled ones (study.stable) when due.

@@ -119,3 +119,39 @@ export async function studiesOfPatient(db: Db, pk: number): Promise<PatientStudy
   orderByDescNullsLast(q, 'st.study_time');
   return (await q.orderBy('st.created_at', 'desc').orderBy('st.id', 'desc')) as PatientStudyRow[];
 }
+
+/** The FHIR Patient search: identifier (value, and issuer when the system names one), name prefix, birth date range (DA). */
+export interface PatientSearch {
+  identifier?: { value: string; issuer?: string };
+  name?: string;
+  birthFrom?: string;
+  birthTo?: string;
+  limit: number;
+  offset: number;
+}
+
+export async function patientSearchRows(db: Db, q: PatientSearch): Promise<{ total: number; rows: PatientRow[] }> {
+  const filter = (b: QueryBuilder) => {
+    if (q.identifier) {
+      b.where('p.patient_id', q.identifier.value);
+      if (q.identifier.issuer !== undefined) b.where('p.issuer_of_patient_id', q.identifier.issuer);
+    }
+    const name = q.name?.trim() && normalizePersonName(q.name.trim());
+    if (name) {
+      // Any part of the name starting so (FHIR string search): the family name, or a later component.
+      b.where((w) => {
+        orWhereMatches(db, w, 'p.patient_name_norm', name, 'prefix');
+        orWhereMatches(db, w, 'p.patient_name_norm', `^${name}`, 'contains');
+      });
+    }
+    if (q.birthFrom !== undefined) b.where('p.patient_birth_date', '>=', q.birthFrom);
+    if (q.birthTo !== undefined) b.where('p.patient_birth_date', '<=', q.birthTo);
+  };
+  const counted = db('patients as p');
+  filter(counted);
+  const total = await countOf(counted);
+  const page = selectPatients(db);
+  filter(page);
+  const rows = (await page.orderBy('p.id').limit(q.limit).offset(q.offset)) as PatientRow[];
+  return { total, rows };
+}

@@ -1,4 +1,5 @@
 import type { Db, Trx } from '../db/connection.js';
+import { countOf } from './sql.js';
 
 /**
  * The reports and their versions (reports, report_versions). src/reports/report-store.ts gives
@@ -101,7 +102,7 @@ export async function insertReportVersionRow(trx: Trx, row: NewReportVersionRow)
 
 /** Records the DICOM objects published for a version (and makes them the report's current ones). */
 export async function setPublishedObjects(
-  db: Db,
+  db: Db | Trx,
   reportId: number,
   version: number,
   sr: { sop: string; series: string },
@@ -134,4 +135,38 @@ export async function reportRowsChangedBetween(db: Db, range: { from?: string; t
   if (range.from) q.where('updated_at', '>=', range.from);
   if (range.to) q.where('created_at', '<=', range.to);
   return (await q.orderBy('id').limit(range.limit)) as ReportRow[];
+}
+
+/** The FHIR DiagnosticReport/Observation search over reports: patient, study, states, study date range (DA). */
+export interface ReportSearch {
+  patientPk?: number;
+  studyInstanceUid?: string;
+  states?: string[];
+  dateFrom?: string;
+  dateTo?: string;
+  limit: number;
+  offset: number;
+}
+
+/** Matching report ids, oldest first, and how many match. */
+export async function reportSearchRows(db: Db, q: ReportSearch): Promise<{ total: number; ids: number[] }> {
+  const base = db('reports as r').join('studies as st', 'st.study_instance_uid', 'r.study_instance_uid');
+  if (q.patientPk !== undefined) base.where('st.patient_pk', q.patientPk);
+  if (q.studyInstanceUid !== undefined) base.where('r.study_instance_uid', q.studyInstanceUid);
+  if (q.states) base.whereIn('r.state', q.states);
+  if (q.dateFrom !== undefined) base.where('st.study_date', '>=', q.dateFrom);
+  if (q.dateTo !== undefined) base.where('st.study_date', '<=', q.dateTo);
+  const total = await countOf(base);
+  const rows = (await base.clone().select('r.id').orderBy('r.id').limit(q.limit).offset(q.offset)) as Array<{ id: number }>;
+  return { total, ids: rows.map((r) => Number(r.id)) };
+}
+
+/** Each model that drafted a report (SHA-256 and name as recorded) with its newest report: the FHIR Device read. */
+export async function reportModels(db: Db): Promise<Array<{ sha256: string | null; name: string | null; reportId: number }>> {
+  const rows = (await db('reports as r')
+    .join('medgemma_analyses as a', 'a.id', 'r.analysis_id')
+    .groupBy('a.model_sha256', 'a.model_name')
+    .select('a.model_sha256', 'a.model_name')
+    .max({ report_id: 'r.id' })) as Array<{ model_sha256: string | null; model_name: string | null; report_id: number }>;
+  return rows.map((r) => ({ sha256: r.model_sha256, name: r.model_name, reportId: Number(r.report_id) }));
 }

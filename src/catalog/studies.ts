@@ -44,6 +44,9 @@ export interface SeriesRow {
 /** Filters of the study list; dates as DICOM DA (YYYYMMDD). */
 export interface StudyRowFilter {
   patientId?: string;
+  /** The patient's index id (FHIR `patient=`). */
+  patientPk?: number;
+  studyInstanceUid?: string;
   accession?: string;
   dateFrom?: string;
   dateTo?: string;
@@ -77,6 +80,8 @@ const studyColumns = [
 export async function studyRows(db: Db, f: StudyRowFilter): Promise<{ total: number; rows: StudyRow[] }> {
   const base = db('studies as st').join('patients as p', 'p.id', 'st.patient_pk');
   if (f.patientId !== undefined) base.where('p.patient_id', f.patientId);
+  if (f.patientPk !== undefined) base.where('p.id', f.patientPk);
+  if (f.studyInstanceUid !== undefined) base.where('st.study_instance_uid', f.studyInstanceUid);
   if (f.accession !== undefined) base.where('st.accession_number', f.accession);
   if (f.dateFrom !== undefined) base.where('st.study_date', '>=', f.dateFrom);
   if (f.dateTo !== undefined) base.where('st.study_date', '<=', f.dateTo);

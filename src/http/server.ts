@@ -19,6 +19,7 @@ import { apiRoutes } from './routes/api.js';
 import { dicomwebRoutes } from '../../dicomweb/routes.js';
 import { viewerRoutes } from './routes/viewer.js';
 import { nodesRoutes } from './routes/nodes.js';
+import { fhirRoutes } from './routes/fhir.js';
 import { wadoUriRoutes } from '../../dicomweb/wado-uri.js';
 import { UpsChannels } from '../../dicomweb/ups-channel.js';
 import type { HttpDeps, RouteDeps } from './deps.js';
@@ -121,6 +122,7 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
     auditRoutes({ audit: deps.audit, security }),
     apiRoutes(routeDeps),
     nodesRoutes(routeDeps),
+    fhirRoutes(routeDeps),
     dicomwebRoutes(routeDeps),
     viewerRoutes(routeDeps),
     wadoUriRoutes(routeDeps),

@@ -149,7 +149,7 @@ export async function buildContent(db: Db, analysis: Analysis, body: ReportBody,
       quantization: model?.quantization ?? null,
       backend: model?.backend ?? null,
       promptTemplate: analysis.prompt ? `${analysis.prompt.templateId} v${analysis.prompt.templateVersion}` : null,
-      deviceUid: uidFromNames('radiant-ai-model', model?.sha256 ?? model?.name ?? 'unknown'),
+      deviceUid: modelDeviceUid(model?.sha256 ?? null, model?.name ?? null),
       validated: model?.validated ?? false,
       validation: model?.validation.reason ?? 'no model recorded',
       provenance: provenanceParameters(analysis),
@@ -162,6 +162,11 @@ export async function buildContent(db: Db, analysis: Analysis, body: ReportBody,
     predecessors: f.predecessors,
     createdAt: f.createdAt,
   };
+}
+
+/** The Device Observer UID of a model: stable per SHA-256 (per name when there is none, as for a remote endpoint). */
+export function modelDeviceUid(sha256: string | null, name: string | null): string {
+  return uidFromNames('radiant-ai-model', sha256 ?? name ?? 'unknown');
 }
 
 /** The analysis' provenance digests as TID 4019 Algorithm Parameters ("name=value"); never the model's text. */

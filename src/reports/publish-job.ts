@@ -6,7 +6,7 @@ import { personDisplayName, userPersonName } from '../auth/users.js';
 import type { Db, Trx } from '../db/connection.js';
 import { IMPLEMENTATION_VERSION_NAME } from '../dicom/implementation.js';
 import { ENCAPSULATED_PDF_SOP_CLASS as ENCAPSULATED_PDF } from '../dicom/uids.js';
-import { getAnalysis } from '../analysis/analyses.js';
+import { getAnalysis, type Analysis } from '../analysis/analyses.js';
 import { JobError } from '../jobs/errors.js';
 import type { JobQueue } from '../jobs/queue.js';
 import type { JobRow } from '../jobs/types.js';
@@ -14,7 +14,7 @@ import { typedHandler, type JobHandler } from '../jobs/worker.js';
 import type { ImageRef, ReportContent, ReportSigner } from './content.js';
 import { buildContent } from './content-builder.js';
 import { publishVersion, versionUids, type PublishDeps, type Published } from './publish.js';
-import { getReport, getVersion, listVersions, type Report } from './report-store.js';
+import { getReport, getVersion, listVersions, type Report, type ReportVersion } from './report-store.js';
 import { COMPREHENSIVE_3D_SR_SOP_CLASS as COMPREHENSIVE_3D_SR } from './sr/sr-builder.js';
 
 /**
@@ -52,7 +52,7 @@ export interface ReportNodeDeps extends PublishDeps {
   node: { aeTitle: string; institutionName: string | null };
 }
 
-export function nodeIdentity(d: ReportNodeDeps): ReportContent['node'] {
+export function nodeIdentity(d: Pick<ReportNodeDeps, 'node'>): ReportContent['node'] {
   return {
     aeTitle: d.node.aeTitle,
     institutionName: d.node.institutionName,
@@ -65,7 +65,7 @@ export function nodeIdentity(d: ReportNodeDeps): ReportContent['node'] {
  * The signer as the SR and PDF name them: the user's full name and credentials when known ("Doe^Jane^^^MD",
  * shown "Jane Doe, MD"), at the signing time.
  */
-export async function signerOf(d: ReportNodeDeps, username: string, at: string): Promise<ReportSigner> {
+export async function signerOf(d: Pick<ReportNodeDeps, 'db' | 'node'>, username: string, at: string): Promise<ReportSigner> {
   const u = await findUserRow(d.db, { username });
   const name = userPersonName({ username, fullName: u?.full_name ?? null, credentials: u?.credentials ?? null });
   return { name, display: personDisplayName(name), username, organization: d.node.institutionName ?? 'RadiantAI node', at };
@@ -108,6 +108,30 @@ async function predecessorsOf(db: Db, report: Report, version: number): Promise<
   return refs;
 }
 
+/**
+ * What a published version says, rebuilt from its row (body, state, author and time, amendment
+ * reason): the content its SR and PDF were written from, and the FHIR resources are mapped from.
+ */
+export async function versionContent(
+  d: Pick<ReportNodeDeps, 'db' | 'node'>,
+  report: Report,
+  v: ReportVersion,
+  analysis: Analysis,
+): Promise<ReportContent> {
+  const signer = v.action === 'sign' || v.action === 'amend' ? await signerOf(d, v.changedBy ?? 'unknown', v.changedAt) : null;
+  return buildContent(d.db, analysis, v.body, {
+    reportId: report.id,
+    version: v.version,
+    state: v.state,
+    includeDisclaimer: report.includeAiDisclaimer,
+    signer,
+    amendmentReason: v.reason,
+    predecessors: await predecessorsOf(d.db, report, v.version),
+    createdAt: v.changedAt,
+    node: nodeIdentity(d),
+  });
+}
+
 /** One report.publish run. */
 export async function publishReportVersion(d: ReportNodeDeps, reportId: number, version: number): Promise<ReportPublishResult> {
   const final = (why: string) => new JobError(why, { retryable: false });
@@ -120,18 +144,7 @@ export async function publishReportVersion(d: ReportNodeDeps, reportId: number, 
     return { reportId, version, srSopInstanceUid: v.srSopInstanceUid, pdfSopInstanceUid: v.pdfSopInstanceUid, already: true };
   const analysis = await getAnalysis(d.db, report.analysisId);
   if (!analysis) throw final(`the analysis of report ${reportId} is gone`);
-  const signer = v.action === 'sign' || v.action === 'amend' ? await signerOf(d, v.changedBy ?? 'unknown', v.changedAt) : null;
-  const content = await buildContent(d.db, analysis, v.body, {
-    reportId,
-    version,
-    state: v.state,
-    includeDisclaimer: report.includeAiDisclaimer,
-    signer,
-    amendmentReason: v.reason,
-    predecessors: await predecessorsOf(d.db, report, version),
-    createdAt: v.changedAt,
-    node: nodeIdentity(d),
-  });
+  const content = await versionContent(d, report, v, analysis);
   let published: Published;
   try {
     published = await publishVersion(d, report, analysis, content, versionUids(report, version));

@@ -1,6 +1,6 @@
 import { RadiantError } from '../errors.js';
 import { Readable } from 'node:stream';
-import type { Db } from '../db/connection.js';
+import type { Db, Trx } from '../db/connection.js';
 import type { Logger } from '../logger.js';
 import type { Ingestor } from '../ingest/ingest.js';
 import type { Analysis } from '../analysis/analyses.js';
@@ -8,7 +8,7 @@ import { uidFromNames } from '../dicom/new-uid.js';
 import type { Renderer } from '../dicom/render/renderer.js';
 import { findInstance } from '../catalog/catalog.js';
 import type { BlobStorage } from '../../storage/types.js';
-import type { ImageRef, ReportContent } from './content.js';
+import type { ImageRef, ReportContent, ReportState } from './content.js';
 import { keyImagesFor } from './key-images.js';
 import { renderReportPdf } from './pdf/render.js';
 import { buildEncapsulatedPdf } from './pdf/encapsulated.js';
@@ -27,7 +27,12 @@ export interface PublishDeps {
   renderer: Renderer;
   /** MEDGEMMA_ALLOW_UNVALIDATED_MODEL: an unvalidated model's report objects may be forwarded by rules too. */
   allowUnvalidatedModel?: boolean;
+  /** Runs in the transaction that records a version's objects (outbound deliveries queue their jobs there). */
+  onPublished?: PublishedHook;
 }
+
+/** Work that follows a version's publishing, queued with the record of its objects (src/fhir/push.ts). */
+export type PublishedHook = (trx: Trx, v: { reportId: number; version: number; state: ReportState }) => Promise<void>;
 
 /**
  * Why forwarding rules must hold a report's objects: an analysis whose model is not validated
@@ -157,7 +162,10 @@ export async function publishVersion(
     if (err instanceof PublishError) throw err;
     throw new PublishError(`storing report ${report.id} v${content.version} failed: ${(err as Error).message}`, { cause: err });
   }
-  await setPublishedObjects(d.db, report.id, content.version, uids.sr, uids.pdf);
+  await d.db.transaction(async (trx) => {
+    await setPublishedObjects(trx, report.id, content.version, uids.sr, uids.pdf);
+    await d.onPublished?.(trx, { reportId: report.id, version: content.version, state: content.state });
+  });
   return {
     srSopInstanceUid: uids.sr.sop,
     pdfSopInstanceUid: uids.pdf.sop,
