@@ -40,7 +40,12 @@ const PDF_CLASS = '1.2.840.10008.5.1.4.1.1.104.1';
 
 const ANSWER = noduleAnswer([80, 80, 180, 180]);
 
-type Naturalized = Record<string, unknown> & { SOPClassUID?: string; SOPInstanceUID?: string; StudyInstanceUID?: string };
+type Naturalized = Record<string, unknown> & {
+  SOPClassUID?: string;
+  SOPInstanceUID?: string;
+  StudyInstanceUID?: string;
+  SeriesDescription?: string;
+};
 
 function naturalize(bytes: Buffer): Naturalized {
   const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) as ArrayBuffer;
@@ -112,14 +117,23 @@ describe('Auto-publish: a pushed study comes back as a draft SR and PDF, forward
       const t0 = Date.now();
       await push(node, files, work);
       // Nothing but the push: the analysis, the draft and its publishing are the node's own doing.
-      const received = await until('SR and PDF at the PACS', async () => {
+      // Issue 16: three objects now, the finding having a box: the TID 1500 SR, its text rendition
+      // (an SR series of its own, "(text)", that OHIF shows as text) and the PDF.
+      const received = await until('SR, text SR and PDF at the PACS', async () => {
         const names = fs.readdirSync(scpDir);
         const objs = names.map((n) => naturalize(fs.readFileSync(path.join(scpDir, n))));
-        return objs.length >= 2 ? objs : undefined;
+        return objs.length >= 3 ? objs : undefined;
       });
       const elapsed = Date.now() - t0;
-      expect(received).to.have.length(2);
-      const sr = received.find((o) => o.SOPClassUID === SR_CLASS);
+      expect(received).to.have.length(3);
+      const isText = (o: Naturalized) => String(o.SeriesDescription).endsWith('(text)');
+      const sr = received.find((o) => o.SOPClassUID === SR_CLASS && !isText(o));
+      const text = received.find((o) => o.SOPClassUID === SR_CLASS && isText(o));
+      expect(text, 'text SR at the PACS').to.include({
+        StudyInstanceUID: study,
+        VerificationFlag: 'UNVERIFIED',
+        CompletionFlag: 'PARTIAL',
+      });
       const pdf = received.find((o) => o.SOPClassUID === PDF_CLASS);
       expect(sr, 'SR at the PACS').to.include({ StudyInstanceUID: study, VerificationFlag: 'UNVERIFIED', CompletionFlag: 'PARTIAL' });
       expect(pdf, 'PDF at the PACS').to.include({ StudyInstanceUID: study });

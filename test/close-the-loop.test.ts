@@ -35,6 +35,7 @@ type Naturalized = Record<string, unknown> & {
   SOPInstanceUID?: string;
   StudyInstanceUID?: string;
   InstanceNumber?: number;
+  SeriesDescription?: string;
   PredecessorDocumentsSequence?: Array<{
     ReferencedSeriesSequence?: Array<{ ReferencedSOPSequence?: Array<{ ReferencedSOPInstanceUID?: string }> }>;
   }>;
@@ -51,6 +52,9 @@ interface Received {
   file: string;
   ds: Naturalized;
 }
+
+/** The SR's text rendition (issue 16), told from the TID 1500 SR by its series description. */
+const isText = (o: Received) => String(o.ds.SeriesDescription).endsWith('(text)');
 
 function receivedAt(dir: string): Received[] {
   return fs.readdirSync(dir).map((n) => ({ file: path.join(dir, n), ds: naturalize(fs.readFileSync(path.join(dir, n))) }));
@@ -99,7 +103,7 @@ describe('Closing the loop (issue 16, done when): corpus CT by storescu → draf
   let scpDir = '';
   const work: string[] = [];
   const files = corpusDir('ct-series-chest-99');
-  let draft: { sr: Received; pdf: Received; reportId: number } | undefined;
+  let draft: { sr: Received; text: Received; pdf: Received; reportId: number } | undefined;
 
   before(async () => {
     fake = await answeringEndpoint(ANSWER);
@@ -138,14 +142,19 @@ describe('Closing the loop (issue 16, done when): corpus CT by storescu → draf
     expect(sent.code, sent.stderr).to.equal(0);
     const t0 = Date.now();
     // Nothing but the push: no API call until both objects are at the PACS.
-    const got = await until('draft SR and PDF at the PACS', async () => {
+    // Issue 16: with the SR and PDF comes the SR's text rendition (its own "(text)" series, what
+    // OHIF shows of the impression): three objects.
+    const got = await until('draft SR, text SR and PDF at the PACS', async () => {
       const r = receivedAt(scpDir);
-      return r.length >= 2 ? r : undefined;
+      return r.length >= 3 ? r : undefined;
     });
     const elapsed = Date.now() - t0;
-    expect(got).to.have.length(2);
-    const sr = got.find((o) => o.ds.SOPClassUID === SR_CLASS)!;
+    expect(got).to.have.length(3);
+    const sr = got.find((o) => o.ds.SOPClassUID === SR_CLASS && !isText(o))!;
+    const text = got.find((o) => o.ds.SOPClassUID === SR_CLASS && isText(o))!;
     const pdf = got.find((o) => o.ds.SOPClassUID === PDF_CLASS)!;
+    expect(text?.ds, 'text SR at the PACS').to.include({ VerificationFlag: 'UNVERIFIED', CompletionFlag: 'PARTIAL' });
+    expect(await dciodvfy(text.file)).not.to.match(/^Error/m);
     const study = naturalize(fs.readFileSync(files[0]!.absPath)).StudyInstanceUID;
     expect(sr?.ds, 'SR at the PACS').to.include({ StudyInstanceUID: study, VerificationFlag: 'UNVERIFIED', CompletionFlag: 'PARTIAL' });
     expect(pdf?.ds, 'PDF at the PACS').to.include({ StudyInstanceUID: study });
@@ -154,7 +163,7 @@ describe('Closing the loop (issue 16, done when): corpus CT by storescu → draf
     expect(slices.has(region.sop), `the SCOORD's image ${region.sop} is a slice of the pushed CT`).to.equal(true);
     expect(await dciodvfy(sr.file)).not.to.match(/^Error/m);
     const report = (await node.db('reports').first('id')) as { id: number };
-    draft = { sr, pdf, reportId: report.id };
+    draft = { sr, text, pdf, reportId: report.id };
     console.log(`      last instance acknowledged → draft SR + PDF at the PACS: ${elapsed} ms (STUDY_STABLE_SECONDS=1)`);
   });
 
@@ -242,11 +251,14 @@ describe('Closing the loop (issue 16, done when): corpus CT by storescu → draf
     );
     expect(signed.status, JSON.stringify(signed.body)).to.equal(200);
     expect(signed.body.state).to.equal('final');
-    const got = await until('signed SR and PDF at the PACS', async () => {
+    // Each version with a box has its text rendition too: 3 objects for the draft, 3 for the signed.
+    const got = await until('signed SR, text SR and PDF at the PACS', async () => {
       const r = receivedAt(scpDir);
-      return r.length >= 4 ? r : undefined;
+      return r.length >= 6 ? r : undefined;
     });
-    expect(got).to.have.length(4);
+    expect(got).to.have.length(6);
+    const text = got.find((o) => isText(o) && o.ds.SOPInstanceUID !== draft!.text.ds.SOPInstanceUID);
+    expect(text?.ds, 'signed text SR at the PACS').to.include({ VerificationFlag: 'VERIFIED', CompletionFlag: 'COMPLETE' });
     const sr = got.find((o) => o.ds.SOPInstanceUID === signed.body.dicom.sr.sop_instance_uid);
     const pdf = got.find((o) => o.ds.SOPInstanceUID === signed.body.dicom.pdf.sop_instance_uid);
     expect(sr?.ds, 'signed SR at the PACS').to.include({ SOPClassUID: SR_CLASS, VerificationFlag: 'VERIFIED', CompletionFlag: 'COMPLETE' });
@@ -254,8 +266,8 @@ describe('Closing the loop (issue 16, done when): corpus CT by storescu → draf
     const preds = (sr!.ds.PredecessorDocumentsSequence ?? []).flatMap((s) =>
       (s.ReferencedSeriesSequence ?? []).flatMap((x) => (x.ReferencedSOPSequence ?? []).map((y) => y.ReferencedSOPInstanceUID)),
     );
-    // The draft's objects, its SR first: this SR replaces them.
-    expect(preds).to.have.members([draft!.sr.ds.SOPInstanceUID, draft!.pdf.ds.SOPInstanceUID]);
+    // The draft's objects, its SR first: this SR replaces them (issue 16: its text rendition too).
+    expect(preds).to.have.members([draft!.sr.ds.SOPInstanceUID, draft!.pdf.ds.SOPInstanceUID, draft!.text.ds.SOPInstanceUID]);
     expect(await dciodvfy(sr!.file)).not.to.match(/^Error/m);
   });
 });

@@ -457,7 +457,8 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
       await page.goto(`${base}/viewer/viewer?StudyInstanceUIDs=${studyUid}&token=${await tokenFor(node, 'viewer')}`, {
         waitUntil: 'domcontentloaded',
       });
-      const sr = page.getByText('SR', { exact: true }).first();
+      // The amended version's TID 1500 SR (issue 16: each version with a box also has a "(text)" SR series).
+      const sr = page.getByText(/^Amended report - R\d+ v4 [\d-]+$/).first();
       await sr.waitFor({ timeout: 60_000 });
       // Let the first viewport finish loading its images: switching viewports while they are still
       // in flight cancels them, and OHIF 3.13's cancel path itself throws ("handler is not a
@@ -499,7 +500,11 @@ describe('Reports: DICOM-SR + Encapsulated PDF, review and sign-off, forwarding,
 
   it('forwards the report objects (and nothing else) to the PACS', async function () {
     const objects = await node.db('instances').where({ source: 'ai' }).select('sop_instance_uid');
-    expect(objects.length).to.equal(6); // draft, final, amended: SR + PDF each
+    // Draft, final, amended: SR + PDF each; issue 16: each version whose SR has a box (final and
+    // amended, the radiologist drew one; the draft when the tiny model gave a region) has its text rendition SR too.
+    const texts = await node.db('series').where('series_description', 'like', '%(text)').pluck('series_description');
+    expect(texts.filter((d: string) => /^(Signed|Amended) report - R\d+ v[34] /.test(d))).to.have.length(2);
+    expect(objects.length).to.equal(6 + texts.length);
     await waitFor(
       'forwarded',
       async () => {

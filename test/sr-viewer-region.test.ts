@@ -2,12 +2,14 @@ import { expect } from 'chai';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import dcmjs, { type NaturalizedDataset } from 'dcmjs';
+import sharp from 'sharp';
 import { makeCtSeries, writeSeries, type GeneratedFile } from '../fixtures/generate.js';
 import { placement, sourceToPrepared } from '../src/dicom/render/fit.js';
 import { apiClient } from './helpers/api.js';
+import { launchChromium } from './helpers/browser.js';
 import { runTool, storescu } from './helpers/dcmtk.js';
 import { fakeEndpoint, okReply } from './helpers/fake-openai.js';
-import { tokenFor } from './helpers/http.js';
+import { baseUrl, tokenFor } from './helpers/http.js';
 import { startTestNode, tempDir, type TestNode } from './helpers/node.js';
 import { until } from './helpers/until.js';
 
@@ -16,9 +18,8 @@ import { until } from './helpers/until.js';
  * (neither square nor 512) whose middle slice (of five) alone holds a bright square "lesion" on a uniform
  * background; the stand-in model answers with a box_2d around it on that image (in the prepared
  * 512² square, letterboxed); the node publishes the draft SR by itself; the SR's SCOORD is on that
- * slice in its source pixels. (OHIF drawing this box is checked in reports.test.ts with a
- * radiologist's box: with this model-made SR, OHIF 3.13 drew it in about half the runs only,
- * whole runs failing together; open in the session note.)
+ * slice in its source pixels, and OHIF 3 in Chromium draws the box on the lesion, every time: the
+ * screenshot's coloured outline runs along the white square's edges.
  */
 
 const ROWS = 420;
@@ -63,7 +64,7 @@ function answer(box2d: number[]): string {
   });
 }
 
-describe('Findings on the images: the model box on its slice, in the SR', function () {
+describe('Findings on the images: the model box on its slice, in the SR and drawn by OHIF', function () {
   this.timeout(300_000);
   let node: TestNode;
   let fake: Awaited<ReturnType<typeof fakeEndpoint>>;
@@ -155,5 +156,98 @@ describe('Findings on the images: the model box on its slice, in the SR', functi
     expect(dump).to.match(/NUM:\(111012,DCM,"Certainty of Finding"\)="0.73" \(1,UCUM,"no units"\)/);
     const vfy = await runTool('dciodvfy', [file]);
     expect(vfy.stdout + vfy.stderr).not.to.match(/^Error/m);
+  });
+
+  it('OHIF in Chromium draws the box on the lesion of that slice, and lists the finding', async function () {
+    expect(srSop, 'the SR of the first test').to.not.equal('');
+    const base = baseUrl(node);
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+      await page.addInitScript("localStorage.setItem('shownTours', JSON.stringify(['basicViewerTour']))");
+      const study = files[0]!.studyInstanceUid;
+      await page.goto(`${base}/viewer/viewer?StudyInstanceUIDs=${study}&token=${await tokenFor(node, 'viewer')}`, {
+        waitUntil: 'domcontentloaded',
+      });
+      const sr = page.getByText('SR', { exact: true }).first();
+      await sr.waitFor({ timeout: 60_000 });
+      await page.waitForLoadState('networkidle', { timeout: 30_000 }).catch(() => undefined);
+      await sr.dblclick();
+      // Drawn every time, with no retry: the node's viewer config re-renders the SR viewport until
+      // its box is on screen (OHIF 3.13 otherwise left it undrawn in about half the openings).
+      const label = page.getByText(/right upper lobe/).first();
+      await label.waitFor({ timeout: 30_000 }).catch(async (err: unknown) => {
+        await fsp.mkdir(path.resolve('test-artifacts'), { recursive: true });
+        await page.screenshot({ path: path.resolve('test-artifacts', 'viewer-sr-region-failed.png') });
+        throw new Error(`OHIF drew no SR finding on the slice: ${String(err)}`);
+      });
+      // The finding's labels by their code meanings, not raw codes.
+      const shown = await page.locator('body').innerText();
+      expect(shown).to.include('Finding site: right upper lobe');
+      expect(shown).not.to.include('363698007');
+      await page.waitForLoadState('networkidle', { timeout: 30_000 }).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 1500));
+      await fsp.mkdir(path.resolve('test-artifacts'), { recursive: true });
+      await page.screenshot({ path: path.resolve('test-artifacts', 'viewer-sr-region.png') });
+
+      const canvas = page.locator('canvas.cornerstone-canvas').first();
+      const box = (await canvas.boundingBox())!;
+      expect(box, 'the viewport canvas').to.not.equal(null);
+      const shot = await page.screenshot({ clip: box });
+      const { data, info } = await sharp(shot).raw().toBuffer({ resolveWithObject: true });
+      const { width, height, channels } = info;
+      const at = (x: number, y: number) => {
+        const o = (y * width + x) * channels;
+        return [data[o]!, data[o + 1]!, data[o + 2]!] as const;
+      };
+      const white = (x: number, y: number) => at(x, y).every((v) => v > 230);
+      const coloured = (x: number, y: number) => {
+        const [r, g, b] = at(x, y);
+        return Math.max(r, g, b) - Math.min(r, g, b) > 60;
+      };
+      // The lesion: columns holding a tall run of white (overlay text is shorter), then rows within them.
+      const cols: number[] = [];
+      for (let x = 0; x < width; x++) {
+        let n = 0;
+        for (let y = 0; y < height; y++) if (white(x, y)) n++;
+        if (n >= 25) cols.push(x);
+      }
+      expect(cols.length, 'the lesion is on the slice shown').to.be.greaterThan(20);
+      const lx0 = cols[0]!;
+      const lx1 = cols.at(-1)!;
+      const rows: number[] = [];
+      for (let y = 0; y < height; y++) {
+        let n = 0;
+        for (let x = lx0; x <= lx1; x++) if (white(x, y)) n++;
+        if (n >= (lx1 - lx0) / 2) rows.push(y);
+      }
+      const ly0 = rows[0]!;
+      const ly1 = rows.at(-1)!;
+      // OHIF draws the outline dashed: along each edge of the lesion, a good share of positions has
+      // an outline pixel within a few screen pixels across; inside the lesion, none.
+      const share = (n: number, hit: (k: number) => boolean): number => {
+        let hits = 0;
+        for (let k = 0; k < n; k++) if (hit(k)) hits++;
+        return hits / n;
+      };
+      const across = (x: number, y: number, dx: number, dy: number) => {
+        for (let k = -4; k <= 4; k++) if (coloured(x + k * dx, y + k * dy)) return true;
+        return false;
+      };
+      const w = lx1 - lx0;
+      const h = ly1 - ly0;
+      const edges = {
+        top: share(w - 10, (k) => across(lx0 + 5 + k, ly0, 0, 1)),
+        bottom: share(w - 10, (k) => across(lx0 + 5 + k, ly1, 0, 1)),
+        left: share(h - 10, (k) => across(lx0, ly0 + 5 + k, 1, 0)),
+        right: share(h - 10, (k) => across(lx1, ly0 + 5 + k, 1, 0)),
+      };
+      const where = `lesion at ${lx0},${ly0}–${lx1},${ly1} on the canvas; screenshot test-artifacts/viewer-sr-region.png`;
+      for (const [edge, v] of Object.entries(edges)) expect(v, `${edge} edge outlined (${where})`).to.be.greaterThan(0.3);
+      const inside = share(w - 20, (k) => across(lx0 + 10 + k, Math.round((ly0 + ly1) / 2), 0, 1));
+      expect(inside, `no outline across the middle of the lesion (${where})`).to.equal(0);
+    } finally {
+      await browser.close();
+    }
   });
 });

@@ -16,6 +16,8 @@ import { until } from './helpers/until.js';
  * report whose findings have no region opens as text, its findings' words and its impression on
  * screen, not as an all-black viewport (nor OHIF's error page). The auto-published draft of a
  * synthetic CT pushed by storescu to a node of its own, so no other test's forwarding counts change.
+ * A report WITH a box shows only its boxes in OHIF's TID 1500 view: its impression and its box-less
+ * findings are readable from the SR's text rendition, a series of its own ("(text)").
  */
 
 interface Finding {
@@ -48,6 +50,35 @@ const TEXT_ONLY = {
     },
   ],
   impression: 'Bronchial wall thickening, likely inflammatory.',
+};
+
+/** One finding with a box on image 3, one without: a report that is a TID 1500 SR. */
+const WITH_BOX = {
+  findings: [
+    {
+      description: 'Spiculated nodule in the right upper lobe.',
+      anatomical_location: 'right upper lobe',
+      laterality: 'right',
+      category: 'abnormal',
+      severity: 'moderate',
+      confidence: 0.7,
+      image_numbers: [3],
+      recommendation: 'CT follow-up in 3 months.',
+      region: { image_number: 3, box_2d: [300, 300, 600, 600] },
+    },
+    {
+      description: 'Small left pleural effusion without a focal region.',
+      anatomical_location: 'left pleural space',
+      laterality: 'left',
+      category: 'abnormal',
+      severity: 'mild',
+      confidence: 0.5,
+      image_numbers: [4],
+      recommendation: 'None.',
+      region: null,
+    },
+  ],
+  impression: 'Right upper lobe nodule, suspicious; small left effusion.',
 };
 
 describe('OHIF in Chromium: a report without regions is readable as text', function () {
@@ -87,8 +118,8 @@ describe('OHIF in Chromium: a report without regions is readable as text', funct
     return study;
   }
 
-  /** Opens the study in OHIF, then the SR series, and waits for `text` on the page. */
-  async function openSr(page: Page, study: string, text: string | RegExp, shot: string): Promise<string[]> {
+  /** Opens the study in OHIF, then the SR series (the first, or the one `series` names), and waits for `text` on the page. */
+  async function openSr(page: Page, study: string, text: string | RegExp, shot: string, series?: RegExp): Promise<string[]> {
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(String(e)));
     page.on('console', (m) => {
@@ -98,7 +129,7 @@ describe('OHIF in Chromium: a report without regions is readable as text', funct
     await page.goto(`${baseUrl(node)}/viewer/viewer?StudyInstanceUIDs=${study}&token=${await tokenFor(node, 'viewer')}`, {
       waitUntil: 'domcontentloaded',
     });
-    const sr = page.getByText('SR', { exact: true }).first();
+    const sr = series ? page.getByText(series).first() : page.getByText('SR', { exact: true }).first();
     await sr.waitFor({ timeout: 60_000 });
     await page.waitForLoadState('networkidle', { timeout: 30_000 }).catch(() => undefined);
     await sr.dblclick();
@@ -151,6 +182,25 @@ describe('OHIF in Chromium: a report without regions is readable as text', funct
       const shown = await page.locator('body').innerText();
       expect(shown).to.include(TEXT_ONLY.findings[0]!.description);
       expect(shown).to.include(TEXT_ONLY.impression);
+      expect(errors).to.deep.equal([]);
+    } finally {
+      await browser.close();
+    }
+  });
+
+  it('a report with a box: its text rendition shows the impression and the box-less finding', async () => {
+    const study = await publishedStudy('sr-text-with-box', WITH_BOX);
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+      const errors = await openSr(page, study, WITH_BOX.impression, 'viewer-sr-text-rendition', /\(text\)$/);
+      const shown = await page.locator('body').innerText();
+      // The series list has the TID 1500 SR and its text rendition, told apart by description.
+      expect(shown).to.match(/AI DRAFT - not reviewed - R\d+ v1 \d{4}-\d\d-\d\d\n/);
+      expect(shown).to.match(/AI DRAFT - not reviewed - R\d+ v1 \d{4}-\d\d-\d\d \(text\)/);
+      expect(shown).to.include(WITH_BOX.impression);
+      expect(shown).to.include(WITH_BOX.findings[1]!.description);
+      expect(shown).to.include(WITH_BOX.findings[0]!.description);
       expect(errors).to.deep.equal([]);
     } finally {
       await browser.close();

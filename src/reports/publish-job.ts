@@ -105,6 +105,9 @@ async function predecessorsOf(db: Db, report: Report, version: number): Promise<
   };
   await add(COMPREHENSIVE_3D_SR, prev.srSopInstanceUid, own.sr);
   await add(ENCAPSULATED_PDF, prev.pdfSopInstanceUid, own.pdf);
+  // Its text rendition, made only when that version had regions: named once it is in the index.
+  if (await findInstance(db, own.text.sop))
+    refs.push({ sopClassUid: COMPREHENSIVE_3D_SR, sopInstanceUid: own.text.sop, seriesInstanceUid: own.text.series });
   return refs;
 }
 
@@ -163,7 +166,13 @@ export async function publishReportVersion(d: ReportNodeDeps, reportId: number, 
     resourceId: String(reportId),
     studyInstanceUid: report.studyInstanceUid,
     outcome: 'success',
-    details: { version, state: v.state, sr: published.srSopInstanceUid, pdf: published.pdfSopInstanceUid },
+    details: {
+      version,
+      state: v.state,
+      sr: published.srSopInstanceUid,
+      ...(published.textSrSopInstanceUid ? { text_sr: published.textSrSopInstanceUid } : {}),
+      pdf: published.pdfSopInstanceUid,
+    },
   });
   return {
     reportId,

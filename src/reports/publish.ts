@@ -12,7 +12,8 @@ import type { ImageRef, ReportContent, ReportState } from './content.js';
 import { keyImagesFor } from './key-images.js';
 import { renderReportPdf } from './pdf/render.js';
 import { buildEncapsulatedPdf } from './pdf/encapsulated.js';
-import { buildStructuredReport, COMPREHENSIVE_3D_SR_SOP_CLASS as COMPREHENSIVE_3D_SR } from './sr/sr-builder.js';
+import { buildStructuredReport, buildTextRenditionSr, COMPREHENSIVE_3D_SR_SOP_CLASS as COMPREHENSIVE_3D_SR } from './sr/sr-builder.js';
+import { drawsRegions } from './sr/content-tree.js';
 import { ENCAPSULATED_PDF_SOP_CLASS as ENCAPSULATED_PDF } from '../dicom/uids.js';
 import { setPublishedObjects } from '../catalog/reports.js';
 import type { Report } from './report-store.js';
@@ -46,6 +47,8 @@ export function forwardingHold(analysis: Analysis, allowUnvalidatedModel: boolea
 
 export interface Published {
   srSopInstanceUid: string;
+  /** The SR's text rendition, when the SR is a TID 1500 report (it has regions). */
+  textSrSopInstanceUid?: string;
   pdfSopInstanceUid: string;
   /** Set when forwarding rules hold the objects (why). */
   forwardingHeld?: string;
@@ -53,9 +56,10 @@ export interface Published {
   timings: { srMs: number; pdfMs: number; storeMs: number };
 }
 
-/** The SOP Instance and Series UIDs of one version's SR and PDF. */
+/** The SOP Instance and Series UIDs of one version's SR, its text rendition (when it has one) and PDF. */
 export interface VersionUids {
   sr: { sop: string; series: string };
+  text: { sop: string; series: string };
   pdf: { sop: string; series: string };
 }
 
@@ -68,7 +72,11 @@ export interface VersionUids {
 export function versionUids(report: Pick<Report, 'id' | 'studyInstanceUid' | 'createdAt'>, version: number): VersionUids {
   const uid = (what: string) =>
     uidFromNames('radiant-report', report.studyInstanceUid, String(report.id), report.createdAt, String(version), what);
-  return { sr: { sop: uid('sr'), series: uid('sr-series') }, pdf: { sop: uid('pdf'), series: uid('pdf-series') } };
+  return {
+    sr: { sop: uid('sr'), series: uid('sr-series') },
+    text: { sop: uid('text-sr'), series: uid('text-sr-series') },
+    pdf: { sop: uid('pdf'), series: uid('pdf-series') },
+  };
 }
 
 export class PublishError extends RadiantError {
@@ -105,8 +113,8 @@ async function storeOnce(d: PublishDeps, bytes: Buffer, holdForwarding: string |
 }
 
 /**
- * Writes the SR and the Encapsulated PDF of one report version and stores both through the
- * node's one ingest path (source "ai"): they are indexed, in QIDO-RS, WADO-RS, C-FIND and the
+ * Writes the SR, its text rendition when the SR is a TID 1500 report, and the Encapsulated PDF of
+ * one report version and stores them through the node's one ingest path (source "ai"): they are indexed, in QIDO-RS, WADO-RS, C-FIND and the
  * viewer at once, and forwarding rules see them like any arrival. Earlier versions' objects stay.
  * Safe to repeat: the UIDs are the version's own (versionUids), and an object already in the
  * index is neither built nor stored again.
@@ -121,6 +129,7 @@ export async function publishVersion(
   const at = new Date(content.createdAt);
   const timings = { srMs: 0, pdfMs: 0, storeMs: 0 };
   const holdForwarding = forwardingHold(analysis, d.allowUnvalidatedModel ?? false);
+  const text = drawsRegions(content);
   if (holdForwarding) d.log.info({ report: report.id, why: holdForwarding }, 'report objects stored; forwarding rules hold them');
   const store = async (bytes: Buffer) => {
     const t = performance.now();
@@ -138,6 +147,21 @@ export async function publishVersion(
         contentDateTime: at,
       });
       timings.srMs = performance.now() - t0;
+      await store(sr);
+    }
+    // OHIF 3 shows a TID 1500 report as its boxes only: the impression and the box-less findings
+    // are readable in the viewer from the text rendition, an AI result object like the others
+    // (held, forwarded, made again for every version that has regions).
+    if (text && !(await findInstance(d.db, uids.text.sop))) {
+      const t0 = performance.now();
+      const sr = buildTextRenditionSr(content, {
+        sopInstanceUid: uids.text.sop,
+        seriesInstanceUid: uids.text.series,
+        seriesNumber: reportSeriesNumber(report.id, content.version, 'TEXT'),
+        instanceNumber: 1,
+        contentDateTime: at,
+      });
+      timings.srMs += performance.now() - t0;
       await store(sr);
     }
     if (!(await findInstance(d.db, uids.pdf.sop))) {
@@ -168,6 +192,7 @@ export async function publishVersion(
   });
   return {
     srSopInstanceUid: uids.sr.sop,
+    ...(text ? { textSrSopInstanceUid: uids.text.sop } : {}),
     pdfSopInstanceUid: uids.pdf.sop,
     ...(holdForwarding ? { forwardingHeld: holdForwarding } : {}),
     timings,

@@ -67,6 +67,19 @@ describe('report review (issue 16)', () => {
         'Signed report - R3 v3 2026-01-02 (PDF)',
       );
     });
+
+    it("an SR's text rendition has its own number, apart from every SR and PDF number, and says (text)", () => {
+      expect(reportSeriesNumber(3, 1, 'TEXT')).to.equal(2000301);
+      const sr = new Set<number>();
+      for (const r of [0, 1, 9999])
+        for (let v = 1; v <= 49; v++) for (const k of ['SR', 'PDF'] as const) sr.add(reportSeriesNumber(r, v, k));
+      const text = [0, 1, 9999].flatMap((r) => [1, 2, 49].map((v) => reportSeriesNumber(r, v, 'TEXT')));
+      expect(new Set(text).size).to.equal(text.length);
+      for (const t of text) expect(sr.has(t), String(t)).to.equal(false);
+      expect(reportSeriesDescription({ state: 'final', reportId: 3, version: 3, createdAt: '2026-01-02T03:04:05Z' }, 'TEXT')).to.equal(
+        'Signed report - R3 v3 2026-01-02 (text)',
+      );
+    });
   });
 
   describe('per-finding decisions in PATCH', () => {

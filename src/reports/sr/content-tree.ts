@@ -248,6 +248,25 @@ export function drawsRegions(c: ReportContent): boolean {
 }
 
 /**
+ * The report as text only, for its text rendition beside a TID 1500 SR (OHIF 3 shows a TID 1500
+ * report as its boxes alone, so its impression and box-less findings would not be readable in the
+ * viewer): the same content with each region replaced by its image, referenced as the finding's
+ * Source like a finding that never had a region. drawsRegions is then false: a text report.
+ */
+export function asTextReport(c: ReportContent): ReportContent {
+  return {
+    ...c,
+    findings: c.findings.map((f) => {
+      if (!f.region) return f;
+      const cited = f.images.some(
+        (i) => i.sopInstanceUid === f.region!.image.sopInstanceUid && i.frameNumber === f.region!.image.frameNumber,
+      );
+      return { ...f, region: null, images: cited ? f.images : [f.region.image, ...f.images] };
+    }),
+  };
+}
+
+/**
  * The root container's children, in TID 1500 row order. A report shown as text leaves out the
  * Image Library: its entries are nameless IMAGE items (TID 1601), which OHIF 3's text view cannot
  * render (it fails on an item without a concept name, and the whole report with it); every image

@@ -6,14 +6,14 @@ import type { NaturalizedDataset } from 'dcmjs';
 import type { ReportContent } from '../content.js';
 import { RadiantError } from '../../errors.js';
 import { CODES, PRIVATE_SCHEME } from './codes.js';
-import { buildContentTree, drawsRegions, RADIANT_MANUFACTURER, referencedImages } from './content-tree.js';
+import { asTextReport, buildContentTree, drawsRegions, RADIANT_MANUFACTURER, referencedImages } from './content-tree.js';
 import { codeItem } from './items.js';
 import { hierarchicalReference } from './references.js';
 import { isValidUid } from '../../dicom/uids.js';
 import { da, dt, lo, pn, sh, tm } from '../../dicom/vr-values.js';
 import { patientAndStudy, setCharacterSet } from '../dicom/source-modules.js';
 import { writePart10 } from '../dicom/write-part10.js';
-import { reportSeriesDescription } from '../series.js';
+import { reportSeriesDescription, type ReportObjectKind } from '../series.js';
 
 export const COMPREHENSIVE_3D_SR_SOP_CLASS = '1.2.840.10008.5.1.4.1.1.88.34';
 
@@ -129,7 +129,7 @@ function rootConcept(c: ReportContent): NaturalizedDataset {
 }
 
 /** The dataset, before the character set is decided. */
-function dataset(c: ReportContent, ids: SrIds): NaturalizedDataset {
+function dataset(c: ReportContent, ids: SrIds, kind: Extract<ReportObjectKind, 'SR' | 'TEXT'>): NaturalizedDataset {
   const now = ids.contentDateTime;
   return {
     SOPClassUID: COMPREHENSIVE_3D_SR_SOP_CLASS,
@@ -144,7 +144,7 @@ function dataset(c: ReportContent, ids: SrIds): NaturalizedDataset {
     SeriesNumber: ids.seriesNumber,
     SeriesDate: da(now),
     SeriesTime: tm(now),
-    SeriesDescription: lo(reportSeriesDescription(c, 'SR')),
+    SeriesDescription: lo(reportSeriesDescription(c, kind)),
     ReferencedPerformedProcedureStepSequence: [],
     // General Equipment
     Manufacturer: RADIANT_MANUFACTURER,
@@ -176,8 +176,22 @@ function usesScheme(value: unknown, designator: string): boolean {
  * that cannot make a valid object (a malformed UID, a final report without its signer).
  */
 export function buildStructuredReport(content: ReportContent, ids: SrIds): Buffer {
+  return build(content, ids, 'SR');
+}
+
+/**
+ * The text rendition of a version whose SR is a TID 1500 report (drawsRegions): the same words,
+ * findings and impression under a Diagnostic imaging report root, regions as image references,
+ * in a series of its own (OHIF shows one SR per series). Viewers that draw only a TID 1500
+ * report's regions show this one as text.
+ */
+export function buildTextRenditionSr(content: ReportContent, ids: SrIds): Buffer {
+  return build(asTextReport(content), ids, 'TEXT');
+}
+
+function build(content: ReportContent, ids: SrIds, kind: Extract<ReportObjectKind, 'SR' | 'TEXT'>): Buffer {
   checkInput(content, ids);
-  const ds = dataset(content, ids);
+  const ds = dataset(content, ids, kind);
   if (usesScheme(ds.ContentSequence, PRIVATE_SCHEME.designator)) {
     ds.CodingSchemeIdentificationSequence = [
       {
