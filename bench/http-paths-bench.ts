@@ -103,7 +103,13 @@ async function startNode(ctDir: string): Promise<Node> {
   });
   const origin = `http://127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
-    if (await fetch(`${origin}/healthz`).then((r) => r.ok, () => false)) break;
+    if (
+      await fetch(`${origin}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      break;
     if (i > 300 || child.exitCode !== null) throw new Error('node did not start');
     await new Promise((r) => setTimeout(r, 100));
   }
