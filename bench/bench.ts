@@ -13,6 +13,7 @@ import { clientFind } from '../test/helpers/dimse-client.js';
 import { ORTHANC_BIN, startOrthanc } from '../test/helpers/orthanc.js';
 import { dimsePathsBench, orthancStoreSeconds } from './dimse-paths-bench.js';
 import { engineBench } from './engine-bench.js';
+import { httpPathsBench } from './http-paths-bench.js';
 import { loopBench } from './loop-bench.js';
 import { pipelineBench } from './pipeline-bench.js';
 
@@ -622,6 +623,7 @@ async function main(): Promise<void> {
   if (process.argv[2] === 'engine') return engineBench();
   if (process.argv[2] === 'pipeline') return pipelineBench(corpus);
   if (process.argv[2] === 'loop') return loopBench(corpus);
+  if (process.argv[2] === 'http') return httpPathsBench(corpus);
   if (!fs.existsSync(ctDir)) throw new Error(`corpus CT not found at ${ctDir}: set RADIANT_CORPUS`);
   const files = (await fsp.readdir(ctDir))
     .filter((f) => f.endsWith('.dcm'))
@@ -709,6 +711,7 @@ async function main(): Promise<void> {
       report('Orthanc 1.10 C-MOVE to storescp', { instances: files.length, bytes, seconds: [o.move] });
     } else console.log('Orthanc not installed: no comparison figures');
     await dimsePathsBench(files, sets, RUNS);
+    await httpPathsBench(corpus);
   } finally {
     await fsp.rm(work, { recursive: true, force: true });
   }

@@ -7,7 +7,7 @@ import { negotiatePixelData, notAcceptable, resolveInstanceFromPath, sendRanges,
 import { whyNotTranscodable } from '../src/dicom/transcode-syntaxes.js';
 import { PIXEL_DATA, isNative, RangeReader, findByPath, rangesStream, unsupportedStorage } from '../src/dicom/pixel-data.js';
 import { TS } from '../src/dicom/transfer-syntax.js';
-import { pixelDataLayout } from './pixel-data.js';
+import { pixelDataLayout, storedPixelDataLayout } from './pixel-data.js';
 
 /**
  * WADO-RS Retrieve Bulkdata (PS3.18 §10.4.1.1.5) for the BulkDataURIs the metadata resource
@@ -93,7 +93,7 @@ export function bulkdataHandler(deps: RouteDeps) {
     let choice: FrameChoice | { reasons: string[] };
     let source = { deps, key: row.storage_key };
     if (tag === PIXEL_DATA && tagPath.length === 1) {
-      const stored = await pixelDataLayout(deps.storage, row.storage_key, ts);
+      const stored = await storedPixelDataLayout(deps.storage, row);
       // Encapsulated: the frames as stored, or decoded (octet-stream without transfer-syntax is
       // Explicit VR Little Endian, PS3.18 Table 8.7.3-5) into one native value.
       choice = negotiatePixelData(accept, ts, !stored.encapsulated || stored.frames.length === 1, whyNotTranscodable);
@@ -105,7 +105,7 @@ export function bulkdataHandler(deps: RouteDeps) {
       }
       if (layout.encapsulated) {
         audit({ frames: layout.frames.length, mediaType: choice.mediaType, transferSyntax: choice.transferSyntax });
-        sendRanges(
+        await sendRanges(
           source.deps,
           ctx,
           source.key,
@@ -134,7 +134,7 @@ export function bulkdataHandler(deps: RouteDeps) {
     const single = !choice.multipart || (rangeHeader !== undefined && first === '*/*');
     audit({ bytes: size, single });
     if (!single || size === 0) {
-      sendRanges(source.deps, ctx, source.key, { ...choice, multipart: !single }, [{ ranges: size ? [value] : [] }]);
+      await sendRanges(source.deps, ctx, source.key, { ...choice, multipart: !single }, [{ ranges: size ? [value] : [] }]);
       return;
     }
     ctx.set('Accept-Ranges', 'bytes');

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import type { RouteDeps } from '../src/http/deps.js';
 import { HttpError } from '../src/http/errors.js';
 import type { AppContext, AppRouter } from '../src/http/state.js';
@@ -13,7 +14,7 @@ import { MemoryBlobs } from '../storage/memory.js';
 import { readAll } from '../storage/read-all.js';
 import { isNative, unsupportedStorage, rangesLength, rangesStream, type PixelDataLayout } from '../src/dicom/pixel-data.js';
 import { compressedMediaType, TS } from '../src/dicom/transfer-syntax.js';
-import { pixelDataLayout } from './pixel-data.js';
+import { pixelDataLayout, storedPixelDataLayout } from './pixel-data.js';
 
 const EXPLICIT_LE = TS.ExplicitVRLittleEndian;
 const IMPLICIT_LE = TS.ImplicitVRLittleEndian;
@@ -189,19 +190,24 @@ export function notAcceptable(reasons: string[]): HttpError {
   return new HttpError(406, 'not_acceptable', reasons[0] ?? 'no acceptable media type for this pixel data', { reasons });
 }
 
+/** One range (a native frame, a single-fragment frame): the store's own stream, no re-wrapping. */
+function openRanges(deps: RouteDeps, key: string, ranges: ByteRange[]): Promise<Readable> {
+  return ranges.length === 1 ? deps.storage.get(key, ranges[0]) : Promise.resolve(rangesStream(deps.storage, key, ranges));
+}
+
 /** Streams the given byte-range lists as the response: multipart, or one body. */
-export function sendRanges(
+export async function sendRanges(
   deps: RouteDeps,
   ctx: AppContext,
   key: string,
   choice: FrameChoice,
   bodies: Array<{ ranges: ByteRange[]; location?: string }>,
-): void {
+): Promise<void> {
   const partType = `${choice.mediaType}; transfer-syntax=${choice.transferSyntax}`;
   if (!choice.multipart) {
     const only = bodies[0]!;
     ctx.status = 200;
-    ctx.body = rangesStream(deps.storage, key, only.ranges);
+    ctx.body = await openRanges(deps, key, only.ranges);
     ctx.set('Content-Type', partType);
     ctx.length = rangesLength(only.ranges);
     return;
@@ -212,7 +218,7 @@ export function sendRanges(
       'Content-Length': String(rangesLength(b.ranges)),
       ...(b.location ? { 'Content-Location': b.location } : {}),
     },
-    open: async () => rangesStream(deps.storage, key, b.ranges),
+    open: () => openRanges(deps, key, b.ranges),
   }));
   const boundary = newBoundary();
   const { stream, done } = multipartStream(boundary, parts);
@@ -238,7 +244,10 @@ export function framesHandler(deps: RouteDeps) {
     const source = choice.decodeTo
       ? await transcodedSource(deps, row, choice.decodeTo)
       : { deps, key: row.storage_key, ts: row.transfer_syntax_uid };
-    const layout: PixelDataLayout = await pixelDataLayout(source.deps.storage, source.key, source.ts);
+    // As stored: the cached frame index (one ranged read per frame after the first request).
+    const layout: PixelDataLayout = choice.decodeTo
+      ? await pixelDataLayout(source.deps.storage, source.key, source.ts)
+      : await storedPixelDataLayout(deps.storage, row);
     const missing = numbers.filter((n) => n > layout.frames.length);
     if (missing.length) {
       throw new HttpError(404, 'frame_not_found', `frame ${missing[0]} does not exist: the instance has ${layout.frames.length} frame(s)`, {
@@ -252,7 +261,7 @@ export function framesHandler(deps: RouteDeps) {
       resourceId: row.sop_instance_uid,
       details: { frames: numbers.length, mediaType: choice.mediaType, transferSyntax: choice.transferSyntax, mapping: layout.mapping },
     };
-    sendRanges(
+    await sendRanges(
       source.deps,
       ctx,
       source.key,

@@ -4,7 +4,7 @@ import { PassThrough, type Readable, type Writable } from 'node:stream';
 
 /**
  * A multipart/related response written part by part (RFC 2046 §5.1, RFC 2387): each part's body
- * is a stream opened only when the part before it has been written out, and piped with
+ * is a stream opened while the part before it is written out (one ahead), and piped with
  * backpressure, so a 1 GB study costs a couple of stream buffers, never the study.
  */
 
@@ -15,7 +15,7 @@ export interface OutPart {
    * syntax a transcoded part ended up in).
    */
   headers: Record<string, string> | (() => Record<string, string>);
-  /** Opens the part's body; called when the part is due. */
+  /** Opens the part's body; called while the part before it is being written (or first). */
   open(): Promise<Readable>;
 }
 
@@ -95,11 +95,23 @@ export function multipartStream(boundary: string, parts: OutPart[], first?: Read
   const stream = new PassThrough();
   const done = (async () => {
     let pending = first;
+    // The next part is opened while this one is written: the open (a file open and stat, an S3
+    // request) overlaps the transfer instead of leaving a gap between parts. One ahead at most.
+    let ahead: Promise<Readable> | undefined;
+    const openAhead = (i: number): Promise<Readable> | undefined => {
+      if (i >= parts.length) return undefined;
+      const p = parts[i]!.open();
+      p.catch(() => undefined); // awaited (and its failure thrown) when its turn comes
+      return p;
+    };
     try {
       for (let i = 0; i < parts.length; i++) {
         const part = parts[i]!;
-        const body = pending ?? (await part.open());
+        const opening = ahead;
+        ahead = undefined;
+        const body = pending ?? (await (opening ?? part.open()));
         pending = body;
+        ahead = openAhead(i + 1);
         const headers = typeof part.headers === 'function' ? part.headers() : part.headers;
         await write(stream, `${i === 0 ? '' : '\r\n'}--${boundary}\r\n${headerBlock(headers)}\r\n`);
         pending = undefined;
@@ -109,6 +121,10 @@ export function multipartStream(boundary: string, parts: OutPart[], first?: Read
       stream.end();
     } catch (err) {
       pending?.destroy();
+      ahead?.then(
+        (b) => b.destroy(),
+        () => undefined,
+      );
       stream.destroy(err instanceof Error ? err : new Error(String(err)));
       throw err;
     }

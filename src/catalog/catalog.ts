@@ -65,6 +65,8 @@ export interface StoredInstanceRow {
   size_bytes: number;
   storage_key: string;
   instance_number: number | null;
+  /** When this version of the instance was stored (ISO text); with the key it names one stored blob, for caches. */
+  stored_at?: string;
 }
 
 export interface IndexResult {
@@ -300,6 +302,7 @@ const instanceColumns = [
   'i.size_bytes',
   'i.storage_key',
   'i.instance_number',
+  'i.stored_at',
 ];
 
 function instanceQuery(db: Db) {
@@ -310,7 +313,14 @@ function instanceQuery(db: Db) {
 }
 
 function toRow(r: StoredInstanceRow): StoredInstanceRow {
-  return { ...r, id: Number(r.id), series_pk: Number(r.series_pk), size_bytes: Number(r.size_bytes) };
+  const storedAt = r.stored_at as unknown;
+  return {
+    ...r,
+    id: Number(r.id),
+    series_pk: Number(r.series_pk),
+    size_bytes: Number(r.size_bytes),
+    stored_at: storedAt instanceof Date ? storedAt.toISOString() : String(storedAt),
+  };
 }
 
 export async function findInstance(db: Db, sopInstanceUid: string): Promise<StoredInstanceRow | undefined> {
