@@ -59,8 +59,9 @@ export class RequestLimits {
     return async (ctx, next) => {
       const declared = Number(ctx.get('content-length') || 0);
       if (declared > this.maxBodyBytes) {
-        ctx.set('Connection', 'close');
-        throw new HttpError(413, 'payload_too_large', `request body larger than ${this.maxBodyBytes} bytes (MAX_UPLOAD_BYTES)`);
+        throw new HttpError(413, 'payload_too_large', `request body larger than ${this.maxBodyBytes} bytes (MAX_UPLOAD_BYTES)`, undefined, {
+          Connection: 'close',
+        });
       }
       if (this.byAddress && LIMITED.test(ctx.path)) {
         const wait = this.byAddress.take(`a:${clientAddress(ctx.headers, ctx.ip, this.trustProxy)}`);
