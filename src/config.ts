@@ -16,7 +16,8 @@ const aeTitle = aeTitleSchema;
 const port = z.coerce.number().int().min(0).max(65535);
 const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off']).transform((v) => ['true', '1', 'yes', 'on'].includes(v));
 
-const envSchema = z.object({
+/** Every environment variable the node reads (the deployment files' test checks their names against it). */
+export const envSchema = z.object({
   MODE: z.enum(['offline', 'online']).default('offline'),
   DATA_DIR: z.string().min(1).default('./data'),
   SQLITE_DATABASE_URL: z.string().min(1).optional(),
@@ -84,6 +85,15 @@ const envSchema = z.object({
   HTTP_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(1_000_000).default(4096),
   /** Behind a reverse proxy: URLs the node writes follow Forwarded / X-Forwarded-Proto/Host/Prefix. */
   HTTP_TRUST_PROXY: bool.default(false),
+  /** PEM files: the HTTP listener serves HTTPS when both are set. */
+  HTTP_TLS_CERT: z.string().min(1).optional(),
+  HTTP_TLS_KEY: z.string().min(1).optional(),
+  /** Strict-Transport-Security max-age on HTTPS answers (direct, or a trusted proxy's https); 0: no header. */
+  HTTP_HSTS_MAX_AGE_SECONDS: z.coerce.number().int().min(0).max(63_072_000).default(31_536_000),
+  /** Token buckets on /api, /dicom-web and /wado: requests per RATE_LIMIT_WINDOW_SECONDS (the burst too); 0: no limit. */
+  RATE_LIMIT_PER_USER: z.coerce.number().int().min(0).default(2000),
+  RATE_LIMIT_PER_ADDRESS: z.coerce.number().int().min(0).default(4000),
+  RATE_LIMIT_WINDOW_SECONDS: z.coerce.number().int().min(1).max(3600).default(10),
   SECRET_KEY: z.string().min(1).optional(),
   TOKEN_EXPIRY_SECONDS: z.coerce
     .number()
@@ -245,6 +255,12 @@ export interface Config {
     maxConnections: number;
     /** Forwarded / X-Forwarded-* name the external address (src/http/external-url.ts). */
     trustProxy: boolean;
+    /** HTTPS listener (PEM file paths), when both are set. */
+    tls: { cert?: string; key?: string };
+    /** 0: no Strict-Transport-Security header. */
+    hstsMaxAgeSeconds: number;
+    /** Requests per window by user and by client address (src/http/request-limits.ts); 0: off. */
+    rateLimit: { perUser: number; perAddress: number; windowMs: number };
   };
   auth: {
     secretKey: string;
@@ -571,6 +587,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   if (Boolean(e.DICOM_TLS_CERT) !== Boolean(e.DICOM_TLS_KEY)) {
     throw new ConfigError('DICOM_TLS_CERT and DICOM_TLS_KEY are set together');
   }
+  if (Boolean(e.HTTP_TLS_CERT) !== Boolean(e.HTTP_TLS_KEY)) {
+    throw new ConfigError('HTTP_TLS_CERT and HTTP_TLS_KEY are set together');
+  }
 
   // Node refuses a server whose headers may take longer than the whole request.
   if (e.HTTP_REQUEST_TIMEOUT_MS > 0 && e.HTTP_REQUEST_TIMEOUT_MS < e.HTTP_HEADERS_TIMEOUT_MS) {
@@ -617,6 +636,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       keepAliveTimeoutMs: e.HTTP_KEEPALIVE_TIMEOUT_MS,
       maxConnections: e.HTTP_MAX_CONNECTIONS,
       trustProxy: e.HTTP_TRUST_PROXY,
+      tls: { cert: e.HTTP_TLS_CERT, key: e.HTTP_TLS_KEY },
+      hstsMaxAgeSeconds: e.HTTP_HSTS_MAX_AGE_SECONDS,
+      rateLimit: {
+        perUser: e.RATE_LIMIT_PER_USER,
+        perAddress: e.RATE_LIMIT_PER_ADDRESS,
+        windowMs: e.RATE_LIMIT_WINDOW_SECONDS * 1000,
+      },
     },
     auth: {
       secretKey,

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { createHash } from 'node:crypto';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
@@ -71,6 +72,15 @@ describe('OHIF viewer (/viewer)', function () {
     expect(index.headers.get('cross-origin-resource-policy')).to.equal('same-origin');
     const html = await index.text();
     expect(html).to.include('window.PUBLIC_URL="/viewer/"');
+    // The viewer's CSP (src/http/security-headers.ts): the page's inline scripts by hash, wasm, no framing, no eval.
+    const csp = index.headers.get('content-security-policy') ?? '';
+    const inline = [...html.matchAll(/<script(?![^>]*\ssrc=)[^>]*>([\s\S]*?)<\/script>/g)].map((m) => m[1]!);
+    expect(inline).to.not.be.empty;
+    for (const script of inline) expect(csp).to.include(`'sha256-${createHash('sha256').update(script).digest('base64')}'`);
+    expect(csp).to.include("frame-ancestors 'none'").and.include("'wasm-unsafe-eval'").and.not.include("'unsafe-eval'");
+    expect(csp).to.not.match(/script-src[^;]*'unsafe-inline'/);
+    expect(index.headers.get('x-content-type-options')).to.equal('nosniff');
+    expect(index.headers.get('referrer-policy')).to.equal('no-referrer');
     expect(html).to.include('src="/viewer/app-config.js"');
     expect(html).not.to.match(/(src|href)="\/(?!viewer\/|\/)/);
 
@@ -169,6 +179,11 @@ describe('OHIF viewer (/viewer)', function () {
       expect(failed, report()).to.deep.equal([]);
       expect(frames, report()).to.not.be.empty;
       expect(lit, report()).to.be.greaterThan(1000);
+      // OHIF ran under its Content-Security-Policy without being refused anything.
+      expect(
+        errors.filter((e) => /Content Security Policy/i.test(e)),
+        report(),
+      ).to.deep.equal([]);
     } finally {
       await page.close();
     }

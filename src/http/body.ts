@@ -5,14 +5,18 @@ import type { BaseContext } from './state.js';
 /** Small JSON or form bodies only; large bodies (DICOM) are streamed by their routes. */
 const MAX_FORM_BYTES = 1024 * 1024;
 
+// The rest of the body is not read: the connection closes after the answer (no reuse mid-body).
+const tooLarge = () =>
+  new HttpError(413, 'payload_too_large', `body larger than ${MAX_FORM_BYTES} bytes`, undefined, { Connection: 'close' });
+
 async function readSmall(ctx: BaseContext): Promise<string> {
   const declared = Number(ctx.get('content-length') || 0);
-  if (declared > MAX_FORM_BYTES) throw new HttpError(413, 'payload_too_large', `body larger than ${MAX_FORM_BYTES} bytes`);
+  if (declared > MAX_FORM_BYTES) throw tooLarge();
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of ctx.req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_FORM_BYTES) throw new HttpError(413, 'payload_too_large', `body larger than ${MAX_FORM_BYTES} bytes`);
+    if (size > MAX_FORM_BYTES) throw tooLarge();
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks).toString('utf8');

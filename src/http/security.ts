@@ -3,6 +3,7 @@ import type { AuditEntry, AuditLog } from '../audit/audit.js';
 import { can, type Permission } from '../auth/permissions.js';
 import type { Principal, TokenVerifier } from '../auth/tokens.js';
 import { HttpError, httpStatusOf } from './errors.js';
+import type { RequestLimits } from './request-limits.js';
 import { routeOf, type AppState, type BaseContext } from './state.js';
 
 export interface GuardOptions {
@@ -23,7 +24,7 @@ export interface Security {
 
 const ANONYMOUS_ADMIN: Principal = { userId: 0, username: 'auth-disabled', role: 'admin' };
 
-export function createSecurity(opts: { verifier: TokenVerifier; audit: AuditLog; disabled: boolean }): Security {
+export function createSecurity(opts: { verifier: TokenVerifier; audit: AuditLog; disabled: boolean; limits?: RequestLimits }): Security {
   async function authenticate(ctx: BaseContext): Promise<Principal> {
     if (opts.disabled) return ANONYMOUS_ADMIN;
     const result = await opts.verifier.verify(ctx.req);
@@ -32,6 +33,9 @@ export function createSecurity(opts: { verifier: TokenVerifier; audit: AuditLog;
         'WWW-Authenticate': `Bearer realm="radiant", error="invalid_token"`,
       });
     }
+    // The per-user request limit (429), counted once the user is known; with auth disabled there is no user.
+    ctx.state.principal = result.principal;
+    opts.limits?.checkUser(ctx, result.principal);
     return result.principal;
   }
 

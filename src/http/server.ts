@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
 import cors from '@koa/cors';
@@ -11,6 +13,8 @@ import { errorMiddleware } from './errors.js';
 import { externalAddress } from './external-url.js';
 import { Metrics } from './metrics.js';
 import { createSecurity } from './security.js';
+import { RequestLimits } from './request-limits.js';
+import { securityHeaders } from './security-headers.js';
 import { routeOf, type AppRouter, type AppState } from './state.js';
 import { healthRoutes } from './routes/health.js';
 import { authRoutes } from './routes/auth.js';
@@ -44,10 +48,12 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
     },
     config.auth.tokenExpirySeconds,
   );
+  const limits = new RequestLimits(config.http.rateLimit, config.http.trustProxy, config.http.maxUploadBytes);
   const security = createSecurity({
     verifier,
     audit: deps.audit,
     disabled: config.auth.disabled,
+    limits,
   });
   // The UPS-RS event channel (WebSocket upgrades of /dicom-web/subscribers/{AETitle}), same token check.
   const channels = new UpsChannels({
@@ -105,6 +111,8 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
     }),
   );
   app.use(errorMiddleware(log));
+  app.use(securityHeaders({ hstsMaxAgeSeconds: config.http.hstsMaxAgeSeconds }));
+  app.use(limits.middleware());
 
   const routers: AppRouter[] = [
     healthRoutes({ db: deps.db, storage: deps.storage, metrics, log }),
@@ -134,7 +142,7 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
     metrics.bytesStored.inc({ source: e.source }, e.sizeBytes);
   });
 
-  let server: http.Server | undefined;
+  let server: http.Server | https.Server | undefined;
   return {
     app,
     metrics,
@@ -142,19 +150,24 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
     async listen(port: number) {
       const h = config.http;
       const handler = app.callback();
-      server = http.createServer(
-        {
-          // Slow senders are cut off: headers first (slowloris), then the whole request, whose
-          // default is long enough for a 2 GiB STOW-RS over a slow link (README, Configuration).
-          headersTimeout: h.headersTimeoutMs,
-          requestTimeout: h.requestTimeoutMs,
-          keepAliveTimeout: h.keepAliveTimeoutMs,
-          // Node enforces the two timeouts above on this tick (30 s by default): a short headers
-          // timeout needs a finer one to mean what it says.
-          connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(h.headersTimeoutMs / 4))),
-        },
-        handler,
-      );
+      const options: http.ServerOptions = {
+        // Slow senders are cut off: headers first (slowloris), then the whole request, whose
+        // default is long enough for a 2 GiB STOW-RS over a slow link (README, Configuration).
+        headersTimeout: h.headersTimeoutMs,
+        requestTimeout: h.requestTimeoutMs,
+        keepAliveTimeout: h.keepAliveTimeoutMs,
+        // Node enforces the two timeouts above on this tick (30 s by default): a short headers
+        // timeout needs a finer one to mean what it says.
+        connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(h.headersTimeoutMs / 4))),
+      };
+      // HTTPS directly when given a certificate (HTTP_TLS_CERT/KEY), else plain HTTP (behind a TLS proxy).
+      server =
+        h.tls.cert && h.tls.key
+          ? https.createServer(
+              { ...options, cert: fs.readFileSync(h.tls.cert), key: fs.readFileSync(h.tls.key), handshakeTimeout: h.headersTimeoutMs },
+              handler,
+            )
+          : http.createServer(options, handler);
       // Node answers 417 to any Expect other than 100-continue unless this event is handled.
       // RFC 9110 §10.1.1 defines only 100-continue and lets a server refuse unknown expectations,
       // but an empty field (some clients send `Expect:` to turn 100-continue off) asks nothing.
