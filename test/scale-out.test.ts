@@ -88,7 +88,8 @@ describe('Scale-out: two nodes and a worker as processes on one PostgreSQL and o
   };
   const get = async (base: string, p: string, accept = 'application/json') =>
     fetch(`${base}${p}`, { headers: { authorization: `Bearer ${token}`, accept } });
-  const analysisOn = async (base: string, id: number) => (await (await get(base, `/api/analysis/${id}`)).json()) as { status: string; error: string | null };
+  const analysisOn = async (base: string, id: number) =>
+    (await (await get(base, `/api/analysis/${id}`)).json()) as { status: string; error: string | null };
 
   before(async () => {
     dir = await tempDir('scale-out');
@@ -177,11 +178,18 @@ describe('Scale-out: two nodes and a worker as processes on one PostgreSQL and o
     expect(studies).to.have.length(1);
     expect(studies[0]!['00201208']!.Value).to.deep.equal([files.length]);
     const f = files[2]!;
-    const wado = await get(nodeB.http, `/dicom-web/studies/${study}/series/${f.seriesInstanceUid}/instances/${f.sopInstanceUid}`, 'multipart/related; type="application/dicom"');
+    const wado = await get(
+      nodeB.http,
+      `/dicom-web/studies/${study}/series/${f.seriesInstanceUid}/instances/${f.sopInstanceUid}`,
+      'multipart/related; type="application/dicom"',
+    );
     expect(wado.status).to.equal(200);
     const body = Buffer.from(await wado.arrayBuffer());
     // The data set's tail (pixel data) as sent; the file meta is the receiving node's own.
-    expect(body.includes(Buffer.from(f.bytes.subarray(f.bytes.length - 4096)))).to.equal(true, 'node B returns the bytes stored through node A');
+    expect(body.includes(Buffer.from(f.bytes.subarray(f.bytes.length - 4096)))).to.equal(
+      true,
+      'node B returns the bytes stored through node A',
+    );
   });
 
   it('an analysis queued on node A runs exactly once on the worker', async () => {
@@ -222,7 +230,10 @@ describe('Scale-out: two nodes and a worker as processes on one PostgreSQL and o
     });
     expect(res.status).to.equal(202);
     const { id } = (await res.json()) as { id: number };
-    await Promise.race([waiting, new Promise((_, reject) => setTimeout(() => reject(new Error('the worker never called the model')), 60_000))]);
+    await Promise.race([
+      waiting,
+      new Promise((_, reject) => setTimeout(() => reject(new Error('the worker never called the model')), 60_000)),
+    ]);
     await worker1.kill();
     const killedAt = Date.now();
     hold = false;

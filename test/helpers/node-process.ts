@@ -40,7 +40,10 @@ export interface RadiantProcess {
 
 /** Any `radiant` command (serve, worker, …) as a child process, with its log lines searchable. */
 export function spawnRadiant(args: string[], env: Record<string, string>): RadiantProcess {
-  const child = spawn(process.execPath, [cli, ...args], { env: { ...process.env, LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [cli, ...args], {
+    env: { ...process.env, LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
@@ -65,7 +68,8 @@ export function spawnRadiant(args: string[], env: Record<string, string>): Radia
       for (;;) {
         const hit = find(msg);
         if (hit) return hit;
-        if (child.exitCode !== null || Date.now() > deadline) throw new Error(`no "${msg}" from radiant ${args.join(' ')}: ${out.slice(-3000)}`);
+        if (child.exitCode !== null || Date.now() > deadline)
+          throw new Error(`no "${msg}" from radiant ${args.join(' ')}: ${out.slice(-3000)}`);
         await new Promise((r) => setTimeout(r, 100));
       }
     },
