@@ -10,8 +10,8 @@ import { PDF, isEncapsulatedPdf, openEncapsulatedDocument } from './encapsulated
 import { PIXEL_DATA, RangeReader, findElement, unsupportedStorage } from '../src/dicom/pixel-data.js';
 import { RenderError, type RenderedImage, type RenderedMediaType, type RenderOptions } from '../src/dicom/render/render-types.js';
 import { renderFailure, renderStored } from './rendered.js';
-import { readAll } from '../storage/read-all.js';
 import { TranscodeError } from '../src/dicom/transcoder.js';
+import { instanceReader } from '../src/integrity/read-instance.js';
 
 /**
  * WADO-URI (PS3.18 §9): GET /wado?requestType=WADO&studyUID=…&seriesUID=…&objectUID=…
@@ -270,7 +270,7 @@ async function sendWhole(
         { sopInstanceUid: row.sop_instance_uid, sizeBytes: row.size_bytes },
         row.transfer_syntax_uid,
         ts,
-        async () => readAll(await deps.storage.get(row.storage_key)),
+        () => instanceReader(deps).readAll(row),
       );
     } catch (err) {
       if (err instanceof TranscodeError)
@@ -288,7 +288,10 @@ async function sendWhole(
     ctx.set('Content-Disposition', `attachment; filename="${row.sop_instance_uid}.dcm"`);
     return;
   }
-  const body = await deps.storage.get(row.storage_key);
+  const body = await instanceReader(deps).open(row);
+  // A blob failing its SHA-256 check ends the stream with an error after the status went out:
+  // close the connection, so the client sees a broken transfer rather than waiting for bytes.
+  body.once('error', () => ctx.res.destroy());
   ctx.state.audit = {
     studyInstanceUid: row.study_instance_uid,
     resourceId: row.sop_instance_uid,

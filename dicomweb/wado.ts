@@ -8,7 +8,7 @@ import { TranscodeError } from '../src/dicom/transcoder.js';
 import { whyNotTranscodable } from '../src/dicom/transcode-syntaxes.js';
 import { negotiateRetrieve, retrieveSyntaxFor } from './accept.js';
 import { multipartStream, newBoundary, type OutPart } from './multipart-writer.js';
-import { readAll } from '../storage/read-all.js';
+import { instanceReader } from '../src/integrity/read-instance.js';
 import { resolveInstances, resourcePath, resourceUrl } from './resources.js';
 
 /**
@@ -32,7 +32,8 @@ import { resolveInstances, resourcePath, resourceUrl } from './resources.js';
  * syntax, rather than failing the whole retrieve.
  */
 export function retrieveHandler(deps: RouteDeps) {
-  const { db, storage, log, transcoder } = deps;
+  const { db, log, transcoder } = deps;
+  const blobs = instanceReader(deps);
   return async (ctx: AppContext): Promise<void> => {
     const p = resourcePath(ctx);
     ctx.state.audit = { studyInstanceUid: p.study, details: { level: p.level } };
@@ -51,7 +52,7 @@ export function retrieveHandler(deps: RouteDeps) {
     const location = (i: StoredInstanceRow) => resourceUrl(base, i.study_instance_uid, i.series_instance_uid, i.sop_instance_uid);
     let fellBack = 0;
 
-    const load = (i: StoredInstanceRow) => async () => readAll(await storage.get(i.storage_key));
+    const load = (i: StoredInstanceRow) => () => blobs.readAll(i);
     /** The bytes in `target`, or as stored (and which syntax that is) when decoding failed. */
     const converted = new Map<number, Promise<{ bytes: Buffer; ts: string }>>();
     const convert = (idx: number) => {
@@ -88,7 +89,9 @@ export function retrieveHandler(deps: RouteDeps) {
       if (!needsTranscode(i)) {
         return {
           headers: { 'Content-Type': `application/dicom; transfer-syntax=${i.transfer_syntax_uid}`, 'Content-Location': location(i) },
-          open: () => storage.get(i.storage_key),
+          // Not yet verified while streaming: a failing part's error escapes the multipart path as an
+          // uncaught exception today (issue 21 note); the parts being rewritten for zero-copy wrap it.
+          open: () => deps.storage.get(i.storage_key),
         };
       }
       let ts = targetOf(i);

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import type { Socket } from 'node:net';
 import dimse from 'dcmjs-dimse';
 import type { BlobStorage } from '../storage/types.js';
+import { IntegrityError, verifiedReadAll } from '../storage/integrity.js';
 import type { Transcoder } from '../src/dicom/transcoder.js';
 import { whyNotTranscodable } from '../src/dicom/transcode-syntaxes.js';
 import { tagNumber } from '../src/dicom/dictionary.js';
@@ -40,6 +41,8 @@ export interface StoreItem {
   transfer_syntax_uid: string;
   storage_key: string;
   size_bytes: number;
+  /** The blob's SHA-256 from the index: a blob that differs is not sent (storage/integrity.ts). */
+  sha256?: string | null;
 }
 
 export type SubOperationOutcome = 'completed' | 'warning' | 'failed';
@@ -127,12 +130,6 @@ export function splitPart10(bytes: Buffer): { offset: number; transferSyntaxUid:
   const ts = tsElement ? metaText(bytes, tsElement) : '';
   if (!ts) throw new Error('Part 10 meta without a transfer syntax');
   return { offset: meta.end, transferSyntaxUid: ts };
-}
-
-async function readAll(storage: BlobStorage, key: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of await storage.get(key)) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
 }
 
 /** Accepted transfer syntaxes per abstract syntax on an association. */
@@ -233,7 +230,7 @@ export async function runSubOperations(
       };
     }
     try {
-      const load = () => readAll(deps.storage, item.storage_key);
+      const load = () => verifiedReadAll(deps.storage, item.storage_key, item.sha256);
       const bytes =
         target === item.transfer_syntax_uid
           ? await load()
@@ -248,7 +245,9 @@ export async function runSubOperations(
       const ds = new EncodedDataset(bytes.subarray(offset), target, item.sop_class_uid, item.sop_instance_uid);
       return { ok: true, request: new CStoreRequest(ds) };
     } catch (err) {
-      return { ok: false, status: DimseStatus.CannotUnderstand, comment: errorMessage(err) };
+      // A damaged blob is the node's failure, never sent as the instance.
+      const status = err instanceof IntegrityError ? DimseStatus.ProcessingFailure : DimseStatus.CannotUnderstand;
+      return { ok: false, status, comment: errorMessage(err) };
     }
   };
 

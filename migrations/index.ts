@@ -18,6 +18,7 @@ import * as m016t from './016_trim_padded_values.js';
 import * as m017 from './017_instance_image_attributes.js';
 import * as m018u from './018_user_credentials.js';
 import * as m021i from './021_integrations.js';
+import * as m028s from './028_instance_sha256.js';
 import * as m023u from './023_ups_workitems.js';
 
 interface Migration {
@@ -50,6 +51,7 @@ const migrations: ReadonlyArray<[string, Migration]> = [
   ['018_user_credentials', m018u],
   ['021_integrations', m021i],
   ['023_ups_workitems', m023u],
+  ['028_instance_sha256', m028s],
 ];
 
 /** Every migration's name, in the order they apply. */

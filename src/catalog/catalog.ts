@@ -47,6 +47,8 @@ export interface InstanceRecord {
     transferSyntaxUid: string;
     sizeBytes: number;
     storageKey: string;
+    /** SHA-256 (hex) of the blob as stored. */
+    sha256?: string;
     source: string;
     sourceAeTitle?: string;
     /** Not indexed: why no forwarding rule may send this instance automatically (set by the ingest caller). */
@@ -67,6 +69,8 @@ export interface StoredInstanceRow {
   instance_number: number | null;
   /** When this version of the instance was stored (ISO text); with the key it names one stored blob, for caches. */
   stored_at?: string;
+  /** SHA-256 (hex) of the blob; null for instances stored before it was kept (filled on first read). */
+  sha256?: string | null;
 }
 
 export interface IndexResult {
@@ -219,6 +223,7 @@ export async function indexInstanceIn(trx: Knex.Transaction, rec: InstanceRecord
         transfer_syntax_uid: rec.instance.transferSyntaxUid,
         size_bytes: rec.instance.sizeBytes,
         storage_key: rec.instance.storageKey,
+        sha256: rec.instance.sha256 ?? null,
         source: rec.instance.source,
         source_ae_title: clip(rec.instance.sourceAeTitle, 16),
         stored_at: ts,
@@ -235,6 +240,7 @@ export async function indexInstanceIn(trx: Knex.Transaction, rec: InstanceRecord
         'transfer_syntax_uid',
         'size_bytes',
         'storage_key',
+        'sha256',
         'source',
         'source_ae_title',
         'stored_at',
@@ -303,6 +309,7 @@ const instanceColumns = [
   'i.storage_key',
   'i.instance_number',
   'i.stored_at',
+  'i.sha256',
 ];
 
 function instanceQuery(db: Db) {
@@ -436,6 +443,7 @@ export interface RetrievableInstance {
   transfer_syntax_uid: string;
   storage_key: string;
   size_bytes: number;
+  sha256?: string | null;
   study_instance_uid: string;
   patient_id: string;
 }
@@ -454,7 +462,7 @@ export async function retrievableInstances(db: Db, f: RetrieveFilter): Promise<R
     .join('series as se', 'se.id', 'i.series_pk')
     .join('studies as st', 'st.id', 'se.study_pk')
     .join('patients as p', 'p.id', 'st.patient_pk')
-    .select('i.sop_class_uid', 'i.sop_instance_uid', 'i.transfer_syntax_uid', 'i.storage_key', 'i.size_bytes')
+    .select('i.sop_class_uid', 'i.sop_instance_uid', 'i.transfer_syntax_uid', 'i.storage_key', 'i.size_bytes', 'i.sha256')
     .select('st.study_instance_uid', 'p.patient_id');
   if (f.patientIds?.length) q.whereIn('p.patient_id', [...f.patientIds]);
   if (f.sopInstanceUids?.length) q.whereIn('i.sop_instance_uid', [...f.sopInstanceUids]);
@@ -468,4 +476,12 @@ export async function retrievableInstances(db: Db, f: RetrieveFilter): Promise<R
     { column: 'i.id' },
   ])) as RetrievableInstance[];
   return rows.map((r) => ({ ...r, size_bytes: Number(r.size_bytes) }));
+}
+
+/**
+ * Records the SHA-256 of an instance stored before digests were kept (its first whole read), only
+ * while its row still names that blob and has none: a re-send in between keeps its own.
+ */
+export async function recordInstanceSha256(db: Db, storageKey: string, sha256: string): Promise<void> {
+  await db('instances').where({ storage_key: storageKey }).whereNull('sha256').update({ sha256 });
 }

@@ -48,9 +48,78 @@ export function createDb(opts: DatabaseOptions): Db {
   });
 }
 
+/**
+ * Applies pending migrations once, however many processes start together (two `radiant serve`
+ * replicas and a worker on one database). knex's own lock (a row in knex_migrations_lock) comes
+ * too late: the first run creates knex's tables unguarded, and two processes doing so at once
+ * fail ("relation knex_migrations already exists") or insert two lock rows, after which every
+ * migration is refused as locked. So the whole run is serialised first:
+ * - PostgreSQL: a transaction-scoped advisory lock held on a connection of its own (released by
+ *   the server if the process dies, unlike knex's row);
+ * - SQLite (one machine): an exclusive lock file beside the database, taken over when the process
+ *   that wrote it is gone.
+ * The processes that waited then find the migrations applied and do nothing.
+ */
 export async function migrateLatest(db: Db): Promise<string[]> {
-  const [, applied] = (await db.migrate.latest({ migrationSource })) as [number, string[]];
-  return applied;
+  const run = async () => {
+    const [, applied] = (await db.migrate.latest({ migrationSource })) as [number, string[]];
+    return applied;
+  };
+  const config = db.client.config as Knex.Config;
+  if (config.client === 'pg') {
+    const lockDb = knexFactory({ client: 'pg', connection: config.connection, pool: { min: 0, max: 1 } });
+    try {
+      return await lockDb.transaction(async (trx) => {
+        await trx.raw('select pg_advisory_xact_lock(?)', [MIGRATION_LOCK_KEY]);
+        return run();
+      });
+    } finally {
+      await lockDb.destroy();
+    }
+  }
+  const filename = (config.connection as { filename?: string } | undefined)?.filename;
+  if (!filename || filename === ':memory:') return run();
+  const release = await lockFile(`${filename}.migrate.lock`);
+  try {
+    return await run();
+  } finally {
+    release();
+  }
+}
+
+/** An arbitrary constant naming the migration lock among the database's advisory locks. */
+const MIGRATION_LOCK_KEY = 7_352_019_028;
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Waits (up to 5 min) for an exclusive lock file; a file whose writer is gone is taken over. */
+async function lockFile(file: string): Promise<() => void> {
+  const deadline = Date.now() + 300_000;
+  for (;;) {
+    try {
+      fs.writeFileSync(file, String(process.pid), { flag: 'wx' });
+      return () => fs.rmSync(file, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    let holder = Number.NaN;
+    try {
+      holder = Number(fs.readFileSync(file, 'utf8').trim() || 'NaN');
+    } catch {
+      continue; // released in between: try again at once
+    }
+    // A file being written has no pid yet: wait for it rather than take it over.
+    if (Number.isInteger(holder) && holder > 0 && !processAlive(holder)) fs.rmSync(file, { force: true });
+    else if (Date.now() > deadline) throw new Error(`migrations locked by process ${holder} (${file})`);
+    else await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 export async function migrationStatus(db: Db): Promise<{ completed: string[]; pending: string[] }> {

@@ -8,6 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Db } from '../db/connection.js';
 import type { BlobStorage } from '../../storage/types.js';
 import { instanceKey } from '../../storage/keys.js';
+import { sha256File } from '../../storage/integrity.js';
 import { isValidUid } from '../dicom/uids.js';
 import { findInstance, type InstanceRecord } from '../catalog/catalog.js';
 import { IndexWriter, type IndexHook } from '../catalog/index-writer.js';
@@ -171,7 +172,8 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
     if (stat.size > this.opts.maxInstanceBytes) {
       throw new RadiantError('too-large', `instance larger than ${this.opts.maxInstanceBytes} bytes`);
     }
-    const parsed = await this.parser.parse(filePath);
+    // The digest is read beside the header parse (the file is in the page cache for both).
+    const [parsed, sha256] = await Promise.all([this.parser.parse(filePath), sha256File(filePath)]);
     if (!parsed.ok) throw new RadiantError(parsed.kind, parsed.error);
     const header = this.validate(parsed.header, ctx);
 
@@ -201,7 +203,7 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
 
     const marker = await this.opts.journal?.begin({ storageKey, sopInstanceUid: header.sopInstanceUid });
     try {
-      return await this.storeAndIndex(header, filePath, owned, ctx, base);
+      return await this.storeAndIndex(header, filePath, owned, ctx, base, sha256);
     } finally {
       if (marker) await this.opts.journal?.end(marker);
     }
@@ -213,6 +215,7 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
     owned: boolean,
     ctx: IngestContext,
     base: Omit<IngestResult, 'outcome'>,
+    sha256: string,
   ): Promise<IngestResult> {
     const { storageKey } = base;
     let sizeBytes: number;
@@ -227,6 +230,7 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
     }
 
     const record = this.toRecord(header, storageKey, sizeBytes, ctx);
+    record.instance.sha256 = sha256;
     let replacedKey: string | undefined;
     let replaced = false;
     try {
