@@ -26,7 +26,9 @@ export async function openEncapsulatedDocument(storage: BlobStorage, row: Stored
     range = await encapsulatedDocumentRange(storage, row.storage_key, row.transfer_syntax_uid);
   } catch (err) {
     if (!(err instanceof DocumentUnavailable)) throw err;
-    throw err.reason === 'not-implemented' ? new HttpError(501, 'not_implemented', err.message) : new HttpError(404, 'not_found', err.message);
+    throw err.reason === 'not-implemented'
+      ? new HttpError(501, 'not_implemented', err.message)
+      : new HttpError(404, 'not_found', err.message);
   }
   return { body: rangesStream(storage, row.storage_key, [range]), length: range.end! - range.start + 1 };
 }

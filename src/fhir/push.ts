@@ -53,7 +53,11 @@ export interface FhirPushDeps extends Pick<ReportNodeDeps, 'db' | 'node'> {
 /** The PDF inside a stored Encapsulated PDF; undefined when it cannot be found (the push goes without it). */
 async function pdfOf(d: FhirPushDeps, row: StoredInstanceRow): Promise<Buffer | undefined> {
   try {
-    return await readRange(d.storage, row.storage_key, await encapsulatedDocumentRange(d.storage, row.storage_key, row.transfer_syntax_uid));
+    return await readRange(
+      d.storage,
+      row.storage_key,
+      await encapsulatedDocumentRange(d.storage, row.storage_key, row.transfer_syntax_uid),
+    );
   } catch (err) {
     if (!(err instanceof DocumentUnavailable)) throw err;
     d.log.warn({ sop: row.sop_instance_uid, why: err.message }, 'fhir push: the report PDF is not readable');
