@@ -22,7 +22,7 @@ import type { JobQueue } from './jobs/queue.js';
 import { JobWorker, type JobHandlers } from './jobs/worker.js';
 import { autoPublishConfig, reportJobHandlers } from './reports/auto-publish.js';
 import { workflowDeps } from './reports/workflow.js';
-import { envFhirTargets, fhirPushHandlers, fhirPushHook } from './fhir/push.js';
+import { fhirPushHandlers } from './fhir/push.js';
 import { EventBus } from './events.js';
 import { autoWorkitemHook, UpsPerformer } from './ups/performer.js';
 import { Worklist } from './ups/workitems.js';
@@ -240,12 +240,6 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
   const prebuilder = new MetadataPrebuilder({ db: core.db, storage: core.storage, log, jobs: queue, events: core.events }, prebuildMs);
   // Series metadata is built once a series has gone quiet, so OHIF's first request reads a cache.
   if (prebuildMs > 0) core.ingestor.addIndexHook(prebuilder.hook);
-  // FHIR servers reports are pushed to: FHIR_PUSH_* for now; the integrations registry replaces this source.
-  const fhirPush = {
-    targets: envFhirTargets(config.fhirPush),
-    maxAttempts: config.fhirPush?.maxAttempts ?? 10,
-    backoff: { baseMs: config.fhirPush?.retryBaseMs ?? 10_000, maxMs: 3_600_000 },
-  };
   const serviceHandlers: JobHandlers = {
     ...(config.forwarding.enabled ? forwardJobHandlers(core.forwarder) : {}),
     ...(prebuildMs > 0 ? prebuilder.handlers() : {}),
@@ -254,13 +248,12 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     ...reportJobHandlers(workflowDeps(core), autoPublishConfig(config)),
     // Performing a workitem is following its analysis: light steps, never behind one.
     ...performer.handlers(),
-    // Deliveries to the hospital's systems (HL7 to a RIS): light, and never behind an analysis.
+    // Deliveries to the hospital's systems (HL7 to a RIS, FHIR push; queued by report.publish): light, never behind an analysis.
     ...hl7JobHandlers({ ...workflowDeps(core), retry: { baseMs: config.hl7.retryBaseMs, maxMs: 30 * 60_000 } }),
-    ...reportJobHandlers(
-      { ...workflowDeps(core), onPublished: fhirPushHook({ ...fhirPush, queue, events: core.events }) },
-      autoPublishConfig(config),
-    ),
-    ...fhirPushHandlers({ ...core, ...fhirPush, node: { aeTitle: config.dicom.aeTitle, institutionName: config.institutionName } }),
+    ...fhirPushHandlers({
+      ...workflowDeps(core),
+      backoff: { baseMs: config.fhirPush.retryBaseMs, maxMs: 3_600_000 },
+    }),
   };
   let serviceJobs: JobWorker | undefined;
   // Analysis jobs wake their worker themselves (AnalysisRequester.wake); scheduled ones (study.stable) when due.

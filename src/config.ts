@@ -193,13 +193,7 @@ export const envSchema = z.object({
   ANALYSIS_MAX_FINDINGS: z.coerce.number().int().min(1).max(100).default(12),
   ANALYSIS_MAX_TEXT: z.coerce.number().int().min(16).max(4000).default(400),
   ANALYSIS_MAX_TOKENS: z.coerce.number().int().min(64).max(65_536).default(4096),
-  /** FHIR push (src/fhir/push.ts): the server's base URL, its bearer token, which report events push. */
-  FHIR_PUSH_URL: z.url().optional(),
-  FHIR_PUSH_TOKEN: z.string().min(1).optional(),
-  FHIR_PUSH_ON: z
-    .string()
-    .regex(/^(publish|sign)(,(publish|sign))*$/, 'must be sign, publish or publish,sign')
-    .default('sign'),
+  /** FHIR push (src/fhir/push.ts) to the 'fhir' integrations (/api/integrations): attempts and back-off of each push. */
   FHIR_PUSH_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(10),
   FHIR_PUSH_RETRY_BASE_MS: z.coerce.number().int().min(10).max(3_600_000).default(10_000),
   /** Named in report objects (InstitutionName, the signer's organization). */
@@ -294,8 +288,8 @@ export interface Config {
   analysis: AnalysisConfig;
   hl7: Hl7Config;
   institutionName: string | null;
-  /** FHIR_PUSH_*: null when no FHIR server is configured. */
-  fhirPush: FhirPushConfig | null;
+  /** FHIR_PUSH_*: how pushes to the 'fhir' integrations are retried. */
+  fhirPush: FhirPushConfig;
   logLevel: Env['LOG_LEVEL'];
 }
 
@@ -309,9 +303,6 @@ export interface Hl7Config {
 }
 
 export interface FhirPushConfig {
-  url: string;
-  token?: string;
-  on: Array<'publish' | 'sign'>;
   maxAttempts: number;
   /** First retry delay, doubling up to an hour. */
   retryBaseMs: number;
@@ -693,15 +684,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
         .filter(Boolean),
     },
     institutionName: e.INSTITUTION_NAME ?? null,
-    fhirPush: e.FHIR_PUSH_URL
-      ? {
-          url: e.FHIR_PUSH_URL,
-          ...(e.FHIR_PUSH_TOKEN ? { token: e.FHIR_PUSH_TOKEN } : {}),
-          on: [...new Set(e.FHIR_PUSH_ON.split(',') as Array<'publish' | 'sign'>)],
-          maxAttempts: e.FHIR_PUSH_MAX_ATTEMPTS,
-          retryBaseMs: e.FHIR_PUSH_RETRY_BASE_MS,
-        }
-      : null,
+    fhirPush: { maxAttempts: e.FHIR_PUSH_MAX_ATTEMPTS, retryBaseMs: e.FHIR_PUSH_RETRY_BASE_MS },
     analysis: {
       autoAnalyze: checkedAutoAnalyze(e),
       autoPublish: e.AUTO_PUBLISH ?? e.AUTO_ANALYZE !== 'off',

@@ -156,8 +156,11 @@ export function referenceId(name: string, type: string, raw: string): string {
   return m[1]!;
 }
 
+/** The name of an R4 resource type (CapabilityStatement.rest.resource.type takes only these). */
+export type ResourceType = fhir4.FhirResource['resourceType'];
+
 export interface SupportedSearch {
-  type: string;
+  type: ResourceType;
   params: Array<{ name: string; type: 'token' | 'string' | 'date' | 'reference'; documentation: string }>;
 }
 
@@ -180,7 +183,7 @@ export function capabilityStatement(baseUrl: string, software: string, at: strin
             'Bearer token from POST /api/auth/token (OAuth2 password form), permission images:read; every read is written to the audit trail.',
         },
         resource: searches.map(
-          (s): fhir4.CapabilityStatementResource => ({
+          (s): fhir4.CapabilityStatementRestResource => ({
             type: s.type,
             interaction: [{ code: 'read' }, ...(s.params.length ? [{ code: 'search-type' as const }] : [])],
             ...(s.params.length ? { searchParam: s.params } : {}),

@@ -1,21 +1,19 @@
+import { randomUUID } from 'node:crypto';
 import type { AuditLog } from '../audit/audit.js';
-import type { FhirPushConfig } from '../config.js';
 import type { Backoff } from '../backoff.js';
-import { findInstance, type StoredInstanceRow } from '../catalog/catalog.js';
-import { studyRow } from '../catalog/studies.js';
-import type { Db, Trx } from '../db/connection.js';
-import { tagNumber } from '../dicom/dictionary.js';
+import { findInstance, listStudyInstances, type StoredInstanceRow } from '../catalog/catalog.js';
+import { getDelivery, getIntegration, setDeliveryPayload } from '../catalog/integrations.js';
+import { seriesRowsOfStudy, studyRow } from '../catalog/studies.js';
+import { DocumentUnavailable, encapsulatedDocumentRange } from '../dicom/encapsulated-document.js';
 import { uidFromNames } from '../dicom/new-uid.js';
-import { findByPath, RangeReader, readRange } from '../dicom/pixel-data.js';
+import { readRange } from '../dicom/pixel-data.js';
 import { errorMessage } from '../errors.js';
-import type { EventBus } from '../events.js';
 import type { Logger } from '../logger.js';
 import { getAnalysis } from '../analysis/analyses.js';
+import { FHIR_PUSH_JOB, parseDeliveryPayload, settleAttempt, type DeliveryJobPayload } from '../integrations/deliveries.js';
 import { JobError } from '../jobs/errors.js';
-import type { JobQueue } from '../jobs/queue.js';
+import type { JobRow } from '../jobs/types.js';
 import { typedHandler, type JobHandlers } from '../jobs/worker.js';
-import type { ReportState } from '../reports/content.js';
-import type { PublishedHook } from '../reports/publish.js';
 import { versionContent, type ReportNodeDeps } from '../reports/publish-job.js';
 import { getReport, getVersion } from '../reports/report-store.js';
 import type { BlobStorage } from '../../storage/types.js';
@@ -30,95 +28,41 @@ import {
   patientResource,
   type ReportRefs,
 } from './resources.js';
-import { listStudyInstances } from '../catalog/catalog.js';
-import { seriesRowsOfStudy } from '../catalog/studies.js';
 
 /**
- * FHIR push (`fhir.push` jobs on the one job runner): when a report version's SR and PDF are
- * recorded (the draft published, a version signed or amended), a job per configured FHIR
- * server whose triggers ask for it is queued in that same transaction; the job sends one
- * transaction Bundle of conditional updates (PUT Type?identifier=…): Patient, ImagingStudy,
- * Device, an Observation per finding and the DiagnosticReport with the PDF and the SR inline, so
- * a repeated push updates the same resources. Network failures, 408, 429 and 5xx are retried with
- * back-off; another 4xx (the server refused the content) fails at once with its OperationOutcome.
+ * FHIR push: the `fhir.push` job on the one job runner sends one delivery of the delivery log
+ * (src/integrations/deliveries.ts queues one per 'fhir' integration whose triggers name a version,
+ * when the version's SR and PDF are recorded) to its FHIR server: one transaction Bundle of
+ * conditional updates (PUT Type?identifier=…): Patient, ImagingStudy, Device, an Observation per
+ * finding and the DiagnosticReport with the PDF and the SR inline, so a repeated push updates the
+ * same resources. The Bundle is built on the first attempt and kept with the delivery (PHI: in the
+ * index for audit, never in the log); retries send the same one. Each attempt records the
+ * server's answer and status. Network failures, 408, 429 and 5xx are retried with back-off until
+ * the job's attempts run out; another 4xx (the server refused the content) is the dead letter at
+ * once, with its OperationOutcome.
  */
-
-export const FHIR_PUSH_JOB = 'fhir.push';
-
-/** What makes a push: the draft's publishing, or a signed (or amended) version. */
-export type FhirTrigger = 'publish' | 'sign';
-
-/** One FHIR server the node pushes to. */
-export interface FhirTarget {
-  /** Stable name of the target (the job names it; "env" for the FHIR_PUSH_* one). */
-  id: string;
-  /** The server's base, e.g. https://ehr.example/fhir (the Bundle is POSTed there). */
-  baseUrl: string;
-  /** Sent as the Authorization header. */
-  authorization?: string;
-  triggers: readonly FhirTrigger[];
-}
-
-/**
- * Where the targets come from: the seam for the integrations registry (kind 'fhir'), which
- * answers with its rows; for now the composition root feeds it from FHIR_PUSH_* (envFhirTargets).
- * Called with the transaction that records a version, so a registry reads its table there.
- */
-export type FhirTargetSource = (db: Db | Trx) => Promise<readonly FhirTarget[]>;
-
-export function envFhirTargets(c: FhirPushConfig | null): FhirTargetSource {
-  const targets: FhirTarget[] = c
-    ? [{ id: 'env', baseUrl: c.url.replace(/\/+$/, ''), ...(c.token ? { authorization: `Bearer ${c.token}` } : {}), triggers: c.on }]
-    : [];
-  return async () => targets;
-}
-
-export interface FhirPushPayload {
-  reportId: number;
-  version: number;
-  target: string;
-}
-
-const triggerOf = (state: ReportState): FhirTrigger => (state === 'final' || state === 'amended' ? 'sign' : 'publish');
-
-/** The hook publishing calls in the transaction that records a version's objects: one fhir.push job per target that wants it. */
-export function fhirPushHook(p: { queue: JobQueue; targets: FhirTargetSource; events?: EventBus; maxAttempts: number }): PublishedHook {
-  return async (trx, v) => {
-    const wanted = (await p.targets(trx)).filter((t) => t.triggers.includes(triggerOf(v.state)));
-    for (const t of wanted)
-      await p.queue.enqueueIn<FhirPushPayload>(trx, {
-        kind: FHIR_PUSH_JOB,
-        payload: { reportId: v.reportId, version: v.version, target: t.id },
-        dedupeKey: `fhir.push:${t.id}:${v.reportId}:${v.version}`,
-        maxAttempts: p.maxAttempts,
-      });
-    if (wanted.length)
-      void trx.executionPromise.then(
-        () => p.events?.emit('job-due', { kind: FHIR_PUSH_JOB, runAt: new Date() }),
-        () => undefined,
-      );
-  };
-}
 
 export interface FhirPushDeps extends Pick<ReportNodeDeps, 'db' | 'node'> {
   storage: BlobStorage;
   audit: AuditLog;
   log: Logger;
-  targets: FhirTargetSource;
+  /** Back-off between attempts (FHIR_PUSH_RETRY_BASE_MS doubling to an hour). */
   backoff: Backoff;
-  /** Per request (default 30 s). */
-  timeoutMs?: number;
 }
 
-const ENCAPSULATED_DOCUMENT = tagNumber('EncapsulatedDocument');
-
-/** The PDF inside a stored Encapsulated PDF, found by the kernel's element walker. */
-async function pdfOf(storage: BlobStorage, row: StoredInstanceRow): Promise<Buffer | undefined> {
-  const info = await storage.stat(row.storage_key);
-  if (!info) return undefined;
-  const e = await findByPath(new RangeReader(storage, row.storage_key, info.size), row.transfer_syntax_uid, [ENCAPSULATED_DOCUMENT]);
-  if (!e?.length) return undefined;
-  return readRange(storage, row.storage_key, { start: e.valueOffset, end: e.valueOffset + e.length - 1 });
+/** The PDF inside a stored Encapsulated PDF; undefined when it cannot be found (the push goes without it). */
+async function pdfOf(d: FhirPushDeps, row: StoredInstanceRow): Promise<Buffer | undefined> {
+  try {
+    return await readRange(
+      d.storage,
+      row.storage_key,
+      await encapsulatedDocumentRange(d.storage, row.storage_key, row.transfer_syntax_uid),
+    );
+  } catch (err) {
+    if (!(err instanceof DocumentUnavailable)) throw err;
+    d.log.warn({ sop: row.sop_instance_uid, why: err.message }, 'fhir push: the report PDF is not readable');
+    return undefined;
+  }
 }
 
 const urn = (...names: string[]) => {
@@ -147,7 +91,7 @@ export async function pushBundle(d: FhirPushDeps, reportId: number, version: num
   };
   const pdfRow = v.pdfSopInstanceUid ? await findInstance(d.db, v.pdfSopInstanceUid) : undefined;
   const srRow = v.srSopInstanceUid ? await findInstance(d.db, v.srSopInstanceUid) : undefined;
-  const pdf = pdfRow && (await pdfOf(d.storage, pdfRow));
+  const pdf = pdfRow && (await pdfOf(d, pdfRow));
   const sr = srRow && (await readRange(d.storage, srRow.storage_key, { start: 0, end: srRow.size_bytes - 1 }));
   const [series, instances] = await Promise.all([
     seriesRowsOfStudy(d.db, Number(study.id)),
@@ -212,7 +156,8 @@ export async function pushBundle(d: FhirPushDeps, reportId: number, version: num
   };
 }
 
-export interface FhirPushResult extends FhirPushPayload {
+export interface FhirPushResult {
+  deliveryId: number;
   status: number;
   /** What the server answered per entry (status, location): no content, no PHI. */
   entries: Array<{ status?: string; location?: string }>;
@@ -220,58 +165,64 @@ export interface FhirPushResult extends FhirPushPayload {
 
 const retryable = (status: number) => status === 408 || status === 429 || status >= 500;
 
-/** One fhir.push run: build the Bundle, POST it, keep the server's answer. */
-export async function runFhirPush(d: FhirPushDeps, p: FhirPushPayload, signal?: AbortSignal): Promise<FhirPushResult> {
-  const target = (await d.targets(d.db)).find((t) => t.id === p.target);
-  if (!target) throw new JobError(`FHIR target ${p.target} is no longer configured`, { retryable: false });
-  const bundle = await pushBundle(d, p.reportId, p.version);
-  const timeout = AbortSignal.timeout(d.timeoutMs ?? 30_000);
-  let res: Response;
+/** Why the server refused: its OperationOutcome's diagnostics, else the first characters of its answer. */
+function refusal(text: string): string {
   try {
-    res = await fetch(target.baseUrl, {
+    const o = JSON.parse(text) as fhir4.OperationOutcome;
+    if (o.resourceType === 'OperationOutcome')
+      return (o.issue ?? [])
+        .map((i) => i.diagnostics ?? i.code)
+        .join('; ')
+        .slice(0, 300);
+  } catch {
+    // Not JSON: its first characters say enough.
+  }
+  return text.slice(0, 300);
+}
+
+/** One fhir.push run: the delivery's Bundle (built on the first attempt), POSTed to its integration's base URL. */
+export async function runFhirPush(d: FhirPushDeps, job: JobRow<DeliveryJobPayload>, signal?: AbortSignal): Promise<FhirPushResult> {
+  const id = job.payload.deliveryId;
+  const final = (why: string) => new JobError(why, { retryable: false });
+  let delivery = await getDelivery(d.db, id);
+  if (!delivery) throw final(`delivery ${id} does not exist (its integration was removed)`);
+  if (delivery.status === 'delivered') return { deliveryId: id, status: Number(delivery.responseCode), entries: [] };
+  const integration = await getIntegration(d.db, delivery.integrationId);
+  if (!integration?.baseUrl) throw final(`integration ${delivery.integrationId} was removed or has no base URL`);
+  if (delivery.payload === null) {
+    if (delivery.reportId === null || delivery.reportVersion === null) throw final(`delivery ${id} names no report version`);
+    // Bundle.identifier: the server (and the delivery log) can tell this push from a repeat of it.
+    const bundle = await pushBundle(d, delivery.reportId, delivery.reportVersion);
+    const identifier = { system: 'urn:ietf:rfc:3986', value: `urn:uuid:${randomUUID()}` };
+    await setDeliveryPayload(d.db, id, identifier.value, JSON.stringify({ ...bundle, identifier }));
+    delivery = (await getDelivery(d.db, id))!;
+  }
+  const attempt = { delivery, integration, job, actor: FHIR_PUSH_JOB };
+  const timeout = AbortSignal.timeout(integration.timeoutMs);
+  let res: Response;
+  let text: string;
+  try {
+    res = await fetch(integration.baseUrl.replace(/\/+$/, ''), {
       method: 'POST',
       headers: {
         'Content-Type': FHIR_JSON,
         Accept: FHIR_JSON,
-        ...(target.authorization ? { Authorization: target.authorization } : {}),
+        ...(integration.bearerToken ? { Authorization: `Bearer ${integration.bearerToken}` } : {}),
       },
-      body: JSON.stringify(bundle),
+      body: delivery.payload!,
       signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
     });
+    text = await res.text();
   } catch (err) {
-    d.log.warn({ report: p.reportId, version: p.version, target: p.target, err: errorMessage(err) }, 'fhir push: server not reached');
-    throw new JobError(`FHIR server ${p.target} not reached: ${errorMessage(err)}`, { retryable: true, backoff: d.backoff, cause: err });
+    if (signal?.aborted) throw err;
+    const why = `not reached: ${errorMessage(err)}`;
+    throw (await settleAttempt(d, attempt, { response: null, code: null, error: why, retryable: true, backoff: d.backoff }))!;
   }
-  const text = await res.text();
-  d.log.info({ report: p.reportId, version: p.version, target: p.target, status: res.status }, 'fhir push answered');
+  const code = String(res.status);
   if (!res.ok) {
-    let why = text.slice(0, 300);
-    try {
-      const o = JSON.parse(text) as fhir4.OperationOutcome;
-      if (o.resourceType === 'OperationOutcome')
-        why = (o.issue ?? [])
-          .map((i) => i.diagnostics ?? i.code)
-          .join('; ')
-          .slice(0, 300);
-    } catch {
-      // Not JSON: its first characters say enough.
-    }
     const again = retryable(res.status);
-    if (!again)
-      await d.audit.record({
-        actorType: 'system',
-        actor: FHIR_PUSH_JOB,
-        action: 'fhir.push',
-        resourceType: 'report',
-        resourceId: String(p.reportId),
-        outcome: 'failure',
-        status: res.status,
-        details: { version: p.version, target: p.target, answer: why },
-      });
-    throw new JobError(`FHIR server ${p.target} answered ${res.status}: ${why}`, {
-      retryable: again,
-      ...(again ? { backoff: d.backoff } : {}),
-    });
+    const why = `HTTP ${res.status}: ${refusal(text)}`;
+    throw (await settleAttempt(d, attempt, { response: text, code, error: why, retryable: again, backoff: d.backoff }))!;
   }
   let entries: FhirPushResult['entries'] = [];
   try {
@@ -280,31 +231,12 @@ export async function runFhirPush(d: FhirPushDeps, p: FhirPushPayload, signal?: 
   } catch {
     // A 2xx without a transaction-response body: delivered all the same.
   }
-  const report = await getReport(d.db, p.reportId);
-  await d.audit.record({
-    actorType: 'system',
-    actor: FHIR_PUSH_JOB,
-    action: 'fhir.push',
-    resourceType: 'report',
-    resourceId: String(p.reportId),
-    ...(report ? { studyInstanceUid: report.studyInstanceUid } : {}),
-    outcome: 'success',
-    status: res.status,
-    details: { version: p.version, target: p.target, entries: entries.length },
-  });
-  return { ...p, status: res.status, entries };
-}
-
-function parsePayload(x: unknown): FhirPushPayload {
-  const { reportId, version, target } = (x ?? {}) as Partial<FhirPushPayload>;
-  const ok = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v > 0;
-  if (!ok(reportId) || !ok(version) || typeof target !== 'string' || !target)
-    throw new TypeError('reportId, version and target are required');
-  return { reportId, version, target };
+  await settleAttempt(d, attempt, { response: text, code, error: null, details: { entries: entries.length } });
+  return { deliveryId: id, status: res.status, entries };
 }
 
 export function fhirPushHandlers(d: FhirPushDeps): JobHandlers {
   return {
-    [FHIR_PUSH_JOB]: typedHandler<FhirPushPayload, FhirPushResult>(parsePayload, (job, ctx) => runFhirPush(d, job.payload, ctx.signal)),
+    [FHIR_PUSH_JOB]: typedHandler<DeliveryJobPayload, FhirPushResult>(parseDeliveryPayload, (job, ctx) => runFhirPush(d, job, ctx.signal)),
   };
 }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Backoff } from '../backoff.js';
 import type { Logger } from '../logger.js';
 import { getAnalysis } from '../analysis/analyses.js';
-import { getDelivery, getIntegration, recordAttempt, setDeliveryPayload, type Integration } from '../catalog/integrations.js';
+import { getDelivery, getIntegration, setDeliveryPayload, type Integration } from '../catalog/integrations.js';
 import { orderForAccession } from '../catalog/orders.js';
 import { JobError } from '../jobs/errors.js';
 import type { JobRow } from '../jobs/types.js';
@@ -11,7 +11,7 @@ import { buildContent } from '../reports/content-builder.js';
 import { nodeIdentity, signerOf, type ReportNodeDeps } from '../reports/publish-job.js';
 import { getReport, getVersion } from '../reports/report-store.js';
 import { procedureCode } from '../reports/sr/codes.js';
-import { HL7_SEND_JOB, type DeliveryJobPayload } from './deliveries.js';
+import { HL7_SEND_JOB, parseDeliveryPayload, settleAttempt, type DeliveryJobPayload } from './deliveries.js';
 import { sendMllp, MllpError, type Ack } from './hl7/mllp-client.js';
 import { buildOru, type OruInput } from './hl7/oru.js';
 
@@ -38,12 +38,6 @@ export interface Hl7SendResult {
 /** MSH-10 (ST, 20 characters at most): the delivery's id and a random part, unique across databases. */
 export function newControlId(prefix: string | number): string {
   return `R${prefix}.${randomBytes(4).toString('hex')}`.slice(0, 20);
-}
-
-function parsePayload(p: unknown): DeliveryJobPayload {
-  const id = (p as { deliveryId?: unknown } | null)?.deliveryId;
-  if (typeof id !== 'number' || !Number.isInteger(id) || id < 1) throw new TypeError('deliveryId must be a positive integer');
-  return { deliveryId: id };
 }
 
 /** The ORU^R01 of a report version, for `integration`. */
@@ -109,7 +103,7 @@ function target(i: Integration) {
 }
 
 async function sendDelivery(d: Hl7SendDeps, job: JobRow<DeliveryJobPayload>): Promise<Hl7SendResult> {
-  const { db, log } = d;
+  const { db } = d;
   const id = job.payload.deliveryId;
   const final = (why: string) => new JobError(why, { retryable: false });
   let delivery = await getDelivery(db, id);
@@ -123,27 +117,9 @@ async function sendDelivery(d: Hl7SendDeps, job: JobRow<DeliveryJobPayload>): Pr
     await setDeliveryPayload(db, id, controlId, await oruFor(d, integration, delivery.reportId, delivery.reportVersion, controlId));
     delivery = (await getDelivery(db, id))!;
   }
-  const last = job.attempts >= job.maxAttempts;
-  const give = async (why: string, retryable: boolean, ack: Ack | null) => {
-    const dead = !retryable || last;
-    await recordAttempt(db, id, {
-      status: dead ? 'failed' : 'queued',
-      response: ack?.raw ?? null,
-      responseCode: ack?.code ?? null,
-      error: why,
-    });
-    await d.audit.record({
-      actorType: 'system',
-      actor: HL7_SEND_JOB,
-      action: 'integration.delivery',
-      resourceType: 'integration',
-      resourceId: String(integration.id),
-      outcome: 'failure',
-      details: { delivery: id, report: delivery.reportId, version: delivery.reportVersion, ack: ack?.code ?? null, error: why, dead },
-    });
-    log.warn({ integration: integration.id, delivery: id, ack: ack?.code ?? null, dead }, 'HL7 delivery failed');
-    return new JobError(`HL7 delivery ${id} to integration ${integration.id}: ${why}`, { retryable, backoff: d.retry });
-  };
+  const attempt = { delivery, integration, job, actor: HL7_SEND_JOB };
+  const give = async (why: string, retryable: boolean, ack: Ack | null) =>
+    (await settleAttempt(d, attempt, { response: ack?.raw ?? null, code: ack?.code ?? null, error: why, retryable, backoff: d.retry }))!;
   let ack: Ack;
   try {
     ack = await sendMllp(target(integration), delivery.payload!);
@@ -154,17 +130,7 @@ async function sendDelivery(d: Hl7SendDeps, job: JobRow<DeliveryJobPayload>): Pr
   if (ack.controlId && ack.controlId !== delivery.messageId)
     throw await give(`the ACK acknowledges ${ack.controlId}, not ${delivery.messageId}`, true, ack);
   if (ack.code === 'AA' || ack.code === 'CA') {
-    await recordAttempt(db, id, { status: 'delivered', response: ack.raw, responseCode: ack.code, error: null });
-    await d.audit.record({
-      actorType: 'system',
-      actor: HL7_SEND_JOB,
-      action: 'integration.delivery',
-      resourceType: 'integration',
-      resourceId: String(integration.id),
-      outcome: 'success',
-      details: { delivery: id, report: delivery.reportId, version: delivery.reportVersion, ack: ack.code, messageId: delivery.messageId },
-    });
-    log.info({ integration: integration.id, delivery: id, ack: ack.code }, 'HL7 delivered');
+    await settleAttempt(d, attempt, { response: ack.raw, code: ack.code, error: null });
     return { deliveryId: id, ack: ack.code };
   }
   const why = `${ack.code}${ack.text ? `: ${ack.text}` : ''}`;
@@ -174,6 +140,6 @@ async function sendDelivery(d: Hl7SendDeps, job: JobRow<DeliveryJobPayload>): Pr
 
 export function hl7JobHandlers(d: Hl7SendDeps): JobHandlers {
   return {
-    [HL7_SEND_JOB]: typedHandler<DeliveryJobPayload, Hl7SendResult>(parsePayload, (job) => sendDelivery(d, job)),
+    [HL7_SEND_JOB]: typedHandler<DeliveryJobPayload, Hl7SendResult>(parseDeliveryPayload, (job) => sendDelivery(d, job)),
   };
 }

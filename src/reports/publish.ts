@@ -28,12 +28,15 @@ export interface PublishDeps {
   renderer: Renderer;
   /** MEDGEMMA_ALLOW_UNVALIDATED_MODEL: an unvalidated model's report objects may be forwarded by rules too. */
   allowUnvalidatedModel?: boolean;
-  /** Runs in the transaction that records a version's objects (outbound deliveries queue their jobs there). */
+  /** Runs in the transaction that records a version's objects: its deliveries (src/integrations/deliveries.ts). */
   onPublished?: PublishedHook;
 }
 
-/** Work that follows a version's publishing, queued with the record of its objects (src/fhir/push.ts). */
-export type PublishedHook = (trx: Trx, v: { reportId: number; version: number; state: ReportState }) => Promise<void>;
+/** Work that follows a version's publishing, queued with the record of its objects; `forwardingHeld`: why rules hold them. */
+export type PublishedHook = (
+  trx: Trx,
+  v: { reportId: number; version: number; state: ReportState; forwardingHeld: string | undefined },
+) => Promise<void>;
 
 /**
  * Why forwarding rules must hold a report's objects: an analysis whose model is not validated
@@ -188,7 +191,7 @@ export async function publishVersion(
   }
   await d.db.transaction(async (trx) => {
     await setPublishedObjects(trx, report.id, content.version, uids.sr, uids.pdf);
-    await d.onPublished?.(trx, { reportId: report.id, version: content.version, state: content.state });
+    await d.onPublished?.(trx, { reportId: report.id, version: content.version, state: content.state, forwardingHeld: holdForwarding });
   });
   return {
     srSopInstanceUid: uids.sr.sop,

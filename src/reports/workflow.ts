@@ -7,7 +7,7 @@ import { getAnalysis, type Analysis } from '../analysis/analyses.js';
 import { isUniqueViolation } from '../catalog/sql.js';
 import { seriesRow } from '../catalog/studies.js';
 import type { JobQueue } from '../jobs/queue.js';
-import { queueReportDeliveries, type DeliveryOptions } from '../integrations/deliveries.js';
+import { deliveryOptions, reportDeliveriesHook } from '../integrations/deliveries.js';
 import { acceptUndecided, applyPatch, bodyFromAnalysis, rejectedFindings, type BodyPatch, type ReportBody } from './body.js';
 import type { ReportState } from './content.js';
 import { currentObjects, forwardingHold, PublishError, versionUids } from './publish.js';
@@ -19,7 +19,8 @@ import { getReport, insertReport, reportOfAnalysis, writeVersion, type Report } 
  * change is a new version (who, when, what changed) and an audit row. The draft and every
  * signed version are published as DICOM (SR + Encapsulated PDF) by a report.publish job queued
  * in the transaction that writes the version (src/reports/publish-job.ts); signing and amending
- * publish new objects that name the previous ones as predecessors, never overwrite them.
+ * publish new objects that name the previous ones as predecessors, never overwrite them. The
+ * deliveries to the hospital's systems follow the recording of those objects (onPublished).
  */
 
 export class ReportWorkflowError extends RadiantError {
@@ -34,8 +35,6 @@ export interface WorkflowDeps extends ReportNodeDeps {
   jobs: JobQueue;
   /** Announces each report.publish job (job-due), so the worker that publishes starts at once. */
   events?: EventBus;
-  /** Deliveries to the hospital's systems (src/integrations), queued with each draft and signed version. */
-  deliveries?: DeliveryOptions;
 }
 
 export interface Actor {
@@ -68,7 +67,8 @@ export function workflowDeps(p: Omit<WorkflowDeps, 'jobs' | 'node'> & { queue: J
     events,
     jobs: queue,
     node: { aeTitle: config.dicom.aeTitle, institutionName: config.institutionName },
-    deliveries: { maxAttempts: config.hl7.maxAttempts },
+    // Deliveries to the hospital's systems (HL7 to a RIS, FHIR push): queued when a version's objects are recorded.
+    onPublished: reportDeliveriesHook({ queue, events, options: deliveryOptions(config) }),
   };
 }
 
@@ -101,21 +101,6 @@ async function queuePublish(
   const job = await enqueuePublish(trx, d.jobs, report.id, version);
   const uids = versionUids(report, version);
   return { jobId: job.id, version, srSopInstanceUid: uids.sr.sop, pdfSopInstanceUid: uids.pdf.sop };
-}
-
-/**
- * The version's deliveries to the integrations that send on `trigger` (HL7 to a RIS), in `trx`.
- * An AI draft that forwarding holds (an unvalidated model, not allowed) is not sent either.
- */
-async function queueDeliveries(
-  d: WorkflowDeps,
-  trx: Trx,
-  analysis: Analysis,
-  change: { reportId: number; version: number; trigger: 'draft' | 'sign' },
-): Promise<void> {
-  if (!d.deliveries) return;
-  if (change.trigger === 'draft' && forwardingHold(analysis, d.allowUnvalidatedModel ?? false)) return;
-  await queueReportDeliveries(trx, d.jobs, change, d.deliveries);
 }
 
 function announce(d: WorkflowDeps): void {
@@ -198,7 +183,6 @@ export async function createReport(
       );
       const created = { id: reportId, studyInstanceUid: req.studyInstanceUid, createdAt: now.toISOString() };
       const publish = await queuePublish(d, trx, created, 1);
-      await queueDeliveries(d, trx, analysis, { reportId, version: 1, trigger: 'draft' });
       return { id: reportId, publish };
     });
   } catch (err) {
@@ -309,7 +293,6 @@ async function signed(
       at,
     );
     const ticket = await queuePublish(d, trx, r, version);
-    await queueDeliveries(d, trx, analysis, { reportId: r.id, version, trigger: 'sign' });
     return ticket;
   });
   announce(d);

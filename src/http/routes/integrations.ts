@@ -16,7 +16,7 @@ import {
   type IntegrationInput,
 } from '../../catalog/integrations.js';
 import { isUniqueViolation } from '../../catalog/sql.js';
-import { HL7_SEND_JOB, queueDeliveryJob } from '../../integrations/deliveries.js';
+import { DELIVERY_JOBS, deliveryOptions, queueDeliveryJob } from '../../integrations/deliveries.js';
 import { testIntegration } from '../../integrations/test-connection.js';
 import { readJson } from '../body.js';
 import { HttpError } from '../errors.js';
@@ -256,10 +256,10 @@ export function registerIntegrationRoutes(r: RouterInstance<AppState>, deps: Rou
     const d = await getDelivery(db, deliveryId);
     if (!d || d.integrationId !== i.id) throw new HttpError(404, 'not_found', 'delivery not found');
     const requeued = await db.transaction((trx) =>
-      requeueFailedDelivery(trx, deliveryId, () => queueDeliveryJob(trx, queue, deliveryId, { maxAttempts: config.hl7.maxAttempts })),
+      requeueFailedDelivery(trx, deliveryId, () => queueDeliveryJob(trx, queue, i, deliveryId, deliveryOptions(config))),
     );
     if (!requeued) throw new HttpError(409, 'not_failed', `delivery ${deliveryId} is ${d.status}, not failed`);
-    events.emit('job-due', { kind: HL7_SEND_JOB, runAt: new Date() });
+    events.emit('job-due', { kind: DELIVERY_JOBS[i.kind], runAt: new Date() });
     ctx.state.audit = { resourceId: String(i.id), details: { delivery: deliveryId } };
     ctx.body = deliveryView((await getDelivery(db, deliveryId))!);
   });
