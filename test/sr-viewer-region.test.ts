@@ -175,7 +175,8 @@ describe('Findings on the images: the model box on its slice, in the SR and draw
       await page.goto(`${base}/viewer/viewer?StudyInstanceUIDs=${study}&token=${await tokenFor(node, 'viewer')}`, {
         waitUntil: 'domcontentloaded',
       });
-      const sr = page.getByText('SR', { exact: true }).first();
+      // The TID 1500 SR's series, not its text rendition's ("… (text)"), which OHIF may list first.
+      const sr = page.getByText(/^AI DRAFT - not reviewed - R\d+ v\d+ \d{4}-\d{2}-\d{2}$/).first();
       await sr.waitFor({ timeout: 60_000 });
       await page.waitForLoadState('networkidle', { timeout: 30_000 }).catch(() => undefined);
       await sr.dblclick();
@@ -189,7 +190,7 @@ describe('Findings on the images: the model box on its slice, in the SR and draw
       });
       // The finding's labels by their code meanings, not raw codes.
       const shown = await page.locator('body').innerText();
-      expect(shown).to.include('Finding site: right upper lobe');
+      expect(shown, shown).to.include('Finding site: right upper lobe');
       expect(shown).not.to.include('363698007');
       // The confidence as a bare number: OHIF writes UCUM's unity code "1" as if it were a unit.
       expect(shown).to.match(/Certainty of Finding: 0\.73(?! 1)/);
