@@ -266,10 +266,13 @@ describe('Findings on the images: the model box on its slice, in the SR and draw
       await tab.click();
       const panel = page.locator('[data-cy="trackedMeasurements-panel"]').first();
       const listedRows = page.locator('[data-cy^="measurement-table-row-"]');
-      await listedRows.first().waitFor({ timeout: 30_000 }).catch(async (err: unknown) => {
-        await page.screenshot({ path: path.resolve('test-artifacts', 'viewer-sr-panel-failed.png') });
-        throw new Error(`OHIF listed no finding in its measurement panel: ${String(err)}`);
-      });
+      await listedRows
+        .first()
+        .waitFor({ timeout: 30_000 })
+        .catch(async (err: unknown) => {
+          await page.screenshot({ path: path.resolve('test-artifacts', 'viewer-sr-panel-failed.png') });
+          throw new Error(`OHIF listed no finding in its measurement panel: ${String(err)}`);
+        });
       await page.screenshot({ path: path.resolve('test-artifacts', 'viewer-sr-panel.png') });
       // One finding, listed once (its SCOORD3D twin is the same finding), by its words and its site.
       expect(await panel.innerText()).to.include('Measurements (1)');

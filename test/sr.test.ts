@@ -218,7 +218,9 @@ describe('DICOM-SR writer (TID 1500, Comprehensive 3D SR)', () => {
       expect(out).to.include(`<has obs context TEXT:(121015,DCM,"Device Observer Model Name")="${draft.algorithm.name}">`);
       expect(out).to.include(`<has obs context TEXT:(121016,DCM,"Device Observer Serial Number")="${draft.algorithm.sha256}">`);
       // Finding 1 has a box: tracked under the name of the Cornerstone3D tool that draws it, so OHIF can load it (issue 16).
-      expect(out).to.include('<has obs context TEXT:(112039,DCM,"Tracking Identifier")="Cornerstone3DTools@^0.1.0:RectangleROI:Finding 1">');
+      expect(out).to.include(
+        '<has obs context TEXT:(112039,DCM,"Tracking Identifier")="Cornerstone3DTools@^0.1.0:RectangleROI:Finding 1">',
+      );
       expect(out).to.include('<has obs context TEXT:(112039,DCM,"Tracking Identifier")="Finding 2">');
       for (const f of draft.findings) {
         expect(out).to.include(`<has obs context UIDREF:(112040,DCM,"Tracking Unique Identifier")="${f.trackingUid}">`);
@@ -229,7 +231,9 @@ describe('DICOM-SR writer (TID 1500, Comprehensive 3D SR)', () => {
       // The model's confidence on its own 0–1 scale, dimensionless (issue 16: was a percentage).
       expect(out).to.match(/<contains NUM:\(111012,DCM,"Certainty of Finding"\)="0.82" \(1,UCUM,"no units"\)>/);
       // Each measurement of the boxed finding is inferred from its region (where OHIF's adapters read it).
-      expect(out).to.match(/"Certainty of Finding"\)="0.82" \(1,UCUM,"no units"\)>\s+<inferred from SCOORD:\(111030,DCM,"Image Region"\)=\(POLYLINE,/);
+      expect(out).to.match(
+        /"Certainty of Finding"\)="0.82" \(1,UCUM,"no units"\)>\s+<inferred from SCOORD:\(111030,DCM,"Image Region"\)=\(POLYLINE,/,
+      );
       expect(out).to.include('<contains NUM:(131197000,SCT,"Depth")="8" (mm,UCUM,"millimeter")>');
       expect(out).to.include('<contains CODE:(246112005,SCT,"Severity")=(6736007,SCT,"Moderate")>');
       expect(out).to.include('<has concept mod CODE:(272741003,SCT,"Laterality")=(24028007,SCT,"Right")>');
