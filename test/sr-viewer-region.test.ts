@@ -19,7 +19,8 @@ import { until } from './helpers/until.js';
  * background; the stand-in model answers with a box_2d around it on that image (in the prepared
  * 512² square, letterboxed); the node publishes the draft SR by itself; the SR's SCOORD is on that
  * slice in its source pixels, and OHIF 3 in Chromium draws the box on the lesion, every time: the
- * screenshot's coloured outline runs along the white square's edges.
+ * screenshot's coloured outline runs along the white square's edges. Loaded into OHIF's measurement
+ * panel (its "continue tracking" prompt answered Yes), the finding is listed once, by its words and site.
  */
 
 const ROWS = 420;
@@ -154,6 +155,11 @@ describe('Findings on the images: the model box on its slice, in the SR and draw
     // The same region in the frame of reference, and the confidence 0–1.
     expect(dump).to.match(/SCOORD3D:\(111030,DCM,"Image Region"\)=\(POLYGON,/);
     expect(dump).to.match(/NUM:\(111012,DCM,"Certainty of Finding"\)="0.73" \(1,UCUM,"no units"\)/);
+    // Rehydratable by OHIF: the tracking identifier names Cornerstone3D's rectangle tool, and the
+    // confidence (the group's first NUM, where the adapters look) is inferred from the same region.
+    expect(dump).to.include('TEXT:(112039,DCM,"Tracking Identifier")="Cornerstone3DTools@^0.1.0:RectangleROI:Finding 1"');
+    const confidence = lines.findIndex((l) => l.includes('"Certainty of Finding"'));
+    expect(lines[confidence + 1], dump).to.match(/inferred from SCOORD:\(111030,DCM,"Image Region"\)=\(POLYLINE,/);
     const vfy = await runTool('dciodvfy', [file]);
     expect(vfy.stdout + vfy.stderr).not.to.match(/^Error/m);
   });
@@ -169,7 +175,8 @@ describe('Findings on the images: the model box on its slice, in the SR and draw
       await page.goto(`${base}/viewer/viewer?StudyInstanceUIDs=${study}&token=${await tokenFor(node, 'viewer')}`, {
         waitUntil: 'domcontentloaded',
       });
-      const sr = page.getByText('SR', { exact: true }).first();
+      // The TID 1500 SR's series, not its text rendition's ("… (text)"), which OHIF may list first.
+      const sr = page.getByText(/^AI DRAFT - not reviewed - R\d+ v\d+ \d{4}-\d{2}-\d{2}$/).first();
       await sr.waitFor({ timeout: 60_000 });
       await page.waitForLoadState('networkidle', { timeout: 30_000 }).catch(() => undefined);
       await sr.dblclick();
@@ -183,8 +190,10 @@ describe('Findings on the images: the model box on its slice, in the SR and draw
       });
       // The finding's labels by their code meanings, not raw codes.
       const shown = await page.locator('body').innerText();
-      expect(shown).to.include('Finding site: right upper lobe');
+      expect(shown, shown).to.include('Finding site: right upper lobe');
       expect(shown).not.to.include('363698007');
+      // The confidence as a bare number: OHIF writes UCUM's unity code "1" as if it were a unit.
+      expect(shown).to.match(/Certainty of Finding: 0\.73(?! 1)/);
       await page.waitForLoadState('networkidle', { timeout: 30_000 }).catch(() => undefined);
       await new Promise((r) => setTimeout(r, 1500));
       await fsp.mkdir(path.resolve('test-artifacts'), { recursive: true });
@@ -246,6 +255,31 @@ describe('Findings on the images: the model box on its slice, in the SR and draw
       for (const [edge, v] of Object.entries(edges)) expect(v, `${edge} edge outlined (${where})`).to.be.greaterThan(0.3);
       const inside = share(w - 20, (k) => across(lx0 + 10 + k, Math.round((ly0 + ly1) / 2), 0, 1));
       expect(inside, `no outline across the middle of the lesion (${where})`).to.equal(0);
+
+      // The findings into OHIF's measurement panel, as a user does: OHIF offers to track the SR's
+      // measurements (it offers so only for an SR it can rehydrate), the user answers Yes.
+      const yes = page.getByRole('button', { name: 'Yes' }).first();
+      await page.getByText('Do you want to continue tracking measurements for this study?').waitFor({ timeout: 30_000 });
+      await yes.click();
+      const tab = page.locator('[data-cy="trackedMeasurements-btn"]').first();
+      if (!(await tab.isVisible())) await page.locator('[data-cy="side-panel-header-right"]').first().click();
+      await tab.click();
+      const panel = page.locator('[data-cy="trackedMeasurements-panel"]').first();
+      const listedRows = page.locator('[data-cy^="measurement-table-row-"]');
+      await listedRows
+        .first()
+        .waitFor({ timeout: 30_000 })
+        .catch(async (err: unknown) => {
+          await page.screenshot({ path: path.resolve('test-artifacts', 'viewer-sr-panel-failed.png') });
+          throw new Error(`OHIF listed no finding in its measurement panel: ${String(err)}`);
+        });
+      await page.screenshot({ path: path.resolve('test-artifacts', 'viewer-sr-panel.png') });
+      // One finding, listed once (its SCOORD3D twin is the same finding), by its words and its site.
+      expect(await panel.innerText()).to.include('Measurements (1)');
+      const listed = await listedRows.allInnerTexts();
+      expect(listed, JSON.stringify(listed)).to.have.length(1);
+      expect(listed[0]).to.include('Dense square focus.');
+      expect(listed[0]).to.include('right upper lobe');
     } finally {
       await browser.close();
     }

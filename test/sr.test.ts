@@ -217,7 +217,10 @@ describe('DICOM-SR writer (TID 1500, Comprehensive 3D SR)', () => {
       expect(out).to.include('<has obs context TEXT:(121014,DCM,"Device Observer Manufacturer")="RadiantAI">');
       expect(out).to.include(`<has obs context TEXT:(121015,DCM,"Device Observer Model Name")="${draft.algorithm.name}">`);
       expect(out).to.include(`<has obs context TEXT:(121016,DCM,"Device Observer Serial Number")="${draft.algorithm.sha256}">`);
-      expect(out).to.include('<has obs context TEXT:(112039,DCM,"Tracking Identifier")="Finding 1">');
+      // Finding 1 has a box: tracked under the name of the Cornerstone3D tool that draws it, so OHIF can load it (issue 16).
+      expect(out).to.include(
+        '<has obs context TEXT:(112039,DCM,"Tracking Identifier")="Cornerstone3DTools@^0.1.0:RectangleROI:Finding 1">',
+      );
       expect(out).to.include('<has obs context TEXT:(112039,DCM,"Tracking Identifier")="Finding 2">');
       for (const f of draft.findings) {
         expect(out).to.include(`<has obs context UIDREF:(112040,DCM,"Tracking Unique Identifier")="${f.trackingUid}">`);
@@ -227,6 +230,10 @@ describe('DICOM-SR writer (TID 1500, Comprehensive 3D SR)', () => {
       expect(out).to.match(/<contains NUM:\(112031,DCM,"Attenuation Coefficient"\)="-812" \(\[hnsf'U\],UCUM,"Hounsfield unit"\)>/);
       // The model's confidence on its own 0–1 scale, dimensionless (issue 16: was a percentage).
       expect(out).to.match(/<contains NUM:\(111012,DCM,"Certainty of Finding"\)="0.82" \(1,UCUM,"no units"\)>/);
+      // Each measurement of the boxed finding is inferred from its region (where OHIF's adapters read it).
+      expect(out).to.match(
+        /"Certainty of Finding"\)="0.82" \(1,UCUM,"no units"\)>\s+<inferred from SCOORD:\(111030,DCM,"Image Region"\)=\(POLYLINE,/,
+      );
       expect(out).to.include('<contains NUM:(131197000,SCT,"Depth")="8" (mm,UCUM,"millimeter")>');
       expect(out).to.include('<contains CODE:(246112005,SCT,"Severity")=(6736007,SCT,"Moderate")>');
       expect(out).to.include('<has concept mod CODE:(272741003,SCT,"Laterality")=(24028007,SCT,"Right")>');
@@ -263,7 +270,7 @@ describe('DICOM-SR writer (TID 1500, Comprehensive 3D SR)', () => {
       const r0 = spawnSync('dsr2xml', ['+U8', finalPath], { encoding: 'utf8' });
       const x = { status: r0.status, output: r0.stdout };
       expect(x.status, r0.stderr).to.equal(0);
-      expect(x.output).to.include('<value>Finding 1</value>');
+      expect(x.output).to.include('<value>Cornerstone3DTools@^0.1.0:RectangleROI:Finding 1</value>');
       expect(x.output).to.include('&lt;script&gt;alert(1)&lt;/script&gt;');
       const xmlPath = path.join(tmp, 'final.xml');
       await fs.writeFile(xmlPath, x.output);
@@ -399,7 +406,7 @@ describe('DICOM-SR writer (TID 1500, Comprehensive 3D SR)', () => {
       // Two findings plus the group of the measurement with no finding.
       expect(groups).to.have.length(3);
       const ids = groups.map((g) => seq(g.ContentSequence).find((i) => conceptMeaning(i) === 'Tracking Identifier')?.TextValue);
-      expect(ids).to.deep.equal(['Finding 1', 'Finding 2', 'Unassigned measurements']);
+      expect(ids).to.deep.equal(['Cornerstone3DTools@^0.1.0:RectangleROI:Finding 1', 'Finding 2', 'Unassigned measurements']);
       const impression = findAll(ds, 'Impression')[0]!;
       expect(impression.ValueType).to.equal('TEXT');
       expect(impression.TextValue).to.equal(draft.impression);

@@ -73,15 +73,42 @@ export function rewriteIndexHtml(html: string, base = VIEWER_BASE): string {
  * viewport empty. Its own hook, called just before, gives such a group an empty coordinate, which
  * the loader then skips as "no referenced image": the localised findings still show. The same
  * hook names the Finding Site label by its meaning: OHIF labels it with the bare SNOMED code
- * ("363698007: right upper lobe").
+ * ("363698007: right upper lobe"); and it drops the unit of a dimensionless value (the confidence):
+ * OHIF writes a value's unit as its code value, which for UCUM's unity is "1" whatever its meaning
+ * ("0.73 1").
+ *
+ * When the user loads the SR's findings into the measurement panel (OHIF's "continue tracking"
+ * prompt), Cornerstone3D's adapters read each measurement group on its own: the finding's region
+ * on its slice (SCOORD) and the same region in the frame of reference (SCOORD3D, a second group of
+ * the same finding, content-tree.ts) would be listed twice, so the hydration hook keeps the one on
+ * the image. It labels the finding with its words (the Finding's code meaning), the full text when
+ * a Comment holds it: OHIF would otherwise take any Comment, such as a signed report's "AI-generated
+ * finding, accepted by …", as the label.
  */
 const SR_WITHOUT_REGIONS = `window.config.customizationService = Object.assign(window.config.customizationService || {}, {
   onBeforeSRAddMeasurement: { $set: function (args) {
     var m = args.measurement;
     // In place: the loader marks the object it gets back as loaded, and the SR viewport reads the original.
-    if (m && m.labels) m.labels.forEach(function (l) { if (l && l.label === '363698007') l.label = 'Finding site'; });
+    if (m && m.labels) m.labels.forEach(function (l) {
+      if (!l) return;
+      if (l.label === '363698007') l.label = 'Finding site';
+      if (typeof l.value === 'string') l.value = l.value.replace(/ 1$/, '');
+    });
     return m && (!m.coords || !m.coords.length) ? Object.assign({}, m, { coords: [{}] }) : m;
   } },
+  onBeforeSRHydration: { $set: { value: function (args) {
+    var byType = args.storedMeasurementByAnnotationType;
+    var onImage = {};
+    Object.keys(byType).forEach(function (t) { byType[t].forEach(function (m) { if (m.sopInstanceUid) onImage[m.TrackingUniqueIdentifier] = true; }); });
+    Object.keys(byType).forEach(function (t) {
+      byType[t] = byType[t].filter(function (m) { return m.sopInstanceUid || !onImage[m.TrackingUniqueIdentifier]; });
+      byType[t].forEach(function (m) {
+        var words = m.description, comment = m.commentGroup && m.commentGroup.TextValue;
+        if (words && m.annotation && m.annotation.data) m.annotation.data.label = comment && comment.indexOf(words) === 0 ? comment : words;
+      });
+    });
+    return byType;
+  } } },
 });
 `;
 

@@ -119,22 +119,49 @@ function regionGeometry(box: [number, number, number, number]): { type: GraphicT
   };
 }
 
-function measurementItems(ms: ReportMeasurement[]): ContentItem[] {
-  return ms.filter((m) => Number.isFinite(m.value)).map((m) => num('CONTAINS', quantityCode(m.quantity), m.value, ucumCode(m.unit)));
+function measurementItems(ms: ReportMeasurement[], region: () => ContentItem[] = () => []): ContentItem[] {
+  return ms
+    .filter((m) => Number.isFinite(m.value))
+    .map((m) => num('CONTAINS', quantityCode(m.quantity), m.value, ucumCode(m.unit), region()));
 }
 
+/**
+ * The Tracking Identifier (TID 4108: free text naming the tracked finding). A finding with a region
+ * is named the way Cornerstone3D's SR adapters name the annotation tool that draws it,
+ * "Cornerstone3DTools@^0.1.0:RectangleROI" (box) or "…:Probe" (point), followed by ":Finding n".
+ * OHIF 3 loads an SR's findings into its measurement panel ("rehydrates" them) only through those
+ * adapters, which pick one by this identifier (by prefix); without it OHIF lists none of them.
+ * A finding without a region has nothing to draw and keeps the plain "Finding n".
+ */
+function trackingIdentifier(f: ReportFinding, type: GraphicType | null): string {
+  const tool = type === 'POLYLINE' ? 'RectangleROI' : type === 'POINT' ? 'Probe' : null;
+  return tool ? `${CORNERSTONE_TOOLS}:${tool}:Finding ${f.number}` : `Finding ${f.number}`;
+}
+
+/** The tracking-identifier prefix Cornerstone3D's SR adapters recognise (@cornerstonejs/adapters' CORNERSTONE_3D_TAG). */
+const CORNERSTONE_TOOLS = 'Cornerstone3DTools@^0.1.0';
+
 function findingGroup(c: ReportContent, f: ReportFinding, ms: ReportMeasurement[]): ContentItem {
+  const g = f.region ? regionGeometry(f.region.box) : null;
   const children: ContentItem[] = [
-    text('HAS OBS CONTEXT', CODES.trackingIdentifier, `Finding ${f.number}`),
+    text('HAS OBS CONTEXT', CODES.trackingIdentifier, trackingIdentifier(f, g?.type ?? null)),
     uidref('HAS OBS CONTEXT', CODES.trackingUniqueIdentifier, f.trackingUid),
   ];
   // The model's finding in a signed report: the algorithm observed it (its own observer context,
   // replacing the radiologist's inherited one), the radiologist accepted it.
   const accepted = c.signer && byModel(f);
   if (accepted) children.push(...deviceObserver(c));
+  /**
+   * The region as an SCOORD on its image. Each measurement of the finding (its NUMs, the
+   * confidence included) also says it was inferred from that region (INFERRED FROM, as TID 300
+   * measurements do): Cornerstone3D's adapters read a group's geometry under its first NUM when
+   * it has one, and skip the finding when that NUM has none.
+   */
+  const region = (rel: 'CONTAINS' | 'INFERRED FROM') =>
+    f.region && g ? [scoord(rel, CODES.imageRegion, g.type, g.points, image('SELECTED FROM', CODES.originalSource, f.region.image))] : [];
+  const inferredFrom = () => region('INFERRED FROM');
   if (f.region) {
-    const g = regionGeometry(f.region.box);
-    children.push(scoord('CONTAINS', CODES.imageRegion, g.type, g.points, image('SELECTED FROM', CODES.originalSource, f.region.image)));
+    children.push(...region('CONTAINS'));
   } else {
     children.push(...f.images.map((ref) => image('CONTAINS', CODES.source, ref)));
   }
@@ -155,11 +182,11 @@ function findingGroup(c: ReportContent, f: ReportFinding, ms: ReportMeasurement[
       ),
     );
   }
-  children.push(...measurementItems(ms));
+  children.push(...measurementItems(ms, inferredFrom));
   if (f.confidence !== null && Number.isFinite(f.confidence)) {
     // The model's own 0–1 scale, kept as given (three decimals), dimensionless.
     const confidence = Math.round(Math.min(1, Math.max(0, f.confidence)) * 1000) / 1000;
-    children.push(num('CONTAINS', CODES.certaintyOfFinding, confidence, CODES.noUnits));
+    children.push(num('CONTAINS', CODES.certaintyOfFinding, confidence, CODES.noUnits, inferredFrom()));
   }
   const sev = severityCode(f.severity);
   if (sev) children.push(code('CONTAINS', CODES.severity, sev));
@@ -178,9 +205,9 @@ function findingGroup(c: ReportContent, f: ReportFinding, ms: ReportMeasurement[
  */
 function findingGroup3d(c: ReportContent, f: ReportFinding): ContentItem | null {
   const where = f.region?.patient;
-  if (!where || where.corners.length !== 4) return null;
+  if (!f.region || !where || where.corners.length !== 4) return null;
   return container('CONTAINS', CODES.measurementGroup, [
-    text('HAS OBS CONTEXT', CODES.trackingIdentifier, `Finding ${f.number}`),
+    text('HAS OBS CONTEXT', CODES.trackingIdentifier, trackingIdentifier(f, regionGeometry(f.region.box).type)),
     uidref('HAS OBS CONTEXT', CODES.trackingUniqueIdentifier, f.trackingUid),
     where.corners.every((p) => p.every((v, i) => v === where.corners[0]![i]))
       ? scoord3d('CONTAINS', CODES.imageRegion, 'POINT', [where.corners[0]!], where.frameOfReferenceUid)
