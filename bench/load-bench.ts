@@ -48,7 +48,11 @@ async function qidoLoop(node: NodeUnderTest, until: () => boolean, n = Number.PO
 function storeAll(node: NodeUnderTest, sets: string[][]): Promise<void> {
   return Promise.all(
     sets.map(async (files, i) => {
-      const r = await runTool('storescu', ['-aet', `LOAD${i}`, '-aec', 'RADIANT', '127.0.0.1', String(node.dicomPort), ...files], 1_800_000);
+      const r = await runTool(
+        'storescu',
+        ['-aet', `LOAD${i}`, '-aec', 'RADIANT', '127.0.0.1', String(node.dicomPort), ...files],
+        1_800_000,
+      );
       if (r.code !== 0) throw new Error(`storescu ${i} failed: ${r.output.slice(-500)}`);
     }),
   ).then(() => undefined);

@@ -89,15 +89,7 @@ export async function seriesCopies(files: string[], copies: number, dir: string,
     const list = files.map((f) => path.join(copyDir, path.basename(f)));
     for (const [i, f] of files.entries()) fs.copyFileSync(f, list[i]!);
     const root = `1.2.826.0.1.3680043.10.4243.${process.pid}.${Date.now() % 1e6}.${k}`;
-    const r = await runTool('dcmodify', [
-      '-nb',
-      '-m',
-      `(0020,000d)=${root}`,
-      '-m',
-      `(0020,000e)=${root}.${tag.length}`,
-      '-gin',
-      ...list,
-    ]);
+    const r = await runTool('dcmodify', ['-nb', '-m', `(0020,000d)=${root}`, '-m', `(0020,000e)=${root}.${tag.length}`, '-gin', ...list]);
     if (r.code !== 0) throw new Error(`dcmodify failed: ${r.stderr}`);
     out.push(list);
   }

@@ -90,7 +90,8 @@ async function measure(db: string, instances: number, buildS: number, node: Node
     const ms: number[] = [];
     for (let i = 0; i < requests; i++) ms.push(await timed(get));
     p50s.push(percentile(ms, 50));
-    if (process.env.BENCH_SCALE_VERBOSE) console.log(`    ${q.label.padEnd(42)} p50 ${percentile(ms, 50).toFixed(1)} p99 ${percentile(ms, 99).toFixed(1)}`);
+    if (process.env.BENCH_SCALE_VERBOSE)
+      console.log(`    ${q.label.padEnd(42)} p50 ${percentile(ms, 50).toFixed(1)} p99 ${percentile(ms, 99).toFixed(1)}`);
     if (percentile(ms, 99) > qidoP99) [qidoP99, qidoWorst] = [percentile(ms, 99), q.label];
   }
   let findP99 = 0;

@@ -40,10 +40,7 @@ describe('SQLite read pool: searches beside the writer', function () {
     try {
       await begun;
       // On one shared connection this query would wait for the transaction, which waits for it.
-      const during = await Promise.race([
-        studyUids(),
-        new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 10_000).unref()),
-      ]);
+      const during = await Promise.race([studyUids(), new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 10_000).unref())]);
       assert.deepEqual(during, [committed!.studyInstanceUid]);
     } finally {
       release();
