@@ -14,8 +14,10 @@ import { ORTHANC_BIN, startOrthanc } from '../test/helpers/orthanc.js';
 import { dimsePathsBench, orthancStoreSeconds } from './dimse-paths-bench.js';
 import { engineBench } from './engine-bench.js';
 import { httpPathsBench } from './http-paths-bench.js';
+import { memorySoakBench, queryUnderLoadBench } from './load-bench.js';
 import { loopBench } from './loop-bench.js';
 import { pipelineBench } from './pipeline-bench.js';
+import { scaleBench } from './scale-bench.js';
 
 /**
  * `npm run bench`: C-STORE throughput with DCMTK storescu (1 and 4 concurrent associations),
@@ -624,6 +626,9 @@ async function main(): Promise<void> {
   if (process.argv[2] === 'pipeline') return pipelineBench(corpus);
   if (process.argv[2] === 'loop') return loopBench(corpus);
   if (process.argv[2] === 'http') return httpPathsBench(corpus);
+  if (process.argv[2] === 'scale') return scaleBench(corpus);
+  if (process.argv[2] === 'load') return queryUnderLoadBench(corpus);
+  if (process.argv[2] === 'memory') return memorySoakBench(corpus);
   if (!fs.existsSync(ctDir)) throw new Error(`corpus CT not found at ${ctDir}: set RADIANT_CORPUS`);
   const files = (await fsp.readdir(ctDir))
     .filter((f) => f.endsWith('.dcm'))

@@ -152,7 +152,8 @@ async function returnedStudies(db: RouteDeps['db'], rows: AttributeMap[]): Promi
 }
 
 export function qidoHandler(deps: RouteDeps, level: QueryLevel, opts: QidoOptions = {}) {
-  const { db } = deps;
+  // Searches read beside ingest, never queued behind its index transactions (createReadDb).
+  const db = deps.readDb ?? deps.db;
   return async (ctx: AppContext): Promise<void> => {
     const study = ctx.params.study;
     const series = ctx.params.series;

@@ -15,7 +15,7 @@ import { scuDeps } from './store-scu.js';
  */
 export function nodeServices(core: NodeServiceDeps): ScpServices {
   const aeTitle = core.config.dicom.aeTitle;
-  const find = findService({ db: core.db, aeTitle, log: core.log, audit: core.audit });
+  const find = findService({ db: core.readDb ?? core.db, aeTitle, log: core.log, audit: core.audit });
   const commitment = storageCommitmentService({
     db: core.db,
     storage: core.storage,

@@ -76,6 +76,8 @@ export interface ScpServices {
  */
 export interface NodeParts {
   db: Db;
+  /** The index for searches (C-FIND), beside ingest's writer on SQLite; `db` when absent. */
+  readDb?: Db;
   log: Logger;
   audit: AuditLog;
 }

@@ -1,7 +1,7 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from './config.js';
-import { createDb, migrateLatest, type Db } from './db/connection.js';
+import { createDb, createReadDb, migrateLatest, type Db } from './db/connection.js';
 import { createStorage, LocalStorage } from '../storage/index.js';
 import type { BlobStorage } from '../storage/types.js';
 import { ParsePool } from './dicom/parse-pool.js';
@@ -47,6 +47,8 @@ export interface Core {
   config: Config;
   log: Logger;
   db: Db;
+  /** The index for searches (QIDO-RS, C-FIND): its own connections on SQLite, `db` itself on PostgreSQL. */
+  readDb: Db;
   audit: AuditLog;
   storage: BlobStorage;
   parser: ParsePool;
@@ -104,11 +106,16 @@ export async function openCore(config: Config, log: Logger, opts: OpenCoreOption
     await db.destroy();
     throw new Error(`database ${config.database.client} not usable: ${errorMessage(err)}`, { cause: err });
   }
+  const readDb = createReadDb(config.database, db);
+  const destroyDb = async () => {
+    if (readDb !== db) await readDb.destroy();
+    await db.destroy();
+  };
   const storage = createStorage(config.storage);
   try {
     await storage.check();
   } catch (err) {
-    await db.destroy();
+    await destroyDb();
     throw new Error(`storage ${config.storage.type} not usable: ${errorMessage(err)}`, { cause: err });
   }
   // Leftovers of a crash are never instances anyone was told were stored: an instance is
@@ -174,6 +181,7 @@ export async function openCore(config: Config, log: Logger, opts: OpenCoreOption
     config,
     log,
     db,
+    readDb,
     audit,
     storage,
     parser,
@@ -190,7 +198,7 @@ export async function openCore(config: Config, log: Logger, opts: OpenCoreOption
       await renderer.close();
       await parser.close();
       await storage.close?.();
-      await db.destroy();
+      await destroyDb();
     },
   };
 }

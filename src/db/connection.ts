@@ -48,6 +48,38 @@ export function createDb(opts: DatabaseOptions): Db {
   });
 }
 
+/** Connections of the SQLite read pool: reads run beside each other and beside the one writer. */
+const SQLITE_READERS = 2;
+
+/**
+ * The index as searches see it (QIDO-RS, C-FIND). On SQLite the writer's single connection holds
+ * every ingest transaction, so a search sharing it waits for whole index batches and their
+ * fsyncs; in WAL mode a reader on its own connection sees the last commit and never waits for the
+ * writer. These connections are query-only (a write through them fails instead of racing the
+ * writer for the lock). Call after migrating (the writer set journal_mode = WAL, which the file
+ * keeps). PostgreSQL, and SQLite in memory (one database per connection), answer `writer` itself.
+ */
+export function createReadDb(opts: DatabaseOptions, writer: Db): Db {
+  if (opts.client !== 'sqlite' || opts.filename === ':memory:') return writer;
+  return knexFactory({
+    client: 'sqlite3',
+    connection: { filename: opts.filename },
+    useNullAsDefault: true,
+    pool: {
+      min: 0,
+      max: SQLITE_READERS,
+      afterCreate: (conn: SqliteConnection, done: (err: Error | null, conn: SqliteConnection) => void) => {
+        exec(conn, 'PRAGMA query_only = ON')
+          .then(() => exec(conn, 'PRAGMA busy_timeout = 10000'))
+          .then(
+            () => done(null, conn),
+            (err: Error) => done(err, conn),
+          );
+      },
+    },
+  });
+}
+
 /**
  * Applies pending migrations once, however many processes start together (two `radiant serve`
  * replicas and a worker on one database). knex's own lock (a row in knex_migrations_lock) comes

@@ -25,6 +25,8 @@ export interface HttpDeps {
   config: Config;
   log: Logger;
   db: Db;
+  /** The index for searches (QIDO-RS), beside ingest's writer on SQLite; `db` when absent. */
+  readDb?: Db;
   storage: BlobStorage;
   ingestor: Ingestor;
   audit: AuditLog;
