@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import dimse from 'dcmjs-dimse';
@@ -6,6 +7,8 @@ import { DimseStatus, isPendingStatus } from '../src/dicom/dimse-status.js';
 import { RadiantError, errorMessage } from '../src/errors.js';
 import { dimseStatusOf } from './error-status.js';
 import type { Logger } from '../src/logger.js';
+import { emitInLogContext } from '../src/observability/log-context.js';
+import { countDimse } from '../src/observability/node-metrics.js';
 import type { LimitReason, Slot } from './admission.js';
 import { decideContext } from './negotiation.js';
 import { messagePdus, responseCommandSet } from './pdata.js';
@@ -121,6 +124,15 @@ function refusal<R extends { setStatus(s: number): void }>(response: R): R {
 }
 
 /**
+ * Every log line of the association (the library's PDU handling, the node's services and the
+ * ingest they call) carries one assocId: the socket's events all run in its log context.
+ */
+function withAssociationId(socket: Socket): Socket {
+  emitInLogContext(socket, { assocId: randomUUID() });
+  return socket;
+}
+
+/**
  * dcmjs-dimse creates one Scp per TCP connection from a class, so the node's dependencies are
  * closed over here rather than passed through its options bag.
  */
@@ -157,7 +169,7 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
     });
 
     constructor(socket: Socket, opts?: ConstructorParameters<typeof Scp>[1]) {
-      super(socket, opts);
+      super(withAssociationId(socket), opts);
       this.conn = socket;
       this.address = socket.remoteAddress ?? '?';
       this.peer = `${this.address}:${socket.remotePort ?? '?'}`;
@@ -357,6 +369,7 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
     override cEchoRequest(request: CEchoRequest, callback: (response: CEchoResponseT) => void): void {
       const response = CEchoResponse.fromRequest(request);
       response.setStatus(DimseStatus.Success);
+      countDimse('C-ECHO', DimseStatus.Success);
       callback(response);
     }
 
@@ -366,7 +379,7 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
       this.busy++;
       let finished = false;
       const respond: FindRespond = Object.assign(
-        this.respondVia(request, callback, () => {
+        this.respondVia('C-FIND', request, callback, () => {
           finished = true;
           this.busy--;
         }),
@@ -395,12 +408,12 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
 
     override cMoveRequest(request: CMoveRequest, callback: (responses: CMoveResponse[]) => void): void {
       if (!services.move || !this.context) return callback([refusal(CMoveResponseC.fromRequest(request))]);
-      services.move(this.context, request, this.respondVia(request, callback));
+      services.move(this.context, request, this.respondVia('C-MOVE', request, callback));
     }
 
     override cGetRequest(request: CGetRequest, callback: (responses: CGetResponse[]) => void): void {
       if (!services.get || !this.context) return callback([refusal(CGetResponseC.fromRequest(request))]);
-      services.get(this.context, request, this.respondVia(request, callback));
+      services.get(this.context, request, this.respondVia('C-GET', request, callback));
     }
 
     /**
@@ -409,6 +422,7 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
      * therefore sent with sendResponse as they come, and the final one through the callback.
      */
     private respondVia<R extends CFindResponse | CMoveResponse | CGetResponse>(
+      operation: string,
       request: CFindRequest | CMoveRequest | CGetRequest,
       callback: (responses: R[]) => void,
       onFinal: () => void = () => undefined,
@@ -425,6 +439,7 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
             this.sendResponse(request, response);
           } else {
             finished = true;
+            countDimse(operation, status);
             onFinal();
             callback([response]);
           }
@@ -434,7 +449,12 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
 
     override nActionRequest(request: NActionRequest, callback: (response: NActionResponse) => void): void {
       if (!services.nAction || !this.context) return callback(refusal(NActionResponseC.fromRequest(request)));
-      services.nAction(this.context, request, (r) => (Array.isArray(r) ? r : [r]).forEach((x) => callback(x)));
+      services.nAction(this.context, request, (r) =>
+        (Array.isArray(r) ? r : [r]).forEach((x) => {
+          countDimse('N-ACTION', x.getStatus());
+          callback(x);
+        }),
+      );
     }
 
     override cCancelRequest(request: CCancelRequest): void {
@@ -478,6 +498,7 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
         this.touch();
         response.setStatus(status);
         if (comment) response.setErrorComment(errorComment(comment));
+        countDimse('C-STORE', status);
         callback(response);
       });
     }

@@ -103,3 +103,9 @@ export type Trx = Knex.Transaction;
 export type QueryBuilder = Knex.QueryBuilder;
 /** A value bound into raw SQL. */
 export type RawBinding = Knex.RawBinding;
+
+/** The connection pool now (knex's tarn pool; zeros before its first query or after destroy). */
+export function poolFigures(db: Db): { used: number; free: number; pending: number } {
+  const pool = (db.client as { pool?: { numUsed(): number; numFree(): number; numPendingAcquires(): number } }).pool;
+  return pool ? { used: pool.numUsed(), free: pool.numFree(), pending: pool.numPendingAcquires() } : { used: 0, free: 0, pending: 0 };
+}

@@ -10,6 +10,7 @@ import { findUserById } from '../auth/users.js';
 import { errorMiddleware } from './errors.js';
 import { externalAddress } from './external-url.js';
 import { Metrics } from './metrics.js';
+import { runWithLogContext } from '../observability/log-context.js';
 import { createSecurity } from './security.js';
 import { routeOf, type AppRouter, type AppState } from './state.js';
 import { healthRoutes } from './routes/health.js';
@@ -34,7 +35,7 @@ export interface HttpApp {
 
 export function createHttpApp(deps: HttpDeps): HttpApp {
   const { config, log } = deps;
-  const metrics = new Metrics();
+  const metrics = new Metrics(deps.db);
   const verifier = new TokenVerifier(
     deps.secretKey,
     async (claims) => {
@@ -73,22 +74,24 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
     ctx.state.baseUrl = external.base;
     ctx.state.basePath = external.prefix;
     const started = process.hrtime.bigint();
-    try {
-      await next();
-    } finally {
-      // Route templates and user names only: the path itself can hold UIDs.
-      log.info(
-        {
-          requestId: ctx.state.requestId,
-          method: ctx.method,
-          route: routeOf(ctx),
-          status: ctx.status,
-          user: ctx.state.principal?.username,
-          ms: Number(process.hrtime.bigint() - started) / 1e6,
-        },
-        'http',
-      );
-    }
+    // Every log line of the request (and of the services it calls) carries its requestId.
+    await runWithLogContext({ requestId: ctx.state.requestId }, async () => {
+      try {
+        await next();
+      } finally {
+        // Route templates and user names only: the path itself can hold UIDs.
+        log.info(
+          {
+            method: ctx.method,
+            route: routeOf(ctx),
+            status: ctx.status,
+            user: ctx.state.principal?.username,
+            ms: Number(process.hrtime.bigint() - started) / 1e6,
+          },
+          'http',
+        );
+      }
+    });
   });
   app.use(metrics.middleware());
   app.use(
@@ -106,7 +109,7 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
   app.use(errorMiddleware(log));
 
   const routers: AppRouter[] = [
-    healthRoutes({ db: deps.db, storage: deps.storage, metrics, log }),
+    healthRoutes({ db: deps.db, storage: deps.storage, engine: deps.engine, metrics, log }),
     authRoutes({
       db: deps.db,
       audit: deps.audit,

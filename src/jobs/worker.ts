@@ -6,6 +6,7 @@ import { errorMessage } from '../errors.js';
 import { JobAbortedError, JobError, type AbortReason } from './errors.js';
 import type { JobQueue } from './queue.js';
 import { toJson } from '../catalog/jobs.js';
+import { nodeMetrics } from '../observability/node-metrics.js';
 import type { Backoff, JobProgress, JobRow } from './types.js';
 
 const WAKE_GRAIN_MS = 100;
@@ -295,6 +296,8 @@ export class JobWorker {
       },
     };
     const started = Date.now();
+    const observe = (outcome: 'succeeded' | 'failed' | 'aborted') =>
+      nodeMetrics.jobDuration.observe({ kind: job.kind, outcome }, (Date.now() - started) / 1000);
     let result: unknown;
     try {
       const handler = Object.hasOwn(this.handlers, job.kind) ? this.handlers[job.kind] : undefined;
@@ -306,6 +309,7 @@ export class JobWorker {
         throw new JobError(errorMessage(err), { retryable: false });
       }
     } catch (err) {
+      observe(signal.aborted ? 'aborted' : 'failed');
       if (signal.aborted) return this.aborted(log, signal);
       clearInterval(a.heartbeat);
       const retryable = err instanceof JobError ? err.retryable : true;
@@ -323,6 +327,7 @@ export class JobWorker {
     } finally {
       this.lastBeat.delete(job.id);
     }
+    observe(signal.aborted ? 'aborted' : 'succeeded');
     if (signal.aborted) return this.aborted(log, signal);
     clearInterval(a.heartbeat);
     try {
