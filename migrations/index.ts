@@ -19,6 +19,7 @@ import * as m017 from './017_instance_image_attributes.js';
 import * as m018u from './018_user_credentials.js';
 import * as m021i from './021_integrations.js';
 import * as m023u from './023_ups_workitems.js';
+import * as m029a from './029_audit_export.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -50,6 +51,7 @@ const migrations: ReadonlyArray<[string, Migration]> = [
   ['018_user_credentials', m018u],
   ['021_integrations', m021i],
   ['023_ups_workitems', m023u],
+  ['029_audit_export', m029a],
 ];
 
 /** Every migration's name, in the order they apply. */

@@ -186,6 +186,14 @@ const envSchema = z.object({
   /** Named in report objects (InstitutionName, the signer's organization). */
   INSTITUTION_NAME: z.string().trim().min(1).max(64).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** ATNA: the audit trail sent as DICOM audit messages over syslog (udp://, tcp://, tls://host:port); off when unset. */
+  AUDIT_SYSLOG_URL: z
+    .string()
+    .trim()
+    .regex(/^(udp|tcp|tls):\/\/[^/]+$/, 'udp://host:port, tcp://host:port or tls://host:port')
+    .optional(),
+  /** CA certificate (PEM file) the syslog collector's TLS certificate must chain to; default: the system's CAs. */
+  AUDIT_SYSLOG_CA: z.string().trim().min(1).optional(),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -269,6 +277,8 @@ export interface Config {
   analysis: AnalysisConfig;
   hl7: Hl7Config;
   institutionName: string | null;
+  /** The audit export over syslog (src/audit/audit-shipper.ts); url undefined: off. */
+  auditSyslog: { url?: string; caFile?: string };
   logLevel: Env['LOG_LEVEL'];
 }
 
@@ -647,6 +657,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
         .filter(Boolean),
     },
     institutionName: e.INSTITUTION_NAME ?? null,
+    auditSyslog: { url: e.AUDIT_SYSLOG_URL, caFile: e.AUDIT_SYSLOG_CA },
     analysis: {
       autoAnalyze: checkedAutoAnalyze(e),
       autoPublish: e.AUTO_PUBLISH ?? e.AUTO_ANALYZE !== 'off',

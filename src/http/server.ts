@@ -121,7 +121,7 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
       authDisabled: config.auth.disabled,
       bootstrap,
     }),
-    auditRoutes({ audit: deps.audit, security }),
+    auditRoutes({ audit: deps.audit, security, source: { sourceId: config.dicom.aeTitle, siteId: config.institutionName } }),
     apiRoutes(routeDeps),
     nodesRoutes(routeDeps),
     dicomwebRoutes(routeDeps),
