@@ -11,6 +11,7 @@ import { errorMiddleware } from './errors.js';
 import { externalAddress } from './external-url.js';
 import { Metrics } from './metrics.js';
 import { runWithLogContext } from '../observability/log-context.js';
+import { endWithError, SpanKind, startSpan, withSpan } from '../observability/tracing.js';
 import { createSecurity } from './security.js';
 import { routeOf, type AppRouter, type AppState } from './state.js';
 import { healthRoutes } from './routes/health.js';
@@ -75,10 +76,19 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
     ctx.state.basePath = external.prefix;
     const started = process.hrtime.bigint();
     // Every log line of the request (and of the services it calls) carries its requestId.
+    // The span is named for the route once routing has matched it (the path can hold UIDs).
+    const span = startSpan(`HTTP ${ctx.method}`, { 'http.request.method': ctx.method, 'radiant.request_id': ctx.state.requestId }, { kind: SpanKind.SERVER });
     await runWithLogContext({ requestId: ctx.state.requestId }, async () => {
       try {
-        await next();
+        await withSpan(span, next);
+      } catch (err) {
+        endWithError(span, err);
+        throw err;
       } finally {
+        const route = routeOf(ctx);
+        span.updateName(`HTTP ${ctx.method} ${route}`);
+        span.setAttributes({ 'http.route': route, 'http.response.status_code': ctx.status });
+        span.end();
         // Route templates and user names only: the path itself can hold UIDs.
         log.info(
           {

@@ -7,6 +7,7 @@ import { JobAbortedError, JobError, type AbortReason } from './errors.js';
 import type { JobQueue } from './queue.js';
 import { toJson } from '../catalog/jobs.js';
 import { nodeMetrics } from '../observability/node-metrics.js';
+import { traced } from '../observability/tracing.js';
 import type { Backoff, JobProgress, JobRow } from './types.js';
 
 const WAKE_GRAIN_MS = 100;
@@ -302,7 +303,7 @@ export class JobWorker {
     try {
       const handler = Object.hasOwn(this.handlers, job.kind) ? this.handlers[job.kind] : undefined;
       if (!handler) throw new JobError(`no handler for job kind ${job.kind}`, { retryable: false });
-      result = await handler(job, ctx);
+      result = await traced(`job ${job.kind}`, { 'radiant.job.kind': job.kind, 'radiant.job.id': job.id }, () => handler(job, ctx));
       try {
         toJson(result, 'result');
       } catch (err) {

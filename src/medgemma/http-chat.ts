@@ -8,6 +8,7 @@ import { backoffDelay } from '../backoff.js';
 import { EngineError } from './engine.js';
 import type { ChatReply } from './openai-chat.js';
 import { nodeMetrics } from '../observability/node-metrics.js';
+import { SpanKind, traced } from '../observability/tracing.js';
 
 export interface PostChatOptions {
   url: string;
@@ -55,7 +56,7 @@ function statusError(status: number, text: string, url: string): EngineError {
 export async function postChatCompletion(o: PostChatOptions): Promise<ChatReply> {
   const end = nodeMetrics.modelDuration.startTimer({ backend: o.backend });
   try {
-    const reply = await postChat(o);
+    const reply = await traced('model chat', { 'radiant.engine': o.backend }, () => postChat(o), SpanKind.CLIENT);
     end({ outcome: 'success' });
     return reply;
   } catch (err) {
