@@ -32,7 +32,9 @@ function checkAuditMessage(msg: XmlElement): XmlElement {
   expect(msg.name).to.equal('AuditMessage');
   const names = msg.children.map((c) => c.name);
   // Order: EventIdentification, ActiveParticipant+, AuditSourceIdentification, ParticipantObjectIdentification*.
-  expect(names.join(' ')).to.match(/^EventIdentification( ActiveParticipant)+ AuditSourceIdentification( ParticipantObjectIdentification)*$/);
+  expect(names.join(' ')).to.match(
+    /^EventIdentification( ActiveParticipant)+ AuditSourceIdentification( ParticipantObjectIdentification)*$/,
+  );
   const event = msg.children[0]!;
   expect(event.attrs.EventActionCode).to.be.oneOf(['C', 'R', 'U', 'D', 'E']);
   expect(Number.isNaN(Date.parse(event.attrs.EventDateTime ?? ''))).to.equal(false);
@@ -134,7 +136,9 @@ describe('Audit export: DICOM audit messages over syslog (ATNA) and from the API
       expect(doc.children.length).to.equal(Number(res.headers.get('x-total-count')));
       for (const m of doc.children) checkAuditMessage(m);
       expect(doc.children.map(eventId)).to.include.members(['110114', '110103']);
-      const forbidden = await fetch(`${baseUrl(node)}/api/audit?format=dicom-xml`, { headers: bearer(await tokenFor(node, 'radiologist')) });
+      const forbidden = await fetch(`${baseUrl(node)}/api/audit?format=dicom-xml`, {
+        headers: bearer(await tokenFor(node, 'radiologist')),
+      });
       expect(forbidden.status).to.equal(403);
     });
   });

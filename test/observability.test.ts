@@ -149,11 +149,19 @@ describe('Observability: request/association IDs in the logs, no PHI, /metrics, 
     expect(stored.code, stored.stderr).to.equal(0);
     const afterStore = await scrape();
     const dimseIn = { source: 'dimse' };
-    expect(sample(afterStore, 'radiant_instances_stored_total', dimseIn) - sample(before, 'radiant_instances_stored_total', dimseIn)).to.equal(5);
+    expect(
+      sample(afterStore, 'radiant_instances_stored_total', dimseIn) - sample(before, 'radiant_instances_stored_total', dimseIn),
+    ).to.equal(5);
     const cstore = { operation: 'C-STORE', status: '0x0000' };
-    expect(sample(afterStore, 'radiant_dimse_operations_total', cstore) - sample(before, 'radiant_dimse_operations_total', cstore)).to.equal(5);
-    for (const state of ['used', 'free', 'pending']) expect(afterStore).to.match(new RegExp(`radiant_db_pool_connections\\{state="${state}"\\} \\d+`));
-    expect(sample(afterStore, 'radiant_db_pool_connections', { state: 'free' }) + sample(afterStore, 'radiant_db_pool_connections', { state: 'used' })).to.be.greaterThan(0);
+    expect(
+      sample(afterStore, 'radiant_dimse_operations_total', cstore) - sample(before, 'radiant_dimse_operations_total', cstore),
+    ).to.equal(5);
+    for (const state of ['used', 'free', 'pending'])
+      expect(afterStore).to.match(new RegExp(`radiant_db_pool_connections\\{state="${state}"\\} \\d+`));
+    expect(
+      sample(afterStore, 'radiant_db_pool_connections', { state: 'free' }) +
+        sample(afterStore, 'radiant_db_pool_connections', { state: 'used' }),
+    ).to.be.greaterThan(0);
 
     const r = await api.post<{ id: number }>('/api/analysis', { study_id: second[0]!.studyInstanceUid });
     expect(r.status, JSON.stringify(r.body)).to.be.oneOf([200, 201, 202]);

@@ -69,7 +69,7 @@ describe('Tracing: spans of HTTP, DIMSE, database and model calls, nested', func
     context.disable();
   });
 
-  it('an association span holds its C-STORE spans, each holding the ingest\'s queries', async () => {
+  it("an association span holds its C-STORE spans, each holding the ingest's queries", async () => {
     const paths = await Promise.all(
       files.map(async (f) => {
         const p = path.join(dir, `${f.sopInstanceUid}.dcm`);

@@ -66,7 +66,8 @@ export function eventOf(action: string): EventKind {
   if (action === 'dicomweb.delete') return { id: EVENT.studyDeleted, action: 'D' };
   if (action.startsWith('patient.')) return { id: EVENT.patientRecord, action: verbOf(action) };
   if (action === 'hl7.order.received') return { id: EVENT.orderRecord, action: 'C', flow: 'in' };
-  if (action.startsWith('report.') || ['create', 'edit', 'sign'].includes(action)) return { id: EVENT.procedureRecord, action: verbOf(action) };
+  if (action.startsWith('report.') || ['create', 'edit', 'sign'].includes(action))
+    return { id: EVENT.procedureRecord, action: verbOf(action) };
   if (/^(dicomweb\.(retrieve|metadata|rendered)|wado\.uri|study\.read|analysis\.|ai\.analysis)/.test(action))
     return { id: EVENT.instancesAccessed, action: 'R', flow: 'out' };
   return { id: EVENT.applicationActivity, action: 'E' };
@@ -85,7 +86,10 @@ function verbOf(action: string): ActionCode {
 function outcomeOf(row: AuditRow): { indicator: '0' | '4' | '8'; description?: string } {
   if (row.outcome === 'success') return { indicator: '0' };
   if (row.outcome === 'started') return { indicator: '4', description: 'not finished (the request never ended)' };
-  return { indicator: row.status !== undefined && row.status >= 500 ? '8' : '4', description: `failed${row.status ? ` (${row.status})` : ''}` };
+  return {
+    indicator: row.status !== undefined && row.status >= 500 ? '8' : '4',
+    description: `failed${row.status ? ` (${row.status})` : ''}`,
+  };
 }
 
 /** XML 1.0 text: markup escaped, characters XML cannot carry dropped. */

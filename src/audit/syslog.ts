@@ -35,7 +35,11 @@ export function parseSyslogUrl(url: string): SyslogTarget {
 
 /** An RFC 5424 message: header, no structured data, the XML (UTF-8, BOM-marked). */
 export function syslogMessage(xml: string, at: Date, appName = 'radiant'): string {
-  const host = os.hostname().replace(/[^\x21-\x7e]/g, '').slice(0, 255) || '-';
+  const host =
+    os
+      .hostname()
+      .replace(/[^\x21-\x7e]/g, '')
+      .slice(0, 255) || '-';
   return `<${PRI}>1 ${at.toISOString()} ${host} ${appName} ${process.pid} ${MSG_ID} - ${BOM}${xml}`;
 }
 
@@ -91,9 +95,17 @@ export class SyslogSender {
       const ready = protocol === 'tls' ? 'secureConnect' : 'connect';
       const socket =
         protocol === 'tls'
-          ? tls.connect({ host, port, servername: net.isIP(host) ? undefined : host, ca: this.opts.caFile ? fs.readFileSync(this.opts.caFile) : undefined })
+          ? tls.connect({
+              host,
+              port,
+              servername: net.isIP(host) ? undefined : host,
+              ca: this.opts.caFile ? fs.readFileSync(this.opts.caFile) : undefined,
+            })
           : net.connect({ host, port });
-      const timer = setTimeout(() => socket.destroy(new Error(`syslog ${protocol}://${host}:${port}: no connection within ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(
+        () => socket.destroy(new Error(`syslog ${protocol}://${host}:${port}: no connection within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       socket.once(ready, () => {
         clearTimeout(timer);
         this.socket = socket;

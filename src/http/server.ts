@@ -77,7 +77,11 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
     const started = process.hrtime.bigint();
     // Every log line of the request (and of the services it calls) carries its requestId.
     // The span is named for the route once routing has matched it (the path can hold UIDs).
-    const span = startSpan(`HTTP ${ctx.method}`, { 'http.request.method': ctx.method, 'radiant.request_id': ctx.state.requestId }, { kind: SpanKind.SERVER });
+    const span = startSpan(
+      `HTTP ${ctx.method}`,
+      { 'http.request.method': ctx.method, 'radiant.request_id': ctx.state.requestId },
+      { kind: SpanKind.SERVER },
+    );
     await runWithLogContext({ requestId: ctx.state.requestId }, async () => {
       try {
         await withSpan(span, next);

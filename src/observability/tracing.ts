@@ -32,7 +32,12 @@ class AlsContextManager implements ContextManager {
   active(): Context {
     return this.als.getStore() ?? ROOT_CONTEXT;
   }
-  with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(ctx: Context, fn: F, thisArg?: ThisParameterType<F>, ...args: A): ReturnType<F> {
+  with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(
+    ctx: Context,
+    fn: F,
+    thisArg?: ThisParameterType<F>,
+    ...args: A
+  ): ReturnType<F> {
     return this.als.run(ctx, () => fn.call(thisArg, ...args) as ReturnType<F>);
   }
   bind<T>(ctx: Context, target: T): T {
@@ -72,7 +77,12 @@ export function endWithError(span: Span, err: unknown): void {
 }
 
 /** Runs fn in a new active span, ended (as failed when fn throws) when fn settles. */
-export async function traced<T>(name: string, attributes: Attributes, fn: (span: Span) => Promise<T>, kind = SpanKind.INTERNAL): Promise<T> {
+export async function traced<T>(
+  name: string,
+  attributes: Attributes,
+  fn: (span: Span) => Promise<T>,
+  kind = SpanKind.INTERNAL,
+): Promise<T> {
   const span = startSpan(name, attributes, { kind });
   try {
     const result = await withSpan(span, () => fn(span));

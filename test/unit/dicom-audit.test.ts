@@ -16,7 +16,7 @@ const row = (over: Partial<AuditRow>): AuditRow => ({
 });
 
 describe('DICOM audit messages (PS3.15 A.5) from audit rows', () => {
-  it('maps the node\'s actions to CID 400 event IDs and action codes', () => {
+  it("maps the node's actions to CID 400 event IDs and action codes", () => {
     const cases: Array<[string, string, string]> = [
       ['auth.login', '110114', 'E'],
       ['dicomweb.stow', '110107', 'C'],
@@ -39,12 +39,16 @@ describe('DICOM audit messages (PS3.15 A.5) from audit rows', () => {
   });
 
   it('names the requestor with its address, the node as the other participant, the study and patient as objects; escapes markup', () => {
-    const xml = auditMessageXml(
-      row({ actor: 'a<b>&"c', studyInstanceUid: '1.2.3', patientId: 'P&1', status: 503, outcome: 'failure' }),
-      { sourceId: 'RADIANT', siteId: 'St. Elsewhere' },
+    const xml = auditMessageXml(row({ actor: 'a<b>&"c', studyInstanceUid: '1.2.3', patientId: 'P&1', status: 503, outcome: 'failure' }), {
+      sourceId: 'RADIANT',
+      siteId: 'St. Elsewhere',
+    });
+    expect(xml).to.match(
+      /^<AuditMessage><EventIdentification EventActionCode="R" EventDateTime="2026-01-02T03:04:05.000Z" EventOutcomeIndicator="8">/,
     );
-    expect(xml).to.match(/^<AuditMessage><EventIdentification EventActionCode="R" EventDateTime="2026-01-02T03:04:05.000Z" EventOutcomeIndicator="8">/);
-    expect(xml).to.include('<ActiveParticipant UserID="a&lt;b&gt;&amp;&quot;c" UserIsRequestor="true" NetworkAccessPointID="10.1.2.3" NetworkAccessPointTypeCode="2">');
+    expect(xml).to.include(
+      '<ActiveParticipant UserID="a&lt;b&gt;&amp;&quot;c" UserIsRequestor="true" NetworkAccessPointID="10.1.2.3" NetworkAccessPointTypeCode="2">',
+    );
     expect(xml).to.include('<AuditSourceIdentification AuditEnterpriseSiteID="St. Elsewhere" AuditSourceID="RADIANT">');
     expect(xml).to.include('ParticipantObjectID="1.2.3" ParticipantObjectTypeCode="2" ParticipantObjectTypeCodeRole="3"');
     expect(xml).to.include('ParticipantObjectID="P&amp;1" ParticipantObjectTypeCode="1" ParticipantObjectTypeCodeRole="1"');
