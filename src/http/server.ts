@@ -11,7 +11,7 @@ import { errorMiddleware } from './errors.js';
 import { externalAddress } from './external-url.js';
 import { Metrics } from './metrics.js';
 import { runWithLogContext } from '../observability/log-context.js';
-import { endWithError, SpanKind, startSpan, withSpan } from '../observability/tracing.js';
+import { SpanKind, SpanStatusCode, startSpan, withSpan } from '../observability/tracing.js';
 import { createSecurity } from './security.js';
 import { routeOf, type AppRouter, type AppState } from './state.js';
 import { healthRoutes } from './routes/health.js';
@@ -85,13 +85,11 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
     await runWithLogContext({ requestId: ctx.state.requestId }, async () => {
       try {
         await withSpan(span, next);
-      } catch (err) {
-        endWithError(span, err);
-        throw err;
       } finally {
         const route = routeOf(ctx);
         span.updateName(`HTTP ${ctx.method} ${route}`);
         span.setAttributes({ 'http.route': route, 'http.response.status_code': ctx.status });
+        if (ctx.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
         span.end();
         // Route templates and user names only: the path itself can hold UIDs.
         log.info(
