@@ -100,6 +100,8 @@ describe('Tracing: spans of HTTP, DIMSE, database and model calls, nested', func
     const api = apiClient(node, token);
     const a = await api.post<{ id: number }>('/api/analysis', { study_id: files[0]!.studyInstanceUid });
     const job = await until('analysis job span', async () => spans().find((s) => s.name === 'job analysis.run'));
+    // A root of its own, not a child of the request that queued it.
+    expect(job.parentSpanId).to.equal(undefined);
     const model = spans().find((s) => s.name === 'model chat' && isUnder(s, job));
     expect(model, 'model call under the job').to.not.equal(undefined);
     expect(model!.attributes['radiant.engine']).to.equal('remote');

@@ -7,7 +7,7 @@ import { JobAbortedError, JobError, type AbortReason } from './errors.js';
 import type { JobQueue } from './queue.js';
 import { toJson } from '../catalog/jobs.js';
 import { nodeMetrics } from '../observability/node-metrics.js';
-import { traced } from '../observability/tracing.js';
+import { detached, traced } from '../observability/tracing.js';
 import type { Backoff, JobProgress, JobRow } from './types.js';
 
 const WAKE_GRAIN_MS = 100;
@@ -258,7 +258,8 @@ export class JobWorker {
       done: Promise.resolve(),
     };
     this.active.set(job.id, entry);
-    entry.done = this.run(job, entry).finally(() => {
+    // A job belongs to no request: the one whose wake-up started this loop must not tag its logs or spans.
+    entry.done = detached(() => this.run(job, entry)).finally(() => {
       clearInterval(entry.heartbeat);
       this.active.delete(job.id);
       this.wake();

@@ -11,6 +11,7 @@ import {
   type Span,
 } from '@opentelemetry/api';
 import { errorMessage } from '../errors.js';
+import { runWithLogContext } from './log-context.js';
 
 /**
  * OpenTelemetry spans of the node: HTTP requests, DICOM associations and their operations,
@@ -52,6 +53,14 @@ class AlsContextManager implements ContextManager {
     this.als.disable();
     return this;
   }
+}
+
+/**
+ * Runs fn outside the request or association that happens to be current (no requestId/assocId in
+ * its log lines, its spans roots): for background work a request only woke, such as a job.
+ */
+export function detached<T>(fn: () => T): T {
+  return runWithLogContext({}, () => context.with(ROOT_CONTEXT, fn));
 }
 
 /** Registers the node's async context for spans; called by whoever registers a tracer provider. */
