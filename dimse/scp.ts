@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import dimse from 'dcmjs-dimse';
@@ -6,6 +7,9 @@ import { DimseStatus, isPendingStatus } from '../src/dicom/dimse-status.js';
 import { RadiantError, errorMessage } from '../src/errors.js';
 import { dimseStatusOf } from './error-status.js';
 import type { Logger } from '../src/logger.js';
+import { emitInLogContext } from '../src/observability/log-context.js';
+import { countDimse } from '../src/observability/node-metrics.js';
+import { SpanKind, SpanStatusCode, startSpan, withSpan, type Span } from '../src/observability/tracing.js';
 import type { LimitReason, Slot } from './admission.js';
 import { decideContext } from './negotiation.js';
 import { messagePdus, responseCommandSet } from './pdata.js';
@@ -120,6 +124,23 @@ function refusal<R extends { setStatus(s: number): void }>(response: R): R {
   return response;
 }
 
+/** Ends an operation's span with its final DIMSE status (failure statuses mark it failed; warnings do not). */
+function endOperationSpan(span: Span, status: number): void {
+  span.setAttribute('dicom.dimse.status', `0x${status.toString(16).padStart(4, '0')}`);
+  const failed = status !== DimseStatus.Success && (status & 0xf000) !== 0xb000 && status !== 0x0107 && status !== 0x0116;
+  if (failed) span.setStatus({ code: SpanStatusCode.ERROR });
+  span.end();
+}
+
+/**
+ * Every log line of the association (the library's PDU handling, the node's services and the
+ * ingest they call) carries one assocId: the socket's events all run in its log context.
+ */
+function withAssociationId(socket: Socket): Socket {
+  emitInLogContext(socket, { assocId: randomUUID() });
+  return socket;
+}
+
 /**
  * dcmjs-dimse creates one Scp per TCP connection from a class, so the node's dependencies are
  * closed over here rather than passed through its options bag.
@@ -145,6 +166,8 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
     private readonly studies = new Set<string>();
     private readonly patients = new Set<string>();
     private context: AssociationContext | undefined;
+    /** The association's trace span (OpenTelemetry), parent of its operations' spans. */
+    private span: Span | undefined;
     /** ARTIM (PS3.8 9.1.5): set while waiting for the A-ASSOCIATE-RQ, or for the peer to close. */
     private artim: NodeJS.Timeout | undefined;
     private idleTimer: NodeJS.Timeout | undefined;
@@ -157,7 +180,7 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
     });
 
     constructor(socket: Socket, opts?: ConstructorParameters<typeof Scp>[1]) {
-      super(socket, opts);
+      super(withAssociationId(socket), opts);
       this.conn = socket;
       this.address = socket.remoteAddress ?? '?';
       this.peer = `${this.address}:${socket.remotePort ?? '?'}`;
@@ -319,6 +342,7 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
         scp: this,
         closed: this.closed,
       };
+      this.span = startSpan('DIMSE association', { 'dicom.calling_ae': calling, 'dicom.called_ae': called }, { kind: SpanKind.SERVER });
       this.sendAssociationAccept();
       this.touch();
       this.armIdle(settings.idleTimeoutMs);
@@ -357,6 +381,7 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
     override cEchoRequest(request: CEchoRequest, callback: (response: CEchoResponseT) => void): void {
       const response = CEchoResponse.fromRequest(request);
       response.setStatus(DimseStatus.Success);
+      countDimse('C-ECHO', DimseStatus.Success);
       callback(response);
     }
 
@@ -365,14 +390,15 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
       // The node is reading the index: the caller waiting for it is not idle.
       this.busy++;
       let finished = false;
+      const span = this.operationSpan('C-FIND');
       const respond: FindRespond = Object.assign(
-        this.respondVia(request, callback, () => {
+        this.respondVia('C-FIND', span, request, callback, () => {
           finished = true;
           this.busy--;
         }),
         { pending: (status: number, identifiers: Buffer[]) => !finished && this.sendPendingFind(request, status, identifiers) },
       );
-      services.find(this.context, request, respond);
+      withSpan(span, () => services.find!(this.context!, request, respond));
     }
 
     /** Pending C-FIND responses with identifiers already encoded: their PDUs in one socket write. */
@@ -395,12 +421,14 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
 
     override cMoveRequest(request: CMoveRequest, callback: (responses: CMoveResponse[]) => void): void {
       if (!services.move || !this.context) return callback([refusal(CMoveResponseC.fromRequest(request))]);
-      services.move(this.context, request, this.respondVia(request, callback));
+      const span = this.operationSpan('C-MOVE');
+      withSpan(span, () => services.move!(this.context!, request, this.respondVia('C-MOVE', span, request, callback)));
     }
 
     override cGetRequest(request: CGetRequest, callback: (responses: CGetResponse[]) => void): void {
       if (!services.get || !this.context) return callback([refusal(CGetResponseC.fromRequest(request))]);
-      services.get(this.context, request, this.respondVia(request, callback));
+      const span = this.operationSpan('C-GET');
+      withSpan(span, () => services.get!(this.context!, request, this.respondVia('C-GET', span, request, callback)));
     }
 
     /**
@@ -409,6 +437,8 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
      * therefore sent with sendResponse as they come, and the final one through the callback.
      */
     private respondVia<R extends CFindResponse | CMoveResponse | CGetResponse>(
+      operation: string,
+      span: Span,
       request: CFindRequest | CMoveRequest | CGetRequest,
       callback: (responses: R[]) => void,
       onFinal: () => void = () => undefined,
@@ -425,6 +455,8 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
             this.sendResponse(request, response);
           } else {
             finished = true;
+            countDimse(operation, status);
+            endOperationSpan(span, status);
             onFinal();
             callback([response]);
           }
@@ -434,7 +466,12 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
 
     override nActionRequest(request: NActionRequest, callback: (response: NActionResponse) => void): void {
       if (!services.nAction || !this.context) return callback(refusal(NActionResponseC.fromRequest(request)));
-      services.nAction(this.context, request, (r) => (Array.isArray(r) ? r : [r]).forEach((x) => callback(x)));
+      services.nAction(this.context, request, (r) =>
+        (Array.isArray(r) ? r : [r]).forEach((x) => {
+          countDimse('N-ACTION', x.getStatus());
+          callback(x);
+        }),
+      );
     }
 
     override cCancelRequest(request: CCancelRequest): void {
@@ -473,11 +510,14 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
       this.sinks.delete(request);
       // Ingesting (parse, storage, index) is the node's work: the caller waiting for it is not idle.
       this.busy++;
-      void this.store(request, sink).then(({ status, comment }) => {
+      const span = this.operationSpan('C-STORE');
+      void withSpan(span, () => this.store(request, sink)).then(({ status, comment }) => {
+        endOperationSpan(span, status);
         this.busy--;
         this.touch();
         response.setStatus(status);
         if (comment) response.setErrorComment(errorComment(comment));
+        countDimse('C-STORE', status);
         callback(response);
       });
     }
@@ -507,6 +547,11 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
       }
     }
 
+    /** A span for one DIMSE operation, under the association's. */
+    private operationSpan(operation: string): Span {
+      return startSpan(`DIMSE ${operation}`, { 'dicom.dimse.operation': operation }, { kind: SpanKind.SERVER, parent: this.span });
+    }
+
     /**
      * The association is over (released, aborted either way, timed out, or its connection lost):
      * services see it closed, its slot is freed and it is summed up, once, whichever comes first.
@@ -518,6 +563,8 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
       this.slot = undefined;
       clearTimeout(this.idleTimer);
       slot.release();
+      this.span?.setAttributes({ 'radiant.association.end': endedBy, 'radiant.association.stored': this.stored });
+      this.span?.end();
       deps.onAssociationEnd({
         callingAeTitle: this.association?.getCallingAeTitle().trim() ?? '',
         calledAeTitle: this.association?.getCalledAeTitle().trim() ?? '',

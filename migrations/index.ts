@@ -20,6 +20,7 @@ import * as m018u from './018_user_credentials.js';
 import * as m021i from './021_integrations.js';
 import * as m028s from './028_instance_sha256.js';
 import * as m023u from './023_ups_workitems.js';
+import * as m029a from './029_audit_export.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -52,6 +53,7 @@ const migrations: ReadonlyArray<[string, Migration]> = [
   ['021_integrations', m021i],
   ['023_ups_workitems', m023u],
   ['028_instance_sha256', m028s],
+  ['029_audit_export', m029a],
 ];
 
 /** Every migration's name, in the order they apply. */

@@ -35,6 +35,8 @@ import { nodeServices } from '../dimse/node-services.js';
 import type { Logger } from './logger.js';
 import { errorMessage } from './errors.js';
 import { AuditLog } from './audit/audit.js';
+import { AuditShipper } from './audit/audit-shipper.js';
+import { parseSyslogUrl, SyslogSender } from './audit/syslog.js';
 import { privatePaths, tightenModes } from './private-files.js';
 import { resolveSecretKey } from './auth/secret.js';
 import { createHttpApp, type HttpApp } from './http/server.js';
@@ -267,11 +269,19 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
   // Analysis jobs wake their worker themselves (AnalysisRequester.wake); scheduled ones (study.stable) when due.
   core.events.on('job-due', ({ kind, runAt }) => (kind === STUDY_STABLE_JOB ? jobs : serviceJobs)?.wakeAt(runAt));
   const http = createHttpApp({ ...core, engine, analysis, secretKey: resolveSecretKey(config) });
+  const shipper = auditShipper(core);
+  try {
+    await shipper?.start();
+  } catch (err) {
+    await core.close();
+    throw new Error(`audit export not started: ${errorMessage(err)}`, { cause: err });
+  }
   let dicomPort: number;
   let httpPort: number;
   try {
     dicomPort = await dimse.start();
   } catch (err) {
+    await shipper?.stop();
     await core.close();
     throw new Error(`cannot listen on DICOM port ${config.dicom.port}: ${errorMessage(err)}`, { cause: err });
   }
@@ -279,6 +289,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     httpPort = await http.listen(config.httpPort);
   } catch (err) {
     await dimse.stop();
+    await shipper?.stop();
     await core.close();
     throw new Error(`cannot listen on HTTP port ${config.httpPort}: ${errorMessage(err)}`, { cause: err });
   }
@@ -293,6 +304,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     } catch (err) {
       await http.close();
       await dimse.stop();
+      await shipper?.stop();
       await core.close();
       throw new Error(`cannot listen on HL7 port ${config.hl7.listenPort}: ${errorMessage(err)}`, { cause: err });
     }
@@ -327,9 +339,20 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
       await serviceJobs?.stop();
       await jobs?.stop();
       await engine.close();
+      // Rows not yet shipped stay behind the cursor: the next start sends them.
+      await shipper?.stop();
       await core.close();
     },
   };
+}
+
+/** The ATNA export of the audit trail (AUDIT_SYSLOG_URL), or undefined when it is off. */
+function auditShipper(core: Core): AuditShipper | undefined {
+  const { url, caFile } = core.config.auditSyslog;
+  if (!url) return undefined;
+  const sender = new SyslogSender(parseSyslogUrl(url), { caFile });
+  const source = { sourceId: core.config.dicom.aeTitle, siteId: core.config.institutionName };
+  return new AuditShipper({ db: core.db, audit: core.audit, log: core.log, sender, source }, { name: `syslog ${url}`.slice(0, 64) });
 }
 
 /**

@@ -199,6 +199,14 @@ export const envSchema = z.object({
   /** Named in report objects (InstitutionName, the signer's organization). */
   INSTITUTION_NAME: z.string().trim().min(1).max(64).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** ATNA: the audit trail sent as DICOM audit messages over syslog (udp://, tcp://, tls://host:port); off when unset. */
+  AUDIT_SYSLOG_URL: z
+    .string()
+    .trim()
+    .regex(/^(udp|tcp|tls):\/\/[^/]+$/, 'udp://host:port, tcp://host:port or tls://host:port')
+    .optional(),
+  /** CA certificate (PEM file) the syslog collector's TLS certificate must chain to; default: the system's CAs. */
+  AUDIT_SYSLOG_CA: z.string().trim().min(1).optional(),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -290,6 +298,8 @@ export interface Config {
   institutionName: string | null;
   /** FHIR_PUSH_*: how pushes to the 'fhir' integrations are retried. */
   fhirPush: FhirPushConfig;
+  /** The audit export over syslog (src/audit/audit-shipper.ts); url undefined: off. */
+  auditSyslog: { url?: string; caFile?: string };
   logLevel: Env['LOG_LEVEL'];
 }
 
@@ -685,6 +695,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     },
     institutionName: e.INSTITUTION_NAME ?? null,
     fhirPush: { maxAttempts: e.FHIR_PUSH_MAX_ATTEMPTS, retryBaseMs: e.FHIR_PUSH_RETRY_BASE_MS },
+    auditSyslog: { url: e.AUDIT_SYSLOG_URL, caFile: e.AUDIT_SYSLOG_CA },
     analysis: {
       autoAnalyze: checkedAutoAnalyze(e),
       autoPublish: e.AUTO_PUBLISH ?? e.AUTO_ANALYZE !== 'off',

@@ -2,6 +2,7 @@ import { AzureBlobStorage } from './azure.js';
 import { LocalStorage } from './local.js';
 import { S3Storage } from './s3.js';
 import type { BlobStorage } from './types.js';
+import { countStorageErrors } from '../src/observability/node-metrics.js';
 
 export type StorageOptions =
   | { type: 'local'; root: string }
@@ -19,11 +20,11 @@ export type StorageOptions =
 export function createStorage(opts: StorageOptions): BlobStorage {
   switch (opts.type) {
     case 'local':
-      return new LocalStorage({ root: opts.root });
+      return countStorageErrors(new LocalStorage({ root: opts.root }), 'local');
     case 's3':
-      return new S3Storage(opts);
+      return countStorageErrors(new S3Storage(opts), 's3');
     case 'azure':
-      return new AzureBlobStorage(opts);
+      return countStorageErrors(new AzureBlobStorage(opts), 'azure');
     default: {
       const unknown: never = opts;
       throw new Error(`unknown storage type ${JSON.stringify(unknown)}`);

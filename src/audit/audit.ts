@@ -3,12 +3,14 @@ import type { Logger } from '../logger.js';
 import { errorMessage } from '../errors.js';
 import { patientIdsOfStudies } from '../catalog/catalog.js';
 import {
+  auditRowsAfter,
   findAuditRows,
   insertAuditRow,
   insertAuditRowReturningId,
   updateAuditRow,
   type AuditLogColumns,
   type AuditLogFilter,
+  type AuditLogRow,
 } from '../catalog/audit.js';
 
 /**
@@ -170,25 +172,31 @@ export class AuditLog {
 
   async query(q: AuditQuery): Promise<{ total: number; rows: AuditRow[] }> {
     const { total, rows } = await findAuditRows(this.db, { ...q, actor: q.user });
-    return {
-      total,
-      rows: rows.map((r) => ({
-        id: Number(r.id),
-        at: r.at instanceof Date ? r.at.toISOString() : String(r.at),
-        actorType: r.actor_type as AuditEntry['actorType'],
-        actor: (r.actor as string | null) ?? undefined,
-        peer: (r.peer as string | null) ?? undefined,
-        action: String(r.action),
-        resourceType: (r.resource_type as string | null) ?? undefined,
-        resourceId: (r.resource_id as string | null) ?? undefined,
-        patientId: (r.patient_id as string | null) ?? undefined,
-        studyInstanceUid: (r.study_instance_uid as string | null) ?? undefined,
-        outcome: r.outcome as AuditEntry['outcome'],
-        status: r.status === null || r.status === undefined ? undefined : Number(r.status),
-        details: r.details ? (JSON.parse(String(r.details)) as Record<string, unknown>) : null,
-        model: (r.model as string | null) ?? undefined,
-        promptHash: (r.prompt_hash as string | null) ?? undefined,
-      })),
-    };
+    return { total, rows: rows.map(toAuditRow) };
   }
+
+  /** Rows after `afterId`, oldest first (an export's next batch). */
+  async after(afterId: number, limit: number): Promise<AuditRow[]> {
+    return (await auditRowsAfter(this.db, afterId, limit)).map(toAuditRow);
+  }
+}
+
+function toAuditRow(r: AuditLogRow): AuditRow {
+  return {
+    id: Number(r.id),
+    at: r.at instanceof Date ? r.at.toISOString() : String(r.at),
+    actorType: r.actor_type as AuditEntry['actorType'],
+    actor: (r.actor as string | null) ?? undefined,
+    peer: (r.peer as string | null) ?? undefined,
+    action: String(r.action),
+    resourceType: (r.resource_type as string | null) ?? undefined,
+    resourceId: (r.resource_id as string | null) ?? undefined,
+    patientId: (r.patient_id as string | null) ?? undefined,
+    studyInstanceUid: (r.study_instance_uid as string | null) ?? undefined,
+    outcome: r.outcome as AuditEntry['outcome'],
+    status: r.status === null || r.status === undefined ? undefined : Number(r.status),
+    details: r.details ? (JSON.parse(String(r.details)) as Record<string, unknown>) : null,
+    model: (r.model as string | null) ?? undefined,
+    promptHash: (r.prompt_hash as string | null) ?? undefined,
+  };
 }

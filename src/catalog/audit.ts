@@ -69,3 +69,24 @@ export async function findAuditRows(db: Db, q: AuditLogFilter): Promise<{ total:
   const rows = (await base.clone().orderBy('id', 'desc').limit(q.limit).offset(q.offset)) as AuditLogRow[];
   return { total: Number(n), rows };
 }
+
+/** Rows after `afterId`, oldest first (an export's next batch). */
+export async function auditRowsAfter(db: Db, afterId: number, limit: number): Promise<AuditLogRow[]> {
+  return (await db('audit_logs').where('id', '>', afterId).orderBy('id', 'asc').limit(limit)) as AuditLogRow[];
+}
+
+/** The last row id an export delivered; undefined before its first run. */
+export async function auditExportCursor(db: Db, name: string): Promise<number | undefined> {
+  const row = (await db('audit_export_cursors').where({ name }).first('last_id')) as { last_id: number | string } | undefined;
+  return row ? Number(row.last_id) : undefined;
+}
+
+/** The newest row id now (0 when there is none): where an export that starts afresh begins. */
+export async function lastAuditRowId(db: Db): Promise<number> {
+  const [{ id }] = (await db('audit_logs').max({ id: 'id' })) as Array<{ id: number | string | null }>;
+  return Number(id ?? 0);
+}
+
+export async function setAuditExportCursor(db: Db, name: string, lastId: number, ts: string): Promise<void> {
+  await db('audit_export_cursors').insert({ name, last_id: lastId, updated_at: ts }).onConflict('name').merge(['last_id', 'updated_at']);
+}

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import type { DatabaseOptions } from '../config.js';
+import { endWithError, SpanKind, startSpan, type Span } from '../observability/tracing.js';
 import { migrationSource } from '../../migrations/index.js';
 
 export type Db = Knex;
@@ -15,6 +16,43 @@ function exec(conn: SqliteConnection, sql: string): Promise<void> {
 }
 
 export function createDb(opts: DatabaseOptions): Db {
+  const db = connect(opts);
+  traceQueries(db, opts.client === 'sqlite' ? 'sqlite' : 'postgresql');
+  return db;
+}
+
+interface QueryEvent {
+  __knexQueryUid?: string;
+  method?: string;
+}
+
+/**
+ * A span per query (OpenTelemetry; no-op unless a tracer provider is registered), under the span
+ * of the request, association or job that ran it. The operation only: the SQL text of a raw query
+ * could carry values.
+ */
+function traceQueries(db: Db, system: string): void {
+  const open = new Map<string, Span>();
+  db.on('query', (q: QueryEvent) => {
+    if (!q.__knexQueryUid) return;
+    const op = q.method ?? 'query';
+    open.set(q.__knexQueryUid, startSpan(`db ${op}`, { 'db.system.name': system, 'db.operation.name': op }, { kind: SpanKind.CLIENT }));
+  });
+  db.on('query-response', (_r: unknown, q: QueryEvent) => {
+    const span = q.__knexQueryUid ? open.get(q.__knexQueryUid) : undefined;
+    if (!span) return;
+    open.delete(q.__knexQueryUid!);
+    span.end();
+  });
+  db.on('query-error', (err: unknown, q: QueryEvent) => {
+    const span = q.__knexQueryUid ? open.get(q.__knexQueryUid) : undefined;
+    if (!span) return;
+    open.delete(q.__knexQueryUid!);
+    endWithError(span, err);
+  });
+}
+
+function connect(opts: DatabaseOptions): Db {
   if (opts.client === 'sqlite') {
     if (opts.filename !== ':memory:') fs.mkdirSync(path.dirname(opts.filename), { recursive: true });
     return knexFactory({
@@ -204,3 +242,9 @@ export type Trx = Knex.Transaction;
 export type QueryBuilder = Knex.QueryBuilder;
 /** A value bound into raw SQL. */
 export type RawBinding = Knex.RawBinding;
+
+/** The connection pool now (knex's tarn pool; zeros before its first query or after destroy). */
+export function poolFigures(db: Db): { used: number; free: number; pending: number } {
+  const pool = (db.client as { pool?: { numUsed(): number; numFree(): number; numPendingAcquires(): number } }).pool;
+  return pool ? { used: pool.numUsed(), free: pool.numFree(), pending: pool.numPendingAcquires() } : { used: 0, free: 0, pending: 0 };
+}

@@ -1,5 +1,8 @@
 import client from 'prom-client';
 import type Koa from 'koa';
+import { countJobsByKindAndStatus } from '../catalog/jobs.js';
+import { poolFigures, type Db } from '../db/connection.js';
+import { nodeMetrics } from '../observability/node-metrics.js';
 import { routeOf, type AppState } from './state.js';
 
 /** Prometheus metrics for /metrics. Labels are route templates, never UIDs. */
@@ -20,7 +23,7 @@ export class Metrics {
   });
   readonly instancesStored = new client.Counter({
     name: 'radiant_instances_stored_total',
-    help: 'Instances stored, by ingest source',
+    help: 'Instances stored, by ingest source (the door: dimse, stow, upload, import, ...)',
     labelNames: ['source'] as const,
     registers: [this.registry],
   });
@@ -31,8 +34,33 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor() {
+  constructor(db?: Db) {
     client.collectDefaultMetrics({ register: this.registry });
+    for (const m of Object.values(nodeMetrics) as client.Metric[]) this.registry.registerMetric(m);
+    if (!db) return;
+    // Read on scrape: the queue is the database's (every node and worker shares it), not this process's.
+    new client.Gauge({
+      name: 'radiant_jobs',
+      help: 'Jobs in the queue by kind and status (the whole cluster: read from the database on scrape)',
+      labelNames: ['kind', 'status'] as const,
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        for (const r of await countJobsByKindAndStatus(db)) this.set({ kind: r.kind, status: r.status }, r.count);
+      },
+    });
+    new client.Gauge({
+      name: 'radiant_db_pool_connections',
+      help: 'Database connection pool: connections in use, free, and acquires waiting (state=used|free|pending)',
+      labelNames: ['state'] as const,
+      registers: [this.registry],
+      collect() {
+        const p = poolFigures(db);
+        this.set({ state: 'used' }, p.used);
+        this.set({ state: 'free' }, p.free);
+        this.set({ state: 'pending' }, p.pending);
+      },
+    });
   }
 
   middleware(): Koa.Middleware<AppState> {

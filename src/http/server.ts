@@ -12,6 +12,8 @@ import { findUserById } from '../auth/users.js';
 import { errorMiddleware } from './errors.js';
 import { externalAddress } from './external-url.js';
 import { Metrics } from './metrics.js';
+import { runWithLogContext } from '../observability/log-context.js';
+import { SpanKind, SpanStatusCode, startSpan, withSpan } from '../observability/tracing.js';
 import { createSecurity } from './security.js';
 import { RequestLimits } from './request-limits.js';
 import { securityHeaders } from './security-headers.js';
@@ -39,7 +41,7 @@ export interface HttpApp {
 
 export function createHttpApp(deps: HttpDeps): HttpApp {
   const { config, log } = deps;
-  const metrics = new Metrics();
+  const metrics = new Metrics(deps.db);
   const verifier = new TokenVerifier(
     deps.secretKey,
     async (claims) => {
@@ -80,22 +82,35 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
     ctx.state.baseUrl = external.base;
     ctx.state.basePath = external.prefix;
     const started = process.hrtime.bigint();
-    try {
-      await next();
-    } finally {
-      // Route templates and user names only: the path itself can hold UIDs.
-      log.info(
-        {
-          requestId: ctx.state.requestId,
-          method: ctx.method,
-          route: routeOf(ctx),
-          status: ctx.status,
-          user: ctx.state.principal?.username,
-          ms: Number(process.hrtime.bigint() - started) / 1e6,
-        },
-        'http',
-      );
-    }
+    // Every log line of the request (and of the services it calls) carries its requestId.
+    // The span is named for the route once routing has matched it (the path can hold UIDs).
+    const span = startSpan(
+      `HTTP ${ctx.method}`,
+      { 'http.request.method': ctx.method, 'radiant.request_id': ctx.state.requestId },
+      { kind: SpanKind.SERVER },
+    );
+    await runWithLogContext({ requestId: ctx.state.requestId }, async () => {
+      try {
+        await withSpan(span, next);
+      } finally {
+        const route = routeOf(ctx);
+        span.updateName(`HTTP ${ctx.method} ${route}`);
+        span.setAttributes({ 'http.route': route, 'http.response.status_code': ctx.status });
+        if (ctx.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+        span.end();
+        // Route templates and user names only: the path itself can hold UIDs.
+        log.info(
+          {
+            method: ctx.method,
+            route: routeOf(ctx),
+            status: ctx.status,
+            user: ctx.state.principal?.username,
+            ms: Number(process.hrtime.bigint() - started) / 1e6,
+          },
+          'http',
+        );
+      }
+    });
   });
   app.use(metrics.middleware());
   app.use(
@@ -115,7 +130,7 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
   app.use(limits.middleware());
 
   const routers: AppRouter[] = [
-    healthRoutes({ db: deps.db, storage: deps.storage, metrics, log }),
+    healthRoutes({ db: deps.db, storage: deps.storage, engine: deps.engine, metrics, log }),
     authRoutes({
       db: deps.db,
       audit: deps.audit,
@@ -127,7 +142,7 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
       authDisabled: config.auth.disabled,
       bootstrap,
     }),
-    auditRoutes({ audit: deps.audit, security }),
+    auditRoutes({ audit: deps.audit, security, source: { sourceId: config.dicom.aeTitle, siteId: config.institutionName } }),
     apiRoutes(routeDeps),
     nodesRoutes(routeDeps),
     fhirRoutes(routeDeps),

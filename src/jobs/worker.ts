@@ -6,6 +6,8 @@ import { errorMessage } from '../errors.js';
 import { JobAbortedError, JobError, type AbortReason } from './errors.js';
 import type { JobQueue } from './queue.js';
 import { toJson } from '../catalog/jobs.js';
+import { nodeMetrics } from '../observability/node-metrics.js';
+import { detached, traced } from '../observability/tracing.js';
 import type { Backoff, JobProgress, JobRow } from './types.js';
 
 const WAKE_GRAIN_MS = 100;
@@ -256,7 +258,8 @@ export class JobWorker {
       done: Promise.resolve(),
     };
     this.active.set(job.id, entry);
-    entry.done = this.run(job, entry).finally(() => {
+    // A job belongs to no request: the one whose wake-up started this loop must not tag its logs or spans.
+    entry.done = detached(() => this.run(job, entry)).finally(() => {
       clearInterval(entry.heartbeat);
       this.active.delete(job.id);
       this.wake();
@@ -295,17 +298,20 @@ export class JobWorker {
       },
     };
     const started = Date.now();
+    const observe = (outcome: 'succeeded' | 'failed' | 'aborted') =>
+      nodeMetrics.jobDuration.observe({ kind: job.kind, outcome }, (Date.now() - started) / 1000);
     let result: unknown;
     try {
       const handler = Object.hasOwn(this.handlers, job.kind) ? this.handlers[job.kind] : undefined;
       if (!handler) throw new JobError(`no handler for job kind ${job.kind}`, { retryable: false });
-      result = await handler(job, ctx);
+      result = await traced(`job ${job.kind}`, { 'radiant.job.kind': job.kind, 'radiant.job.id': job.id }, () => handler(job, ctx));
       try {
         toJson(result, 'result');
       } catch (err) {
         throw new JobError(errorMessage(err), { retryable: false });
       }
     } catch (err) {
+      observe(signal.aborted ? 'aborted' : 'failed');
       if (signal.aborted) return this.aborted(log, signal);
       clearInterval(a.heartbeat);
       const retryable = err instanceof JobError ? err.retryable : true;
@@ -323,6 +329,7 @@ export class JobWorker {
     } finally {
       this.lastBeat.delete(job.id);
     }
+    observe(signal.aborted ? 'aborted' : 'succeeded');
     if (signal.aborted) return this.aborted(log, signal);
     clearInterval(a.heartbeat);
     try {

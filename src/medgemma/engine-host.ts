@@ -45,6 +45,18 @@ export class EngineHost {
     return this.current.state === 'ready' ? this.engine : undefined;
   }
 
+  /**
+   * Readiness (/readyz): 'not configured' when MEDGEMMA_BACKEND is off (the node needs no engine);
+   * otherwise the engine must be ready and answer its probe within timeoutMs, or this throws why not.
+   */
+  async readiness(timeoutMs = 2000): Promise<'ok' | 'not configured'> {
+    const s = this.current;
+    if (this.config.backend === 'off') return 'not configured';
+    if (s.state !== 'ready' || !this.engine) throw new Error(`engine ${s.state}${s.error ? `: ${s.error}` : ''}`);
+    await this.engine.probe?.(AbortSignal.timeout(timeoutMs));
+    return 'ok';
+  }
+
   start(): void {
     if (this.config.backend === 'off' || this.starting) return;
     this.starting = (async () => {

@@ -181,5 +181,7 @@ export interface Engine {
   /** What the model claims to be, for MEDGEMMA_RECIPE=auto: a GGUF's known release, or a remote model's name. */
   readonly modelClaim?: string;
   analyze<T = unknown>(req: AnalyzeRequest): Promise<AnalyzeResult<T>>;
+  /** A cheap check that the engine answers now (readiness, /readyz); throws why not. Absent: being ready is enough. */
+  probe?(signal: AbortSignal): Promise<void>;
   close(): Promise<void>;
 }

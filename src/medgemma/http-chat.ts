@@ -7,6 +7,8 @@
 import { backoffDelay } from '../backoff.js';
 import { EngineError } from './engine.js';
 import type { ChatReply } from './openai-chat.js';
+import { nodeMetrics } from '../observability/node-metrics.js';
+import { SpanKind, traced } from '../observability/tracing.js';
 
 export interface PostChatOptions {
   url: string;
@@ -22,6 +24,8 @@ export interface PostChatOptions {
   maxBodyBytes?: number;
   /** Called before each retry (tests, logging). */
   onRetry?: (info: { attempt: number; delayMs: number; error: EngineError }) => void;
+  /** The engine's kind, for the model latency metric (radiant_model_request_duration_seconds). */
+  backend: 'llama-server' | 'remote';
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -48,7 +52,20 @@ function statusError(status: number, text: string, url: string): EngineError {
   return new EngineError('upstream', `MedGemma endpoint ${url} rejected the request (${status}): ${snippet}`, { status });
 }
 
+/** One model request (retries included), timed by backend and outcome. */
 export async function postChatCompletion(o: PostChatOptions): Promise<ChatReply> {
+  const end = nodeMetrics.modelDuration.startTimer({ backend: o.backend });
+  try {
+    const reply = await traced('model chat', { 'radiant.engine': o.backend }, () => postChat(o), SpanKind.CLIENT);
+    end({ outcome: 'success' });
+    return reply;
+  } catch (err) {
+    end({ outcome: o.signal.aborted ? 'aborted' : err instanceof EngineError ? err.kind : 'error' });
+    throw err;
+  }
+}
+
+async function postChat(o: PostChatOptions): Promise<ChatReply> {
   const retries = o.retries ?? 3;
   const base = o.baseDelayMs ?? 500;
   const body = JSON.stringify(o.body);

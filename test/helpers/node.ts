@@ -4,7 +4,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../src/config.js';
-import { createLogger } from '../../src/logger.js';
+import { createLogger, type Logger } from '../../src/logger.js';
 import { openCore, startNode, type Core, type RunningNode } from '../../src/app.js';
 
 export interface TestNode extends RunningNode {
@@ -20,11 +20,11 @@ export async function tempDir(prefix: string): Promise<string> {
  * A real node (index, storage, ingest path, DICOM listener on a free port) in this process,
  * with its data in a fresh temp directory. Extra env selects PostgreSQL, S3, policies.
  */
-export async function startTestNode(env: Record<string, string> = {}): Promise<TestNode> {
+export async function startTestNode(env: Record<string, string> = {}, opts: { log?: Logger } = {}): Promise<TestNode> {
   // DATA_DIR given: a restart of a node stopped with stop() (not cleanup()), on its own data.
   const dir = env.DATA_DIR ?? (await tempDir('node'));
   const config = loadConfig({ DATA_DIR: dir, DICOM_PORT: '0', HTTP_PORT: '0', ...env }, dir);
-  const log = createLogger(process.env.RADIANT_TEST_LOG ?? 'silent', { stderr: true });
+  const log = opts.log ?? createLogger(process.env.RADIANT_TEST_LOG ?? 'silent', { stderr: true });
   const node = await startNode(config, log);
   return Object.assign(node, {
     dir,

@@ -1,6 +1,7 @@
 import Router from '@koa/router';
 import { z } from 'zod';
 import type { AuditLog, AuditRow } from '../../audit/audit.js';
+import { auditMessagesDocument, type AuditSource } from '../../audit/dicom-audit.js';
 import { toCsv } from '../csv.js';
 import { HttpError } from '../errors.js';
 import type { Security } from '../security.js';
@@ -15,9 +16,9 @@ const querySchema = z.object({
   outcome: z.enum(['success', 'failure', 'started']).optional(),
   from: z.string().max(40).optional(),
   to: z.string().max(40).optional(),
-  limit: z.coerce.number().int().min(1).max(10_000).default(100).describe('At most 1000 as JSON, 10 000 as CSV'),
+  limit: z.coerce.number().int().min(1).max(10_000).default(100).describe('At most 1000 as JSON, 10 000 as CSV or DICOM XML'),
   offset: z.coerce.number().int().min(0).default(0),
-  format: z.enum(['json', 'csv']).default('json'),
+  format: z.enum(['json', 'csv', 'dicom-xml']).default('json'),
 });
 
 const CSV_COLUMNS = [
@@ -38,7 +39,7 @@ const CSV_COLUMNS = [
   'promptHash',
 ] as const;
 
-export function auditRoutes(deps: { audit: AuditLog; security: Security }): AppRouter {
+export function auditRoutes(deps: { audit: AuditLog; security: Security; source: AuditSource }): AppRouter {
   const r = new Router<AppState>({ prefix: '/api/audit' });
   r.get('/', deps.security.guard('audit:read', 'audit.read', 'audit'), async (ctx) => {
     const q = querySchema.parse(ctx.query);
@@ -59,6 +60,12 @@ export function auditRoutes(deps: { audit: AuditLog; security: Security }): AppR
       ctx.set('Content-Disposition', 'attachment; filename="audit.csv"');
       ctx.set('X-Total-Count', String(total));
       ctx.body = toCsv<AuditRow>(CSV_COLUMNS, rows);
+    } else if (q.format === 'dicom-xml') {
+      // PS3.15 A.5 audit messages (src/audit/dicom-audit.ts), one AuditMessage per row.
+      ctx.type = 'application/xml; charset=utf-8';
+      ctx.set('Content-Disposition', 'attachment; filename="audit.xml"');
+      ctx.set('X-Total-Count', String(total));
+      ctx.body = auditMessagesDocument(rows, deps.source);
     } else ctx.body = { total, limit: q.limit, offset: q.offset, items: rows };
   });
   return r;
@@ -71,12 +78,16 @@ documentRoutes(
     tags: ['audit'],
     summary:
       'Query the audit trail, newest first: by user, action, outcome, patient, study and time; format=csv exports the page as CSV ' +
-      '(X-Total-Count: how many match)',
+      '(X-Total-Count: how many match); format=dicom-xml as DICOM PS3.15 A.5 audit messages in an <AuditMessages> list',
     request: { query: querySchema },
     responses: {
       200: {
         description: 'A page of audit rows (JSON) or CSV',
-        content: { 'application/json': { schema: ref('AuditList') }, 'text/csv': { schema: { type: 'string' } } },
+        content: {
+          'application/json': { schema: ref('AuditList') },
+          'text/csv': { schema: { type: 'string' } },
+          'application/xml': { schema: { type: 'string' } },
+        },
       },
       400: E[400],
       ...GUARDED,

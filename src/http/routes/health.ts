@@ -6,10 +6,15 @@ import type { Metrics } from '../metrics.js';
 import type { AppRouter, AppState } from '../state.js';
 import { errorMessage } from '../../errors.js';
 import type { Logger } from '../../logger.js';
+import type { EngineHost } from '../../medgemma/engine-host.js';
 import { documentRoutes, ok } from '../api-doc.js';
 
-/** Liveness, readiness (index and storage reachable) and Prometheus metrics; no patient data. */
-export function healthRoutes(deps: { db: Db; storage: BlobStorage; metrics: Metrics; log: Logger }): AppRouter {
+/**
+ * Liveness, readiness (index, storage and the configured AI engine answer) and Prometheus metrics;
+ * no patient data. Readiness is what a load balancer polls: each check is cheap (a SELECT 1, the
+ * storage's check, llama-server's /health) and a node without an engine configured does not need one.
+ */
+export function healthRoutes(deps: { db: Db; storage: BlobStorage; engine?: EngineHost; metrics: Metrics; log: Logger }): AppRouter {
   const r = new Router<AppState>();
   r.get('/healthz', (ctx) => {
     ctx.body = { status: 'ok' };
@@ -23,7 +28,8 @@ export function healthRoutes(deps: { db: Db; storage: BlobStorage; metrics: Metr
     };
     await ping(deps.db).then(() => (checks.database = 'ok'), failed('database'));
     await deps.storage.check().then(() => (checks.storage = 'ok'), failed('storage'));
-    const ready = Object.values(checks).every((v) => v === 'ok');
+    if (deps.engine) await deps.engine.readiness().then((v) => (checks.engine = v), failed('engine'));
+    const ready = Object.values(checks).every((v) => v === 'ok' || v === 'not configured');
     ctx.status = ready ? 200 : 503;
     ctx.body = { status: ready ? 'ready' : 'not ready', checks };
   });
@@ -47,7 +53,7 @@ documentRoutes(
     method: 'get',
     path: '/readyz',
     tags: ['health'],
-    summary: 'Readiness: index and storage reachable',
+    summary: 'Readiness: index, storage and the AI engine (when one is configured) answer; 503 names the check that failed',
     security: [],
     responses: { 200: ok('Ready', { type: 'object' }), 503: ok('Not ready', { type: 'object' }) },
   },

@@ -80,6 +80,14 @@ export class LlamaServerEngine implements Engine {
     return this.identity?.validation.release;
   }
 
+  /** llama-server's own /health: 200 once the model is loaded (503 while loading). */
+  async probe(signal: AbortSignal): Promise<void> {
+    if (!this.server.ready) throw new EngineError('unavailable', 'llama-server is not running');
+    const res = await fetch(`${this.server.baseUrl}/health`, { signal });
+    await res.arrayBuffer();
+    if (res.status !== 200) throw new EngineError('unavailable', `llama-server /health answered ${res.status}`);
+  }
+
   /** Starts llama-server and hashes the model files (both once). */
   async start(): Promise<this> {
     try {
@@ -130,6 +138,7 @@ export class LlamaServerEngine implements Engine {
           body,
           signal,
           retries: 0,
+          backend: 'llama-server',
         });
         const now = performance.now();
         return finishResult<T>(

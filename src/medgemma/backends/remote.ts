@@ -73,6 +73,7 @@ export class RemoteEngine implements Engine {
         baseDelayMs: this.o.baseDelayMs,
         onRetry: this.o.onRetry,
         maxBodyBytes: maxBytes,
+        backend: 'remote',
       });
       const now = performance.now();
       return finishResult<T>(
