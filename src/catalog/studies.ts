@@ -1,6 +1,7 @@
+import type { Knex } from 'knex';
 import type { Db } from '../db/connection.js';
-import { studyStatusColumns } from './study-status.js';
-import { countOf, orderByDescNullsLast } from './sql.js';
+import { joinLatestStatus, latestStatusColumns } from './study-status.js';
+import { countOf, orWhereMatches } from './sql.js';
 
 /**
  * Studies and their series as the REST API lists them (src/records/studies.ts shapes them): study
@@ -26,8 +27,19 @@ export interface StudyRow {
   patient_id: string;
   issuer_of_patient_id: string | null;
   patient_name: string | null;
+  patient_name_norm: string | null;
+  analysis_id: number | string | null;
   analysis_status: string | null;
+  analysis_progress_stage: string | null;
+  analysis_progress_percent: number | string | null;
+  /** JSON array of the latest analysis's safety flags. */
+  analysis_safety_flags: string | null;
+  report_id: number | string | null;
   report_status: string | null;
+  report_version: number | string | null;
+  report_signed_by: string | null;
+  report_signer_name: string | null;
+  report_signed_at: unknown;
 }
 
 export interface SeriesRow {
@@ -41,6 +53,13 @@ export interface SeriesRow {
   created_at: unknown;
 }
 
+/** The study list's orders: newest study first, patient name A→Z, or AI status (busy first). */
+export const STUDY_SORTS = ['date', 'patient', 'status'] as const;
+export type StudySort = (typeof STUDY_SORTS)[number];
+
+/** A keyset position: the sort key values of the last row of the previous page (studyCursorValues). */
+export type StudyCursorValues = Array<string | number | null>;
+
 /** Filters of the study list; dates as DICOM DA (YYYYMMDD). */
 export interface StudyRowFilter {
   patientId?: string;
@@ -49,6 +68,15 @@ export interface StudyRowFilter {
   dateTo?: string;
   /** Studies with a series of this modality. */
   modality?: string;
+  /** Patient name (contains, case-insensitive) or Patient ID (prefix). */
+  patient?: string;
+  /** The latest analysis's status; `none`: the study has no analysis. */
+  aiStatus?: string;
+  /** The latest report's states (any of); `none` among them: studies without a report. */
+  reportStates?: string[];
+  sort?: StudySort;
+  /** Keyset paging: rows after this position in `sort` order (offset is then ignored). */
+  after?: StudyCursorValues;
   limit: number;
   offset: number;
 }
@@ -71,9 +99,84 @@ const studyColumns = [
   'p.patient_id',
   'p.issuer_of_patient_id',
   'p.patient_name',
+  'p.patient_name_norm',
 ];
 
-/** One page of studies, newest first (study date and time, then arrival), and how many match. */
+/** The AI status order of sort=status: work in progress, then failures, then done, then nothing. */
+const AI_STATUS_RANK = "CASE la.status WHEN 'running' THEN 0 WHEN 'queued' THEN 1 WHEN 'failed' THEN 2 WHEN 'succeeded' THEN 3 WHEN 'cancelled' THEN 4 ELSE 5 END";
+const AI_STATUS_RANKS: Record<string, number> = { running: 0, queued: 1, failed: 2, succeeded: 3, cancelled: 4 };
+
+/** One sort key: an SQL expression over `st`/`p`/`la`, its direction, and whether it can be NULL (NULLs sort last). */
+interface SortKey {
+  sql: string;
+  dir: 'asc' | 'desc';
+  nullable: boolean;
+}
+
+/**
+ * The keys of each order, ending with the study id so the order is total. sort=date is exactly
+ * the studies_list_order index (migration 005), so a page is an index range read whatever its depth.
+ */
+const SORT_KEYS: Record<StudySort, SortKey[]> = {
+  date: [
+    { sql: 'st.study_date', dir: 'desc', nullable: true },
+    { sql: 'st.study_time', dir: 'desc', nullable: true },
+    { sql: 'st.id', dir: 'desc', nullable: false },
+  ],
+  patient: [
+    { sql: 'p.patient_name_norm', dir: 'asc', nullable: true },
+    { sql: 'st.id', dir: 'asc', nullable: false },
+  ],
+  status: [
+    { sql: AI_STATUS_RANK, dir: 'asc', nullable: false },
+    { sql: 'st.id', dir: 'desc', nullable: false },
+  ],
+};
+
+/** The key values of a row in `sort` order: the cursor that pages after it. */
+export function studyCursorValues(sort: StudySort, r: StudyRow): StudyCursorValues {
+  if (sort === 'patient') return [r.patient_name_norm ?? null, Number(r.id)];
+  if (sort === 'status') return [AI_STATUS_RANKS[r.analysis_status ?? ''] ?? 5, Number(r.id)];
+  return [r.study_date ?? null, r.study_time ?? null, Number(r.id)];
+}
+
+/**
+ * "Comes after the cursor" for keys ordered with NULLs last, as nested comparisons: on the date
+ * order PostgreSQL and SQLite both walk the list index from the cursor on, so page 500 costs
+ * what page 1 does (README, Web UI).
+ */
+function afterCursor(keys: SortKey[], values: StudyCursorValues): { sql: string; bindings: Array<string | number> } {
+  const bindings: Array<string | number> = [];
+  const build = (i: number): string => {
+    const k = keys[i]!;
+    const v = values[i];
+    const op = k.dir === 'asc' ? '>' : '<';
+    const last = i === keys.length - 1;
+    if (v === null || v === undefined) {
+      // NULLs last: after a NULL come only NULLs, ordered by the following keys.
+      return last ? 'FALSE' : `(${k.sql} IS NULL AND ${build(i + 1)})`;
+    }
+    if (last) {
+      bindings.push(v);
+      return `${k.sql} ${op} ?`;
+    }
+    bindings.push(v, v);
+    const rest = build(i + 1);
+    return `(${k.nullable ? `${k.sql} IS NULL OR ` : ''}${k.sql} ${op} ? OR (${k.sql} = ? AND ${rest}))`;
+  };
+  const sql = build(0);
+  return { sql, bindings };
+}
+
+function orderBySortKeys(q: Knex.QueryBuilder, keys: SortKey[]): void {
+  for (const k of keys) {
+    // `(col IS NULL)` as the index spells it: both databases then read the order from the index.
+    if (k.nullable) q.orderByRaw(`(${k.sql} IS NULL)`);
+    q.orderByRaw(`${k.sql} ${k.dir}`);
+  }
+}
+
+/** One page of studies in `sort` order (newest first by default), and how many match. */
 export async function studyRows(db: Db, f: StudyRowFilter): Promise<{ total: number; rows: StudyRow[] }> {
   const base = db('studies as st').join('patients as p', 'p.id', 'st.patient_pk');
   if (f.patientId !== undefined) base.where('p.patient_id', f.patientId);
@@ -86,18 +189,46 @@ export async function studyRows(db: Db, f: StudyRowFilter): Promise<{ total: num
       q.select(db.raw('1')).from('series as se').where('se.study_pk', db.ref('st.id')).where('se.modality', modality),
     );
   }
+  if (f.patient !== undefined) {
+    const text = f.patient;
+    base.where((b) => {
+      orWhereMatches(db, b, 'p.patient_name_norm', text.toUpperCase(), 'contains');
+      orWhereMatches(db, b, 'p.patient_id', text, 'prefix');
+    });
+  }
+  const sort = f.sort ?? 'date';
+  // The latest analysis and report are joined only where a filter or the order needs them for counting.
+  const statusJoined = f.aiStatus !== undefined || f.reportStates !== undefined;
+  if (statusJoined) joinLatestStatus(db, base);
+  if (f.aiStatus === 'none') base.whereNull('la.id');
+  else if (f.aiStatus !== undefined) base.where('la.status', f.aiStatus);
+  if (f.reportStates !== undefined) {
+    const states = f.reportStates.filter((s) => s !== 'none');
+    const none = f.reportStates.includes('none');
+    base.where((b) => {
+      if (states.length) b.orWhereIn('lr.state', states);
+      if (none) b.orWhereNull('lr.id');
+    });
+  }
   const total = await countOf(base);
-  const page = base.clone().select([...studyColumns, ...studyStatusColumns(db)]);
-  orderByDescNullsLast(page, 'st.study_date');
-  orderByDescNullsLast(page, 'st.study_time');
-  const rows = (await page.orderBy('st.created_at', 'desc').orderBy('st.id', 'desc').limit(f.limit).offset(f.offset)) as StudyRow[];
+  const page = base.clone();
+  if (!statusJoined) joinLatestStatus(db, page);
+  page.select([...studyColumns, ...latestStatusColumns]);
+  const keys = SORT_KEYS[sort];
+  if (f.after) {
+    const { sql, bindings } = afterCursor(keys, f.after);
+    page.whereRaw(sql, bindings);
+  }
+  orderBySortKeys(page, keys);
+  const rows = (await page.limit(f.limit).offset(f.after ? 0 : f.offset)) as StudyRow[];
   return { total, rows };
 }
 
 export async function studyRow(db: Db, ref: { pk: number } | { uid: string }): Promise<StudyRow | undefined> {
-  const q = db('studies as st')
-    .join('patients as p', 'p.id', 'st.patient_pk')
-    .select([...studyColumns, ...studyStatusColumns(db)]);
+  const q = joinLatestStatus(db, db('studies as st').join('patients as p', 'p.id', 'st.patient_pk')).select([
+    ...studyColumns,
+    ...latestStatusColumns,
+  ]);
   if ('pk' in ref) q.where('st.id', ref.pk);
   else q.where('st.study_instance_uid', ref.uid);
   return (await q.first()) as StudyRow | undefined;
