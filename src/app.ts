@@ -216,7 +216,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
   const engine = new EngineHost(config.medgemma, log);
   const queue = core.queue;
   let jobs: JobWorker | undefined;
-  const analysis: AnalysisRequester = { db: core.db, queue, wake: () => jobs?.wake() };
+  const analysis: AnalysisRequester = { db: core.db, queue, wake: () => jobs?.wake(), events: core.events };
   const autoAnalyzer = new AutoAnalyzer(analysis, config.analysis, log, core.events);
   const prebuildMs = config.dicomweb.metadataPrebuildMs;
   const prebuilder = new MetadataPrebuilder({ db: core.db, storage: core.storage, log, jobs: queue, events: core.events }, prebuildMs);
@@ -294,7 +294,7 @@ export async function runWorkerProcess(config: Config, log: Logger): Promise<voi
   const engine = new EngineHost(config.medgemma, log);
   engine.start();
   let worker: JobWorker | undefined;
-  const analysis: AnalysisRequester = { db: core.db, queue: core.queue, wake: () => worker?.wake() };
+  const analysis: AnalysisRequester = { db: core.db, queue: core.queue, wake: () => worker?.wake(), events: core.events };
   const autoAnalyzer = new AutoAnalyzer(analysis, config.analysis, log, core.events);
   worker = startJobWorker(core, log, jobHandlers({ ...core, autoAnalyzer }, engine), [STUDY_STABLE_JOB]);
   core.events.on('job-due', ({ runAt }) => worker?.wakeAt(runAt));

@@ -20,6 +20,7 @@ import { dicomwebRoutes } from '../../dicomweb/routes.js';
 import { viewerRoutes } from './routes/viewer.js';
 import { nodesRoutes } from './routes/nodes.js';
 import { wadoUriRoutes } from '../../dicomweb/wado-uri.js';
+import { webUiRoutes } from './routes/web-ui.js';
 import type { HttpDeps, RouteDeps } from './deps.js';
 
 export interface HttpApp {
@@ -113,6 +114,8 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
     dicomwebRoutes(routeDeps),
     viewerRoutes(routeDeps),
     wadoUriRoutes(routeDeps),
+    // Last: its fallback answers only paths no other router owns.
+    webUiRoutes(log),
   ];
   for (const r of routers) app.use(r.routes()).use(r.allowedMethods());
 

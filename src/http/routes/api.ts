@@ -8,6 +8,7 @@ import { registerAnalysisRoutes } from './analysis.js';
 import { registerReportRoutes } from './reports.js';
 import { registerPatientRoutes } from './patients.js';
 import { registerStudyRoutes } from './studies.js';
+import { registerEventRoutes } from './events.js';
 import { registerUploadRoutes } from './upload.js';
 
 /**
@@ -25,6 +26,7 @@ export function apiRoutes(deps: RouteDeps): AppRouter {
   registerEngineRoutes(r, deps);
   registerAnalysisRoutes(r, deps);
   registerReportRoutes(r, deps);
+  registerEventRoutes(r, deps);
   registerDocsRoutes(r);
   return r;
 }
