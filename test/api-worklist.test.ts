@@ -28,7 +28,14 @@ interface Item {
   report_status: string | null;
   analysis: { id: number; status: string; progress: { stage: string | null; percent: number | null } } | null;
   safety_flags: { count: number; blocking: number };
-  report: { id: number; status: string; signed: boolean; signed_by: string | null; signer_name: string | null; signed_at: string | null } | null;
+  report: {
+    id: number;
+    status: string;
+    signed: boolean;
+    signed_by: string | null;
+    signer_name: string | null;
+    signed_at: string | null;
+  } | null;
 }
 interface Page {
   total: number;
@@ -307,7 +314,13 @@ describe('REST API: the worklist (studies with AI and report state, live events,
     const spa = await fetch(`${baseUrl(node)}/worklist/anything`);
     expect(spa.status).to.equal(200);
     expect(await spa.text()).to.equal(html);
-    for (const p of ['/api/nothing-here', '/dicom-web/nothing-here', '/assets/missing-file.js', '/assets/..%2Fpackage.json', '/favicon.ico']) {
+    for (const p of [
+      '/api/nothing-here',
+      '/dicom-web/nothing-here',
+      '/assets/missing-file.js',
+      '/assets/..%2Fpackage.json',
+      '/favicon.ico',
+    ]) {
       expect((await fetch(`${baseUrl(node)}${p}`)).status, p).to.equal(404);
     }
     expect((await fetch(`${baseUrl(node)}/healthz`)).status).to.equal(200);

@@ -135,12 +135,18 @@ describe('web UI in Chromium: sign-in, worklist, live updates, roles', function 
 
       // Keyboard: Tab reaches the first row's link (with a visible focus ring), arrows move between rows.
       const firstLink = page.locator('tbody a.open').first();
-      for (let i = 0; i < 40 && !(await firstLink.evaluate((a) => a === (globalThis as any).document.activeElement)); i++) await page.keyboard.press('Tab');
+      for (let i = 0; i < 40 && !(await firstLink.evaluate((a) => a === (globalThis as any).document.activeElement)); i++)
+        await page.keyboard.press('Tab');
       expect(await firstLink.evaluate((a) => a === (globalThis as any).document.activeElement)).to.equal(true);
       const ring = await firstLink.evaluate((a) => (globalThis as any).getComputedStyle(a).outlineStyle);
       expect(ring).to.not.equal('none');
       await page.keyboard.press('ArrowDown');
-      expect(await page.locator('tbody a.open').nth(1).evaluate((a) => a === (globalThis as any).document.activeElement)).to.equal(true);
+      expect(
+        await page
+          .locator('tbody a.open')
+          .nth(1)
+          .evaluate((a) => a === (globalThis as any).document.activeElement),
+      ).to.equal(true);
 
       // Pages by cursor.
       await page.getByRole('button', { name: 'Next page' }).click();

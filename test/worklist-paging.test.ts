@@ -36,8 +36,12 @@ async function populate(db: Db): Promise<Gen[]> {
   const gen: Gen[] = [];
   const rows = Array.from({ length: STUDIES }, (_, i) => {
     const year = 2015 + Math.floor(rnd() * 10);
-    const date = rnd() < 0.02 ? null : `${year}${String(1 + Math.floor(rnd() * 12)).padStart(2, '0')}${String(1 + Math.floor(rnd() * 28)).padStart(2, '0')}`;
-    const time = rnd() < 0.05 ? null : `${String(Math.floor(rnd() * 24)).padStart(2, '0')}${String(Math.floor(rnd() * 60)).padStart(2, '0')}00`;
+    const date =
+      rnd() < 0.02
+        ? null
+        : `${year}${String(1 + Math.floor(rnd() * 12)).padStart(2, '0')}${String(1 + Math.floor(rnd() * 28)).padStart(2, '0')}`;
+    const time =
+      rnd() < 0.05 ? null : `${String(Math.floor(rnd() * 24)).padStart(2, '0')}${String(Math.floor(rnd() * 60)).padStart(2, '0')}00`;
     gen.push({ id: i + 1, date, time });
     return {
       id: i + 1,

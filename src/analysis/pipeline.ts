@@ -111,7 +111,12 @@ export async function runAnalysisJob(deps: PipelineDeps, job: JobRow<AnalysisJob
   const started = Date.now();
   const timings: Record<string, number> = { queueWaitMs: Math.max(0, started - Date.parse(analysis.createdAt)) };
   const announce = (status: AnalysisProgressEvent['status'], percent: number) =>
-    deps.events?.emit('analysis-progress', { analysisId: id, studyInstanceUid: analysis.studyInstanceUid, status, progress: percent / 100 });
+    deps.events?.emit('analysis-progress', {
+      analysisId: id,
+      studyInstanceUid: analysis.studyInstanceUid,
+      status,
+      progress: percent / 100,
+    });
   const progress = async (stage: string, percent: number) => {
     await updateAnalysis(db, id, { progress_stage: stage, progress_percent: percent });
     await ctx.progress(stage, percent);

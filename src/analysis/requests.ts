@@ -48,6 +48,7 @@ export async function cancelAnalysis(r: AnalysisRequester, id: number, by: strin
     finished_at: new Date().toISOString(),
   });
   if (changed && a.jobId !== null) await r.queue.cancel(a.jobId, `analysis cancelled${by ? ` by ${by}` : ''}`);
-  if (changed) r.events?.emit('analysis-progress', { analysisId: id, studyInstanceUid: a.studyInstanceUid, status: 'cancelled', progress: 0 });
+  if (changed)
+    r.events?.emit('analysis-progress', { analysisId: id, studyInstanceUid: a.studyInstanceUid, status: 'cancelled', progress: 0 });
   return changed;
 }

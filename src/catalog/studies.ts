@@ -103,7 +103,8 @@ const studyColumns = [
 ];
 
 /** The AI status order of sort=status: work in progress, then failures, then done, then nothing. */
-const AI_STATUS_RANK = "CASE la.status WHEN 'running' THEN 0 WHEN 'queued' THEN 1 WHEN 'failed' THEN 2 WHEN 'succeeded' THEN 3 WHEN 'cancelled' THEN 4 ELSE 5 END";
+const AI_STATUS_RANK =
+  "CASE la.status WHEN 'running' THEN 0 WHEN 'queued' THEN 1 WHEN 'failed' THEN 2 WHEN 'succeeded' THEN 3 WHEN 'cancelled' THEN 4 ELSE 5 END";
 const AI_STATUS_RANKS: Record<string, number> = { running: 0, queued: 1, failed: 2, succeeded: 3, cancelled: 4 };
 
 /** One sort key: an SQL expression over `st`/`p`/`la`, its direction, and whether it can be NULL (NULLs sort last). */

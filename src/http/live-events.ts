@@ -17,7 +17,10 @@ const MAX_BACKLOG = 1024 * 1024;
 
 export type LiveEvent =
   | { type: 'study'; data: { study_instance_uid: string } }
-  | { type: 'analysis'; data: { analysis_id: number; study_instance_uid: string; status: AnalysisProgressEvent['status']; progress: number } }
+  | {
+      type: 'analysis';
+      data: { analysis_id: number; study_instance_uid: string; status: AnalysisProgressEvent['status']; progress: number };
+    }
   | {
       type: 'report';
       data: {

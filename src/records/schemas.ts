@@ -111,7 +111,7 @@ export const listStudiesQuery = z.object({
     .max(1024)
     .regex(/^[A-Za-z0-9_-]+$/, 'a cursor as next_cursor gave it')
     .optional()
-    .describe('Keyset paging: the previous page\'s next_cursor (same filters and sort); offset is then ignored'),
+    .describe("Keyset paging: the previous page's next_cursor (same filters and sort); offset is then ignored"),
   limit,
   offset,
 });

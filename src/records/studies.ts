@@ -59,7 +59,15 @@ export interface Study {
   /** The latest analysis's safety flags: how many, and how many block auto-publishing (BLOCKING_SAFETY_RULES). */
   safety_flags: { count: number; blocking: number };
   /** The latest report (null: none): its state, and who signed it when. */
-  report: { id: number; status: string; version: number; signed: boolean; signed_by: string | null; signer_name: string | null; signed_at: string | null } | null;
+  report: {
+    id: number;
+    status: string;
+    version: number;
+    signed: boolean;
+    signed_by: string | null;
+    signer_name: string | null;
+    signed_at: string | null;
+  } | null;
 }
 
 export interface Series {
@@ -105,7 +113,10 @@ function toStudy(r: StudyRow): Study {
             status: String(r.analysis_status),
             progress: {
               stage: s('analysis_progress_stage'),
-              percent: r.analysis_progress_percent === null || r.analysis_progress_percent === undefined ? null : Number(r.analysis_progress_percent),
+              percent:
+                r.analysis_progress_percent === null || r.analysis_progress_percent === undefined
+                  ? null
+                  : Number(r.analysis_progress_percent),
             },
           },
     safety_flags: flagCounts(r.analysis_safety_flags),
@@ -153,7 +164,8 @@ async function cursorValues(db: Db, sort: StudySort, cursor: string): Promise<St
     throw new RadiantError('invalid-input', 'cursor is not a next_cursor of this sort', { code: 'invalid_cursor' });
   }
   const row = await studyRow(db, { pk: id });
-  if (!row) throw new RadiantError('invalid-input', 'the cursor\'s study no longer exists; start from the first page', { code: 'invalid_cursor' });
+  if (!row)
+    throw new RadiantError('invalid-input', "the cursor's study no longer exists; start from the first page", { code: 'invalid_cursor' });
   return studyCursorValues(sort, row);
 }
 

@@ -104,8 +104,18 @@ function announce(d: WorkflowDeps): void {
 }
 
 /** report-changed, for the worklist's live rows. */
-function changed(d: WorkflowDeps, r: Pick<Report, 'id' | 'studyInstanceUid' | 'version' | 'state'>, event: ReportChangedEvent['event']): void {
-  d.events?.emit('report-changed', { reportId: r.id, studyInstanceUid: r.studyInstanceUid, version: r.version, status: reportEventStatus(r.state), event });
+function changed(
+  d: WorkflowDeps,
+  r: Pick<Report, 'id' | 'studyInstanceUid' | 'version' | 'state'>,
+  event: ReportChangedEvent['event'],
+): void {
+  d.events?.emit('report-changed', {
+    reportId: r.id,
+    studyInstanceUid: r.studyInstanceUid,
+    version: r.version,
+    status: reportEventStatus(r.state),
+    event,
+  });
 }
 
 /**

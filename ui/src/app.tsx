@@ -48,9 +48,9 @@ function Shell({ session, route }: { session: Session; route: Route }) {
   const current = (name: Route['name']) => (route.name === name ? { 'aria-current': 'page' as const } : {});
   return (
     <>
-      <a class="skip" href="#main" onClick={(e) => (e.preventDefault(), main.current?.focus())}>
+      <button type="button" class="skip" onClick={() => main.current?.focus()}>
         Skip to content
-      </a>
+      </button>
       <header class="top">
         <span class="brand">RadiantAI</span>
         <nav aria-label="Main">

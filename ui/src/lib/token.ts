@@ -6,7 +6,10 @@ export function tokenExpiry(token: string): Date | undefined {
   const part = token.split('.')[1];
   if (!part) return undefined;
   try {
-    const b64 = part.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(part.length / 4) * 4, '=');
+    const b64 = part
+      .replace(/-/g, '+')
+      .replace(/_/g, '/')
+      .padEnd(Math.ceil(part.length / 4) * 4, '=');
     const json = JSON.parse(globalThis.atob(b64)) as { exp?: unknown };
     return typeof json.exp === 'number' && Number.isFinite(json.exp) ? new Date(json.exp * 1000) : undefined;
   } catch {

@@ -1,4 +1,4 @@
-import { useRef, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, signIn, type SessionEnd } from '../api/client';
 
 const ENDED: Record<SessionEnd, string | undefined> = {
@@ -13,6 +13,8 @@ export function SignInScreen({ ended }: { ended?: SessionEnd }) {
   const [busy, setBusy] = useState(false);
   const user = useRef<HTMLInputElement>(null);
   const pass = useRef<HTMLInputElement>(null);
+  // The form is the whole screen: start in its first field.
+  useEffect(() => user.current?.focus(), []);
 
   const submit = async (e: Event) => {
     e.preventDefault();
@@ -48,7 +50,7 @@ export function SignInScreen({ ended }: { ended?: SessionEnd }) {
           </p>
         )}
         <label for="username">Username</label>
-        <input id="username" name="username" ref={user} autoComplete="username" required autoFocus />
+        <input id="username" name="username" ref={user} autoComplete="username" required />
         <label for="password">Password</label>
         <input id="password" name="password" ref={pass} type="password" autoComplete="current-password" required />
         <button type="submit" disabled={busy}>

@@ -99,7 +99,10 @@ export function WorklistScreen() {
                 ...d,
                 items: d.items.map((s) =>
                   s.id === row.id
-                    ? { ...s, analysis: { id: e.analysis_id, status: e.status, progress: { stage: null, percent: Math.round(e.progress * 100) } } }
+                    ? {
+                        ...s,
+                        analysis: { id: e.analysis_id, status: e.status, progress: { stage: null, percent: Math.round(e.progress * 100) } },
+                      }
                     : s,
                 ),
               },
@@ -238,7 +241,7 @@ export function WorklistScreen() {
             {loading ? 'Updating… ' : ''}
             Studies {first}–{first + data.items.length - 1} of {data.total}
           </p>
-          <div class="table-wrap" role="region" aria-label="Studies" tabIndex={0}>
+          <div class="table-wrap">
             <table class="worklist">
               <thead>
                 <tr>
