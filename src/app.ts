@@ -233,7 +233,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
   const engine = new EngineHost(config.medgemma, log);
   const queue = core.queue;
   let jobs: JobWorker | undefined;
-  const analysis: AnalysisRequester = { db: core.db, queue, wake: () => jobs?.wake() };
+  const analysis: AnalysisRequester = { db: core.db, queue, wake: () => jobs?.wake(), events: core.events };
   // UPS-RS: the node performs workitems with its code, and its automatic analyses are workitems too.
   const worklist = new Worklist({ db: core.db, queue, audit: core.audit, events: core.events });
   const autoAnalyzer = new AutoAnalyzer(analysis, config.analysis, log, core.events, autoWorkitemHook(worklist, log));
@@ -367,7 +367,7 @@ export async function runWorkerProcess(config: Config, log: Logger): Promise<voi
   const engine = new EngineHost(config.medgemma, log);
   engine.start();
   let worker: JobWorker | undefined;
-  const analysis: AnalysisRequester = { db: core.db, queue: core.queue, wake: () => worker?.wake() };
+  const analysis: AnalysisRequester = { db: core.db, queue: core.queue, wake: () => worker?.wake(), events: core.events };
   const worklist = new Worklist({ db: core.db, queue: core.queue, audit: core.audit, events: core.events });
   const autoAnalyzer = new AutoAnalyzer(analysis, config.analysis, log, core.events, autoWorkitemHook(worklist, log));
   worker = startJobWorker(core, log, jobHandlers({ ...core, autoAnalyzer }, engine), [STUDY_STABLE_JOB]);

@@ -3,6 +3,7 @@ import { conformanceStatement } from './http/conformance.js';
 import { loadConfig, type Config } from './config.js';
 import { ConfigError, errorMessage } from './errors.js';
 import { createLogger, type Logger } from './logger.js';
+import { webUiDir } from './http/routes/web-ui.js';
 import { openCore, runWorkerProcess, startNode } from './app.js';
 import { createDb, migrateLatest, migrationStatus } from './db/connection.js';
 import { importPaths } from './ingest/import-files.js';
@@ -24,6 +25,7 @@ import { formatTable, summarize, type EvalModel, type StudyOutcome } from './ana
 import { jobHandlers } from './jobs/handlers.js';
 import { startJobWorker } from './jobs/start.js';
 import type { JobWorker } from './jobs/worker.js';
+import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 
@@ -57,9 +59,19 @@ Configuration is read from environment variables; see README.md.`;
 
 async function serve(config: Config, log: Logger): Promise<void> {
   const node = await startNode(config, log);
+  const ui = `http://localhost:${node.httpPort}/`;
   log.info(
-    { mode: config.mode, db: config.database.client, storage: config.storage.type, dicomPort: node.dicomPort },
-    'RadiantAI node ready',
+    {
+      mode: config.mode,
+      db: config.database.client,
+      storage: config.storage.type,
+      dicomPort: node.dicomPort,
+      httpPort: node.httpPort,
+      ui,
+      viewer: `${ui}viewer/`,
+      uiBuilt: fs.existsSync(path.join(webUiDir(), 'index.html')),
+    },
+    `RadiantAI node ready: web UI at ${ui}`,
   );
   let stopping = false;
   const stop = (signal: string) => {

@@ -15,6 +15,26 @@ export interface NodeEvents {
   'study-stable': [{ studyInstanceUid: string; analysisId: number }];
   /** A job was queued or rescheduled to run at `runAt`: the job runner wakes then. */
   'job-due': [{ kind: string; runAt: Date }];
+  /** An analysis was queued, started, moved on, finished or was cancelled (progress 0..1). */
+  'analysis-progress': [AnalysisProgressEvent];
+  /** A report was created, edited, signed, amended, or a version of it published. */
+  'report-changed': [ReportChangedEvent];
+}
+
+export interface AnalysisProgressEvent {
+  analysisId: number;
+  studyInstanceUid: string;
+  status: 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+  /** 0..1 */
+  progress: number;
+}
+
+export interface ReportChangedEvent {
+  reportId: number;
+  studyInstanceUid: string;
+  version: number;
+  status: 'draft' | 'signed' | 'amended';
+  event: 'created' | 'published' | 'signed' | 'amended' | 'edited';
 }
 
 export class EventBus extends EventEmitter<NodeEvents> {

@@ -421,6 +421,11 @@ describe('REST API: OpenAPI document and Swagger UI', function () {
       'GET /viewer/login',
       'GET /viewer/app-config.js',
       'GET /viewer/{rest}',
+      // The web UI (src/http/routes/web-ui.ts): its page, its hashed assets, the fallback to its page.
+      'GET /',
+      'GET /index.html',
+      'GET /assets/{file}',
+      'GET /{rest}',
     ]);
     const routed = new Set<string>();
     for (const router of node.http.routers) {

@@ -5,6 +5,7 @@ import { studyLastReceivedAt } from '../catalog/studies.js';
 import type { AnalysisConfig } from '../config.js';
 import type { Db, Trx } from '../db/connection.js';
 import { errorMessage } from '../errors.js';
+import type { AnalysisProgressEvent, EventBus } from '../events.js';
 import type { Logger } from '../logger.js';
 import { JobAbortedError, JobError } from '../jobs/errors.js';
 import type { JobRow } from '../jobs/types.js';
@@ -59,6 +60,8 @@ export interface PipelineDeps {
   engineStatus(): EngineStatus;
   /** Writes with the succeeded outcome, in its transaction (auto-publish queues its job here). */
   onStored?: (trx: Trx, analysis: Analysis) => Promise<void>;
+  /** Where the analysis' progress is announced (analysis-progress: the worklist's live rows). */
+  events?: EventBus;
 }
 
 /** A failure that retrying cannot fix (no analyzable series, a refused answer...). */
@@ -107,11 +110,20 @@ export async function runAnalysisJob(deps: PipelineDeps, job: JobRow<AnalysisJob
 
   const started = Date.now();
   const timings: Record<string, number> = { queueWaitMs: Math.max(0, started - Date.parse(analysis.createdAt)) };
+  const announce = (status: AnalysisProgressEvent['status'], percent: number) =>
+    deps.events?.emit('analysis-progress', {
+      analysisId: id,
+      studyInstanceUid: analysis.studyInstanceUid,
+      status,
+      progress: percent / 100,
+    });
   const progress = async (stage: string, percent: number) => {
     await updateAnalysis(db, id, { progress_stage: stage, progress_percent: percent });
     await ctx.progress(stage, percent);
+    announce('running', percent);
   };
   await markAnalysis(db, id, 'running', { started_at: new Date().toISOString(), error: null, job_id: job.id });
+  announce('running', 0);
 
   try {
     const engine = deps.engine();
@@ -247,6 +259,7 @@ export async function runAnalysisJob(deps: PipelineDeps, job: JobRow<AnalysisJob
       },
     });
     log.info({ analysis: id, findings: answer.findings.length, ms: Date.now() - started }, 'analysis stored');
+    if (stored) announce('succeeded', 100);
     return { analysisId: id, status: stored ? 'succeeded' : 'skipped', findings: answer.findings.length };
   } catch (err) {
     await recordFailure(deps, analysis, job, err, ctx.signal);
@@ -393,6 +406,10 @@ function translate(err: unknown, signal: AbortSignal): unknown {
   return err;
 }
 
+function announceStatus(deps: PipelineDeps, a: Analysis, status: AnalysisProgressEvent['status']): void {
+  deps.events?.emit('analysis-progress', { analysisId: a.id, studyInstanceUid: a.studyInstanceUid, status, progress: 0 });
+}
+
 async function recordFailure(
   deps: PipelineDeps,
   analysis: Analysis,
@@ -403,8 +420,10 @@ async function recordFailure(
   const t = translate(err, signal);
   if (t instanceof JobAbortedError) {
     // Cancelled by a person: the route marked it. Lost or shut down: it runs again elsewhere.
-    if (t.reason !== 'cancelled')
+    if (t.reason !== 'cancelled') {
       await markAnalysis(deps.db, analysis.id, 'queued', { progress_stage: 'requeued', error: `interrupted (${t.reason})` });
+      announceStatus(deps, analysis, 'queued');
+    }
     return;
   }
   const retryable = t instanceof JobError ? t.retryable : true;
@@ -422,6 +441,7 @@ async function recordFailure(
   } else {
     await markAnalysis(deps.db, analysis.id, 'failed', { error: message, finished_at: new Date().toISOString(), ...raw });
   }
+  announceStatus(deps, analysis, willRetry ? 'queued' : 'failed');
   await deps.audit.record({
     actorType: analysis.trigger === 'manual' && analysis.requestedBy ? 'user' : 'system',
     actor: analysis.trigger === 'manual' ? (analysis.requestedBy ?? undefined) : 'auto-analyze',

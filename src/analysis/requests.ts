@@ -1,4 +1,5 @@
 import type { Db } from '../db/connection.js';
+import type { EventBus } from '../events.js';
 import { supersedeQueuedAutoAnalyses } from '../catalog/analyses.js';
 import type { JobQueue } from '../jobs/queue.js';
 import { createAnalysis, getAnalysis, markAnalysis, setAnalysisJob, type Analysis, type NewAnalysis } from './analyses.js';
@@ -9,6 +10,8 @@ export interface AnalysisRequester {
   queue: JobQueue;
   /** Lets an in-process worker start at once instead of at its next poll. */
   wake?: () => void;
+  /** Announces queued and cancelled analyses (analysis-progress). */
+  events?: EventBus;
 }
 
 /**
@@ -30,6 +33,7 @@ export async function requestAnalysis(r: AnalysisRequester, a: NewAnalysis): Pro
   });
   await setAnalysisJob(r.db, id, job.id);
   r.wake?.();
+  r.events?.emit('analysis-progress', { analysisId: id, studyInstanceUid: a.studyInstanceUid, status: 'queued', progress: 0 });
   const created = await getAnalysis(r.db, id);
   if (!created) throw new Error(`analysis ${id} vanished after it was created`);
   return created;
@@ -44,5 +48,7 @@ export async function cancelAnalysis(r: AnalysisRequester, id: number, by: strin
     finished_at: new Date().toISOString(),
   });
   if (changed && a.jobId !== null) await r.queue.cancel(a.jobId, `analysis cancelled${by ? ` by ${by}` : ''}`);
+  if (changed)
+    r.events?.emit('analysis-progress', { analysisId: id, studyInstanceUid: a.studyInstanceUid, status: 'cancelled', progress: 0 });
   return changed;
 }

@@ -248,6 +248,36 @@ export const RESPONSE_SCHEMAS: Record<string, Json> = {
       last_received_at: { type: 'string', format: 'date-time' },
       analysis_status: analysisStatus,
       report_status: reportStatus,
+      analysis: {
+        type: ['object', 'null'],
+        description: 'The latest AI analysis; null when the study has none',
+        properties: {
+          id: { type: 'integer' },
+          status: { enum: ['queued', 'running', 'succeeded', 'failed', 'cancelled'] },
+          progress: {
+            type: 'object',
+            properties: { stage: nullableString, percent: { type: ['integer', 'null'], minimum: 0, maximum: 100 } },
+          },
+        },
+      },
+      safety_flags: {
+        type: 'object',
+        description: "The latest analysis' safety flags: how many, and how many hold auto-publishing",
+        properties: { count: { type: 'integer' }, blocking: { type: 'integer' } },
+      },
+      report: {
+        type: ['object', 'null'],
+        description: 'The latest report; null when the study has none',
+        properties: {
+          id: { type: 'integer' },
+          status: { enum: ['draft', 'preliminary', 'final', 'amended'] },
+          version: { type: 'integer' },
+          signed: { type: 'boolean', description: 'final or amended' },
+          signed_by: nullableString,
+          signer_name: { ...nullableString, description: 'DICOM person name of the signer' },
+          signed_at: { type: ['string', 'null'], format: 'date-time' },
+        },
+      },
     },
   },
   Series: {
@@ -264,7 +294,20 @@ export const RESPONSE_SCHEMAS: Record<string, Json> = {
     },
   },
   StudyDetail: { allOf: [ref('Study'), { type: 'object', properties: { series: { type: 'array', items: ref('Series') } } }] },
-  StudyList: page('Study'),
+  StudyList: {
+    allOf: [
+      page('Study'),
+      {
+        type: 'object',
+        properties: {
+          next_cursor: {
+            type: ['string', 'null'],
+            description: 'The next page (same filters and sort) as `cursor`; null on the last page',
+          },
+        },
+      },
+    ],
+  },
   UploadFile: {
     type: 'object',
     required: ['name', 'status'],

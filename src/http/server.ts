@@ -28,6 +28,7 @@ import { nodesRoutes } from './routes/nodes.js';
 import { fhirRoutes } from './routes/fhir.js';
 import { wadoUriRoutes } from '../../dicomweb/wado-uri.js';
 import { UpsChannels } from '../../dicomweb/ups-channel.js';
+import { webUiRoutes } from './routes/web-ui.js';
 import type { HttpDeps, RouteDeps } from './deps.js';
 
 export interface HttpApp {
@@ -149,6 +150,8 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
     dicomwebRoutes(routeDeps),
     viewerRoutes(routeDeps),
     wadoUriRoutes(routeDeps),
+    // Last: its fallback answers only paths no other router owns.
+    webUiRoutes(log),
   ];
   for (const r of routers) app.use(r.routes()).use(r.allowedMethods());
 

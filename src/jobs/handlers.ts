@@ -70,6 +70,7 @@ export function jobHandlers(deps: JobHandlerDeps, engine?: EngineHost): JobHandl
           engineStatus: () =>
             engine?.status ?? { state: 'off', backend: 'off', since: new Date().toISOString(), error: 'this process runs no engine' },
           onStored: autodraftHook(deps),
+          events: deps.events,
         },
         job,
         ctx,

@@ -86,6 +86,32 @@ export const listStudiesQuery = z.object({
   date_from: z.iso.date().optional().describe('Study date on or after (YYYY-MM-DD)'),
   date_to: z.iso.date().optional().describe('Study date on or before (YYYY-MM-DD)'),
   accession: z.string().trim().min(1).max(16).regex(NO_CONTROL, 'no control characters').optional().describe('Exact Accession Number'),
+  patient: z
+    .string()
+    .trim()
+    .min(1)
+    .max(64)
+    .regex(NO_CONTROL, 'no control characters')
+    .optional()
+    .describe('Patient name (contains, case-insensitive) or Patient ID (prefix)'),
+  ai_status: z
+    .enum(['none', 'queued', 'running', 'succeeded', 'failed', 'cancelled'])
+    .optional()
+    .describe("The latest AI analysis's status; `none`: never analysed"),
+  report_status: z
+    .enum(['none', 'unsigned', 'signed', 'draft', 'preliminary', 'final', 'amended'])
+    .optional()
+    .describe("The latest report's state; `unsigned` = draft or preliminary, `signed` = final or amended, `none`: no report"),
+  sort: z
+    .enum(['date', 'patient', 'status'])
+    .default('date')
+    .describe('date: newest study first; patient: name A→Z; status: AI running, queued, failed, succeeded, cancelled, none'),
+  cursor: z
+    .string()
+    .max(1024)
+    .regex(/^[A-Za-z0-9_-]+$/, 'a cursor as next_cursor gave it')
+    .optional()
+    .describe("Keyset paging: the previous page's next_cursor (same filters and sort); offset is then ignored"),
   limit,
   offset,
 });

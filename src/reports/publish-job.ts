@@ -11,7 +11,8 @@ import { JobError } from '../jobs/errors.js';
 import type { JobQueue } from '../jobs/queue.js';
 import type { JobRow } from '../jobs/types.js';
 import { typedHandler, type JobHandler } from '../jobs/worker.js';
-import type { ImageRef, ReportContent, ReportSigner } from './content.js';
+import type { EventBus, ReportChangedEvent } from '../events.js';
+import type { ImageRef, ReportContent, ReportSigner, ReportState } from './content.js';
 import { buildContent } from './content-builder.js';
 import { publishVersion, versionUids, type PublishDeps, type Published } from './publish.js';
 import { getReport, getVersion, listVersions, type Report, type ReportVersion } from './report-store.js';
@@ -50,6 +51,14 @@ const PUBLISH_ATTEMPTS = 6;
 export interface ReportNodeDeps extends PublishDeps {
   audit: AuditLog;
   node: { aeTitle: string; institutionName: string | null };
+  /** Announces each published version (report-changed). */
+  events?: EventBus;
+}
+
+/** A report state as report-changed events name it: unsigned drafts, signed, amended. */
+export function reportEventStatus(state: ReportState): ReportChangedEvent['status'] {
+  if (state === 'final') return 'signed';
+  return state === 'amended' ? 'amended' : 'draft';
 }
 
 export function nodeIdentity(d: Pick<ReportNodeDeps, 'node'>): ReportContent['node'] {
@@ -173,6 +182,13 @@ export async function publishReportVersion(d: ReportNodeDeps, reportId: number, 
       ...(published.textSrSopInstanceUid ? { text_sr: published.textSrSopInstanceUid } : {}),
       pdf: published.pdfSopInstanceUid,
     },
+  });
+  d.events?.emit('report-changed', {
+    reportId,
+    studyInstanceUid: report.studyInstanceUid,
+    version,
+    status: reportEventStatus(v.state),
+    event: 'published',
   });
   return {
     reportId,

@@ -1,7 +1,7 @@
 import { RadiantError } from '../errors.js';
 import type { Config } from '../config.js';
 import type { Db, Trx } from '../db/connection.js';
-import type { EventBus } from '../events.js';
+import type { EventBus, ReportChangedEvent } from '../events.js';
 import type { Role } from '../auth/permissions.js';
 import { getAnalysis, type Analysis } from '../analysis/analyses.js';
 import { isUniqueViolation } from '../catalog/sql.js';
@@ -11,7 +11,7 @@ import { deliveryOptions, reportDeliveriesHook } from '../integrations/deliverie
 import { acceptUndecided, applyPatch, bodyFromAnalysis, rejectedFindings, type BodyPatch, type ReportBody } from './body.js';
 import type { ReportState } from './content.js';
 import { currentObjects, forwardingHold, PublishError, versionUids } from './publish.js';
-import { enqueuePublish, REPORT_PUBLISH_JOB, signerOf, type ReportNodeDeps } from './publish-job.js';
+import { enqueuePublish, REPORT_PUBLISH_JOB, reportEventStatus, signerOf, type ReportNodeDeps } from './publish-job.js';
 import { getReport, insertReport, reportOfAnalysis, writeVersion, type Report } from './report-store.js';
 
 /**
@@ -107,6 +107,21 @@ function announce(d: WorkflowDeps): void {
   d.events?.emit('job-due', { kind: REPORT_PUBLISH_JOB, runAt: new Date() });
 }
 
+/** report-changed, for the worklist's live rows. */
+function changed(
+  d: WorkflowDeps,
+  r: Pick<Report, 'id' | 'studyInstanceUid' | 'version' | 'state'>,
+  event: ReportChangedEvent['event'],
+): void {
+  d.events?.emit('report-changed', {
+    reportId: r.id,
+    studyInstanceUid: r.studyInstanceUid,
+    version: r.version,
+    status: reportEventStatus(r.state),
+    event,
+  });
+}
+
 /**
  * Waits up to timeoutMs for a change's publishing: done (the report names the new objects) or
  * not yet (queued, running, or waiting to retry). A job that failed for good throws its reason.
@@ -193,6 +208,7 @@ export async function createReport(
   }
   announce(d);
   const report = (await getReport(d.db, made.id))!;
+  changed(d, report, 'created');
   await d.audit.record({
     actorType: actorType(by),
     actor: by.username,
@@ -246,7 +262,9 @@ export async function editReport(d: WorkflowDeps, id: number, patch: BodyPatch, 
     outcome: 'success',
     details: { version, fields: changes.map((c) => c.field), ...decisionsOf(changes) },
   });
-  return (await getReport(d.db, id))!;
+  const edited = (await getReport(d.db, id))!;
+  changed(d, edited, 'edited');
+  return edited;
 }
 
 /** The radiologist's calls on the model's findings in a change, for the audit trail (rejections with their reason). */
@@ -317,7 +335,9 @@ async function signed(
       ...heldFor(d, analysis),
     },
   });
-  return { report: (await getReport(d.db, r.id))!, publish };
+  const report = (await getReport(d.db, r.id))!;
+  changed(d, report, action === 'sign' ? 'signed' : 'amended');
+  return { report, publish };
 }
 
 export async function signReport(

@@ -10,6 +10,7 @@ import { registerReportRoutes } from './reports.js';
 import { registerReportReviewRoutes } from './report-review.js';
 import { registerPatientRoutes } from './patients.js';
 import { registerStudyRoutes } from './studies.js';
+import { registerEventRoutes } from './events.js';
 import { registerUploadRoutes } from './upload.js';
 import { registerUserRoutes } from './users.js';
 import { registerJobRoutes } from './jobs.js';
@@ -36,6 +37,7 @@ export function apiRoutes(deps: RouteDeps): AppRouter {
   registerUserRoutes(r, deps);
   registerJobRoutes(r, deps);
   registerSystemRoutes(r, deps);
+  registerEventRoutes(r, deps);
   registerDocsRoutes(r);
   return r;
 }

@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import { z } from 'zod';
 import type { Db } from '../../db/connection.js';
 import type { AuditLog } from '../../audit/audit.js';
-import { can, ROLES } from '../../auth/permissions.js';
+import { can, ROLE_PERMISSIONS, ROLES } from '../../auth/permissions.js';
 import { DUMMY_HASH, verifyPassword } from '../../auth/passwords.js';
 import type { FailureLimiter } from '../../auth/rate-limit.js';
 import { issueToken, type TokenVerifier } from '../../auth/tokens.js';
@@ -207,6 +207,9 @@ export function authRoutes(deps: AuthRouteDeps): AppRouter {
       credentials: u?.credentials ?? null,
       // How the user's signature reads on reports ("Jane Doe, MD").
       display_name: userDisplayName(u ?? { username: p.username, fullName: null, credentials: null }),
+      // What the web UI shows: only what the role may do (src/auth/permissions.ts decides).
+      permissions: ROLE_PERMISSIONS[p.role],
+      auth_disabled: deps.authDisabled,
     };
   });
 
@@ -258,6 +261,8 @@ documentRoutes(
           full_name: { type: 'string', nullable: true },
           credentials: { type: 'string', nullable: true },
           display_name: { type: 'string', description: 'As signatures show it, e.g. "Jane Doe, MD"' },
+          permissions: { type: 'array', items: { type: 'string' }, description: "The role's permissions (src/auth/permissions.ts)" },
+          auth_disabled: { type: 'boolean', description: 'AUTH_DISABLED: every request acts as an admin, no sign-in' },
         },
       }),
       401: E[401],

@@ -13,14 +13,14 @@ export function registerStudyRoutes(r: RouterInstance<AppState>, deps: RouteDeps
 
   r.get('/api/studies', security.guard('images:read', 'study.list', 'study'), async (ctx: AppContext) => {
     const q = listStudiesQuery.parse(ctx.query);
-    const { total, items } = await listStudies(db, q);
+    const { total, items, next_cursor } = await listStudies(db, q);
     const returned = returnedIdentifiers(items.map((i) => ({ studyInstanceUid: i.study_instance_uid, patientId: i.patient.patient_id })));
     ctx.state.audit = {
       patientId: q.patient_id ?? returned.patientId,
       studyInstanceUid: returned.studyInstanceUid,
       details: { returned: items.length, total, ...returned.details },
     };
-    ctx.body = { total, limit: q.limit, offset: q.offset, items };
+    ctx.body = { total, limit: q.limit, offset: q.cursor ? 0 : q.offset, items, next_cursor };
   });
 
   r.get('/api/studies/:id', security.guard('images:read', 'study.read', 'study'), async (ctx: AppContext) => {

@@ -1,0 +1,2 @@
+/** Vite bundles the imported stylesheet. */
+declare module '*.css';
