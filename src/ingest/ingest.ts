@@ -92,6 +92,16 @@ const metaUidNames: Record<'mediaStorageSopClassUid' | 'mediaStorageSopInstanceU
   mediaStorageSopInstanceUid: 'meta (0002,0003) Media Storage SOP Instance UID',
 };
 
+/** fsync of a file's contents. */
+async function syncFile(filePath: string): Promise<void> {
+  const fh = await fsp.open(filePath, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
 /** The refusal of a UID that is not one, naming the element and (shortened) the value. */
 function invalidUid(name: string, value: string): RadiantError {
   const shown = value.length > 70 ? `${value.slice(0, 70)}...` : value;
@@ -171,6 +181,10 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
     if (stat.size > this.opts.maxInstanceBytes) {
       throw new RadiantError('too-large', `instance larger than ${this.opts.maxInstanceBytes} bytes`);
     }
+    // A spool file goes into local storage by rename, which needs its bytes durable first: that
+    // fsync runs while the header is parsed rather than after.
+    const synced = owned && this.storage.kind === 'local' ? syncFile(filePath) : undefined;
+    synced?.catch(() => undefined);
     const parsed = await this.parser.parse(filePath);
     if (!parsed.ok) throw new RadiantError(parsed.kind, parsed.error);
     const header = this.validate(parsed.header, ctx);
@@ -201,7 +215,9 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
 
     const marker = await this.opts.journal?.begin({ storageKey, sopInstanceUid: header.sopInstanceUid });
     try {
-      return await this.storeAndIndex(header, filePath, owned, ctx, base);
+      // A failed early fsync is not an answer: storage syncs (and reports) on its own then.
+      const isSynced = synced ? await synced.then(() => true, () => false) : false;
+      return await this.storeAndIndex(header, filePath, owned, isSynced, ctx, base);
     } finally {
       if (marker) await this.opts.journal?.end(marker);
     }
@@ -211,13 +227,14 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
     header: ValidatedHeader,
     filePath: string,
     owned: boolean,
+    synced: boolean,
     ctx: IngestContext,
     base: Omit<IngestResult, 'outcome'>,
   ): Promise<IngestResult> {
     const { storageKey } = base;
     let sizeBytes: number;
     try {
-      sizeBytes = await this.storage.putFile(storageKey, filePath, { move: owned, contentType: 'application/dicom' });
+      sizeBytes = await this.storage.putFile(storageKey, filePath, { move: owned, synced, contentType: 'application/dicom' });
     } catch (err) {
       // Keys come from validated UIDs, so whatever the store says, it is the store's problem:
       // out of resources, and the peer may retry later. The details go to the log, not the peer.
