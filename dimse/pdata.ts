@@ -153,3 +153,45 @@ export function writeMessage(socket: MessageSink, contextId: number, maxPdu: num
   socket.uncork();
   return ok;
 }
+
+/** A response command set read straight from a P-DATA-TF PDU (only what a C-STORE SCU needs of it). */
+export interface ReceivedResponse {
+  commandField: number;
+  messageIdBeingRespondedTo: number;
+  status: number;
+  errorComment?: string;
+}
+
+/**
+ * The response in a P-DATA-TF PDU that holds exactly one PDV, a whole command set (command and
+ * last bits set) with no data set to follow; anything else is undefined, for dcmjs-dimse to read.
+ * The command set is Implicit VR Little Endian (PS3.7 6.3.1).
+ */
+export function readResponsePdu(pdu: Buffer): ReceivedResponse | undefined {
+  if (pdu.length < 12 || pdu.readUInt8(0) !== 0x04) return undefined;
+  const itemLength = pdu.readUInt32BE(6);
+  if (itemLength + 10 !== pdu.length || pdu.readUInt8(11) !== 0x03) return undefined;
+  const out: Partial<ReceivedResponse> & { dataSetType?: number } = {};
+  for (let at = 12; at + 8 <= pdu.length; ) {
+    const group = pdu.readUInt16LE(at);
+    const element = pdu.readUInt16LE(at + 2);
+    const length = pdu.readUInt32LE(at + 4);
+    const value = at + 8;
+    if (group !== 0 || value + length > pdu.length) return undefined;
+    if (length === 2 && element === 0x0100) out.commandField = pdu.readUInt16LE(value);
+    else if (length === 2 && element === 0x0120) out.messageIdBeingRespondedTo = pdu.readUInt16LE(value);
+    else if (length === 2 && element === 0x0800) out.dataSetType = pdu.readUInt16LE(value);
+    else if (length === 2 && element === 0x0900) out.status = pdu.readUInt16LE(value);
+    else if (element === 0x0902) out.errorComment = pdu.toString('latin1', value, value + length).replace(/[\0 ]+$/, '') || undefined;
+    at = value + length;
+  }
+  if (out.commandField === undefined || out.messageIdBeingRespondedTo === undefined || out.status === undefined) return undefined;
+  // A data set to follow (no C-STORE-RSP has one): left to dcmjs-dimse, which reads both parts.
+  if (out.dataSetType !== NO_DATASET) return undefined;
+  return {
+    commandField: out.commandField,
+    messageIdBeingRespondedTo: out.messageIdBeingRespondedTo,
+    status: out.status,
+    errorComment: out.errorComment,
+  };
+}

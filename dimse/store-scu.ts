@@ -12,7 +12,7 @@ import { errorMessage } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import type { RemoteNode } from '../src/catalog/remote-nodes.js';
 import type { AssociationT } from './services.js';
-import { storeRequestCommandSet, writeMessage } from './pdata.js';
+import { readResponsePdu, storeRequestCommandSet, writeMessage } from './pdata.js';
 
 /**
  * C-STORE and C-ECHO SCU (PS3.4 B, A; PS3.7 9.1.1): sends stored instances to a remote node on
@@ -169,15 +169,46 @@ export interface StoreChannel {
 /** What the node uses of a dcmjs-dimse Network (a Client's, or the Scp's for C-GET) to send on it directly. */
 export interface NetworkLike {
   socket: Socket;
-  /** Requests awaiting a response: dcmjs-dimse hands a response to the one whose Message ID it answers. */
-  pending: PendingRequest[];
   _getNextMessageId(): number;
+  /** dcmjs-dimse hands every received PDU to this method (looked up at each call, so it can be wrapped). */
+  _processPdu(pdu: Buffer): Promise<void>;
+  /** Requests awaiting a response: dcmjs-dimse hands a response it reads itself to the one whose Message ID it answers. */
+  pending: PendingRequest[];
 }
 
 interface PendingRequest {
   getMessageId(): number;
   raiseResponseEvent(response: ResponseT): void;
   raiseDoneEvent(): void;
+}
+
+/** CommandField of a C-STORE-RSP (PS3.7 E.1). */
+const C_STORE_RSP = 0x8001;
+
+/** C-STORE-RSPs awaited on a network, by Message ID. */
+const awaited = new WeakMap<NetworkLike, Map<number, (answer: StoreAnswer) => void>>();
+
+/**
+ * The C-STORE responses the node waits for are read from the PDU by the node (dimse/pdata.ts):
+ * dcmjs-dimse would parse each command set through dcmjs (a dictionary copy, ~1 ms) and then
+ * look the request up in a list that only grows. Every other PDU goes to dcmjs-dimse as before.
+ */
+function awaitedResponses(network: NetworkLike): Map<number, (answer: StoreAnswer) => void> {
+  let map = awaited.get(network);
+  if (map) return map;
+  const waiting = new Map<number, (answer: StoreAnswer) => void>();
+  map = waiting;
+  awaited.set(network, waiting);
+  const process = network._processPdu.bind(network);
+  network._processPdu = (pdu: Buffer) => {
+    const rsp = waiting.size > 0 ? readResponsePdu(pdu) : undefined;
+    const answer = rsp?.commandField === C_STORE_RSP ? waiting.get(rsp.messageIdBeingRespondedTo) : undefined;
+    if (!rsp || !answer) return process(pdu);
+    waiting.delete(rsp.messageIdBeingRespondedTo);
+    answer({ status: rsp.status, comment: rsp.errorComment });
+    return Promise.resolve();
+  };
+  return waiting;
 }
 
 /** The accepted presentation context for a SOP class in a transfer syntax. */
@@ -191,9 +222,8 @@ function contextIdFor(association: AssociationT, sopClassUid: string, ts: string
 
 /**
  * A channel over a dcmjs-dimse Network: the C-STORE-RQ is written by the node (dimse/pdata.ts,
- * one gathered socket write, the data set's bytes as they are); dcmjs-dimse still reads the
- * response and hands it to the request registered under its Message ID. `lost` rejects
- * everything outstanding once it settles.
+ * one gathered socket write, the data set's bytes as they are) and its response read by the node
+ * too. `lost` rejects everything outstanding once it settles.
  */
 export function networkChannel(
   network: NetworkLike,
@@ -203,6 +233,7 @@ export function networkChannel(
 ): StoreChannel {
   let gone: Error | undefined;
   const waiting = new Set<(e: Error) => void>();
+  const responses = awaitedResponses(network);
   void lost.then(
     () => fail(new Error('association closed')),
     (e: unknown) => fail(e instanceof Error ? e : new Error(String(e))),
@@ -217,17 +248,23 @@ export function networkChannel(
     send(message) {
       if (gone) return Promise.reject(gone);
       const contextId = contextIdFor(association, message.sopClassUid, message.transferSyntaxUid);
-      if (contextId === undefined) return Promise.reject(new Error(`no accepted context for ${message.sopClassUid} in ${message.transferSyntaxUid}`));
+      if (contextId === undefined)
+        return Promise.reject(new Error(`no accepted context for ${message.sopClassUid} in ${message.transferSyntaxUid}`));
       return new Promise<StoreAnswer>((resolve, reject) => {
         const onLost = (e: Error) => reject(e);
         waiting.add(onLost);
         const messageId = network._getNextMessageId();
+        const answered = (answer: StoreAnswer) => {
+          waiting.delete(onLost);
+          responses.delete(messageId);
+          resolve(answer);
+        };
+        responses.set(messageId, answered);
+        // A response the node does not read itself (its command set split over PDUs, say) is read
+        // by dcmjs-dimse, which looks for the request here.
         network.pending.push({
           getMessageId: () => messageId,
-          raiseResponseEvent: (rsp) => {
-            waiting.delete(onLost);
-            resolve({ status: rsp.getStatus(), comment: rsp.getErrorComment() || undefined });
-          },
+          raiseResponseEvent: (rsp) => answered({ status: rsp.getStatus(), comment: rsp.getErrorComment() || undefined }),
           raiseDoneEvent: () => undefined,
         });
         const command = storeRequestCommandSet({
@@ -351,11 +388,7 @@ export async function runSubOperations(
 }
 
 /** Reads (and transcodes if it must) one instance for the wire. */
-async function prepare(
-  deps: Pick<ScuDeps, 'storage' | 'transcoder'>,
-  accepted: Map<string, string[]>,
-  item: StoreItem,
-): Promise<Prepared> {
+async function prepare(deps: Pick<ScuDeps, 'storage' | 'transcoder'>, accepted: Map<string, string[]>, item: StoreItem): Promise<Prepared> {
   const target = chooseSyntax(item.transfer_syntax_uid, accepted.get(item.sop_class_uid) ?? []);
   if (!target) {
     return {
@@ -536,14 +569,20 @@ export async function storeToNode(
   const extras: Array<Promise<AssociationHandle>> = [];
   for (let i = 1; i < Math.min(opts.associations ?? 1, items.length); i++) {
     const extra = openAssociation(deps, node, contexts, opts.moveOriginator);
-    extra.catch((err: unknown) => deps.log.debug({ node: node.aeTitle, reason: errorMessage(err) }, 'C-STORE SCU: extra association failed'));
+    extra.catch((err: unknown) =>
+      deps.log.debug({ node: node.aeTitle, reason: errorMessage(err) }, 'C-STORE SCU: extra association failed'),
+    );
     extras.push(extra);
   }
   try {
     return await runSubOperations(deps, [Promise.resolve(handle.channel), ...extras.map((e) => e.then((h) => h.channel))], items, hooks);
   } finally {
     // Extras still opening are released once open (they send nothing more).
-    for (const extra of extras) extra.then((h) => void h.release(), () => undefined);
+    for (const extra of extras)
+      extra.then(
+        (h) => void h.release(),
+        () => undefined,
+      );
     await handle.release();
   }
 }

@@ -216,7 +216,12 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
     const marker = await this.opts.journal?.begin({ storageKey, sopInstanceUid: header.sopInstanceUid });
     try {
       // A failed early fsync is not an answer: storage syncs (and reports) on its own then.
-      const isSynced = synced ? await synced.then(() => true, () => false) : false;
+      const isSynced = synced
+        ? await synced.then(
+            () => true,
+            () => false,
+          )
+        : false;
       return await this.storeAndIndex(header, filePath, owned, isSynced, ctx, base);
     } finally {
       if (marker) await this.opts.journal?.end(marker);

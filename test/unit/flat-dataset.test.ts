@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import dimse from 'dcmjs-dimse';
-import { messagePdus, responseCommandSet, storeRequestCommandSet, writeMessage } from '../../dimse/pdata.js';
+import { messagePdus, readResponsePdu, responseCommandSet, storeRequestCommandSet, writeMessage } from '../../dimse/pdata.js';
 import { writeFlatDataset, type FlatElement } from '../../src/dicom/flat-dataset.js';
 import { TS } from '../../src/dicom/transfer-syntax.js';
 
@@ -149,5 +149,34 @@ describe('unit: flat data set writer and P-DATA-TF PDUs', () => {
     expect(Buffer.concat(written).equals(Buffer.concat(messagePdus(3, 256, command, dataset)))).to.equal(true);
     // The fragments are views of the data set's memory.
     expect(written.some((b) => b.buffer === dataset.buffer && b.length === 250)).to.equal(true);
+  });
+
+  it('reads a C-STORE-RSP back from its PDU; a PDU that is not one whole command set is left alone', () => {
+    const command = responseCommandSet({
+      affectedSopClassUid: '1.2.840.10008.5.1.4.1.1.2',
+      commandField: 0x8001,
+      messageIdBeingRespondedTo: 513,
+      status: 0xb007,
+      hasDataset: false,
+      affectedSopInstanceUid: '1.2.3',
+      errorComment: 'coerced',
+    });
+    const [pdu] = messagePdus(5, 16384, command);
+    expect(readResponsePdu(pdu!)).to.deep.equal({
+      commandField: 0x8001,
+      messageIdBeingRespondedTo: 513,
+      status: 0xb007,
+      errorComment: 'coerced',
+    });
+    // Split over two PDUs, or followed by a data set: dcmjs-dimse reads those.
+    const split = messagePdus(5, 64, command);
+    expect(split.length).to.be.greaterThan(1);
+    expect(split.map((p) => readResponsePdu(p))).to.deep.equal(split.map(() => undefined));
+    const withData = responseCommandSet({
+      ...{ affectedSopClassUid: '1.2', commandField: 0x8020, messageIdBeingRespondedTo: 1 },
+      status: 0xff00,
+      hasDataset: true,
+    });
+    expect(readResponsePdu(messagePdus(1, 0, withData)[0]!)).to.equal(undefined);
   });
 });
