@@ -47,7 +47,7 @@ const envSchema = z.object({
   DICOM_MAX_PDU: z.coerce.number().int().min(4096).max(4_194_304).default(16384),
   DICOM_MAX_ASSOCIATIONS: z.coerce.number().int().min(1).max(1000).default(32),
   /** Associations a C-MOVE opens to its destination at once (sub-operations taken from one queue). */
-  DICOM_MOVE_ASSOCIATIONS: z.coerce.number().int().min(1).max(16).default(4),
+  DICOM_MOVE_ASSOCIATIONS: z.coerce.number().int().min(1).max(16).default(2),
   /** Share of DICOM_MAX_ASSOCIATIONS one calling AE title / one peer address may hold (one peer cannot lock out the rest). */
   DICOM_MAX_ASSOCIATIONS_PER_AE: z.coerce.number().int().min(1).max(1000).default(8),
   DICOM_MAX_ASSOCIATIONS_PER_ADDRESS: z.coerce.number().int().min(1).max(1000).default(16),
