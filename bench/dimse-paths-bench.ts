@@ -22,9 +22,22 @@ import { buildSqliteIndex } from './qido-scale.js';
  * C-MOVE of the CT to a DCMTK storescp, C-STORE over 4 and over 1 association. C-FINDs are timed
  * on the wire (test/helpers/raw-find.ts: C-FIND-RQ sent → final response), so neither findscu's
  * process start nor a client's decoding counts. `node dist/bench/bench.js dimse` runs it alone.
+ *
+ * Peers: every DCMTK process (storescu, movescu, storescp) and Orthanc (DCMTK inside) run with
+ * TCP_NODELAY=1 (BENCH_DCMTK_NODELAY=0 leaves them as built). The Debian DCMTK 3.6.7 here keeps
+ * Nagle's algorithm on unless that variable says otherwise, and a C-STORE then waits ~40 ms for a
+ * delayed ACK (PS3.8 PDUs written in two parts): storescu → storescp took 4.7–5.3 s for the CT
+ * with Nagle and 0.13–0.20 s without, so every row with a DCMTK peer measured that stall, not the
+ * peers. The C-MOVE destination is one storescp with --max-pdu 131072 (DCMTK's largest) and --fork
+ * (an association per process, so the node's DICOM_MOVE_ASSOCIATIONS associations run at once),
+ * the same storescp for the node's and Orthanc's C-MOVE and for the storescu floor.
  */
 
 const STUDIES = Number(process.env.BENCH_DIMSE_STUDIES ?? 10000);
+/** DCMTK's switch for TCP_NODELAY (read by every DCMTK process, Orthanc's included). */
+const DCMTK_NODELAY = process.env.BENCH_DCMTK_NODELAY ?? '1';
+/** The C-MOVE destination (and storescp floor): DCMTK's largest receive PDU, one process per association. */
+const DEST_ARGS = ['--max-pdu', '131072', '--fork'];
 const FINDS = 20;
 
 export interface DimseRow {
@@ -196,7 +209,7 @@ async function round(files: string[], sets: string[][]): Promise<Record<string, 
   // C-STORE, C-FIND IMAGE and C-MOVE on a node holding the CT; the same on Orthanc.
   const destDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'radiant-bench-dest-'));
   const destPort = await freePort();
-  const dest = await startStorescp(destPort, destDir, { aeTitle: 'BENCHDEST' });
+  const dest = await startStorescp(destPort, destDir, { aeTitle: 'BENCHDEST', args: DEST_ARGS });
   try {
     const ours = await withNode(
       (dir) => registerDestination(dir, 'BENCHDEST', destPort),
@@ -250,7 +263,7 @@ export async function orthancStoreSeconds(sets: string[][]): Promise<number | un
 }
 
 function print(rows: DimseRow[]): void {
-  console.log(`DIMSE paths (medians; ratio = ours / peer, same run):`);
+  console.log(`DIMSE paths (medians; ratio = ours / peer, same run; DCMTK and Orthanc with TCP_NODELAY=${DCMTK_NODELAY}):`);
   console.log(`  ${'path'.padEnd(46)} ${'RadiantAI'.padStart(10)} ${'peer'.padStart(10)}  ${'ratio'.padStart(6)}  goal`);
   for (const r of rows) {
     const fmt = (x: number) => (r.unit === 'ms' ? `${x.toFixed(1)} ms` : `${x.toFixed(2)} s`);
@@ -266,7 +279,15 @@ function print(rows: DimseRow[]): void {
  */
 export async function dimsePathsBench(files: string[], sets: string[][], rounds: number): Promise<DimseRow[]> {
   const results: Array<Awaited<ReturnType<typeof round>>> = [];
-  for (let i = 0; i < rounds; i++) results.push(await round(files, sets));
+  // Children (DCMTK tools, storescp, Orthanc) inherit it; restored for the rest of `npm run bench`.
+  const before = process.env.TCP_NODELAY;
+  process.env.TCP_NODELAY = DCMTK_NODELAY;
+  try {
+    for (let i = 0; i < rounds; i++) results.push(await round(files, sets));
+  } finally {
+    if (before === undefined) delete process.env.TCP_NODELAY;
+    else process.env.TCP_NODELAY = before;
+  }
   const m = (key: string, side: 'ours' | 'peer') => {
     const xs = results.map((r) => r[key]?.[side]).filter((x): x is number => x !== undefined);
     return xs.length ? median(xs) : undefined;

@@ -1,7 +1,7 @@
 import dimse from 'dcmjs-dimse';
 import { CancelRegistry, QR, runRetrieve } from './retrieve.js';
 import type { AssociationContext, CGetRequest, CGetResponse, NodeParts, Respond } from './services.js';
-import { networkChannel, runSubOperations, type ScuDeps } from './store-scu.js';
+import { networkChannel, runSubOperations, type NetworkLike, type ScuDeps } from './store-scu.js';
 
 const { CGetResponse: CGetResponseC } = dimse.responses;
 
@@ -22,7 +22,11 @@ export function getService(core: NodeParts, scu: ScuDeps, cancels: CancelRegistr
       make: () => CGetResponseC.fromRequest(request),
       respond,
       cancels,
-      send: (items, hooks) => runSubOperations(scu, networkChannel(ctx.scp, ctx.association, ctx.closed), items, hooks),
+      // The sub-operations go back on the caller's association: the node writes them on its socket.
+      send: (items, hooks) => {
+        const network = ctx.scp as unknown as NetworkLike;
+        return runSubOperations(scu, networkChannel(network, ctx.association, ctx.closed), items, hooks);
+      },
     });
   };
 }

@@ -36,7 +36,11 @@ export function moveService(core: NodeParts, scu: ScuDeps, cancels: CancelRegist
           make,
           respond,
           cancels,
-          send: (items, hooks) => storeToNode(scu, node, items, hooks),
+          send: (items, hooks) =>
+            storeToNode(scu, node, items, hooks, {
+              associations: scu.moveAssociations,
+              moveOriginator: { aeTitle: ctx.callingAeTitle, messageId: request.getMessageId() },
+            }),
           details: { destination: destinationAe },
         });
       },

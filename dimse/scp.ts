@@ -12,7 +12,7 @@ import { countDimse } from '../src/observability/node-metrics.js';
 import { SpanKind, SpanStatusCode, startSpan, withSpan, type Span } from '../src/observability/tracing.js';
 import type { LimitReason, Slot } from './admission.js';
 import { decideContext } from './negotiation.js';
-import { messagePdus, responseCommandSet } from './pdata.js';
+import { messagePdus, responseCommandSet, writeMessage } from './pdata.js';
 import { StoreSink } from './store-sink.js';
 import type {
   AssociationContext,
@@ -40,8 +40,9 @@ const {
 } = dimse.responses;
 const { PresentationContextResult, RejectResult, RejectSource, RejectReason, AbortSource, AbortReason } = dimse.constants;
 
-/** CommandField of a C-FIND-RSP (PS3.7 E.1). */
+/** CommandFields of the responses the node writes itself (PS3.7 E.1). */
 const C_FIND_RSP = 0x8020;
+const C_STORE_RSP = 0x8001;
 
 type Association = InstanceType<typeof dimse.association.Association>;
 type PresentationContext = InstanceType<typeof dimse.association.PresentationContext>;
@@ -452,7 +453,8 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
           // idle timeout does not cut it.
           this.touch();
           if (isPendingStatus(status)) {
-            this.sendResponse(request, response);
+            if (response instanceof CFindResponseC) this.sendResponse(request, response);
+            else this.sendPendingRetrieve(request, response as CMoveResponse | CGetResponse);
           } else {
             finished = true;
             countDimse(operation, status);
@@ -462,6 +464,29 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
           }
         }
       };
+    }
+
+    /**
+     * A pending C-MOVE/C-GET response (one per sub-operation: counts only, no data set), written
+     * by the node (dimse/pdata.ts) rather than through dcmjs-dimse's command set writer.
+     */
+    private sendPendingRetrieve(request: CMoveRequest | CGetRequest, response: CMoveResponse | CGetResponse): void {
+      const context = this.association?.getAcceptedPresentationContextFromRequest(request);
+      if (!context || this.conn.destroyed) return;
+      const command = responseCommandSet({
+        affectedSopClassUid: request.getAffectedSopClassUid(),
+        commandField: response.getCommandFieldType(),
+        messageIdBeingRespondedTo: request.getMessageId(),
+        status: response.getStatus(),
+        hasDataset: false,
+        counts: {
+          remaining: response.getRemaining(),
+          completed: response.getCompleted(),
+          failed: response.getFailures(),
+          warning: response.getWarnings(),
+        },
+      });
+      writeMessage(this.conn, context.getPresentationContextId(), this.association!.getMaxPduLength(), command);
     }
 
     override nActionRequest(request: NActionRequest, callback: (response: NActionResponse) => void): void {
@@ -504,10 +529,15 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
       void sink.done().then(() => callback(new Dataset({}, context.getAcceptedTransferSyntaxUid())));
     }
 
-    override cStoreRequest(request: CStoreRequest, callback: (response: CStoreResponseT) => void): void {
-      const response = CStoreResponse.fromRequest(request);
+    /**
+     * The C-STORE-RSP is written by the node (dimse/pdata.ts), once the instance is durable and
+     * indexed; dcmjs-dimse's callback is left uncalled (it would only write the same response
+     * through its own command set writer, about 2 ms each).
+     */
+    override cStoreRequest(request: CStoreRequest, _callback: (response: CStoreResponseT) => void): void {
       const sink = this.sinks.get(request);
       this.sinks.delete(request);
+      const context = this.association?.getAcceptedPresentationContextFromRequest(request);
       // Ingesting (parse, storage, index) is the node's work: the caller waiting for it is not idle.
       this.busy++;
       const span = this.operationSpan('C-STORE');
@@ -515,10 +545,18 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
         endOperationSpan(span, status);
         this.busy--;
         this.touch();
-        response.setStatus(status);
-        if (comment) response.setErrorComment(errorComment(comment));
+        if (!context || this.conn.destroyed) return;
+        const command = responseCommandSet({
+          affectedSopClassUid: request.getAffectedSopClassUid(),
+          commandField: C_STORE_RSP,
+          messageIdBeingRespondedTo: request.getMessageId(),
+          status,
+          hasDataset: false,
+          affectedSopInstanceUid: request.getAffectedSopInstanceUid(),
+          errorComment: comment ? errorComment(comment) : undefined,
+        });
         countDimse('C-STORE', status);
-        callback(response);
+        writeMessage(this.conn, context.getPresentationContextId(), this.association!.getMaxPduLength(), command);
       });
     }
 

@@ -13,6 +13,7 @@ import { errorMessage } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import type { RemoteNode } from '../src/catalog/remote-nodes.js';
 import type { AssociationT } from './services.js';
+import { readResponsePdu, storeRequestCommandSet, writeMessage } from './pdata.js';
 
 /**
  * C-STORE and C-ECHO SCU (PS3.4 B, A; PS3.7 9.1.1): sends stored instances to a remote node on
@@ -25,12 +26,11 @@ import type { AssociationT } from './services.js';
  * node's transcoder to a syntax the peer accepted for that SOP class.
  */
 
-const { Client, Dataset } = dimse;
-const { CStoreRequest, CEchoRequest } = dimse.requests;
+const { Client } = dimse;
+const { CEchoRequest } = dimse.requests;
 const { PresentationContext } = dimse.association;
 const ACCEPT = dimse.constants.PresentationContextResult.Accept;
 
-type CStoreRequestT = InstanceType<typeof CStoreRequest>;
 type ResponseT = InstanceType<typeof dimse.responses.Response>;
 type ClientT = InstanceType<typeof Client>;
 
@@ -86,6 +86,8 @@ export interface ScuDeps {
   tls?: TlsFiles;
   /** Per-PDU and association timeouts, ms. */
   timeoutMs?: number;
+  /** Associations a C-MOVE sends its sub-operations on at once (DICOM_MOVE_ASSOCIATIONS). */
+  moveAssociations?: number;
 }
 
 /** Client.send options for a node: one timeout for connect, association and PDUs; TLS if the node says so. */
@@ -103,22 +105,6 @@ export function securityOptions(tls: TlsFiles | undefined): Record<string, unkno
   return { cert: read(tls?.cert), key: read(tls?.key), ca: read(tls?.ca), rejectUnauthorized: true };
 }
 
-/** A data set whose encoded bytes are already known: sent as they are. */
-class EncodedDataset extends Dataset {
-  constructor(
-    private readonly encoded: Buffer,
-    transferSyntaxUid: string,
-    sopClassUid: string,
-    sopInstanceUid: string,
-  ) {
-    super({ SOPClassUID: sopClassUid, SOPInstanceUID: sopInstanceUid }, transferSyntaxUid);
-  }
-
-  override getDenaturalizedDataset(): Buffer {
-    return this.encoded;
-  }
-}
-
 /** (0002,0010) Transfer Syntax UID's element number in the File Meta group. */
 const TRANSFER_SYNTAX_ELEMENT = tagNumber('TransferSyntaxUID') & 0xffff;
 
@@ -131,6 +117,7 @@ export function splitPart10(bytes: Buffer): { offset: number; transferSyntaxUid:
   if (!ts) throw new Error('Part 10 meta without a transfer syntax');
   return { offset: meta.end, transferSyntaxUid: ts };
 }
+
 
 /** Accepted transfer syntaxes per abstract syntax on an association. */
 export function acceptedSyntaxes(association: AssociationT): Map<string, string[]> {
@@ -156,21 +143,95 @@ export function chooseSyntax(stored: string, accepted: string[]): string | undef
   return preference.find((t) => accepted.includes(t) && lossless(t) && !whyNotTranscodable(stored, t));
 }
 
+/** A C-STORE sub-operation ready for the wire: the data set's bytes in the syntax it goes out in. */
+export interface OutgoingStore {
+  sopClassUid: string;
+  sopInstanceUid: string;
+  transferSyntaxUid: string;
+  dataset: Buffer;
+}
+
+/** The peer's C-STORE response. */
+export interface StoreAnswer {
+  status: number;
+  comment?: string;
+}
+
 /** Where sub-operation C-STOREs go: a Network (client association or the caller's, for C-GET). */
 export interface StoreChannel {
   association: AssociationT;
   /** Sends one C-STORE; resolves with the response, rejects when the association is lost. */
-  send(request: CStoreRequestT): Promise<ResponseT>;
+  send(message: OutgoingStore): Promise<StoreAnswer>;
 }
 
-interface NetworkLike {
-  sendRequests(r: CStoreRequestT): void;
+/** What the node uses of a dcmjs-dimse Network (a Client's, or the Scp's for C-GET) to send on it directly. */
+export interface NetworkLike {
+  socket: Socket;
+  _getNextMessageId(): number;
+  /** dcmjs-dimse hands every received PDU to this method (looked up at each call, so it can be wrapped). */
+  _processPdu(pdu: Buffer): Promise<void>;
+  /** Requests awaiting a response: dcmjs-dimse hands a response it reads itself to the one whose Message ID it answers. */
+  pending: PendingRequest[];
 }
 
-/** A channel over a dcmjs-dimse Network; `lost` rejects everything outstanding once it settles. */
-export function networkChannel(network: NetworkLike, association: AssociationT, lost: Promise<unknown>): StoreChannel {
+interface PendingRequest {
+  getMessageId(): number;
+  raiseResponseEvent(response: ResponseT): void;
+  raiseDoneEvent(): void;
+}
+
+/** CommandField of a C-STORE-RSP (PS3.7 E.1). */
+const C_STORE_RSP = 0x8001;
+
+/** C-STORE-RSPs awaited on a network, by Message ID. */
+const awaited = new WeakMap<NetworkLike, Map<number, (answer: StoreAnswer) => void>>();
+
+/**
+ * The C-STORE responses the node waits for are read from the PDU by the node (dimse/pdata.ts):
+ * dcmjs-dimse would parse each command set through dcmjs (a dictionary copy, ~1 ms) and then
+ * look the request up in a list that only grows. Every other PDU goes to dcmjs-dimse as before.
+ */
+function awaitedResponses(network: NetworkLike): Map<number, (answer: StoreAnswer) => void> {
+  let map = awaited.get(network);
+  if (map) return map;
+  const waiting = new Map<number, (answer: StoreAnswer) => void>();
+  map = waiting;
+  awaited.set(network, waiting);
+  const process = network._processPdu.bind(network);
+  network._processPdu = (pdu: Buffer) => {
+    const rsp = waiting.size > 0 ? readResponsePdu(pdu) : undefined;
+    const answer = rsp?.commandField === C_STORE_RSP ? waiting.get(rsp.messageIdBeingRespondedTo) : undefined;
+    if (!rsp || !answer) return process(pdu);
+    waiting.delete(rsp.messageIdBeingRespondedTo);
+    answer({ status: rsp.status, comment: rsp.errorComment });
+    return Promise.resolve();
+  };
+  return waiting;
+}
+
+/** The accepted presentation context for a SOP class in a transfer syntax. */
+function contextIdFor(association: AssociationT, sopClassUid: string, ts: string): number | undefined {
+  for (const { id } of association.getPresentationContexts()) {
+    const pc = association.getPresentationContext(id);
+    if (pc.getResult() === ACCEPT && pc.getAbstractSyntaxUid() === sopClassUid && pc.getAcceptedTransferSyntaxUid() === ts) return id;
+  }
+  return undefined;
+}
+
+/**
+ * A channel over a dcmjs-dimse Network: the C-STORE-RQ is written by the node (dimse/pdata.ts,
+ * one gathered socket write, the data set's bytes as they are) and its response read by the node
+ * too. `lost` rejects everything outstanding once it settles.
+ */
+export function networkChannel(
+  network: NetworkLike,
+  association: AssociationT,
+  lost: Promise<unknown>,
+  moveOriginator?: { aeTitle: string; messageId: number },
+): StoreChannel {
   let gone: Error | undefined;
   const waiting = new Set<(e: Error) => void>();
+  const responses = awaitedResponses(network);
   void lost.then(
     () => fail(new Error('association closed')),
     (e: unknown) => fail(e instanceof Error ? e : new Error(String(e))),
@@ -182,16 +243,35 @@ export function networkChannel(network: NetworkLike, association: AssociationT, 
   }
   return {
     association,
-    send(request) {
+    send(message) {
       if (gone) return Promise.reject(gone);
-      return new Promise<ResponseT>((resolve, reject) => {
+      const contextId = contextIdFor(association, message.sopClassUid, message.transferSyntaxUid);
+      if (contextId === undefined)
+        return Promise.reject(new Error(`no accepted context for ${message.sopClassUid} in ${message.transferSyntaxUid}`));
+      return new Promise<StoreAnswer>((resolve, reject) => {
         const onLost = (e: Error) => reject(e);
         waiting.add(onLost);
-        request.on('response', (rsp: ResponseT) => {
+        const messageId = network._getNextMessageId();
+        const answered = (answer: StoreAnswer) => {
           waiting.delete(onLost);
-          resolve(rsp);
+          responses.delete(messageId);
+          resolve(answer);
+        };
+        responses.set(messageId, answered);
+        // A response the node does not read itself (its command set split over PDUs, say) is read
+        // by dcmjs-dimse, which looks for the request here.
+        network.pending.push({
+          getMessageId: () => messageId,
+          raiseResponseEvent: (rsp) => answered({ status: rsp.getStatus(), comment: rsp.getErrorComment() || undefined }),
+          raiseDoneEvent: () => undefined,
         });
-        network.sendRequests(request);
+        const command = storeRequestCommandSet({
+          sopClassUid: message.sopClassUid,
+          sopInstanceUid: message.sopInstanceUid,
+          messageId,
+          moveOriginator,
+        });
+        writeMessage(network.socket, contextId, association.getMaxPduLength(), command, message.dataset);
       });
     },
   };
@@ -200,81 +280,38 @@ export function networkChannel(network: NetworkLike, association: AssociationT, 
 export interface RunHooks {
   /** After each sub-operation (for pending C-MOVE/C-GET responses). */
   progress?(report: StoreReport): void;
-  /** Checked before each sub-operation: true stops after the current one. */
+  /** Checked before each sub-operation: true stops after the ones on the wire. */
   cancelled?(): boolean;
 }
 
-type Prepared = { ok: true; request: CStoreRequestT } | { ok: false; status: number; comment: string };
+type Prepared = { ok: true; message: OutgoingStore } | { ok: false; status: number; comment: string };
 
 /**
- * Sends the items on the channel one by one, reading the next instance while the current one
- * is on the wire. Every item ends as completed, warning or failed (or remaining on cancel).
+ * Sends the items on the channels, each channel taking the next item from one queue as soon as
+ * its previous one is answered (one outstanding C-STORE per association: the node does not
+ * negotiate an asynchronous operations window) and reading its next instance while the current
+ * one is on the wire. Channels still opening take part once they are open; one that fails to open
+ * takes nothing. Every item ends as completed, warning or failed (or remaining on cancel); items
+ * left when every channel is lost fail with the reason.
  */
 export async function runSubOperations(
   deps: Pick<ScuDeps, 'storage' | 'transcoder' | 'log'>,
-  channel: StoreChannel,
+  channels: StoreChannel | Array<Promise<StoreChannel>>,
   items: StoreItem[],
   hooks: RunHooks = {},
 ): Promise<StoreReport> {
   const report: StoreReport = { completed: 0, warning: 0, failed: 0, results: [], remaining: items.length, cancelled: false };
-  const accepted = acceptedSyntaxes(channel.association);
+  const opening = Array.isArray(channels) ? channels : [Promise.resolve(channels)];
+  // The queue: items in order, and read-ahead items handed back by an association that was lost.
+  let at = 0;
+  const returned: StoreItem[] = [];
   let lost: Error | undefined;
-
-  const prepare = async (item: StoreItem): Promise<Prepared> => {
-    const target = chooseSyntax(item.transfer_syntax_uid, accepted.get(item.sop_class_uid) ?? []);
-    if (!target) {
-      return {
-        ok: false,
-        status: DimseStatus.SopClassNotSupported,
-        comment: `no accepted presentation context for ${item.sop_class_uid} in a usable syntax`,
-      };
-    }
-    try {
-      const load = () => verifiedReadAll(deps.storage, item.storage_key, item.sha256);
-      const bytes =
-        target === item.transfer_syntax_uid
-          ? await load()
-          : await deps.transcoder.cached(
-              { sopInstanceUid: item.sop_instance_uid, sizeBytes: item.size_bytes },
-              item.transfer_syntax_uid,
-              target,
-              load,
-            );
-      const { offset, transferSyntaxUid } = splitPart10(bytes);
-      if (transferSyntaxUid !== target) throw new Error(`instance is ${transferSyntaxUid}, expected ${target}`);
-      const ds = new EncodedDataset(bytes.subarray(offset), target, item.sop_class_uid, item.sop_instance_uid);
-      return { ok: true, request: new CStoreRequest(ds) };
-    } catch (err) {
-      // A damaged blob is the node's failure, never sent as the instance.
-      const status = err instanceof IntegrityError ? DimseStatus.ProcessingFailure : DimseStatus.CannotUnderstand;
-      return { ok: false, status, comment: errorMessage(err) };
-    }
+  const stopped = () => {
+    if (!report.cancelled && hooks.cancelled?.()) report.cancelled = true;
+    return report.cancelled;
   };
-
-  let next: Promise<Prepared> | undefined = items[0] ? prepare(items[0]) : undefined;
-  for (let i = 0; i < items.length; i++) {
-    const item = items[i]!;
-    if (hooks.cancelled?.()) {
-      report.cancelled = true;
-      break;
-    }
-    const prepared = await next!;
-    next = items[i + 1] && !lost ? prepare(items[i + 1]!) : undefined;
-    let result: SubOperationResult;
-    if (lost) {
-      result = { sopInstanceUid: item.sop_instance_uid, outcome: 'failed', status: DimseStatus.OutOfResources, comment: lost.message };
-    } else if (!prepared.ok) {
-      result = { sopInstanceUid: item.sop_instance_uid, outcome: 'failed', status: prepared.status, comment: prepared.comment };
-    } else {
-      try {
-        const rsp = await channel.send(prepared.request);
-        const status = rsp.getStatus();
-        result = { sopInstanceUid: item.sop_instance_uid, outcome: outcomeOf(status), status, comment: rsp.getErrorComment() || undefined };
-      } catch (err) {
-        lost = err instanceof Error ? err : new Error(String(err));
-        result = { sopInstanceUid: item.sop_instance_uid, outcome: 'failed', status: DimseStatus.OutOfResources, comment: lost.message };
-      }
-    }
+  const take = (): StoreItem | undefined => (report.cancelled ? undefined : (returned.pop() ?? items[at++]));
+  const record = (result: SubOperationResult) => {
     report.results.push(result);
     report[result.outcome]++;
     report.remaining--;
@@ -282,10 +319,107 @@ export async function runSubOperations(
       deps.log.debug({ sop: result.sopInstanceUid, status: result.status, reason: result.comment }, 'C-STORE sub-operation failed');
     }
     hooks.progress?.(report);
+  };
+
+  const worker = async (channel: StoreChannel) => {
+    const accepted = acceptedSyntaxes(channel.association);
+    let item = stopped() ? undefined : take();
+    let next: Promise<Prepared> | undefined = item ? prepare(deps, accepted, item) : undefined;
+    while (item) {
+      const prepared = await next!;
+      // C-CANCEL (or the caller gone) stops before the next sub-operation; what is not sent stays remaining.
+      if (stopped()) break;
+      const current = item;
+      item = take();
+      next = item ? prepare(deps, accepted, item) : undefined;
+      if (!prepared.ok) {
+        record({ sopInstanceUid: current.sop_instance_uid, outcome: 'failed', status: prepared.status, comment: prepared.comment });
+        continue;
+      }
+      try {
+        const rsp = await channel.send(prepared.message);
+        record({ sopInstanceUid: current.sop_instance_uid, outcome: outcomeOf(rsp.status), status: rsp.status, comment: rsp.comment });
+      } catch (err) {
+        lost = err instanceof Error ? err : new Error(String(err));
+        record({ sopInstanceUid: current.sop_instance_uid, outcome: 'failed', status: DimseStatus.OutOfResources, comment: lost.message });
+        // This association is gone: the item it read ahead goes back to the others.
+        if (item) returned.push(item);
+        item = undefined;
+      }
+    }
+    // A read-ahead left over (cancel, loss) must not reject unobserved.
+    void next?.catch(() => undefined);
+  };
+  // Done when no association is sending and nothing is left to send (or none can open any more).
+  // An association still opening is not waited for once the queue is empty: a peer taking one
+  // association at a time opens it only after the others are released.
+  let active = 0;
+  let stillOpening = opening.length;
+  await new Promise<void>((resolve) => {
+    const check = () => {
+      const nothingLeft = report.cancelled || (returned.length === 0 && at >= items.length);
+      if (active === 0 && (nothingLeft || stillOpening === 0)) resolve();
+    };
+    for (const o of opening) {
+      o.then(
+        (channel) => {
+          stillOpening--;
+          active++;
+          void worker(channel).finally(() => {
+            active--;
+            check();
+          });
+        },
+        () => {
+          stillOpening--;
+          check();
+        },
+      );
+    }
+  });
+  // Every association was lost (or none opened): what nobody sent fails, unless it was cancelled.
+  for (let item = take(); item; item = take()) {
+    const comment = lost?.message ?? 'no association';
+    record({ sopInstanceUid: item.sop_instance_uid, outcome: 'failed', status: DimseStatus.OutOfResources, comment });
   }
-  // A read-ahead left over (cancel) must not reject unobserved.
-  void next?.catch(() => undefined);
   return report;
+}
+
+/** Reads (and transcodes if it must) one instance for the wire. */
+async function prepare(deps: Pick<ScuDeps, 'storage' | 'transcoder'>, accepted: Map<string, string[]>, item: StoreItem): Promise<Prepared> {
+  const target = chooseSyntax(item.transfer_syntax_uid, accepted.get(item.sop_class_uid) ?? []);
+  if (!target) {
+    return {
+      ok: false,
+      status: DimseStatus.SopClassNotSupported,
+      comment: `no accepted presentation context for ${item.sop_class_uid} in a usable syntax`,
+    };
+  }
+  try {
+    const load = () => verifiedReadAll(deps.storage, item.storage_key, item.sha256);
+    const bytes =
+      target === item.transfer_syntax_uid
+        ? await load()
+        : await deps.transcoder.cached(
+            { sopInstanceUid: item.sop_instance_uid, sizeBytes: item.size_bytes },
+            item.transfer_syntax_uid,
+            target,
+            load,
+          );
+    const { offset, transferSyntaxUid } = splitPart10(bytes);
+    if (transferSyntaxUid !== target) throw new Error(`instance is ${transferSyntaxUid}, expected ${target}`);
+    const message = {
+      sopClassUid: item.sop_class_uid,
+      sopInstanceUid: item.sop_instance_uid,
+      transferSyntaxUid: target,
+      dataset: bytes.subarray(offset),
+    };
+    return { ok: true, message };
+  } catch (err) {
+    // A damaged blob is the node's failure, never sent as the instance.
+    const status = err instanceof IntegrityError ? DimseStatus.ProcessingFailure : DimseStatus.CannotUnderstand;
+    return { ok: false, status, comment: errorMessage(err) };
+  }
 }
 
 export interface AssociationHandle {
@@ -302,6 +436,7 @@ export function openAssociation(
   deps: ScuDeps,
   node: Pick<RemoteNode, 'aeTitle' | 'host' | 'port' | 'tls'>,
   contexts: Map<string, Set<string>>,
+  moveOriginator?: { aeTitle: string; messageId: number },
 ): Promise<AssociationHandle> {
   const client: ClientT = new Client();
   // dcmjs-dimse needs one request to send the association; a C-ECHO checks the peer as well.
@@ -366,7 +501,7 @@ export function openAssociation(
       if (settled || !association) return;
       settled = true;
       resolve({
-        channel: networkChannel(network, association, closed),
+        channel: networkChannel(network, association, closed, moveOriginator),
         release: async () => {
           // A peer that never answers the release is cut off.
           const timer = setTimeout(() => {
@@ -385,15 +520,28 @@ export function openAssociation(
   });
 }
 
+export interface StoreOptions {
+  /**
+   * Associations to send on at once (C-MOVE: DICOM_MOVE_ASSOCIATIONS). The first is opened
+   * before anything is sent; the others join as the peer accepts them (one that refuses them,
+   * or takes one association at a time, gets everything on the first).
+   */
+  associations?: number;
+  /** C-MOVE sub-operations name the C-MOVE they serve (PS3.7 9.3.1.1). */
+  moveOriginator?: { aeTitle: string; messageId: number };
+}
+
 /**
- * C-STORE SCU: sends the items to the node on one association. Never throws for the peer's
- * sake: an unreachable node or a rejected association fails every item.
+ * C-STORE SCU: sends the items to the node (on one association unless `opts.associations` says
+ * more). Never throws for the peer's sake: an unreachable node or a rejected association fails
+ * every item.
  */
 export async function storeToNode(
   deps: ScuDeps,
   node: Pick<RemoteNode, 'aeTitle' | 'host' | 'port' | 'tls'>,
   items: StoreItem[],
   hooks: RunHooks = {},
+  opts: StoreOptions = {},
 ): Promise<StoreReport> {
   if (items.length === 0) return { completed: 0, warning: 0, failed: 0, results: [], remaining: 0, cancelled: false };
   const contexts = new Map<string, Set<string>>();
@@ -404,7 +552,7 @@ export async function storeToNode(
   }
   let handle: AssociationHandle;
   try {
-    handle = await openAssociation(deps, node, contexts);
+    handle = await openAssociation(deps, node, contexts, opts.moveOriginator);
   } catch (err) {
     const comment = errorMessage(err);
     deps.log.warn({ node: node.aeTitle, reason: comment }, 'C-STORE SCU: association failed');
@@ -418,9 +566,23 @@ export async function storeToNode(
     hooks.progress?.(report);
     return report;
   }
+  const extras: Array<Promise<AssociationHandle>> = [];
+  for (let i = 1; i < Math.min(opts.associations ?? 1, items.length); i++) {
+    const extra = openAssociation(deps, node, contexts, opts.moveOriginator);
+    extra.catch((err: unknown) =>
+      deps.log.debug({ node: node.aeTitle, reason: errorMessage(err) }, 'C-STORE SCU: extra association failed'),
+    );
+    extras.push(extra);
+  }
   try {
-    return await runSubOperations(deps, handle.channel, items, hooks);
+    return await runSubOperations(deps, [Promise.resolve(handle.channel), ...extras.map((e) => e.then((h) => h.channel))], items, hooks);
   } finally {
+    // Extras still opening are released once open (they send nothing more).
+    for (const extra of extras)
+      extra.then(
+        (h) => void h.release(),
+        () => undefined,
+      );
     await handle.release();
   }
 }
@@ -474,9 +636,10 @@ export function scuDeps(core: {
   storage: BlobStorage;
   transcoder: Transcoder;
   log: Logger;
-  config: { dicom: { aeTitle: string; tls: TlsFiles } };
+  config: { dicom: { aeTitle: string; tls: TlsFiles; moveAssociations: number } };
 }): ScuDeps {
   return {
+    moveAssociations: core.config.dicom.moveAssociations,
     storage: core.storage,
     transcoder: core.transcoder,
     log: core.log,

@@ -47,6 +47,8 @@ export const envSchema = z.object({
   // 16 KB, as DCMTK: dcmjs-dimse spends more CPU per byte on larger PDUs (measured: +30 %).
   DICOM_MAX_PDU: z.coerce.number().int().min(4096).max(4_194_304).default(16384),
   DICOM_MAX_ASSOCIATIONS: z.coerce.number().int().min(1).max(1000).default(32),
+  /** Associations a C-MOVE opens to its destination at once (sub-operations taken from one queue). */
+  DICOM_MOVE_ASSOCIATIONS: z.coerce.number().int().min(1).max(16).default(2),
   /** Share of DICOM_MAX_ASSOCIATIONS one calling AE title / one peer address may hold (one peer cannot lock out the rest). */
   DICOM_MAX_ASSOCIATIONS_PER_AE: z.coerce.number().int().min(1).max(1000).default(8),
   DICOM_MAX_ASSOCIATIONS_PER_ADDRESS: z.coerce.number().int().min(1).max(1000).default(16),
@@ -236,6 +238,7 @@ export interface Config {
     checkCalledAe: boolean;
     maxPdu: number;
     maxAssociations: number;
+    moveAssociations: number;
     maxAssociationsPerAe: number;
     maxAssociationsPerAddress: number;
     artimTimeoutMs: number;
@@ -616,6 +619,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       checkCalledAe: e.DICOM_CHECK_CALLED_AE,
       maxPdu: e.DICOM_MAX_PDU,
       maxAssociations: e.DICOM_MAX_ASSOCIATIONS,
+      moveAssociations: e.DICOM_MOVE_ASSOCIATIONS,
       maxAssociationsPerAe: e.DICOM_MAX_ASSOCIATIONS_PER_AE,
       maxAssociationsPerAddress: e.DICOM_MAX_ASSOCIATIONS_PER_ADDRESS,
       artimTimeoutMs: e.DICOM_ARTIM_TIMEOUT_SECONDS * 1000,

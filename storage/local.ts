@@ -170,12 +170,12 @@ export class LocalStorage implements BlobStorage {
     }
   }
 
-  async putFile(key: string, source: string, opts: { move?: boolean; contentType?: string } = {}): Promise<number> {
+  async putFile(key: string, source: string, opts: { move?: boolean; contentType?: string; synced?: boolean } = {}): Promise<number> {
     const target = this.pathFor(key);
     if (opts.move) {
       try {
-        // Durable before it becomes visible, exactly as put's temp file.
-        const size = await fsyncFile(source);
+        // Durable before it becomes visible, exactly as put's temp file (unless the caller synced it).
+        const size = opts.synced ? (await stat(source)).size : await fsyncFile(source);
         await this.publish(source, target);
         return size;
       } catch (err) {

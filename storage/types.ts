@@ -26,8 +26,10 @@ export interface BlobStorage {
   /**
    * Store a file that already exists on local disk. With `move: true` the back end may take the
    * file over (the local back end renames it in place, the others delete it after upload).
+   * `synced`: the caller has already fsynced the file it hands over with `move` (the local back
+   * end then only renames it and syncs the directory).
    */
-  putFile(key: string, path: string, opts?: { move?: boolean; contentType?: string }): Promise<number>;
+  putFile(key: string, path: string, opts?: { move?: boolean; contentType?: string; synced?: boolean }): Promise<number>;
   /** Read an object, or the inclusive byte range of it. Throws StorageError('not-found'). */
   get(key: string, range?: ByteRange): Promise<Readable>;
   /** Size of the object, or undefined when absent. */

@@ -151,6 +151,46 @@ function describeRetrieve(dbName: string, env: () => Promise<Record<string, stri
       expect(fs.readdirSync(destDir).filter((f) => f.startsWith('CT.'))).to.have.length(ct.length);
     });
 
+    it('C-MOVE to a destination taking several associations at once sends every sub-operation over more than one, counts exact', async () => {
+      // storescp --fork serves each association in its own process; each received file runs a
+      // shell that writes its parent's pid (the association's process), so the log counts them.
+      const forkDir = await tempDir('forkscp');
+      const log = path.join(forkDir, '..', `${path.basename(forkDir)}.log`);
+      const fork = await startStorescp(await freePort(), forkDir, { aeTitle: 'FORKSCP', args: ['--fork', '-xcr', `echo $PPID >> ${log}`] });
+      try {
+        await createRemoteNode(node.db, {
+          aeTitle: 'FORKSCP',
+          host: '127.0.0.1',
+          port: fork.port,
+          tls: false,
+          description: null,
+          allowQueryRetrieve: true,
+          stowUrl: null,
+        });
+        const responses = await moveWithClient(node.dicomPort, CMoveRequest.createStudyMoveRequest('FORKSCP', study));
+        const final = responses.at(-1)!;
+        expect(final.getStatus()).to.equal(0x0000);
+        expect(final.getCompleted()).to.equal(ct.length);
+        expect(final.getFailures()).to.equal(0);
+        expect(final.getWarnings()).to.equal(0);
+        const pending = responses.slice(0, -1);
+        expect(pending).to.have.length(ct.length - 1);
+        // Each pending response counts one more completed sub-operation, whichever association sent it.
+        expect(pending.map((p) => p.getCompleted())).to.deep.equal(pending.map((_, i) => i + 1));
+        expect(pending.every((p) => p.getRemaining() + p.getCompleted() === ct.length)).to.equal(true);
+        expect(fs.readdirSync(forkDir).filter((f) => f.startsWith('CT.'))).to.have.length(ct.length);
+        const deadline = Date.now() + 30_000;
+        const lines = () => (fs.existsSync(log) ? fs.readFileSync(log, 'utf8').trim().split('\n') : []);
+        while (lines().length < ct.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+        expect(lines()).to.have.length(ct.length);
+        expect(new Set(lines()).size).to.be.greaterThan(1);
+      } finally {
+        await fork.stop();
+        await fsp.rm(forkDir, { recursive: true, force: true });
+        await fsp.rm(log, { force: true });
+      }
+    });
+
     it('reports the counts in pending and final responses (study root, series level)', async () => {
       const series = (await node
         .db('series')

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -225,6 +225,35 @@ describe('LocalStorage', function () {
         expect(await partFiles()).to.deep.equal([]);
       } finally {
         await rm(otherFs, { recursive: true, force: true });
+      }
+    });
+
+    it('putFile of a file its caller already synced (move, synced) renames it in place with no second fsync of it', async function () {
+      // The ingest path fsyncs its spool file while the header is parsed; storage then only
+      // renames it and syncs the directory. Syncs are counted on FileHandle itself.
+      const probe = await open(path.join(root, '..'), 'r');
+      const proto = Object.getPrototypeOf(probe) as { sync(): Promise<void> };
+      await probe.close();
+      await storage.put('studies/s/x.dcm', Readable.from([Buffer.from('x')]));
+      const sync = proto.sync;
+      let syncs = 0;
+      proto.sync = function (this: unknown) {
+        syncs++;
+        return sync.call(this);
+      };
+      try {
+        const body = randomBytes(20_000);
+        const synced = path.join(root, '..', 'synced.part');
+        await writeFile(synced, body);
+        expect(await storage.putFile('studies/s/synced.dcm', synced, { move: true, synced: true })).to.equal(body.length);
+        expect(syncs, 'the directory only').to.equal(1);
+        const plain = path.join(root, '..', 'plain.part');
+        await writeFile(plain, body);
+        await storage.putFile('studies/s/plain.dcm', plain, { move: true });
+        expect(syncs, 'the file, then the directory').to.equal(3);
+        expect((await readAll(await storage.get('studies/s/synced.dcm'))).equals(body)).to.equal(true);
+      } finally {
+        proto.sync = sync;
       }
     });
 

@@ -93,6 +93,16 @@ const metaUidNames: Record<'mediaStorageSopClassUid' | 'mediaStorageSopInstanceU
   mediaStorageSopInstanceUid: 'meta (0002,0003) Media Storage SOP Instance UID',
 };
 
+/** fsync of a file's contents. */
+async function syncFile(filePath: string): Promise<void> {
+  const fh = await fsp.open(filePath, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
 /** The refusal of a UID that is not one, naming the element and (shortened) the value. */
 function invalidUid(name: string, value: string): RadiantError {
   const shown = value.length > 70 ? `${value.slice(0, 70)}...` : value;
@@ -172,6 +182,10 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
     if (stat.size > this.opts.maxInstanceBytes) {
       throw new RadiantError('too-large', `instance larger than ${this.opts.maxInstanceBytes} bytes`);
     }
+    // A spool file goes into local storage by rename, which needs its bytes durable first: that
+    // fsync runs while the header is parsed rather than after.
+    const synced = owned && this.storage.kind === 'local' ? syncFile(filePath) : undefined;
+    synced?.catch(() => undefined);
     // The digest is read beside the header parse (the file is in the page cache for both).
     const [parsed, sha256] = await Promise.all([this.parser.parse(filePath), sha256File(filePath)]);
     if (!parsed.ok) throw new RadiantError(parsed.kind, parsed.error);
@@ -203,7 +217,14 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
 
     const marker = await this.opts.journal?.begin({ storageKey, sopInstanceUid: header.sopInstanceUid });
     try {
-      return await this.storeAndIndex(header, filePath, owned, ctx, base, sha256);
+      // A failed early fsync is not an answer: storage syncs (and reports) on its own then.
+      const isSynced = synced
+        ? await synced.then(
+            () => true,
+            () => false,
+          )
+        : false;
+      return await this.storeAndIndex(header, filePath, owned, isSynced, ctx, base, sha256);
     } finally {
       if (marker) await this.opts.journal?.end(marker);
     }
@@ -213,6 +234,7 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
     header: ValidatedHeader,
     filePath: string,
     owned: boolean,
+    synced: boolean,
     ctx: IngestContext,
     base: Omit<IngestResult, 'outcome'>,
     sha256: string,
@@ -220,7 +242,7 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
     const { storageKey } = base;
     let sizeBytes: number;
     try {
-      sizeBytes = await this.storage.putFile(storageKey, filePath, { move: owned, contentType: 'application/dicom' });
+      sizeBytes = await this.storage.putFile(storageKey, filePath, { move: owned, synced, contentType: 'application/dicom' });
     } catch (err) {
       // Keys come from validated UIDs, so whatever the store says, it is the store's problem:
       // out of resources, and the peer may retry later. The details go to the log, not the peer.

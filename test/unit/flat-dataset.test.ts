@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import dimse from 'dcmjs-dimse';
-import { messagePdus, responseCommandSet } from '../../dimse/pdata.js';
+import { messagePdus, readResponsePdu, responseCommandSet, storeRequestCommandSet, writeMessage } from '../../dimse/pdata.js';
 import { writeFlatDataset, type FlatElement } from '../../src/dicom/flat-dataset.js';
 import { TS } from '../../src/dicom/transfer-syntax.js';
 
@@ -77,5 +77,106 @@ describe('unit: flat data set writer and P-DATA-TF PDUs', () => {
     }
     expect(Buffer.concat(fragments).equals(dataset)).to.equal(true);
     expect(messagePdus(1, 0, command).length).to.equal(1);
+  });
+
+  it('a C-STORE-RQ command set (with the move originator) reads back through dcmjs-dimse', () => {
+    const bytes = storeRequestCommandSet({
+      sopClassUid: '1.2.840.10008.5.1.4.1.1.2',
+      sopInstanceUid: '1.2.3.4.5',
+      messageId: 42,
+      moveOriginator: { aeTitle: 'MOVESCU', messageId: 7 },
+    });
+    const ds = new dimse.Dataset(bytes, TS.ImplicitVRLittleEndian);
+    expect(ds.getElement('CommandGroupLength')).to.equal(bytes.length - 12);
+    expect(ds.getElement('CommandField')).to.equal(0x0001);
+    expect(ds.getElement('MessageID')).to.equal(42);
+    expect(ds.getElement('AffectedSOPClassUID')).to.equal('1.2.840.10008.5.1.4.1.1.2');
+    expect(ds.getElement('AffectedSOPInstanceUID')).to.equal('1.2.3.4.5');
+    expect(ds.getElement('Priority')).to.equal(0);
+    expect(ds.getElement('CommandDataSetType')).to.not.equal(0x0101);
+    expect(ds.getElement('MoveOriginatorApplicationEntityTitle')).to.equal('MOVESCU');
+    expect(ds.getElement('MoveOriginatorMessageID')).to.equal(7);
+  });
+
+  it('C-STORE and C-MOVE responses carry the instance, the error comment and the sub-operation counts', () => {
+    const store = new dimse.Dataset(
+      responseCommandSet({
+        affectedSopClassUid: '1.2.840.10008.5.1.4.1.1.2',
+        commandField: 0x8001,
+        messageIdBeingRespondedTo: 3,
+        status: 0xa900,
+        hasDataset: false,
+        affectedSopInstanceUid: '1.2.3',
+        errorComment: 'Affected SOP Instance UID differs',
+      }),
+      TS.ImplicitVRLittleEndian,
+    );
+    expect(store.getElement('AffectedSOPInstanceUID')).to.equal('1.2.3');
+    expect(store.getElement('ErrorComment')).to.equal('Affected SOP Instance UID differs');
+    expect(store.getElement('CommandDataSetType')).to.equal(0x0101);
+    const move = new dimse.Dataset(
+      responseCommandSet({
+        affectedSopClassUid: '1.2.840.10008.5.1.4.1.2.2.2',
+        commandField: 0x8021,
+        messageIdBeingRespondedTo: 9,
+        status: 0xff00,
+        hasDataset: false,
+        counts: { remaining: 5, completed: 3, failed: 1, warning: 2 },
+      }),
+      TS.ImplicitVRLittleEndian,
+    );
+    expect(move.getElement('NumberOfRemainingSuboperations')).to.equal(5);
+    expect(move.getElement('NumberOfCompletedSuboperations')).to.equal(3);
+    expect(move.getElement('NumberOfFailedSuboperations')).to.equal(1);
+    expect(move.getElement('NumberOfWarningSuboperations')).to.equal(2);
+  });
+
+  it('writes a message as the same PDUs, corked, the data set not copied', () => {
+    const command = Buffer.alloc(40, 1);
+    const dataset = Buffer.alloc(1000, 2);
+    const written: Buffer[] = [];
+    const calls: string[] = [];
+    const sink = {
+      cork: () => calls.push('cork'),
+      uncork: () => calls.push('uncork'),
+      write: (b: Buffer) => {
+        written.push(b);
+        return true;
+      },
+    };
+    writeMessage(sink, 3, 256, command, dataset);
+    expect(calls).to.deep.equal(['cork', 'uncork']);
+    expect(Buffer.concat(written).equals(Buffer.concat(messagePdus(3, 256, command, dataset)))).to.equal(true);
+    // The fragments are views of the data set's memory.
+    expect(written.some((b) => b.buffer === dataset.buffer && b.length === 250)).to.equal(true);
+  });
+
+  it('reads a C-STORE-RSP back from its PDU; a PDU that is not one whole command set is left alone', () => {
+    const command = responseCommandSet({
+      affectedSopClassUid: '1.2.840.10008.5.1.4.1.1.2',
+      commandField: 0x8001,
+      messageIdBeingRespondedTo: 513,
+      status: 0xb007,
+      hasDataset: false,
+      affectedSopInstanceUid: '1.2.3',
+      errorComment: 'coerced',
+    });
+    const [pdu] = messagePdus(5, 16384, command);
+    expect(readResponsePdu(pdu!)).to.deep.equal({
+      commandField: 0x8001,
+      messageIdBeingRespondedTo: 513,
+      status: 0xb007,
+      errorComment: 'coerced',
+    });
+    // Split over two PDUs, or followed by a data set: dcmjs-dimse reads those.
+    const split = messagePdus(5, 64, command);
+    expect(split.length).to.be.greaterThan(1);
+    expect(split.map((p) => readResponsePdu(p))).to.deep.equal(split.map(() => undefined));
+    const withData = responseCommandSet({
+      ...{ affectedSopClassUid: '1.2', commandField: 0x8020, messageIdBeingRespondedTo: 1 },
+      status: 0xff00,
+      hasDataset: true,
+    });
+    expect(readResponsePdu(messagePdus(1, 0, withData)[0]!)).to.equal(undefined);
   });
 });
