@@ -38,8 +38,14 @@ export const envSchema = z.object({
   S3_ACCESS_KEY: z.string().optional(),
   S3_SECRET_KEY: z.string().optional(),
   S3_ENDPOINT: z.url().optional(),
+  /** Server-side encryption asked for on every put (x-amz-server-side-encryption); unset: the bucket's default. */
+  S3_SSE: z.enum(['AES256', 'aws:kms']).optional(),
+  /** The KMS key for S3_SSE=aws:kms (id, ARN or alias); unset: the account's aws/s3 key. */
+  S3_SSE_KMS_KEY_ID: z.string().min(1).max(2048).optional(),
   AZURE_STORAGE_CONNECTION_STRING: z.string().min(1).optional(),
   AZURE_CONTAINER: z.string().min(3).max(63).optional(),
+  /** Azure encryption scope named on every put (x-ms-encryption-scope); unset: the container's default. */
+  AZURE_ENCRYPTION_SCOPE: z.string().min(3).max(63).optional(),
   TEMP_PATH: z.string().min(1).optional(),
   DICOM_AE_TITLE: aeTitle.default('RADIANT'),
   DICOM_PORT: port.default(11112),
@@ -538,6 +544,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   }
 
   const storageType = e.STORAGE_TYPE ?? (e.MODE === 'online' ? 's3' : 'local');
+  // A KMS key with AES256 (or no SSE) would be silently ignored by S3: say so at start-up instead.
+  if (e.S3_SSE_KMS_KEY_ID && e.S3_SSE !== 'aws:kms') throw new ConfigError('S3_SSE_KMS_KEY_ID needs S3_SSE=aws:kms');
   const localRoot = path.resolve(cwd, e.LOCAL_STORAGE_PATH ?? path.join(dataDir, 'storage'));
   let storage: StorageOptions;
   switch (storageType) {
@@ -552,6 +560,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
         accessKeyId: e.S3_ACCESS_KEY,
         secretAccessKey: e.S3_SECRET_KEY,
         endpoint: e.S3_ENDPOINT,
+        ...(e.S3_SSE ? { sse: e.S3_SSE } : {}),
+        ...(e.S3_SSE_KMS_KEY_ID ? { sseKmsKeyId: e.S3_SSE_KMS_KEY_ID } : {}),
       };
       break;
     case 'azure':
@@ -559,6 +569,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
         type: 'azure',
         connectionString: required(e.AZURE_STORAGE_CONNECTION_STRING, 'AZURE_STORAGE_CONNECTION_STRING', 'when STORAGE_TYPE=azure'),
         container: required(e.AZURE_CONTAINER, 'AZURE_CONTAINER', 'when STORAGE_TYPE=azure'),
+        ...(e.AZURE_ENCRYPTION_SCOPE ? { encryptionScope: e.AZURE_ENCRYPTION_SCOPE } : {}),
       };
       break;
   }
