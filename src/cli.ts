@@ -24,6 +24,7 @@ import { formatTable, summarize, type EvalModel, type StudyOutcome } from './ana
 import { jobHandlers } from './jobs/handlers.js';
 import { startJobWorker } from './jobs/start.js';
 import type { JobWorker } from './jobs/worker.js';
+import { previewRetention, runRetention } from './retention/retention.js';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 
@@ -48,6 +49,17 @@ const usage = `usage: radiant <command>
   model pull <hf:user/repo/file.gguf> [--dir <folder>] [--timeout <s>]
                         download a GGUF file (default folder: DATA_DIR/models; HF_TOKEN for gated
                         repositories; --timeout bounds the look-up, default 30 s)
+  retention [--dry-run] [--limit <n>]
+                        apply RETENTION_RULES now through the one delete path (audited), at most
+                        RETENTION_MAX_STUDIES_PER_RUN studies (or --limit); --dry-run lists what would be
+                        deleted and kept, and why, and deletes nothing
+  backup <dir> [--with-blobs]
+                        write a consistent database dump (SQLite: VACUUM INTO; PostgreSQL: pg_dump -Fc),
+                        a storage manifest (key, size, SHA-256) and the blobs (local storage; object
+                        storage with --with-blobs) into an empty folder
+  restore <dir> [--force]
+                        restore a backup into this node's (empty) database and storage; --force
+                        replaces what is there. Every blob is checked against the manifest
   conformance [--write | --check]
                         print the DICOM Conformance Statement generated from the code's tables;
                         --write updates docs/conformance.md, --check fails when it differs
@@ -199,6 +211,44 @@ async function runEvalCommand(config: Config, log: Logger, args: string[]): Prom
   } finally {
     await worker?.stop();
     await engine.close();
+    await core.close();
+    await fsp.rm(tempDir, { recursive: true, force: true });
+  }
+}
+
+/** `radiant retention`: 0 when every selected study was deleted (or listed), 1 when some failed, 2 on bad arguments. */
+async function retentionCommand(config: Config, log: Logger, args: string[]): Promise<number> {
+  const dryRun = args.includes('--dry-run');
+  const i = args.indexOf('--limit');
+  const limit = i >= 0 ? Number(args[i + 1]) : config.retention.maxStudiesPerRun;
+  const known = new Set(['--dry-run', '--limit', ...(i >= 0 ? [args[i + 1]] : [])]);
+  if (!Number.isInteger(limit) || limit < 1 || args.some((a) => !known.has(a))) {
+    console.error('usage: radiant retention [--dry-run] [--limit <studies>]');
+    return 2;
+  }
+  if (config.retention.rules.length === 0) {
+    console.log('no retention rules (RETENTION_RULES is unset): nothing to do');
+    return 0;
+  }
+  const tempDir = path.join(path.dirname(config.tempDir), `retention-${process.pid}`);
+  const core = await openCore({ ...config, tempDir }, log, { cleanStorageTemp: false });
+  try {
+    if (dryRun) {
+      const items = await previewRetention(core, config.retention.rules, { limit });
+      for (const it of items) {
+        console.log(
+          `${it.action === 'delete' ? 'would delete' : 'keep        '} ${it.study_instance_uid} (${it.instances} instances): ${it.reason}`,
+        );
+      }
+      const n = items.filter((it) => it.action === 'delete').length;
+      console.log(`dry run: ${n} studies would be deleted, ${items.length - n} kept; nothing was deleted`);
+      return 0;
+    }
+    const r = await runRetention(core, config.retention.rules, { maxStudies: limit, actor: { type: 'system', name: 'cli' } });
+    for (const it of r.deleted) console.log(`deleted ${it.study_instance_uid} (${it.instances} instances): ${it.reason}`);
+    console.log(`${r.deleted.length} studies deleted, ${r.failed} failed${r.truncated ? '; more are due (limit reached)' : ''}`);
+    return r.failed > 0 ? 1 : 0;
+  } finally {
     await core.close();
     await fsp.rm(tempDir, { recursive: true, force: true });
   }
@@ -370,6 +420,8 @@ async function main(argv: string[]): Promise<number> {
       return userCommand(config, args);
     case 'model':
       return modelCommand(config, args);
+    case 'retention':
+      return retentionCommand(config, log, args);
     default:
       console.error(`radiant: unknown command '${command}'\n\n${usage}`);
       return 2;

@@ -13,6 +13,7 @@ import { registerStudyRoutes } from './studies.js';
 import { registerUploadRoutes } from './upload.js';
 import { registerUserRoutes } from './users.js';
 import { registerJobRoutes } from './jobs.js';
+import { registerRetentionRoutes } from './retention.js';
 import { registerSystemRoutes } from './system.js';
 
 /**
@@ -35,6 +36,7 @@ export function apiRoutes(deps: RouteDeps): AppRouter {
   registerReportRoutes(r, deps);
   registerUserRoutes(r, deps);
   registerJobRoutes(r, deps);
+  registerRetentionRoutes(r, deps);
   registerSystemRoutes(r, deps);
   registerDocsRoutes(r);
   return r;
