@@ -25,6 +25,7 @@ import { jobHandlers } from './jobs/handlers.js';
 import { startJobWorker } from './jobs/start.js';
 import type { JobWorker } from './jobs/worker.js';
 import { previewRetention, runRetention } from './retention/retention.js';
+import { BackupError, backupNode, restoreNode } from './backup/backup.js';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 
@@ -254,6 +255,43 @@ async function retentionCommand(config: Config, log: Logger, args: string[]): Pr
   }
 }
 
+/** `radiant backup <dir> [--with-blobs]` and `radiant restore <dir> [--force]`: 0 done, 1 refused or failed, 2 bad arguments. */
+async function backupCommand(config: Config, command: 'backup' | 'restore', args: string[]): Promise<number> {
+  const flag = command === 'backup' ? '--with-blobs' : '--force';
+  const dirs = args.filter((a) => a !== flag);
+  if (dirs.length !== 1 || dirs[0]!.startsWith('-')) {
+    console.error(`usage: radiant ${command} <dir> [${flag}]`);
+    return 2;
+  }
+  const dir = path.resolve(dirs[0]!);
+  try {
+    if (command === 'backup') {
+      const { manifest, bytes } = await backupNode(config, dir, { withBlobs: args.includes(flag) });
+      const copied = manifest.objects.filter((o) => o.copied).length;
+      console.log(
+        `backup ${dir}: ${manifest.database.client} database (${manifest.database.file}), ${manifest.objects.length} objects ` +
+          `(${(bytes / 1e6).toFixed(1)} MB, ${copied} copied), ${JSON.stringify(manifest.counts)}`,
+      );
+      return 0;
+    }
+    const r = await restoreNode(config, dir, { force: args.includes(flag) });
+    console.log(`restored ${dir}: ${r.restored} objects copied, ${JSON.stringify(r.counts)}`);
+    if (r.missing.length > 0) {
+      console.error(
+        `radiant restore: ${r.missing.length} objects of the manifest are in neither the backup nor the storage: ${r.missing.slice(0, 10).join(', ')}`,
+      );
+      return 1;
+    }
+    return 0;
+  } catch (err) {
+    if (err instanceof BackupError || err instanceof ConfigError) {
+      console.error(`radiant ${command}: ${err.message}`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
 async function readPassword(): Promise<string> {
   const fromEnv = process.env.RADIANT_USER_PASSWORD;
   if (fromEnv) return fromEnv;
@@ -422,6 +460,9 @@ async function main(argv: string[]): Promise<number> {
       return modelCommand(config, args);
     case 'retention':
       return retentionCommand(config, log, args);
+    case 'backup':
+    case 'restore':
+      return backupCommand(config, command, args);
     default:
       console.error(`radiant: unknown command '${command}'\n\n${usage}`);
       return 2;
