@@ -10,7 +10,7 @@
  */
 const R = '^\\.cache/deps/js/';
 const PROTOCOLS = `${R}(dicomweb/|dimse/|src/http/)`;
-const SERVICES = `${R}src/(ingest|query|analysis|reports|forwarding|integrations|fhir|ups|integrity|jobs|volumes|medgemma|auth|audit|records|metadata|tools)/`;
+const SERVICES = `${R}src/(ingest|query|analysis|reports|forwarding|integrations|fhir|ups|integrity|retention|backup|jobs|volumes|medgemma|auth|audit|records|metadata|tools)/`;
 const FOUNDATIONS = `${R}(src/(catalog|db|dicom|workers|types|observability)/|storage/|migrations/|src/(config|errors|logger|private-files|events|backoff)\\.js$)`;
 const ROOT = `${R}src/(app|cli)\\.js$`;
 

@@ -25,6 +25,7 @@ import { workflowDeps } from './reports/workflow.js';
 import { fhirPushHandlers } from './fhir/push.js';
 import { EventBus } from './events.js';
 import { autoWorkitemHook, UpsPerformer } from './ups/performer.js';
+import { retentionJobHandlers, scheduleRetention } from './retention/retention.js';
 import { Worklist } from './ups/workitems.js';
 import { MetadataPrebuilder } from '../dicomweb/metadata-prebuild.js';
 import { Ingestor } from './ingest/ingest.js';
@@ -264,6 +265,8 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
       ...workflowDeps(core),
       backoff: { baseMs: config.fhirPush.retryBaseMs, maxMs: 3_600_000 },
     }),
+    // RETENTION_RULES: a bounded run every RETENTION_INTERVAL_MINUTES, through the one delete path.
+    ...retentionJobHandlers(core, config.retention),
   };
   let serviceJobs: JobWorker | undefined;
   // Analysis jobs wake their worker themselves (AnalysisRequester.wake); scheduled ones (study.stable) when due.
@@ -315,6 +318,9 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
       .catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'forward jobs not scheduled at start-up'));
   }
   if (Object.keys(serviceHandlers).length > 0) serviceJobs = startServiceWorker(core, log, serviceHandlers);
+  await scheduleRetention(core, config.retention).catch((err: unknown) =>
+    log.warn({ err: errorMessage(err) }, 'retention job not scheduled at start-up'),
+  );
   engine.start();
   if (config.jobs.inServe) jobs = startJobWorker(core, log, jobHandlers({ ...core, autoAnalyzer }, engine), [STUDY_STABLE_JOB]);
   await autoAnalyzer

@@ -26,6 +26,8 @@ import { jobHandlers } from './jobs/handlers.js';
 import { startJobWorker } from './jobs/start.js';
 import type { JobWorker } from './jobs/worker.js';
 import fs from 'node:fs';
+import { previewRetention, runRetention } from './retention/retention.js';
+import { BackupError, backupNode, restoreNode } from './backup/backup.js';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 
@@ -50,6 +52,17 @@ const usage = `usage: radiant <command>
   model pull <hf:user/repo/file.gguf> [--dir <folder>] [--timeout <s>]
                         download a GGUF file (default folder: DATA_DIR/models; HF_TOKEN for gated
                         repositories; --timeout bounds the look-up, default 30 s)
+  retention [--dry-run] [--limit <n>]
+                        apply RETENTION_RULES now through the one delete path (audited), at most
+                        RETENTION_MAX_STUDIES_PER_RUN studies (or --limit); --dry-run lists what would be
+                        deleted and kept, and why, and deletes nothing
+  backup <dir> [--with-blobs]
+                        write a consistent database dump (SQLite: VACUUM INTO; PostgreSQL: pg_dump -Fc),
+                        a storage manifest (key, size, SHA-256) and the blobs (local storage; object
+                        storage with --with-blobs) into an empty folder
+  restore <dir> [--force]
+                        restore a backup into this node's (empty) database and storage; --force
+                        replaces what is there. Every blob is checked against the manifest
   conformance [--write | --check]
                         print the DICOM Conformance Statement generated from the code's tables;
                         --write updates docs/conformance.md, --check fails when it differs
@@ -213,6 +226,81 @@ async function runEvalCommand(config: Config, log: Logger, args: string[]): Prom
     await engine.close();
     await core.close();
     await fsp.rm(tempDir, { recursive: true, force: true });
+  }
+}
+
+/** `radiant retention`: 0 when every selected study was deleted (or listed), 1 when some failed, 2 on bad arguments. */
+async function retentionCommand(config: Config, log: Logger, args: string[]): Promise<number> {
+  const dryRun = args.includes('--dry-run');
+  const i = args.indexOf('--limit');
+  const limit = i >= 0 ? Number(args[i + 1]) : config.retention.maxStudiesPerRun;
+  const known = new Set(['--dry-run', '--limit', ...(i >= 0 ? [args[i + 1]] : [])]);
+  if (!Number.isInteger(limit) || limit < 1 || args.some((a) => !known.has(a))) {
+    console.error('usage: radiant retention [--dry-run] [--limit <studies>]');
+    return 2;
+  }
+  if (config.retention.rules.length === 0) {
+    console.log('no retention rules (RETENTION_RULES is unset): nothing to do');
+    return 0;
+  }
+  const tempDir = path.join(path.dirname(config.tempDir), `retention-${process.pid}`);
+  const core = await openCore({ ...config, tempDir }, log, { cleanStorageTemp: false });
+  try {
+    if (dryRun) {
+      const items = await previewRetention(core, config.retention.rules, { limit });
+      for (const it of items) {
+        console.log(
+          `${it.action === 'delete' ? 'would delete' : 'keep        '} ${it.study_instance_uid} (${it.instances} instances): ${it.reason}`,
+        );
+      }
+      const n = items.filter((it) => it.action === 'delete').length;
+      console.log(`dry run: ${n} studies would be deleted, ${items.length - n} kept; nothing was deleted`);
+      return 0;
+    }
+    const r = await runRetention(core, config.retention.rules, { maxStudies: limit, actor: { type: 'system', name: 'cli' } });
+    for (const it of r.deleted) console.log(`deleted ${it.study_instance_uid} (${it.instances} instances): ${it.reason}`);
+    console.log(`${r.deleted.length} studies deleted, ${r.failed} failed${r.truncated ? '; more are due (limit reached)' : ''}`);
+    return r.failed > 0 ? 1 : 0;
+  } finally {
+    await core.close();
+    await fsp.rm(tempDir, { recursive: true, force: true });
+  }
+}
+
+/** `radiant backup <dir> [--with-blobs]` and `radiant restore <dir> [--force]`: 0 done, 1 refused or failed, 2 bad arguments. */
+async function backupCommand(config: Config, command: 'backup' | 'restore', args: string[]): Promise<number> {
+  const flag = command === 'backup' ? '--with-blobs' : '--force';
+  const dirs = args.filter((a) => a !== flag);
+  if (dirs.length !== 1 || dirs[0]!.startsWith('-')) {
+    console.error(`usage: radiant ${command} <dir> [${flag}]`);
+    return 2;
+  }
+  const dir = path.resolve(dirs[0]!);
+  try {
+    if (command === 'backup') {
+      const { manifest, bytes } = await backupNode(config, dir, { withBlobs: args.includes(flag) });
+      const copied = manifest.objects.filter((o) => o.copied).length;
+      console.log(
+        `backup ${dir}: ${manifest.database.client} database (${manifest.database.file}), ${manifest.objects.length} objects ` +
+          `(${(bytes / 1e6).toFixed(1)} MB, ${copied} copied), ${JSON.stringify(manifest.counts)}`,
+      );
+      return 0;
+    }
+    const r = await restoreNode(config, dir, { force: args.includes(flag) });
+    console.log(`restored ${dir}: ${r.restored} objects copied, ${JSON.stringify(r.counts)}`);
+    if (r.missing.length > 0) {
+      console.error(
+        `radiant restore: ${r.missing.length} objects of the manifest are in neither the backup nor the storage: ${r.missing.slice(0, 10).join(', ')}`,
+      );
+      return 1;
+    }
+    return 0;
+  } catch (err) {
+    if (err instanceof BackupError || err instanceof ConfigError) {
+      console.error(`radiant ${command}: ${err.message}`);
+      return 1;
+    }
+    throw err;
   }
 }
 
@@ -382,6 +470,11 @@ async function main(argv: string[]): Promise<number> {
       return userCommand(config, args);
     case 'model':
       return modelCommand(config, args);
+    case 'retention':
+      return retentionCommand(config, log, args);
+    case 'backup':
+    case 'restore':
+      return backupCommand(config, command, args);
     default:
       console.error(`radiant: unknown command '${command}'\n\n${usage}`);
       return 2;

@@ -38,8 +38,14 @@ export const envSchema = z.object({
   S3_ACCESS_KEY: z.string().optional(),
   S3_SECRET_KEY: z.string().optional(),
   S3_ENDPOINT: z.url().optional(),
+  /** Server-side encryption asked for on every put (x-amz-server-side-encryption); unset: the bucket's default. */
+  S3_SSE: z.enum(['AES256', 'aws:kms']).optional(),
+  /** The KMS key for S3_SSE=aws:kms (id, ARN or alias); unset: the account's aws/s3 key. */
+  S3_SSE_KMS_KEY_ID: z.string().min(1).max(2048).optional(),
   AZURE_STORAGE_CONNECTION_STRING: z.string().min(1).optional(),
   AZURE_CONTAINER: z.string().min(3).max(63).optional(),
+  /** Azure encryption scope named on every put (x-ms-encryption-scope); unset: the container's default. */
+  AZURE_ENCRYPTION_SCOPE: z.string().min(3).max(63).optional(),
   TEMP_PATH: z.string().min(1).optional(),
   DICOM_AE_TITLE: aeTitle.default('RADIANT'),
   DICOM_PORT: port.default(11112),
@@ -149,6 +155,12 @@ export const envSchema = z.object({
   JOB_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(3),
   /** Finished jobs of the node's own trigger kinds (forward.send, metadata.prebuild, study.stable) are deleted after this; 0: kept. */
   JOB_RETENTION_HOURS: z.coerce.number().min(0).max(87_600).default(24),
+  /** Retention (src/retention): a JSON array of rules (see retentionRule); unset: nothing is ever deleted by age. */
+  RETENTION_RULES: z.string().max(65_536).optional(),
+  /** How often the retention job runs on the job runner; 0: only `radiant retention` deletes. */
+  RETENTION_INTERVAL_MINUTES: z.coerce.number().int().min(0).max(525_600).default(60),
+  /** Studies deleted at most per run (the rest wait for the next run). */
+  RETENTION_MAX_STUDIES_PER_RUN: z.coerce.number().int().min(1).max(100_000).default(200),
   /** off: `radiant serve` runs no jobs; dedicated `radiant worker` processes take them. */
   JOB_WORKER_IN_SERVE: z.enum(['on', 'off']).default('on'),
   /** HL7 v2 (src/integrations): attempts of each delivery to a RIS and the back-off between them (doubling, up to 30 min). */
@@ -298,12 +310,20 @@ export interface Config {
   medgemma: MedgemmaConfig;
   analysis: AnalysisConfig;
   hl7: Hl7Config;
+  retention: RetentionConfig;
   institutionName: string | null;
   /** FHIR_PUSH_*: how pushes to the 'fhir' integrations are retried. */
   fhirPush: FhirPushConfig;
   /** The audit export over syslog (src/audit/audit-shipper.ts); url undefined: off. */
   auditSyslog: { url?: string; caFile?: string };
   logLevel: Env['LOG_LEVEL'];
+}
+
+export interface RetentionConfig {
+  rules: RetentionRule[];
+  /** 0: no periodic job. */
+  intervalMs: number;
+  maxStudiesPerRun: number;
 }
 
 export interface Hl7Config {
@@ -492,6 +512,51 @@ function checkedAutoAnalyze(e: Env): Env['AUTO_ANALYZE'] {
   return e.AUTO_ANALYZE;
 }
 
+/**
+ * RETENTION_RULES: one rule. A study matches when it is older than `olderThanDays` (by its Study
+ * Date, or by when its last instance arrived), has a series of one of `modalities` (when given),
+ * and every instance it received came through one of `doors` from one of `callingAeTitles` (when
+ * given; the node's own AI objects do not count). Studies with an unsigned AI draft are kept
+ * unless `deleteUnsignedDrafts` is true.
+ */
+export const retentionRule = z
+  .object({
+    name: z.string().trim().min(1).max(64),
+    olderThanDays: z.number().int().min(1).max(36_500),
+    /** study_date: the Study Date (0008,0020); a study without one never matches. received: the last arrival. */
+    ageFrom: z.enum(['study_date', 'received']).default('received'),
+    modalities: autoRuleList.optional(),
+    doors: z
+      .array(z.enum(['dimse', 'stow', 'upload', 'import']))
+      .min(1)
+      .max(4)
+      .optional(),
+    callingAeTitles: autoRuleList.optional(),
+    deleteUnsignedDrafts: z.boolean().default(false),
+  })
+  .strict();
+
+export type RetentionRule = z.infer<typeof retentionRule>;
+
+export function parseRetentionRules(json: string | undefined): RetentionRule[] {
+  if (!json) return [];
+  let raw: unknown;
+  try {
+    raw = JSON.parse(json);
+  } catch (err) {
+    throw new ConfigError(`RETENTION_RULES is not JSON: ${(err as Error).message}`);
+  }
+  const parsed = z.array(retentionRule).max(100).safeParse(raw);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0]!;
+    throw new ConfigError(`RETENTION_RULES ${i.path.join('.') || '(root)'}: ${i.message}`);
+  }
+  const names = parsed.data.map((r) => r.name);
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup) throw new ConfigError(`RETENTION_RULES: rule name ${JSON.stringify(dup)} is used twice`);
+  return parsed.data;
+}
+
 /** `sqlite:///abs/path`, `sqlite://rel/path`, `file:path` or a plain path. */
 function sqliteFilename(url: string, base: string): string {
   const stripped = url.replace(/^sqlite:(\/\/)?/, '').replace(/^file:(\/\/)?/, '');
@@ -542,6 +607,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   }
 
   const storageType = e.STORAGE_TYPE ?? (e.MODE === 'online' ? 's3' : 'local');
+  // A KMS key with AES256 (or no SSE) would be silently ignored by S3: say so at start-up instead.
+  if (e.S3_SSE_KMS_KEY_ID && e.S3_SSE !== 'aws:kms') throw new ConfigError('S3_SSE_KMS_KEY_ID needs S3_SSE=aws:kms');
   const localRoot = path.resolve(cwd, e.LOCAL_STORAGE_PATH ?? path.join(dataDir, 'storage'));
   let storage: StorageOptions;
   switch (storageType) {
@@ -556,6 +623,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
         accessKeyId: e.S3_ACCESS_KEY,
         secretAccessKey: e.S3_SECRET_KEY,
         endpoint: e.S3_ENDPOINT,
+        ...(e.S3_SSE ? { sse: e.S3_SSE } : {}),
+        ...(e.S3_SSE_KMS_KEY_ID ? { sseKmsKeyId: e.S3_SSE_KMS_KEY_ID } : {}),
       };
       break;
     case 'azure':
@@ -563,6 +632,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
         type: 'azure',
         connectionString: required(e.AZURE_STORAGE_CONNECTION_STRING, 'AZURE_STORAGE_CONNECTION_STRING', 'when STORAGE_TYPE=azure'),
         container: required(e.AZURE_CONTAINER, 'AZURE_CONTAINER', 'when STORAGE_TYPE=azure'),
+        ...(e.AZURE_ENCRYPTION_SCOPE ? { encryptionScope: e.AZURE_ENCRYPTION_SCOPE } : {}),
       };
       break;
   }
@@ -696,6 +766,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
         .split(',')
         .map((x) => x.trim())
         .filter(Boolean),
+    },
+    retention: {
+      rules: parseRetentionRules(e.RETENTION_RULES),
+      intervalMs: e.RETENTION_INTERVAL_MINUTES * 60_000,
+      maxStudiesPerRun: e.RETENTION_MAX_STUDIES_PER_RUN,
     },
     institutionName: e.INSTITUTION_NAME ?? null,
     fhirPush: { maxAttempts: e.FHIR_PUSH_MAX_ATTEMPTS, retryBaseMs: e.FHIR_PUSH_RETRY_BASE_MS },

@@ -14,8 +14,10 @@ export type StorageOptions =
       secretAccessKey?: string;
       endpoint?: string;
       createBucket?: boolean;
+      sse?: 'AES256' | 'aws:kms';
+      sseKmsKeyId?: string;
     }
-  | { type: 'azure'; connectionString: string; container: string; createContainer?: boolean };
+  | { type: 'azure'; connectionString: string; container: string; createContainer?: boolean; encryptionScope?: string };
 
 export function createStorage(opts: StorageOptions): BlobStorage {
   switch (opts.type) {

@@ -29,6 +29,10 @@ export interface S3StorageOptions {
   createBucket?: boolean;
   /** Keys per ListObjectsV2 request (default and S3 maximum 1000); small values test paging. */
   listPageSize?: number;
+  /** Server-side encryption sent with every put (S3_SSE); unset: the bucket's default encryption. */
+  sse?: 'AES256' | 'aws:kms';
+  /** The KMS key of `sse: 'aws:kms'` (S3_SSE_KMS_KEY_ID). */
+  sseKmsKeyId?: string;
 }
 
 const PART_SIZE = 8 * 1024 * 1024;
@@ -70,12 +74,18 @@ export class S3Storage implements BlobStorage {
   private readonly createBucket: boolean;
   private readonly region: string;
   private readonly listPageSize: number;
+  private readonly encryption: { ServerSideEncryption?: 'AES256' | 'aws:kms'; SSEKMSKeyId?: string };
 
   constructor(opts: S3StorageOptions) {
     this.bucket = opts.bucket;
     this.region = opts.region;
     this.createBucket = opts.createBucket ?? false;
     this.listPageSize = opts.listPageSize ?? 1000;
+    // Named on every put (one PutObject or CreateMultipartUpload), so no object is stored unencrypted.
+    this.encryption = {
+      ...(opts.sse ? { ServerSideEncryption: opts.sse } : {}),
+      ...(opts.sse === 'aws:kms' && opts.sseKmsKeyId ? { SSEKMSKeyId: opts.sseKmsKeyId } : {}),
+    };
     const config: S3ClientConfig = {
       region: opts.region,
       // Without explicit keys the SDK's default chain applies (env, profile, instance role).
@@ -104,7 +114,7 @@ export class S3Storage implements BlobStorage {
         // way S3 shows the object only once it is complete, and a failed stream aborts it.
         await new Upload({
           client: this.client,
-          params: { Bucket: this.bucket, Key: key, Body: source, ContentType: opts.contentType },
+          params: { Bucket: this.bucket, Key: key, Body: source, ContentType: opts.contentType, ...this.encryption },
           partSize: PART_SIZE,
           queueSize: QUEUE_SIZE,
           leavePartsOnError: false,

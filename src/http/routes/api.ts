@@ -14,6 +14,7 @@ import { registerEventRoutes } from './events.js';
 import { registerUploadRoutes } from './upload.js';
 import { registerUserRoutes } from './users.js';
 import { registerJobRoutes } from './jobs.js';
+import { registerRetentionRoutes } from './retention.js';
 import { registerSystemRoutes } from './system.js';
 
 /**
@@ -36,6 +37,7 @@ export function apiRoutes(deps: RouteDeps): AppRouter {
   registerReportRoutes(r, deps);
   registerUserRoutes(r, deps);
   registerJobRoutes(r, deps);
+  registerRetentionRoutes(r, deps);
   registerSystemRoutes(r, deps);
   registerEventRoutes(r, deps);
   registerDocsRoutes(r);
