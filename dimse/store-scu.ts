@@ -245,9 +245,12 @@ export async function runSubOperations(
       const ds = new EncodedDataset(bytes.subarray(offset), target, item.sop_class_uid, item.sop_instance_uid);
       return { ok: true, request: new CStoreRequest(ds) };
     } catch (err) {
-      // A damaged blob is the node's failure, never sent as the instance.
-      const status = err instanceof IntegrityError ? DimseStatus.ProcessingFailure : DimseStatus.CannotUnderstand;
-      return { ok: false, status, comment: errorMessage(err) };
+      // A damaged blob is the node's failure, never sent as the instance; the comment (ErrorComment
+      // is 64 characters) says so rather than the start of a storage key.
+      if (err instanceof IntegrityError) {
+        return { ok: false, status: DimseStatus.ProcessingFailure, comment: 'stored object failed its SHA-256 check (damaged at rest)' };
+      }
+      return { ok: false, status: DimseStatus.CannotUnderstand, comment: errorMessage(err) };
     }
   };
 
