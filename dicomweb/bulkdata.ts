@@ -148,7 +148,10 @@ export function bulkdataHandler(deps: RouteDeps) {
     const contentType = `application/octet-stream; transfer-syntax=${choice.transferSyntax}`;
     if (r) {
       ctx.status = 206;
-      ctx.body = cutOnError(ctx, rangesStream(source.deps.storage, source.key, [{ start: value.start + r.start, end: value.start + r.end! }]));
+      ctx.body = cutOnError(
+        ctx,
+        rangesStream(source.deps.storage, source.key, [{ start: value.start + r.start, end: value.start + r.end! }]),
+      );
       ctx.set('Content-Type', contentType);
       ctx.set('Content-Range', `bytes ${r.start}-${r.end}/${size}`);
       ctx.length = r.end! - r.start + 1;

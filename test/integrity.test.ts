@@ -123,7 +123,9 @@ describe('Per-object SHA-256 on study retrieves: WADO-RS multipart, C-MOVE, C-GE
     return path.join(node.config.storage.type === 'local' ? node.config.storage.root : '', r.storage_key);
   };
   const retrieveStudy = (study: string) =>
-    fetch(`${baseUrl(node)}/dicom-web/studies/${study}`, { headers: { ...bearer(token), accept: 'multipart/related; type="application/dicom"' } });
+    fetch(`${baseUrl(node)}/dicom-web/studies/${study}`, {
+      headers: { ...bearer(token), accept: 'multipart/related; type="application/dicom"' },
+    });
   /** The SOP Instance UIDs in the order the study retrieve sends them (from an intact retrieve). */
   const partOrder = async (study: string): Promise<string[]> => {
     const res = await retrieveStudy(study);
@@ -303,5 +305,4 @@ describe('Per-object SHA-256 on study retrieves: WADO-RS multipart, C-MOVE, C-GE
       await fsp.rm(out, { recursive: true, force: true });
     }
   });
-
 });
