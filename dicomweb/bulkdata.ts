@@ -8,6 +8,7 @@ import { whyNotTranscodable } from '../src/dicom/transcode-syntaxes.js';
 import { PIXEL_DATA, isNative, RangeReader, findByPath, rangesStream, unsupportedStorage } from '../src/dicom/pixel-data.js';
 import { TS } from '../src/dicom/transfer-syntax.js';
 import { pixelDataLayout, storedPixelDataLayout } from './pixel-data.js';
+import { cutOnError } from './streamed-response.js';
 
 /**
  * WADO-RS Retrieve Bulkdata (PS3.18 §10.4.1.1.5) for the BulkDataURIs the metadata resource
@@ -24,6 +25,8 @@ import { pixelDataLayout, storedPixelDataLayout } from './pixel-data.js';
  * encapsulated instances = the frames, one part each, in their compressed media type (as the
  * frames resource answers all frames) when that (or transfer-syntax=*) is asked for, else
  * decoded into one native value (application/octet-stream's default, Explicit VR Little Endian).
+ * Values read by byte range are not checked against the instance's SHA-256 (it covers the whole
+ * object); a decoded value reads the instance whole and is (frames.ts transcodedSource).
  */
 
 const TAG = /^[0-9A-Fa-f]{8}$/;
@@ -145,7 +148,10 @@ export function bulkdataHandler(deps: RouteDeps) {
     const contentType = `application/octet-stream; transfer-syntax=${choice.transferSyntax}`;
     if (r) {
       ctx.status = 206;
-      ctx.body = rangesStream(source.deps.storage, source.key, [{ start: value.start + r.start, end: value.start + r.end! }]);
+      ctx.body = cutOnError(
+        ctx,
+        rangesStream(source.deps.storage, source.key, [{ start: value.start + r.start, end: value.start + r.end! }]),
+      );
       ctx.set('Content-Type', contentType);
       ctx.set('Content-Range', `bytes ${r.start}-${r.end}/${size}`);
       ctx.length = r.end! - r.start + 1;
@@ -153,7 +159,7 @@ export function bulkdataHandler(deps: RouteDeps) {
       return;
     }
     ctx.status = 200;
-    ctx.body = rangesStream(source.deps.storage, source.key, [value]);
+    ctx.body = cutOnError(ctx, rangesStream(source.deps.storage, source.key, [value]));
     ctx.set('Content-Type', contentType);
     ctx.length = size;
   };

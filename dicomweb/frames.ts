@@ -3,15 +3,15 @@ import type { RouteDeps } from '../src/http/deps.js';
 import { HttpError } from '../src/http/errors.js';
 import type { AppContext, AppRouter } from '../src/http/state.js';
 import type { StoredInstanceRow } from '../src/catalog/catalog.js';
-import { errorMessage } from '../src/errors.js';
 import type { ByteRange } from '../storage/types.js';
 import { parseAccept } from './accept.js';
-import { multipartStream, newBoundary, type OutPart } from './multipart-writer.js';
+import type { OutPart } from './multipart-writer.js';
+import { cutOnError, respondMultipart } from './streamed-response.js';
 import { resolveInstances, resourcePath } from './resources.js';
 import { TranscodeError } from '../src/dicom/transcoder.js';
 import { whyNotTranscodable } from '../src/dicom/transcode-syntaxes.js';
 import { MemoryBlobs } from '../storage/memory.js';
-import { readAll } from '../storage/read-all.js';
+import { instanceReader } from '../src/integrity/read-instance.js';
 import { isNative, unsupportedStorage, rangesLength, rangesStream, type PixelDataLayout } from '../src/dicom/pixel-data.js';
 import { compressedMediaType, TS } from '../src/dicom/transfer-syntax.js';
 import { pixelDataLayout, storedPixelDataLayout } from './pixel-data.js';
@@ -25,6 +25,12 @@ const IMPLICIT_LE = TS.ImplicitVRLittleEndian;
  * numbers separated by commas. Answers multipart/related, one part per requested frame in the
  * order asked, each streamed from storage by byte ranges (pixel-data.ts): the file is never read
  * whole. Every part's Content-Type names its transfer syntax.
+ *
+ * Integrity (storage/integrity.ts): a ranged read cannot be checked against the instance's
+ * SHA-256, which covers the whole object; reading all of it for every frame would undo the
+ * ranges. Frames served as stored are therefore not verified; frames decoded from the instance
+ * (transcodedSource) read it whole and are checked first (500 blob_integrity on a mismatch). A
+ * part whose stream fails midway cuts the connection (streamed-response.ts).
  */
 
 const OCTET = 'application/octet-stream';
@@ -207,7 +213,7 @@ export async function sendRanges(
   if (!choice.multipart) {
     const only = bodies[0]!;
     ctx.status = 200;
-    ctx.body = await openRanges(deps, key, only.ranges);
+    ctx.body = cutOnError(ctx, await openRanges(deps, key, only.ranges));
     ctx.set('Content-Type', partType);
     ctx.length = rangesLength(only.ranges);
     return;
@@ -220,19 +226,13 @@ export async function sendRanges(
     },
     open: () => openRanges(deps, key, b.ranges),
   }));
-  const boundary = newBoundary();
-  const { stream, done } = multipartStream(boundary, parts);
-  const requestId = ctx.state.requestId;
-  const res = ctx.res;
-  done.catch((err: unknown) => {
-    if (!res.destroyed && !res.writableFinished) {
-      deps.log.error({ err: errorMessage(err), requestId }, 'WADO-RS pixel data retrieve failed midway');
-      res.destroy();
-    }
+  respondMultipart(deps, ctx, {
+    parts,
+    contentType: (boundary) =>
+      `multipart/related; type="${choice.mediaType}"; transfer-syntax=${choice.transferSyntax}; boundary=${boundary}`,
+    action: 'dicomweb.retrieve',
+    resourceType: 'instance',
   });
-  ctx.status = 200;
-  ctx.body = stream;
-  ctx.set('Content-Type', `multipart/related; type="${choice.mediaType}"; transfer-syntax=${choice.transferSyntax}; boundary=${boundary}`);
 }
 
 export function framesHandler(deps: RouteDeps) {
@@ -287,7 +287,7 @@ export async function transcodedSource(
       { sopInstanceUid: row.sop_instance_uid, sizeBytes: row.size_bytes },
       row.transfer_syntax_uid,
       to,
-      async () => readAll(await deps.storage.get(row.storage_key)),
+      () => instanceReader(deps).readAll(row),
     );
   } catch (err) {
     if (err instanceof TranscodeError) throw notAcceptable([`${err.message} (ask for transfer-syntax=* to get the stored bitstream)`]);

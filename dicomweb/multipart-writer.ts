@@ -24,14 +24,14 @@ export function newBoundary(): string {
 }
 
 async function write(out: Writable, chunk: string): Promise<void> {
-  if (out.destroyed) throw new Error('response stream closed');
+  if (out.destroyed) throw new ResponseClosedError();
   if (out.write(Buffer.from(chunk, 'latin1'))) return;
   const ac = new AbortController();
   try {
     await Promise.race([
       once(out, 'drain', { signal: ac.signal }),
       once(out, 'close', { signal: ac.signal }).then(() => {
-        throw new Error('response stream closed');
+        throw new ResponseClosedError();
       }),
     ]);
   } finally {
@@ -39,28 +39,56 @@ async function write(out: Writable, chunk: string): Promise<void> {
   }
 }
 
+/** The response went away (client gone, connection closed) while parts were still being written. */
+export class ResponseClosedError extends Error {
+  constructor() {
+    super('response stream closed');
+    this.name = 'ResponseClosedError';
+  }
+}
+
+/**
+ * A part body that waits its turn (opened ahead, or before the status line) may fail before
+ * anyone pipes it (a storage socket reset, an integrity check): with no listener that error
+ * would be an uncaught exception. Held here, it is the body's `errored` state, read by pipePart.
+ */
+function holdErrors(body: Readable): Readable {
+  body.on('error', () => undefined);
+  return body;
+}
+
 /**
  * body → out without ending out, with backpressure (pipe); every listener is removed afterwards,
  * so a 1000-part response adds none to `out` (stream/promises pipeline with end:false leaks one
- * per call on the destination).
+ * per call on the destination). Fails with the body's error, also one it had before its turn, or
+ * when the body closes without ending (destroyed): a part is never taken as complete unless it
+ * ended.
  */
 function pipePart(body: Readable, out: Writable): Promise<void> {
   return new Promise((resolve, reject) => {
+    if (out.destroyed) return reject(new ResponseClosedError());
+    if (body.destroyed) return reject(body.errored ?? new Error('part body closed before it was sent'));
     const cleanup = () => {
       out.off('close', onClose);
       body.off('error', onError);
       body.off('end', onEnd);
+      body.off('close', onBodyClose);
     };
     const onClose = () => {
       cleanup();
       body.unpipe(out);
       body.destroy();
-      reject(new Error('response stream closed'));
+      reject(new ResponseClosedError());
     };
     const onError = (err: Error) => {
       cleanup();
       body.unpipe(out);
       reject(err);
+    };
+    const onBodyClose = () => {
+      cleanup();
+      body.unpipe(out);
+      reject(body.errored ?? new Error('part body closed before it ended'));
     };
     const onEnd = () => {
       cleanup();
@@ -69,6 +97,7 @@ function pipePart(body: Readable, out: Writable): Promise<void> {
     out.once('close', onClose);
     body.once('error', onError);
     body.once('end', onEnd);
+    body.once('close', onBodyClose);
     body.pipe(out, { end: false });
   });
 }
@@ -81,26 +110,35 @@ function headerBlock(headers: Record<string, string>): string {
 
 export interface MultipartStream {
   stream: PassThrough;
-  /** Settles when the last byte was handed on, or with the error that cut the response short. */
+  /**
+   * Settles when the last byte was handed on, or with the error that cut the response short:
+   * ResponseClosedError when the client went away, else the failing part's own error.
+   */
   done: Promise<void>;
 }
 
 /**
  * Streams the parts; `first` may be an already opened body for parts[0] (so a storage failure on
- * the first blob can still be answered with an error status). A failure after the first byte
- * destroys the stream: the client sees a response without its closing delimiter, never a
- * response that looks complete.
+ * the first blob can still be answered with an error status). A failure of any part's body (its
+ * open, a storage read error, an integrity mismatch, a body that closes early) destroys the
+ * stream: no closing delimiter is ever written after it, so the client never sees a response that
+ * looks complete. The caller learns why from `done` and must cut the connection (the status is
+ * out); dicomweb/streamed-response.ts does that for the retrieve routes.
  */
 export function multipartStream(boundary: string, parts: OutPart[], first?: Readable): MultipartStream {
   const stream = new PassThrough();
+  // The failure is reported through `done`. Koa (3) attaches no listener to a stream body until
+  // it pipes it, after the middleware below the handler (the audit write) finished: an error
+  // emitted in between was an uncaught exception that could end the process.
+  stream.on('error', () => undefined);
   const done = (async () => {
-    let pending = first;
+    let pending = first && holdErrors(first);
     // The next part is opened while this one is written: the open (a file open and stat, an S3
     // request) overlaps the transfer instead of leaving a gap between parts. One ahead at most.
     let ahead: Promise<Readable> | undefined;
     const openAhead = (i: number): Promise<Readable> | undefined => {
       if (i >= parts.length) return undefined;
-      const p = parts[i]!.open();
+      const p = parts[i]!.open().then(holdErrors);
       p.catch(() => undefined); // awaited (and its failure thrown) when its turn comes
       return p;
     };
@@ -109,7 +147,7 @@ export function multipartStream(boundary: string, parts: OutPart[], first?: Read
         const part = parts[i]!;
         const opening = ahead;
         ahead = undefined;
-        const body = pending ?? (await (opening ?? part.open()));
+        const body = pending ?? holdErrors(await (opening ?? part.open()));
         pending = body;
         ahead = openAhead(i + 1);
         const headers = typeof part.headers === 'function' ? part.headers() : part.headers;

@@ -7,7 +7,8 @@ import { errorMessage } from '../src/errors.js';
 import { TranscodeError } from '../src/dicom/transcoder.js';
 import { whyNotTranscodable } from '../src/dicom/transcode-syntaxes.js';
 import { negotiateRetrieve, retrieveSyntaxFor } from './accept.js';
-import { multipartStream, newBoundary, type OutPart } from './multipart-writer.js';
+import type { OutPart } from './multipart-writer.js';
+import { respondMultipart } from './streamed-response.js';
 import { instanceReader } from '../src/integrity/read-instance.js';
 import { resolveInstances, resourcePath, resourceUrl } from './resources.js';
 
@@ -20,9 +21,11 @@ import { resolveInstances, resourcePath, resourceUrl } from './resources.js';
  * Without a transfer syntax the default applies (PS3.18 §8.7.3.4, accept.ts retrieveSyntaxFor):
  * Explicit VR Little Endian, lossy and undecodable pixel data as stored. As stored (`*`, or an
  * instance already in the syntax), each part is the stored Part 10 file byte for byte, streamed from storage one after the other with backpressure (multipart-writer.ts):
- * nothing is buffered per study. The first blob is opened before the status line goes out, so a
- * missing first blob is an error status; a failure later cuts the response short (no closing
- * delimiter), which clients detect as a broken transfer.
+ * nothing is buffered per study. Each is checked against the SHA-256 the index keeps as it flows
+ * (src/integrity/read-instance.ts). The first blob is opened before the status line goes out, so a
+ * missing first blob is an error status; a failure later (a blob missing or unreadable, one
+ * failing its check) cuts the connection (no closing delimiter), which clients detect as a broken
+ * transfer, and is logged and audited (streamed-response.ts).
  *
  * An explicit transfer syntax (accept.ts) transcodes the instances stored otherwise in worker
  * threads (src/dicom/transcoder.ts), a few ahead of the one being written, so the workers stay
@@ -89,9 +92,9 @@ export function retrieveHandler(deps: RouteDeps) {
       if (!needsTranscode(i)) {
         return {
           headers: { 'Content-Type': `application/dicom; transfer-syntax=${i.transfer_syntax_uid}`, 'Content-Location': location(i) },
-          // Not yet verified while streaming: a failing part's error escapes the multipart path as an
-          // uncaught exception today (issue 21 note); the parts being rewritten for zero-copy wrap it.
-          open: () => deps.storage.get(i.storage_key),
+          // Checked against the indexed SHA-256 as it streams: a damaged blob fails at its last
+          // chunk (held back), and the response is cut there (streamed-response.ts).
+          open: () => blobs.open(i),
         };
       }
       let ts = targetOf(i);
@@ -116,30 +119,20 @@ export function retrieveHandler(deps: RouteDeps) {
       }
       throw err;
     }
-    const boundary = newBoundary();
-    const { stream, done } = multipartStream(boundary, parts, first);
     const bytes = instances.reduce((n, i) => n + i.size_bytes, 0);
     ctx.state.audit = {
       studyInstanceUid: p.study,
       details: { level: p.level, instances: instances.length, bytes, transferSyntax: choice.byDefault ? 'default' : target },
     };
-    const res = ctx.res;
-    done.then(
-      () => {
+    respondMultipart(deps, ctx, {
+      parts,
+      first,
+      contentType: (boundary) => `multipart/related; type="application/dicom"; boundary=${boundary}`,
+      action: 'dicomweb.retrieve',
+      resourceType: p.level,
+      onDone: () => {
         if (fellBack) log.info({ requestId, fellBack }, 'WADO-RS: instances sent as stored');
       },
-      (err: unknown) => {
-        // The client went away (not worth a log line), or a blob failed midway: the status is
-        // out, so the only honest signal left is to cut the connection.
-        if (!res.destroyed && !res.writableFinished) {
-          log.error({ err: errorMessage(err), requestId }, 'WADO-RS retrieve failed midway');
-          res.destroy();
-        }
-      },
-    );
-    ctx.status = 200;
-    ctx.body = stream;
-    // Set after the body (which would default it) and verbatim (ctx.type would run a MIME lookup).
-    ctx.set('Content-Type', `multipart/related; type="application/dicom"; boundary=${boundary}`);
+    });
   };
 }

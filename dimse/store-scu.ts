@@ -118,7 +118,6 @@ export function splitPart10(bytes: Buffer): { offset: number; transferSyntaxUid:
   return { offset: meta.end, transferSyntaxUid: ts };
 }
 
-
 /** Accepted transfer syntaxes per abstract syntax on an association. */
 export function acceptedSyntaxes(association: AssociationT): Map<string, string[]> {
   const out = new Map<string, string[]>();
@@ -416,9 +415,12 @@ async function prepare(deps: Pick<ScuDeps, 'storage' | 'transcoder'>, accepted: 
     };
     return { ok: true, message };
   } catch (err) {
-    // A damaged blob is the node's failure, never sent as the instance.
-    const status = err instanceof IntegrityError ? DimseStatus.ProcessingFailure : DimseStatus.CannotUnderstand;
-    return { ok: false, status, comment: errorMessage(err) };
+    // A damaged blob is the node's failure, never sent as the instance; the comment (ErrorComment
+    // is 64 characters) says so rather than the start of a storage key.
+    if (err instanceof IntegrityError) {
+      return { ok: false, status: DimseStatus.ProcessingFailure, comment: 'stored object failed its SHA-256 check (damaged at rest)' };
+    }
+    return { ok: false, status: DimseStatus.CannotUnderstand, comment: errorMessage(err) };
   }
 }
 

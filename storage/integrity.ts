@@ -70,6 +70,11 @@ export async function verifiedGet(
   // response already closed): it must never become an uncaught exception that ends the process.
   // Consumers still reading get it (their own listeners, or the async iterator).
   out.on('error', () => undefined);
+  // The source may fail, or be dropped, before the generator first reads it (a part opened ahead
+  // of its turn): its error is then the generator's to throw, and the source (a file handle, a
+  // socket) is closed with `out`, not left to the garbage collector.
+  body.on('error', () => undefined);
+  out.once('close', () => body.destroy());
   return out;
 }
 

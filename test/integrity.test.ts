@@ -9,11 +9,14 @@ import { expect } from 'chai';
 import { createHash } from 'node:crypto';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import fs from 'node:fs';
 import { makeCtSeries } from '../fixtures/generate.js';
-import { ingestFiles } from './helpers/api.js';
+import { auditRows, ingestFiles } from './helpers/api.js';
+import { runTool, startStorescp, type ReferenceScp } from './helpers/dcmtk.js';
 import { baseUrl, bearer, tokenFor } from './helpers/http.js';
-import { startTestNode, type TestNode } from './helpers/node.js';
+import { freePort, startTestNode, tempDir, type TestNode } from './helpers/node.js';
 import { until } from './helpers/until.js';
+import { readMultipartResponse } from './helpers/wado.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -95,5 +98,211 @@ describe('Per-object SHA-256: kept at ingest, checked on whole-instance reads', 
     expect(got).to.be.instanceOf(Buffer);
     const filled = await until('digest recorded', async () => (await row(c!.sopInstanceUid)).sha256 ?? undefined, 10_000);
     expect(filled).to.equal(sha(got as Buffer));
+  });
+});
+
+describe('Per-object SHA-256 on study retrieves: WADO-RS multipart, C-MOVE, C-GET', function () {
+  this.timeout(300_000);
+  let node: TestNode;
+  let token: string;
+  let scp: ReferenceScp;
+  let scpDir: string;
+  // Three studies of five slices: one damaged, one with a blob missing, one intact.
+  const damaged = makeCtSeries({ seed: 'integrity-damaged', slices: 5, size: 256 });
+  const missing = makeCtSeries({ seed: 'integrity-missing', slices: 5, size: 256 });
+  const intact = makeCtSeries({ seed: 'integrity-intact', slices: 5, size: 256 });
+  // Small slices, the first damaged: the failure comes while the audit row is being written,
+  // before Koa pipes the body (an uncaught exception before multipart-writer held it).
+  const damagedFirst = makeCtSeries({ seed: 'integrity-damaged-first', slices: 3, size: 16 });
+  const studyOf = (files: typeof damaged) => files[0]!.studyInstanceUid;
+  const uncaught: unknown[] = [];
+  let damagedSop = '';
+  const onUncaught = (err: unknown) => uncaught.push(err);
+  const blobFile = async (sop: string) => {
+    const r = (await node.db('instances').where({ sop_instance_uid: sop }).first()) as { storage_key: string };
+    return path.join(node.config.storage.type === 'local' ? node.config.storage.root : '', r.storage_key);
+  };
+  const retrieveStudy = (study: string) =>
+    fetch(`${baseUrl(node)}/dicom-web/studies/${study}`, {
+      headers: { ...bearer(token), accept: 'multipart/related; type="application/dicom"' },
+    });
+  /** The SOP Instance UIDs in the order the study retrieve sends them (from an intact retrieve). */
+  const partOrder = async (study: string): Promise<string[]> => {
+    const res = await retrieveStudy(study);
+    expect(res.status).to.equal(200);
+    const { parts } = await readMultipartResponse(res);
+    return parts.map((p) => p.headers['content-location']!.split('/').at(-1)!);
+  };
+  /** What the client got: the status (undefined: cut before it), the bytes read, whether the body errored. */
+  const rawRetrieve = async (study: string) => {
+    let res: Response;
+    try {
+      res = await retrieveStudy(study);
+    } catch (err) {
+      return { status: undefined, bytes: Buffer.alloc(0), boundary: undefined, error: err as Error };
+    }
+    const boundary = /boundary=([^;]+)/.exec(res.headers.get('content-type') ?? '')?.[1];
+    const chunks: Buffer[] = [];
+    let error: Error | undefined;
+    try {
+      for await (const c of res.body!) chunks.push(Buffer.from(c));
+    } catch (err) {
+      error = err as Error;
+    }
+    return { status: res.status, bytes: Buffer.concat(chunks), boundary, error };
+  };
+  /** A study retrieve that fails midway: cut off (an error, no closing delimiter), never a complete multipart. */
+  const expectCutOff = async (study: string) => {
+    const got = await rawRetrieve(study);
+    expect(got.error, 'the transfer must fail visibly').to.be.instanceOf(Error);
+    if (got.status !== undefined) {
+      expect(got.status).to.equal(200);
+      expect(got.boundary).to.be.a('string');
+      expect(got.bytes.includes(Buffer.from(`--${got.boundary}--`)), 'no closing delimiter').to.equal(false);
+    }
+  };
+  const expectIntactRetrieve = async () => {
+    const res = await retrieveStudy(studyOf(intact));
+    expect(res.status).to.equal(200);
+    const { parts } = await readMultipartResponse(res);
+    expect(parts).to.have.length(intact.length);
+    for (const part of parts) {
+      const sop = part.headers['content-location']!.split('/').at(-1)!;
+      const r = (await node.db('instances').where({ sop_instance_uid: sop }).first()) as { sha256: string };
+      expect(sha(part.body)).to.equal(r.sha256);
+    }
+  };
+
+  before(async () => {
+    process.on('uncaughtException', onUncaught);
+    node = await startTestNode();
+    token = await tokenFor(node, 'viewer');
+    await ingestFiles(node, [...damaged, ...missing, ...intact, ...damagedFirst]);
+    scpDir = await tempDir('integrity-scp');
+    scp = await startStorescp(await freePort(), scpDir, { aeTitle: 'INTEGSCP' });
+    const admin = await tokenFor(node, 'admin');
+    const res = await fetch(`${baseUrl(node)}/api/nodes`, {
+      method: 'POST',
+      headers: { ...bearer(admin), 'content-type': 'application/json' },
+      body: JSON.stringify({ ae_title: 'INTEGSCP', host: '127.0.0.1', port: scp.port }),
+    });
+    expect(res.status).to.equal(201);
+    // Third in the order sent: the status line and two whole parts are out when it fails.
+    damagedSop = (await partOrder(studyOf(damaged)))[2]!;
+    const flip = await blobFile(damagedSop);
+    const bytes = await fsp.readFile(flip);
+    bytes[bytes.length - 10] ^= 0xff;
+    await fsp.writeFile(flip, bytes);
+    await fsp.rm(await blobFile((await partOrder(studyOf(missing)))[2]!));
+    const first = await blobFile((await partOrder(studyOf(damagedFirst)))[0]!);
+    const small = await fsp.readFile(first);
+    small[small.length - 10] ^= 0xff;
+    await fsp.writeFile(first, small);
+  });
+  after(async () => {
+    process.off('uncaughtException', onUncaught);
+    await scp?.stop();
+    await node?.cleanup();
+    if (scpDir) await fsp.rm(scpDir, { recursive: true, force: true });
+  });
+  afterEach(() => expect(uncaught, 'no uncaught exception in the node').to.deep.equal([]));
+
+  it('a damaged instance mid-study: the WADO-RS study download is cut off, audited, and the node keeps serving', async () => {
+    for (let k = 0; k < 3; k++) await expectCutOff(studyOf(damaged));
+    await expectIntactRetrieve();
+    const failures = await until(
+      'failure audited',
+      async () => {
+        const rows = (await auditRows(node, 'dicomweb.retrieve')).filter(
+          (r) => r.outcome === 'failure' && r.study_instance_uid === studyOf(damaged),
+        );
+        return rows.length >= 3 ? rows : undefined;
+      },
+      10_000,
+    );
+    expect(JSON.parse(failures[0]!.details!)).to.include({ failedMidway: 'blob_integrity' });
+    expect(failures[0]!.status).to.equal(500);
+  });
+
+  it('the first instance damaged: the retrieve fails visibly (no uncaught exception), the node keeps serving', async () => {
+    for (let k = 0; k < 5; k++) await expectCutOff(studyOf(damagedFirst));
+    await expectIntactRetrieve();
+  });
+
+  it('a blob missing mid-study: the same, and the node keeps serving', async () => {
+    for (let k = 0; k < 3; k++) await expectCutOff(studyOf(missing));
+    await expectIntactRetrieve();
+    const failures = await until(
+      'failure audited',
+      async () => {
+        const rows = (await auditRows(node, 'dicomweb.retrieve')).filter(
+          (r) => r.outcome === 'failure' && r.study_instance_uid === studyOf(missing),
+        );
+        return rows.length ? rows : undefined;
+      },
+      10_000,
+    );
+    expect(JSON.parse(failures[0]!.details!)).to.include({ failedMidway: 'blob_missing' });
+  });
+
+  it('C-MOVE of a study with a damaged instance: that sub-operation fails, the others are sent, the counts say so', async () => {
+    const bad = (await partOrder(studyOf(damaged)).catch(() => undefined)) ?? [];
+    expect(bad, 'the damaged study cannot be read whole any more').to.deep.equal([]);
+    const r = await runTool('movescu', [
+      '-d',
+      '-S',
+      '-aet',
+      'MOVESCU',
+      '-aec',
+      'RADIANT',
+      '-aem',
+      'INTEGSCP',
+      '-k',
+      'QueryRetrieveLevel=STUDY',
+      '-k',
+      `StudyInstanceUID=${studyOf(damaged)}`,
+      '127.0.0.1',
+      String(node.dicomPort),
+    ]);
+    // The final response (after the pending ones): 0xB000, the counts, the failed instance and why.
+    const final = r.output.slice(r.output.indexOf('Received Final Move Response'));
+    expect(final).to.match(/DIMSE Status\s*:\s*0xb000/);
+    expect(final).to.match(/Completed Suboperations\s*:\s*4/);
+    expect(final).to.match(/Failed Suboperations\s*:\s*1/);
+    expect(final).to.match(/Warning Suboperations\s*:\s*0/);
+    expect(final).to.match(/\(0000,0902\) LO \[[^\]]*SHA-256/);
+    expect(final).to.match(new RegExp(`\\(0008,0058\\) UI \\[${damagedSop.replace(/\./g, '\\.')}\\]`));
+    const received = fs.readdirSync(scpDir);
+    expect(received).to.have.length(4);
+    expect(received.some((f) => f.includes(damagedSop))).to.equal(false);
+  });
+
+  it('C-GET of a study with a damaged instance: that sub-operation fails, the others arrive, the counts say so', async () => {
+    const out = await tempDir('integrity-getscu');
+    try {
+      const r = await runTool('getscu', [
+        '-v',
+        '-S',
+        '-aet',
+        'GETSCU',
+        '-aec',
+        'RADIANT',
+        '-od',
+        out,
+        '-k',
+        'QueryRetrieveLevel=STUDY',
+        '-k',
+        `StudyInstanceUID=${studyOf(damaged)}`,
+        '127.0.0.1',
+        String(node.dicomPort),
+      ]);
+      expect(r.output).to.match(/Number of Completed Suboperations\s*:\s*4/);
+      expect(r.output).to.match(/Number of Failed Suboperations\s*:\s*1/);
+      const received = fs.readdirSync(out);
+      expect(received).to.have.length(4);
+      expect(received.some((f) => f.includes(damagedSop))).to.equal(false);
+    } finally {
+      await fsp.rm(out, { recursive: true, force: true });
+    }
   });
 });
