@@ -1,8 +1,7 @@
 import { expect } from 'chai';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { createRequire } from 'node:module';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { makeCrImage, makeCtSeries } from '../fixtures/generate.js';
 import { createUser } from '../src/auth/users.js';
 import type { Role } from '../src/auth/permissions.js';
@@ -11,7 +10,7 @@ import { launchChromium } from './helpers/browser.js';
 import { storescu } from './helpers/dcmtk.js';
 import { baseUrl, bearer, tokenFor } from './helpers/http.js';
 import { startTestNode, tempDir, type TestNode } from './helpers/node.js';
-import { ensureWebUiBuilt } from './helpers/web-ui.js';
+import { axeViolations, browserStorage, ensureWebUiBuilt, signInAs } from './helpers/web-ui.js';
 
 /**
  * The web UI in Chromium against a real node: sign-in (and its failure message), the worklist
@@ -22,7 +21,6 @@ import { ensureWebUiBuilt } from './helpers/web-ui.js';
  */
 
 const artifacts = path.resolve('test-artifacts');
-const axeSource = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const PASSWORD = 'correct horse battery staple';
 
 /** Studies beyond one page (50): a paging CR per patient, plus the one the filter looks for. */
@@ -32,37 +30,7 @@ async function user(node: TestNode, username: string, role: Role): Promise<void>
   await createUser(node.db, { username, password: PASSWORD, role, fullName: `${role} user` });
 }
 
-async function signIn(page: Page, node: TestNode, username: string, password = PASSWORD): Promise<void> {
-  await page.goto(`${baseUrl(node)}/`);
-  await page.getByLabel('Username').fill(username);
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-}
-
-/** axe-core in the page: serious and critical violations, by rule id and the elements hit. */
-async function axeViolations(page: Page): Promise<string[]> {
-  // Evaluated through the DevTools protocol: the page's CSP (no inline scripts) rightly refuses a script tag.
-  await page.evaluate(await fsp.readFile(axeSource, 'utf8'));
-  const result = (await page.evaluate(() => {
-    const g = globalThis as any;
-    return g.axe.run(g.document, { resultTypes: ['violations'] });
-  })) as {
-    violations: Array<{ id: string; impact: string; nodes: Array<{ target: string[] }> }>;
-  };
-  return result.violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
-}
-
-/** What the page keeps: web storage and cookies, as one string to search. */
-async function browserStorage(page: Page, context: BrowserContext): Promise<string> {
-  const inPage = await page.evaluate(() => {
-    const g = globalThis as any;
-    const dump = (s: any) => Object.fromEntries(Array.from({ length: s.length }, (_, i) => [s.key(i), s.getItem(s.key(i))]));
-    return JSON.stringify({ local: dump(g.localStorage), session: dump(g.sessionStorage), cookie: g.document.cookie });
-  });
-  return inPage + JSON.stringify(await context.cookies());
-}
+const signIn = (page: Page, node: TestNode, username: string, password = PASSWORD) => signInAs(page, baseUrl(node), username, password);
 
 describe('web UI in Chromium: sign-in, worklist, live updates, roles', function () {
   this.timeout(180_000);
