@@ -372,6 +372,54 @@ describe('web UI in Chromium: study review of an AI draft (findings, key images,
     ]);
   });
 
+  it("a click on the key image opens OHIF in a new tab on the finding's study, series and slice", async () => {
+    const { context, page } = await newPage();
+    try {
+      await signInAs(page, baseUrl(node), 'rad.review', PASSWORD);
+      await page.getByRole('heading', { name: 'Worklist' }).waitFor();
+      await page.evaluate((id) => ((globalThis as any).location.hash = `#/studies/${id}`), studyId);
+      const link = page.locator('[data-finding="1"] a.to-viewer');
+      await link.locator('img').waitFor();
+      const where = await admin.get<{ SeriesInstanceUID: string; SOPInstanceUID: string; slice_number: number }>(
+        `/api/reports/${reportId}/findings/1/viewer-link`,
+      );
+      const href = (await link.getAttribute('href')) ?? '';
+      expect(href).to.match(/^\/viewer\/viewer\?/);
+      expect(href).to.not.match(/token/i);
+      const [tab] = await Promise.all([context.waitForEvent('page'), link.click()]);
+      // The new tab has no viewer session: the viewer's own sign-in, then back to the link.
+      await tab.waitForURL(/\/viewer\/login\?next=/, { timeout: 30_000 });
+      await tab.fill('#username', 'rad.review');
+      await tab.fill('#password', PASSWORD);
+      await tab.click('button[type=submit]');
+      await tab.waitForURL((u) => u.pathname === '/viewer/viewer' && u.search.includes(studyUid), { timeout: 30_000 });
+      // OHIF's viewport shows the finding's image: cornerstone's current image is the key image's SOP instance.
+      let shown: string[] = [];
+      const onSlice = await until(
+        'OHIF showing the key image',
+        async () => {
+          shown = await tab.evaluate(() => {
+            const cs = (globalThis as any).cornerstone;
+            const ids: string[] = [];
+            for (const e of cs?.getRenderingEngines?.() ?? [])
+              for (const v of e.getViewports()) ids.push(String(v.getCurrentImageId?.() ?? ''));
+            return ids.filter(Boolean);
+          });
+          return shown.some((id) => id.includes(where.body.SOPInstanceUID));
+        },
+        90_000,
+        500,
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}; OHIF shows ${shown.join(' ') || 'nothing'}`);
+      });
+      await tab.screenshot({ path: path.join(artifacts, 'web-ui-review-viewer-slice.png') });
+      expect(onSlice).to.equal(true);
+      expect(shown.some((id) => id.includes(where.body.SeriesInstanceUID) && id.includes(where.body.SOPInstanceUID))).to.equal(true);
+    } finally {
+      await context.close();
+    }
+  });
+
   it('no URL visited held a patient name or ID', () => {
     expect(visited.length).to.be.greaterThan(3);
     for (const url of visited) expect(url, url).to.not.match(/review\^|rita|rev-1/i);

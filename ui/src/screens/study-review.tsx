@@ -321,7 +321,7 @@ function ReportPanel({
           {error}
         </p>
       )}
-      <div class="toolbar" role="group" aria-label="Report actions">
+      <div class="toolbar">
         {maySign && (
           <button type="button" ref={signButton} onClick={() => setSigning(true)} disabled={!current}>
             Sign…

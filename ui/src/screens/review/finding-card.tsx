@@ -134,7 +134,7 @@ export function FindingCard({
           </p>
         )}
         {editable && mode === 'view' && (
-          <div class="actions" role="group" aria-label={`Decide on finding ${f.number}`}>
+          <div class="actions">
             {f.author === 'ai' && (
               <>
                 <button type="button" disabled={busy || f.decision === 'accepted'} onClick={() => void run({ decision: 'accepted' })}>

@@ -100,7 +100,7 @@ export function History({ reportId, versions }: { reportId: number; versions: Ve
 function DiffView({ diff }: { diff: VersionDiff }) {
   const none = !diff.added.length && !diff.removed.length && !diff.changed.length && !diff.impression;
   return (
-    <div class="diff" role="region" aria-label={`Changes from version ${diff.from} to version ${diff.to}`} aria-live="polite">
+    <section class="diff" aria-label={`Changes from version ${diff.from} to version ${diff.to}`} aria-live="polite">
       <h3>
         Changes from version {diff.from} to version {diff.to}
       </h3>
@@ -135,6 +135,6 @@ function DiffView({ diff }: { diff: VersionDiff }) {
           </li>
         ))}
       </ul>
-    </div>
+    </section>
   );
 }

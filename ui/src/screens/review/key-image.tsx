@@ -49,7 +49,7 @@ export function KeyImage({ reportId, number, version, label }: { reportId: numbe
   return (
     <figure class="key-image">
       <a href={link.viewer_path} target="_blank" rel="noopener noreferrer" class="to-viewer">
-        <img src={src} alt={`Key image of finding ${number} (${label}), ${slice}, the finding's box drawn`} />
+        <img src={src} alt={`Finding ${number} (${label}), ${slice}, with the finding's box drawn`} />
         <span class="sub">Open in the viewer, {slice} (new tab)</span>
       </a>
       <figcaption class="sub">{link.caption}</figcaption>
