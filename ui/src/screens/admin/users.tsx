@@ -103,7 +103,7 @@ export function UsersSection() {
                         <button
                           type="button"
                           class="secondary"
-                          aria-label={`Reset the password of ${u.username}`}
+                          aria-label={`Reset password of ${u.username}`}
                           onClick={() => (setNotice(null), setPanel({ kind: 'password', user: u }))}
                         >
                           Reset password
