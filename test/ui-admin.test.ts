@@ -210,7 +210,13 @@ describe('web UI administration in Chromium', function () {
 
     // The job queue: depth by kind and status, the dead letter with its error, retried.
     const depth = page.getByRole('table', { name: 'Queue depth by kind and status' });
-    expect(await depth.getByRole('row', { name: /test\.ui-dead-letter/ }).locator('td').nth(2).textContent()).to.equal('1');
+    expect(
+      await depth
+        .getByRole('row', { name: /test\.ui-dead-letter/ })
+        .locator('td')
+        .nth(2)
+        .textContent(),
+    ).to.equal('1');
     const jobRow = page.locator(`tr[data-job="${job.id}"]`);
     expect(await jobRow.locator('td').nth(4).textContent()).to.equal('peer refused: connection reset');
     await axeClean('forwarding');

@@ -138,7 +138,8 @@ export function FormAlert({ errors }: { errors: FormErrors }) {
 }
 
 /**
- * A modal confirmation (the native <dialog>: focus moves into it and stays, Escape cancels).
+ * A modal confirmation (the native <dialog>: focus moves into it, on Cancel, the first button, and
+ * stays; Escape cancels).
  * Resolves true only on the confirm button.
  */
 export function useConfirm(): [(text: string, action: string) => Promise<boolean>, ComponentChildren] {
@@ -160,7 +161,7 @@ export function useConfirm(): [(text: string, action: string) => Promise<boolean
           <h2 id="confirm-title">Please confirm</h2>
           <p>{ask.text}</p>
           <div class="actions">
-            <button type="button" class="secondary" onClick={() => close(false)} autoFocus>
+            <button type="button" class="secondary" onClick={() => close(false)}>
               Cancel
             </button>
             <button type="submit" class="danger">

@@ -110,7 +110,9 @@ export function EngineSection() {
                   {test.result.error ? `: ${test.result.error}` : '.'}
                 </p>
                 {test.result.answer !== undefined && test.result.answer !== null && (
-                  <pre class="answer">{typeof test.result.answer === 'string' ? test.result.answer : JSON.stringify(test.result.answer, null, 2)}</pre>
+                  <pre class="answer">
+                    {typeof test.result.answer === 'string' ? test.result.answer : JSON.stringify(test.result.answer, null, 2)}
+                  </pre>
                 )}
               </div>
             )}

@@ -255,11 +255,19 @@ function RuleForm({
       </fieldset>
       <div class="checks">
         <label>
-          <input type="checkbox" checked={v.aiResults} onChange={(e) => setV({ ...v, aiResults: (e.currentTarget as HTMLInputElement).checked })} />{' '}
+          <input
+            type="checkbox"
+            checked={v.aiResults}
+            onChange={(e) => setV({ ...v, aiResults: (e.currentTarget as HTMLInputElement).checked })}
+          />{' '}
           Only the node's AI results (SR, PDF)
         </label>
         <label>
-          <input type="checkbox" checked={v.enabled} onChange={(e) => setV({ ...v, enabled: (e.currentTarget as HTMLInputElement).checked })} />{' '}
+          <input
+            type="checkbox"
+            checked={v.enabled}
+            onChange={(e) => setV({ ...v, enabled: (e.currentTarget as HTMLInputElement).checked })}
+          />{' '}
           Enabled
         </label>
       </div>
@@ -303,7 +311,8 @@ function ForwardQueue() {
     <section aria-labelledby="fq-title">
       <h3 id="fq-title">Forward queue</h3>
       {res.data && (
-        <p class="figures" aria-label="Forward queue by status">
+        <p class="figures">
+          <span class="sr-only">Forward queue by status: </span>
           {Object.entries(res.data.counts).map(([k, n]) => (
             <span key={k} class={`badge ${k === 'failed' && n ? 'danger' : ''}`}>
               {k}: {count(n)}
@@ -450,11 +459,7 @@ function JobQueue() {
       )}
       <div class="filters inline">
         <label for="jobs-status">Status</label>
-        <select
-          id="jobs-status"
-          value={status}
-          onChange={(e) => (setCursors([]), setStatus((e.currentTarget as HTMLSelectElement).value))}
-        >
+        <select id="jobs-status" value={status} onChange={(e) => (setCursors([]), setStatus((e.currentTarget as HTMLSelectElement).value))}>
           <option value="failed">Failed (dead letters)</option>
           {JOB_STATUSES.filter((s) => s !== 'failed').map((s) => (
             <option key={s} value={s}>

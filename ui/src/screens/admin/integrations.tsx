@@ -176,7 +176,16 @@ function IntegrationForm({ item, onDone, onCancel }: { item?: Integration; onDon
   });
   const [errors, setErrors] = useState<FormErrors>(NO_ERRORS);
   const [busy, setBusy] = useState(false);
-  type TextKey = 'kind' | 'name' | 'timeout_ms' | 'host' | 'port' | 'receiving_application' | 'receiving_facility' | 'base_url' | 'bearer_token';
+  type TextKey =
+    | 'kind'
+    | 'name'
+    | 'timeout_ms'
+    | 'host'
+    | 'port'
+    | 'receiving_application'
+    | 'receiving_facility'
+    | 'base_url'
+    | 'bearer_token';
   const text = (k: TextKey) => ({
     value: v[k],
     onInput: (e: Event) => setV({ ...v, [k]: (e.currentTarget as HTMLInputElement).value }),
@@ -270,7 +279,8 @@ function IntegrationForm({ item, onDone, onCancel }: { item?: Integration; onDon
       <div class="checks">
         {hl7 && (
           <label>
-            <input type="checkbox" checked={v.tls} onChange={(e) => setV({ ...v, tls: (e.currentTarget as HTMLInputElement).checked })} /> TLS
+            <input type="checkbox" checked={v.tls} onChange={(e) => setV({ ...v, tls: (e.currentTarget as HTMLInputElement).checked })} />{' '}
+            TLS
           </label>
         )}
         <label>
@@ -278,7 +288,11 @@ function IntegrationForm({ item, onDone, onCancel }: { item?: Integration; onDon
           Also send AI drafts when published (always: signed and amended reports)
         </label>
         <label>
-          <input type="checkbox" checked={v.enabled} onChange={(e) => setV({ ...v, enabled: (e.currentTarget as HTMLInputElement).checked })} />{' '}
+          <input
+            type="checkbox"
+            checked={v.enabled}
+            onChange={(e) => setV({ ...v, enabled: (e.currentTarget as HTMLInputElement).checked })}
+          />{' '}
           Enabled
         </label>
       </div>

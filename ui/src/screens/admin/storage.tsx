@@ -4,7 +4,13 @@ import { bytes, count, LoadState, useLoad } from './common';
 
 interface StorageView {
   index: { patients: number; studies: number; series: number; instances: number; bytes: number };
-  storage: { backend: string; root?: string; bucket?: string; container?: string; disk: { free_bytes: number; total_bytes: number } | null };
+  storage: {
+    backend: string;
+    root?: string;
+    bucket?: string;
+    container?: string;
+    disk: { free_bytes: number; total_bytes: number } | null;
+  };
   database: { dialect: string; bytes: number | null };
 }
 
