@@ -29,6 +29,8 @@ export class ApiError extends Error {
     readonly code: string,
     message: string,
     readonly retryAfter?: number,
+    /** A 400's field errors (`details` of the node's error body): which field, what is wrong. */
+    readonly details?: Array<{ path: string; message: string }>,
   ) {
     super(message);
   }
@@ -75,15 +77,17 @@ export function authHeaders(): Record<string, string> {
 async function errorOf(res: Response): Promise<ApiError> {
   let code = 'error';
   let message = `${res.status} ${res.statusText}`;
+  let details: Array<{ path: string; message: string }> | undefined;
   try {
-    const body = (await res.json()) as { error?: { code?: string; message?: string } };
+    const body = (await res.json()) as { error?: { code?: string; message?: string; details?: unknown } };
     code = body.error?.code ?? code;
     message = body.error?.message ?? message;
+    if (Array.isArray(body.error?.details)) details = body.error.details as Array<{ path: string; message: string }>;
   } catch {
     // Not JSON: keep the status line.
   }
   const retry = Number(res.headers.get('Retry-After'));
-  return new ApiError(res.status, code, message, Number.isFinite(retry) && retry > 0 ? retry : undefined);
+  return new ApiError(res.status, code, message, Number.isFinite(retry) && retry > 0 ? retry : undefined, details);
 }
 
 /** A JSON call to the node; a 401 while signed in ends the session (back to sign-in). */
@@ -99,7 +103,17 @@ export async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
     throw await errorOf(res);
   }
   if (!res.ok) throw await errorOf(res);
+  // 204 (a delete): no body.
+  if (res.status === 204) return undefined as T;
   return (await res.json()) as T;
+}
+
+/** A file from the node (a CSV export), fetched with the token in the header: never in a URL. */
+export async function apiBlob(path: string): Promise<{ blob: Blob; headers: Headers }> {
+  const res = await fetch(path, { credentials: 'omit', cache: 'no-store', headers: authHeaders() });
+  if (res.status === 401 && session && !session.me.auth_disabled) endSession('unauthorized');
+  if (!res.ok) throw await errorOf(res);
+  return { blob: await res.blob(), headers: res.headers };
 }
 
 /** Sign-in with the node's users (OAuth2 password grant); the session starts once /me answers. */
