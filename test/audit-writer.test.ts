@@ -73,7 +73,8 @@ describe('audit writer', function () {
       await fsp.rm(dir, { recursive: true, force: true });
     });
 
-    const count = async (d: Db) => Number(((await d('audit_logs').where({ action: 'test.read' }).count({ n: '*' })) as Array<{ n: number | string }>)[0]!.n);
+    const count = async (d: Db) =>
+      Number(((await d('audit_logs').where({ action: 'test.read' }).count({ n: '*' })) as Array<{ n: number | string }>)[0]!.n);
 
     it('a read goes on while the writer is held, a change waits for its commit', async () => {
       const audit = new AuditLog(db, log, { maxLagMs: 2000 });

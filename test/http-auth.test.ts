@@ -157,7 +157,11 @@ function describeAuth(name: string, envFactory: () => Promise<Record<string, str
       const me = (await (await fetch(`${url}/api/auth/me`, { headers: bearer(token) })).json()) as { id: number };
       expect((await fetch(`${url}/api/audit`, { headers: bearer(token) })).status).to.equal(200);
       const patch = (body: unknown) =>
-        fetch(`${url}/api/users/${me.id}`, { method: 'PATCH', headers: { ...bearer(admin), 'content-type': 'application/json' }, body: JSON.stringify(body) });
+        fetch(`${url}/api/users/${me.id}`, {
+          method: 'PATCH',
+          headers: { ...bearer(admin), 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        });
       expect((await patch({ role: 'viewer' })).status).to.equal(200);
       expect((await fetch(`${url}/api/audit`, { headers: bearer(token) })).status).to.equal(403);
       expect((await patch({ active: false })).status).to.equal(200);

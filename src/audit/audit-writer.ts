@@ -86,7 +86,10 @@ export class AuditWriter {
       batch.map((p) => p.row),
     )
       .catch((err: unknown) => {
-        this.log.error({ err: errorMessage(err), rows: batch.length, actions: [...new Set(batch.map((p) => p.row.action))] }, 'AUDIT WRITE FAILED');
+        this.log.error(
+          { err: errorMessage(err), rows: batch.length, actions: [...new Set(batch.map((p) => p.row.action))] },
+          'AUDIT WRITE FAILED',
+        );
       })
       .finally(() => {
         this.inflight = [];
