@@ -125,7 +125,7 @@ export async function openCore(config: Config, log: Logger, opts: OpenCoreOption
   // acknowledged only after its blob was renamed into place and indexed.
   await tightenModes(privatePaths(config), log);
   const journal = new IngestJournal(journalDirFor(config.tempDir));
-  const audit = new AuditLog(db, log);
+  const audit = new AuditLog(db, log, { readDb, maxLagMs: config.auditMaxLagMs });
   // Before anything new is stored: blobs a killed process stored but never indexed.
   if (opts.cleanStorageTemp !== false) await sweepOrphanBlobs({ journal, db, storage, log, audit });
   await fsp.rm(config.tempDir, { recursive: true, force: true });
@@ -201,6 +201,8 @@ export async function openCore(config: Config, log: Logger, opts: OpenCoreOption
       await renderer.close();
       await parser.close();
       await storage.close?.();
+      // The queued audit rows of the last reads, before the database goes.
+      await audit.flush();
       await destroyDb();
     },
   };

@@ -219,6 +219,11 @@ export const envSchema = z.object({
     .trim()
     .regex(/^(udp|tcp|tls):\/\/[^/]+$/, 'udp://host:port, tcp://host:port or tls://host:port')
     .optional(),
+  /**
+   * How long the audit row of a read (GET/HEAD) may stay uncommitted after its answer started
+   * (src/audit/audit.ts): the most a crash can lose; 0 commits every row before its answer.
+   */
+  AUDIT_MAX_LAG_MS: z.coerce.number().int().min(0).max(60_000).default(2000),
   /** CA certificate (PEM file) the syslog collector's TLS certificate must chain to; default: the system's CAs. */
   AUDIT_SYSLOG_CA: z.string().trim().min(1).optional(),
 });
@@ -316,6 +321,8 @@ export interface Config {
   fhirPush: FhirPushConfig;
   /** The audit export over syslog (src/audit/audit-shipper.ts); url undefined: off. */
   auditSyslog: { url?: string; caFile?: string };
+  /** AUDIT_MAX_LAG_MS: the audit rows of reads are committed within this, or reads wait for them. */
+  auditMaxLagMs: number;
   logLevel: Env['LOG_LEVEL'];
 }
 
@@ -775,6 +782,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     institutionName: e.INSTITUTION_NAME ?? null,
     fhirPush: { maxAttempts: e.FHIR_PUSH_MAX_ATTEMPTS, retryBaseMs: e.FHIR_PUSH_RETRY_BASE_MS },
     auditSyslog: { url: e.AUDIT_SYSLOG_URL, caFile: e.AUDIT_SYSLOG_CA },
+    auditMaxLagMs: e.AUDIT_MAX_LAG_MS,
     analysis: {
       autoAnalyze: checkedAutoAnalyze(e),
       autoPublish: e.AUTO_PUBLISH ?? e.AUTO_ANALYZE !== 'off',

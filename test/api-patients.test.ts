@@ -482,6 +482,7 @@ describe('REST API: patients, roles and audit (SQLite)', function () {
 
   it('writes one audit row per request, with the Patient ID and never the search text', async () => {
     const admin = apiClient(node, await tokenFor(node, 'admin'));
+    await node.audit.flush();
     const before = (await node.db('audit_logs').count({ n: '*' }))[0]!.n;
     const created = await admin.post<Patient>('/api/patients', { ...jane, patient_id: 'AUD-1' });
     const id = created.body.id;
@@ -491,6 +492,7 @@ describe('REST API: patients, roles and audit (SQLite)', function () {
     await admin.get(`/api/patients/${id}/history`);
     await admin.post('/api/patients', { ...jane, patient_id: 'AUD-1' }); // 409
     await admin.del(`/api/patients/${id}`);
+    await node.audit.flush();
     const after = (await node.db('audit_logs').count({ n: '*' }))[0]!.n;
     expect(Number(after) - Number(before)).to.equal(7);
 

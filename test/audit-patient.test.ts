@@ -29,6 +29,7 @@ describe('audit rows name the patient of the study they name', function () {
     const token = await tokenFor(node, 'viewer');
     const res = await fetch(`${baseUrl(node)}/dicom-web/studies/${study}/metadata`, { headers: bearer(token) });
     expect(res.status).to.equal(200);
+    await node.audit.flush();
     const reads = (await node.db('audit_logs').where({ study_instance_uid: study }).whereNot({ action: 'report.edited' })) as Array<{
       patient_id: string | null;
     }>;

@@ -311,6 +311,7 @@ describe('WADO-RS frames, bulkdata and WADO-URI', function () {
   });
 
   it('audit rows: dicomweb.retrieve for frames, wado.uri for WADO-URI', async () => {
+    await node.audit.flush();
     const rows = (await node.db('audit_logs').whereIn('action', ['dicomweb.retrieve', 'wado.uri']).orderBy('id')) as Array<{
       action: string;
       status: number;

@@ -5,6 +5,7 @@ import { loadConfig } from '../src/config.js';
 import { ConfigError } from '../src/errors.js';
 import { resolveSecretKey } from '../src/auth/secret.js';
 import { issueToken } from '../src/auth/tokens.js';
+import { USER_CACHE_MS } from '../src/auth/users.js';
 import { makeCtSeries, writeSeries } from '../fixtures/generate.js';
 import { storescu } from './helpers/dcmtk.js';
 import { baseUrl, bearer, tokenFor } from './helpers/http.js';
@@ -27,6 +28,7 @@ interface AuditRowDb {
 }
 
 async function auditRows(node: TestNode, action: string): Promise<AuditRowDb[]> {
+  await node.audit.flush();
   return (await node.db('audit_logs').where({ action }).orderBy('id')) as AuditRowDb[];
 }
 
@@ -149,13 +151,38 @@ function describeAuth(name: string, envFactory: () => Promise<Record<string, str
       expect((await fetch(`${url}/api/audit`, { headers: bearer(none) })).status).to.equal(401);
     });
 
-    it('takes the role from the user record, so a demoted or disabled user loses access at once', async () => {
+    it('takes the role from the user record: a demotion or disable through this node holds at once', async () => {
+      const token = await tokenFor(node, 'admin');
+      const admin = await tokenFor(node, 'admin');
+      const me = (await (await fetch(`${url}/api/auth/me`, { headers: bearer(token) })).json()) as { id: number };
+      expect((await fetch(`${url}/api/audit`, { headers: bearer(token) })).status).to.equal(200);
+      const patch = (body: unknown) =>
+        fetch(`${url}/api/users/${me.id}`, {
+          method: 'PATCH',
+          headers: { ...bearer(admin), 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        });
+      expect((await patch({ role: 'viewer' })).status).to.equal(200);
+      expect((await fetch(`${url}/api/audit`, { headers: bearer(token) })).status).to.equal(403);
+      expect((await patch({ active: false })).status).to.equal(200);
+      expect((await fetch(`${url}/api/audit`, { headers: bearer(token) })).status).to.equal(401);
+    });
+
+    it('sees a disable made elsewhere (another node, the database) within USER_CACHE_MS', async () => {
       const token = await tokenFor(node, 'admin');
       const me = (await (await fetch(`${url}/api/auth/me`, { headers: bearer(token) })).json()) as { id: number };
-      await node.db('users').where({ id: me.id }).update({ role: 'viewer' });
-      expect((await fetch(`${url}/api/audit`, { headers: bearer(token) })).status).to.equal(403);
+      expect((await fetch(`${url}/api/audit`, { headers: bearer(token) })).status).to.equal(200);
+      // The row is cached now; the change bypasses this node.
+      const changedAt = Date.now();
       await node.db('users').where({ id: me.id }).update({ active: false });
-      expect((await fetch(`${url}/api/audit`, { headers: bearer(token) })).status).to.equal(401);
+      let status = 200;
+      while (status === 200 && Date.now() - changedAt < USER_CACHE_MS + 5000) {
+        status = (await fetch(`${url}/api/audit`, { headers: bearer(token) })).status;
+        if (status === 200) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(status).to.equal(401);
+      // The bound plus one request on a loaded machine.
+      expect(Date.now() - changedAt).to.be.at.most(USER_CACHE_MS + 1500);
     });
 
     it('rate-limits failed logins per user and audits each attempt', async () => {

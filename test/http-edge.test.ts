@@ -200,6 +200,7 @@ describe('HTTP edge: request rate limits (token buckets per address and per user
     expect(JSON.parse(limited.body).error.message).to.match(/user/);
     expect((await as(alice, '127.0.0.16', '/dicom-web/studies')).status).to.equal(429);
     expect((await as(bob, '127.0.0.15')).status).to.equal(200);
+    await node.audit.flush();
     const rows = (await node.db('audit_logs').where({ actor: 'alice', status: 429 })) as unknown[];
     expect(rows.length).to.be.at.least(2);
   });

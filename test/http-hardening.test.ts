@@ -32,6 +32,7 @@ interface AuditRowDb {
 }
 
 async function auditRows(node: TestNode, action: string): Promise<AuditRowDb[]> {
+  await node.audit.flush();
   return (await node.db('audit_logs').where({ action }).orderBy('id')) as AuditRowDb[];
 }
 

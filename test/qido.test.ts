@@ -209,6 +209,7 @@ describe('QIDO-RS', function () {
     const anon = await fetch(`${url}/dicom-web/studies`);
     assert.equal(anon.status, 401);
     await json(`/studies/${s0.studyInstanceUid}/series?SeriesDescription=${encodeURIComponent('secret*')}`);
+    await node.audit.flush();
     const rows = (await node.db('audit_logs').where({ action: 'dicomweb.qido' }).orderBy('id')) as Array<{
       status: number;
       outcome: string;

@@ -320,6 +320,7 @@ describe('OHIF viewer with auth on (login page, ?token=)', function () {
         expect(lit, `${name} ${report()}`).to.be.greaterThan(1000);
       }
       // Every DICOMweb request was authenticated and audited under the user who signed in.
+      await node.audit.flush();
       const audited = await node.db('audit_logs').where({ actor: 'reader' }).whereLike('action', 'dicomweb.%').count({ n: '*' });
       expect(Number(audited[0]!.n)).to.be.greaterThan(3);
     } finally {

@@ -122,6 +122,7 @@ function describeWado(name: string, envFactory: () => Promise<Record<string, str
         expect(part.body.equals(blob), sop).to.equal(true);
       }
       expect(seen.size).to.equal(99);
+      await node.audit.flush();
       const audit = (await node.db('audit_logs').where({ action: 'dicomweb.retrieve' }).orderBy('id', 'desc').first()) as {
         status: number;
         resource_type: string;
@@ -271,6 +272,7 @@ function describeWado(name: string, envFactory: () => Promise<Record<string, str
       expect(b).to.deep.equal(a);
       const again = (await node.db('series_metadata').where({ series_instance_uid: series }).first()) as { built_at: string };
       expect(String(again.built_at)).to.equal(String(row.built_at)); // not rebuilt (PostgreSQL returns Dates)
+      await node.audit.flush();
       const audit = (await node.db('audit_logs').where({ action: 'dicomweb.metadata' }).orderBy('id', 'desc').first()) as {
         details: string;
       };

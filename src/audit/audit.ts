@@ -5,13 +5,13 @@ import { patientIdsOfStudies } from '../catalog/catalog.js';
 import {
   auditRowsAfter,
   findAuditRows,
-  insertAuditRow,
   insertAuditRowReturningId,
   updateAuditRow,
   type AuditLogColumns,
   type AuditLogFilter,
   type AuditLogRow,
 } from '../catalog/audit.js';
+import { AuditWriter, type AuditBacklog } from './audit-writer.js';
 
 /**
  * The audit trail: who touched which patient data, when, and how it went. One row per HTTP
@@ -99,24 +99,63 @@ function columns(e: AuditEntry): AuditLogColumns {
   };
 }
 
+/** Default of AUDIT_MAX_LAG_MS: how long a read's row may stay uncommitted after its answer started. */
+export const AUDIT_MAX_LAG_MS = 2000;
+
+export interface AuditLogOptions {
+  /** Where the patient of a study is looked up (the read pool: never queued behind ingest); default `db`. */
+  readDb?: Db;
+  /** AUDIT_MAX_LAG_MS; 0: every row is committed before its caller goes on. */
+  maxLagMs?: number;
+}
+
 export class AuditLog {
   private readonly patients = new Map<string, { at: number; patientId: Promise<string | undefined> }>();
+  private readonly writer: AuditWriter;
+  private readonly readDb: Db;
 
   constructor(
     private readonly db: Db,
     private readonly log: Logger,
-  ) {}
+    opts: AuditLogOptions = {},
+  ) {
+    this.writer = new AuditWriter(db, log, opts.maxLagMs ?? AUDIT_MAX_LAG_MS);
+    this.readDb = opts.readDb ?? db;
+  }
 
   /**
    * Write a row. An audit write that fails is logged loudly but does not fail the request it
    * describes: the data access already happened and the peer deserves its answer.
+   *
+   * `durability: 'commit'` (the default) resolves once the row is committed, in a group commit
+   * with the rows of concurrent requests (AuditWriter). `'queued'` is for reads (GET/HEAD, which
+   * change nothing): it resolves as soon as the row is queued, so a response never waits for the
+   * one SQLite writer that ingest keeps busy. The audit trail stays asynchronous to the access it
+   * records, as PS3.15 A.5 and IHE ATNA have it, with the loss a crash can cause bounded: rows
+   * are committed in arrival order without delay, and once the oldest uncommitted row is older
+   * than maxLagMs (or 5000 rows wait) every caller waits for commits again. A crash therefore
+   * loses at most the read rows answered in the last maxLagMs; a clean stop (close) commits them
+   * all; a failed commit is logged as AUDIT WRITE FAILED with its row count.
    */
-  async record(e: AuditEntry): Promise<void> {
+  async record(e: AuditEntry, durability: 'commit' | 'queued' = 'commit'): Promise<void> {
+    let row: AuditLogColumns;
     try {
-      await insertAuditRow(this.db, columns(await this.withPatient(e)));
+      row = columns(await this.withPatient(e));
     } catch (err) {
       this.log.error({ err: errorMessage(err), action: e.action }, 'AUDIT WRITE FAILED');
+      return;
     }
+    await (durability === 'queued' ? this.writer.addQueued(row) : this.writer.add(row));
+  }
+
+  /** Rows queued but not yet committed (what a crash now would lose). */
+  backlog(): AuditBacklog {
+    return this.writer.backlog();
+  }
+
+  /** Commits every row recorded so far (readers of the table, and before the database closes). */
+  flush(): Promise<void> {
+    return this.writer.drain();
   }
 
   /**
@@ -154,7 +193,7 @@ export class AuditLog {
     const now = Date.now();
     const hit = this.patients.get(studyInstanceUid);
     if (hit && hit.at > now - PATIENT_CACHE_MS) return hit.patientId;
-    const patientId = patientIdsOfStudies(this.db, [studyInstanceUid]).then(
+    const patientId = patientIdsOfStudies(this.readDb, [studyInstanceUid]).then(
       (m) => m.get(studyInstanceUid),
       () => undefined,
     );
@@ -170,13 +209,16 @@ export class AuditLog {
     return { ...e, patientId: await this.patientOfStudy(e.studyInstanceUid) };
   }
 
+  /** Every row recorded before the query is in its answer (the queued ones are committed first). */
   async query(q: AuditQuery): Promise<{ total: number; rows: AuditRow[] }> {
+    await this.writer.drain();
     const { total, rows } = await findAuditRows(this.db, { ...q, actor: q.user });
     return { total, rows: rows.map(toAuditRow) };
   }
 
   /** Rows after `afterId`, oldest first (an export's next batch). */
   async after(afterId: number, limit: number): Promise<AuditRow[]> {
+    await this.writer.drain();
     return (await auditRowsAfter(this.db, afterId, limit)).map(toAuditRow);
   }
 }

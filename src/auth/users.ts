@@ -47,6 +47,41 @@ export async function findUserById(db: Db, id: number): Promise<User | undefined
   return r && toUser(r);
 }
 
+/** How long a node answers "who is this token's user" from memory: the bound on a change made on another node. */
+export const USER_CACHE_MS = 5000;
+const USER_CACHE_MAX = 10_000;
+
+/**
+ * The users that tokens named lately, per database handle (one per node): every authenticated
+ * request needs its user's role and active flag, and on SQLite that lookup shares the one
+ * connection ingest keeps busy. A row is kept USER_CACHE_MS at most; updateUser forgets it on
+ * the node that made the change, so there a disable or demotion holds from the next request;
+ * another node (or a change written straight to the database) sees it within USER_CACHE_MS.
+ * Unknown and disabled users are never kept: they must look up every time.
+ */
+const userCaches = new WeakMap<Db, Map<number, { until: number; user: Promise<User | undefined> }>>();
+
+/** The active user with this id (the token check's lookup), from the cache while it is fresh; undefined if unknown or disabled. */
+export async function findActiveUser(db: Db, id: number): Promise<User | undefined> {
+  let cache = userCaches.get(db);
+  if (!cache) userCaches.set(db, (cache = new Map()));
+  const now = Date.now();
+  const hit = cache.get(id);
+  if (hit && hit.until > now) return hit.user;
+  if (cache.size >= USER_CACHE_MAX) cache.clear();
+  const user = findUserById(db, id).then((u) => (u?.active ? u : undefined));
+  const entry = { until: now + USER_CACHE_MS, user };
+  cache.set(id, entry);
+  const forget = () => cache.get(id) === entry && cache.delete(id);
+  // A failed lookup, an unknown or disabled user: not remembered.
+  user.then((u) => u === undefined && forget(), forget);
+  return user;
+}
+
+function forgetUser(db: Db, id: number): void {
+  userCaches.get(db)?.delete(id);
+}
+
 export class UserExistsError extends RadiantError {
   constructor(message: string) {
     super('conflict', message, { code: 'conflict' });
@@ -165,9 +200,14 @@ export async function updateUser(db: Db, id: number, u: UserUpdate): Promise<boo
   if (u.active !== undefined) changes.active = u.active;
   if (u.password !== undefined) changes.password_hash = await hashPassword(u.password);
   if (!Object.keys(changes).length) return (await findUserRow(db, { id })) !== undefined;
-  return updateUserRow(db, id, changes, (admins) => {
-    if (admins === 0) throw new LastAdminError();
-  });
+  try {
+    return await updateUserRow(db, id, changes, (admins) => {
+      if (admins === 0) throw new LastAdminError();
+    });
+  } finally {
+    // After the commit (a lookup racing it must not re-cache the old row), and on failure too.
+    forgetUser(db, id);
+  }
 }
 
 /** The name parts a signature is made of. */

@@ -41,8 +41,9 @@ export interface AuditLogFilter {
   offset: number;
 }
 
-export async function insertAuditRow(db: Db, row: AuditLogColumns): Promise<void> {
-  await db('audit_logs').insert(row);
+/** Inserts rows in one statement (one transaction, one commit): the audit writer's group commit. */
+export async function insertAuditRows(db: Db, rows: AuditLogColumns[]): Promise<void> {
+  if (rows.length) await db('audit_logs').insert(rows);
 }
 
 /** Inserts a row and returns its id. */

@@ -22,6 +22,8 @@ export interface Security {
   authenticated(): Koa.Middleware<AppState>;
 }
 
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
 const ANONYMOUS_ADMIN: Principal = { userId: 0, username: 'auth-disabled', role: 'admin' };
 
 export function createSecurity(opts: { verifier: TokenVerifier; audit: AuditLog; disabled: boolean; limits?: RequestLimits }): Security {
@@ -91,7 +93,9 @@ export function createSecurity(opts: { verifier: TokenVerifier; audit: AuditLog;
           }
           const final = entry(ctx, action, resourceType, status < 400 ? 'success' : 'failure', status);
           const id = started && (await started);
-          await (id ? opts.audit.finish(id, final) : opts.audit.record(final));
+          // A read's row is queued, not awaited: reads must not wait for the SQLite writer that
+          // ingest keeps busy (AuditLog.record says what bounds the loss); a change's row commits first.
+          await (id ? opts.audit.finish(id, final) : opts.audit.record(final, SAFE_METHODS.has(ctx.method) ? 'queued' : 'commit'));
         }
       };
     },

@@ -8,7 +8,7 @@ import cors from '@koa/cors';
 import { FirstAdminBootstrap } from '../auth/bootstrap.js';
 import { FailureLimiter } from '../auth/rate-limit.js';
 import { TokenVerifier } from '../auth/tokens.js';
-import { findUserById } from '../auth/users.js';
+import { findActiveUser } from '../auth/users.js';
 import { errorMiddleware } from './errors.js';
 import { externalAddress } from './external-url.js';
 import { Metrics } from './metrics.js';
@@ -46,8 +46,8 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
   const verifier = new TokenVerifier(
     deps.secretKey,
     async (claims) => {
-      const user = await findUserById(deps.db, Number(claims.sub));
-      return user?.active ? { userId: user.id, username: user.username, role: user.role } : undefined;
+      const user = await findActiveUser(deps.db, Number(claims.sub));
+      return user && { userId: user.id, username: user.username, role: user.role };
     },
     config.auth.tokenExpirySeconds,
   );

@@ -87,6 +87,8 @@ interface AuditRow {
 }
 
 export async function auditRows(node: TestNode, action: string): Promise<AuditRow[]> {
+  // The rows of reads are committed shortly after their answers (AuditLog.record).
+  await node.audit.flush();
   return (await node.db('audit_logs').where({ action }).orderBy('id')) as AuditRow[];
 }
 
