@@ -541,23 +541,29 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
       // Ingesting (parse, storage, index) is the node's work: the caller waiting for it is not idle.
       this.busy++;
       const span = this.operationSpan('C-STORE');
-      void withSpan(span, () => this.store(request, sink)).then(({ status, comment }) => {
-        endOperationSpan(span, status);
-        this.busy--;
-        this.touch();
-        if (!context || this.conn.destroyed) return;
-        const command = responseCommandSet({
-          affectedSopClassUid: request.getAffectedSopClassUid(),
-          commandField: C_STORE_RSP,
-          messageIdBeingRespondedTo: request.getMessageId(),
-          status,
-          hasDataset: false,
-          affectedSopInstanceUid: request.getAffectedSopInstanceUid(),
-          errorComment: comment ? errorComment(comment) : undefined,
+      void withSpan(span, () => this.store(request, sink))
+        .then(({ status, comment }) => {
+          endOperationSpan(span, status);
+          this.busy--;
+          this.touch();
+          if (!context || this.conn.destroyed) return;
+          const command = responseCommandSet({
+            affectedSopClassUid: uidText(request.getAffectedSopClassUid()),
+            commandField: C_STORE_RSP,
+            messageIdBeingRespondedTo: request.getMessageId(),
+            status,
+            hasDataset: false,
+            affectedSopInstanceUid: uidText(request.getAffectedSopInstanceUid()),
+            errorComment: comment ? errorComment(comment) : undefined,
+          });
+          countDimse('C-STORE', status);
+          writeMessage(this.conn, context.getPresentationContextId(), this.association!.getMaxPduLength(), command);
+        })
+        .catch((err: unknown) => {
+          // A response that cannot be written leaves the peer waiting: the association is cut instead.
+          log.error({ err: errorMessage(err), peer: this.peer }, 'C-STORE response not written; association aborted');
+          this.conn.destroy();
         });
-        countDimse('C-STORE', status);
-        writeMessage(this.conn, context.getPresentationContextId(), this.association!.getMaxPduLength(), command);
-      });
     }
 
     private async store(request: CStoreRequest, sink: StoreSink | undefined): Promise<{ status: number; comment?: string }> {
@@ -617,4 +623,13 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
       });
     }
   };
+}
+
+/**
+ * A command set's UI value as text. dcmjs-dimse hands a multi-valued one ("1.2.3\\1.2.4", which
+ * a hostile peer may send and the store refuses with 0xA900) as an array; the response echoes it
+ * as sent, values joined by the backslash delimiter.
+ */
+function uidText(v: string | string[] | undefined): string {
+  return Array.isArray(v) ? v.join('\\') : (v ?? '');
 }
