@@ -258,7 +258,9 @@ describe('Review API: reports of a study, versions and diff, key images, passwor
     const uid = (d: Record<string, { Value?: unknown[] }>) => String(d['00080018']!.Value![0]);
     const z = (d: Record<string, { Value?: unknown[] }>) => Number(d['00200032']!.Value![2]);
     const byPosition = [...meta.body].sort((a, b) => z(b) - z(a)).map(uid);
-    const byNumber = (await listInstances(node.db, { study: studyUid, series: link.body.SeriesInstanceUID })).map((r) => r.sop_instance_uid);
+    const byNumber = (await listInstances(node.db, { study: studyUid, series: link.body.SeriesInstanceUID })).map(
+      (r) => r.sop_instance_uid,
+    );
     expect(link.body).to.include({ StudyInstanceUID: studyUid, frame: 1, slice_count: 8 });
     expect(link.body.slice_number).to.equal(byPosition.indexOf(link.body.SOPInstanceUID) + 1);
     expect(link.body.slice_number).to.not.equal(byNumber.indexOf(link.body.SOPInstanceUID) + 1);

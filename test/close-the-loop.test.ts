@@ -232,7 +232,14 @@ describe('Closing the loop (issue 16, done when): corpus CT by storescu → draf
     // The caption's slice number is the viewer's: OHIF orders the stack by Image Position along the slice
     // normal (row × column cosines), highest first, from 1.
     const slices = files.map((e) => naturalize(fs.readFileSync(e.absPath)));
-    const [r0, r1, r2, c0, c1, c2] = (slices[0]!.ImageOrientationPatient as number[]).map(Number) as [number, number, number, number, number, number];
+    const [r0, r1, r2, c0, c1, c2] = (slices[0]!.ImageOrientationPatient as number[]).map(Number) as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
     const normal = [r1 * c2 - r2 * c1, r2 * c0 - r0 * c2, r0 * c1 - r1 * c0];
     const level = (d: Naturalized) => (d.ImagePositionPatient as number[]).reduce((sum, v, i) => sum + Number(v) * normal[i]!, 0);
     const order = slices.sort((a, b) => level(b) - level(a)).map((d) => d.SOPInstanceUID);

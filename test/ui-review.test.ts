@@ -432,7 +432,12 @@ describe('web UI in Chromium: study review of an AI draft (findings, key images,
       const said = await until(
         "OHIF's instance overlay",
         async () => {
-          overlay = (await tab.locator('.overlay-item', { hasText: 'I:' }).first().textContent({ timeout: 1000 }).catch(() => '')) ?? '';
+          overlay =
+            (await tab
+              .locator('.overlay-item', { hasText: 'I:' })
+              .first()
+              .textContent({ timeout: 1000 })
+              .catch(() => '')) ?? '';
           const m = /I:\s*(\d+)\s*\((\d+)\/(\d+)\)/.exec(overlay);
           return m ? { instance: Number(m[1]), k: Number(m[2]), n: Number(m[3]) } : undefined;
         },

@@ -77,7 +77,8 @@ function positionSortable(stack: readonly ViewerSlice[], normal: readonly number
   const first = stack[0]!;
   if (stack.length < 2 || !first.imageOrientationPatient) return false;
   for (const s of stack) {
-    if (!s.imagePositionPatient || !s.imageOrientationPatient || !sameIop(s.imageOrientationPatient, first.imageOrientationPatient)) return false;
+    if (!s.imagePositionPatient || !s.imageOrientationPatient || !sameIop(s.imageOrientationPatient, first.imageOrientationPatient))
+      return false;
     if (s.rows !== first.rows || s.columns !== first.columns) return false;
   }
   if (stack.length < 3) return true;
@@ -103,10 +104,14 @@ function positionSortable(stack: readonly ViewerSlice[], normal: readonly number
  * A head-first axial CT numbered from the head therefore reads the same both ways; one numbered
  * from the feet, or shuffled, does not, and the viewer's number is the position's.
  */
-export function viewerSliceNumbering(slices: readonly ViewerSlice[]): (image: { sopInstanceUid: string; frameNumber?: number }) => ViewerSliceNumber | null {
+export function viewerSliceNumbering(
+  slices: readonly ViewerSlice[],
+): (image: { sopInstanceUid: string; frameNumber?: number }) => ViewerSliceNumber | null {
   const framesOf = new Map<string, number>();
   for (const s of slices) framesOf.set(s.sopInstanceUid, (framesOf.get(s.sopInstanceUid) ?? 0) + 1);
-  const stack = slices.filter((s) => framesOf.get(s.sopInstanceUid) === 1 && !SINGLE_IMAGE_MODALITIES.has(s.modality ?? '')).sort(byInstanceNumber);
+  const stack = slices
+    .filter((s) => framesOf.get(s.sopInstanceUid) === 1 && !SINGLE_IMAGE_MODALITIES.has(s.modality ?? ''))
+    .sort(byInstanceNumber);
   const iop = stack[0]?.imageOrientationPatient;
   // Not normalised, as OHIF's (calculateScanAxisNormal): only the order matters.
   const normal = iop ? cross(iop.slice(0, 3), iop.slice(3, 6)) : [0, 0, 0];
