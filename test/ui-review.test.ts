@@ -428,9 +428,14 @@ describe('web UI in Chromium: study review of an AI draft (findings, key images,
       expect(onSlice).to.equal(true);
       expect(shown.some((id) => id.includes(where.body.SeriesInstanceUID) && id.includes(where.body.SOPInstanceUID))).to.equal(true);
       // OHIF's overlay, "I: <InstanceNumber> (k/N)": k/N is the key image's slice number, as the review screen says it.
+      // The overlay is rendered after the viewport moves: wait until it names the key image's InstanceNumber.
+      const meta = await admin.get<Array<Record<string, { Value?: unknown[] }>>>(
+        `/dicom-web/studies/${studyUid}/series/${where.body.SeriesInstanceUID}/instances/${where.body.SOPInstanceUID}/metadata`,
+      );
+      const instanceNumber = Number(meta.body[0]!['00200013']!.Value![0]);
       let overlay = '';
       const said = await until(
-        "OHIF's instance overlay",
+        "OHIF's instance overlay on the key image",
         async () => {
           overlay =
             (await tab
@@ -439,18 +444,14 @@ describe('web UI in Chromium: study review of an AI draft (findings, key images,
               .textContent({ timeout: 1000 })
               .catch(() => '')) ?? '';
           const m = /I:\s*(\d+)\s*\((\d+)\/(\d+)\)/.exec(overlay);
-          return m ? { instance: Number(m[1]), k: Number(m[2]), n: Number(m[3]) } : undefined;
+          return m && Number(m[1]) === instanceNumber ? { instance: Number(m[1]), k: Number(m[2]), n: Number(m[3]) } : undefined;
         },
         30_000,
         250,
       ).catch((err: Error) => {
-        throw new Error(`${err.message}; overlay: ${JSON.stringify(overlay)}`);
+        throw new Error(`${err.message}; overlay: ${JSON.stringify(overlay)}, InstanceNumber ${instanceNumber}`);
       });
       await tab.screenshot({ path: path.join(artifacts, 'web-ui-review-viewer-slice.png') });
-      const meta = await admin.get<Array<Record<string, { Value?: unknown[] }>>>(
-        `/dicom-web/studies/${studyUid}/series/${where.body.SeriesInstanceUID}/instances/${where.body.SOPInstanceUID}/metadata`,
-      );
-      expect(said.instance).to.equal(Number(meta.body[0]!['00200013']!.Value![0]));
       expect({ k: said.k, n: said.n }).to.deep.equal({ k: where.body.slice_number, n: where.body.slice_count });
       // Shuffled numbers: the InstanceNumber (or its reverse) would have named another slice.
       expect(where.body.slice_number).to.not.be.oneOf([said.instance, 9 - said.instance]);
