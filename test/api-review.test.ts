@@ -250,9 +250,20 @@ describe('Review API: reports of a study, versions and diff, key images, passwor
       viewer_path: string;
     }>(`/api/reports/${reportId}/findings/1/viewer-link`);
     expect(link.status).to.equal(200);
-    const order = (await listInstances(node.db, { study: studyUid, series: link.body.SeriesInstanceUID })).map((r) => r.sop_instance_uid);
+    // The slice number is the viewer's (OHIF orders an axial stack by Image Position z, highest first), not the
+    // InstanceNumber rank: the generated CT is numbered from the feet, so the two never agree here.
+    const meta = await rad.get<Array<Record<string, { Value?: unknown[] }>>>(
+      `/dicom-web/studies/${studyUid}/series/${link.body.SeriesInstanceUID}/metadata`,
+    );
+    const uid = (d: Record<string, { Value?: unknown[] }>) => String(d['00080018']!.Value![0]);
+    const z = (d: Record<string, { Value?: unknown[] }>) => Number(d['00200032']!.Value![2]);
+    const byPosition = [...meta.body].sort((a, b) => z(b) - z(a)).map(uid);
+    const byNumber = (await listInstances(node.db, { study: studyUid, series: link.body.SeriesInstanceUID })).map(
+      (r) => r.sop_instance_uid,
+    );
     expect(link.body).to.include({ StudyInstanceUID: studyUid, frame: 1, slice_count: 8 });
-    expect(link.body.slice_number).to.equal(order.indexOf(link.body.SOPInstanceUID) + 1);
+    expect(link.body.slice_number).to.equal(byPosition.indexOf(link.body.SOPInstanceUID) + 1);
+    expect(link.body.slice_number).to.not.equal(byNumber.indexOf(link.body.SOPInstanceUID) + 1);
     expect(Number(res.headers.get('x-slice-number'))).to.equal(link.body.slice_number);
     expect(link.body.viewer_path).to.include(`StudyInstanceUIDs=${studyUid}`);
     // The second finding points at its own slice (no box); a finding that does not exist is 404.

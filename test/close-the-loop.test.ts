@@ -229,11 +229,20 @@ describe('Closing the loop (issue 16, done when): corpus CT by storescu → draf
     };
     for (const [edge, share] of Object.entries(edges)) expect(share, `${edge} edge of the box drawn (${coloured} yellow)`).to.be.above(0.9);
 
-    // The caption's slice number is the viewer's: the series in InstanceNumber order, from 1.
-    const order = files
-      .map((e) => naturalize(fs.readFileSync(e.absPath)))
-      .sort((a, b) => Number(a.InstanceNumber) - Number(b.InstanceNumber))
-      .map((d) => d.SOPInstanceUID);
+    // The caption's slice number is the viewer's: OHIF orders the stack by Image Position along the slice
+    // normal (row × column cosines), highest first, from 1.
+    const slices = files.map((e) => naturalize(fs.readFileSync(e.absPath)));
+    const [r0, r1, r2, c0, c1, c2] = (slices[0]!.ImageOrientationPatient as number[]).map(Number) as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
+    const normal = [r1 * c2 - r2 * c1, r2 * c0 - r0 * c2, r0 * c1 - r1 * c0];
+    const level = (d: Naturalized) => (d.ImagePositionPatient as number[]).reduce((sum, v, i) => sum + Number(v) * normal[i]!, 0);
+    const order = slices.sort((a, b) => level(b) - level(a)).map((d) => d.SOPInstanceUID);
     const text = (await runTool('pdftotext', [path.join(dir, 'report.pdf'), '-'])).stdout;
     const caption = /Finding 1 · slice (\d+) of (\d+)/.exec(text);
     expect(caption, text).to.not.equal(null);

@@ -8,7 +8,8 @@ import type { Role } from '../src/auth/permissions.js';
 import { apiClient, type ApiClient } from './helpers/api.js';
 import { answeringEndpoint } from './helpers/ai-results.js';
 import { launchChromium } from './helpers/browser.js';
-import { storescu } from './helpers/dcmtk.js';
+import { runTool, storescu } from './helpers/dcmtk.js';
+import { rewrite } from './helpers/rewrite.js';
 import { baseUrl } from './helpers/http.js';
 import { startTestNode, tempDir, type TestNode } from './helpers/node.js';
 import { until } from './helpers/until.js';
@@ -59,6 +60,8 @@ const ANSWER = {
   comparison_with_prior: '',
   technical_limitations: '',
 };
+/** InstanceNumber of the slice at each position (z ascending): swapped in pairs, so neither n nor 9 - n is its viewer slice. */
+const SHUFFLED = [2, 1, 4, 3, 6, 5, 8, 7];
 const IMPRESSION = 'Small nodule in the right upper lobe; follow-up CT in 6 months.';
 const REASON = 'motion artefact, not atelectasis';
 
@@ -130,8 +133,13 @@ describe('web UI in Chromium: study review of an AI draft (findings, key images,
     admin = apiClient(node, ((await token.json()) as { access_token: string }).access_token);
     browser = await launchChromium();
 
-    // A modality pushes the CT; the node analyses it and publishes the draft by itself.
-    const files = makeCtSeries({ seed: 'ui-review', slices: 8, size: 96, patient: PATIENT, studyDate: '20240402' });
+    // A modality pushes the CT; the node analyses it and publishes the draft by itself. Its InstanceNumbers are
+    // shuffled against the positions (neither the positions' order nor its reverse): the viewer's slice number
+    // is the position's, and the key image must say the same.
+    const files = makeCtSeries({ seed: 'ui-review', slices: 8, size: 96, patient: PATIENT, studyDate: '20240402' }).map((f, i) => ({
+      ...f,
+      bytes: rewrite(f.bytes, { '00200013': String(SHUFFLED[i]) }),
+    }));
     studyUid = files[0]!.studyInstanceUid;
     const dir = await tempDir('ui-review');
     const sent = await storescu(node.dicomPort, await writeSeries(dir, files));
@@ -380,9 +388,14 @@ describe('web UI in Chromium: study review of an AI draft (findings, key images,
       await page.evaluate((id) => ((globalThis as any).location.hash = `#/studies/${id}`), studyId);
       const link = page.locator('[data-finding="1"] a.to-viewer');
       await link.locator('img').waitFor();
-      const where = await admin.get<{ SeriesInstanceUID: string; SOPInstanceUID: string; slice_number: number }>(
-        `/api/reports/${reportId}/findings/1/viewer-link`,
-      );
+      const where = await admin.get<{
+        SeriesInstanceUID: string;
+        SOPInstanceUID: string;
+        slice_number: number;
+        slice_count: number;
+        caption: string;
+      }>(`/api/reports/${reportId}/findings/1/viewer-link`);
+      const captionShown = (await page.locator('[data-finding="1"] figure.key-image').textContent()) ?? '';
       const href = (await link.getAttribute('href')) ?? '';
       expect(href).to.match(/^\/viewer\/viewer\?/);
       expect(href).to.not.match(/token/i);
@@ -412,9 +425,45 @@ describe('web UI in Chromium: study review of an AI draft (findings, key images,
       ).catch((err: Error) => {
         throw new Error(`${err.message}; OHIF shows ${shown.join(' ') || 'nothing'}`);
       });
-      await tab.screenshot({ path: path.join(artifacts, 'web-ui-review-viewer-slice.png') });
       expect(onSlice).to.equal(true);
       expect(shown.some((id) => id.includes(where.body.SeriesInstanceUID) && id.includes(where.body.SOPInstanceUID))).to.equal(true);
+      // OHIF's overlay, "I: <InstanceNumber> (k/N)": k/N is the key image's slice number, as the review screen says it.
+      // The overlay is rendered after the viewport moves: wait until it names the key image's InstanceNumber.
+      const meta = await admin.get<Array<Record<string, { Value?: unknown[] }>>>(
+        `/dicom-web/studies/${studyUid}/series/${where.body.SeriesInstanceUID}/instances/${where.body.SOPInstanceUID}/metadata`,
+      );
+      const instanceNumber = Number(meta.body[0]!['00200013']!.Value![0]);
+      let overlay = '';
+      const said = await until(
+        "OHIF's instance overlay on the key image",
+        async () => {
+          overlay =
+            (await tab
+              .locator('.overlay-item', { hasText: 'I:' })
+              .first()
+              .textContent({ timeout: 1000 })
+              .catch(() => '')) ?? '';
+          const m = /I:\s*(\d+)\s*\((\d+)\/(\d+)\)/.exec(overlay);
+          return m && Number(m[1]) === instanceNumber ? { instance: Number(m[1]), k: Number(m[2]), n: Number(m[3]) } : undefined;
+        },
+        30_000,
+        250,
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}; overlay: ${JSON.stringify(overlay)}, InstanceNumber ${instanceNumber}`);
+      });
+      await tab.screenshot({ path: path.join(artifacts, 'web-ui-review-viewer-slice.png') });
+      expect({ k: said.k, n: said.n }).to.deep.equal({ k: where.body.slice_number, n: where.body.slice_count });
+      // Shuffled numbers: the InstanceNumber (or its reverse) would have named another slice.
+      expect(where.body.slice_number).to.not.be.oneOf([said.instance, 9 - said.instance]);
+      expect(captionShown).to.include(`slice ${where.body.slice_number} of 8`);
+      expect(where.body.caption).to.include(`slice ${where.body.slice_number} of 8`);
+      // The published PDF's key image says the same.
+      const pdf = await admin.raw(`/api/export/report/${reportId}/pdf`);
+      expect(pdf.status).to.equal(200);
+      const file = path.join(await tempDir('ui-review-pdf'), 'report.pdf');
+      await fsp.writeFile(file, Buffer.from(await pdf.arrayBuffer()));
+      const text = (await runTool('pdftotext', [file, '-'])).stdout;
+      expect(/Finding 1 · slice (\d+) of (\d+)/.exec(text)?.slice(1).map(Number), text).to.deep.equal([said.k, said.n]);
     } finally {
       await context.close();
     }

@@ -1,10 +1,10 @@
 import sharp from 'sharp';
 import type { Db } from '../db/connection.js';
-import { listInstances } from '../catalog/catalog.js';
-import { seriesRow } from '../catalog/studies.js';
 import type { Analysis } from '../analysis/analyses.js';
 import { seriesInstanceReader } from '../analysis/instance-bytes.js';
 import { prepareImages, type PrepareKind } from '../analysis/prepare-images.js';
+import { viewerSliceNumbering, type ViewerSliceNumber } from '../analysis/slice-order.js';
+import { loadStudySeries } from '../volumes/series-loader.js';
 import { placement } from '../dicom/render/fit.js';
 import type { Renderer } from '../dicom/render/renderer.js';
 import type { BlobStorage } from '../../storage/types.js';
@@ -18,11 +18,11 @@ export interface KeyImage {
 
 /** A key image with where it comes from (the review screen links it to the viewer). */
 export interface LocatedKeyImage extends KeyImage {
-  /** The image shown: the viewer's slice number (1-based, InstanceNumber order; null when not in the index) and its UIDs. */
+  /** The image shown: its UIDs and its number as the viewer counts it (viewerSliceNumbering; null when not in the index). */
   sopInstanceUid: string;
   seriesInstanceUid: string;
   frameNumber: number;
-  slice: { number: number; of: number } | null;
+  slice: ViewerSliceNumber | null;
 }
 
 const MAX_KEY_IMAGES = 6;
@@ -70,8 +70,8 @@ async function drawBoxes(png: Buffer, analysisImage: Analysis['images'][number],
 /**
  * The slices the report's findings point at, in true greyscale with each finding's box drawn,
  * for the PDF. One image per slice, captioned with every finding that cites it and the slice's
- * number as the viewer counts it (1-based, the series in InstanceNumber order); at most six,
- * in finding order.
+ * number as the viewer counts it (1-based, OHIF's order: by position along the slice normal,
+ * src/analysis/slice-order.ts); at most six, in finding order.
  */
 export async function keyImagesFor(
   d: { db: Db; storage: BlobStorage; renderer: Renderer },
@@ -91,7 +91,8 @@ export async function keyImagesFor(
     byImage.set(index, entry);
   }
   if (!byImage.size || !analysis.seriesInstanceUid) return [];
-  const series = await seriesRow(db, analysis.seriesInstanceUid);
+  // The series as the viewer reads it (its DICOM JSON metadata): modality, and every image's place.
+  const [series] = await loadStudySeries(db, storage, analysis.studyInstanceUid, analysis.seriesInstanceUid);
   const picks = [...byImage.entries()].sort((a, b) => a[0] - b[0]);
   const prepared = await prepareImages({
     kind: kindFor(series?.modality ?? null),
@@ -101,25 +102,22 @@ export async function keyImagesFor(
     readInstance: await seriesInstanceReader(db, storage, analysis.studyInstanceUid, analysis.seriesInstanceUid),
     renderer: d.renderer,
   });
-  // The viewer's slice numbers: the series' instances in InstanceNumber order, counted from 1.
-  const order = (await listInstances(db, { study: analysis.studyInstanceUid, series: analysis.seriesInstanceUid })).map(
-    (r) => r.sop_instance_uid,
-  );
+  const sliceOf = viewerSliceNumbering(series?.slices ?? []);
   const out: LocatedKeyImage[] = [];
   for (const im of prepared.images) {
     const pick = picks.find(([i]) => sameImage(analysis.images[i]!, im));
     if (!pick) continue;
     const [index, { ref, findings, boxes }] = pick;
-    const position = order.indexOf(im.sopInstanceUid);
-    const slice = position >= 0 ? `slice ${position + 1} of ${order.length}` : `image ${index + 1} of ${analysis.images.length}`;
-    const frame = (ref.frameNumber ?? 1) > 1 ? `, frame ${ref.frameNumber}` : '';
+    const place = sliceOf({ sopInstanceUid: im.sopInstanceUid, frameNumber: ref.frameNumber ?? 1 });
+    const slice = place ? `${place.unit} ${place.number} of ${place.of}` : `image ${index + 1} of ${analysis.images.length}`;
+    const frame = !place && (ref.frameNumber ?? 1) > 1 ? `, frame ${ref.frameNumber}` : '';
     out.push({
       png: await drawBoxes(im.png, analysis.images[index]!, ref, boxes),
       findingNumbers: findings,
       sopInstanceUid: im.sopInstanceUid,
       seriesInstanceUid: analysis.seriesInstanceUid,
       frameNumber: ref.frameNumber ?? 1,
-      slice: position >= 0 ? { number: position + 1, of: order.length } : null,
+      slice: place,
       caption: `Finding ${findings.join(', ')} · ${slice}${frame}${boxes.length ? ' (box: the finding’s region)' : ''}`,
     });
   }

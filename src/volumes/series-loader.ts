@@ -49,13 +49,18 @@ function parseDatasets(seriesUid: string, json: string): JsonDataset[] {
  * Every series of a study with its slice headers, in series-number order. Headers come from the
  * per-series DICOM JSON cache that WADO-RS metadata uses, so a study that was viewed (or whose
  * metadata was prebuilt) is read without opening a blob, and a study read here is cached for the
- * viewer. An empty array when the study is not in the index.
+ * viewer. An empty array when the study is not in the index; `onlySeries`: that series alone.
  */
-export async function loadStudySeries(db: Db, storage: BlobStorage, studyInstanceUid: string): Promise<SeriesCandidate[]> {
-  const rows = await seriesOfStudy(db, studyInstanceUid);
+export async function loadStudySeries(
+  db: Db,
+  storage: BlobStorage,
+  studyInstanceUid: string,
+  onlySeries?: string,
+): Promise<SeriesCandidate[]> {
+  const rows = (await seriesOfStudy(db, studyInstanceUid)).filter((r) => onlySeries === undefined || r.series_instance_uid === onlySeries);
   if (rows.length === 0) return [];
 
-  const instances = await listInstances(db, { study: studyInstanceUid });
+  const instances = await listInstances(db, { study: studyInstanceUid, series: onlySeries });
   const bySeries = new Map<number, StoredInstanceRow[]>();
   for (const i of instances) {
     const list = bySeries.get(i.series_pk);
