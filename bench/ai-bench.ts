@@ -237,7 +237,9 @@ async function pipelineFigures(m: ShapesModel, corpus: string, engine: EngineFig
       for (let k = 0; k < 12_000 && node.engine.status.state === 'starting'; k++) await new Promise((r) => setTimeout(r, 50));
       if (!node.engine.ready) throw new Error(`engine ${node.engine.status.state}: ${node.engine.status.error ?? ''}`);
       await forwardAiResultsTo(node, 'BENCH_PACS', scp.port);
-      console.log(`  pipeline: ${label} pushed with storescu; MedGemma 1.5 recipe, ${SLICES} of ${RECIPE_SLICES} slices sent (BENCH_AI_SLICES)`);
+      console.log(
+        `  pipeline: ${label} pushed with storescu; MedGemma 1.5 recipe, ${SLICES} of ${RECIPE_SLICES} slices sent (BENCH_AI_SLICES)`,
+      );
       const r = await loopRun(node, files, scpDir, 12 * 3600_000);
       const img = imageLogTimes(lines);
       const stored = r.marks.published ?? 0;
@@ -273,7 +275,7 @@ async function pipelineFigures(m: ShapesModel, corpus: string, engine: EngineFig
 export async function aiBench(corpus: string): Promise<void> {
   const modelsDir = path.resolve(process.env.BENCH_AI_MODELS_DIR ?? 'models');
   const build = await ensureLlamaServer({ cuda: DEVICE === 'cuda' });
-  const m = await ensureShapesModel(modelsDir);
+  const m = await ensureShapesModel(modelsDir, { build: { cuda: DEVICE === 'cuda' } });
   const size = (f: string) => (fs.statSync(f).size / 1024 ** 3).toFixed(2);
   console.log(
     `AI latency: random weights, MedGemma 4B shapes — Gemma 3 4B Q4_K_M (${size(m.model)} GiB) + SigLIP-400M mmproj F16 ` +

@@ -54,7 +54,7 @@ export async function ensureShapesModel(
     fs.renameSync(`${mmproj}.partial`, mmproj);
   }
   if (!fs.existsSync(model)) {
-    const tool = await ensureLlamaTool('llama-quantize', { cuda: false, log, ...opts.build });
+    const tool = await ensureLlamaTool('llama-quantize', { log, ...opts.build });
     const f16 = path.join(modelsDir, '.medgemma-4b-shapes-F16.gguf.partial');
     try {
       log('writing the Gemma 3 4B text model in F16 (~7.8 GB, streamed)');
