@@ -43,6 +43,41 @@ const SLICES = Number(process.env.BENCH_AI_SLICES ?? (DEVICE === 'cuda' ? RECIPE
 const CT_SLICES = Number(process.env.BENCH_AI_CT_SLICES ?? 0);
 const DECODE_TOKENS = Number(process.env.BENCH_AI_DECODE_TOKENS ?? 32);
 
+/**
+ * llama.cpp's AMX path segfaults on this machine's CPU (AMX-INT8, a VM) in the first Q4_K matmul
+ * (ggml_backend_amx_mul_mat; llama.cpp issue #20824, open): the node's llama-server cannot run a
+ * Q4_K_M model here. Until the node handles it, the bench runs llama-server with --no-repack (no
+ * AMX / repacked weights) on such CPUs, and says so.
+ */
+const AMX_CPU = DEVICE === 'cpu' && process.platform === 'linux' && /\bamx_int8\b/.test(readCpuinfo());
+const SERVER_ARGS = AMX_CPU ? ['--no-repack'] : [];
+
+function readCpuinfo(): string {
+  try {
+    return fs.readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * The node starts the llama-server that ensureLlamaServer() names (its cache under LLAMA_CACHE_DIR):
+ * for the pipeline run, a cache whose record points at a wrapper adding SERVER_ARGS.
+ */
+function wrappedServerCache(work: string, build: { serverPath: string; commit: string; variant: string }): string | undefined {
+  if (!SERVER_ARGS.length) return undefined;
+  const root = path.join(work, 'llama-cache');
+  const dir = path.join(root, `${build.commit}-${build.variant}`);
+  fs.mkdirSync(dir, { recursive: true });
+  const wrapper = path.join(dir, 'llama-server');
+  fs.writeFileSync(wrapper, `#!/bin/sh\nexec '${build.serverPath}' "$@" ${SERVER_ARGS.join(' ')}\n`, { mode: 0o755 });
+  fs.writeFileSync(
+    path.join(dir, 'BUILD.json'),
+    JSON.stringify({ commit: build.commit, variant: build.variant, serverPath: wrapper, buildSeconds: 0 }),
+  );
+  return root;
+}
+
 const median = (xs: number[]) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]! : Number.NaN);
 
 /** What mtmd logs per image: the vision encoder's time and the LLM prefill of its tokens. */
@@ -137,7 +172,7 @@ async function engineFigures(m: ShapesModel, serverPath: string): Promise<Engine
     threads: THREADS,
     ctxSize: 4096,
     gpuLayers: DEVICE === 'cuda' ? 'all' : 0,
-    extraArgs: DEVICE === 'cuda' ? [] : ['--no-mmproj-offload'],
+    extraArgs: DEVICE === 'cuda' ? SERVER_ARGS : ['--no-mmproj-offload', ...SERVER_ARGS],
     startupTimeoutMs: 600_000,
   });
   const t0 = performance.now();
@@ -194,8 +229,16 @@ async function studyFiles(corpus: string, work: string): Promise<{ files: string
   return { files, label: `corpus chest CT (${files.length} × 512²)` };
 }
 
-async function pipelineFigures(m: ShapesModel, corpus: string, engine: EngineFigures): Promise<void> {
+async function pipelineFigures(
+  m: ShapesModel,
+  corpus: string,
+  engine: EngineFigures,
+  build: { serverPath: string; commit: string; variant: string },
+): Promise<void> {
   const work = await fsp.mkdtemp(path.join(os.tmpdir(), 'radiant-bench-ai-'));
+  const cache = wrappedServerCache(work, build);
+  const cacheBefore = process.env.LLAMA_CACHE_DIR;
+  if (cache) process.env.LLAMA_CACHE_DIR = cache;
   const lines: string[] = [];
   // The node's llama-server lines arrive at debug level; keep only mtmd's per-image timings.
   const destination = {
@@ -217,10 +260,11 @@ async function pipelineFigures(m: ShapesModel, corpus: string, engine: EngineFig
         MEDGEMMA_DEVICE: DEVICE,
         MEDGEMMA_GPU_LAYERS: DEVICE === 'cuda' ? 'all' : '0',
         MEDGEMMA_THREADS: String(THREADS),
-        MEDGEMMA_CONTEXT: String(Math.ceil(((MEDGEMMA_4B_IMAGE_TOKENS + 16) * SLICES + 6000) / 1024) * 1024),
+        MEDGEMMA_CONTEXT: String(Math.ceil(((MEDGEMMA_4B_IMAGE_TOKENS + 16) * SLICES + 8192) / 1024) * 1024),
         MEDGEMMA_RECIPE: 'medgemma-1.5',
         MEDGEMMA_MAX_SLICES: String(SLICES),
         MEDGEMMA_TIMEOUT_MS: String(6 * 3600_000),
+        MEDGEMMA_MAX_RETRIES: '0', // one call timed, not a retried one
         MEDGEMMA_ALLOW_UNVALIDATED_MODEL: 'true',
         // A random model fills every string to its limit: keep the answer short and bounded.
         ANALYSIS_MAX_FINDINGS: '2',
@@ -268,6 +312,10 @@ async function pipelineFigures(m: ShapesModel, corpus: string, engine: EngineFig
       await node.stop();
     }
   } finally {
+    if (cache) {
+      if (cacheBefore === undefined) delete process.env.LLAMA_CACHE_DIR;
+      else process.env.LLAMA_CACHE_DIR = cacheBefore;
+    }
     await fsp.rm(work, { recursive: true, force: true });
   }
 }
@@ -282,6 +330,7 @@ export async function aiBench(corpus: string): Promise<void> {
       `(${size(m.mmproj)} GiB)${m.generated ? `, generated in ${m.generateSeconds.toFixed(0)} s` : ', cached'}; ` +
       `llama-server ${build.variant}, ${DEVICE === 'cuda' ? 'all layers + projector on the GPU' : `CPU, ${THREADS} threads`}`,
   );
+  if (AMX_CPU) console.log('  AMX CPU: llama-server runs with --no-repack (its AMX Q4_K matmul segfaults here, llama.cpp #20824)');
   const e = await engineFigures(m, build.serverPath);
   console.log(
     `  image encode                 ${e.imageEncodeMs.toFixed(0)} ms per 896² image (mmproj${DEVICE === 'cuda' ? ', GPU' : ' on CPU'})`,
@@ -298,5 +347,5 @@ export async function aiBench(corpus: string): Promise<void> {
       `300 slices ≈ ${((300 * (e.imageEncodeMs + e.imagePrefillMs)) / 1000).toFixed(0)} s (EXTRAPOLATED from one image)`,
   );
   if (process.env.BENCH_AI_SKIP_PIPELINE === '1') return;
-  await pipelineFigures(m, corpus, e);
+  await pipelineFigures(m, corpus, e, build);
 }
