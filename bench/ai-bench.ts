@@ -16,9 +16,10 @@
  * Env: BENCH_AI_DEVICE cpu|cuda (default cpu; cuda = every layer and the projector on the GPU),
  * BENCH_AI_THREADS (default: all cores), BENCH_AI_SLICES, BENCH_AI_CT_SLICES (0 = the corpus
  * 99-slice CT, default; N = a generated N-slice CT, for the 300-slice GPU goal),
- * BENCH_AI_DECODE_TOKENS (default 32), BENCH_AI_SKIP_PIPELINE=1, BENCH_AI_MODELS_DIR (default models/).
+ * BENCH_AI_DECODE_TOKENS (default 32), BENCH_AI_PROMPT_WORDS (300), BENCH_AI_SKIP_PIPELINE=1, BENCH_AI_MODELS_DIR (default models/).
  */
 import fs from 'node:fs';
+import http from 'node:http';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -42,6 +43,7 @@ const RECIPE_SLICES = 85;
 const SLICES = Number(process.env.BENCH_AI_SLICES ?? (DEVICE === 'cuda' ? RECIPE_SLICES : 2));
 const CT_SLICES = Number(process.env.BENCH_AI_CT_SLICES ?? 0);
 const DECODE_TOKENS = Number(process.env.BENCH_AI_DECODE_TOKENS ?? 32);
+const PROMPT_WORDS = Number(process.env.BENCH_AI_PROMPT_WORDS ?? 300);
 
 /**
  * llama.cpp's AMX path segfaults on this machine's CPU (AMX-INT8, a VM) in the first Q4_K matmul
@@ -113,21 +115,60 @@ interface ChatTimings {
   predicted_ms: number;
 }
 
-async function chat(server: LlamaServer, content: unknown, maxTokens: number): Promise<ChatTimings> {
-  const res = await fetch(`${server.baseUrl}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${server.apiKey}` },
-    body: JSON.stringify({
-      messages: [{ role: 'user', content }],
-      max_tokens: maxTokens,
-      temperature: 0,
-      cache_prompt: false,
-      ignore_eos: true,
-    }),
+/**
+ * One chat call over node:http: fetch (undici) gives up after 300 s without response headers, and
+ * llama-server sends none until it is done — a CPU image call takes longer than that here.
+ */
+function chat(server: LlamaServer, content: unknown, maxTokens: number): Promise<ChatTimings> {
+  const body = JSON.stringify({
+    messages: [{ role: 'user', content }],
+    max_tokens: maxTokens,
+    temperature: 0,
+    cache_prompt: false,
+    ignore_eos: true,
   });
-  if (!res.ok) throw new Error(`llama-server ${res.status}: ${(await res.text()).slice(0, 300)}`);
-  const body = (await res.json()) as { timings: ChatTimings };
-  return body.timings;
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      `${server.baseUrl}/v1/chat/completions`,
+      {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          authorization: `Bearer ${server.apiKey}`,
+          'content-length': Buffer.byteLength(body),
+        },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (text += d));
+        res.on('end', () => {
+          if (res.statusCode !== 200) return reject(new Error(`llama-server ${res.statusCode}: ${text.slice(0, 300)}`));
+          resolve((JSON.parse(text) as { timings: ChatTimings }).timings);
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/**
+ * The node calls llama-server with fetch, whose default dispatcher drops a call that has sent no
+ * response headers in 300 s (undici's headersTimeout), whatever MEDGEMMA_TIMEOUT_MS says: every
+ * CPU analysis of more than a slice or two fails here with "fetch failed". For the pipeline run
+ * only, the process's global dispatcher is replaced by one of the same class without those
+ * timeouts (the node itself needs a fix: reported with this bench).
+ */
+async function lift300sFetchLimit(): Promise<void> {
+  const key = Symbol.for('undici.globalDispatcher.1');
+  const g = globalThis as unknown as Record<symbol, object | undefined>;
+  if (!g[key]) await fetch('data:,').catch(() => undefined); // creates the default dispatcher
+  const current = g[key];
+  if (!current) return;
+  const Agent = current.constructor as new (o: { headersTimeout: number; bodyTimeout: number }) => object;
+  g[key] = new Agent({ headersTimeout: 0, bodyTimeout: 0 });
 }
 
 /** A report-like English prompt of about `words` words (tokenises as real text does). */
@@ -180,7 +221,7 @@ async function engineFigures(m: ShapesModel, serverPath: string): Promise<Engine
   console.log(`  llama-server loaded the model in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   try {
     await chat(server, 'Hello.', 1); // warm-up: first-touch of the weights
-    const text = await chat(server, textPrompt(400), DECODE_TOKENS);
+    const text = await chat(server, textPrompt(PROMPT_WORDS), DECODE_TOKENS);
     const png = await ctPng();
     const before = server.recentLog.length;
     await chat(
@@ -237,6 +278,7 @@ async function pipelineFigures(
 ): Promise<void> {
   const work = await fsp.mkdtemp(path.join(os.tmpdir(), 'radiant-bench-ai-'));
   const cache = wrappedServerCache(work, build);
+  await lift300sFetchLimit();
   const cacheBefore = process.env.LLAMA_CACHE_DIR;
   if (cache) process.env.LLAMA_CACHE_DIR = cache;
   const lines: string[] = [];
