@@ -11,6 +11,7 @@ import dimse from 'dcmjs-dimse';
 import { STUDY_ROOT_FIND } from '../dimse/find.js';
 import { clientFind } from '../test/helpers/dimse-client.js';
 import { ORTHANC_BIN, startOrthanc } from '../test/helpers/orthanc.js';
+import { aiBench } from './ai-bench.js';
 import { dimsePathsBench, orthancStoreSeconds } from './dimse-paths-bench.js';
 import { engineBench } from './engine-bench.js';
 import { httpPathsBench } from './http-paths-bench.js';
@@ -32,7 +33,8 @@ import { scaleBench } from './scale-bench.js';
  * HTTP. `node dist/bench/bench.js qido` runs only that section; `node dist/bench/bench.js engine`
  * runs only the MedGemma engine section (bench/engine-bench.ts), `pipeline` the analysis pipeline
  * (bench/pipeline-bench.ts), `loop` the closed loop's latency, last instance received → SR and PDF
- * at a PACS (bench/loop-bench.ts); all also run at the end.
+ * at a PACS (bench/loop-bench.ts); all also run at the end. `ai` (npm run bench:ai) runs the AI latency
+ * bench with a model of MedGemma 4B's shapes (bench/ai-bench.ts); it is not part of the full run (hours on a CPU).
  */
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -625,6 +627,7 @@ async function main(): Promise<void> {
   if (process.argv[2] === 'engine') return engineBench();
   if (process.argv[2] === 'pipeline') return pipelineBench(corpus);
   if (process.argv[2] === 'loop') return loopBench(corpus);
+  if (process.argv[2] === 'ai') return aiBench(corpus);
   if (process.argv[2] === 'http') return httpPathsBench(corpus);
   if (process.argv[2] === 'scale') return scaleBench(corpus);
   if (process.argv[2] === 'load') return queryUnderLoadBench(corpus);

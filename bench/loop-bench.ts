@@ -47,14 +47,15 @@ interface Marks {
   atPacs?: number;
 }
 
-interface LoopRun {
+export interface LoopRun {
   totalMs: number;
   marks: Marks;
   analysis: Record<string, number>;
   publish: NonNullable<ReportPublishResult['timings']>;
 }
 
-async function loopRun(node: RunningNode, files: string[], scpDir: string): Promise<LoopRun> {
+/** One push of `files` and the loop it starts, timed from the last instance acknowledged; limitMs bounds the wait. */
+export async function loopRun(node: RunningNode, files: string[], scpDir: string, limitMs = 300_000): Promise<LoopRun> {
   for (const f of fs.readdirSync(scpDir)) fs.rmSync(path.join(scpDir, f));
   const before = ((await node.db('medgemma_analyses').max({ id: 'id' }).first()) as { id: number | null }).id ?? 0;
   const code = await storescu(node.dicomPort, files);
@@ -64,7 +65,7 @@ async function loopRun(node: RunningNode, files: string[], scpDir: string): Prom
   let analysisId = 0;
   for (;;) {
     const now = performance.now();
-    if (now - t0 > 300_000) throw new Error(`the loop did not close in 300 s: ${JSON.stringify(marks)}`);
+    if (now - t0 > limitMs) throw new Error(`the loop did not close in ${limitMs / 1000} s: ${JSON.stringify(marks)}`);
     if (!analysisId) {
       const a = (await node.db('medgemma_analyses').where('id', '>', before).first('id')) as { id: number } | undefined;
       if (a) {

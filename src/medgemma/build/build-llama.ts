@@ -369,6 +369,32 @@ export async function ensureLlamaServer(opts: LlamaBuildOptions = {}): Promise<L
   }
 }
 
+/**
+ * Another llama.cpp tool from the same build tree as llama-server (the bench's `llama-quantize`):
+ * builds llama-server first if needed, then only the tool's own target (seconds: the libraries
+ * are already compiled). Under the same lock as the build, so two processes do not race.
+ */
+export async function ensureLlamaTool(target: 'llama-quantize', opts: LlamaBuildOptions = {}): Promise<string> {
+  const log = opts.log ?? ((s: string) => process.stderr.write(`[build:llama] ${s}\n`));
+  const server = await ensureLlamaServer(opts);
+  const tool = path.join(path.dirname(server.serverPath), target);
+  if (fs.existsSync(tool)) return tool;
+  const { lockPath } = llamaBuildLocation({ ...opts, cuda: server.variant !== 'cpu' });
+  const release = await lockBuild(lockPath, opts.lockTimeoutMs ?? 2 * 3600_000, log, `building ${target}`);
+  try {
+    if (fs.existsSync(tool)) return tool;
+    const jobs = resolveLlamaBuild(opts).jobs;
+    log(`compiling ${target} in ${path.join(server.dir, 'build')}`);
+    await run('cmake', ['--build', path.join(server.dir, 'build'), '--config', 'Release', '--target', target, '-j', String(jobs)], {
+      onOutput: opts.onOutput,
+    });
+    if (!fs.existsSync(tool)) throw new LlamaBuildError(`build finished but ${tool} is missing`);
+    return tool;
+  } finally {
+    release();
+  }
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const verbose = args.includes('--verbose') || args.includes('-v');
