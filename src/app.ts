@@ -41,6 +41,7 @@ import { parseSyslogUrl, SyslogSender } from './audit/syslog.js';
 import { privatePaths, tightenModes } from './private-files.js';
 import { resolveSecretKey } from './auth/secret.js';
 import { createHttpApp, type HttpApp } from './http/server.js';
+import { startTraceExport } from './observability/otlp.js';
 
 /**
  * The node's parts, wired once. `openCore` is what every command needs (index, storage, the one
@@ -317,6 +318,8 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
       .scheduleAll()
       .catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'forward jobs not scheduled at start-up'));
   }
+  // OTEL_EXPORTER_OTLP_ENDPOINT: spans of what the listeners and workers do from here on.
+  const traceExport = startTraceExport(config, log, 'serve');
   if (Object.keys(serviceHandlers).length > 0) serviceJobs = startServiceWorker(core, log, serviceHandlers);
   await scheduleRetention(core, config.retention).catch((err: unknown) =>
     log.warn({ err: errorMessage(err) }, 'retention job not scheduled at start-up'),
@@ -348,6 +351,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
       // Rows not yet shipped stay behind the cursor: the next start sends them.
       await shipper?.stop();
       await core.close();
+      await traceExport?.shutdown();
     },
   };
 }
