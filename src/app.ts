@@ -2,6 +2,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from './config.js';
 import { createDb, createReadDb, migrateLatest, type Db } from './db/connection.js';
+import { EventsRelay } from './db/events-relay.js';
 import { createStorage, LocalStorage } from '../storage/index.js';
 import type { BlobStorage } from '../storage/types.js';
 import { ParsePool } from './dicom/parse-pool.js';
@@ -151,6 +152,8 @@ export async function openCore(config: Config, log: Logger, opts: OpenCoreOption
   const transcoder = new Transcoder(config.transcode);
   const renderer = new Renderer({ ...config.render, maxFramePixels: config.maxFramePixels });
   const events = new EventBus();
+  // PostgreSQL: what people watch (GET /api/events) hears the other processes of the database too.
+  const relay = await EventsRelay.start(db, config.database, events, log);
   ingestor.on('instance-stored', (e) => {
     transcoder.invalidate(e.sopInstanceUid);
     const { studyInstanceUid, seriesInstanceUid, sopInstanceUid } = e;
@@ -199,6 +202,7 @@ export async function openCore(config: Config, log: Logger, opts: OpenCoreOption
     queue: jobs,
     async close() {
       forwardingRules.stop();
+      await relay?.stop();
       await transcoder.close();
       await renderer.close();
       await parser.close();
