@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Config } from './config.js';
 import { createDb, createReadDb, migrateLatest, type Db } from './db/connection.js';
 import { EventsRelay } from './db/events-relay.js';
+import { SessionLock } from './db/session-lock.js';
 import { createStorage, LocalStorage } from '../storage/index.js';
 import type { BlobStorage } from '../storage/types.js';
 import { ParsePool } from './dicom/parse-pool.js';
@@ -388,7 +389,10 @@ function auditShipper(core: Core): AuditShipper | undefined {
   if (!url) return undefined;
   const sender = new SyslogSender(parseSyslogUrl(url), { caFile });
   const source = { sourceId: core.config.dicom.aeTitle, siteId: core.config.institutionName };
-  return new AuditShipper({ db: core.db, audit: core.audit, log: core.log, sender, source }, { name: `syslog ${url}`.slice(0, 64) });
+  const name = `syslog ${url}`.slice(0, 64);
+  // Serve nodes on one database ship each row once: whoever holds the lock of this destination.
+  const lock = new SessionLock(core.config.database, `audit-export ${name}`, core.log);
+  return new AuditShipper({ db: core.db, audit: core.audit, log: core.log, sender, source, lock }, { name });
 }
 
 /**
