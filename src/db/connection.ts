@@ -99,7 +99,7 @@ const SQLITE_READERS = 2;
  */
 export function createReadDb(opts: DatabaseOptions, writer: Db): Db {
   if (opts.client !== 'sqlite' || opts.filename === ':memory:') return writer;
-  return knexFactory({
+  const reader = knexFactory({
     client: 'sqlite3',
     connection: { filename: opts.filename },
     useNullAsDefault: true,
@@ -116,6 +116,9 @@ export function createReadDb(opts: DatabaseOptions, writer: Db): Db {
       },
     },
   });
+  // Searches' queries are spans too, under their request or association.
+  traceQueries(reader, 'sqlite');
+  return reader;
 }
 
 /**
