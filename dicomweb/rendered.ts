@@ -8,6 +8,8 @@ import { parseAccept } from './accept.js';
 import { PDF, isEncapsulatedPdf, openEncapsulatedDocument } from './encapsulated-document.js';
 import { resolveInstanceFromPath } from './frames.js';
 import { newBoundary } from './multipart-writer.js';
+import { cutOnError } from './streamed-response.js';
+import { instanceReader } from '../src/integrity/read-instance.js';
 import type { RenderedFrames, RenderFile } from '../src/dicom/render/renderer.js';
 import {
   RenderError,
@@ -148,9 +150,8 @@ function boxFor(params: RenderParams, thumbnail: boolean): RenderBox | undefined
 
 /** Reads the stored instance into memory the render workers share. */
 export async function loadForRendering(deps: RouteDeps, row: StoredInstanceRow): Promise<RenderFile> {
-  const chunks: Buffer[] = [];
-  for await (const c of await deps.storage.get(row.storage_key)) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c as Uint8Array));
-  return deps.renderer.share(chunks);
+  // Checked against the index's SHA-256 first: damaged bytes are never rendered as the image.
+  return deps.renderer.share([await instanceReader(deps).readAll(row)]);
 }
 
 /** One frame of a stored instance, rendered in a worker (RenderError when it cannot be). */
@@ -196,7 +197,7 @@ function sendImage(ctx: AppContext, img: RenderedImage): void {
 }
 
 async function sendPdf(deps: RouteDeps, ctx: AppContext, row: StoredInstanceRow, resource: string): Promise<void> {
-  const doc = await openEncapsulatedDocument(deps.storage, row);
+  const doc = await openEncapsulatedDocument(deps, row);
   ctx.state.audit = {
     studyInstanceUid: row.study_instance_uid,
     resourceId: row.sop_instance_uid,
@@ -378,7 +379,8 @@ function groupRenderedHandler(deps: RouteDeps) {
     }
     ctx.status = 200;
     ctx.set('Content-Type', `multipart/related; type="${output}"; boundary=${boundary}`);
-    ctx.body = Readable.from(body());
+    // A later part failing (a damaged or missing blob) cuts the connection, never an uncaught error.
+    ctx.body = cutOnError(ctx, Readable.from(body()));
   };
 }
 

@@ -248,7 +248,7 @@ async function sendWhole(
   if (present.length) throw new HttpError(400, 'invalid_request', `${present.join(', ')} only apply to rendered images, not to ${type}`);
   if (type === PDF) {
     if (ts !== undefined) throw new HttpError(400, 'invalid_request', `transferSyntax only applies to ${DICOM}, not to ${PDF}`);
-    const doc = await openEncapsulatedDocument(deps.storage, row);
+    const doc = await openEncapsulatedDocument(deps, row);
     ctx.state.audit = {
       studyInstanceUid: row.study_instance_uid,
       resourceId: row.sop_instance_uid,

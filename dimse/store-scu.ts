@@ -9,7 +9,7 @@ import { tagNumber } from '../src/dicom/dictionary.js';
 import { fileMeta, metaText } from '../src/dicom/structure.js';
 import { TS, transferSyntax } from '../src/dicom/transfer-syntax.js';
 import { DimseStatus, isWarningStatus } from '../src/dicom/dimse-status.js';
-import { errorMessage } from '../src/errors.js';
+import { errorMessage, StorageError } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import type { RemoteNode } from '../src/catalog/remote-nodes.js';
 import type { AssociationT } from './services.js';
@@ -419,6 +419,10 @@ async function prepare(deps: Pick<ScuDeps, 'storage' | 'transcoder'>, accepted: 
     // is 64 characters) says so rather than the start of a storage key.
     if (err instanceof IntegrityError) {
       return { ok: false, status: DimseStatus.ProcessingFailure, comment: 'stored object failed its SHA-256 check (damaged at rest)' };
+    }
+    // A blob gone from the storage is the node's failure too (0x0110), not the peer's data (0xC000).
+    if (err instanceof StorageError && err.kind === 'not-found') {
+      return { ok: false, status: DimseStatus.ProcessingFailure, comment: 'stored object is missing from the storage' };
     }
     return { ok: false, status: DimseStatus.CannotUnderstand, comment: errorMessage(err) };
   }

@@ -2,6 +2,8 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from './config.js';
 import { createDb, createReadDb, migrateLatest, type Db } from './db/connection.js';
+import { EventsRelay } from './db/events-relay.js';
+import { SessionLock } from './db/session-lock.js';
 import { createStorage, LocalStorage } from '../storage/index.js';
 import type { BlobStorage } from '../storage/types.js';
 import { ParsePool } from './dicom/parse-pool.js';
@@ -41,6 +43,8 @@ import { parseSyslogUrl, SyslogSender } from './audit/syslog.js';
 import { privatePaths, tightenModes } from './private-files.js';
 import { resolveSecretKey } from './auth/secret.js';
 import { createHttpApp, type HttpApp } from './http/server.js';
+import { startTraceExport } from './observability/otlp.js';
+import { startWorkerHttp, type WorkerHttp } from './http/worker-http.js';
 
 /**
  * The node's parts, wired once. `openCore` is what every command needs (index, storage, the one
@@ -149,6 +153,8 @@ export async function openCore(config: Config, log: Logger, opts: OpenCoreOption
   const transcoder = new Transcoder(config.transcode);
   const renderer = new Renderer({ ...config.render, maxFramePixels: config.maxFramePixels });
   const events = new EventBus();
+  // PostgreSQL: what people watch (GET /api/events) hears the other processes of the database too.
+  const relay = await EventsRelay.start(db, config.database, events, log);
   ingestor.on('instance-stored', (e) => {
     transcoder.invalidate(e.sopInstanceUid);
     const { studyInstanceUid, seriesInstanceUid, sopInstanceUid } = e;
@@ -197,6 +203,7 @@ export async function openCore(config: Config, log: Logger, opts: OpenCoreOption
     queue: jobs,
     async close() {
       forwardingRules.stop();
+      await relay?.stop();
       await transcoder.close();
       await renderer.close();
       await parser.close();
@@ -240,36 +247,10 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
   // UPS-RS: the node performs workitems with its code, and its automatic analyses are workitems too.
   const worklist = new Worklist({ db: core.db, queue, audit: core.audit, events: core.events });
   const autoAnalyzer = new AutoAnalyzer(analysis, config.analysis, log, core.events, autoWorkitemHook(worklist, log));
-  const performer = new UpsPerformer({
-    worklist,
-    analysis,
-    audit: core.audit,
-    log,
-    events: core.events,
-    autoPublish: autoPublishConfig(config),
-    aeTitle: config.dicom.aeTitle,
-  });
-  const prebuildMs = config.dicomweb.metadataPrebuildMs;
-  const prebuilder = new MetadataPrebuilder({ db: core.db, storage: core.storage, log, jobs: queue, events: core.events }, prebuildMs);
+  const prebuilder = metadataPrebuilder(core);
   // Series metadata is built once a series has gone quiet, so OHIF's first request reads a cache.
-  if (prebuildMs > 0) core.ingestor.addIndexHook(prebuilder.hook);
-  const serviceHandlers: JobHandlers = {
-    ...(config.forwarding.enabled ? forwardJobHandlers(core.forwarder) : {}),
-    ...(prebuildMs > 0 ? prebuilder.handlers() : {}),
-    // Publishing a report version and drafting an automatic one: seconds of work the report
-    // routes wait for, so never behind an analysis.
-    ...reportJobHandlers(workflowDeps(core), autoPublishConfig(config)),
-    // Performing a workitem is following its analysis: light steps, never behind one.
-    ...performer.handlers(),
-    // Deliveries to the hospital's systems (HL7 to a RIS, FHIR push; queued by report.publish): light, never behind an analysis.
-    ...hl7JobHandlers({ ...workflowDeps(core), retry: { baseMs: config.hl7.retryBaseMs, maxMs: 30 * 60_000 } }),
-    ...fhirPushHandlers({
-      ...workflowDeps(core),
-      backoff: { baseMs: config.fhirPush.retryBaseMs, maxMs: 3_600_000 },
-    }),
-    // RETENTION_RULES: a bounded run every RETENTION_INTERVAL_MINUTES, through the one delete path.
-    ...retentionJobHandlers(core, config.retention),
-  };
+  if (prebuilder) core.ingestor.addIndexHook(prebuilder.hook);
+  const serviceHandlers = serviceJobHandlers(core, { analysis, worklist, prebuilder });
   let serviceJobs: JobWorker | undefined;
   // Analysis jobs wake their worker themselves (AnalysisRequester.wake); scheduled ones (study.stable) when due.
   core.events.on('job-due', ({ kind, runAt }) => (kind === STUDY_STABLE_JOB ? jobs : serviceJobs)?.wakeAt(runAt));
@@ -319,6 +300,8 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
       .scheduleAll()
       .catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'forward jobs not scheduled at start-up'));
   }
+  // OTEL_EXPORTER_OTLP_ENDPOINT: spans of what the listeners and workers do from here on.
+  const traceExport = startTraceExport(config, log, 'serve');
   if (Object.keys(serviceHandlers).length > 0) serviceJobs = startServiceWorker(core, log, serviceHandlers);
   await scheduleRetention(core, config.retention).catch((err: unknown) =>
     log.warn({ err: errorMessage(err) }, 'retention job not scheduled at start-up'),
@@ -350,7 +333,55 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
       // Rows not yet shipped stay behind the cursor: the next start sends them.
       await shipper?.stop();
       await core.close();
+      await traceExport?.shutdown();
     },
+  };
+}
+
+/** Series metadata prebuilds (METADATA_PREBUILD_MS), or undefined when off. */
+function metadataPrebuilder(core: Core): MetadataPrebuilder | undefined {
+  const ms = core.config.dicomweb.metadataPrebuildMs;
+  if (ms <= 0) return undefined;
+  return new MetadataPrebuilder({ db: core.db, storage: core.storage, log: core.log, jobs: core.queue, events: core.events }, ms);
+}
+
+/**
+ * The light job kinds, which need only the core (index, storage, queue, bus): forwards, metadata
+ * prebuilds, report publishing and automatic drafts, workitem steps, deliveries to the hospital's
+ * systems, retention. Both `radiant serve` and `radiant worker` run them (their own lane), so a
+ * cluster whose serve nodes run no jobs still publishes drafts and sends deliveries.
+ */
+function serviceJobHandlers(
+  core: Core,
+  parts: { analysis: AnalysisRequester; worklist: Worklist; prebuilder: MetadataPrebuilder | undefined },
+): JobHandlers {
+  const { config, log } = core;
+  // UPS-RS: the node performs workitems with its code, and its automatic analyses are workitems too.
+  const performer = new UpsPerformer({
+    worklist: parts.worklist,
+    analysis: parts.analysis,
+    audit: core.audit,
+    log,
+    events: core.events,
+    autoPublish: autoPublishConfig(config),
+    aeTitle: config.dicom.aeTitle,
+  });
+  return {
+    ...(config.forwarding.enabled ? forwardJobHandlers(core.forwarder) : {}),
+    ...(parts.prebuilder ? parts.prebuilder.handlers() : {}),
+    // Publishing a report version and drafting an automatic one: seconds of work the report
+    // routes wait for, so never behind an analysis.
+    ...reportJobHandlers(workflowDeps(core), autoPublishConfig(config)),
+    // Performing a workitem is following its analysis: light steps, never behind one.
+    ...performer.handlers(),
+    // Deliveries to the hospital's systems (HL7 to a RIS, FHIR push; queued by report.publish): light, never behind an analysis.
+    ...hl7JobHandlers({ ...workflowDeps(core), retry: { baseMs: config.hl7.retryBaseMs, maxMs: 30 * 60_000 } }),
+    ...fhirPushHandlers({
+      ...workflowDeps(core),
+      backoff: { baseMs: config.fhirPush.retryBaseMs, maxMs: 3_600_000 },
+    }),
+    // RETENTION_RULES: a bounded run every RETENTION_INTERVAL_MINUTES, through the one delete path.
+    ...retentionJobHandlers(core, config.retention),
   };
 }
 
@@ -360,17 +391,32 @@ function auditShipper(core: Core): AuditShipper | undefined {
   if (!url) return undefined;
   const sender = new SyslogSender(parseSyslogUrl(url), { caFile });
   const source = { sourceId: core.config.dicom.aeTitle, siteId: core.config.institutionName };
-  return new AuditShipper({ db: core.db, audit: core.audit, log: core.log, sender, source }, { name: `syslog ${url}`.slice(0, 64) });
+  const name = `syslog ${url}`.slice(0, 64);
+  // Serve nodes on one database ship each row once: whoever holds the lock of this destination.
+  const lock = new SessionLock(core.config.database, `audit-export ${name}`, core.log);
+  return new AuditShipper({ db: core.db, audit: core.audit, log: core.log, sender, source, lock }, { name });
 }
 
 /**
- * `radiant worker`: the node's index and storage, no listeners, a job worker until SIGINT or
- * SIGTERM. It may run beside `radiant serve` on the same data, so it gets its own spool
- * directory: openCore empties the one it is given, and serve's is in use.
+ * `radiant worker`: the node's index and storage, no DICOM/API listeners, until SIGINT or
+ * SIGTERM: the analysis lane (with its own engine) and the light kinds' lane (as serve's), and
+ * with WORKER_HTTP_PORT a small /metrics and /healthz listener. It may run beside `radiant serve`
+ * on the same data, so it gets its own spool directory: openCore empties the one it is given,
+ * and serve's is in use.
  */
 export async function runWorkerProcess(config: Config, log: Logger): Promise<void> {
   const tempDir = path.join(path.dirname(config.tempDir), `worker-${process.pid}`);
   const core = await openCore({ ...config, tempDir }, log, { cleanStorageTemp: false });
+  let httpListener: WorkerHttp | undefined;
+  if (config.workerHttpPort !== undefined) {
+    try {
+      httpListener = await startWorkerHttp(core.db, log, config.workerHttpPort);
+    } catch (err) {
+      await core.close();
+      throw new Error(`cannot listen on WORKER_HTTP_PORT ${config.workerHttpPort}: ${errorMessage(err)}`, { cause: err });
+    }
+  }
+  const traceExport = startTraceExport(config, log, 'worker');
   // A worker runs its own engine (its own llama-server, or the remote endpoint's client).
   const engine = new EngineHost(config.medgemma, log);
   engine.start();
@@ -378,18 +424,25 @@ export async function runWorkerProcess(config: Config, log: Logger): Promise<voi
   const analysis: AnalysisRequester = { db: core.db, queue: core.queue, wake: () => worker?.wake(), events: core.events };
   const worklist = new Worklist({ db: core.db, queue: core.queue, audit: core.audit, events: core.events });
   const autoAnalyzer = new AutoAnalyzer(analysis, config.analysis, log, core.events, autoWorkitemHook(worklist, log));
+  const serviceHandlers = serviceJobHandlers(core, { analysis, worklist, prebuilder: metadataPrebuilder(core) });
+  const serviceJobs = startServiceWorker(core, log, serviceHandlers);
   worker = startJobWorker(core, log, jobHandlers({ ...core, autoAnalyzer }, engine), [STUDY_STABLE_JOB]);
-  core.events.on('job-due', ({ runAt }) => worker?.wakeAt(runAt));
+  // What this process queues (an automatic draft after its analysis) it runs at once, on the lane of its kind.
+  core.events.on('job-due', ({ kind, runAt }) => (Object.hasOwn(serviceHandlers, kind) ? serviceJobs : worker)?.wakeAt(runAt));
+  log.info({ pid: process.pid }, 'RadiantAI worker ready');
   const signal = await new Promise<string>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));
     process.once('SIGTERM', () => resolve('SIGTERM'));
   });
   log.info({ signal }, 'shutting down');
   try {
+    await httpListener?.close();
+    await serviceJobs.stop();
     await worker.stop();
     await engine.close();
   } finally {
     await core.close();
+    await traceExport?.shutdown();
     await fsp.rm(tempDir, { recursive: true, force: true });
   }
 }

@@ -226,6 +226,13 @@ export const envSchema = z.object({
   AUDIT_MAX_LAG_MS: z.coerce.number().int().min(0).max(60_000).default(2000),
   /** CA certificate (PEM file) the syslog collector's TLS certificate must chain to; default: the system's CAs. */
   AUDIT_SYSLOG_CA: z.string().trim().min(1).optional(),
+  /** OpenTelemetry: the OTLP/HTTP collector spans are exported to (base URL; /v1/traces is added); off when unset. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url().optional(),
+  /** The traces URL itself (used as given), ahead of OTEL_EXPORTER_OTLP_ENDPOINT. */
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.url().optional(),
+  OTEL_SERVICE_NAME: z.string().trim().min(1).max(128).default('radiant'),
+  /** `radiant worker`: a small HTTP listener with /metrics and /healthz; off when unset. */
+  WORKER_HTTP_PORT: z.coerce.number().int().min(0).max(65535).optional(),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -323,6 +330,10 @@ export interface Config {
   auditSyslog: { url?: string; caFile?: string };
   /** AUDIT_MAX_LAG_MS: the audit rows of reads are committed within this, or reads wait for them. */
   auditMaxLagMs: number;
+  /** OTLP/HTTP trace export (src/observability/otlp.ts); tracesUrl undefined: no provider, spans are no-ops. */
+  otel: { tracesUrl?: string; serviceName: string };
+  /** `radiant worker`'s /metrics and /healthz listener; undefined: none. */
+  workerHttpPort: number | undefined;
   logLevel: Env['LOG_LEVEL'];
 }
 
@@ -783,6 +794,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     fhirPush: { maxAttempts: e.FHIR_PUSH_MAX_ATTEMPTS, retryBaseMs: e.FHIR_PUSH_RETRY_BASE_MS },
     auditSyslog: { url: e.AUDIT_SYSLOG_URL, caFile: e.AUDIT_SYSLOG_CA },
     auditMaxLagMs: e.AUDIT_MAX_LAG_MS,
+    otel: { tracesUrl: otlpTracesUrl(e), serviceName: e.OTEL_SERVICE_NAME },
+    workerHttpPort: e.WORKER_HTTP_PORT,
     analysis: {
       autoAnalyze: checkedAutoAnalyze(e),
       autoPublish: e.AUTO_PUBLISH ?? e.AUTO_ANALYZE !== 'off',
@@ -799,4 +812,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     },
     logLevel: e.LOG_LEVEL,
   };
+}
+
+/** The OTLP specification's rule: the signal-specific URL as given, else the base URL with /v1/traces. */
+function otlpTracesUrl(e: Env): string | undefined {
+  if (e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) return e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
+  if (!e.OTEL_EXPORTER_OTLP_ENDPOINT) return undefined;
+  return `${e.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, '')}/v1/traces`;
 }

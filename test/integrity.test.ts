@@ -11,7 +11,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import fs from 'node:fs';
 import { makeCtSeries } from '../fixtures/generate.js';
-import { auditRows, ingestFiles } from './helpers/api.js';
+import { auditRows, ingestCorpusFiles, ingestFiles } from './helpers/api.js';
 import { runTool, startStorescp, type ReferenceScp } from './helpers/dcmtk.js';
 import { baseUrl, bearer, tokenFor } from './helpers/http.js';
 import { freePort, startTestNode, tempDir, type TestNode } from './helpers/node.js';
@@ -87,6 +87,52 @@ describe('Per-object SHA-256: kept at ingest, checked on whole-instance reads', 
     expect(uriBody, 'WADO-URI must not complete with damaged bytes').to.be.instanceOf(Error);
 
     // The node keeps serving the intact ones.
+    expect(await body(wadoUri(a))).to.be.instanceOf(Buffer);
+  });
+
+  it('a damaged blob is never rendered: /rendered and /thumbnail answer 500 blob_integrity; the series rendering is cut off', async () => {
+    // b was damaged by the test above.
+    const base = `${baseUrl(node)}/dicom-web/studies/${b!.studyInstanceUid}/series/${b!.seriesInstanceUid}`;
+    for (const resource of ['rendered', 'thumbnail', 'frames/1/rendered']) {
+      const res = await fetch(`${base}/instances/${b!.sopInstanceUid}/${resource}`, { headers: { ...bearer(token), accept: 'image/png' } });
+      expect(res.status, resource).to.equal(500);
+      expect(((await res.json()) as { error: { code: string } }).error.code, resource).to.equal('blob_integrity');
+    }
+    // The series' parts are rendered in order: the damaged one fails the answer, before its status
+    // (500) or after it (the connection cut, no closing delimiter), never as a complete multipart.
+    const series = await fetch(`${base}/rendered`, { headers: { ...bearer(token), accept: 'multipart/related; type="image/png"' } });
+    if (series.status === 200) {
+      const boundary = /boundary=([^;]+)/.exec(series.headers.get('content-type') ?? '')![1]!;
+      const got = await body(series);
+      if (got instanceof Buffer) expect(got.includes(Buffer.from(`--${boundary}--`)), 'no closing delimiter').to.equal(false);
+      else expect(got).to.be.instanceOf(Error);
+    } else {
+      expect(series.status).to.equal(500);
+      expect(((await series.json()) as { error: { code: string } }).error.code).to.equal('blob_integrity');
+    }
+    const intact = await fetch(`${base}/instances/${a!.sopInstanceUid}/rendered`, { headers: { ...bearer(token), accept: 'image/png' } });
+    expect(intact.status).to.equal(200);
+    expect(intact.headers.get('content-type')).to.equal('image/png');
+  });
+
+  it('a damaged encapsulated PDF: WADO-RS rendered and WADO-URI answer 500 blob_integrity, never the document', async () => {
+    const { pdf } = await ingestCorpusFiles(node, { pdf: 'non-image/sample-pdf.dcm' });
+    const file = blobPath(pdf.storage_key);
+    const url = `${baseUrl(node)}/dicom-web/studies/${pdf.study_instance_uid}/series/${pdf.series_instance_uid}/instances/${pdf.sop_instance_uid}/rendered`;
+    const uri = `${baseUrl(node)}/wado?${new URLSearchParams({ requestType: 'WADO', studyUID: pdf.study_instance_uid, seriesUID: pdf.series_instance_uid, objectUID: pdf.sop_instance_uid, contentType: 'application/pdf' })}`;
+    const good = await fetch(url, { headers: { ...bearer(token), accept: 'application/pdf' } });
+    expect(good.status).to.equal(200);
+    const doc = Buffer.from(await good.arrayBuffer());
+    expect(doc.subarray(0, 5).toString('latin1')).to.equal('%PDF-');
+    const bytes = await fsp.readFile(file);
+    const at = bytes.indexOf(doc.subarray(0, 64)) + 32; // a byte inside the document itself
+    bytes[at] ^= 0xff;
+    await fsp.writeFile(file, bytes);
+    for (const u of [url, uri]) {
+      const res = await fetch(u, { headers: { ...bearer(token), accept: 'application/pdf' } });
+      expect(res.status, u).to.equal(500);
+      expect(((await res.json()) as { error: { code: string } }).error.code).to.equal('blob_integrity');
+    }
     expect(await body(wadoUri(a))).to.be.instanceOf(Buffer);
   });
 
@@ -275,6 +321,33 @@ describe('Per-object SHA-256 on study retrieves: WADO-RS multipart, C-MOVE, C-GE
     const received = fs.readdirSync(scpDir);
     expect(received).to.have.length(4);
     expect(received.some((f) => f.includes(damagedSop))).to.equal(false);
+  });
+
+  it('C-MOVE of a study with a blob missing: that sub-operation fails as a processing failure of the node, the others are sent', async () => {
+    const before = new Set(fs.readdirSync(scpDir));
+    const r = await runTool('movescu', [
+      '-d',
+      '-S',
+      '-aet',
+      'MOVESCU',
+      '-aec',
+      'RADIANT',
+      '-aem',
+      'INTEGSCP',
+      '-k',
+      'QueryRetrieveLevel=STUDY',
+      '-k',
+      `StudyInstanceUID=${studyOf(missing)}`,
+      '127.0.0.1',
+      String(node.dicomPort),
+    ]);
+    const final = r.output.slice(r.output.indexOf('Received Final Move Response'));
+    expect(final).to.match(/DIMSE Status\s*:\s*0xb000/);
+    expect(final).to.match(/Completed Suboperations\s*:\s*4/);
+    expect(final).to.match(/Failed Suboperations\s*:\s*1/);
+    // 0x0110 with this comment, as a damaged blob: not 0xC000 "cannot understand" naming a storage key.
+    expect(final).to.match(/\(0000,0902\) LO \[stored object is missing from the storage/);
+    expect(fs.readdirSync(scpDir).filter((f) => !before.has(f))).to.have.length(4);
   });
 
   it('C-GET of a study with a damaged instance: that sub-operation fails, the others arrive, the counts say so', async () => {

@@ -13,7 +13,16 @@ import { syslogMessage } from './syslog.js';
  * audited action only writes its row, as always, and never waits for the collector; a collector
  * that is down is retried with back-off and gets every row once it is back, across restarts.
  * Delivery is at least once (a crash between sending and saving the cursor sends a batch again).
+ * Serve nodes sharing one database share the cursor: with a `lock` (src/db/session-lock.ts) only
+ * the node holding it ships, the others try again each poll and take over, from the saved
+ * cursor, when the holder is gone; so a message is not sent once per node.
  */
+
+/** One shipper of the cluster at a time (SessionLock). */
+export interface ShipperLock {
+  tryHold(): Promise<boolean>;
+  release(): Promise<void>;
+}
 
 export interface MessageSender {
   send(messages: readonly string[]): Promise<void>;
@@ -38,9 +47,11 @@ export class AuditShipper {
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private failures = 0;
+  /** Whether this process held the lock at its last batch (without a lock: always). */
+  private holding = false;
 
   constructor(
-    private readonly deps: { db: Db; audit: AuditLog; log: Logger; sender: MessageSender; source: AuditSource },
+    private readonly deps: { db: Db; audit: AuditLog; log: Logger; sender: MessageSender; source: AuditSource; lock?: ShipperLock },
     private readonly opts: AuditShipperOptions,
   ) {}
 
@@ -64,6 +75,24 @@ export class AuditShipper {
     this.wake?.();
     await this.loop;
     this.deps.sender.close();
+    await this.deps.lock?.release();
+  }
+
+  /**
+   * Whether this process ships now. With a lock the cursor is read back each time: whoever held
+   * the lock before (this process before its connection dropped, or another node) may have moved it.
+   */
+  private async mayShip(): Promise<boolean> {
+    const { lock, db } = this.deps;
+    if (!lock) return true;
+    const now = await lock.tryHold();
+    if (now) {
+      const saved = await auditExportCursor(db, this.opts.name);
+      if (saved !== undefined) this.cursor = saved;
+      if (!this.holding) this.deps.log.info({ destination: this.opts.name }, 'audit export: this node ships');
+    }
+    this.holding = now;
+    return now;
   }
 
   private async run(): Promise<void> {
@@ -71,7 +100,7 @@ export class AuditShipper {
     while (this.running) {
       let delay = pollMs;
       try {
-        const sent = await this.shipBatch();
+        const sent = (await this.mayShip()) ? await this.shipBatch() : 0;
         if (sent === (this.opts.batch ?? 100)) delay = 0;
         if (this.failures > 0) this.deps.log.info({ destination: this.opts.name }, 'audit export: delivering again');
         this.failures = 0;

@@ -53,8 +53,8 @@ export function spawnRadiant(args: string[], env: Record<string, string>): Radia
       if (!line.includes(msg)) continue;
       try {
         const parsed = JSON.parse(line) as Record<string, unknown>;
-        // A message may go on after what is looked for ("RadiantAI node ready: web UI at …").
-        if (typeof parsed.msg === 'string' && parsed.msg.startsWith(msg)) return parsed;
+        // The message, or the message followed by its details ("RadiantAI node ready: web UI at …").
+        if (parsed.msg === msg || String(parsed.msg).startsWith(`${msg}: `)) return parsed;
       } catch {
         // not a log line
       }

@@ -24,6 +24,8 @@ import {
   type WorkflowDeps,
 } from '../../reports/workflow.js';
 import { openEncapsulatedDocument } from '../../../dicomweb/encapsulated-document.js';
+import { cutOnError } from '../../../dicomweb/streamed-response.js';
+import { instanceReader } from '../../integrity/read-instance.js';
 import { IMPLEMENTATION_VERSION_NAME } from '../../dicom/implementation.js';
 import { readJson } from '../body.js';
 import { HttpError } from '../errors.js';
@@ -233,7 +235,7 @@ export function registerReportRoutes(r: RouterInstance<AppState>, deps: RouteDep
     const rep = await load(ctx);
     const row = rep.pdfSopInstanceUid ? await findInstance(db, rep.pdfSopInstanceUid) : undefined;
     if (!row) throw new HttpError(404, 'not_found', 'the report has no stored PDF');
-    const doc = await openEncapsulatedDocument(deps.storage, row);
+    const doc = await openEncapsulatedDocument(deps, row);
     ctx.set('Content-Type', 'application/pdf');
     ctx.set('Content-Disposition', `attachment; filename="report-${rep.id}-v${rep.version}.pdf"`);
     ctx.length = doc.length;
@@ -247,7 +249,8 @@ export function registerReportRoutes(r: RouterInstance<AppState>, deps: RouteDep
     ctx.set('Content-Type', 'application/dicom');
     ctx.set('Content-Disposition', `attachment; filename="report-${rep.id}-v${rep.version}-sr.dcm"`);
     ctx.length = row.size_bytes;
-    ctx.body = await deps.storage.get(row.storage_key);
+    // Checked against the index's SHA-256 as it flows: a damaged SR is cut off, never complete.
+    ctx.body = cutOnError(ctx, await instanceReader(deps).open(row));
   });
 
   r.get('/api/export/report/:id/json', canExport('report.export.json'), async (ctx: AppContext) => {
