@@ -25,8 +25,11 @@ const DOCS_CSP = `${COMMON}; script-src 'self'; style-src 'self' 'unsafe-inline'
 
 export function viewerCsp(scriptHashes: readonly string[]): string {
   const scripts = ["'self'", ...scriptHashes.map((h) => `'${h}'`), "'wasm-unsafe-eval'"].join(' ');
+  // OHIF shows an Encapsulated PDF (the report's PDF) in an <object> whose data is a blob: URL of
+  // the fetched bulk data, so the viewer alone lets objects and frames load from blob:.
+  const common = COMMON.replace("object-src 'none'", "object-src 'self' blob:");
   return (
-    `${COMMON}; script-src ${scripts}; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; ` +
+    `${common}; frame-src 'self' blob:; script-src ${scripts}; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; ` +
     `font-src 'self' data:; connect-src 'self' data: blob:; worker-src 'self' blob:; media-src 'self' data: blob:`
   );
 }
