@@ -19,7 +19,6 @@
  * BENCH_AI_DECODE_TOKENS (default 32), BENCH_AI_PROMPT_WORDS (300), BENCH_AI_SKIP_PIPELINE=1, BENCH_AI_MODELS_DIR (default models/).
  */
 import fs from 'node:fs';
-import http from 'node:http';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,7 +29,9 @@ import { startNode } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { ensureLlamaServer } from '../src/medgemma/build/build-llama.js';
+import { postChatCompletion } from '../src/medgemma/http-chat.js';
 import { LlamaServer } from '../src/medgemma/llama-server.js';
+import { hostCpu, noRepackWanted } from '../src/medgemma/no-repack.js';
 import { startStorescp } from '../test/helpers/dcmtk.js';
 import { forwardAiResultsTo } from '../test/helpers/ai-results.js';
 import { freePort } from '../test/helpers/node.js';
@@ -44,41 +45,6 @@ const SLICES = Number(process.env.BENCH_AI_SLICES ?? (DEVICE === 'cuda' ? RECIPE
 const CT_SLICES = Number(process.env.BENCH_AI_CT_SLICES ?? 0);
 const DECODE_TOKENS = Number(process.env.BENCH_AI_DECODE_TOKENS ?? 32);
 const PROMPT_WORDS = Number(process.env.BENCH_AI_PROMPT_WORDS ?? 300);
-
-/**
- * llama.cpp's AMX path segfaults on this machine's CPU (AMX-INT8, a VM) in the first Q4_K matmul
- * (ggml_backend_amx_mul_mat; llama.cpp issue #20824, open): the node's llama-server cannot run a
- * Q4_K_M model here. Until the node handles it, the bench runs llama-server with --no-repack (no
- * AMX / repacked weights) on such CPUs, and says so.
- */
-const AMX_CPU = DEVICE === 'cpu' && process.platform === 'linux' && /\bamx_int8\b/.test(readCpuinfo());
-const SERVER_ARGS = AMX_CPU ? ['--no-repack'] : [];
-
-function readCpuinfo(): string {
-  try {
-    return fs.readFileSync('/proc/cpuinfo', 'utf8');
-  } catch {
-    return '';
-  }
-}
-
-/**
- * The node starts the llama-server that ensureLlamaServer() names (its cache under LLAMA_CACHE_DIR):
- * for the pipeline run, a cache whose record points at a wrapper adding SERVER_ARGS.
- */
-function wrappedServerCache(work: string, build: { serverPath: string; commit: string; variant: string }): string | undefined {
-  if (!SERVER_ARGS.length) return undefined;
-  const root = path.join(work, 'llama-cache');
-  const dir = path.join(root, `${build.commit}-${build.variant}`);
-  fs.mkdirSync(dir, { recursive: true });
-  const wrapper = path.join(dir, 'llama-server');
-  fs.writeFileSync(wrapper, `#!/bin/sh\nexec '${build.serverPath}' "$@" ${SERVER_ARGS.join(' ')}\n`, { mode: 0o755 });
-  fs.writeFileSync(
-    path.join(dir, 'BUILD.json'),
-    JSON.stringify({ commit: build.commit, variant: build.variant, serverPath: wrapper, buildSeconds: 0 }),
-  );
-  return root;
-}
 
 const median = (xs: number[]) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]! : Number.NaN);
 
@@ -115,60 +81,17 @@ interface ChatTimings {
   predicted_ms: number;
 }
 
-/**
- * One chat call over node:http: fetch (undici) gives up after 300 s without response headers, and
- * llama-server sends none until it is done — a CPU image call takes longer than that here.
- */
-function chat(server: LlamaServer, content: unknown, maxTokens: number): Promise<ChatTimings> {
-  const body = JSON.stringify({
-    messages: [{ role: 'user', content }],
-    max_tokens: maxTokens,
-    temperature: 0,
-    cache_prompt: false,
-    ignore_eos: true,
+/** One chat call, through the node's own client (llama-server answers only when it is done). */
+async function chat(server: LlamaServer, content: unknown, maxTokens: number): Promise<ChatTimings> {
+  const reply = await postChatCompletion({
+    url: `${server.baseUrl}/v1/chat/completions`,
+    apiKey: server.apiKey,
+    body: { messages: [{ role: 'user', content }], max_tokens: maxTokens, temperature: 0, cache_prompt: false, ignore_eos: true },
+    signal: new AbortController().signal,
+    retries: 0,
+    backend: 'llama-server',
   });
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      `${server.baseUrl}/v1/chat/completions`,
-      {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          authorization: `Bearer ${server.apiKey}`,
-          'content-length': Buffer.byteLength(body),
-        },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (text += d));
-        res.on('end', () => {
-          if (res.statusCode !== 200) return reject(new Error(`llama-server ${res.statusCode}: ${text.slice(0, 300)}`));
-          resolve((JSON.parse(text) as { timings: ChatTimings }).timings);
-        });
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
-/**
- * The node calls llama-server with fetch, whose default dispatcher drops a call that has sent no
- * response headers in 300 s (undici's headersTimeout), whatever MEDGEMMA_TIMEOUT_MS says: every
- * CPU analysis of more than a slice or two fails here with "fetch failed". For the pipeline run
- * only, the process's global dispatcher is replaced by one of the same class without those
- * timeouts (the node itself needs a fix: reported with this bench).
- */
-async function lift300sFetchLimit(): Promise<void> {
-  const key = Symbol.for('undici.globalDispatcher.1');
-  const g = globalThis as unknown as Record<symbol, object | undefined>;
-  if (!g[key]) await fetch('data:,').catch(() => undefined); // creates the default dispatcher
-  const current = g[key];
-  if (!current) return;
-  const Agent = current.constructor as new (o: { headersTimeout: number; bodyTimeout: number }) => object;
-  g[key] = new Agent({ headersTimeout: 0, bodyTimeout: 0 });
+  return reply.timings as ChatTimings;
 }
 
 /** A report-like English prompt of about `words` words (tokenises as real text does). */
@@ -213,7 +136,7 @@ async function engineFigures(m: ShapesModel, serverPath: string): Promise<Engine
     threads: THREADS,
     ctxSize: 4096,
     gpuLayers: DEVICE === 'cuda' ? 'all' : 0,
-    extraArgs: DEVICE === 'cuda' ? SERVER_ARGS : ['--no-mmproj-offload', ...SERVER_ARGS],
+    extraArgs: DEVICE === 'cuda' ? [] : ['--no-mmproj-offload'],
     startupTimeoutMs: 600_000,
   });
   const t0 = performance.now();
@@ -270,17 +193,8 @@ async function studyFiles(corpus: string, work: string): Promise<{ files: string
   return { files, label: `corpus chest CT (${files.length} × 512²)` };
 }
 
-async function pipelineFigures(
-  m: ShapesModel,
-  corpus: string,
-  engine: EngineFigures,
-  build: { serverPath: string; commit: string; variant: string },
-): Promise<void> {
+async function pipelineFigures(m: ShapesModel, corpus: string, engine: EngineFigures): Promise<void> {
   const work = await fsp.mkdtemp(path.join(os.tmpdir(), 'radiant-bench-ai-'));
-  const cache = wrappedServerCache(work, build);
-  await lift300sFetchLimit();
-  const cacheBefore = process.env.LLAMA_CACHE_DIR;
-  if (cache) process.env.LLAMA_CACHE_DIR = cache;
   const lines: string[] = [];
   // The node's llama-server lines arrive at debug level; keep only mtmd's per-image timings.
   const destination = {
@@ -354,10 +268,6 @@ async function pipelineFigures(
       await node.stop();
     }
   } finally {
-    if (cache) {
-      if (cacheBefore === undefined) delete process.env.LLAMA_CACHE_DIR;
-      else process.env.LLAMA_CACHE_DIR = cacheBefore;
-    }
     await fsp.rm(work, { recursive: true, force: true });
   }
 }
@@ -372,7 +282,8 @@ export async function aiBench(corpus: string): Promise<void> {
       `(${size(m.mmproj)} GiB)${m.generated ? `, generated in ${m.generateSeconds.toFixed(0)} s` : ', cached'}; ` +
       `llama-server ${build.variant}, ${DEVICE === 'cuda' ? 'all layers + projector on the GPU' : `CPU, ${THREADS} threads`}`,
   );
-  if (AMX_CPU) console.log('  AMX CPU: llama-server runs with --no-repack (its AMX Q4_K matmul segfaults here, llama.cpp #20824)');
+  if (noRepackWanted('auto', hostCpu()))
+    console.log('  AMX CPU: llama-server runs with --no-repack (the node does so; its AMX Q4_K repack segfaults, llama.cpp #20824)');
   const e = await engineFigures(m, build.serverPath);
   console.log(
     `  image encode                 ${e.imageEncodeMs.toFixed(0)} ms per 896² image (mmproj${DEVICE === 'cuda' ? ', GPU' : ' on CPU'})`,
@@ -389,5 +300,5 @@ export async function aiBench(corpus: string): Promise<void> {
       `300 slices ≈ ${((300 * (e.imageEncodeMs + e.imagePrefillMs)) / 1000).toFixed(0)} s (EXTRAPOLATED from one image)`,
   );
   if (process.env.BENCH_AI_SKIP_PIPELINE === '1') return;
-  await pipelineFigures(m, corpus, e, build);
+  await pipelineFigures(m, corpus, e);
 }

@@ -178,6 +178,7 @@ export const envSchema = z.object({
   MEDGEMMA_CONTEXT: z.coerce.number().int().min(512).max(1_048_576).default(32768),
   MEDGEMMA_GPU_LAYERS: z.union([z.enum(['auto', 'all']), z.coerce.number().int().min(0).max(1000)]).default('auto'),
   MEDGEMMA_THREADS: z.coerce.number().int().min(1).max(512).optional(),
+  LLAMA_NO_REPACK: z.enum(['auto', 'on', 'off']).default('auto'),
   MEDGEMMA_API_ENDPOINT: z.url().optional(),
   MEDGEMMA_API_KEY: z.string().min(1).optional(),
   MEDGEMMA_API_MODEL: z.string().min(1).default('medgemma'),
@@ -388,6 +389,8 @@ export interface MedgemmaConfig {
   contextSize: number;
   gpuLayers: number | 'auto' | 'all';
   threads?: number;
+  /** LLAMA_NO_REPACK: llama-server's --no-repack (auto: on AMX CPUs; src/medgemma/no-repack.ts). */
+  llamaNoRepack: 'auto' | 'on' | 'off';
   apiEndpoint?: string;
   apiKey?: string;
   apiModel: string;
@@ -456,6 +459,7 @@ function medgemmaConfig(e: Env, cwd: string): MedgemmaConfig {
     contextSize: e.MEDGEMMA_CONTEXT,
     gpuLayers: e.MEDGEMMA_GPU_LAYERS,
     threads: e.MEDGEMMA_THREADS,
+    llamaNoRepack: e.LLAMA_NO_REPACK,
     apiEndpoint: e.MEDGEMMA_API_ENDPOINT,
     apiKey: e.MEDGEMMA_API_KEY,
     apiModel: e.MEDGEMMA_API_MODEL,

@@ -16,6 +16,7 @@ import { z } from 'zod';
 import { writeTinyModels, type TinyModelPaths } from '../fixtures/tiny-model.js';
 import { ensureLlamaServer, hasNvcc, llamaBuildLocation } from '../src/medgemma/build/build-llama.js';
 import { LlamaServer, ModelFileError } from '../src/medgemma/llama-server.js';
+import { hostCpu, noRepackWanted } from '../src/medgemma/no-repack.js';
 
 /** CUDA only where a GPU is visible (or LLAMA_CUDA says so); nvcc alone is not enough to run it. */
 function wantCuda(): boolean {
@@ -133,6 +134,21 @@ describe('llama-server supervisor (real llama.cpp, tiny Gemma 3 model)', functio
     expect(b.cached).to.equal(true);
     expect(b.serverPath).to.equal(serverPath);
     expect(fs.existsSync(loc.lockPath)).to.equal(false);
+  });
+
+  it('passes --no-repack as LLAMA_NO_REPACK says (auto: on AMX CPUs, llama.cpp #20824), and this build takes it', async function () {
+    this.timeout(120_000);
+    const argv = (s: LlamaServer) => fs.readFileSync(`/proc/${s.pid}/cmdline`, 'utf8').split('\0');
+    for (const mode of ['on', 'off', 'auto'] as const) {
+      const s = newServer({ noRepack: mode });
+      await s.start();
+      const want = mode === 'auto' ? noRepackWanted('auto', hostCpu()) : mode === 'on';
+      expect(s.noRepack, mode).to.equal(want);
+      expect(argv(s).includes('--no-repack'), mode).to.equal(want);
+      const reply = await s.chatCompletion({ messages: [{ role: 'user', content: 'Hi' }], max_tokens: 2, temperature: 0 });
+      expect(reply.choices[0]?.message.content, mode).to.be.a('string');
+      await s.stop();
+    }
   });
 
   it('answers a chat completion with two images as schema-valid JSON', async function () {

@@ -37,6 +37,7 @@ export async function createEngine(c: MedgemmaConfig, logger?: Logger): Promise<
         timeoutMs: c.timeoutMs,
         maxConcurrency: c.maxConcurrency,
         trustedSha256: c.trustedSha256,
+        noRepack: c.llamaNoRepack,
         logger,
       }).start();
     }

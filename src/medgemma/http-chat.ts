@@ -3,7 +3,15 @@
  * 401/403 -> auth, 429 -> rate_limited, 5xx and other 4xx -> upstream, network failure ->
  * upstream. Retried with exponential back-off (Retry-After honoured, capped): 408, 429, 5xx and
  * network failures; never another 4xx (EngineError.retryable). A non-JSON reply -> bad_output.
+ *
+ * Sent with node:http(s), not fetch: fetch's dispatcher (undici) drops a request that has had no
+ * response headers for 300 s (headersTimeout) or a silent body for 300 s (bodyTimeout), and
+ * llama-server sends nothing until it has finished, so a CPU analysis of a few slices died at 300 s
+ * whatever MEDGEMMA_TIMEOUT_MS said. node's client has no such limit: the call's own signal
+ * (MEDGEMMA_TIMEOUT_MS, the caller's cancel) is the only one.
  */
+import http from 'node:http';
+import https from 'node:https';
 import { backoffDelay } from '../backoff.js';
 import { EngineError } from './engine.js';
 import type { ChatReply } from './openai-chat.js';
@@ -65,6 +73,40 @@ export async function postChatCompletion(o: PostChatOptions): Promise<ChatReply>
   }
 }
 
+interface RawReply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  text: string;
+}
+
+/**
+ * One POST, the whole reply read. No keep-alive: a model call lasts seconds to minutes, so a new
+ * connection costs nothing, and a pooled socket the server closed meanwhile would fail a call
+ * that is not retried (llama-server). Redirects are not followed (an error, as any 3xx).
+ */
+function post(url: string, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<RawReply> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') return reject(new Error(`unsupported protocol ${u.protocol}`));
+    const client = u.protocol === 'https:' ? https : http;
+    const req = client.request(
+      u,
+      { method: 'POST', headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) }, signal, agent: false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+        res.on('close', () => {
+          if (!res.complete) reject(Object.assign(new Error('connection closed before the reply ended'), { code: 'ECONNRESET' }));
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 async function postChat(o: PostChatOptions): Promise<ChatReply> {
   const retries = o.retries ?? 3;
   const base = o.baseDelayMs ?? 500;
@@ -81,9 +123,9 @@ async function postChat(o: PostChatOptions): Promise<ChatReply> {
     try {
       const headers: Record<string, string> = { 'content-type': 'application/json' };
       if (o.apiKey) headers.authorization = `Bearer ${o.apiKey}`;
-      const res = await fetch(o.url, { method: 'POST', headers, body, signal: o.signal });
-      const text = await res.text();
-      if (res.ok) {
+      const res = await post(o.url, headers, body, o.signal);
+      const text = res.text;
+      if (res.status >= 200 && res.status < 300) {
         try {
           return JSON.parse(text) as ChatReply;
         } catch {
@@ -95,13 +137,12 @@ async function postChat(o: PostChatOptions): Promise<ChatReply> {
         }
       }
       err = statusError(res.status, text, o.url);
-      const ra = Number(res.headers.get('retry-after'));
+      const ra = Number(res.headers['retry-after'] ?? Number.NaN);
       if (Number.isFinite(ra) && ra >= 0) retryAfterMs = ra * 1000;
     } catch (e) {
       if (e instanceof EngineError) throw e;
       if (o.signal.aborted) throw e; // mapped to timeout/cancelled by the caller
-      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-      const why = cause?.code ?? cause?.message ?? (e as Error).message;
+      const why = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
       err = new EngineError('upstream', `MedGemma endpoint ${o.url} unreachable or connection lost (${why})`, { cause: e });
     }
     if (!err.retryable || attempt > retries) {

@@ -24,6 +24,7 @@ import readline from 'node:readline';
 import type { Logger } from 'pino';
 import { backoffDelay } from '../backoff.js';
 import { ensureLlamaServer } from './build/build-llama.js';
+import { hostCpu, noRepackWanted, type NoRepackMode } from './no-repack.js';
 import { forgetChild, reapOrphans, recordChild } from './orphans.js';
 import { RadiantError, type ErrorKind } from '../errors.js';
 
@@ -65,6 +66,8 @@ export interface LlamaServerOptions {
   /** Parallel decoding slots (-np); default 1. */
   parallel?: number;
   extraArgs?: string[];
+  /** LLAMA_NO_REPACK: --no-repack on (auto: on AMX CPUs, llama.cpp #20824; no-repack.ts); default 'auto'. */
+  noRepack?: NoRepackMode;
   /** --media-path: a private folder whose files requests may name as file:// images. */
   mediaDir?: string;
   logger?: Logger;
@@ -135,12 +138,15 @@ export class LlamaServer extends EventEmitter {
   private readyWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
   private logTail: string[] = [];
   private serverPath: string | undefined;
+  /** Whether the server gets --no-repack, decided once from the host's CPU. */
+  readonly noRepack: boolean;
   private readonly onProcessExit = () => {
     this.child?.kill('SIGKILL');
   };
 
   constructor(readonly opts: LlamaServerOptions) {
     super();
+    this.noRepack = noRepackWanted(opts.noRepack ?? 'auto', hostCpu());
   }
 
   get port(): number {
@@ -173,6 +179,11 @@ export class LlamaServer extends EventEmitter {
       process.once('exit', this.onProcessExit);
       const reaped = reapOrphans();
       if (reaped.length) this.opts.logger?.warn({ pids: reaped }, 'stopped llama-server processes left by a node that was killed');
+      if (this.noRepack)
+        this.opts.logger?.info(
+          { mode: this.opts.noRepack ?? 'auto' },
+          'llama-server runs with --no-repack (AMX CPU: its Q4_K repack crashes, llama.cpp #20824; LLAMA_NO_REPACK)',
+        );
       await this.spawnAndWait();
     } catch (err) {
       this.started = false;
@@ -230,6 +241,7 @@ export class LlamaServer extends EventEmitter {
     if (o.ctxSize !== undefined) a.push('-c', String(o.ctxSize));
     if (o.gpuLayers !== undefined) a.push('-ngl', String(o.gpuLayers));
     if (o.mediaDir) a.push('--media-path', o.mediaDir);
+    if (this.noRepack) a.push('--no-repack');
     a.push(...(o.extraArgs ?? []));
     return a;
   }

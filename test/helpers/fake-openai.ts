@@ -25,3 +25,22 @@ export const okReply = (content: string) =>
     choices: [{ finish_reason: 'stop', message: { role: 'assistant', content } }],
     usage: { completion_tokens: 5 },
   });
+
+/**
+ * fetch's process-wide dispatcher (undici's Agent: 300 s headersTimeout and bodyTimeout) swapped
+ * for one of the same class whose limits are `ms`: the 300 s limit, short enough for a test.
+ * undici is no dependency of ours, hence the class taken from the default dispatcher. Returns the
+ * function that puts the previous dispatcher back.
+ */
+export async function shortenFetchLimits(ms: number): Promise<() => void> {
+  const key = Symbol.for('undici.globalDispatcher.1');
+  const g = globalThis as unknown as Record<symbol, object | undefined>;
+  if (!g[key]) await fetch('data:,').catch(() => undefined); // creates the default dispatcher
+  const before = g[key];
+  if (!before) throw new Error("fetch's global dispatcher not found (undici.globalDispatcher.1)");
+  const Agent = before.constructor as new (o: { headersTimeout: number; bodyTimeout: number }) => object;
+  g[key] = new Agent({ headersTimeout: ms, bodyTimeout: ms });
+  return () => {
+    g[key] = before;
+  };
+}

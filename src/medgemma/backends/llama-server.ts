@@ -27,6 +27,8 @@ export interface LlamaServerEngineOptions {
   startupTimeoutMs?: number;
   /** MEDGEMMA_TRUSTED_SHA256: decides the identity's `validated` (known-models.ts). */
   trustedSha256?: readonly string[];
+  /** LLAMA_NO_REPACK (no-repack.ts); default 'auto'. */
+  noRepack?: LlamaServerOptions['noRepack'];
 }
 
 export class LlamaServerEngine implements Engine {
@@ -58,6 +60,7 @@ export class LlamaServerEngine implements Engine {
       parallel,
       logger: o.logger,
       startupTimeoutMs: o.startupTimeoutMs,
+      noRepack: o.noRepack,
     });
   }
 
