@@ -130,6 +130,9 @@ export class UpsPerformer {
       outcome: 'success',
       details: { analysisId },
     });
+    // The first Progress Report at the claim: an analysis that finishes (and publishes) before the
+    // next poll would otherwise leave the subscribers no progress between IN PROGRESS and COMPLETED.
+    await this.deps.worklist.progress(w.uid, tx, 0, 'analysis queued');
     await this.again(w.uid);
     return `claimed (analysis ${analysisId})`;
   }
