@@ -190,7 +190,7 @@ describe('hostile pixel geometry (issue 13 item 1)', function () {
   describe('an instance stored before the check', () => {
     const planted: Record<string, GeneratedFile> = {};
 
-    /** A valid instance ingested, then its blob replaced by the hostile bytes (same UIDs). */
+    /** A valid instance ingested, then its blob replaced by the hostile bytes (same UIDs) and its digest dropped. */
     async function plant(name: string, hostile: (f: GeneratedFile) => Buffer): Promise<void> {
       const f = makeCrImage({ size: 8 })[0]!;
       await node.ingestor.ingestStream(Readable.from([f.bytes]), { source: 'upload' });
@@ -198,6 +198,9 @@ describe('hostile pixel geometry (issue 13 item 1)', function () {
       const file = path.join(work, `planted-${name}.dcm`);
       await fsp.writeFile(file, hostile(f));
       await node.storage.putFile(row.storage_key, file, { contentType: 'application/dicom' });
+      // Stored before the check, and before the index kept a SHA-256 (migration 028): no digest, so the
+      // planted bytes are what the node holds, not damage at rest (that case is test/integrity.test.ts).
+      await node.db('instances').where({ sop_instance_uid: f.sopInstanceUid }).update({ sha256: null });
       planted[name] = f;
     }
 
