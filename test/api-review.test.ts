@@ -3,7 +3,7 @@ import sharp from 'sharp';
 import { makeCtSeries } from '../fixtures/generate.js';
 import { listInstances } from '../src/catalog/catalog.js';
 import { apiClient, auditRows, ingestFiles, type ApiClient } from './helpers/api.js';
-import { answeringEndpoint } from './helpers/ai-results.js';
+import { answeringEndpoint, noduleAndAtelectasisAnswer } from './helpers/ai-results.js';
 import { loginFor, tokenFor } from './helpers/http.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
 import { until } from './helpers/until.js';
@@ -15,36 +15,7 @@ import { until } from './helpers/until.js';
  * coordinates, signing confirmed by the signer's password, and the decisions export (JSON, CSV).
  */
 
-const ANSWER = {
-  findings: [
-    {
-      description: 'Small rounded opacity, possibly a nodule.',
-      anatomical_location: 'right upper lobe',
-      laterality: 'right',
-      category: 'abnormal',
-      severity: 'mild',
-      confidence: 0.6,
-      image_numbers: [2],
-      recommendation: 'Follow-up CT may be considered.',
-      region: { image_number: 2, box_2d: [300, 300, 600, 600] },
-    },
-    {
-      description: 'Linear density at the left base, possibly atelectasis.',
-      anatomical_location: 'left lower lobe',
-      laterality: 'left',
-      category: 'abnormal',
-      severity: 'mild',
-      confidence: 0.4,
-      image_numbers: [3],
-      recommendation: 'Clinical correlation.',
-      region: null,
-    },
-  ],
-  measurements: [],
-  impression: 'Possible small nodule in the right upper lobe.',
-  comparison_with_prior: '',
-  technical_limitations: '',
-};
+const ANSWER = noduleAndAtelectasisAnswer();
 
 interface Summary {
   id: number;

@@ -12,7 +12,7 @@ import path from 'node:path';
 import fs from 'node:fs';
 import { makeCtSeries } from '../fixtures/generate.js';
 import { auditRows, ingestCorpusFiles, ingestFiles } from './helpers/api.js';
-import { runTool, startStorescp, type ReferenceScp } from './helpers/dcmtk.js';
+import { getscuStudy, movescuStudy, startStorescp, type ReferenceScp } from './helpers/dcmtk.js';
 import { baseUrl, bearer, tokenFor } from './helpers/http.js';
 import { freePort, startTestNode, tempDir, type TestNode } from './helpers/node.js';
 import { until } from './helpers/until.js';
@@ -294,22 +294,7 @@ describe('Per-object SHA-256 on study retrieves: WADO-RS multipart, C-MOVE, C-GE
   it('C-MOVE of a study with a damaged instance: that sub-operation fails, the others are sent, the counts say so', async () => {
     const bad = (await partOrder(studyOf(damaged)).catch(() => undefined)) ?? [];
     expect(bad, 'the damaged study cannot be read whole any more').to.deep.equal([]);
-    const r = await runTool('movescu', [
-      '-d',
-      '-S',
-      '-aet',
-      'MOVESCU',
-      '-aec',
-      'RADIANT',
-      '-aem',
-      'INTEGSCP',
-      '-k',
-      'QueryRetrieveLevel=STUDY',
-      '-k',
-      `StudyInstanceUID=${studyOf(damaged)}`,
-      '127.0.0.1',
-      String(node.dicomPort),
-    ]);
+    const r = await movescuStudy(node.dicomPort, studyOf(damaged), 'INTEGSCP');
     // The final response (after the pending ones): 0xB000, the counts, the failed instance and why.
     const final = r.output.slice(r.output.indexOf('Received Final Move Response'));
     expect(final).to.match(/DIMSE Status\s*:\s*0xb000/);
@@ -325,22 +310,7 @@ describe('Per-object SHA-256 on study retrieves: WADO-RS multipart, C-MOVE, C-GE
 
   it('C-MOVE of a study with a blob missing: that sub-operation fails as a processing failure of the node, the others are sent', async () => {
     const before = new Set(fs.readdirSync(scpDir));
-    const r = await runTool('movescu', [
-      '-d',
-      '-S',
-      '-aet',
-      'MOVESCU',
-      '-aec',
-      'RADIANT',
-      '-aem',
-      'INTEGSCP',
-      '-k',
-      'QueryRetrieveLevel=STUDY',
-      '-k',
-      `StudyInstanceUID=${studyOf(missing)}`,
-      '127.0.0.1',
-      String(node.dicomPort),
-    ]);
+    const r = await movescuStudy(node.dicomPort, studyOf(missing), 'INTEGSCP');
     const final = r.output.slice(r.output.indexOf('Received Final Move Response'));
     expect(final).to.match(/DIMSE Status\s*:\s*0xb000/);
     expect(final).to.match(/Completed Suboperations\s*:\s*4/);
@@ -353,22 +323,7 @@ describe('Per-object SHA-256 on study retrieves: WADO-RS multipart, C-MOVE, C-GE
   it('C-GET of a study with a damaged instance: that sub-operation fails, the others arrive, the counts say so', async () => {
     const out = await tempDir('integrity-getscu');
     try {
-      const r = await runTool('getscu', [
-        '-v',
-        '-S',
-        '-aet',
-        'GETSCU',
-        '-aec',
-        'RADIANT',
-        '-od',
-        out,
-        '-k',
-        'QueryRetrieveLevel=STUDY',
-        '-k',
-        `StudyInstanceUID=${studyOf(damaged)}`,
-        '127.0.0.1',
-        String(node.dicomPort),
-      ]);
+      const r = await getscuStudy(node.dicomPort, studyOf(damaged), out);
       expect(r.output).to.match(/Number of Completed Suboperations\s*:\s*4/);
       expect(r.output).to.match(/Number of Failed Suboperations\s*:\s*1/);
       const received = fs.readdirSync(out);

@@ -10,8 +10,8 @@ import { startStorescp, type ReferenceScp } from './helpers/dcmtk.js';
 import { fakeEndpoint, okReply } from './helpers/fake-openai.js';
 import { startRisPeer, type RisPeer } from './helpers/hl7.js';
 import { freePort, startTestNode, tempDir, type TestNode } from './helpers/node.js';
-import { seriousAxeViolations, signInPage } from './helpers/ui-page.js';
-import { ensureWebUiBuilt } from './helpers/web-ui.js';
+import { baseUrl } from './helpers/http.js';
+import { axeViolations, ensureWebUiBuilt, signInAs } from './helpers/web-ui.js';
 
 /**
  * The administration screens in Chromium against a real node (issue 18 item 4, issue 19 item 4):
@@ -44,7 +44,7 @@ describe('web UI administration in Chromium', function () {
     expect(page.url()).to.match(new RegExp(`#/admin/${section}$`));
   };
   const axeClean = async (name: string) => {
-    expect(await seriousAxeViolations(page), name).to.deep.equal([]);
+    expect(await axeViolations(page), name).to.deep.equal([]);
     await page.screenshot({ path: path.join(artifacts, `ui-admin-${name}.png`), fullPage: true });
   };
 
@@ -75,7 +75,7 @@ describe('web UI administration in Chromium', function () {
     page.on('framenavigated', (f) => {
       if (f === page.mainFrame()) visited.push(f.url());
     });
-    await signInPage(page, node, 'admin.console', PASSWORD);
+    await signInAs(page, baseUrl(node), 'admin.console', PASSWORD);
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Administration' }).click();
     await page.getByRole('heading', { level: 1, name: 'Administration' }).waitFor();
   });
@@ -118,7 +118,7 @@ describe('web UI administration in Chromium', function () {
     const other = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     try {
       const p = await other.newPage();
-      await signInPage(p, node, 'ui.newbie', NEW_PASSWORD);
+      await signInAs(p, baseUrl(node), 'ui.newbie', NEW_PASSWORD);
       await p.getByRole('heading', { name: 'Worklist' }).waitFor();
       expect(await p.getByText('Nina Newbie').count()).to.equal(1);
       expect(await p.getByRole('link', { name: 'Administration' }).count()).to.equal(0);
@@ -322,7 +322,7 @@ describe('web UI administration in Chromium', function () {
     // Tablet portrait: no page-wide horizontal scroll, still accessible.
     await page.setViewportSize({ width: 820, height: 1180 });
     expect(await page.evaluate(() => (globalThis as any).document.documentElement.scrollWidth)).to.be.at.most(821);
-    expect(await seriousAxeViolations(page)).to.deep.equal([]);
+    expect(await axeViolations(page)).to.deep.equal([]);
     await page.screenshot({ path: path.join(artifacts, 'ui-admin-integrations-tablet.png'), fullPage: true });
     await page.setViewportSize({ width: 1280, height: 800 });
   });
@@ -342,7 +342,7 @@ describe('web UI administration in Chromium', function () {
     const other = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     try {
       const p = await other.newPage();
-      await signInPage(p, node, 'rad.console', PASSWORD);
+      await signInAs(p, baseUrl(node), 'rad.console', PASSWORD);
       await p.getByRole('heading', { name: 'Worklist' }).waitFor();
       expect(await p.getByRole('link', { name: 'Administration' }).count()).to.equal(0);
       await p.evaluate(() => ((globalThis as any).location.hash = '#/admin/users'));

@@ -6,7 +6,7 @@ import { makeCtSeries, writeSeries } from '../fixtures/generate.js';
 import { createUser } from '../src/auth/users.js';
 import type { Role } from '../src/auth/permissions.js';
 import { apiClient, type ApiClient } from './helpers/api.js';
-import { answeringEndpoint } from './helpers/ai-results.js';
+import { answeringEndpoint, noduleAndAtelectasisAnswer } from './helpers/ai-results.js';
 import { launchChromium } from './helpers/browser.js';
 import { runTool, storescu } from './helpers/dcmtk.js';
 import { rewrite } from './helpers/rewrite.js';
@@ -30,36 +30,7 @@ const artifacts = path.resolve('test-artifacts');
 const PASSWORD = 'correct horse battery staple';
 const PATIENT = { id: 'REV-1', name: 'Review^Rita' };
 
-const ANSWER = {
-  findings: [
-    {
-      description: 'Small rounded opacity, possibly a nodule.',
-      anatomical_location: 'right upper lobe',
-      laterality: 'right',
-      category: 'abnormal',
-      severity: 'mild',
-      confidence: 0.6,
-      image_numbers: [2],
-      recommendation: 'Follow-up CT may be considered.',
-      region: { image_number: 2, box_2d: [300, 300, 600, 600] },
-    },
-    {
-      description: 'Linear density at the left base, possibly atelectasis.',
-      anatomical_location: 'left lower lobe',
-      laterality: 'left',
-      category: 'abnormal',
-      severity: 'mild',
-      confidence: 0.4,
-      image_numbers: [3],
-      recommendation: 'Clinical correlation.',
-      region: null,
-    },
-  ],
-  measurements: [],
-  impression: 'Possible small nodule in the right upper lobe.',
-  comparison_with_prior: '',
-  technical_limitations: '',
-};
+const ANSWER = noduleAndAtelectasisAnswer();
 /** InstanceNumber of the slice at each position (z ascending): swapped in pairs, so neither n nor 9 - n is its viewer slice. */
 const SHUFFLED = [2, 1, 4, 3, 6, 5, 8, 7];
 const IMPRESSION = 'Small nodule in the right upper lobe; follow-up CT in 6 months.';

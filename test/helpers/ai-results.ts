@@ -34,6 +34,28 @@ export function noduleAnswer(box2d: Box2d) {
   };
 }
 
+/** The review tests' answer: the nodule (box on image 2) and a box-less finding on image 3. */
+export function noduleAndAtelectasisAnswer() {
+  const answer = noduleAnswer([300, 300, 600, 600]);
+  return {
+    ...answer,
+    findings: [
+      ...answer.findings,
+      {
+        description: 'Linear density at the left base, possibly atelectasis.',
+        anatomical_location: 'left lower lobe',
+        laterality: 'left',
+        category: 'abnormal',
+        severity: 'mild',
+        confidence: 0.4,
+        image_numbers: [3],
+        recommendation: 'Clinical correlation.',
+        region: null,
+      },
+    ],
+  };
+}
+
 /** A stand-in OpenAI-compatible endpoint that answers every request at once with `answer`. */
 export function answeringEndpoint(answer: unknown): ReturnType<typeof fakeEndpoint> {
   return fakeEndpoint((req, res) => {

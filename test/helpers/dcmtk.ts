@@ -37,6 +37,18 @@ export function echoscu(port: number, aec = 'RADIANT'): Promise<ToolResult> {
   return runTool('echoscu', ['-aet', 'TESTSCU', '-aec', aec, '127.0.0.1', String(port)]);
 }
 
+/** movescu (debug output) moving a whole study from the node at `port` to the AE `destination`. */
+export function movescuStudy(port: number, studyInstanceUid: string, destination: string): Promise<ToolResult> {
+  const keys = ['-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${studyInstanceUid}`];
+  return runTool('movescu', ['-d', '-S', '-aet', 'MOVESCU', '-aec', 'RADIANT', '-aem', destination, ...keys, '127.0.0.1', String(port)]);
+}
+
+/** getscu (verbose) retrieving a whole study from the node at `port` into `outDir`. */
+export function getscuStudy(port: number, studyInstanceUid: string, outDir: string): Promise<ToolResult> {
+  const keys = ['-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${studyInstanceUid}`];
+  return runTool('getscu', ['-v', '-S', '-aet', 'GETSCU', '-aec', 'RADIANT', '-od', outDir, ...keys, '127.0.0.1', String(port)]);
+}
+
 /** storescu's option that proposes (first) the transfer syntax a file is encoded in. */
 export function storescuOptionFor(transferSyntaxName: string): string[] | undefined {
   const map: Array<[RegExp, string[]]> = [
