@@ -571,11 +571,16 @@ export function createScpClass(deps: ScpDeps): typeof Scp {
       try {
         if (!sink) throw new RadiantError('out-of-resources', 'data set was not received');
         if (sink.error) throw new RadiantError(sink.error.kind, sink.error.message);
-        const result = await ingestor.ingestFile(sink.path, true, {
-          source: 'dimse',
-          callingAeTitle: this.association?.getCallingAeTitle().trim(),
-          expected: { sopClassUid: request.getAffectedSopClassUid(), sopInstanceUid: sop },
-        });
+        const result = await ingestor.ingestFile(
+          sink.path,
+          true,
+          {
+            source: 'dimse',
+            callingAeTitle: this.association?.getCallingAeTitle().trim(),
+            expected: { sopClassUid: request.getAffectedSopClassUid(), sopInstanceUid: sop },
+          },
+          sink.sha256(),
+        );
         this.stored++;
         this.bytes += result.sizeBytes;
         if (this.studies.size < MAX_LISTED) this.studies.add(result.studyInstanceUid);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { Writable } from 'node:stream';
 import { fileMetaPrefix, type FileMetaFields } from '../src/dicom/part10.js';
@@ -17,6 +18,8 @@ export class StoreSink extends Writable {
   private failure: { kind: 'too-large' | 'out-of-resources'; message: string } | undefined;
   private readonly fileClosed: Promise<void>;
   private waitingForDrain: (() => void) | undefined;
+  /** SHA-256 of the bytes written, so the ingest path need not read the file again for it. */
+  private readonly hash = createHash('sha256');
 
   constructor(
     path: string,
@@ -30,7 +33,14 @@ export class StoreSink extends Writable {
     this.file.on('error', (err) => {
       this.fail('out-of-resources', `cannot write incoming instance: ${err.message}`);
     });
-    this.file.write(fileMetaPrefix(meta));
+    const prefix = fileMetaPrefix(meta);
+    this.hash.update(prefix);
+    this.file.write(prefix);
+  }
+
+  /** The digest (hex) of the whole file, once the data set is complete. */
+  sha256(): string {
+    return this.hash.digest('hex');
   }
 
   get error(): { kind: 'too-large' | 'out-of-resources'; message: string } | undefined {
@@ -44,6 +54,7 @@ export class StoreSink extends Writable {
       this.fail('too-large', `instance larger than ${this.maxBytes} bytes`);
       return cb();
     }
+    this.hash.update(chunk);
     if (this.file.write(chunk)) return cb();
     this.waitingForDrain = () => cb();
     this.file.once('drain', () => this.release());

@@ -120,12 +120,30 @@ export async function indexInstance(db: Db, rec: InstanceRecord, now = new Date(
   return db.transaction((trx) => indexInstanceIn(trx, rec, now));
 }
 
-/** The same, inside a transaction the caller owns (several instances per commit). */
+/** The same, inside a transaction the caller owns. */
 export async function indexInstanceIn(trx: Knex.Transaction, rec: InstanceRecord, now = new Date()): Promise<IndexResult> {
+  const [res] = await indexInstancesIn(trx, [rec], now);
+  return res!;
+}
+
+/**
+ * Several instances in one transaction (the index writer's batch), ending in the state indexing
+ * them one after the other would leave, in fewer statements: a patient, study or series row the
+ * same as the one just written for it is not written again, each series' and study's indexed
+ * sequences are written from the last instance that carries them, and the counts are recomputed
+ * once per series and study. `each` runs after each instance's row is written (the writer's hooks).
+ */
+export async function indexInstancesIn(
+  trx: Knex.Transaction,
+  recs: InstanceRecord[],
+  now = new Date(),
+  each?: (rec: InstanceRecord, res: IndexResult) => Promise<void>,
+): Promise<IndexResult[]> {
   const ts = now.toISOString();
-  {
-    const patientPk = await upsertReturningId(
-      trx,
+  const upsert = lastRowUpserter(trx);
+  const owners: Array<{ patientPk: number; studyPk: number; seriesPk: number }> = [];
+  for (const rec of recs) {
+    const patientPk = await upsert(
       'patients',
       {
         patient_id: rec.patient.patientId.slice(0, 64),
@@ -140,9 +158,7 @@ export async function indexInstanceIn(trx: Knex.Transaction, rec: InstanceRecord
       ['patient_id', 'issuer_of_patient_id'],
       ['patient_name', 'patient_name_norm', 'patient_birth_date', 'patient_sex', 'updated_at'],
     );
-
-    const studyPk = await upsertReturningId(
-      trx,
+    const studyPk = await upsert(
       'studies',
       {
         study_instance_uid: rec.study.studyInstanceUid,
@@ -172,9 +188,7 @@ export async function indexInstanceIn(trx: Knex.Transaction, rec: InstanceRecord
         ...(rec.instance.source === 'ai' ? [] : ['last_received_at']),
       ],
     );
-
-    const seriesPk = await upsertReturningId(
-      trx,
+    const seriesPk = await upsert(
       'series',
       {
         series_instance_uid: rec.series.seriesInstanceUid,
@@ -200,91 +214,180 @@ export async function indexInstanceIn(trx: Knex.Transaction, rec: InstanceRecord
         'last_received_at',
       ],
     );
+    owners.push({ patientPk, studyPk, seriesPk });
+  }
 
-    if (rec.sequences) await writeSequenceItems(trx, rec.sequences, { studyPk, seriesPk });
+  // Sequence items are replaced by each instance that carries them: only the last one of each
+  // series (series-level sequences) and of each study (study-level ones) decides what stays.
+  const lastForSeries = new Map<number, number>();
+  const lastForStudy = new Map<number, number>();
+  recs.forEach((rec, i) => {
+    if (!rec.sequences) return;
+    lastForSeries.set(owners[i]!.seriesPk, i);
+    lastForStudy.set(owners[i]!.studyPk, i);
+  });
 
-    const previous = (await trx('instances')
-      .select('storage_key', 'series_pk')
-      .where('sop_instance_uid', rec.instance.sopInstanceUid)
-      .first()) as { storage_key: string; series_pk: number } | undefined;
+  // Which instances are already indexed (replaced ones): one read for the batch. An instance
+  // sent twice within the batch replaces its own first copy, so those batches go one by one.
+  const sops = recs.map((r) => r.instance.sopInstanceUid);
+  const distinct = new Set(sops).size === sops.length;
+  const previousRows = new Map<string, { storage_key: string; series_pk: number }>();
+  if (distinct) for (const r of await indexedInstances(trx, sops)) previousRows.set(r.sop_instance_uid, r);
 
-    const instancePk = await upsertReturningId(
-      trx,
-      'instances',
-      {
-        sop_instance_uid: rec.instance.sopInstanceUid,
-        series_pk: seriesPk,
-        sop_class_uid: rec.instance.sopClassUid,
-        instance_number: int32(rec.instance.instanceNumber),
-        rows: int32(rec.instance.rows),
-        columns: int32(rec.instance.columns),
-        number_of_frames: int32(rec.instance.numberOfFrames),
-        bits_allocated: int32(rec.instance.bitsAllocated),
-        transfer_syntax_uid: rec.instance.transferSyntaxUid,
-        size_bytes: rec.instance.sizeBytes,
-        storage_key: rec.instance.storageKey,
-        sha256: rec.instance.sha256 ?? null,
-        source: rec.instance.source,
-        source_ae_title: clip(rec.instance.sourceAeTitle, 16),
-        stored_at: ts,
-      },
-      ['sop_instance_uid'],
-      [
-        'series_pk',
-        'sop_class_uid',
-        'instance_number',
-        'rows',
-        'columns',
-        'number_of_frames',
-        'bits_allocated',
-        'transfer_syntax_uid',
-        'size_bytes',
-        'storage_key',
-        'sha256',
-        'source',
-        'source_ae_title',
-        'stored_at',
-      ],
-    );
+  const rows = recs.map((rec, i) => instanceRow(rec, owners[i]!.seriesPk, ts));
+  const ids = new Map<string, number>();
+  if (distinct) {
+    for (const r of await upsertInstances(trx, rows)) ids.set(r.sop_instance_uid, Number(r.id));
+  }
 
-    await refreshSeriesCounts(trx, seriesPk);
-    await refreshStudyCounts(trx, studyPk);
-    if (previous && Number(previous.series_pk) !== seriesPk) {
-      // The instance moved to another series (its Series UID changed on re-send): fix the old
-      // series and study, and drop them when nothing is left in them.
-      await removeIfEmpty(trx, Number(previous.series_pk));
+  const results: IndexResult[] = [];
+  const moved: number[] = [];
+  for (const [i, rec] of recs.entries()) {
+    const { studyPk, seriesPk } = owners[i]!;
+    if (rec.sequences) {
+      const levels = { series: lastForSeries.get(seriesPk) === i, study: lastForStudy.get(studyPk) === i };
+      if (levels.series || levels.study) await writeSequenceItems(trx, rec.sequences, { studyPk, seriesPk }, levels);
     }
-
-    return {
-      instancePk,
+    const sop = rec.instance.sopInstanceUid;
+    let previous = previousRows.get(sop);
+    let instancePk = ids.get(sop);
+    if (!distinct) {
+      [previous] = await indexedInstances(trx, [sop]);
+      [instancePk] = (await upsertInstances(trx, [rows[i]!])).map((r) => Number(r.id));
+    }
+    if (previous && Number(previous.series_pk) !== seriesPk) moved.push(Number(previous.series_pk));
+    const res: IndexResult = {
+      instancePk: instancePk!,
       seriesPk,
       studyPk,
       replaced: previous ? { storageKey: previous.storage_key, seriesPk: Number(previous.series_pk) } : undefined,
     };
+    results.push(res);
+    if (each) await each(rec, res);
   }
+
+  await refreshSeriesCountsOf(trx, [...new Set(owners.map((o) => o.seriesPk))]);
+  await refreshStudyCountsOf(trx, [...new Set(owners.map((o) => o.studyPk))]);
+  // An instance that moved to another series (its Series UID changed on re-send): fix the old
+  // series and study, and drop them when nothing is left in them.
+  for (const seriesPk of new Set(moved)) await removeIfEmpty(trx, seriesPk);
+  return results;
+}
+
+function instanceRow(rec: InstanceRecord, seriesPk: number, ts: string): Record<string, unknown> {
+  return {
+    sop_instance_uid: rec.instance.sopInstanceUid,
+    series_pk: seriesPk,
+    sop_class_uid: rec.instance.sopClassUid,
+    instance_number: int32(rec.instance.instanceNumber),
+    rows: int32(rec.instance.rows),
+    columns: int32(rec.instance.columns),
+    number_of_frames: int32(rec.instance.numberOfFrames),
+    bits_allocated: int32(rec.instance.bitsAllocated),
+    transfer_syntax_uid: rec.instance.transferSyntaxUid,
+    size_bytes: rec.instance.sizeBytes,
+    storage_key: rec.instance.storageKey,
+    sha256: rec.instance.sha256 ?? null,
+    source: rec.instance.source,
+    source_ae_title: clip(rec.instance.sourceAeTitle, 16),
+    stored_at: ts,
+  };
+}
+
+const instanceMerge = [
+  'series_pk',
+  'sop_class_uid',
+  'instance_number',
+  'rows',
+  'columns',
+  'number_of_frames',
+  'bits_allocated',
+  'transfer_syntax_uid',
+  'size_bytes',
+  'storage_key',
+  'sha256',
+  'source',
+  'source_ae_title',
+  'stored_at',
+];
+
+/** Instance rows (distinct SOP Instance UIDs) inserted or updated in one statement; their ids by UID. */
+async function upsertInstances(
+  trx: Knex.Transaction,
+  rows: Array<Record<string, unknown>>,
+): Promise<Array<{ id: number; sop_instance_uid: string }>> {
+  return (await trx('instances')
+    .insert(rows)
+    .onConflict('sop_instance_uid')
+    .merge(instanceMerge)
+    .returning(['id', 'sop_instance_uid'])) as Array<{
+    id: number;
+    sop_instance_uid: string;
+  }>;
+}
+
+async function indexedInstances(
+  trx: Knex.Transaction,
+  sops: string[],
+): Promise<Array<{ sop_instance_uid: string; storage_key: string; series_pk: number }>> {
+  return (await trx('instances').select('sop_instance_uid', 'storage_key', 'series_pk').whereIn('sop_instance_uid', sops)) as Array<{
+    sop_instance_uid: string;
+    storage_key: string;
+    series_pk: number;
+  }>;
+}
+
+/**
+ * upsertReturningId that skips a row identical to the one it last wrote for the same conflict
+ * key in this transaction (the rest of a series arriving in one batch), answering its id.
+ */
+function lastRowUpserter(trx: Knex.Transaction) {
+  const last = new Map<string, { row: string; id: number }>();
+  return async (table: string, row: Record<string, unknown>, conflict: string[], merge: string[]): Promise<number> => {
+    const key = JSON.stringify([table, ...conflict.map((c) => row[c])]);
+    const text = JSON.stringify([row, merge]);
+    const seen = last.get(key);
+    if (seen?.row === text) return seen.id;
+    const id = await upsertReturningId(trx, table, row, conflict, merge);
+    last.set(key, { row: text, id });
+    return id;
+  };
 }
 
 /** Recount a series' instances (also used when instances are deleted). */
 export async function refreshSeriesCounts(trx: Knex.Transaction, seriesPk: number): Promise<void> {
+  await refreshSeriesCountsOf(trx, [seriesPk]);
+}
+
+/** Recount several series' instances in one statement. */
+async function refreshSeriesCountsOf(trx: Knex.Transaction, seriesPks: number[]): Promise<void> {
   await trx('series')
-    .where('id', seriesPk)
-    .update({ num_instances: trx('instances').count('*').where('series_pk', seriesPk) });
+    .whereIn('id', seriesPks)
+    .update({ num_instances: trx('instances').count('*').where('series_pk', trx.ref('series.id')) });
 }
 
 /** Recount a study's series and instances and its ModalitiesInStudy. */
 export async function refreshStudyCounts(trx: Knex.Transaction, studyPk: number): Promise<void> {
+  await refreshStudyCountsOf(trx, [studyPk]);
+}
+
+/** The same for several studies: their modalities read in one query, then one update each. */
+async function refreshStudyCountsOf(trx: Knex.Transaction, studyPks: number[]): Promise<void> {
   const modalities = (await trx('series')
-    .distinct('modality')
-    .where('study_pk', studyPk)
+    .distinct('study_pk', 'modality')
+    .whereIn('study_pk', studyPks)
     .whereNotNull('modality')
-    .orderBy('modality')) as Array<{ modality: string }>;
-  await trx('studies')
-    .where('id', studyPk)
-    .update({
-      num_series: trx('series').count('*').where('study_pk', studyPk),
-      num_instances: trx('instances').count('*').whereIn('series_pk', trx('series').select('id').where('study_pk', studyPk)),
-      modalities_in_study: modalities.map((m) => m.modality).join('\\') || null,
-    });
+    .orderBy(['study_pk', 'modality'])) as Array<{ study_pk: number; modality: string }>;
+  for (const studyPk of studyPks) {
+    const list = modalities.filter((m) => Number(m.study_pk) === studyPk).map((m) => m.modality);
+    await trx('studies')
+      .where('id', studyPk)
+      .update({
+        num_series: trx('series').count('*').where('study_pk', studyPk),
+        num_instances: trx('instances').count('*').whereIn('series_pk', trx('series').select('id').where('study_pk', studyPk)),
+        modalities_in_study: list.join('\\') || null,
+      });
+  }
 }
 
 async function removeIfEmpty(trx: Knex.Transaction, seriesPk: number): Promise<void> {

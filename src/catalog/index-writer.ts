@@ -1,7 +1,7 @@
 import type { Db } from '../db/connection.js';
 import { isPostgres } from '../db/connection.js';
 import type { Knex } from 'knex';
-import { indexInstanceIn, type IndexResult, type InstanceRecord } from './catalog.js';
+import { indexInstancesIn, type IndexResult, type InstanceRecord } from './catalog.js';
 
 interface Pending {
   rec: InstanceRecord;
@@ -39,14 +39,15 @@ export class IndexWriter {
     this.hooks.push(hook);
   }
 
-  private async indexIn(trx: Knex.Transaction, rec: InstanceRecord, now: Date): Promise<IndexResult> {
-    const res = await indexInstanceIn(trx, rec, now);
-    for (const hook of this.hooks) await hook(trx, rec, res);
-    return res;
+  private indexIn(trx: Knex.Transaction, recs: InstanceRecord[], now: Date): Promise<IndexResult[]> {
+    return indexInstancesIn(trx, recs, now, async (rec, res) => {
+      for (const hook of this.hooks) await hook(trx, rec, res);
+    });
   }
 
-  private indexAlone(rec: InstanceRecord): Promise<IndexResult> {
-    return this.db.transaction((trx) => this.indexIn(trx, rec, new Date()));
+  private async indexAlone(rec: InstanceRecord): Promise<IndexResult> {
+    const [res] = await this.db.transaction((trx) => this.indexIn(trx, [rec], new Date()));
+    return res!;
   }
 
   write(rec: InstanceRecord): Promise<IndexResult> {
@@ -64,11 +65,13 @@ export class IndexWriter {
         const batch = this.queue.splice(0, this.maxBatch);
         try {
           const now = new Date();
-          const results = await this.db.transaction(async (trx) => {
-            const out: IndexResult[] = [];
-            for (const p of batch) out.push(await this.indexIn(trx, p.rec, now));
-            return out;
-          });
+          const results = await this.db.transaction((trx) =>
+            this.indexIn(
+              trx,
+              batch.map((p) => p.rec),
+              now,
+            ),
+          );
           batch.forEach((p, i) => p.resolve(results[i]!));
         } catch {
           // One bad row must not fail its neighbours: retry each in a transaction of its own.

@@ -12,13 +12,24 @@ export async function writeSequenceItems(
   trx: Knex.Transaction,
   sequences: SequenceItems,
   owner: { studyPk: number; seriesPk: number },
+  levels: { series: boolean; study: boolean } = { series: true, study: true },
 ): Promise<void> {
   const rows: Array<Record<string, unknown>> = [];
-  for (const seq of INDEXED_SEQUENCES) {
-    const del = trx('sequence_items').where('sequence_tag', seq.tag);
-    if (seq.level === 'series') del.where('series_pk', owner.seriesPk);
-    else del.where('study_pk', owner.studyPk).whereNull('series_pk');
-    await del.delete();
+  const replaced = INDEXED_SEQUENCES.filter((seq) => levels[seq.level]);
+  if (replaced.length === 0) return;
+  // The items each sequence had go in one statement (one round trip of the index transaction).
+  await trx('sequence_items')
+    .where((w) => {
+      for (const seq of replaced) {
+        w.orWhere((one) => {
+          one.where('sequence_tag', seq.tag);
+          if (seq.level === 'series') one.where('series_pk', owner.seriesPk);
+          else one.where('study_pk', owner.studyPk).whereNull('series_pk');
+        });
+      }
+    })
+    .delete();
+  for (const seq of replaced) {
     const items = (sequences[seq.tag] ?? []).slice(0, ITEMS_MAX);
     items.forEach((item, index) => {
       for (const a of seq.items) {

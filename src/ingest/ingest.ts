@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
@@ -144,11 +144,14 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
     const tmp = this.tempPath();
     let seen = 0;
     const limit = this.opts.maxInstanceBytes;
+    // The digest is taken of the bytes as they are written, so the file is not read again for it.
+    const hash = createHash('sha256');
     const guard = new Transform({
       transform(chunk: Buffer, _enc, cb) {
         seen += chunk.length;
-        if (seen > limit) cb(new RadiantError('too-large', `instance larger than ${limit} bytes`));
-        else cb(null, chunk);
+        if (seen > limit) return cb(new RadiantError('too-large', `instance larger than ${limit} bytes`));
+        hash.update(chunk);
+        cb(null, chunk);
       },
     });
     const out = fs.createWriteStream(tmp, { flags: 'wx' });
@@ -162,22 +165,23 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
       if (err instanceof RadiantError) throw err;
       throw new RadiantError('out-of-resources', `cannot receive instance: ${errorMessage(err)}`, { cause: err });
     }
-    return this.ingestFile(tmp, true, ctx);
+    return this.ingestFile(tmp, true, ctx, hash.digest('hex'));
   }
 
   /**
    * Ingest a Part 10 file already on local disk. `owned` files (temp files the node wrote) are
    * moved into storage or deleted; others (an import source) are copied and left alone.
+   * `sha256` is the file's digest when the caller took it while writing the file (hex).
    */
-  async ingestFile(filePath: string, owned: boolean, ctx: IngestContext): Promise<IngestResult> {
+  async ingestFile(filePath: string, owned: boolean, ctx: IngestContext, sha256?: string): Promise<IngestResult> {
     try {
-      return await this.ingestOwnedOrNot(filePath, owned, ctx);
+      return await this.ingestOwnedOrNot(filePath, owned, ctx, sha256);
     } finally {
       if (owned) await fsp.rm(filePath, { force: true }).catch(() => undefined);
     }
   }
 
-  private async ingestOwnedOrNot(filePath: string, owned: boolean, ctx: IngestContext): Promise<IngestResult> {
+  private async ingestOwnedOrNot(filePath: string, owned: boolean, ctx: IngestContext, knownSha256?: string): Promise<IngestResult> {
     const stat = await fsp.stat(filePath);
     if (stat.size > this.opts.maxInstanceBytes) {
       throw new RadiantError('too-large', `instance larger than ${this.opts.maxInstanceBytes} bytes`);
@@ -186,8 +190,9 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
     // fsync runs while the header is parsed rather than after.
     const synced = owned && this.storage.kind === 'local' ? syncFile(filePath) : undefined;
     synced?.catch(() => undefined);
-    // The digest is read beside the header parse (the file is in the page cache for both).
-    const [parsed, sha256] = await Promise.all([this.parser.parse(filePath), sha256File(filePath)]);
+    // Without a digest taken on the way in, it is read beside the header parse (the file is in
+    // the page cache for both).
+    const [parsed, sha256] = await Promise.all([this.parser.parse(filePath), knownSha256 ?? sha256File(filePath)]);
     if (!parsed.ok) throw new RadiantError(parsed.kind, parsed.error);
     const header = this.validate(parsed.header, ctx);
 
@@ -215,18 +220,25 @@ export class Ingestor extends EventEmitter<IngestorEvents> {
       return { ...base, outcome: 'ignored', storageKey: existing.storage_key, sizeBytes: existing.size_bytes };
     }
 
-    const marker = await this.opts.journal?.begin({ storageKey, sopInstanceUid: header.sopInstanceUid });
-    try {
+    // The marker is written while the spool file's fsync finishes: both must be done before the
+    // blob is stored, neither needs the other.
+    const [marker, isSynced] = await Promise.all([
+      this.opts.journal?.begin({ storageKey, sopInstanceUid: header.sopInstanceUid }),
       // A failed early fsync is not an answer: storage syncs (and reports) on its own then.
-      const isSynced = synced
-        ? await synced.then(
+      synced
+        ? synced.then(
             () => true,
             () => false,
           )
-        : false;
+        : false,
+    ]);
+    try {
       return await this.storeAndIndex(header, filePath, owned, isSynced, ctx, base, sha256);
     } finally {
-      if (marker) await this.opts.journal?.end(marker);
+      // Not awaited: once the index has committed (or the blob is gone again) a marker left by a
+      // crash only makes the next start's sweep find an indexed instance and drop the marker.
+      if (marker)
+        void this.opts.journal?.end(marker).catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'ingest marker not removed'));
     }
   }
 

@@ -44,6 +44,8 @@ import {
  * are expected to keep their clocks in sync far below the stale-heartbeat threshold.
  */
 
+/** Dedupe keys already debounced in a transaction (schedule). */
+const scheduledIn = new WeakMap<object, Set<string>>();
 export interface JobQueueOptions {
   /** max_attempts of jobs enqueued without one (default 3). */
   defaultMaxAttempts?: number;
@@ -147,6 +149,15 @@ export class JobQueue {
       nextRunAt,
       dedupeKey: input.dedupeKey,
     };
+    // An index transaction holds a batch of instances, often of one series: the first debounce of
+    // a key in it stands for the rest (their run times differ by the batch's milliseconds), so
+    // the batch does not rewrite the same job row once per instance.
+    if (mode === 'debounce' && (trx as { isTransaction?: boolean }).isTransaction === true) {
+      const seen = scheduledIn.get(trx) ?? new Set<string>();
+      if (seen.has(input.dedupeKey)) return;
+      seen.add(input.dedupeKey);
+      scheduledIn.set(trx, seen);
+    }
     await upsertPendingJob(trx, job, mode, ts);
   }
 
