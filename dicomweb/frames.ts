@@ -5,7 +5,8 @@ import type { AppContext, AppRouter } from '../src/http/state.js';
 import type { StoredInstanceRow } from '../src/catalog/catalog.js';
 import type { ByteRange } from '../storage/types.js';
 import { parseAccept } from './accept.js';
-import type { OutPart } from './multipart-writer.js';
+import { multipartBody, multipartFraming, newBoundary, type OutPart } from './multipart-writer.js';
+import { readAll } from '../storage/read-all.js';
 import { cutOnError, respondMultipart } from './streamed-response.js';
 import { resolveInstances, resourcePath } from './resources.js';
 import { TranscodeError } from '../src/dicom/transcoder.js';
@@ -201,7 +202,21 @@ function openRanges(deps: RouteDeps, key: string, ranges: ByteRange[]): Promise<
   return ranges.length === 1 ? deps.storage.get(key, ranges[0]) : Promise.resolve(rangesStream(deps.storage, key, ranges));
 }
 
-/** Streams the given byte-range lists as the response: multipart, or one body. */
+/** The bytes of byte-range lists in memory: one positioned read each where the store offers it. */
+async function readRanges(deps: RouteDeps, key: string, ranges: ByteRange[]): Promise<Buffer> {
+  const store = deps.storage;
+  if (!store.readRange) return readAll(await openRanges(deps, key, ranges));
+  const parts = await Promise.all(ranges.map((r) => store.readRange!(key, { start: r.start, end: r.end! })));
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+}
+
+/**
+ * Answers up to this many bytes are read before the status goes out and sent as one buffer (a
+ * frame or a few: the common request), larger ones stream part by part.
+ */
+const BUFFERED_ANSWER_MAX = 4 * 1024 * 1024;
+
+/** The given byte-range lists as the response: multipart, or one body. */
 export async function sendRanges(
   deps: RouteDeps,
   ctx: AppContext,
@@ -210,6 +225,43 @@ export async function sendRanges(
   bodies: Array<{ ranges: ByteRange[]; location?: string }>,
 ): Promise<void> {
   const partType = `${choice.mediaType}; transfer-syntax=${choice.transferSyntax}`;
+  const partHeaders = (b: { ranges: ByteRange[]; location?: string }) => ({
+    'Content-Type': partType,
+    'Content-Length': String(rangesLength(b.ranges)),
+    ...(b.location ? { 'Content-Location': b.location } : {}),
+  });
+  if (bodies.reduce((n, b) => n + rangesLength(b.ranges), 0) <= BUFFERED_ANSWER_MAX) {
+    // Read first: a storage failure is still an error status, and the answer leaves in one write.
+    ctx.status = 200;
+    const boundary = newBoundary();
+    const contentType = `multipart/related; type="${choice.mediaType}"; transfer-syntax=${choice.transferSyntax}; boundary=${boundary}`;
+    const only = bodies.length === 1 && bodies[0]!.ranges.length === 1 ? bodies[0]! : undefined;
+    if (only && deps.storage.readRange) {
+      // The usual request, one frame: its bytes are read straight into the framed answer.
+      const range = only.ranges[0]!;
+      const framing = choice.multipart ? multipartFraming(boundary, partHeaders(only)) : { head: Buffer.alloc(0), tail: Buffer.alloc(0) };
+      const length = rangesLength(only.ranges);
+      const answer = Buffer.allocUnsafe(framing.head.length + length + framing.tail.length);
+      framing.head.copy(answer, 0);
+      framing.tail.copy(answer, framing.head.length + length);
+      await deps.storage.readRange(key, { start: range.start, end: range.end! }, { buffer: answer, offset: framing.head.length });
+      ctx.body = answer;
+      ctx.set('Content-Type', choice.multipart ? contentType : partType);
+      return;
+    }
+    const read = await Promise.all(bodies.map((b) => readRanges(deps, key, b.ranges)));
+    if (!choice.multipart) {
+      ctx.body = read[0]!;
+      ctx.set('Content-Type', partType);
+      return;
+    }
+    ctx.body = multipartBody(
+      boundary,
+      bodies.map((b, i) => ({ headers: partHeaders(b), body: read[i]! })),
+    );
+    ctx.set('Content-Type', contentType);
+    return;
+  }
   if (!choice.multipart) {
     const only = bodies[0]!;
     ctx.status = 200;
@@ -218,14 +270,7 @@ export async function sendRanges(
     ctx.length = rangesLength(only.ranges);
     return;
   }
-  const parts: OutPart[] = bodies.map((b) => ({
-    headers: {
-      'Content-Type': partType,
-      'Content-Length': String(rangesLength(b.ranges)),
-      ...(b.location ? { 'Content-Location': b.location } : {}),
-    },
-    open: () => openRanges(deps, key, b.ranges),
-  }));
+  const parts: OutPart[] = bodies.map((b) => ({ headers: partHeaders(b), open: () => openRanges(deps, key, b.ranges) }));
   respondMultipart(deps, ctx, {
     parts,
     contentType: (boundary) =>

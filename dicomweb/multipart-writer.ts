@@ -108,6 +108,31 @@ function headerBlock(headers: Record<string, string>): string {
     .join('');
 }
 
+/**
+ * A small multipart/related body whole, framed exactly as multipartStream frames it: one buffer,
+ * so the status line, headers and body leave in one write (a frame request is mostly overhead).
+ */
+export function multipartBody(boundary: string, parts: Array<{ headers: Record<string, string>; body: Buffer }>): Buffer {
+  if (parts.length === 1) {
+    const { head, tail } = multipartFraming(boundary, parts[0]!.headers);
+    return Buffer.concat([head, parts[0]!.body, tail]);
+  }
+  const chunks: Buffer[] = [];
+  parts.forEach((p, i) => {
+    chunks.push(Buffer.from(`${i === 0 ? '' : '\r\n'}--${boundary}\r\n${headerBlock(p.headers)}\r\n`, 'latin1'), p.body);
+  });
+  chunks.push(Buffer.from(`${parts.length ? '\r\n' : ''}--${boundary}--\r\n`, 'latin1'));
+  return Buffer.concat(chunks);
+}
+
+/** What goes before and after the body of a one-part multipart/related answer. */
+export function multipartFraming(boundary: string, headers: Record<string, string>): { head: Buffer; tail: Buffer } {
+  return {
+    head: Buffer.from(`--${boundary}\r\n${headerBlock(headers)}\r\n`, 'latin1'),
+    tail: Buffer.from(`\r\n--${boundary}--\r\n`, 'latin1'),
+  };
+}
+
 export interface MultipartStream {
   stream: PassThrough;
   /**

@@ -118,6 +118,24 @@ describe('LocalStorage', function () {
       expect(await collect(storage.list(''))).to.deep.equal([{ key: 'visible', size: 1 }]);
     });
 
+    it('readRange reads a range in one buffer, or into a given one at an offset; past the end or absent fails', async function () {
+      const bytes = randomBytes(100_000);
+      await storage.put('r/one.dcm', Readable.from([bytes]));
+      expect((await storage.readRange('r/one.dcm', { start: 10, end: 70_009 })).equals(bytes.subarray(10, 70_010))).to.equal(true);
+      const framed = Buffer.alloc(20, 7);
+      const into = Buffer.alloc(framed.length + 5);
+      const out = await storage.readRange('r/one.dcm', { start: 99_995, end: 99_999 }, { buffer: into, offset: 20 });
+      expect(out).to.equal(into);
+      expect(into.subarray(0, 20).every((b) => b === 0)).to.equal(true);
+      expect(into.subarray(20).equals(bytes.subarray(99_995))).to.equal(true);
+      await expectStorageError(storage.readRange('r/one.dcm', { start: 99_000, end: 100_000 }), 'invalid-input');
+      await expectStorageError(
+        storage.readRange('r/one.dcm', { start: 0, end: 9 }, { buffer: Buffer.alloc(5), offset: 0 }),
+        'invalid-input',
+      );
+      await expectStorageError(storage.readRange('r/none.dcm', { start: 0, end: 9 }), 'not-found');
+    });
+
     it('a failing body leaves neither the object nor a temp file', async function () {
       const boom = new Error('boom');
       const err = await storage.put('a/b/c.dcm', failingBody(randomBytes(1 << 20), 300_000, boom)).catch((e: unknown) => e);

@@ -41,7 +41,7 @@ export function countDimse(operation: string, status: number): void {
   nodeMetrics.dimseOperations.inc({ operation, status: `0x${status.toString(16).padStart(4, '0')}` });
 }
 
-const STORAGE_OPS = ['put', 'putFile', 'get', 'stat', 'exists', 'delete', 'check'] as const;
+const STORAGE_OPS = ['put', 'putFile', 'get', 'readRange', 'stat', 'exists', 'delete', 'check'] as const;
 
 /**
  * Counts the failures of a storage back end's operations in place (the object stays the same
