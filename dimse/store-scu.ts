@@ -395,7 +395,7 @@ async function prepare(deps: Pick<ScuDeps, 'storage' | 'transcoder'>, accepted: 
     };
   }
   try {
-    const load = () => verifiedReadAll(deps.storage, item.storage_key, item.sha256);
+    const load = () => verifiedReadAll(deps.storage, item.storage_key, item.sha256, undefined, item.size_bytes);
     const bytes =
       target === item.transfer_syntax_uid
         ? await load()

@@ -15,6 +15,8 @@ import type { BlobStorage } from '../../storage/types.js';
 export interface InstanceBlob {
   storage_key: string;
   sha256?: string | null;
+  /** The indexed size: a whole read can then be one positioned read of exactly that. */
+  size_bytes?: number;
 }
 
 export interface InstanceReader {
@@ -32,6 +34,6 @@ export function instanceReader(deps: { db: Db; storage: BlobStorage; log: Logger
   };
   return {
     open: (row) => verifiedGet(deps.storage, row.storage_key, row.sha256, backfill(row.storage_key)),
-    readAll: (row) => verifiedReadAll(deps.storage, row.storage_key, row.sha256, backfill(row.storage_key)),
+    readAll: (row) => verifiedReadAll(deps.storage, row.storage_key, row.sha256, backfill(row.storage_key), row.size_bytes),
   };
 }
