@@ -118,7 +118,7 @@ export async function openCore(config: Config, log: Logger, opts: OpenCoreOption
     if (readDb !== db) await readDb.destroy();
     await db.destroy();
   };
-  const storage = createStorage(config.storage);
+  const storage = await createStorage(config.storage);
   try {
     await storage.check();
   } catch (err) {
@@ -301,7 +301,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
       .catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'forward jobs not scheduled at start-up'));
   }
   // OTEL_EXPORTER_OTLP_ENDPOINT: spans of what the listeners and workers do from here on.
-  const traceExport = startTraceExport(config, log, 'serve');
+  const traceExport = await startTraceExport(config, log, 'serve');
   if (Object.keys(serviceHandlers).length > 0) serviceJobs = startServiceWorker(core, log, serviceHandlers);
   await scheduleRetention(core, config.retention).catch((err: unknown) =>
     log.warn({ err: errorMessage(err) }, 'retention job not scheduled at start-up'),
@@ -416,7 +416,7 @@ export async function runWorkerProcess(config: Config, log: Logger): Promise<voi
       throw new Error(`cannot listen on WORKER_HTTP_PORT ${config.workerHttpPort}: ${errorMessage(err)}`, { cause: err });
     }
   }
-  const traceExport = startTraceExport(config, log, 'worker');
+  const traceExport = await startTraceExport(config, log, 'worker');
   // A worker runs its own engine (its own llama-server, or the remote endpoint's client).
   const engine = new EngineHost(config.medgemma, log);
   engine.start();

@@ -1,6 +1,4 @@
-import { AzureBlobStorage } from './azure.js';
 import { LocalStorage } from './local.js';
-import { S3Storage } from './s3.js';
 import type { BlobStorage } from './types.js';
 import { countStorageErrors } from '../src/observability/node-metrics.js';
 
@@ -19,14 +17,19 @@ export type StorageOptions =
     }
   | { type: 'azure'; connectionString: string; container: string; createContainer?: boolean; encryptionScope?: string };
 
-export function createStorage(opts: StorageOptions): BlobStorage {
+/** The configured back end. A cloud one's SDK is loaded only when it is the one configured. */
+export async function createStorage(opts: StorageOptions): Promise<BlobStorage> {
   switch (opts.type) {
     case 'local':
       return countStorageErrors(new LocalStorage({ root: opts.root }), 'local');
-    case 's3':
+    case 's3': {
+      const { S3Storage } = await import('./s3.js');
       return countStorageErrors(new S3Storage(opts), 's3');
-    case 'azure':
+    }
+    case 'azure': {
+      const { AzureBlobStorage } = await import('./azure.js');
       return countStorageErrors(new AzureBlobStorage(opts), 'azure');
+    }
     default: {
       const unknown: never = opts;
       throw new Error(`unknown storage type ${JSON.stringify(unknown)}`);

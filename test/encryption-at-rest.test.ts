@@ -80,7 +80,7 @@ describe('encryption at rest: S3 server-side encryption', function () {
 
   it('S3_SSE=aws:kms with S3_SSE_KMS_KEY_ID sends both on a single put and on a multipart upload', async function () {
     const config = loadConfig(env({ S3_SSE: 'aws:kms', S3_SSE_KMS_KEY_ID: 'alias/radiant-test' }), '/tmp');
-    const storage = createStorage({ ...config.storage, createBucket: true } as typeof config.storage);
+    const storage = await createStorage({ ...config.storage, createBucket: true } as typeof config.storage);
     await storage.check();
     proxy.seen.length = 0;
     await storage.put('small/k', Readable.from([Buffer.from('small object')]));
@@ -98,7 +98,7 @@ describe('encryption at rest: S3 server-side encryption', function () {
   });
 
   it('S3_SSE=AES256 sends AES256 and no KMS key; without S3_SSE no encryption header is sent', async function () {
-    const aes = createStorage(loadConfig(env({ S3_SSE: 'AES256' }), '/tmp').storage);
+    const aes = await createStorage(loadConfig(env({ S3_SSE: 'AES256' }), '/tmp').storage);
     proxy.seen.length = 0;
     await aes.put('aes/k', Readable.from([Buffer.from('x')]));
     const [put] = writes(proxy.seen, 'radiant-sse');
@@ -106,7 +106,7 @@ describe('encryption at rest: S3 server-side encryption', function () {
     expect(put?.headers).not.to.have.property('x-amz-server-side-encryption-aws-kms-key-id');
     await aes.close?.();
 
-    const plain = createStorage(loadConfig(env({}), '/tmp').storage);
+    const plain = await createStorage(loadConfig(env({}), '/tmp').storage);
     proxy.seen.length = 0;
     await plain.put('plain/k', Readable.from([Buffer.from('x')]));
     const [put2] = writes(proxy.seen, 'radiant-sse');
@@ -145,7 +145,7 @@ describe('encryption at rest: Azure encryption scope', function () {
       },
       '/tmp',
     );
-    const storage = createStorage({ ...config.storage, createContainer: true } as typeof config.storage);
+    const storage = await createStorage({ ...config.storage, createContainer: true } as typeof config.storage);
     await storage.check();
     proxy.seen.length = 0;
     await storage.put('k', Readable.from([Buffer.from('scoped')]));

@@ -328,7 +328,7 @@ describe('S3Storage against s3rver', function () {
   });
 
   it('createStorage builds an S3 store that works', async function () {
-    const storage = createStorage({
+    const storage = await createStorage({
       type: 's3',
       bucket: 'radiant-factory',
       region: 'us-east-1',
@@ -386,7 +386,7 @@ describe('AzureBlobStorage against Azurite', function () {
   });
 
   it('createStorage builds an Azure store that works', async function () {
-    const storage = createStorage({
+    const storage = await createStorage({
       type: 'azure',
       connectionString: azurite.connectionString,
       container: 'radiant-factory',

@@ -129,7 +129,7 @@ export async function backupNode(config: Config, dir: string, opts: { withBlobs?
   await fsp.mkdir(dir, { recursive: true });
   const copy = config.storage.type === 'local' || opts.withBlobs === true;
   const db = createDb(config.database);
-  const storage = createStorage(config.storage);
+  const storage = await createStorage(config.storage);
   try {
     let file: string;
     if (config.database.client === 'sqlite') {
@@ -196,7 +196,7 @@ export async function restoreNode(config: Config, dir: string, opts: { force?: b
   if (manifest.database.client !== config.database.client) {
     throw new ConfigError(`the backup holds a ${manifest.database.client} database; this node is configured for ${config.database.client}`);
   }
-  const storage = createStorage(config.storage);
+  const storage = await createStorage(config.storage);
   try {
     await storage.check();
     if (!opts.force) {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import pg from 'pg';
+import type pg from 'pg';
 import { backoffDelay } from '../backoff.js';
 import type { DatabaseOptions } from '../config.js';
 import { errorMessage } from '../errors.js';
@@ -114,7 +114,9 @@ export class EventsRelay {
   }
 
   private async listen(): Promise<void> {
-    const client = new pg.Client(typeof this.connection === 'string' ? { connectionString: this.connection } : this.connection);
+    // The driver is loaded here, on PostgreSQL only (knex loads it for its own pool likewise).
+    const { default: driver } = await import('pg');
+    const client = new driver.Client(typeof this.connection === 'string' ? { connectionString: this.connection } : this.connection);
     client.on('notification', (n) => this.received(n.channel, n.payload));
     // A dropped connection (database restart) is reconnected with back-off; the events in between are lost hints.
     const lost = (err?: Error) => {

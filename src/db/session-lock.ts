@@ -1,4 +1,4 @@
-import pg from 'pg';
+import type pg from 'pg';
 import type { DatabaseOptions } from '../config.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -26,7 +26,10 @@ export class SessionLock {
     if (this.database.client !== 'pg') return true;
     if (this.held && this.client) return true;
     const connection = this.database.connection;
-    const client = this.client ?? new pg.Client(typeof connection === 'string' ? { connectionString: connection } : connection);
+    // The driver is loaded on first use, on PostgreSQL only.
+    const client =
+      this.client ??
+      new (await import('pg')).default.Client(typeof connection === 'string' ? { connectionString: connection } : connection);
     if (!this.client) {
       const lost = () => {
         if (this.client !== client) return;

@@ -2,7 +2,6 @@
 import type { Logger } from 'pino';
 import type { MedgemmaConfig } from '../config.js';
 import { LlamaServerEngine } from './backends/llama-server.js';
-import { NodeLlamaCppEngine } from './backends/node-llama-cpp.js';
 import { RemoteEngine } from './backends/remote.js';
 import type { Engine } from './engine.js';
 import { resolveModelPaths } from './model-identity.js';
@@ -42,6 +41,8 @@ export async function createEngine(c: MedgemmaConfig, logger?: Logger): Promise<
       }).start();
     }
     case 'node-llama-cpp': {
+      // Loaded only for this backend: node-llama-cpp is a large library the other backends never need.
+      const { NodeLlamaCppEngine } = await import('./backends/node-llama-cpp.js');
       const { model } = resolveModelPaths(c.modelPath!, c.mmprojPath);
       return new NodeLlamaCppEngine({
         model,

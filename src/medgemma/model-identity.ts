@@ -9,7 +9,6 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { GgufFileType, readGgufFileInfo } from 'node-llama-cpp';
 import type { ModelIdentity } from './engine.js';
 import { EngineError } from './engine.js';
 import { type GgufGeometry, validateModel } from './known-models.js';
@@ -60,9 +59,16 @@ export function fileSha256(file: string): Promise<string> {
   return p;
 }
 
+/**
+ * node-llama-cpp (its GGUF reader and file type names), loaded when a GGUF header is first read:
+ * a node without a local model never pays for the library and everything it brings.
+ */
+const llamaLib = () => import('node-llama-cpp');
+
 /** "MOSTLY_Q4_K_M" style name of a GGUF general.file_type, or null. */
-export function fileTypeName(fileType: unknown): string | null {
+export async function fileTypeName(fileType: unknown): Promise<string | null> {
   if (typeof fileType !== 'number') return null;
+  const { GgufFileType } = await llamaLib();
   return (GgufFileType as unknown as Record<number, string>)[fileType] ?? `file_type ${fileType}`;
 }
 
@@ -91,6 +97,7 @@ type Meta = Record<string, Record<string, unknown> | undefined> & { general?: Re
 const num = (v: unknown) => (typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : undefined);
 
 export async function readGgufHeader(file: string): Promise<GgufHeader> {
+  const { readGgufFileInfo } = await llamaLib();
   const info = await readGgufFileInfo(file, { readTensorInfo: true, logWarnings: false });
   const meta = info.metadata as unknown as Meta;
   const architecture = String(meta.general?.architecture ?? 'unknown');
@@ -112,7 +119,7 @@ export async function readGgufHeader(file: string): Promise<GgufHeader> {
       headCountKv: num(a.attention?.head_count_kv),
       vocabSize,
     },
-    quantization: fileTypeName(meta.general?.file_type),
+    quantization: await fileTypeName(meta.general?.file_type),
     parameters,
     contextLength: num(a.context_length),
   };

@@ -5,7 +5,6 @@
  * file and fails. The hub is HF_ENDPOINT (or MODEL_ENDPOINT, as node-llama-cpp reads it).
  */
 import fs from 'node:fs';
-import { createModelDownloader } from 'node-llama-cpp';
 import { RadiantError } from '../errors.js';
 import { fileSha256 } from './model-identity.js';
 
@@ -76,21 +75,24 @@ export async function pullModel(
       timeout,
       Promise.all([
         hubSha256(uri, ctl.signal),
-        createModelDownloader({
-          modelUri: uri,
-          dirPath,
-          showCliProgress: false,
-          skipExisting: true,
-          endpoints: { huggingFace: hubRoot() },
-          tokens: process.env.HF_TOKEN ? { huggingFace: process.env.HF_TOKEN } : undefined,
-          onProgress: ({ totalSize, downloadedSize }) => {
-            const pct = totalSize > 0 ? Math.floor((downloadedSize / totalSize) * 100) : 0;
-            if (pct !== lastPct) {
-              lastPct = pct;
-              onProgress(`${pct}% ${(downloadedSize / 1024 ** 2).toFixed(1)} / ${(totalSize / 1024 ** 2).toFixed(1)} MiB`);
-            }
-          },
-        }),
+        // node-llama-cpp's downloader, loaded for a pull only (a large library the node rarely needs).
+        import('node-llama-cpp').then(({ createModelDownloader }) =>
+          createModelDownloader({
+            modelUri: uri,
+            dirPath,
+            showCliProgress: false,
+            skipExisting: true,
+            endpoints: { huggingFace: hubRoot() },
+            tokens: process.env.HF_TOKEN ? { huggingFace: process.env.HF_TOKEN } : undefined,
+            onProgress: ({ totalSize, downloadedSize }) => {
+              const pct = totalSize > 0 ? Math.floor((downloadedSize / totalSize) * 100) : 0;
+              if (pct !== lastPct) {
+                lastPct = pct;
+                onProgress(`${pct}% ${(downloadedSize / 1024 ** 2).toFixed(1)} / ${(totalSize / 1024 ** 2).toFixed(1)} MiB`);
+              }
+            },
+          }),
+        ),
       ]),
     ]);
     clearTimeout(timer);

@@ -1,7 +1,4 @@
 import { context, trace } from '@opentelemetry/api';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { Resource } from '@opentelemetry/resources';
-import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { Config } from '../config.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -18,9 +15,19 @@ export interface TraceExport {
  * request nothing (spans wait in a bounded buffer and are dropped when it is full). The exporter
  * sends OTLP JSON. Undefined when no endpoint is configured: tracing.ts's spans stay no-ops.
  */
-export function startTraceExport(config: Pick<Config, 'otel'>, log: Logger, role: 'serve' | 'worker'): TraceExport | undefined {
+export async function startTraceExport(
+  config: Pick<Config, 'otel'>,
+  log: Logger,
+  role: 'serve' | 'worker',
+): Promise<TraceExport | undefined> {
   const url = config.otel.tracesUrl;
   if (!url) return undefined;
+  // The SDK and exporter are loaded only when spans are exported (most nodes never do).
+  const [{ OTLPTraceExporter }, { Resource }, { BasicTracerProvider, BatchSpanProcessor }] = await Promise.all([
+    import('@opentelemetry/exporter-trace-otlp-http'),
+    import('@opentelemetry/resources'),
+    import('@opentelemetry/sdk-trace-base'),
+  ]);
   const resource = new Resource({ 'service.name': config.otel.serviceName, 'radiant.role': role });
   const processor = new BatchSpanProcessor(new OTLPTraceExporter({ url }), { scheduledDelayMillis: 1000 });
   const provider = new BasicTracerProvider({ resource, spanProcessors: [processor] });

@@ -1,4 +1,3 @@
-import PDFDocument from 'pdfkit';
 import {
   SIGNED_AI_NOTE,
   UNVALIDATED_MODEL_LABEL,
@@ -39,6 +38,8 @@ export async function renderReportPdf(content: ReportContent, keyImages: KeyImag
   if (Number.isNaN(created.getTime()))
     throw new PdfReportError(`report ${content.reportId}: createdAt is not a date: ${content.createdAt}`);
   const fonts = reportFonts();
+  // pdfkit (and its font stack) is loaded with the first report, not with every node that starts.
+  const { default: PDFDocument } = await import('pdfkit');
   const doc = new PDFDocument({
     size: 'A4',
     margins: { ...MARGINS },
