@@ -254,6 +254,55 @@ function stowPost(base: string, token: string, files: string[], sizes: number[])
   });
 }
 
+/**
+ * Seconds a fresh Orthanc 1.10 takes to receive `sets` through its REST upload (POST /instances,
+ * one instance a request: its own way in over HTTP), one client per set, all at once; undefined
+ * without Orthanc. The STOW-RS 4-client row is compared with it.
+ */
+async function orthancRestUploadSeconds(sets: string[][]): Promise<number | undefined> {
+  if (!fs.existsSync(ORTHANC_BIN)) return undefined;
+  const bodies = await Promise.all(sets.map((files) => Promise.all(files.map((f) => fsp.readFile(f)))));
+  const orthanc = await startOrthanc({});
+  try {
+    const t0 = process.hrtime.bigint();
+    await Promise.all(
+      bodies.map(async (list) => {
+        for (const body of list) {
+          const res = await fetch(`${orthanc.url}/instances`, { method: 'POST', body });
+          await res.arrayBuffer();
+          if (!res.ok) throw new Error(`Orthanc POST /instances answered ${res.status}`);
+        }
+      }),
+    );
+    return Number(process.hrtime.bigint() - t0) / 1e9;
+  } finally {
+    await orthanc.stop();
+  }
+}
+
+/** The STOW-RS rows alone (`bench.js stow`), with Orthanc's REST upload in the same run. */
+async function stowRows(files: string[], sets: string[][], bytes: number): Promise<void> {
+  const stowOne: Figure = { instances: files.length, bytes, seconds: [] };
+  const stowFour: Figure = { instances: files.length * 4, bytes: bytes * 4, seconds: [] };
+  const orthancRest: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    stowOne.seconds.push(await stowRun([files]));
+    stowFour.seconds.push(await stowRun(sets));
+    const o = await orthancRestUploadSeconds(sets);
+    if (o !== undefined) orthancRest.push(o);
+  }
+  report('STOW-RS, 1 request', stowOne);
+  const orthancIps = orthancRest.length ? stowFour.instances / median(orthancRest) : undefined;
+  const ratio = orthancIps && stowFour.instances / median(stowFour.seconds) / orthancIps;
+  report(
+    'STOW-RS, 4 concurrent requests',
+    stowFour,
+    ratio
+      ? `   (${ratio.toFixed(2)}× the instances/s of Orthanc 1.10's REST upload, ${orthancIps!.toFixed(1)} inst/s, 4 clients, same run; goal ≥ 2×)`
+      : '',
+  );
+}
+
 async function stowRun(sets: string[][]): Promise<number> {
   const dataDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'radiant-bench-'));
   const { child, base } = await startHttpNode(dataDir);
@@ -642,6 +691,7 @@ async function main(): Promise<void> {
   try {
     const sets = await makeCopies(files, 4, work);
     if (process.argv[2] === 'dimse') return await dimsePathsBench(files, sets, RUNS).then(() => undefined);
+    if (process.argv[2] === 'stow') return await stowRows(files, sets, bytes);
     console.log(
       `RadiantAI bench: chest CT ${files.length} × 512², ${(bytes / 1e6).toFixed(1)} MB; ${os.cpus().length} cores; median of ${RUNS}`,
     );
@@ -668,14 +718,7 @@ async function main(): Promise<void> {
     report('radiant import (whole process)', imp);
     if (importInner.length) report('radiant import (ingest only)', { ...imp, seconds: importInner });
 
-    const stowOne: Figure = { instances: files.length, bytes, seconds: [] };
-    const stowFour: Figure = { instances: files.length * 4, bytes: bytes * 4, seconds: [] };
-    for (let i = 0; i < RUNS; i++) {
-      stowOne.seconds.push(await stowRun([files]));
-      stowFour.seconds.push(await stowRun(sets));
-    }
-    report('STOW-RS, 1 request', stowOne);
-    report('STOW-RS, 4 concurrent requests', stowFour);
+    await stowRows(files, sets, bytes);
 
     const reads: ReadFigures[] = [];
     for (let i = 0; i < RUNS; i++) reads.push(await readRun(files));
