@@ -40,5 +40,7 @@ EXPOSE 8042 11112
 # /healthz over HTTP, or HTTPS when the node serves it directly (HTTP_TLS_CERT).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
   CMD ["node", "-e", "const t=!!process.env.HTTP_TLS_CERT;require(t?'https':'http').get({host:'127.0.0.1',port:process.env.HTTP_PORT||8042,path:'/healthz',rejectUnauthorized:false},r=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1))"]
+# A 2 MB young-generation semi-space: the same speed, ~150 MB less peak RSS under 16 associations (README, Benchmark).
+ENV NODE_OPTIONS=--max-semi-space-size=2
 ENTRYPOINT ["node", "dist/src/cli.js"]
 CMD ["serve"]

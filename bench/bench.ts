@@ -19,6 +19,7 @@ import { memorySoakBench, queryUnderLoadBench } from './load-bench.js';
 import { loopBench } from './loop-bench.js';
 import { pipelineBench } from './pipeline-bench.js';
 import { scaleBench } from './scale-bench.js';
+import { benchNodeArgs } from './node-flags.js';
 
 /**
  * `npm run bench`: C-STORE throughput with DCMTK storescu (1 and 4 concurrent associations),
@@ -62,7 +63,7 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env):
 }
 
 /** Extra node flags for the node under test, e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/p". */
-const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+const nodeArgs = benchNodeArgs();
 
 async function startNode(dataDir: string, port: number): Promise<ChildProcess> {
   const child = spawn(process.execPath, [...nodeArgs, cli, 'serve'], {

@@ -13,6 +13,7 @@ import { freePort } from '../test/helpers/node.js';
 import { ORTHANC_BIN, startOrthanc, type TestOrthanc } from '../test/helpers/orthanc.js';
 import { rawFind } from '../test/helpers/raw-find.js';
 import { buildSqliteIndex } from './qido-scale.js';
+import { SERVE_NODE_FLAGS } from './node-flags.js';
 
 /**
  * The DIMSE rows of issue 20, each against its peer measured in the same run (Orthanc 1.10, DCMTK
@@ -78,7 +79,9 @@ async function withNode<T>(prepare: (dataDir: string) => Promise<void>, fn: (por
   try {
     await prepare(dataDir);
     const port = await freePort();
-    const child = await startNodeProcess(dataDir, port);
+    const child = await startNodeProcess(dataDir, port, {
+      NODE_OPTIONS: [process.env.NODE_OPTIONS ?? '', ...SERVE_NODE_FLAGS].join(' ').trim(),
+    });
     try {
       return await fn(port);
     } finally {

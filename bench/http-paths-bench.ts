@@ -6,6 +6,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { ORTHANC_BIN, ORTHANC_DICOMWEB_PLUGIN, startOrthanc, type TestOrthanc } from '../test/helpers/orthanc.js';
+import { benchNodeArgs } from './node-flags.js';
 
 /**
  * The HTTP paths a viewer or a PACS waits on, the node against Orthanc 1.10 with its DICOMweb
@@ -96,7 +97,7 @@ async function startNode(ctDir: string): Promise<Node> {
   const imported = await run(process.execPath, [cli, 'import', ctDir], env);
   if (imported.code !== 0) throw new Error(`import failed: ${imported.out}`);
   const port = await freePort();
-  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const nodeArgs = benchNodeArgs();
   const child = spawn(process.execPath, [...nodeArgs, cli, 'serve'], {
     env: { ...env, HTTP_PORT: String(port), DICOM_PORT: String(await freePort()) },
     stdio: ['ignore', 'ignore', 'pipe'],

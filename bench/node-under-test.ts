@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { runTool } from '../test/helpers/dcmtk.js';
 import { freePort } from '../test/helpers/node.js';
+import { benchNodeArgs } from './node-flags.js';
 
 /**
  * A `radiant serve` child process for the scale, load and memory sections: its own DATA_DIR, a
@@ -29,7 +30,7 @@ export async function startServe(dataDir: string, env: Record<string, string> = 
   if (created.code !== 0) throw new Error(`user create failed: ${created.stdout}${created.stderr}`);
   const httpPort = await freePort();
   const dicomPort = await freePort();
-  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const nodeArgs = benchNodeArgs();
   const child = spawn(process.execPath, [...nodeArgs, cli, 'serve'], {
     env: { ...full, HTTP_PORT: String(httpPort), DICOM_PORT: String(dicomPort) },
     stdio: ['ignore', 'ignore', 'pipe'],

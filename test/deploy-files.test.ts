@@ -5,6 +5,7 @@ import YAML from 'yaml';
 import { envSchema, loadConfig } from '../src/config.js';
 import { llamaBuildLocation } from '../src/medgemma/build/build-llama.js';
 import { fetchedOhifDist } from '../src/tools/fetch-ohif.js';
+import { SERVE_NODE_FLAGS } from '../bench/node-flags.js';
 
 /**
  * The deployment files (Dockerfile, Dockerfile.cuda, docker-compose.yml, deploy/nginx, the Helm
@@ -18,6 +19,8 @@ const read = (p: string) => fs.readFileSync(path.join(ROOT, p), 'utf8');
 
 /** Environment variables read outside src/config.ts (the llama-server build lookup); each must be read in src/. */
 const OUTSIDE_SCHEMA = ['LLAMA_CACHE_DIR', 'LLAMA_CUDA', 'LLAMA_CUDA_ARCH'];
+/** Read by Node.js itself, not the node's code: the V8 flags the images run with (bench/node-flags.ts). */
+const RUNTIME_NAMES = ['NODE_OPTIONS'];
 const SCHEMA_NAMES = new Set(Object.keys(envSchema.shape));
 const DEFAULTS = envSchema.parse({});
 
@@ -29,7 +32,11 @@ function srcFiles(dir: string): string[] {
 }
 
 function expectKnownNames(names: Iterable<string>, where: string): void {
-  for (const n of names) expect(SCHEMA_NAMES.has(n) || OUTSIDE_SCHEMA.includes(n), `${where}: ${n} is not in src/config.ts`).to.equal(true);
+  for (const n of names)
+    expect(
+      SCHEMA_NAMES.has(n) || OUTSIDE_SCHEMA.includes(n) || RUNTIME_NAMES.includes(n),
+      `${where}: ${n} is not in src/config.ts`,
+    ).to.equal(true);
 }
 
 /** The node's own routes, from the source: what health checks and probes may call. */
@@ -102,6 +109,8 @@ function checkRuntimeStage(file: string, runtime: Stage): Record<string, string>
   expect(healthPaths()).to.include('/healthz');
   const entry = JSON.parse(steps(runtime, 'ENTRYPOINT')[0]!) as string[];
   expect(entry).to.deep.equal(['node', 'dist/src/cli.js']);
+  // The V8 flags the benches measure the node with (bench/node-flags.ts), as `npm start` has them.
+  expect(env.NODE_OPTIONS, `${file}: NODE_OPTIONS`).to.equal(SERVE_NODE_FLAGS.join(' '));
   expect(fs.existsSync(path.join(ROOT, 'dist/src/cli.js'))).to.equal(true);
   // Only the volume and /tmp are written: the OHIF copy is baked in where the code looks for it.
   expect(steps(runtime, 'COPY')).to.include('--from=build /app/.cache/ohif ./.cache/ohif');
@@ -150,6 +159,11 @@ describe('Deployment files: Dockerfile and Dockerfile.cuda', () => {
         n,
       ).to.equal(true);
     }
+  });
+
+  it('npm start runs the node with the V8 flags the images set and the benches measure', () => {
+    const start = (JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts.start!;
+    expect(start).to.include(`node ${SERVE_NODE_FLAGS.join(' ')} dist/src/cli.js serve`);
   });
 
   it('.dockerignore keeps node_modules, data, models and certificates out of the build context', () => {
