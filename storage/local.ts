@@ -206,17 +206,21 @@ export class LocalStorage implements BlobStorage {
     }
   }
 
-  async get(key: string, range?: ByteRange): Promise<Readable> {
+  /** The object opened for reading; an absent one (or a path through one) is `not-found`. */
+  private async openObject(key: string): Promise<FileHandle> {
     const file = this.pathFor(key);
-    if (range) assertValidRange(range);
-    let fh: FileHandle;
     try {
-      fh = await open(file, 'r');
+      return await open(file, 'r');
     } catch (err) {
       const code = errnoCode(err);
       if (code === 'ENOENT' || code === 'ENOTDIR') throw new StorageError('not-found', `get ${key}: not found`, { cause: err });
       throw fsError(err, `get ${key}`);
     }
+  }
+
+  async get(key: string, range?: ByteRange): Promise<Readable> {
+    if (range) assertValidRange(range);
+    const fh = await this.openObject(key);
     try {
       // Reading through the opened handle pins this version: an overwrite renames a new inode
       // into place and the reader keeps the old one, whole.
@@ -237,15 +241,7 @@ export class LocalStorage implements BlobStorage {
 
   async readRange(key: string, range: { start: number; end: number }, into?: { buffer: Buffer; offset: number }): Promise<Buffer> {
     assertValidRange(range);
-    const file = this.pathFor(key);
-    let fh: FileHandle;
-    try {
-      fh = await open(file, 'r');
-    } catch (err) {
-      const code = errnoCode(err);
-      if (code === 'ENOENT' || code === 'ENOTDIR') throw new StorageError('not-found', `get ${key}: not found`, { cause: err });
-      throw fsError(err, `get ${key}`);
-    }
+    const fh = await this.openObject(key);
     try {
       const length = range.end - range.start + 1;
       const out = into?.buffer ?? Buffer.allocUnsafe(length);

@@ -7,7 +7,7 @@ import sharp from 'sharp';
 import { apiClient } from './helpers/api.js';
 import { corpusDir } from './helpers/corpus.js';
 import { runTool, startStorescp, storescu } from './helpers/dcmtk.js';
-import { answeringEndpoint, forwardAiResultsTo, noduleAnswer } from './helpers/ai-results.js';
+import { answeringEndpoint, forwardAiResultsTo, noduleAnswer, autoAnalysisEnv } from './helpers/ai-results.js';
 import { loginFor } from './helpers/http.js';
 import { freePort, startTestNode, tempDir, type TestNode } from './helpers/node.js';
 import { until as pollUntil } from './helpers/until.js';
@@ -108,12 +108,7 @@ describe('Closing the loop (issue 16, done when): corpus CT by storescu → draf
   before(async () => {
     fake = await answeringEndpoint(ANSWER);
     node = await startTestNode({
-      MEDGEMMA_BACKEND: 'remote',
-      MEDGEMMA_API_ENDPOINT: fake.url,
-      MEDGEMMA_ALLOW_UNVALIDATED_MODEL: 'true',
-      AUTO_ANALYZE: 'all',
-      STUDY_STABLE_SECONDS: '1',
-      MEDGEMMA_MAX_SLICES: '4',
+      ...autoAnalysisEnv(fake.url),
       ANALYSIS_IMAGE_SIZE: '256',
       JOB_POLL_MS: '50',
       FORWARD_POLL_MS: '50',

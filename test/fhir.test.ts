@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import fsp from 'node:fs/promises';
 import { makeCtSeries, writeSeries } from '../fixtures/generate.js';
 import { apiClient, auditRows, type ApiClient } from './helpers/api.js';
-import { answeringEndpoint, noduleAnswer } from './helpers/ai-results.js';
+import { answeringEndpoint, noduleAnswer, autoAnalysisEnv } from './helpers/ai-results.js';
 import { storescu } from './helpers/dcmtk.js';
 import { fhirSchemaErrors, startFhirServer, warmFhirValidator, type FhirStandIn } from './helpers/fhir.js';
 import { baseUrl, loginFor, tokenFor } from './helpers/http.js';
@@ -84,14 +84,7 @@ onBothDatabases((db, dbEnv) =>
       fhirPort = await freePort();
       node = await startTestNode({
         ...(await dbEnv()),
-        MEDGEMMA_BACKEND: 'remote',
-        MEDGEMMA_API_ENDPOINT: model.url,
-        MEDGEMMA_ALLOW_UNVALIDATED_MODEL: 'true',
-        AUTO_ANALYZE: 'all',
-        STUDY_STABLE_SECONDS: '1',
-        MEDGEMMA_MAX_SLICES: '4',
-        ANALYSIS_IMAGE_SIZE: '128',
-        JOB_POLL_MS: '100',
+        ...autoAnalysisEnv(model.url),
         FORWARD_POLL_MS: '100',
         INSTITUTION_NAME: 'Test Hospital',
         FHIR_PUSH_RETRY_BASE_MS: '500',

@@ -4,7 +4,7 @@ import net from 'node:net';
 import { makeCtSeries, writeSeries } from '../fixtures/generate.js';
 import { apiClient, auditRows } from './helpers/api.js';
 import { storescu } from './helpers/dcmtk.js';
-import { noduleAnswer } from './helpers/ai-results.js';
+import { noduleAnswer, autoAnalysisEnv } from './helpers/ai-results.js';
 import { fakeEndpoint, okReply } from './helpers/fake-openai.js';
 import { field, mllpExchange, startRisPeer, type ReceivedHl7, type RisPeer } from './helpers/hl7.js';
 import { loginFor, tokenFor } from './helpers/http.js';
@@ -74,14 +74,7 @@ onBothDatabases((db, dbEnv) =>
       ris = await startRisPeer();
       node = await startTestNode({
         ...(await dbEnv()),
-        MEDGEMMA_BACKEND: 'remote',
-        MEDGEMMA_API_ENDPOINT: fake.url,
-        MEDGEMMA_ALLOW_UNVALIDATED_MODEL: 'true',
-        AUTO_ANALYZE: 'all',
-        STUDY_STABLE_SECONDS: '1',
-        MEDGEMMA_MAX_SLICES: '4',
-        ANALYSIS_IMAGE_SIZE: '128',
-        JOB_POLL_MS: '100',
+        ...autoAnalysisEnv(fake.url),
         FORWARD_POLL_MS: '100',
         HL7_LISTEN_PORT: '0',
         HL7_RETRY_BASE_MS: '300',

@@ -12,6 +12,7 @@ import { fakeEndpoint, okReply } from './helpers/fake-openai.js';
 import { baseUrl, tokenFor } from './helpers/http.js';
 import { startTestNode, tempDir, type TestNode } from './helpers/node.js';
 import { until } from './helpers/until.js';
+import { autoAnalysisEnv } from './helpers/ai-results.js';
 
 /**
  * Findings on the images (issue 16, item 2), end to end: a synthetic CT of 300 columns × 420 rows
@@ -87,14 +88,9 @@ describe('Findings on the images: the model box on its slice, in the SR and draw
       });
     });
     node = await startTestNode({
-      MEDGEMMA_BACKEND: 'remote',
-      MEDGEMMA_API_ENDPOINT: fake.url,
-      MEDGEMMA_ALLOW_UNVALIDATED_MODEL: 'true',
-      AUTO_ANALYZE: 'all',
-      STUDY_STABLE_SECONDS: '1',
+      ...autoAnalysisEnv(fake.url),
       MEDGEMMA_MAX_SLICES: '5',
       ANALYSIS_IMAGE_SIZE: String(SIZE),
-      JOB_POLL_MS: '100',
     });
     // Five slices (fewer is a scout to the series selection): image 3 of the five sent is the middle one whichever way they are ordered.
     files = makeCtSeries({ seed: 'sr-viewer-region', slices: 5, rows: ROWS, columns: COLUMNS }).map((f, i) =>

@@ -10,6 +10,7 @@ import { fakeEndpoint, okReply } from './helpers/fake-openai.js';
 import { baseUrl, tokenFor } from './helpers/http.js';
 import { startTestNode, tempDir, type TestNode } from './helpers/node.js';
 import { until } from './helpers/until.js';
+import { autoAnalysisEnv } from './helpers/ai-results.js';
 
 /**
  * What OHIF 3 (served by the node) shows of a report, checked in Chromium (issue 16, item 4): a
@@ -156,14 +157,8 @@ describe('OHIF in Chromium: a report without regions is readable as text', funct
       });
     });
     node = await startTestNode({
-      MEDGEMMA_BACKEND: 'remote',
-      MEDGEMMA_API_ENDPOINT: fake.url,
-      MEDGEMMA_ALLOW_UNVALIDATED_MODEL: 'true',
-      AUTO_ANALYZE: 'all',
-      STUDY_STABLE_SECONDS: '1',
+      ...autoAnalysisEnv(fake.url),
       MEDGEMMA_MAX_SLICES: '5',
-      ANALYSIS_IMAGE_SIZE: '128',
-      JOB_POLL_MS: '100',
     });
   });
 

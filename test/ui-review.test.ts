@@ -6,7 +6,7 @@ import { makeCtSeries, writeSeries } from '../fixtures/generate.js';
 import { createUser } from '../src/auth/users.js';
 import type { Role } from '../src/auth/permissions.js';
 import { apiClient, type ApiClient } from './helpers/api.js';
-import { answeringEndpoint, noduleAndAtelectasisAnswer } from './helpers/ai-results.js';
+import { answeringEndpoint, noduleAndAtelectasisAnswer, autoAnalysisEnv } from './helpers/ai-results.js';
 import { launchChromium } from './helpers/browser.js';
 import { runTool, storescu } from './helpers/dcmtk.js';
 import { rewrite } from './helpers/rewrite.js';
@@ -84,14 +84,7 @@ describe('web UI in Chromium: study review of an AI draft (findings, key images,
     await fsp.mkdir(artifacts, { recursive: true });
     fake = await answeringEndpoint(ANSWER);
     node = await startTestNode({
-      MEDGEMMA_BACKEND: 'remote',
-      MEDGEMMA_API_ENDPOINT: fake.url,
-      MEDGEMMA_ALLOW_UNVALIDATED_MODEL: 'true',
-      AUTO_ANALYZE: 'all',
-      STUDY_STABLE_SECONDS: '1',
-      MEDGEMMA_MAX_SLICES: '4',
-      ANALYSIS_IMAGE_SIZE: '128',
-      JOB_POLL_MS: '100',
+      ...autoAnalysisEnv(fake.url),
     });
     await user('rad.review', 'radiologist');
     await user('viewer.review', 'viewer');

@@ -5,7 +5,7 @@ import { makeCtSeries, writeSeries } from '../fixtures/generate.js';
 import { findInstance } from '../src/catalog/catalog.js';
 import { newUid } from '../src/dicom/new-uid.js';
 import { apiClient, auditRows } from './helpers/api.js';
-import { answeringEndpoint, noduleAnswer } from './helpers/ai-results.js';
+import { answeringEndpoint, noduleAnswer, autoAnalysisEnv } from './helpers/ai-results.js';
 import { storescu } from './helpers/dcmtk.js';
 import { baseUrl, bearer, tokenFor } from './helpers/http.js';
 import { startTestNode, tempDir, type TestNode } from './helpers/node.js';
@@ -82,15 +82,8 @@ describe('UPS-RS: a RIS workitem for a pushed study, performed by the node and f
   before(async () => {
     fake = await answeringEndpoint(noduleAnswer([80, 80, 180, 180]));
     node = await startTestNode({
-      MEDGEMMA_BACKEND: 'remote',
-      MEDGEMMA_API_ENDPOINT: fake.url,
-      MEDGEMMA_ALLOW_UNVALIDATED_MODEL: 'true',
-      AUTO_ANALYZE: 'all',
+      ...autoAnalysisEnv(fake.url),
       AUTO_PUBLISH: 'true',
-      STUDY_STABLE_SECONDS: '1',
-      MEDGEMMA_MAX_SLICES: '4',
-      ANALYSIS_IMAGE_SIZE: '128',
-      JOB_POLL_MS: '100',
       FORWARD_POLL_MS: '100',
     });
     url = baseUrl(node);

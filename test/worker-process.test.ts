@@ -8,7 +8,7 @@
 import { expect } from 'chai';
 import fsp from 'node:fs/promises';
 import { makeCtSeries, writeSeries } from '../fixtures/generate.js';
-import { answeringEndpoint, noduleAnswer } from './helpers/ai-results.js';
+import { answeringEndpoint, noduleAnswer, autoAnalysisEnv } from './helpers/ai-results.js';
 import { apiClient } from './helpers/api.js';
 import { storescu } from './helpers/dcmtk.js';
 import { tokenFor } from './helpers/http.js';
@@ -34,14 +34,7 @@ describe('radiant worker: the light job kinds too, and /metrics on WORKER_HTTP_P
   before(async () => {
     fake = await answeringEndpoint(noduleAnswer([80, 80, 180, 180]));
     const common = {
-      MEDGEMMA_BACKEND: 'remote',
-      MEDGEMMA_API_ENDPOINT: fake.url,
-      MEDGEMMA_ALLOW_UNVALIDATED_MODEL: 'true',
-      AUTO_ANALYZE: 'all',
-      STUDY_STABLE_SECONDS: '1',
-      MEDGEMMA_MAX_SLICES: '4',
-      ANALYSIS_IMAGE_SIZE: '128',
-      JOB_POLL_MS: '100',
+      ...autoAnalysisEnv(fake.url),
       METADATA_PREBUILD_MS: '0',
     };
     // The serve node's light lane would take a report job only at its next poll, ten minutes away.

@@ -57,6 +57,24 @@ export function noduleAndAtelectasisAnswer() {
 }
 
 /** A stand-in OpenAI-compatible endpoint that answers every request at once with `answer`. */
+/**
+ * A node that analyses every study through a stand-in OpenAI-compatible endpoint, quickly: the
+ * model is unvalidated (its output is held back unless allowed), a study is stable after 1 s,
+ * 4 slices of 128² go out, jobs are polled every 100 ms. Tests add or override their own keys.
+ */
+export function autoAnalysisEnv(endpointUrl: string): Record<string, string> {
+  return {
+    MEDGEMMA_BACKEND: 'remote',
+    MEDGEMMA_API_ENDPOINT: endpointUrl,
+    MEDGEMMA_ALLOW_UNVALIDATED_MODEL: 'true',
+    AUTO_ANALYZE: 'all',
+    STUDY_STABLE_SECONDS: '1',
+    MEDGEMMA_MAX_SLICES: '4',
+    ANALYSIS_IMAGE_SIZE: '128',
+    JOB_POLL_MS: '100',
+  };
+}
+
 export function answeringEndpoint(answer: unknown): ReturnType<typeof fakeEndpoint> {
   return fakeEndpoint((req, res) => {
     req.resume();

@@ -5,7 +5,7 @@ import { api, ApiError } from '../../api/client';
 /**
  * What the administration sections share: loading a resource with its loading / error states,
  * sending JSON, field errors from the node's 400 details, a confirm dialog for destructive
- * actions, and number formats.
+ * actions, the outcome lines and row buttons every table has, and number formats.
  */
 
 export interface Loaded<T> {
@@ -197,4 +197,49 @@ export function list(text: string): string[] {
     .split(/[,\s]+/)
     .map((s) => s.trim())
     .filter(Boolean);
+}
+
+/** A section's last outcome: what went well (a status, read out politely) and what failed (an alert). */
+export function Outcome({ notice, failure, noticeClass = 'ok' }: { notice: string | null; failure?: string | null; noticeClass?: string }) {
+  return (
+    <>
+      {notice && (
+        <p class={noticeClass} role="status">
+          {notice}
+        </p>
+      )}
+      {failure && (
+        <p class="error" role="alert">
+          {failure}
+        </p>
+      )}
+    </>
+  );
+}
+
+/** What a row's check (a C-ECHO, a test message) answered: running, or its result. */
+export type CheckResult = { busy: true } | { busy: false; text: string; ok: boolean };
+
+/** The answer of a row's check, shown beside its buttons once it came. */
+export function CheckAnswer({ result }: { result: CheckResult | undefined }) {
+  if (!result || result.busy) return null;
+  return (
+    <p class={`echo ${result.ok ? 'ok' : 'error'}`} role="status">
+      {result.text}
+    </p>
+  );
+}
+
+/** A table row's Edit and Delete buttons, labelled with what the row is. */
+export function EditDeleteButtons({ label, onEdit, onDelete }: { label: string; onEdit: () => void; onDelete: () => void }) {
+  return (
+    <>
+      <button type="button" class="secondary" aria-label={`Edit ${label}`} onClick={onEdit}>
+        Edit
+      </button>
+      <button type="button" class="danger" aria-label={`Delete ${label}`} onClick={onDelete}>
+        Delete
+      </button>
+    </>
+  );
 }

@@ -2,6 +2,7 @@ import { useState } from 'preact/hooks';
 import { dateTime } from '../../lib/format';
 import {
   count,
+  EditDeleteButtons,
   Field,
   FormAlert,
   formErrors,
@@ -9,6 +10,7 @@ import {
   LoadState,
   message,
   NO_ERRORS,
+  Outcome,
   sendJson,
   useConfirm,
   useLoad,
@@ -99,16 +101,7 @@ function Rules() {
         </button>
       </div>
       {nodes.data && nodes.data.items.length === 0 && <p class="note">A rule sends to a remote node: add one under DICOM nodes first.</p>}
-      {notice && (
-        <p class="ok" role="status">
-          {notice}
-        </p>
-      )}
-      {failure && (
-        <p class="error" role="alert">
-          {failure}
-        </p>
-      )}
+      <Outcome notice={notice} failure={failure} />
       {panel && nodes.data && (
         <RuleForm key={panel.rule?.id ?? 'new'} rule={panel.rule} nodes={nodes.data.items} onDone={done} onCancel={() => setPanel(null)} />
       )}
@@ -139,17 +132,11 @@ function Rules() {
                         <span class={`badge ${r.enabled ? 'ok' : ''}`}>{r.enabled ? 'enabled' : 'off'}</span>
                       </td>
                       <td class="row-actions">
-                        <button
-                          type="button"
-                          class="secondary"
-                          aria-label={`Edit rule ${r.name}`}
-                          onClick={() => (setNotice(null), setPanel({ rule: r }))}
-                        >
-                          Edit
-                        </button>
-                        <button type="button" class="danger" aria-label={`Delete rule ${r.name}`} onClick={() => void remove(r)}>
-                          Delete
-                        </button>
+                        <EditDeleteButtons
+                          label={`rule ${r.name}`}
+                          onEdit={() => (setNotice(null), setPanel({ rule: r }))}
+                          onDelete={() => void remove(r)}
+                        />
                       </td>
                     </tr>
                   ))}
@@ -330,11 +317,7 @@ function ForwardQueue() {
           <option value="">All</option>
         </select>
       </div>
-      {notice && (
-        <p class="note" role="status">
-          {notice}
-        </p>
-      )}
+      <Outcome notice={notice} noticeClass="note" />
       <LoadState res={res} what="the forward queue">
         {(d) =>
           d.items.length === 0 ? (
@@ -478,11 +461,7 @@ function JobQueue() {
           ))}
         </select>
       </div>
-      {notice && (
-        <p class="note" role="status">
-          {notice}
-        </p>
-      )}
+      <Outcome notice={notice} noticeClass="note" />
       <LoadState res={res} what="the jobs">
         {(d) =>
           d.items.length === 0 ? (

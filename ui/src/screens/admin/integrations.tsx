@@ -1,6 +1,21 @@
 import { useState } from 'preact/hooks';
 import { dateTime } from '../../lib/format';
-import { Field, FormAlert, formErrors, LoadState, message, NO_ERRORS, sendJson, useConfirm, useLoad, type FormErrors } from './common';
+import {
+  CheckAnswer,
+  EditDeleteButtons,
+  Field,
+  FormAlert,
+  formErrors,
+  LoadState,
+  message,
+  NO_ERRORS,
+  Outcome,
+  sendJson,
+  useConfirm,
+  useLoad,
+  type CheckResult,
+  type FormErrors,
+} from './common';
 
 /**
  * Hospital integrations (nodes:manage): HL7 v2 RIS endpoints over MLLP and FHIR servers: list,
@@ -30,8 +45,6 @@ interface TestOutcome {
   ms: number;
 }
 
-type Test = { busy: true } | { busy: false; ok: boolean; text: string };
-
 function target(i: Integration): string {
   return i.kind === 'fhir' ? (i.base_url ?? '') : `${i.host}:${i.port}${i.tls ? ' (TLS)' : ''}`;
 }
@@ -42,7 +55,7 @@ export function IntegrationsSection() {
   const [log, setLog] = useState<Integration | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const [failure, setFailure] = useState<string | null>(null);
-  const [tests, setTests] = useState<Record<number, Test>>({});
+  const [tests, setTests] = useState<Record<number, CheckResult>>({});
   const [confirm, dialog] = useConfirm();
 
   const done = (text: string) => {
@@ -79,16 +92,7 @@ export function IntegrationsSection() {
           New integration
         </button>
       </div>
-      {notice && (
-        <p class="ok" role="status">
-          {notice}
-        </p>
-      )}
-      {failure && (
-        <p class="error" role="alert">
-          {failure}
-        </p>
-      )}
+      <Outcome notice={notice} failure={failure} />
       {panel && <IntegrationForm key={panel.item?.id ?? 'new'} item={panel.item} onDone={done} onCancel={() => setPanel(null)} />}
       <LoadState res={res} what="the integrations">
         {(d) =>
@@ -127,22 +131,12 @@ export function IntegrationsSection() {
                           <button type="button" class="secondary" aria-label={`Deliveries of ${i.name}`} onClick={() => setLog(i)}>
                             Deliveries
                           </button>
-                          <button
-                            type="button"
-                            class="secondary"
-                            aria-label={`Edit ${i.name}`}
-                            onClick={() => (setNotice(null), setPanel({ item: i }))}
-                          >
-                            Edit
-                          </button>
-                          <button type="button" class="danger" aria-label={`Delete ${i.name}`} onClick={() => void remove(i)}>
-                            Delete
-                          </button>
-                          {t && !t.busy && (
-                            <p class={`echo ${t.ok ? 'ok' : 'error'}`} role="status">
-                              {t.text}
-                            </p>
-                          )}
+                          <EditDeleteButtons
+                            label={i.name}
+                            onEdit={() => (setNotice(null), setPanel({ item: i }))}
+                            onDelete={() => void remove(i)}
+                          />
+                          <CheckAnswer result={t} />
                         </td>
                       </tr>
                     );
@@ -356,11 +350,7 @@ function Deliveries({ item, onClose }: { item: Integration; onClose: () => void 
           <option value="delivered">Delivered</option>
         </select>
       </div>
-      {notice && (
-        <p class="note" role="status">
-          {notice}
-        </p>
-      )}
+      <Outcome notice={notice} noticeClass="note" />
       <LoadState res={res} what="the delivery log">
         {(d) =>
           d.items.length === 0 ? (

@@ -1,5 +1,20 @@
 import { useState } from 'preact/hooks';
-import { Field, FormAlert, formErrors, LoadState, message, NO_ERRORS, sendJson, useConfirm, useLoad, type FormErrors } from './common';
+import {
+  CheckAnswer,
+  EditDeleteButtons,
+  Field,
+  FormAlert,
+  formErrors,
+  LoadState,
+  message,
+  NO_ERRORS,
+  Outcome,
+  sendJson,
+  useConfirm,
+  useLoad,
+  type CheckResult,
+  type FormErrors,
+} from './common';
 
 /** Remote DICOM nodes (nodes:manage): list, create, edit, delete, and a C-ECHO with its outcome. */
 
@@ -22,14 +37,12 @@ interface EchoResult {
   error?: string;
 }
 
-type Echo = { busy: true } | { busy: false; text: string; ok: boolean };
-
 export function NodesSection() {
   const res = useLoad<{ items: NodeView[] }>('/api/nodes', 'list the nodes');
   const [panel, setPanel] = useState<{ node?: NodeView } | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const [failure, setFailure] = useState<string | null>(null);
-  const [echo, setEcho] = useState<Record<number, Echo>>({});
+  const [echo, setEcho] = useState<Record<number, CheckResult>>({});
   const [confirm, dialog] = useConfirm();
 
   const done = (text: string) => {
@@ -65,16 +78,7 @@ export function NodesSection() {
           New node
         </button>
       </div>
-      {notice && (
-        <p class="ok" role="status">
-          {notice}
-        </p>
-      )}
-      {failure && (
-        <p class="error" role="alert">
-          {failure}
-        </p>
-      )}
+      <Outcome notice={notice} failure={failure} />
       {panel && <NodeForm key={panel.node?.id ?? 'new'} node={panel.node} onDone={done} onCancel={() => setPanel(null)} />}
       <LoadState res={res} what="the nodes">
         {(d) =>
@@ -111,22 +115,12 @@ export function NodesSection() {
                           <button type="button" aria-label={`C-ECHO ${n.ae_title}`} disabled={e?.busy} onClick={() => void runEcho(n)}>
                             {e?.busy ? 'Echoing…' : 'C-ECHO'}
                           </button>
-                          <button
-                            type="button"
-                            class="secondary"
-                            aria-label={`Edit ${n.ae_title}`}
-                            onClick={() => (setNotice(null), setPanel({ node: n }))}
-                          >
-                            Edit
-                          </button>
-                          <button type="button" class="danger" aria-label={`Delete ${n.ae_title}`} onClick={() => void remove(n)}>
-                            Delete
-                          </button>
-                          {e && !e.busy && (
-                            <p class={`echo ${e.ok ? 'ok' : 'error'}`} role="status">
-                              {e.text}
-                            </p>
-                          )}
+                          <EditDeleteButtons
+                            label={n.ae_title}
+                            onEdit={() => (setNotice(null), setPanel({ node: n }))}
+                            onDelete={() => void remove(n)}
+                          />
+                          <CheckAnswer result={e} />
                         </td>
                       </tr>
                     );

@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { dateTime } from '../../lib/format';
-import { Field, FormAlert, formErrors, LoadState, NO_ERRORS, sendJson, useConfirm, useLoad, type FormErrors } from './common';
+import { Field, FormAlert, formErrors, LoadState, NO_ERRORS, Outcome, sendJson, useConfirm, useLoad, type FormErrors } from './common';
 
 /** Users and roles (users:manage): list, create, edit role / name / credentials, disable, reset a password. */
 
@@ -50,16 +50,7 @@ export function UsersSection() {
           New user
         </button>
       </div>
-      {notice && (
-        <p class="ok" role="status">
-          {notice}
-        </p>
-      )}
-      {failure && (
-        <p class="error" role="alert">
-          {failure}
-        </p>
-      )}
+      <Outcome notice={notice} failure={failure} />
       {panel?.kind === 'create' && <UserForm onDone={done} onCancel={() => setPanel(null)} />}
       {panel?.kind === 'edit' && <UserForm user={panel.user} onDone={done} onCancel={() => setPanel(null)} />}
       {panel?.kind === 'password' && <PasswordForm user={panel.user} onDone={done} onCancel={() => setPanel(null)} />}
