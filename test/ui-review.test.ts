@@ -199,6 +199,19 @@ describe('web UI in Chromium: study review of an AI draft (findings, key images,
       // The impression, by keyboard.
       await page.getByRole('button', { name: 'Edit impression…' }).click();
       const text = page.getByLabel('Impression', { exact: true });
+      // The editor takes the focus in an effect after it renders: on a loaded machine that comes a
+      // moment after the click returns, so wait for it (bounded) before asserting it.
+      await text
+        .evaluate(
+          (el) =>
+            new Promise<void>((resolve) => {
+              const doc = (globalThis as any).document;
+              const started = Date.now();
+              const check = () => (el === doc.activeElement || Date.now() - started > 5000 ? resolve() : setTimeout(check, 20));
+              check();
+            }),
+        )
+        .catch(() => undefined);
       expect(await text.evaluate((el) => el === (globalThis as any).document.activeElement)).to.equal(true);
       await text.fill(IMPRESSION);
       await page.keyboard.press('Tab');
